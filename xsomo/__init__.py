@@ -1,0 +1,50 @@
+"""xsomo: high-resolution daily soil moisture with an Entity-Aware LSTM (SoMo.ml-EU method).
+
+Importing xsomo registers the ``.somo`` accessor on xarray Datasets.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from xsomo import accessor as _accessor  # noqa: F401  (registers ds.somo)
+from xsomo import conventions, exceptions, units
+from xsomo.exceptions import XsomoError
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute", imported on first use so `import xsomo` stays light
+_LAZY: dict[str, str] = {
+    "sample": "xsomo.sample",
+    "open_ismn": "xsomo.io:open_ismn",
+    "open_era5land": "xsomo.io:open_era5land",
+    "open_cosmos": "xsomo.io:open_cosmos",
+    "open_drivers": "xsomo.drivers:open_drivers",
+    "scale_to": "xsomo.scaling:scale_to",
+    "TrainedModel": "xsomo.model:TrainedModel",
+    "train_lstm": "xsomo.training:train_lstm",
+    "cross_validate": "xsomo.crossval:cross_validate",
+    "predict": "xsomo.inference:predict",
+    "to_files": "xsomo.output:to_files",
+    "evaluate": "xsomo.evaluation:evaluate",
+    "open_somo": "xsomo.backend:open_somo",
+}
+
+__all__ = ["XsomoError", "__version__", "conventions", "exceptions", "units", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        target = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'xsomo' has no attribute {name!r}") from None
+    module, _, attr = target.partition(":")
+    mod = importlib.import_module(module)
+    value = getattr(mod, attr) if attr else mod
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

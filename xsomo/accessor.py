@@ -1,0 +1,74 @@
+"""The ``.somo`` accessor on xarray Datasets.
+
+Each method resolves its arguments and makes one call into the module that does the
+work (STYLE.md §2). The accessor keeps no state: models and references are arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import xarray as xr
+
+if TYPE_CHECKING:
+    import os
+
+    from xsomo.model import TrainedModel
+
+
+@xr.register_dataset_accessor("somo")
+class SomoAccessor:
+    """xsomo methods on a Dataset: ``ds.somo.scale_to(...)``, ``ds.somo.train_lstm(...)``, ..."""
+
+    def __init__(self, xarray_obj: xr.Dataset) -> None:
+        self._obj = xarray_obj
+
+    # step 1: targets
+    def scale_to(self, reference: xr.Dataset, **kwargs: Any) -> xr.Dataset:
+        """Scale station series to the reference's mean and std per cell and layer.
+
+        See :func:`xsomo.scaling.scale_to`.
+        """
+        from xsomo import scaling
+
+        return scaling.scale_to(self._obj, reference, **kwargs)
+
+    # step 3: model
+    def train_lstm(self, targets: xr.Dataset, **kwargs: Any) -> TrainedModel:
+        """Train the EA-LSTM cascade on these drivers. See :func:`xsomo.training.train_lstm`."""
+        from xsomo import training
+
+        return training.train_lstm(self._obj, targets, **kwargs)
+
+    # step 4: prediction
+    def predict(self, model: TrainedModel, **kwargs: Any) -> xr.Dataset:
+        """Lazy soil-moisture prediction on these drivers. See :func:`xsomo.inference.predict`."""
+        from xsomo import inference
+
+        return inference.predict(self._obj, model, **kwargs)
+
+    def to_files(self, directory: str | os.PathLike[str], **kwargs: Any) -> list[Any]:
+        """Write ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` files. See :func:`xsomo.output.to_files`."""
+        from xsomo import output
+
+        return output.to_files(self._obj, directory, **kwargs)
+
+    # step 5: evaluation
+    def evaluate(self, reference: xr.Dataset, **kwargs: Any) -> xr.Dataset:
+        """Skill against independent stations or a gridded product. See :func:`xsomo.evaluation.evaluate`."""
+        from xsomo import evaluation
+
+        return evaluation.evaluate(self._obj, reference, **kwargs)
+
+    def anomalies(self, **kwargs: Any) -> xr.Dataset:
+        """Normalised anomalies against the daily climatology. See :func:`xsomo.evaluation.anomalies`."""
+        from xsomo import evaluation
+
+        return evaluation.anomalies(self._obj, **kwargs)
+
+    # GIS
+    def to_cog(self, path: str | os.PathLike[str], **kwargs: Any) -> Any:
+        """Write a Cloud-Optimized GeoTIFF. See :func:`xsomo.gis.to_cog`."""
+        from xsomo import gis
+
+        return gis.to_cog(self._obj, path, **kwargs)

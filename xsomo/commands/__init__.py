@@ -1,0 +1,1 @@
+"""Subcommands of the ``xsomo`` CLI: each module has ``add_parser(subparsers)`` and ``run(args)``."""

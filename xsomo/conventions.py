@@ -1,0 +1,307 @@
+"""Names, grids, layers, units and CF attributes shared by every part of xsomo.
+
+Everything that other modules must agree on lives here: the 0.1° grid, the three
+target layers, the canonical variable names of targets, dynamic forcings and static
+features, and their CF attributes. File-format names (``swvl1``, ``layer1`` ...) only
+appear in :mod:`xsomo.io` and the sample-world writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+XArray = xr.Dataset | xr.DataArray
+
+# ----------------------------------------------------------------------------- grid
+
+#: Resolution of the output grid in degrees.
+RESOLUTION = 0.1
+#: CRS of every gridded output.
+CRS = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A regular lat/lon grid given by its outer edges and resolution.
+
+    Cell centres lie half a cell inside the edges, so the Europe grid with edges
+    on whole tenths has centres on x.x5 degrees.
+    """
+
+    west: float
+    east: float
+    south: float
+    north: float
+    resolution: float = RESOLUTION
+
+    @property
+    def nlon(self) -> int:
+        return round((self.east - self.west) / self.resolution)
+
+    @property
+    def nlat(self) -> int:
+        return round((self.north - self.south) / self.resolution)
+
+    @property
+    def lon(self) -> np.ndarray:
+        """Cell-centre longitudes, ascending."""
+        return np.round(self.west + self.resolution * (np.arange(self.nlon) + 0.5), 6)
+
+    @property
+    def lat(self) -> np.ndarray:
+        """Cell-centre latitudes, ascending (writers flip to descending)."""
+        return np.round(self.south + self.resolution * (np.arange(self.nlat) + 0.5), 6)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.nlat, self.nlon)
+
+    def coords(self) -> dict[str, xr.DataArray]:
+        """``lat``/``lon`` coordinates with CF attributes."""
+        return {
+            "lat": xr.DataArray(self.lat, dims="lat", attrs=LAT_ATTRS),
+            "lon": xr.DataArray(self.lon, dims="lon", attrs=LON_ATTRS),
+        }
+
+    def contains(self, lat: np.ndarray | float, lon: np.ndarray | float) -> np.ndarray:
+        lat = np.asarray(lat, dtype=float)
+        lon = np.asarray(lon, dtype=float)
+        return (lat >= self.south) & (lat < self.north) & (lon >= self.west) & (lon < self.east)
+
+    def snap(
+        self, lat: np.ndarray | float, lon: np.ndarray | float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of the cells holding the given points.
+
+        Points on a cell edge go to the cell to their north-east. Points outside the
+        grid get index -1.
+        """
+        lat = np.asarray(lat, dtype=float)
+        lon = np.asarray(lon, dtype=float)
+        # a tiny epsilon keeps points exactly on an edge stable against round-off
+        i = np.floor((lat - self.south) / self.resolution + 1e-9).astype(int)
+        j = np.floor((lon - self.west) / self.resolution + 1e-9).astype(int)
+        inside = self.contains(lat, lon)
+        return np.where(inside, i, -1), np.where(inside, j, -1)
+
+    def cell_centre(
+        self, lat: np.ndarray | float, lon: np.ndarray | float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centre coordinates of the cells holding the given points (NaN outside)."""
+        i, j = self.snap(lat, lon)
+        clat = np.where(i >= 0, self.lat[np.clip(i, 0, self.nlat - 1)], np.nan)
+        clon = np.where(j >= 0, self.lon[np.clip(j, 0, self.nlon - 1)], np.nan)
+        return clat, clon
+
+    @classmethod
+    def from_coords(cls, lat: np.ndarray, lon: np.ndarray) -> GridSpec:
+        """Infer the grid of regular centre coordinates (either order)."""
+        lat = np.sort(np.asarray(lat, dtype=float))
+        lon = np.sort(np.asarray(lon, dtype=float))
+        res = float(np.round(np.median(np.diff(lon)), 6)) if lon.size > 1 else RESOLUTION
+        return cls(
+            west=float(np.round(lon[0] - res / 2, 6)),
+            east=float(np.round(lon[-1] + res / 2, 6)),
+            south=float(np.round(lat[0] - res / 2, 6)),
+            north=float(np.round(lat[-1] + res / 2, 6)),
+            resolution=res,
+        )
+
+
+#: The SoMo.ml-EU grid: 12.0°W–45.0°E, 36.0°N–71.5°N, 0.1°, centres on x.x5 (355 × 570).
+EUROPE = GridSpec(west=-12.0, east=45.0, south=36.0, north=71.5)
+
+
+def snap_to_cell(
+    lat: np.ndarray | float, lon: np.ndarray | float, grid: GridSpec = EUROPE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre lat/lon of the 0.1° cell that holds each point (NaN outside ``grid``)."""
+    return grid.cell_centre(lat, lon)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True)
+class Layer:
+    number: int
+    name: str
+    top: float  # metres
+    bottom: float  # metres
+
+    @property
+    def thickness(self) -> float:
+        return self.bottom - self.top
+
+
+LAYERS: tuple[Layer, ...] = (
+    Layer(1, "layer1", 0.00, 0.10),
+    Layer(2, "layer2", 0.10, 0.30),
+    Layer(3, "layer3", 0.30, 0.50),
+)
+LAYER_NUMBERS: tuple[int, ...] = tuple(lay.number for lay in LAYERS)
+LAYER_NAMES: tuple[str, ...] = tuple(lay.name for lay in LAYERS)
+
+#: ERA5-Land soil layers (m): swvl1 0-7 cm, swvl2 7-28 cm, swvl3 28-100 cm, swvl4 100-289 cm.
+ERA5_LAYERS: tuple[tuple[float, float], ...] = ((0.0, 0.07), (0.07, 0.28), (0.28, 1.00), (1.00, 2.89))
+
+
+def layer_by_number(number: int) -> Layer:
+    for lay in LAYERS:
+        if lay.number == number:
+            return lay
+    raise KeyError(f"no layer {number!r}; layers are {LAYER_NUMBERS}")
+
+
+def layer_coords(layers: tuple[int, ...] | list[int] = LAYER_NUMBERS) -> dict[str, xr.DataArray]:
+    """``layer`` coordinate (1, 2, 3) with ``depth_top``/``depth_bottom`` in metres."""
+    lays = [layer_by_number(int(n)) for n in layers]
+    return {
+        "layer": xr.DataArray(
+            [lay.number for lay in lays], dims="layer", attrs={"long_name": "soil layer"}
+        ),
+        "depth_top": xr.DataArray(
+            [lay.top for lay in lays],
+            dims="layer",
+            attrs={"units": "m", "long_name": "depth of the layer top", "positive": "down"},
+        ),
+        "depth_bottom": xr.DataArray(
+            [lay.bottom for lay in lays],
+            dims="layer",
+            attrs={"units": "m", "long_name": "depth of the layer bottom", "positive": "down"},
+        ),
+    }
+
+
+def assign_layer(depth_top: float, depth_bottom: float) -> int | None:
+    """Layer number of a sensor whose whole depth interval lies inside one layer.
+
+    Point sensors at exactly 0.10 or 0.30 m go to the shallower layer. Sensors that
+    span two layers or lie below 0.50 m get ``None``.
+    """
+    top, bottom = float(depth_top), float(depth_bottom)
+    if bottom < top:
+        top, bottom = bottom, top
+    eps = 1e-6
+    for lay in LAYERS:
+        # layers are tested top-down, so a point sensor on a boundary goes to the upper one
+        if top >= lay.top - eps and bottom <= lay.bottom + eps:
+            return lay.number
+    return None
+
+
+def depth_weights(
+    top: float, bottom: float, source_layers: tuple[tuple[float, float], ...] = ERA5_LAYERS
+) -> np.ndarray:
+    """Weights of ``source_layers`` for the depth-weighted average over ``top``-``bottom``."""
+    w = np.array(
+        [max(0.0, min(bottom, b) - max(top, t)) for t, b in source_layers], dtype=float
+    )
+    if w.sum() <= 0:
+        raise ValueError(f"interval {top}-{bottom} m overlaps none of {source_layers}")
+    return w / w.sum()
+
+
+# ----------------------------------------------------------------------------- variables
+
+#: Dims
+TIME, LAT, LON, LAYER, STATION, CELL = "time", "lat", "lon", "layer", "station", "cell"
+
+LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"}
+LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"}
+TIME_ATTRS = {"standard_name": "time", "long_name": "time", "axis": "T"}
+
+#: Canonical name of the target variable (volumetric soil moisture).
+SM = "sm"
+SM_SPREAD = "sm_spread"
+SM_ATTRS = {
+    "standard_name": "volume_fraction_of_condensed_water_in_soil",
+    "long_name": "volumetric soil moisture",
+    "units": "m3 m-3",
+}
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    units: str
+    long_name: str
+    standard_name: str | None = None
+    kind: Literal["dynamic", "static", "target"] = "dynamic"
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        out = {"long_name": self.long_name, "units": self.units}
+        if self.standard_name:
+            out["standard_name"] = self.standard_name
+        return out
+
+
+DYNAMIC: tuple[Variable, ...] = (
+    Variable("air_temperature", "K", "2 m air temperature, daily mean", "air_temperature"),
+    Variable("precipitation", "mm d-1", "precipitation, daily total", "lwe_precipitation_rate"),
+    Variable(
+        "net_radiation",
+        "W m-2",
+        "net surface radiation (shortwave + longwave), daily mean",
+        "surface_net_downward_radiative_flux",
+    ),
+    Variable("skin_temperature", "K", "land-surface (skin) temperature, daily mean", "surface_temperature"),
+)
+
+STATIC: tuple[Variable, ...] = (
+    Variable("precipitation_mean", "mm d-1", "long-term mean precipitation", kind="static"),
+    Variable(
+        "aridity",
+        "1",
+        "aridity index: net radiation as mm of water over precipitation",
+        kind="static",
+    ),
+    Variable("elevation_mean", "m", "mean elevation of the cell", "surface_altitude", kind="static"),
+    Variable("elevation_std", "m", "standard deviation of sub-grid elevation", kind="static"),
+    Variable("forest_fraction", "1", "forest cover fraction", "area_fraction", kind="static"),
+    Variable("shortveg_fraction", "1", "short-vegetation cover fraction", "area_fraction", kind="static"),
+    Variable("sand_top", "1", "sand fraction of the topsoil (0-30 cm)", kind="static"),
+    Variable("clay_top", "1", "clay fraction of the topsoil (0-30 cm)", kind="static"),
+    Variable("sand_sub", "1", "sand fraction of the subsoil (30-100 cm)", kind="static"),
+    Variable("clay_sub", "1", "clay fraction of the subsoil (30-100 cm)", kind="static"),
+)
+
+DYNAMIC_NAMES: tuple[str, ...] = tuple(v.name for v in DYNAMIC)
+STATIC_NAMES: tuple[str, ...] = tuple(v.name for v in STATIC)
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in (*DYNAMIC, *STATIC, Variable(SM, "m3 m-3", SM_ATTRS["long_name"], SM_ATTRS["standard_name"], "target"))
+}
+
+#: Land mask variable carried by drivers (bool, lat/lon).
+LAND_MASK = "land_mask"
+
+#: Physical constants
+LATENT_HEAT_VAPORISATION = 2.45e6  # J kg-1
+SECONDS_PER_DAY = 86400.0
+
+
+def cf_attrs(name: Hashable) -> dict[str, str]:
+    """CF attributes of a canonical variable."""
+    try:
+        return dict(VARIABLES[str(name)].attrs)
+    except KeyError as err:
+        raise KeyError(
+            f"{name!r} is not a canonical xsomo variable; known: {sorted(VARIABLES)}"
+        ) from err
+
+
+def layer_var_name(number: int) -> str:
+    """File-level variable name of a layer, as in the published SoMo.ml files."""
+    return f"layer{int(number)}"
+
+
+def output_filename(layer: int, year: int) -> str:
+    """``SoMo.ml-EU_layer{N}_{YYYY}.nc``."""
+    return f"SoMo.ml-EU_layer{int(layer)}_{int(year)}.nc"
