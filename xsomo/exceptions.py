@@ -46,7 +46,7 @@ class CheckpointError(XsomoError):
     """A model checkpoint is corrupt, mismatched or unsafe to load."""
 
 
-class XsomoExceptionGroup(ExceptionGroup, XsomoError):  # noqa: N818
+class XsomoExceptionGroup(ExceptionGroup, XsomoError):
     """Several problems found at once (one note per station or variable)."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import pint
-import pint_xarray  # noqa: F401  (registers .pint)
+import pint_xarray  # registers .pint
 import xarray as xr
 from cf_xarray.units import units as ureg
 

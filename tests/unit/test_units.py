@@ -40,7 +40,7 @@ def test_convert_is_lazy():
 
 
 def test_missing_and_incompatible_units_name_the_variable():
-    with pytest.raises(UnitError, match="'precip'.*no 'units'"):
+    with pytest.raises(UnitError, match=r"'precip'.*no 'units'"):
         convert(xr.DataArray([1.0], dims="t", name="precip"), "mm d-1")
     with pytest.raises(XsomoError, match="cannot be converted"):
         convert(xr.DataArray([1.0], dims="t", name="t2m", attrs={"units": "K"}), "m3 m-3")
