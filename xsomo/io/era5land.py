@@ -1,0 +1,407 @@
+"""ERA5-Land readers: daily and hourly grids, pynetcf cell files and point series.
+
+Returns daily data under canonical names (``conventions.DYNAMIC``) and soil moisture
+``sm(layer, time, lat, lon)`` on the target layers, the depth-weighted average of
+ERA5-Land's 0-7, 7-28 and 28-100 cm layers (``conventions.depth_weights``).
+
+Hourly ERA5-Land ``tp``, ``ssr`` and ``str`` are accumulated since 00 UTC: the value
+at hour *h* is the sum from 00 UTC to *h*, and the 00 UTC value closes the previous
+day. They are de-accumulated to hourly increments, assigned to the day that holds the
+start of each hour, and summed; a plain daily sum of the raw hours overstates the total
+about tenfold.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo import units as xu
+from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError, XsomoValueError
+
+__all__ = ["daily_from_hourly", "deaccumulate", "layer_sm", "open_era5land"]
+
+#: names seen in real files -> ERA5 short names
+ALIASES: dict[str, str] = {
+    "2t": "t2m", "temperature": "t2m", "air_temperature": "t2m",
+    "precipitation": "tp", "total_precipitation": "tp",
+    "skin_temperature": "skt",
+    "surface_net_solar_radiation": "ssr", "surface_net_thermal_radiation": "str",
+    "volumetric_soil_water_layer_1": "swvl1", "volumetric_soil_water_layer_2": "swvl2",
+    "volumetric_soil_water_layer_3": "swvl3", "volumetric_soil_water_layer_4": "swvl4",
+    **{f"soil_moisture_{k}": f"swvl{k}" for k in range(1, 5)},
+}
+ACCUMULATED = ("tp", "ssr", "str")
+#: accumulated quantities that cannot be negative (packing noise is clipped)
+NON_NEGATIVE = ("tp", "ssr")
+SWVL = ("swvl1", "swvl2", "swvl3", "swvl4")
+
+
+def _files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[pathlib.Path]:
+    if isinstance(path, (str, os.PathLike)):
+        p = pathlib.Path(path).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.glob("*.nc") if f.name != "grid.nc")
+        elif p.exists():
+            files = [p]
+        else:
+            files = sorted(pathlib.Path(p.parent).glob(p.name))
+    else:
+        files = [pathlib.Path(f) for f in path]
+    if not files:
+        raise DataFormatError(f"no ERA5-Land netCDF file found at {str(path)!r}. Pass a file, a list or a folder of .nc files.")
+    return files
+
+
+def _is_cell_file(ds: xr.Dataset) -> bool:
+    return "locations" in ds.dims and ds.attrs.get("featureType") == "timeSeries"
+
+
+def _cells_to_grid(ds: xr.Dataset, resolution: float = cv.RESOLUTION) -> xr.Dataset:
+    """pynetcf cell file(s) ``(locations, time)`` -> ``(time, lat, lon)`` on the regular grid."""
+    lat = np.round(ds["lat"].values.astype(float), 4)
+    lon = np.round(ds["lon"].values.astype(float), 4)
+    glat = np.round(np.arange(lat.min(), lat.max() + resolution / 2, resolution), 4)
+    glon = np.round(np.arange(lon.min(), lon.max() + resolution / 2, resolution), 4)
+    i = np.round((lat - glat[0]) / resolution).astype(int)
+    j = np.round((lon - glon[0]) / resolution).astype(int)
+    out = {}
+    for name, da in ds.data_vars.items():
+        if da.dims != ("locations", "time") or da.dtype.kind not in "fiu":
+            continue
+        arr = np.full((ds.sizes["time"], glat.size, glon.size), np.nan, dtype=da.dtype if da.dtype.kind == "f" else "f8")
+        arr[:, i, j] = da.values.T
+        out[name] = (("time", "lat", "lon"), arr, da.attrs)
+    return xr.Dataset(out, coords={"time": ds["time"].values, "lat": glat, "lon": glon}, attrs=ds.attrs)
+
+
+def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
+    try:
+        first = xr.open_dataset(files[0])
+    except Exception as err:
+        raise DataFormatError(f"{files[0]}: cannot open as netCDF ({err}). Check the file.") from err
+    if _is_cell_file(first):
+        first.close()
+        parts = []
+        for f in files:
+            with xr.open_dataset(f) as d:
+                if not _is_cell_file(d):
+                    raise DataFormatError(f"{f}: not a pynetcf cell file like {files[0].name}; do not mix formats.")
+                parts.append(d.load())
+        cat = xr.concat(parts, dim="locations", data_vars="minimal", coords="minimal", compat="override", join="outer")
+        ds = _cells_to_grid(cat)
+        ds.attrs["era5land_source_format"] = "pynetcf cell files"
+        return ds
+    first.close()
+    try:
+        if len(files) == 1:
+            ds = xr.open_dataset(files[0], chunks=chunks)
+        else:
+            ds = xr.open_mfdataset(files, combine="by_coords", chunks=chunks, data_vars="minimal", coords="minimal",
+                                   compat="override", join="outer")
+    except Exception as err:
+        raise DataFormatError(f"cannot combine the ERA5-Land files {[f.name for f in files]}: {err}") from err
+    return ds
+
+
+def _normalise(ds: xr.Dataset) -> xr.Dataset:
+    rename = {}
+    if "valid_time" in ds.dims and "time" not in ds.dims:
+        rename["valid_time"] = "time"
+    for a, b in (("latitude", "lat"), ("longitude", "lon")):
+        if a in ds.dims or a in ds.coords:
+            rename[a] = b
+    for name in ds.data_vars:
+        if name in ALIASES and ALIASES[name] not in ds:
+            rename[name] = ALIASES[name]
+    ds = ds.rename(rename)
+    for old, new in rename.items():
+        if new in ds.data_vars:
+            ds[new].attrs.setdefault("xsomo_file_name", old)
+    for dim in ("lat", "lon"):
+        if dim in ds.dims and ds.sizes[dim] > 1 and not np.all(np.diff(ds[dim].values) > 0):
+            ds = ds.sortby(dim)
+    if "time" not in ds.dims:
+        raise DataFormatError("the ERA5-Land data has no 'time' (or 'valid_time') dimension.")
+    return ds
+
+
+def deaccumulate(acc: xr.DataArray, *, clip_negative: bool = True) -> xr.DataArray:
+    """Hourly increments of an ERA5-Land quantity accumulated since 00 UTC.
+
+    The value stamped *t* covers the hour ending at *t*. At 01 UTC the accumulation
+    restarts, so the increment is the value itself; at every other hour (00 UTC, which
+    closes the previous day, included) it is the difference to the previous hour.
+
+    Parameters
+    ----------
+    acc
+        Hourly data with a regular ``time`` axis.
+    clip_negative
+        Set negative increments (GRIB packing noise) to 0; use for non-negative
+        quantities only (not for ``str``, which is negative).
+
+    Examples
+    --------
+    >>> t = pd.date_range("2020-01-01 01:00", periods=24, freq="h")
+    >>> acc = xr.DataArray(np.arange(1.0, 25.0), coords={"time": t}, dims="time")
+    >>> bool((deaccumulate(acc) == 1.0).all())
+    True
+    """
+    hour = acc["time"].dt.hour
+    prev = acc.shift(time=1)
+    inc = xr.where(hour == 1, acc, acc - prev)
+    if clip_negative:
+        inc = inc.clip(min=0.0)
+    inc.attrs = dict(acc.attrs)
+    return inc
+
+
+def _check_hourly(time: pd.DatetimeIndex, source: str) -> None:
+    step = pd.Timedelta("1h")
+    d = np.diff(time.values).astype("timedelta64[s]")
+    bad = np.flatnonzero(d != np.timedelta64(3600, "s"))
+    if bad.size:
+        k = int(bad[0])
+        if d[k] <= np.timedelta64(0, "s"):
+            what = f"time stamps not increasing at {time[k + 1]}"
+        else:
+            missing = pd.date_range(time[k] + step, time[k + 1] - step, freq="h")
+            what = f"{len(missing)} missing hour(s) from {missing[0]} to {missing[-1]}"
+        raise DataFormatError(
+            f"{source}: hourly ERA5-Land data has {what} ({bad.size} gap(s) in all). Download the missing "
+            "hours; daily values from incomplete days would be wrong."
+        )
+
+
+def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.Dataset:
+    """Aggregate hourly ERA5-Land variables (ERA5 short names) to UTC days.
+
+    Accumulated ``tp``, ``ssr``, ``str`` are de-accumulated (:func:`deaccumulate`) and
+    summed over the hours starting on each day (01 UTC .. 00 UTC next day); other
+    variables are averaged over 00..23 UTC. Days without all 24 hours (the ends of the
+    record) are dropped. Raises :class:`DataFormatError` on missing hours inside the
+    record.
+    """
+    time = pd.DatetimeIndex(ds["time"].values)
+    _check_hourly(time, source)
+    out = {}
+    start_label = xr.DataArray((time - pd.Timedelta("1h")).floor("D"), coords={"time": ds["time"]}, dims="time")
+    inst_label = xr.DataArray(time.floor("D"), coords={"time": ds["time"]}, dims="time")
+    for name, da in ds.data_vars.items():
+        if "time" not in da.dims:
+            out[name] = da
+            continue
+        if name in ACCUMULATED:
+            inc = deaccumulate(da, clip_negative=name in NON_NEGATIVE)
+            # the first hour of the record has no previous value unless it is 01 UTC
+            inc = inc.where(~((inc["time"] == inc["time"][0]) & (inc["time"].dt.hour != 1)))
+            grp = inc.assign_coords(day=start_label).groupby("day")
+            total = grp.sum(skipna=False)
+            n = inc.notnull().assign_coords(day=start_label).groupby("day").sum()
+            daily = total.where(n == 24)
+            daily.attrs = {**da.attrs, "cell_methods": "time: sum (de-accumulated)"}
+        else:
+            grp = da.assign_coords(day=inst_label).groupby("day")
+            n = da.notnull().assign_coords(day=inst_label).groupby("day").sum()
+            daily = grp.mean(skipna=False).where(n == 24)
+            daily.attrs = {**da.attrs, "cell_methods": "time: mean"}
+        out[name] = daily.rename(day="time")
+    res = xr.Dataset(out, attrs=ds.attrs)
+    # drop incomplete days at the ends of the record
+    full = None
+    for name in res.data_vars:
+        if "time" in res[name].dims:
+            ok = res[name].notnull()
+            other = [d for d in ok.dims if d != "time"]
+            ok = ok.any(other) if other else ok
+            full = ok if full is None else full & ok
+    if full is not None:
+        res = res.isel(time=np.flatnonzero(np.asarray(full.values)))
+    return res
+
+
+def layer_sm(ds: xr.Dataset, layers: Iterable[int] = cv.LAYER_NUMBERS) -> xr.DataArray | None:
+    """Depth-weighted ``sm(layer, ...)`` from ``swvl1``-``swvl3`` (ERA5 short names).
+
+    A layer is computed only when every ERA5-Land layer it overlaps is present; with
+    ``swvl1`` alone (pynetcf cell files) layer 1 is ``swvl1`` (0-7 cm stands for 0-10 cm),
+    which is noted in the ``comment`` attribute.
+    """
+    have = [n for n in SWVL if n in ds]
+    if not have:
+        return None
+    parts, numbers, notes = [], [], []
+    for number in layers:
+        lay = cv.layer_by_number(int(number))
+        w = cv.depth_weights(lay.top, lay.bottom)
+        need = [SWVL[k] for k in np.flatnonzero(w > 0)]
+        if all(n in ds for n in need):
+            acc = sum(ds[SWVL[k]] * float(w[k]) for k in np.flatnonzero(w > 0))
+        elif number == 1 and "swvl1" in ds and "swvl2" not in ds:
+            acc = ds["swvl1"]
+            notes.append("layer 1 is swvl1 (0-7 cm) alone: the data has no swvl2")
+        else:
+            continue
+        parts.append(acc)
+        numbers.append(int(number))
+    if not parts:
+        return None
+    sm = xr.concat(parts, dim=cv.LAYER, coords="minimal", compat="override").assign_coords(cv.layer_coords(tuple(numbers)))
+    sm = sm.transpose(cv.LAYER, "time", ...).astype("float32")
+    sm.attrs = dict(cv.SM_ATTRS)
+    sm.attrs["comment"] = "; ".join(
+        ["depth-weighted average of ERA5-Land layers 0-7, 7-28, 28-100 cm over each target layer", *notes]
+    )
+    return sm.rename(cv.SM)
+
+
+def open_era5land(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    units: Mapping[str, str] | None = None,
+    layers: Iterable[int] = cv.LAYER_NUMBERS,
+    chunks: dict | str | None = None,
+) -> xr.Dataset:
+    """Open ERA5-Land files as daily data under canonical names.
+
+    Parameters
+    ----------
+    path
+        A netCDF file, a list of files or a folder of ``*.nc`` files: daily grids, hourly
+        grids (accumulated ``tp``/``ssr``/``str``), pynetcf cell files (``locations`` x
+        ``time``; ``grid.nc`` is skipped) or a point series (only ``time``).
+    units
+        Units of variables that have no ``units`` attribute, by file name or ERA5 short
+        name, e.g. ``{"precipitation": "m", "temperature": "K"}``. Never guessed.
+    layers
+        Target layers to compute (those the data supports).
+    chunks
+        dask chunks for :func:`xarray.open_mfdataset` (lazy reading); ``None`` reads
+        lazily without dask.
+
+    Returns
+    -------
+    xarray.Dataset
+        Daily (``time`` at 00 UTC), ascending ``lat``/``lon`` on ERA5-Land's own grid
+        (where the data is gridded): ``air_temperature`` (K), ``skin_temperature`` (K),
+        ``precipitation`` (mm d-1), ``net_radiation`` (W m-2, ``(ssr + str) / 86400`` of
+        daily sums in J m-2), ``sm(layer, time, lat, lon)`` (m3 m-3), and ``land_fraction``
+        where ``lsm`` exists; only the variables the files hold.
+
+    Raises
+    ------
+    UnitError
+        A needed variable without units (name it in ``units=``) or with wrong units.
+    DataFormatError
+        Unreadable files, missing hours in hourly data, irregular time steps.
+
+    Notes
+    -----
+    Daily values stamped 06 UTC (QA4SM cell files hold one 06 UTC value a day) are
+    snapshots, labelled with their day; ``attrs['time_sampling']`` says so.
+    """
+    files = _files(path)
+    source = ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    ds = _normalise(_open(files, chunks))
+    if units:
+        for name, u in units.items():
+            key = name if name in ds else ALIASES.get(name, name)
+            if key not in ds:
+                raise MissingVariableError(f"units given for {name!r}, which is not in {source}; variables: {list(ds.data_vars)}")
+            ds[key].attrs["units"] = u
+    known = {"t2m", "skt", "tp", "ssr", "str", *SWVL, "lsm"}
+    ds = ds[[v for v in ds.data_vars if v in known]]
+    if not ds.data_vars:
+        raise MissingVariableError(f"{source}: none of the ERA5-Land variables {sorted(known)} found.")
+    # units: never guessed
+    for name, da in ds.data_vars.items():
+        if "units" not in da.attrs:
+            fname = da.attrs.get("xsomo_file_name", name)
+            raise UnitError(
+                f"variable {fname!r} in {source} has no 'units' attribute (xsomo never guesses units). State its "
+                f"units, e.g. open_era5land(..., units={{{fname!r}: {_EXPECTED.get(name, 'units')!r}}})"
+                + (" -- ERA5-Land hourly precipitation is in m, accumulated since 00 UTC." if name == "tp" else ".")
+            )
+    time = pd.DatetimeIndex(ds["time"].values)
+    if time.size > 1:
+        step = pd.Timedelta(np.median(np.diff(time.values)))
+    else:
+        step = pd.Timedelta("1D")
+    attrs: dict[str, str] = {"source": f"ERA5-Land ({source})", "title": "ERA5-Land, daily"}
+    if step < pd.Timedelta("1D"):
+        if step != pd.Timedelta("1h"):
+            raise DataFormatError(f"{source}: time step {step} is neither hourly nor daily.")
+        ds = daily_from_hourly(ds, source=source)
+        attrs["time_sampling"] = "daily from hourly (de-accumulated sums; means of 00-23 UTC)"
+    elif step == pd.Timedelta("1D"):
+        hours = set(time.hour.tolist())
+        ds = ds.assign_coords(time=time.floor("D"))
+        attrs["time_sampling"] = (
+            "daily means/totals" if hours == {0} else f"one value a day at {sorted(hours)} UTC (snapshot)"
+        )
+    else:
+        raise DataFormatError(f"{source}: time step {step} is neither hourly nor daily.")
+    out = {}
+    if "t2m" in ds:
+        out["air_temperature"] = _canon(ds["t2m"], "air_temperature", source)
+    if "skt" in ds:
+        out["skin_temperature"] = _canon(ds["skt"], "skin_temperature", source)
+    if "tp" in ds:
+        tp = _amount(ds["tp"], "tp", "mm", source)
+        out["precipitation"] = tp.assign_attrs(cv.cf_attrs("precipitation"))
+    if "ssr" in ds and "str" in ds:
+        ssr = _amount(ds["ssr"], "ssr", "J m-2", source)
+        strd = _amount(ds["str"], "str", "J m-2", source)
+        rn = (ssr + strd) / cv.SECONDS_PER_DAY
+        out["net_radiation"] = rn.astype("float32").assign_attrs(cv.cf_attrs("net_radiation"))
+    sm = layer_sm(ds, layers)
+    if sm is not None:
+        for name in SWVL:
+            if name in ds:
+                xu.check_units(ds[name], "m3 m-3", name=name, source=source)
+        out[cv.SM] = sm
+    if "lsm" in ds:
+        lsm = ds["lsm"]
+        if "time" in lsm.dims:
+            lsm = lsm.isel(time=0, drop=True)
+        out["land_fraction"] = lsm.astype("float32").assign_attrs(units="1", long_name="land-sea fraction (ERA5-Land lsm)")
+    res = xr.Dataset(out, attrs=attrs)
+    res["time"].attrs.update(cv.TIME_ATTRS)
+    if "lat" in res.coords:
+        res["lat"].attrs.update(cv.LAT_ATTRS)
+        res["lon"].attrs.update(cv.LON_ATTRS)
+    return res
+
+
+_EXPECTED = {"t2m": "K", "skt": "K", "tp": "m", "ssr": "J m-2", "str": "J m-2", "lsm": "1", **dict.fromkeys(SWVL, "m3 m-3")}
+
+
+def _canon(da: xr.DataArray, name: str, source: str) -> xr.DataArray:
+    out = xu.convert(da, cv.VARIABLES[name].units, name=da.name, source=source)
+    return out.astype("float32").assign_attrs(cv.cf_attrs(name))
+
+
+def _amount(da: xr.DataArray, name: str, to: str, source: str) -> xr.DataArray:
+    """A daily total (amount per day) in ``to`` units; rates per day are accepted too."""
+    u = str(da.attrs.get("units", ""))
+    try:
+        return xu.convert(da, to, name=name, source=source)
+    except UnitError:
+        pass
+    try:  # already a daily rate such as "mm d-1" or "W m-2"
+        per_day = to + " d-1" if to != "J m-2" else "J m-2 d-1"
+        return xu.convert(da, per_day, name=name, source=source).assign_attrs(units=to)
+    except UnitError as err:
+        raise UnitError(
+            f"variable {name!r} in {source} has units {u!r}; expected a daily amount convertible to {to!r}."
+        ) from err
+
+
+_ = XsomoValueError

@@ -1,0 +1,246 @@
+"""ISMN station data (https://ismn.earth) read with TU Wien's ``ismn`` package.
+
+The ``ismn`` package writes a ``python_metadata/`` folder into the data folder on
+first use; :func:`open_ismn` points it at a temporary (or user-given cache) folder
+instead, so the user's data folder is never written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import pathlib
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo import stations as qc
+from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
+
+__all__ = ["open_ismn"]
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the ``ismn`` package's prints, progress bars and log records."""
+    lg = logging.getLogger("ismn")
+    root_handlers = logging.getLogger().handlers[:]
+    old = lg.level
+    lg.setLevel(logging.CRITICAL)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        lg.setLevel(old)
+        # ismn may add file handlers to the root logger; remove any it added
+        for h in logging.getLogger().handlers[:]:
+            if h not in root_handlers:
+                logging.getLogger().removeHandler(h)
+                h.close()
+
+
+def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
+    from ismn.interface import ISMN_Interface
+
+    with _quiet():
+        return ISMN_Interface(str(path), meta_path=str(meta_dir), parallel=parallel, temp_root=str(meta_dir))
+
+
+def open_ismn(
+    path: str | os.PathLike[str],
+    *,
+    min_hourly: int = 6,
+    min_days: int = 90,
+    good_flags: Sequence[str] = ("G",),
+    errors: str = "raise",
+    report: bool = False,
+    meta_path: str | os.PathLike[str] | None = None,
+    parallel: bool = False,
+) -> xr.Dataset | tuple[xr.Dataset, pd.DataFrame]:
+    """Read an ISMN download (folder or zip, any ISMN format) into a QC'd station Dataset.
+
+    Parameters
+    ----------
+    path
+        ISMN data folder (``<NETWORK>/<STATION>/*.stm``) or the zip archive as downloaded.
+    min_hourly
+        Minimum number of good hourly values for a daily mean.
+    min_days
+        Minimum number of valid days for a sensor to be kept.
+    good_flags
+        ISMN quality flags kept (SoMo.ml: ``G`` only).
+    errors
+        ``"raise"`` (default): a corrupt or truncated file raises :class:`DataFormatError`;
+        ``"report"``: such files are dropped and listed in the report.
+    report
+        Also return the QC report (see Returns).
+    meta_path
+        Folder for the ``ismn`` package's metadata cache (default: a temporary folder,
+        deleted afterwards). Never the data folder.
+    parallel
+        Let ``ismn`` collect metadata with several processes.
+
+    Returns
+    -------
+    stations : xarray.Dataset
+        ``sm(station, time)`` float32 m3 m-3, daily (UTC) means; one ``station`` entry per
+        sensor, with coords ``lat``, ``lon``, ``network``, ``station_name``, ``sensor``,
+        ``depth_top``, ``depth_bottom`` (m) and ``layer`` (1-3).
+    report : pandas.DataFrame
+        Only with ``report=True``: one row per sensor file found (all variables), with
+        ``n_records``, ``n_flag_good``, ``n_negative``, ``n_days``, ``layer``, ``kept`` and
+        the ``reason`` a sensor was dropped. When no sensor is kept, the
+        :class:`DataFormatError` raised carries the table as ``.report``.
+
+    Raises
+    ------
+    DataFormatError
+        Corrupt or truncated files (``errors="raise"``), or no soil-moisture sensor left.
+
+    Examples
+    --------
+    >>> stations, rep = xsomo.open_ismn("world/ismn", report=True)  # doctest: +SKIP
+    >>> rep[~rep.kept][["station_id", "reason"]]                      # doctest: +SKIP
+    """
+    if errors not in ("raise", "report"):
+        raise XsomoValueError(f"errors={errors!r}: use 'raise' or 'report'.")
+    path = pathlib.Path(path).expanduser()
+    if not path.exists():
+        raise DataFormatError(f"ISMN path {str(path)!r} does not exist. Pass the ISMN download folder or zip.")
+    with contextlib.ExitStack() as stack:
+        if meta_path is None:
+            meta_dir = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xsomo-ismn-")))
+        else:
+            meta_dir = pathlib.Path(meta_path)
+            meta_dir.mkdir(parents=True, exist_ok=True)
+            if path.is_dir() and meta_dir.resolve().is_relative_to(path.resolve()):
+                raise XsomoValueError(f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder.")
+        try:
+            iface = _interface(path, meta_dir, parallel)
+        except Exception as err:
+            raise DataFormatError(
+                f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
+            ) from err
+        rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags)
+    rep = pd.DataFrame(rows, columns=list(qc.REPORT_COLUMNS))
+    if problems and errors == "raise":
+        raise XsomoExceptionGroup(
+            f"{len(problems)} ISMN file(s) in {str(path)!r} are corrupt or truncated. Re-download them, remove them, "
+            "or pass errors='report' to skip them (they are then listed in the report).",
+            problems,
+        )
+    if not records:
+        counts = rep["reason"].value_counts().to_dict() if len(rep) else {}
+        err = DataFormatError(
+            f"no soil-moisture sensor in {str(path)!r} passed quality control (dropped: {counts}). "
+            "Check the folder, or relax min_days / min_hourly; the report is in the error's .report."
+        )
+        err.report = rep  # type: ignore[attr-defined]
+        raise err
+    ds = qc.build_stations(
+        records,
+        attrs={
+            "title": "ISMN soil moisture, daily means after quality control",
+            "source": f"ISMN download {path.name}, read with the ismn package",
+            "qc": f"flags {'/'.join(good_flags)} only; no negatives; daily mean from >= {min_hourly} good hourly "
+            f"values; depth interval inside one layer; >= {min_days} valid days",
+            "n_sensors_found": int(len(rep)),
+            "n_sensors_kept": len(records),
+            "references": "Dorigo et al. (2021), HESS 25, 5749, doi:10.5194/hess-25-5749-2021",
+        },
+    )
+    return (ds, rep) if report else ds
+
+
+def _stm_files(path: pathlib.Path) -> set[str]:
+    if not path.is_dir():
+        return set()
+    return {p.relative_to(path).as_posix() for p in path.rglob("*.stm")}
+
+
+def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_flags: Sequence[str]):
+    rows: list[dict] = []
+    records: list[dict] = []
+    problems: list[Exception] = []
+    seen: set[str] = set()
+    for net in iface.collection.iter_networks():
+        for stn in net.iter_stations():
+            for sen in stn.iter_sensors():
+                rel = str(sen.filehandler.file_path)
+                seen.add(pathlib.PurePath(rel).as_posix())
+                top, bottom = float(sen.depth.start), float(sen.depth.end)
+                sid = qc.station_id(net.name, stn.name, sen.instrument, top, bottom)
+                base = {
+                    "station_id": sid, "network": net.name, "station": stn.name, "sensor": sen.instrument,
+                    "variable": sen.variable, "depth_top": top, "depth_bottom": bottom,
+                    "lat": float(stn.lat), "lon": float(stn.lon), "file": rel,
+                }
+                if sen.variable != "soil_moisture":
+                    rows.append({**base, "layer": None, "n_records": np.nan, "n_flag_good": np.nan, "n_negative": np.nan,
+                                 "n_days": np.nan, "kept": False, "reason": f"variable {sen.variable!r} is not soil moisture"})
+                    continue
+                try:
+                    with _quiet():
+                        df = sen.read_data()
+                except Exception as err:
+                    problems.append(DataFormatError(f"{path / rel}: the ismn package cannot read it ({err})"))
+                    rows.append({**base, "layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0,
+                                 "kept": False, "reason": f"unreadable: {err}"})
+                    continue
+                bad = _format_problem(df)
+                if bad:
+                    problems.append(DataFormatError(f"{path / rel}: {bad}"))
+                    rows.append({**base, "layer": None, "n_records": len(df), "n_flag_good": 0, "n_negative": 0,
+                                 "n_days": 0, "kept": False, "reason": f"corrupt: {bad}"})
+                    continue
+                flags = df["soil_moisture_flag"] if "soil_moisture_flag" in df else None
+                res = qc.qc_sensor(
+                    df["soil_moisture"], flags, depth_top=top, depth_bottom=bottom,
+                    good_flags=good_flags, min_hourly=min_hourly, min_days=min_days,
+                )
+                rows.append({**base, "layer": res.layer, "n_records": res.n_records, "n_flag_good": res.n_flag_good,
+                             "n_negative": res.n_negative, "n_days": res.n_days, "kept": res.kept, "reason": res.reason})
+                if res.kept:
+                    records.append({**base, "daily": res.daily, "layer": res.layer})
+    for rel in sorted(_stm_files(path) - seen):
+        problems.append(DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)"))
+        rows.append({"station_id": "", "network": "", "station": "", "sensor": "", "variable": "", "depth_top": np.nan,
+                     "depth_bottom": np.nan, "layer": None, "lat": np.nan, "lon": np.nan, "file": rel, "n_records": 0,
+                     "n_flag_good": 0, "n_negative": 0, "n_days": 0, "kept": False, "reason": "unreadable file"})
+    # duplicate ids (same sensor name and depth in two files): keep both, make ids unique
+    ids = pd.Series([r["station_id"] for r in records])
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        counter: dict[str, int] = {}
+        for k in np.flatnonzero(dup):
+            sid = records[k]["station_id"]
+            counter[sid] = counter.get(sid, 0) + 1
+            records[k]["station_id"] = f"{sid}.{counter[sid]}"
+    return rows, records, problems
+
+
+def _format_problem(df: pd.DataFrame) -> str:
+    if "soil_moisture" not in df:
+        return f"no soil_moisture column (columns {list(df.columns)})"
+    idx = df.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        return "time stamps could not be parsed"
+    if idx.isna().any():
+        n = int(idx.isna().sum())
+        return f"{n} line(s) without a valid time stamp (truncated or corrupt file)"
+    vals = pd.to_numeric(df["soil_moisture"], errors="coerce")
+    if vals.isna().all() and len(df):
+        return "no numeric soil-moisture value"
+    return ""
+
+
+_ = cv
