@@ -1,0 +1,137 @@
+"""Roll-out kernel: continuous vs windowed vs loop reference, chunked state hand-over, auto mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xsomo import rollout
+from xsomo.exceptions import XsomoValueError
+from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+
+
+def _model(*, forget_bias: float, layers=(1, 2, 3), ensemble=2, hidden=8, lookback=16, seed=0, clip=False):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        dynamic=["p", "t"], static=["a", "b", "c"], layers=layers, ensemble=ensemble,
+        hidden=hidden, lookback=lookback, transforms={"p": "log1p"}, clip_negative=clip,
+    )  # fmt: skip
+    stats = NormStats([0.5, 280.0], [0.8, 10.0], [0, 0, 0], [1, 1, 1], [0.25] * len(layers), [0.1] * len(layers))
+    weights = {}
+    for lay in layers:
+        for m in range(ensemble):
+            net = EALSTM(cfg.n_inputs(lay), 3, hidden, initial_forget_bias=forget_bias)
+            weights[(lay, m)] = net.state_dict()
+    return TrainedModel(cfg, stats, weights)
+
+
+def _inputs(cells=6, days=90, seed=1):
+    rng = np.random.default_rng(seed)
+    dyn = np.stack([rng.gamma(0.7, 4.0, (cells, days)), 280 + 10 * rng.standard_normal((cells, days))], axis=-1)
+    return dyn, rng.standard_normal((cells, 3))
+
+
+def _forgetful():
+    """Forget gate ~ sigmoid(-4): the state decays by ~50x a day, so 16 days erase it."""
+    return _model(forget_bias=-4.0)
+
+
+def test_continuous_matches_loop_reference():
+    model = _model(forget_bias=3.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs()
+    got = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1)[0, 0]
+    net = model.networks(1)[0]
+    xd = torch.from_numpy(model.prepare_dynamic(dyn))
+    xs = torch.from_numpy(model.prepare_static(stat))
+    with torch.no_grad():
+        y, _ = net.forward_loop(xd, xs)
+    want = model.denormalise(y[..., 0].numpy(), 1)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_time_chunks_and_cell_batches_equal_one_run():
+    model = _model(forget_bias=3.0)
+    dyn, stat = _inputs(cells=7, days=70)
+    one = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, time_chunk=10_000)
+    chunked = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, time_chunk=9, batch_size=3)
+    np.testing.assert_allclose(chunked, one, atol=1e-6)
+
+
+def test_windowed_matches_explicit_windows():
+    model = _model(forget_bias=3.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs(cells=3, days=40)
+    lb = model.config.lookback
+    got = rollout.predict_block(model, dyn, stat, mode="windowed", batch_size=7)[0, 0]
+    assert np.isnan(got[:, : lb - 1]).all() and np.isfinite(got[:, lb - 1 :]).all()
+    for t in (lb - 1, 25, 39):
+        win = rollout.predict_block(model, dyn[:, t - lb + 1 : t + 1], stat, mode="continuous", spinup=1)
+        np.testing.assert_allclose(got[:, t], win[0, 0, :, -1], atol=1e-6)
+
+
+def test_continuous_and_windowed_agree_for_a_model_that_forgets():
+    model = _forgetful()
+    dyn, stat = _inputs()
+    cont = rollout.predict_block(model, dyn, stat, mode="continuous")
+    wind = rollout.predict_block(model, dyn, stat, mode="windowed")
+    valid = np.isfinite(wind)
+    # deeper layers' windows need 2-3 lookbacks of upper-layer windowed output
+    assert valid[..., 3 * model.config.lookback :].all()
+    assert np.nanmax(np.abs(cont - wind)) < 1e-4
+
+
+def test_cascade_uses_upper_layer_of_same_member():
+    model = _model(forget_bias=3.0, layers=(1, 2), ensemble=2)
+    dyn, stat = _inputs(cells=4, days=30)
+    out = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1)
+    for m in range(2):
+        x = model.prepare_dynamic(dyn)
+        up = model.normalise_target(out[0, m], 1)[..., None].astype("float32")
+        net = model.networks(2)[m]
+        with torch.no_grad():
+            y, _ = net(torch.from_numpy(np.concatenate([x, up], -1)), torch.from_numpy(model.prepare_static(stat)))
+        np.testing.assert_allclose(out[1, m], model.denormalise(y[..., 0].numpy(), 2), atol=1e-5)
+
+
+def test_auto_picks_continuous_when_the_model_forgets():
+    model = _forgetful()
+    dyn, stat = _inputs()
+    out, info = rollout.predict_block(model, dyn, stat, mode="auto", return_info=True)
+    assert info.mode == "continuous" and max(info.distance.values()) < info.tolerance
+    np.testing.assert_array_equal(out, rollout.predict_block(model, dyn, stat, mode="continuous"))
+
+
+def test_auto_falls_back_to_windowed_when_the_model_remembers():
+    model = _model(forget_bias=8.0)  # f ~ 1: the state persists far beyond 16 days
+    dyn, stat = _inputs()
+    dist = rollout.convergence_distance(model, dyn, stat, steps=16)
+    assert dist.shape == (3, 2, 6) and dist.max() > 1e-2
+    out, info = rollout.predict_block(model, dyn, stat, mode="auto", return_info=True)
+    assert info.mode == "windowed"
+    np.testing.assert_array_equal(out, rollout.predict_block(model, dyn, stat, mode="windowed"))
+
+
+def test_nan_forcing_and_statics():
+    model = _model(forget_bias=-4.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs(cells=3, days=60)
+    dyn[0, 30, 1] = np.nan
+    stat[2, 0] = np.nan
+    out, info = rollout.predict_block(model, dyn, stat, mode="continuous", return_info=True)
+    assert info.nan_forcing_days == 1
+    assert np.isnan(out[0, 0, 0, 30]) and np.isfinite(out[0, 0, 0, 31:]).all()
+    assert np.isnan(out[0, 0, 2]).all()
+    win = rollout.predict_block(model, dyn, stat, mode="windowed")
+    assert np.isnan(win[0, 0, 0, 30 : 30 + model.config.lookback]).all()
+    assert np.isfinite(win[0, 0, 0, 30 + model.config.lookback :]).all()
+
+
+def test_clip_negative_and_bad_arguments():
+    model = _model(forget_bias=0.0, layers=(1,), ensemble=1, clip=True)
+    model.stats.target_mean[:] = -0.5  # force negatives
+    dyn, stat = _inputs(cells=2, days=20)
+    out = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1)
+    assert (out == 0).all()
+    with pytest.raises(XsomoValueError, match="mode"):
+        rollout.predict_block(model, dyn, stat, mode="fast")  # type: ignore[arg-type]
+    with pytest.raises(XsomoValueError, match="dynamic inputs"):
+        rollout.predict_block(model, dyn[..., :1], stat)

@@ -1,0 +1,239 @@
+"""Validated configuration and normalisation statistics of a trained EA-LSTM cascade.
+
+:class:`ModelConfig` is what a model *is* (inputs in order, layers, ensemble, network
+shape, input transforms, output rescaling); :class:`NormStats` holds the z-score
+constants of every input and of the target per layer, computed from training cells only
+and saved with the model (inference never recomputes them).
+
+Configs are strict: :meth:`ModelConfig.from_dict` rejects unknown keys and names every
+missing mandatory key (neuralhydrology ``utils/config.py`` ``_check_cfg_keys``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xsomo.exceptions import ConfigError
+
+__all__ = ["TRANSFORMS", "ModelConfig", "NormStats", "apply_transform"]
+
+#: Input transforms applied to raw values before the z-score.
+TRANSFORMS: tuple[str, ...] = ("identity", "log1p")
+
+
+def apply_transform(values: np.ndarray, transform: str) -> np.ndarray:
+    """Apply a named input transform (``identity`` or ``log1p``) to raw values."""
+    if transform == "identity":
+        return values
+    if transform == "log1p":
+        # precipitation can carry tiny negative round-off from de-accumulation
+        return np.log1p(np.clip(values, 0.0, None))
+    raise ConfigError(f"unknown input transform {transform!r}; known: {TRANSFORMS}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Configuration of an EA-LSTM cascade.
+
+    Parameters
+    ----------
+    dynamic
+        Names of the dynamic inputs, in the order of the network's input columns
+        (raw names as they appear in the drivers).
+    static
+        Names of the static inputs, in order.
+    layers
+        Soil layers modelled, in cascade order (layer ``layers[k]`` also receives the
+        simulated soil moisture of ``layers[:k]`` when ``cascade`` is true).
+    ensemble
+        Members per layer (different seeds).
+    lookback
+        Warm-up / window length in days (365 in SoMo.ml).
+    seq_length
+        Supervised days per training window (sequence-to-sequence training).
+    hidden, dropout, initial_forget_bias
+        Network shape (128, 0.4 in SoMo.ml).
+    transforms
+        ``{input name: transform}`` applied to raw values before the z-score, e.g.
+        ``{"precipitation": "log1p"}``.
+    clip_negative
+        Set negative soil moisture outputs to 0 (SoMo.ml v1 did).
+    cascade
+        Whether upper-layer simulations feed deeper layers.
+    name
+        Free text naming the model.
+    training
+        Training settings used (provenance only, JSON-serialisable).
+    """
+
+    dynamic: tuple[str, ...]
+    static: tuple[str, ...]
+    layers: tuple[int, ...] = (1, 2, 3)
+    ensemble: int = 5
+    lookback: int = 365
+    seq_length: int = 365
+    hidden: int = 128
+    dropout: float = 0.4
+    initial_forget_bias: float = 3.0
+    transforms: Mapping[str, str] = field(default_factory=dict)
+    clip_negative: bool = False
+    cascade: bool = True
+    name: str = "xsomo EA-LSTM"
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    MANDATORY = ("dynamic", "static")
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "dynamic", tuple(str(v) for v in self.dynamic))
+        set_(self, "static", tuple(str(v) for v in self.static))
+        set_(self, "layers", tuple(int(v) for v in self.layers))
+        set_(self, "transforms", {str(k): str(v) for k, v in dict(self.transforms).items()})
+        set_(self, "training", dict(self.training))
+        problems = []
+        if not self.dynamic:
+            problems.append("'dynamic' must name at least one input")
+        if not self.static:
+            problems.append("'static' must name at least one input")
+        for key, names in (("dynamic", self.dynamic), ("static", self.static)):
+            if len(set(names)) != len(names):
+                problems.append(f"{key!r} has duplicate names: {list(names)}")
+        if not self.layers or len(set(self.layers)) != len(self.layers):
+            problems.append(f"'layers' must be distinct layer numbers, got {list(self.layers)}")
+        for key in ("ensemble", "lookback", "seq_length", "hidden"):
+            value = getattr(self, key)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                problems.append(f"{key!r} must be a positive integer, got {value!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            problems.append(f"'dropout' must be in [0, 1), got {self.dropout!r}")
+        for name, transform in self.transforms.items():
+            if name not in self.dynamic and name not in self.static:
+                problems.append(f"transform for {name!r}, which is not an input ({list(self.dynamic)})")
+            if transform not in TRANSFORMS:
+                problems.append(f"unknown transform {transform!r} for {name!r}; known: {TRANSFORMS}")
+        if problems:
+            raise ConfigError("invalid model config: " + "; ".join(problems))
+
+    # -------------------------------------------------------------- derived
+    @property
+    def n_dynamic(self) -> int:
+        return len(self.dynamic)
+
+    @property
+    def n_static(self) -> int:
+        return len(self.static)
+
+    def n_inputs(self, layer: int) -> int:
+        """Dynamic input columns of the network of ``layer`` (forcings + cascade inputs)."""
+        return self.n_dynamic + len(self.upper_layers(layer))
+
+    def upper_layers(self, layer: int) -> tuple[int, ...]:
+        """Layers whose simulated soil moisture feeds ``layer`` (in order)."""
+        pos = self.layer_index(layer)
+        return self.layers[:pos] if self.cascade else ()
+
+    def layer_index(self, layer: int) -> int:
+        try:
+            return self.layers.index(int(layer))
+        except ValueError:
+            raise ConfigError(f"layer {layer!r} is not in this model's layers {list(self.layers)}") from None
+
+    # -------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (lists for tuples)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, Mapping) else value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build a config from a mapping; unknown keys and missing mandatory keys are errors."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a model config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        missing = [k for k in cls.MANDATORY if k not in data]
+        problems = []
+        if unknown:
+            problems.append(f"unknown keys {unknown} (known: {sorted(known)})")
+        if missing:
+            problems.append(f"missing mandatory keys {missing}")
+        if problems:
+            raise ConfigError("invalid model config: " + "; ".join(problems))
+        kwargs = dict(data)
+        for key in ("dynamic", "static", "layers"):
+            if key in kwargs:
+                if isinstance(kwargs[key], str) or not isinstance(kwargs[key], Sequence):
+                    raise ConfigError(f"model config key {key!r} must be a list, got {kwargs[key]!r}")
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class NormStats:
+    """z-score constants: inputs (after their transforms) and targets per layer.
+
+    Attributes are float64 arrays: ``dynamic_mean``/``dynamic_std`` (n_dynamic,),
+    ``static_mean``/``static_std`` (n_static,), ``target_mean``/``target_std`` (n_layers,)
+    in the order of ``config.layers``.
+    """
+
+    dynamic_mean: np.ndarray
+    dynamic_std: np.ndarray
+    static_mean: np.ndarray
+    static_std: np.ndarray
+    target_mean: np.ndarray
+    target_std: np.ndarray
+
+    FIELDS = ("dynamic_mean", "dynamic_std", "static_mean", "static_std", "target_mean", "target_std")
+
+    def __post_init__(self) -> None:
+        for name in self.FIELDS:
+            arr = np.asarray(getattr(self, name), dtype="float64").reshape(-1)
+            if not np.all(np.isfinite(arr)):
+                raise ConfigError(f"normalisation statistic {name!r} has non-finite values: {arr}")
+            if name.endswith("_std") and np.any(arr <= 0):
+                raise ConfigError(f"normalisation statistic {name!r} must be > 0, got {arr}")
+            setattr(self, name, arr)
+
+    def check(self, config: ModelConfig) -> None:
+        """Raise :class:`ConfigError` unless the sizes match ``config``."""
+        want = {
+            "dynamic": config.n_dynamic,
+            "static": config.n_static,
+            "target": len(config.layers),
+        }
+        problems = []
+        for prefix, n in want.items():
+            for suffix in ("mean", "std"):
+                arr = getattr(self, f"{prefix}_{suffix}")
+                if arr.size != n:
+                    problems.append(f"{prefix}_{suffix} has {arr.size} values, the config needs {n}")
+        if problems:
+            raise ConfigError("normalisation statistics do not match the model config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {name: getattr(self, name).tolist() for name in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NormStats:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"normalisation statistics must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.FIELDS))
+        missing = [k for k in cls.FIELDS if k not in data]
+        if unknown or missing:
+            raise ConfigError(
+                f"normalisation statistics: unknown keys {unknown}, missing keys {missing} "
+                f"(expected exactly {list(cls.FIELDS)})"
+            )
+        return cls(**{k: np.asarray(data[k], dtype="float64") for k in cls.FIELDS})
