@@ -6,7 +6,9 @@ Every reader returns CF-annotated xarray objects with the canonical names and un
 
 from __future__ import annotations
 
+from xsomo.io.cosmos import open_cosmos
 from xsomo.io.era5land import open_era5land
+from xsomo.io.gridded import open_gridded, open_mswep, open_mswx, open_static
 from xsomo.io.ismn import open_ismn
 
-__all__ = ["open_era5land", "open_ismn"]
+__all__ = ["open_cosmos", "open_era5land", "open_gridded", "open_ismn", "open_mswep", "open_mswx", "open_static"]

@@ -1,0 +1,170 @@
+"""Gridded daily forcing and static inputs: MSWEP-style precipitation, MSWX-style air
+temperature, and the static files of the sample-world layout (docs/internals.md §1).
+
+Every reader renames ``latitude``/``longitude`` to ``lat``/``lon`` (ascending), checks
+and converts units with :mod:`xsomo.units` (never guessed) and, for dynamic variables,
+aggregates sub-daily steps to UTC days (rates are averaged after conversion to the
+canonical per-day units, so amounts per step and rates are both handled).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo import units as xu
+from xsomo.exceptions import DataFormatError, MissingVariableError
+from xsomo.regrid import normalise_latlon
+
+__all__ = ["STATIC_FILES", "open_gridded", "open_mswep", "open_mswx", "open_static"]
+
+#: static file -> variables and the units they must be convertible to
+STATIC_FILES: dict[str, dict[str, str]] = {
+    "dem.nc": {"elevation": "m"},
+    "landcover.nc": {"forest_fraction": "1", "shortveg_fraction": "1"},
+    "soil.nc": {"sand_top": "1", "clay_top": "1", "sand_sub": "1", "clay_sub": "1"},
+    "land_mask.nc": {"land_mask": "1"},
+}
+
+
+def _nc_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[pathlib.Path]:
+    if isinstance(path, (str, os.PathLike)):
+        p = pathlib.Path(path).expanduser()
+        files = sorted(p.rglob("*.nc")) if p.is_dir() else ([p] if p.exists() else sorted(p.parent.glob(p.name)))
+    else:
+        files = [pathlib.Path(f) for f in path]
+    if not files:
+        raise DataFormatError(f"no netCDF file found at {str(path)!r}.")
+    return files
+
+
+def open_gridded(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    variables: Mapping[str, str],
+    *,
+    rename: Mapping[str, str] | None = None,
+    chunks: dict | str | None = None,
+    units: Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """Open daily or sub-daily gridded files as daily canonical variables.
+
+    Parameters
+    ----------
+    path
+        File, list of files or folder (searched recursively for ``*.nc``).
+    variables
+        Canonical name -> canonical units of the variables to return.
+    rename
+        File variable name -> canonical name.
+    chunks
+        dask chunks (``None``: lazy without dask).
+    units
+        Units for variables that lack a ``units`` attribute (by file or canonical name).
+
+    Raises
+    ------
+    MissingVariableError, UnitError, DataFormatError
+    """
+    files = _nc_files(path)
+    src = files[0].name if len(files) == 1 else f"{files[0].parent}/{{{files[0].name}, ...}}"
+    try:
+        if len(files) == 1:
+            ds = xr.open_dataset(files[0], chunks=chunks)
+        else:
+            ds = xr.open_mfdataset(files, combine="by_coords", chunks=chunks, data_vars="minimal", coords="minimal",
+                                   compat="override", join="outer")
+    except Exception as err:
+        raise DataFormatError(f"cannot open {src}: {err}") from err
+    if rename:
+        ds = ds.rename({k: v for k, v in rename.items() if k in ds and v not in ds})
+    if units:
+        for k, u in units.items():
+            key = (rename or {}).get(k, k)
+            if key in ds:
+                ds[key].attrs["units"] = u
+    missing = [v for v in variables if v not in ds]
+    if missing:
+        raise MissingVariableError(
+            f"{src}: variable(s) {missing} missing (found {list(ds.data_vars)}). Check the file or pass rename={{...}}."
+        )
+    ds = normalise_latlon(ds[list(variables)])
+    out = {}
+    for name, to in variables.items():
+        da = xu.convert(ds[name], to, name=name, source=src)
+        if da.dtype.kind == "f" and da.dtype != np.float32:
+            da = da.astype("float32")
+        attrs = cv.cf_attrs(name) if name in cv.VARIABLES else {**ds[name].attrs, "units": to}
+        out[name] = da.assign_attrs(attrs)
+    res = xr.Dataset(out, attrs={"source": src})
+    if "time" in res.dims:
+        res = _to_daily(res, src)
+    return res
+
+
+def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
+    time = pd.DatetimeIndex(ds["time"].values)
+    if time.size > 1:
+        d = np.diff(time.values)
+        if (d <= np.timedelta64(0, "s")).any():
+            raise DataFormatError(f"{src}: time stamps are not increasing.")
+        step = pd.Timedelta(np.min(d))
+    else:
+        step = pd.Timedelta("1D")
+    if step >= pd.Timedelta("1D"):
+        if step != pd.Timedelta("1D") or np.any(np.diff(time.floor("D").values) != np.timedelta64(1, "D")):
+            gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
+            first = time[gaps[0]] if gaps.size else time[0]
+            raise DataFormatError(f"{src}: daily time axis has gaps (first after {first.date()}); fill the missing days.")
+        return ds.assign_coords(time=time.floor("D"))
+    per_day = int(pd.Timedelta("1D") / step)
+    counts = ds["time"].resample(time="1D").count()
+    full = counts == per_day
+    daily = ds.resample(time="1D").mean()
+    daily = daily.sel(time=full.values.astype(bool))
+    for name in daily.data_vars:
+        daily[name].attrs = {**ds[name].attrs, "cell_methods": "time: mean (daily from sub-daily)"}
+    return daily
+
+
+def open_mswep(path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None) -> xr.Dataset:
+    """MSWEP-style precipitation (``precipitation``) as ``precipitation`` in mm d-1, daily."""
+    return open_gridded(
+        path, {"precipitation": "mm d-1"}, rename={"tp": "precipitation", "pr": "precipitation"}, chunks=chunks,
+        units={"precipitation": units} if units else None,
+    )
+
+
+def open_mswx(path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None) -> xr.Dataset:
+    """MSWX-style daily mean air temperature (``air_temperature``, degC) as K, daily."""
+    return open_gridded(
+        path, {"air_temperature": "K"}, rename={"Temp": "air_temperature", "tas": "air_temperature", "t2m": "air_temperature"},
+        chunks=chunks, units={"air_temperature": units} if units else None,
+    )
+
+
+def open_static(path: str | os.PathLike[str], *, chunks: dict | str | None = None) -> dict[str, xr.Dataset]:
+    """Read the static inputs folder (``dem.nc``, ``landcover.nc``, ``soil.nc``, ``land_mask.nc``).
+
+    Returns a dict file name -> Dataset; fractions are converted to 1 (percent -> fraction).
+
+    Raises
+    ------
+    MissingVariableError
+        A file or one of its variables is missing.
+    """
+    root = pathlib.Path(path)
+    out = {}
+    for fname, variables in STATIC_FILES.items():
+        f = root / fname
+        if not f.exists():
+            raise MissingVariableError(
+                f"static input {str(f)!r} is missing (it should hold {sorted(variables)}). Add the file."
+            )
+        out[fname] = open_gridded(f, variables, chunks=chunks)
+    return out
