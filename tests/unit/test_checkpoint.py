@@ -1,0 +1,133 @@
+"""Model directories: save -> load, strict configs, corrupt/mismatched/malicious files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from xsomo.exceptions import CheckpointError, ConfigError
+from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel, load_torch_file
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(dynamic=["p", "t"], static=["a", "b"], layers=[1, 2], ensemble=2, hidden=6, lookback=8,
+                      transforms={"p": "log1p"})  # fmt: skip
+    stats = NormStats([0.5, 280], [0.8, 9], [0, 1], [1, 2], [0.2, 0.3], [0.1, 0.05])
+    w = {(lay, m): EALSTM(cfg.n_inputs(lay), 2, 6).state_dict() for lay in (1, 2) for m in (0, 1)}
+    return TrainedModel(cfg, stats, w, history={"loss": [1.0, 0.5]}, training_cells=np.array([[45.05, 5.05]]))
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    return np.abs(rng.normal(280, 5, (3, 30, 2))), rng.normal(size=(3, 2))
+
+
+def test_save_load_identical_predictions(tmp_path):
+    model = _model()
+    model.save(tmp_path / "m")
+    back = TrainedModel.load(tmp_path / "m")
+    assert back.config == model.config
+    assert back.history == model.history
+    np.testing.assert_array_equal(back.training_cells, model.training_cells)
+    dyn, stat = _inputs()
+    a = model.predict_block(dyn, stat, mode="continuous", spinup=1)
+    b = back.predict_block(dyn, stat, mode="continuous", spinup=1)
+    np.testing.assert_array_equal(a, b)
+    assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_config_is_strict():
+    good = _model().config.to_dict()
+    with pytest.raises(ConfigError, match="unknown keys"):
+        ModelConfig.from_dict({**good, "hiden": 5})
+    bad = dict(good)
+    del bad["static"]
+    with pytest.raises(ConfigError, match="missing mandatory keys \\['static'\\]"):
+        ModelConfig.from_dict(bad)
+    with pytest.raises(ConfigError, match="transform"):
+        ModelConfig.from_dict({**good, "transforms": {"p": "sqrt"}})
+    assert ModelConfig.from_dict(good) == _model().config
+
+
+def test_corrupt_and_mismatched_files(tmp_path):
+    d = _model().save(tmp_path / "m")
+    other = _model(seed=1).save(tmp_path / "o")
+    # weights of another model: checksum in model.json no longer matches
+    (d / "weights.safetensors").write_bytes((other / "weights.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="checksum"):
+        TrainedModel.load(d)
+    # truncated weights without checksum
+    doc = json.loads((other / "model.json").read_text())
+    doc["weights_sha256"] = None
+    (other / "model.json").write_text(json.dumps(doc))
+    blob = (other / "weights.safetensors").read_bytes()
+    (other / "weights.safetensors").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        TrainedModel.load(other)
+    (d / "model.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        TrainedModel.load(d)
+    with pytest.raises(CheckpointError, match="model.json is missing"):
+        TrainedModel.load(tmp_path / "nothing")
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path):
+    d = _model().save(tmp_path / "m")
+    doc = json.loads((d / "model.json").read_text())
+    doc["config"]["hidden"] = 7
+    (d / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="do not match the config"):
+        TrainedModel.load(d)
+    doc["config"]["hidden"] = 6
+    doc["format_version"] = 99
+    (d / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="format_version"):
+        TrainedModel.load(d)
+
+
+class _Payload:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def test_pickle_with_payload_is_refused(tmp_path):
+    marker = tmp_path / "payload_ran"
+    d = _model().save(tmp_path / "m")
+    (d / "weights.safetensors").unlink()
+    with open(d / "weights.pt", "wb") as fh:
+        pickle.dump({"layer1.member0.weight_ih": _Payload(str(marker))}, fh, protocol=2)
+    with pytest.raises(CheckpointError, match="refused"):
+        TrainedModel.load(d)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_torch_file(d / "weights.pt")
+    assert not marker.exists()
+
+
+def test_legacy_torch_weights_load(tmp_path):
+    model = _model()
+    d = model.save(tmp_path / "m")
+    torch.save(model._tensors(), d / "weights.pt")
+    (d / "weights.safetensors").unlink()
+    back = TrainedModel.load(d)
+    dyn, stat = _inputs()
+    np.testing.assert_array_equal(
+        back.predict_block(dyn, stat, mode="windowed"), model.predict_block(dyn, stat, mode="windowed")
+    )
+
+
+def test_from_weights_per_layer_lists():
+    m = _model()
+    per_layer = {lay: [m.weights[(lay, i)] for i in range(2)] for lay in (1, 2)}
+    again = TrainedModel.from_weights(m.config.to_dict(), m.stats.to_dict(), per_layer)
+    assert set(again.weights) == set(m.weights)
+    with pytest.raises(ConfigError, match="do not match the config"):
+        TrainedModel.from_weights(m.config, m.stats, {1: per_layer[1]})
