@@ -1,0 +1,93 @@
+"""``xsomo export``: soil-moisture maps to Cloud-Optimized GeoTIFF, station metrics to GeoPackage.
+
+Examples::
+
+    xsomo export --input out/ --layer 1 --date 2010-07-01 --out sm_20100701.tif
+    xsomo export --input "out/SoMo.ml-EU_layer2_*.nc" --layer 2 --stat mean --start 2018-06-01 --end 2018-08-31 --out mean.tif
+    xsomo export --input out/ --layer 1 --stat anomaly --start 2018-06-01 --end 2018-08-31 --out anomaly.tif
+    xsomo export --metrics metrics.nc --out metrics.gpkg
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from typing import Any
+
+from xsomo.exceptions import XsomoValueError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export",
+        help="write a map (day, period mean or anomaly) as a Cloud-Optimized GeoTIFF, or station metrics as a GeoPackage",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", metavar="DIR_OR_GLOB", help="SoMo.ml-EU (or SoMo.ml v1) files: a folder or a glob")
+    src.add_argument("--metrics", metavar="METRICS.nc", help="station metrics (netCDF from `xsomo evaluate`)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output .tif (maps) or .gpkg (metrics)")
+    p.add_argument("--layer", type=int, default=1, choices=(1, 2, 3), help="soil layer (default 1: 0-10 cm)")
+    p.add_argument("--date", metavar="YYYY-MM-DD", help="the day to export")
+    p.add_argument("--stat", choices=("mean", "anomaly"), help="a period statistic instead of one day")
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="first day of the period (with --stat)")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="last day of the period (with --stat)")
+    p.add_argument(
+        "--climatology", nargs=2, type=int, metavar=("FIRST_YEAR", "LAST_YEAR"),
+        help="years of the anomaly's reference windows (default: all years in the data)",
+    )
+    p.add_argument("--blocksize", type=int, default=256, help="COG tile size in pixels (default 256)")
+    p.add_argument("--no-overwrite", action="store_true", help="fail if --out exists")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (FileNotFoundError, FileExistsError, PermissionError) as err:
+        print(f"xsomo export: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = pathlib.Path(args.out)
+    if args.metrics:
+        import xarray as xr
+
+        from xsomo import gis
+
+        if out.suffix.lower() != ".gpkg":
+            raise XsomoValueError(f"--out {out}: station metrics are written as a GeoPackage; use a .gpkg name")
+        with xr.open_dataset(args.metrics) as metrics:
+            path = gis.metrics_to_gpkg(metrics.load(), out, overwrite=not args.no_overwrite)
+        print(path)
+        return 0
+
+    if args.stat is None and args.date is None:
+        raise XsomoValueError("give --date YYYY-MM-DD, or --stat mean|anomaly with --start and --end")
+    if args.stat is not None and (args.start is None or args.end is None):
+        raise XsomoValueError(f"--stat {args.stat} needs --start and --end")
+    if args.stat is not None and args.date is not None:
+        raise XsomoValueError("give either --date or --stat with --start/--end, not both")
+    if out.suffix.lower() not in {".tif", ".tiff"}:
+        raise XsomoValueError(f"--out {out}: maps are written as Cloud-Optimized GeoTIFF; use a .tif name")
+
+    from xsomo import gis
+    from xsomo.backend import open_somo
+
+    with open_somo(args.input, layers=[args.layer]) as ds:
+        path = gis.to_cog(
+            ds,
+            out,
+            layer=args.layer,
+            time=args.date,
+            stat=args.stat,
+            period=(args.start, args.end) if args.stat else None,
+            climatology=tuple(args.climatology) if args.climatology else None,
+            blocksize=args.blocksize,
+            overwrite=not args.no_overwrite,
+        )
+    print(path)
+    return 0
