@@ -79,12 +79,15 @@ def test_corrupt_and_mismatched_files(tmp_path):
 
 def test_weights_that_do_not_fit_the_config(tmp_path):
     d = _model().save(tmp_path / "m")
-    doc = json.loads((d / "model.json").read_text())
-    doc["config"]["hidden"] = 7
-    (d / "model.json").write_text(json.dumps(doc))
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "hidden": 7}))
     with pytest.raises(CheckpointError, match="do not match the config"):
         TrainedModel.load(d)
-    doc["config"]["hidden"] = 6
+    (d / "config.json").write_text(json.dumps({**cfg, "dropuot": 0.1}))
+    with pytest.raises(CheckpointError, match="unknown keys"):
+        TrainedModel.load(d)
+    (d / "config.json").write_text(json.dumps(cfg))
+    doc = json.loads((d / "model.json").read_text())
     doc["format_version"] = 99
     (d / "model.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="format_version"):

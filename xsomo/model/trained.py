@@ -2,9 +2,11 @@
 
 A model directory (``TrainedModel.save`` / ``TrainedModel.load``) holds
 
+``config.json``
+    the :class:`~xsomo.model.config.ModelConfig` (strict: unknown keys are rejected);
 ``model.json``
-    format version, xsomo version, the config, the normalisation statistics, the
-    training history and cells, and the SHA-256 of the weights file;
+    format version, xsomo version, the normalisation statistics, the training history
+    and cells, provenance, and the SHA-256 of the weights file;
 ``weights.safetensors``
     one tensor per parameter, named ``layer{L}.member{M}.{parameter}``.
 
@@ -35,6 +37,7 @@ __all__ = ["FORMAT_VERSION", "TrainedModel", "atomic_write_bytes"]
 #: Version of the model directory layout.
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
+CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 LEGACY_WEIGHTS_FILE = "weights.pt"
 _PARAMS = ("weight_ih", "weight_hh", "bias", "head.weight", "head.bias")
@@ -266,7 +269,6 @@ class TrainedModel:
         return {
             "format_version": FORMAT_VERSION,
             "xsomo_version": __version__,
-            "config": self.config.to_dict(),
             "stats": self.stats.to_dict(),
             "history": self.history,
             "training_cells": None if self.training_cells is None else self.training_cells.tolist(),
@@ -289,6 +291,7 @@ class TrainedModel:
         path.mkdir(parents=True, exist_ok=True)
         blob = st_save(self._tensors(), metadata={"format_version": str(FORMAT_VERSION)})
         atomic_write_bytes(path / WEIGHTS_FILE, blob)
+        atomic_write_bytes(path / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=1).encode())
         doc = json.dumps(self.to_json_dict(_sha256(blob)), indent=1, allow_nan=False)
         atomic_write_bytes(path / MODEL_FILE, doc.encode())
         return path
@@ -322,14 +325,24 @@ class TrainedModel:
                 f"{meta_path} has format_version {version!r}; this xsomo reads version {FORMAT_VERSION}"
             )
         known = {
-            "format_version", "xsomo_version", "config", "stats", "history", "training_cells",
+            "format_version", "xsomo_version", "stats", "history", "training_cells",
             "metadata", "weights_file", "weights_sha256",
         }  # fmt: skip
         unknown = sorted(set(doc) - known)
         if unknown:
             raise CheckpointError(f"{meta_path} has unknown keys {unknown}")
+        config_path = path / CONFIG_FILE
         try:
-            config = ModelConfig.from_dict(doc.get("config"))
+            config_doc = json.loads(config_path.read_text())
+        except FileNotFoundError as err:
+            raise CheckpointError(f"{config_path} is missing; save the model again") from err
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{config_path} is corrupt (not valid JSON): {err}") from err
+        try:
+            config = ModelConfig.from_dict(config_doc)
+        except ConfigError as err:
+            raise CheckpointError(f"{config_path}: {err}") from err
+        try:
             stats = NormStats.from_dict(doc.get("stats"))
         except ConfigError as err:
             raise CheckpointError(f"{meta_path}: {err}") from err
