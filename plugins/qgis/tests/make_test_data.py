@@ -1,0 +1,139 @@
+"""Small SoMo.ml-EU files (and, where xsomo is importable, its COG and GeoPackage) for the QGIS tests.
+
+Runs under the project's venv (then the COG and the station GeoPackage come from xsomo itself)
+or under Debian's system python (numpy + python3-netcdf4; then the GeoPackage is written with
+OGR and the xsomo-COG tests skip). Values are the known function :func:`value`.
+
+    python make_test_data.py OUTDIR
+"""
+
+import datetime as dt
+import json
+import os
+import sys
+
+import numpy as np
+
+WEST, EAST, SOUTH, NORTH, RES = 10.0, 11.6, 50.0, 51.2, 0.1
+YEARS = (2010, 2011, 2012)
+NDAYS = 40  # 1 January ... 9 February of each year
+WKT_4326 = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
+    'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],'
+    'UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],AXIS["Latitude",NORTH],AXIS["Longitude",EAST],'
+    'AUTHORITY["EPSG","4326"]]'
+)
+#: station points: (id, lon, lat); the last one lies on the 'sea' (NaN), one outside the grid
+STATIONS = [("S1", 10.05, 51.15), ("S2", 10.73, 50.42), ("S3", 11.21, 50.98), ("S4", 11.45, 51.1), ("S5", 12.5, 50.5)]
+
+
+def grid():
+    """Cell-centre lat (descending, as in the files) and lon."""
+    nlat, nlon = round((NORTH - SOUTH) / RES), round((EAST - WEST) / RES)
+    lat = np.round(NORTH - RES * (np.arange(nlat) + 0.5), 6)
+    lon = np.round(WEST + RES * (np.arange(nlon) + 0.5), 6)
+    return lat, lon
+
+
+def value(layer, day, lat, lon):
+    """Soil moisture at (layer, day, lat, lon) in every test file (broadcasts); NaN on the 'sea'."""
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    doy = day.timetuple().tm_yday
+    v = (0.1 + 0.02 * layer + 0.002 * doy + 0.01 * (lat - 50.0) + 0.004 * (lon - 10.0)
+         + 0.01 * (day.year - 2010) ** 2 * (lon - 10.0) + 0.003 * (day.year - 2010))
+    sea = (lat > 51.0) & (lon > 11.3)
+    return np.where(sea, np.nan, v).astype(np.float32)
+
+
+def days(year):
+    return [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(NDAYS)]
+
+
+def write_somo(folder, layer, year):
+    import netCDF4
+
+    lat, lon = grid()
+    path = os.path.join(folder, "SoMo.ml-EU_layer%d_%d.nc" % (layer, year))
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.Conventions = "CF-1.8"
+        nc.createDimension("time", None)
+        nc.createDimension("lat", lat.size)
+        nc.createDimension("lon", lon.size)
+        t = nc.createVariable("time", "i8", ("time",))
+        t.units = "days since %d-01-01" % year
+        t.calendar = "proleptic_gregorian"
+        t.standard_name = "time"
+        t[:] = np.arange(NDAYS)
+        for name, vals, attrs in (("lat", lat, ("latitude", "degrees_north", "Y")),
+                                  ("lon", lon, ("longitude", "degrees_east", "X"))):
+            v = nc.createVariable(name, "f8", (name,))
+            v.standard_name, v.units, v.axis = attrs
+            v[:] = vals
+        crs = nc.createVariable("spatial_ref", "i4")
+        crs.crs_wkt = WKT_4326
+        crs.spatial_ref = WKT_4326
+        crs.grid_mapping_name = "latitude_longitude"
+        crs.semi_major_axis = 6378137.0
+        crs.inverse_flattening = 298.257223563
+        v = nc.createVariable("layer%d" % layer, "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(np.nan))
+        v.units = "m3 m-3"
+        v.standard_name = "volume_fraction_of_condensed_water_in_soil"
+        v.grid_mapping = "spatial_ref"
+        v[:] = np.stack([value(layer, d, lat[:, None], lon[None, :]) for d in days(year)])
+    return path
+
+
+def write_gpkg_ogr(path):
+    from osgeo import ogr, osr
+
+    drv = ogr.GetDriverByName("GPKG")
+    ds = drv.CreateDataSource(path, options=["VERSION=1.3"])
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("station_metrics", srs, ogr.wkbPoint)
+    lyr.CreateField(ogr.FieldDefn("station", ogr.OFTString))
+    lyr.CreateField(ogr.FieldDefn("pearson_r", ogr.OFTReal))
+    for i, (sid, x, y) in enumerate(STATIONS):
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("station", sid)
+        f.SetField("pearson_r", 0.5 + 0.1 * i)
+        f.SetGeometry(ogr.CreateGeometryFromWkt("POINT (%r %r)" % (x, y)))
+        lyr.CreateFeature(f)
+    ds = None
+
+
+def main(out):
+    somo = os.path.join(out, "somo")
+    os.makedirs(somo, exist_ok=True)
+    for year in YEARS:
+        write_somo(somo, 1, year)
+    write_somo(somo, 2, 2010)
+    made = {"somo": somo, "xsomo": False}
+    try:
+        import xarray as xr
+
+        import xsomo
+        from xsomo import gis
+    except ImportError:
+        write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
+    else:
+        metrics = xr.Dataset(
+            {"pearson_r": ("station", [0.5 + 0.1 * i for i in range(len(STATIONS))])},
+            coords={"station": [s[0] for s in STATIONS], "lon": ("station", [s[1] for s in STATIONS]),
+                    "lat": ("station", [s[2] for s in STATIONS])},
+        )
+        gis.metrics_to_gpkg(metrics, os.path.join(out, "stations.gpkg"))
+        ds = xsomo.open_somo(somo)
+        gis.to_cog(ds, os.path.join(out, "xsomo_day.tif"), layer=1, time="2011-01-20", blocksize=16)
+        gis.to_cog(ds, os.path.join(out, "xsomo_anomaly.tif"), layer=1, stat="anomaly",
+                   period=("2012-01-05", "2012-01-25"), blocksize=16)
+        made["xsomo"] = True
+    with open(os.path.join(out, "made.json"), "w") as f:
+        json.dump(made, f)
+    print("test data in", out, "(xsomo COG/GeoPackage: %s)" % made["xsomo"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,209 @@
+"""The xsomo QGIS plugin in real (headless) QGIS: placement, values, CRS, processing.run, qgis_process."""
+
+import configparser
+import datetime as dt
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from make_test_data import STATIONS, grid, value
+
+pytestmark = pytest.mark.qgis
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def _sample(layer, x, y, band=1):
+    from qgis.core import QgsPointXY
+
+    v, ok = layer.dataProvider().sample(QgsPointXY(x, y), band)
+    return v if ok else None
+
+
+def _cell(x, y):
+    """Centre of the test-grid cell holding (x, y)."""
+    lat, lon = grid()
+    return lat[np.argmin(abs(lat - y))], lon[np.argmin(abs(lon - x))]
+
+
+def _raster(path):
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(str(path), "r")
+    assert layer.isValid(), path
+    return layer
+
+
+POINTS = [(10.05, 51.15), (10.73, 50.42), (11.59, 50.01), (10.26, 50.87), (11.0 + 0.04, 50.5 - 0.03)]
+
+
+def test_plugin_metadata_and_provider(qgis_app):
+    cfg = configparser.ConfigParser()
+    cfg.read(HERE.parent / "xsomo_qgis" / "metadata.txt")
+    assert cfg["general"]["hasProcessingProvider"] == "yes"
+    import xsomo_qgis
+    from qgis.core import QgsApplication
+
+    assert callable(xsomo_qgis.classFactory)
+    plugin = xsomo_qgis.classFactory(None)
+    assert plugin.provider is None
+    reg = QgsApplication.processingRegistry()
+    provider = reg.providerById("xsomo")
+    assert provider is not None
+    ids = sorted(a.id() for a in provider.algorithms())
+    assert ids == ["xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations"]
+
+
+def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
+    import processing
+
+    d, _ = data_dir
+    out = tmp_path / "day.tif"
+    res = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2011-01-20",
+                                           "OUTPUT": str(out)})
+    layer = _raster(res["OUTPUT"])
+    assert layer.crs().authid() == "EPSG:4326"
+    ext = layer.extent()
+    assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx((10.0, 11.6, 50.0, 51.2))
+    assert (layer.width(), layer.height()) == (16, 12)
+    day = dt.date(2011, 1, 20)
+    for x, y in POINTS:
+        la, lo = _cell(x, y)
+        assert _sample(layer, x, y) == pytest.approx(float(value(1, day, la, lo)), abs=1e-7)
+    # the 'sea' is nodata, not a number
+    assert _sample(layer, 11.45, 51.15) is None or np.isnan(_sample(layer, 11.45, 51.15))
+    # layer 2 has only 2010
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="not in the layer-2 files"):
+        processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 2, "DATE": "2011-01-20",
+                                         "OUTPUT": str(tmp_path / "x.tif")})
+
+
+def _expected_anomaly(start, end, target_year):
+    lat, lon = grid()
+    means = []
+    for year in (2010, 2011, 2012):
+        s, e = start.replace(year=year), end.replace(year=year)
+        days = [s + dt.timedelta(days=i) for i in range((e - s).days + 1)]
+        means.append(np.mean([value(1, dd, lat[:, None], lon[None, :]) for dd in days], axis=0))
+    means = np.array(means, dtype=float)
+    return (means[target_year - 2010] - means.mean(0)) / means.std(0, ddof=1)
+
+
+def test_anomalymap_matches_the_definition(qgis_app, data_dir, tmp_path):
+    import processing
+
+    d, _ = data_dir
+    res = processing.run("xsomo:anomalymap", {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05",
+                                              "END": "2012-01-25", "OUTPUT": str(tmp_path / "anom.tif")})
+    assert res["N_YEARS"] == 3
+    layer = _raster(res["OUTPUT"])
+    assert layer.crs().authid() == "EPSG:4326"
+    z = _expected_anomaly(dt.date(2012, 1, 5), dt.date(2012, 1, 25), 2012)
+    lat, lon = grid()
+    for x, y in POINTS:
+        i, j = int(np.argmin(abs(lat - y))), int(np.argmin(abs(lon - x)))
+        assert _sample(layer, x, y) == pytest.approx(z[i, j], rel=1e-4, abs=1e-4)
+
+
+def test_xsomo_cog_is_valid_and_agrees_with_the_plugin(qgis_app, data_dir, tmp_path):
+    """The COG written by xsomo (venv) passes GDAL's validator and holds the same numbers QGIS computes."""
+    import processing
+    from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
+
+    d, made = data_dir
+    if not made["xsomo"]:
+        pytest.skip("test data made without the xsomo venv")
+    for name in ("xsomo_day.tif", "xsomo_anomaly.tif"):
+        warnings, errors, _ = validate(str(d / name), full_check=True)
+        assert errors == [] and warnings == [], (name, errors, warnings)
+    day = _raster(d / "xsomo_day.tif")
+    assert day.crs().authid() == "EPSG:4326"
+    for x, y in POINTS:
+        la, lo = _cell(x, y)
+        assert _sample(day, x, y) == pytest.approx(float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7)
+    res = processing.run("xsomo:anomalymap", {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05",
+                                              "END": "2012-01-25", "OUTPUT": str(tmp_path / "anom.tif")})
+    ours, theirs = _raster(res["OUTPUT"]), _raster(d / "xsomo_anomaly.tif")
+    for x, y in POINTS:
+        assert _sample(ours, x, y) == pytest.approx(_sample(theirs, x, y), rel=1e-4, abs=1e-4)
+
+
+def test_plugin_geotiff_is_a_valid_cog(qgis_app, data_dir, tmp_path):
+    import processing
+    from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
+
+    d, _ = data_dir
+    out = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2010-02-01",
+                                           "OUTPUT": str(tmp_path / "day.tif")})["OUTPUT"]
+    _, errors, _ = validate(out)
+    assert errors == []
+
+
+def test_station_gpkg_opens_without_warnings_and_sampling(qgis_app, data_dir, tmp_path):
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    messages = []
+
+    def handler(level, no, msg):
+        messages.append((level, msg))
+
+    gdal.PushErrorHandler(handler)
+    try:
+        ds = gdal.OpenEx(str(d / "stations.gpkg"), gdal.OF_VECTOR)
+        assert ds.GetLayerCount() == 1
+        ds = None
+    finally:
+        gdal.PopErrorHandler()
+    assert [m for m in messages if m[0] >= gdal.CE_Warning] == []
+    stations = QgsVectorLayer(str(d / "stations.gpkg"), "stations", "ogr")
+    assert stations.isValid() and stations.featureCount() == len(STATIONS)
+    assert stations.crs().authid() == "EPSG:4326"
+
+    day_tif = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2012-02-09",
+                                               "OUTPUT": str(tmp_path / "day.tif")})["OUTPUT"]
+    res = processing.run("xsomo:sampleatstations", {"INPUT": str(d / "stations.gpkg"), "RASTER": day_tif,
+                                                    "BAND": 1, "FIELD": "sm_map",
+                                                    "OUTPUT": str(tmp_path / "sampled.gpkg")})
+    out = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
+    assert out.isValid() and out.featureCount() == len(STATIONS)
+    got = {f["station"]: f["sm_map"] for f in out.getFeatures()}
+    for sid, x, y in STATIONS:
+        lat, lon = grid()
+        inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
+        want = value(1, dt.date(2012, 2, 9), *_cell(x, y)) if inside else np.nan
+        if np.isnan(want):
+            assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (sid, got[sid])
+        else:
+            assert got[sid] == pytest.approx(float(want), abs=1e-7), sid
+
+
+def test_qgis_process_runs_an_algorithm(qgis_app, data_dir, tmp_path):
+    exe = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
+    if not os.path.exists(exe):
+        pytest.skip("qgis_process.bin not installed (apt install qgis)")
+    d, _ = data_dir
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), QGIS_PLUGINPATH=str(HERE.parent), QT_QPA_PLATFORM="offscreen",
+               XDG_RUNTIME_DIR=str(tmp_path))
+    subprocess.run([exe, "plugins", "enable", "xsomo_qgis"], env=env, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "cli.tif"
+    proc = subprocess.run(
+        [exe, "--json", "run", "xsomo:loadday", "--", "FOLDER=%s" % (d / "somo"), "LAYER=1",
+         "DATE=2010-01-15", "OUTPUT=%s" % out],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert pathlib.Path(result["results"]["OUTPUT"]) == out
+    layer = _raster(out)
+    la, lo = _cell(10.73, 50.42)
+    assert _sample(layer, 10.73, 50.42) == pytest.approx(float(value(1, dt.date(2010, 1, 15), la, lo)), abs=1e-7)

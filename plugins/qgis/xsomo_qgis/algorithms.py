@@ -1,0 +1,202 @@
+"""The Processing algorithms of the ``xsomo`` provider.
+
+- ``xsomo:loadday``: one layer and day of the SoMo.ml-EU files as a raster layer.
+- ``xsomo:anomalymap``: the normalised anomaly of a period mean (z-score against the same
+  window in the other years of the files).
+- ``xsomo:sampleatstations``: raster values at station points (e.g. the station-metrics
+  GeoPackage written by ``xsomo export --metrics``), as a new point layer.
+"""
+
+from osgeo import gdal
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProject,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .somo_files import LayerFiles, SomoFileError, parse_day, write_geotiff
+
+_HELP_FILES = (
+    "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
+    "(or the published SoMo.ml v1 files SoMo.ml_v1_layer{N}_{YYYY}.nc, also in sub-folders). "
+    "LAYER: 1 = 0-10 cm, 2 = 10-30 cm, 3 = 30-50 cm. Days are YYYY-MM-DD."
+)
+
+
+class _Base(QgsProcessingAlgorithm):
+    def group(self):
+        return "Soil moisture"
+
+    def groupId(self):  # noqa: N802
+        return "soilmoisture"
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def _files(self, parameters, context):
+        folder = self.parameterAsFile(parameters, "FOLDER", context)
+        layer = self.parameterAsInt(parameters, "LAYER", context)
+        try:
+            return LayerFiles(folder, layer)
+        except SomoFileError as err:
+            raise QgsProcessingException(str(err)) from err
+
+    def _add_folder_layer(self):
+        self.addParameter(
+            QgsProcessingParameterFile("FOLDER", "Folder of SoMo.ml-EU files", behavior=QgsProcessingParameterFile.Folder)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "LAYER", "Soil layer (1: 0-10 cm, 2: 10-30 cm, 3: 30-50 cm)",
+                type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1, maxValue=3,
+            )
+        )
+
+    def _day(self, parameters, name, context):
+        try:
+            return parse_day(self.parameterAsString(parameters, name, context))
+        except SomoFileError as err:
+            raise QgsProcessingException(str(err)) from err
+
+
+class LoadDay(_Base):
+    def name(self):
+        return "loadday"
+
+    def displayName(self):  # noqa: N802
+        return "Load a soil-moisture day"
+
+    def shortHelpString(self):  # noqa: N802
+        return "One layer and day of the SoMo.ml-EU files as a GeoTIFF raster layer (m3 m-3). " + _HELP_FILES
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add_folder_layer()
+        self.addParameter(QgsProcessingParameterString("DATE", "Day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Soil moisture"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        files = self._files(parameters, context)
+        day = self._day(parameters, "DATE", context)
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        try:
+            name, band = files.band(day)
+        except SomoFileError as err:
+            raise QgsProcessingException(str(err)) from err
+        feedback.pushInfo("reading %s band %d (%s)" % (name, band, day))
+        src = gdal.Open(name)
+        write_geotiff(
+            out, files.read(day), src.GetGeoTransform(), src.GetProjection(),
+            tags={"layer": files.layer, "date": day.isoformat(), "units": "m3 m-3", "statistic": "day"},
+        )
+        return {"OUTPUT": out}
+
+
+class AnomalyMap(_Base):
+    def name(self):
+        return "anomalymap"
+
+    def displayName(self):  # noqa: N802
+        return "Soil-moisture anomaly map of a period"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "The normalised anomaly (z-score) of the mean over START..END: z = (m0 - mean(m)) / std(m), "
+            "where m are the means over the same calendar window in every year the files cover "
+            "(the period's own year included; at least 3 years). " + _HELP_FILES
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add_folder_layer()
+        self.addParameter(QgsProcessingParameterString("START", "First day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterString("END", "Last day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Anomaly (z-score)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        files = self._files(parameters, context)
+        start = self._day(parameters, "START", context)
+        end = self._day(parameters, "END", context)
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        try:
+            z, n_years = files.anomaly(start, end)
+        except SomoFileError as err:
+            raise QgsProcessingException(str(err)) from err
+        feedback.pushInfo("anomaly of %s ... %s against %d years" % (start, end, n_years))
+        f = files.first
+        write_geotiff(
+            out, z, f.geotransform, f.projection,
+            tags={"layer": files.layer, "period": "%s/%s" % (start, end), "units": "1",
+                  "statistic": "anomaly", "n_years": n_years},
+        )
+        return {"OUTPUT": out, "N_YEARS": n_years}
+
+
+class SampleAtStations(_Base):
+    def name(self):
+        return "sampleatstations"
+
+    def displayName(self):  # noqa: N802
+        return "Sample a soil-moisture raster at stations"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Adds the raster value under each point (e.g. the stations of the metrics GeoPackage written by "
+            "`xsomo export --metrics`) as a new field; points outside the raster or on nodata get NULL."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(
+            QgsProcessingParameterFeatureSource("INPUT", "Stations", [QgsProcessing.TypeVectorPoint])
+        )
+        self.addParameter(QgsProcessingParameterRasterLayer("RASTER", "Soil-moisture raster"))
+        self.addParameter(QgsProcessingParameterBand("BAND", "Band", defaultValue=1, parentLayerParameterName="RASTER"))
+        self.addParameter(QgsProcessingParameterString("FIELD", "Field name", defaultValue="sm_map"))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Stations with raster values"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        source = self.parameterAsSource(parameters, "INPUT", context)
+        raster = self.parameterAsRasterLayer(parameters, "RASTER", context)
+        band = self.parameterAsInt(parameters, "BAND", context) or 1
+        field = self.parameterAsString(parameters, "FIELD", context) or "sm_map"
+        if source is None or raster is None:
+            raise QgsProcessingException("stations or raster could not be opened")
+        fields = QgsFields(source.fields())
+        if fields.indexFromName(field) >= 0:
+            raise QgsProcessingException("the stations already have a field %r; choose another FIELD" % field)
+        fields.append(QgsField(field, QVariant.Double))
+        sink, dest = self.parameterAsSink(
+            parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
+        )
+        xform = QgsCoordinateTransform(source.sourceCrs(), raster.crs(), context.transformContext() if context else QgsProject.instance())
+        provider = raster.dataProvider()
+        total = max(source.featureCount(), 1)
+        for i, feat in enumerate(source.getFeatures()):
+            if feedback.isCanceled():
+                break
+            value = None
+            geom = feat.geometry()
+            if not geom.isEmpty():
+                pt = xform.transform(geom.asPoint())
+                v, ok = provider.sample(pt, band)
+                if ok and v == v:  # v == v: not NaN
+                    value = float(v)
+            out = QgsFeature(fields)
+            out.setGeometry(geom)
+            out.setAttributes(feat.attributes() + [value])
+            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            feedback.setProgress(100.0 * (i + 1) / total)
+        return {"OUTPUT": dest}

@@ -1,0 +1,203 @@
+"""Reading SoMo.ml-EU / SoMo.ml v1 files with GDAL and numpy only (what ships with QGIS).
+
+One netCDF per layer and year (``SoMo.ml-EU_layer{N}_{YYYY}.nc`` or
+``SoMo.ml_v1_layer{N}_{YYYY}.nc``, also in one level of sub-folders) holding the variable
+``layer{N}(time, lat, lon)``. GDAL's netCDF driver gives one band per day, north-up, with
+the CRS from the file's grid mapping; the band's day comes from ``NETCDF_DIM_time`` and
+the ``time#units`` metadata.
+
+The anomaly follows ``xsomo.gis``: the z-score of the period mean against the same
+calendar window in every year that the files cover completely,
+``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``, at least three years.
+"""
+
+import datetime as dt
+import glob
+import os
+import re
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+
+FILE_PATTERN = re.compile(r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$")
+_UNITS = {"day": 86400.0, "days": 86400.0, "hour": 3600.0, "hours": 3600.0,
+          "minute": 60.0, "minutes": 60.0, "second": 1.0, "seconds": 1.0}
+
+
+class SomoFileError(Exception):
+    """A SoMo.ml file is missing or not as expected (the message names it)."""
+
+
+def find_layer_files(folder, layer):
+    """``{year: path}`` of one layer's files in ``folder`` (and its direct sub-folders)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))):
+        m = FILE_PATTERN.match(os.path.basename(path))
+        if m and int(m["layer"]) == int(layer):
+            year = int(m["year"])
+            if year in out:
+                raise SomoFileError("two files for layer %d, year %d: %s and %s" % (layer, year, out[year], path))
+            out[year] = path
+    if not out:
+        raise SomoFileError(
+            "no SoMo.ml files of layer %d in %s (names like SoMo.ml-EU_layer%d_2010.nc)" % (layer, folder, layer)
+        )
+    return out
+
+
+def _parse_units(units):
+    m = re.match(r"^\s*(\w+)\s+since\s+(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", units)
+    if not m or m.group(1).lower() not in _UNITS:
+        raise SomoFileError("time units %r are not 'days|hours|... since YYYY-MM-DD'" % units)
+    parts = [int(g) if g else 0 for g in m.groups()[1:]]
+    return _UNITS[m.group(1).lower()], dt.datetime(*parts)
+
+
+class LayerFile:
+    """One file's variable ``layer{N}`` opened with GDAL: days, geotransform, reading."""
+
+    def __init__(self, path, layer):
+        self.path = path
+        self.name = 'NETCDF:"%s":layer%d' % (path, int(layer))
+        try:
+            self.ds = gdal.Open(self.name)
+        except RuntimeError as err:
+            raise SomoFileError("%s: cannot open variable layer%d (%s)" % (path, layer, err)) from err
+        md = self.ds.GetMetadata()
+        units = md.get("time#units")
+        if units is None:
+            raise SomoFileError("%s: the time variable has no units" % path)
+        scale, origin = _parse_units(units)
+        days = []
+        for b in range(1, self.ds.RasterCount + 1):
+            v = self.ds.GetRasterBand(b).GetMetadataItem("NETCDF_DIM_time")
+            if v is None:
+                raise SomoFileError("%s: band %d has no time" % (path, b))
+            days.append((origin + dt.timedelta(seconds=float(v) * scale)).date())
+        self.days = days
+        self.band_of = {d: i + 1 for i, d in enumerate(days)}
+
+    @property
+    def geotransform(self):
+        return self.ds.GetGeoTransform()
+
+    @property
+    def projection(self):
+        return self.ds.GetProjection()
+
+    def read(self, day):
+        band = self.ds.GetRasterBand(self.band_of[day])
+        a = band.ReadAsArray().astype(np.float64)
+        nodata = band.GetNoDataValue()
+        if nodata is not None and not np.isnan(nodata):
+            a[a == nodata] = np.nan
+        return a
+
+
+class LayerFiles:
+    """All files of one layer in a folder, read by day."""
+
+    def __init__(self, folder, layer):
+        self.layer = int(layer)
+        self.files = {y: LayerFile(p, layer) for y, p in find_layer_files(folder, layer).items()}
+        self.first = self.files[min(self.files)]
+        self._where = {}
+        for f in self.files.values():
+            for d in f.days:
+                self._where[d] = f
+
+    def has(self, day):
+        return day in self._where
+
+    def read(self, day):
+        if day not in self._where:
+            raise SomoFileError("day %s is not in the layer-%d files" % (day, self.layer))
+        return self._where[day].read(day)
+
+    def band(self, day):
+        """``(gdal dataset name, band number)`` of one day."""
+        f = self._where.get(day)
+        if f is None:
+            days = sorted(self._where)
+            raise SomoFileError("day %s is not in the layer-%d files (%s ... %s)" % (day, self.layer, days[0], days[-1]))
+        return f.name, f.band_of[day]
+
+    def window_mean(self, start, end):
+        """Mean over the days ``start..end``; None unless the files hold every one of them."""
+        n = (end - start).days + 1
+        days = [start + dt.timedelta(days=i) for i in range(n)]
+        if not all(self.has(d) for d in days):
+            return None
+        total = np.zeros_like(self.read(days[0]))
+        count = np.zeros(total.shape)
+        for d in days:
+            a = self.read(d)
+            ok = np.isfinite(a)
+            total[ok] += a[ok]
+            count[ok] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def anomaly(self, start, end):
+        """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``."""
+        if end < start:
+            raise SomoFileError("the period ends (%s) before it starts (%s)" % (end, start))
+        m0 = self.window_mean(start, end)
+        if m0 is None:
+            raise SomoFileError("the period %s ... %s is not covered by the layer-%d files" % (start, end, self.layer))
+        means = []
+        years = sorted(self.files)
+        for k in range(years[0] - start.year - 1, years[-1] - start.year + 2):
+            try:
+                s, e = start.replace(year=start.year + k), end.replace(year=end.year + k)
+            except ValueError:  # 29 February
+                s = start.replace(year=start.year + k, day=28)
+                e = end.replace(year=end.year + k, day=28)
+            m = self.window_mean(s, e)
+            if m is not None:
+                means.append(m)
+        if len(means) < 3:
+            raise SomoFileError(
+                "an anomaly needs the window in at least 3 years of the files; found %d" % len(means)
+            )
+        stack = np.stack(means)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = stack.mean(axis=0)
+            sd = stack.std(axis=0, ddof=1)
+            z = np.where(sd > 0, (m0 - mu) / np.where(sd > 0, sd, 1), np.nan)
+        return z, len(means)
+
+
+def write_geotiff(path, array, geotransform, projection, tags=None):
+    """A float32 Cloud-Optimized GeoTIFF (DEFLATE, predictor, NaN nodata) through an in-memory raster."""
+    ny, nx = array.shape
+    mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Float32)
+    mem.SetGeoTransform(geotransform)
+    mem.SetProjection(projection)
+    band = mem.GetRasterBand(1)
+    band.SetNoDataValue(float("nan"))
+    band.WriteArray(np.asarray(array, dtype=np.float32))
+    if tags:
+        mem.SetMetadata({str(k): str(v) for k, v in tags.items()})
+    tmp = path + ".tmp.tif"
+    gdal.Translate(tmp, mem, format="COG", creationOptions=["COMPRESS=DEFLATE", "PREDICTOR=YES"])
+    os.replace(tmp, path)
+    return path
+
+
+def parse_day(text):
+    """``YYYY-MM-DD`` (or a QDate/QDateTime/date) to a ``datetime.date``."""
+    if hasattr(text, "toPyDate"):
+        return text.toPyDate()
+    if hasattr(text, "date") and hasattr(text, "toPyDateTime"):
+        return text.toPyDateTime().date()
+    if isinstance(text, dt.datetime):
+        return text.date()
+    if isinstance(text, dt.date):
+        return text
+    try:
+        return dt.date.fromisoformat(str(text).strip()[:10])
+    except ValueError as err:
+        raise SomoFileError("%r is not a day YYYY-MM-DD" % (text,)) from err
