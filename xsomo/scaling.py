@@ -331,7 +331,8 @@ def scale_to(
     n_st = np.zeros((cells.size, layers.size), dtype="int32")
     np.add.at(n_st, (cell_pos, lay_pos), 1)
     sid = np.full((cells.size, layers.size), "", dtype=object)
-    for k, c, lay in zip(kidx, cell_pos, lay_pos, strict=True):  # per station, not per day
+    order = np.argsort(np.array(ids, dtype=object)[kidx], kind="stable")  # ids sorted: order-invariant
+    for k, c, lay in zip(kidx[order], cell_pos[order], lay_pos[order], strict=True):  # per station, not per day
         sid[c, lay] = ids[k] if not sid[c, lay] else f"{sid[c, lay]},{ids[k]}"
     crow, ccol = cells // grid.nlon, cells % grid.nlon
     lc = cv.layer_coords(tuple(layers.tolist()))
@@ -349,7 +350,8 @@ def scale_to(
             "station_ids": ((cv.CELL, cv.LAYER), sid.astype(str), {"long_name": "comma-joined station ids"}),
         },
     )
-    targets = targets.dropna(cv.TIME, how="all")
+    any_valid = np.flatnonzero(~np.isnan(mean).all(axis=(0, 1)))
+    targets = targets.isel({cv.TIME: slice(int(any_valid[0]), int(any_valid[-1]) + 1)})  # trim empty ends
     from xsomo import __version__
 
     targets.attrs = {
