@@ -185,14 +185,26 @@ def test_station_gpkg_opens_without_warnings_and_sampling(qgis_app, data_dir, tm
             assert got[sid] == pytest.approx(float(want), abs=1e-7), sid
 
 
-def test_qgis_process_runs_an_algorithm(qgis_app, data_dir, tmp_path):
+def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_path):
+    """Build the plugin zip, unpack it as QGIS would install it, run an algorithm with qgis_process."""
+    import sys
+    import zipfile
+
     exe = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
     if not os.path.exists(exe):
         pytest.skip("qgis_process.bin not installed (apt install qgis)")
     d, _ = data_dir
+    built = subprocess.run([sys.executable, str(HERE.parent / "build_zip.py"), str(tmp_path / "dist")],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    plugins = tmp_path / "plugins"
+    with zipfile.ZipFile(built) as zf:
+        names = zf.namelist()
+        assert "xsomo_qgis/metadata.txt" in names and "xsomo_qgis/__init__.py" in names
+        assert not [n for n in names if "__pycache__" in n]
+        zf.extractall(plugins)
     home = tmp_path / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), QGIS_PLUGINPATH=str(HERE.parent), QT_QPA_PLATFORM="offscreen",
+    env = dict(os.environ, HOME=str(home), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen",
                XDG_RUNTIME_DIR=str(tmp_path))
     subprocess.run([exe, "plugins", "enable", "xsomo_qgis"], env=env, check=True, capture_output=True, timeout=120)
     out = tmp_path / "cli.tif"
