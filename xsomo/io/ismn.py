@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Sequence
 
@@ -196,7 +197,7 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
                     rows.append({**base, "layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0,
                                  "kept": False, "reason": f"unreadable: {err}"})
                     continue
-                bad = _format_problem(df)
+                bad = _format_problem(df) or _truncated(path, rel)
                 if bad:
                     problems.append(DataFormatError(f"{path / rel}: {bad}"))
                     rows.append({**base, "layer": None, "n_records": len(df), "n_flag_good": 0, "n_negative": 0,
@@ -226,6 +227,22 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
             counter[sid] = counter.get(sid, 0) + 1
             records[k]["station_id"] = f"{sid}.{counter[sid]}"
     return rows, records, problems
+
+
+def _truncated(root: pathlib.Path, rel: str) -> str:
+    """A last line with fewer fields than the line before it: the file was cut off."""
+    f = root / rel
+    if not f.is_file():
+        return ""
+    with open(f, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 4096))
+        tail = fh.read().decode("latin-1")
+    lines = [ln for ln in re.split(r"\r\n|\r|\n", tail) if ln.strip()]
+    if len(lines) >= 3 and len(lines[-1].split()) < len(lines[-2].split()):
+        return f"the last line {lines[-1].strip()!r} is incomplete (truncated file)"
+    return ""
 
 
 def _format_problem(df: pd.DataFrame) -> str:
