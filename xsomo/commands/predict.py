@@ -1,0 +1,119 @@
+"""``xsomo predict``: SoMo.ml-EU files (one per layer and year) from drivers and a trained model.
+
+Examples::
+
+    xsomo predict --drivers demo_out/drivers.nc --model demo_out/model --out demo_out/sm
+    xsomo predict --drivers world/ --model model/ --out sm/ --start 2004-01-01 --end 2020-12-31 --chunks 32
+    xsomo predict --drivers drivers.nc --model model/ --out sm/ --scheduler tcp://10.0.0.5:8786
+
+The first ``spinup`` days (default: the model's lookback) before ``--start`` spin the
+roll-out up; the drivers must hold them. Rerunning the same command after an
+interruption skips the files already written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from typing import Any
+
+from xsomo.exceptions import XsomoValueError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict",
+        help="predict soil moisture with a trained model and write SoMo.ml-EU_layer{N}_{YYYY}.nc files",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--drivers", required=True, type=pathlib.Path, help="drivers netCDF (xsomo prepare) or a world folder")
+    p.add_argument("--model", required=True, type=pathlib.Path, help="trained model folder (xsomo train)")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="output folder for the files")
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="first output day (default: drivers start + spin-up)")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="last output day (default: drivers end)")
+    p.add_argument("--spinup", type=int, default=None, help="spin-up days before --start (default: the model's lookback)")
+    p.add_argument(
+        "--chunks", default=None, metavar="N|lat=NY,lon=NX",
+        help="block size: cells per block or lat=NY,lon=NX (default: chosen from the period length)",
+    )  # fmt: skip
+    p.add_argument("--mode", choices=("auto", "continuous", "windowed"), default="auto", help="inference mode (default auto)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N] (default auto)")
+    p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers to write (default: all)")
+    p.add_argument("--years", type=int, nargs="+", help="years to write (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="rewrite files that exist (default: skip them, i.e. resume)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(command="predict")
+    return p
+
+
+def parse_chunks(text: str | None) -> int | dict[str, int] | None:
+    """``"32"`` → 32 cells per block; ``"lat=32,lon=64"`` → a dict."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in ("lat", "lon") or not value.strip().isdigit():
+            raise XsomoValueError(f"--chunks {text!r}: give a number of cells or lat=NY,lon=NX")
+        out[key.strip()] = int(value)
+    return out
+
+
+def _open_drivers(path: pathlib.Path) -> Any:
+    import xarray as xr
+
+    if path.is_dir():
+        from xsomo.drivers import open_drivers
+
+        return open_drivers(path)
+    if not path.exists():
+        raise XsomoValueError(f"--drivers {path}: no such file or folder")
+    return xr.open_dataset(path, chunks={})
+
+
+def run(args: argparse.Namespace) -> int:
+    from xsomo import inference, output
+    from xsomo.model import TrainedModel
+
+    chunks = parse_chunks(args.chunks)
+    # fail on an unwritable folder before loading or computing anything
+    output._check_writable(args.out)
+    model = TrainedModel.load(args.model)
+    drivers = _open_drivers(args.drivers)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    try:
+        period = (args.start, args.end) if (args.start or args.end) else None
+        sm = inference.predict(
+            drivers,
+            model,
+            layers=args.layers,
+            mode=args.mode,
+            chunks=chunks,
+            device=args.device,
+            spinup=args.spinup,
+            time=period,
+            client=client,
+        )
+        files = output.to_files(
+            sm,
+            args.out,
+            layers=args.layers,
+            years=args.years,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    print(f"{len(files)} files in {args.out}")
+    return 0
