@@ -304,12 +304,19 @@ def _open_stacked(
             ds.close()
         raise
 
-    def close() -> None:
-        for _, ds, _ in opened:
-            ds.close()
-
-    out.set_close(close)
+    out.set_close(_Closer([ds for _, ds, _ in opened]))
     return out
+
+
+class _Closer:
+    """Closes the single files (a class, not a closure, so the Dataset pickles for dask workers)."""
+
+    def __init__(self, datasets: list[xr.Dataset]) -> None:
+        self.datasets = datasets
+
+    def __call__(self) -> None:
+        for ds in self.datasets:
+            ds.close()
 
 
 def open_somo(

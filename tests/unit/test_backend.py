@@ -135,3 +135,32 @@ def test_backend_import_is_light() -> None:
         "assert 'somo' in engines; assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_round_trip_with_output_to_files(tmp_path: pathlib.Path) -> None:
+    """Files written by xsomo.output.to_files open as the prediction they came from (lat order aside)."""
+    pytest.importorskip("xsomo.output")
+    from xsomo import output
+
+    time = pd.date_range("2010-12-20", "2011-01-10", freq="D")
+    lat, lon = GRID.lat, GRID.lon  # ascending, as predict returns them
+    data = np.stack([expected_value(n, time.to_numpy(), lat, lon) for n in (1, 2, 3)])
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "lat", "lon"), data, cv.SM_ATTRS)},
+        coords={"time": time, **GRID.coords(), **cv.layer_coords()},
+    )
+    files = output.to_files(pred, tmp_path, progress=False)
+    assert len(files) == 6
+    ds = xsomo.open_somo(tmp_path)
+    assert ds.rio.crs.to_epsg() == 4326
+    back = ds.sm.sortby("lat").load()
+    xr.testing.assert_allclose(back.drop_vars("spatial_ref", errors="ignore"), pred.sm, atol=1e-7)
+
+
+def test_lazy_dataset_pickles_for_distributed_workers(somo_dir: pathlib.Path) -> None:
+    import pickle
+
+    ds = xsomo.open_somo(somo_dir, layers=[2])
+    again = pickle.loads(pickle.dumps(ds))
+    sel = {"layer": 2, "time": "2010-05-17"}
+    np.testing.assert_array_equal(again.sm.sel(sel).values, ds.sm.sel(sel).values)

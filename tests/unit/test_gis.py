@@ -211,3 +211,21 @@ def test_metrics_to_gpkg_points_version_and_values(tmp_path: pathlib.Path) -> No
 def test_metrics_need_coordinates(tmp_path: pathlib.Path) -> None:
     with pytest.raises(MissingVariableError, match="'lat'"):
         gis.metrics_to_gpkg(_metrics().drop_vars("lat"), tmp_path / "m.gpkg")
+
+
+def test_prediction_with_ascending_lat_is_written_north_up(tmp_path: pathlib.Path) -> None:
+    """A prediction as predict returns it (lat ascending, dask, sm_spread beside sm)."""
+    grid = cv.GridSpec(west=-1.0, east=0.6, south=40.0, north=41.2)
+    time = pd.date_range("2015-03-01", periods=3)
+    data = np.stack([expected_value(n, time.to_numpy(), grid.lat, grid.lon) for n in (1, 2, 3)])
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "lat", "lon"), data), "sm_spread": (("layer", "time", "lat", "lon"), data * 0)},
+        coords={"time": time, **grid.coords(), **cv.layer_coords()},
+    ).chunk({"lat": 6, "lon": 8})
+    path = pred.somo.to_cog(tmp_path / "p.tif", layer=3, time="2015-03-02", blocksize=16)
+    with rasterio.open(path) as src:
+        assert src.transform.e == pytest.approx(-0.1) and src.transform.f == pytest.approx(41.2)
+        assert src.transform.c == pytest.approx(-1.0)
+        got = src.read(1)
+    want = data[2, 1][::-1]  # row 0 is the northernmost
+    np.testing.assert_array_equal(got, want)
