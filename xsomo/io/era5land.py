@@ -199,13 +199,17 @@ def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.D
             out[name] = da
             continue
         if name in ACCUMULATED:
-            inc = deaccumulate(da, clip_negative=name in NON_NEGATIVE)
+            # unclipped increments telescope to the 00 UTC value closing each day; the
+            # daily total is clipped instead (packing noise), so no noise is added up
+            inc = deaccumulate(da, clip_negative=False)
             # the first hour of the record has no previous value unless it is 01 UTC
             inc = inc.where(~((inc["time"] == inc["time"][0]) & (inc["time"].dt.hour != 1)))
             grp = inc.assign_coords(day=start_label).groupby("day")
             total = grp.sum(skipna=False)
             n = inc.notnull().assign_coords(day=start_label).groupby("day").sum()
             daily = total.where(n == 24)
+            if name in NON_NEGATIVE:
+                daily = daily.clip(min=0.0)
             daily.attrs = {**da.attrs, "cell_methods": "time: sum (de-accumulated)"}
         else:
             grp = da.assign_coords(day=inst_label).groupby("day")

@@ -1,0 +1,162 @@
+"""open_era5land: de-accumulation vs a hand computation, missing hours, units, layer mapping, real files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.exceptions import DataFormatError, UnitError
+from xsomo.io import open_era5land
+from xsomo.io.era5land import deaccumulate
+
+LAT = np.array([46.0, 45.9])  # ERA5 order: descending
+LON = np.array([5.0, 5.1])
+
+
+def hourly_file(path, *, start="2020-01-01 00:00", days=3, drop_hour=None, seed=0):
+    """An ERA5-Land-like hourly file; returns (path, hourly increments of tp, ssr, str, t2m)."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range(start, periods=days * 24 + 1, freq="h")
+    shape = (t.size, LAT.size, LON.size)
+    inc = {"tp": rng.gamma(0.3, 2e-4, shape), "ssr": rng.uniform(0, 2e6, shape), "str": -rng.uniform(0, 3e5, shape)}
+    acc = {}
+    label = (t - pd.Timedelta("1h")).floor("D")  # the day each hour belongs to (hour ending at t)
+    for k, v in inc.items():
+        a = np.empty_like(v)
+        for d in np.unique(label):  # hand computation: cumulative sum within each day
+            sel = label == d
+            a[sel] = np.cumsum(v[sel], axis=0)
+        acc[k] = a
+    acc["tp"][acc["tp"] < 1e-7] -= 1.5e-8  # packing noise: tiny negatives
+    t2m = 280 + rng.normal(size=shape)
+    sw = {f"swvl{k}": 0.1 * k + 0.01 * rng.random(shape) for k in (1, 2, 3)}
+    ds = xr.Dataset(
+        {
+            "tp": (("time", "latitude", "longitude"), acc["tp"], {"units": "m"}),
+            "ssr": (("time", "latitude", "longitude"), acc["ssr"], {"units": "J m**-2"}),
+            "str": (("time", "latitude", "longitude"), acc["str"], {"units": "J m**-2"}),
+            "t2m": (("time", "latitude", "longitude"), t2m, {"units": "K"}),
+            "skt": (("time", "latitude", "longitude"), t2m + 1, {"units": "K"}),
+            **{k: (("time", "latitude", "longitude"), v, {"units": "m**3 m**-3"}) for k, v in sw.items()},
+        },
+        coords={"time": t, "latitude": LAT, "longitude": LON},
+    )
+    if drop_hour is not None:
+        ds = ds.drop_sel(time=pd.Timestamp(drop_hour))
+    ds.to_netcdf(path)
+    return path, inc, label, ds
+
+
+def test_deaccumulation_matches_hand_computation(tmp_path):
+    path, inc, label, raw = hourly_file(tmp_path / "h.nc")
+    out = open_era5land(path)
+    # first 00 UTC value closes 2019-12-31 (incomplete, dropped); the last day ends at 00 UTC of day 4
+    assert list(out.time.dt.strftime("%Y-%m-%d").values) == ["2020-01-01", "2020-01-02", "2020-01-03"]
+    for k, day in enumerate(out.time.values):
+        sel = label == pd.Timestamp(day)
+        tp = inc["tp"][sel].sum(0) * 1000.0
+        rn = (inc["ssr"][sel].sum(0) + inc["str"][sel].sum(0)) / 86400.0
+        got_tp = out["precipitation"].isel(time=k).sel(lat=LAT[::-1]).values
+        np.testing.assert_allclose(got_tp, tp[::-1], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(out["net_radiation"].isel(time=k).values, rn[::-1], rtol=1e-5)
+        # the daily total equals the 00 UTC value of the next day
+        next00 = raw["tp"].sel(time=pd.Timestamp(day) + pd.Timedelta("1D")).values[::-1] * 1000
+        np.testing.assert_allclose(got_tp, np.clip(next00, 0, None), rtol=1e-5, atol=1e-4)
+        t_day = pd.DatetimeIndex(raw.time.values).floor("D") == pd.Timestamp(day)
+        np.testing.assert_allclose(out["air_temperature"].isel(time=k).values,
+                                   raw["t2m"].values[t_day].mean(0)[::-1], rtol=1e-6)
+    assert (out["precipitation"] >= 0).all()
+    assert out["precipitation"].attrs["units"] == "mm d-1" and out["net_radiation"].attrs["units"] == "W m-2"
+    assert (np.diff(out.lat.values) > 0).all()
+
+
+def test_depth_weighted_layers(tmp_path):
+    path, _, _, raw = hourly_file(tmp_path / "h.nc")
+    out = open_era5land(path)
+    day = pd.DatetimeIndex(raw.time.values).floor("D") == pd.Timestamp("2020-01-02")
+    s = {k: raw[k].values[day].mean(0)[::-1] for k in ("swvl1", "swvl2", "swvl3")}
+    # by hand: layer 1 = (7 cm of swvl1 + 3 cm of swvl2) / 10; layer 2 = (18 swvl2 + 2 swvl3) / 20; layer 3 = swvl3
+    expected = [(7 * s["swvl1"] + 3 * s["swvl2"]) / 10, (18 * s["swvl2"] + 2 * s["swvl3"]) / 20, s["swvl3"]]
+    for lay in (1, 2, 3):
+        np.testing.assert_allclose(out["sm"].sel(layer=lay, time="2020-01-02").values, expected[lay - 1], rtol=1e-6)
+    assert out["sm"].dims == ("layer", "time", "lat", "lon")
+    assert out["depth_bottom"].values.tolist() == [0.1, 0.3, 0.5]
+
+
+def test_missing_hour_raises(tmp_path):
+    path, *_ = hourly_file(tmp_path / "h.nc", drop_hour="2020-01-02 07:00")
+    with pytest.raises(DataFormatError, match="missing hour.*2020-01-02 07:00"):
+        open_era5land(path)
+
+
+def test_missing_units_raise_naming_variable(tmp_path):
+    path, *_ = hourly_file(tmp_path / "h.nc")
+    ds = xr.open_dataset(path).load()
+    del ds["ssr"].attrs["units"]
+    ds.to_netcdf(tmp_path / "nounits.nc")
+    with pytest.raises(UnitError, match="'ssr'"):
+        open_era5land(tmp_path / "nounits.nc")
+    ds["ssr"].attrs["units"] = "furlongs"
+    ds.to_netcdf(tmp_path / "bad.nc")
+    with pytest.raises(UnitError, match="ssr"):
+        open_era5land(tmp_path / "bad.nc")
+
+
+def test_daily_files_multiple_years(tmp_path):
+    t1 = pd.date_range("2019-12-30", periods=2, freq="D")
+    t2 = pd.date_range("2020-01-01", periods=3, freq="D")
+    for t, name in ((t1, "era5land_2019.nc"), (t2, "era5land_2020.nc")):
+        shape = (t.size, LAT.size, LON.size)
+        xr.Dataset(
+            {"tp": (("time", "latitude", "longitude"), np.full(shape, 0.002), {"units": "m"}),
+             "t2m": (("time", "latitude", "longitude"), np.full(shape, 10.0), {"units": "degC"}),
+             "swvl1": (("time", "latitude", "longitude"), np.full(shape, 0.3), {"units": "m3 m-3"})},
+            coords={"time": t, "latitude": LAT, "longitude": LON},
+        ).to_netcdf(tmp_path / name)
+    out = open_era5land(tmp_path)
+    assert out.sizes["time"] == 5
+    np.testing.assert_allclose(out["precipitation"].values, 2.0)
+    np.testing.assert_allclose(out["air_temperature"].values, 283.15, rtol=1e-6)
+    assert out["sm"].layer.values.tolist() == [1]
+
+
+@pytest.mark.real
+def test_crspy_accumulation_trap(real_data):
+    f = real_data / "crspy/example/example_era5land.nc"
+    with pytest.raises(UnitError, match="'precipitation'"):
+        open_era5land(f, units={"temperature": "K"})
+    sw = {f"soil_moisture_{k}": "m3 m-3" for k in range(1, 5)}
+    out = open_era5land(f, units={"precipitation": "m", "temperature": "K", **sw})
+    raw = xr.open_dataset(f)
+    years = (pd.Timestamp(raw.time.values[-1]) - pd.Timestamp(raw.time.values[0])).days / 365.25
+    per_year = float(out["precipitation"].sum()) / 1000 / years
+    naive = float(raw["precipitation"].sum()) / years
+    assert 0.30 < per_year < 0.38, per_year      # about 0.34 m/yr
+    assert naive > 8 * per_year                   # a plain sum of the raw hours: about 3.37 m/yr
+    # independent check: the 00 UTC values are the previous days' totals
+    zero = raw["precipitation"].where(raw.time.dt.hour == 0, drop=True).isel(time=slice(1, None))
+    np.testing.assert_allclose(out["precipitation"].values, np.clip(zero.values[: out.sizes["time"]], 0, None) * 1000,
+                               rtol=1e-4, atol=1e-4)
+    assert out["sm"].sizes["layer"] == 3
+
+
+@pytest.mark.real
+def test_qa4sm_cell_files(real_data):
+    out = open_era5land(real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904")
+    assert out["sm"].layer.values.tolist() == [1]
+    assert out.sizes["time"] == 730 and "06" in out.attrs["time_sampling"] or "[6]" in out.attrs["time_sampling"]
+    raw = xr.open_dataset(real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904/0165.nc")
+    k = int(np.flatnonzero(raw.location_id.values == 2540041)[0])  # Kainaliu's grid point (PROVENANCE.md)
+    got = out["sm"].sel(layer=1, lat=float(raw.lat[k]), lon=float(raw.lon[k]), method="nearest")
+    np.testing.assert_allclose(got.values, raw["swvl1"].values[k], rtol=1e-6)
+    assert round(float(got.mean()), 3) == 0.417
+    assert cv.SM_ATTRS["units"] == out["sm"].attrs["units"]
+
+
+def test_deaccumulate_str_not_clipped():
+    t = pd.date_range("2020-01-01 01:00", periods=5, freq="h")
+    acc = xr.DataArray(-np.arange(1.0, 6.0), coords={"time": t}, dims="time")
+    np.testing.assert_allclose(deaccumulate(acc, clip_negative=False).values, -1.0)
