@@ -171,3 +171,42 @@ def test_explicit_grid_and_provenance():
     assert (t["cell"].values == t["row"].values * g.nlon + t["col"].values).all()
     assert t["sm"].dtype == np.float32
     assert set(t.dims) == {"cell", "layer", "time"}
+
+
+# ----------------------------------------------------------------------------- real data end to end
+
+
+@pytest.mark.real
+def test_hawaii_end_to_end(real_data):
+    """SCAN Kainaliu (5 depths), PuaAkala, IslandDairy scaled to the real ERA5-Land cells beside them."""
+    from xsomo.io import open_era5land, open_ismn
+
+    ismn = real_data / "qa4sm-testdata/input_data/ISMN"
+    a, qa = open_ismn(ismn / "ISMN_V20250617", report=True)
+    b, qb = open_ismn(ismn / "ISMN_TESTDATA_HAWAII", report=True)
+    stations = xr.concat([a, b], dim="station", join="outer")
+    era_dir = real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904"
+    era = open_era5land(era_dir)
+    targets, rep = scale_to(stations, era, report=True)
+    rep = rep.set_index("station")
+    used = rep[rep.kept]
+    assert sorted(used.index.str.split(".").str[1]) == ["IslandDairy", "Kainaliu", "PuaAkala"]
+    assert rep.loc["SCAN.Kainaliu.Hydraprobe-Analog-B.0.1016-0.1016", "reason"] == "reference has no layer 2"
+    assert (used.n_overlap >= 90).all() and (used.n_overlap <= 730).all()
+    assert targets.sizes["cell"] == 3 and targets["layer"].values.tolist() == [1]
+
+    # independent reference at each cell centre: mean of the (up to) four surrounding ERA5-Land points
+    raw = xr.concat([xr.open_dataset(era_dir / f) for f in ("0165.nc", "0166.nc")], dim="locations")
+    pts = pd.DataFrame({"lat": np.round(raw.lat.values.astype(float), 1), "lon": np.round(raw.lon.values.astype(float), 1)})
+    for cell in targets.cell.values:
+        t = targets.sel(cell=cell)
+        clat, clon = float(t.lat), float(t.lon)
+        corners = [(round(clat + dy, 1), round(clon + dx, 1)) for dy in (-0.05, 0.05) for dx in (-0.05, 0.05)]
+        idx = [k for k, (la, lo) in enumerate(zip(pts.lat, pts.lon, strict=True)) if (la, lo) in corners]
+        assert idx, (clat, clon)
+        ref = pd.Series(raw["swvl1"].values[idx].mean(0), index=pd.DatetimeIndex(raw.time.values).floor("D"))
+        y = t["sm"].sel(layer=1).to_series()
+        both = y.dropna().index.intersection(ref.index)
+        np.testing.assert_allclose(y[both].mean(), ref[both].mean(), rtol=1e-6)
+        np.testing.assert_allclose(y[both].std(ddof=1), ref[both].std(ddof=1), rtol=1e-5)
+        assert t["n_stations"].sel(layer=1).item() == 1
