@@ -1,0 +1,58 @@
+"""open_cosmos: the real COSMOS-Europe catalogue and Sheepdrove2 file, and hand-made files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xsomo.exceptions import DataFormatError
+from xsomo.io import open_cosmos
+from xsomo.io.cosmos import read_catalogue
+
+
+@pytest.mark.real
+def test_catalogue_quoted_comma(real_data):
+    cat = read_catalogue(real_data / "neptoon/examples/cosmos_europe/stations.csv")
+    assert len(cat) == 66
+    assert cat.loc["Weisssee", "detector_type"] == "CRS1000, CRS2000/B"
+    assert cat.loc["Weisssee", "latitude"] == pytest.approx(46.873)
+
+
+@pytest.mark.real
+def test_sheepdrove2(real_data):
+    n = real_data / "neptoon"
+    f = n / "neptoon/interface/example_data/Sheepdrove2-CRNS.csv"
+    ds = open_cosmos(f, catalogue=n / "examples/cosmos_europe/stations.csv")
+    assert ds["station"].values.tolist() == ["SHC002"]
+    assert ds.lat.item() == pytest.approx(51.528) and ds.lon.item() == pytest.approx(-1.468)
+    assert 0.15 <= ds.footprint_depth.item() <= 0.22
+    assert ds["sees_layer"].values.tolist() == [[True, True, False]]
+    # independent daily means of the unflagged hourly values
+    raw = pd.read_csv(f)
+    t = pd.to_datetime(raw["DateTime_utc"], utc=True).dt.tz_localize(None)
+    flags = raw.filter(like="Flag_").fillna(0).ne(0).any(axis=1)
+    s = pd.Series(raw["SoilMoisture_volumetric_MovAvg24h"].where(~flags).values, index=t).dropna()
+    g = s.groupby(s.index.floor("D"))
+    exp = g.mean()[g.count() >= 12]
+    got = ds["sm"].isel(station=0).to_series().dropna()
+    assert len(got) == len(exp)
+    np.testing.assert_allclose(got.values, exp.values, rtol=1e-6)
+
+
+def test_handmade_folder_and_errors(tmp_path):
+    (tmp_path / "stations.csv").write_text(
+        'station_id,station,country,detector_type,latitude,longitude,elevation_m\n'
+        'XXC001,Alpha,Germany,"CRS1000, CRS2000/B",50.01,10.02,100\n'
+    )
+    t = pd.date_range("2020-01-01", periods=72, freq="h", tz="UTC")
+    df = pd.DataFrame({"DateTime_utc": t.astype(str), "SoilMoisture_volumetric_MovAvg24h": np.r_[np.full(48, 0.3), np.full(24, 0.2)],
+                       "Footprint_Depth_m": 0.35, "Flag_Snow_ERA5": np.r_[np.zeros(60), np.ones(12)]})
+    df.to_csv(tmp_path / "Alpha-CRNS.csv", index=False)
+    ds = open_cosmos(tmp_path)
+    assert ds.sizes["time"] == 3 and ds["station_name"].item() == "Alpha"
+    np.testing.assert_allclose(ds["sm"].values[0], [0.3, 0.3, 0.2], rtol=1e-6)  # day 3: 12 unflagged hours
+    assert ds["sees_layer"].values.tolist() == [[True, True, True]]
+    df.to_csv(tmp_path / "Beta-CRNS.csv", index=False)
+    with pytest.raises(DataFormatError, match="Beta"):
+        open_cosmos(tmp_path)
