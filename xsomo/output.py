@@ -183,6 +183,7 @@ def _create(
         x[:] = lon
         gm = ds.createVariable("spatial_ref", "i4", ())
         gm.setncatts(_grid_mapping_attrs())
+        gm.assignValue(0)
         name = cv.layer_var_name(target.layer)
         var = ds.createVariable(
             name,

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     output._check_writable(args.out)
     model = TrainedModel.load(args.model)
     drivers = _open_drivers(args.drivers)
+    before = {p.name for p in args.out.glob("SoMo.ml-EU_layer*_*.nc")}
     client = None
     if args.scheduler:
         from distributed import Client
@@ -115,5 +116,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
-    print(f"{len(files)} files in {args.out}")
+    kept = sum(p.name in before for p in files) if not args.overwrite else 0
+    print(f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)")
     return 0
