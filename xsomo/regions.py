@@ -8,6 +8,7 @@ for France and Norway at 1:110m, so it is not a usable key).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 
@@ -88,7 +89,9 @@ def mask(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArray:
     """
     regs = _regions(gdf, key)
     lon, lat = _lonlat(target)
-    m = regs.mask(lon, lat)
+    with warnings.catch_warnings():  # regionmask's own use of a shapely operator
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        m = regs.mask(lon, lat)
     m = m.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in m.dims})
     m.attrs["names"] = ",".join(regs.names)
     return m
@@ -98,7 +101,9 @@ def mask_3d(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArra
     """Boolean mask ``(region, lat, lon)``, ``region`` labelled by ``gdf[key]``."""
     regs = _regions(gdf, key)
     lon, lat = _lonlat(target)
-    m = regs.mask_3D(lon, lat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        m = regs.mask_3D(lon, lat)
     m = m.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in m.dims})
     return m.assign_coords(region=[str(n) for n in m["names"].values]).drop_vars(["names", "abbrevs"], errors="ignore")
 
