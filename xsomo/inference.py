@@ -32,8 +32,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
-import xarray as xr
 import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
@@ -93,7 +93,9 @@ def default_chunks(nlat: int, nlon: int, ndays: int, *, device: str = "cpu") -> 
     return {cv.LAT: min(side, nlat), cv.LON: min(side, nlon)}
 
 
-def _normalise_chunks(chunks: int | Mapping[str, int] | None, nlat: int, nlon: int, ndays: int, device: str) -> dict[str, int]:
+def _normalise_chunks(
+    chunks: int | Mapping[str, int] | None, nlat: int, nlon: int, ndays: int, device: str
+) -> dict[str, int]:
     if chunks is None:
         return default_chunks(nlat, nlon, ndays, device=device)
     if isinstance(chunks, int | np.integer):
@@ -143,9 +145,7 @@ def _check_daily(time: pd.DatetimeIndex, *, source: str) -> None:
         )
 
 
-def _output_period(
-    times: pd.DatetimeIndex, spinup: int, time: Any
-) -> tuple[int, int]:
+def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int, int]:
     """Indices ``(first, stop)`` of the output period in ``times`` (spin-up before ``first``)."""
     if time is None:
         if times.size <= spinup:
@@ -273,7 +273,7 @@ def _run_block(
 ) -> np.ndarray:
     """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
     ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std."""
-    n_dyn, ntime, ny, nx = dyn.shape
+    _n_dyn, ntime, ny, nx = dyn.shape
     n_out = ntime - first
     out = np.full((2, len(layer_index), n_out, ny, nx), np.nan, dtype=np.float32)
     iy, ix = _land_cells(mask, stat)
@@ -312,7 +312,9 @@ def _run_block(
     return out
 
 
-def _gap_days(dyn: np.ndarray, stat: np.ndarray, mask: np.ndarray, *, first: int, window: int) -> np.ndarray:
+def _gap_days(
+    dyn: np.ndarray, stat: np.ndarray, mask: np.ndarray, *, first: int, window: int
+) -> np.ndarray:
     """Output days per cell masked because their window lacks forcing (``int32 (ny, nx)``)."""
     _, _, ny, nx = dyn.shape
     out = np.zeros((ny, nx), np.int32)
@@ -424,10 +426,14 @@ def predict(
             )
     for name in dynamic:
         if set(drivers[name].dims) != {cv.TIME, cv.LAT, cv.LON}:
-            raise GridMismatchError(f"drivers[{name!r}] has dims {drivers[name].dims}; a dynamic input needs (time, lat, lon)")
+            raise GridMismatchError(
+                f"drivers[{name!r}] has dims {drivers[name].dims}; a dynamic input needs (time, lat, lon)"
+            )
     for name in static:
         if set(drivers[name].dims) != {cv.LAT, cv.LON}:
-            raise GridMismatchError(f"drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (lat, lon)")
+            raise GridMismatchError(
+                f"drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (lat, lon)"
+            )
 
     # --- layers
     if layers is None:
@@ -436,11 +442,16 @@ def predict(
         want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
         unknown = [n for n in want if n not in model_layers]
         if unknown:
-            raise XsomoValueError(f"layers={want}: the model predicts layers {model_layers}, not {unknown}")
+            raise XsomoValueError(
+                f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
+            )
     layer_index = [model_layers.index(n) for n in want]
 
     # --- grid: ascending, regular, as asked
-    if drivers.indexes[cv.LAT].is_monotonic_decreasing or drivers.indexes[cv.LON].is_monotonic_decreasing:
+    if (
+        drivers.indexes[cv.LAT].is_monotonic_decreasing
+        or drivers.indexes[cv.LON].is_monotonic_decreasing
+    ):
         drivers = drivers.sortby([cv.LAT, cv.LON])
     lat = drivers[cv.LAT].values.astype(float)
     lon = drivers[cv.LON].values.astype(float)
@@ -448,7 +459,9 @@ def predict(
         if values.size > 2:
             step = np.diff(values)
             if not np.allclose(step, step[0], rtol=0, atol=1e-6 * max(1.0, abs(step[0]) * 1e3)):
-                raise GridMismatchError(f"drivers' {name!r} is not a regular grid (steps {np.unique(step.round(6))[:5]})")
+                raise GridMismatchError(
+                    f"drivers' {name!r} is not a regular grid (steps {np.unique(step.round(6))[:5]})"
+                )
     if grid is not None and (
         lat.size != grid.nlat
         or lon.size != grid.nlon
@@ -487,7 +500,10 @@ def predict(
         return data
 
     dyn = da.stack(
-        [_as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON)).astype(np.float32) for v in dynamic]
+        [
+            _as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON)).astype(np.float32)
+            for v in dynamic
+        ]
     ).rechunk((len(dynamic), ntime, lat_chunks, lon_chunks))
     stat = da.stack(
         [_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON)).astype(np.float32) for v in static]
@@ -507,7 +523,9 @@ def predict(
         model_node = dask.delayed(model, pure=True, traverse=False)
     predictor = _predictor()
     n_blocks = len(lat_chunks) * len(lon_chunks)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     threads = max(1, cores // max(1, min(n_blocks, cores)))
     kwargs = {
         "layer_index": layer_index,
@@ -545,7 +563,11 @@ def predict(
         cv.LON: xr.DataArray(lon, dims=cv.LON, attrs=dict(cv.LON_ATTRS)),
     }
     dims = (cv.LAYER, cv.TIME, cv.LAT, cv.LON)
-    sm_attrs = {**cv.SM_ATTRS, "long_name": "volumetric soil moisture, ensemble mean", "cell_methods": "time: mean realization: mean"}
+    sm_attrs = {
+        **cv.SM_ATTRS,
+        "long_name": "volumetric soil moisture, ensemble mean",
+        "cell_methods": "time: mean realization: mean",
+    }
     spread_attrs = {
         "long_name": "volumetric soil moisture, ensemble standard deviation",
         "units": cv.SM_ATTRS["units"],
@@ -587,7 +609,13 @@ def _warn_gaps(ds: xr.Dataset) -> None:
 
 
 def _provenance(
-    model: Any, drivers: xr.Dataset, dynamic: list[str], static: list[str], mode: str, spinup: int, lookback: int
+    model: Any,
+    drivers: xr.Dataset,
+    dynamic: list[str],
+    static: list[str],
+    mode: str,
+    spinup: int,
+    lookback: int,
 ) -> dict[str, Any]:
     from xsomo import __version__
 

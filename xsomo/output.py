@@ -23,6 +23,7 @@ chunks equal to the compute blocks mean every chunk is written once, whole, by o
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import pathlib
@@ -130,7 +131,7 @@ def _file_chunk(blocks: tuple[int, ...], n: int, *, descending: bool) -> int:
 
 def _offsets(blocks: tuple[int, ...]) -> list[tuple[int, int]]:
     edges = np.concatenate([[0], np.cumsum(blocks)]).astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def _grid_mapping_attrs() -> dict[str, Any]:
@@ -149,7 +150,9 @@ def _clean_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     for key, value in attrs.items():
         if isinstance(value, str | int | float | np.integer | np.floating):
             out[str(key)] = value
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, str | int | float) for v in value):
+        elif isinstance(value, (list, tuple)) and all(
+            isinstance(v, str | int | float) for v in value
+        ):
             out[str(key)] = ", ".join(str(v) for v in value)
     return out
 
@@ -274,7 +277,9 @@ def _existing_ok(path: pathlib.Path, layer: int, ntime: int, nlat: int, nlon: in
 def _progress(total: int, enabled: bool, desc: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="block", leave=True, mininterval=0.5)
+    return tqdm(
+        total=total, disable=not enabled, desc=desc, unit="block", leave=True, mininterval=0.5
+    )
 
 
 def _active_client(client: Any) -> Any:
@@ -348,7 +353,9 @@ def to_files(
     arr = ds[cv.SM]
     for dim in (cv.TIME, cv.LAT, cv.LON):
         if dim not in arr.dims:
-            raise GridMismatchError(f"{cv.SM!r} has dims {arr.dims}; expected (layer, time, lat, lon)")
+            raise GridMismatchError(
+                f"{cv.SM!r} has dims {arr.dims}; expected (layer, time, lat, lon)"
+            )
     if cv.LAYER not in arr.dims:
         layer_value = int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1
         arr = arr.expand_dims({cv.LAYER: [layer_value]})
@@ -358,16 +365,28 @@ def to_files(
     if arr.indexes[cv.LON].is_monotonic_decreasing:
         arr = arr.isel({cv.LON: slice(None, None, -1)})
     all_layers = [int(v) for v in arr[cv.LAYER].values]
-    want_layers = all_layers if layers is None else ([int(layers)] if isinstance(layers, int) else [int(v) for v in layers])
+    want_layers = (
+        all_layers
+        if layers is None
+        else ([int(layers)] if isinstance(layers, int) else [int(v) for v in layers])
+    )
     bad = [n for n in want_layers if n not in all_layers]
     if bad:
-        raise XsomoValueError(f"layers={want_layers}: the prediction holds layers {all_layers}, not {bad}")
+        raise XsomoValueError(
+            f"layers={want_layers}: the prediction holds layers {all_layers}, not {bad}"
+        )
     times = pd.DatetimeIndex(arr.indexes[cv.TIME])
     all_years = sorted(set(times.year.tolist()))
-    want_years = all_years if years is None else ([int(years)] if isinstance(years, int) else [int(v) for v in years])
+    want_years = (
+        all_years
+        if years is None
+        else ([int(years)] if isinstance(years, int) else [int(v) for v in years])
+    )
     bad = [y for y in want_years if y not in all_years]
     if bad:
-        raise XsomoValueError(f"years={want_years}: the prediction covers {all_years[0]}-{all_years[-1]}, not {bad}")
+        raise XsomoValueError(
+            f"years={want_years}: the prediction covers {all_years[0]}-{all_years[-1]}, not {bad}"
+        )
     directory = pathlib.Path(directory)
     _check_writable(directory)
 
@@ -385,7 +404,14 @@ def to_files(
                 log.info("%s exists: skipped", path)
                 continue
             targets.append(
-                _Target(n, year, path, path.with_name(path.name + TMP_SUFFIX), int(idx[0]), int(idx[-1]) + 1)
+                _Target(
+                    n,
+                    year,
+                    path,
+                    path.with_name(path.name + TMP_SUFFIX),
+                    int(idx[0]),
+                    int(idx[-1]) + 1,
+                )
             )
     if not targets:
         if progress:
@@ -455,7 +481,9 @@ def to_files(
             (y0, y1), (x0, x1) = block
             r0, r1 = nlat - y1, nlat - y0  # rows in the descending file
             for tg in targets:
-                part = np.asarray(values, dtype=np.float32)[layer_pos[tg.layer], tg.t0 - t_lo : tg.t1 - t_lo, ::-1, :]
+                part = np.asarray(values, dtype=np.float32)[
+                    layer_pos[tg.layer], tg.t0 - t_lo : tg.t1 - t_lo, ::-1, :
+                ]
                 _write_region(tg, part, (r0, r1), (x0, x1))
             gap_total += int(np.asarray(g).sum())
             n_written += 1
@@ -489,11 +517,15 @@ def to_files(
             stacklevel=2,
         )
     if progress:
-        print(f"xsomo: wrote {len(targets)} files to {directory} in {elapsed:.1f} s ({len(blocks)} blocks)")
+        print(
+            f"xsomo: wrote {len(targets)} files to {directory} in {elapsed:.1f} s ({len(blocks)} blocks)"
+        )
     return sorted(finals)
 
 
-def _write_region(tg: _Target, part: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+def _write_region(
+    tg: _Target, part: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]
+) -> None:
     tg.var[:, rows[0] : rows[1], cols[0] : cols[1]] = part
 
 
@@ -542,7 +574,9 @@ def _iter_blocks(
     def compute(block: Any) -> tuple[Any, ...]:
         return tuple(dask.compute(*lazy(block), scheduler="sync"))
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     limit = max(1, min(concurrency or cores, len(blocks)))
     old = inference._LOCAL_THREADS
     inference._LOCAL_THREADS = max(1, cores // limit)

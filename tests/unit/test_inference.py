@@ -29,7 +29,12 @@ def synthetic_drivers(**kwargs) -> xr.Dataset:
 
 
 def make_model(
-    *, forget_bias: float = 0.0, hidden: int = 8, ensemble: int = 2, lookback: int = 30, seed: int = 0
+    *,
+    forget_bias: float = 0.0,
+    hidden: int = 8,
+    ensemble: int = 2,
+    lookback: int = 30,
+    seed: int = 0,
 ) -> TrainedModel:
     """A random cascade on the canonical inputs; forget bias 0 makes it forget within ~lookback days."""
     torch.manual_seed(seed)
@@ -43,7 +48,9 @@ def make_model(
         [0.25, 0.27, 0.3], [0.08, 0.06, 0.05],
     )  # fmt: skip
     weights = {
-        (lay, m): EALSTM(cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias).state_dict()
+        (lay, m): EALSTM(
+            cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias
+        ).state_dict()
         for lay in cfg.layers
         for m in range(ensemble)
     }
@@ -60,7 +67,9 @@ def drivers() -> xr.Dataset:
     return synthetic_drivers(nlat=5, nlon=6, ndays=150, seed=3, sea_cells=2)
 
 
-def _direct(model: TrainedModel, drivers: xr.Dataset, mode: str = "continuous", spinup: int | None = None):
+def _direct(
+    model: TrainedModel, drivers: xr.Dataset, mode: str = "continuous", spinup: int | None = None
+):
     """Independent reference: every land cell through rollout.predict_block in one call."""
     spinup = model.config.lookback if spinup is None else spinup
     stacked = drivers.stack(cell=("lat", "lon"))
@@ -110,7 +119,9 @@ def test_lazy_values_attrs_and_crs(model, drivers):
 
 
 def test_block_size_does_not_change_the_result(model, drivers):
-    one = inference.predict(drivers, model, chunks={"lat": 5, "lon": 6}, mode="continuous").compute()
+    one = inference.predict(
+        drivers, model, chunks={"lat": 5, "lon": 6}, mode="continuous"
+    ).compute()
     many = inference.predict(drivers, model, chunks=4, mode="continuous").compute()
     assert many["sm"].chunks is None
     np.testing.assert_allclose(many["sm"].values, one["sm"].values, atol=2e-6)
@@ -120,7 +131,9 @@ def test_layers_subset_and_accessor(model, drivers):
     full = drivers.somo.predict(model, mode="continuous").compute()
     two = drivers.somo.predict(model, mode="continuous", layers=[2]).compute()
     np.testing.assert_array_equal(two["layer"].values, [2])
-    np.testing.assert_allclose(two["sm"].sel(layer=2).values, full["sm"].sel(layer=2).values, atol=2e-6)
+    np.testing.assert_allclose(
+        two["sm"].sel(layer=2).values, full["sm"].sel(layer=2).values, atol=2e-6
+    )
     with pytest.raises(XsomoValueError, match="layers"):
         inference.predict(drivers, model, layers=[4])
 
@@ -140,7 +153,9 @@ def test_continuous_agrees_with_windowed_after_spinup():
     diff = np.abs(cont - win)[np.isfinite(cont)]
     assert np.isfinite(win[np.isfinite(cont)]).all()
     q = np.quantile(diff, [0.5, 0.99, 1.0])
-    print(f"|continuous - windowed| median {q[0]:.2e}, p99 {q[1]:.2e}, max {q[2]:.2e} m3 m-3 over {diff.size} values")
+    print(
+        f"|continuous - windowed| median {q[0]:.2e}, p99 {q[1]:.2e}, max {q[2]:.2e} m3 m-3 over {diff.size} values"
+    )
     assert q[2] < 0.005
     auto = inference.predict(drv, model, mode="auto").compute()["sm"].values
     np.testing.assert_allclose(auto, cont, atol=1e-6)  # auto picked the roll-out
@@ -218,14 +233,22 @@ def test_distributed_local_cluster(model, drivers, tmp_path):
     distributed = pytest.importorskip("distributed")
     from xsomo import output
 
-    local = inference.predict(drivers, model, chunks={"lat": 3, "lon": 3}, mode="continuous").compute()
+    local = inference.predict(
+        drivers, model, chunks={"lat": 3, "lon": 3}, mode="continuous"
+    ).compute()
     with (
         distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, silence_logs=40
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            silence_logs=40,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        sm = inference.predict(drivers, model, chunks={"lat": 3, "lon": 3}, mode="continuous", client=client)
+        sm = inference.predict(
+            drivers, model, chunks={"lat": 3, "lon": 3}, mode="continuous", client=client
+        )
         got = sm.compute()
         files = output.to_files(sm, tmp_path, layers=[1], progress=False, client=client)
     np.testing.assert_allclose(got["sm"].values, local["sm"].values, atol=2e-6)

@@ -12,12 +12,11 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from test_inference import make_model, synthetic_drivers
 
 from xsomo import conventions as cv
 from xsomo import inference, output
 from xsomo.exceptions import GridMismatchError
-
-from test_inference import make_model, synthetic_drivers
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,10 @@ def test_one_file_per_layer_and_year_with_the_values(written, expected):
     for path in written:
         n, year = int(path.name.split("_layer")[1][0]), int(path.stem[-4:])
         with xr.open_dataset(path) as ds:
-            assert list(ds.data_vars) == ["spatial_ref", f"layer{n}"] or set(ds.data_vars) == {"spatial_ref", f"layer{n}"}
+            assert list(ds.data_vars) == ["spatial_ref", f"layer{n}"] or set(ds.data_vars) == {
+                "spatial_ref",
+                f"layer{n}",
+            }
             var = ds[f"layer{n}"]
             assert var.dims == ("time", "lat", "lon")
             assert var.dtype == np.float32
@@ -82,9 +84,9 @@ def test_compression_chunks_and_grid_mapping_encoding(written):
         # spatial chunks tile the compute blocks (4 x 4 cells) so every chunk is written once
         assert chunking[1:] == [4, 4]
         assert var.getncattr("grid_mapping") == "spatial_ref"
-        assert "EPSG" in nc.variables["spatial_ref"].getncattr("crs_wkt") or "WGS 84" in nc.variables[
-            "spatial_ref"
-        ].getncattr("crs_wkt")
+        assert "EPSG" in nc.variables["spatial_ref"].getncattr(
+            "crs_wkt"
+        ) or "WGS 84" in nc.variables["spatial_ref"].getncattr("crs_wkt")
 
 
 def test_rioxarray_and_gdal_see_epsg4326(written, drivers):
@@ -101,7 +103,9 @@ def test_rioxarray_and_gdal_see_epsg4326(written, drivers):
         assert ds["layer1"].rio.crs.to_epsg() == 4326
     gdalinfo = shutil.which("gdalinfo")
     if gdalinfo:
-        info = subprocess.run([gdalinfo, f'NETCDF:"{path}":layer1'], capture_output=True, text=True, check=True).stdout
+        info = subprocess.run(
+            [gdalinfo, f'NETCDF:"{path}":layer1'], capture_output=True, text=True, check=True
+        ).stdout
         assert 'ID["EPSG",4326]' in info
         assert f"Origin = ({lon.min() - 0.05:.6f}".rstrip("0") in info
 
@@ -146,7 +150,9 @@ def test_resume_after_a_kill_between_files(sm, written, tmp_path, monkeypatch):
     files = output.to_files(sm, tmp_path, progress=False)
     assert [p.name for p in files] == [p.name for p in written]
     for name, t in mtimes.items():
-        assert (tmp_path / name).stat().st_mtime_ns == t  # finished files were skipped, not rewritten
+        assert (
+            tmp_path / name
+        ).stat().st_mtime_ns == t  # finished files were skipped, not rewritten
     assert not list(tmp_path.glob("*.tmp"))
     for a, b in zip(files, written, strict=True):
         with xr.open_dataset(a) as x, xr.open_dataset(b) as y:
@@ -192,7 +198,9 @@ def test_existing_file_of_another_run_is_an_error(sm, written, tmp_path):
     other = sm.isel(lat=slice(0, 4))
     with pytest.raises(GridMismatchError, match="another grid"):
         output.to_files(other, tmp_path, layers=[1], years=[2014], progress=False)
-    files = output.to_files(other, tmp_path, layers=[1], years=[2014], overwrite=True, progress=False)
+    files = output.to_files(
+        other, tmp_path, layers=[1], years=[2014], overwrite=True, progress=False
+    )
     with xr.open_dataset(files[0]) as ds:
         assert ds.sizes["lat"] == 4
 

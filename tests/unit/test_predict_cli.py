@@ -34,13 +34,19 @@ def test_predict_command_writes_the_files(run_inputs, capsys):
     ]  # fmt: skip
     assert cli.main(argv) == 0
     assert "3 written, 0 already there" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == sorted(cv.output_filename(n, 2016) for n in (1, 2, 3))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        cv.output_filename(n, 2016) for n in (1, 2, 3)
+    )
     model = TrainedModel.load(root / "model")
-    want = inference.predict(drivers, model, time=("2016-01-01", "2016-02-15"), mode="continuous").compute()
+    want = inference.predict(
+        drivers, model, time=("2016-01-01", "2016-02-15"), mode="continuous"
+    ).compute()
     with xr.open_dataset(out / cv.output_filename(2, 2016)) as ds:
         assert ds.sizes["time"] == 46
         np.testing.assert_allclose(
-            ds["layer2"].values, want["sm"].sel(layer=2).isel(lat=slice(None, None, -1)).values, atol=2e-6
+            ds["layer2"].values,
+            want["sm"].sel(layer=2).isel(lat=slice(None, None, -1)).values,
+            atol=2e-6,
         )
     # the same command again resumes: nothing left to do
     assert cli.main(argv) == 0

@@ -27,22 +27,51 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--drivers", required=True, type=pathlib.Path, help="drivers netCDF (xsomo prepare) or a world folder")
-    p.add_argument("--model", required=True, type=pathlib.Path, help="trained model folder (xsomo train)")
+    p.add_argument(
+        "--drivers",
+        required=True,
+        type=pathlib.Path,
+        help="drivers netCDF (xsomo prepare) or a world folder",
+    )
+    p.add_argument(
+        "--model", required=True, type=pathlib.Path, help="trained model folder (xsomo train)"
+    )
     p.add_argument("--out", required=True, type=pathlib.Path, help="output folder for the files")
-    p.add_argument("--start", metavar="YYYY-MM-DD", help="first output day (default: drivers start + spin-up)")
+    p.add_argument(
+        "--start", metavar="YYYY-MM-DD", help="first output day (default: drivers start + spin-up)"
+    )
     p.add_argument("--end", metavar="YYYY-MM-DD", help="last output day (default: drivers end)")
-    p.add_argument("--spinup", type=int, default=None, help="spin-up days before --start (default: the model's lookback)")
+    p.add_argument(
+        "--spinup",
+        type=int,
+        default=None,
+        help="spin-up days before --start (default: the model's lookback)",
+    )
     p.add_argument(
         "--chunks", default=None, metavar="N|lat=NY,lon=NX",
         help="block size: cells per block or lat=NY,lon=NX (default: chosen from the period length)",
     )  # fmt: skip
-    p.add_argument("--mode", choices=("auto", "continuous", "windowed"), default="auto", help="inference mode (default auto)")
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N] (default auto)")
-    p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers to write (default: all)")
+    p.add_argument(
+        "--mode",
+        choices=("auto", "continuous", "windowed"),
+        default="auto",
+        help="inference mode (default auto)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (GPU if present), cpu or cuda[:N] (default auto)"
+    )
+    p.add_argument(
+        "--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers to write (default: all)"
+    )
     p.add_argument("--years", type=int, nargs="+", help="years to write (default: all)")
-    p.add_argument("--overwrite", action="store_true", help="rewrite files that exist (default: skip them, i.e. resume)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rewrite files that exist (default: skip them, i.e. resume)",
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(command="predict")
     return p
@@ -117,5 +146,7 @@ def run(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     kept = sum(p.name in before for p in files) if not args.overwrite else 0
-    print(f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)")
+    print(
+        f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)"
+    )
     return 0
