@@ -141,7 +141,7 @@ def open_drivers(
         paths = world_paths(world_or_paths)
         grid = grid or world_grid(world_or_paths)
         source = str(world_or_paths)
-    read_chunks = {"time": 365}
+    read_chunks: dict = {}  # the files' own chunks; rechunked at the end
     pr = open_mswep(paths["precipitation"], chunks=read_chunks)
     ta = open_mswx(paths["air_temperature"], chunks=read_chunks)
     era = open_era5land(paths["era5land"], chunks=read_chunks, layers=())
@@ -226,7 +226,7 @@ def build_targets(
     paths = world_paths(world)
     grid = grid or world_grid(world)
     stations, qc = open_ismn(paths["ismn"], min_days=min_days, min_hourly=min_hourly, report=True)
-    era = open_era5land(paths["era5land"], chunks={"time": 365})
+    era = open_era5land(paths["era5land"], chunks={})
     if cv.SM not in era:
         raise MissingVariableError(f"ERA5-Land at {paths['era5land']} has no swvl1-3: cannot build targets.")
     targets, rep = scale_to(stations, era, grid=grid, min_overlap=min_overlap, outside=outside, report=True)

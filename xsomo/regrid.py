@@ -56,6 +56,9 @@ def normalise_latlon(obj: XArray) -> XArray:
     if rename:
         obj = obj.rename(rename)
     for dim in ("lat", "lon"):
+        if obj[dim].dtype == np.float32:  # float32 coords (40.1 -> 40.099998): back to clean decimals
+            obj = obj.assign_coords({dim: np.round(obj[dim].values.astype("float64"), 5)})
+    for dim in ("lat", "lon"):
         vals = obj[dim].values
         if vals.size > 1 and not np.all(np.diff(vals) > 0):
             obj = obj.sortby(dim)
@@ -154,8 +157,9 @@ def regrid(
     margin
         Source cells kept beyond the target box on each side.
     skipna
-        Conservative only: ignore NaN source cells and renormalise the weights (cells
-        with any valid source cell get a value).
+        Ignore NaN source cells and renormalise the weights of the valid ones
+        (conservative: cells with any valid source cell get a value; bilinear: the valid
+        corners of the four around each target centre). Without NaN both are exact.
 
     Returns
     -------
@@ -213,7 +217,22 @@ def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna
     src = src.assign_coords(lat=src["lat"].astype("float64"), lon=src["lon"].astype("float64"))
     if method == "conservative":
         return src.regrid.conservative(tgt, latitude_coord="lat", skipna=skipna)
-    return src.regrid.linear(tgt)
+    if not skipna:
+        return src.regrid.linear(tgt)
+    # NaN-aware bilinear: weights of missing corners (sea points of a land-only field)
+    # are renormalised over the valid ones, so coastal cells are not lost
+    if isinstance(src, xr.DataArray):
+        return _linear_skipna(src, tgt)
+    return src.map(lambda da: _linear_skipna(da, tgt) if {"lat", "lon"} <= set(da.dims) else da)
+
+
+def _linear_skipna(da: xr.DataArray, tgt: xr.Dataset) -> xr.DataArray:
+    valid = da.notnull()
+    num = da.fillna(0).regrid.linear(tgt)
+    den = valid.astype(da.dtype if da.dtype.kind == "f" else "float64").regrid.linear(tgt)
+    out = (num / den).where(den > 1e-6)
+    out.attrs = dict(da.attrs)
+    return out
 
 
 def _bounds(centres: np.ndarray) -> np.ndarray:
