@@ -1,0 +1,177 @@
+"""A small netCDF4 writer that fills variables block by block, deterministically and atomically.
+
+The sample world writes large files in spatial bands (the ``europe`` preset never
+holds a whole field in memory), so it uses netCDF4 directly: a file is created with
+all dimensions, coordinates and attributes, filled slice by slice, and moved into
+place only when it is complete. No attribute holds a timestamp, so the same seed
+writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import netCDF4
+import numpy as np
+
+from xsomo.conventions import LAT_ATTRS, LON_ATTRS, TIME_ATTRS
+
+
+@dataclass
+class Var:
+    """Specification of one netCDF variable."""
+
+    dims: tuple[str, ...]
+    dtype: str = "f4"
+    attrs: dict[str, Any] = field(default_factory=dict)
+    chunks: tuple[int, ...] | None = None
+    #: (scale_factor, add_offset) to pack floats into int16, as ECMWF's netCDF files do
+    packing: tuple[float, float] | None = None
+    fill: float | int | None = None
+
+
+class NcWriter:
+    """Create a netCDF4 file, fill it piecewise with :meth:`write`, then :meth:`close`.
+
+    Parameters
+    ----------
+    path
+        Final file path; data goes to ``<path>.tmp`` until :meth:`close`.
+    dims
+        Dimension sizes.
+    coords
+        Coordinate variables: name -> (values, attrs, dtype).
+    variables
+        Data variables.
+    attrs
+        Global attributes.
+    complevel
+        zlib level (0 disables compression).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dims: Mapping[str, int],
+        coords: Mapping[str, tuple[np.ndarray, Mapping[str, Any], str]],
+        variables: Mapping[str, Var],
+        attrs: Mapping[str, Any] | None = None,
+        complevel: int = 4,
+    ) -> None:
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        if self.tmp.exists():
+            self.tmp.unlink()
+        self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        self.ds.set_auto_maskandscale(True)
+        for name, size in dims.items():
+            self.ds.createDimension(name, size)
+        for name, (values, cattrs, dtype) in coords.items():
+            v = self.ds.createVariable(name, dtype, (name,))
+            v.setncatts(dict(cattrs))
+            v[:] = np.asarray(values)
+        self.vars = dict(variables)
+        for name, spec in variables.items():
+            dtype = "i2" if spec.packing else spec.dtype
+            fill = spec.fill
+            if fill is None:
+                fill = -32767 if spec.packing else (np.float32(np.nan) if dtype == "f4" else None)
+            kwargs: dict[str, Any] = {"fill_value": fill}
+            if complevel:
+                kwargs.update(zlib=True, complevel=complevel, shuffle=True)
+            if spec.chunks:
+                kwargs["chunksizes"] = tuple(min(c, dims[d]) for c, d in zip(spec.chunks, spec.dims, strict=True))
+            v = self.ds.createVariable(name, dtype, spec.dims, **kwargs)
+            if spec.packing:
+                v.setncattr("scale_factor", np.float64(spec.packing[0]))
+                v.setncattr("add_offset", np.float64(spec.packing[1]))
+            v.setncatts(dict(spec.attrs))
+        if attrs:
+            self.ds.setncatts(dict(attrs))
+
+    def write(self, name: str, index: tuple[Any, ...] | slice, data: np.ndarray) -> None:
+        """Write ``data`` into ``name[index]`` (NaN becomes the fill value; packed variables are packed here)."""
+        var = self.ds.variables[name]
+        arr = np.asarray(data)
+        spec = self.vars.get(name)
+        if spec is not None and spec.packing:
+            scale, offset = spec.packing
+            packed = np.round((arr.astype(np.float64) - offset) / scale)
+            bad = ~np.isfinite(packed)
+            packed = np.clip(np.where(bad, 0, packed), -32766, 32767).astype(np.int16)
+            packed[bad] = -32767
+            var.set_auto_maskandscale(False)
+            var[index] = packed
+            return
+        if arr.dtype.kind == "f" and spec is not None and spec.dtype == "f4":
+            var.set_auto_maskandscale(False)
+            var[index] = arr.astype(np.float32)  # NaN is the fill value
+            return
+        if arr.dtype.kind == "f":
+            arr = np.ma.masked_invalid(arr)
+        var[index] = arr
+
+    def close(self) -> pathlib.Path:
+        """Close the file and move it into place (atomic on one file system)."""
+        self.ds.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.ds.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> NcWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def trim_mantissa(x: np.ndarray, bits: int = 12) -> np.ndarray:
+    """Round float32 values to ``bits`` explicit mantissa bits (relative precision ``2**-bits``).
+
+    Zeroed low bits make the data compress well; rounding is deterministic and NaN stays NaN.
+    """
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    drop = 23 - int(bits)
+    if drop <= 0:
+        return a.copy()
+    u = a.view(np.uint32)
+    half = np.uint32(1 << (drop - 1))
+    mask = np.uint32((0xFFFFFFFF >> drop) << drop)
+    out = ((u + half) & mask).view(np.float32)
+    return np.where(np.isfinite(a), out, a)
+
+
+def time_coord(times: Sequence[Any] | np.ndarray, *, units: str = "days since 1970-01-01 00:00:00") -> tuple[np.ndarray, dict[str, Any], str]:
+    """A CF time coordinate ``(values, attrs, dtype)`` for datetime-like ``times``."""
+    t = np.asarray(times, dtype="datetime64[s]")
+    step, _, origin = units.partition(" since ")
+    origin_dt = np.datetime64(origin.strip().replace(" ", "T").split(".")[0], "s")
+    seconds = {"days": 86400, "hours": 3600, "seconds": 1}[step.strip()]
+    values = (t - origin_dt).astype(np.int64) / seconds
+    dtype = "i4" if np.all(values == np.round(values)) and abs(values).max(initial=0) < 2**31 else "f8"
+    return values.astype(dtype), {**TIME_ATTRS, "units": units, "calendar": "proleptic_gregorian"}, dtype
+
+
+def lat_coord(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any], str]:
+    return np.asarray(values, float), dict(LAT_ATTRS), "f8"
+
+
+def lon_coord(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any], str]:
+    return np.asarray(values, float), dict(LON_ATTRS), "f8"
+
+
+__all__ = ["NcWriter", "Var", "lat_coord", "lon_coord", "time_coord", "trim_mantissa"]
