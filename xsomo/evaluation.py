@@ -164,13 +164,23 @@ def _clim_doy(time: Any) -> np.ndarray:
     return before[t.month.to_numpy() - 1] + t.day.to_numpy() - 1
 
 
-def _window_matrix(window: int) -> np.ndarray:
-    """Circulant (366, 366) 0/1 matrix summing the ``window`` days centred on each day of year."""
+def _doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
+    """Sums of ``x2d (N, time)`` per calendar day: ``(N, 366)`` (O(N·time), no dense one-hot)."""
+    order = np.argsort(doy, kind="stable")
+    d = doy[order]
+    starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+    out = np.zeros((x2d.shape[0], 366))
+    if x2d.shape[1]:
+        out[:, d[starts]] = np.add.reduceat(x2d[:, order], starts, axis=1)
+    return out
+
+
+def _circular_window_sum(a: np.ndarray, window: int) -> np.ndarray:
+    """Sum over the ``window`` days centred on each calendar day, wrapping around the year (last axis 366)."""
     half = window // 2
-    idx = np.arange(366)
-    dist = np.abs(idx[:, None] - idx[None, :])
-    dist = np.minimum(dist, 366 - dist)
-    return (dist <= half).astype(np.float64)
+    padded = np.concatenate([a[:, -half:], a, a[:, :half]], axis=1) if half else a
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    return c[:, 2 * half + 1 :] - c[:, : -(2 * half + 1)]
 
 
 def _np_climatology(
@@ -181,20 +191,20 @@ def _np_climatology(
     ``use`` (time,) bool selects the days that enter the climatology (a baseline period).
     """
     x = np.asarray(x, dtype=np.float64)
-    valid = np.isfinite(x)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    valid = np.isfinite(x2)
     if use is not None:
-        valid &= np.asarray(use, bool)
-    onehot = np.zeros((x.shape[-1], 366))
-    onehot[np.arange(x.shape[-1]), doy] = 1.0
-    w = onehot @ _window_matrix(window)  # (time, 366): day t lies in the window of doy d
-    x0 = np.where(valid, x, 0.0)
-    cnt = valid.astype(np.float64) @ w
-    s1 = x0 @ w
-    s2 = (x0 * x0) @ w
+        valid &= np.asarray(use, bool)[None, :]
+    x0 = np.where(valid, x2, 0.0)
+    cnt = _circular_window_sum(_doy_sums(valid.astype(np.float64), doy), window)
+    s1 = _circular_window_sum(_doy_sums(x0, doy), window)
+    s2 = _circular_window_sum(_doy_sums(x0 * x0, doy), window)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         var = np.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1)
-    return mean, np.sqrt(var), cnt
+    shape = (*lead, 366)
+    return mean.reshape(shape), np.sqrt(var).reshape(shape), cnt.reshape(shape)
 
 
 def _np_anomalies(
@@ -783,14 +793,15 @@ def evaluate_grid(
     anomaly: bool = True,
 ) -> xr.Dataset:
     """Per-cell metrics maps of ``sm`` against a gridded reference (regridded bilinearly if needed)."""
-    da = _normalise_time(_as_da(sm, variable))
-    ref = _layered(reference, variable)
-    ref = _normalise_time(ref)
+    from xsomo.regrid import normalise_latlon
+
+    da = normalise_latlon(_normalise_time(_as_da(sm, variable)))
+    ref = normalise_latlon(_normalise_time(_layered(reference, variable)))
     same = (
         ref.sizes.get(cv.LAT) == da.sizes.get(cv.LAT)
         and ref.sizes.get(cv.LON) == da.sizes.get(cv.LON)
-        and np.allclose(np.sort(ref[cv.LAT].values), np.sort(da[cv.LAT].values), atol=1e-6)
-        and np.allclose(np.sort(ref[cv.LON].values), np.sort(da[cv.LON].values), atol=1e-6)
+        and np.allclose(ref[cv.LAT].values, da[cv.LAT].values, atol=1e-6)
+        and np.allclose(ref[cv.LON].values, da[cv.LON].values, atol=1e-6)
     )
     if not same:
         from xsomo import regrid as rg

@@ -144,6 +144,9 @@ def test_grid_evaluation_maps(case):
     per_var = xr.Dataset({f"layer{k}": truth.sel(layer=k, drop=True) for k in (1, 2, 3)})
     out2 = ev.evaluate(sm, per_var, anomaly=False)
     xr.testing.assert_allclose(out2["bias"], out["bias"])
+    # a reference with descending latitudes (as files store them) is matched by coordinate
+    flipped = truth.isel(lat=slice(None, None, -1)).to_dataset(name="sm")
+    xr.testing.assert_allclose(ev.evaluate(sm, flipped, anomaly=False)["bias"], out["bias"])
 
 
 def test_to_geodataframe(case):

@@ -1,0 +1,91 @@
+"""``xsomo evaluate``: skill of predicted soil moisture against stations or a gridded reference.
+
+Examples::
+
+    xsomo evaluate --pred demo_out/sm --cosmos world/cosmos --out demo_out/metrics.nc --csv metrics.csv
+    xsomo evaluate --pred demo_out/sm --cosmos world/cosmos --targets demo_out/prepared/targets.nc \\
+        --out metrics.nc --gpkg metrics.gpkg
+    xsomo evaluate --pred demo_out/sm --grid world/truth.nc --out truth_metrics.nc
+
+Station metrics: per station and layer (layer 0: the footprint-weighted mix of the
+layers that a cosmic-ray probe sees); stations in cells that held training targets
+(``--targets`` or ``--model``) are flagged and left out of the printed medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from typing import Any
+
+from xsomo.exceptions import XsomoValueError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="metrics (r, uRMSD, bias, RMSE, NSE, KGE, anomaly r) against stations or a gridded reference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--pred", required=True, type=pathlib.Path, help="folder of SoMo.ml-EU files or a netCDF with sm(layer, time, lat, lon)")
+    ref = p.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--cosmos", type=pathlib.Path, help="COSMOS folder (stations.csv + *-CRNS.csv)")
+    ref.add_argument("--ismn", type=pathlib.Path, help="ISMN download folder (each sensor against its layer)")
+    ref.add_argument("--grid", type=pathlib.Path, help="gridded reference netCDF (sm with layer, or layer1..3)")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="metrics netCDF to write")
+    p.add_argument("--csv", type=pathlib.Path, help="also write the metrics as a CSV table")
+    p.add_argument("--gpkg", type=pathlib.Path, help="also write station metrics as a GeoPackage (points, EPSG:4326)")
+    p.add_argument("--targets", type=pathlib.Path, help="targets netCDF: its cells are flagged as training cells")
+    p.add_argument("--model", type=pathlib.Path, help="trained model folder: its training cells are flagged")
+    p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers (default: all)")
+    p.add_argument("--min-days", type=int, default=30, help="minimum common valid days per metric (default 30)")
+    p.set_defaults(command="evaluate")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from xsomo import evaluation
+    from xsomo.report import open_prediction
+
+    if not args.pred.exists():
+        raise XsomoValueError(f"--pred {args.pred}: no such file or folder")
+    sm = open_prediction(args.pred if args.pred.is_dir() else xr.open_dataset(args.pred, chunks={}))
+    training: Any = None
+    if args.targets:
+        training = xr.open_dataset(args.targets)
+    elif args.model:
+        from xsomo.model import TrainedModel
+
+        training = TrainedModel.load(args.model)
+    if args.cosmos:
+        from xsomo.io import open_cosmos
+
+        reference = open_cosmos(args.cosmos)
+    elif args.ismn:
+        from xsomo.io import open_ismn
+
+        reference = open_ismn(args.ismn)
+    else:
+        reference = xr.open_dataset(args.grid, chunks={})
+    metrics = evaluation.evaluate(sm, reference, layers=args.layers, min_days=args.min_days, training_cells=training)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    metrics.to_netcdf(tmp)
+    tmp.replace(args.out)
+    if args.csv:
+        df = metrics.drop_vars(["footprint_weights", "weight_layer"], errors="ignore").to_dataframe().reset_index()
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.csv, index=False, float_format="%.5g")
+    if args.gpkg:
+        if "station" not in metrics.dims:
+            raise XsomoValueError("--gpkg needs station metrics (--cosmos or --ismn), not a gridded reference")
+        gdf = evaluation.to_geodataframe(metrics)
+        args.gpkg.parent.mkdir(parents=True, exist_ok=True)
+        gdf.to_file(args.gpkg, driver="GPKG", layer="station_metrics")
+    summary = evaluation.summarize(metrics)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"metrics written to {args.out}")
+    return 0

@@ -1,0 +1,63 @@
+"""``xsomo report``: an evaluation report (CSV tables, PNG figures, index.md/index.html) of a prediction.
+
+Examples::
+
+    xsomo report --world demo_out/world --pred demo_out/sm --out demo_out/report
+    xsomo report --world world --pred sm --targets prepared/targets.nc --memory exp/memory.nc \\
+        --transfer exp/transfer.nc --out report
+
+``--memory`` and ``--transfer`` take the netCDF results of ``xsomo experiment``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "report",
+        help="write an evaluation report (tables, figures, index page) of a prediction on a sample world",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--world", required=True, type=pathlib.Path, help="sample-world folder (xsomo sample)")
+    p.add_argument("--pred", required=True, type=pathlib.Path, help="folder of SoMo.ml-EU files or a netCDF with sm")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="report folder")
+    p.add_argument("--targets", type=pathlib.Path, help="targets netCDF (training cells)")
+    p.add_argument("--model", type=pathlib.Path, help="trained model folder (training cells)")
+    p.add_argument("--memory", type=pathlib.Path, help="lookback-permutation result (xsomo experiment memory)")
+    p.add_argument("--transfer", type=pathlib.Path, help="transfer result (xsomo experiment transfer)")
+    p.add_argument("--year", type=int, help="year of the anomaly maps (default 2015 or the driest summer)")
+    p.add_argument("--no-products", action="store_true", help="leave the stand-in products out")
+    p.set_defaults(command="report")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from xsomo.report import write_report
+
+    targets = xr.open_dataset(args.targets) if args.targets else None
+    model = None
+    if args.model:
+        from xsomo.model import TrainedModel
+
+        model = TrainedModel.load(args.model)
+    pred: Any = args.pred if args.pred.is_dir() else xr.open_dataset(args.pred)
+    index = write_report(
+        world=args.world,
+        prediction=pred,
+        out=args.out,
+        model=model,
+        targets=targets,
+        memory=args.memory,
+        transfer=args.transfer,
+        year=args.year,
+        products=not args.no_products,
+    )
+    print(f"report: {index} (and {index.with_suffix('.html')})")
+    return 0
