@@ -58,8 +58,8 @@ def prepare(
     from xsomo.drivers import build_targets, open_drivers
 
     out = pathlib.Path(out)
+    drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
     targets, qc, rep = build_targets(world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside)
-    drivers = open_drivers(world)
     out.mkdir(parents=True, exist_ok=True)
     tmps: dict[str, pathlib.Path] = {}
     try:
