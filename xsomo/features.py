@@ -117,9 +117,11 @@ def static_features(
         "elevation_mean": emean.assign_attrs(cv.cf_attrs("elevation_mean")),
         "elevation_std": estd.assign_attrs(cv.cf_attrs("elevation_std")),
     }
-    for name in ("forest_fraction", "shortveg_fraction"):
-        out[name] = upscale_fraction(landcover[name], grid, name=name)
-    for name in ("sand_top", "clay_top", "sand_sub", "clay_sub"):
-        out[name] = upscale_fraction(soil[name], grid, name=name)
+    for src, names in ((landcover, ("forest_fraction", "shortveg_fraction")), (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub"))):
+        # one regridding call per source grid
+        frac = xr.Dataset({n: xu.convert(src[n], "1", name=n).astype("float32") for n in names})
+        up = regrid(frac, grid, method="conservative")
+        for n in names:
+            out[n] = up[n].clip(0.0, 1.0).assign_attrs(cv.cf_attrs(n)).rename(n)
     ds = xr.Dataset({k: out[k].drop_vars([c for c in out[k].coords if c not in ("lat", "lon")]) for k in cv.STATIC_NAMES})
     return ds.assign_coords(grid.coords())

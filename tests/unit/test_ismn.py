@@ -194,3 +194,28 @@ def test_daily_mean_subhourly_and_qc_sensor():
     assert (n == 24).all()
     res = qc_sensor(pd.Series(0.2, index=idx), None, depth_top=0.0, depth_bottom=0.05, min_days=3)
     assert res.kept and res.layer == 1 and res.n_days == 3
+
+
+@pytest.mark.real
+def test_hawaii_scan_forcing_folder(real_data, tmp_path):
+    root = real_data / "hawaii-scan-forcing"
+    ds, rep = open_ismn(root, report=True)
+    other = rep[rep.variable != "soil_moisture"]
+    assert set(other.variable) == {"precipitation", "air_temperature"} and not other.kept.any()
+    own = _ismn_own(root, tmp_path)
+    r = rep[rep.variable == "soil_moisture"]
+    for _, row in r.iterrows():
+        df = own[(f"{row.station}.{row.sensor}", row.depth_top, row.depth_bottom)]
+        assert row.n_records == int(df["soil_moisture"].notna().sum())
+    assert set(ds.station_name.values) == {"ManaHouse", "PuaAkala", "SilverSword"}
+
+
+@pytest.mark.real
+def test_zip_archive_newest_format(real_data, tmp_path):
+    z = real_data / "ismn/tests/test_data/archive_sample/ismn_archive.zip"
+    ds, rep = open_ismn(z, min_days=1, report=True)
+    assert rep.loc[0, "n_records"] == 287 and rep.loc[0, "station"] == "Adamclisi"
+    (df,) = _ismn_own(z, tmp_path).values()
+    g = df["soil_moisture"].where((df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0)).dropna()
+    n_days = int((g.groupby(g.index.floor("D")).count() >= 6).sum())
+    assert ds["sm"].notnull().sum().item() == n_days and ds["layer"].item() == 1
