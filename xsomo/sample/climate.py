@@ -97,7 +97,7 @@ class World:
         n = rng.poisson(max(self._area() * 0.5, 10.0) * years)
         # summer-heavy seasonality (convective storms) by rejection
         day = rng.integers(0, n_ext, size=4 * n + 8)
-        doy = self.time_ext[day].dayofyear.to_numpy()
+        doy = self.time_ext[day].day_of_year.to_numpy()
         keep = rng.uniform(0, 1, day.size) < 0.5 * (1 + 0.7 * np.cos(2 * np.pi * (doy - 215) / 365.25))
         day = day[keep][:n]
         n = day.size
@@ -277,15 +277,16 @@ class World:
         p_mean, p_wet0 = f32(clim["p_mean"]), f32(clim["p_wet"])
         p_season, p_peak = f32(clim["p_season"]), f32(clim["p_peak"])
         t_sd = f32(2.2 + 1.0 * (clim["region"] == 2))
-        bases = {key: getattr(self, key).space.basis(lat, lon).astype(np.float32) for key in ("w_t", "w_p", "w_a", "w_c")}
+        bases = {key: getattr(self, key).space.basis(lat, lon) for key in ("w_t", "w_p", "w_a", "w_c")}
         for b0 in range(t0, t1, block):
             b1 = min(t1, b0 + block)
             o = slice(b0 - t0, b1 - t0)
-            doy = self.time_ext[b0:b1].dayofyear.to_numpy()
+            doy = self.time_ext[b0:b1].day_of_year.to_numpy()
             doyf = doy.astype(np.float32)[:, None]
             season = np.cos(np.float32(2 * np.pi / 365.25) * (doyf - 200.0))
             z = {
-                key: (getattr(self, key).series[b0:b1].astype(np.float32) @ bases[key]) * np.float32(np.sqrt(0.5))
+                # float64 products rounded to float32: the same point gets the same value in any block
+                key: ((getattr(self, key).series[b0:b1] @ bases[key]) * np.sqrt(0.5)).astype(np.float32)
                 for key in bases
             }
             drought = np.minimum(self.droughts(lat, lon, b0, b1), 1.0)

@@ -173,7 +173,8 @@ def place_ismn(
                 st = Station(net.name, _station_name(rng, used), lat, lon, r, c, reg)
                 start, end = _record(rng, time, record_years)
                 n_sens = int(min(len(net.depths), rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1])))
-                idx = sorted({0, *rng.choice(len(net.depths), n_sens, replace=False).tolist()})[:max(n_sens, 1)]
+                # the shallowest depth and n_sens - 1 others
+                idx = [0, *sorted(rng.choice(np.arange(1, len(net.depths)), n_sens - 1, replace=False).tolist())]
                 depths = [net.depths[j] for j in idx]
                 if rng.uniform() < 0.12:  # a second probe at the shallowest depth
                     depths.append(depths[0])
