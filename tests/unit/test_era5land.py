@@ -160,3 +160,16 @@ def test_deaccumulate_str_not_clipped():
     t = pd.date_range("2020-01-01 01:00", periods=5, freq="h")
     acc = xr.DataArray(-np.arange(1.0, 6.0), coords={"time": t}, dims="time")
     np.testing.assert_allclose(deaccumulate(acc, clip_negative=False).values, -1.0)
+
+
+def test_sample_world_hourly_agrees_with_daily(tiny_world):
+    """The world's hourly files, de-accumulated, give its daily totals and means."""
+    daily = open_era5land(tiny_world / "era5land")
+    hourly = open_era5land(tiny_world / "era5land_hourly")
+    assert "land_fraction" in daily and daily["sm"].sizes["layer"] == 3
+    d = daily.sel(time=hourly.time)
+    for name, tol in (("precipitation", 0.01), ("net_radiation", 0.01), ("air_temperature", 0.01)):
+        a, b = hourly[name].values, d[name].values
+        ok = np.isfinite(a) & np.isfinite(b)
+        assert ok.sum() > 100
+        np.testing.assert_allclose(a[ok], b[ok], atol=tol)
