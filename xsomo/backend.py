@@ -39,7 +39,9 @@ __all__ = ["FILE_PATTERN", "SomoBackendEntrypoint", "find_somo_files", "open_som
 
 #: File names the backend recognises: ``SoMo.ml-EU_layer1_2010.nc``, ``SoMo.ml_v1_layer1_2010.nc``
 #: (any ``SoMo.ml<product>_layer<N>_<YYYY>.nc``). The product prefix must be the same for all files.
-FILE_PATTERN = re.compile(r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$")
+FILE_PATTERN = re.compile(
+    r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$"
+)
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -54,7 +56,9 @@ class SomoFile:
     year: int
 
 
-def _candidates(path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[pathlib.Path]:
+def _candidates(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[pathlib.Path]:
     if isinstance(path, (str, os.PathLike)):
         text = os.fspath(path)
         if _GLOB_CHARS.search(text) and not os.path.exists(text):
@@ -65,7 +69,9 @@ def _candidates(path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]])
             return sorted([*p.glob("*.nc"), *p.glob("*/*.nc")])
         if p.is_file():
             return [p]
-        raise FileNotFoundError(f"{text}: no such file or folder (give a folder, a glob or a list of SoMo.ml files)")
+        raise FileNotFoundError(
+            f"{text}: no such file or folder (give a folder, a glob or a list of SoMo.ml files)"
+        )
     return [pathlib.Path(os.fspath(p)).expanduser() for p in path]
 
 
@@ -210,7 +216,9 @@ def _open_one(f: SomoFile, engine: str | None) -> tuple[xr.Dataset, xr.Variable]
     try:
         ds = xr.open_dataset(f.path, engine=engine, chunks=None, decode_coords="all")
     except (OSError, ValueError) as err:
-        raise DataFormatError(f"{f.path}: cannot be read as netCDF ({err}); is the file complete?") from err
+        raise DataFormatError(
+            f"{f.path}: cannot be read as netCDF ({err}); is the file complete?"
+        ) from err
     if name not in ds.data_vars:
         ds.close()
         raise DataFormatError(
@@ -244,8 +252,10 @@ def _open_stacked(
         lat = first[cv.LAT].values
         lon = first[cv.LON].values
         for f, ds, _ in opened[1:]:
-            if ds.sizes.get(cv.LAT) != lat.size or ds.sizes.get(cv.LON) != lon.size or not (
-                np.allclose(ds[cv.LAT].values, lat) and np.allclose(ds[cv.LON].values, lon)
+            if (
+                ds.sizes.get(cv.LAT) != lat.size
+                or ds.sizes.get(cv.LON) != lon.size
+                or not (np.allclose(ds[cv.LAT].values, lat) and np.allclose(ds[cv.LON].values, lon))
             ):
                 raise GridMismatchError(
                     f"{f.path}: its lat/lon grid differs from that of {first_f.path}; open files of one grid together"
@@ -280,7 +290,11 @@ def _open_stacked(
         if enc_chunks and len(enc_chunks) == 3:
             order = first[cv.layer_var_name(first_f.layer)].dims
             preferred.update({d: int(c) for d, c in zip(order, enc_chunks, strict=True)})
-        sm.encoding = {"grid_mapping": "spatial_ref", "preferred_chunks": preferred, "dtype": first_var.dtype}
+        sm.encoding = {
+            "grid_mapping": "spatial_ref",
+            "preferred_chunks": preferred,
+            "dtype": first_var.dtype,
+        }
 
         if "spatial_ref" in first.coords or "spatial_ref" in first.variables:
             crs_attrs = dict(first["spatial_ref"].attrs)
@@ -383,9 +397,17 @@ class SomoBackendEntrypoint(BackendEntrypoint):
     single files). Pass ``chunks={}`` for dask chunks as stored in the files.
     """
 
-    description = "SoMo.ml / SoMo.ml-EU yearly layer files (folder or glob) as one sm(layer, time, lat, lon)"
+    description = (
+        "SoMo.ml / SoMo.ml-EU yearly layer files (folder or glob) as one sm(layer, time, lat, lon)"
+    )
     url = "https://github.com/xsomo/xsomo/blob/main/docs/gis.md"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "layers", "years", "netcdf_engine")
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "layers",
+        "years",
+        "netcdf_engine",
+    )
 
     def open_dataset(  # type: ignore[override]
         self,
@@ -398,7 +420,11 @@ class SomoBackendEntrypoint(BackendEntrypoint):
     ) -> xr.Dataset:
         with _OPEN_LOCK:
             return _open_stacked(
-                filename_or_obj, layers=layers, years=years, engine=netcdf_engine, drop_variables=drop_variables
+                filename_or_obj,
+                layers=layers,
+                years=years,
+                engine=netcdf_engine,
+                drop_variables=drop_variables,
             )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

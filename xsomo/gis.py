@@ -70,7 +70,9 @@ def _layer_array(obj: xr.Dataset | xr.DataArray, *, layer: int, variable: Hashab
         da = obj
     if cv.LAYER in da.dims:
         if layer not in da[cv.LAYER].values:
-            raise XsomoKeyError(f"layer {layer} is not in the data; layers are {da[cv.LAYER].values.tolist()}")
+            raise XsomoKeyError(
+                f"layer {layer} is not in the data; layers are {da[cv.LAYER].values.tolist()}"
+            )
         da = da.sel({cv.LAYER: layer})
     missing = {cv.LAT, cv.LON} - set(da.dims)
     if missing:
@@ -100,7 +102,9 @@ def _nanmean_time(da: xr.DataArray) -> xr.DataArray:
 
 def _parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     if period is None or len(period) != 2:
-        raise XsomoValueError("a period statistic needs period=(start, end), e.g. ('2018-06-01', '2018-08-31')")
+        raise XsomoValueError(
+            "a period statistic needs period=(start, end), e.g. ('2018-06-01', '2018-08-31')"
+        )
     start, end = (pd.Timestamp(p).normalize() for p in period)
     if end < start:
         raise XsomoValueError(f"period ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d})")
@@ -162,7 +166,11 @@ def period_anomaly(
             f"({_time_range(da)}, climatology={climatology}); found {len(means)}"
         )
     stack = xr.concat(means, dim="window")
-    m0 = stack.isel(window=shifts.index(0)) if 0 in shifts else _nanmean_time(_window(da, start, end))  # type: ignore[arg-type]
+    m0 = (
+        stack.isel(window=shifts.index(0))
+        if 0 in shifts
+        else _nanmean_time(_window(da, start, end))
+    )  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
         warnings.filterwarnings("ignore", "invalid value", RuntimeWarning)
@@ -195,7 +203,9 @@ def select_map(
     units = da.attrs.get("units", cv.SM_ATTRS["units"])
     if stat is None:
         if period is not None:
-            raise XsomoValueError("period= is for stat='mean' or 'anomaly'; for one day pass time='YYYY-MM-DD'")
+            raise XsomoValueError(
+                "period= is for stat='mean' or 'anomaly'; for one day pass time='YYYY-MM-DD'"
+            )
         if cv.TIME in da.dims:
             if time is None:
                 if da.sizes[cv.TIME] != 1:
@@ -209,11 +219,17 @@ def select_map(
                 days = pd.DatetimeIndex(da[cv.TIME].values).normalize()
                 hit = np.flatnonzero(days == day)
                 if hit.size == 0:
-                    raise XsomoKeyError(f"day {day:%Y-%m-%d} is not in the data ({_time_range(da)})")
+                    raise XsomoKeyError(
+                        f"day {day:%Y-%m-%d} is not in the data ({_time_range(da)})"
+                    )
                 da = da.isel({cv.TIME: int(hit[0])})
         when = pd.Timestamp(da[cv.TIME].values) if cv.TIME in da.coords else None
         out = da
-        attrs = {**cv.SM_ATTRS, "units": units, "date": f"{when:%Y-%m-%d}" if when is not None else ""}
+        attrs = {
+            **cv.SM_ATTRS,
+            "units": units,
+            "date": f"{when:%Y-%m-%d}" if when is not None else "",
+        }
     elif stat == "mean":
         start, end = _parse_period(period)
         w = _window(da, start, end)
@@ -222,7 +238,11 @@ def select_map(
                 f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
             )
         out = _nanmean_time(w)
-        attrs = {**cv.SM_ATTRS, "units": units, "long_name": "mean volumetric soil moisture over the period"}
+        attrs = {
+            **cv.SM_ATTRS,
+            "units": units,
+            "long_name": "mean volumetric soil moisture over the period",
+        }
         attrs["period"] = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
     elif stat == "anomaly":
         out = period_anomaly(da, period, climatology=climatology)  # type: ignore[arg-type]
@@ -249,7 +269,9 @@ def select_map(
 # ----------------------------------------------------------------------------- writing
 
 
-def _atomic_target(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[pathlib.Path, pathlib.Path]:
+def _atomic_target(
+    path: str | os.PathLike[str], *, overwrite: bool
+) -> tuple[pathlib.Path, pathlib.Path]:
     path = pathlib.Path(path).expanduser()
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
@@ -257,7 +279,9 @@ def _atomic_target(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[pa
         raise FileNotFoundError(f"{path.parent}: no such folder for {path.name}; create it first")
     if not os.access(path.parent, os.W_OK):
         raise PermissionError(f"{path.parent}: folder is not writable; choose another --out")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     os.unlink(tmp)  # the drivers create the file themselves
     return path, pathlib.Path(tmp)
@@ -332,14 +356,24 @@ def to_cog(
     Examples
     --------
     >>> ds = xsomo.open_somo("out/")  # doctest: +SKIP
-    >>> ds.somo.to_cog("summer2018.tif", layer=1, stat="anomaly", period=("2018-06-01", "2018-08-31"))  # doctest: +SKIP
+    >>> ds.somo.to_cog(
+    ...     "summer2018.tif", layer=1, stat="anomaly", period=("2018-06-01", "2018-08-31")
+    ... )  # doctest: +SKIP
     """
     import rioxarray  # noqa: F401  (registers .rio)
 
     if blocksize % 16 or blocksize <= 0:
-        raise XsomoValueError(f"blocksize={blocksize}; GeoTIFF tiles need a positive multiple of 16")
+        raise XsomoValueError(
+            f"blocksize={blocksize}; GeoTIFF tiles need a positive multiple of 16"
+        )
     field = select_map(
-        obj, layer=layer, time=time, stat=stat, period=period, climatology=climatology, variable=variable
+        obj,
+        layer=layer,
+        time=time,
+        stat=stat,
+        period=period,
+        climatology=climatology,
+        variable=variable,
     )
     # north-up: rows from north to south
     if field[cv.LAT].size > 1 and field[cv.LAT].values[0] < field[cv.LAT].values[-1]:
@@ -359,8 +393,14 @@ def to_cog(
         from affine import Affine
 
         g = cv.GridSpec.from_coords(field[cv.LAT].values, field[cv.LON].values)
-        field = field.rio.write_transform(Affine(g.resolution, 0.0, g.west, 0.0, -g.resolution, g.north))
-    n_ov = _overview_count(field.sizes[cv.LON], field.sizes[cv.LAT], blocksize) if overview_count is None else overview_count
+        field = field.rio.write_transform(
+            Affine(g.resolution, 0.0, g.west, 0.0, -g.resolution, g.north)
+        )
+    n_ov = (
+        _overview_count(field.sizes[cv.LON], field.sizes[cv.LAT], blocksize)
+        if overview_count is None
+        else overview_count
+    )
     target, tmp = _atomic_target(path, overwrite=overwrite)
     try:
         with warnings.catch_warnings():
@@ -395,20 +435,32 @@ def _metrics_frame(metrics: Any) -> Any:
         gdf = metrics if metrics.crs is not None else metrics.set_crs(cv.CRS)
         return gdf.to_crs(cv.CRS)
     if isinstance(metrics, pd.DataFrame):
-        df = metrics.reset_index() if metrics.index.name or isinstance(metrics.index, pd.MultiIndex) else metrics
+        df = (
+            metrics.reset_index()
+            if metrics.index.name or isinstance(metrics.index, pd.MultiIndex)
+            else metrics
+        )
     elif isinstance(metrics, xr.Dataset):
         if cv.STATION not in metrics.dims:
-            raise XsomoValueError(f"metrics have dims {dict(metrics.sizes)}; a 'station' dimension is needed")
+            raise XsomoValueError(
+                f"metrics have dims {dict(metrics.sizes)}; a 'station' dimension is needed"
+            )
         dims = [d for d in (cv.STATION, cv.LAYER) if d in metrics.dims]
         other = set(metrics.dims) - set(dims)
         if other:
-            raise XsomoValueError(f"metrics have extra dims {sorted(map(str, other))}; select one value of each first")
+            raise XsomoValueError(
+                f"metrics have extra dims {sorted(map(str, other))}; select one value of each first"
+            )
         df = metrics.reset_coords().to_dataframe().reset_index()
     else:
-        raise XsomoValueError(f"metrics must be an xarray Dataset or a (Geo)DataFrame, not {type(metrics).__name__}")
+        raise XsomoValueError(
+            f"metrics must be an xarray Dataset or a (Geo)DataFrame, not {type(metrics).__name__}"
+        )
     for c in (cv.LAT, cv.LON):
         if c not in df.columns:
-            raise MissingVariableError(f"metrics have no {c!r} coordinate; the station points need lat and lon")
+            raise MissingVariableError(
+                f"metrics have no {c!r} coordinate; the station points need lat and lon"
+            )
     df = df[np.isfinite(df[cv.LAT].astype(float)) & np.isfinite(df[cv.LON].astype(float))].copy()
     for c in df.columns:
         col = df[c]

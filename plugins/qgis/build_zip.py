@@ -19,7 +19,7 @@ def build(outdir=None):
     version = cfg["general"]["version"]
     outdir = pathlib.Path(outdir) if outdir else HERE / "dist"
     outdir.mkdir(parents=True, exist_ok=True)
-    target = outdir / ("xsomo_qgis-%s.zip" % version)
+    target = outdir / (f"xsomo_qgis-{version}.zip")
     tmp = target.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(PACKAGE.rglob("*")):

@@ -28,7 +28,9 @@ def somo_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 def _check_values(ds: xr.Dataset, layer: int, times: list[str]) -> None:
     got = ds.sm.sel(layer=layer, time=times).values
-    want = expected_value(layer, np.array(times, dtype="datetime64[ns]"), ds.lat.values, ds.lon.values)
+    want = expected_value(
+        layer, np.array(times, dtype="datetime64[ns]"), ds.lat.values, ds.lon.values
+    )
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
 
 
@@ -84,15 +86,20 @@ def test_somoml_v1_names_in_layer_folders(tmp_path: pathlib.Path) -> None:
     ds = xsomo.open_somo(tmp_path)
     assert list(ds.layer.values) == [1, 2]
     _check_values(ds, 2, ["2012-01-03"])
-    assert SomoBackendEntrypoint().guess_can_open(tmp_path / "SoMo.ml_v1_layer1" / "SoMo.ml_v1_layer1_2012.nc")
+    assert SomoBackendEntrypoint().guess_can_open(
+        tmp_path / "SoMo.ml_v1_layer1" / "SoMo.ml_v1_layer1_2012.nc"
+    )
     assert not SomoBackendEntrypoint().guess_can_open(tmp_path / "other.nc")
 
 
 def test_file_without_grid_mapping_gets_epsg4326(tmp_path: pathlib.Path) -> None:
     ds = xr.Dataset(
         {"layer1": (("time", "lat", "lon"), np.zeros((2, 3, 4), np.float32))},
-        coords={"time": pd.date_range("2010-01-01", periods=2), "lat": [50.25, 50.15, 50.05],
-                "lon": [10.05, 10.15, 10.25, 10.35]},
+        coords={
+            "time": pd.date_range("2010-01-01", periods=2),
+            "lat": [50.25, 50.15, 50.05],
+            "lon": [10.05, 10.15, 10.25, 10.35],
+        },
     )
     ds.to_netcdf(tmp_path / "SoMo.ml_v1_layer1_2010.nc")
     out = xsomo.open_somo(tmp_path)
@@ -100,7 +107,7 @@ def test_file_without_grid_mapping_gets_epsg4326(tmp_path: pathlib.Path) -> None
 
 
 def test_bad_inputs_name_the_file(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no SoMo.ml files"):
+    with pytest.raises(FileNotFoundError, match=r"no SoMo\.ml files"):
         xsomo.open_somo(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         xsomo.open_somo(tmp_path / "absent")
@@ -111,8 +118,13 @@ def test_bad_inputs_name_the_file(tmp_path: pathlib.Path) -> None:
         find_somo_files(tmp_path / "mixed")
     # another grid
     write_somo_files(tmp_path / "grids", layers=(1,), years=(2010,), days=2)
-    write_somo_file(tmp_path / "grids" / cv.output_filename(1, 2011), 1, 2011, days=2,
-                    grid=cv.GridSpec(west=10.0, east=11.0, south=50.0, north=51.2))
+    write_somo_file(
+        tmp_path / "grids" / cv.output_filename(1, 2011),
+        1,
+        2011,
+        days=2,
+        grid=cv.GridSpec(west=10.0, east=11.0, south=50.0, north=51.2),
+    )
     with pytest.raises(GridMismatchError, match="layer1_2011"):
         xsomo.open_somo(tmp_path / "grids")
     # wrong variable name / not netCDF

@@ -38,7 +38,9 @@ def expected_value(layer: int, time: np.ndarray, lat: np.ndarray, lon: np.ndarra
     return np.where(sea, np.nan, v).astype(np.float32)
 
 
-def somo_dataset(layer: int, year: int, *, grid: cv.GridSpec = GRID, days: int | None = None) -> xr.Dataset:
+def somo_dataset(
+    layer: int, year: int, *, grid: cv.GridSpec = GRID, days: int | None = None
+) -> xr.Dataset:
     """One layer-year in the SoMo.ml-EU file layout (lat descending, grid mapping)."""
     import rioxarray  # noqa: F401  (registers .rio)
 
@@ -51,7 +53,11 @@ def somo_dataset(layer: int, year: int, *, grid: cv.GridSpec = GRID, days: int |
     da = xr.DataArray(
         expected_value(layer, time.to_numpy(), lat, lon),
         dims=(cv.TIME, cv.LAT, cv.LON),
-        coords={cv.TIME: time, cv.LAT: ("lat", lat, cv.LAT_ATTRS), cv.LON: ("lon", lon, cv.LON_ATTRS)},
+        coords={
+            cv.TIME: time,
+            cv.LAT: ("lat", lat, cv.LAT_ATTRS),
+            cv.LON: ("lon", lon, cv.LON_ATTRS),
+        },
         attrs=dict(cv.SM_ATTRS),
         name=name,
     )
@@ -65,8 +71,13 @@ def write_somo_file(path: pathlib.Path, layer: int, year: int, **kwargs: object)
     """Write one file; encodings are merged so ``grid_mapping`` survives."""
     ds = somo_dataset(layer, year, **kwargs)  # type: ignore[arg-type]
     name = cv.layer_var_name(layer)
-    enc = {**ds[name].encoding, "dtype": "float32", "zlib": True, "complevel": 4,
-           "chunksizes": (min(ds.sizes["time"], 64), ds.sizes["lat"], ds.sizes["lon"])}
+    enc = {
+        **ds[name].encoding,
+        "dtype": "float32",
+        "zlib": True,
+        "complevel": 4,
+        "chunksizes": (min(ds.sizes["time"], 64), ds.sizes["lat"], ds.sizes["lon"]),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(path, format="NETCDF4", encoding={name: enc})
     return path
@@ -97,11 +108,13 @@ def test_helper_files_carry_epsg4326_for_gdal(tmp_path: pathlib.Path) -> None:
     import rasterio
 
     (p,) = write_somo_files(tmp_path, layers=(1,), years=(2010,), days=3)
-    with rasterio.open(f'netcdf:{p}:layer1') as src:
+    with rasterio.open(f"netcdf:{p}:layer1") as src:
         assert src.crs.to_epsg() == 4326
         assert src.transform.e < 0  # north-up
         assert src.bounds.left == pytest.approx(GRID.west)
         assert src.bounds.top == pytest.approx(GRID.north)
         first = src.read(1)
-    expected = expected_value(1, np.array(["2010-01-01"], dtype="datetime64[ns]"), GRID.lat[::-1], GRID.lon)[0]
+    expected = expected_value(
+        1, np.array(["2010-01-01"], dtype="datetime64[ns]"), GRID.lat[::-1], GRID.lon
+    )[0]
     np.testing.assert_allclose(first, expected, rtol=0, atol=1e-7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pathlib
 import sqlite3
 import struct
@@ -55,9 +56,18 @@ def _tiff_layout(path: pathlib.Path) -> list[dict[str, int]]:
                 vals = list(struct.unpack_from(f"<{count}{fmt}", b, value))
             tags[tag] = vals
         tile_offsets = tags[324]
-        ifds.append({"offset": off, "width": tags[256][0], "height": tags[257][0],
-                     "tiled": int(322 in tags), "first_tile": min(tile_offsets), "last_tile": max(tile_offsets),
-                     "compression": tags[259][0], "predictor": tags.get(317, [1])[0]})
+        ifds.append(
+            {
+                "offset": off,
+                "width": tags[256][0],
+                "height": tags[257][0],
+                "tiled": int(322 in tags),
+                "first_tile": min(tile_offsets),
+                "last_tile": max(tile_offsets),
+                "compression": tags[259][0],
+                "predictor": tags.get(317, [1])[0],
+            }
+        )
         (off,) = struct.unpack_from("<I", b, off + 2 + 12 * n)
     return ifds
 
@@ -84,11 +94,13 @@ def _assert_cog(path: pathlib.Path) -> None:
     widths = [i["width"] for i in ifds]
     assert widths == sorted(widths, reverse=True)
     # ... whose data come in the reverse order: coarsest overview first, full image last
-    for finer, coarser in zip(ifds, ifds[1:], strict=False):
+    for finer, coarser in itertools.pairwise(ifds):
         assert coarser["last_tile"] < finer["first_tile"]
 
 
-def test_day_cog_places_values_at_the_right_coordinates(somo: xr.Dataset, tmp_path: pathlib.Path) -> None:
+def test_day_cog_places_values_at_the_right_coordinates(
+    somo: xr.Dataset, tmp_path: pathlib.Path
+) -> None:
     path = gis.to_cog(somo, tmp_path / "day.tif", layer=2, time="2011-07-14", blocksize=16)
     _assert_cog(path)
     with rasterio.open(path) as src:
@@ -102,16 +114,24 @@ def test_day_cog_places_values_at_the_right_coordinates(somo: xr.Dataset, tmp_pa
         got = np.array([v[0] for v in src.sample(pts)])
         assert src.tags()["date"] == "2011-07-14" and src.tags()["layer"] == "2"
         assert src.nodata is not None and np.isnan(src.nodata)
-    lat_c, lon_c = COG_GRID.cell_centre(np.array([p[1] for p in pts]), np.array([p[0] for p in pts]))
-    want = np.array([
-        expected_value(2, np.array(["2011-07-14"], dtype="datetime64[ns]"), [la], [lo])[0, 0, 0]
-        for la, lo in zip(lat_c, lon_c, strict=True)
-    ])
+    lat_c, lon_c = COG_GRID.cell_centre(
+        np.array([p[1] for p in pts]), np.array([p[0] for p in pts])
+    )
+    want = np.array(
+        [
+            expected_value(2, np.array(["2011-07-14"], dtype="datetime64[ns]"), [la], [lo])[0, 0, 0]
+            for la, lo in zip(lat_c, lon_c, strict=True)
+        ]
+    )
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
 
 
-def test_accessor_mean_and_overviews_for_europe_size(somo: xr.Dataset, tmp_path: pathlib.Path) -> None:
-    path = somo.somo.to_cog(tmp_path / "mean.tif", layer=1, stat="mean", period=("2010-06-01", "2010-08-31"))
+def test_accessor_mean_and_overviews_for_europe_size(
+    somo: xr.Dataset, tmp_path: pathlib.Path
+) -> None:
+    path = somo.somo.to_cog(
+        tmp_path / "mean.tif", layer=1, stat="mean", period=("2010-06-01", "2010-08-31")
+    )
     with rasterio.open(path) as src:
         data = src.read(1)
         assert src.tags()["period"] == "2010-06-01/2010-08-31"
@@ -122,19 +142,27 @@ def test_accessor_mean_and_overviews_for_europe_size(somo: xr.Dataset, tmp_path:
     assert gis._overview_count(64, 48, 16) == 2
 
 
-def test_anomaly_is_the_z_score_of_the_period_mean(somo: xr.Dataset, tmp_path: pathlib.Path) -> None:
+def test_anomaly_is_the_z_score_of_the_period_mean(
+    somo: xr.Dataset, tmp_path: pathlib.Path
+) -> None:
     period = ("2012-12-01", "2012-12-20")
-    path = gis.to_cog(somo, tmp_path / "anom.tif", layer=1, stat="anomaly", period=period, blocksize=16)
+    path = gis.to_cog(
+        somo, tmp_path / "anom.tif", layer=1, stat="anomaly", period=period, blocksize=16
+    )
     _assert_cog(path)
     with rasterio.open(path) as src:
         z = src.read(1)
         assert src.tags()["n_years"] == "3"
     # independent: the window mean in each of the three years, then the z-score
     lat, lon = COG_GRID.lat[::-1], COG_GRID.lon
-    means = np.stack([
-        expected_value(1, pd.date_range(f"{y}-12-01", f"{y}-12-20").to_numpy(), lat, lon).mean(axis=0)
-        for y in YEARS
-    ])
+    means = np.stack(
+        [
+            expected_value(1, pd.date_range(f"{y}-12-01", f"{y}-12-20").to_numpy(), lat, lon).mean(
+                axis=0
+            )
+            for y in YEARS
+        ]
+    )
     want = (means[2] - means.mean(axis=0)) / means.std(axis=0, ddof=1)
     np.testing.assert_allclose(z, want, rtol=1e-4, atol=1e-4)
     assert np.isnan(z).sum() == np.isnan(means[0]).sum() > 0  # sea stays nodata
@@ -167,7 +195,10 @@ def _metrics() -> xr.Dataset:
     rng = np.random.default_rng(3)
     n = 5
     ds = xr.Dataset(
-        {m: (("station", "layer"), rng.uniform(0, 1, (n, 3))) for m in ("pearson_r", "urmsd", "bias")},
+        {
+            m: (("station", "layer"), rng.uniform(0, 1, (n, 3)))
+            for m in ("pearson_r", "urmsd", "bias")
+        },
         coords={
             "station": [f"NET_S{i}" for i in range(n)],
             "layer": [1, 2, 3],
@@ -219,7 +250,10 @@ def test_prediction_with_ascending_lat_is_written_north_up(tmp_path: pathlib.Pat
     time = pd.date_range("2015-03-01", periods=3)
     data = np.stack([expected_value(n, time.to_numpy(), grid.lat, grid.lon) for n in (1, 2, 3)])
     pred = xr.Dataset(
-        {"sm": (("layer", "time", "lat", "lon"), data), "sm_spread": (("layer", "time", "lat", "lon"), data * 0)},
+        {
+            "sm": (("layer", "time", "lat", "lon"), data),
+            "sm_spread": (("layer", "time", "lat", "lon"), data * 0),
+        },
         coords={"time": time, **grid.coords(), **cv.layer_coords()},
     ).chunk({"lat": 6, "lon": 8})
     path = pred.somo.to_cog(tmp_path / "p.tif", layer=3, time="2015-03-02", blocksize=16)

@@ -38,24 +38,36 @@ def test_europe_day_mean_anomaly(tmp_path: pathlib.Path) -> None:
     t_day = time.perf_counter() - t0
     _assert_cog(day)
     with rasterio.open(day) as src:
-        assert src.bounds == pytest.approx((cv.EUROPE.west, cv.EUROPE.south, cv.EUROPE.east, cv.EUROPE.north))
+        assert src.bounds == pytest.approx(
+            (cv.EUROPE.west, cv.EUROPE.south, cv.EUROPE.east, cv.EUROPE.north)
+        )
         assert len(src.overviews(1)) == 2
         got = src.read(1)
-    want = expected_value(1, np.array(["2018-07-15"], dtype="datetime64[ns]"), cv.EUROPE.lat[::-1], cv.EUROPE.lon)[0]
+    want = expected_value(
+        1, np.array(["2018-07-15"], dtype="datetime64[ns]"), cv.EUROPE.lat[::-1], cv.EUROPE.lon
+    )[0]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
 
     t0 = time.perf_counter()
-    anom = gis.to_cog(ds, tmp_path / "anom.tif", stat="anomaly", period=("2018-06-01", "2018-08-31"))
+    anom = gis.to_cog(
+        ds, tmp_path / "anom.tif", stat="anomaly", period=("2018-06-01", "2018-08-31")
+    )
     t_anom = time.perf_counter() - t0
     _assert_cog(anom)
     with rasterio.open(anom) as src:
         z = src.read(1)
     lat, lon = cv.EUROPE.lat[::-1], cv.EUROPE.lon
-    means = np.stack([
-        expected_value(1, pd.date_range(f"{y}-06-01", f"{y}-08-31").to_numpy(), lat, lon).mean(0)
-        for y in (2016, 2017, 2018)
-    ]).astype(float)
-    np.testing.assert_allclose(z, (means[2] - means.mean(0)) / means.std(0, ddof=1), rtol=1e-3, atol=1e-3)
+    means = np.stack(
+        [
+            expected_value(1, pd.date_range(f"{y}-06-01", f"{y}-08-31").to_numpy(), lat, lon).mean(
+                0
+            )
+            for y in (2016, 2017, 2018)
+        ]
+    ).astype(float)
+    np.testing.assert_allclose(
+        z, (means[2] - means.mean(0)) / means.std(0, ddof=1), rtol=1e-3, atol=1e-3
+    )
     print(
         f"\nEurope grid 355x570, layer 1, 3 years: write {t_write:.1f} s, open_somo {t_open:.2f} s, "
         f"one-day COG {t_day:.2f} s ({day.stat().st_size / 1e3:.0f} kB), "

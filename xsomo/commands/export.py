@@ -26,19 +26,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", metavar="DIR_OR_GLOB", help="SoMo.ml-EU (or SoMo.ml v1) files: a folder or a glob")
-    src.add_argument("--metrics", metavar="METRICS.nc", help="station metrics (netCDF from `xsomo evaluate`)")
-    p.add_argument("--out", required=True, metavar="FILE", help="output .tif (maps) or .gpkg (metrics)")
-    p.add_argument("--layer", type=int, default=1, choices=(1, 2, 3), help="soil layer (default 1: 0-10 cm)")
+    src.add_argument(
+        "--input",
+        metavar="DIR_OR_GLOB",
+        help="SoMo.ml-EU (or SoMo.ml v1) files: a folder or a glob",
+    )
+    src.add_argument(
+        "--metrics", metavar="METRICS.nc", help="station metrics (netCDF from `xsomo evaluate`)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="output .tif (maps) or .gpkg (metrics)"
+    )
+    p.add_argument(
+        "--layer", type=int, default=1, choices=(1, 2, 3), help="soil layer (default 1: 0-10 cm)"
+    )
     p.add_argument("--date", metavar="YYYY-MM-DD", help="the day to export")
-    p.add_argument("--stat", choices=("mean", "anomaly"), help="a period statistic instead of one day")
+    p.add_argument(
+        "--stat", choices=("mean", "anomaly"), help="a period statistic instead of one day"
+    )
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first day of the period (with --stat)")
     p.add_argument("--end", metavar="YYYY-MM-DD", help="last day of the period (with --stat)")
     p.add_argument(
-        "--climatology", nargs=2, type=int, metavar=("FIRST_YEAR", "LAST_YEAR"),
+        "--climatology",
+        nargs=2,
+        type=int,
+        metavar=("FIRST_YEAR", "LAST_YEAR"),
         help="years of the anomaly's reference windows (default: all years in the data)",
     )
-    p.add_argument("--blocksize", type=int, default=256, help="COG tile size in pixels (default 256)")
+    p.add_argument(
+        "--blocksize", type=int, default=256, help="COG tile size in pixels (default 256)"
+    )
     p.add_argument("--no-overwrite", action="store_true", help="fail if --out exists")
     return p
 
@@ -59,20 +76,26 @@ def _run(args: argparse.Namespace) -> int:
         from xsomo import gis
 
         if out.suffix.lower() != ".gpkg":
-            raise XsomoValueError(f"--out {out}: station metrics are written as a GeoPackage; use a .gpkg name")
+            raise XsomoValueError(
+                f"--out {out}: station metrics are written as a GeoPackage; use a .gpkg name"
+            )
         with xr.open_dataset(args.metrics) as metrics:
             path = gis.metrics_to_gpkg(metrics.load(), out, overwrite=not args.no_overwrite)
         print(path)
         return 0
 
     if args.stat is None and args.date is None:
-        raise XsomoValueError("give --date YYYY-MM-DD, or --stat mean|anomaly with --start and --end")
+        raise XsomoValueError(
+            "give --date YYYY-MM-DD, or --stat mean|anomaly with --start and --end"
+        )
     if args.stat is not None and (args.start is None or args.end is None):
         raise XsomoValueError(f"--stat {args.stat} needs --start and --end")
     if args.stat is not None and args.date is not None:
         raise XsomoValueError("give either --date or --stat with --start/--end, not both")
     if out.suffix.lower() not in {".tif", ".tiff"}:
-        raise XsomoValueError(f"--out {out}: maps are written as Cloud-Optimized GeoTIFF; use a .tif name")
+        raise XsomoValueError(
+            f"--out {out}: maps are written as Cloud-Optimized GeoTIFF; use a .tif name"
+        )
 
     from xsomo import gis
     from xsomo.backend import open_somo

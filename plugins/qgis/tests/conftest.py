@@ -17,7 +17,9 @@ sys.path.insert(0, str(PLUGIN_DIR))
 sys.path.insert(0, str(HERE))
 sys.path.append("/usr/share/qgis/python/plugins")  # Debian's place for the processing plugin
 
-qgis_core = pytest.importorskip("qgis.core", reason="QGIS python bindings not installed (apt install python3-qgis)")
+qgis_core = pytest.importorskip(
+    "qgis.core", reason="QGIS python bindings not installed (apt install python3-qgis)"
+)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,13 @@ WKT_4326 = (
     'AUTHORITY["EPSG","4326"]]'
 )
 #: station points: (id, lon, lat); the last one lies on the 'sea' (NaN), one outside the grid
-STATIONS = [("S1", 10.05, 51.15), ("S2", 10.73, 50.42), ("S3", 11.21, 50.98), ("S4", 11.45, 51.1), ("S5", 12.5, 50.5)]
+STATIONS = [
+    ("S1", 10.05, 51.15),
+    ("S2", 10.73, 50.42),
+    ("S3", 11.21, 50.98),
+    ("S4", 11.45, 51.1),
+    ("S5", 12.5, 50.5),
+]
 
 
 def grid():
@@ -40,8 +46,15 @@ def value(layer, day, lat, lon):
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
     doy = day.timetuple().tm_yday
-    v = (0.1 + 0.02 * layer + 0.002 * doy + 0.01 * (lat - 50.0) + 0.004 * (lon - 10.0)
-         + 0.01 * (day.year - 2010) ** 2 * (lon - 10.0) + 0.003 * (day.year - 2010))
+    v = (
+        0.1
+        + 0.02 * layer
+        + 0.002 * doy
+        + 0.01 * (lat - 50.0)
+        + 0.004 * (lon - 10.0)
+        + 0.01 * (day.year - 2010) ** 2 * (lon - 10.0)
+        + 0.003 * (day.year - 2010)
+    )
     sea = (lat > 51.0) & (lon > 11.3)
     return np.where(sea, np.nan, v).astype(np.float32)
 
@@ -54,19 +67,21 @@ def write_somo(folder, layer, year):
     import netCDF4
 
     lat, lon = grid()
-    path = os.path.join(folder, "SoMo.ml-EU_layer%d_%d.nc" % (layer, year))
+    path = os.path.join(folder, f"SoMo.ml-EU_layer{layer}_{year}.nc")
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         nc.Conventions = "CF-1.8"
         nc.createDimension("time", None)
         nc.createDimension("lat", lat.size)
         nc.createDimension("lon", lon.size)
         t = nc.createVariable("time", "i8", ("time",))
-        t.units = "days since %d-01-01" % year
+        t.units = f"days since {year}-01-01"
         t.calendar = "proleptic_gregorian"
         t.standard_name = "time"
         t[:] = np.arange(NDAYS)
-        for name, vals, attrs in (("lat", lat, ("latitude", "degrees_north", "Y")),
-                                  ("lon", lon, ("longitude", "degrees_east", "X"))):
+        for name, vals, attrs in (
+            ("lat", lat, ("latitude", "degrees_north", "Y")),
+            ("lon", lon, ("longitude", "degrees_east", "X")),
+        ):
             v = nc.createVariable(name, "f8", (name,))
             v.standard_name, v.units, v.axis = attrs
             v[:] = vals
@@ -76,7 +91,9 @@ def write_somo(folder, layer, year):
         crs.grid_mapping_name = "latitude_longitude"
         crs.semi_major_axis = 6378137.0
         crs.inverse_flattening = 298.257223563
-        v = nc.createVariable("layer%d" % layer, "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(np.nan))
+        v = nc.createVariable(
+            f"layer{layer}", "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(np.nan)
+        )
         v.units = "m3 m-3"
         v.standard_name = "volume_fraction_of_condensed_water_in_soil"
         v.grid_mapping = "spatial_ref"
@@ -99,7 +116,7 @@ def write_gpkg_ogr(path):
         f = ogr.Feature(lyr.GetLayerDefn())
         f.SetField("station", sid)
         f.SetField("pearson_r", 0.5 + 0.1 * i)
-        f.SetGeometry(ogr.CreateGeometryFromWkt("POINT (%r %r)" % (x, y)))
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({x!r} {y!r})"))
         lyr.CreateFeature(f)
     ds = None
 
@@ -121,18 +138,27 @@ def main(out):
     else:
         metrics = xr.Dataset(
             {"pearson_r": ("station", [0.5 + 0.1 * i for i in range(len(STATIONS))])},
-            coords={"station": [s[0] for s in STATIONS], "lon": ("station", [s[1] for s in STATIONS]),
-                    "lat": ("station", [s[2] for s in STATIONS])},
+            coords={
+                "station": [s[0] for s in STATIONS],
+                "lon": ("station", [s[1] for s in STATIONS]),
+                "lat": ("station", [s[2] for s in STATIONS]),
+            },
         )
         gis.metrics_to_gpkg(metrics, os.path.join(out, "stations.gpkg"))
         ds = xsomo.open_somo(somo)
         gis.to_cog(ds, os.path.join(out, "xsomo_day.tif"), layer=1, time="2011-01-20", blocksize=16)
-        gis.to_cog(ds, os.path.join(out, "xsomo_anomaly.tif"), layer=1, stat="anomaly",
-                   period=("2012-01-05", "2012-01-25"), blocksize=16)
+        gis.to_cog(
+            ds,
+            os.path.join(out, "xsomo_anomaly.tif"),
+            layer=1,
+            stat="anomaly",
+            period=("2012-01-05", "2012-01-25"),
+            blocksize=16,
+        )
         made["xsomo"] = True
     with open(os.path.join(out, "made.json"), "w") as f:
         json.dump(made, f)
-    print("test data in", out, "(xsomo COG/GeoPackage: %s)" % made["xsomo"])
+    print("test data in", out, "(xsomo COG/GeoPackage: {})".format(made["xsomo"]))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,13 @@ def _raster(path):
     return layer
 
 
-POINTS = [(10.05, 51.15), (10.73, 50.42), (11.59, 50.01), (10.26, 50.87), (11.0 + 0.04, 50.5 - 0.03)]
+POINTS = [
+    (10.05, 51.15),
+    (10.73, 50.42),
+    (11.59, 50.01),
+    (10.26, 50.87),
+    (11.0 + 0.04, 50.5 - 0.03),
+]
 
 
 def test_plugin_metadata_and_provider(qgis_app):
@@ -62,12 +68,16 @@ def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
 
     d, _ = data_dir
     out = tmp_path / "day.tif"
-    res = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2011-01-20",
-                                           "OUTPUT": str(out)})
+    res = processing.run(
+        "xsomo:loadday",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2011-01-20", "OUTPUT": str(out)},
+    )
     layer = _raster(res["OUTPUT"])
     assert layer.crs().authid() == "EPSG:4326"
     ext = layer.extent()
-    assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx((10.0, 11.6, 50.0, 51.2))
+    assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx(
+        (10.0, 11.6, 50.0, 51.2)
+    )
     assert (layer.width(), layer.height()) == (16, 12)
     day = dt.date(2011, 1, 20)
     for x, y in POINTS:
@@ -79,8 +89,15 @@ def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException, match="not in the layer-2 files"):
-        processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 2, "DATE": "2011-01-20",
-                                         "OUTPUT": str(tmp_path / "x.tif")})
+        processing.run(
+            "xsomo:loadday",
+            {
+                "FOLDER": str(d / "somo"),
+                "LAYER": 2,
+                "DATE": "2011-01-20",
+                "OUTPUT": str(tmp_path / "x.tif"),
+            },
+        )
 
 
 def _expected_anomaly(start, end, target_year):
@@ -98,8 +115,16 @@ def test_anomalymap_matches_the_definition(qgis_app, data_dir, tmp_path):
     import processing
 
     d, _ = data_dir
-    res = processing.run("xsomo:anomalymap", {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05",
-                                              "END": "2012-01-25", "OUTPUT": str(tmp_path / "anom.tif")})
+    res = processing.run(
+        "xsomo:anomalymap",
+        {
+            "FOLDER": str(d / "somo"),
+            "LAYER": 1,
+            "START": "2012-01-05",
+            "END": "2012-01-25",
+            "OUTPUT": str(tmp_path / "anom.tif"),
+        },
+    )
     assert res["N_YEARS"] == 3
     layer = _raster(res["OUTPUT"])
     assert layer.crs().authid() == "EPSG:4326"
@@ -125,9 +150,19 @@ def test_xsomo_cog_is_valid_and_agrees_with_the_plugin(qgis_app, data_dir, tmp_p
     assert day.crs().authid() == "EPSG:4326"
     for x, y in POINTS:
         la, lo = _cell(x, y)
-        assert _sample(day, x, y) == pytest.approx(float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7)
-    res = processing.run("xsomo:anomalymap", {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05",
-                                              "END": "2012-01-25", "OUTPUT": str(tmp_path / "anom.tif")})
+        assert _sample(day, x, y) == pytest.approx(
+            float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7
+        )
+    res = processing.run(
+        "xsomo:anomalymap",
+        {
+            "FOLDER": str(d / "somo"),
+            "LAYER": 1,
+            "START": "2012-01-05",
+            "END": "2012-01-25",
+            "OUTPUT": str(tmp_path / "anom.tif"),
+        },
+    )
     ours, theirs = _raster(res["OUTPUT"]), _raster(d / "xsomo_anomaly.tif")
     for x, y in POINTS:
         assert _sample(ours, x, y) == pytest.approx(_sample(theirs, x, y), rel=1e-4, abs=1e-4)
@@ -138,8 +173,15 @@ def test_plugin_geotiff_is_a_valid_cog(qgis_app, data_dir, tmp_path):
     from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
 
     d, _ = data_dir
-    out = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2010-02-01",
-                                           "OUTPUT": str(tmp_path / "day.tif")})["OUTPUT"]
+    out = processing.run(
+        "xsomo:loadday",
+        {
+            "FOLDER": str(d / "somo"),
+            "LAYER": 1,
+            "DATE": "2010-02-01",
+            "OUTPUT": str(tmp_path / "day.tif"),
+        },
+    )["OUTPUT"]
     _, errors, _ = validate(out)
     assert errors == []
 
@@ -167,20 +209,37 @@ def test_station_gpkg_opens_without_warnings_and_sampling(qgis_app, data_dir, tm
     assert stations.isValid() and stations.featureCount() == len(STATIONS)
     assert stations.crs().authid() == "EPSG:4326"
 
-    day_tif = processing.run("xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2012-02-09",
-                                               "OUTPUT": str(tmp_path / "day.tif")})["OUTPUT"]
-    res = processing.run("xsomo:sampleatstations", {"INPUT": str(d / "stations.gpkg"), "RASTER": day_tif,
-                                                    "BAND": 1, "FIELD": "sm_map",
-                                                    "OUTPUT": str(tmp_path / "sampled.gpkg")})
+    day_tif = processing.run(
+        "xsomo:loadday",
+        {
+            "FOLDER": str(d / "somo"),
+            "LAYER": 1,
+            "DATE": "2012-02-09",
+            "OUTPUT": str(tmp_path / "day.tif"),
+        },
+    )["OUTPUT"]
+    res = processing.run(
+        "xsomo:sampleatstations",
+        {
+            "INPUT": str(d / "stations.gpkg"),
+            "RASTER": day_tif,
+            "BAND": 1,
+            "FIELD": "sm_map",
+            "OUTPUT": str(tmp_path / "sampled.gpkg"),
+        },
+    )
     out = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
     assert out.isValid() and out.featureCount() == len(STATIONS)
     got = {f["station"]: f["sm_map"] for f in out.getFeatures()}
     for sid, x, y in STATIONS:
-        lat, lon = grid()
+        _lat, _lon = grid()
         inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
         want = value(1, dt.date(2012, 2, 9), *_cell(x, y)) if inside else np.nan
         if np.isnan(want):
-            assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (sid, got[sid])
+            assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (
+                sid,
+                got[sid],
+            )
         else:
             assert got[sid] == pytest.approx(float(want), abs=1e-7), sid
 
@@ -194,8 +253,12 @@ def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_pat
     if not os.path.exists(exe):
         pytest.skip("qgis_process.bin not installed (apt install qgis)")
     d, _ = data_dir
-    built = subprocess.run([sys.executable, str(HERE.parent / "build_zip.py"), str(tmp_path / "dist")],
-                           check=True, capture_output=True, text=True).stdout.strip()
+    built = subprocess.run(
+        [sys.executable, str(HERE.parent / "build_zip.py"), str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     plugins = tmp_path / "plugins"
     with zipfile.ZipFile(built) as zf:
         names = zf.namelist()
@@ -204,18 +267,43 @@ def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_pat
         zf.extractall(plugins)
     home = tmp_path / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen",
-               XDG_RUNTIME_DIR=str(tmp_path))
-    subprocess.run([exe, "plugins", "enable", "xsomo_qgis"], env=env, check=True, capture_output=True, timeout=120)
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        QGIS_PLUGINPATH=str(plugins),
+        QT_QPA_PLATFORM="offscreen",
+        XDG_RUNTIME_DIR=str(tmp_path),
+    )
+    subprocess.run(
+        [exe, "plugins", "enable", "xsomo_qgis"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     out = tmp_path / "cli.tif"
     proc = subprocess.run(
-        [exe, "--json", "run", "xsomo:loadday", "--", "FOLDER=%s" % (d / "somo"), "LAYER=1",
-         "DATE=2010-01-15", "OUTPUT=%s" % out],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            exe,
+            "--json",
+            "run",
+            "xsomo:loadday",
+            "--",
+            "FOLDER=%s" % (d / "somo"),
+            "LAYER=1",
+            "DATE=2010-01-15",
+            f"OUTPUT={out}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert pathlib.Path(result["results"]["OUTPUT"]) == out
     layer = _raster(out)
     la, lo = _cell(10.73, 50.42)
-    assert _sample(layer, 10.73, 50.42) == pytest.approx(float(value(1, dt.date(2010, 1, 15), la, lo)), abs=1e-7)
+    assert _sample(layer, 10.73, 50.42) == pytest.approx(
+        float(value(1, dt.date(2010, 1, 15), la, lo)), abs=1e-7
+    )

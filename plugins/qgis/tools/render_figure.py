@@ -48,20 +48,38 @@ def main(folder, stations, start, end, out_png):
     provider = XsomoProvider()  # keep a reference: python would delete it
     QgsApplication.processingRegistry().addProvider(provider)
     tmp = tempfile.mkdtemp()
-    anom = processing.run("xsomo:anomalymap", {"FOLDER": folder, "LAYER": 1, "START": start, "END": end,
-                                               "OUTPUT": os.path.join(tmp, "anomaly.tif")})
-    sampled = processing.run("xsomo:sampleatstations", {"INPUT": stations, "RASTER": anom["OUTPUT"], "BAND": 1,
-                                                        "FIELD": "z", "OUTPUT": os.path.join(tmp, "sampled.gpkg")})
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {
+            "FOLDER": folder,
+            "LAYER": 1,
+            "START": start,
+            "END": end,
+            "OUTPUT": os.path.join(tmp, "anomaly.tif"),
+        },
+    )
+    sampled = processing.run(
+        "xsomo:sampleatstations",
+        {
+            "INPUT": stations,
+            "RASTER": anom["OUTPUT"],
+            "BAND": 1,
+            "FIELD": "z",
+            "OUTPUT": os.path.join(tmp, "sampled.gpkg"),
+        },
+    )
     raster = QgsRasterLayer(anom["OUTPUT"], "anomaly")
     ramp = QgsColorRampShader(-2.0, 2.0)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([
-        QgsColorRampShader.ColorRampItem(-2.0, QColor("#8c510a"), "-2"),
-        QgsColorRampShader.ColorRampItem(-1.0, QColor("#d8b365"), "-1"),
-        QgsColorRampShader.ColorRampItem(0.0, QColor("#f5f5f5"), "0"),
-        QgsColorRampShader.ColorRampItem(1.0, QColor("#5ab4ac"), "1"),
-        QgsColorRampShader.ColorRampItem(2.0, QColor("#01665e"), "2"),
-    ])
+    ramp.setColorRampItemList(
+        [
+            QgsColorRampShader.ColorRampItem(-2.0, QColor("#8c510a"), "-2"),
+            QgsColorRampShader.ColorRampItem(-1.0, QColor("#d8b365"), "-1"),
+            QgsColorRampShader.ColorRampItem(0.0, QColor("#f5f5f5"), "0"),
+            QgsColorRampShader.ColorRampItem(1.0, QColor("#5ab4ac"), "1"),
+            QgsColorRampShader.ColorRampItem(2.0, QColor("#01665e"), "2"),
+        ]
+    )
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
     raster.setRenderer(QgsSingleBandPseudoColorRenderer(raster.dataProvider(), 1, shader))
@@ -69,7 +87,7 @@ def main(folder, stations, start, end, out_png):
     points.renderer().symbol().setColor(QColor("black"))
     points.renderer().symbol().setSize(1.6)
     label = QgsPalLayerSettings()
-    label.fieldName = "format_number(\"z\", 1)"
+    label.fieldName = 'format_number("z", 1)'
     label.isExpression = True
     fmt = QgsTextFormat()
     fmt.setFont(QFont("DejaVu Sans"))

@@ -29,7 +29,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from .somo_files import LayerFiles, SomoFileError, parse_day, write_geotiff
+from xsomo_qgis.somo_files import LayerFiles, SomoFileError, parse_day, write_geotiff
 
 _HELP_FILES = (
     "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
@@ -42,10 +42,10 @@ class _Base(QgsProcessingAlgorithm):
     def group(self):
         return "Soil moisture"
 
-    def groupId(self):  # noqa: N802
+    def groupId(self):
         return "soilmoisture"
 
-    def createInstance(self):  # noqa: N802
+    def createInstance(self):
         return type(self)()
 
     def _files(self, parameters, context):
@@ -58,12 +58,18 @@ class _Base(QgsProcessingAlgorithm):
 
     def _add_folder_layer(self):
         self.addParameter(
-            QgsProcessingParameterFile("FOLDER", "Folder of SoMo.ml-EU files", behavior=QgsProcessingParameterFile.Folder)
+            QgsProcessingParameterFile(
+                "FOLDER", "Folder of SoMo.ml-EU files", behavior=QgsProcessingParameterFile.Folder
+            )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                "LAYER", "Soil layer (1: 0-10 cm, 2: 10-30 cm, 3: 30-50 cm)",
-                type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1, maxValue=3,
+                "LAYER",
+                "Soil layer (1: 0-10 cm, 2: 10-30 cm, 3: 30-50 cm)",
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=1,
+                minValue=1,
+                maxValue=3,
             )
         )
 
@@ -78,18 +84,21 @@ class LoadDay(_Base):
     def name(self):
         return "loadday"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Load a soil-moisture day"
 
-    def shortHelpString(self):  # noqa: N802
-        return "One layer and day of the SoMo.ml-EU files as a GeoTIFF raster layer (m3 m-3). " + _HELP_FILES
+    def shortHelpString(self):
+        return (
+            "One layer and day of the SoMo.ml-EU files as a GeoTIFF raster layer (m3 m-3). "
+            + _HELP_FILES
+        )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self._add_folder_layer()
         self.addParameter(QgsProcessingParameterString("DATE", "Day (YYYY-MM-DD)"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Soil moisture"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         files = self._files(parameters, context)
         day = self._day(parameters, "DATE", context)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
@@ -97,11 +106,19 @@ class LoadDay(_Base):
             name, band = files.band(day)
         except SomoFileError as err:
             raise QgsProcessingException(str(err)) from err
-        feedback.pushInfo("reading %s band %d (%s)" % (name, band, day))
+        feedback.pushInfo(f"reading {name} band {band} ({day})")
         src = gdal.Open(name)
         write_geotiff(
-            out, files.read(day), src.GetGeoTransform(), src.GetProjection(),
-            tags={"layer": files.layer, "date": day.isoformat(), "units": "m3 m-3", "statistic": "day"},
+            out,
+            files.read(day),
+            src.GetGeoTransform(),
+            src.GetProjection(),
+            tags={
+                "layer": files.layer,
+                "date": day.isoformat(),
+                "units": "m3 m-3",
+                "statistic": "day",
+            },
         )
         return {"OUTPUT": out}
 
@@ -110,23 +127,23 @@ class AnomalyMap(_Base):
     def name(self):
         return "anomalymap"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Soil-moisture anomaly map of a period"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "The normalised anomaly (z-score) of the mean over START..END: z = (m0 - mean(m)) / std(m), "
             "where m are the means over the same calendar window in every year the files cover "
             "(the period's own year included; at least 3 years). " + _HELP_FILES
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self._add_folder_layer()
         self.addParameter(QgsProcessingParameterString("START", "First day (YYYY-MM-DD)"))
         self.addParameter(QgsProcessingParameterString("END", "Last day (YYYY-MM-DD)"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Anomaly (z-score)"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         files = self._files(parameters, context)
         start = self._day(parameters, "START", context)
         end = self._day(parameters, "END", context)
@@ -135,12 +152,20 @@ class AnomalyMap(_Base):
             z, n_years = files.anomaly(start, end)
         except SomoFileError as err:
             raise QgsProcessingException(str(err)) from err
-        feedback.pushInfo("anomaly of %s ... %s against %d years" % (start, end, n_years))
+        feedback.pushInfo(f"anomaly of {start} ... {end} against {n_years} years")
         f = files.first
         write_geotiff(
-            out, z, f.geotransform, f.projection,
-            tags={"layer": files.layer, "period": "%s/%s" % (start, end), "units": "1",
-                  "statistic": "anomaly", "n_years": n_years},
+            out,
+            z,
+            f.geotransform,
+            f.projection,
+            tags={
+                "layer": files.layer,
+                "period": f"{start}/{end}",
+                "units": "1",
+                "statistic": "anomaly",
+                "n_years": n_years,
+            },
         )
         return {"OUTPUT": out, "N_YEARS": n_years}
 
@@ -149,25 +174,35 @@ class SampleAtStations(_Base):
     def name(self):
         return "sampleatstations"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Sample a soil-moisture raster at stations"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Adds the raster value under each point (e.g. the stations of the metrics GeoPackage written by "
             "`xsomo export --metrics`) as a new field; points outside the raster or on nodata get NULL."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterFeatureSource("INPUT", "Stations", [QgsProcessing.TypeVectorPoint])
+            QgsProcessingParameterFeatureSource(
+                "INPUT", "Stations", [QgsProcessing.TypeVectorPoint]
+            )
         )
         self.addParameter(QgsProcessingParameterRasterLayer("RASTER", "Soil-moisture raster"))
-        self.addParameter(QgsProcessingParameterBand("BAND", "Band", defaultValue=1, parentLayerParameterName="RASTER"))
-        self.addParameter(QgsProcessingParameterString("FIELD", "Field name", defaultValue="sm_map"))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Stations with raster values"))
+        self.addParameter(
+            QgsProcessingParameterBand(
+                "BAND", "Band", defaultValue=1, parentLayerParameterName="RASTER"
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString("FIELD", "Field name", defaultValue="sm_map")
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink("OUTPUT", "Stations with raster values")
+        )
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, "INPUT", context)
         raster = self.parameterAsRasterLayer(parameters, "RASTER", context)
         band = self.parameterAsInt(parameters, "BAND", context) or 1
@@ -176,12 +211,18 @@ class SampleAtStations(_Base):
             raise QgsProcessingException("stations or raster could not be opened")
         fields = QgsFields(source.fields())
         if fields.indexFromName(field) >= 0:
-            raise QgsProcessingException("the stations already have a field %r; choose another FIELD" % field)
+            raise QgsProcessingException(
+                f"the stations already have a field {field!r}; choose another FIELD"
+            )
         fields.append(QgsField(field, QVariant.Double))
         sink, dest = self.parameterAsSink(
             parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
         )
-        xform = QgsCoordinateTransform(source.sourceCrs(), raster.crs(), context.transformContext() if context else QgsProject.instance())
+        xform = QgsCoordinateTransform(
+            source.sourceCrs(),
+            raster.crs(),
+            context.transformContext() if context else QgsProject.instance(),
+        )
         provider = raster.dataProvider()
         total = max(source.featureCount(), 1)
         for i, feat in enumerate(source.getFeatures()):
@@ -196,7 +237,7 @@ class SampleAtStations(_Base):
                     value = float(v)
             out = QgsFeature(fields)
             out.setGeometry(geom)
-            out.setAttributes(feat.attributes() + [value])
+            out.setAttributes([*feat.attributes(), value])
             sink.addFeature(out, QgsFeatureSink.FastInsert)
             feedback.setProgress(100.0 * (i + 1) / total)
         return {"OUTPUT": dest}

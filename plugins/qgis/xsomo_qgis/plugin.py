@@ -2,7 +2,7 @@
 
 from qgis.core import QgsApplication
 
-from .provider import XsomoProvider
+from xsomo_qgis.provider import XsomoProvider
 
 
 class XsomoPlugin:
@@ -10,12 +10,12 @@ class XsomoPlugin:
         self.iface = iface
         self.provider = None
 
-    def initProcessing(self):  # noqa: N802
+    def initProcessing(self):
         if self.provider is None:
             self.provider = XsomoProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self):  # noqa: N802
+    def initGui(self):
         self.initProcessing()
 
     def unload(self):

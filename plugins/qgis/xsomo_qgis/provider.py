@@ -2,7 +2,7 @@
 
 from qgis.core import QgsProcessingProvider
 
-from .algorithms import AnomalyMap, LoadDay, SampleAtStations
+from xsomo_qgis.algorithms import AnomalyMap, LoadDay, SampleAtStations
 
 
 class XsomoProvider(QgsProcessingProvider):
@@ -12,9 +12,9 @@ class XsomoProvider(QgsProcessingProvider):
     def name(self):
         return "xsomo (soil moisture)"
 
-    def longName(self):  # noqa: N802
+    def longName(self):
         return "xsomo: SoMo.ml-EU soil moisture"
 
-    def loadAlgorithms(self):  # noqa: N802
+    def loadAlgorithms(self):
         for alg in (LoadDay(), AnomalyMap(), SampleAtStations()):
             self.addAlgorithm(alg)

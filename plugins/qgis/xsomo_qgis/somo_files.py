@@ -21,9 +21,19 @@ from osgeo import gdal
 
 gdal.UseExceptions()
 
-FILE_PATTERN = re.compile(r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$")
-_UNITS = {"day": 86400.0, "days": 86400.0, "hour": 3600.0, "hours": 3600.0,
-          "minute": 60.0, "minutes": 60.0, "second": 1.0, "seconds": 1.0}
+FILE_PATTERN = re.compile(
+    r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$"
+)
+_UNITS = {
+    "day": 86400.0,
+    "days": 86400.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "second": 1.0,
+    "seconds": 1.0,
+}
 
 
 class SomoFileError(Exception):
@@ -33,24 +43,31 @@ class SomoFileError(Exception):
 def find_layer_files(folder, layer):
     """``{year: path}`` of one layer's files in ``folder`` (and its direct sub-folders)."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))):
+    for path in sorted(
+        glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))
+    ):
         m = FILE_PATTERN.match(os.path.basename(path))
         if m and int(m["layer"]) == int(layer):
             year = int(m["year"])
             if year in out:
-                raise SomoFileError("two files for layer %d, year %d: %s and %s" % (layer, year, out[year], path))
+                raise SomoFileError(
+                    f"two files for layer {layer}, year {year}: {out[year]} and {path}"
+                )
             out[year] = path
     if not out:
         raise SomoFileError(
-            "no SoMo.ml files of layer %d in %s (names like SoMo.ml-EU_layer%d_2010.nc)" % (layer, folder, layer)
+            f"no SoMo.ml files of layer {layer} in {folder} (names like SoMo.ml-EU_layer{layer}_2010.nc)"
         )
     return out
 
 
 def _parse_units(units):
-    m = re.match(r"^\s*(\w+)\s+since\s+(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", units)
+    m = re.match(
+        r"^\s*(\w+)\s+since\s+(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?",
+        units,
+    )
     if not m or m.group(1).lower() not in _UNITS:
-        raise SomoFileError("time units %r are not 'days|hours|... since YYYY-MM-DD'" % units)
+        raise SomoFileError(f"time units {units!r} are not 'days|hours|... since YYYY-MM-DD'")
     parts = [int(g) if g else 0 for g in m.groups()[1:]]
     return _UNITS[m.group(1).lower()], dt.datetime(*parts)
 
@@ -60,21 +77,21 @@ class LayerFile:
 
     def __init__(self, path, layer):
         self.path = path
-        self.name = 'NETCDF:"%s":layer%d' % (path, int(layer))
+        self.name = f'NETCDF:"{path}":layer{int(layer)}'
         try:
             self.ds = gdal.Open(self.name)
         except RuntimeError as err:
-            raise SomoFileError("%s: cannot open variable layer%d (%s)" % (path, layer, err)) from err
+            raise SomoFileError(f"{path}: cannot open variable layer{layer} ({err})") from err
         md = self.ds.GetMetadata()
         units = md.get("time#units")
         if units is None:
-            raise SomoFileError("%s: the time variable has no units" % path)
+            raise SomoFileError(f"{path}: the time variable has no units")
         scale, origin = _parse_units(units)
         days = []
         for b in range(1, self.ds.RasterCount + 1):
             v = self.ds.GetRasterBand(b).GetMetadataItem("NETCDF_DIM_time")
             if v is None:
-                raise SomoFileError("%s: band %d has no time" % (path, b))
+                raise SomoFileError(f"{path}: band {b} has no time")
             days.append((origin + dt.timedelta(seconds=float(v) * scale)).date())
         self.days = days
         self.band_of = {d: i + 1 for i, d in enumerate(days)}
@@ -113,7 +130,7 @@ class LayerFiles:
 
     def read(self, day):
         if day not in self._where:
-            raise SomoFileError("day %s is not in the layer-%d files" % (day, self.layer))
+            raise SomoFileError(f"day {day} is not in the layer-{self.layer} files")
         return self._where[day].read(day)
 
     def band(self, day):
@@ -121,7 +138,9 @@ class LayerFiles:
         f = self._where.get(day)
         if f is None:
             days = sorted(self._where)
-            raise SomoFileError("day %s is not in the layer-%d files (%s ... %s)" % (day, self.layer, days[0], days[-1]))
+            raise SomoFileError(
+                f"day {day} is not in the layer-{self.layer} files ({days[0]} ... {days[-1]})"
+            )
         return f.name, f.band_of[day]
 
     def window_mean(self, start, end):
@@ -143,10 +162,12 @@ class LayerFiles:
     def anomaly(self, start, end):
         """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``."""
         if end < start:
-            raise SomoFileError("the period ends (%s) before it starts (%s)" % (end, start))
+            raise SomoFileError(f"the period ends ({end}) before it starts ({start})")
         m0 = self.window_mean(start, end)
         if m0 is None:
-            raise SomoFileError("the period %s ... %s is not covered by the layer-%d files" % (start, end, self.layer))
+            raise SomoFileError(
+                f"the period {start} ... {end} is not covered by the layer-{self.layer} files"
+            )
         means = []
         years = sorted(self.files)
         for k in range(years[0] - start.year - 1, years[-1] - start.year + 2):
@@ -160,7 +181,7 @@ class LayerFiles:
                 means.append(m)
         if len(means) < 3:
             raise SomoFileError(
-                "an anomaly needs the window in at least 3 years of the files; found %d" % len(means)
+                f"an anomaly needs the window in at least 3 years of the files; found {len(means)}"
             )
         stack = np.stack(means)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -200,4 +221,4 @@ def parse_day(text):
     try:
         return dt.date.fromisoformat(str(text).strip()[:10])
     except ValueError as err:
-        raise SomoFileError("%r is not a day YYYY-MM-DD" % (text,)) from err
+        raise SomoFileError(f"{text!r} is not a day YYYY-MM-DD") from err
