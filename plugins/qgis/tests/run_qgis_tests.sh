@@ -16,7 +16,12 @@ $SYS_PY -c "import qgis.core" 2>/dev/null || need+=(python3-qgis qgis-providers)
 $SYS_PY -c "import pytest" 2>/dev/null || need+=(python3-pytest)
 $SYS_PY -c "import osgeo_utils.samples.validate_cloud_optimized_geotiff" 2>/dev/null || need+=(python3-gdal)
 command -v gdalinfo >/dev/null || need+=(gdal-bin)
-$SYS_PY -c "import netCDF4" 2>/dev/null || need+=(python3-netcdf4)
+USE_VENV=0
+if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import xsomo.gis" 2>/dev/null; then
+    USE_VENV=1
+else
+    $SYS_PY -c "import netCDF4" 2>/dev/null || need+=(python3-netcdf4)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing from Debian: ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -26,7 +31,7 @@ fi
 
 DATA="$(mktemp -d -t xsomo_qgis_data.XXXXXX)"
 trap 'rm -rf "$DATA"' EXIT
-if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import xsomo.gis" 2>/dev/null; then
+if [ "$USE_VENV" = 1 ]; then
     echo "== test data with the project venv (xsomo writes the COG and the GeoPackage)"
     "$ROOT/.venv/bin/python" "$HERE/make_test_data.py" "$DATA"
 else
