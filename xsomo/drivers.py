@@ -54,20 +54,33 @@ def world_grid(world: PathLike) -> GridSpec:
     manifest = w / "world.json"
     if manifest.exists():
         g = json.loads(manifest.read_text())["grid"]
-        return GridSpec(float(g["west"]), float(g["east"]), float(g["south"]), float(g["north"]), float(g.get("resolution", cv.RESOLUTION)))
+        return GridSpec(
+            float(g["west"]),
+            float(g["east"]),
+            float(g["south"]),
+            float(g["north"]),
+            float(g.get("resolution", cv.RESOLUTION)),
+        )
     lm = w / "static" / "land_mask.nc"
     if lm.exists():
         with xr.open_dataset(lm) as ds:
             return grid_of(ds)
-    raise MissingVariableError(f"{w}: neither world.json nor static/land_mask.nc found; pass grid=GridSpec(...).")
+    raise MissingVariableError(
+        f"{w}: neither world.json nor static/land_mask.nc found; pass grid=GridSpec(...)."
+    )
 
 
 def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what: str):
     """Put ``ds`` on ``grid``: select when already aligned to it, else regrid with ``method``."""
     g = grid_of(ds)
-    aligned = abs(g.resolution - grid.resolution) < 1e-9 and np.allclose(
-        ((np.asarray(ds["lat"].values) - grid.lat[0]) / grid.resolution) % 1, 0, atol=1e-4
-    ) if "lat" in ds.dims else False
+    aligned = (
+        abs(g.resolution - grid.resolution) < 1e-9
+        and np.allclose(
+            ((np.asarray(ds["lat"].values) - grid.lat[0]) / grid.resolution) % 1, 0, atol=1e-4
+        )
+        if "lat" in ds.dims
+        else False
+    )
     if aligned:
         lat_ok = np.isin(np.round(grid.lat, 4), np.round(ds["lat"].values, 4)).all()
         lon_ok = np.isin(np.round(grid.lon, 4), np.round(ds["lon"].values, 4)).all()
@@ -151,27 +164,53 @@ def open_drivers(
                 f"ERA5-Land at {paths['era5land']} lacks {need!r} (needs ssr+str for net radiation, skt for skin temperature)."
             )
     dyn = {
-        "precipitation": on_grid(pr["precipitation"], grid, method="conservative", what=f"precipitation ({paths['precipitation']})"),
-        "air_temperature": on_grid(ta["air_temperature"], grid, method="bilinear", what=f"air temperature ({paths['air_temperature']})"),
-        "net_radiation": on_grid(era["net_radiation"], grid, method="bilinear", what=f"ERA5-Land net radiation ({paths['era5land']})"),
-        "skin_temperature": on_grid(era["skin_temperature"], grid, method="bilinear", what=f"ERA5-Land skin temperature ({paths['era5land']})"),
+        "precipitation": on_grid(
+            pr["precipitation"],
+            grid,
+            method="conservative",
+            what=f"precipitation ({paths['precipitation']})",
+        ),
+        "air_temperature": on_grid(
+            ta["air_temperature"],
+            grid,
+            method="bilinear",
+            what=f"air temperature ({paths['air_temperature']})",
+        ),
+        "net_radiation": on_grid(
+            era["net_radiation"],
+            grid,
+            method="bilinear",
+            what=f"ERA5-Land net radiation ({paths['era5land']})",
+        ),
+        "skin_temperature": on_grid(
+            era["skin_temperature"],
+            grid,
+            method="bilinear",
+            what=f"ERA5-Land skin temperature ({paths['era5land']})",
+        ),
     }
     periods = {k: _period(v.to_dataset(), k) for k, v in dyn.items()}
     if period is not None:
         start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
         for k, (s, e) in periods.items():
             if s > start or e < end:
-                raise GridMismatchError(f"{k} covers {s.date()}..{e.date()}, not the requested period {start.date()}..{end.date()}.")
+                raise GridMismatchError(
+                    f"{k} covers {s.date()}..{e.date()}, not the requested period {start.date()}..{end.date()}."
+                )
         dyn = {k: v.sel(time=slice(start, end)) for k, v in dyn.items()}
     else:
         if len(set(periods.values())) > 1:
             txt = "; ".join(f"{k} {s.date()}..{e.date()}" for k, (s, e) in periods.items())
-            raise GridMismatchError(f"the dynamic inputs cover different periods ({txt}). Pass period=(start, end) inside all of them.")
+            raise GridMismatchError(
+                f"the dynamic inputs cover different periods ({txt}). Pass period=(start, end) inside all of them."
+            )
     times = {k: pd.DatetimeIndex(v["time"].values) for k, v in dyn.items()}
     ref_t = times["precipitation"]
     for k, t in times.items():
         if not t.equals(ref_t):
-            raise GridMismatchError(f"{k} has {t.size} days, precipitation {ref_t.size}: the daily time axes differ (gaps?).")
+            raise GridMismatchError(
+                f"{k} has {t.size} days, precipitation {ref_t.size}: the daily time axes differ (gaps?)."
+            )
     static = open_static(paths["static"], chunks={})
     lm = on_grid(static["land_mask.nc"]["land_mask"], grid, method="conservative", what="land mask")
     feats = static_features(
@@ -184,9 +223,18 @@ def open_drivers(
     )
     vars_ = {k: dyn[k].astype("float32").assign_attrs(cv.cf_attrs(k)) for k in cv.DYNAMIC_NAMES}
     ds = xr.Dataset(
-        {**{k: v.transpose("time", "lat", "lon").drop_vars([c for c in v.coords if c not in ("time", "lat", "lon")]) for k, v in vars_.items()},
-         **{k: feats[k] for k in cv.STATIC_NAMES},
-         cv.LAND_MASK: (lm > 0.5).drop_vars([c for c in lm.coords if c not in ("lat", "lon")]).assign_attrs(long_name="land mask (True on land)")},
+        {
+            **{
+                k: v.transpose("time", "lat", "lon").drop_vars(
+                    [c for c in v.coords if c not in ("time", "lat", "lon")]
+                )
+                for k, v in vars_.items()
+            },
+            **{k: feats[k] for k in cv.STATIC_NAMES},
+            cv.LAND_MASK: (lm > 0.5)
+            .drop_vars([c for c in lm.coords if c not in ("lat", "lon")])
+            .assign_attrs(long_name="land mask (True on land)"),
+        },
     )
     ds = ds.assign_coords(grid.coords())
     ds["time"].attrs.update(cv.TIME_ATTRS)
@@ -228,8 +276,12 @@ def build_targets(
     stations, qc = open_ismn(paths["ismn"], min_days=min_days, min_hourly=min_hourly, report=True)
     era = open_era5land(paths["era5land"], chunks={})
     if cv.SM not in era:
-        raise MissingVariableError(f"ERA5-Land at {paths['era5land']} has no swvl1-3: cannot build targets.")
-    targets, rep = scale_to(stations, era, grid=grid, min_overlap=min_overlap, outside=outside, report=True)
+        raise MissingVariableError(
+            f"ERA5-Land at {paths['era5land']} has no swvl1-3: cannot build targets."
+        )
+    targets, rep = scale_to(
+        stations, era, grid=grid, min_overlap=min_overlap, outside=outside, report=True
+    )
     return targets, qc, rep
 
 

@@ -22,13 +22,24 @@ from xsomo.conventions import GridSpec
 from xsomo.exceptions import MissingVariableError
 from xsomo.regrid import regrid
 
-__all__ = ["aridity", "precipitation_mean", "static_features", "subgrid_moments", "upscale_fraction"]
+__all__ = [
+    "aridity",
+    "precipitation_mean",
+    "static_features",
+    "subgrid_moments",
+    "upscale_fraction",
+]
 
 
 def precipitation_mean(precipitation: xr.DataArray) -> xr.DataArray:
     """Long-term mean of daily precipitation (mm d-1)."""
     p = xu.convert(precipitation, "mm d-1", name="precipitation")
-    return p.mean("time").astype("float32").assign_attrs(cv.cf_attrs("precipitation_mean")).rename("precipitation_mean")
+    return (
+        p.mean("time")
+        .astype("float32")
+        .assign_attrs(cv.cf_attrs("precipitation_mean"))
+        .rename("precipitation_mean")
+    )
 
 
 def aridity(net_radiation: xr.DataArray, precipitation: xr.DataArray) -> xr.DataArray:
@@ -41,7 +52,11 @@ def aridity(net_radiation: xr.DataArray, precipitation: xr.DataArray) -> xr.Data
 
     Examples
     --------
-    >>> rn = xr.DataArray([[cv.LATENT_HEAT_VAPORISATION / 86400 * 2.0]], dims=("lat", "lon"), attrs={"units": "W m-2"})
+    >>> rn = xr.DataArray(
+    ...     [[cv.LATENT_HEAT_VAPORISATION / 86400 * 2.0]],
+    ...     dims=("lat", "lon"),
+    ...     attrs={"units": "W m-2"},
+    ... )
     >>> p = xr.DataArray([[4.0]], dims=("lat", "lon"), attrs={"units": "mm d-1"})
     >>> float(aridity(rn.expand_dims(time=3), p.expand_dims(time=3)).squeeze())
     0.5
@@ -109,7 +124,9 @@ def static_features(
     ):
         missing = [n for n in names if n not in ds]
         if missing:
-            raise MissingVariableError(f"static feature(s) {missing} missing from the {what} input; add them.")
+            raise MissingVariableError(
+                f"static feature(s) {missing} missing from the {what} input; add them."
+            )
     emean, estd = subgrid_moments(xu.convert(elevation, "m", name="elevation"), grid)
     out = {
         "precipitation_mean": precipitation_mean(precipitation),
@@ -117,11 +134,19 @@ def static_features(
         "elevation_mean": emean.assign_attrs(cv.cf_attrs("elevation_mean")),
         "elevation_std": estd.assign_attrs(cv.cf_attrs("elevation_std")),
     }
-    for src, names in ((landcover, ("forest_fraction", "shortveg_fraction")), (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub"))):
+    for src, names in (
+        (landcover, ("forest_fraction", "shortveg_fraction")),
+        (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub")),
+    ):
         # one regridding call per source grid
         frac = xr.Dataset({n: xu.convert(src[n], "1", name=n).astype("float32") for n in names})
         up = regrid(frac, grid, method="conservative")
         for n in names:
             out[n] = up[n].clip(0.0, 1.0).assign_attrs(cv.cf_attrs(n)).rename(n)
-    ds = xr.Dataset({k: out[k].drop_vars([c for c in out[k].coords if c not in ("lat", "lon")]) for k in cv.STATIC_NAMES})
+    ds = xr.Dataset(
+        {
+            k: out[k].drop_vars([c for c in out[k].coords if c not in ("lat", "lon")])
+            for k in cv.STATIC_NAMES
+        }
+    )
     return ds.assign_coords(grid.coords())

@@ -68,10 +68,14 @@ def _regions(gdf, key: str):
         raise XsomoKeyError(f"no column {key!r} in the polygons; columns: {list(gdf.columns)}")
     names = [str(v) for v in gdf[key]]
     if len(set(names)) != len(names):
-        raise XsomoValueError(f"column {key!r} has duplicate values; dissolve the polygons first (gdf.dissolve({key!r})).")
+        raise XsomoValueError(
+            f"column {key!r} has duplicate values; dissolve the polygons first (gdf.dissolve({key!r}))."
+        )
     if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
-    return regionmask.from_geopandas(gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=False)
+    return regionmask.from_geopandas(
+        gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=False
+    )
 
 
 def mask(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArray:
@@ -105,7 +109,9 @@ def mask_3d(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArra
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         m = regs.mask_3D(lon, lat)
     m = m.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in m.dims})
-    return m.assign_coords(region=[str(n) for n in m["names"].values]).drop_vars(["names", "abbrevs"], errors="ignore")
+    return m.assign_coords(region=[str(n) for n in m["names"].values]).drop_vars(
+        ["names", "abbrevs"], errors="ignore"
+    )
 
 
 def regional_mean(data: XArray, gdf, *, key: str = "NAME") -> XArray:

@@ -56,7 +56,9 @@ def normalise_latlon(obj: XArray) -> XArray:
     if rename:
         obj = obj.rename(rename)
     for dim in ("lat", "lon"):
-        if obj[dim].dtype == np.float32:  # float32 coords (40.1 -> 40.099998): back to clean decimals
+        if (
+            obj[dim].dtype == np.float32
+        ):  # float32 coords (40.1 -> 40.099998): back to clean decimals
             obj = obj.assign_coords({dim: np.round(obj[dim].values.astype("float64"), 5)})
     for dim in ("lat", "lon"):
         vals = obj[dim].values
@@ -79,8 +81,12 @@ def target_dataset(grid: GridSpec) -> xr.Dataset:
 
 
 def _cut(source: XArray, grid: GridSpec, margin: int) -> XArray:
-    res_lat = float(np.abs(np.median(np.diff(source["lat"].values)))) if source.sizes["lat"] > 1 else 1.0
-    res_lon = float(np.abs(np.median(np.diff(source["lon"].values)))) if source.sizes["lon"] > 1 else 1.0
+    res_lat = (
+        float(np.abs(np.median(np.diff(source["lat"].values)))) if source.sizes["lat"] > 1 else 1.0
+    )
+    res_lon = (
+        float(np.abs(np.median(np.diff(source["lon"].values)))) if source.sizes["lon"] > 1 else 1.0
+    )
     pad_lat, pad_lon = margin * res_lat, margin * res_lon
     return source.sel(
         lat=slice(grid.south - pad_lat, grid.north + pad_lat),
@@ -122,7 +128,11 @@ def _densify(obj: XArray, dtypes: dict) -> XArray:
         elif hasattr(data, "dask"):
             meta = getattr(data, "_meta", None)
             if meta is not None and hasattr(meta, "todense"):
-                da = da.copy(data=data.map_blocks(lambda b: b.todense(), dtype=data.dtype, meta=np.array((), dtype=data.dtype)))
+                da = da.copy(
+                    data=data.map_blocks(
+                        lambda b: b.todense(), dtype=data.dtype, meta=np.array((), dtype=data.dtype)
+                    )
+                )
         if dtype is not None and dtype.kind == "f" and da.dtype != dtype:
             da = da.astype(dtype)
         return da
@@ -183,7 +193,9 @@ def regrid(
     --------
     >>> from xsomo.conventions import GridSpec
     >>> fine = GridSpec(0, 1, 50, 51, 0.05)
-    >>> src = xr.DataArray(np.ones(fine.shape, "float32"), coords=fine.coords(), dims=("lat", "lon"))
+    >>> src = xr.DataArray(
+    ...     np.ones(fine.shape, "float32"), coords=fine.coords(), dims=("lat", "lon")
+    ... )
     >>> out = regrid(src, GridSpec(0, 1, 50, 51, 0.1))
     >>> out.shape, out.dtype.name, float(out.mean())
     ((10, 10), 'float32', 1.0)
@@ -237,7 +249,9 @@ def _linear_skipna(da: xr.DataArray, tgt: xr.Dataset) -> xr.DataArray:
 
 def _bounds(centres: np.ndarray) -> np.ndarray:
     step = np.diff(centres)
-    edges = np.concatenate([[centres[0] - step[0] / 2], centres[:-1] + step / 2, [centres[-1] + step[-1] / 2]])
+    edges = np.concatenate(
+        [[centres[0] - step[0] / 2], centres[:-1] + step / 2, [centres[-1] + step[-1] / 2]]
+    )
     return edges
 
 

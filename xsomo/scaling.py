@@ -18,10 +18,22 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoExceptionGroup, XsomoValueError
+from xsomo.exceptions import (
+    GridMismatchError,
+    MissingVariableError,
+    XsomoExceptionGroup,
+    XsomoValueError,
+)
 from xsomo.regrid import normalise_latlon
 
-__all__ = ["ScalingParams", "apply_scaling", "fit_scaling", "reference_at_points", "scale_to", "target_grid_for"]
+__all__ = [
+    "ScalingParams",
+    "apply_scaling",
+    "fit_scaling",
+    "reference_at_points",
+    "scale_to",
+    "target_grid_for",
+]
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,10 @@ def apply_scaling(x: np.ndarray, params: ScalingParams) -> np.ndarray:
     """:math:`x' = \\mu_{ref} + (x - \\mu_x)\\,\\sigma_{ref}/\\sigma_x`; negative results become NaN."""
     x = np.asarray(x, dtype="float64")
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = params.mean_ref[..., None] + (x - params.mean_x[..., None]) * (
-            params.std_ref / params.std_x
-        )[..., None]
+        out = (
+            params.mean_ref[..., None]
+            + (x - params.mean_x[..., None]) * (params.std_ref / params.std_x)[..., None]
+        )
     out[out < 0] = np.nan
     return out
 
@@ -79,7 +92,9 @@ def _on_multiples(values: np.ndarray, res: float) -> bool:
     return bool(np.all(np.abs(k - np.round(k)) < 1e-4))
 
 
-def target_grid_for(reference: xr.Dataset | xr.DataArray, *, resolution: float = cv.RESOLUTION) -> GridSpec:
+def target_grid_for(
+    reference: xr.Dataset | xr.DataArray, *, resolution: float = cv.RESOLUTION
+) -> GridSpec:
     """The target grid (centres on x.x5) that a reference grid implies.
 
     A reference whose points lie on multiples of the resolution (ERA5-Land's own grid)
@@ -128,7 +143,12 @@ def reference_at_points(ref: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> 
     j, wx = locate(glon, np.asarray(lon, float), "lon")
     i1 = np.minimum(i + 1, glat.size - 1)
     j1 = np.minimum(j + 1, glon.size - 1)
-    corners = [(i, j, (1 - wy) * (1 - wx)), (i, j1, (1 - wy) * wx), (i1, j, wy * (1 - wx)), (i1, j1, wy * wx)]
+    corners = [
+        (i, j, (1 - wy) * (1 - wx)),
+        (i, j1, (1 - wy) * wx),
+        (i1, j, wy * (1 - wx)),
+        (i1, j1, wy * wx),
+    ]
     num = None
     den = None
     for ci, cj, w in corners:
@@ -223,10 +243,14 @@ def scale_to(
     if outside not in ("raise", "skip"):
         raise XsomoValueError(f"outside={outside!r}: use 'raise' or 'skip'.")
     if variable not in stations:
-        raise MissingVariableError(f"stations have no variable {variable!r}; variables: {list(stations.data_vars)}")
+        raise MissingVariableError(
+            f"stations have no variable {variable!r}; variables: {list(stations.data_vars)}"
+        )
     ref = reference[variable] if isinstance(reference, xr.Dataset) else reference
     if isinstance(reference, xr.Dataset) and variable not in reference:
-        raise MissingVariableError(f"reference has no variable {variable!r}; variables: {list(reference.data_vars)}")
+        raise MissingVariableError(
+            f"reference has no variable {variable!r}; variables: {list(reference.data_vars)}"
+        )
     ref = normalise_latlon(ref)
     if cv.LAYER not in ref.dims:
         raise XsomoValueError(
@@ -235,7 +259,9 @@ def scale_to(
         )
     for need in ("lat", "lon", "layer"):
         if need not in stations.coords:
-            raise MissingVariableError(f"stations need a per-station coordinate {need!r} (see xsomo.open_ismn).")
+            raise MissingVariableError(
+                f"stations need a per-station coordinate {need!r} (see xsomo.open_ismn)."
+            )
     grid = grid or target_grid_for(ref)
 
     st = stations[variable].transpose(cv.STATION, cv.TIME)
@@ -243,7 +269,9 @@ def scale_to(
     x = st.values.astype("float64")
     empty = np.isnan(x).all(axis=1)
     if empty.any():
-        errs = [XsomoValueError(f"station {ids[k]!r} has no valid value") for k in np.flatnonzero(empty)]
+        errs = [
+            XsomoValueError(f"station {ids[k]!r} has no valid value") for k in np.flatnonzero(empty)
+        ]
         raise XsomoExceptionGroup(
             f"{int(empty.sum())} station series are all NaN; drop them first "
             "(stations.dropna('station', how='all')).",
@@ -254,7 +282,6 @@ def scale_to(
     slayer = stations["layer"].values.astype(int)
     row, col = grid.snap(slat, slon)
     out_mask = row < 0
-    rows: list[dict] = []
     reasons = np.array([""] * len(ids), dtype=object)
     if out_mask.any():
         if outside == "raise":
@@ -279,13 +306,18 @@ def scale_to(
         clat = grid.lat[row[ok]]
         clon = grid.lon[col[ok]]
         pts = reference_at_points(ref.sel({cv.TIME: common}), clat, clon)
-        pts = pts.sel({cv.LAYER: xr.DataArray(slayer[ok], dims="point")}).transpose("point", cv.TIME)
+        pts = pts.sel({cv.LAYER: xr.DataArray(slayer[ok], dims="point")}).transpose(
+            "point", cv.TIME
+        )
         pos = st_days.get_indexer(common)
         ref_x[np.ix_(np.flatnonzero(ok), pos)] = np.asarray(pts.values, dtype="float64")
 
     params = fit_scaling(x, ref_x)
     short = ok & (params.n_overlap < min_overlap)
-    reasons[short] = [f"{n} days of overlap with the reference < min_overlap={min_overlap}" for n in params.n_overlap[short]]
+    reasons[short] = [
+        f"{n} days of overlap with the reference < min_overlap={min_overlap}"
+        for n in params.n_overlap[short]
+    ]
     flat = ok & ~short & ~(params.std_x > 0)
     reasons[flat] = "station series is constant over the overlap"
     keep = reasons == ""
@@ -331,33 +363,57 @@ def scale_to(
     n_st = np.zeros((cells.size, layers.size), dtype="int32")
     np.add.at(n_st, (cell_pos, lay_pos), 1)
     sid = np.full((cells.size, layers.size), "", dtype=object)
-    order = np.argsort(np.array(ids, dtype=object)[kidx], kind="stable")  # ids sorted: order-invariant
-    for k, c, lay in zip(kidx[order], cell_pos[order], lay_pos[order], strict=True):  # per station, not per day
+    order = np.argsort(
+        np.array(ids, dtype=object)[kidx], kind="stable"
+    )  # ids sorted: order-invariant
+    for k, c, lay in zip(
+        kidx[order], cell_pos[order], lay_pos[order], strict=True
+    ):  # per station, not per day
         sid[c, lay] = ids[k] if not sid[c, lay] else f"{sid[c, lay]},{ids[k]}"
     crow, ccol = cells // grid.nlon, cells % grid.nlon
     lc = cv.layer_coords(tuple(layers.tolist()))
     targets = xr.Dataset(
         {cv.SM: ((cv.CELL, cv.LAYER, cv.TIME), mean, dict(cv.SM_ATTRS))},
         coords={
-            cv.CELL: (cv.CELL, cells.astype("int64"), {"long_name": "flat cell index row * nlon + col on the target grid"}),
+            cv.CELL: (
+                cv.CELL,
+                cells.astype("int64"),
+                {"long_name": "flat cell index row * nlon + col on the target grid"},
+            ),
             **lc,
             cv.TIME: (cv.TIME, st_days.values, cv.TIME_ATTRS),
             "lat": (cv.CELL, grid.lat[crow], cv.LAT_ATTRS),
             "lon": (cv.CELL, grid.lon[ccol], cv.LON_ATTRS),
-            "row": (cv.CELL, crow.astype("int32"), {"long_name": "row on the ascending target grid"}),
-            "col": (cv.CELL, ccol.astype("int32"), {"long_name": "column on the ascending target grid"}),
+            "row": (
+                cv.CELL,
+                crow.astype("int32"),
+                {"long_name": "row on the ascending target grid"},
+            ),
+            "col": (
+                cv.CELL,
+                ccol.astype("int32"),
+                {"long_name": "column on the ascending target grid"},
+            ),
             "n_stations": ((cv.CELL, cv.LAYER), n_st, {"long_name": "number of stations averaged"}),
-            "station_ids": ((cv.CELL, cv.LAYER), sid.astype(str), {"long_name": "comma-joined station ids"}),
+            "station_ids": (
+                (cv.CELL, cv.LAYER),
+                sid.astype(str),
+                {"long_name": "comma-joined station ids"},
+            ),
         },
     )
     any_valid = np.flatnonzero(~np.isnan(mean).all(axis=(0, 1)))
-    targets = targets.isel({cv.TIME: slice(int(any_valid[0]), int(any_valid[-1]) + 1)})  # trim empty ends
+    targets = targets.isel(
+        {cv.TIME: slice(int(any_valid[0]), int(any_valid[-1]) + 1)}
+    )  # trim empty ends
     from xsomo import __version__
 
     targets.attrs = {
         "title": "xsomo targets: station soil moisture scaled to the reference per cell and layer",
         "source": f"xsomo {__version__} xsomo.scaling.scale_to",
-        "reference": str(reference.attrs.get("title") or reference.attrs.get("source") or "reference")
+        "reference": str(
+            reference.attrs.get("title") or reference.attrs.get("source") or "reference"
+        )
         if hasattr(reference, "attrs")
         else "reference",
         "scaling": "x' = mean_ref + (x - mean_x) * std_ref / std_x over the overlap (ddof 1); negatives -> NaN",

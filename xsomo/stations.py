@@ -24,8 +24,23 @@ __all__ = ["SensorQC", "build_stations", "daily_mean", "qc_sensor", "station_id"
 
 #: Columns of the QC report returned by the readers.
 REPORT_COLUMNS = (
-    "station_id", "network", "station", "sensor", "variable", "depth_top", "depth_bottom", "layer",
-    "lat", "lon", "file", "n_records", "n_flag_good", "n_negative", "n_days", "kept", "reason",
+    "station_id",
+    "network",
+    "station",
+    "sensor",
+    "variable",
+    "depth_top",
+    "depth_bottom",
+    "layer",
+    "lat",
+    "lon",
+    "file",
+    "n_records",
+    "n_flag_good",
+    "n_negative",
+    "n_days",
+    "kept",
+    "reason",
 )
 
 
@@ -45,7 +60,7 @@ def daily_mean(values: pd.Series, *, min_hourly: int = 6) -> tuple[pd.Series, pd
     --------
     >>> idx = pd.date_range("2020-01-01", periods=48, freq="h")
     >>> s = pd.Series(np.r_[np.ones(24), np.full(24, np.nan)], index=idx)
-    >>> s.iloc[24:29] = 3.0   # only 5 valid hours on day 2
+    >>> s.iloc[24:29] = 3.0  # only 5 valid hours on day 2
     >>> m, n = daily_mean(s, min_hourly=6)
     >>> m.tolist(), n.tolist()
     ([1.0, nan], [24, 5])
@@ -163,9 +178,15 @@ def build_stations(records: Sequence[dict], *, attrs: dict | None = None) -> xr.
             "network": coord("network", str),
             "station_name": coord("station", str),
             "sensor": coord("sensor", str),
-            "depth_top": coord("depth_top", "float64", {"units": "m", "positive": "down", "long_name": "sensor depth top"}),
+            "depth_top": coord(
+                "depth_top",
+                "float64",
+                {"units": "m", "positive": "down", "long_name": "sensor depth top"},
+            ),
             "depth_bottom": coord(
-                "depth_bottom", "float64", {"units": "m", "positive": "down", "long_name": "sensor depth bottom"}
+                "depth_bottom",
+                "float64",
+                {"units": "m", "positive": "down", "long_name": "sensor depth bottom"},
             ),
             "layer": coord("layer", "int64", {"long_name": "target layer of the sensor (1-3)"}),
         },

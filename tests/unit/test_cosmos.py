@@ -42,16 +42,24 @@ def test_sheepdrove2(real_data):
 
 def test_handmade_folder_and_errors(tmp_path):
     (tmp_path / "stations.csv").write_text(
-        'station_id,station,country,detector_type,latitude,longitude,elevation_m\n'
+        "station_id,station,country,detector_type,latitude,longitude,elevation_m\n"
         'XXC001,Alpha,Germany,"CRS1000, CRS2000/B",50.01,10.02,100\n'
     )
     t = pd.date_range("2020-01-01", periods=72, freq="h", tz="UTC")
-    df = pd.DataFrame({"DateTime_utc": t.astype(str), "SoilMoisture_volumetric_MovAvg24h": np.r_[np.full(48, 0.3), np.full(24, 0.2)],
-                       "Footprint_Depth_m": 0.35, "Flag_Snow_ERA5": np.r_[np.zeros(60), np.ones(12)]})
+    df = pd.DataFrame(
+        {
+            "DateTime_utc": t.astype(str),
+            "SoilMoisture_volumetric_MovAvg24h": np.r_[np.full(48, 0.3), np.full(24, 0.2)],
+            "Footprint_Depth_m": 0.35,
+            "Flag_Snow_ERA5": np.r_[np.zeros(60), np.ones(12)],
+        }
+    )
     df.to_csv(tmp_path / "Alpha-CRNS.csv", index=False)
     ds = open_cosmos(tmp_path)
     assert ds.sizes["time"] == 3 and ds["station_name"].item() == "Alpha"
-    np.testing.assert_allclose(ds["sm"].values[0], [0.3, 0.3, 0.2], rtol=1e-6)  # day 3: 12 unflagged hours
+    np.testing.assert_allclose(
+        ds["sm"].values[0], [0.3, 0.3, 0.2], rtol=1e-6
+    )  # day 3: 12 unflagged hours
     assert ds["sees_layer"].values.tolist() == [[True, True, True]]
     df.to_csv(tmp_path / "Beta-CRNS.csv", index=False)
     with pytest.raises(DataFormatError, match="Beta"):

@@ -21,7 +21,11 @@ def hourly_file(path, *, start="2020-01-01 00:00", days=3, drop_hour=None, seed=
     rng = np.random.default_rng(seed)
     t = pd.date_range(start, periods=days * 24 + 1, freq="h")
     shape = (t.size, LAT.size, LON.size)
-    inc = {"tp": rng.gamma(0.3, 2e-4, shape), "ssr": rng.uniform(0, 2e6, shape), "str": -rng.uniform(0, 3e5, shape)}
+    inc = {
+        "tp": rng.gamma(0.3, 2e-4, shape),
+        "ssr": rng.uniform(0, 2e6, shape),
+        "str": -rng.uniform(0, 3e5, shape),
+    }
     acc = {}
     label = (t - pd.Timedelta("1h")).floor("D")  # the day each hour belongs to (hour ending at t)
     for k, v in inc.items():
@@ -40,7 +44,10 @@ def hourly_file(path, *, start="2020-01-01 00:00", days=3, drop_hour=None, seed=
             "str": (("time", "latitude", "longitude"), acc["str"], {"units": "J m**-2"}),
             "t2m": (("time", "latitude", "longitude"), t2m, {"units": "K"}),
             "skt": (("time", "latitude", "longitude"), t2m + 1, {"units": "K"}),
-            **{k: (("time", "latitude", "longitude"), v, {"units": "m**3 m**-3"}) for k, v in sw.items()},
+            **{
+                k: (("time", "latitude", "longitude"), v, {"units": "m**3 m**-3"})
+                for k, v in sw.items()
+            },
         },
         coords={"time": t, "latitude": LAT, "longitude": LON},
     )
@@ -54,7 +61,11 @@ def test_deaccumulation_matches_hand_computation(tmp_path):
     path, inc, label, raw = hourly_file(tmp_path / "h.nc")
     out = open_era5land(path)
     # first 00 UTC value closes 2019-12-31 (incomplete, dropped); the last day ends at 00 UTC of day 4
-    assert list(out.time.dt.strftime("%Y-%m-%d").values) == ["2020-01-01", "2020-01-02", "2020-01-03"]
+    assert list(out.time.dt.strftime("%Y-%m-%d").values) == [
+        "2020-01-01",
+        "2020-01-02",
+        "2020-01-03",
+    ]
     for k, day in enumerate(out.time.values):
         sel = label == pd.Timestamp(day)
         tp = inc["tp"][sel].sum(0) * 1000.0
@@ -66,10 +77,16 @@ def test_deaccumulation_matches_hand_computation(tmp_path):
         next00 = raw["tp"].sel(time=pd.Timestamp(day) + pd.Timedelta("1D")).values[::-1] * 1000
         np.testing.assert_allclose(got_tp, np.clip(next00, 0, None), rtol=1e-5, atol=1e-4)
         t_day = pd.DatetimeIndex(raw.time.values).floor("D") == pd.Timestamp(day)
-        np.testing.assert_allclose(out["air_temperature"].isel(time=k).values,
-                                   raw["t2m"].values[t_day].mean(0)[::-1], rtol=1e-6)
+        np.testing.assert_allclose(
+            out["air_temperature"].isel(time=k).values,
+            raw["t2m"].values[t_day].mean(0)[::-1],
+            rtol=1e-6,
+        )
     assert (out["precipitation"] >= 0).all()
-    assert out["precipitation"].attrs["units"] == "mm d-1" and out["net_radiation"].attrs["units"] == "W m-2"
+    assert (
+        out["precipitation"].attrs["units"] == "mm d-1"
+        and out["net_radiation"].attrs["units"] == "W m-2"
+    )
     assert (np.diff(out.lat.values) > 0).all()
 
 
@@ -79,16 +96,22 @@ def test_depth_weighted_layers(tmp_path):
     day = pd.DatetimeIndex(raw.time.values).floor("D") == pd.Timestamp("2020-01-02")
     s = {k: raw[k].values[day].mean(0)[::-1] for k in ("swvl1", "swvl2", "swvl3")}
     # by hand: layer 1 = (7 cm of swvl1 + 3 cm of swvl2) / 10; layer 2 = (18 swvl2 + 2 swvl3) / 20; layer 3 = swvl3
-    expected = [(7 * s["swvl1"] + 3 * s["swvl2"]) / 10, (18 * s["swvl2"] + 2 * s["swvl3"]) / 20, s["swvl3"]]
+    expected = [
+        (7 * s["swvl1"] + 3 * s["swvl2"]) / 10,
+        (18 * s["swvl2"] + 2 * s["swvl3"]) / 20,
+        s["swvl3"],
+    ]
     for lay in (1, 2, 3):
-        np.testing.assert_allclose(out["sm"].sel(layer=lay, time="2020-01-02").values, expected[lay - 1], rtol=1e-6)
+        np.testing.assert_allclose(
+            out["sm"].sel(layer=lay, time="2020-01-02").values, expected[lay - 1], rtol=1e-6
+        )
     assert out["sm"].dims == ("layer", "time", "lat", "lon")
     assert out["depth_bottom"].values.tolist() == [0.1, 0.3, 0.5]
 
 
 def test_missing_hour_raises(tmp_path):
     path, *_ = hourly_file(tmp_path / "h.nc", drop_hour="2020-01-02 07:00")
-    with pytest.raises(DataFormatError, match="missing hour.*2020-01-02 07:00"):
+    with pytest.raises(DataFormatError, match=r"missing hour.*2020-01-02 07:00"):
         open_era5land(path)
 
 
@@ -111,9 +134,15 @@ def test_daily_files_multiple_years(tmp_path):
     for t, name in ((t1, "era5land_2019.nc"), (t2, "era5land_2020.nc")):
         shape = (t.size, LAT.size, LON.size)
         xr.Dataset(
-            {"tp": (("time", "latitude", "longitude"), np.full(shape, 0.002), {"units": "m"}),
-             "t2m": (("time", "latitude", "longitude"), np.full(shape, 10.0), {"units": "degC"}),
-             "swvl1": (("time", "latitude", "longitude"), np.full(shape, 0.3), {"units": "m3 m-3"})},
+            {
+                "tp": (("time", "latitude", "longitude"), np.full(shape, 0.002), {"units": "m"}),
+                "t2m": (("time", "latitude", "longitude"), np.full(shape, 10.0), {"units": "degC"}),
+                "swvl1": (
+                    ("time", "latitude", "longitude"),
+                    np.full(shape, 0.3),
+                    {"units": "m3 m-3"},
+                ),
+            },
             coords={"time": t, "latitude": LAT, "longitude": LON},
         ).to_netcdf(tmp_path / name)
     out = open_era5land(tmp_path)
@@ -134,12 +163,16 @@ def test_crspy_accumulation_trap(real_data):
     years = (pd.Timestamp(raw.time.values[-1]) - pd.Timestamp(raw.time.values[0])).days / 365.25
     per_year = float(out["precipitation"].sum()) / 1000 / years
     naive = float(raw["precipitation"].sum()) / years
-    assert 0.30 < per_year < 0.38, per_year      # about 0.34 m/yr
-    assert naive > 8 * per_year                   # a plain sum of the raw hours: about 3.37 m/yr
+    assert 0.30 < per_year < 0.38, per_year  # about 0.34 m/yr
+    assert naive > 8 * per_year  # a plain sum of the raw hours: about 3.37 m/yr
     # independent check: the 00 UTC values are the previous days' totals
     zero = raw["precipitation"].where(raw.time.dt.hour == 0, drop=True).isel(time=slice(1, None))
-    np.testing.assert_allclose(out["precipitation"].values, np.clip(zero.values[: out.sizes["time"]], 0, None) * 1000,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        out["precipitation"].values,
+        np.clip(zero.values[: out.sizes["time"]], 0, None) * 1000,
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert out["sm"].sizes["layer"] == 3
 
 
@@ -147,9 +180,15 @@ def test_crspy_accumulation_trap(real_data):
 def test_qa4sm_cell_files(real_data):
     out = open_era5land(real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904")
     assert out["sm"].layer.values.tolist() == [1]
-    assert out.sizes["time"] == 730 and "06" in out.attrs["time_sampling"] or "[6]" in out.attrs["time_sampling"]
-    raw = xr.open_dataset(real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904/0165.nc")
-    k = int(np.flatnonzero(raw.location_id.values == 2540041)[0])  # Kainaliu's grid point (PROVENANCE.md)
+    assert (out.sizes["time"] == 730 and "06" in out.attrs["time_sampling"]) or "[6]" in out.attrs[
+        "time_sampling"
+    ]
+    raw = xr.open_dataset(
+        real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904/0165.nc"
+    )
+    k = int(
+        np.flatnonzero(raw.location_id.values == 2540041)[0]
+    )  # Kainaliu's grid point (PROVENANCE.md)
     got = out["sm"].sel(layer=1, lat=float(raw.lat[k]), lon=float(raw.lon[k]), method="nearest")
     np.testing.assert_allclose(got.values, raw["swvl1"].values[k], rtol=1e-6)
     assert round(float(got.mean()), 3) == 0.417

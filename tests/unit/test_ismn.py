@@ -40,7 +40,9 @@ def v2025(real_data):
     return ds, rep
 
 
-def _ismn_own(root: pathlib.Path, tmp: pathlib.Path) -> dict[tuple[str, float, float], pd.DataFrame]:
+def _ismn_own(
+    root: pathlib.Path, tmp: pathlib.Path
+) -> dict[tuple[str, float, float], pd.DataFrame]:
     """The ismn package's own reading (independent of xsomo), metadata into tmp."""
     import contextlib
     import io
@@ -53,7 +55,9 @@ def _ismn_own(root: pathlib.Path, tmp: pathlib.Path) -> dict[tuple[str, float, f
     for net in iface.collection.iter_networks():
         for stn in net.iter_stations():
             for sen in stn.iter_sensors(variable="soil_moisture"):
-                out[(f"{stn.name}.{sen.instrument}", sen.depth.start, sen.depth.end)] = sen.read_data()
+                out[(f"{stn.name}.{sen.instrument}", sen.depth.start, sen.depth.end)] = (
+                    sen.read_data()
+                )
     return out
 
 
@@ -71,15 +75,25 @@ def test_values_flags_depths_against_ismn_reader(v2025, real_data, tmp_path):
     own = _ismn_own(real_data / V2025, tmp_path)
     for sid in ds["station"].values:
         st = ds.sel(station=sid)
-        key = (f"{st.station_name.item()}.{st.sensor.item()}", float(st.depth_top), float(st.depth_bottom))
+        key = (
+            f"{st.station_name.item()}.{st.sensor.item()}",
+            float(st.depth_top),
+            float(st.depth_bottom),
+        )
         df = own[key]
-        assert rep.set_index("station_id").loc[sid, "n_flag_good"] == int((df["soil_moisture_flag"] == "G").sum())
-        good = df["soil_moisture"].where((df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0))
+        assert rep.set_index("station_id").loc[sid, "n_flag_good"] == int(
+            (df["soil_moisture_flag"] == "G").sum()
+        )
+        good = df["soil_moisture"].where(
+            (df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0)
+        )
         g = good.dropna()
         grp = g.groupby(g.index.floor("D"))
         expected = grp.mean()[grp.count() >= 6]
         got = st["sm"].to_series().dropna()
-        assert got.index.equals(pd.DatetimeIndex(expected.index, name=got.index.name).astype(got.index.dtype))
+        assert got.index.equals(
+            pd.DatetimeIndex(expected.index, name=got.index.name).astype(got.index.dtype)
+        )
         np.testing.assert_allclose(got.values, expected.values, rtol=1e-6)
 
 
@@ -90,14 +104,19 @@ def test_kainaliu_five_depths_layers_and_report(v2025):
     assert sorted(kai["layer"].values.tolist()) == [1, 2, 3]
     assert sorted(np.round(kai["depth_top"].values, 4).tolist()) == [0.0508, 0.1016, 0.3048]
     r = rep.set_index("station_id")
-    for deep in ("SCAN.Kainaliu.Hydraprobe-Analog-C.0.5080-0.5080", "SCAN.Kainaliu.Hydraprobe-Analog-B.0.7620-0.7620"):
+    for deep in (
+        "SCAN.Kainaliu.Hydraprobe-Analog-C.0.5080-0.5080",
+        "SCAN.Kainaliu.Hydraprobe-Analog-B.0.7620-0.7620",
+    ):
         assert not r.loc[deep, "kept"] and "no single layer" in r.loc[deep, "reason"]
     short = r.loc["SCAN.Kainaliu.Hydraprobe-Analog-E.0.0508-0.0508"]
     assert not short["kept"] and "min_days" in short["reason"]
     assert "soil_temperature" in set(rep["variable"])  # listed, never silently lost
     assert len(rep) == 11
     assert ds["sm"].dtype == np.float32 and ds.sm.attrs["units"] == "m3 m-3"
-    assert float(ds.lat.sel(station="SCAN.Kainaliu.Hydraprobe-Analog-D.0.0508-0.0508")) == pytest.approx(19.53322)
+    assert float(
+        ds.lat.sel(station="SCAN.Kainaliu.Hydraprobe-Analog-D.0.0508-0.0508")
+    ) == pytest.approx(19.53322)
 
 
 @pytest.mark.real
@@ -113,8 +132,10 @@ def test_hawaii_ceop_stations_flags(real_data):
 def test_malformed_file_raises_naming_it(real_data, tmp_path):
     root = tmp_path / "ismn"
     (root / "NET" / "ST").mkdir(parents=True)
-    shutil.copy(real_data / "ismn/tests/test_data/malformed/mal_formed_file.txt",
-                root / "NET" / "ST" / "NET_NET_ST_sm_0.000000_0.050000_X_20170101_20170102.stm")
+    shutil.copy(
+        real_data / "ismn/tests/test_data/malformed/mal_formed_file.txt",
+        root / "NET" / "ST" / "NET_NET_ST_sm_0.000000_0.050000_X_20170101_20170102.stm",
+    )
     _write_stm(root, "NET", "OK", 0.0, 0.05, _hours(120))
     with pytest.raises(XsomoExceptionGroup) as info:
         open_ismn(root)
@@ -131,15 +152,27 @@ def _hours(days: int, start: str = "2020-01-01") -> pd.DatetimeIndex:
     return pd.date_range(start, periods=days * 24, freq="h")
 
 
-def _write_stm(root: pathlib.Path, net: str, station: str, top: float, bottom: float, idx: pd.DatetimeIndex,
-               values=None, flags=None, sensor: str = "Probe", truncate: bool = False) -> pathlib.Path:
+def _write_stm(
+    root: pathlib.Path,
+    net: str,
+    station: str,
+    top: float,
+    bottom: float,
+    idx: pd.DatetimeIndex,
+    values=None,
+    flags=None,
+    sensor: str = "Probe",
+    truncate: bool = False,
+) -> pathlib.Path:
     folder = root / net / station
     folder.mkdir(parents=True, exist_ok=True)
     values = np.full(idx.size, 0.25) if values is None else values
     flags = ["G"] * idx.size if flags is None else flags
     name = f"{net}_{net}_{station}_sm_{top:.6f}_{bottom:.6f}_{sensor}_{idx[0]:%Y%m%d}_{idx[-1]:%Y%m%d}.stm"
     lines = [f"{net} {net} {station} 45.00000 5.00000 100.00 {top:.4f} {bottom:.4f} {sensor}"]
-    lines += [f"{t:%Y/%m/%d %H:%M} {v:.4f} {f} M" for t, v, f in zip(idx, values, flags, strict=True)]
+    lines += [
+        f"{t:%Y/%m/%d %H:%M} {v:.4f} {f} M" for t, v, f in zip(idx, values, flags, strict=True)
+    ]
     text = "\n".join(lines) + "\n"
     if truncate:
         text = text[: len(text) - 30]
@@ -152,13 +185,15 @@ def test_qc_rules_on_handmade_files(tmp_path):
     idx = _hours(100)
     vals = np.full(idx.size, 0.3)
     flags = np.array(["G"] * idx.size, dtype=object)
-    flags[:24 * 5] = "D03"         # five days all flagged
-    vals[24 * 5: 24 * 6] = -0.1     # a day of negatives
-    flags[24 * 6 + 5: 24 * 7] = "C01"  # day 7 keeps only 5 good hours
-    _write_stm(root, "N", "A", 0.10, 0.10, idx, vals, list(flags))  # point sensor on 0.10 -> layer 1
-    _write_stm(root, "N", "B", 0.05, 0.15, idx)                      # spans two layers
-    _write_stm(root, "N", "C", 0.20, 0.20, _hours(50))               # too short
-    _write_stm(root, "N", "D", 0.30, 0.30, idx)                       # on 0.30 -> layer 2
+    flags[: 24 * 5] = "D03"  # five days all flagged
+    vals[24 * 5 : 24 * 6] = -0.1  # a day of negatives
+    flags[24 * 6 + 5 : 24 * 7] = "C01"  # day 7 keeps only 5 good hours
+    _write_stm(
+        root, "N", "A", 0.10, 0.10, idx, vals, list(flags)
+    )  # point sensor on 0.10 -> layer 1
+    _write_stm(root, "N", "B", 0.05, 0.15, idx)  # spans two layers
+    _write_stm(root, "N", "C", 0.20, 0.20, _hours(50))  # too short
+    _write_stm(root, "N", "D", 0.30, 0.30, idx)  # on 0.30 -> layer 2
     ds, rep = open_ismn(root, report=True)
     r = rep.set_index("station")
     assert r.loc["A", "layer"] == 1 and r.loc["D", "layer"] == 2
@@ -216,6 +251,10 @@ def test_zip_archive_newest_format(real_data, tmp_path):
     ds, rep = open_ismn(z, min_days=1, report=True)
     assert rep.loc[0, "n_records"] == 287 and rep.loc[0, "station"] == "Adamclisi"
     (df,) = _ismn_own(z, tmp_path).values()
-    g = df["soil_moisture"].where((df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0)).dropna()
+    g = (
+        df["soil_moisture"]
+        .where((df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0))
+        .dropna()
+    )
     n_days = int((g.groupby(g.index.floor("D")).count() >= 6).sum())
     assert ds["sm"].notnull().sum().item() == n_days and ds["layer"].item() == 1

@@ -13,7 +13,12 @@ from xsomo.cli import main
 def test_prepare_writes_targets_and_drivers(tiny_world, tmp_path, capsys):
     out = tmp_path / "prep"
     assert main(["prepare", "--world", str(tiny_world), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["drivers.nc", "ismn_qc_report.csv", "scaling_report.csv", "targets.nc"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "drivers.nc",
+        "ismn_qc_report.csv",
+        "scaling_report.csv",
+        "targets.nc",
+    ]
     with xr.open_dataset(out / "targets.nc") as t:
         assert set(t.dims) == {"cell", "layer", "time"} and t["sm"].dtype == np.float32
         assert t["station_ids"].dtype.kind in "OU"
@@ -34,4 +39,3 @@ def test_prepare_failure_leaves_nothing(tiny_world, tmp_path):
     out = tmp_path / "prep"
     assert main(["prepare", "--world", str(broken), "--out", str(out)]) != 0
     assert not out.exists() or not any(out.iterdir())
-

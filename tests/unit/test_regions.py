@@ -14,7 +14,9 @@ from xsomo.exceptions import XsomoKeyError
 
 GRID = GridSpec(0.0, 4.0, 40.0, 44.0, 0.1)
 # a hand-drawn concave polygon (an "L") and a triangle
-L_SHAPE = shapely.Polygon([(0.5, 40.5), (3.0, 40.5), (3.0, 41.5), (1.5, 41.5), (1.5, 43.5), (0.5, 43.5)])
+L_SHAPE = shapely.Polygon(
+    [(0.5, 40.5), (3.0, 40.5), (3.0, 41.5), (1.5, 41.5), (1.5, 43.5), (0.5, 43.5)]
+)
 TRIANGLE = shapely.Polygon([(2.02, 42.0), (3.9, 42.0), (3.9, 43.87)])
 
 
@@ -36,7 +38,11 @@ def test_mask_matches_point_in_polygon(gdf):
 
 def test_regional_mean_area_weighted(gdf):
     rng = np.random.default_rng(0)
-    da = xr.DataArray(rng.random((2, *GRID.shape)), coords={"time": [0, 1], **GRID.coords()}, dims=("time", "lat", "lon"))
+    da = xr.DataArray(
+        rng.random((2, *GRID.shape)),
+        coords={"time": [0, 1], **GRID.coords()},
+        dims=("time", "lat", "lon"),
+    )
     out = regions.regional_mean(da, gdf)
     yy, xx = np.meshgrid(GRID.lat, GRID.lon, indexing="ij")
     inside = shapely.contains(L_SHAPE, shapely.points(xx, yy))

@@ -12,7 +12,9 @@ from xsomo.exceptions import GridMismatchError
 from xsomo.regrid import BackendUnavailableError, cell_area, regrid
 
 
-def field(grid: GridSpec, values: np.ndarray, dtype: str = "float32", descending: bool = False) -> xr.DataArray:
+def field(
+    grid: GridSpec, values: np.ndarray, dtype: str = "float32", descending: bool = False
+) -> xr.DataArray:
     da = xr.DataArray(values.astype(dtype), coords=grid.coords(), dims=("lat", "lon"), name="x")
     return da.isel(lat=slice(None, None, -1)) if descending else da
 

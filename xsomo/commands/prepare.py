@@ -27,12 +27,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="build scaled targets and drivers from a world folder",
         description="Read ISMN stations, scale them to ERA5-Land (targets) and assemble the drivers on the 0.1° grid.",
     )
-    p.add_argument("--world", required=True, type=pathlib.Path, help="world folder (xsomo sample layout)")
+    p.add_argument(
+        "--world", required=True, type=pathlib.Path, help="world folder (xsomo sample layout)"
+    )
     p.add_argument("--out", required=True, type=pathlib.Path, help="output folder")
-    p.add_argument("--min-overlap", type=int, default=90, help="minimum days of overlap with ERA5-Land (default 90)")
-    p.add_argument("--min-days", type=int, default=90, help="minimum valid days per sensor (default 90)")
-    p.add_argument("--min-hourly", type=int, default=6, help="minimum good hourly values per day (default 6)")
-    p.add_argument("--outside", choices=("raise", "skip"), default="raise", help="stations outside the grid")
+    p.add_argument(
+        "--min-overlap",
+        type=int,
+        default=90,
+        help="minimum days of overlap with ERA5-Land (default 90)",
+    )
+    p.add_argument(
+        "--min-days", type=int, default=90, help="minimum valid days per sensor (default 90)"
+    )
+    p.add_argument(
+        "--min-hourly", type=int, default=6, help="minimum good hourly values per day (default 6)"
+    )
+    p.add_argument(
+        "--outside", choices=("raise", "skip"), default="raise", help="stations outside the grid"
+    )
     p.set_defaults(command="prepare")
     return p
 
@@ -59,7 +72,9 @@ def prepare(
 
     out = pathlib.Path(out)
     drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
-    targets, qc, rep = build_targets(world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside)
+    targets, qc, rep = build_targets(
+        world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside
+    )
     out.mkdir(parents=True, exist_ok=True)
     tmps: dict[str, pathlib.Path] = {}
     try:
@@ -84,9 +99,13 @@ def prepare(
 
 def run(args: argparse.Namespace) -> int:
     paths = prepare(
-        args.world, args.out, min_overlap=args.min_overlap, min_days=args.min_days,
-        min_hourly=args.min_hourly, outside=args.outside,
+        args.world,
+        args.out,
+        min_overlap=args.min_overlap,
+        min_days=args.min_days,
+        min_hourly=args.min_hourly,
+        outside=args.outside,
     )
-    for name, p in paths.items():
+    for p in paths.values():
         print(f"wrote {p}")
     return 0

@@ -11,4 +11,12 @@ from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_gridded, open_mswep, open_mswx, open_static
 from xsomo.io.ismn import open_ismn
 
-__all__ = ["open_cosmos", "open_era5land", "open_gridded", "open_ismn", "open_mswep", "open_mswx", "open_static"]
+__all__ = [
+    "open_cosmos",
+    "open_era5land",
+    "open_gridded",
+    "open_ismn",
+    "open_mswep",
+    "open_mswx",
+    "open_static",
+]

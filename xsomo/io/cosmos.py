@@ -37,7 +37,9 @@ def read_catalogue(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataFormatError(f"{path}: cannot read the COSMOS station catalogue ({err}).") from err
     need = {"station", "latitude", "longitude"}
     if missing := need - set(cat.columns):
-        raise DataFormatError(f"{path}: catalogue lacks column(s) {sorted(missing)}; columns: {list(cat.columns)}.")
+        raise DataFormatError(
+            f"{path}: catalogue lacks column(s) {sorted(missing)}; columns: {list(cat.columns)}."
+        )
     return cat.set_index("station", drop=False)
 
 
@@ -48,10 +50,14 @@ def _read_crns(path: pathlib.Path) -> pd.DataFrame:
         raise DataFormatError(f"{path}: cannot read the CRNS file ({err}).") from err
     for col in (TIME_COLUMN, SM_COLUMN):
         if col not in df:
-            raise MissingVariableError(f"{path}: column {col!r} missing; columns: {list(df.columns)[:8]} ...")
+            raise MissingVariableError(
+                f"{path}: column {col!r} missing; columns: {list(df.columns)[:8]} ..."
+            )
     t = pd.to_datetime(df[TIME_COLUMN], utc=True, errors="coerce")
     if t.isna().any():
-        raise DataFormatError(f"{path}: {int(t.isna().sum())} unparseable {TIME_COLUMN} value(s) (truncated file?).")
+        raise DataFormatError(
+            f"{path}: {int(t.isna().sum())} unparseable {TIME_COLUMN} value(s) (truncated file?)."
+        )
     df.index = pd.DatetimeIndex(t.dt.tz_convert("UTC").dt.tz_localize(None))
     return df
 
@@ -100,7 +106,9 @@ def open_cosmos(
     if not files:
         raise DataFormatError(f"no '*-CRNS.csv' file in {str(path)!r}.")
     if not cat_path.exists():
-        raise DataFormatError(f"station catalogue {str(cat_path)!r} not found; pass catalogue=PATH.")
+        raise DataFormatError(
+            f"station catalogue {str(cat_path)!r} not found; pass catalogue=PATH."
+        )
     cat = read_catalogue(cat_path)
     by_id = cat.set_index("station_id", drop=False) if "station_id" in cat else None
     rows = []
@@ -111,7 +119,9 @@ def open_cosmos(
         elif by_id is not None and name in by_id.index:
             meta = by_id.loc[name]
         else:
-            raise DataFormatError(f"{f}: station {name!r} is not in the catalogue {cat_path}; add it there.")
+            raise DataFormatError(
+                f"{f}: station {name!r} is not in the catalogue {cat_path}; add it there."
+            )
         if isinstance(meta, pd.DataFrame):
             meta = meta.iloc[0]
         df = _read_crns(f)
@@ -123,7 +133,11 @@ def open_cosmos(
                 sm = sm.where(~bad)
         sm = sm.where(sm >= 0)
         daily, _ = daily_mean(sm, min_hourly=min_hourly)
-        depth = float(pd.to_numeric(df[DEPTH_COLUMN], errors="coerce").median()) if DEPTH_COLUMN in df else np.nan
+        depth = (
+            float(pd.to_numeric(df[DEPTH_COLUMN], errors="coerce").median())
+            if DEPTH_COLUMN in df
+            else np.nan
+        )
         rows.append((meta, daily.dropna(), depth))
     start = min(d.index.min() for _, d, _ in rows if len(d))
     end = max(d.index.max() for _, d, _ in rows if len(d))
@@ -144,11 +158,23 @@ def open_cosmos(
             "lat": (cv.STATION, [float(m["latitude"]) for m, _, _ in rows], cv.LAT_ATTRS),
             "lon": (cv.STATION, [float(m["longitude"]) for m, _, _ in rows], cv.LON_ATTRS),
             "station_name": (cv.STATION, [str(m["station"]) for m, _, _ in rows]),
-            "elevation": (cv.STATION, [float(m.get("elevation_m", np.nan)) for m, _, _ in rows], {"units": "m"}),
-            "footprint_depth": (cv.STATION, depth, {"units": "m", "long_name": "median CRNS footprint depth"}),
+            "elevation": (
+                cv.STATION,
+                [float(m.get("elevation_m", np.nan)) for m, _, _ in rows],
+                {"units": "m"},
+            ),
+            "footprint_depth": (
+                cv.STATION,
+                depth,
+                {"units": "m", "long_name": "median CRNS footprint depth"},
+            ),
             "depth_top": (cv.STATION, np.zeros(len(rows)), {"units": "m"}),
             "depth_bottom": (cv.STATION, depth, {"units": "m"}),
-            "sees_layer": ((cv.STATION, cv.LAYER), sees, {"long_name": "footprint reaches into the layer"}),
+            "sees_layer": (
+                (cv.STATION, cv.LAYER),
+                sees,
+                {"long_name": "footprint reaches into the layer"},
+            ),
         },
         attrs={
             "title": "COSMOS-style CRNS soil moisture, daily means",

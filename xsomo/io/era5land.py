@@ -29,12 +29,18 @@ __all__ = ["daily_from_hourly", "deaccumulate", "layer_sm", "open_era5land"]
 
 #: names seen in real files -> ERA5 short names
 ALIASES: dict[str, str] = {
-    "2t": "t2m", "temperature": "t2m", "air_temperature": "t2m",
-    "precipitation": "tp", "total_precipitation": "tp",
+    "2t": "t2m",
+    "temperature": "t2m",
+    "air_temperature": "t2m",
+    "precipitation": "tp",
+    "total_precipitation": "tp",
     "skin_temperature": "skt",
-    "surface_net_solar_radiation": "ssr", "surface_net_thermal_radiation": "str",
-    "volumetric_soil_water_layer_1": "swvl1", "volumetric_soil_water_layer_2": "swvl2",
-    "volumetric_soil_water_layer_3": "swvl3", "volumetric_soil_water_layer_4": "swvl4",
+    "surface_net_solar_radiation": "ssr",
+    "surface_net_thermal_radiation": "str",
+    "volumetric_soil_water_layer_1": "swvl1",
+    "volumetric_soil_water_layer_2": "swvl2",
+    "volumetric_soil_water_layer_3": "swvl3",
+    "volumetric_soil_water_layer_4": "swvl4",
     **{f"soil_moisture_{k}": f"swvl{k}" for k in range(1, 5)},
 }
 ACCUMULATED = ("tp", "ssr", "str")
@@ -55,7 +61,9 @@ def _files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> l
     else:
         files = [pathlib.Path(f) for f in path]
     if not files:
-        raise DataFormatError(f"no ERA5-Land netCDF file found at {str(path)!r}. Pass a file, a list or a folder of .nc files.")
+        raise DataFormatError(
+            f"no ERA5-Land netCDF file found at {str(path)!r}. Pass a file, a list or a folder of .nc files."
+        )
     return files
 
 
@@ -75,26 +83,43 @@ def _cells_to_grid(ds: xr.Dataset, resolution: float = cv.RESOLUTION) -> xr.Data
     for name, da in ds.data_vars.items():
         if da.dims != ("locations", "time") or da.dtype.kind not in "fiu":
             continue
-        arr = np.full((ds.sizes["time"], glat.size, glon.size), np.nan, dtype=da.dtype if da.dtype.kind == "f" else "f8")
+        arr = np.full(
+            (ds.sizes["time"], glat.size, glon.size),
+            np.nan,
+            dtype=da.dtype if da.dtype.kind == "f" else "f8",
+        )
         arr[:, i, j] = da.values.T
         out[name] = (("time", "lat", "lon"), arr, da.attrs)
-    return xr.Dataset(out, coords={"time": ds["time"].values, "lat": glat, "lon": glon}, attrs=ds.attrs)
+    return xr.Dataset(
+        out, coords={"time": ds["time"].values, "lat": glat, "lon": glon}, attrs=ds.attrs
+    )
 
 
 def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
     try:
         first = xr.open_dataset(files[0])
     except Exception as err:
-        raise DataFormatError(f"{files[0]}: cannot open as netCDF ({err}). Check the file.") from err
+        raise DataFormatError(
+            f"{files[0]}: cannot open as netCDF ({err}). Check the file."
+        ) from err
     if _is_cell_file(first):
         first.close()
         parts = []
         for f in files:
             with xr.open_dataset(f) as d:
                 if not _is_cell_file(d):
-                    raise DataFormatError(f"{f}: not a pynetcf cell file like {files[0].name}; do not mix formats.")
+                    raise DataFormatError(
+                        f"{f}: not a pynetcf cell file like {files[0].name}; do not mix formats."
+                    )
                 parts.append(d.load())
-        cat = xr.concat(parts, dim="locations", data_vars="minimal", coords="minimal", compat="override", join="outer")
+        cat = xr.concat(
+            parts,
+            dim="locations",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="outer",
+        )
         ds = _cells_to_grid(cat)
         ds.attrs["era5land_source_format"] = "pynetcf cell files"
         return ds
@@ -103,10 +128,19 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
         if len(files) == 1:
             ds = xr.open_dataset(files[0], chunks=chunks)
         else:
-            ds = xr.open_mfdataset(files, combine="by_coords", chunks=chunks, data_vars="minimal", coords="minimal",
-                                   compat="override", join="outer")
+            ds = xr.open_mfdataset(
+                files,
+                combine="by_coords",
+                chunks=chunks,
+                data_vars="minimal",
+                coords="minimal",
+                compat="override",
+                join="outer",
+            )
     except Exception as err:
-        raise DataFormatError(f"cannot combine the ERA5-Land files {[f.name for f in files]}: {err}") from err
+        raise DataFormatError(
+            f"cannot combine the ERA5-Land files {[f.name for f in files]}: {err}"
+        ) from err
     return ds
 
 
@@ -114,12 +148,14 @@ def _normalise(ds: xr.Dataset) -> xr.Dataset:
     rename = {}
     if "valid_time" in ds.dims and "time" not in ds.dims:
         rename["valid_time"] = "time"
-    for a, b in (("latitude", "lat"), ("longitude", "lon")):
-        if a in ds.dims or a in ds.coords:
-            rename[a] = b
-    for name in ds.data_vars:
-        if name in ALIASES and ALIASES[name] not in ds:
-            rename[name] = ALIASES[name]
+    rename.update(
+        {
+            a: b
+            for a, b in (("latitude", "lat"), ("longitude", "lon"))
+            if a in ds.dims or a in ds.coords
+        }
+    )
+    rename.update({n: ALIASES[n] for n in ds.data_vars if n in ALIASES and ALIASES[n] not in ds})
     ds = ds.rename(rename)
     for old, new in rename.items():
         if new in ds.data_vars:
@@ -192,7 +228,9 @@ def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.D
     time = pd.DatetimeIndex(ds["time"].values)
     _check_hourly(time, source)
     out = {}
-    start_label = xr.DataArray((time - pd.Timedelta("1h")).floor("D"), coords={"time": ds["time"]}, dims="time")
+    start_label = xr.DataArray(
+        (time - pd.Timedelta("1h")).floor("D"), coords={"time": ds["time"]}, dims="time"
+    )
     inst_label = xr.DataArray(time.floor("D"), coords={"time": ds["time"]}, dims="time")
     for name, da in ds.data_vars.items():
         if "time" not in da.dims:
@@ -257,11 +295,16 @@ def layer_sm(ds: xr.Dataset, layers: Iterable[int] = cv.LAYER_NUMBERS) -> xr.Dat
         numbers.append(int(number))
     if not parts:
         return None
-    sm = xr.concat(parts, dim=cv.LAYER, coords="minimal", compat="override").assign_coords(cv.layer_coords(tuple(numbers)))
+    sm = xr.concat(parts, dim=cv.LAYER, coords="minimal", compat="override").assign_coords(
+        cv.layer_coords(tuple(numbers))
+    )
     sm = sm.transpose(cv.LAYER, "time", ...).astype("float32")
     sm.attrs = dict(cv.SM_ATTRS)
     sm.attrs["comment"] = "; ".join(
-        ["depth-weighted average of ERA5-Land layers 0-7, 7-28, 28-100 cm over each target layer", *notes]
+        [
+            "depth-weighted average of ERA5-Land layers 0-7, 7-28, 28-100 cm over each target layer",
+            *notes,
+        ]
     )
     return sm.rename(cv.SM)
 
@@ -318,12 +361,16 @@ def open_era5land(
         for name, u in units.items():
             key = name if name in ds else ALIASES.get(name, name)
             if key not in ds:
-                raise MissingVariableError(f"units given for {name!r}, which is not in {source}; variables: {list(ds.data_vars)}")
+                raise MissingVariableError(
+                    f"units given for {name!r}, which is not in {source}; variables: {list(ds.data_vars)}"
+                )
             ds[key].attrs["units"] = u
     known = {"t2m", "skt", "tp", "ssr", "str", *SWVL, "lsm"}
     ds = ds[[v for v in ds.data_vars if v in known]]
     if not ds.data_vars:
-        raise MissingVariableError(f"{source}: none of the ERA5-Land variables {sorted(known)} found.")
+        raise MissingVariableError(
+            f"{source}: none of the ERA5-Land variables {sorted(known)} found."
+        )
     # units: never guessed
     for name, da in ds.data_vars.items():
         if "units" not in da.attrs:
@@ -331,13 +378,14 @@ def open_era5land(
             raise UnitError(
                 f"variable {fname!r} in {source} has no 'units' attribute (xsomo never guesses units). State its "
                 f"units, e.g. open_era5land(..., units={{{fname!r}: {_EXPECTED.get(name, 'units')!r}}})"
-                + (" -- ERA5-Land hourly precipitation is in m, accumulated since 00 UTC." if name == "tp" else ".")
+                + (
+                    " -- ERA5-Land hourly precipitation is in m, accumulated since 00 UTC."
+                    if name == "tp"
+                    else "."
+                )
             )
     time = pd.DatetimeIndex(ds["time"].values)
-    if time.size > 1:
-        step = pd.Timedelta(np.median(np.diff(time.values)))
-    else:
-        step = pd.Timedelta("1D")
+    step = pd.Timedelta(np.median(np.diff(time.values))) if time.size > 1 else pd.Timedelta("1D")
     attrs: dict[str, str] = {"source": f"ERA5-Land ({source})", "title": "ERA5-Land, daily"}
     if step < pd.Timedelta("1D"):
         if step != pd.Timedelta("1h"):
@@ -348,7 +396,9 @@ def open_era5land(
         hours = set(time.hour.tolist())
         ds = ds.assign_coords(time=time.floor("D"))
         attrs["time_sampling"] = (
-            "daily means/totals" if hours == {0} else f"one value a day at {sorted(hours)} UTC (snapshot)"
+            "daily means/totals"
+            if hours == {0}
+            else f"one value a day at {sorted(hours)} UTC (snapshot)"
         )
     else:
         raise DataFormatError(f"{source}: time step {step} is neither hourly nor daily.")
@@ -375,7 +425,9 @@ def open_era5land(
         lsm = ds["lsm"]
         if "time" in lsm.dims:
             lsm = lsm.isel(time=0, drop=True)
-        out["land_fraction"] = lsm.astype("float32").assign_attrs(units="1", long_name="land-sea fraction (ERA5-Land lsm)")
+        out["land_fraction"] = lsm.astype("float32").assign_attrs(
+            units="1", long_name="land-sea fraction (ERA5-Land lsm)"
+        )
     res = xr.Dataset(out, attrs=attrs)
     res["time"].attrs.update(cv.TIME_ATTRS)
     if "lat" in res.coords:
@@ -384,7 +436,15 @@ def open_era5land(
     return res
 
 
-_EXPECTED = {"t2m": "K", "skt": "K", "tp": "m", "ssr": "J m-2", "str": "J m-2", "lsm": "1", **dict.fromkeys(SWVL, "m3 m-3")}
+_EXPECTED = {
+    "t2m": "K",
+    "skt": "K",
+    "tp": "m",
+    "ssr": "J m-2",
+    "str": "J m-2",
+    "lsm": "1",
+    **dict.fromkeys(SWVL, "m3 m-3"),
+}
 
 
 def _canon(da: xr.DataArray, name: str, source: str) -> xr.DataArray:

@@ -33,10 +33,16 @@ STATIC_FILES: dict[str, dict[str, str]] = {
 }
 
 
-def _nc_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[pathlib.Path]:
+def _nc_files(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[pathlib.Path]:
     if isinstance(path, (str, os.PathLike)):
         p = pathlib.Path(path).expanduser()
-        files = sorted(p.rglob("*.nc")) if p.is_dir() else ([p] if p.exists() else sorted(p.parent.glob(p.name)))
+        files = (
+            sorted(p.rglob("*.nc"))
+            if p.is_dir()
+            else ([p] if p.exists() else sorted(p.parent.glob(p.name)))
+        )
     else:
         files = [pathlib.Path(f) for f in path]
     if not files:
@@ -77,8 +83,15 @@ def open_gridded(
         if len(files) == 1:
             ds = xr.open_dataset(files[0], chunks=chunks)
         else:
-            ds = xr.open_mfdataset(files, combine="by_coords", chunks=chunks, data_vars="minimal", coords="minimal",
-                                   compat="override", join="outer")
+            ds = xr.open_mfdataset(
+                files,
+                combine="by_coords",
+                chunks=chunks,
+                data_vars="minimal",
+                coords="minimal",
+                compat="override",
+                join="outer",
+            )
     except Exception as err:
         raise DataFormatError(f"cannot open {src}: {err}") from err
     if rename:
@@ -117,10 +130,14 @@ def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
     else:
         step = pd.Timedelta("1D")
     if step >= pd.Timedelta("1D"):
-        if step != pd.Timedelta("1D") or np.any(np.diff(time.floor("D").values) != np.timedelta64(1, "D")):
+        if step != pd.Timedelta("1D") or np.any(
+            np.diff(time.floor("D").values) != np.timedelta64(1, "D")
+        ):
             gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
             first = time[gaps[0]] if gaps.size else time[0]
-            raise DataFormatError(f"{src}: daily time axis has gaps (first after {first.date()}); fill the missing days.")
+            raise DataFormatError(
+                f"{src}: daily time axis has gaps (first after {first.date()}); fill the missing days."
+            )
         return ds.assign_coords(time=time.floor("D"))
     per_day = int(pd.Timedelta("1D") / step)
     counts = ds["time"].resample(time="1D").count()
@@ -132,23 +149,35 @@ def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
     return daily
 
 
-def open_mswep(path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None) -> xr.Dataset:
+def open_mswep(
+    path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None
+) -> xr.Dataset:
     """MSWEP-style precipitation (``precipitation``) as ``precipitation`` in mm d-1, daily."""
     return open_gridded(
-        path, {"precipitation": "mm d-1"}, rename={"tp": "precipitation", "pr": "precipitation"}, chunks=chunks,
+        path,
+        {"precipitation": "mm d-1"},
+        rename={"tp": "precipitation", "pr": "precipitation"},
+        chunks=chunks,
         units={"precipitation": units} if units else None,
     )
 
 
-def open_mswx(path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None) -> xr.Dataset:
+def open_mswx(
+    path: str | os.PathLike[str], *, chunks: dict | str | None = None, units: str | None = None
+) -> xr.Dataset:
     """MSWX-style daily mean air temperature (``air_temperature``, degC) as K, daily."""
     return open_gridded(
-        path, {"air_temperature": "K"}, rename={"Temp": "air_temperature", "tas": "air_temperature", "t2m": "air_temperature"},
-        chunks=chunks, units={"air_temperature": units} if units else None,
+        path,
+        {"air_temperature": "K"},
+        rename={"Temp": "air_temperature", "tas": "air_temperature", "t2m": "air_temperature"},
+        chunks=chunks,
+        units={"air_temperature": units} if units else None,
     )
 
 
-def open_static(path: str | os.PathLike[str], *, chunks: dict | str | None = None) -> dict[str, xr.Dataset]:
+def open_static(
+    path: str | os.PathLike[str], *, chunks: dict | str | None = None
+) -> dict[str, xr.Dataset]:
     """Read the static inputs folder (``dem.nc``, ``landcover.nc``, ``soil.nc``, ``land_mask.nc``).
 
     Returns a dict file name -> Dataset; fractions are converted to 1 (percent -> fraction).

@@ -53,7 +53,9 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
     from ismn.interface import ISMN_Interface
 
     with _quiet():
-        return ISMN_Interface(str(path), meta_path=str(meta_dir), parallel=parallel, temp_root=str(meta_dir))
+        return ISMN_Interface(
+            str(path), meta_path=str(meta_dir), parallel=parallel, temp_root=str(meta_dir)
+        )
 
 
 def open_ismn(
@@ -110,21 +112,27 @@ def open_ismn(
     Examples
     --------
     >>> stations, rep = xsomo.open_ismn("world/ismn", report=True)  # doctest: +SKIP
-    >>> rep[~rep.kept][["station_id", "reason"]]                      # doctest: +SKIP
+    >>> rep[~rep.kept][["station_id", "reason"]]  # doctest: +SKIP
     """
     if errors not in ("raise", "report"):
         raise XsomoValueError(f"errors={errors!r}: use 'raise' or 'report'.")
     path = pathlib.Path(path).expanduser()
     if not path.exists():
-        raise DataFormatError(f"ISMN path {str(path)!r} does not exist. Pass the ISMN download folder or zip.")
+        raise DataFormatError(
+            f"ISMN path {str(path)!r} does not exist. Pass the ISMN download folder or zip."
+        )
     with contextlib.ExitStack() as stack:
         if meta_path is None:
-            meta_dir = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xsomo-ismn-")))
+            meta_dir = pathlib.Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="xsomo-ismn-"))
+            )
         else:
             meta_dir = pathlib.Path(meta_path)
             meta_dir.mkdir(parents=True, exist_ok=True)
             if path.is_dir() and meta_dir.resolve().is_relative_to(path.resolve()):
-                raise XsomoValueError(f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder.")
+                raise XsomoValueError(
+                    f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder."
+                )
         try:
             iface = _interface(path, meta_dir, parallel)
         except Exception as err:
@@ -154,7 +162,7 @@ def open_ismn(
             "source": f"ISMN download {path.name}, read with the ismn package",
             "qc": f"flags {'/'.join(good_flags)} only; no negatives; daily mean from >= {min_hourly} good hourly "
             f"values; depth interval inside one layer; >= {min_days} valid days",
-            "n_sensors_found": int(len(rep)),
+            "n_sensors_found": len(rep),
             "n_sensors_kept": len(records),
             "references": "Dorigo et al. (2021), HESS 25, 5749, doi:10.5194/hess-25-5749-2021",
         },
@@ -181,42 +189,116 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
                 top, bottom = float(sen.depth.start), float(sen.depth.end)
                 sid = qc.station_id(net.name, stn.name, sen.instrument, top, bottom)
                 base = {
-                    "station_id": sid, "network": net.name, "station": stn.name, "sensor": sen.instrument,
-                    "variable": sen.variable, "depth_top": top, "depth_bottom": bottom,
-                    "lat": float(stn.lat), "lon": float(stn.lon), "file": rel,
+                    "station_id": sid,
+                    "network": net.name,
+                    "station": stn.name,
+                    "sensor": sen.instrument,
+                    "variable": sen.variable,
+                    "depth_top": top,
+                    "depth_bottom": bottom,
+                    "lat": float(stn.lat),
+                    "lon": float(stn.lon),
+                    "file": rel,
                 }
                 if sen.variable != "soil_moisture":
-                    rows.append({**base, "layer": None, "n_records": np.nan, "n_flag_good": np.nan, "n_negative": np.nan,
-                                 "n_days": np.nan, "kept": False, "reason": f"variable {sen.variable!r} is not soil moisture"})
+                    rows.append(
+                        {
+                            **base,
+                            "layer": None,
+                            "n_records": np.nan,
+                            "n_flag_good": np.nan,
+                            "n_negative": np.nan,
+                            "n_days": np.nan,
+                            "kept": False,
+                            "reason": f"variable {sen.variable!r} is not soil moisture",
+                        }
+                    )
                     continue
                 try:
                     with _quiet():
                         df = sen.read_data()
                 except Exception as err:
-                    problems.append(DataFormatError(f"{path / rel}: the ismn package cannot read it ({err})"))
-                    rows.append({**base, "layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0,
-                                 "kept": False, "reason": f"unreadable: {err}"})
+                    problems.append(
+                        DataFormatError(f"{path / rel}: the ismn package cannot read it ({err})")
+                    )
+                    rows.append(
+                        {
+                            **base,
+                            "layer": None,
+                            "n_records": 0,
+                            "n_flag_good": 0,
+                            "n_negative": 0,
+                            "n_days": 0,
+                            "kept": False,
+                            "reason": f"unreadable: {err}",
+                        }
+                    )
                     continue
                 bad = _format_problem(df) or _truncated(path, rel)
                 if bad:
                     problems.append(DataFormatError(f"{path / rel}: {bad}"))
-                    rows.append({**base, "layer": None, "n_records": len(df), "n_flag_good": 0, "n_negative": 0,
-                                 "n_days": 0, "kept": False, "reason": f"corrupt: {bad}"})
+                    rows.append(
+                        {
+                            **base,
+                            "layer": None,
+                            "n_records": len(df),
+                            "n_flag_good": 0,
+                            "n_negative": 0,
+                            "n_days": 0,
+                            "kept": False,
+                            "reason": f"corrupt: {bad}",
+                        }
+                    )
                     continue
-                flags = df["soil_moisture_flag"] if "soil_moisture_flag" in df else None
+                flags = df.get("soil_moisture_flag")
                 res = qc.qc_sensor(
-                    df["soil_moisture"], flags, depth_top=top, depth_bottom=bottom,
-                    good_flags=good_flags, min_hourly=min_hourly, min_days=min_days,
+                    df["soil_moisture"],
+                    flags,
+                    depth_top=top,
+                    depth_bottom=bottom,
+                    good_flags=good_flags,
+                    min_hourly=min_hourly,
+                    min_days=min_days,
                 )
-                rows.append({**base, "layer": res.layer, "n_records": res.n_records, "n_flag_good": res.n_flag_good,
-                             "n_negative": res.n_negative, "n_days": res.n_days, "kept": res.kept, "reason": res.reason})
+                rows.append(
+                    {
+                        **base,
+                        "layer": res.layer,
+                        "n_records": res.n_records,
+                        "n_flag_good": res.n_flag_good,
+                        "n_negative": res.n_negative,
+                        "n_days": res.n_days,
+                        "kept": res.kept,
+                        "reason": res.reason,
+                    }
+                )
                 if res.kept:
                     records.append({**base, "daily": res.daily, "layer": res.layer})
     for rel in sorted(_stm_files(path) - seen):
-        problems.append(DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)"))
-        rows.append({"station_id": "", "network": "", "station": "", "sensor": "", "variable": "", "depth_top": np.nan,
-                     "depth_bottom": np.nan, "layer": None, "lat": np.nan, "lon": np.nan, "file": rel, "n_records": 0,
-                     "n_flag_good": 0, "n_negative": 0, "n_days": 0, "kept": False, "reason": "unreadable file"})
+        problems.append(
+            DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)")
+        )
+        rows.append(
+            {
+                "station_id": "",
+                "network": "",
+                "station": "",
+                "sensor": "",
+                "variable": "",
+                "depth_top": np.nan,
+                "depth_bottom": np.nan,
+                "layer": None,
+                "lat": np.nan,
+                "lon": np.nan,
+                "file": rel,
+                "n_records": 0,
+                "n_flag_good": 0,
+                "n_negative": 0,
+                "n_days": 0,
+                "kept": False,
+                "reason": "unreadable file",
+            }
+        )
     # duplicate ids (same sensor name and depth in two files): keep both, make ids unique
     ids = pd.Series([r["station_id"] for r in records])
     dup = ids.duplicated(keep=False)
