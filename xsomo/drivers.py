@@ -9,10 +9,12 @@ bilinearly, static features from :mod:`xsomo.features`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import pathlib
+import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,7 +29,10 @@ from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_mswep, open_mswx, open_static
 from xsomo.regrid import grid_of, regrid
 
-__all__ = ["build_targets", "on_grid", "open_drivers", "world_grid", "world_paths"]
+__all__ = ["build_targets", "on_grid", "open_drivers", "prepare_world", "world_grid", "world_paths"]
+
+#: files written by :func:`prepare_world`
+OUTPUTS = ("targets.nc", "drivers.nc", "ismn_qc_report.csv", "scaling_report.csv")
 
 PathLike = str | os.PathLike[str]
 
@@ -286,3 +291,76 @@ def build_targets(
 
 
 _ = XsomoValueError
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    """zlib level 4; (time, lat, lon) chunks of a year by 64 x 64 cells, for map and series reads."""
+    enc = {}
+    for name, da in ds.data_vars.items():
+        if da.dtype.kind != "f":
+            continue
+        enc[name] = {"zlib": True, "complevel": 4}
+        if da.dims == ("time", "lat", "lon"):
+            enc[name]["chunksizes"] = (
+                min(365, da.shape[0]),
+                min(64, da.shape[1]),
+                min(64, da.shape[2]),
+            )
+    return enc
+
+
+def prepare_world(
+    world: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    min_overlap: int = 90,
+    min_days: int = 90,
+    min_hourly: int = 6,
+    outside: str = "raise",
+) -> dict[str, pathlib.Path]:
+    """Build the targets and drivers of a world folder and write them into ``out``.
+
+    Writes ``targets.nc`` (:func:`build_targets`), ``drivers.nc`` (:func:`open_drivers`),
+    ``ismn_qc_report.csv`` and ``scaling_report.csv``. Everything goes to temporary files
+    in ``out`` first, which replace the outputs only when all are written, so a failure
+    leaves nothing half-written (``xsomo prepare`` and ``xsomo demo`` call this).
+
+    Parameters
+    ----------
+    world
+        World folder (docs/internals.md §1).
+    out
+        Output folder (created).
+    min_overlap, min_days, min_hourly, outside
+        See :func:`xsomo.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+
+    Returns
+    -------
+    dict
+        Output name -> path.
+    """
+    out = pathlib.Path(out)
+    drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
+    targets, qc, rep = build_targets(
+        world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    tmps: dict[str, pathlib.Path] = {}
+    try:
+        for name in OUTPUTS:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(fd)
+            tmps[name] = pathlib.Path(tmp)
+        targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
+        drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))
+        qc.to_csv(tmps["ismn_qc_report.csv"], index=False)
+        rep.to_csv(tmps["scaling_report.csv"], index=False)
+        paths = {}
+        for name, tmp in tmps.items():
+            os.replace(tmp, out / name)
+            paths[name] = out / name
+        return paths
+    finally:
+        for tmp in tmps.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
