@@ -338,7 +338,7 @@ def open_somo(
     *,
     layers: Iterable[int] | None = None,
     years: Iterable[int] | None = None,
-    chunks: Mapping[str, int] | str | None = "auto-files",
+    chunks: Mapping[str, int] | str | None = "auto",
     engine: str | None = None,
 ) -> xr.Dataset:
     """Open SoMo.ml-EU (or SoMo.ml v1) output files as one Dataset ``sm(layer, time, lat, lon)``.
@@ -351,9 +351,10 @@ def open_somo(
     layers, years
         Open only these layers / years.
     chunks
-        ``"auto-files"`` (default): dask chunks as the files store them (one layer, the
-        files' netCDF chunks); a mapping or ``"auto"`` as in :func:`xarray.open_dataset`;
-        ``None`` for a lazily indexed array without dask.
+        ``"auto"`` (default): dask chunks of about dask's ``array.chunk-size`` (128 MiB),
+        multiples of the files' netCDF chunks and one layer each; ``{}``: the files' own
+        chunks; a mapping as in :func:`xarray.open_dataset`; ``None``: a lazily indexed
+        array without dask.
     engine
         netCDF engine for the single files (``"netcdf4"``, ``"h5netcdf"``; default: xarray's choice).
 
@@ -378,8 +379,8 @@ def open_somo(
     >>> ds = xsomo.open_somo("out/")  # doctest: +SKIP
     >>> ds.sm.sel(layer=1, time="2010-07-01").plot()  # doctest: +SKIP
     """
-    if chunks == "auto-files":
-        chunks = {}
+    if chunks == "auto":
+        chunks = {cv.LAYER: 1, cv.TIME: "auto", cv.LAT: "auto", cv.LON: "auto"}  # type: ignore[dict-item]
     return xr.open_dataset(
         path if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path],  # type: ignore[arg-type]
         engine=SomoBackendEntrypoint,

@@ -55,9 +55,11 @@ def test_engine_opens_folder_as_one_dataset(somo_dir: pathlib.Path) -> None:
 def test_open_somo_is_dask_backed_and_lazy(somo_dir: pathlib.Path) -> None:
     ds = xsomo.open_somo(somo_dir)
     assert ds.sm.chunks is not None
-    # chunks follow the files: one layer, the files' 64-day netCDF chunks
+    # chunks are one layer and multiples of the files' 64-day netCDF chunks
     assert set(ds.sm.chunks[0]) == {1}
-    assert max(ds.sm.chunks[1]) == 64
+    assert all(c % 64 == 0 for c in ds.sm.chunks[1][:-1])
+    assert max(xsomo.open_somo(somo_dir, chunks={}).sm.chunks[1]) == 64  # the files' own
+    assert xsomo.open_somo(somo_dir, chunks=None).sm.chunks is None
     _check_values(ds, 2, ["2011-02-28"])
     mean = ds.sm.sel(layer=3).mean("time")
     assert mean.chunks is not None  # still lazy
