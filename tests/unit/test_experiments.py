@@ -157,3 +157,25 @@ def test_transfer_envelope_flags():
     assert out["novelty"].values[3] > out["novelty"].values[2]
     summary = ex.transfer_summary(out)
     assert set(summary["group"]) == {"same", "other"}
+
+
+@pytest.mark.slow
+def test_experiments_end_to_end_on_the_tiny_world(tiny_world, tmp_path):
+    """Real runs: train on region 'us' targets only (tiny settings), transfer and permutation."""
+    from xsomo.drivers import build_targets, open_drivers
+
+    targets, _, _ = build_targets(tiny_world)
+    drivers = open_drivers(tiny_world).load()
+    kw = {"ensemble": 1, "hidden": 8, "lookback": 60, "seq_length": 60, "epochs": 2, "steps_per_epoch": 5, "progress": False}
+    result, model = ex.transfer_experiment(tiny_world, targets=targets, drivers=drivers, train_kwargs=kw, test_cells=20)
+    assert set(result["group"].values) == {"europe", "us_holdout"}
+    assert result.attrs["n_train_cells"] >= 1
+    truth = xr.open_dataset(tiny_world / "truth.nc")
+    region = truth["region"].values
+    rows, cols, _ = __import__("xsomo").evaluation.match_stations(truth, model.training_cells[:, 0], model.training_cells[:, 1])
+    assert (region[rows, cols] == 1).all()  # trained on "us" cells only
+    summary = ex.transfer_summary(result)
+    assert {"europe", "us_holdout"} <= set(summary.group)
+    scales, perm = ex.memory_experiment(tiny_world, model, drivers=drivers, cells=5, days_per_cell=30, ns=(1, 10, 60))
+    assert perm["nse"].shape == (3, 3)
+    assert (scales["efold_days"] > 0).all()
