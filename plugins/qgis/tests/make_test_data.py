@@ -17,6 +17,7 @@ import numpy as np
 WEST, EAST, SOUTH, NORTH, RES = 10.0, 11.6, 50.0, 51.2, 0.1
 YEARS = (2010, 2011, 2012)
 NDAYS = 40  # 1 January ... 9 February of each year
+EUROPE_DAY = dt.date(2018, 7, 15)
 WKT_4326 = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
     'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],'
@@ -155,6 +156,15 @@ def main(out):
             period=("2012-01-05", "2012-01-25"),
             blocksize=16,
         )
+        # a day on the full 355 x 570 Europe grid with the default 256-pixel tiles (two overviews)
+        from xsomo import conventions as cv
+
+        eu = xr.DataArray(
+            value(1, EUROPE_DAY, cv.EUROPE.lat[:, None], cv.EUROPE.lon[None, :]),
+            dims=("lat", "lon"),
+            coords=cv.EUROPE.coords(),
+        )
+        gis.to_cog(eu, os.path.join(out, "xsomo_europe.tif"))
         made["xsomo"] = True
     with open(os.path.join(out, "made.json"), "w") as f:
         json.dump(made, f)

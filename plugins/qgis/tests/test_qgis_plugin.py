@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from make_test_data import STATIONS, grid, value
+from make_test_data import EUROPE_DAY, STATIONS, grid, value
 
 pytestmark = pytest.mark.qgis
 HERE = pathlib.Path(__file__).resolve().parent
@@ -146,6 +146,26 @@ def test_xsomo_cog_is_valid_and_agrees_with_the_plugin(qgis_app, data_dir, tmp_p
     for name in ("xsomo_day.tif", "xsomo_anomaly.tif"):
         warnings, errors, _ = validate(str(d / name), full_check=True)
         assert errors == [] and warnings == [], (name, errors, warnings)
+    # the Europe grid: GDAL's validator, placement of the corners and values
+    warnings, errors, _ = validate(str(d / "xsomo_europe.tif"), full_check=True)
+    assert errors == [] and warnings == [], ("xsomo_europe.tif", errors, warnings)
+    eu = _raster(d / "xsomo_europe.tif")
+    assert eu.crs().authid() == "EPSG:4326"
+    assert (eu.width(), eu.height()) == (570, 355)
+    assert eu.dataProvider().hasPyramids() or eu.dataProvider().buildPyramidList()[0].exists
+    ext = eu.extent()
+    assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx(
+        (-12.0, 45.0, 36.0, 71.5), abs=1e-9
+    )
+    for x, y in [(-11.95, 71.45), (44.95, 36.05), (13.4, 52.52), (-3.7, 40.42), (24.94, 60.17)]:
+        lon_c = -12.0 + 0.1 * (np.floor((x + 12.0) / 0.1) + 0.5)
+        lat_c = 36.0 + 0.1 * (np.floor((y - 36.0) / 0.1) + 0.5)
+        want = float(value(1, EUROPE_DAY, lat_c, lon_c))
+        got = _sample(eu, x, y)
+        if np.isnan(want):
+            assert got is None or np.isnan(got)
+        else:
+            assert got == pytest.approx(want, abs=1e-6), (x, y)
     day = _raster(d / "xsomo_day.tif")
     assert day.crs().authid() == "EPSG:4326"
     for x, y in POINTS:
