@@ -151,3 +151,42 @@ def test_export_metrics_and_errors(
         == 1
     )
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_export_through_the_xsomo_command(somo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from xsomo.cli import main
+
+    out = tmp_path / "cli.tif"
+    assert (
+        main(
+            [
+                "export",
+                "--input",
+                str(somo_dir),
+                "--layer",
+                "1",
+                "--date",
+                "2010-01-02",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert out.exists()
+    assert (
+        main(
+            [
+                "export",
+                "--input",
+                str(somo_dir),
+                "--layer",
+                "2",
+                "--date",
+                "2010-01-02",
+                "--out",
+                str(out),
+            ]
+        )
+        == 1
+    )

@@ -263,3 +263,17 @@ def test_prediction_with_ascending_lat_is_written_north_up(tmp_path: pathlib.Pat
         got = src.read(1)
     want = data[2, 1][::-1]  # row 0 is the northernmost
     np.testing.assert_array_equal(got, want)
+
+
+def test_one_published_file_opened_with_xarray(tmp_path: pathlib.Path) -> None:
+    """A single SoMo.ml file opened plainly (variable ``layer2``, no layer dim) exports too."""
+    (path,) = write_somo_files(tmp_path, layers=(2,), years=(2014,), days=5)
+    with xr.open_dataset(path, decode_coords="all") as ds:
+        out = ds.somo.to_cog(tmp_path / "one.tif", layer=2, time="2014-01-04", blocksize=16)
+    with rasterio.open(out) as src:
+        got = src.read(1)
+        assert src.crs.to_epsg() == 4326
+    lat = cv.GridSpec(west=10.0, east=11.6, south=50.0, north=51.2).lat[::-1]
+    lon = cv.GridSpec(west=10.0, east=11.6, south=50.0, north=51.2).lon
+    want = expected_value(2, np.array(["2014-01-04"], dtype="datetime64[ns]"), lat, lon)[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
