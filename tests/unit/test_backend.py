@@ -81,6 +81,8 @@ def test_glob_subsets_and_missing_layer_years_are_nan(tmp_path: pathlib.Path) ->
     assert pd.DatetimeIndex(only.time.values).year.unique().tolist() == [2011]
     one = xr.open_dataset(tmp_path / cv.output_filename(1, 2010), engine="somo")
     assert one.sizes["time"] == 10
+    listed = xsomo.open_somo([tmp_path / cv.output_filename(1, 2011), tmp_path / cv.output_filename(3, 2011)])
+    assert list(listed.layer.values) == [1, 3] and listed.sizes["time"] == 10
 
 
 def test_somoml_v1_names_in_layer_folders(tmp_path: pathlib.Path) -> None:
