@@ -64,11 +64,15 @@ def days(year):
     return [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(NDAYS)]
 
 
-def write_somo(folder, layer, year):
+def write_somo(folder, layer, year, *, name=None, ascending=False):
+    """One layer-year file; ``name``: another file name, ``ascending``: lat south to north."""
     import netCDF4
 
     lat, lon = grid()
-    path = os.path.join(folder, f"SoMo.ml-EU_layer{layer}_{year}.nc")
+    if ascending:
+        lat = lat[::-1]
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name or f"SoMo.ml-EU_layer{layer}_{year}.nc")
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         nc.Conventions = "CF-1.8"
         nc.createDimension("time", None)
@@ -128,6 +132,9 @@ def main(out):
     for year in YEARS:
         write_somo(somo, 1, year)
     write_somo(somo, 2, 2010)
+    # SoMo.ml v1 names in per-layer folders, lat ascending
+    v1 = os.path.join(out, "somo_v1", "SoMo.ml_v1_layer3")
+    write_somo(v1, 3, 2011, name="SoMo.ml_v1_layer3_2011.nc", ascending=True)
     made = {"somo": somo, "xsomo": False}
     try:
         import xarray as xr

@@ -100,6 +100,32 @@ def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
         )
 
 
+def test_loadday_v1_names_in_folders_with_ascending_lat(qgis_app, data_dir, tmp_path):
+    import processing
+
+    d, _ = data_dir
+    res = processing.run(
+        "xsomo:loadday",
+        {
+            "FOLDER": str(d / "somo_v1"),
+            "LAYER": 3,
+            "DATE": "2011-02-01",
+            "OUTPUT": str(tmp_path / "v1.tif"),
+        },
+    )
+    layer = _raster(res["OUTPUT"])
+    assert layer.crs().authid() == "EPSG:4326"
+    ext = layer.extent()
+    assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx(
+        (10.0, 11.6, 50.0, 51.2)
+    )
+    for x, y in POINTS:
+        la, lo = _cell(x, y)
+        assert _sample(layer, x, y) == pytest.approx(
+            float(value(3, dt.date(2011, 2, 1), la, lo)), abs=1e-7
+        )
+
+
 def _expected_anomaly(start, end, target_year):
     lat, lon = grid()
     means = []
