@@ -289,7 +289,7 @@ def _open_stacked(
         preferred = {cv.LAYER: 1}
         if enc_chunks and len(enc_chunks) == 3:
             order = first[cv.layer_var_name(first_f.layer)].dims
-            preferred.update({d: int(c) for d, c in zip(order, enc_chunks, strict=True)})
+            preferred.update({str(d): int(c) for d, c in zip(order, enc_chunks, strict=True)})
         sm.encoding = {
             "grid_mapping": "spatial_ref",
             "preferred_chunks": preferred,
@@ -410,7 +410,7 @@ class SomoBackendEntrypoint(BackendEntrypoint):
         "netcdf_engine",
     )
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,

@@ -34,7 +34,7 @@ import pathlib
 import tempfile
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,8 @@ from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueErro
 
 __all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog"]
 
-Stat = Literal["mean", "anomaly"]
-DateLike = str | np.datetime64 | pd.Timestamp
+Stat: TypeAlias = Literal["mean", "anomaly"]
+DateLike: TypeAlias = str | np.datetime64 | pd.Timestamp
 
 #: GeoPackage version written (QGIS 3.22's GDAL 3.6 reads 1.3 without warnings)
 GPKG_VERSION = "1.3"
@@ -145,7 +145,8 @@ def period_anomaly(
     """
     start, end = _parse_period(period)
     t = pd.DatetimeIndex(da[cv.TIME].values)
-    if _window(da, start, end) is None:
+    target = _window(da, start, end)
+    if target is None:
         raise XsomoValueError(
             f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
         )
@@ -166,11 +167,7 @@ def period_anomaly(
             f"({_time_range(da)}, climatology={climatology}); found {len(means)}"
         )
     stack = xr.concat(means, dim="window")
-    m0 = (
-        stack.isel(window=shifts.index(0))
-        if 0 in shifts
-        else _nanmean_time(_window(da, start, end))
-    )  # type: ignore[arg-type]
+    m0 = _nanmean_time(target).drop_vars(cv.TIME, errors="ignore")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
         warnings.filterwarnings("ignore", "invalid value", RuntimeWarning)
