@@ -63,7 +63,7 @@ def synthetic_drivers(
     rng = np.random.default_rng(seed)
     grid = cv.GridSpec(west, west + nlon * cv.RESOLUTION, south, south + nlat * cv.RESOLUTION)
     time = pd.date_range(start, periods=ndays, freq="D")
-    doy = time.dayofyear.to_numpy()
+    doy = time.day_of_year.to_numpy()
     season = np.cos(2 * np.pi * (doy - 200) / 365.25)[:, None, None]
     shape = (ndays, nlat, nlon)
     # a climate gradient across the grid: warm/dry in the west, cool/wet in the east

@@ -1,0 +1,592 @@
+"""Training of the EA-LSTM cascade: ``drivers.somo.train_lstm(targets)``.
+
+Design (DESIGN.md, issue 4):
+
+- Target cells are matched to the drivers' grid by lat/lon (within half a cell); the
+  inputs of those cells are read once into contiguous float32 arrays
+  ``(cell, time, feature)``.
+- A training sample is a window of ``lookback`` warm-up days followed by ``seq_length``
+  supervised days (sequence-to-sequence); the loss is the MSE of z-scored soil moisture
+  on the supervised days where a target exists (gaps are masked). Batches are built by
+  vectorised gathers of (cell, start) pairs drawn at random with a fixed seed.
+- Each window starts from a random initial state ``(h, c)`` (``init_state_scale``), so the
+  network learns to forget its initial state within the warm-up and earns the fast
+  continuous roll-out at inference (:func:`xsomo.rollout.convergence_distance`).
+- Normalisation statistics come from the training cells only and are stored in the model.
+- Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
+  of the upper layers (continuous roll-out of the already trained members, same member),
+  exactly as at inference.
+- Early stopping on a validation split of cells (continuous roll-out, loss after the
+  spin-up); members differ by seed; with ``run_dir`` each epoch is checkpointed
+  atomically and an interrupted call resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo import rollout
+from xsomo.exceptions import CheckpointError, MissingVariableError, XsomoValueError
+from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+from xsomo.model.trained import atomic_write_bytes, load_torch_file
+
+__all__ = ["DEMO_DEFAULTS", "TrainingData", "prepare_training_data", "train_lstm"]
+
+logger = logging.getLogger(__name__)
+
+#: Fewest batches in an epoch (small data sets would otherwise get a step or two).
+MIN_BATCHES = 25
+
+#: Settings for a demo-size world that train a 3-layer cascade in a few minutes on 2 CPU cores.
+DEMO_DEFAULTS: dict[str, Any] = {
+    "ensemble": 2,
+    "hidden": 32,
+    "lookback": 365,
+    "seq_length": 365,
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "patience": 4,
+}
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class TrainingData:
+    """Contiguous arrays of the target cells (raw, un-normalised).
+
+    ``dynamic`` ``(cells, time, n_dynamic)``, ``static`` ``(cells, n_static)``,
+    ``target`` ``(cells, n_layers, time)`` (NaN = no target), ``lat``/``lon`` ``(cells,)``.
+    """
+
+    dynamic: np.ndarray
+    static: np.ndarray
+    target: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    time: np.ndarray
+    dynamic_names: tuple[str, ...]
+    static_names: tuple[str, ...]
+    layers: tuple[int, ...]
+
+
+def _match_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row/column of each target cell on the drivers grid, and which matched (half-cell tolerance)."""
+    glat = drivers[cv.LAT].values.astype(float)
+    glon = drivers[cv.LON].values.astype(float)
+    res_lat = float(np.median(np.abs(np.diff(glat)))) if glat.size > 1 else cv.RESOLUTION
+    res_lon = float(np.median(np.abs(np.diff(glon)))) if glon.size > 1 else cv.RESOLUTION
+    i = np.abs(glat[None, :] - lat[:, None]).argmin(axis=1)
+    j = np.abs(glon[None, :] - lon[:, None]).argmin(axis=1)
+    ok = (np.abs(glat[i] - lat) <= res_lat / 2 + 1e-9) & (np.abs(glon[j] - lon) <= res_lon / 2 + 1e-9)
+    return i, j, ok
+
+
+def prepare_training_data(
+    drivers: xr.Dataset,
+    targets: xr.Dataset,
+    *,
+    layers: Sequence[int] = cv.LAYER_NUMBERS,
+    dynamic: Sequence[str] = cv.DYNAMIC_NAMES,
+    static: Sequence[str] = cv.STATIC_NAMES,
+) -> TrainingData:
+    """Read the inputs and targets of the target cells into contiguous arrays.
+
+    Raises
+    ------
+    MissingVariableError
+        If the drivers lack an input or the targets lack ``sm`` or a layer.
+    XsomoValueError
+        If no target cell lies on the drivers' grid or the periods do not overlap.
+    """
+    missing = [v for v in (*dynamic, *static) if v not in drivers]
+    if missing:
+        raise MissingVariableError(
+            f"drivers lack the model inputs {missing}; have {sorted(map(str, drivers.data_vars))}"
+        )
+    if cv.SM not in targets:
+        raise MissingVariableError(f"targets have no {cv.SM!r} variable; have {sorted(map(str, targets.data_vars))}")
+    sm = targets[cv.SM]
+    have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
+    lacking = [lay for lay in layers if lay not in have_layers]
+    if lacking:
+        raise MissingVariableError(f"targets lack layers {lacking}; have {have_layers}")
+    lat = np.asarray(targets[cv.LAT].values, dtype=float).reshape(-1)
+    lon = np.asarray(targets[cv.LON].values, dtype=float).reshape(-1)
+    i, j, ok = _match_cells(drivers, lat, lon)
+    if not ok.any():
+        raise XsomoValueError(
+            "no target cell lies on the drivers' grid (matched by lat/lon within half a cell); "
+            "check that targets and drivers cover the same region"
+        )
+    if not ok.all():
+        logger.warning("%d of %d target cells lie outside the drivers' grid and are ignored", (~ok).sum(), ok.size)
+    cells = np.flatnonzero(ok)
+    time_index = drivers.indexes[cv.TIME]
+    sm = sm.sel({cv.LAYER: list(layers)}).isel({sm.dims[0] if "cell" not in sm.dims else "cell": cells})
+    sm = sm.reindex({cv.TIME: time_index})
+    tgt = sm.transpose("cell", cv.LAYER, cv.TIME).values.astype("float32")
+    if not np.isfinite(tgt).any():
+        raise XsomoValueError("targets and drivers share no period with data; check their time axes")
+    sel = {cv.LAT: xr.DataArray(i[cells], dims="cell"), cv.LON: xr.DataArray(j[cells], dims="cell")}
+    sub = drivers[[*dynamic, *static]].isel(sel).compute()
+    dyn = np.stack([sub[v].transpose("cell", cv.TIME).values for v in dynamic], axis=-1).astype("float32")
+    sta = np.stack([sub[v].values for v in static], axis=-1).astype("float32")
+    return TrainingData(
+        dynamic=np.ascontiguousarray(dyn),
+        static=sta,
+        target=np.ascontiguousarray(tgt),
+        lat=lat[cells],
+        lon=lon[cells],
+        time=time_index.values,
+        dynamic_names=tuple(dynamic),
+        static_names=tuple(static),
+        layers=tuple(int(v) for v in layers),
+    )
+
+
+def _nan_stats(values: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.nanmean(values.astype("float64"), axis=axis)
+    std = np.nanstd(values.astype("float64"), axis=axis)
+    std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
+    return np.nan_to_num(mean), std
+
+
+def compute_stats(config: ModelConfig, data: TrainingData, train_cells: np.ndarray) -> NormStats:
+    """z-score statistics from the training cells only (after the input transforms)."""
+    from xsomo.model.config import apply_transform
+
+    dyn = data.dynamic[train_cells].astype("float64")
+    for k, name in enumerate(config.dynamic):
+        if name in config.transforms:
+            dyn[..., k] = apply_transform(dyn[..., k], config.transforms[name])
+    sta = data.static[train_cells].astype("float64")
+    for k, name in enumerate(config.static):
+        if name in config.transforms:
+            sta[..., k] = apply_transform(sta[..., k], config.transforms[name])
+    dm, ds = _nan_stats(dyn, (0, 1))
+    sm_, ss = _nan_stats(sta, (0,))
+    tm, ts = _nan_stats(data.target[train_cells], (0, 2))
+    return NormStats(dm, ds, sm_, ss, tm, ts)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _window_starts(mask: np.ndarray, lookback: int, seq_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (cell, start) whose supervised days hold at least one target."""
+    n_cells, n_time = mask.shape
+    total = lookback + seq_length
+    if n_time < total:
+        return np.empty(0, int), np.empty(0, int)
+    cs = np.concatenate([np.zeros((n_cells, 1), np.int64), np.cumsum(mask, axis=1)], axis=1)
+    starts = np.arange(n_time - total + 1)
+    counts = cs[:, starts + total] - cs[:, starts + lookback]
+    c, s = np.nonzero(counts > 0)
+    return c, s
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    mask = torch.isfinite(target)
+    diff = torch.where(mask, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return (diff**2).sum() / mask.sum().clamp(min=1)
+
+
+def _state_bytes(obj: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _progress(iterable: Any, *, enabled: bool, **kw: Any) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+# ----------------------------------------------------------------------------- one member
+def _train_member(
+    *,
+    x_dyn: torch.Tensor,
+    x_stat: torch.Tensor,
+    y: torch.Tensor,
+    train_cells: np.ndarray,
+    val_cells: np.ndarray,
+    config: ModelConfig,
+    layer: int,
+    member: int,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    init_state_scale: float,
+    steps_per_epoch: int | None,
+    device: torch.device,
+    mixed_precision: bool,
+    checkpoint: pathlib.Path | None,
+    progress: bool,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Train one network; returns the best state dict and its history."""
+    lb, n_sup = config.lookback, config.seq_length
+    total = lb + n_sup
+    mask = torch.isfinite(y).cpu().numpy()
+    cand_c, cand_s = _window_starts(mask[train_cells], lb, n_sup)
+    if cand_c.size == 0:
+        raise XsomoValueError(
+            f"layer {layer}: no training window of {lb} + {n_sup} days holds a target; "
+            "shorten lookback/seq_length or provide longer records"
+        )
+    cand_c = train_cells[cand_c]
+    n_sup_days = int(mask[train_cells].sum())
+    batches = steps_per_epoch or max(MIN_BATCHES, math.ceil(n_sup_days / n_sup / batch_size))
+    member_seed = int(seed) * 1000 + layer * 100 + member
+    _seed_all(member_seed)
+    net = EALSTM(
+        config.n_inputs(layer), config.n_static, config.hidden,
+        dropout=config.dropout, initial_forget_bias=config.initial_forget_bias,
+    ).to(device)  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.05)
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "seconds": []}
+    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    best_val, best_epoch, start_epoch = math.inf, -1, 0
+    if checkpoint is not None and checkpoint.is_file():
+        ck = load_torch_file(checkpoint)
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        best_state = ck["best_state"]
+        best_val = float(ck["best_val"])
+        best_epoch = int(ck["best_epoch"])
+        start_epoch = int(ck["epoch"]) + 1
+        history = json.loads(bytes(ck["history"].tolist()).decode())
+        logger.info("layer %d member %d: resumed after epoch %d", layer, member, start_epoch - 1)
+        if bool(ck["finished"]):
+            return best_state, history
+    arange = torch.arange(total, device=device)
+    autocast = mixed_precision and device.type == "cuda"
+    bar = _progress(
+        range(start_epoch, epochs), enabled=progress, desc=f"layer {layer} member {member}",
+        unit="epoch", initial=start_epoch, total=epochs, leave=False,
+    )  # fmt: skip
+    finished = False
+    for epoch in bar:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([member_seed, epoch])
+        torch.manual_seed(member_seed * 7919 + epoch)
+        net.train()
+        losses = []
+        for _ in range(batches):
+            pick = rng.integers(0, cand_c.size, batch_size)
+            cells = torch.from_numpy(cand_c[pick]).to(device)
+            starts = torch.from_numpy(cand_s[pick]).to(device)
+            idx = starts[:, None] + arange[None, :]
+            xd = x_dyn[cells[:, None], idx]
+            xs = x_stat[cells]
+            yt = y[cells[:, None], idx[:, lb:]]
+            state = None
+            if init_state_scale > 0:
+                h0 = (torch.rand(batch_size, config.hidden, device=device) * 2 - 1) * min(1.0, init_state_scale)
+                c0 = torch.randn(batch_size, config.hidden, device=device) * init_state_scale
+                state = (h0, c0)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out, _ = net(xd, xs, state)
+            loss = _masked_mse(out[:, lb:, 0].float(), yt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+        sched.step()
+        history["train_loss"].append(float(np.mean(losses)))
+        val = _validate(net, x_dyn, x_stat, y, val_cells, lb, device) if val_cells.size else float(np.mean(losses))
+        history["val_loss"].append(val)
+        history["seconds"].append(time.perf_counter() - t0)
+        if val < best_val:
+            best_val, best_epoch = val, epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        if progress and hasattr(bar, "set_postfix"):
+            bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", val=f"{val:.3f}")
+        finished = epoch + 1 >= epochs or (patience > 0 and epoch - best_epoch >= patience)
+        if checkpoint is not None:
+            ck = {
+                "net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "best_state": best_state, "best_val": torch.tensor(best_val, dtype=torch.float64),
+                "best_epoch": torch.tensor(best_epoch), "epoch": torch.tensor(epoch),
+                "finished": torch.tensor(finished),
+                "history": torch.tensor(list(json.dumps(history).encode()), dtype=torch.uint8),
+            }  # fmt: skip
+            atomic_write_bytes(checkpoint, _state_bytes(ck))
+        if finished:
+            break
+    history["best_epoch"] = best_epoch
+    history["best_val_loss"] = best_val
+    return {k: v.cpu() for k, v in best_state.items()}, history
+
+
+@torch.no_grad()
+def _validate(
+    net: EALSTM,
+    x_dyn: torch.Tensor,
+    x_stat: torch.Tensor,
+    y: torch.Tensor,
+    cells: np.ndarray,
+    lookback: int,
+    device: torch.device,
+    chunk: int = 256,
+) -> float:
+    """MSE of z-scored sm on validation cells from a continuous roll-out, after the spin-up."""
+    net.eval()
+    num, den = 0.0, 0
+    for c0 in range(0, cells.size, chunk):
+        c = torch.from_numpy(cells[c0 : c0 + chunk]).to(device)
+        out, _ = net(x_dyn[c], x_stat[c])
+        pred = out[:, lookback:, 0]
+        tgt = y[c][:, lookback:]
+        m = torch.isfinite(tgt)
+        num += float(((pred - torch.nan_to_num(tgt)) ** 2)[m].sum())
+        den += int(m.sum())
+    net.train()
+    return num / den if den else math.inf
+
+
+# ----------------------------------------------------------------------------- public
+def train_lstm(
+    drivers: xr.Dataset,
+    targets: xr.Dataset,
+    *,
+    layers: Sequence[int] = (1, 2, 3),
+    ensemble: int = 5,
+    lookback: int = 365,
+    seq_length: int = 365,
+    hidden: int = 128,
+    dropout: float = 0.4,
+    initial_forget_bias: float = 3.0,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    patience: int = 5,
+    val_fraction: float = 0.2,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    log_precip: bool = True,
+    clip_negative: bool = False,
+    init_state_scale: float = 1.0,
+    steps_per_epoch: int | None = None,
+    mixed_precision: bool = False,
+    dynamic: Sequence[str] | None = None,
+    static: Sequence[str] | None = None,
+    cells: np.ndarray | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    preset: str | None = None,
+) -> TrainedModel:
+    """Train the EA-LSTM cascade on the cells that have targets.
+
+    Parameters
+    ----------
+    drivers
+        Drivers Dataset (docs/internals.md §2): dynamic ``(time, lat, lon)`` and static
+        ``(lat, lon)`` inputs; may be dask-backed (only target cells are read).
+    targets
+        Targets Dataset ``sm(cell, layer, time)`` with ``lat(cell)``, ``lon(cell)``.
+    layers
+        Layers to model, in cascade order.
+    ensemble
+        Members per layer (seeds ``seed``-derived, different per member).
+    lookback, seq_length
+        Warm-up days and supervised days of a training window.
+    hidden, dropout, initial_forget_bias
+        Network settings.
+    epochs, batch_size, lr, patience
+        Optimisation: epochs, windows per batch, Adam learning rate (cosine decay),
+        early-stopping patience in epochs.
+    steps_per_epoch
+        Batches per epoch (default: enough to supervise every target day about once, at
+        least :data:`MIN_BATCHES`).
+    val_fraction
+        Fraction of target cells held out for early stopping (0 disables).
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+    seed
+        Seed of the cell split, window sampling and initial weights.
+    log_precip
+        Feed ``log1p(precipitation)``.
+    clip_negative
+        Set negative outputs to 0.
+    init_state_scale
+        Scale of the random initial state of every training window (0: zero state).
+        Random states teach the network to forget its initial state (issue 8).
+    mixed_precision
+        bfloat16 autocast on CUDA.
+    dynamic, static
+        Input names (default: the canonical ones, docs/internals.md).
+    cells
+        Optional indices of target cells to train on (cross-validation folds).
+    run_dir
+        Folder for per-epoch checkpoints; a rerun with the same arguments resumes.
+    progress
+        Show tqdm progress bars.
+    preset
+        ``"demo"``: :data:`DEMO_DEFAULTS` for any option not given explicitly.
+
+    Returns
+    -------
+    TrainedModel
+    """
+    if preset is not None:
+        if preset != "demo":
+            raise XsomoValueError(f"unknown training preset {preset!r}; known: 'demo'")
+        return train_lstm(
+            drivers, targets,
+            **{**DEMO_DEFAULTS, **_explicit(locals())},
+        )  # fmt: skip
+    dynamic = tuple(dynamic or cv.DYNAMIC_NAMES)
+    static = tuple(static or cv.STATIC_NAMES)
+    transforms = {"precipitation": "log1p"} if log_precip and "precipitation" in dynamic else {}
+    config = ModelConfig(
+        dynamic=dynamic, static=static, layers=tuple(layers), ensemble=ensemble, lookback=lookback,
+        seq_length=seq_length, hidden=hidden, dropout=dropout, initial_forget_bias=initial_forget_bias,
+        transforms=transforms, clip_negative=clip_negative,
+        training={
+            "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
+            "val_fraction": val_fraction, "seed": seed, "init_state_scale": init_state_scale,
+            "mixed_precision": mixed_precision,
+        },
+    )  # fmt: skip
+    dev = rollout.resolve_device(device)
+    data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=dynamic, static=static)
+    usable = np.isfinite(data.static).all(axis=1) & np.isfinite(data.target).any(axis=(1, 2))
+    if cells is not None:
+        keep = np.zeros(usable.size, bool)
+        keep[np.asarray(cells, dtype=int)] = True
+        usable &= keep
+    idx = np.flatnonzero(usable)
+    if idx.size == 0:
+        raise XsomoValueError("no target cell has both finite statics and at least one target value")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(idx)
+    n_val = int(round(val_fraction * idx.size)) if idx.size >= 5 else 0
+    val_cells, train_cells = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    stats = compute_stats(config, data, train_cells)
+    _check_run_dir(run_dir, config, stats, train_cells)
+    # normalised tensors, NaN inputs filled with the mean (as in the continuous roll-out)
+    shell = TrainedModel.__new__(TrainedModel)
+    shell.config, shell.stats = config, stats
+    xd = np.nan_to_num(shell.prepare_dynamic(data.dynamic))
+    xs = torch.from_numpy(np.nan_to_num(shell.prepare_static(data.static))).to(dev)
+    weights: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+    history: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    for k, layer in enumerate(config.layers):
+        y = (data.target[:, k] - stats.target_mean[k]) / stats.target_std[k]
+        y_t = torch.from_numpy(y.astype("float32")).to(dev)
+        upper = config.upper_layers(layer)
+        sim = None
+        if upper:
+            partial = _partial_model(config, stats, weights, upper)
+            sim = rollout.predict_block(
+                partial, data.dynamic, data.static, mode="continuous", spinup=1, device=dev
+            )  # (n_upper, members, cells, time) m3 m-3
+        for m in range(config.ensemble):
+            x = xd
+            if sim is not None:
+                cas = [
+                    np.nan_to_num(partial.normalise_target(sim[j, m], up))[..., None]
+                    for j, up in enumerate(upper)
+                ]
+                x = np.concatenate([xd, *cas], axis=-1).astype("float32")
+            ckpt = pathlib.Path(run_dir) / f"layer{layer}_member{m}.pt" if run_dir is not None else None
+            state, hist = _train_member(
+                x_dyn=torch.from_numpy(np.ascontiguousarray(x)).to(dev), x_stat=xs, y=y_t,
+                train_cells=train_cells, val_cells=val_cells, config=config, layer=layer, member=m,
+                seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch, device=dev,
+                mixed_precision=mixed_precision, checkpoint=ckpt, progress=progress,
+            )  # fmt: skip
+            weights[(layer, m)] = state
+            history[f"layer{layer}_member{m}"] = hist
+            logger.info(
+                "layer %d member %d: best val loss %.4f at epoch %d",
+                layer, m, hist["best_val_loss"], hist["best_epoch"],
+            )  # fmt: skip
+    history["seconds"] = time.perf_counter() - t_start
+    history["validation_cells"] = np.column_stack([data.lat[val_cells], data.lon[val_cells]]).tolist()
+    return TrainedModel(
+        config,
+        stats,
+        weights,
+        history=history,
+        training_cells=np.column_stack([data.lat[train_cells], data.lon[train_cells]]),
+        metadata={"trained_with": "xsomo.training.train_lstm", "device": str(dev)},
+    )
+
+
+def _explicit(local: dict[str, Any]) -> dict[str, Any]:
+    """Options of a ``train_lstm`` call that differ from the function defaults."""
+    import inspect
+
+    sig = inspect.signature(train_lstm)
+    out = {}
+    for name, p in sig.parameters.items():
+        if p.kind is not p.KEYWORD_ONLY or name == "preset":
+            continue
+        value = local[name]
+        if value is not p.default and not (isinstance(value, int | float | str | tuple) and value == p.default):
+            out[name] = value
+    return out
+
+
+def _partial_model(
+    config: ModelConfig, stats: NormStats, weights: dict[tuple[int, int], dict[str, torch.Tensor]], upper: tuple[int, ...]
+) -> TrainedModel:
+    idx = [config.layer_index(u) for u in upper]
+    cfg = config.replace(layers=tuple(upper))
+    st = NormStats(
+        stats.dynamic_mean, stats.dynamic_std, stats.static_mean, stats.static_std,
+        stats.target_mean[idx], stats.target_std[idx],
+    )  # fmt: skip
+    return TrainedModel(cfg, st, {k: v for k, v in weights.items() if k[0] in upper})
+
+
+def _check_run_dir(
+    run_dir: str | os.PathLike[str] | None, config: ModelConfig, stats: NormStats, train_cells: np.ndarray
+) -> None:
+    """Create ``run_dir`` with a run description, or check that it describes this run."""
+    if run_dir is None:
+        return
+    path = pathlib.Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    desc = json.dumps(
+        {"config": config.to_dict(), "stats": stats.to_dict(), "train_cells": train_cells.tolist()},
+        sort_keys=True,
+    )
+    run_file = path / "run.json"
+    if run_file.is_file():
+        if run_file.read_text() != desc:
+            raise CheckpointError(
+                f"{path} holds checkpoints of a different training run (other data or settings); "
+                "use another run_dir or delete this one"
+            )
+    else:
+        atomic_write_bytes(run_file, desc.encode())
