@@ -43,7 +43,7 @@ class WorldConfig:
     #: period of the 0.0275° CLM-DA-like product (it covers a box inside region 2)
     clmda_years: int = 2
     #: largest side (degrees) of the CLM-DA-like product's box
-    clmda_box: float = 1.5
+    clmda_box: float = 1.0
     #: fraction of the grid's height taken by the sea strip between the regions
     sea_strip: float = 0.1
     #: rows of target cells computed together (bounds memory; the europe preset is band-wise)

@@ -363,11 +363,11 @@ def skin_temperature(
     Dry soils therefore run warm, which makes skin temperature carry soil-moisture
     information, as land-surface temperature does.
     """
-    le = np.asarray(et) * LATENT_HEAT_VAPORISATION / SECONDS_PER_DAY
-    h = 18.0 + 20.0 * np.asarray(forest)[None, :]
-    dt = np.clip((np.asarray(rnet) - le) / h, -6.0, 15.0)
-    ts = np.asarray(tair) + dt
-    cover = np.clip(np.asarray(swe) / 10.0, 0.0, 1.0)
+    f32 = np.float32
+    le = np.asarray(et, f32) * f32(LATENT_HEAT_VAPORISATION / SECONDS_PER_DAY)
+    h = (18.0 + 20.0 * np.asarray(forest, f32))[None, :]
+    ts = np.asarray(tair, f32) + np.clip((np.asarray(rnet, f32) - le) / h, f32(-6.0), f32(15.0))
+    cover = np.clip(np.asarray(swe, f32) / f32(10.0), f32(0.0), f32(1.0))
     return ((1.0 - cover) * ts + cover * np.minimum(ts, _FREEZE_K)).astype(np.float32)
 
 

@@ -294,12 +294,38 @@ def _format_values(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded decimal digits of non-negative integers as ASCII codes ``(n, width)``."""
+    v = np.asarray(values, np.int64)
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return (ord("0") + (v[:, None] // powers[None, :]) % 10).astype(np.uint8)
+
+
+def format_times(times: pd.DatetimeIndex, *, date_sep: str = "/", time_sep: str = " ", seconds: bool = False, suffix: str = " ") -> np.ndarray:
+    """``YYYY/MM/DD HH:MM`` (or ISO-like) time stamps as an ASCII byte matrix, built column-wise."""
+    n = times.size
+    cols = [
+        _digits(times.year.to_numpy(), 4),
+        np.full((n, 1), ord(date_sep), np.uint8),
+        _digits(times.month.to_numpy(), 2),
+        np.full((n, 1), ord(date_sep), np.uint8),
+        _digits(times.day.to_numpy(), 2),
+        np.full((n, 1), ord(time_sep), np.uint8),
+        _digits(times.hour.to_numpy(), 2),
+        np.full((n, 1), ord(":"), np.uint8),
+        _digits(times.minute.to_numpy(), 2),
+    ]
+    if seconds:
+        cols += [np.full((n, 1), ord(":"), np.uint8), _digits(times.second.to_numpy(), 2)]
+    if suffix:
+        cols.append(np.broadcast_to(np.frombuffer(suffix.encode("ascii"), np.uint8), (n, len(suffix))))
+    return np.concatenate(cols, axis=1)
+
+
 def format_ismn_lines(times: pd.DatetimeIndex, values: np.ndarray, flags: np.ndarray) -> bytes:
     """``YYYY/MM/DD HH:MM value flag M`` lines, built column-wise."""
     n = times.size
-    stamp = np.frombuffer(
-        "".join(times.strftime("%Y/%m/%d %H:%M ")).encode("ascii"), np.uint8
-    ).reshape(n, 17) if n else np.zeros((0, 17), np.uint8)
+    stamp = format_times(times)
     vals = _format_values(values)
     flag_txt = np.zeros((n, 4), np.uint8)
     ft = np.frombuffer(b"".join(f.ljust(3, b"\0") for f in _FLAG_TEXT), np.uint8).reshape(-1, 3)
@@ -487,7 +513,10 @@ def simulate_cosmos(
     pressure = np.round(1013.0 * np.exp(-elevation / 8434.0))
     frame = pd.DataFrame(
         {
-            "DateTime_utc": hours.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+            "DateTime_utc": format_times(hours, date_sep="-", seconds=True, suffix="+00:00")
+            .view("S25")
+            .ravel()
+            .astype(str),
             "NeutronCount_Epithermal_Cum1h_corrected": counts,
             "NeutronCount_Epithermal_Cum1h_corrected_std": np.sqrt(counts),
             "NeutronCount_Epithermal_MovAvg24h_corrected": mov,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pathlib
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import map_coordinates
 from scipy.signal import lfilter
 from scipy.special import ndtr
 
@@ -24,6 +28,7 @@ from xsomo.sample.fields import rng_for
 from xsomo.sample.ncfile import NcWriter, Var, lat_coord, lon_coord, time_coord, trim_mantissa
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 _S_ERA5_HOURLY, _S_PRODUCT, _S_MSW, _S_SENSORS, _S_COSMOS, _S_COSMOS_PLACE = 60, 61, 62, 63, 64, 65
 
 #: ERA5-Land soil layer thicknesses (mm): 0-7, 7-28, 28-100 cm.
@@ -216,6 +221,8 @@ class _WorldWriter:
         fine = GridSpec(g.west, g.east, g.south, g.north, 0.01)
         factor = round(g.resolution / 0.01)
         veg = w.vegetation(self.lat2d, self.lon2d)
+        elev_large = w.elevation_large(self.lat2d, self.lon2d)
+        rugged = w.ruggedness(self.lat2d, self.lon2d)
         dem = NcWriter(
             self.out / "static" / "dem.nc",
             dims={"lat": fine.nlat, "lon": fine.nlon},
@@ -243,7 +250,14 @@ class _WorldWriter:
                 rows = slice(band.start * factor, band.stop * factor)
                 la, lo = np.meshgrid(fine.lat[rows], fine.lon, indexing="ij")
                 land_f = np.repeat(np.repeat(self.land[band], factor, 0), factor, 1)
-                dem.write("elevation", (rows, slice(None)), np.where(land_f, np.round(w.dem(la, lo), 1), 0.0).astype(np.float32))
+                # large-scale relief interpolated from the cell centres, sub-grid relief evaluated finely
+                fy = (fine.lat[rows] - g.lat[0]) / g.resolution
+                fx = (fine.lon - g.lon[0]) / g.resolution
+                yy, xx = np.meshgrid(fy, fx, indexing="ij")
+                large = map_coordinates(elev_large, [yy, xx], order=1, mode="nearest")
+                rough = map_coordinates(rugged, [yy, xx], order=1, mode="nearest")
+                elev = np.maximum(large + rough * w.f_rough(la, lo), 0.0)
+                dem.write("elevation", (rows, slice(None)), np.where(land_f, np.round(elev, 1), 0.0).astype(np.float32))
                 forest_c = np.repeat(np.repeat(veg["forest"][band], factor, 0), factor, 1)
                 short_c = np.repeat(np.repeat(veg["shortveg"][band], factor, 0), factor, 1)
                 q = ndtr(w.f_lc(la, lo))
@@ -461,6 +475,8 @@ class _WorldWriter:
                 variables={
                     **{k: Var(("time", "latitude", "longitude"), "f4", dict(_ERA5_ATTRS[k]), packing=_ERA5_PACK[k],
                               chunks=(366, min(ny, 100), min(nx, 200))) for k in names},
+                    "lsm": Var(("latitude", "longitude"), "f4", {"units": "1", "long_name": "Land-sea mask",
+                                                                 "standard_name": "land_binary_mask"}),
                 },
                 attrs={**self._attrs("ERA5-Land-style daily fields"),
                        "history": "daily means (t2m, skt, swvl*) and daily sums (tp, ssr, str) of ERA5-Land-style hourly data"},
@@ -468,7 +484,6 @@ class _WorldWriter:
             )
             for y, s in years
         }
-        lsm_writer = None
         hourly_days = pd.date_range(self.cfg.hourly_start, self.cfg.hourly_end, freq="D")
         months = sorted({(d.year, d.month) for d in hourly_days})
         hourly: dict[tuple[int, int], tuple[NcWriter, pd.DatetimeIndex]] = {}
@@ -493,21 +508,10 @@ class _WorldWriter:
                 ),
                 hrs,
             )
-        lsm_writer = NcWriter(
-            self.out / "era5land" / "era5land_lsm.nc",
-            dims={"latitude": ny, "longitude": nx},
-            coords={
-                "latitude": (lat_e[::-1], {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude", "axis": "Y"}, "f4"),
-                "longitude": (lon_e, {"units": "degrees_east", "long_name": "longitude", "standard_name": "longitude", "axis": "X"}, "f4"),
-            },
-            variables={"lsm": Var(("latitude", "longitude"), "f4", {"units": "(0 - 1)", "long_name": "Land-sea mask",
-                                                                   "standard_name": "land_binary_mask"})},
-            attrs=self._attrs("ERA5-Land-style land-sea mask"),
-            complevel=self.complevel,
-        )
-        writers = [*daily.values(), *(h[0] for h in hourly.values()), lsm_writer]
+        writers = [*daily.values(), *(h[0] for h in hourly.values())]
         try:
-            lsm_writer.write("lsm", slice(None), lsm[::-1].astype(np.float32))
+            for wtr in daily.values():
+                wtr.write("lsm", slice(None), lsm[::-1].astype(np.float32))
             for band in _Bands(ny, self.bands.size):
                 rows, cols = np.nonzero(lsm[band])
                 n_rows = band.stop - band.start
@@ -882,17 +886,43 @@ def generate(
     ww.place_stations()
     n_era5_bands = len(_Bands(cfg.grid.nlat + 1, ww.bands.size))
     total = 1 + len(ww.bands) + n_era5_bands + len(PRODUCTS) + len(ww.ismn) + 1
+    clock = _Clock()
     with _progress(total, progress, f"sample world {preset!r}") as bar:
-        ww.write_statics()
+        with clock("statics"):
+            ww.write_statics()
         bar.update(1)
-        ww.write_target_grid(bar)
-        ww.write_era5(bar)
-        products = ww.write_products(bar)
-        ww.write_ismn(bar)
-        ww.write_cosmos()
+        with clock("truth, mswep, mswx"):
+            ww.write_target_grid(bar)
+        with clock("era5land"):
+            ww.write_era5(bar)
+        with clock("products"):
+            products = ww.write_products(bar)
+        with clock("ismn"):
+            ww.write_ismn(bar)
+        with clock("cosmos"):
+            ww.write_cosmos()
         ww.write_manifest(products)
         bar.update(1)
+    log.info("sample world %r written to %s; CPU seconds per step: %s", preset, out, clock.report())
     return out
+
+
+class _Clock:
+    """CPU and wall time per step (logged at INFO level)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, tuple[float, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        c0, w0 = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps[name] = (time.process_time() - c0, time.perf_counter() - w0)
+
+    def report(self) -> str:
+        return ", ".join(f"{k} {c:.1f} (wall {w:.1f})" for k, (c, w) in self.steps.items())
 
 
 def summary(path: str | os.PathLike[str]) -> dict[str, Any]:
