@@ -277,3 +277,43 @@ def test_one_published_file_opened_with_xarray(tmp_path: pathlib.Path) -> None:
     lon = cv.GridSpec(west=10.0, east=11.6, south=50.0, north=51.2).lon
     want = expected_value(2, np.array(["2014-01-04"], dtype="datetime64[ns]"), lat, lon)[0]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")
+def test_metrics_from_evaluate_to_gpkg(tmp_path: pathlib.Path) -> None:
+    """The metrics Dataset that xsomo.evaluation.evaluate returns goes to the GeoPackage as it is."""
+    import pyogrio
+
+    testing = pytest.importorskip("xsomo.testing")
+    _, _, truth = testing.synthetic_case(seed=3, nlat=3, nlon=3, ndays=120, cells=2)
+    rng = np.random.default_rng(1)
+    cells = [(0, 0), (2, 1)]
+    st = xr.Dataset(
+        {
+            "sm": (
+                ("station", "time"),
+                np.array(
+                    [truth.isel(lat=i, lon=j).sel(layer=1).values for i, j in cells], "float32"
+                )
+                + 0.01 * rng.standard_normal((2, truth.sizes["time"])).astype("float32"),
+                {"units": "m3 m-3"},
+            )
+        },
+        coords={
+            "station": ["A", "B"],
+            "time": truth.time.values,
+            "lat": ("station", [float(truth.lat[i]) for i, _ in cells]),
+            "lon": ("station", [float(truth.lon[j]) for _, j in cells]),
+            "layer": ("station", [1, 1]),
+        },
+    )
+    metrics = truth.to_dataset(name="sm").somo.evaluate(st)
+    path = gis.metrics_to_gpkg(metrics, tmp_path / "eval.gpkg")
+    gdf = pyogrio.read_dataframe(path)
+    assert len(gdf) == metrics.sizes["station"] * metrics.sizes.get("layer", 1)
+    assert {"pearson_r", "station"} <= set(gdf.columns)
+    for _, row in gdf.iterrows():
+        ref = metrics.sel(station=row["station"], layer=row["layer"])
+        assert row.geometry.x == pytest.approx(float(ref.lon))
+        if np.isfinite(float(ref.pearson_r)):
+            assert row["pearson_r"] == pytest.approx(float(ref.pearson_r))
