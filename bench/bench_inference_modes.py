@@ -1,0 +1,196 @@
+"""Throughput of the inference modes: windowed vs continuous vs auto (cell-days per second).
+
+Two models, same size (128 hidden units, one layer, one member):
+
+* the published SoMo.ml v1 layer-1 model (Kratzert-layout weights imported with
+  :func:`xsomo.model.importers.load_somoml_v1`) on its own 5 cells of real ERA5 forcing
+  (needs ../shared/data/real/somo-ml-v1; skipped if absent);
+* an xsomo model: a fresh (untrained) :class:`~xsomo.model.TrainedModel` with xsomo's own
+  four dynamic and ten static inputs and the default forget-gate bias, on synthetic
+  inputs (or a trained model directory given with ``--model``).
+
+For each: ``windowed`` (one 365-day window per day, zero state), ``continuous`` (one
+roll-out) and ``auto`` (convergence check, then whichever is right), all through
+:func:`xsomo.rollout.predict_block`; the windowed kernel is also timed at several batch
+sizes. A cell-day is one (cell, day) output value.
+
+Run::
+
+    .venv/bin/python bench/bench_inference_modes.py              # ~1-3 min on 2 cores
+    .venv/bin/python bench/bench_inference_modes.py --days 730 --ours-cells 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+
+from xsomo import rollout
+
+HERE = pathlib.Path(__file__).resolve().parent
+REAL = pathlib.Path(
+    os.environ.get("XSOMO_REAL_DATA", HERE.parent.parent / "shared" / "data" / "real")
+)
+
+
+def _time(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_model(
+    name: str, model, dyn: np.ndarray, sta: np.ndarray, *, device: str, batches: list[int]
+) -> list[tuple[str, str, float, float, str]]:
+    """Rows (model, mode, seconds, valid cell-days per second, note)."""
+    rows = []
+    lookback = model.config.lookback
+    valid = dyn.shape[0] * (dyn.shape[1] - lookback + 1)  # outputs with a full window / spin-up
+    for mode in ("continuous", "windowed", "auto"):
+        info_box: dict[str, object] = {}
+
+        def go(mode: str = mode, box: dict = info_box) -> None:
+            _, box["info"] = rollout.predict_block(
+                model, dyn, sta, mode=mode, device=device, return_info=True
+            )
+
+        dt = _time(go)
+        info = info_box["info"]
+        note = f"ran {info.mode}"  # type: ignore[attr-defined]
+        if info.distance is not None:  # type: ignore[attr-defined]
+            note += f"; convergence distance {max(info.distance.values()):.3g} m3 m-3"  # type: ignore[attr-defined]
+        rows.append((name, mode, dt, valid / dt, note))
+    # the windowed kernel alone at several batch sizes (normalised inputs, one network)
+    xd, xs = model.prepare_dynamic(dyn), model.prepare_static(sta)
+    (net,) = model.networks(model.config.layers[0], device=device)
+    for b in batches:
+        dt = _time(
+            lambda b=b: rollout.run_windowed(net, xd, xs, lookback, device=device, batch_size=b)
+        )
+        rows.append((name, f"windowed kernel, batch {b}", dt, valid / dt, "rollout.run_windowed"))
+    return rows
+
+
+def published(days: int) -> tuple[object, np.ndarray, np.ndarray] | None:
+    folder = REAL / "somo-ml-v1"
+    if not folder.is_dir():
+        print(f"[skip] published SoMo.ml v1 model: {folder} not found", file=sys.stderr)
+        return None
+    from xsomo.io.somoml import open_somoml_v1_run
+    from xsomo.model.importers import load_somoml_v1
+
+    run = open_somoml_v1_run(folder)
+    model = load_somoml_v1(run.folder)
+    dyn = run.dynamic_array(model.config.dynamic)[:, -days:]
+    sta = run.static_array(model.config.static)
+    return model, dyn, sta
+
+
+def ours(cells: int, days: int, model_dir: str | None) -> tuple[object, np.ndarray, np.ndarray]:
+    from xsomo import conventions as cv
+    from xsomo.model.config import ModelConfig, NormStats
+    from xsomo.model.ealstm import EALSTM
+    from xsomo.model.trained import TrainedModel
+
+    rng = np.random.default_rng(0)
+    if model_dir:
+        model = TrainedModel.load(model_dir)
+        cfg = model.config
+        # inputs drawn around the model's own normalisation statistics
+        dyn = (
+            rng.standard_normal((cells, days, cfg.n_dynamic)) * model.stats.dynamic_std
+            + model.stats.dynamic_mean
+        )
+        sta = (
+            rng.standard_normal((cells, cfg.n_static)) * model.stats.static_std
+            + model.stats.static_mean
+        )
+        return model, dyn, sta
+    cfg = ModelConfig(
+        dynamic=cv.DYNAMIC_NAMES,
+        static=cv.STATIC_NAMES,
+        layers=(1,),
+        ensemble=1,
+        hidden=128,
+        cascade=False,
+    )
+    stats = NormStats(
+        np.zeros(cfg.n_dynamic),
+        np.ones(cfg.n_dynamic),
+        np.zeros(cfg.n_static),
+        np.ones(cfg.n_static),
+        [0.25],
+        [0.1],
+    )
+    torch.manual_seed(0)
+    net = EALSTM(
+        cfg.n_dynamic, cfg.n_static, cfg.hidden, initial_forget_bias=cfg.initial_forget_bias
+    )
+    model = TrainedModel.from_weights(cfg, stats, {1: [net.state_dict()]})
+    # AR(1) dynamic inputs (daily persistence ~0.8), one static vector per cell
+    e = rng.standard_normal((cells, days, cfg.n_dynamic))
+    dyn = np.empty_like(e)
+    dyn[:, 0] = e[:, 0]
+    for t in range(1, days):
+        dyn[:, t] = 0.8 * dyn[:, t - 1] + 0.6 * e[:, t]
+    sta = rng.standard_normal((cells, cfg.n_static))
+    return model, dyn, sta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--days", type=int, default=730, help="days per cell (>= 365; default 730)")
+    p.add_argument(
+        "--ours-cells", type=int, default=5, help="cells for the xsomo model (default 5)"
+    )
+    p.add_argument("--model", default=None, help="a trained xsomo model directory to use as 'ours'")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batches", default="512,2048", help="windowed kernel batch sizes to time")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("xsomo.rollout").setLevel(
+        logging.ERROR
+    )  # auto's warning is reported in the table
+    batches = [int(b) for b in args.batches.split(",") if b]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    rows = []
+    pub = published(args.days)
+    if pub is not None:
+        model, dyn, sta = pub
+        print(f"published SoMo.ml v1: {dyn.shape[0]} cells x {dyn.shape[1]} days")
+        rows += bench_model(
+            "SoMo.ml v1 (published)", model, dyn, sta, device=args.device, batches=batches
+        )
+    model, dyn, sta = ours(args.ours_cells, args.days, args.model)
+    print(f"xsomo model: {dyn.shape[0]} cells x {dyn.shape[1]} days")
+    rows += bench_model(
+        "xsomo (untrained)" if not args.model else "xsomo",
+        model,
+        dyn,
+        sta,
+        device=args.device,
+        batches=batches,
+    )
+    print(f"\n{'model':<24} {'mode':<28} {'seconds':>8} {'cell-days/s':>12}  note")
+    for name, mode, dt, rate, note in rows:
+        print(f"{name:<24} {mode:<28} {dt:8.2f} {rate:12.0f}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
