@@ -29,6 +29,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+test-qgis: $(STAMP)
+	bash plugins/qgis/tests/run_qgis_tests.sh
+
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f; done
 
