@@ -462,8 +462,7 @@ def _write_pages(rep: Report, *, title: str) -> pathlib.Path:
     body = []
     for name, blocks in rep.sections:
         body.append(f"<h2>{html.escape(name)}</h2>")
-        for b in blocks:
-            body.append(_md_block_to_html(b))
+        body.extend(_md_block_to_html(b) for b in blocks)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"

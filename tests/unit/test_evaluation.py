@@ -62,7 +62,7 @@ def test_match_stations_half_cell_rule(case):
 
 
 def test_station_evaluation_footprint_mix_is_best(case):
-    _, targets, truth = case
+    _, _targets, truth = case
     sm = truth.to_dataset(name="sm")
     cells = [(0, 0), (1, 3), (2, 1), (3, 2)]
     st = _stations(truth, cells, [0.15, 0.2, 0.22, 0.18])

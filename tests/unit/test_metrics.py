@@ -101,7 +101,7 @@ def test_min_days_gives_nan_below_threshold():
 
 
 def test_perfect_and_shifted_series():
-    sim, obs = _pair(seed=4, gaps=0.1)
+    _sim, obs = _pair(seed=4, gaps=0.1)
     same = ev.metrics(obs, obs, anomaly=False)
     np.testing.assert_allclose(same["pearson_r"], 1.0)
     np.testing.assert_allclose(same["nse"], 1.0)
