@@ -242,7 +242,7 @@ def _linear_skipna(da: xr.DataArray, tgt: xr.Dataset) -> xr.DataArray:
     valid = da.notnull()
     num = da.fillna(0).regrid.linear(tgt)
     den = valid.astype(da.dtype if da.dtype.kind == "f" else "float64").regrid.linear(tgt)
-    out = (num / den).where(den > 1e-6)
+    out = num / den.where(den > 1e-6)  # NaN where no valid corner (no 0/0 warnings)
     out.attrs = dict(da.attrs)
     return out
 

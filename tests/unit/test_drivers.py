@@ -16,6 +16,8 @@ from xsomo.conventions import GridSpec
 from xsomo.drivers import build_targets, open_drivers, world_grid
 from xsomo.exceptions import GridMismatchError, MissingVariableError
 
+MF = {"data_vars": "minimal", "coords": "minimal", "compat": "override", "join": "outer"}
+
 
 @pytest.fixture(scope="module")
 def drivers(tiny_world):
@@ -44,7 +46,7 @@ def test_drivers_layout_lazy_units(drivers, tiny_world):
 def test_drivers_values_against_raw_files(drivers, tiny_world):
     land = drivers[cv.LAND_MASK].values
     # precipitation: the MSWEP-style file values at the same cells
-    raw = xr.open_mfdataset(sorted((tiny_world / "mswep").glob("*.nc"))).sortby("lat")
+    raw = xr.open_mfdataset(sorted((tiny_world / "mswep").glob("*.nc")), **MF).sortby("lat")
     day = drivers.time.values[40]
     np.testing.assert_allclose(
         drivers["precipitation"].sel(time=day).values[land],
@@ -52,7 +54,7 @@ def test_drivers_values_against_raw_files(drivers, tiny_world):
         rtol=1e-6,
     )
     # net radiation: ERA5-Land (ssr + str) / 86400 bilinearly interpolated to the cell centres (xarray interp)
-    era = xr.open_mfdataset(sorted((tiny_world / "era5land").glob("era5land_2*.nc"))).sortby(
+    era = xr.open_mfdataset(sorted((tiny_world / "era5land").glob("era5land_2*.nc")), **MF).sortby(
         "latitude"
     )
     rn = (era["ssr"] + era["str"]).sel(time=day) / 86400.0
@@ -82,7 +84,7 @@ def test_targets_recover_reference_moments_and_truth(targets, tiny_world):
     cells = {(s["row"], s["col"]) for s in man["ismn_stations"]}
     assert {(int(r), int(c)) for r, c in zip(tg.row.values, tg.col.values, strict=True)} <= cells
     assert (rep.kept | (rep.reason != "")).all() and len(qc) >= rep.shape[0]
-    era = xr.open_mfdataset(sorted((tiny_world / "era5land").glob("era5land_2*.nc"))).sortby(
+    era = xr.open_mfdataset(sorted((tiny_world / "era5land").glob("era5land_2*.nc")), **MF).sortby(
         "latitude"
     )
     era = era.assign_coords(
