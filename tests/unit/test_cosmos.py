@@ -64,3 +64,16 @@ def test_handmade_folder_and_errors(tmp_path):
     df.to_csv(tmp_path / "Beta-CRNS.csv", index=False)
     with pytest.raises(DataFormatError, match="Beta"):
         open_cosmos(tmp_path)
+
+
+def test_sample_world_cosmos(tiny_world):
+    import json
+
+    man = json.loads((tiny_world / "world.json").read_text())["cosmos_stations"]
+    ds = open_cosmos(tiny_world / "cosmos")
+    assert sorted(ds["station"].values.tolist()) == sorted(c["station_id"] for c in man)
+    for c in man:
+        st = ds.sel(station=c["station_id"])
+        assert st.lat.item() == pytest.approx(c["lat"]) and st.lon.item() == pytest.approx(c["lon"])
+        assert st.footprint_depth.item() == pytest.approx(c["footprint_depth_m"], abs=0.03)
+        assert st["sm"].notnull().sum() > 30 and float(st["sm"].max()) < 1.0
