@@ -194,9 +194,7 @@ def test_hawaii_end_to_end(real_data):
     from xsomo.io import open_era5land, open_ismn
 
     ismn = real_data / "qa4sm-testdata/input_data/ISMN"
-    a = open_ismn(ismn / "ISMN_V20250617")
-    b = open_ismn(ismn / "ISMN_TESTDATA_HAWAII")
-    stations = xr.concat([a, b], dim="station", join="outer")
+    stations = open_ismn([ismn / "ISMN_V20250617", ismn / "ISMN_TESTDATA_HAWAII"])
     era_dir = real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904"
     era = open_era5land(era_dir)
     targets, rep = scale_to(stations, era, report=True)

@@ -59,7 +59,7 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
 
 
 def open_ismn(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     min_hourly: int = 6,
     min_days: int = 90,
@@ -74,7 +74,8 @@ def open_ismn(
     Parameters
     ----------
     path
-        ISMN data folder (``<NETWORK>/<STATION>/*.stm``) or the zip archive as downloaded.
+        ISMN data folder (``<NETWORK>/<STATION>/*.stm``) or the zip archive as downloaded,
+        or a list of them (stacked along ``station``; ``meta_path`` gets one sub-folder each).
     min_hourly
         Minimum number of good hourly values for a daily mean.
     min_days
@@ -114,6 +115,17 @@ def open_ismn(
     >>> stations, rep = xsomo.open_ismn("world/ismn", report=True)  # doctest: +SKIP
     >>> rep[~rep.kept][["station_id", "reason"]]  # doctest: +SKIP
     """
+    if isinstance(path, (list, tuple)):
+        return _open_many(
+            path,
+            min_hourly=min_hourly,
+            min_days=min_days,
+            good_flags=good_flags,
+            errors=errors,
+            report=report,
+            meta_path=meta_path,
+            parallel=parallel,
+        )
     if errors not in ("raise", "report"):
         raise XsomoValueError(f"errors={errors!r}: use 'raise' or 'report'.")
     path = pathlib.Path(path).expanduser()
@@ -167,6 +179,22 @@ def open_ismn(
             "references": "Dorigo et al. (2021), HESS 25, 5749, doi:10.5194/hess-25-5749-2021",
         },
     )
+    return (ds, rep) if report else ds
+
+
+def _open_many(paths: Sequence[str | os.PathLike[str]], *, report: bool, meta_path, **kwargs):
+    parts, reps = [], []
+    for k, p in enumerate(paths):
+        mp = None if meta_path is None else pathlib.Path(meta_path) / f"{k:03d}"
+        ds, rep = open_ismn(p, report=True, meta_path=mp, **kwargs)
+        parts.append(ds)
+        reps.append(rep.assign(source=str(p)))
+    ds = xr.concat(parts, dim=cv.STATION, join="outer", combine_attrs="drop_conflicts")
+    if ds.indexes[cv.STATION].has_duplicates:
+        raise DataFormatError(
+            f"the same sensor appears in several of {[str(p) for p in paths]}; pass each download once."
+        )
+    rep = pd.concat(reps, ignore_index=True)
     return (ds, rep) if report else ds
 
 
