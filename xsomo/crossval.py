@@ -120,7 +120,7 @@ def cross_validate(
                 model, data.dynamic[test], data.static[test], mode="continuous",
                 device=kw.get("device", "auto"),
             )  # fmt: skip
-            ens = np.nanmean(out, axis=1)
+            ens = out.mean(axis=1)  # members share their NaN days (spin-up, gaps)
             for j, layer in enumerate(model.config.layers):
                 score = _scores(ens[j], data.target[test, data.layers.index(layer)])
                 rows.append({**setting, "fold": f, "layer": layer, **score})

@@ -44,6 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("patience", int, "early-stopping patience in epochs (default 5)"),
         ("val-fraction", float, "fraction of cells for early stopping (default 0.2)"),
         ("seed", int, "random seed (default 0)"),
+        ("steps-per-epoch", int, "batches per epoch (default: about one pass over the targets, at least 25)"),
     ):
         p.add_argument(f"--{name}", type=typ, help=hlp)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     for name in (
         "ensemble", "epochs", "hidden", "lookback", "seq_length", "batch_size", "lr", "dropout",
-        "patience", "val_fraction", "seed",
+        "patience", "val_fraction", "seed", "steps_per_epoch",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
