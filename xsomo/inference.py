@@ -54,6 +54,9 @@ CELLS_PER_CALL = 2048
 #: Days per kernel call of the continuous roll-out (the state is carried across).
 TIME_CHUNK = 256
 
+#: Land cells sampled by the up-front convergence check.
+CHECK_SAMPLE = 32
+
 #: Attribute naming the variable that counts forcing gaps.
 GAP_DAYS = "missing_forcing_days"
 
@@ -204,6 +207,97 @@ def _gap_mask(missing: np.ndarray, window: int) -> np.ndarray:
     return (cs - lagged) > 0
 
 
+def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` land cells with finite statics, spread evenly over the grid (row-major)."""
+    ok = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+    if cv.LAND_MASK in drivers.variables:
+        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    for name in static:
+        ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+    iy, ix = np.nonzero(ok)
+    if iy.size > n:
+        pick = np.linspace(0, iy.size - 1, n).round().astype(int)
+        iy, ix = iy[pick], ix[pick]
+    return iy, ix
+
+
+def _checked_spinup(
+    drivers: xr.Dataset,
+    model: Any,
+    dynamic: list[str],
+    static: list[str],
+    *,
+    first: int,
+    spinup: int,
+    mode: str,
+    max_spinup: int,
+    sample: int,
+) -> int:
+    """The shortest spin-up (``spinup``, doubled while history allows) after which the
+    roll-outs from different initial states meet on a sample of cells; warns if none does."""
+    from xsomo import rollout
+
+    iy, ix = _sample_cells(drivers, static, sample)
+    if iy.size == 0:
+        return spinup
+    cells = {cv.LAT: xr.DataArray(iy, dims="cell"), cv.LON: xr.DataArray(ix, dims="cell")}
+    stat = np.stack(
+        [np.asarray(_driver_array(drivers, v).isel(cells).values, np.float32) for v in static],
+        axis=-1,
+    )
+    limit = max(spinup, min(first, max_spinup))
+    candidates = [spinup]
+    while candidates[-1] * 2 <= limit:
+        candidates.append(candidates[-1] * 2)
+    if candidates[-1] < limit:
+        candidates.append(limit)
+    tol = rollout.DEFAULT_TOLERANCE
+    worst = np.nan
+    for steps in candidates:
+        t0 = first - steps
+        t1 = min(first + rollout.CHECK_EXTRA_DAYS, drivers.sizes[cv.TIME])
+        window = {**cells, cv.TIME: slice(t0, t1)}
+        dyn = np.stack(
+            [
+                np.asarray(
+                    _driver_array(drivers, v).isel(window).transpose("cell", cv.TIME).values,
+                    np.float32,
+                )
+                for v in dynamic
+            ],
+            axis=-1,
+        )
+        dist = rollout.convergence_distance(model, dyn, stat, steps=steps)
+        worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
+        if worst < tol:
+            if steps > spinup:
+                warnings.warn(
+                    f"the model does not forget its initial state within the {spinup}-day spin-up "
+                    f"(roll-outs from different states differ by more than {tol:g} m3 m-3 on {iy.size} "
+                    f"sample cells); the spin-up is lengthened to {steps} days, which the drivers hold.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            log.info("convergence check: distance %.2g m3 m-3 after %d days", worst, steps)
+            return steps
+    fallback = (
+        "mode='auto' runs window-by-window prediction (exact but ~300x slower) in every block that fails "
+        "the check"
+        if mode == "auto"
+        else "the continuous roll-out may differ from window-by-window prediction by about that much; "
+        "use mode='auto' or 'windowed'"
+    )
+    warnings.warn(
+        f"the model does not forget its initial state within {candidates[-1]} days: roll-outs from "
+        f"different initial states still differ by {worst:.3g} m3 m-3 (tolerance {tol:g}) on {iy.size} "
+        f"sample cells; {fallback}. Drivers with more history before the output period allow a longer "
+        "spin-up (max_spinup=).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return spinup
+
+
 def _predictor() -> Callable[..., np.ndarray]:
     """The block kernel, :func:`xsomo.rollout.predict_block` (a hook tests can replace)."""
     from xsomo.rollout import predict_block
@@ -342,6 +436,8 @@ def predict(
     time: slice | tuple[Any, Any] | str | None = None,
     grid: cv.GridSpec | None = None,
     client: Any = None,
+    check_convergence: bool = True,
+    max_spinup: int | None = None,
 ) -> xr.Dataset:
     """Lazy soil-moisture prediction for every land cell of ``drivers``.
 
@@ -376,6 +472,13 @@ def predict(
     client
         A :class:`dask.distributed.Client`: the model is scattered to its workers once.
         Without one, an active client (if any) runs the blocks when the result is computed.
+    check_convergence
+        For ``continuous``/``auto``: check now, on a sample of land cells, that roll-outs
+        from different initial states meet within the spin-up; if not, lengthen the
+        spin-up (doubling it, up to ``max_spinup`` and the history the drivers hold
+        before the output period) and warn when even that is not enough.
+    max_spinup
+        Longest spin-up the check may choose (default four lookbacks).
 
     Returns
     -------
@@ -481,6 +584,12 @@ def predict(
     if spinup < 0:
         raise XsomoValueError(f"spinup={spinup}: give a number of days >= 0")
     first, stop = _output_period(times, spinup, time)
+    if check_convergence and mode in ("auto", "continuous") and spinup > 0:
+        spinup = _checked_spinup(
+            drivers, model, dynamic, static, first=first, spinup=spinup, mode=mode,
+            max_spinup=max_spinup if max_spinup is not None else 4 * max(lookback, 1),
+            sample=CHECK_SAMPLE,
+        )  # fmt: skip
     begin = first - spinup
     drivers = drivers.isel({cv.TIME: slice(begin, stop)})
     first = spinup

@@ -95,7 +95,9 @@ def _no_compute():
 def test_lazy_values_attrs_and_crs(model, drivers):
     chunked = drivers.chunk({"time": 50, "lat": 3, "lon": 4})
     with _no_compute():
-        sm = inference.predict(chunked, model, chunks={"lat": 2, "lon": 4}, mode="continuous")
+        sm = inference.predict(
+            chunked, model, chunks={"lat": 2, "lon": 4}, mode="continuous", check_convergence=False
+        )
     assert isinstance(sm["sm"].data, dask.array.Array)
     assert sm["sm"].dims == ("layer", "time", "lat", "lon")
     assert sm["sm"].dtype == np.float32 and sm["sm_spread"].dtype == np.float32
@@ -159,6 +161,44 @@ def test_continuous_agrees_with_windowed_after_spinup():
     assert q[2] < 0.005
     auto = inference.predict(drv, model, mode="auto").compute()["sm"].values
     np.testing.assert_allclose(auto, cont, atol=1e-6)  # auto picked the roll-out
+
+
+def test_spinup_is_lengthened_when_the_model_forgets_slowly():
+    slow = make_model(forget_bias=2.0, lookback=20)  # forgets within ~80 days, not 20
+    drv = synthetic_drivers(nlat=3, nlon=3, ndays=300, seed=3, sea_cells=0)
+    t = pd.DatetimeIndex(drv["time"].values)
+    with pytest.warns(RuntimeWarning, match="lengthened to 80 days"):
+        sm = inference.predict(drv, slow, mode="continuous", time=(t[100], t[-1]))
+    assert sm.attrs["spinup_days"] == 80
+    got = sm.compute()["sm"].values
+
+    def rollout_with(spinup):
+        return (
+            inference.predict(
+                drv,
+                slow,
+                mode="continuous",
+                time=(t[100], t[-1]),
+                spinup=spinup,
+                check_convergence=False,
+            )
+            .compute()["sm"]
+            .values
+        )
+
+    all_history = rollout_with(100)
+    short = rollout_with(20)
+    assert np.nanmax(np.abs(got - all_history)) < 2e-3  # the state has converged
+    assert np.nanmax(np.abs(short - all_history)) > 5e-3  # it had not after 20 days
+
+
+def test_a_model_that_never_forgets_is_flagged_and_auto_falls_back():
+    stubborn = make_model(forget_bias=10.0, lookback=20)
+    drv = synthetic_drivers(nlat=2, nlon=3, ndays=120, seed=3, sea_cells=0)
+    with pytest.warns(RuntimeWarning, match="does not forget"):
+        auto = inference.predict(drv, stubborn, mode="auto")
+    win = inference.predict(drv, stubborn, mode="windowed")
+    np.testing.assert_allclose(auto.compute()["sm"].values, win.compute()["sm"].values, atol=1e-6)
 
 
 def test_gaps_mask_windows_lacking_data_and_are_counted(model):

@@ -1,0 +1,340 @@
+"""Prediction benchmark: roll-out vs windows, FLOP efficiency, memory vs domain, Europe projection.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_predict.py            # full (several minutes on 2 cores)
+    .venv/bin/python bench/bench_predict.py --quick    # smaller sizes
+
+Prints, in one run:
+
+1. roll-out vs window-by-window cell-days per second (goal >= 250x) for the SoMo.ml
+   network shape (128 hidden units, 365-day lookback);
+2. the roll-out's GFLOP/s as a fraction of a plain float32 matmul on this machine
+   (goal >= 65 %), counting 2*4H*(H+D) + 2H FLOPs per cell-day and network;
+3. the agreement of the continuous roll-out with window-by-window prediction after the
+   spin-up (distribution of |difference|; goal max < 0.005 m3 m-3);
+4. peak memory of ``predict`` + ``to_files`` for a small domain and a 4x larger one,
+   each in a fresh subprocess reading lazy drivers from disk (goal ratio <= 1.3);
+5. ``predict`` + ``to_files`` on a demo-size world (wall time, cell-days per second);
+6. the projected time of the full Europe job (130 k land cells x 6 940 days x 3 layers x
+   5 members, 128 hidden units, plus the 365-day spin-up) on this machine.
+
+Timings on a shared machine vary with its load; CPU seconds are printed beside wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+EUROPE_CELLS = 130_000
+EUROPE_DAYS = 6_940
+EUROPE_SPINUP = 365
+EUROPE_LAYERS = 3
+EUROPE_MEMBERS = 5
+
+
+def _model(*, hidden: int, layers=(1, 2, 3), ensemble: int = 1, lookback: int = 365, forget_bias: float = 3.0, seed=0):
+    from xsomo import conventions as cv
+    from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        dynamic=list(cv.DYNAMIC_NAMES), static=list(cv.STATIC_NAMES), layers=tuple(layers),
+        ensemble=ensemble, hidden=hidden, lookback=lookback, transforms={"precipitation": "log1p"},
+    )  # fmt: skip
+    stats = NormStats(
+        [285.0, 1.0, 100.0, 288.0], [8.0, 1.0, 60.0, 9.0],
+        [2.0, 1.5, 700.0, 100.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], [1.0, 1.0, 400.0, 60.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+        [0.25, 0.27, 0.3][: len(layers)], [0.08, 0.06, 0.05][: len(layers)],
+    )  # fmt: skip
+    weights = {
+        (lay, m): EALSTM(cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias).state_dict()
+        for lay in cfg.layers
+        for m in range(ensemble)
+    }
+    return TrainedModel(cfg, stats, weights)
+
+
+def _inputs(cells: int, days: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    season = np.cos(2 * np.pi * (t - 200) / 365.25)
+    tair = 285 + 9 * season + rng.normal(0, 3, (cells, days))
+    precip = np.where(rng.random((cells, days)) < 0.35, rng.gamma(0.8, 6.0, (cells, days)), 0.0)
+    rnet = 90 + 80 * season + rng.normal(0, 15, (cells, days))
+    tskin = tair + 0.03 * rnet + rng.normal(0, 0.5, (cells, days))
+    dyn = np.stack([tair, precip, rnet, tskin], axis=-1).astype("float32")
+    stat = np.column_stack(
+        [rng.uniform(0.5, 4, cells), rng.uniform(0.5, 3, cells), rng.uniform(0, 1500, cells), rng.uniform(5, 200, cells)]
+        + [rng.uniform(0.05, 0.6, cells) for _ in range(6)]
+    ).astype("float32")
+    return dyn, stat
+
+
+class _Clock:
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def _flops_per_cell_day(hidden: int, n_in: int) -> float:
+    return 2 * 4 * hidden * (hidden + n_in) + 2 * hidden
+
+
+def section_throughput(quick: bool) -> dict:
+    from xsomo import rollout
+
+    hidden, lookback = 128, 365
+    model = _model(hidden=hidden, layers=(1,), lookback=lookback)
+    cells, days = (512, 365) if quick else (1024, 730)
+    dyn, stat = _inputs(cells, days + 1)
+    rollout.predict_block(model, dyn[:64, :40], stat[:64], mode="continuous", spinup=1)  # warm-up
+    with _Clock() as c:
+        rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, batch_size=cells, time_chunk=256)
+    cont_rate = cells * days / c.wall
+    n_win_cells, n_windows = (8, 32) if quick else (16, 64)
+    wdyn, wstat = _inputs(n_win_cells, lookback - 1 + n_windows, seed=1)
+    with _Clock() as w:
+        rollout.predict_block(model, wdyn, wstat, mode="windowed", spinup=lookback)
+    win_rate = n_win_cells * n_windows / w.wall
+    flops = _flops_per_cell_day(hidden, model.config.n_inputs(1))
+    gflops = cont_rate * flops / 1e9
+    # plain float32 matmuls on this machine: the recurrent step's shape and a large square one
+    b = cells
+    x = torch.randn(b, hidden + 4)
+    wmat = torch.randn(hidden + 4, 4 * hidden)
+    for _ in range(3):
+        x @ wmat
+    reps = 2000
+    with _Clock() as m1:
+        for _ in range(reps):
+            x @ wmat
+    step_gflops = reps * 2 * b * (hidden + 4) * 4 * hidden / m1.wall / 1e9
+    a = torch.randn(2048, 2048)
+    a @ a
+    with _Clock() as m2:
+        for _ in range(5):
+            a @ a
+    peak_gflops = 5 * 2 * 2048**3 / m2.wall / 1e9
+    print("\n1. roll-out vs window-by-window (one network, 128 hidden, 365-day lookback)")
+    print(f"   continuous: {cells} cells x {days} days in {c.wall:.2f} s wall ({c.cpu:.2f} s CPU): {cont_rate:,.0f} cell-days/s")
+    print(
+        f"   windowed:   {n_win_cells} cells x {n_windows} windows of {lookback} days in {w.wall:.2f} s: "
+        f"{win_rate:,.0f} cell-days/s"
+    )
+    ratio = cont_rate / win_rate
+    print(f"   ratio: {ratio:,.0f}x (goal >= 250x) {'OK' if ratio >= 250 else 'MISSED'}")
+    print("\n2. roll-out FLOP efficiency (float32, torch fused LSTM on this CPU)")
+    print(f"   {flops / 1e3:.1f} kFLOP per cell-day (2*4H*(H+D) + 2H, H=128, D=4): {gflops:.1f} GFLOP/s")
+    print(f"   plain matmul {b}x{hidden + 4} @ {hidden + 4}x{4 * hidden} (the step's shape): {step_gflops:.1f} GFLOP/s")
+    print(f"   plain matmul 2048^3: {peak_gflops:.1f} GFLOP/s")
+    frac_step, frac_peak = gflops / step_gflops, gflops / peak_gflops
+    print(
+        f"   roll-out / same-shape matmul: {100 * frac_step:.0f} %, / large matmul: {100 * frac_peak:.0f} % "
+        f"(goal >= 65 %) {'OK' if max(frac_step, frac_peak) >= 0.65 else 'MISSED'}"
+    )
+    return {
+        "continuous_cell_days_per_s": cont_rate,
+        "windowed_cell_days_per_s": win_rate,
+        "ratio": ratio,
+        "gflops": gflops,
+        "matmul_step_gflops": step_gflops,
+        "matmul_peak_gflops": peak_gflops,
+    }
+
+
+def section_agreement(quick: bool) -> dict:
+    from xsomo import rollout
+
+    lookback = 365
+    model = _model(hidden=128, layers=(1, 2, 3), ensemble=1, lookback=lookback, seed=3)
+    cells, extra = (8, 30) if quick else (16, 60)
+    dyn, stat = _inputs(cells, 2 * lookback + extra, seed=2)
+    dist = rollout.convergence_distance(model, dyn[:, : lookback + 30], stat)
+    cont = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=lookback)
+    win = rollout.predict_block(model, dyn, stat, mode="windowed", spinup=lookback)
+    # the output period starts after the spin-up (day index `lookback`)
+    diff = np.abs(cont - win)[..., lookback:]
+    diff = diff[np.isfinite(diff)]
+    q = np.quantile(diff, [0.5, 0.9, 0.99, 1.0])
+    print("\n3. continuous roll-out vs window-by-window after the spin-up (128 hidden, 3 layers, random weights)")
+    print(f"   convergence distance after {lookback} days: {np.nanmax(dist):.2e} m3 m-3")
+    print(
+        f"   |difference| over {diff.size} cell-days: median {q[0]:.1e}, p90 {q[1]:.1e}, p99 {q[2]:.1e}, "
+        f"max {q[3]:.1e} m3 m-3 (goal max < 0.005) {'OK' if q[3] < 0.005 else 'MISSED'}"
+    )
+    return {"convergence_distance": float(np.nanmax(dist)), "diff_quantiles_50_90_99_100": q.tolist()}
+
+
+_MEMORY_CHILD = r"""
+import json, resource, sys, time, tracemalloc, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, {bench!r})
+import xarray as xr
+from bench_predict import _model
+from xsomo import inference, output
+tracemalloc.start()
+drivers = xr.open_dataset({path!r}, chunks={{}})
+model = _model(hidden=32, ensemble=2, lookback=100)
+t = time.perf_counter()
+sm = inference.predict(drivers, model, chunks={{"lat": 32, "lon": 32}}, mode="continuous")
+files = output.to_files(sm, {out!r}, progress=False)
+wall = time.perf_counter() - t
+_, peak = tracemalloc.get_traced_memory()
+print(json.dumps({{"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "traced_peak_mb": peak / 2**20, "wall_s": wall, "files": len(files)}}))
+"""
+
+
+def _write_drivers(path: pathlib.Path, n: int, days: int) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from xsomo import testing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = testing.synthetic_drivers(nlat=n, nlon=n, ndays=days, seed=n, sea_cells=n // 3, start="2010-01-01")
+    enc = {v: {"chunksizes": (days, 32, 32)} for v in ds.data_vars if ds[v].dims == ("time", "lat", "lon")}
+    ds.to_netcdf(path, encoding=enc)
+
+
+def section_memory(quick: bool) -> dict:
+    n_small = 48 if quick else 64
+    days = 500 if quick else 830
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="xsomo-bench-") as tmp:
+        tmp_path = pathlib.Path(tmp)
+        for label, n in (("small", n_small), ("4x", 2 * n_small)):
+            path = tmp_path / f"drivers_{label}.nc"
+            _write_drivers(path, n, days)
+            code = _MEMORY_CHILD.format(bench=str(ROOT / "bench"), path=str(path), out=str(tmp_path / f"out_{label}"))
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+            if proc.returncode:
+                print(proc.stderr[-3000:])
+                raise SystemExit(f"memory child failed for {label}")
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            res["cells"] = n * n
+            res["days"] = days
+            results[label] = res
+    s, b = results["small"], results["4x"]
+    print("\n4. peak memory of predict + to_files, lazy drivers from disk, 32x32-cell blocks (fresh subprocesses)")
+    for label, r in results.items():
+        print(
+            f"   {label:>5}: {r['cells']:6d} cells x {r['days']} days: max RSS {r['maxrss_mb']:.0f} MB, "
+            f"traced (numpy/python) peak {r['traced_peak_mb']:.0f} MB, {r['wall_s']:.1f} s"
+        )
+    ratio_rss = b["maxrss_mb"] / s["maxrss_mb"]
+    ratio_traced = b["traced_peak_mb"] / max(s["traced_peak_mb"], 1e-9)
+    print(
+        f"   4x domain / small: RSS {ratio_rss:.2f}x, traced {ratio_traced:.2f}x (goal <= 1.3x) "
+        f"{'OK' if max(ratio_rss, ratio_traced) <= 1.3 else 'MISSED'}"
+    )
+    full = 2 * 3 * b["cells"] * days * 4 / 2**20
+    print(f"   (holding the 4x prediction in memory would take {full:.0f} MB for sm + sm_spread alone)")
+    return {"small": s, "4x": b, "ratio_rss": ratio_rss, "ratio_traced": ratio_traced}
+
+
+def section_demo(quick: bool) -> dict:
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from xsomo import inference, output, testing
+
+    n = 40 if quick else 60
+    days = 4 * 365 if quick else 2922  # the demo preset: 2013-2020
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drivers = testing.synthetic_drivers(nlat=n, nlon=n, ndays=days, seed=1, sea_cells=n // 3, start="2013-01-01")
+    model = _model(hidden=32, ensemble=2, lookback=365)  # training.DEMO_DEFAULTS shape
+    land = int(drivers["land_mask"].sum())
+    with tempfile.TemporaryDirectory(prefix="xsomo-demo-") as tmp, _Clock() as c:
+        sm = inference.predict(drivers, model, mode="auto")
+        files = output.to_files(sm, tmp, progress=False)
+    rate = land * days / c.wall
+    print("\n5. demo world: predict + to_files (3 layers x 2 members, 32 hidden, mode auto)")
+    print(
+        f"   {land} land cells x {days} days -> {len(files)} files in {c.wall:.1f} s wall ({c.cpu:.1f} s CPU): "
+        f"{rate:,.0f} cell-days/s for the whole cascade and ensemble"
+    )
+    return {"land_cells": land, "days": days, "wall_s": c.wall, "cpu_s": c.cpu, "files": len(files)}
+
+
+def section_europe(quick: bool) -> dict:
+    from xsomo import rollout
+
+    model = _model(hidden=128, layers=(1, 2, 3), ensemble=1, lookback=365)
+    cells, days = (256, 365) if quick else (1024, 730)
+    dyn, stat = _inputs(cells, days)
+    with _Clock() as c:
+        rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, batch_size=cells, time_chunk=256)
+    rate = cells * days / c.wall  # cascade (3 layers) cell-days/s for one member
+    total_days = EUROPE_DAYS + EUROPE_SPINUP
+    cascade_s = EUROPE_CELLS * total_days * EUROPE_MEMBERS / rate
+    check_s = cascade_s * 3 * (365 + rollout.CHECK_EXTRA_DAYS) / total_days  # auto's convergence check
+    print("\n6. projected full Europe job on this machine (continuous roll-out, CPU)")
+    print(
+        f"   cascade of 3 layers, 128 hidden: {rate:,.0f} cell-days/s per member ({cells} cells x {days} days in {c.wall:.1f} s)"
+    )
+    print(
+        f"   {EUROPE_CELLS:,} cells x ({EUROPE_DAYS} + {EUROPE_SPINUP} spin-up) days x {EUROPE_MEMBERS} members: "
+        f"{cascade_s / 3600:.1f} h roll-out (+ {check_s / 3600:.1f} h for mode='auto''s convergence check)"
+    )
+    return {"cascade_cell_days_per_s_per_member": rate, "europe_hours": cascade_s / 3600, "check_hours": check_s / 3600}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a minute or two)")
+    parser.add_argument("--json", type=pathlib.Path, help="also write the numbers to this JSON file")
+    parser.add_argument("--only", nargs="+", choices=("throughput", "agreement", "memory", "demo", "europe"))
+    args = parser.parse_args(argv)
+    gpu = torch.cuda.is_available()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"xsomo prediction benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"   CPU: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads")
+    print(f"   load average at start: {os.getloadavg()[0]:.1f}")
+    if gpu:
+        print(f"   GPU: {torch.cuda.get_device_name(0)} (the roll-out sections use the CPU; pass device='cuda' to predict)")
+    else:
+        print("   GPU: none — no GPU is lent to this task; every number below is CPU-only")
+    sections = {
+        "throughput": section_throughput,
+        "agreement": section_agreement,
+        "memory": section_memory,
+        "demo": section_demo,
+        "europe": section_europe,
+    }
+    results = {}
+    for name, fn in sections.items():
+        if args.only and name not in args.only:
+            continue
+        results[name] = fn(args.quick)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=float))
+    print(f"\n   peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
