@@ -15,7 +15,8 @@ import json
 import os
 import pathlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -293,9 +294,9 @@ def build_targets(
 _ = XsomoValueError
 
 
-def _encoding(ds: xr.Dataset) -> dict:
+def _encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     """zlib level 4; (time, lat, lon) chunks of a year by 64 x 64 cells, for map and series reads."""
-    enc = {}
+    enc: dict[Hashable, dict[str, Any]] = {}
     for name, da in ds.data_vars.items():
         if da.dtype.kind != "f":
             continue
@@ -339,26 +340,26 @@ def prepare_world(
     dict
         Output name -> path.
     """
-    out = pathlib.Path(out)
+    outdir = pathlib.Path(out)
     drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
     targets, qc, rep = build_targets(
         world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside
     )
-    out.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)
     tmps: dict[str, pathlib.Path] = {}
     try:
         for name in OUTPUTS:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            fd, tmpname = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
             os.close(fd)
-            tmps[name] = pathlib.Path(tmp)
+            tmps[name] = pathlib.Path(tmpname)
         targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
         drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))
         qc.to_csv(tmps["ismn_qc_report.csv"], index=False)
         rep.to_csv(tmps["scaling_report.csv"], index=False)
-        paths = {}
+        paths: dict[str, pathlib.Path] = {}
         for name, tmp in tmps.items():
-            os.replace(tmp, out / name)
-            paths[name] = out / name
+            os.replace(tmp, outdir / name)
+            paths[name] = outdir / name
         return paths
     finally:
         for tmp in tmps.values():

@@ -13,7 +13,6 @@ Everything stays lazy when the inputs are dask-backed.
 
 from __future__ import annotations
 
-import numpy as np
 import xarray as xr
 
 from xsomo import conventions as cv
@@ -78,7 +77,7 @@ def subgrid_moments(fine: xr.DataArray, grid: GridSpec) -> tuple[xr.DataArray, x
     both = xr.Dataset({"m1": x, "m2": x * x})
     up = regrid(both, grid, method="conservative")
     mean = up["m1"]
-    std = np.sqrt((up["m2"] - mean**2).clip(min=0.0))
+    std = (up["m2"] - mean**2).clip(min=0.0) ** 0.5
     return mean.astype("float32"), std.astype("float32")
 
 

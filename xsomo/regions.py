@@ -122,5 +122,8 @@ def regional_mean(data: XArray, gdf, *, key: str = "NAME") -> XArray:
     """
     data = normalise_latlon(data)
     m = mask_3d(gdf, data, key=key)
-    w = np.cos(np.deg2rad(data["lat"])) * m
+    coslat = xr.DataArray(
+        np.cos(np.deg2rad(data["lat"].values)), coords={"lat": data["lat"]}, dims="lat"
+    )
+    w = coslat * m
     return data.weighted(w.fillna(0)).mean(("lat", "lon"))

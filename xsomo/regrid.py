@@ -14,7 +14,7 @@ Two backends: `xarray-regrid <https://github.com/xarray-contrib/xarray-regrid>`_
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 import xarray as xr
@@ -25,6 +25,7 @@ from xsomo.exceptions import GridMismatchError, XsomoError, XsomoValueError
 
 Method = Literal["conservative", "bilinear"]
 Backend = Literal["xarray-regrid", "xesmf"]
+T = TypeVar("T", bound="xr.Dataset | xr.DataArray")
 
 _LAT_NAMES = ("lat", "latitude", "y")
 _LON_NAMES = ("lon", "longitude", "x")
@@ -34,7 +35,7 @@ class BackendUnavailableError(XsomoError, ImportError):
     """The requested regridding backend cannot be imported."""
 
 
-def normalise_latlon(obj: XArray) -> XArray:
+def normalise_latlon(obj: T) -> T:
     """Rename ``latitude``/``longitude`` to ``lat``/``lon`` and sort both ascending.
 
     Raises
@@ -42,29 +43,29 @@ def normalise_latlon(obj: XArray) -> XArray:
     GridMismatchError
         When no latitude or longitude dimension is found.
     """
+    out: XArray = obj
     rename = {}
     for canon, names in (("lat", _LAT_NAMES), ("lon", _LON_NAMES)):
-        if canon in obj.dims:
+        if canon in out.dims:
             continue
-        found = [n for n in names if n in obj.dims]
+        found = [n for n in names if n in out.dims]
         if not found:
             raise GridMismatchError(
-                f"no {canon!r} dimension in {getattr(obj, 'name', None) or 'the data'} "
-                f"(dims {tuple(obj.dims)}); expected one of {names}. Rename the spatial dims."
+                f"no {canon!r} dimension in {getattr(out, 'name', None) or 'the data'} "
+                f"(dims {tuple(out.dims)}); expected one of {names}. Rename the spatial dims."
             )
         rename[found[0]] = canon
     if rename:
-        obj = obj.rename(rename)
+        out = out.rename(rename)
     for dim in ("lat", "lon"):
-        if (
-            obj[dim].dtype == np.float32
-        ):  # float32 coords (40.1 -> 40.099998): back to clean decimals
-            obj = obj.assign_coords({dim: np.round(obj[dim].values.astype("float64"), 5)})
+        # float32 coords (40.1 -> 40.099998): back to clean decimals
+        if out[dim].dtype == np.float32:
+            out = out.assign_coords({dim: np.round(out[dim].values.astype("float64"), 5)})
     for dim in ("lat", "lon"):
-        vals = obj[dim].values
+        vals = out[dim].values
         if vals.size > 1 and not np.all(np.diff(vals) > 0):
-            obj = obj.sortby(dim)
-    return obj
+            out = out.sortby(dim)
+    return cast(T, out)
 
 
 def grid_of(obj: XArray | GridSpec) -> GridSpec:
@@ -143,14 +144,14 @@ def _densify(obj: XArray, dtypes: dict) -> XArray:
 
 
 def regrid(
-    source: XArray,
+    source: T,
     target: XArray | GridSpec,
     *,
     method: Method = "conservative",
     backend: Backend = "xarray-regrid",
     margin: int = 2,
     skipna: bool = True,
-) -> XArray:
+) -> T:
     """Regrid a lat/lon field onto a regular target grid.
 
     Parameters
@@ -205,7 +206,7 @@ def regrid(
     if backend not in ("xarray-regrid", "xesmf"):
         raise XsomoValueError(f"backend={backend!r}: use 'xarray-regrid' or 'xesmf'.")
     grid = target if isinstance(target, GridSpec) else grid_of(target)
-    src = normalise_latlon(source)
+    src: XArray = normalise_latlon(source)
     src = _cut(src, grid, margin)
     _check_cover(src, grid, method)
     if isinstance(src, xr.DataArray):
@@ -217,8 +218,7 @@ def regrid(
     else:
         out = _regrid_xarray_regrid(src, grid, method, skipna=skipna)
     out = _densify(out, dtypes)
-    out = out.assign_coords(grid.coords())
-    return out
+    return cast(T, out.assign_coords(grid.coords()))
 
 
 def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna: bool) -> XArray:

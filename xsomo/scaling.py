@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -172,6 +173,32 @@ def _daily_index(time: xr.DataArray, what: str) -> pd.DatetimeIndex:
             "pass daily data (aggregate sub-daily values first)."
         )
     return idx
+
+
+@overload
+def scale_to(
+    stations: xr.Dataset,
+    reference: xr.Dataset | xr.DataArray,
+    *,
+    grid: GridSpec | None = ...,
+    min_overlap: int = ...,
+    variable: str = ...,
+    outside: str = ...,
+    report: Literal[False] = ...,
+) -> xr.Dataset: ...
+
+
+@overload
+def scale_to(
+    stations: xr.Dataset,
+    reference: xr.Dataset | xr.DataArray,
+    *,
+    grid: GridSpec | None = ...,
+    min_overlap: int = ...,
+    variable: str = ...,
+    outside: str = ...,
+    report: Literal[True],
+) -> tuple[xr.Dataset, pd.DataFrame]: ...
 
 
 def scale_to(

@@ -60,7 +60,7 @@ def daily_mean(values: pd.Series, *, min_hourly: int = 6) -> tuple[pd.Series, pd
     --------
     >>> idx = pd.date_range("2020-01-01", periods=48, freq="h")
     >>> s = pd.Series(np.r_[np.ones(24), np.full(24, np.nan)], index=idx)
-    >>> s.iloc[24:29] = 3.0   # only 5 valid hours on day 2
+    >>> s.iloc[24:29] = 3.0  # only 5 valid hours on day 2
     >>> m, n = daily_mean(s, min_hourly=6)
     >>> m.tolist(), n.tolist()
     ([1.0, nan], [24, 5])
@@ -72,7 +72,9 @@ def daily_mean(values: pd.Series, *, min_hourly: int = 6) -> tuple[pd.Series, pd
     ns = pd.DatetimeIndex(s.index).as_unit("ns").asi8
     vals = s.to_numpy(dtype="float64")
     hour = ns // 3_600_000_000_000
-    if hour.size > 1 and not np.all(np.diff(hour) > 0):  # sub-hourly or unsorted: hourly means first
+    if hour.size > 1 and not np.all(
+        np.diff(hour) > 0
+    ):  # sub-hourly or unsorted: hourly means first
         order = np.argsort(hour, kind="stable")
         hour, vals = hour[order], vals[order]
         uh, start = np.unique(hour, return_index=True)

@@ -145,9 +145,9 @@ def open_cosmos(
     data = np.full((len(rows), days.size), np.nan, dtype="float32")
     for k, (_, d, _) in enumerate(rows):
         data[k, days.get_indexer(d.index)] = d.to_numpy("float32")
-    depth = np.array([r[2] for r in rows])
+    depths = np.array([r[2] for r in rows])
     tops = np.array([lay.top for lay in cv.LAYERS])
-    sees = depth[:, None] > tops[None, :]
+    sees = depths[:, None] > tops[None, :]
     ids = [str(m.get("station_id", m["station"])) for m, _, _ in rows]
     ds = xr.Dataset(
         {cv.SM: ((cv.STATION, cv.TIME), data, dict(cv.SM_ATTRS))},
@@ -165,11 +165,11 @@ def open_cosmos(
             ),
             "footprint_depth": (
                 cv.STATION,
-                depth,
+                depths,
                 {"units": "m", "long_name": "median CRNS footprint depth"},
             ),
             "depth_top": (cv.STATION, np.zeros(len(rows)), {"units": "m"}),
-            "depth_bottom": (cv.STATION, depth, {"units": "m"}),
+            "depth_bottom": (cv.STATION, depths, {"units": "m"}),
             "sees_layer": (
                 (cv.STATION, cv.LAYER),
                 sees,

@@ -285,7 +285,10 @@ def layer_sm(ds: xr.Dataset, layers: Iterable[int] = cv.LAYER_NUMBERS) -> xr.Dat
         w = cv.depth_weights(lay.top, lay.bottom)
         need = [SWVL[k] for k in np.flatnonzero(w > 0)]
         if all(n in ds for n in need):
-            acc = sum(ds[SWVL[k]] * float(w[k]) for k in np.flatnonzero(w > 0))
+            terms = [ds[SWVL[k]] * float(w[k]) for k in np.flatnonzero(w > 0)]
+            acc = terms[0]
+            for term in terms[1:]:
+                acc = acc + term
         elif number == 1 and "swvl1" in ds and "swvl2" not in ds:
             acc = ds["swvl1"]
             notes.append("layer 1 is swvl1 (0-7 cm) alone: the data has no swvl2")
@@ -372,15 +375,15 @@ def open_era5land(
             f"{source}: none of the ERA5-Land variables {sorted(known)} found."
         )
     # units: never guessed
-    for name, da in ds.data_vars.items():
+    for vname, da in ds.data_vars.items():
         if "units" not in da.attrs:
-            fname = da.attrs.get("xsomo_file_name", name)
+            fname = da.attrs.get("xsomo_file_name", vname)
             raise UnitError(
                 f"variable {fname!r} in {source} has no 'units' attribute (xsomo never guesses units). State its "
-                f"units, e.g. open_era5land(..., units={{{fname!r}: {_EXPECTED.get(name, 'units')!r}}})"
+                f"units, e.g. open_era5land(..., units={{{fname!r}: {_EXPECTED.get(str(vname), 'units')!r}}})"
                 + (
                     " -- ERA5-Land hourly precipitation is in m, accumulated since 00 UTC."
-                    if name == "tp"
+                    if vname == "tp"
                     else "."
                 )
             )

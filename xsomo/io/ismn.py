@@ -15,6 +15,7 @@ import pathlib
 import re
 import tempfile
 from collections.abc import Sequence
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,34 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
         return ISMN_Interface(
             str(path), meta_path=str(meta_dir), parallel=parallel, temp_root=str(meta_dir)
         )
+
+
+@overload
+def open_ismn(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    min_hourly: int = ...,
+    min_days: int = ...,
+    good_flags: Sequence[str] = ...,
+    errors: str = ...,
+    report: Literal[False] = ...,
+    meta_path: str | os.PathLike[str] | None = ...,
+    parallel: bool = ...,
+) -> xr.Dataset: ...
+
+
+@overload
+def open_ismn(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    min_hourly: int = ...,
+    min_days: int = ...,
+    good_flags: Sequence[str] = ...,
+    errors: str = ...,
+    report: Literal[True],
+    meta_path: str | os.PathLike[str] | None = ...,
+    parallel: bool = ...,
+) -> tuple[xr.Dataset, pd.DataFrame]: ...
 
 
 def open_ismn(
@@ -128,7 +157,7 @@ def open_ismn(
         )
     if errors not in ("raise", "report"):
         raise XsomoValueError(f"errors={errors!r}: use 'raise' or 'report'.")
-    path = pathlib.Path(path).expanduser()
+    path = pathlib.Path(cast("str | os.PathLike[str]", path)).expanduser()
     if not path.exists():
         raise DataFormatError(
             f"ISMN path {str(path)!r} does not exist. Pass the ISMN download folder or zip."
@@ -161,12 +190,12 @@ def open_ismn(
         )
     if not records:
         counts = rep["reason"].value_counts().to_dict() if len(rep) else {}
-        err = DataFormatError(
+        exc = DataFormatError(
             f"no soil-moisture sensor in {str(path)!r} passed quality control (dropped: {counts}). "
             "Check the folder, or relax min_days / min_hourly; the report is in the error's .report."
         )
-        err.report = rep  # type: ignore[attr-defined]
-        raise err
+        exc.report = rep  # type: ignore[attr-defined]
+        raise exc
     ds = qc.build_stations(
         records,
         attrs={
@@ -182,8 +211,15 @@ def open_ismn(
     return (ds, rep) if report else ds
 
 
-def _open_many(paths: Sequence[str | os.PathLike[str]], *, report: bool, meta_path, **kwargs):
-    parts, reps = [], []
+def _open_many(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    report: bool,
+    meta_path: str | os.PathLike[str] | None,
+    **kwargs: Any,
+) -> xr.Dataset | tuple[xr.Dataset, pd.DataFrame]:
+    parts: list[xr.Dataset] = []
+    reps: list[pd.DataFrame] = []
     for k, p in enumerate(paths):
         mp = None if meta_path is None else pathlib.Path(meta_path) / f"{k:03d}"
         ds, rep = open_ismn(p, report=True, meta_path=mp, **kwargs)
