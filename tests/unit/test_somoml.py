@@ -224,3 +224,40 @@ def test_reproduce_published_output_in_full(v1_run, v1_model, mode: str) -> None
     assert info.mode == "windowed"
     i0 = int(np.searchsorted(v1_run.forcing["time"].values, v1_run.output["time"].values[0]))
     np.testing.assert_allclose(out[0, 0, :, i0:], v1_run.output.values, atol=1e-5, rtol=0)
+
+
+def test_to_drivers_places_cells_on_a_regular_grid(tmp_path: pathlib.Path) -> None:
+    cells = ["-0.625_-49.375", "-0.625_-51.875", "0.625_-50.625"]
+    _write_run(tmp_path, cells, ndays=12)
+    run = somoml.open_somoml_v1_run(tmp_path)
+    drv = run.to_drivers()
+    np.testing.assert_allclose(drv["lat"].values, [-0.625, 0.625])
+    np.testing.assert_allclose(drv["lon"].values, [-51.875, -50.625, -49.375])  # 1.25° steps
+    assert int(drv["land_mask"].sum()) == 3
+    assert drv["log_tp"].dims == ("time", "lat", "lon")
+    assert drv["tp"].dims == ("lat", "lon")  # the static (mean annual precipitation)
+    for c in cells:
+        lat, lon = somoml.cell_coords(c)
+        px = drv.sel(lat=lat, lon=lon)
+        assert bool(px["land_mask"])
+        np.testing.assert_array_equal(px["t2m"].values, run.forcing["t2m"].sel(cell=c).values)
+        assert float(px["clay"]) == float(run.statics["clay"].sel(cell=c))
+    assert np.isnan(drv["t2m"].sel(lat=0.625, lon=-49.375)).all()
+
+
+@pytest.mark.real
+def test_predict_reproduces_published_output(v1_run, v1_model) -> None:
+    """Through the user-facing xsomo.inference.predict on a drivers Dataset."""
+    import xarray as xr
+
+    inference = pytest.importorskip("xsomo.inference")
+    drivers = v1_run.to_drivers()
+    period = ("2005-06-01", "2005-06-10")
+    ds = inference.predict(drivers, v1_model, mode="windowed", time=period, device="cpu")
+    ref = v1_run.output.sel(time=slice(*period))
+    at = {
+        "lat": xr.DataArray(ref["lat"].values, dims="cell"),
+        "lon": xr.DataArray(ref["lon"].values, dims="cell"),
+    }
+    got = ds["sm"].sel(layer=1).sel(at).transpose("cell", "time").values
+    np.testing.assert_allclose(got, ref.values, atol=1e-5, rtol=0)

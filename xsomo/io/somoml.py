@@ -267,11 +267,74 @@ class SomoMLv1Run:
         """Raw (unscaled) dynamic inputs ``(cell, time, len(names))`` in the given order."""
         return np.stack([self.forcing[n].values for n in names], axis=-1).astype(dtype)
 
+    def to_drivers(self, *, dynamic: Sequence[str] = SOMOML_V1_DYNAMIC) -> xr.Dataset:
+        """The run's inputs as a drivers Dataset for :func:`xsomo.inference.predict`.
+
+        The cells are placed on the coarsest regular lat/lon grid that holds them all
+        (``land_mask`` True only at the cells). Dynamic variables are ``(time, lat, lon)``
+        under their names in the forcing files, statics ``(lat, lon)`` under theirs
+        (the static ``tp`` is mean annual precipitation; the forcing's ``tp`` is left out,
+        the model reads ``log_tp``).
+
+        Raises
+        ------
+        XsomoValueError
+            If the regular grid holding the cells would exceed a million cells.
+        """
+        lat = self.forcing["lat"].values
+        lon = self.forcing["lon"].values
+        glat, iy = _regular_axis(lat, "lat")
+        glon, ix = _regular_axis(lon, "lon")
+        if glat.size * glon.size > 1_000_000:
+            raise XsomoValueError(
+                f"the {len(lat)} cells need a regular grid of {glat.size} x {glon.size} points; "
+                "select fewer or closer cells (open_somoml_v1_run(..., cells=[...]))"
+            )
+        ntime = self.forcing.sizes["time"]
+        data_vars: dict[str, xr.DataArray] = {}
+        for name in dynamic:
+            arr = np.full((ntime, glat.size, glon.size), np.nan)
+            arr[:, iy, ix] = self.forcing[name].values.T
+            data_vars[name] = xr.DataArray(
+                arr, dims=(cv.TIME, cv.LAT, cv.LON), attrs=dict(self.forcing[name].attrs)
+            )
+        for name in self.statics.data_vars:
+            arr = np.full((glat.size, glon.size), np.nan)
+            arr[iy, ix] = self.statics[name].values
+            data_vars[str(name)] = xr.DataArray(arr, dims=(cv.LAT, cv.LON))
+        mask = np.zeros((glat.size, glon.size), dtype=bool)
+        mask[iy, ix] = True
+        data_vars[cv.LAND_MASK] = xr.DataArray(mask, dims=(cv.LAT, cv.LON))
+        return xr.Dataset(
+            data_vars,
+            coords={
+                cv.TIME: (cv.TIME, self.forcing["time"].values, cv.TIME_ATTRS),
+                cv.LAT: (cv.LAT, glat, cv.LAT_ATTRS),
+                cv.LON: (cv.LON, glon, cv.LON_ATTRS),
+            },
+            attrs={"source": str(self.folder), "title": "SoMo.ml v1 model-run inputs as drivers"},
+        )
+
     def static_array(
         self, names: Sequence[str] = SOMOML_V1_STATIC, *, dtype: str = "float64"
     ) -> np.ndarray:
         """Raw (unscaled) static inputs ``(cell, len(names))`` in the given order."""
         return np.stack([self.statics[n].values for n in names], axis=-1).astype(dtype)
+
+
+def _regular_axis(values: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The coarsest regular axis holding ``values`` (to 1e-6°) and each value's index on it."""
+    uniq = np.unique(np.round(np.asarray(values, dtype=float), 6))
+    if uniq.size == 1:
+        return uniq, np.zeros(len(values), dtype=int)
+    steps = np.round(np.diff(uniq) * 1e6).astype(np.int64)
+    step = int(np.gcd.reduce(steps)) / 1e6
+    n = round((uniq[-1] - uniq[0]) / step) + 1
+    axis = np.round(uniq[0] + step * np.arange(n), 6)
+    idx = np.round((np.asarray(values, dtype=float) - uniq[0]) / step).astype(int)
+    if not np.allclose(axis[idx], values, atol=1e-6):  # pragma: no cover - guarded by the gcd
+        raise XsomoValueError(f"cannot place the cells' {name} on a regular axis")
+    return axis, idx
 
 
 def find_somoml_v1_folder(folder: str | os.PathLike[str]) -> pathlib.Path:
