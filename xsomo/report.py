@@ -138,7 +138,7 @@ def write_report(
     transfer: PathLike | xr.Dataset | None = None,
     year: int | None = None,
     products: bool = True,
-    block: int = 20,
+    block: int | None = None,
     seed: int = 0,
 ) -> pathlib.Path:
     """Write the evaluation report of ``prediction`` on a sample ``world`` into ``out``.
@@ -166,7 +166,9 @@ def write_report(
     products
         Include the stand-in products (intercomparison).
     block, seed
-        Sampling of the cells compared with the average of the datasets (one per block).
+        Sampling of the cells compared with the average of the datasets: one random cell
+        per ``block`` × ``block`` cells. Default: 20 (the paper's, about 300 cells on the
+        Europe grid), smaller on small grids so that about 300 blocks remain.
 
     Returns
     -------
@@ -178,7 +180,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out)
     if not (world / "truth.nc").exists():
-        raise DataFormatError(f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote.")
+        raise DataFormatError(
+            f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote."
+        )
     meta = json.loads((world / "world.json").read_text()) if (world / "world.json").exists() else {}
     truth_ds = xr.open_dataset(world / "truth.nc")
     sm = open_prediction(prediction)
@@ -198,7 +202,9 @@ def write_report(
             except Exception as err:  # a product that cannot be regridded is reported, not fatal
                 warnings.warn(f"product {name!r} left out of the report: {err}", stacklevel=2)
                 continue
-            datasets[name] = reg.sel({cv.TIME: slice(sm[cv.TIME].values[0], sm[cv.TIME].values[-1])}).load()
+            datasets[name] = reg.sel(
+                {cv.TIME: slice(sm[cv.TIME].values[0], sm[cv.TIME].values[-1])}
+            ).load()
 
     intro = rep.section("Overview")
     period = f"{pd.Timestamp(sm[cv.TIME].values[0]).date()} to {pd.Timestamp(sm[cv.TIME].values[-1]).date()}"
@@ -221,7 +227,11 @@ def write_report(
             metrics = evaluation.evaluate(sm, cosmos, training_cells=training)
         summary = evaluation.summarize(metrics)
         rep.table("station_summary_xsomo", summary)
-        df = metrics.drop_vars(["footprint_weights", "weight_layer"], errors="ignore").to_dataframe().reset_index()
+        df = (
+            metrics.drop_vars(["footprint_weights", "weight_layer"], errors="ignore")
+            .to_dataframe()
+            .reset_index()
+        )
         rep.table("station_metrics_xsomo", df)
         n_train = int(metrics["training_cell"].sum()) if "training_cell" in metrics.coords else 0
         sec.append(
@@ -230,7 +240,26 @@ def write_report(
             "footprint depth (0.15-0.22 m) weighs the layers by their overlap with 0..depth "
             "(`xsomo.evaluation.footprint_weights`); layers 1-3 compare the station with each layer alone."
         )
-        sec.append(_md_table(summary[[c for c in ("layer_label", "n_stations", "pearson_r", "anomaly_r", "urmsd", "bias", "nse", "kge") if c in summary]]))
+        sec.append(
+            _md_table(
+                summary[
+                    [
+                        c
+                        for c in (
+                            "layer_label",
+                            "n_stations",
+                            "pearson_r",
+                            "anomaly_r",
+                            "urmsd",
+                            "bias",
+                            "nse",
+                            "kge",
+                        )
+                        if c in summary
+                    ]
+                ]
+            )
+        )
         comp = intercomparison.compare_stations(datasets, cosmos, training_cells=training)
         rows = []
         for p in comp["product"].values:
@@ -240,36 +269,75 @@ def write_report(
         comp_sum = pd.concat(rows, ignore_index=True)
         rep.table("station_summary_all", comp_sum)
         sec.append("**All datasets at the same stations** (median over independent stations):")
-        pivot = comp_sum.pivot_table(index="dataset", columns="layer_label", values="pearson_r", sort=False).reset_index()
+        pivot = comp_sum.pivot_table(
+            index="dataset", columns="layer_label", values="pearson_r", sort=False
+        ).reset_index()
         sec.append(_md_table(pivot))
-        fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")["pearson_r"]
+        fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")[
+            "pearson_r"
+        ]
         if "xsomo" in fp and len(fp) > 1:
             others = fp.drop("xsomo")
             beats = bool(np.all(fp["xsomo"] > others.dropna())) and others.notna().any()
             sec.append(
                 f"Quality bar — xsomo's median r at the stations (footprint mix) is **{fp['xsomo']:.3f}**; "
                 + ", ".join(f"{k.replace('_like', '')} {v:.3f}" for k, v in others.items())
-                + (". xsomo is **higher than every product**." if beats else ". xsomo is **not** higher than every product.")
+                + (
+                    ". xsomo is **higher than every product**."
+                    if beats
+                    else ". xsomo is **not** higher than every product."
+                )
             )
-        rep.figure("fig4a_stations_boxplot", plotting.metric_boxplots(comp, title="datasets against the COSMOS-like stations (all stations)"))
+        rep.figure(
+            "fig4a_stations_boxplot",
+            plotting.metric_boxplots(
+                comp, title="datasets against the COSMOS-like stations (all stations)"
+            ),
+        )
         sec.append("![Station box plots](figures/fig4a_stations_boxplot.png)")
-        background = evaluation.summer_mean(sm.sel({cv.LAYER: 1})).assign_attrs(long_name="JJA mean layer 1 (m³ m⁻³)")
-        rep.figure("stations_map", plotting.station_map(background, metrics, title="xsomo r at the stations (footprint mix)"))
+        background = evaluation.summer_mean(sm.sel({cv.LAYER: 1})).assign_attrs(
+            long_name="JJA mean layer 1 (m³ m⁻³)"
+        )
+        rep.figure(
+            "stations_map",
+            plotting.station_map(
+                background, metrics, title="xsomo r at the stations (footprint mix)"
+            ),
+        )
         sec.append("![Station map](figures/stations_map.png)")
-        st_ids = metrics[cv.STATION].values[np.argsort(-metrics["n"].sel(layer=metrics[cv.LAYER].values[0]).values)][:4]
+        st_ids = metrics[cv.STATION].values[
+            np.argsort(-metrics["n"].sel(layer=metrics[cv.LAYER].values[0]).values)
+        ][:4]
         obs = cosmos[cv.SM].sel({cv.STATION: st_ids})
-        w = metrics["footprint_weights"].sel({cv.STATION: st_ids}) if "footprint_weights" in metrics.coords else None
+        w = (
+            metrics["footprint_weights"].sel({cv.STATION: st_ids})
+            if "footprint_weights" in metrics.coords
+            else None
+        )
         sims = {}
         for name, da in datasets.items():
             rr, cc, _ = evaluation.match_stations(da, obs[cv.LAT].values, obs[cv.LON].values)
-            pts = da.isel({cv.LAT: xr.DataArray(rr, dims=cv.STATION), cv.LON: xr.DataArray(cc, dims=cv.STATION)})
+            pts = da.isel(
+                {
+                    cv.LAT: xr.DataArray(rr, dims=cv.STATION),
+                    cv.LON: xr.DataArray(cc, dims=cv.STATION),
+                }
+            )
             pts = pts.assign_coords({cv.STATION: st_ids})
             if w is not None:
-                pts = (pts.sel({cv.LAYER: [1, 2, 3]}) * w.rename(weight_layer=cv.LAYER).assign_coords({cv.LAYER: [1, 2, 3]})).sum(cv.LAYER, skipna=False)
+                pts = (
+                    pts.sel({cv.LAYER: [1, 2, 3]})
+                    * w.rename(weight_layer=cv.LAYER).assign_coords({cv.LAYER: [1, 2, 3]})
+                ).sum(cv.LAYER, skipna=False)
             else:
                 pts = pts.sel({cv.LAYER: 1})
             sims[name] = pts.transpose(cv.STATION, cv.TIME)
-        rep.figure("stations_series", plotting.station_series(obs, sims, title="footprint mix of each dataset and the station"))
+        rep.figure(
+            "stations_series",
+            plotting.station_series(
+                obs, sims, title="footprint mix of each dataset and the station"
+            ),
+        )
         sec.append("![Station series](figures/stations_series.png)")
 
     # ------------------------------------------------------------- against the truth
@@ -281,7 +349,11 @@ def write_report(
         maps[name] = m
         for lay in m[cv.LAYER].values:
             mm = m.sel({cv.LAYER: lay})
-            row = {"dataset": name, "layer": int(lay), "n_cells": int(mm["pearson_r"].notnull().sum())}
+            row = {
+                "dataset": name,
+                "layer": int(lay),
+                "n_cells": int(mm["pearson_r"].notnull().sum()),
+            }
             for k in ("pearson_r", "urmsd", "bias", "nse", "anomaly_r"):
                 if k in mm:
                     row[k] = float(mm[k].median())
@@ -294,35 +366,67 @@ def write_report(
             rr, cc, inside = evaluation.match_stations(sm, lat_lon[:, 0], lat_lon[:, 1])
             flag = np.zeros((sm.sizes[cv.LAT], sm.sizes[cv.LON]), bool)
             flag[rr[inside], cc[inside]] = True
-            flag_da = xr.DataArray(flag, dims=(cv.LAT, cv.LON), coords={cv.LAT: sm[cv.LAT], cv.LON: sm[cv.LON]})
+            flag_da = xr.DataArray(
+                flag, dims=(cv.LAT, cv.LON), coords={cv.LAT: sm[cv.LAT], cv.LON: sm[cv.LON]}
+            )
             m = maps["xsomo"]
             split = []
             for lay in m[cv.LAYER].values:
                 for label, mask in (("training cells", flag_da), ("independent cells", ~flag_da)):
                     v = m["pearson_r"].sel({cv.LAYER: lay}).where(mask)
-                    split.append({"layer": int(lay), "cells": label, "n_cells": int(v.notnull().sum()),
-                                  "pearson_r": float(v.median()), "urmsd": float(m["urmsd"].sel({cv.LAYER: lay}).where(mask).median())})
+                    split.append(
+                        {
+                            "layer": int(lay),
+                            "cells": label,
+                            "n_cells": int(v.notnull().sum()),
+                            "pearson_r": float(v.median()),
+                            "urmsd": float(m["urmsd"].sel({cv.LAYER: lay}).where(mask).median()),
+                        }
+                    )
             split_df = pd.DataFrame(split)
             rep.table("truth_skill_xsomo_training_vs_independent", split_df)
-            sec.append("xsomo against the truth, cells that held training targets vs independent cells (medians):")
+            sec.append(
+                "xsomo against the truth, cells that held training targets vs independent cells (medians):"
+            )
             sec.append(_md_table(split_df))
     sec.append("Median over land cells of each dataset against the truth:")
-    sec.append(_md_table(truth_tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False).add_prefix("r layer ").reset_index()))
-    fig = plotting.anomaly_maps({f"r {plotting._layer_title(k)}": maps["xsomo"]["pearson_r"].sel({cv.LAYER: k}) * 2 - 1 for k in maps["xsomo"][cv.LAYER].values}, vlim=1.0,
-                                title="xsomo r against the truth (colour scale 2r-1: -1 = r 0, +1 = r 1)")
+    sec.append(
+        _md_table(
+            truth_tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False)
+            .add_prefix("r layer ")
+            .reset_index()
+        )
+    )
+    fig = plotting.anomaly_maps(
+        {
+            f"r {plotting._layer_title(k)}": maps["xsomo"]["pearson_r"].sel({cv.LAYER: k}) * 2 - 1
+            for k in maps["xsomo"][cv.LAYER].values
+        },
+        vlim=1.0,
+        title="xsomo r against the truth (colour scale 2r-1: -1 = r 0, +1 = r 1)",
+    )
     rep.figure("truth_r_maps", fig)
     sec.append("![r maps](figures/truth_r_maps.png)")
 
     # ------------------------------------------------------------- intercomparison with the product average
     if len(datasets) > 2:
         sec = rep.section("Intercomparison: each dataset against the average of the others")
+        if block is None:
+            block = int(min(20, max(2, np.sqrt(sm.sizes[cv.LAT] * sm.sizes[cv.LON] / 300))))
         cmp = intercomparison.compare_to_mean(datasets, block=block, seed=seed)
         rows = []
         for p in cmp["product"].values:
             for lay in cmp[cv.LAYER].values:
                 s = cmp.sel(product=p, layer=lay)
-                rows.append({"dataset": str(p), "layer": int(lay), "n_cells": int(s["pearson_r"].notnull().sum()),
-                             "pearson_r": float(s["pearson_r"].median()), "urmsd": float(s["urmsd"].median())})
+                rows.append(
+                    {
+                        "dataset": str(p),
+                        "layer": int(lay),
+                        "n_cells": int(s["pearson_r"].notnull().sum()),
+                        "pearson_r": float(s["pearson_r"].median()),
+                        "urmsd": float(s["urmsd"].median()),
+                    }
+                )
         tab = pd.DataFrame(rows)
         rep.table("product_mean_comparison", tab)
         sec.append(
@@ -330,8 +434,19 @@ def write_report(
             "where every dataset has data; each dataset against the mean of the other datasets (leave-one-out). "
             "Products are regridded bilinearly to 0.1° (`xsomo.regrid`)."
         )
-        sec.append(_md_table(tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False).add_prefix("r layer ").reset_index()))
-        rep.figure("fig4b_product_mean_boxplot", plotting.metric_boxplots(cmp, sample_dim=cv.CELL, title="datasets against the average of the other datasets"))
+        sec.append(
+            _md_table(
+                tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False)
+                .add_prefix("r layer ")
+                .reset_index()
+            )
+        )
+        rep.figure(
+            "fig4b_product_mean_boxplot",
+            plotting.metric_boxplots(
+                cmp, sample_dim=cv.CELL, title="datasets against the average of the other datasets"
+            ),
+        )
         sec.append("![Product-mean box plots](figures/fig4b_product_mean_boxplot.png)")
 
     # ------------------------------------------------------------- maps and anomalies (Fig. 5)
@@ -341,15 +456,31 @@ def write_report(
         rep.figure(f"fig5a_summer_mean_layer{lay}", plotting.summer_maps(summer, layer=lay))
         sec.append(f"![JJA mean layer {lay}](figures/fig5a_summer_mean_layer{lay}.png)")
     yr, why = _pick_year(truth, year)
-    z = {name: evaluation.anomalies(da)["sm_anomaly"] for name, da in {"xsomo": sm, "truth": truth}.items()}
+    z = {
+        name: evaluation.anomalies(da)["sm_anomaly"]
+        for name, da in {"xsomo": sm, "truth": truth}.items()
+    }
     z_year = {name: evaluation.summer_mean(v.sel({cv.TIME: str(yr)})) for name, v in z.items()}
-    rep.figure("fig5b_anomaly_xsomo", plotting.anomaly_maps(z_year["xsomo"], title=f"xsomo: JJA {yr} normalised anomaly ({why})"))
-    rep.figure("fig5b_anomaly_truth", plotting.anomaly_maps(z_year["truth"], title=f"truth: JJA {yr} normalised anomaly"))
-    sec.append(f"Normalised anomalies (z-scores against the 31-day moving daily climatology of {period}), summer {yr}, {why}:")
+    rep.figure(
+        "fig5b_anomaly_xsomo",
+        plotting.anomaly_maps(z_year["xsomo"], title=f"xsomo: JJA {yr} normalised anomaly ({why})"),
+    )
+    rep.figure(
+        "fig5b_anomaly_truth",
+        plotting.anomaly_maps(z_year["truth"], title=f"truth: JJA {yr} normalised anomaly"),
+    )
+    sec.append(
+        f"Normalised anomalies (z-scores against the 31-day moving daily climatology of {period}), summer {yr}, {why}:"
+    )
     sec.append("![anomaly xsomo](figures/fig5b_anomaly_xsomo.png)")
     sec.append("![anomaly truth](figures/fig5b_anomaly_truth.png)")
     corr = [
-        {"layer": int(lay), "pattern_r_xsomo_vs_truth": float(xr.corr(z_year["xsomo"].sel({cv.LAYER: lay}), z_year["truth"].sel({cv.LAYER: lay})))}
+        {
+            "layer": int(lay),
+            "pattern_r_xsomo_vs_truth": float(
+                xr.corr(z_year["xsomo"].sel({cv.LAYER: lay}), z_year["truth"].sel({cv.LAYER: lay}))
+            ),
+        }
         for lay in z_year["xsomo"][cv.LAYER].values
     ]
     corr_df = pd.DataFrame(corr)
@@ -372,9 +503,15 @@ def write_report(
             ref = xr.concat(series["truth"], dim="region")
             rep.figure(
                 "figS6_regional_anomalies",
-                plotting.regional_series(ser, reference=ref, title="seasonal (DJF, MAM, JJA, SON) mean normalised anomaly per region; dashed: truth"),
+                plotting.regional_series(
+                    ser,
+                    reference=ref,
+                    title="seasonal (DJF, MAM, JJA, SON) mean normalised anomaly per region; dashed: truth",
+                ),
             )
-            sec.append("Seasonal mean anomalies per region (region masks from the world's `region` variable):")
+            sec.append(
+                "Seasonal mean anomalies per region (region masks from the world's `region` variable):"
+            )
             sec.append("![regional anomalies](figures/figS6_regional_anomalies.png)")
             both = xr.Dataset({"z_xsomo": ser, "z_truth": ref})
             rep.table("regional_seasonal_anomalies", both.to_dataframe().reset_index())
@@ -385,9 +522,14 @@ def write_report(
     sec = rep.section("Memory of the truth and the lookback permutation")
     scales = experiments.memory_timescales(truth, seed=seed)
     rep.figure("memory_truth_acf", plotting.memory_curves(scales))
-    tab = pd.DataFrame({"layer": scales[cv.LAYER].values, "efold_days": scales["efold_days"].values,
-                        "efold_days_p10": np.nanpercentile(scales["efold_days_cells"].values, 10, axis=1),
-                        "efold_days_p90": np.nanpercentile(scales["efold_days_cells"].values, 90, axis=1)})
+    tab = pd.DataFrame(
+        {
+            "layer": scales[cv.LAYER].values,
+            "efold_days": scales["efold_days"].values,
+            "efold_days_p10": np.nanpercentile(scales["efold_days_cells"].values, 10, axis=1),
+            "efold_days_p90": np.nanpercentile(scales["efold_days_cells"].values, 90, axis=1),
+        }
+    )
     rep.table("memory_truth", tab)
     sec.append(
         f"Does the truth have memory? Autocorrelation of daily anomalies (31-day moving climatology removed), "
@@ -408,7 +550,9 @@ def write_report(
         sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
         sec.append("![lookback](figures/fig2_lookback_permutation.png)")
     else:
-        sec.append("The lookback permutation was not run for this report (`xsomo experiment memory`).")
+        sec.append(
+            "The lookback permutation was not run for this report (`xsomo experiment memory`)."
+        )
     res = _maybe_open(transfer)
     if res is not None:
         sec = rep.section("Transfer: trained on one region, scored on another")
@@ -438,7 +582,9 @@ def _extrapolation_text(res: xr.Dataset, envelope: Mapping[str, list[float]]) ->
     lines = []
     for g in pd.unique(grp):
         m = grp == g
-        lines.append(f"{int(out[m].sum())} of {int(m.sum())} `{g}` cells have a static feature outside the training cells' range")
+        lines.append(
+            f"{int(out[m].sum())} of {int(m.sum())} `{g}` cells have a static feature outside the training cells' range"
+        )
     text = "Where the model extrapolates: " + "; ".join(lines) + ". "
     r = res["pearson_r"].values  # (layer, cell)
     parts = []
@@ -447,7 +593,11 @@ def _extrapolation_text(res: xr.Dataset, envelope: Mapping[str, list[float]]) ->
         outside = np.nanmedian(r[k, out]) if out.any() else np.nan
         parts.append(f"layer {int(lay)}: r {inside:.2f} inside vs {outside:.2f} outside")
     text += "Median r inside vs outside the envelope — " + "; ".join(parts) + ". "
-    text += "Training ranges: " + ", ".join(f"{k} {a:.3g}..{b:.3g}" for k, (a, b) in envelope.items()) + "."
+    text += (
+        "Training ranges: "
+        + ", ".join(f"{k} {a:.3g}..{b:.3g}" for k, (a, b) in envelope.items())
+        + "."
+    )
     return text
 
 
@@ -494,10 +644,14 @@ def _md_block_to_html(block: str) -> str:
     if img and len(lines) == 1:
         return f"<p><img alt='{html.escape(img.group(1))}' src='{html.escape(img.group(2))}'></p>"
     if lines[0].startswith("|"):
-        rows = [ln.strip().strip("|").split("|") for ln in lines if not set(ln.strip()) <= set("|-")]
+        rows = [
+            ln.strip().strip("|").split("|") for ln in lines if not set(ln.strip()) <= set("|-")
+        ]
         head, *rest = rows
         h = "".join(f"<th>{_inline(c.strip())}</th>" for c in head)
-        b = "".join("<tr>" + "".join(f"<td>{_inline(c.strip())}</td>" for c in r) + "</tr>" for r in rest)
+        b = "".join(
+            "<tr>" + "".join(f"<td>{_inline(c.strip())}</td>" for c in r) + "</tr>" for r in rest
+        )
         return f"<table><tr>{h}</tr>{b}</table>"
     if lines[0].startswith("- "):
         return "<ul>" + "".join(f"<li>{_inline(ln[2:])}</li>" for ln in lines) + "</ul>"
