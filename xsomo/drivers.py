@@ -294,6 +294,15 @@ def build_targets(
 _ = XsomoValueError
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def _encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     """zlib level 4; (time, lat, lon) chunks of a year by 64 x 64 cells, for map and series reads."""
     enc: dict[Hashable, dict[str, Any]] = {}
@@ -351,6 +360,7 @@ def prepare_world(
         for name in OUTPUTS:
             fd, tmpname = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
             os.close(fd)
+            os.chmod(tmpname, _FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
             tmps[name] = pathlib.Path(tmpname)
         targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
         drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))

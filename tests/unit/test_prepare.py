@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -27,6 +30,10 @@ def test_prepare_writes_targets_and_drivers(tiny_world, tmp_path, capsys):
     rep = pd.read_csv(out / "ismn_qc_report.csv")
     assert {"station_id", "kept", "reason"} <= set(rep.columns)
     assert "wrote" in capsys.readouterr().out
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in out.iterdir():  # mkstemp's 0600 is not kept
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
 
 
 def test_prepare_failure_leaves_nothing(tiny_world, tmp_path):
