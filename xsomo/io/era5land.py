@@ -8,7 +8,8 @@ Hourly ERA5-Land ``tp``, ``ssr`` and ``str`` are accumulated since 00 UTC: the v
 at hour *h* is the sum from 00 UTC to *h*, and the 00 UTC value closes the previous
 day. They are de-accumulated to hourly increments, assigned to the day that holds the
 start of each hour, and summed; a plain daily sum of the raw hours overstates the total
-about tenfold.
+about tenfold. A day's total is the sum of its 24 increments, i.e. the 00 UTC value
+of the next day.
 """
 
 from __future__ import annotations
@@ -220,10 +221,11 @@ def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.D
     """Aggregate hourly ERA5-Land variables (ERA5 short names) to UTC days.
 
     Accumulated ``tp``, ``ssr``, ``str`` are de-accumulated (:func:`deaccumulate`) and
-    summed over the hours starting on each day (01 UTC .. 00 UTC next day); other
-    variables are averaged over 00..23 UTC. Days without all 24 hours (the ends of the
-    record) are dropped. Raises :class:`DataFormatError` on missing hours inside the
-    record.
+    summed over the hours ending 01 UTC .. 00 UTC next day (so the sum equals the
+    00 UTC value that closes the day); negative daily totals of ``tp`` and ``ssr``
+    (GRIB packing noise, ~1e-8) are set to 0. Other variables are averaged over
+    00..23 UTC. Days without all 24 hours (the ends of the record) are dropped. Raises
+    :class:`DataFormatError` on missing hours inside the record.
     """
     time = pd.DatetimeIndex(ds["time"].values)
     _check_hourly(time, source)
