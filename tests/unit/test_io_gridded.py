@@ -1,0 +1,56 @@
+"""MSWEP/MSWX-style and static gridded readers: units, sub-daily aggregation, gaps, missing variables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError
+from xsomo.io import open_gridded, open_mswep, open_mswx
+
+LAT = np.array([45.15, 45.05])  # descending, as MSWEP writes it
+LON = np.array([5.05, 5.15])
+
+
+def write(path, name, values, time, units):
+    attrs = {} if units is None else {"units": units}
+    xr.Dataset(
+        {name: (("time", "lat", "lon"), values, attrs)},
+        coords={"time": time, "lat": LAT, "lon": LON},
+    ).to_netcdf(path)
+    return path
+
+
+def test_mswx_subdaily_degc_to_daily_kelvin(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4 * 3, freq="6h")
+    vals = np.arange(t.size, dtype="float32")[:, None, None] * np.ones((1, 2, 2), "float32")
+    out = open_mswx(write(tmp_path / "t.nc", "air_temperature", vals, t, "degC"))
+    assert out.sizes["time"] == 3 and out["air_temperature"].attrs["units"] == "K"
+    np.testing.assert_allclose(
+        out["air_temperature"].values[:, 0, 0],
+        [1.5 + 273.15, 5.5 + 273.15, 9.5 + 273.15],
+        rtol=1e-6,
+    )
+    assert (np.diff(out.lat.values) > 0).all() and out["air_temperature"].dtype == np.float32
+
+
+def test_mswep_units_converted_and_required(tmp_path):
+    t = pd.date_range("2020-01-01", periods=3)
+    vals = np.full((3, 2, 2), 0.004, "float32")
+    out = open_mswep(write(tmp_path / "p.nc", "precipitation", vals, t, "m d-1"))
+    np.testing.assert_allclose(out["precipitation"].values, 4.0, rtol=1e-6)
+    with pytest.raises(UnitError, match="'precipitation'"):
+        open_mswep(write(tmp_path / "nounits.nc", "precipitation", vals, t, None))
+    ok = open_mswep(tmp_path / "nounits.nc", units="mm d-1")
+    np.testing.assert_allclose(ok["precipitation"].values, 0.004, rtol=1e-6)
+
+
+def test_daily_gap_and_missing_variable(tmp_path):
+    t = pd.DatetimeIndex(["2020-01-01", "2020-01-02", "2020-01-04"])
+    f = write(tmp_path / "gap.nc", "precipitation", np.ones((3, 2, 2), "float32"), t, "mm d-1")
+    with pytest.raises(DataFormatError, match="gaps"):
+        open_mswep(f)
+    with pytest.raises(MissingVariableError, match="air_temperature"):
+        open_gridded(f, {"air_temperature": "K"})
