@@ -700,17 +700,34 @@ def predict(
     )
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
     if not isinstance(drivers[dynamic[0]].data, da.Array):
-        _warn_gaps(ds)
+        _warn_gaps(drivers, dynamic, static, first=first, window=max(lookback, 1))
     return ds
 
 
-def _warn_gaps(ds: xr.Dataset) -> None:
-    """Count forcing gaps now (cheap for in-memory drivers) and warn."""
-    n = int(ds[GAP_DAYS].sum().compute())
+def _warn_gaps(
+    drivers: xr.Dataset, dynamic: list[str], static: list[str], *, first: int, window: int
+) -> None:
+    """Count forcing gaps of in-memory drivers now (numpy, cheap) and warn."""
+    missing = None
+    for name in dynamic:
+        bad = ~np.isfinite(
+            np.asarray(drivers[name].transpose(cv.TIME, cv.LAT, cv.LON).values, float)
+        )
+        missing = bad if missing is None else (missing | bad)
+    if missing is None:
+        return
+    ok = np.ones(missing.shape[1:], bool)
+    if cv.LAND_MASK in drivers.variables:
+        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    for name in static:
+        ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+    iy, ix = np.nonzero(ok & missing.any(axis=0))
+    if iy.size == 0:
+        return
+    n = int(_gap_mask(missing[:, iy, ix].T, window)[:, first:].sum())
     if n:
-        cells = int((ds[GAP_DAYS] > 0).sum().compute())
         warnings.warn(
-            f"forcing has gaps: {n} output cell-days in {cells} cell(s) have a lookback window lacking "
+            f"forcing has gaps: {n} output cell-days in {iy.size} cell(s) have a lookback window lacking "
             f"data and are NaN in the prediction (see the {GAP_DAYS!r} variable).",
             RuntimeWarning,
             stacklevel=3,
