@@ -296,3 +296,15 @@ def test_distributed_local_cluster(model, drivers, tmp_path):
         year = int(f["time"].dt.year[0])
         want = local["sm"].sel(layer=1).sel(time=str(year)).isel(lat=slice(None, None, -1))
         np.testing.assert_allclose(f["layer1"].values, want.values, atol=2e-6)
+
+
+def test_auto_decides_per_block_on_a_sample_of_cells(model):
+    drv = synthetic_drivers(nlat=3, nlon=4, ndays=90, seed=8, sea_cells=0)
+    cont = inference.predict(drv, model, mode="continuous").compute()["sm"].values
+    auto = inference.predict(drv, model, mode="auto", check_cells=3).compute()["sm"].values
+    np.testing.assert_allclose(auto, cont, atol=1e-6)
+    stubborn = make_model(forget_bias=10.0, lookback=20)
+    win = inference.predict(drv, stubborn, mode="windowed").compute()["sm"].values
+    with pytest.warns(RuntimeWarning, match="does not forget"):
+        sampled = inference.predict(drv, stubborn, mode="auto", check_cells=3)
+    np.testing.assert_allclose(sampled.compute()["sm"].values, win, atol=1e-6)
