@@ -55,8 +55,24 @@ def other_seed_world(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     from xsomo import cli
 
     rc = cli.main(
-        ["sample", "--preset", "tiny", "--seed", "8", "--out", str(out), "--no-progress",
-         "--start", "2015-01-01", "--end", "2015-12-31", "--hourly-start", "2015-07-01", "--hourly-end", "2015-07-10"]
+        [
+            "sample",
+            "--preset",
+            "tiny",
+            "--seed",
+            "8",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--start",
+            "2015-01-01",
+            "--end",
+            "2015-12-31",
+            "--hourly-start",
+            "2015-07-01",
+            "--hourly-end",
+            "2015-07-10",
+        ]
     )
     assert rc == 0
     return out
@@ -78,14 +94,27 @@ def test_contract_layout(tiny_world: pathlib.Path, manifest: dict) -> None:
         files = sorted((tiny_world / info["path"]).glob(f"{name}_????.nc"))
         assert files, name
     assert set(manifest["products"]) == {"somoml_v1_like", "gleam_like", "clmda_like"}
-    for key in ("format_version", "xsomo_version", "preset", "seed", "grid", "period", "hourly_period",
-                "regions", "ismn_stations", "cosmos_stations", "products"):
+    for key in (
+        "format_version",
+        "xsomo_version",
+        "preset",
+        "seed",
+        "grid",
+        "period",
+        "hourly_period",
+        "regions",
+        "ismn_stations",
+        "cosmos_stations",
+        "products",
+    ):
         assert key in manifest
     assert manifest["regions"] == {"1": "us", "2": "europe"}
     assert manifest["seed"] == 7 and manifest["preset"] == "tiny"
 
 
-def test_manifest_matches_files(tiny_world: pathlib.Path, manifest: dict, truth: xr.Dataset) -> None:
+def test_manifest_matches_files(
+    tiny_world: pathlib.Path, manifest: dict, truth: xr.Dataset
+) -> None:
     g = manifest["grid"]
     assert truth.lat.size == round((g["north"] - g["south"]) / g["resolution"])
     for st in manifest["ismn_stations"]:
@@ -112,7 +141,9 @@ def test_grids_and_units(tiny_world: pathlib.Path, truth: xr.Dataset) -> None:
     with xr.open_dataset(tiny_world / "era5land" / "era5land_2016.nc") as era:
         assert np.all(np.diff(era.latitude) < 0)
         assert np.allclose(np.round(era.latitude.values * 10), era.latitude.values * 10, atol=1e-4)
-        assert np.allclose(np.round(era.longitude.values * 10), era.longitude.values * 10, atol=1e-4)
+        assert np.allclose(
+            np.round(era.longitude.values * 10), era.longitude.values * 10, atol=1e-4
+        )
         assert era.t2m.attrs["units"] == "K" and era.tp.attrs["units"] == "m"
         assert era.ssr.attrs["units"] == "J m**-2" and era.swvl1.attrs["units"] == "m**3 m**-3"
         assert float(era.t2m.mean()) > 250 and 0 < float(era.swvl1.mean()) < 0.6
@@ -125,7 +156,10 @@ def test_grids_and_units(tiny_world: pathlib.Path, truth: xr.Dataset) -> None:
     with xr.open_dataset(tiny_world / "static" / "dem.nc") as dem:
         assert np.isclose(float(dem.lat[1] - dem.lat[0]), 0.01)
     with xr.open_dataset(tiny_world / "static" / "soil.nc") as soil:
-        assert np.isclose(float(soil.lat[1] - soil.lat[0]), 0.05) and soil.sand_top.attrs["units"] == "percent"
+        assert (
+            np.isclose(float(soil.lat[1] - soil.lat[0]), 0.05)
+            and soil.sand_top.attrs["units"] == "percent"
+        )
 
 
 def test_every_netcdf_is_cf(tiny_world: pathlib.Path) -> None:
@@ -148,16 +182,26 @@ def test_same_seed_same_bytes(tiny_world: pathlib.Path, tmp_path: pathlib.Path) 
     again = xsomo.sample.generate("tiny", seed=7, out=tmp_path / "again")
     a, b = _files(tiny_world), _files(again)
     assert a == b
-    same, diff, errors = filecmp.cmpfiles(tiny_world, again, [str(p) for p in a], shallow=False)
+    _same, diff, errors = filecmp.cmpfiles(tiny_world, again, [str(p) for p in a], shallow=False)
     assert not diff and not errors
 
 
-def test_other_seed_other_world(tiny_world: pathlib.Path, other_seed_world: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
-    with xr.open_dataset(tiny_world / "truth.nc") as a, xr.open_dataset(other_seed_world / "truth.nc") as b:
+def test_other_seed_other_world(
+    tiny_world: pathlib.Path, other_seed_world: pathlib.Path, capsys: pytest.CaptureFixture
+) -> None:
+    with (
+        xr.open_dataset(tiny_world / "truth.nc") as a,
+        xr.open_dataset(other_seed_world / "truth.nc") as b,
+    ):
         a1 = a.sm.sel(time=slice("2015-01-01", "2015-12-31")).values
         assert a1.shape == b.sm.shape
         assert not np.array_equal(np.nan_to_num(a1), np.nan_to_num(b.sm.values))
-    assert filecmp.cmp(tiny_world / "static" / "dem.nc", other_seed_world / "static" / "dem.nc", shallow=False) is False
+    assert (
+        filecmp.cmp(
+            tiny_world / "static" / "dem.nc", other_seed_world / "static" / "dem.nc", shallow=False
+        )
+        is False
+    )
 
 
 def test_cli_prints_summary(other_seed_world: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
@@ -228,8 +272,14 @@ def column_run() -> dict:
         np.stack([tex["clay_top"], tex["clay_top"], tex["clay_sub"]]),
     )
     res = ph.water_balance_kernel(
-        wx["precip"], wx["tair"], wx["rnet"], soil=soil, thickness_mm=ph.TRUTH_THICKNESS_MM,
-        forest=veg["forest"], veg=veg["forest"] + veg["shortveg"], spinup_days=0,
+        wx["precip"],
+        wx["tair"],
+        wx["rnet"],
+        soil=soil,
+        thickness_mm=ph.TRUTH_THICKNESS_MM,
+        forest=veg["forest"],
+        veg=veg["forest"] + veg["shortveg"],
+        spinup_days=0,
     )
     return {"wx": wx, "res": res, "soil": soil}
 
@@ -302,8 +352,10 @@ def test_run_water_balance_xarray(column_run: dict) -> None:
     assert out.sm.dims == ("time", "layer", "cell") and out.sizes["time"] == 370
     assert out.sm.attrs["units"] == "m3 m-3"
     resid = (out.precipitation - out.runoff - out.evapotranspiration - out.drainage).sum("time") - (
-        out.soil_water.isel(time=-1) + out.snow_water_equivalent.isel(time=-1)
-        - out.soil_water_start - out.snow_water_equivalent_start
+        out.soil_water.isel(time=-1)
+        + out.snow_water_equivalent.isel(time=-1)
+        - out.soil_water_start
+        - out.snow_water_equivalent_start
     )
     assert float(abs(resid).max()) <= 1e-6 * float(out.precipitation.sum("time").min())
     assert bool((out.sm >= out.residual).all()) and bool((out.sm <= out.porosity).all())
@@ -334,7 +386,10 @@ def test_skin_temperature_tracks_drying() -> None:
 def test_era5_hourly_accumulation(tiny_world: pathlib.Path, manifest: dict) -> None:
     start = pd.Timestamp(manifest["hourly_period"]["start"])
     path = tiny_world / "era5land_hourly" / f"era5land_hourly_{start:%Y_%m}.nc"
-    with xr.open_dataset(path) as h, xr.open_dataset(tiny_world / "era5land" / f"era5land_{start:%Y}.nc") as d:
+    with (
+        xr.open_dataset(path) as h,
+        xr.open_dataset(tiny_world / "era5land" / f"era5land_{start:%Y}.nc") as d,
+    ):
         h = h.load()
         assert h.time.values[0] == np.datetime64(start) and (h.time.dt.minute == 0).all()
         days = pd.date_range(start, pd.Timestamp(h.time.values[-1]).normalize(), freq="D")
@@ -345,18 +400,24 @@ def test_era5_hourly_accumulation(tiny_world: pathlib.Path, manifest: dict) -> N
                 total = d[var].sel(time=day)
                 assert float(abs(acc - total).max()) < tol, (var, day)
             # accumulations grow through the day (tp, ssr) from the first hour
-            one = h[var].sel(time=slice(days[1] + pd.Timedelta(hours=1), days[1] + pd.Timedelta(hours=23)))
+            one = h[var].sel(
+                time=slice(days[1] + pd.Timedelta(hours=1), days[1] + pd.Timedelta(hours=23))
+            )
             if var != "str":
                 assert float(one.diff("time").min()) > -tol
         # instantaneous temperature averages to the daily mean
         t_mean = h.t2m.sel(time=slice(days[1], days[1] + pd.Timedelta(hours=23))).mean("time")
         assert float(abs(t_mean - d.t2m.sel(time=days[1])).max()) < 0.05
         # ssr is zero at local midnight and positive at noon
-        noon = h.ssr.sel(time=days[1] + pd.Timedelta(hours=13)) - h.ssr.sel(time=days[1] + pd.Timedelta(hours=11))
+        noon = h.ssr.sel(time=days[1] + pd.Timedelta(hours=13)) - h.ssr.sel(
+            time=days[1] + pd.Timedelta(hours=11)
+        )
         assert float(noon.min()) > 0
 
 
-def test_era5_soil_moisture_is_a_biased_relative(tiny_world: pathlib.Path, truth: xr.Dataset) -> None:
+def test_era5_soil_moisture_is_a_biased_relative(
+    tiny_world: pathlib.Path, truth: xr.Dataset
+) -> None:
     with xr.open_dataset(tiny_world / "era5land" / "era5land_2016.nc") as era:
         e1 = era.swvl1.interp(latitude=truth.lat, longitude=truth.lon)
         t1 = truth.sm.sel(layer=1, time="2016")
@@ -369,7 +430,9 @@ def test_era5_soil_moisture_is_a_biased_relative(tiny_world: pathlib.Path, truth
 # ----------------------------------------------------------------------------- stations
 
 
-def test_ismn_opens_every_station(tiny_world: pathlib.Path, manifest: dict, tmp_path: pathlib.Path) -> None:
+def test_ismn_opens_every_station(
+    tiny_world: pathlib.Path, manifest: dict, tmp_path: pathlib.Path
+) -> None:
     from ismn.interface import ISMN_Interface
 
     root = tmp_path / "ismn"
@@ -387,8 +450,10 @@ def test_ismn_opens_every_station(tiny_world: pathlib.Path, manifest: dict, tmp_
             flags = [r[3] for r in rows]
             stamps = pd.to_datetime([f"{r[0]} {r[1]}" for r in rows], format="%Y/%m/%d %H:%M")
             found = [
-                x for x in station.sensors.values()
-                if x.instrument == s["sensor"] and x.depth.start == pytest.approx(s["depth_top"])
+                x
+                for x in station.sensors.values()
+                if x.instrument == s["sensor"]
+                and x.depth.start == pytest.approx(s["depth_top"])
                 and x.depth.end == pytest.approx(s["depth_bottom"])
             ]
             assert len(found) == 1, s["file"]
@@ -396,14 +461,18 @@ def test_ismn_opens_every_station(tiny_world: pathlib.Path, manifest: dict, tmp_
             np.testing.assert_array_equal(data["soil_moisture"].to_numpy(), values)
             assert list(data["soil_moisture_flag"]) == flags
             assert (data.index == stamps).all()
-            assert stamps[0] == pd.Timestamp(s["start"]) and stamps[-1].normalize() == pd.Timestamp(s["end"])
+            assert stamps[0] == pd.Timestamp(s["start"]) and stamps[-1].normalize() == pd.Timestamp(
+                s["end"]
+            )
             flags_seen |= set(flags)
             n_sensors += 1
     assert n_sensors == sum(len(s["sensors"]) for s in manifest["ismn_stations"])
     assert "G" in flags_seen and flags_seen - {"G"}  # some C/D flags
 
 
-def test_ismn_sensors_follow_their_layer(tiny_world: pathlib.Path, manifest: dict, truth: xr.Dataset) -> None:
+def test_ismn_sensors_follow_their_layer(
+    tiny_world: pathlib.Path, manifest: dict, truth: xr.Dataset
+) -> None:
     """A sensor's daily means correlate with the truth of its layer; some sensors span two layers."""
     depths = set()
     for st in manifest["ismn_stations"]:
@@ -413,7 +482,9 @@ def test_ismn_sensors_follow_their_layer(tiny_world: pathlib.Path, manifest: dic
             if layer is None:
                 continue
             path = tiny_world / "ismn" / st["network"] / st["station"] / s["file"]
-            frame = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, names=["d", "t", "v", "f", "o"])
+            frame = pd.read_csv(
+                path, sep=r"\s+", skiprows=1, header=None, names=["d", "t", "v", "f", "o"]
+            )
             frame.index = pd.to_datetime(frame.d + " " + frame.t, format="%Y/%m/%d %H:%M")
             daily = frame.v[frame.f == "G"].resample("D").mean()
             ref = truth.sm.sel(layer=layer).isel(lat=st["row"], lon=st["col"]).to_series()
@@ -429,8 +500,16 @@ def test_station_design() -> None:
     region[22:] = 2
     grid = make_config("tiny", bbox=(0.0, 40.0, 3.0, 44.0)).grid
     time = pd.date_range("2011-01-01", "2020-12-31")
-    sts = stn.place_ismn(seed=3, grid_lat=grid.lat, grid_lon=grid.lon, region=region, n_stations=120,
-                         us_share=0.65, time=time, record_years=(2.0, 8.0))
+    sts = stn.place_ismn(
+        seed=3,
+        grid_lat=grid.lat,
+        grid_lon=grid.lon,
+        region=region,
+        n_stations=120,
+        us_share=0.65,
+        time=time,
+        record_years=(2.0, 8.0),
+    )
     assert len(sts) == 120
     assert sum(s.region == 1 for s in sts) == 78
     for s in sts:
@@ -443,7 +522,11 @@ def test_station_design() -> None:
     counts = pd.Series([len(s.sensors) for s in sts]).value_counts()
     assert set(counts.index) >= {1, 2, 3, 4}
     years = np.array([(x.end - x.start).days / 365.25 for x in sensors])
-    assert years.min() > 0.3 and years.max() > 6 and np.unique([x.start.year for x in sensors]).size > 4
+    assert (
+        years.min() > 0.3
+        and years.max() > 6
+        and np.unique([x.start.year for x in sensors]).size > 4
+    )
     names = [(s.network, s.station) for s in sts]
     assert len(set(names)) == len(names) and all("_" not in n and " " not in n for _, n in names)
 
@@ -459,7 +542,9 @@ def test_sensor_weights() -> None:
 
 def test_ismn_line_format() -> None:
     times = pd.date_range("2015-01-01", periods=4, freq="h")
-    text = stn.format_ismn_lines(times, np.array([0.22, 0.2, -0.013, 0.123]), np.array([0, 1, 5, 3])).decode()
+    text = stn.format_ismn_lines(
+        times, np.array([0.22, 0.2, -0.013, 0.123]), np.array([0, 1, 5, 3])
+    ).decode()
     assert text.splitlines() == [
         "2015/01/01 00:00 0.22 G M",
         "2015/01/01 01:00 0.2 C01 M",
@@ -511,7 +596,9 @@ def test_real_ismn_files_open(real_data: pathlib.Path, tmp_path: pathlib.Path) -
     assert counts[(0.0508, "D")] == 53196
     assert counts[(0.1016, "B")] == 42471
     assert counts[(0.3048, "B")] == 93060
-    header = real_data / "ismn" / "tests" / "test_data" / "Data_seperate_files_header_20170810_20180809"
+    header = (
+        real_data / "ismn" / "tests" / "test_data" / "Data_seperate_files_header_20170810_20180809"
+    )
     if header.is_dir():
         root2 = tmp_path / "header"
         shutil.copytree(header, root2)
@@ -526,7 +613,10 @@ def test_real_ismn_files_open(real_data: pathlib.Path, tmp_path: pathlib.Path) -
 def test_europe_preset_is_lazy_and_banded() -> None:
     cfg = make_config("europe")
     assert cfg.grid.shape == (355, 570) and 0 < cfg.band_rows < 355
-    world = World(make_config("europe", end="2003-03-31", hourly_start="2003-02-01", hourly_end="2003-02-02"), 0)
+    world = World(
+        make_config("europe", end="2003-03-31", hourly_start="2003-02-01", hourly_end="2003-02-02"),
+        0,
+    )
     # any block of the big grid is computed on its own and agrees with a larger block
     g = cfg.grid
     la, lo = np.meshgrid(g.lat[100:104], g.lon[200:210], indexing="ij")

@@ -20,13 +20,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write a deterministic synthetic sample world in the real file formats "
         "(layout: docs/internals.md, section 1).",
     )
-    p.add_argument("--preset", default="demo", choices=["tiny", "demo", "europe"], help="world size (default: demo)")
+    p.add_argument(
+        "--preset",
+        default="demo",
+        choices=["tiny", "demo", "europe"],
+        help="world size (default: demo)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed; any integer (default: 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--start", default=None, help="first day, YYYY-MM-DD (default: the preset's)")
     p.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: the preset's)")
-    p.add_argument("--hourly-start", dest="hourly_start", default=None, help="first day of the hourly ERA5-Land files")
-    p.add_argument("--hourly-end", dest="hourly_end", default=None, help="last day of the hourly ERA5-Land files")
+    p.add_argument(
+        "--hourly-start",
+        dest="hourly_start",
+        default=None,
+        help="first day of the hourly ERA5-Land files",
+    )
+    p.add_argument(
+        "--hourly-end",
+        dest="hourly_end",
+        default=None,
+        help="last day of the hourly ERA5-Land files",
+    )
     p.add_argument(
         "--bbox",
         nargs=4,
@@ -35,9 +50,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="grid edges in degrees (default: the preset's)",
     )
-    p.add_argument("--stations", dest="n_ismn_stations", type=int, default=None, help="number of ISMN stations")
-    p.add_argument("--cosmos", dest="n_cosmos_stations", type=int, default=None, help="number of COSMOS stations")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.add_argument(
+        "--stations", dest="n_ismn_stations", type=int, default=None, help="number of ISMN stations"
+    )
+    p.add_argument(
+        "--cosmos",
+        dest="n_cosmos_stations",
+        type=int,
+        default=None,
+        help="number of COSMOS stations",
+    )
+    p.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
+    )
     p.set_defaults(command="sample")
 
 
@@ -54,7 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {
         key: getattr(args, key)
-        for key in ("start", "end", "hourly_start", "hourly_end", "n_ismn_stations", "n_cosmos_stations")
+        for key in (
+            "start",
+            "end",
+            "hourly_start",
+            "hourly_end",
+            "n_ismn_stations",
+            "n_cosmos_stations",
+        )
         if getattr(args, key, None) is not None
     }
     if args.bbox is not None:

@@ -31,7 +31,12 @@ def toa_radiation(lat: np.ndarray, doy: np.ndarray) -> np.ndarray:
     decl = 0.409 * np.sin(2.0 * np.pi * j / 365.0 - 1.39)
     ws = np.arccos(np.clip(-np.tan(phi) * np.tan(decl), -1.0, 1.0))
     gsc = 1367.0
-    return gsc / np.pi * dr * (ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws))
+    return (
+        gsc
+        / np.pi
+        * dr
+        * (ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws))
+    )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -57,7 +62,9 @@ class World:
         self.time = config.time
         self.spinup = int(config.spinup_days)
         #: extended daily axis: spin-up days, then the world's period
-        self.time_ext = pd.date_range(self.time[0] - pd.Timedelta(days=self.spinup), self.time[-1], freq="D")
+        self.time_ext = pd.date_range(
+            self.time[0] - pd.Timedelta(days=self.spinup), self.time[-1], freq="D"
+        )
         n_ext = self.time_ext.size
         span = max(g.east - g.west, g.north - g.south)
         # wavelengths scale with the domain, so a small world still has structure
@@ -80,8 +87,12 @@ class World:
         self.f_tclim = SmoothField(rc, n_modes=32, wavelength=(0.8, 2 * big))
         # weather: temperature, precipitation occurrence, amount, cloud (AR(1) per mode)
         self.w_t = DynamicField(r(_S_WT), n_ext, n_modes=24, wavelength=(1.0, 4 * big), phi=0.8)
-        self.w_p = DynamicField(r(_S_WP), n_ext, n_modes=48, wavelength=(0.3, 2 * big), phi=0.45, slope=0.7)
-        self.w_a = DynamicField(r(_S_WA), n_ext, n_modes=32, wavelength=(0.2, big), phi=0.3, slope=0.6)
+        self.w_p = DynamicField(
+            r(_S_WP), n_ext, n_modes=48, wavelength=(0.3, 2 * big), phi=0.45, slope=0.7
+        )
+        self.w_a = DynamicField(
+            r(_S_WA), n_ext, n_modes=32, wavelength=(0.2, big), phi=0.3, slope=0.6
+        )
         self.w_c = DynamicField(r(_S_WC), n_ext, n_modes=24, wavelength=(0.5, 2 * big), phi=0.5)
         self.storms = self._draw_storms(r(_S_STORM), n_ext)
         self.droughts = self._draw_droughts(r(_S_DROUGHT), n_ext)
@@ -98,7 +109,9 @@ class World:
         # summer-heavy seasonality (convective storms) by rejection
         day = rng.integers(0, n_ext, size=4 * n + 8)
         doy = self.time_ext[day].day_of_year.to_numpy()
-        keep = rng.uniform(0, 1, day.size) < 0.5 * (1 + 0.7 * np.cos(2 * np.pi * (doy - 215) / 365.25))
+        keep = rng.uniform(0, 1, day.size) < 0.5 * (
+            1 + 0.7 * np.cos(2 * np.pi * (doy - 215) / 365.25)
+        )
         day = day[keep][:n]
         n = day.size
         return Events(
@@ -156,7 +169,11 @@ class World:
         # a few bays and lakes
         bays = self.f_coast(lat + 17.3, lon - 5.1) < -2.3
         region = np.where(bays, 0, region).astype(np.int8)
-        vr = np.where(region == 1, v / np.maximum(south_top, 1e-6), (v - north_bottom) / np.maximum(1 - north_bottom, 1e-6))
+        vr = np.where(
+            region == 1,
+            v / np.maximum(south_top, 1e-6),
+            (v - north_bottom) / np.maximum(1 - north_bottom, 1e-6),
+        )
         return {"land": region > 0, "region": region, "u": u, "vr": np.clip(vr, 0.0, 1.0)}
 
     # ------------------------------------------------------------------ statics
@@ -190,13 +207,20 @@ class World:
         sub = self.f_sub(lat, lon)
         sand_sub = np.clip(sand_top - 0.04 + 0.06 * sub, 0.03, 0.93)
         clay_sub = np.clip(np.minimum(clay_top + 0.05 - 0.04 * sub, 0.95 - sand_sub), 0.03, 0.65)
-        return {"sand_top": sand_top, "clay_top": clay_top, "sand_sub": sand_sub, "clay_sub": clay_sub}
+        return {
+            "sand_top": sand_top,
+            "clay_top": clay_top,
+            "sand_sub": sand_sub,
+            "clay_sub": clay_sub,
+        }
 
     def vegetation(self, lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
         """Cell-scale forest and short-vegetation fractions (0-1), wetter climates more forested."""
         clim = self.climate(lat, lon)
         humid = np.clip((clim["p_mean"] - 0.8) / 2.5, 0.0, 1.0)
-        forest = np.clip(_sigmoid(1.5 * self.f_forest(lat, lon) + 3.0 * humid - 2.2) * 0.95, 0.0, 0.95)
+        forest = np.clip(
+            _sigmoid(1.5 * self.f_forest(lat, lon) + 3.0 * humid - 2.2) * 0.95, 0.0, 0.95
+        )
         short_share = np.clip(0.45 + 0.5 * humid + 0.12 * self.f_short(lat, lon), 0.1, 0.98)
         short = np.clip((1.0 - forest) * short_share, 0.0, 1.0 - forest)
         return {"forest": forest, "shortveg": short}
@@ -234,13 +258,19 @@ class World:
         tc = self.f_tclim(lat, lon)
         pc = self.f_pclim(lat, lon)
         # "us": warm and mostly arid, wetter to the east; "europe": moderate, humid west, cold north
-        t_mean_c = np.where(us, 19.0 - 6.0 * vr + 1.0 * tc, 11.0 - 10.0 * vr + 1.0 * tc) - 6.5 * elev_km
+        t_mean_c = (
+            np.where(us, 19.0 - 6.0 * vr + 1.0 * tc, 11.0 - 10.0 * vr + 1.0 * tc) - 6.5 * elev_km
+        )
         t_amp = np.where(us, 8.0 + 4.0 * u, 7.0 + 5.0 * u + 3.0 * vr)
-        p_mean = np.where(us, 0.45 + 1.6 * u**1.6 + 0.25 * vr, 1.5 + 1.5 * (1.0 - u) + 0.5 * (1 - vr))
+        p_mean = np.where(
+            us, 0.45 + 1.6 * u**1.6 + 0.25 * vr, 1.5 + 1.5 * (1.0 - u) + 0.5 * (1 - vr)
+        )
         p_mean = p_mean * np.exp(0.18 * pc) * (1.0 + 0.6 * elev_km)
         p_season = np.where(us, 0.55, 0.2)
         p_peak = np.where(us, 15.0, np.where(u > 0.5, 190.0, 320.0))
-        p_wet = np.clip(np.where(us, 0.12 + 0.18 * u, 0.32 + 0.15 * (1 - u)) * np.exp(0.1 * pc), 0.05, 0.7)
+        p_wet = np.clip(
+            np.where(us, 0.12 + 0.18 * u, 0.32 + 0.15 * (1 - u)) * np.exp(0.1 * pc), 0.05, 0.7
+        )
         return {
             "t_mean": t_mean_c + _FREEZE_K,
             "t_amp": t_amp,
@@ -253,7 +283,13 @@ class World:
 
     # ------------------------------------------------------------------ weather
     def weather(
-        self, lat: np.ndarray, lon: np.ndarray, t0: int = 0, t1: int | None = None, *, block: int = 256
+        self,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        t0: int = 0,
+        t1: int | None = None,
+        *,
+        block: int = 256,
     ) -> dict[str, np.ndarray]:
         """Daily weather ``(time, point)`` on days ``t0 .. t1-1`` of the extended axis.
 
@@ -277,7 +313,9 @@ class World:
         p_mean, p_wet0 = f32(clim["p_mean"]), f32(clim["p_wet"])
         p_season, p_peak = f32(clim["p_season"]), f32(clim["p_peak"])
         t_sd = f32(2.2 + 1.0 * (clim["region"] == 2))
-        bases = {key: getattr(self, key).space.basis(lat, lon) for key in ("w_t", "w_p", "w_a", "w_c")}
+        bases = {
+            key: getattr(self, key).space.basis(lat, lon) for key in ("w_t", "w_p", "w_a", "w_c")
+        }
         for b0 in range(t0, t1, block):
             b1 = min(t1, b0 + block)
             o = slice(b0 - t0, b1 - t0)
@@ -286,7 +324,9 @@ class World:
             season = np.cos(np.float32(2 * np.pi / 365.25) * (doyf - 200.0))
             z = {
                 # float64 products rounded to float32: the same point gets the same value in any block
-                key: ((getattr(self, key).series[b0:b1] @ bases[key]) * np.sqrt(0.5)).astype(np.float32)
+                key: ((getattr(self, key).series[b0:b1] @ bases[key]) * np.sqrt(0.5)).astype(
+                    np.float32
+                )
                 for key in bases
             }
             drought = np.minimum(self.droughts(lat, lon, b0, b1), 1.0)
@@ -298,15 +338,27 @@ class World:
             p_wet = np.clip(p_wet0 * pseas, 0.02, 0.9)
             thresh = ndtri(1.0 - p_wet).astype(np.float32) + 2.2 * drought
             excess = z["w_p"] - thresh
-            amount = (p_mean * pseas / p_wet) * np.exp(0.75 * z["w_a"] - 0.28) * (0.6 + 0.4 * np.clip(excess, 0.0, 2.5))
-            precip = np.where(excess > 0, amount, 0.0) + np.where(stormy, storm * (1.0 - 0.8 * drought), 0.0)
+            amount = (
+                (p_mean * pseas / p_wet)
+                * np.exp(0.75 * z["w_a"] - 0.28)
+                * (0.6 + 0.4 * np.clip(excess, 0.0, 2.5))
+            )
+            precip = np.where(excess > 0, amount, 0.0) + np.where(
+                stormy, storm * (1.0 - 0.8 * drought), 0.0
+            )
             precip[precip < 0.1] = 0.0
 
             # clouds follow the precipitation field; droughts are sunny
             cloud = _sigmoid(1.3 * z["w_p"] + 0.6 * z["w_c"] - 0.3 - 1.5 * drought + 0.8 * stormy)
 
             # air temperature: seasonal cycle, persistent anomalies, cloud and drought effects
-            tair = t_mean + t_amp * season + t_sd * z["w_t"] - 2.5 * (cloud - 0.5) * (0.3 + season) + 3.0 * drought
+            tair = (
+                t_mean
+                + t_amp * season
+                + t_sd * z["w_t"]
+                - 2.5 * (cloud - 0.5) * (0.3 + season)
+                + 3.0 * drought
+            )
 
             # radiation: clear sky from the sun's geometry, clouds, albedo; FAO-56 net longwave
             rso = 0.75 * toa[doy - 1]
@@ -314,7 +366,12 @@ class World:
             sw_net = 0.8 * rs
             ea = 0.65 * saturation_vp(tair) * (0.7 + 0.4 * cloud) * (1.0 - 0.3 * drought)
             ratio = np.clip(rs / np.maximum(rso, 1.0), 0.25, 1.0)
-            lw_net = -np.float32(SIGMA_SB) * tair**4 * (0.34 - 0.14 * np.sqrt(ea)) * (1.35 * ratio - 0.35)
+            lw_net = (
+                -np.float32(SIGMA_SB)
+                * tair**4
+                * (0.34 - 0.14 * np.sqrt(ea))
+                * (1.35 * ratio - 0.35)
+            )
             for key, val in (
                 ("tair", tair),
                 ("precip", precip),

@@ -51,7 +51,7 @@ class WorldConfig:
     #: spin-up days run before ``start`` (the truth starts in equilibrium with its climate)
     spinup_days: int = 365
     #: zlib level of the netCDF files
-    complevel: int = 4
+    complevel: int = 1
 
     def __post_init__(self) -> None:
         start, end = pd.Timestamp(self.start), pd.Timestamp(self.end)
@@ -59,7 +59,9 @@ class WorldConfig:
             raise ConfigError(f"sample world period: end {self.end} is before start {self.start}")
         hs, he = pd.Timestamp(self.hourly_start), pd.Timestamp(self.hourly_end)
         if he < hs:
-            raise ConfigError(f"hourly_end {self.hourly_end} is before hourly_start {self.hourly_start}")
+            raise ConfigError(
+                f"hourly_end {self.hourly_end} is before hourly_start {self.hourly_start}"
+            )
         if hs <= start or he > end:
             raise ConfigError(
                 f"hourly period {self.hourly_start}..{self.hourly_end} must lie inside the daily period "
@@ -160,7 +162,11 @@ def make_config(preset: str = "demo", **overrides: Any) -> WorldConfig:
     if "bbox" in overrides:
         w, s, e, n = (float(x) for x in overrides.pop("bbox"))
         grid = GridSpec(west=w, east=e, south=s, north=n, resolution=grid.resolution)
-    edges = {k: float(overrides.pop(k)) for k in ("west", "east", "south", "north", "resolution") if k in overrides}
+    edges = {
+        k: float(overrides.pop(k))
+        for k in ("west", "east", "south", "north", "resolution")
+        if k in overrides
+    }
     if edges:
         grid = dataclasses.replace(grid, **edges)
     values["grid"] = grid
@@ -170,7 +176,9 @@ def make_config(preset: str = "demo", **overrides: Any) -> WorldConfig:
     # keep the hourly period inside a shortened daily period
     start, end = pd.Timestamp(values["start"]), pd.Timestamp(values["end"])
     hs, he = pd.Timestamp(values["hourly_start"]), pd.Timestamp(values["hourly_end"])
-    if ("hourly_start" not in overrides and "hourly_end" not in overrides) and (hs <= start or he > end):
+    if ("hourly_start" not in overrides and "hourly_end" not in overrides) and (
+        hs <= start or he > end
+    ):
         hs = max(start + pd.Timedelta(days=1), min(hs, end))
         he = min(end, hs + (he - hs))
         values["hourly_start"], values["hourly_end"] = str(hs.date()), str(he.date())

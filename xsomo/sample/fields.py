@@ -74,8 +74,22 @@ class SmoothField:
             out[i : i + chunk] = self.amp @ np.cos(arg)
         return out.reshape(shape)
 
+    def grid(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Field values on the regular grid ``lat x lon`` (1-D axes), as two matrix products.
 
-def ar1(rng: np.random.Generator, n_time: int, n_series: int, phi: float | np.ndarray) -> np.ndarray:
+        ``cos(kx x + ky y + p) = cos(kx x + p) cos(ky y) - sin(kx x + p) sin(ky y)``
+        separates the modes into latitude and longitude factors, so a fine grid costs
+        ``O(modes * (nlat + nlon))`` trigonometric calls. Equal to :meth:`__call__` up to
+        round-off.
+        """
+        a = np.outer(np.asarray(lon, float), self.kx) + self.phase[None, :]  # (nlon, mode)
+        b = np.outer(np.asarray(lat, float), self.ky)  # (nlat, mode)
+        return (np.cos(b) * self.amp) @ np.cos(a).T - (np.sin(b) * self.amp) @ np.sin(a).T
+
+
+def ar1(
+    rng: np.random.Generator, n_time: int, n_series: int, phi: float | np.ndarray
+) -> np.ndarray:
     """Unit-variance AR(1) series ``(n_time, n_series)`` started in their stationary state."""
     phi_arr = np.broadcast_to(np.asarray(phi, float), (n_series,))
     eps = rng.standard_normal((n_time, n_series))
@@ -163,9 +177,10 @@ class Events:
         out = np.zeros((t1 - t0, lat.size), np.float32)
         active = (self.day < t1) & (self.day + self.duration > t0)
         for i in np.flatnonzero(active):
-            r2 = ((lat - self.lat[i]) ** 2 + ((lon - self.lon[i]) * np.cos(np.radians(self.lat[i]))) ** 2) / (
-                self.radius[i] ** 2
-            )
+            r2 = (
+                (lat - self.lat[i]) ** 2
+                + ((lon - self.lon[i]) * np.cos(np.radians(self.lat[i]))) ** 2
+            ) / (self.radius[i] ** 2)
             near = r2 < 9.0
             if not near.any():
                 continue
@@ -181,7 +196,9 @@ class Events:
                 continue
             rows = days[keep] - t0
             idx = np.flatnonzero(near)
-            out[np.ix_(rows, idx)] += (self.intensity[i] * env[keep])[:, None].astype(np.float32) * w[None, :]
+            out[np.ix_(rows, idx)] += (self.intensity[i] * env[keep])[:, None].astype(
+                np.float32
+            ) * w[None, :]
         return out
 
 

@@ -81,12 +81,15 @@ class NcWriter:
             dtype = "i2" if spec.packing else spec.dtype
             fill = spec.fill
             if fill is None:
-                fill = -32767 if spec.packing else (np.float32(np.nan) if dtype == "f4" else None)
+                # floats: NaN; packed: -32767; integers: no fill value (masks and flags stay integers)
+                fill = -32767 if spec.packing else (np.float32(np.nan) if dtype == "f4" else False)
             kwargs: dict[str, Any] = {"fill_value": fill}
             if complevel:
                 kwargs.update(zlib=True, complevel=complevel, shuffle=True)
             if spec.chunks:
-                kwargs["chunksizes"] = tuple(min(c, dims[d]) for c, d in zip(spec.chunks, spec.dims, strict=True))
+                kwargs["chunksizes"] = tuple(
+                    min(c, dims[d]) for c, d in zip(spec.chunks, spec.dims, strict=True)
+                )
             v = self.ds.createVariable(name, dtype, spec.dims, **kwargs)
             if spec.packing:
                 v.setncattr("scale_factor", np.float64(spec.packing[0]))
@@ -155,15 +158,23 @@ def trim_mantissa(x: np.ndarray, bits: int = 12) -> np.ndarray:
     return np.where(np.isfinite(a), out, a)
 
 
-def time_coord(times: Sequence[Any] | np.ndarray, *, units: str = "days since 1970-01-01 00:00:00") -> tuple[np.ndarray, dict[str, Any], str]:
+def time_coord(
+    times: Sequence[Any] | np.ndarray, *, units: str = "days since 1970-01-01 00:00:00"
+) -> tuple[np.ndarray, dict[str, Any], str]:
     """A CF time coordinate ``(values, attrs, dtype)`` for datetime-like ``times``."""
     t = np.asarray(times, dtype="datetime64[s]")
     step, _, origin = units.partition(" since ")
     origin_dt = np.datetime64(origin.strip().replace(" ", "T").split(".")[0], "s")
     seconds = {"days": 86400, "hours": 3600, "seconds": 1}[step.strip()]
     values = (t - origin_dt).astype(np.int64) / seconds
-    dtype = "i4" if np.all(values == np.round(values)) and abs(values).max(initial=0) < 2**31 else "f8"
-    return values.astype(dtype), {**TIME_ATTRS, "units": units, "calendar": "proleptic_gregorian"}, dtype
+    dtype = (
+        "i4" if np.all(values == np.round(values)) and abs(values).max(initial=0) < 2**31 else "f8"
+    )
+    return (
+        values.astype(dtype),
+        {**TIME_ATTRS, "units": units, "calendar": "proleptic_gregorian"},
+        dtype,
+    )
 
 
 def lat_coord(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any], str]:

@@ -226,17 +226,30 @@ def water_balance_kernel(
     swe_cap = 1500.0  # mm; a permanent snowpack cannot grow without bound
     tau = np.array([4.0, 12.0, 30.0])[:, None]  # soil temperature memory per layer (days)
 
-    w = 0.5 * (w_fc + w_max) * 0.8 + 0.2 * w_wp  # initial storage, between wilting point and saturation
+    w = (
+        0.5 * (w_fc + w_max) * 0.8 + 0.2 * w_wp
+    )  # initial storage, between wilting point and saturation
     w = np.clip(w, w_min, w_max)
     swe = np.zeros(n_cell)
     tsoil = np.full((3, n_cell), _FREEZE_K + 8.0)
 
     n_out = n_time - spinup_days
     theta_out = np.empty((n_out, 3, n_cell), np.float32)
-    names = (
-        "precip rain snowfall melt runoff infiltration et interception soil_evaporation "
-        "transpiration drainage swe storage"
-    ).split()
+    names = [
+        "precip",
+        "rain",
+        "snowfall",
+        "melt",
+        "runoff",
+        "infiltration",
+        "et",
+        "interception",
+        "soil_evaporation",
+        "transpiration",
+        "drainage",
+        "swe",
+        "storage",
+    ]
     flux = {k: np.empty((n_out, n_cell)) for k in names} if keep_fluxes else {}
     storage_start = w.sum(0).copy()
     swe_start = swe.copy()
@@ -244,47 +257,60 @@ def water_balance_kernel(
     inv_wsat = 1.0 / w_max
     expo_k = 2.0 * b + 3.0
     inv_dz = (1.0 / dz)[:, None]
+    inv_tau = 1.0 / tau
+    inv_stress = 1.0 / (0.7 * (w_fc - w_wp))
+    inv_evap = 1.0 / (w_fc[0] - w_min[0])
 
+    block = 128
     for t in range(n_time):
+        if t % block == 0:
+            # forcing-only terms for a block of days at once (fewer numpy calls per day)
+            sl = slice(t, min(n_time, t + block))
+            P = np.maximum(precip[sl].astype(float), 0.0)
+            TA = tair[sl].astype(float)
+            RN = rnet[sl].astype(float)
+            SNOWFALL = P * np.minimum(np.maximum((_FREEZE_K + 1.0 - TA) / 2.0, 0.0), 1.0)
+            RAIN = P - SNOWFALL
+            # degree-day melt plus a radiation term near the melting point
+            POT_MELT = ddf * np.maximum(TA - _FREEZE_K, 0.0) + np.where(
+                TA > _FREEZE_K - 5.0, 0.1 * np.maximum(RN, 0.0) * SECONDS_PER_DAY / 334_000.0, 0.0
+            )
+            PET = potential_et(TA, RN)
+            INTERCEPTION = np.minimum(np.minimum(RAIN, canopy), PET)
+            PET_LEFT = np.maximum(PET - INTERCEPTION, 0.0)
+            THROUGHFALL = RAIN - INTERCEPTION
+            ACTIVE_T = np.minimum(np.maximum((TA - _FREEZE_K) / 8.0, 0.0), 1.0)
+            SNOW_TARGET = 0.2 * TA + 0.8 * (_FREEZE_K - 0.5)
         if t == spinup_days:
             storage_start = w.sum(0).copy()
             swe_start = swe.copy()
-        p = np.maximum(precip[t].astype(float), 0.0)
-        ta = tair[t].astype(float)
-        rn = rnet[t].astype(float)
+        k = t % block
+        p = P[k]
+        ta = TA[k]
+        snowfall = SNOWFALL[k]
+        rain = RAIN[k]
+        interception = INTERCEPTION[k]
+        pet_left = PET_LEFT[k]
 
         # ---- snow
-        snow_frac = np.clip((_FREEZE_K + 1.0 - ta) / 2.0, 0.0, 1.0)
-        snowfall = p * snow_frac
-        rain = p - snowfall
-        # degree-day melt plus a radiation term near the melting point
-        pot_melt = ddf * np.maximum(ta - _FREEZE_K, 0.0) + np.where(
-            ta > _FREEZE_K - 5.0, 0.1 * np.maximum(rn, 0.0) * SECONDS_PER_DAY / 334_000.0, 0.0
-        )
-        melt = np.minimum(swe + snowfall, pot_melt)
+        melt = np.minimum(swe + snowfall, POT_MELT[k])
         # snow beyond the cap leaves as ice flow (counted as melt, so it infiltrates or runs off)
         melt += np.maximum(swe + snowfall - melt - swe_cap, 0.0)
         swe = swe + snowfall - melt
-        snow_cover = np.clip(swe / 10.0, 0.0, 1.0)
+        snow_cover = np.minimum(swe * 0.1, 1.0)
 
         # ---- soil temperature and frozen-soil factor (1 = unfrozen)
-        target = np.where(swe > 5.0, 0.2 * ta + 0.8 * (_FREEZE_K - 0.5), ta)
-        tsoil += (target[None, :] - tsoil) / tau
-        unfrozen = np.clip((tsoil - (_FREEZE_K - 2.0)) / 2.0, 0.05, 1.0)
-
-        # ---- energy-limited demand
-        pet = potential_et(ta, rn)
-        interception = np.minimum(np.minimum(rain, canopy), pet)
-        pet_left = np.maximum(pet - interception, 0.0)
-        throughfall = rain - interception
-        water_in = throughfall + melt
+        target = np.where(swe > 5.0, SNOW_TARGET[k], ta)
+        tsoil += (target[None, :] - tsoil) * inv_tau
+        unfrozen = np.minimum(np.maximum((tsoil - (_FREEZE_K - 2.0)) * 0.5, 0.05), 1.0)
+        water_in = THROUGHFALL[k] + melt
 
         # ---- infiltration and surface runoff
         rel1 = (w[0] - w_min[0]) / (w_max[0] - w_min[0])
         capacity = unfrozen[0] * 0.25 * ks[0] * (1.0 + 2.0 * (1.0 - rel1))
         runoff = np.maximum(water_in - capacity, 0.0)  # intensity excess
         rest = water_in - runoff
-        sat_excess = rest * np.clip(rel1, 0.0, 1.0) ** runoff_shape
+        sat_excess = rest * np.minimum(np.maximum(rel1, 0.0), 1.0) ** runoff_shape
         runoff += sat_excess
         infil = rest - sat_excess
         carry = infil
@@ -296,13 +322,13 @@ def water_balance_kernel(
         infil -= carry
 
         # ---- evapotranspiration limited by energy and by soil water
-        active = np.clip((ta - _FREEZE_K) / 8.0, 0.0, 1.0) * (1.0 - snow_cover)
+        active = ACTIVE_T[k] * (1.0 - snow_cover)
         demand_t = pet_left * veg * active
-        stress = np.clip((w - w_wp) / (0.7 * (w_fc - w_wp)), 0.0, 1.0)
+        stress = np.minimum(np.maximum((w - w_wp) * inv_stress, 0.0), 1.0)
         transp = demand_t[None, :] * roots * stress * unfrozen
         transp = np.minimum(transp, np.maximum(w - w_wp, 0.0))
         w -= transp
-        evap_rel = np.clip((w[0] - w_min[0]) / (w_fc[0] - w_min[0]), 0.0, 1.0) ** 2
+        evap_rel = np.minimum(np.maximum((w[0] - w_min[0]) * inv_evap, 0.0), 1.0) ** 2
         soil_evap = pet_left * (bare + 0.25 * veg) * (1.0 - snow_cover) * evap_rel * unfrozen[0]
         soil_evap = np.minimum(soil_evap, np.maximum(w[0] - w_min[0], 0.0))
         w[0] -= soil_evap
@@ -311,7 +337,7 @@ def water_balance_kernel(
         drain = np.zeros(n_cell)
         log_ks = np.log(ks * unfrozen)
         for _ in range(substeps):
-            lr = np.log(np.clip(w * inv_wsat, 1e-3, 1.0))
+            lr = np.log(np.minimum(np.maximum(w * inv_wsat, 1e-3), 1.0))
             log_k = log_ks + expo_k * lr
             psi = np.minimum(psi_s * np.exp(-b * lr), _PSI_DRY)
             avail = w - w_min
@@ -326,7 +352,7 @@ def water_balance_kernel(
             w[1:] += fl
             w[2] -= q_bot
             drain += q_bot
-        np.clip(w, w_min, w_max, out=w)  # round-off only
+        np.minimum(np.maximum(w, w_min, out=w), w_max, out=w)  # round-off only
 
         if t >= spinup_days:
             j = t - spinup_days
@@ -386,7 +412,9 @@ _STATIC_UNITS = {
 
 def _need(ds: xr.Dataset, name: Hashable, units: str, what: str) -> xr.DataArray:
     if name not in ds:
-        raise MissingVariableError(f"{what} has no variable {name!r}; run_water_balance needs {name!r} in {units}")
+        raise MissingVariableError(
+            f"{what} has no variable {name!r}; run_water_balance needs {name!r} in {units}"
+        )
     return convert(ds[name], units, name=name, source=what)
 
 
@@ -427,17 +455,30 @@ def run_water_balance(
     Examples
     --------
     >>> t = 60
-    >>> forcing = xr.Dataset({
-    ...     "precipitation": (("time", "cell"), np.full((t, 2), 2.0), {"units": "mm d-1"}),
-    ...     "air_temperature": (("time", "cell"), np.full((t, 2), 290.0), {"units": "K"}),
-    ...     "net_radiation": (("time", "cell"), np.full((t, 2), 100.0), {"units": "W m-2"})})
-    >>> statics = xr.Dataset({k: ("cell", [0.4, 0.7], {"units": "1"}) for k in
-    ...     ["sand_top", "sand_sub"]} | {k: ("cell", [0.2, 0.1], {"units": "1"}) for k in
-    ...     ["clay_top", "clay_sub", "forest_fraction"]} | {"shortveg_fraction": ("cell", [0.5, 0.5], {"units": "1"})})
+    >>> forcing = xr.Dataset(
+    ...     {
+    ...         "precipitation": (("time", "cell"), np.full((t, 2), 2.0), {"units": "mm d-1"}),
+    ...         "air_temperature": (("time", "cell"), np.full((t, 2), 290.0), {"units": "K"}),
+    ...         "net_radiation": (("time", "cell"), np.full((t, 2), 100.0), {"units": "W m-2"}),
+    ...     }
+    ... )
+    >>> statics = xr.Dataset(
+    ...     {k: ("cell", [0.4, 0.7], {"units": "1"}) for k in ["sand_top", "sand_sub"]}
+    ...     | {
+    ...         k: ("cell", [0.2, 0.1], {"units": "1"})
+    ...         for k in ["clay_top", "clay_sub", "forest_fraction"]
+    ...     }
+    ...     | {"shortveg_fraction": ("cell", [0.5, 0.5], {"units": "1"})}
+    ... )
     >>> out = xsomo.sample.run_water_balance(forcing, statics)
-    >>> resid = (out.precipitation - out.runoff - out.evapotranspiration - out.drainage).sum("time") - (
-    ...     out.soil_water.isel(time=-1) + out.snow_water_equivalent.isel(time=-1)
-    ...     - out.soil_water_start - out.snow_water_equivalent_start)
+    >>> resid = (out.precipitation - out.runoff - out.evapotranspiration - out.drainage).sum(
+    ...     "time"
+    ... ) - (
+    ...     out.soil_water.isel(time=-1)
+    ...     + out.snow_water_equivalent.isel(time=-1)
+    ...     - out.soil_water_start
+    ...     - out.snow_water_equivalent_start
+    ... )
     >>> bool(abs(resid).max() < 1e-9)
     True
     """
@@ -452,8 +493,12 @@ def run_water_balance(
         arr = np.asarray(da.values, float)
         return arr.reshape((arr.shape[0], -1) if with_time else (-1,))
 
-    sand = np.stack([flat(st["sand_top"], with_time=False)] * 2 + [flat(st["sand_sub"], with_time=False)])
-    clay = np.stack([flat(st["clay_top"], with_time=False)] * 2 + [flat(st["clay_sub"], with_time=False)])
+    sand = np.stack(
+        [flat(st["sand_top"], with_time=False)] * 2 + [flat(st["sand_sub"], with_time=False)]
+    )
+    clay = np.stack(
+        [flat(st["clay_top"], with_time=False)] * 2 + [flat(st["clay_sub"], with_time=False)]
+    )
     soil = soil_parameters(sand, clay)
     forest = flat(st["forest_fraction"], with_time=False)
     veg = np.clip(forest + flat(st["shortveg_fraction"], with_time=False), 0.0, 1.0)
@@ -481,17 +526,39 @@ def run_water_balance(
     tdims = ["time", *space]
     out = xr.Dataset(
         {
-            "sm": to_da(res["theta"], ["time", "layer", *space], {"units": "m3 m-3", "long_name": "volumetric soil moisture"}),
-            "porosity": to_da(soil.porosity, ["layer", *space], {"units": "m3 m-3", "long_name": "porosity"}),
-            "residual": to_da(soil.residual, ["layer", *space], {"units": "m3 m-3", "long_name": "residual water content"}),
-            "precipitation": to_da(res["precip"], tdims, {**mm, "long_name": "precipitation (rain + snow)"}),
+            "sm": to_da(
+                res["theta"],
+                ["time", "layer", *space],
+                {"units": "m3 m-3", "long_name": "volumetric soil moisture"},
+            ),
+            "porosity": to_da(
+                soil.porosity, ["layer", *space], {"units": "m3 m-3", "long_name": "porosity"}
+            ),
+            "residual": to_da(
+                soil.residual,
+                ["layer", *space],
+                {"units": "m3 m-3", "long_name": "residual water content"},
+            ),
+            "precipitation": to_da(
+                res["precip"], tdims, {**mm, "long_name": "precipitation (rain + snow)"}
+            ),
             "runoff": to_da(res["runoff"], tdims, {**mm, "long_name": "surface runoff"}),
-            "evapotranspiration": to_da(res["et"], tdims, {**mm, "long_name": "evapotranspiration"}),
+            "evapotranspiration": to_da(
+                res["et"], tdims, {**mm, "long_name": "evapotranspiration"}
+            ),
             "drainage": to_da(res["drainage"], tdims, {**mm, "long_name": "drainage below 0.5 m"}),
-            "snow_water_equivalent": to_da(res["swe"], tdims, {**mm, "long_name": "snow water equivalent"}),
-            "soil_water": to_da(res["storage"], tdims, {**mm, "long_name": "soil water in 0-0.5 m"}),
-            "soil_water_start": to_da(res["storage_start"], space, {**mm, "long_name": "soil water before the first day"}),
-            "snow_water_equivalent_start": to_da(res["swe_start"], space, {**mm, "long_name": "snow before the first day"}),
+            "snow_water_equivalent": to_da(
+                res["swe"], tdims, {**mm, "long_name": "snow water equivalent"}
+            ),
+            "soil_water": to_da(
+                res["storage"], tdims, {**mm, "long_name": "soil water in 0-0.5 m"}
+            ),
+            "soil_water_start": to_da(
+                res["storage_start"], space, {**mm, "long_name": "soil water before the first day"}
+            ),
+            "snow_water_equivalent_start": to_da(
+                res["swe_start"], space, {**mm, "long_name": "snow before the first day"}
+            ),
         },
         coords={"time": time, **coords, **lay},
     )

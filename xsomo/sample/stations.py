@@ -35,20 +35,69 @@ class Network:
 
 
 NETWORKS: tuple[Network, ...] = (
-    Network("SYNSCAN", 1, "Hydraprobe-Analog", ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.50, 0.50)), 1.5),
-    Network("SYNUSCRN", 1, "Stevens-Hydraprobe-II-Sdi-12", ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.50, 0.50))),
+    Network(
+        "SYNSCAN",
+        1,
+        "Hydraprobe-Analog",
+        ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.50, 0.50)),
+        1.5,
+    ),
+    Network(
+        "SYNUSCRN",
+        1,
+        "Stevens-Hydraprobe-II-Sdi-12",
+        ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.50, 0.50)),
+    ),
     Network("SYNSOILSCAPE", 1, "EC5", ((0.05, 0.05), (0.20, 0.20), (0.40, 0.40)), 0.7),
     Network("SYNPROFILE", 1, "EnviroSCAN", ((0.05, 0.10), (0.10, 0.20), (0.20, 0.50)), 0.6),
-    Network("SYNSMOSMANIA", 2, "ThetaProbe-ML2X", ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.30, 0.30))),
+    Network(
+        "SYNSMOSMANIA",
+        2,
+        "ThetaProbe-ML2X",
+        ((0.05, 0.05), (0.10, 0.10), (0.20, 0.20), (0.30, 0.30)),
+    ),
     Network("SYNTERENO", 2, "Hydraprobe-II", ((0.05, 0.05), (0.20, 0.20), (0.50, 0.50))),
     Network("SYNREMEDHUS", 2, "Stevens-Hydra-Probe", ((0.00, 0.05),), 0.6),
-    Network("SYNRSMN", 2, "Meter-5TM", ((0.00, 0.05), (0.05, 0.10), (0.30, 0.30), (0.40, 0.40)), 0.8),
+    Network(
+        "SYNRSMN", 2, "Meter-5TM", ((0.00, 0.05), (0.05, 0.10), (0.30, 0.30), (0.40, 0.40)), 0.8
+    ),
 )
 
-_SYLLABLES = (
-    "ka lo ve mar tin sel bra dun or ri la ne ost fel gar ham ber ton mo sa pi "
-    "ran del cor vik len wa ty bu ser go hal mun"
-).split()
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "ve",
+    "mar",
+    "tin",
+    "sel",
+    "bra",
+    "dun",
+    "or",
+    "ri",
+    "la",
+    "ne",
+    "ost",
+    "fel",
+    "gar",
+    "ham",
+    "ber",
+    "ton",
+    "mo",
+    "sa",
+    "pi",
+    "ran",
+    "del",
+    "cor",
+    "vik",
+    "len",
+    "wa",
+    "ty",
+    "bu",
+    "ser",
+    "go",
+    "hal",
+    "mun",
+]
 
 
 def _station_name(rng: np.random.Generator, used: set[str]) -> str:
@@ -124,7 +173,9 @@ class Station:
         }
 
 
-def _record(rng: np.random.Generator, time: pd.DatetimeIndex, years: tuple[float, float]) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _record(
+    rng: np.random.Generator, time: pd.DatetimeIndex, years: tuple[float, float]
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     n = time.size
     length = int(min(n, max(120, rng.uniform(*years) * 365.25)))
     first = int(rng.integers(0, n - length + 1))
@@ -150,7 +201,7 @@ def place_ismn(
     res = float(np.round(grid_lat[1] - grid_lat[0], 6)) if grid_lat.size > 1 else 0.1
     stations: list[Station] = []
     used: set[str] = set()
-    n_us = int(round(n_stations * us_share))
+    n_us = round(n_stations * us_share)
     for reg, count in ((1, n_us), (2, n_stations - n_us)):
         rows, cols = np.nonzero(region == reg)
         if count == 0 or rows.size == 0:
@@ -172,9 +223,18 @@ def place_ismn(
                 lon = float(np.round(grid_lon[c] + rng.uniform(-0.48, 0.48) * res, 5))
                 st = Station(net.name, _station_name(rng, used), lat, lon, r, c, reg)
                 start, end = _record(rng, time, record_years)
-                n_sens = int(min(len(net.depths), rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1])))
+                n_sens = int(
+                    min(len(net.depths), rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1]))
+                )
                 # the shallowest depth and n_sens - 1 others
-                idx = [0, *sorted(rng.choice(np.arange(1, len(net.depths)), n_sens - 1, replace=False).tolist())]
+                idx = [
+                    0,
+                    *sorted(
+                        rng.choice(
+                            np.arange(1, len(net.depths)), n_sens - 1, replace=False
+                        ).tolist()
+                    ),
+                ]
                 depths = [net.depths[j] for j in idx]
                 if rng.uniform() < 0.12:  # a second probe at the shallowest depth
                     depths.append(depths[0])
@@ -197,7 +257,9 @@ def place_ismn(
 # ----------------------------------------------------------------------------- observation model
 
 
-def _hourly_from_daily(daily: np.ndarray, first_day: pd.Timestamp, hours: pd.DatetimeIndex) -> np.ndarray:
+def _hourly_from_daily(
+    daily: np.ndarray, first_day: pd.Timestamp, hours: pd.DatetimeIndex
+) -> np.ndarray:
     """Linear interpolation of values valid at 12 UTC of each day to the given hours."""
     x_day = np.arange(daily.size) * 24.0 + 12.0
     x_hour = (hours - first_day).total_seconds().to_numpy() / 3600.0
@@ -239,7 +301,9 @@ def simulate_sensor(
     gain = rng.uniform(0.8, 1.2)
     offset = rng.normal(0.0, 0.025)
     if rng.uniform() < 0.12:
-        offset = -abs(offset) - rng.uniform(0.03, 0.07)  # a badly calibrated sensor, negative when dry
+        offset = -abs(offset) - rng.uniform(
+            0.03, 0.07
+        )  # a badly calibrated sensor, negative when dry
     drift = rng.normal(0.0, 0.006) * (np.arange(n) / 8766.0)  # per year
     noise_sd = rng.uniform(0.003, 0.01)
     eps = rng.standard_normal(n)
@@ -254,7 +318,9 @@ def simulate_sensor(
     spikes = rng.uniform(size=n) < 0.001
     value[spikes] += rng.choice([-1.0, 1.0], spikes.sum()) * rng.uniform(0.05, 0.15, spikes.sum())
     value = np.round(value, 3)
-    t_hour = _hourly_from_daily(t_daily, sensor.start, hours) + 4.0 * np.sin(2 * np.pi * (hod - 9) / 24.0)
+    t_hour = _hourly_from_daily(t_daily, sensor.start, hours) + 4.0 * np.sin(
+        2 * np.pi * (hod - 9) / 24.0
+    )
     flags[t_hour < 273.15] = 4
     flags[spikes] = 5
     flags[value > porosity] = 3
@@ -267,7 +333,11 @@ def simulate_sensor(
         a = int(rng.integers(0, n))
         keep[a : a + int(rng.lognormal(np.log(24 * 8), 1.0))] = False
     keep[0] = keep[-1] = True  # the file's first and last hour are the sensor's record bounds
-    sensor.params = {"gain": round(gain, 4), "offset": round(offset, 4), "noise_sd": round(noise_sd, 4)}
+    sensor.params = {
+        "gain": round(gain, 4),
+        "offset": round(offset, 4),
+        "noise_sd": round(noise_sd, 4),
+    }
     return pd.DataFrame({"value": value[keep], "flag": flags[keep]}, index=hours[keep])
 
 
@@ -301,7 +371,14 @@ def _digits(values: np.ndarray, width: int) -> np.ndarray:
     return (ord("0") + (v[:, None] // powers[None, :]) % 10).astype(np.uint8)
 
 
-def format_times(times: pd.DatetimeIndex, *, date_sep: str = "/", time_sep: str = " ", seconds: bool = False, suffix: str = " ") -> np.ndarray:
+def format_times(
+    times: pd.DatetimeIndex,
+    *,
+    date_sep: str = "/",
+    time_sep: str = " ",
+    seconds: bool = False,
+    suffix: str = " ",
+) -> np.ndarray:
     """``YYYY/MM/DD HH:MM`` (or ISO-like) time stamps as an ASCII byte matrix, built column-wise."""
     n = times.size
     cols = [
@@ -318,7 +395,9 @@ def format_times(times: pd.DatetimeIndex, *, date_sep: str = "/", time_sep: str 
     if seconds:
         cols += [np.full((n, 1), ord(":"), np.uint8), _digits(times.second.to_numpy(), 2)]
     if suffix:
-        cols.append(np.broadcast_to(np.frombuffer(suffix.encode("ascii"), np.uint8), (n, len(suffix))))
+        cols.append(
+            np.broadcast_to(np.frombuffer(suffix.encode("ascii"), np.uint8), (n, len(suffix)))
+        )
     return np.concatenate(cols, axis=1)
 
 
@@ -358,12 +437,18 @@ def write_atomic(path: pathlib.Path, data: bytes) -> None:
 
 
 _HWSD = (
-    "HWSD;Harmonized World Soil Database v1.1  by IIASA;IIASA;v1.1;30\";None;"
+    'HWSD;Harmonized World Soil Database v1.1  by IIASA;IIASA;v1.1;30";None;'
     "http://webarchive.iiasa.ac.at/Research/LUC/External-World-soil-database/HTML/;"
 )
 
 
-def static_variables_csv(texture: dict[str, float], porosity_top: float, porosity_sub: float, landcover: int, climate: str) -> str:
+def static_variables_csv(
+    texture: dict[str, float],
+    porosity_top: float,
+    porosity_sub: float,
+    landcover: int,
+    climate: str,
+) -> str:
     """``<NET>_<NET>_<STATION>_static_variables.csv`` in ISMN's semicolon layout."""
     head = (
         "quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
@@ -371,7 +456,10 @@ def static_variables_csv(texture: dict[str, float], porosity_top: float, porosit
         "quantity_source_resolution;quantity_source_timerange;quantity_source_url;\n"
     )
     rows = []
-    for (d0, d1), key, por in (((0.0, 0.3), "top", porosity_top), ((0.3, 1.0), "sub", porosity_sub)):
+    for (d0, d1), key, por in (
+        ((0.0, 0.3), "top", porosity_top),
+        ((0.3, 1.0), "sub", porosity_sub),
+    ):
         sand = 100 * texture[f"sand_{key}"]
         clay = 100 * texture[f"clay_{key}"]
         silt = max(0.0, 100 - sand - clay)
@@ -382,17 +470,26 @@ def static_variables_csv(texture: dict[str, float], porosity_top: float, porosit
             f"sand fraction;% weight;{d0:.2f};{d1:.2f};{sand:.2f};;{_HWSD}",
             f"silt fraction;% weight;{d0:.2f};{d1:.2f};{silt:.2f};;{_HWSD}",
         ]
-    lc_text = {10: "Cropland, rainfed", 50: "Tree cover, broadleaved, evergreen, Closed to open (>15%)",
-               70: "Tree cover, needleleaved, evergreen, closed to open (>15%)", 130: "Grassland",
-               150: "Sparse vegetation (tree, shrub, herbaceous cover) (<15%)"}
+    lc_text = {
+        10: "Cropland, rainfed",
+        50: "Tree cover, broadleaved, evergreen, Closed to open (>15%)",
+        70: "Tree cover, needleleaved, evergreen, closed to open (>15%)",
+        130: "Grassland",
+        150: "Sparse vegetation (tree, shrub, herbaceous cover) (<15%)",
+    }
     for year, ver in ((2000, "2000-v1.6.1"), (2005, "2005-v1.6.1"), (2010, "2010-v1.6.1")):
         rows.append(
             f"land cover classification;;;;{landcover};{lc_text.get(landcover, '')};CCI_landcover_{year};"
             f"ESA CCI Land Cover;ESA;{ver};300m;{year - 2}-{year + 2};http://www.esa-landcover-cci.org/;"
         )
-    kg = {"BSk": "Arid - Steppe - Cold", "BSh": "Arid - Steppe - Hot", "Csa": "Temperate - Dry Summer - Hot Summer",
-          "Cfb": "Temperate - Without dry season - Warm Summer", "Dfb": "Cold - Without dry season - Warm Summer",
-          "Dfc": "Cold - Without dry season - Cold Summer"}
+    kg = {
+        "BSk": "Arid - Steppe - Cold",
+        "BSh": "Arid - Steppe - Hot",
+        "Csa": "Temperate - Dry Summer - Hot Summer",
+        "Cfb": "Temperate - Without dry season - Warm Summer",
+        "Dfb": "Cold - Without dry season - Warm Summer",
+        "Dfc": "Cold - Without dry season - Cold Summer",
+    }
     rows.append(
         f"climate classification;;;;{climate};{kg.get(climate, '')};koeppen_geiger_2007;"
         "Koeppen-Geiger Climate Classification;None;Peel2007;0.1°;None;http://www.hydrol-earth-syst-sci.net/11/1633/2007/;"
@@ -435,20 +532,52 @@ all;G - good;G;none of the above
 
 # ----------------------------------------------------------------------------- COSMOS
 
-COSMOS_CATALOGUE_COLUMNS = (
-    "station_id,station,country,detector_type,latitude,longitude,elevation_m,processing_status,N0_cph,porosity,"
-    "raw_rows,datetime_column,datetime_format,epithermal_column,thermal_column,pressure_columns,"
-    "temperature_columns,relative_humidity_columns,absolute_humidity_column,wizard_detected_datetime,notes"
-).split(",")
+COSMOS_CATALOGUE_COLUMNS = [
+    "station_id",
+    "station",
+    "country",
+    "detector_type",
+    "latitude",
+    "longitude",
+    "elevation_m",
+    "processing_status",
+    "N0_cph",
+    "porosity",
+    "raw_rows",
+    "datetime_column",
+    "datetime_format",
+    "epithermal_column",
+    "thermal_column",
+    "pressure_columns",
+    "temperature_columns",
+    "relative_humidity_columns",
+    "absolute_humidity_column",
+    "wizard_detected_datetime",
+    "notes",
+]
 
-COSMOS_COLUMNS = (
-    "DateTime_utc,NeutronCount_Epithermal_Cum1h_corrected,NeutronCount_Epithermal_Cum1h_corrected_std,"
-    "NeutronCount_Epithermal_MovAvg24h_corrected,NeutronCount_Epithermal_MovAvg24h_corrected_std,"
-    "Flag_Extreme_Counts,Flag_AirPressure_ERA5,AirHumidity_gapfilled,Flag_AirHumidity_ERA5,Flag_Porosity_Excess,"
-    "Flag_Snow_ERA5,SoilMoisture_volumetric_MovAvg24h,SoilMoisture_volumetric_MovAvg24h_std,"
-    "SoilMoisture_volumetric_MovAvg24h_lower,SoilMoisture_volumetric_MovAvg24h_upper,Footprint_Radius_m,"
-    "Footprint_Depth_m,Biomass,air_pressure,year"
-).split(",")
+COSMOS_COLUMNS = [
+    "DateTime_utc",
+    "NeutronCount_Epithermal_Cum1h_corrected",
+    "NeutronCount_Epithermal_Cum1h_corrected_std",
+    "NeutronCount_Epithermal_MovAvg24h_corrected",
+    "NeutronCount_Epithermal_MovAvg24h_corrected_std",
+    "Flag_Extreme_Counts",
+    "Flag_AirPressure_ERA5",
+    "AirHumidity_gapfilled",
+    "Flag_AirHumidity_ERA5",
+    "Flag_Porosity_Excess",
+    "Flag_Snow_ERA5",
+    "SoilMoisture_volumetric_MovAvg24h",
+    "SoilMoisture_volumetric_MovAvg24h_std",
+    "SoilMoisture_volumetric_MovAvg24h_lower",
+    "SoilMoisture_volumetric_MovAvg24h_upper",
+    "Footprint_Radius_m",
+    "Footprint_Depth_m",
+    "Biomass",
+    "air_pressure",
+    "year",
+]
 
 
 def crns_layer_weights(depth_m: np.ndarray) -> np.ndarray:

@@ -36,25 +36,68 @@ ERA5_THICKNESS_MM = np.array([70.0, 210.0, 720.0])
 
 #: stand-in gridded products: resolution (degrees), which region, how many years, error model
 PRODUCTS: dict[str, dict[str, Any]] = {
-    "somoml_v1_like": {"resolution": 0.25, "region": None, "years": None, "bias": 0.015, "gain": 0.9, "noise": 0.012, "phi": 0.9},
-    "gleam_like": {"resolution": 0.25, "region": None, "years": None, "bias": -0.03, "gain": 0.75, "noise": 0.015, "phi": 0.7},
-    "clmda_like": {"resolution": 0.0275, "region": 2, "years": "clmda", "bias": 0.01, "gain": 1.1, "noise": 0.015, "phi": 0.8},
+    "somoml_v1_like": {
+        "resolution": 0.25,
+        "region": None,
+        "years": None,
+        "bias": 0.015,
+        "gain": 0.9,
+        "noise": 0.012,
+        "phi": 0.9,
+    },
+    "gleam_like": {
+        "resolution": 0.25,
+        "region": None,
+        "years": None,
+        "bias": -0.03,
+        "gain": 0.75,
+        "noise": 0.015,
+        "phi": 0.7,
+    },
+    "clmda_like": {
+        "resolution": 0.0275,
+        "region": 2,
+        "years": "clmda",
+        "bias": 0.01,
+        "gain": 1.1,
+        "noise": 0.015,
+        "phi": 0.8,
+    },
 }
 
 _ERA5_ATTRS = {
     "t2m": {"units": "K", "long_name": "2 metre temperature", "standard_name": "air_temperature"},
     "skt": {"units": "K", "long_name": "Skin temperature", "standard_name": "surface_temperature"},
-    "tp": {"units": "m", "long_name": "Total precipitation", "standard_name": "lwe_thickness_of_precipitation_amount"},
-    "ssr": {"units": "J m**-2", "long_name": "Surface net short-wave (solar) radiation",
-            "standard_name": "surface_net_downward_shortwave_flux"},
-    "str": {"units": "J m**-2", "long_name": "Surface net long-wave (thermal) radiation",
-            "standard_name": "surface_net_upward_longwave_flux"},
-    "swvl1": {"units": "m**3 m**-3", "long_name": "Volumetric soil water layer 1",
-              "standard_name": "volume_fraction_of_condensed_water_in_soil"},
-    "swvl2": {"units": "m**3 m**-3", "long_name": "Volumetric soil water layer 2",
-              "standard_name": "volume_fraction_of_condensed_water_in_soil"},
-    "swvl3": {"units": "m**3 m**-3", "long_name": "Volumetric soil water layer 3",
-              "standard_name": "volume_fraction_of_condensed_water_in_soil"},
+    "tp": {
+        "units": "m",
+        "long_name": "Total precipitation",
+        "standard_name": "lwe_thickness_of_precipitation_amount",
+    },
+    "ssr": {
+        "units": "J m**-2",
+        "long_name": "Surface net short-wave (solar) radiation",
+        "standard_name": "surface_net_downward_shortwave_flux",
+    },
+    "str": {
+        "units": "J m**-2",
+        "long_name": "Surface net long-wave (thermal) radiation",
+        "standard_name": "surface_net_upward_longwave_flux",
+    },
+    "swvl1": {
+        "units": "m**3 m**-3",
+        "long_name": "Volumetric soil water layer 1",
+        "standard_name": "volume_fraction_of_condensed_water_in_soil",
+    },
+    "swvl2": {
+        "units": "m**3 m**-3",
+        "long_name": "Volumetric soil water layer 2",
+        "standard_name": "volume_fraction_of_condensed_water_in_soil",
+    },
+    "swvl3": {
+        "units": "m**3 m**-3",
+        "long_name": "Volumetric soil water layer 3",
+        "standard_name": "volume_fraction_of_condensed_water_in_soil",
+    },
 }
 # int16 packing (scale_factor, add_offset), fixed so every band and seed packs alike
 _ERA5_PACK = {
@@ -99,11 +142,15 @@ def _global_attrs(cfg: WorldConfig, seed: int, title: str) -> dict[str, str]:
 def _progress(total: int, enabled: bool | None, desc: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled if enabled is not None else True, unit="step")
+    return tqdm(
+        total=total, desc=desc, disable=not enabled if enabled is not None else True, unit="step"
+    )
 
 
 class _WorldWriter:
-    def __init__(self, cfg: WorldConfig, seed: int, out: pathlib.Path, progress: bool | None) -> None:
+    def __init__(
+        self, cfg: WorldConfig, seed: int, out: pathlib.Path, progress: bool | None
+    ) -> None:
         self.cfg = cfg
         self.seed = int(seed)
         self.out = out
@@ -188,9 +235,18 @@ class _WorldWriter:
             self.out / "static" / "land_mask.nc",
             dims={"lat": g.nlat, "lon": g.nlon},
             coords={"lat": lat_coord(g.lat), "lon": lon_coord(g.lon)},
-            variables={"land_mask": Var(("lat", "lon"), "i1", {"long_name": "land-sea mask (1 land, 0 sea)",
-                                                               "units": "1", "flag_values": np.array([0, 1], np.int8),
-                                                               "flag_meanings": "sea land"}, fill=-1)},
+            variables={
+                "land_mask": Var(
+                    ("lat", "lon"),
+                    "i1",
+                    {
+                        "long_name": "land-sea mask (1 land, 0 sea)",
+                        "units": "1",
+                        "flag_values": np.array([0, 1], np.int8),
+                        "flag_meanings": "sea land",
+                    },
+                )
+            },
             attrs=attrs("land-sea mask"),
             complevel=self.complevel,
         ) as f:
@@ -207,8 +263,12 @@ class _WorldWriter:
             self.out / "static" / "soil.nc",
             dims={"lat": fg.nlat, "lon": fg.nlon},
             coords={"lat": lat_coord(fg.lat), "lon": lon_coord(fg.lon)},
-            variables={k: Var(("lat", "lon"), "f4", {"units": "percent", "long_name": v}, chunks=(500, 500))
-                       for k, v in tex_attrs.items()},
+            variables={
+                k: Var(
+                    ("lat", "lon"), "f4", {"units": "percent", "long_name": v}, chunks=(500, 500)
+                )
+                for k, v in tex_attrs.items()
+            },
             attrs=attrs("soil texture (HWSD/SoilGrids-like)"),
             complevel=self.complevel,
         ) as f:
@@ -227,8 +287,18 @@ class _WorldWriter:
             self.out / "static" / "dem.nc",
             dims={"lat": fine.nlat, "lon": fine.nlon},
             coords={"lat": lat_coord(fine.lat), "lon": lon_coord(fine.lon)},
-            variables={"elevation": Var(("lat", "lon"), "f4", {"units": "m", "long_name": "surface elevation above sea level",
-                                                              "standard_name": "surface_altitude"}, chunks=(500, 500))},
+            variables={
+                "elevation": Var(
+                    ("lat", "lon"),
+                    "f4",
+                    {
+                        "units": "m",
+                        "long_name": "surface elevation above sea level",
+                        "standard_name": "surface_altitude",
+                    },
+                    chunks=(500, 500),
+                )
+            },
             attrs=attrs("digital elevation model (0.01 degree)"),
             complevel=self.complevel,
         )
@@ -237,10 +307,26 @@ class _WorldWriter:
             dims={"lat": fine.nlat, "lon": fine.nlon},
             coords={"lat": lat_coord(fine.lat), "lon": lon_coord(fine.lon)},
             variables={
-                "forest_fraction": Var(("lat", "lon"), "f4", {"units": "1", "long_name": "forest cover fraction",
-                                                             "standard_name": "area_fraction"}, chunks=(500, 500)),
-                "shortveg_fraction": Var(("lat", "lon"), "f4", {"units": "1", "long_name": "short vegetation cover fraction",
-                                                               "standard_name": "area_fraction"}, chunks=(500, 500)),
+                "forest_fraction": Var(
+                    ("lat", "lon"),
+                    "f4",
+                    {
+                        "units": "1",
+                        "long_name": "forest cover fraction",
+                        "standard_name": "area_fraction",
+                    },
+                    chunks=(500, 500),
+                ),
+                "shortveg_fraction": Var(
+                    ("lat", "lon"),
+                    "f4",
+                    {
+                        "units": "1",
+                        "long_name": "short vegetation cover fraction",
+                        "standard_name": "area_fraction",
+                    },
+                    chunks=(500, 500),
+                ),
             },
             attrs=attrs("land cover (0.01 degree)"),
             complevel=self.complevel,
@@ -248,7 +334,6 @@ class _WorldWriter:
         try:
             for band in _Bands(g.nlat, max(1, 200 // factor)):
                 rows = slice(band.start * factor, band.stop * factor)
-                la, lo = np.meshgrid(fine.lat[rows], fine.lon, indexing="ij")
                 land_f = np.repeat(np.repeat(self.land[band], factor, 0), factor, 1)
                 # large-scale relief interpolated from the cell centres, sub-grid relief evaluated finely
                 fy = (fine.lat[rows] - g.lat[0]) / g.resolution
@@ -256,11 +341,15 @@ class _WorldWriter:
                 yy, xx = np.meshgrid(fy, fx, indexing="ij")
                 large = map_coordinates(elev_large, [yy, xx], order=1, mode="nearest")
                 rough = map_coordinates(rugged, [yy, xx], order=1, mode="nearest")
-                elev = np.maximum(large + rough * w.f_rough(la, lo), 0.0)
-                dem.write("elevation", (rows, slice(None)), np.where(land_f, np.round(elev, 1), 0.0).astype(np.float32))
+                elev = np.maximum(large + rough * w.f_rough.grid(fine.lat[rows], fine.lon), 0.0)
+                dem.write(
+                    "elevation",
+                    (rows, slice(None)),
+                    np.where(land_f, np.round(elev, 1), 0.0).astype(np.float32),
+                )
                 forest_c = np.repeat(np.repeat(veg["forest"][band], factor, 0), factor, 1)
                 short_c = np.repeat(np.repeat(veg["shortveg"][band], factor, 0), factor, 1)
-                q = ndtr(w.f_lc(la, lo))
+                q = ndtr(w.f_lc.grid(fine.lat[rows], fine.lon))
                 is_forest = (q < forest_c) & land_f
                 is_short = (~is_forest) & (q < forest_c + short_c) & land_f
                 lc.write("forest_fraction", (rows, slice(None)), is_forest.astype(np.float32))
@@ -273,25 +362,34 @@ class _WorldWriter:
             raise
 
     # ------------------------------------------------------------------ model runs
-    def _truth_statics(self, lat: np.ndarray, lon: np.ndarray) -> tuple[ph.SoilParameters, np.ndarray, np.ndarray]:
+    def _truth_statics(
+        self, lat: np.ndarray, lon: np.ndarray
+    ) -> tuple[ph.SoilParameters, np.ndarray, np.ndarray]:
         tex = self.world.texture(lat, lon)
         veg = self.world.vegetation(lat, lon)
         sand = np.stack([tex["sand_top"], tex["sand_top"], tex["sand_sub"]])
         clay = np.stack([tex["clay_top"], tex["clay_top"], tex["clay_sub"]])
         return ph.soil_parameters(sand, clay), veg["forest"], veg["forest"] + veg["shortveg"]
 
-    def _run_truth(self, lat: np.ndarray, lon: np.ndarray, t0: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], ph.SoilParameters]:
+    def _run_truth(
+        self, lat: np.ndarray, lon: np.ndarray, t0: int = 0
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], ph.SoilParameters]:
         wx = self.world.weather(lat, lon, t0)
         soil, forest, veg = self._truth_statics(lat, lon)
         res = ph.water_balance_kernel(
-            wx["precip"], wx["tair"], wx["rnet"], soil=soil, thickness_mm=ph.TRUTH_THICKNESS_MM,
-            forest=forest, veg=veg, spinup_days=self.spin - t0 if t0 < self.spin else 0,
+            wx["precip"],
+            wx["tair"],
+            wx["rnet"],
+            soil=soil,
+            thickness_mm=ph.TRUTH_THICKNESS_MM,
+            forest=forest,
+            veg=veg,
+            spinup_days=self.spin - t0 if t0 < self.spin else 0,
         )
         return wx, res, soil
 
     def write_target_grid(self, bar: Any) -> None:
         g = self.grid
-        cfg = self.cfg
         time = self.time
         nt = time.size
         lay = len(LAYERS)
@@ -301,21 +399,60 @@ class _WorldWriter:
             dims={"time": nt, "layer": lay, "lat": g.nlat, "lon": g.nlon},
             coords={
                 "time": tcoord,
-                "layer": (np.array([la.number for la in LAYERS], np.int32), {"long_name": "soil layer", "units": "1"}, "i4"),
+                "layer": (
+                    np.array([la.number for la in LAYERS], np.int32),
+                    {"long_name": "soil layer", "units": "1"},
+                    "i4",
+                ),
                 "lat": lat_coord(g.lat),
                 "lon": lon_coord(g.lon),
             },
             variables={
-                "sm": Var(("time", "layer", "lat", "lon"), "f4", {**SM_ATTRS, "long_name": "true volumetric soil moisture"},
-                          chunks=(366, 1, self.bands.size, min(g.nlon, 200))),
-                "depth_top": Var(("layer",), "f8", {"units": "m", "long_name": "depth of the layer top", "positive": "down"}),
-                "depth_bottom": Var(("layer",), "f8", {"units": "m", "long_name": "depth of the layer bottom", "positive": "down"}),
-                "land_mask": Var(("lat", "lon"), "i1", {"units": "1", "long_name": "land-sea mask (1 land, 0 sea)"}, fill=-1),
-                "region": Var(("lat", "lon"), "i1", {"units": "1", "long_name": "region (0 sea, 1 us, 2 europe)",
-                                                     "flag_values": np.array([0, 1, 2], np.int8),
-                                                     "flag_meanings": "sea us europe"}, fill=-1),
-                "porosity": Var(("layer", "lat", "lon"), "f4", {"units": "m3 m-3", "long_name": "porosity (upper bound of sm)"}),
-                "residual": Var(("layer", "lat", "lon"), "f4", {"units": "m3 m-3", "long_name": "residual water content (lower bound of sm)"}),
+                "sm": Var(
+                    ("time", "layer", "lat", "lon"),
+                    "f4",
+                    {
+                        **SM_ATTRS,
+                        "long_name": "true volumetric soil moisture",
+                        "coordinates": "depth_top depth_bottom",
+                    },
+                    chunks=(366, 1, self.bands.size, min(g.nlon, 200)),
+                ),
+                "depth_top": Var(
+                    ("layer",),
+                    "f8",
+                    {"units": "m", "long_name": "depth of the layer top", "positive": "down"},
+                ),
+                "depth_bottom": Var(
+                    ("layer",),
+                    "f8",
+                    {"units": "m", "long_name": "depth of the layer bottom", "positive": "down"},
+                ),
+                "land_mask": Var(
+                    ("lat", "lon"),
+                    "i1",
+                    {"units": "1", "long_name": "land-sea mask (1 land, 0 sea)"},
+                ),
+                "region": Var(
+                    ("lat", "lon"),
+                    "i1",
+                    {
+                        "units": "1",
+                        "long_name": "region (0 sea, 1 us, 2 europe)",
+                        "flag_values": np.array([0, 1, 2], np.int8),
+                        "flag_meanings": "sea us europe",
+                    },
+                ),
+                "porosity": Var(
+                    ("layer", "lat", "lon"),
+                    "f4",
+                    {"units": "m3 m-3", "long_name": "porosity (upper bound of sm)"},
+                ),
+                "residual": Var(
+                    ("layer", "lat", "lon"),
+                    "f4",
+                    {"units": "m3 m-3", "long_name": "residual water content (lower bound of sm)"},
+                ),
             },
             attrs=self._attrs("sample world truth: soil moisture of three layers"),
             complevel=self.complevel,
@@ -327,11 +464,23 @@ class _WorldWriter:
             y: NcWriter(
                 self.out / "mswep" / f"{y}.nc",
                 dims={"time": s.stop - s.start, "lat": g.nlat, "lon": g.nlon},
-                coords={"time": time_coord(time[s]), "lat": lat_coord(lat_desc), "lon": lon_coord(g.lon)},
-                variables={"precipitation": Var(("time", "lat", "lon"), "f4",
-                                                {"units": "mm d-1", "long_name": "precipitation",
-                                                 "standard_name": "lwe_precipitation_rate"},
-                                                chunks=(366, self.bands.size, g.nlon))},
+                coords={
+                    "time": time_coord(time[s]),
+                    "lat": lat_coord(lat_desc),
+                    "lon": lon_coord(g.lon),
+                },
+                variables={
+                    "precipitation": Var(
+                        ("time", "lat", "lon"),
+                        "f4",
+                        {
+                            "units": "mm d-1",
+                            "long_name": "precipitation",
+                            "standard_name": "lwe_precipitation_rate",
+                        },
+                        chunks=(366, self.bands.size, g.nlon),
+                    )
+                },
                 attrs=msw_attrs("MSWEP-style daily precipitation"),
                 complevel=self.complevel,
             )
@@ -341,11 +490,23 @@ class _WorldWriter:
             y: NcWriter(
                 self.out / "mswx" / "Temp" / f"{y}.nc",
                 dims={"time": s.stop - s.start, "lat": g.nlat, "lon": g.nlon},
-                coords={"time": time_coord(time[s]), "lat": lat_coord(lat_desc), "lon": lon_coord(g.lon)},
-                variables={"air_temperature": Var(("time", "lat", "lon"), "f4",
-                                                  {"units": "degC", "long_name": "daily mean air temperature",
-                                                   "standard_name": "air_temperature"},
-                                                  chunks=(366, self.bands.size, g.nlon))},
+                coords={
+                    "time": time_coord(time[s]),
+                    "lat": lat_coord(lat_desc),
+                    "lon": lon_coord(g.lon),
+                },
+                variables={
+                    "air_temperature": Var(
+                        ("time", "lat", "lon"),
+                        "f4",
+                        {
+                            "units": "degC",
+                            "long_name": "daily mean air temperature",
+                            "standard_name": "air_temperature",
+                        },
+                        chunks=(366, self.bands.size, g.nlon),
+                    )
+                },
                 attrs=msw_attrs("MSWX-style daily mean air temperature"),
                 complevel=self.complevel,
             )
@@ -371,11 +532,18 @@ class _WorldWriter:
                     theta = np.clip(trim_mantissa(res["theta"]), res_q[None], por_q[None])
                     # precipitation and temperature products with their own small errors
                     rng = rng_for(self.seed, _S_MSW, band.start)
-                    wxs = {k: v[self.spin:] for k, v in wx.items() if k in ("precip", "tair")}
-                    p_err = np.exp(0.12 * rng.standard_normal(wxs["precip"].shape)).astype(np.float32)
+                    wxs = {k: v[self.spin :] for k, v in wx.items() if k in ("precip", "tair")}
+                    p_err = np.exp(0.12 * rng.standard_normal(wxs["precip"].shape)).astype(
+                        np.float32
+                    )
                     mswep_p = trim_mantissa(wxs["precip"] * 0.97 * p_err, 10)
                     mswx_t = trim_mantissa(
-                        wxs["tair"] - np.float32(273.15) + np.float32(0.25) * rng.standard_normal(wxs["tair"].shape).astype(np.float32) - np.float32(0.2), 12
+                        wxs["tair"]
+                        - np.float32(273.15)
+                        + np.float32(0.25)
+                        * rng.standard_normal(wxs["tair"].shape).astype(np.float32)
+                        - np.float32(0.2),
+                        12,
                     )
                     for r, c, k in zip(rows_g, cols, range(rows.size), strict=True):
                         if (int(r), int(c)) in self.keep_cells:
@@ -398,10 +566,14 @@ class _WorldWriter:
                         frows = slice(g.nlat - band.stop, g.nlat - band.start)
                         p2 = np.full((s.stop - s.start, n_rows, g.nlon), np.nan, np.float32)
                         p2[:, rows, cols] = mswep_p[s]
-                        mswep[y].write("precipitation", (slice(None), frows, slice(None)), p2[:, ::-1])
+                        mswep[y].write(
+                            "precipitation", (slice(None), frows, slice(None)), p2[:, ::-1]
+                        )
                         p2[:] = np.nan
                         p2[:, rows, cols] = mswx_t[s]
-                        mswx[y].write("air_temperature", (slice(None), frows, slice(None)), p2[:, ::-1])
+                        mswx[y].write(
+                            "air_temperature", (slice(None), frows, slice(None)), p2[:, ::-1]
+                        )
                 bar.update(1)
             for wtr in writers:
                 wtr.close()
@@ -423,7 +595,9 @@ class _WorldWriter:
         lsm = pad[:-1, :-1] | pad[1:, :-1] | pad[:-1, 1:] | pad[1:, 1:]
         return lat_e, lon_e, lsm
 
-    def _run_era5(self, lat: np.ndarray, lon: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _run_era5(
+        self, lat: np.ndarray, lon: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """ERA5-Land's own land model: its layers, a coarse soil map and its own precipitation bias."""
         w = self.world
         wx = w.weather(lat, lon)
@@ -434,15 +608,28 @@ class _WorldWriter:
         clay_t = 0.5 * tex["clay_top"] + 0.5 * 0.20
         sand_s = 0.5 * tex["sand_sub"] + 0.5 * 0.40
         clay_s = 0.5 * tex["clay_sub"] + 0.5 * 0.22
-        soil = ph.soil_parameters(np.stack([sand_t, sand_t, sand_s]), np.stack([clay_t, clay_t, clay_s]))
-        precip = wx["precip"] * np.float32(1.06) + np.where(wx["cloud"] > 0.6, np.float32(0.15), np.float32(0.0))
+        soil = ph.soil_parameters(
+            np.stack([sand_t, sand_t, sand_s]), np.stack([clay_t, clay_t, clay_s])
+        )
+        precip = wx["precip"] * np.float32(1.06) + np.where(
+            wx["cloud"] > 0.6, np.float32(0.15), np.float32(0.0)
+        )
         res = ph.water_balance_kernel(
-            precip, wx["tair"], wx["rnet"], soil=soil, thickness_mm=ERA5_THICKNESS_MM,
-            forest=veg["forest"], veg=np.clip(veg["forest"] + veg["shortveg"], 0, 1),
-            spinup_days=self.spin, runoff_shape=6.0, interception_mm=0.5,
+            precip,
+            wx["tair"],
+            wx["rnet"],
+            soil=soil,
+            thickness_mm=ERA5_THICKNESS_MM,
+            forest=veg["forest"],
+            veg=np.clip(veg["forest"] + veg["shortveg"], 0, 1),
+            spinup_days=self.spin,
+            runoff_shape=6.0,
+            interception_mm=0.5,
         )
         sl = slice(self.spin, None)
-        skt = ph.skin_temperature(wx["tair"][sl], wx["rnet"][sl], res["et"], res["swe"], veg["forest"])
+        skt = ph.skin_temperature(
+            wx["tair"][sl], wx["rnet"][sl], res["et"], res["swe"], veg["forest"]
+        )
         out = {
             "t2m": wx["tair"][sl] + np.float32(0.3),
             "skt": skt,
@@ -456,7 +643,6 @@ class _WorldWriter:
         return out, {"cloud": wx["cloud"][sl], "tair": wx["tair"][sl]}
 
     def write_era5(self, bar: Any) -> None:
-        g = self.grid
         lat_e, lon_e, lsm = self.era5_grid()
         ny, nx = lat_e.size, lon_e.size
         time = self.time
@@ -469,17 +655,52 @@ class _WorldWriter:
                 dims={"time": s.stop - s.start, "latitude": ny, "longitude": nx},
                 coords={
                     "time": time_coord(time[s], units=hours_units),
-                    "latitude": (lat_e[::-1], {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude", "axis": "Y"}, "f4"),
-                    "longitude": (lon_e, {"units": "degrees_east", "long_name": "longitude", "standard_name": "longitude", "axis": "X"}, "f4"),
+                    "latitude": (
+                        lat_e[::-1],
+                        {
+                            "units": "degrees_north",
+                            "long_name": "latitude",
+                            "standard_name": "latitude",
+                            "axis": "Y",
+                        },
+                        "f4",
+                    ),
+                    "longitude": (
+                        lon_e,
+                        {
+                            "units": "degrees_east",
+                            "long_name": "longitude",
+                            "standard_name": "longitude",
+                            "axis": "X",
+                        },
+                        "f4",
+                    ),
                 },
                 variables={
-                    **{k: Var(("time", "latitude", "longitude"), "f4", dict(_ERA5_ATTRS[k]), packing=_ERA5_PACK[k],
-                              chunks=(366, min(ny, 100), min(nx, 200))) for k in names},
-                    "lsm": Var(("latitude", "longitude"), "f4", {"units": "1", "long_name": "Land-sea mask",
-                                                                 "standard_name": "land_binary_mask"}),
+                    **{
+                        k: Var(
+                            ("time", "latitude", "longitude"),
+                            "f4",
+                            dict(_ERA5_ATTRS[k]),
+                            packing=_ERA5_PACK[k],
+                            chunks=(366, min(ny, 100), min(nx, 200)),
+                        )
+                        for k in names
+                    },
+                    "lsm": Var(
+                        ("latitude", "longitude"),
+                        "f4",
+                        {
+                            "units": "1",
+                            "long_name": "Land-sea mask",
+                            "standard_name": "land_binary_mask",
+                        },
+                    ),
                 },
-                attrs={**self._attrs("ERA5-Land-style daily fields"),
-                       "history": "daily means (t2m, skt, swvl*) and daily sums (tp, ssr, str) of ERA5-Land-style hourly data"},
+                attrs={
+                    **self._attrs("ERA5-Land-style daily fields"),
+                    "history": "daily means (t2m, skt, swvl*) and daily sums (tp, ssr, str) of ERA5-Land-style hourly data",
+                },
                 complevel=self.complevel,
             )
             for y, s in years
@@ -496,14 +717,41 @@ class _WorldWriter:
                     dims={"time": hrs.size, "latitude": ny, "longitude": nx},
                     coords={
                         "time": time_coord(hrs, units=hours_units),
-                        "latitude": (lat_e[::-1], {"units": "degrees_north", "long_name": "latitude", "standard_name": "latitude", "axis": "Y"}, "f4"),
-                        "longitude": (lon_e, {"units": "degrees_east", "long_name": "longitude", "standard_name": "longitude", "axis": "X"}, "f4"),
+                        "latitude": (
+                            lat_e[::-1],
+                            {
+                                "units": "degrees_north",
+                                "long_name": "latitude",
+                                "standard_name": "latitude",
+                                "axis": "Y",
+                            },
+                            "f4",
+                        ),
+                        "longitude": (
+                            lon_e,
+                            {
+                                "units": "degrees_east",
+                                "long_name": "longitude",
+                                "standard_name": "longitude",
+                                "axis": "X",
+                            },
+                            "f4",
+                        ),
                     },
-                    variables={k: Var(("time", "latitude", "longitude"), "f4", dict(_ERA5_ATTRS[k]),
-                                      packing=_ERA5_PACK_HOURLY[k], chunks=(24, min(ny, 100), min(nx, 200)))
-                               for k in names},
-                    attrs={**self._attrs("ERA5-Land-style hourly fields"),
-                           "history": "tp, ssr, str are accumulated since 00 UTC; the 00 UTC value holds the previous day's total"},
+                    variables={
+                        k: Var(
+                            ("time", "latitude", "longitude"),
+                            "f4",
+                            dict(_ERA5_ATTRS[k]),
+                            packing=_ERA5_PACK_HOURLY[k],
+                            chunks=(24, min(ny, 100), min(nx, 200)),
+                        )
+                        for k in names
+                    },
+                    attrs={
+                        **self._attrs("ERA5-Land-style hourly fields"),
+                        "history": "tp, ssr, str are accumulated since 00 UTC; the 00 UTC value holds the previous day's total",
+                    },
                     complevel=self.complevel,
                 ),
                 hrs,
@@ -512,7 +760,7 @@ class _WorldWriter:
         try:
             for wtr in daily.values():
                 wtr.write("lsm", slice(None), lsm[::-1].astype(np.float32))
-            for band in _Bands(ny, self.bands.size):
+            for band in _Bands(ny, self.bands.size if self.cfg.band_rows else ny):
                 rows, cols = np.nonzero(lsm[band])
                 n_rows = band.stop - band.start
                 frows = slice(ny - band.stop, ny - band.start)
@@ -525,7 +773,9 @@ class _WorldWriter:
                             blk = np.full((s.stop - s.start, n_rows, nx), np.nan, np.float32)
                             blk[:, rows, cols] = fields[k][s]
                             daily[y].write(k, (slice(None), frows, slice(None)), blk[:, ::-1])
-                    self._write_era5_hourly(hourly, fields, aux, lat, lon, rows, cols, n_rows, nx, frows, band.start)
+                    self._write_era5_hourly(
+                        hourly, fields, aux, lat, lon, rows, cols, n_rows, nx, frows, band.start
+                    )
                 bar.update(1)
             for wtr in writers:
                 wtr.close()
@@ -551,7 +801,7 @@ class _WorldWriter:
         """Disaggregate the daily fields to hours for the hourly months of this band."""
         time = self.time
         rng = rng_for(self.seed, _S_ERA5_HOURLY, band_start)
-        for (_y, _m), (wtr, hrs) in hourly.items():
+        for wtr, hrs in hourly.values():
             days = pd.date_range(hrs[0], hrs[-1], freq="D")
             d_idx = time.get_indexer(days)
             prev = d_idx[0] - 1  # the 00 UTC value of the first day closes the previous day
@@ -562,20 +812,33 @@ class _WorldWriter:
             local = (hod[None, :] + lon[:, None] / 15.0) % 24.0  # (point, hour)
             cyc_t = np.cos(2 * np.pi * (local - 15.0) / 24.0)
             cyc_t -= cyc_t.mean(1, keepdims=True)
-            sun = np.maximum(np.cos(2 * np.pi * (local - 0.5 - 12.0) / 24.0), 0.0) ** 1.5  # hour ending at h
+            sun = (
+                np.maximum(np.cos(2 * np.pi * (local - 0.5 - 12.0) / 24.0), 0.0) ** 1.5
+            )  # hour ending at h
             sun /= sun.sum(1, keepdims=True)
             out: dict[str, np.ndarray] = {}
             for k in ("t2m", "skt"):
-                amp = (6.0 if k == "skt" else 4.0) * (1.0 - 0.7 * aux["cloud"][d_idx])  # (day, point)
-                inst = fields[k][d_idx][:, :, None] + amp[:, :, None] * cyc_t.T[None, :, :].transpose(0, 2, 1)
+                amp = (6.0 if k == "skt" else 4.0) * (
+                    1.0 - 0.7 * aux["cloud"][d_idx]
+                )  # (day, point)
+                inst = fields[k][d_idx][:, :, None] + amp[:, :, None] * cyc_t.T[
+                    None, :, :
+                ].transpose(0, 2, 1)
                 out[k] = inst.transpose(0, 2, 1).reshape(n_d * 24, n_p)
             for k in ("swvl1", "swvl2", "swvl3"):
-                ser = fields[k][prev : d_idx[-1] + 2] if d_idx[-1] + 2 <= time.size else fields[k][prev:]
+                ser = (
+                    fields[k][prev : d_idx[-1] + 2]
+                    if d_idx[-1] + 2 <= time.size
+                    else fields[k][prev:]
+                )
                 x_day = (np.arange(ser.shape[0]) - 1) * 24.0 + 12.0
                 x_h = np.arange(n_d * 24, dtype=float)
                 out[k] = np.stack([np.interp(x_h, x_day, ser[:, j]) for j in range(n_p)], axis=1)
+
             # accumulations since 00 UTC: hour h of day d holds the sum over hours 1..h; 00 UTC closes day d-1
-            def accumulate(total: np.ndarray, shape: np.ndarray) -> np.ndarray:
+            def accumulate(
+                total: np.ndarray, shape: np.ndarray, n_d: int = n_d, n_p: int = n_p
+            ) -> np.ndarray:
                 # total (day incl. previous, point); shape (day incl. previous, point, 24) summing to 1 over hours 1..24
                 cum = np.cumsum(shape, axis=2) * total[:, :, None]
                 acc = np.empty((n_d, 24, n_p))
@@ -614,7 +877,13 @@ class _WorldWriter:
             west, east = g.west + c0 * g.resolution, g.west + c1 * g.resolution
         nlon = int(np.ceil((east - west) / res - 1e-9))
         nlat = int(np.ceil((north - south) / res - 1e-9))
-        grid = GridSpec(round(west, 6), round(west + nlon * res, 6), round(south, 6), round(south + nlat * res, 6), res)
+        grid = GridSpec(
+            round(west, 6),
+            round(west + nlon * res, 6),
+            round(south, 6),
+            round(south + nlat * res, 6),
+            res,
+        )
         time = self.time
         if spec["years"] == "clmda":
             years = self.cfg.years[-self.cfg.clmda_years :]
@@ -634,19 +903,35 @@ class _WorldWriter:
                 y: NcWriter(
                     self.out / "products" / name / f"{name}_{y}.nc",
                     dims={"time": s.stop - s.start, "lat": grid.nlat, "lon": grid.nlon},
-                    coords={"time": time_coord(time[s]), "lat": lat_coord(grid.lat), "lon": lon_coord(grid.lon)},
-                    variables={f"layer{la.number}": Var(("time", "lat", "lon"), "f4",
-                                                        {**SM_ATTRS, "long_name": f"volumetric soil moisture {la.top:.2f}-{la.bottom:.2f} m"},
-                                                        chunks=(366, min(grid.nlat, 100), min(grid.nlon, 200)))
-                               for la in LAYERS},
-                    attrs={**self._attrs(f"{name}: stand-in gridded soil-moisture product"),
-                           "resolution": f"{grid.resolution} degree"},
+                    coords={
+                        "time": time_coord(time[s]),
+                        "lat": lat_coord(grid.lat),
+                        "lon": lon_coord(grid.lon),
+                    },
+                    variables={
+                        f"layer{la.number}": Var(
+                            ("time", "lat", "lon"),
+                            "f4",
+                            {
+                                **SM_ATTRS,
+                                "long_name": f"volumetric soil moisture {la.top:.2f}-{la.bottom:.2f} m",
+                            },
+                            chunks=(366, min(grid.nlat, 100), min(grid.nlon, 200)),
+                        )
+                        for la in LAYERS
+                    },
+                    attrs={
+                        **self._attrs(f"{name}: stand-in gridded soil-moisture product"),
+                        "resolution": f"{grid.resolution} degree",
+                    },
                     complevel=self.complevel,
                 )
                 for y, s in years
             }
             try:
-                rows_per_band = max(1, int(round(self.bands.size * self.grid.resolution / grid.resolution)))
+                rows_per_band = max(
+                    1, round(self.bands.size * self.grid.resolution / grid.resolution)
+                )
                 if name == "clmda_like":
                     rows_per_band = max(1, 40_000 // max(grid.nlon, 1))
                 for band in _Bands(grid.nlat, rows_per_band):
@@ -659,15 +944,27 @@ class _WorldWriter:
                         if name == "gleam_like":
                             soil = ph.soil_parameters(*self._gleam_texture(lat, lon))
                         res = ph.water_balance_kernel(
-                            wx["precip"], wx["tair"], wx["rnet"], soil=soil, thickness_mm=ph.TRUTH_THICKNESS_MM,
-                            forest=forest, veg=veg, spinup_days=t_first - t0, keep_fluxes=False,
+                            wx["precip"],
+                            wx["tair"],
+                            wx["rnet"],
+                            soil=soil,
+                            thickness_mm=ph.TRUTH_THICKNESS_MM,
+                            forest=forest,
+                            veg=veg,
+                            spinup_days=t_first - t0,
+                            keep_fluxes=False,
                             runoff_shape=6.0 if name == "gleam_like" else 10.0,
                         )
                         theta = res["theta"].astype(np.float64)
                         rng = rng_for(self.seed, _S_PRODUCT, list(PRODUCTS).index(name), band.start)
                         mean = theta.mean(0, keepdims=True)
                         eps = rng.standard_normal(theta.shape)
-                        noise = lfilter([np.sqrt(1 - spec["phi"] ** 2)], [1.0, -spec["phi"]], eps, axis=0) * spec["noise"]
+                        noise = (
+                            lfilter(
+                                [np.sqrt(1 - spec["phi"] ** 2)], [1.0, -spec["phi"]], eps, axis=0
+                            )
+                            * spec["noise"]
+                        )
                         val = mean + spec["gain"] * (theta - mean) + spec["bias"] + noise
                         lo = soil.residual[None] * 0.8
                         hi = soil.porosity[None] * 1.05
@@ -675,9 +972,13 @@ class _WorldWriter:
                         n_rows = band.stop - band.start
                         for y, s in years:
                             for k in range(3):
-                                blk = np.full((s.stop - s.start, n_rows, grid.nlon), np.nan, np.float32)
+                                blk = np.full(
+                                    (s.stop - s.start, n_rows, grid.nlon), np.nan, np.float32
+                                )
                                 blk[:, rows, cols] = val[s, k]
-                                writers[y].write(f"layer{k + 1}", (slice(None), band, slice(None)), blk)
+                                writers[y].write(
+                                    f"layer{k + 1}", (slice(None), band, slice(None)), blk
+                                )
                 for wtr in writers.values():
                     wtr.close()
             except BaseException:
@@ -687,8 +988,13 @@ class _WorldWriter:
             info[name] = {
                 "path": f"products/{name}",
                 "resolution": grid.resolution,
-                "grid": {"west": grid.west, "east": grid.east, "south": grid.south, "north": grid.north,
-                         "resolution": grid.resolution},
+                "grid": {
+                    "west": grid.west,
+                    "east": grid.east,
+                    "south": grid.south,
+                    "north": grid.north,
+                    "resolution": grid.resolution,
+                },
                 "period": {"start": str(time[0].date()), "end": str(time[-1].date())},
                 "region": REGIONS.get(spec["region"], "all") if spec["region"] else "all",
                 "variables": [f"layer{la.number}" for la in LAYERS],
@@ -720,21 +1026,38 @@ class _WorldWriter:
             folder.mkdir(parents=True, exist_ok=True)
             for sensor in st.sensors:
                 frame = stn.simulate_sensor(
-                    rng, truth=series["theta"], tair=series["tair"], time=time, sensor=sensor,
-                    porosity=float(series["porosity"][0]), station_error=st_err,
+                    rng,
+                    truth=series["theta"],
+                    tair=series["tair"],
+                    time=time,
+                    sensor=sensor,
+                    porosity=float(series["porosity"][0]),
+                    station_error=st_err,
                 )
                 sensor.file = stn.ismn_filename(st, sensor)
-                body = stn.format_ismn_lines(frame.index, frame["value"].to_numpy(), frame["flag"].to_numpy())
-                stn.write_atomic(folder / sensor.file, stn.ismn_header(st, sensor).encode("ascii") + body)
+                body = stn.format_ismn_lines(
+                    frame.index, frame["value"].to_numpy(), frame["flag"].to_numpy()
+                )
+                stn.write_atomic(
+                    folder / sensor.file, stn.ismn_header(st, sensor).encode("ascii") + body
+                )
             tex = self.world.texture(np.array([st.lat]), np.array([st.lon]))
             tex1 = {k: float(v[0]) for k, v in tex.items()}
-            por = ph.soil_parameters(np.array([tex1["sand_top"], tex1["sand_sub"]]), np.array([tex1["clay_top"], tex1["clay_sub"]])).porosity
+            por = ph.soil_parameters(
+                np.array([tex1["sand_top"], tex1["sand_sub"]]),
+                np.array([tex1["clay_top"], tex1["clay_sub"]]),
+            ).porosity
             veg = self.world.vegetation(np.array([st.lat]), np.array([st.lon]))
             lc = 70 if veg["forest"][0] > 0.5 else (130 if veg["shortveg"][0] > 0.4 else 150)
             clim = self.world.climate(np.array([st.lat]), np.array([st.lon]))
-            kg = _koeppen(float(clim["t_mean"][0]) - 273.15, float(clim["p_mean"][0]), int(clim["region"][0]))
+            kg = _koeppen(
+                float(clim["t_mean"][0]) - 273.15, float(clim["p_mean"][0]), int(clim["region"][0])
+            )
             csv = stn.static_variables_csv(tex1, float(por[0]), float(por[1]), lc, kg)
-            stn.write_atomic(folder / f"{st.network}_{st.network}_{st.station}_static_variables.csv", csv.encode("utf-8"))
+            stn.write_atomic(
+                folder / f"{st.network}_{st.network}_{st.station}_static_variables.csv",
+                csv.encode("utf-8"),
+            )
             bar.update(1)
 
     def write_cosmos(self) -> None:
@@ -746,8 +1069,15 @@ class _WorldWriter:
             rng = rng_for(self.seed, _S_COSMOS, c["row"], c["col"])
             start, end = stn._record(rng, self.time, self.cfg.cosmos_years)
             frame, depth = stn.simulate_cosmos(
-                rng, truth=series["theta"], swe=series["swe"], time=self.time, start=start, end=end,
-                n0=c["n0"], bulk_density=c["bulk_density"], elevation=c["elevation"],
+                rng,
+                truth=series["theta"],
+                swe=series["swe"],
+                time=self.time,
+                start=start,
+                end=end,
+                n0=c["n0"],
+                bulk_density=c["bulk_density"],
+                elevation=c["elevation"],
             )
             c["start"], c["end"] = str(start.date()), str(end.date())
             c["footprint_depth_m"] = round(depth, 4)
@@ -795,18 +1125,45 @@ class _WorldWriter:
             "xsomo_version": __version__,
             "preset": self.cfg.preset,
             "seed": self.seed,
-            "grid": {"west": g.west, "east": g.east, "south": g.south, "north": g.north, "resolution": g.resolution},
+            "grid": {
+                "west": g.west,
+                "east": g.east,
+                "south": g.south,
+                "north": g.north,
+                "resolution": g.resolution,
+            },
             "shape": {"lat": g.nlat, "lon": g.nlon},
             "period": {"start": self.cfg.start, "end": self.cfg.end},
             "hourly_period": {"start": self.cfg.hourly_start, "end": self.cfg.hourly_end},
             "regions": {str(k): v for k, v in REGIONS.items()},
             "n_land_cells": int(self.land.sum()),
             "n_land_cells_by_region": {REGIONS[k]: int((self.region == k).sum()) for k in REGIONS},
-            "layers": [{"layer": la.number, "depth_top": la.top, "depth_bottom": la.bottom} for la in LAYERS],
-            "era5land": {"layers": [[0.0, 0.07], [0.07, 0.28], [0.28, 1.0]], "grid": "points on multiples of the resolution, latitude descending"},
+            "layers": [
+                {"layer": la.number, "depth_top": la.top, "depth_bottom": la.bottom}
+                for la in LAYERS
+            ],
+            "era5land": {
+                "layers": [[0.0, 0.07], [0.07, 0.28], [0.28, 1.0]],
+                "grid": "points on multiples of the resolution, latitude descending",
+            },
             "ismn_stations": [st.manifest() for st in self.ismn],
             "cosmos_stations": [
-                {k: c[k] for k in ("station_id", "station", "lat", "lon", "row", "col", "region", "footprint_depth_m", "start", "end", "file")}
+                {
+                    k: c[k]
+                    for k in (
+                        "station_id",
+                        "station",
+                        "lat",
+                        "lon",
+                        "row",
+                        "col",
+                        "region",
+                        "footprint_depth_m",
+                        "start",
+                        "end",
+                        "file",
+                    )
+                }
                 for c in self.cosmos
             ],
             "products": products,
@@ -877,14 +1234,25 @@ def generate(
     cfg = make_config(preset, **overrides)
     out = pathlib.Path(out).expanduser()
     if overwrite and (out / "world.json").exists():
-        for name in ("cosmos", "era5land", "era5land_hourly", "ismn", "mswep", "mswx", "products", "static"):
+        for name in (
+            "cosmos",
+            "era5land",
+            "era5land_hourly",
+            "ismn",
+            "mswep",
+            "mswx",
+            "products",
+            "static",
+        ):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("truth.nc", "world.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     ww = _WorldWriter(cfg, seed, out, progress)
     ww.place_stations()
-    n_era5_bands = len(_Bands(cfg.grid.nlat + 1, ww.bands.size))
+    n_era5_bands = len(
+        _Bands(cfg.grid.nlat + 1, ww.bands.size if cfg.band_rows else cfg.grid.nlat + 1)
+    )
     total = 1 + len(ww.bands) + n_era5_bands + len(PRODUCTS) + len(ww.ismn) + 1
     clock = _Clock()
     with _progress(total, progress, f"sample world {preset!r}") as bar:
