@@ -40,19 +40,17 @@ REAL = pathlib.Path(
 )
 
 
-def _time(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def _time(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench_model(
     name: str, model, dyn: np.ndarray, sta: np.ndarray, *, device: str, batches: list[int]
-) -> list[tuple[str, str, float, float, str]]:
-    """Rows (model, mode, seconds, valid cell-days per second, note)."""
+) -> list[tuple[str, str, float, float, float, str]]:
+    """Rows (model, mode, wall s, CPU s, valid cell-days per wall second, note)."""
     rows = []
     lookback = model.config.lookback
     valid = dyn.shape[0] * (dyn.shape[1] - lookback + 1)  # outputs with a full window / spin-up
@@ -64,20 +62,22 @@ def bench_model(
                 model, dyn, sta, mode=mode, device=device, return_info=True
             )
 
-        dt = _time(go)
+        dt, cpu = _time(go)
         info = info_box["info"]
         note = f"ran {info.mode}"  # type: ignore[attr-defined]
         if info.distance is not None:  # type: ignore[attr-defined]
             note += f"; convergence distance {max(info.distance.values()):.3g} m3 m-3"  # type: ignore[attr-defined]
-        rows.append((name, mode, dt, valid / dt, note))
+        rows.append((name, mode, dt, cpu, valid / dt, note))
     # the windowed kernel alone at several batch sizes (normalised inputs, one network)
     xd, xs = model.prepare_dynamic(dyn), model.prepare_static(sta)
     (net,) = model.networks(model.config.layers[0], device=device)
     for b in batches:
-        dt = _time(
+        dt, cpu = _time(
             lambda b=b: rollout.run_windowed(net, xd, xs, lookback, device=device, batch_size=b)
         )
-        rows.append((name, f"windowed kernel, batch {b}", dt, valid / dt, "rollout.run_windowed"))
+        rows.append(
+            (name, f"windowed kernel, batch {b}", dt, cpu, valid / dt, "rollout.run_windowed")
+        )
     return rows
 
 
@@ -186,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         batches=batches,
     )
-    print(f"\n{'model':<24} {'mode':<28} {'seconds':>8} {'cell-days/s':>12}  note")
-    for name, mode, dt, rate, note in rows:
-        print(f"{name:<24} {mode:<28} {dt:8.2f} {rate:12.0f}  {note}")
+    print(f"\n{'model':<24} {'mode':<28} {'wall s':>8} {'CPU s':>8} {'cell-days/s':>12}  note")
+    for name, mode, dt, cpu, rate, note in rows:
+        print(f"{name:<24} {mode:<28} {dt:8.2f} {cpu:8.2f} {rate:12.0f}  {note}")
+    print(
+        f"(cell-days/s = valid output cell-days / wall seconds; load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     return 0
 
 

@@ -211,11 +211,69 @@ def test_continuous_rollout_does_not_reproduce(v1_run, v1_model) -> None:
     assert diff.max() > 0.03
 
 
+def _window(run: somoml.SomoMLv1Run, model, cell: int, day: int) -> tuple[np.ndarray, np.ndarray]:
+    """z-scored float64 inputs of the window ending on published day ``day`` of ``cell``."""
+    i0 = int(np.searchsorted(run.forcing["time"].values, run.output["time"].values[0]))
+    t1 = i0 + day + 1
+    dyn = run.dynamic_array(model.config.dynamic)[cell, t1 - model.config.lookback : t1]
+    sta = run.static_array(model.config.static)[cell]
+    st = model.stats
+    return (dyn - st.dynamic_mean) / st.dynamic_std, (sta - st.static_mean) / st.static_std
+
+
+def _float64_sm(model, xd: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Last-day soil moisture of float64 windows ``xd (B, L, D)``, ``xs (B, S)``."""
+    import copy
+
+    import torch
+
+    (net,) = model.networks(1)
+    net64 = copy.deepcopy(net).double()
+    with torch.no_grad():
+        _, (h, _) = net64.lstm(torch.from_numpy(xd), torch.from_numpy(xs).contiguous())
+        y = net64.head(h)[:, 0].numpy()
+    return np.maximum(y * model.stats.target_std[0] + model.stats.target_mean[0], 0.0)
+
+
+def _sensitivity(model, xd: np.ndarray, xs: np.ndarray, n: int = 32) -> float:
+    """Spread of the output (m3 m-3) under relative input noise of 1e-7 (float32 rounding)."""
+    rng = np.random.default_rng(0)
+    noisy = xd[None] * (1 + 1e-7 * rng.standard_normal((n, *xd.shape)))
+    y = _float64_sm(model, noisy, np.repeat(xs[None], n, axis=0))
+    return float(y.max() - y.min())
+
+
+#: The one published cell-day whose window is ill-conditioned: cell -0.625_-50.625, 2012-03-22.
+_ILL = (1, 4464)
+
+
+@pytest.mark.real
+def test_ill_conditioned_day_is_reproduced_in_float64(v1_run, v1_model) -> None:
+    """On 2012-03-22 at -0.625_-50.625, rounding-level input changes move the output by >1e-5.
+
+    No float32 computation in a different operation order can promise 1e-5 there (xsomo's
+    float32 kernel is 3e-5 off); the float64 computation reproduces the published value.
+    """
+    cell, day = _ILL
+    xd, xs = _window(v1_run, v1_model, cell, day)
+    assert _sensitivity(v1_model, xd, xs) > 1e-5
+    got = _float64_sm(v1_model, xd[None], xs[None])[0]
+    assert abs(got - float(v1_run.output.values[cell, day])) <= 1e-5
+    # a neighbouring, well-conditioned day is insensitive
+    xd2, xs2 = _window(v1_run, v1_model, cell, day + 1)
+    assert _sensitivity(v1_model, xd2, xs2) < 1e-6
+
+
 @pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["windowed", "auto"])
 def test_reproduce_published_output_in_full(v1_run, v1_model, mode: str) -> None:
-    """All 5 cells × 7 305 days (36 525 windows of 365 days)."""
+    """All 5 cells × 7 305 days (36 525 windows of 365 days) through predict_block (float32).
+
+    Every cell-day is within 1e-5 m3 m-3 except where the window is ill-conditioned
+    (float32 rounding alone moves the output by more than 1e-5, checked independently in
+    float64); there float32 stays within 1e-4 and float64 within 1e-5.
+    """
     from xsomo import rollout
 
     dyn = v1_run.dynamic_array(v1_model.config.dynamic)
@@ -223,7 +281,36 @@ def test_reproduce_published_output_in_full(v1_run, v1_model, mode: str) -> None
     out, info = rollout.predict_block(v1_model, dyn, sta, mode=mode, return_info=True)
     assert info.mode == "windowed"
     i0 = int(np.searchsorted(v1_run.forcing["time"].values, v1_run.output["time"].values[0]))
-    np.testing.assert_allclose(out[0, 0, :, i0:], v1_run.output.values, atol=1e-5, rtol=0)
+    diff = np.abs(out[0, 0, :, i0:] - v1_run.output.values)
+    assert np.isfinite(diff).all()
+    assert diff.max() <= 1e-4
+    off = np.argwhere(diff > 1e-5)
+    assert len(off) <= 5, off
+    for cell, day in off:
+        xd, xs = _window(v1_run, v1_model, int(cell), int(day))
+        assert _sensitivity(v1_model, xd, xs) > 1e-5, (cell, day, diff[cell, day])
+        exact = _float64_sm(v1_model, xd[None], xs[None])[0]
+        assert abs(exact - v1_run.output.values[cell, day]) <= 1e-5
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_reproduce_published_output_in_full_float64(v1_run, v1_model) -> None:
+    """All 36 525 cell-days within 1e-5 m3 m-3 with the windowed kernel run in float64."""
+    import copy
+
+    from xsomo import rollout
+
+    i0 = int(np.searchsorted(v1_run.forcing["time"].values, v1_run.output["time"].values[0]))
+    lookback = v1_model.config.lookback
+    st = v1_model.stats
+    dyn = v1_run.dynamic_array(v1_model.config.dynamic)[:, i0 - lookback + 1 :]
+    xd = (dyn - st.dynamic_mean) / st.dynamic_std
+    xs = (v1_run.static_array(v1_model.config.static) - st.static_mean) / st.static_std
+    (net,) = v1_model.networks(1)
+    y = rollout.run_windowed(copy.deepcopy(net).double(), xd, xs, lookback, batch_size=1024)
+    sm = v1_model.denormalise(y[:, lookback - 1 :], 1)
+    np.testing.assert_allclose(sm, v1_run.output.values, atol=1e-5, rtol=0)
 
 
 def test_to_drivers_places_cells_on_a_regular_grid(tmp_path: pathlib.Path) -> None:
