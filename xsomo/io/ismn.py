@@ -33,16 +33,18 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def _quiet():
     """Silence the ``ismn`` package's prints, progress bars and log records."""
-    lg = logging.getLogger("ismn")
+    loggers = [logging.getLogger(name) for name in ("ismn", "ismn_meta_collector")]
     root_handlers = logging.getLogger().handlers[:]
-    old = lg.level
-    lg.setLevel(logging.CRITICAL)
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield
     finally:
-        lg.setLevel(old)
+        for lg, level in zip(loggers, old, strict=True):
+            lg.setLevel(level)
         # ismn may add file handlers to the root logger; remove any it added
         for h in logging.getLogger().handlers[:]:
             if h not in root_handlers:
