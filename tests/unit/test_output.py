@@ -216,3 +216,42 @@ def test_subset_of_layers_and_years_and_in_memory_input(expected, tmp_path):
 def test_accessor(sm, tmp_path):
     files = sm.somo.to_files(tmp_path, layers=[3], years=[2016], progress=False)
     assert files == [tmp_path / cv.output_filename(3, 2016)]
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_gives_the_uninterrupted_files(model, tmp_path):
+    """A real kill (SIGKILL) of `xsomo predict` mid-run; the same command again completes the set."""
+    import signal
+    import sys
+    import time
+
+    drv = synthetic_drivers(nlat=16, nlon=16, ndays=3 * 365 + 20, seed=9, start="2013-12-12")
+    drv.to_netcdf(tmp_path / "drivers.nc")
+    model.save(tmp_path / "model")
+    cmd = [
+        sys.executable, "-m", "xsomo.cli", "predict", "--drivers", str(tmp_path / "drivers.nc"),
+        "--model", str(tmp_path / "model"), "--chunks", "lat=4,lon=4", "--mode", "continuous", "--no-progress",
+    ]  # fmt: skip
+    ref = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "ref")], capture_output=True, text=True, check=False
+    )
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*.tmp")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob("*.nc")) or len(list(out.glob("*.nc"))) < 9
+    again = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert not list(out.glob("*.tmp"))
+    names = sorted(p.name for p in (tmp_path / "ref").glob("*.nc"))
+    assert names == sorted(p.name for p in out.glob("*.nc")) and len(names) == 9
+    for name in names:
+        with xr.open_dataset(out / name) as a, xr.open_dataset(tmp_path / "ref" / name) as b:
+            xr.testing.assert_identical(a, b)
