@@ -391,7 +391,9 @@ def _run_block(
             mode=mode,
             spinup=max(1, spinup),
             device=device,
-            batch_size=min(cells_per_call, iy.size),
+            # the GPU takes the whole block at once (rollout's default batch); the CPU goes in
+            # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
+            batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
             time_chunk=TIME_CHUNK,
         )
     )  # (layers, members, cells, time)
