@@ -20,7 +20,7 @@ SIGMA_SB = 5.670374419e-8
 
 # stream ids of the random generator, one per purpose (never reuse a number)
 _S_GEO, _S_ELEV, _S_ROUGH, _S_SOIL, _S_VEG, _S_LC, _S_CLIM = range(1, 8)
-_S_WT, _S_WP, _S_WA, _S_WC, _S_STORM, _S_DROUGHT = range(20, 26)
+_S_WT, _S_WP, _S_WA, _S_WC, _S_STORM, _S_DROUGHT, _S_REANALYSIS = range(20, 27)
 
 
 def toa_radiation(lat: np.ndarray, doy: np.ndarray) -> np.ndarray:
@@ -96,6 +96,10 @@ class World:
         self.w_c = DynamicField(r(_S_WC), n_ext, n_modes=24, wavelength=(0.5, 2 * big), phi=0.5)
         self.storms = self._draw_storms(r(_S_STORM), n_ext)
         self.droughts = self._draw_droughts(r(_S_DROUGHT), n_ext)
+        #: the reanalysis' own precipitation error (ERA5-Land does not see the true rain exactly)
+        self.w_reanalysis = DynamicField(
+            r(_S_REANALYSIS), n_ext, n_modes=24, wavelength=(0.4, 2 * big), phi=0.3
+        )
 
     # ------------------------------------------------------------------ events
     def _area(self) -> float:
