@@ -136,3 +136,14 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path):
     r_clim = np.median([np.corrcoef(clim[60:], o[60:])[0, 1] for o in obs])
     assert r_model > r_clim + 0.05, (r_model, r_clim)
     assert r_model > 0.7
+
+
+def test_demo_preset_fills_only_options_not_given(case, monkeypatch):
+    drivers, targets, _ = case
+    tiny_demo = {**TINY, "hidden": 5, "lookback": 15}
+    tiny_demo.pop("device")
+    monkeypatch.setattr(training, "DEMO_DEFAULTS", tiny_demo)
+    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu")
+    assert model.config.hidden == 3 and model.config.lookback == 15 and model.config.layers == (1, 2)
+    with pytest.raises(Exception, match="preset"):
+        training.train_lstm(drivers, targets, preset="europe")
