@@ -627,6 +627,37 @@ def test_europe_preset_is_lazy_and_banded() -> None:
     assert np.mean(small["precip"] != big["precip"][:, :5]) < 1e-3
 
 
+def test_banded_world_equals_whole(tmp_path: pathlib.Path) -> None:
+    """Writing band by band (as the europe preset does) gives the same world as one block."""
+    kw = {
+        "seed": 5,
+        "start": "2015-01-01",
+        "end": "2015-06-30",
+        "hourly_start": "2015-06-01",
+        "hourly_end": "2015-06-02",
+        "spinup_days": 60,
+    }
+    whole = xsomo.sample.generate("tiny", out=tmp_path / "whole", **kw)
+    banded = xsomo.sample.generate("tiny", out=tmp_path / "banded", band_rows=3, **kw)
+    for rel, var in (
+        ("truth.nc", "sm"),
+        ("era5land/era5land_2015.nc", "swvl1"),
+        ("mswep/2015.nc", "precipitation"),
+        ("era5land_hourly/era5land_hourly_2015_06.nc", "tp"),
+        ("products/somoml_v1_like/somoml_v1_like_2015.nc", "layer2"),
+    ):
+        with xr.open_dataset(whole / rel) as a, xr.open_dataset(banded / rel) as b:
+            x, y = a[var].values, b[var].values
+            assert np.array_equal(np.isnan(x), np.isnan(y)), rel
+            ok = np.isfinite(x)
+            assert np.mean(x[ok] == y[ok]) > 0.999, rel
+            np.testing.assert_allclose(x[ok], y[ok], atol=1e-3, err_msg=rel)
+    assert (
+        json.loads((whole / "world.json").read_text())["ismn_stations"]
+        == json.loads((banded / "world.json").read_text())["ismn_stations"]
+    )
+
+
 @pytest.mark.slow
 def test_demo_world(tmp_path: pathlib.Path) -> None:
     import time

@@ -531,17 +531,16 @@ class _WorldWriter:
                     res_q = trim_mantissa(soil.residual)
                     theta = np.clip(trim_mantissa(res["theta"]), res_q[None], por_q[None])
                     # precipitation and temperature products with their own small errors
-                    rng = rng_for(self.seed, _S_MSW, band.start)
                     wxs = {k: v[self.spin :] for k, v in wx.items() if k in ("precip", "tair")}
-                    p_err = np.exp(0.12 * rng.standard_normal(wxs["precip"].shape)).astype(
+                    z = _row_random(self.seed, (_S_MSW,), rows_g, cols, (2, nt), g.nlon).astype(
                         np.float32
                     )
+                    p_err = np.exp(np.float32(0.12) * z[0])
                     mswep_p = trim_mantissa(wxs["precip"] * 0.97 * p_err, 10)
                     mswx_t = trim_mantissa(
                         wxs["tair"]
                         - np.float32(273.15)
-                        + np.float32(0.25)
-                        * rng.standard_normal(wxs["tair"].shape).astype(np.float32)
+                        + np.float32(0.25) * z[1]
                         - np.float32(0.2),
                         12,
                     )
@@ -629,14 +628,20 @@ class _WorldWriter:
             interception_mm=0.5,
         )
         sl = slice(self.spin, None)
-        skt = ph.skin_temperature(
-            wx["tair"][sl], wx["rnet"][sl], res["et"], res["swe"], veg["forest"]
+        # snow brightens the surface (less so under forest): albedo 0.2 -> up to 0.65
+        cover = np.clip(res["swe"] / 10.0, 0.0, 1.0).astype(np.float32)
+        albedo = (
+            np.float32(0.2)
+            + np.float32(0.45) * cover * (1.0 - 0.5 * veg["forest"]).astype(np.float32)[None, :]
         )
+        sw_net = wx["sw_net"][sl] * (1.0 - albedo) / np.float32(0.8)
+        rnet = sw_net + wx["lw_net"][sl]
+        skt = ph.skin_temperature(wx["tair"][sl], rnet, res["et"], res["swe"], veg["forest"])
         out = {
             "t2m": wx["tair"][sl] + np.float32(0.3),
             "skt": skt,
             "tp": precip[sl] / np.float32(1000.0),
-            "ssr": wx["sw_net"][sl] * np.float32(86400.0),
+            "ssr": sw_net * np.float32(86400.0),
             "str": wx["lw_net"][sl] * np.float32(86400.0),
             "swvl1": res["theta"][:, 0],
             "swvl2": res["theta"][:, 1],
@@ -802,7 +807,6 @@ class _WorldWriter:
     ) -> None:
         """Disaggregate the daily fields to hours for the hourly months of this band."""
         time = self.time
-        rng = rng_for(self.seed, _S_ERA5_HOURLY, band_start)
         for wtr, hrs in hourly.values():
             days = pd.date_range(hrs[0], hrs[-1], freq="D")
             d_idx = time.get_indexer(days)
@@ -849,7 +853,18 @@ class _WorldWriter:
                 return acc.reshape(n_d * 24, n_p)
 
             all_days = np.concatenate([[prev], d_idx])
-            w_tp = rng.gamma(0.3, 1.0, (all_days.size, n_p, 24)) + 1e-9
+            w_tp = (
+                _row_random(
+                    self.seed,
+                    (_S_ERA5_HOURLY, int(d_idx[0])),
+                    rows + band_start,
+                    cols,
+                    (all_days.size, 24),
+                    nx,
+                    "gamma",
+                ).transpose(0, 2, 1)
+                + 1e-9
+            )
             w_tp /= w_tp.sum(2, keepdims=True)
             out["tp"] = accumulate(fields["tp"][all_days], w_tp)
             sun_shape = np.broadcast_to(np.roll(sun, -1, axis=1)[None], (all_days.size, n_p, 24))
@@ -958,9 +973,15 @@ class _WorldWriter:
                             runoff_shape=6.0 if name == "gleam_like" else 10.0,
                         )
                         theta = res["theta"].astype(np.float64)
-                        rng = rng_for(self.seed, _S_PRODUCT, list(PRODUCTS).index(name), band.start)
                         mean = theta.mean(0, keepdims=True)
-                        eps = rng.standard_normal(theta.shape)
+                        eps = _row_random(
+                            self.seed,
+                            (_S_PRODUCT, list(PRODUCTS).index(name)),
+                            rows + band.start,
+                            cols,
+                            theta.shape[:2],
+                            grid.nlon,
+                        )
                         noise = (
                             lfilter(
                                 [np.sqrt(1 - spec["phi"] ** 2)], [1.0, -spec["phi"]], eps, axis=0
@@ -1173,6 +1194,33 @@ class _WorldWriter:
         tmp = self.out / "world.json.tmp"
         tmp.write_text(json.dumps(man, indent=1) + "\n")
         os.replace(tmp, self.out / "world.json")
+
+
+def _row_random(
+    seed: int,
+    stream: tuple[int, ...],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    lead: tuple[int, ...],
+    ncols: int,
+    draw: str = "normal",
+) -> np.ndarray:
+    """Random numbers ``lead + (point,)`` for grid points ``(rows, cols)`` drawn per global row.
+
+    Each grid row has its own generator and draws for all its columns, so the numbers
+    of a point do not depend on how the grid is cut into bands.
+    """
+    out = np.empty((*lead, rows.size))
+    for r in np.unique(rows):
+        rng = rng_for(seed, *stream, int(r))
+        z = (
+            rng.standard_normal((*lead, ncols))
+            if draw == "normal"
+            else rng.gamma(0.3, 1.0, (*lead, ncols))
+        )
+        sel = np.flatnonzero(rows == r)
+        out[..., sel] = z[..., cols[sel]]
+    return out
 
 
 def zlib_hash(text: str) -> int:
