@@ -348,3 +348,34 @@ def test_predict_reproduces_published_output(v1_run, v1_model) -> None:
     }
     got = ds["sm"].sel(layer=1).sel(at).transpose("cell", "time").values
     np.testing.assert_allclose(got, ref.values, atol=1e-5, rtol=0)
+
+
+@pytest.mark.real
+def test_cli_predict_with_the_imported_model(v1_run, v1_model, tmp_path: pathlib.Path) -> None:
+    """`xsomo predict --model` takes the imported model once saved (no extra flag needed)."""
+    import xarray as xr
+
+    from xsomo.cli import main
+
+    v1_model.save(tmp_path / "v1_model")
+    v1_run.to_drivers().sel(time=slice("2004-06-01", "2005-06-05")).to_netcdf(
+        tmp_path / "drivers.nc"
+    )
+    args = [
+        "predict",
+        "--drivers",
+        str(tmp_path / "drivers.nc"),
+        "--model",
+        str(tmp_path / "v1_model"),
+    ]
+    args += ["--out", str(tmp_path / "sm"), "--start", "2005-06-01", "--end", "2005-06-05"]
+    assert main([*args, "--mode", "windowed", "--device", "cpu", "--no-progress"]) == 0
+    (path,) = sorted((tmp_path / "sm").glob("*.nc"))
+    ref = v1_run.output.sel(time=slice("2005-06-01", "2005-06-05"))
+    at = {
+        "lat": xr.DataArray(ref["lat"].values, dims="cell"),
+        "lon": xr.DataArray(ref["lon"].values, dims="cell"),
+    }
+    with xr.open_dataset(path) as ds:
+        got = ds["layer1"].sel(at).transpose("cell", "time").values
+    np.testing.assert_allclose(got, ref.values, atol=1e-5, rtol=0)
