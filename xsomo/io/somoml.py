@@ -18,9 +18,8 @@ model-run archive ``somo_model/somo_lstm.zip``. Unpacked, it holds::
 :func:`xsomo.model.importers.load_somoml_v1` imports) into a :class:`SomoMLv1Run`.
 File and column names of this layout appear only here.
 
-The gridded SoMo.ml products (v1 at 0.25°, SoMo.ml-EU at 0.1°) are NetCDF files with one
-variable per layer (``layer1``, ``layer2``, ``layer3``); :func:`open_somoml_product`
-turns them into one ``sm(layer, time, lat, lon)`` variable (see docs/internals.md §2).
+The gridded SoMo.ml products (v1 at 0.25°, SoMo.ml-EU at 0.1°; one file per layer and
+year) are opened by :func:`xsomo.backend.open_somo` (``xr.open_dataset(..., engine="somo")``).
 
 References
 ----------
@@ -47,8 +46,8 @@ __all__ = [
     "SOMOML_V1_DYNAMIC",
     "SOMOML_V1_STATIC",
     "SomoMLv1Run",
+    "cell_coords",
     "find_somoml_v1_folder",
-    "open_somoml_product",
     "open_somoml_v1_run",
     "read_attributes",
     "read_forcing",
@@ -298,10 +297,10 @@ class SomoMLv1Run:
             data_vars[name] = xr.DataArray(
                 arr, dims=(cv.TIME, cv.LAT, cv.LON), attrs=dict(self.forcing[name].attrs)
             )
-        for name in self.statics.data_vars:
-            arr = np.full((glat.size, glon.size), np.nan)
-            arr[iy, ix] = self.statics[name].values
-            data_vars[str(name)] = xr.DataArray(arr, dims=(cv.LAT, cv.LON))
+        for key in self.statics.data_vars:
+            static = np.full((glat.size, glon.size), np.nan)
+            static[iy, ix] = self.statics[key].values
+            data_vars[str(key)] = xr.DataArray(static, dims=(cv.LAT, cv.LON))
         mask = np.zeros((glat.size, glon.size), dtype=bool)
         mask[iy, ix] = True
         data_vars[cv.LAND_MASK] = xr.DataArray(mask, dims=(cv.LAT, cv.LON))
@@ -454,59 +453,3 @@ def open_somoml_v1_run(
         output=output,
         checkpoint=ckpt if ckpt.is_file() else None,
     )
-
-
-# ----------------------------------------------------------------------------- gridded products
-def open_somoml_product(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
-    chunks: dict[str, int] | None = None,
-) -> xr.Dataset:
-    """Open published SoMo.ml gridded files as ``sm(layer, time, lat, lon)``.
-
-    Parameters
-    ----------
-    paths
-        A file, a glob pattern, a folder (all ``*.nc`` in it) or a list of files holding
-        ``layer1``, ``layer2``, ``layer3`` (m3 m-3) on a regular lat/lon grid.
-    chunks
-        Dask chunks (default: one chunk per file in time).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``sm`` with dims ``layer, time, lat, lon`` (lat ascending), ``layer`` = 1, 2, 3 with
-        ``depth_top``/``depth_bottom`` coordinates.
-    """
-    if isinstance(paths, str | os.PathLike):
-        p = pathlib.Path(paths)
-        files = (
-            sorted(p.glob("*.nc"))
-            if p.is_dir()
-            else (sorted(p.parent.glob(p.name)) if "*" in p.name else [p])
-        )
-    else:
-        files = [pathlib.Path(f) for f in paths]
-    if not files:
-        raise FileNotFoundError(f"no SoMo.ml NetCDF files found for {paths}")
-    ds = xr.open_mfdataset(files, combine="by_coords", chunks=chunks or {}, engine=None)
-    ren = {
-        k: v
-        for k, v in {"latitude": "lat", "longitude": "lon"}.items()
-        if k in ds.dims or k in ds.coords
-    }
-    ds = ds.rename(ren)
-    names = [n for n in cv.LAYER_NAMES if n in ds.data_vars]
-    if not names:
-        raise MissingVariableError(
-            f"SoMo.ml files {[str(f) for f in files[:3]]} hold none of {list(cv.LAYER_NAMES)}; found {list(ds.data_vars)}"
-        )
-    layers = [lay for lay in cv.LAYERS if lay.name in names]
-    sm = xr.concat([ds[lay.name] for lay in layers], dim="layer").transpose(
-        "layer", "time", "lat", "lon"
-    )
-    sm = sm.assign_coords(cv.layer_coords([lay.number for lay in layers]))
-    if sm["lat"].size > 1 and sm["lat"].values[0] > sm["lat"].values[-1]:
-        sm = sm.isel(lat=slice(None, None, -1))
-    sm = sm.astype("float32").assign_attrs(cv.SM_ATTRS)
-    return xr.Dataset({"sm": sm}, attrs={"source": ", ".join(str(f) for f in files[:5])})
