@@ -255,6 +255,7 @@ def section_agreement(quick: bool, model_dir: pathlib.Path | None = None) -> dic
             _model(hidden=128, ensemble=1, forget_bias=3.0, seed=3),
             "random weights, 128 hidden, forget bias 3",
             quick,
+            compare=not quick,
         ),
     }
     if model_dir is not None:
