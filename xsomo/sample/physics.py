@@ -153,7 +153,7 @@ def water_balance_kernel(
     substeps: int = 4,
     runoff_shape: float = 10.0,
     interception_mm: float = 1.5,
-    keep_fluxes: bool = True,
+    keep_fluxes: bool | tuple[str, ...] = True,
 ) -> dict[str, np.ndarray]:
     """Run the three-layer soil water balance over days for many cells at once.
 
@@ -179,7 +179,8 @@ def water_balance_kernel(
         Canopy storage of a full forest (short vegetation holds a third of it).
     keep_fluxes
         Also return the daily fluxes (precipitation, runoff, evapotranspiration,
-        drainage, snowpack); off saves memory when only the states are wanted.
+        drainage, snowpack) in float64; ``False`` saves memory when only the states
+        are wanted; a tuple of names keeps just those (as float32).
 
     Returns
     -------
@@ -250,7 +251,10 @@ def water_balance_kernel(
         "swe",
         "storage",
     ]
-    flux = {k: np.empty((n_out, n_cell)) for k in names} if keep_fluxes else {}
+    keep = names if keep_fluxes is True else [k for k in names if k in (keep_fluxes or ())]
+    flux = {
+        k: np.empty((n_out, n_cell), np.float32 if keep_fluxes is not True else float) for k in keep
+    }
     storage_start = w.sum(0).copy()
     swe_start = swe.copy()
     dt = 1.0 / substeps
@@ -357,22 +361,26 @@ def water_balance_kernel(
         if t >= spinup_days:
             j = t - spinup_days
             theta_out[j] = w / d
-            if keep_fluxes:
-                flux["precip"][j] = p
-                flux["rain"][j] = rain
-                flux["snowfall"][j] = snowfall
-                flux["melt"][j] = melt
-                flux["runoff"][j] = runoff
-                flux["infiltration"][j] = infil
-                flux["interception"][j] = interception
-                flux["soil_evaporation"][j] = soil_evap
-                flux["transpiration"][j] = transp.sum(0)
-                flux["et"][j] = interception + soil_evap + transp.sum(0)
-                flux["drainage"][j] = drain
-                flux["swe"][j] = swe
-                flux["storage"][j] = w.sum(0)
+            if flux:
+                values = {
+                    "precip": p,
+                    "rain": rain,
+                    "snowfall": snowfall,
+                    "melt": melt,
+                    "runoff": runoff,
+                    "infiltration": infil,
+                    "interception": interception,
+                    "soil_evaporation": soil_evap,
+                    "transpiration": transp.sum(0),
+                    "et": interception + soil_evap + transp.sum(0),
+                    "drainage": drain,
+                    "swe": swe,
+                    "storage": w.sum(0),
+                }
+                for key, arr in flux.items():
+                    arr[j] = values[key]
     out = {"theta": theta_out, **flux}
-    if keep_fluxes:
+    if keep_fluxes is True:
         out["storage_start"] = storage_start
         out["swe_start"] = swe_start
     return out

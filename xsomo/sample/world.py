@@ -164,6 +164,10 @@ class _WorldWriter:
         self.time = cfg.time
         self.spin = self.world.spinup
         n_band = cfg.band_rows or g.nlat
+        if cfg.band_rows:
+            # bound the (time x cell) arrays of a band to ~6 million values (about 1 GB in all)
+            n_ext = self.world.time_ext.size
+            n_band = max(1, min(cfg.band_rows, int(6e6 // (g.nlon * n_ext))))
         self.bands = _Bands(g.nlat, n_band)
         self.progress_enabled = progress
         self.complevel = cfg.complevel
@@ -385,6 +389,7 @@ class _WorldWriter:
             forest=forest,
             veg=veg,
             spinup_days=self.spin - t0 if t0 < self.spin else 0,
+            keep_fluxes=("swe",),
         )
         return wx, res, soil
 
@@ -624,6 +629,7 @@ class _WorldWriter:
             forest=veg["forest"],
             veg=np.clip(veg["forest"] + veg["shortveg"], 0, 1),
             spinup_days=self.spin,
+            keep_fluxes=("et", "swe"),
             runoff_shape=6.0,
             interception_mm=0.5,
         )
