@@ -81,6 +81,35 @@ def bench_model(
     return rows
 
 
+def strided_error(model, dyn: np.ndarray, sta: np.ndarray, *, n: int = 20) -> None:
+    """How much j extra days of history change a windowed output (the error of reusing windows)."""
+    lookback = model.config.lookback
+    xd = torch.from_numpy(model.prepare_dynamic(dyn))
+    xs = torch.from_numpy(model.prepare_static(sta))
+    (net,) = model.networks(model.config.layers[0])
+    std = float(model.stats.target_std[0])
+    rng = np.random.default_rng(1)
+    ends = rng.integers(lookback + 40, dyn.shape[1], n)
+    print(
+        f"\nextra history vs the exact {lookback}-day window ({len(ends)} days x {dyn.shape[0]} cells):"
+    )
+    for j in (1, 3, 7, 30):
+        errs = []
+        with torch.no_grad():
+            for c in range(dyn.shape[0]):
+                s = xs[c].expand(len(ends), -1).contiguous()
+                a = torch.stack([xd[c, e - lookback + 1 : e + 1] for e in ends])
+                b = torch.stack([xd[c, e - lookback + 1 - j : e + 1] for e in ends])
+                ya = net.head(net.lstm(a, s)[1][0])[:, 0]
+                yb = net.head(net.lstm(b, s)[1][0])[:, 0]
+                errs.append((ya - yb).abs().numpy() * std)
+        e = np.concatenate(errs)
+        print(
+            f"  window {lookback}+{j:<3d} |sm diff| median {np.median(e):.2e}, "
+            f"95% {np.quantile(e, 0.95):.2e}, max {e.max():.2e} m3 m-3"
+        )
+
+
 def published(days: int) -> tuple[object, np.ndarray, np.ndarray] | None:
     folder = REAL / "somo-ml-v1"
     if not folder.is_dir():
@@ -156,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="a trained xsomo model directory to use as 'ours'")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batches", default="512,2048", help="windowed kernel batch sizes to time")
+    p.add_argument(
+        "--no-strided", action="store_true", help="skip the extra-history (strided windows) error"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
     if args.threads:
@@ -176,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_model(
             "SoMo.ml v1 (published)", model, dyn, sta, device=args.device, batches=batches
         )
+    if pub is not None and not args.no_strided:
+        full = published(8400)
+        assert full is not None
+        strided_error(*full)
     model, dyn, sta = ours(args.ours_cells, args.days, args.model)
     print(f"xsomo model: {dyn.shape[0]} cells x {dyn.shape[1]} days")
     rows += bench_model(
