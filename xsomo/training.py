@@ -399,6 +399,7 @@ def train_lstm(
     cells: np.ndarray | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    threads: int | None = None,
     preset: str | None = None,
 ) -> TrainedModel:
     """Train the EA-LSTM cascade on the cells that have targets.
@@ -447,6 +448,11 @@ def train_lstm(
         Folder for per-epoch checkpoints; a rerun with the same arguments resumes.
     progress
         Show tqdm progress bars.
+    threads
+        torch intra-op threads while training on the CPU (restored afterwards). Default:
+        1 for ``hidden <= 64`` -- the recurrent matrices are then too small for threads to
+        pay off, and on a busy machine spinning OpenMP threads were measured to make a
+        training step 20-80 times slower -- else torch's setting.
     preset
         ``"demo"``: :data:`DEMO_DEFAULTS` for any option not given explicitly.
 
@@ -475,6 +481,42 @@ def train_lstm(
         },
     )  # fmt: skip
     dev = rollout.resolve_device(device)
+    if threads is None and dev.type == "cpu" and hidden <= 64:
+        threads = 1
+    old_threads = torch.get_num_threads()
+    if threads is not None and dev.type == "cpu":
+        torch.set_num_threads(int(threads))
+    try:
+        return _train(
+            config, drivers, targets, dev=dev, cells=cells, val_fraction=val_fraction, seed=seed,
+            run_dir=run_dir, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+            init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch,
+            mixed_precision=mixed_precision, progress=progress,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(
+    config: ModelConfig,
+    drivers: xr.Dataset,
+    targets: xr.Dataset,
+    *,
+    dev: torch.device,
+    cells: np.ndarray | None,
+    val_fraction: float,
+    seed: int,
+    run_dir: str | os.PathLike[str] | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    init_state_scale: float,
+    steps_per_epoch: int | None,
+    mixed_precision: bool,
+    progress: bool,
+) -> TrainedModel:
+    dynamic, static = config.dynamic, config.static
     data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=dynamic, static=static)
     usable = np.isfinite(data.static).all(axis=1) & np.isfinite(data.target).any(axis=(1, 2))
     if cells is not None:
