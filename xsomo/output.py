@@ -41,6 +41,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
+from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError, XsomoValueError
@@ -61,6 +62,10 @@ TMP_SUFFIX = ".tmp"
 
 # indirections the tests use to inject failures (disk full, a kill between renames)
 _replace = os.replace
+
+#: netCDF-C/HDF5 are not thread-safe: every netCDF4 call here holds the locks xarray's
+#: readers hold, so writing the output never races a dask thread reading the drivers.
+_NC_LOCK = combine_locks([NETCDFC_LOCK, HDF5_LOCK])
 
 
 class OutputWriteError(XsomoError, OSError):
@@ -157,7 +162,12 @@ def _clean_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _create(
+def _create(target: _Target, **kwargs: Any) -> None:
+    with _NC_LOCK:
+        _create_unlocked(target, **kwargs)
+
+
+def _create_unlocked(
     target: _Target,
     *,
     times: pd.DatetimeIndex,
@@ -244,7 +254,7 @@ def _fsync(path: pathlib.Path) -> None:
 def _close_all(targets: Iterable[_Target]) -> None:
     for tg in targets:
         if tg.ds is not None:
-            with contextlib.suppress(Exception):
+            with _NC_LOCK, contextlib.suppress(Exception):
                 tg.ds.close()
             tg.ds = None
             tg.var = None
@@ -259,7 +269,7 @@ def _remove_tmp(targets: Iterable[_Target]) -> None:
 def _existing_ok(path: pathlib.Path, layer: int, ntime: int, nlat: int, nlon: int) -> bool:
     """Whether a final file looks like this run's (shape); raises if it is another run's."""
     try:
-        with netCDF4.Dataset(path) as ds:
+        with _NC_LOCK, netCDF4.Dataset(path) as ds:
             var = ds.variables[cv.layer_var_name(layer)]
             shape = tuple(var.shape)
     except (OSError, KeyError) as err:
@@ -489,7 +499,8 @@ def to_files(
             n_written += 1
             bar.update(1)
         for tg in targets:
-            tg.ds.close()  # type: ignore[union-attr]
+            with _NC_LOCK:
+                tg.ds.close()  # type: ignore[union-attr]
             tg.ds = None
             _fsync(tg.tmp)
     except BaseException as err:
@@ -526,7 +537,8 @@ def to_files(
 def _write_region(
     tg: _Target, part: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]
 ) -> None:
-    tg.var[:, rows[0] : rows[1], cols[0] : cols[1]] = part
+    with _NC_LOCK:
+        tg.var[:, rows[0] : rows[1], cols[0] : cols[1]] = part
 
 
 def _iter_blocks(

@@ -255,3 +255,16 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_files(model, tmp_path):
     for name in names:
         with xr.open_dataset(out / name) as a, xr.open_dataset(tmp_path / "ref" / name) as b:
             xr.testing.assert_identical(a, b)
+
+
+def test_lazy_drivers_from_netcdf_with_concurrent_blocks(model, drivers, expected, tmp_path):
+    """Reading the drivers (dask threads) and writing the files (netCDF4) never race in HDF5."""
+    path = tmp_path / "drivers.nc"
+    drivers.to_netcdf(path)
+    with xr.open_dataset(path, chunks={}) as lazy:
+        sm = inference.predict(lazy, model, chunks={"lat": 2, "lon": 2}, mode="continuous")
+        files = output.to_files(sm, tmp_path / "out", layers=[1], progress=False, concurrency=2)
+    for path in files:
+        with xr.open_dataset(path) as ds:
+            want = expected["sm"].sel(layer=1, time=ds["time"]).isel(lat=slice(None, None, -1))
+            np.testing.assert_allclose(ds["layer1"].values, want.values, atol=2e-6)
