@@ -203,6 +203,23 @@ def _window_starts(mask: np.ndarray, lookback: int, seq_length: int) -> tuple[np
     return c, s
 
 
+def _random_states(batch: int, hidden: int, scale: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random initial ``(h, c)`` for training windows.
+
+    Half the windows get independent per-unit states (h uniform in [-1, 1], c normal),
+    half get coherent states (every unit near one random level ``a`` in [-1, 1], the
+    kind of extreme state :func:`xsomo.rollout.convergence_distance` starts from), all
+    scaled by ``scale`` (h clipped to [-1, 1]).
+    """
+    h = torch.rand(batch, hidden, device=device) * 2 - 1
+    c = torch.randn(batch, hidden, device=device)
+    level = (torch.rand(batch, 1, device=device) * 2 - 1).expand(-1, hidden)
+    coherent = torch.rand(batch, 1, device=device) < 0.5
+    h = torch.where(coherent, level + 0.1 * h, h)
+    c = torch.where(coherent, level + 0.1 * c, c)
+    return (h * scale).clamp(-1.0, 1.0), c * scale
+
+
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mask = torch.isfinite(target)
     diff = torch.where(mask, pred - torch.nan_to_num(target), torch.zeros_like(pred))
@@ -306,9 +323,7 @@ def _train_member(
             yt = y[cells[:, None], idx[:, lb:]]
             state = None
             if init_state_scale > 0:
-                h0 = (torch.rand(batch_size, config.hidden, device=device) * 2 - 1) * min(1.0, init_state_scale)
-                c0 = torch.randn(batch_size, config.hidden, device=device) * init_state_scale
-                state = (h0, c0)
+                state = _random_states(batch_size, config.hidden, init_state_scale, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 out, _ = net(xd, xs, state)
             loss = _masked_mse(out[:, lb:, 0].float(), yt)
