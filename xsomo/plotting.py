@@ -36,6 +36,10 @@ __all__ = [
     "transfer_plot",
 ]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+#: Permissions of written files (mkstemp makes 0600; outputs are meant to be shared).
+_FILE_MODE = 0o666 & ~_UMASK
 _LAYER_TITLES = {0: "footprint mix", 1: "layer 1 (0-10 cm)", 2: "layer 2 (10-30 cm)", 3: "layer 3 (30-50 cm)"}
 _COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
@@ -56,6 +60,7 @@ def save(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 110) -> pathli
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, format="png")
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -249,6 +254,7 @@ def memory_curves(scales: xr.Dataset, *, title: str = "") -> Figure:
     ax.set_xlabel("lag (days)")
     ax.set_ylabel("autocorrelation of anomalies")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(0, float(scales["lag"].max()))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(title or "memory of the truth", fontsize=10)

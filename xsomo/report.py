@@ -77,6 +77,7 @@ def _atomic_text(path: pathlib.Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    os.chmod(tmp, plotting._FILE_MODE)
     os.replace(tmp, path)
 
 
