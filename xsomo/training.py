@@ -257,6 +257,7 @@ def _train_member(
     lr: float,
     patience: int,
     init_state_scale: float,
+    min_warmup: int,
     steps_per_epoch: int | None,
     device: torch.device,
     mixed_precision: bool,
@@ -317,16 +318,18 @@ def _train_member(
             pick = rng.integers(0, cand_c.size, batch_size)
             cells = torch.from_numpy(cand_c[pick]).to(device)
             starts = torch.from_numpy(cand_s[pick]).to(device)
-            idx = starts[:, None] + arange[None, :]
+            # a shorter warm-up for this batch (same supervised days): forget sooner
+            skip = int(rng.integers(0, lb - min_warmup + 1)) if min_warmup < lb else 0
+            idx = starts[:, None] + arange[None, skip:]
             xd = x_dyn[cells[:, None], idx]
             xs = x_stat[cells]
-            yt = y[cells[:, None], idx[:, lb:]]
+            yt = y[cells[:, None], idx[:, lb - skip :]]
             state = None
             if init_state_scale > 0:
                 state = _random_states(batch_size, config.hidden, init_state_scale, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 out, _ = net(xd, xs, state)
-            loss = _masked_mse(out[:, lb:, 0].float(), yt)
+            loss = _masked_mse(out[:, lb - skip :, 0].float(), yt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -407,6 +410,7 @@ def train_lstm(
     log_precip: bool = True,
     clip_negative: bool = False,
     init_state_scale: float = 1.0,
+    min_warmup: int | None = None,
     steps_per_epoch: int | None = None,
     mixed_precision: bool = False,
     dynamic: Sequence[str] | None = None,
@@ -437,6 +441,10 @@ def train_lstm(
     epochs, batch_size, lr, patience
         Optimisation: epochs, windows per batch, Adam learning rate (cosine decay),
         early-stopping patience in epochs.
+    min_warmup
+        Shortest warm-up of a training batch: each batch draws its warm-up length from
+        ``min_warmup … lookback`` days (default ``lookback // 2``), so the network learns to
+        forget its initial state well within the lookback. ``lookback`` disables.
     steps_per_epoch
         Batches per epoch (default: enough to supervise every target day about once, at
         least :data:`MIN_BATCHES`).
@@ -492,7 +500,7 @@ def train_lstm(
         training={
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
             "val_fraction": val_fraction, "seed": seed, "init_state_scale": init_state_scale,
-            "mixed_precision": mixed_precision,
+            "min_warmup": min_warmup, "mixed_precision": mixed_precision,
         },
     )  # fmt: skip
     dev = rollout.resolve_device(device)
@@ -506,6 +514,7 @@ def train_lstm(
             config, drivers, targets, dev=dev, cells=cells, val_fraction=val_fraction, seed=seed,
             run_dir=run_dir, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
             init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch,
+            min_warmup=lookback // 2 if min_warmup is None else min(int(min_warmup), lookback),
             mixed_precision=mixed_precision, progress=progress,
         )  # fmt: skip
     finally:
@@ -528,6 +537,7 @@ def _train(
     patience: int,
     init_state_scale: float,
     steps_per_epoch: int | None,
+    min_warmup: int,
     mixed_precision: bool,
     progress: bool,
 ) -> TrainedModel:
@@ -578,7 +588,7 @@ def _train(
                 x_dyn=torch.from_numpy(np.ascontiguousarray(x)).to(dev), x_stat=xs, y=y_t,
                 train_cells=train_cells, val_cells=val_cells, config=config, layer=layer, member=m,
                 seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch, device=dev,
+                init_state_scale=init_state_scale, min_warmup=min_warmup, steps_per_epoch=steps_per_epoch, device=dev,
                 mixed_precision=mixed_precision, checkpoint=ckpt, progress=progress,
             )  # fmt: skip
             weights[(layer, m)] = state
