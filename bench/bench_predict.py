@@ -387,16 +387,24 @@ def section_europe(quick: bool) -> dict:
     rate = cells * days / c.wall  # cascade (3 layers) cell-days/s for one member
     total_days = EUROPE_DAYS + EUROPE_SPINUP
     cascade_s = EUROPE_CELLS * total_days * EUROPE_MEMBERS / rate
-    check_s = (
-        cascade_s * 3 * (365 + rollout.CHECK_EXTRA_DAYS) / total_days
-    )  # auto's convergence check
+    from xsomo import inference
+
+    # auto's per-block check: 3 initial states x (spin-up + 30 days) on check_cells of each block
+    block = inference.default_chunks(355, 570, total_days)
+    sampled = inference.predict.__kwdefaults__["check_cells"] / (block["lat"] * block["lon"])
+    check_s = cascade_s * 3 * (365 + rollout.CHECK_EXTRA_DAYS) / total_days * min(1.0, sampled)
     print("\n6. projected full Europe job on this machine (continuous roll-out, CPU)")
     print(
         f"   cascade of 3 layers, 128 hidden: {rate:,.0f} cell-days/s per member ({cells} cells x {days} days in {c.wall:.1f} s)"
     )
     print(
         f"   {EUROPE_CELLS:,} cells x ({EUROPE_DAYS} + {EUROPE_SPINUP} spin-up) days x {EUROPE_MEMBERS} members: "
-        f"{cascade_s / 3600:.1f} h roll-out (+ {check_s / 3600:.1f} h for mode='auto''s convergence check)"
+        f"{cascade_s / 3600:.1f} h roll-out (+ {check_s / 3600:.1f} h for mode='auto''s per-block convergence check "
+        f"on {min(1.0, sampled):.0%} of the cells)"
+    )
+    print(
+        f"   wall time measured on this shared machine (load {os.getloadavg()[0]:.0f}); "
+        f"{cells * days / c.cpu:,.0f} cell-days per CPU-second per member"
     )
     return {
         "cascade_cell_days_per_s_per_member": rate,
