@@ -160,7 +160,7 @@ def run_windowed(
     Days ``< lookback - 1`` are NaN. NaN inside a window gives NaN.
     """
     device = torch.device(device)
-    n_cells, n_time, n_in = x_d.shape
+    n_cells, n_time, _n_in = x_d.shape
     out = np.full((n_cells, n_time), np.nan, dtype="float32")
     n_win = n_time - lookback + 1
     if n_win <= 0:

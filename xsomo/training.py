@@ -556,7 +556,7 @@ def _train(
         raise XsomoValueError("no target cell has both finite statics and at least one target value")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(idx)
-    n_val = int(round(val_fraction * idx.size)) if idx.size >= 5 else 0
+    n_val = round(val_fraction * idx.size) if idx.size >= 5 else 0
     val_cells, train_cells = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     stats = compute_stats(config, data, train_cells)
     _check_run_dir(run_dir, config, stats, train_cells)

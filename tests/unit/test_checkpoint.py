@@ -48,7 +48,7 @@ def test_config_is_strict():
         ModelConfig.from_dict({**good, "hiden": 5})
     bad = dict(good)
     del bad["static"]
-    with pytest.raises(ConfigError, match="missing mandatory keys \\['static'\\]"):
+    with pytest.raises(ConfigError, match=r"missing mandatory keys \[.static.\]"):
         ModelConfig.from_dict(bad)
     with pytest.raises(ConfigError, match="transform"):
         ModelConfig.from_dict({**good, "transforms": {"p": "sqrt"}})
@@ -73,7 +73,7 @@ def test_corrupt_and_mismatched_files(tmp_path):
     (d / "model.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         TrainedModel.load(d)
-    with pytest.raises(CheckpointError, match="model.json is missing"):
+    with pytest.raises(CheckpointError, match=r"model\.json is missing"):
         TrainedModel.load(tmp_path / "nothing")
 
 

@@ -10,10 +10,10 @@ from xsomo.cli import main
 from xsomo.exceptions import XsomoValueError
 from xsomo.model import TrainedModel
 
-TINY = dict(
-    layers=(1,), ensemble=1, lookback=20, seq_length=10, epochs=1, steps_per_epoch=2,
-    batch_size=8, progress=False, device="cpu", val_fraction=0.0,
-)  # fmt: skip
+TINY = {
+    "layers": (1,), "ensemble": 1, "lookback": 20, "seq_length": 10, "epochs": 1, "steps_per_epoch": 2,
+    "batch_size": 8, "progress": False, "device": "cpu", "val_fraction": 0.0,
+}  # fmt: skip
 
 
 def test_fold_cells_partition():

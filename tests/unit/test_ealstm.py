@@ -21,6 +21,7 @@ def test_fused_equals_loop_reference():
     y2, (h2, c2) = net.forward_loop(x_d, x_s, h0)
     torch.testing.assert_close(y1, y2, atol=1e-10, rtol=0)
     torch.testing.assert_close(c1, c2, atol=1e-10, rtol=0)
+    torch.testing.assert_close(h1, h2, atol=1e-10, rtol=0)
     net32 = net.float()
     y3, _ = net32(x_d.float(), x_s.float())
     y4, _ = net32.forward_loop(x_d.float(), x_s.float())
@@ -61,3 +62,4 @@ def test_state_hand_over_two_halves_equal_one_run():
     yb, (hb, cb) = net(x_d[:, 23:], x_s, st)
     torch.testing.assert_close(torch.cat([ya, yb], 1), y, atol=1e-12, rtol=0)
     torch.testing.assert_close(hb, h, atol=1e-12, rtol=0)
+    torch.testing.assert_close(cb, c, atol=1e-12, rtol=0)

@@ -10,10 +10,10 @@ from xsomo import rollout, testing, training
 from xsomo.exceptions import CheckpointError, MissingVariableError
 from xsomo.model import TrainedModel
 
-TINY = dict(
-    layers=(1, 2), ensemble=1, hidden=4, lookback=20, seq_length=10, epochs=2, steps_per_epoch=2,
-    batch_size=8, progress=False, device="cpu",
-)  # fmt: skip
+TINY = {
+    "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2, "steps_per_epoch": 2,
+    "batch_size": 8, "progress": False, "device": "cpu",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
