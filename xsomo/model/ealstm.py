@@ -57,6 +57,10 @@ class EALSTM(nn.Module):
     ``bias`` (4H). The effective weights are ``weight * mask``.
     """
 
+    mask_ih: torch.Tensor
+    mask_hh: torch.Tensor
+    _zero_bias: torch.Tensor
+
     def __init__(
         self,
         n_dynamic: int,
@@ -125,7 +129,7 @@ class EALSTM(nn.Module):
         x = self._concat(x_d, x_s)
         h0, c0 = self._initial_state(x_d, state)
         w_ih, w_hh = self.effective_weights()
-        out, h_n, c_n = torch._VF.lstm(  # type: ignore[attr-defined]
+        out, h_n, c_n = torch._VF.lstm(
             x,
             (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()),
             [w_ih, w_hh, self.bias, self._zero_bias],

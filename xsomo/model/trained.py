@@ -343,7 +343,7 @@ class TrainedModel:
         except ConfigError as err:
             raise CheckpointError(f"{config_path}: {err}") from err
         try:
-            stats = NormStats.from_dict(doc.get("stats"))
+            stats = NormStats.from_dict(doc.get("stats") or {})
         except ConfigError as err:
             raise CheckpointError(f"{meta_path}: {err}") from err
         tensors = cls._read_weights(path, doc)
