@@ -54,6 +54,9 @@ CELLS_PER_CALL = 2048
 #: Days per kernel call of the continuous roll-out (the state is carried across).
 TIME_CHUNK = 256
 
+#: Networks this small run each block on one torch thread (the step is too small to split).
+SMALL_HIDDEN = 64
+
 #: Land cells sampled by the up-front convergence check.
 CHECK_SAMPLE = 32
 
@@ -83,16 +86,30 @@ def _model_layers(model: Any) -> list[int]:
     return [int(n) for n in layers]
 
 
-def default_chunks(nlat: int, nlon: int, ndays: int, *, device: str = "cpu") -> dict[str, int]:
+def _cores() -> int:
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
+
+
+def default_chunks(
+    nlat: int, nlon: int, ndays: int, *, device: str = "cpu", min_blocks: int | None = None
+) -> dict[str, int]:
     """Block size (cells in lat and lon) so a block holds at most ~``BLOCK_CELL_DAYS`` cell-days.
 
     The side is a power of two between 8 and 128 (a GPU gets four times more cells), so
-    blocks tile the output files' chunks.
+    blocks tile the output files' chunks. On the CPU the side is halved (down to 8) until
+    there are at least ``min_blocks`` blocks (default: the CPU cores), so small grids keep
+    every core busy with one single-threaded block each.
     """
-    budget = BLOCK_CELL_DAYS * (4 if device.startswith("cuda") else 1)
+    gpu = device.startswith("cuda")
+    budget = BLOCK_CELL_DAYS * (4 if gpu else 1)
     side = math.sqrt(budget / max(ndays, 1))
     side = int(2 ** math.floor(math.log2(max(side, 1.0))))
     side = min(max(side, 8), 128)
+    want = 1 if gpu else (_cores() if min_blocks is None else min_blocks)
+    while side > 8 and math.ceil(nlat / side) * math.ceil(nlon / side) < want:
+        side //= 2
     return {cv.LAT: min(side, nlat), cv.LON: min(side, nlon)}
 
 
@@ -221,6 +238,20 @@ def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.nd
     return iy, ix
 
 
+def _small_threads(model: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` on one torch thread when the model is small (restored afterwards)."""
+    import torch
+
+    if int(_cfg(model, "hidden", 128) or 128) > SMALL_HIDDEN:
+        return fn(*args, **kwargs)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(old)
+
+
 def _checked_spinup(
     drivers: xr.Dataset,
     model: Any,
@@ -267,7 +298,7 @@ def _checked_spinup(
             ],
             axis=-1,
         )
-        dist = rollout.convergence_distance(model, dyn, stat, steps=steps)
+        dist = _small_threads(model, rollout.convergence_distance, model, dyn, stat, steps=steps)
         worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
         if worst < tol:
             if steps > spinup:
@@ -333,7 +364,8 @@ _LOCAL_THREADS: int | None = None
 def _set_threads(threads: int | None) -> None:
     if _in_distributed_worker():
         return  # the worker's nanny sets OMP/torch threads (dask config); leave it
-    n = _LOCAL_THREADS or threads
+    given = [t for t in (_LOCAL_THREADS, threads) if t]
+    n = min(given) if given else None
     if n:
         import torch
 
@@ -671,6 +703,8 @@ def predict(
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
     threads = max(1, cores // max(1, min(n_blocks, cores)))
+    if int(_cfg(model, "hidden", 128) or 128) <= SMALL_HIDDEN:
+        threads = 1  # small LSTM steps: threading overhead beats the gain (measured)
     kwargs = {
         "layer_index": layer_index,
         "first": first,
