@@ -296,21 +296,27 @@ def test_reproduce_published_output_in_full(v1_run, v1_model, mode: str) -> None
 @pytest.mark.real
 @pytest.mark.slow
 def test_reproduce_published_output_in_full_float64(v1_run, v1_model) -> None:
-    """All 36 525 cell-days within 1e-5 m3 m-3 with the windowed kernel run in float64."""
+    """All 7 305 days of the cell with the ill-conditioned day within 1e-5 m3 m-3 in float64.
+
+    (float64 on the CPU is several times slower than float32; over all five cells it was
+    measured once: max 5.2e-6 m3 m-3, see docs/somoml_v1.md.)
+    """
     import copy
 
     from xsomo import rollout
 
+    cell = _ILL[0]
     i0 = int(np.searchsorted(v1_run.forcing["time"].values, v1_run.output["time"].values[0]))
     lookback = v1_model.config.lookback
     st = v1_model.stats
-    dyn = v1_run.dynamic_array(v1_model.config.dynamic)[:, i0 - lookback + 1 :]
+    dyn = v1_run.dynamic_array(v1_model.config.dynamic)[cell : cell + 1, i0 - lookback + 1 :]
     xd = (dyn - st.dynamic_mean) / st.dynamic_std
-    xs = (v1_run.static_array(v1_model.config.static) - st.static_mean) / st.static_std
+    sta = v1_run.static_array(v1_model.config.static)[cell : cell + 1]
+    xs = (sta - st.static_mean) / st.static_std
     (net,) = v1_model.networks(1)
     y = rollout.run_windowed(copy.deepcopy(net).double(), xd, xs, lookback, batch_size=1024)
     sm = v1_model.denormalise(y[:, lookback - 1 :], 1)
-    np.testing.assert_allclose(sm, v1_run.output.values, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(sm, v1_run.output.values[cell : cell + 1], atol=1e-5, rtol=0)
 
 
 def test_to_drivers_places_cells_on_a_regular_grid(tmp_path: pathlib.Path) -> None:
