@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -32,6 +33,20 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """A ``tiny`` sample world written once per test session (read-only for tests)."""
     out = tmp_path_factory.mktemp("tiny_world")
     return xsomo.sample.generate("tiny", seed=7, out=out)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests use one torch thread: on a busy 2-core machine two threads ran small LSTMs
+    20-80x slower (oversubscription), and results must not depend on it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from xsomo.model.config import ModelConfig, NormStats, apply_transform
 from xsomo.model.ealstm import EALSTM, State
 from xsomo.model.trained import FORMAT_VERSION, TrainedModel, load_torch_file
+from xsomo.model.importers import import_ealstm, import_trained_model, load_somoml_v1  # noqa: I001
 
 __all__ = [
     "EALSTM",
@@ -19,5 +20,8 @@ __all__ = [
     "State",
     "TrainedModel",
     "apply_transform",
+    "import_ealstm",
+    "import_trained_model",
+    "load_somoml_v1",
     "load_torch_file",
 ]
