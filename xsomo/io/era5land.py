@@ -25,6 +25,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError, XsomoValueError
+from xsomo.io.gridded import open_nc_files
 
 __all__ = ["daily_from_hourly", "deaccumulate", "layer_sm", "open_era5land"]
 
@@ -125,24 +126,9 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
         ds.attrs["era5land_source_format"] = "pynetcf cell files"
         return ds
     first.close()
-    try:
-        if len(files) == 1:
-            ds = xr.open_dataset(files[0], chunks=chunks)
-        else:
-            ds = xr.open_mfdataset(
-                files,
-                combine="by_coords",
-                chunks=chunks,
-                data_vars="minimal",
-                coords="minimal",
-                compat="override",
-                join="outer",
-            )
-    except Exception as err:
-        raise DataFormatError(
-            f"cannot combine the ERA5-Land files {[f.name for f in files]}: {err}"
-        ) from err
-    return ds
+    return open_nc_files(
+        files, chunks=chunks, what=f"cannot combine the ERA5-Land files {[f.name for f in files]}"
+    )
 
 
 def _normalise(ds: xr.Dataset) -> xr.Dataset:

@@ -33,6 +33,27 @@ STATIC_FILES: dict[str, dict[str, str]] = {
 }
 
 
+
+def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -> xr.Dataset:
+    """Open one netCDF file, or combine several by coordinates (lazy with ``chunks``).
+
+    Any failure becomes a :class:`DataFormatError` whose message starts with ``what``.
+    """
+    try:
+        if len(files) == 1:
+            return xr.open_dataset(files[0], chunks=chunks)
+        return xr.open_mfdataset(
+            files,
+            combine="by_coords",
+            chunks=chunks,
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="outer",
+        )
+    except Exception as err:
+        raise DataFormatError(f"{what}: {err}") from err
+
 def _nc_files(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 ) -> list[pathlib.Path]:
@@ -79,21 +100,7 @@ def open_gridded(
     """
     files = _nc_files(path)
     src = files[0].name if len(files) == 1 else f"{files[0].parent}/{{{files[0].name}, ...}}"
-    try:
-        if len(files) == 1:
-            ds = xr.open_dataset(files[0], chunks=chunks)
-        else:
-            ds = xr.open_mfdataset(
-                files,
-                combine="by_coords",
-                chunks=chunks,
-                data_vars="minimal",
-                coords="minimal",
-                compat="override",
-                join="outer",
-            )
-    except Exception as err:
-        raise DataFormatError(f"cannot open {src}: {err}") from err
+    ds = open_nc_files(files, chunks=chunks, what=f"cannot open {src}")
     if rename:
         ds = ds.rename({k: v for k, v in rename.items() if k in ds and v not in ds})
     if units:
