@@ -41,11 +41,15 @@ class SomoAccessor:
         return training.train_lstm(self._obj, targets, **kwargs)
 
     # step 4: prediction
-    def predict(self, model: TrainedModel, **kwargs: Any) -> xr.Dataset:
-        """Lazy soil-moisture prediction on these drivers. See :func:`xsomo.inference.predict`."""
+    def predict(self, model: TrainedModel, *, dtype: str = "float32", **kwargs: Any) -> xr.Dataset:
+        """Lazy soil-moisture prediction on these drivers. See :func:`xsomo.inference.predict`.
+
+        ``dtype="float64"`` runs the roll-out in double precision (slower; exact where float32
+        rounding matters).
+        """
         from xsomo import inference
 
-        return inference.predict(self._obj, model, **kwargs)
+        return inference.predict(self._obj, model, dtype=dtype, **kwargs)  # type: ignore[arg-type]
 
     def to_files(self, directory: str | os.PathLike[str], **kwargs: Any) -> list[Any]:
         """Write ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` files. See :func:`xsomo.output.to_files`."""

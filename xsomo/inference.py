@@ -46,6 +46,7 @@ __all__ = ["default_chunks", "predict", "resolve_device"]
 log = logging.getLogger(__name__)
 
 Mode = Literal["continuous", "windowed", "auto"]
+Dtype = Literal["float32", "float64"]
 
 #: Upper bound of cell-days per dask block used to pick default chunks (bounds memory).
 BLOCK_CELL_DAYS = 8_000_000
@@ -263,6 +264,7 @@ def _checked_spinup(
     mode: str,
     max_spinup: int,
     sample: int,
+    dtype: Dtype = "float32",
 ) -> int:
     """The shortest spin-up (``spinup``, doubled while history allows) after which the
     roll-outs from different initial states meet on a sample of cells; warns if none does."""
@@ -273,7 +275,7 @@ def _checked_spinup(
         return spinup
     cells = {cv.LAT: xr.DataArray(iy, dims="cell"), cv.LON: xr.DataArray(ix, dims="cell")}
     stat = np.stack(
-        [np.asarray(_driver_array(drivers, v).isel(cells).values, np.float32) for v in static],
+        [np.asarray(_driver_array(drivers, v).isel(cells).values, np.float64) for v in static],
         axis=-1,
     )
     limit = max(spinup, min(first, max_spinup))
@@ -292,13 +294,15 @@ def _checked_spinup(
             [
                 np.asarray(
                     _driver_array(drivers, v).isel(window).transpose("cell", cv.TIME).values,
-                    np.float32,
+                    np.float64,
                 )
                 for v in dynamic
             ],
             axis=-1,
         )
-        dist = _small_threads(model, rollout.convergence_distance, model, dyn, stat, steps=steps)
+        dist = _small_threads(
+            model, rollout.convergence_distance, model, dyn, stat, steps=steps, dtype=dtype
+        )
         worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
         if worst < tol:
             if steps > spinup:
@@ -397,9 +401,14 @@ def _run_block(
     threads: int | None,
     cells_per_call: int,
     check_cells: int | None = None,
+    dtype: Dtype = "float32",
 ) -> np.ndarray:
     """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
-    ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std."""
+    ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std.
+
+    The raw inputs keep their own floating precision here (float64 in ``dtype="float64"``);
+    the roll-out z-scores them in float64 and runs in ``dtype``; mean and std are taken
+    in ``dtype`` and stored as float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3)."""
     _n_dyn, ntime, ny, nx = dyn.shape
     n_out = ntime - first
     out = np.full((2, len(layer_index), n_out, ny, nx), np.nan, dtype=np.float32)
@@ -408,13 +417,15 @@ def _run_block(
         return out
     _set_threads(threads)
     device = resolve_device(device)
-    x = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)), dtype=np.float32)
-    s = np.ascontiguousarray(stat[:, iy, ix].T, dtype=np.float32)
+    x = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
+    s = np.ascontiguousarray(stat[:, iy, ix].T)
     # NaN forcing goes through: the roll-out carries its state over such a day (inputs at
     # their training mean); every output day whose window reads one is masked below
     missing = ~np.isfinite(x).all(axis=2)  # (cells, time)
     if mode == "auto" and check_cells and iy.size > check_cells:
-        mode = _block_mode(model, x, s, spinup=max(1, spinup), device=device, n=check_cells)
+        mode = _block_mode(
+            model, x, s, spinup=max(1, spinup), device=device, n=check_cells, dtype=dtype
+        )
     pred = np.asarray(
         predictor(
             model,
@@ -427,6 +438,7 @@ def _run_block(
             # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
             batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
             time_chunk=TIME_CHUNK,
+            dtype=dtype,
         )
     )  # (layers, members, cells, time)
     del x
@@ -444,7 +456,14 @@ def _run_block(
 
 
 def _block_mode(
-    model: Any, x: np.ndarray, s: np.ndarray, *, spinup: int, device: str, n: int
+    model: Any,
+    x: np.ndarray,
+    s: np.ndarray,
+    *,
+    spinup: int,
+    device: str,
+    n: int,
+    dtype: Dtype = "float32",
 ) -> str:
     """``auto``'s decision for a block from the convergence check on ``n`` of its cells.
 
@@ -458,7 +477,9 @@ def _block_mode(
     if x.shape[1] < spinup:
         return "windowed"
     pick = np.linspace(0, x.shape[0] - 1, n).round().astype(int)
-    dist = rollout.convergence_distance(model, x[pick], s[pick], steps=spinup, device=device)
+    dist = rollout.convergence_distance(
+        model, x[pick], s[pick], steps=spinup, device=device, dtype=dtype
+    )
     worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
     mode = "continuous" if worst < rollout.DEFAULT_TOLERANCE else "windowed"
     msg = (
@@ -502,6 +523,7 @@ def predict(
     check_convergence: bool = True,
     max_spinup: int | None = None,
     check_cells: int | None = 64,
+    dtype: Dtype = "float32",
 ) -> xr.Dataset:
     """Lazy soil-moisture prediction for every land cell of ``drivers``.
 
@@ -546,6 +568,13 @@ def predict(
     check_cells
         ``auto`` decides per block from the convergence check on this many of the block's
         cells (evenly spread); ``None`` checks every cell (costs ~40 % of an 8-year roll-out).
+    dtype
+        Precision of the roll-out: ``"float32"`` (default) or ``"float64"`` (a float64
+        copy of each network; the model is not changed; ~2-3x slower on a CPU). The
+        drivers keep their own precision up to the z-score, which is taken in float64
+        (float64 drivers are not rounded to float32 first). float64 is what reproduces
+        the published SoMo.ml v1 output to 1e-5 m3 m-3 on every day (docs/somoml_v1.md).
+        The returned ``sm``/``sm_spread`` are float32 either way.
 
     Returns
     -------
@@ -575,6 +604,9 @@ def predict(
     """
     if not isinstance(drivers, xr.Dataset):
         raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
+    from xsomo.rollout import check_dtype
+
+    dtype = check_dtype(dtype)
     dynamic = [str(v) for v in (_cfg(model, "dynamic") or cv.DYNAMIC_NAMES)]
     static = [str(v) for v in (_cfg(model, "static") or cv.STATIC_NAMES)]
     lookback = int(_cfg(model, "lookback", 365) or 365)
@@ -655,7 +687,7 @@ def predict(
         spinup = _checked_spinup(
             drivers, model, dynamic, static, first=first, spinup=spinup, mode=mode,
             max_spinup=max_spinup if max_spinup is not None else 4 * max(lookback, 1),
-            sample=CHECK_SAMPLE,
+            sample=CHECK_SAMPLE, dtype=dtype,
         )  # fmt: skip
     begin = first - spinup
     drivers = drivers.isel({cv.TIME: slice(begin, stop)})
@@ -675,14 +707,18 @@ def predict(
         data = arr.data if isinstance(arr.data, da.Array) else da.from_array(np.asarray(arr.data))
         return data
 
+    # the drivers keep their own floating precision (float64 in float64 mode) up to the z-score,
+    # which the roll-out takes in float64: rounding float64 drivers to float32 first moved an
+    # ill-conditioned SoMo.ml v1 day by 1.5e-4 m3 m-3
+    def _float(arr: da.Array) -> da.Array:
+        want = np.float64 if dtype == "float64" else np.result_type(arr.dtype, np.float32)
+        return arr.astype(want)
+
     dyn = da.stack(
-        [
-            _as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON)).astype(np.float32)
-            for v in dynamic
-        ]
+        [_float(_as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON))) for v in dynamic]
     ).rechunk((len(dynamic), ntime, lat_chunks, lon_chunks))
     stat = da.stack(
-        [_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON)).astype(np.float32) for v in static]
+        [_float(_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON))) for v in static]
     ).rechunk((len(static), lat_chunks, lon_chunks))
     if cv.LAND_MASK in drivers.variables:
         mask_da = drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).astype(bool)
@@ -715,6 +751,7 @@ def predict(
         "threads": threads,
         "cells_per_call": CELLS_PER_CALL,
         "check_cells": check_cells,
+        "dtype": dtype,
     }
     n_out = ntime - first
     run = dask.delayed(_run_block, pure=True)
@@ -766,7 +803,7 @@ def predict(
             ),
         },
         coords=coords,
-        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback),
+        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback, dtype),
     )
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
     if not isinstance(drivers[dynamic[0]].data, da.Array):
@@ -812,6 +849,7 @@ def _provenance(
     mode: str,
     spinup: int,
     lookback: int,
+    dtype: Dtype = "float32",
 ) -> dict[str, Any]:
     from xsomo import __version__
 
@@ -829,6 +867,7 @@ def _provenance(
         "model_layers": ", ".join(str(n) for n in _model_layers(model)),
         "inference_mode": str(mode),
         "spinup_days": int(spinup),
+        "inference_dtype": str(dtype),
     }
     hidden = _cfg(model, "hidden")
     if hidden is not None:

@@ -28,6 +28,13 @@ forcing is NaN give NaN (a window with a NaN day gives NaN; the continuous roll-
 carries its state through such a day with the inputs at their mean). Cells with NaN
 statics give NaN throughout.
 
+Precision: ``dtype="float32"`` (default) z-scores the raw inputs in float64 and runs the
+networks in float32; ``dtype="float64"`` keeps the inputs float64 through the z-score and
+runs a float64 copy of every network (the model is not changed). float64 costs ~2-3x the
+time on a CPU; it is needed where a window is ill-conditioned (float32 rounding of the
+inputs alone moves the output by more than 1e-5 m3 m-3; one of the 36 525 published
+SoMo.ml v1 cell-days, see docs/somoml_v1.md).
+
 In ``windowed`` mode the cascade inputs of deeper layers are the windowed upper-layer
 outputs; for the first ``lookback - 1`` days, which have no full window, they come
 from the partial window starting on day 0.
@@ -35,21 +42,25 @@ from the partial window starting on day 0.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 import numpy as np
 import torch
 
 from xsomo.exceptions import XsomoValueError
+from xsomo.model.config import apply_transform
 
 if TYPE_CHECKING:
     from xsomo.model import EALSTM, TrainedModel
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "DTYPES",
     "RolloutInfo",
+    "check_dtype",
     "convergence_distance",
     "predict_block",
     "resolve_device",
@@ -64,6 +75,9 @@ DEFAULT_TOLERANCE = 1e-3
 CHECK_EXTRA_DAYS = 30
 
 Mode = Literal["continuous", "windowed", "auto"]
+Dtype = Literal["float32", "float64"]
+#: Floating-point precisions the roll-out runs in.
+DTYPES = ("float32", "float64")
 
 
 @dataclass
@@ -83,6 +97,8 @@ class RolloutInfo:
         Tolerance of the check.
     nan_forcing_days
         Cell-days whose dynamic forcing has a NaN.
+    dtype
+        Precision the networks ran in (``"float32"`` or ``"float64"``).
     """
 
     requested: str
@@ -91,6 +107,7 @@ class RolloutInfo:
     distance: dict[int, float] | None = None
     tolerance: float = DEFAULT_TOLERANCE
     nan_forcing_days: int = 0
+    dtype: str = "float32"
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,6 +116,37 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def check_dtype(dtype: object) -> Dtype:
+    """``"float32"`` or ``"float64"`` from a name, numpy or torch dtype; else :class:`XsomoValueError`."""
+    if isinstance(dtype, torch.dtype):
+        name = {torch.float32: "float32", torch.float64: "float64"}.get(dtype)
+    else:
+        try:
+            name = np.dtype(dtype).name if dtype is not None else None  # type: ignore[call-overload]
+        except TypeError:
+            name = None
+    if name not in DTYPES:
+        raise XsomoValueError(
+            f"dtype={dtype!r}: the roll-out runs in 'float32' (default, fast) or 'float64' "
+            "(exact to ~1e-7 m3 m-3 where float32 rounding matters, ~2-3x slower on a CPU)"
+        )
+    return cast("Dtype", name)
+
+
+def _net_dtype(net: torch.nn.Module) -> np.dtype:
+    """numpy dtype of the network's parameters."""
+    return np.dtype(str(next(net.parameters()).dtype).removeprefix("torch."))
+
+
+def _networks(model: TrainedModel, layer: int, device: torch.device, dtype: str) -> list[EALSTM]:
+    """The members of ``layer``; in float64 deep copies converted with ``.double()`` (the
+    model's own cached float32 networks are never changed)."""
+    nets = model.networks(layer, device=device)
+    if dtype == "float64":
+        nets = [copy.deepcopy(net).double() for net in nets]
+    return nets
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -123,25 +171,27 @@ def run_continuous(
 
     ``x_d`` ``(cells, time, n_in)`` and ``x_s`` ``(cells, n_static)`` are normalised and
     finite; the optional initial ``state`` is ``(h, c)``, each ``(cells, hidden)``.
+    Inputs are cast to the network's precision; the output has that precision too.
     """
     device = torch.device(device)
+    dt = _net_dtype(net)
     n_cells, n_time, _ = x_d.shape
     batch = batch_size or _default_batch(device, windowed=False)
-    out = np.empty((n_cells, n_time), dtype="float32")
+    out = np.empty((n_cells, n_time), dtype=dt)
     for c0 in range(0, n_cells, batch):
         c1 = min(c0 + batch, n_cells)
-        xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1])).to(device)
+        xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1], dtype=dt)).to(device)
         st = None
         if state is not None:
             st = (
-                torch.from_numpy(np.ascontiguousarray(state[0][c0:c1], dtype="float32")).to(device),
-                torch.from_numpy(np.ascontiguousarray(state[1][c0:c1], dtype="float32")).to(device),
+                torch.from_numpy(np.ascontiguousarray(state[0][c0:c1], dtype=dt)).to(device),
+                torch.from_numpy(np.ascontiguousarray(state[1][c0:c1], dtype=dt)).to(device),
             )
         for t0 in range(0, n_time, time_chunk):
             t1 = min(t0 + time_chunk, n_time)
-            xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1])).to(device)
+            xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
             y, st = net(xd, xs, st)
-            out[c0:c1, t0:t1] = y[..., 0].float().cpu().numpy()
+            out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
     return out
 
 
@@ -157,18 +207,20 @@ def run_windowed(
 ) -> np.ndarray:
     """Sequence-to-one outputs ``(cells, time)``: day ``t`` from the window ``t-lookback+1 … t``.
 
-    Days ``< lookback - 1`` are NaN. NaN inside a window gives NaN.
+    Days ``< lookback - 1`` are NaN. NaN inside a window gives NaN. Inputs are cast to
+    the network's precision; the output has that precision too.
     """
     device = torch.device(device)
+    dt = _net_dtype(net)
     n_cells, n_time, _n_in = x_d.shape
-    out = np.full((n_cells, n_time), np.nan, dtype="float32")
+    out = np.full((n_cells, n_time), np.nan, dtype=dt)
     n_win = n_time - lookback + 1
     if n_win <= 0:
         return out
     batch = batch_size or _default_batch(device, windowed=True)
-    xd_all = torch.from_numpy(np.ascontiguousarray(x_d))
+    xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt))
     windows = xd_all.unfold(1, lookback, 1)  # view (cells, n_win, n_in, lookback)
-    xs_all = torch.from_numpy(np.ascontiguousarray(x_s))
+    xs_all = torch.from_numpy(np.ascontiguousarray(x_s, dtype=dt))
     total = n_cells * n_win
     flat = out[:, lookback - 1 :]  # view (cells, n_win)
     for w0 in range(0, total, batch):
@@ -177,13 +229,30 @@ def run_windowed(
         xd = windows[cells, starts].transpose(1, 2).contiguous().to(device)  # (B, lookback, n_in)
         xs = xs_all[cells].to(device)
         _, (h, _) = net.lstm(xd, xs)
-        y = net.head(h)[:, 0].float().cpu().numpy()
+        y = net.head(h)[:, 0].cpu().numpy()
         flat[cells.numpy(), starts.numpy()] = y
     return out
 
 
 # ---------------------------------------------------------------------------- inputs
-def _check_inputs(model: TrainedModel, dynamic: np.ndarray, static: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _zscore(
+    model: TrainedModel, raw: np.ndarray, names: tuple[str, ...], mean: np.ndarray, std: np.ndarray
+) -> np.ndarray:
+    """Transformed, z-scored inputs in float64 (``TrainedModel.prepare_*`` without its float32 cast)."""
+    x = np.array(raw, dtype="float64", copy=True)
+    for j, name in enumerate(names):
+        tr = model.config.transforms.get(name, "identity")
+        if tr != "identity":
+            x[..., j] = apply_transform(x[..., j], tr)
+    x -= np.asarray(mean, dtype="float64")
+    x /= np.asarray(std, dtype="float64")
+    return x
+
+
+def _check_inputs(
+    model: TrainedModel, dynamic: np.ndarray, static: np.ndarray, dtype: str = "float32"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised ``(dynamic, static)`` in ``dtype``; the z-score is taken in float64 either way."""
     dynamic = np.asarray(dynamic)
     static = np.asarray(static)
     cfg = model.config
@@ -197,7 +266,13 @@ def _check_inputs(model: TrainedModel, dynamic: np.ndarray, static: np.ndarray) 
             f"static inputs must be ({dynamic.shape[0]}, {cfg.n_static}) ordered as {list(cfg.static)}, "
             f"got shape {static.shape}"
         )
-    return model.prepare_dynamic(dynamic), model.prepare_static(static)
+    if dtype == "float32":
+        return model.prepare_dynamic(dynamic), model.prepare_static(static)
+    st = model.stats
+    return (
+        _zscore(model, dynamic, tuple(cfg.dynamic), st.dynamic_mean, st.dynamic_std),
+        _zscore(model, static, tuple(cfg.static), st.static_mean, st.static_std),
+    )
 
 
 def _cascade(
@@ -210,19 +285,20 @@ def _cascade(
     batch_size: int | None,
     time_chunk: int,
     state: tuple[float, float] | None = None,
+    dtype: str = "float32",
 ) -> np.ndarray:
-    """sm ``(layers, members, cells, time)`` in m3 m-3 from normalised inputs (NaN allowed)."""
+    """sm ``(layers, members, cells, time)`` in m3 m-3 (``dtype``) from normalised inputs (NaN allowed)."""
     cfg = model.config
     n_cells, n_time, _ = xd.shape
-    out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype="float32")
+    out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype=dtype)
     nan_day = np.isnan(xd).any(axis=-1)
     for k, layer in enumerate(cfg.layers):
-        nets = model.networks(layer, device=device)
+        nets = _networks(model, layer, device, dtype)
         for m, net in enumerate(nets):
             parts = [xd]
             for upper in cfg.upper_layers(layer):
                 j = cfg.layer_index(upper)
-                parts.append(model.normalise_target(out[j, m], upper)[..., None].astype("float32"))
+                parts.append(model.normalise_target(out[j, m], upper)[..., None].astype(dtype))
             x = np.concatenate(parts, axis=-1) if len(parts) > 1 else xd
             if run == "windowed":
                 y = run_windowed(net, x, xs, cfg.lookback, device=device, batch_size=batch_size)
@@ -230,19 +306,32 @@ def _cascade(
                     # days without a full window: from the partial window starting on day 0
                     head = cfg.lookback - 1
                     if head > 0:
-                        part = np.where(np.isnan(x[:, :head]), 0.0, x[:, :head]).astype("float32")
-                        yp = run_continuous(net, part, xs, device=device, batch_size=batch_size, time_chunk=time_chunk)
+                        part = np.where(np.isnan(x[:, :head]), 0.0, x[:, :head]).astype(dtype)
+                        yp = run_continuous(
+                            net,
+                            part,
+                            xs,
+                            device=device,
+                            batch_size=batch_size,
+                            time_chunk=time_chunk,
+                        )
                         yp[nan_day[:, :head]] = np.nan
                         y[:, :head] = yp
             else:
                 init = None
                 if state is not None:
-                    h0 = np.full((n_cells, cfg.hidden), state[0], dtype="float32")
-                    c0 = np.full((n_cells, cfg.hidden), state[1], dtype="float32")
+                    h0 = np.full((n_cells, cfg.hidden), state[0], dtype=dtype)
+                    c0 = np.full((n_cells, cfg.hidden), state[1], dtype=dtype)
                     init = (h0, c0)
-                xf = np.where(np.isnan(x), 0.0, x).astype("float32")
+                xf = np.where(np.isnan(x), 0.0, x).astype(dtype)
                 y = run_continuous(
-                    net, xf, xs, state=init, device=device, batch_size=batch_size, time_chunk=time_chunk
+                    net,
+                    xf,
+                    xs,
+                    state=init,
+                    device=device,
+                    batch_size=batch_size,
+                    time_chunk=time_chunk,
                 )
                 y[nan_day] = np.nan
             out[k, m] = model.denormalise(y, layer)
@@ -260,6 +349,7 @@ def convergence_distance(
     extra_days: int = CHECK_EXTRA_DAYS,
     device: str | torch.device = "cpu",
     batch_size: int | None = None,
+    dtype: Dtype = "float32",
 ) -> np.ndarray:
     """How far roll-outs from different initial states are apart after ``steps`` days.
 
@@ -280,6 +370,8 @@ def convergence_distance(
         Initial ``(h, c)`` values to compare.
     extra_days
         Days after the spin-up included in the maximum (if the block has them).
+    dtype
+        Precision of the roll-outs, ``"float32"`` or ``"float64"``.
 
     Returns
     -------
@@ -287,6 +379,7 @@ def convergence_distance(
         ``(n_layers, n_members, n_cells)``; NaN for cells with NaN statics.
     """
     steps = int(model.config.lookback if steps is None else steps)
+    dtype = check_dtype(dtype)
     dynamic = np.asarray(dynamic)
     if steps < 1 or dynamic.shape[1] < steps:
         raise XsomoValueError(
@@ -295,15 +388,23 @@ def convergence_distance(
     if len(states) < 2:
         raise XsomoValueError("convergence check needs at least two initial states")
     n = min(dynamic.shape[1], steps + max(0, int(extra_days)))
-    xd, xs = _check_inputs(model, dynamic[:, :n], static)
-    xd = np.where(np.isnan(xd), 0.0, xd).astype("float32")  # the check is about the state, not gaps
+    xd, xs = _check_inputs(model, dynamic[:, :n], static, dtype)
+    xd = np.where(np.isnan(xd), 0.0, xd).astype(dtype)  # the check is about the state, not gaps
     bad = np.isnan(xs).any(axis=1)
-    xs = np.where(np.isnan(xs), 0.0, xs).astype("float32")
+    xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
     dev = resolve_device(device)
     runs = [
-        _cascade(model, xd, xs, "continuous", device=dev, batch_size=batch_size, time_chunk=4096, state=s)[
-            ..., steps - 1 :
-        ]
+        _cascade(
+            model,
+            xd,
+            xs,
+            "continuous",
+            device=dev,
+            batch_size=batch_size,
+            time_chunk=4096,
+            state=s,
+            dtype=dtype,
+        )[..., steps - 1 :]
         for s in states
     ]
     stack = np.stack(runs)
@@ -324,6 +425,7 @@ def predict_block(
     batch_size: int | None = ...,
     time_chunk: int = ...,
     tolerance: float = ...,
+    dtype: Dtype = ...,
     return_info: Literal[False] = ...,
 ) -> np.ndarray: ...
 
@@ -340,6 +442,7 @@ def predict_block(
     batch_size: int | None = ...,
     time_chunk: int = ...,
     tolerance: float = ...,
+    dtype: Dtype = ...,
     return_info: Literal[True],
 ) -> tuple[np.ndarray, RolloutInfo]: ...
 
@@ -355,6 +458,7 @@ def predict_block(
     batch_size: int | None = None,
     time_chunk: int = 2048,
     tolerance: float = DEFAULT_TOLERANCE,
+    dtype: Dtype = "float32",
     return_info: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
     """Soil moisture of every layer and member for one block of cells.
@@ -381,36 +485,56 @@ def predict_block(
         Days per kernel call in the continuous roll-out (the state is carried).
     tolerance
         Convergence tolerance of ``auto`` in m3 m-3.
+    dtype
+        ``"float32"`` (default) or ``"float64"``: precision of the networks (a float64
+        copy of each; the model is not changed) and of the normalised inputs, which are
+        z-scored in float64 either way. The convergence check of ``auto`` runs in it too.
     return_info
         Also return a :class:`RolloutInfo`.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(n_layers, n_members, n_cells, n_time)`` in m3 m-3 (layers in the order
-        of ``model.config.layers``), and the :class:`RolloutInfo` if asked.
+        ``(n_layers, n_members, n_cells, n_time)`` in m3 m-3 of ``dtype`` (layers in the
+        order of ``model.config.layers``), and the :class:`RolloutInfo` if asked.
     """
     if mode not in ("continuous", "windowed", "auto"):
         raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
+    dtype = check_dtype(dtype)
     cfg = model.config
     spinup = int(cfg.lookback if spinup is None else spinup)
     if spinup < 1:
         raise XsomoValueError(f"spinup must be >= 1 day, got {spinup}")
-    xd, xs = _check_inputs(model, dynamic, static)
+    xd, xs = _check_inputs(model, dynamic, static, dtype)
     dev = resolve_device(device)
     n_cells, n_time, _ = xd.shape
     bad_cell = np.isnan(xs).any(axis=1)
-    xs = np.where(np.isnan(xs), 0.0, xs).astype("float32")
+    xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
     nan_days = int(np.isnan(xd).any(axis=-1)[~bad_cell].sum())
-    info = RolloutInfo(requested=mode, mode=mode, spinup=spinup, tolerance=tolerance, nan_forcing_days=nan_days)
+    info = RolloutInfo(
+        requested=mode,
+        mode=mode,
+        spinup=spinup,
+        tolerance=tolerance,
+        nan_forcing_days=nan_days,
+        dtype=dtype,
+    )
     run = mode
     if mode == "auto":
         if n_time < spinup:
             run = "windowed"
-            info.notes.append(f"block has {n_time} days, fewer than the spin-up {spinup}: no check possible")
+            info.notes.append(
+                f"block has {n_time} days, fewer than the spin-up {spinup}: no check possible"
+            )
         else:
             dist = convergence_distance(
-                model, np.asarray(dynamic), np.asarray(static), steps=spinup, device=dev, batch_size=batch_size
+                model,
+                np.asarray(dynamic),
+                np.asarray(static),
+                steps=spinup,
+                device=dev,
+                batch_size=batch_size,
+                dtype=dtype,
             )
             per_layer = {
                 lay: float(np.nanmax(dist[k])) if np.isfinite(dist[k]).any() else 0.0
@@ -428,7 +552,9 @@ def predict_block(
     info.mode = run
     if run == "windowed":
         info.spinup = spinup = cfg.lookback
-    out = _cascade(model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk)
+    out = _cascade(
+        model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype
+    )
     out[..., : spinup - 1] = np.nan
     out[:, :, bad_cell] = np.nan
     return (out, info) if return_info else out

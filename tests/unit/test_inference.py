@@ -308,3 +308,50 @@ def test_auto_decides_per_block_on_a_sample_of_cells(model):
     with pytest.warns(RuntimeWarning, match="does not forget"):
         sampled = inference.predict(drv, stubborn, mode="auto", check_cells=3)
     np.testing.assert_allclose(sampled.compute()["sm"].values, win, atol=1e-6)
+
+
+def test_float64_prediction_agrees_and_keeps_float64_drivers(model, drivers, monkeypatch):
+    f32 = inference.predict(drivers, model, mode="continuous").compute()
+    f64 = drivers.somo.predict(model, mode="continuous", dtype="float64").compute()
+    assert f64.attrs["inference_dtype"] == "float64" and f32.attrs["inference_dtype"] == "float32"
+    assert f64["sm"].dtype == np.float32  # stored as float32 either way
+    np.testing.assert_allclose(f64["sm"].values, f32["sm"].values, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(f64["sm"].values, _direct(model, drivers)[0], atol=1e-5, rtol=0)
+
+    seen: list[tuple[np.dtype, np.dtype, str]] = []
+    real = inference._predictor()
+
+    def spy(*args, **kwargs):
+        seen.append((args[1].dtype, args[2].dtype, kwargs["dtype"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_predictor", lambda: spy)
+    wide = drivers.copy()
+    for v in drivers.data_vars:
+        if v != cv.LAND_MASK:
+            wide[v] = drivers[v].astype("float64")
+    cases = [
+        (drivers, "float32", np.float32),
+        (drivers, "float64", np.float64),
+        (wide, "float32", np.float64),
+    ]
+    for drv, dtype, raw in cases:
+        seen.clear()
+        drv.somo.predict(model, mode="continuous", dtype=dtype, check_convergence=False).compute()
+        # raw drivers are never rounded to float32 before the z-score; float32 ones are not widened
+        assert seen and all(s == (raw, raw, dtype) for s in seen), (dtype, seen)
+
+
+def test_bad_dtype_and_cli_flag(model, drivers):
+    from xsomo.cli import build_parser
+
+    with pytest.raises(XsomoValueError, match="float64"):
+        inference.predict(drivers, model, dtype="float16")
+    with pytest.raises(XsomoValueError, match="dtype"):
+        drivers.somo.predict(model, dtype="half")
+    args = ["predict", "--drivers", "d.nc", "--model", "m", "--out", "o"]
+    parser = build_parser()
+    assert parser.parse_args(args).dtype == "float32"
+    assert parser.parse_args([*args, "--dtype", "float64"]).dtype == "float64"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*args, "--dtype", "float16"])

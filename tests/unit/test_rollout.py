@@ -20,14 +20,17 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-
-def _model(*, forget_bias: float, layers=(1, 2, 3), ensemble=2, hidden=8, lookback=16, seed=0, clip=False):
+def _model(
+    *, forget_bias: float, layers=(1, 2, 3), ensemble=2, hidden=8, lookback=16, seed=0, clip=False
+):
     torch.manual_seed(seed)
     cfg = ModelConfig(
         dynamic=["p", "t"], static=["a", "b", "c"], layers=layers, ensemble=ensemble,
         hidden=hidden, lookback=lookback, transforms={"p": "log1p"}, clip_negative=clip,
     )  # fmt: skip
-    stats = NormStats([0.5, 280.0], [0.8, 10.0], [0, 0, 0], [1, 1, 1], [0.25] * len(layers), [0.1] * len(layers))
+    stats = NormStats(
+        [0.5, 280.0], [0.8, 10.0], [0, 0, 0], [1, 1, 1], [0.25] * len(layers), [0.1] * len(layers)
+    )
     weights = {}
     for lay in layers:
         for m in range(ensemble):
@@ -38,7 +41,9 @@ def _model(*, forget_bias: float, layers=(1, 2, 3), ensemble=2, hidden=8, lookba
 
 def _inputs(cells=6, days=90, seed=1):
     rng = np.random.default_rng(seed)
-    dyn = np.stack([rng.gamma(0.7, 4.0, (cells, days)), 280 + 10 * rng.standard_normal((cells, days))], axis=-1)
+    dyn = np.stack(
+        [rng.gamma(0.7, 4.0, (cells, days)), 280 + 10 * rng.standard_normal((cells, days))], axis=-1
+    )
     return dyn, rng.standard_normal((cells, 3))
 
 
@@ -64,7 +69,9 @@ def test_time_chunks_and_cell_batches_equal_one_run():
     model = _model(forget_bias=3.0)
     dyn, stat = _inputs(cells=7, days=70)
     one = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, time_chunk=10_000)
-    chunked = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, time_chunk=9, batch_size=3)
+    chunked = rollout.predict_block(
+        model, dyn, stat, mode="continuous", spinup=1, time_chunk=9, batch_size=3
+    )
     np.testing.assert_allclose(chunked, one, atol=1e-6)
 
 
@@ -75,7 +82,9 @@ def test_windowed_matches_explicit_windows():
     got = rollout.predict_block(model, dyn, stat, mode="windowed", batch_size=7)[0, 0]
     assert np.isnan(got[:, : lb - 1]).all() and np.isfinite(got[:, lb - 1 :]).all()
     for t in (lb - 1, 25, 39):
-        win = rollout.predict_block(model, dyn[:, t - lb + 1 : t + 1], stat, mode="continuous", spinup=1)
+        win = rollout.predict_block(
+            model, dyn[:, t - lb + 1 : t + 1], stat, mode="continuous", spinup=1
+        )
         np.testing.assert_allclose(got[:, t], win[0, 0, :, -1], atol=1e-6)
 
 
@@ -99,7 +108,10 @@ def test_cascade_uses_upper_layer_of_same_member():
         up = model.normalise_target(out[0, m], 1)[..., None].astype("float32")
         net = model.networks(2)[m]
         with torch.no_grad():
-            y, _ = net(torch.from_numpy(np.concatenate([x, up], -1)), torch.from_numpy(model.prepare_static(stat)))
+            y, _ = net(
+                torch.from_numpy(np.concatenate([x, up], -1)),
+                torch.from_numpy(model.prepare_static(stat)),
+            )
         np.testing.assert_allclose(out[1, m], model.denormalise(y[..., 0].numpy(), 2), atol=1e-5)
 
 
@@ -145,3 +157,84 @@ def test_clip_negative_and_bad_arguments():
         rollout.predict_block(model, dyn, stat, mode="fast")  # type: ignore[arg-type]
     with pytest.raises(XsomoValueError, match="dynamic inputs"):
         rollout.predict_block(model, dyn[..., :1], stat)
+
+
+def _float64_reference(model: TrainedModel, dyn: np.ndarray, stat: np.ndarray) -> np.ndarray:
+    """Layer 1 of a one-layer model in float64, computed independently: numpy z-score, loop kernel."""
+    st = model.stats
+    x = dyn.astype("float64").copy()
+    x[..., 0] = np.log1p(x[..., 0])  # the model's transform of "p"
+    xd = (x - st.dynamic_mean) / st.dynamic_std
+    xs = (stat - st.static_mean) / st.static_std
+    net = EALSTM(2, 3, model.config.hidden).double().eval()
+    net.load_state_dict({k: v.double() for k, v in model.weights[(1, 0)].items()})
+    with torch.no_grad():
+        y, _ = net.forward_loop(torch.from_numpy(xd), torch.from_numpy(xs))
+    return y[..., 0].numpy() * st.target_std[0] + st.target_mean[0]
+
+
+def test_float64_is_float64_agrees_with_float32_and_leaves_the_model_alone():
+    model = _model(forget_bias=3.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs(cells=4, days=40)
+    before = {k: v.clone() for k, v in model.weights[(1, 0)].items()}
+    cached = model.networks(1)[0]
+    want = _float64_reference(model, dyn, stat)
+    lb = model.config.lookback
+    for mode in ("continuous", "windowed"):
+        f32 = rollout.predict_block(model, dyn, stat, mode=mode, spinup=1)
+        f64, info = rollout.predict_block(
+            model, dyn, stat, mode=mode, spinup=1, dtype="float64", return_info=True
+        )
+        assert f32.dtype == np.float32 and f64.dtype == np.float64 and info.dtype == "float64"
+        valid = np.isfinite(f32)
+        np.testing.assert_array_equal(valid, np.isfinite(f64))
+        np.testing.assert_allclose(f64[valid], f32[valid], atol=1e-5, rtol=0)
+        if mode == "continuous":  # float64 end to end: the independent float64 loop to ~1e-12
+            np.testing.assert_allclose(f64[0, 0], want, atol=1e-10, rtol=0)
+            assert np.abs(f32[0, 0] - want).max() > 1e-10  # ... which float32 is not
+    # windowed day t from the window t-lb+1..t in float64 equals the float64 roll-out of that window
+    win = rollout.predict_block(model, dyn, stat, mode="windowed", dtype="float64")
+    t = 30
+    part = _float64_reference(model, dyn[:, t - lb + 1 : t + 1], stat)
+    np.testing.assert_allclose(win[0, 0, :, t], part[:, -1], atol=1e-10, rtol=0)
+    # the model is untouched: same weights, same cached float32 network
+    assert model.networks(1)[0] is cached
+    assert all(p.dtype == torch.float32 for p in cached.parameters())
+    for k, v in model.weights[(1, 0)].items():
+        assert v.dtype == torch.float32 and torch.equal(v, before[k])
+
+
+def test_float64_cascade_auto_and_convergence_check():
+    model = _forgetful()  # three layers, two members
+    dyn, stat = _inputs()
+    f32 = rollout.predict_block(model, dyn, stat, mode="auto")
+    f64, info = rollout.predict_block(
+        model, dyn, stat, mode="auto", dtype="float64", return_info=True
+    )
+    assert info.mode == "continuous" and f64.dtype == np.float64
+    np.testing.assert_allclose(f64, f32, atol=1e-5, rtol=0, equal_nan=True)
+    d32 = rollout.convergence_distance(model, dyn, stat, steps=16)
+    d64 = rollout.convergence_distance(model, dyn, stat, steps=16, dtype="float64")
+    assert d64.dtype == np.float64 and d64.shape == d32.shape
+    np.testing.assert_allclose(d64, d32, atol=1e-5)
+
+
+def test_float64_zscore_matches_the_models_own_normalisation():
+    model = _model(forget_bias=3.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs(cells=3, days=20)
+    xd, xs = rollout._check_inputs(model, dyn, stat, "float64")
+    assert xd.dtype == np.float64 and xs.dtype == np.float64
+    np.testing.assert_allclose(xd, model.prepare_dynamic(dyn), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(xs, model.prepare_static(stat), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(xd.astype("float32"), model.prepare_dynamic(dyn))
+
+
+@pytest.mark.parametrize("bad", ["float16", "double precision", None, torch.int64])
+def test_bad_dtype_is_refused(bad):
+    model = _model(forget_bias=3.0, layers=(1,), ensemble=1)
+    dyn, stat = _inputs(cells=2, days=20)
+    with pytest.raises(XsomoValueError, match=r"float32.*float64"):
+        rollout.predict_block(model, dyn, stat, dtype=bad)
+    with pytest.raises(XsomoValueError, match="dtype"):
+        rollout.convergence_distance(model, dyn, stat, steps=5, dtype=bad)
+    assert rollout.check_dtype(np.float64) == rollout.check_dtype(torch.float64) == "float64"
