@@ -11,13 +11,15 @@ Two models, same size (128 hidden units, one layer, one member):
 
 For each: ``windowed`` (one 365-day window per day, zero state), ``continuous`` (one
 roll-out) and ``auto`` (convergence check, then whichever is right), all through
-:func:`xsomo.rollout.predict_block`; the windowed kernel is also timed at several batch
-sizes. A cell-day is one (cell, day) output value.
+:func:`xsomo.rollout.predict_block`, in float32 and float64 (``dtype=``); the windowed
+kernel is also timed at several batch sizes (float32). A cell-day is one (cell, day)
+output value.
 
 Run::
 
     .venv/bin/python bench/bench_inference_modes.py              # ~1-3 min on 2 cores
     .venv/bin/python bench/bench_inference_modes.py --days 730 --ours-cells 64
+    .venv/bin/python bench/bench_inference_modes.py --threads 1 --dtypes float32,float64 --no-strided
 """
 
 from __future__ import annotations
@@ -48,26 +50,34 @@ def _time(fn) -> tuple[float, float]:
 
 
 def bench_model(
-    name: str, model, dyn: np.ndarray, sta: np.ndarray, *, device: str, batches: list[int]
+    name: str,
+    model,
+    dyn: np.ndarray,
+    sta: np.ndarray,
+    *,
+    device: str,
+    batches: list[int],
+    dtypes: tuple[str, ...] = ("float32",),
 ) -> list[tuple[str, str, float, float, float, str]]:
     """Rows (model, mode, wall s, CPU s, valid cell-days per wall second, note)."""
     rows = []
     lookback = model.config.lookback
     valid = dyn.shape[0] * (dyn.shape[1] - lookback + 1)  # outputs with a full window / spin-up
-    for mode in ("continuous", "windowed", "auto"):
-        info_box: dict[str, object] = {}
+    for dtype in dtypes:
+        for mode in ("continuous", "windowed", "auto"):
+            info_box: dict[str, object] = {}
 
-        def go(mode: str = mode, box: dict = info_box) -> None:
-            _, box["info"] = rollout.predict_block(
-                model, dyn, sta, mode=mode, device=device, return_info=True
-            )
+            def go(mode: str = mode, box: dict = info_box, dtype: str = dtype) -> None:
+                _, box["info"] = rollout.predict_block(
+                    model, dyn, sta, mode=mode, device=device, dtype=dtype, return_info=True
+                )
 
-        dt, cpu = _time(go)
-        info = info_box["info"]
-        note = f"ran {info.mode}"  # type: ignore[attr-defined]
-        if info.distance is not None:  # type: ignore[attr-defined]
-            note += f"; convergence distance {max(info.distance.values()):.3g} m3 m-3"  # type: ignore[attr-defined]
-        rows.append((name, mode, dt, cpu, valid / dt, note))
+            dt, cpu = _time(go)
+            info = info_box["info"]
+            note = f"ran {info.mode}"  # type: ignore[attr-defined]
+            if info.distance is not None:  # type: ignore[attr-defined]
+                note += f"; convergence distance {max(info.distance.values()):.3g} m3 m-3"  # type: ignore[attr-defined]
+            rows.append((name, f"{mode} ({dtype})", dt, cpu, valid / cpu, note))
     # the windowed kernel alone at several batch sizes (normalised inputs, one network)
     xd, xs = model.prepare_dynamic(dyn), model.prepare_static(sta)
     (net,) = model.networks(model.config.layers[0], device=device)
@@ -76,7 +86,7 @@ def bench_model(
             lambda b=b: rollout.run_windowed(net, xd, xs, lookback, device=device, batch_size=b)
         )
         rows.append(
-            (name, f"windowed kernel, batch {b}", dt, cpu, valid / dt, "rollout.run_windowed")
+            (name, f"windowed kernel, batch {b}", dt, cpu, valid / cpu, "rollout.run_windowed")
         )
     return rows
 
@@ -189,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-strided", action="store_true", help="skip the extra-history (strided windows) error"
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--dtypes",
+        default="float32,float64",
+        help="precisions to time, comma-separated (default float32,float64)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.ERROR
     )  # auto's warning is reported in the table
     batches = [int(b) for b in args.batches.split(",") if b]
+    dtypes = tuple(rollout.check_dtype(d.strip()) for d in args.dtypes.split(",") if d.strip())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
@@ -206,7 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         model, dyn, sta = pub
         print(f"published SoMo.ml v1: {dyn.shape[0]} cells x {dyn.shape[1]} days")
         rows += bench_model(
-            "SoMo.ml v1 (published)", model, dyn, sta, device=args.device, batches=batches
+            "SoMo.ml v1 (published)",
+            model,
+            dyn,
+            sta,
+            device=args.device,
+            batches=batches,
+            dtypes=dtypes,
         )
     if pub is not None and not args.no_strided:
         full = published(8400)
@@ -221,12 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         sta,
         device=args.device,
         batches=batches,
+        dtypes=dtypes,
     )
-    print(f"\n{'model':<24} {'mode':<28} {'wall s':>8} {'CPU s':>8} {'cell-days/s':>12}  note")
+    print(f"\n{'model':<24} {'mode':<28} {'wall s':>8} {'CPU s':>8} {'cell-days/CPU s':>15}  note")
     for name, mode, dt, cpu, rate, note in rows:
-        print(f"{name:<24} {mode:<28} {dt:8.2f} {cpu:8.2f} {rate:12.0f}  {note}")
+        print(
+            f"{name:<24} {mode:<28} {dt:8.2f} {cpu:8.2f} {rate * cpu / dt:12.0f} {rate:15.0f}  {note}"
+        )
     print(
-        f"(cell-days/s = valid output cell-days / wall seconds; load average at the end "
+        f"(cell-days/s = valid output cell-days / wall seconds; per CPU s = / CPU seconds of this "
+        f"process, which a busy machine disturbs less; load average at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     return 0
