@@ -48,6 +48,11 @@ __all__ = ["DEMO_DEFAULTS", "TrainingData", "prepare_training_data", "train_lstm
 
 logger = logging.getLogger(__name__)
 
+_PENALTY_ON = "output"
+_EXTREME_B = False
+_PENALTY_TAIL = 0
+_PAIR_FRACTION = 0.25
+
 #: Fewest batches in an epoch (small data sets would otherwise get a step or two).
 MIN_BATCHES = 25
 
@@ -162,6 +167,40 @@ def prepare_training_data(
     )
 
 
+def probe_grid_cells(drivers: xr.Dataset, data: TrainingData, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of ``n`` random grid cells without targets but with finite statics.
+
+    The cells :func:`train_lstm` adds for the consistency penalty (same ``seed``).
+    """
+    static_ok = None
+    for v in data.static_names:
+        ok = np.isfinite(np.asarray(drivers[v].transpose(cv.LAT, cv.LON).values, dtype=float))
+        static_ok = ok if static_ok is None else static_ok & ok
+    if static_ok is None:
+        return np.empty(0, int), np.empty(0, int)
+    i, j, _ = _match_cells(drivers, data.lat, data.lon)
+    static_ok[i, j] = False  # target cells are in the training data already (or held out)
+    rows, cols = np.nonzero(static_ok)
+    take = np.sort(np.random.default_rng([int(seed), 8]).choice(rows.size, min(int(n), rows.size), replace=False))
+    return rows[take], cols[take]
+
+
+def _probe_inputs(
+    drivers: xr.Dataset, data: TrainingData, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw inputs of the :func:`probe_grid_cells`: ``dynamic (n, time, n_dynamic)``, ``static (n, n_static)``.
+
+    These cells have no soil-moisture target; the consistency penalty uses them to teach
+    the network to forget its initial state wherever it will be run, not only at stations.
+    """
+    rows, cols = probe_grid_cells(drivers, data, n, seed)
+    sel = {cv.LAT: xr.DataArray(rows, dims="cell"), cv.LON: xr.DataArray(cols, dims="cell")}
+    sub = drivers[[*data.dynamic_names, *data.static_names]].isel(sel).compute()
+    dyn = np.stack([sub[v].transpose("cell", cv.TIME).values for v in data.dynamic_names], axis=-1)
+    sta = np.stack([sub[v].values for v in data.static_names], axis=-1)
+    return np.ascontiguousarray(dyn, dtype="float32"), sta.astype("float32")
+
+
 def _nan_stats(values: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     mean = np.nanmean(values.astype("float64"), axis=axis)
     std = np.nanstd(values.astype("float64"), axis=axis)
@@ -223,6 +262,17 @@ def _random_states(batch: int, hidden: int, scale: float, device: torch.device) 
     return (h * scale).clamp(-1.0, 1.0), c * scale
 
 
+def _consistency_penalty(clean: torch.Tensor, pairs: int) -> torch.Tensor:
+    """Mean squared difference between the outputs of the same windows run from two states.
+
+    ``clean`` ``(batch, days)`` holds dropout-free outputs; its first ``pairs`` rows and its
+    last ``pairs`` rows are the same windows started from different initial states.
+    """
+    if pairs <= 0:
+        return clean.new_zeros(())
+    return ((clean[:pairs] - clean[-pairs:]) ** 2).mean()
+
+
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mask = torch.isfinite(target)
     diff = torch.where(mask, pred - torch.nan_to_num(target), torch.zeros_like(pred))
@@ -261,6 +311,8 @@ def _train_member(
     patience: int,
     init_state_scale: float,
     min_warmup: int,
+    consistency: float,
+    probe_cells: np.ndarray | None,
     steps_per_epoch: int | None,
     device: torch.device,
     mixed_precision: bool,
@@ -289,6 +341,14 @@ def _train_member(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.05)
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "seconds": []}
+    # consistency: the last `pairs` windows of a batch are "probe" windows (any cell of
+    # `probe_cells`, any start) that repeat the `pairs` windows before them from other states
+    pairs = max(1, round(batch_size * _PAIR_FRACTION)) if consistency > 0 else 0
+    if probe_cells is None or probe_cells.size == 0:
+        probe_cells = train_cells
+    n_starts = int(y.shape[-1]) - total + 1
+    if pairs:
+        history["consistency"] = []
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_val, best_epoch, start_epoch = math.inf, -1, 0
     if checkpoint is not None and checkpoint.is_file():
@@ -316,11 +376,17 @@ def _train_member(
         rng = np.random.default_rng([member_seed, epoch])
         torch.manual_seed(member_seed * 7919 + epoch)
         net.train()
-        losses = []
+        losses, penalties = [], []
         for _ in range(batches):
-            pick = rng.integers(0, cand_c.size, batch_size)
-            cells = torch.from_numpy(cand_c[pick]).to(device)
-            starts = torch.from_numpy(cand_s[pick]).to(device)
+            pick = rng.integers(0, cand_c.size, batch_size - 2 * pairs)
+            cells_np, starts_np = cand_c[pick], cand_s[pick]
+            if pairs:
+                pc = probe_cells[rng.integers(0, probe_cells.size, pairs)]
+                ps = rng.integers(0, n_starts, pairs)
+                cells_np = np.concatenate([cells_np, pc, pc])
+                starts_np = np.concatenate([starts_np, ps, ps])
+            cells = torch.from_numpy(cells_np).to(device)
+            starts = torch.from_numpy(starts_np).to(device)
             # a shorter warm-up for this batch (same supervised days): forget sooner
             skip = int(rng.integers(0, lb - min_warmup + 1)) if min_warmup < lb else 0
             idx = starts[:, None] + arange[None, skip:]
@@ -328,11 +394,34 @@ def _train_member(
             xs = x_stat[cells]
             yt = y[cells[:, None], idx[:, lb - skip :]]
             state = None
-            if init_state_scale > 0:
-                state = _random_states(batch_size, config.hidden, init_state_scale, device)
+            if init_state_scale > 0 or pairs:
+                # (a zero state for the first copies when init_state_scale is 0)
+                state = _random_states(batch_size, config.hidden, init_state_scale or 1.0, device)
+                if init_state_scale <= 0:
+                    keep = torch.arange(batch_size, device=device)[:, None] >= batch_size - pairs
+                    state = (state[0] * keep, state[1] * keep)
+                if pairs and _EXTREME_B:
+                    # second copies: coherent extreme states, every unit near +-[0.5, 1]
+                    sign = torch.where(torch.rand(pairs, 1, device=device) < 0.5, -1.0, 1.0)
+                    level = sign * (0.5 + 0.5 * torch.rand(pairs, 1, device=device))
+                    noise = 0.1 * torch.randn(pairs, config.hidden, device=device)
+                    hb = (level + noise).clamp(-1.0, 1.0)
+                    cb = level + noise
+                    state = (torch.cat([state[0][:-pairs], hb]), torch.cat([state[1][:-pairs], cb]))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out, _ = net(xd, xs, state)
+                hidden_seq, _ = net.lstm(xd, xs, state)
+                out = net.head(net.dropout(hidden_seq))
             loss = _masked_mse(out[:, lb - skip :, 0].float(), yt)
+            if pairs:
+                p0 = max(0, lb - skip - _PENALTY_TAIL)
+                if _PENALTY_ON == "hidden":
+                    clean = hidden_seq[:, p0:].float()
+                else:
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                        clean = net.head(hidden_seq[:, p0:])[..., 0].float()
+                penalty = _consistency_penalty(clean[-2 * pairs :], pairs)
+                loss = loss + consistency * penalty
+                penalties.append(float(penalty.detach()))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -340,6 +429,8 @@ def _train_member(
             losses.append(float(loss.detach()))
         sched.step()
         history["train_loss"].append(float(np.mean(losses)))
+        if pairs:
+            history["consistency"].append(float(np.mean(penalties)))
         val = _validate(net, x_dyn, x_stat, y, val_cells, lb, device) if val_cells.size else float(np.mean(losses))
         history["val_loss"].append(val)
         history["seconds"].append(time.perf_counter() - t0)
@@ -414,6 +505,8 @@ def train_lstm(
     clip_negative: bool = False,
     init_state_scale: float = 1.0,
     min_warmup: int | None = None,
+    consistency: float = 0.0,
+    consistency_cells: int = 512,
     steps_per_epoch: int | None = None,
     mixed_precision: bool = False,
     dynamic: Sequence[str] | None = None,
@@ -465,6 +558,17 @@ def train_lstm(
     init_state_scale
         Scale of the random initial state of every training window (0: zero state).
         Random states teach the network to forget its initial state (issue 8).
+    consistency
+        Weight of the consistency penalty (0: off). Half of every batch repeats the other
+        half's windows from different random initial states (same compute per step), and
+        ``consistency * mean((y_a - y_b)**2)`` over the supervised days (z-scored, dropout-free
+        outputs) is added to the loss: the network is trained to forget its initial state
+        within the warm-up, so its continuous roll-out passes the convergence check of
+        :func:`xsomo.rollout.convergence_distance` after ``lookback`` days.
+    consistency_cells
+        With ``consistency > 0``: random grid cells without targets (finite statics) whose
+        inputs join the training data for the penalty only, so that the network learns to
+        forget wherever it will be run, not only at the stations (0: training cells only).
     mixed_precision
         bfloat16 autocast on CUDA.
     dynamic, static
@@ -494,6 +598,10 @@ def train_lstm(
             drivers, targets,
             **{**DEMO_DEFAULTS, **_explicit(locals())},
         )  # fmt: skip
+    if not (consistency >= 0 and math.isfinite(consistency)):
+        raise XsomoValueError(f"consistency must be a finite weight >= 0, got {consistency!r}")
+    if consistency > 0 and batch_size < 2:
+        raise XsomoValueError(f"consistency > 0 needs batch_size >= 2 (pairs of windows), got {batch_size}")
     dynamic = tuple(dynamic or cv.DYNAMIC_NAMES)
     static = tuple(static or cv.STATIC_NAMES)
     transforms = {"precipitation": "log1p"} if log_precip and "precipitation" in dynamic else {}
@@ -504,7 +612,8 @@ def train_lstm(
         training={
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
             "val_fraction": val_fraction, "seed": seed, "init_state_scale": init_state_scale,
-            "min_warmup": min_warmup, "mixed_precision": mixed_precision,
+            "min_warmup": min_warmup, "consistency": consistency,
+            "consistency_cells": consistency_cells if consistency > 0 else 0, "mixed_precision": mixed_precision,
         },
     )  # fmt: skip
     dev = rollout.resolve_device(device)
@@ -517,7 +626,8 @@ def train_lstm(
         return _train(
             config, drivers, targets, dev=dev, cells=cells, val_fraction=val_fraction, seed=seed,
             run_dir=run_dir, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-            init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch,
+            init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch, consistency=float(consistency),
+            consistency_cells=int(consistency_cells),
             min_warmup=lookback if min_warmup is None else min(int(min_warmup), lookback),
             mixed_precision=mixed_precision, progress=progress,
         )  # fmt: skip
@@ -542,6 +652,8 @@ def _train(
     init_state_scale: float,
     steps_per_epoch: int | None,
     min_warmup: int,
+    consistency: float,
+    consistency_cells: int,
     mixed_precision: bool,
     progress: bool,
 ) -> TrainedModel:
@@ -561,6 +673,18 @@ def _train(
     val_cells, train_cells = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     stats = compute_stats(config, data, train_cells)
     _check_run_dir(run_dir, config, stats, train_cells)
+    probe_cells = None
+    if consistency > 0 and consistency_cells > 0:
+        # cells without targets join the data (targets NaN) for the consistency penalty only
+        p_dyn, p_sta = _probe_inputs(drivers, data, consistency_cells, seed)
+        n0 = data.dynamic.shape[0]
+        probe_cells = np.concatenate([train_cells, n0 + np.arange(p_dyn.shape[0])])
+        nan_t = np.full((p_dyn.shape[0], *data.target.shape[1:]), np.nan, dtype=data.target.dtype)
+        data = TrainingData(
+            dynamic=np.concatenate([data.dynamic, p_dyn]), static=np.concatenate([data.static, p_sta]),
+            target=np.concatenate([data.target, nan_t]), lat=data.lat, lon=data.lon, time=data.time,
+            dynamic_names=data.dynamic_names, static_names=data.static_names, layers=data.layers,
+        )  # fmt: skip
     # normalised tensors, NaN inputs filled with the mean (as in the continuous roll-out)
     shell = TrainedModel.__new__(TrainedModel)
     shell.config, shell.stats = config, stats
@@ -592,7 +716,7 @@ def _train(
                 x_dyn=torch.from_numpy(np.ascontiguousarray(x)).to(dev), x_stat=xs, y=y_t,
                 train_cells=train_cells, val_cells=val_cells, config=config, layer=layer, member=m,
                 seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                init_state_scale=init_state_scale, min_warmup=min_warmup, steps_per_epoch=steps_per_epoch, device=dev,
+                init_state_scale=init_state_scale, min_warmup=min_warmup, consistency=consistency, probe_cells=probe_cells, steps_per_epoch=steps_per_epoch, device=dev,
                 mixed_precision=mixed_precision, checkpoint=ckpt, progress=progress,
             )  # fmt: skip
             weights[(layer, m)] = state

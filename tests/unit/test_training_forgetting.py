@@ -1,0 +1,72 @@
+"""Training option ``consistency``: the networks learn to forget their initial state (issue 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xsomo import rollout, testing, training
+from xsomo.exceptions import XsomoValueError
+from xsomo.model import EALSTM
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_penalty_compares_the_two_halves_and_is_differentiable():
+    torch.manual_seed(0)
+    net = EALSTM(3, 2, 5, dropout=0.0)
+    x_d = torch.randn(4, 12, 3).repeat(2, 1, 1)  # 4 windows, each twice
+    x_s = torch.randn(4, 2).repeat(2, 1)
+    same = torch.zeros(8, 5)
+    h0 = torch.cat([torch.zeros(4, 5), torch.full((4, 5), 0.9)])
+    out_same, _ = net(x_d, x_s, (same, same))
+    zero = training._consistency_penalty(out_same[..., 0], 4)
+    assert float(zero) == 0.0  # same windows, same state: nothing to penalise
+    out, _ = net(x_d, x_s, (h0, h0))
+    pen = training._consistency_penalty(out[..., 0], 4)
+    want = ((out[:4, :, 0] - out[4:, :, 0]) ** 2).mean()
+    torch.testing.assert_close(pen, want)
+    assert float(pen) > 0
+    pen.backward()
+    assert float(net.weight_hh.grad.abs().sum()) > 0 and float(net.bias.grad.abs().sum()) > 0
+    assert float(training._consistency_penalty(out[..., 0], 0)) == 0.0
+
+
+def test_consistency_option_is_checked_and_recorded():
+    drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=120, cells=6)
+    kw = {"layers": (1,), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2,
+          "steps_per_epoch": 2, "batch_size": 8, "progress": False, "device": "cpu"}  # fmt: skip
+    with pytest.raises(XsomoValueError, match="consistency"):
+        training.train_lstm(drivers, targets, consistency=-1.0, **kw)
+    with pytest.raises(XsomoValueError, match="batch_size"):
+        training.train_lstm(drivers, targets, consistency=1.0, **{**kw, "batch_size": 1})
+    plain = training.train_lstm(drivers, targets, **kw)
+    with_pen = training.train_lstm(drivers, targets, consistency=1.0, **kw)
+    hist = with_pen.history["layer1_member0"]
+    assert len(hist["consistency"]) == 2 and all(v > 0 for v in hist["consistency"])
+    assert "consistency" not in plain.history["layer1_member0"]
+    assert with_pen.config.training["consistency"] == 1.0
+    assert not torch.equal(plain.weights[(1, 0)]["weight_hh"], with_pen.weights[(1, 0)]["weight_hh"])
+
+
+def test_consistency_makes_the_network_forget_sooner():
+    """Same data, seed and compute: the penalty shrinks the convergence distance after the warm-up."""
+    drivers, targets, _ = testing.synthetic_case(seed=2, nlat=3, nlon=4, ndays=400, cells=8)
+    kw = {"layers": (1,), "ensemble": 1, "hidden": 8, "lookback": 40, "seq_length": 40, "epochs": 4,
+          "steps_per_epoch": 10, "batch_size": 16, "lr": 1e-2, "dropout": 0.0, "initial_forget_bias": 5.0,
+          "val_fraction": 0.0, "progress": False, "device": "cpu"}  # fmt: skip
+    stack = drivers.stack(cell=("lat", "lon"))
+    dist = {}
+    for w in (0.0, 10.0):
+        model = training.train_lstm(drivers, targets, consistency=w, **kw)
+        dyn = np.stack([stack[v].transpose("cell", "time").values for v in model.config.dynamic], -1)
+        sta = np.stack([stack[v].values for v in model.config.static], -1)
+        dist[w] = float(np.nanmax(rollout.convergence_distance(model, dyn, sta, steps=40, extra_days=10)))
+    assert dist[10.0] < 0.5 * dist[0.0], dist
