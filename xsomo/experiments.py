@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOOKBACK_NS",
+    "days_needed",
     "extract_cells",
     "lookback_permutation",
     "memory_experiment",
@@ -281,6 +282,50 @@ def lookback_permutation(
     )
     out["n_kept"].attrs = {"long_name": "days at the end of each window kept in order", "units": "d"}
     return out
+
+
+def days_needed(perm: xr.Dataset, *, metric: str = "pearson_r", fraction: float = 0.95) -> xr.DataArray:
+    """Fewest days kept in order that give ``fraction`` of the skill the whole window adds.
+
+    With ``s(n)`` the median skill when only the last ``n`` days stay in order, the
+    answer per layer is the smallest ``n`` with
+    ``s(n) - s(n_min) >= fraction * (s(L) - s(n_min))``: how much recent history the
+    model needs to get (nearly) all it gets from its lookback ``L``.
+
+    Parameters
+    ----------
+    perm
+        Result of :func:`lookback_permutation`.
+    metric
+        ``"pearson_r"`` or ``"nse"``.
+    fraction
+        Share of the skill gained between ``n_min`` and ``L``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(layer,)`` days (int).
+
+    Examples
+    --------
+    >>> perm = xr.Dataset({"pearson_r": (("n_kept", "layer"), [[0.2], [0.8], [0.9], [0.9]])},
+    ...                   coords={"n_kept": [1, 10, 30, 365], "layer": [1]})
+    >>> int(days_needed(perm).sel(layer=1))
+    30
+    """
+    if metric not in perm:
+        raise XsomoValueError(f"the permutation result has no {metric!r}; expected 'pearson_r' or 'nse'.")
+    if not 0 < fraction <= 1:
+        raise XsomoValueError(f"fraction={fraction!r}: expected a share in (0, 1].")
+    s = perm[metric].transpose("n_kept", ...)
+    first, last = s.isel(n_kept=0), s.isel(n_kept=-1)
+    reached = (s - first) >= fraction * (last - first) - 1e-12
+    # the first n_kept where the share is reached (the last n_kept always reaches it)
+    idx = reached.argmax("n_kept")
+    out = s["n_kept"].isel(n_kept=idx).drop_vars("n_kept", errors="ignore")
+    return out.rename(f"days_needed_{metric}").assign_attrs(
+        long_name=f"fewest days kept in order for {fraction:.0%} of the lookback's gain in {metric}", units="d"
+    )
 
 
 # ============================================================================ cell extraction

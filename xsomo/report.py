@@ -549,6 +549,22 @@ def write_report(
             "of each input window shuffled in time; median over cells of NSE and r against the truth."
         )
         sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
+        sec.append(_md_table(perm["pearson_r"].to_pandas().add_prefix("r layer ").reset_index()))
+        need = {m: experiments.days_needed(perm, metric=m) for m in ("pearson_r", "nse")}
+        sec.append(
+            "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): "
+            + "; ".join(
+                f"layer {int(lay)}: {int(need['pearson_r'].sel({cv.LAYER: lay}))} / {int(need['nse'].sel({cv.LAYER: lay}))}"
+                for lay in perm[cv.LAYER].values
+            )
+            + ". In units of the truth's median e-folding time (above): "
+            + "; ".join(
+                f"layer {int(lay)}: {int(need['pearson_r'].sel({cv.LAYER: lay})) / float(scales['efold_days'].sel({cv.LAYER: lay})):.1f}×"
+                for lay in perm[cv.LAYER].values
+                if lay in scales[cv.LAYER].values and float(scales["efold_days"].sel({cv.LAYER: lay})) > 0
+            )
+            + " (r)."
+        )
         sec.append("![lookback](figures/fig2_lookback_permutation.png)")
     else:
         sec.append(

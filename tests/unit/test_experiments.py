@@ -88,6 +88,15 @@ def test_lookback_permutation_with_known_memory():
     # days needed to reach NSE 0.95: more for the deeper (slower) layer
     need = [int(nse.sel(layer=k).where(nse.sel(layer=k) > 0.95, drop=True).n_kept.min()) for k in (1, 2)]
     assert need[0] < need[1]
+    # days_needed: the same ordering, from the share of the whole window's gain
+    days = ex.days_needed(out, metric="nse")
+    assert int(days.sel(layer=1)) < int(days.sel(layer=2))
+    # by hand for layer 2: the first n whose NSE gain reaches 95 % of the full gain
+    s2 = nse.sel(layer=2).values
+    gain = s2 - s2[0]
+    assert int(days.sel(layer=2)) == ns[int(np.argmax(gain >= 0.95 * gain[-1] - 1e-12))]
+    with pytest.raises(Exception, match="fraction"):
+        ex.days_needed(out, fraction=0.0)
 
 
 def _tiny_model(hidden: int = 4, lookback: int = 30, seed: int = 0):

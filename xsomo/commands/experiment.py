@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         print("e-folding time of the truth's daily anomalies (days):",
               json.dumps({int(k): int(v) for k, v in zip(scales.layer.values, scales.efold_days.values, strict=True)}))
         print(perm[["nse", "pearson_r"]].to_dataframe().unstack("layer").to_string(float_format=lambda v: f"{v:.3f}"))
+        need = {
+            m: {int(k): int(v) for k, v in experiments.days_needed(perm, metric=m).to_pandas().items()}
+            for m in ("pearson_r", "nse")
+        }
+        print("days kept in order for 95 % of the skill the whole window adds:", json.dumps(need))
         print(f"written {args.out / 'memory.nc'}")
         return 0
     kw: dict[str, Any] = {}

@@ -30,16 +30,28 @@ from xsomo.sample.ncfile import NcWriter, Var, lat_coord, lon_coord, time_coord,
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 _S_ERA5_HOURLY, _S_PRODUCT, _S_MSW, _S_SENSORS, _S_COSMOS, _S_COSMOS_PLACE = 60, 61, 62, 63, 64, 65
+_S_PRODUCT_FORCING = 66
 
 #: ERA5-Land soil layer thicknesses (mm): 0-7, 7-28, 28-100 cm.
 ERA5_THICKNESS_MM = np.array([70.0, 210.0, 720.0])
 
-#: stand-in gridded products: resolution (degrees), which region, how many years, error model
+#: stand-in gridded products: resolution (degrees), which region, how many years, the
+#: precipitation they are driven by (no real product sees the true rain: ``("reanalysis", s)``
+#: is the reanalysis' smooth multiplicative error scaled by ``s`` - SoMo.ml v1 was driven by
+#: ERA5, CLM-DA by a regional reanalysis whose error the assimilation partly removes;
+#: ``("gauge", s)`` a daily lognormal error of ``s`` as in the MSWEP-style files - GLEAM is
+#: driven by MSWEP), the soil map they know (``"truth"``, ``"coarse"``: the few soil classes of a
+#: 0.25° map, as ERA5-Land and SoMo.ml v1 use; ``"gleam"``: one texture for the whole profile),
+#: their own layers (mm; GLEAM's are 0-10, 10-100, 100-250 cm under tall vegetation, and its
+#: 10-100 cm layer stands for both our 10-30 and 30-50 cm layers) and the error model of the result
 PRODUCTS: dict[str, dict[str, Any]] = {
     "somoml_v1_like": {
         "resolution": 0.25,
         "region": None,
         "years": None,
+        "forcing": ("reanalysis", 0.35),
+        "soil": "coarse",
+        "thickness_mm": (100.0, 200.0, 200.0),
         "bias": 0.015,
         "gain": 0.9,
         "noise": 0.012,
@@ -49,6 +61,9 @@ PRODUCTS: dict[str, dict[str, Any]] = {
         "resolution": 0.25,
         "region": None,
         "years": None,
+        "forcing": ("gauge", 0.12),
+        "soil": "gleam",
+        "thickness_mm": (100.0, 900.0, 1500.0),
         "bias": -0.03,
         "gain": 0.75,
         "noise": 0.015,
@@ -58,6 +73,9 @@ PRODUCTS: dict[str, dict[str, Any]] = {
         "resolution": 0.0275,
         "region": 2,
         "years": "clmda",
+        "forcing": ("reanalysis", 0.2),
+        "soil": "truth",
+        "thickness_mm": (100.0, 200.0, 200.0),
         "bias": 0.01,
         "gain": 1.1,
         "noise": 0.015,
@@ -605,16 +623,8 @@ class _WorldWriter:
         """ERA5-Land's own land model: its layers, a coarse soil map and its own precipitation bias."""
         w = self.world
         wx = w.weather(lat, lon)
-        tex = w.texture(lat, lon)
         veg = w.vegetation(lat, lon)
-        # ERA5-Land uses a few soil classes: shrink the texture towards "medium"
-        sand_t = 0.5 * tex["sand_top"] + 0.5 * 0.40
-        clay_t = 0.5 * tex["clay_top"] + 0.5 * 0.20
-        sand_s = 0.5 * tex["sand_sub"] + 0.5 * 0.40
-        clay_s = 0.5 * tex["clay_sub"] + 0.5 * 0.22
-        soil = ph.soil_parameters(
-            np.stack([sand_t, sand_t, sand_s]), np.stack([clay_t, clay_t, clay_s])
-        )
+        soil = ph.soil_parameters(*self._coarse_texture(lat, lon))
         # its own precipitation: +6 % bias, a smooth multiplicative error (~35 %) and drizzle under clouds
         err = np.exp(np.float32(0.35) * w.w_reanalysis(lat, lon) - np.float32(0.06))
         precip = wx["precip"] * np.float32(1.06) * err + np.where(
@@ -963,15 +973,20 @@ class _WorldWriter:
                         lat = grid.lat[rows + band.start]
                         lon = grid.lon[cols]
                         wx = self.world.weather(lat, lon, t0, t_first + time.size)
+                        precip = self._product_precip(
+                            name, wx["precip"], lat, lon, rows + band.start, cols, t0, grid.nlon
+                        )
                         soil, forest, veg = self._truth_statics(lat, lon)
-                        if name == "gleam_like":
+                        if spec["soil"] == "gleam":
                             soil = ph.soil_parameters(*self._gleam_texture(lat, lon))
+                        elif spec["soil"] == "coarse":
+                            soil = ph.soil_parameters(*self._coarse_texture(lat, lon))
                         res = ph.water_balance_kernel(
-                            wx["precip"],
+                            precip,
                             wx["tair"],
                             wx["rnet"],
                             soil=soil,
-                            thickness_mm=ph.TRUTH_THICKNESS_MM,
+                            thickness_mm=np.asarray(spec["thickness_mm"]),
                             forest=forest,
                             veg=veg,
                             spinup_days=t_first - t0,
@@ -979,6 +994,9 @@ class _WorldWriter:
                             runoff_shape=6.0 if name == "gleam_like" else 10.0,
                         )
                         theta = res["theta"].astype(np.float64)
+                        if spec["thickness_mm"][1] > ph.TRUTH_THICKNESS_MM[1] + ph.TRUTH_THICKNESS_MM[2]:
+                            # one deep model layer covers both our 10-30 and 30-50 cm layers
+                            theta[:, 2] = theta[:, 1]
                         mean = theta.mean(0, keepdims=True)
                         eps = _row_random(
                             self.seed,
@@ -1028,9 +1046,52 @@ class _WorldWriter:
                 "region": REGIONS.get(spec["region"], "all") if spec["region"] else "all",
                 "variables": [f"layer{la.number}" for la in LAYERS],
                 "error_model": {k: spec[k] for k in ("bias", "gain", "noise", "phi")},
+                "forcing": {"precipitation": spec["forcing"][0], "error": spec["forcing"][1]},
+                "soil_map": spec["soil"],
+                "model_layers_mm": list(spec["thickness_mm"]),
             }
             bar.update(1)
         return info
+
+    def _product_precip(
+        self,
+        name: str,
+        precip: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        t0: int,
+        nlon: int,
+    ) -> np.ndarray:
+        """The precipitation a stand-in product is driven by: the true rain with the error of its source."""
+        kind, scale = PRODUCTS[name]["forcing"]
+        if kind == "reanalysis":
+            w = self.world.w_reanalysis(lat, lon, slice(t0, t0 + precip.shape[0]))
+            err = np.exp(np.float32(scale) * w - np.float32(scale**2 / 2))
+            return (precip * err).astype(np.float32)
+        if kind == "gauge":
+            z = _row_random(
+                self.seed,
+                (_S_PRODUCT_FORCING, list(PRODUCTS).index(name)),
+                rows,
+                cols,
+                precip.shape[:1],
+                nlon,
+            )
+            return (precip * np.exp(np.float32(scale) * z - np.float32(scale**2 / 2))).astype(
+                np.float32
+            )
+        raise ValueError(f"unknown product forcing {kind!r} of {name}")
+
+    def _coarse_texture(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sand and clay ``(layer, point)`` of a coarse soil map: shrunk half-way towards "medium"."""
+        tex = self.world.texture(lat, lon)
+        sand_t = 0.5 * tex["sand_top"] + 0.5 * 0.40
+        clay_t = 0.5 * tex["clay_top"] + 0.5 * 0.20
+        sand_s = 0.5 * tex["sand_sub"] + 0.5 * 0.40
+        clay_s = 0.5 * tex["clay_sub"] + 0.5 * 0.22
+        return np.stack([sand_t, sand_t, sand_s]), np.stack([clay_t, clay_t, clay_s])
 
     def _gleam_texture(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tex = self.world.texture(lat, lon)
