@@ -83,6 +83,9 @@ PRODUCTS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: correlation between the error series of a product's layers
+PRODUCT_NOISE_LAYER_CORRELATION = 0.8
+
 _ERA5_ATTRS = {
     "t2m": {"units": "K", "long_name": "2 metre temperature", "standard_name": "air_temperature"},
     "skt": {"units": "K", "long_name": "Skin temperature", "standard_name": "surface_temperature"},
@@ -998,14 +1001,18 @@ class _WorldWriter:
                             # one deep model layer covers both our 10-30 and 30-50 cm layers
                             theta[:, 2] = theta[:, 1]
                         mean = theta.mean(0, keepdims=True)
-                        eps = _row_random(
+                        z = _row_random(
                             self.seed,
                             (_S_PRODUCT, list(PRODUCTS).index(name)),
                             rows + band.start,
                             cols,
-                            theta.shape[:2],
+                            (theta.shape[0], theta.shape[1] + 1),
                             grid.nlon,
                         )
+                        # a product's errors come mostly from its forcing and model, which all
+                        # its layers share: correlated across layers, not independent per layer
+                        rho = PRODUCT_NOISE_LAYER_CORRELATION
+                        eps = np.sqrt(rho) * z[:, :1] + np.sqrt(1.0 - rho) * z[:, 1:]
                         noise = (
                             lfilter(
                                 [np.sqrt(1 - spec["phi"] ** 2)], [1.0, -spec["phi"]], eps, axis=0
@@ -1045,7 +1052,10 @@ class _WorldWriter:
                 "period": {"start": str(time[0].date()), "end": str(time[-1].date())},
                 "region": REGIONS.get(spec["region"], "all") if spec["region"] else "all",
                 "variables": [f"layer{la.number}" for la in LAYERS],
-                "error_model": {k: spec[k] for k in ("bias", "gain", "noise", "phi")},
+                "error_model": {
+                    **{k: spec[k] for k in ("bias", "gain", "noise", "phi")},
+                    "layer_correlation": PRODUCT_NOISE_LAYER_CORRELATION,
+                },
                 "forcing": {"precipitation": spec["forcing"][0], "error": spec["forcing"][1]},
                 "soil_map": spec["soil"],
                 "model_layers_mm": list(spec["thickness_mm"]),
