@@ -245,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         batches=batches,
         dtypes=dtypes,
     )
-    print(f"\n{'model':<24} {'mode':<28} {'wall s':>8} {'CPU s':>8} {'cell-days/CPU s':>15}  note")
+    print(
+        f"\n{'model':<24} {'mode':<28} {'wall s':>8} {'CPU s':>8} {'cell-days/s':>12} "
+        f"{'per CPU s':>15}  note"
+    )
     for name, mode, dt, cpu, rate, note in rows:
         print(
             f"{name:<24} {mode:<28} {dt:8.2f} {cpu:8.2f} {rate * cpu / dt:12.0f} {rate:15.0f}  {note}"
