@@ -51,7 +51,6 @@ import numpy as np
 import torch
 
 from xsomo.exceptions import XsomoValueError
-from xsomo.model.config import apply_transform
 
 if TYPE_CHECKING:
     from xsomo.model import EALSTM, TrainedModel
@@ -235,20 +234,6 @@ def run_windowed(
 
 
 # ---------------------------------------------------------------------------- inputs
-def _zscore(
-    model: TrainedModel, raw: np.ndarray, names: tuple[str, ...], mean: np.ndarray, std: np.ndarray
-) -> np.ndarray:
-    """Transformed, z-scored inputs in float64 (``TrainedModel.prepare_*`` without its float32 cast)."""
-    x = np.array(raw, dtype="float64", copy=True)
-    for j, name in enumerate(names):
-        tr = model.config.transforms.get(name, "identity")
-        if tr != "identity":
-            x[..., j] = apply_transform(x[..., j], tr)
-    x -= np.asarray(mean, dtype="float64")
-    x /= np.asarray(std, dtype="float64")
-    return x
-
-
 def _check_inputs(
     model: TrainedModel, dynamic: np.ndarray, static: np.ndarray, dtype: str = "float32"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -266,13 +251,7 @@ def _check_inputs(
             f"static inputs must be ({dynamic.shape[0]}, {cfg.n_static}) ordered as {list(cfg.static)}, "
             f"got shape {static.shape}"
         )
-    if dtype == "float32":
-        return model.prepare_dynamic(dynamic), model.prepare_static(static)
-    st = model.stats
-    return (
-        _zscore(model, dynamic, tuple(cfg.dynamic), st.dynamic_mean, st.dynamic_std),
-        _zscore(model, static, tuple(cfg.static), st.static_mean, st.static_std),
-    )
+    return model.prepare_dynamic(dynamic, dtype=dtype), model.prepare_static(static, dtype=dtype)
 
 
 def _cascade(

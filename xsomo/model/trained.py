@@ -210,10 +210,11 @@ class TrainedModel:
                 out[..., j] = apply_transform(out[..., j], tr)
         return out
 
-    def prepare_dynamic(self, raw: np.ndarray) -> np.ndarray:
-        """Transformed, z-scored dynamic inputs, float32, same shape ``(..., n_dynamic)``.
+    def prepare_dynamic(self, raw: np.ndarray, *, dtype: str = "float32") -> np.ndarray:
+        """Transformed, z-scored dynamic inputs in ``dtype``, same shape ``(..., n_dynamic)``.
 
-        NaN stays NaN.
+        NaN stays NaN. The transform and z-score are computed in float64 and rounded
+        once to ``dtype`` (``"float64"``: not rounded).
         """
         raw = np.asarray(raw)
         if raw.shape[-1] != self.config.n_dynamic:
@@ -222,10 +223,10 @@ class TrainedModel:
                 f"{list(self.config.dynamic)}"
             )
         x = self._transform(raw, self.config.dynamic)
-        return ((x - self.stats.dynamic_mean) / self.stats.dynamic_std).astype("float32")
+        return ((x - self.stats.dynamic_mean) / self.stats.dynamic_std).astype(dtype)
 
-    def prepare_static(self, raw: np.ndarray) -> np.ndarray:
-        """Transformed, z-scored static inputs ``(cells, n_static)``, float32."""
+    def prepare_static(self, raw: np.ndarray, *, dtype: str = "float32") -> np.ndarray:
+        """Transformed, z-scored static inputs ``(cells, n_static)`` in ``dtype``."""
         raw = np.asarray(raw)
         if raw.shape[-1] != self.config.n_static:
             raise ConfigError(
@@ -233,7 +234,7 @@ class TrainedModel:
                 f"{list(self.config.static)}"
             )
         x = self._transform(raw, self.config.static)
-        return ((x - self.stats.static_mean) / self.stats.static_std).astype("float32")
+        return ((x - self.stats.static_mean) / self.stats.static_std).astype(dtype)
 
     def normalise_target(self, sm: np.ndarray | torch.Tensor, layer: int) -> Any:
         """z-score soil moisture (m3 m-3) of ``layer`` with the target statistics."""
