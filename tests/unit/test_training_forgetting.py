@@ -28,12 +28,12 @@ def test_penalty_compares_the_two_halves_and_is_differentiable():
     h0 = torch.cat([torch.zeros(4, 5), torch.full((4, 5), 0.9)])
     out_same, _ = net(x_d, x_s, (same, same))
     zero = training._consistency_penalty(out_same[..., 0], 4)
-    assert float(zero) == 0.0  # same windows, same state: nothing to penalise
+    assert float(zero.detach()) == 0.0  # same windows, same state: nothing to penalise
     out, _ = net(x_d, x_s, (h0, h0))
     pen = training._consistency_penalty(out[..., 0], 4)
-    want = ((out[:4, :, 0] - out[4:, :, 0]) ** 2).mean()
+    want = ((out[:4, :, 0] - out[4:, :, 0]) ** 2).max(dim=1).values.mean()  # worst day, mean over windows
     torch.testing.assert_close(pen, want)
-    assert float(pen) > 0
+    assert float(pen.detach()) > 0
     pen.backward()
     assert float(net.weight_hh.grad.abs().sum()) > 0 and float(net.bias.grad.abs().sum()) > 0
     assert float(training._consistency_penalty(out[..., 0], 0)) == 0.0
@@ -45,8 +45,8 @@ def test_consistency_option_is_checked_and_recorded():
           "steps_per_epoch": 2, "batch_size": 8, "progress": False, "device": "cpu"}  # fmt: skip
     with pytest.raises(XsomoValueError, match="consistency"):
         training.train_lstm(drivers, targets, consistency=-1.0, **kw)
-    with pytest.raises(XsomoValueError, match="batch_size"):
-        training.train_lstm(drivers, targets, consistency=1.0, **{**kw, "batch_size": 1})
+    with pytest.raises(XsomoValueError, match="consistency_cells"):
+        training.train_lstm(drivers, targets, consistency=1.0, consistency_cells=-1, **kw)
     plain = training.train_lstm(drivers, targets, **kw)
     with_pen = training.train_lstm(drivers, targets, consistency=1.0, **kw)
     hist = with_pen.history["layer1_member0"]
@@ -69,4 +69,21 @@ def test_consistency_makes_the_network_forget_sooner():
         dyn = np.stack([stack[v].transpose("cell", "time").values for v in model.config.dynamic], -1)
         sta = np.stack([stack[v].values for v in model.config.static], -1)
         dist[w] = float(np.nanmax(rollout.convergence_distance(model, dyn, sta, steps=40, extra_days=10)))
-    assert dist[10.0] < 0.5 * dist[0.0], dist
+    assert dist[10.0] < 0.25 * dist[0.0], dist  # measured: 15-20 times smaller (seeds 2, 3, 5)
+
+
+def test_probe_cells_have_statics_and_no_targets():
+    drivers, targets, _ = testing.synthetic_case(seed=4, nlat=5, nlon=6, ndays=30, cells=7)
+    drivers["aridity"][0, :] = np.nan  # a row without statics (sea)
+    data = training.prepare_training_data(drivers, targets, layers=(1,))
+    rows, cols = training.probe_grid_cells(drivers, data, 1000, seed=0)
+    grid_cells = 5 * 6 - 6  # all cells with statics
+    station = {(int(np.abs(drivers.lat.values - a).argmin()), int(np.abs(drivers.lon.values - b).argmin()))
+               for a, b in zip(targets.lat.values, targets.lon.values, strict=True)}  # fmt: skip
+    got = set(zip(rows.tolist(), cols.tolist(), strict=True))
+    assert len(got) == rows.size == grid_cells - len(station - {(0, c) for c in range(6)})
+    assert not got & station and all(r != 0 for r in rows)
+    few = training.probe_grid_cells(drivers, data, 5, seed=1)
+    again = training.probe_grid_cells(drivers, data, 5, seed=1)
+    assert few[0].size == 5 and np.array_equal(few[0], again[0]) and np.array_equal(few[1], again[1])
+    assert set(zip(*few, strict=True)) <= got
