@@ -410,6 +410,7 @@ def transfer(
     test_cells: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
     min_days: int = evaluation.MIN_DAYS,
+    spinup: int | None = None,
 ) -> xr.Dataset:
     """Score ``model`` against the truth on groups of cells; flag cells outside the training envelope.
 
@@ -423,6 +424,10 @@ def transfer(
         ``sm(layer, time, lat, lon)``.
     test_cells
         ``{group name: (rows, cols)}``, e.g. ``{"europe": ..., "us_holdout": ...}``.
+    spinup
+        Days before the first scored day (default the model's lookback); ``mode="auto"``
+        checks that the model forgets its initial state within them and otherwise
+        predicts window by window (exact, much slower).
 
     Returns
     -------
@@ -448,7 +453,7 @@ def transfer(
     for group, (rows, cols) in test_cells.items():
         rows, cols = np.asarray(rows), np.asarray(cols)
         dyn, stat = extract_cells(drivers, rows, cols, dynamic=cfg.dynamic, static=cfg.static)
-        pred = _member_mean(predict_block(model, dyn, stat, mode="auto"))  # (layer, cell, time)
+        pred = _member_mean(predict_block(model, dyn, stat, mode="auto", spinup=spinup))  # (layer, cell, time)
         obs = _truth_at(sm, rows, cols, drivers[cv.TIME].values)
         m = evaluation._np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
         ds = xr.Dataset(
@@ -512,11 +517,12 @@ def transfer_experiment(
     seed: int = 0,
     train_kwargs: Mapping[str, Any] | None = None,
     model: TrainedModel | None = None,
+    spinup: int | None = None,
 ) -> tuple[xr.Dataset, TrainedModel]:
     """Train on ``train_region`` target cells only, score on random ``test_region`` and held-out ``train_region`` cells.
 
     ``targets`` default: :func:`xsomo.drivers.build_targets` of the world (scaled ISMN
-    stations). Returns ``(result of transfer(), model)``.
+    stations); ``spinup`` as in :func:`transfer`. Returns ``(result of transfer(), model)``.
     """
     from xsomo import training
 
@@ -545,6 +551,6 @@ def transfer_experiment(
         ii, jj = ii[keep], jj[keep]
         pick = rng.choice(ii.size, min(test_cells, ii.size), replace=False)
         groups[name] = (ii[pick], jj[pick])
-    result = transfer(model, drivers, truth[cv.SM], groups)
+    result = transfer(model, drivers, truth[cv.SM], groups, spinup=spinup)
     result.attrs.update({"train_region": str(train_region), "test_region": str(test_region), "n_train_cells": int(in_train.sum())})
     return result, model

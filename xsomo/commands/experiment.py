@@ -48,6 +48,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="training epochs (default: the demo's)")
     t.add_argument("--ensemble", type=int, help="members per layer (default: the demo's)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--spinup", type=int,
+        help="days before the first scored day (default: the model's lookback); a model that has not "
+        "forgotten its initial state by then is run window by window (exact, much slower)",
+    )
+    t.add_argument("--model", type=pathlib.Path, help="a model trained on the training region (skips training)")
     p.set_defaults(command="experiment")
     return p
 
@@ -86,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print("days kept in order for 95 % of the skill the whole window adds:", json.dumps(need))
         print(f"written {args.out / 'memory.nc'}")
         return 0
+    from xsomo.model import TrainedModel
+
     kw: dict[str, Any] = {}
     if args.epochs is not None:
         kw["epochs"] = args.epochs
@@ -95,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
     result, model = experiments.transfer_experiment(
         args.world, targets=targets, drivers=_drivers(args.drivers), train_region=args.train_region,
         test_region=args.test_region, test_cells=args.test_cells, seed=args.seed, train_kwargs=kw,
+        spinup=args.spinup, model=TrainedModel.load(args.model) if args.model else None,
     )
     _write(result, args.out / "transfer.nc")
-    model.save(args.out / "transfer_model")
+    if args.model is None:
+        model.save(args.out / "transfer_model")
     print(experiments.transfer_summary(result).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"written {args.out / 'transfer.nc'}")
     return 0
