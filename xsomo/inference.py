@@ -265,6 +265,7 @@ def _checked_spinup(
     max_spinup: int,
     sample: int,
     dtype: Dtype = "float32",
+    tolerance: float | None = None,
 ) -> int:
     """The shortest spin-up (``spinup``, doubled while history allows) after which the
     roll-outs from different initial states meet on a sample of cells; warns if none does."""
@@ -284,7 +285,7 @@ def _checked_spinup(
         candidates.append(candidates[-1] * 2)
     if candidates[-1] < limit:
         candidates.append(limit)
-    tol = rollout.DEFAULT_TOLERANCE
+    tol = rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance
     worst = np.nan
     for steps in candidates:
         t0 = first - steps
@@ -402,6 +403,7 @@ def _run_block(
     cells_per_call: int,
     check_cells: int | None = None,
     dtype: Dtype = "float32",
+    tolerance: float | None = None,
 ) -> np.ndarray:
     """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
     ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std.
@@ -424,7 +426,8 @@ def _run_block(
     missing = ~np.isfinite(x).all(axis=2)  # (cells, time)
     if mode == "auto" and check_cells and iy.size > check_cells:
         mode = _block_mode(
-            model, x, s, spinup=max(1, spinup), device=device, n=check_cells, dtype=dtype
+            model, x, s, spinup=max(1, spinup), device=device, n=check_cells, dtype=dtype,
+            tolerance=tolerance,
         )
     pred = np.asarray(
         predictor(
@@ -439,6 +442,7 @@ def _run_block(
             batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
             time_chunk=TIME_CHUNK,
             dtype=dtype,
+            **({} if tolerance is None else {"tolerance": tolerance}),
         )
     )  # (layers, members, cells, time)
     del x
@@ -464,6 +468,7 @@ def _block_mode(
     device: str,
     n: int,
     dtype: Dtype = "float32",
+    tolerance: float | None = None,
 ) -> str:
     """``auto``'s decision for a block from the convergence check on ``n`` of its cells.
 
@@ -481,10 +486,11 @@ def _block_mode(
         model, x[pick], s[pick], steps=spinup, device=device, dtype=dtype
     )
     worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
-    mode = "continuous" if worst < rollout.DEFAULT_TOLERANCE else "windowed"
+    tol = rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance
+    mode = "continuous" if worst < tol else "windowed"
     msg = (
         f"convergence check over {spinup} days on {n} of {x.shape[0]} cells: max distance {worst:.3g} "
-        f"m3 m-3 (tolerance {rollout.DEFAULT_TOLERANCE:g}) -> {mode} for this block"
+        f"m3 m-3 (tolerance {tol:g}) -> {mode} for this block"
     )
     (log.info if mode == "continuous" else log.warning)(msg)
     return mode
@@ -524,6 +530,7 @@ def predict(
     max_spinup: int | None = None,
     check_cells: int | None = 64,
     dtype: Dtype = "float32",
+    tolerance: float | None = None,
 ) -> xr.Dataset:
     """Lazy soil-moisture prediction for every land cell of ``drivers``.
 
@@ -575,6 +582,12 @@ def predict(
         (float64 drivers are not rounded to float32 first). float64 is what reproduces
         the published SoMo.ml v1 output to 1e-5 m3 m-3 on every day (docs/somoml_v1.md).
         The returned ``sm``/``sm_spread`` are float32 either way.
+    tolerance
+        Largest difference (m3 m-3) between roll-outs from different initial states after
+        the spin-up that lets ``auto`` use the continuous roll-out (default
+        :data:`xsomo.rollout.DEFAULT_TOLERANCE`, 1e-3). The check measures this bound on
+        the block's own forcing: with a looser tolerance the fast roll-out runs where its
+        measured dependence on the initial state is below it, instead of window by window.
 
     Returns
     -------
@@ -607,6 +620,8 @@ def predict(
     from xsomo.rollout import check_dtype
 
     dtype = check_dtype(dtype)
+    if tolerance is not None and not (np.isfinite(tolerance) and tolerance > 0):
+        raise XsomoValueError(f"tolerance={tolerance!r}: give a positive number of m3 m-3 (default 1e-3).")
     dynamic = [str(v) for v in (_cfg(model, "dynamic") or cv.DYNAMIC_NAMES)]
     static = [str(v) for v in (_cfg(model, "static") or cv.STATIC_NAMES)]
     lookback = int(_cfg(model, "lookback", 365) or 365)
@@ -687,7 +702,7 @@ def predict(
         spinup = _checked_spinup(
             drivers, model, dynamic, static, first=first, spinup=spinup, mode=mode,
             max_spinup=max_spinup if max_spinup is not None else 4 * max(lookback, 1),
-            sample=CHECK_SAMPLE, dtype=dtype,
+            sample=CHECK_SAMPLE, dtype=dtype, tolerance=tolerance,
         )  # fmt: skip
     begin = first - spinup
     drivers = drivers.isel({cv.TIME: slice(begin, stop)})
@@ -752,6 +767,7 @@ def predict(
         "cells_per_call": CELLS_PER_CALL,
         "check_cells": check_cells,
         "dtype": dtype,
+        "tolerance": tolerance,
     }
     n_out = ntime - first
     run = dask.delayed(_run_block, pure=True)
@@ -803,7 +819,7 @@ def predict(
             ),
         },
         coords=coords,
-        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback, dtype),
+        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback, dtype, tolerance),
     )
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
     if not isinstance(drivers[dynamic[0]].data, da.Array):
@@ -850,6 +866,7 @@ def _provenance(
     spinup: int,
     lookback: int,
     dtype: Dtype = "float32",
+    tolerance: float | None = None,
 ) -> dict[str, Any]:
     from xsomo import __version__
 
@@ -869,6 +886,10 @@ def _provenance(
         "spinup_days": int(spinup),
         "inference_dtype": str(dtype),
     }
+    if mode in ("auto", "continuous"):
+        from xsomo import rollout
+
+        attrs["convergence_tolerance"] = float(rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance)
     hidden = _cfg(model, "hidden")
     if hidden is not None:
         attrs["model_hidden_units"] = int(hidden)

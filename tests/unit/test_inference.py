@@ -355,3 +355,24 @@ def test_bad_dtype_and_cli_flag(model, drivers):
     assert parser.parse_args([*args, "--dtype", "float64"]).dtype == "float64"
     with pytest.raises(SystemExit):
         parser.parse_args([*args, "--dtype", "float16"])
+
+
+def test_tolerance_lets_auto_take_the_rollout_where_the_measured_bound_allows(recwarn):
+    from xsomo import rollout
+
+    stubborn = make_model(forget_bias=10.0, lookback=20)
+    drv = synthetic_drivers(nlat=3, nlon=4, ndays=90, seed=8, sea_cells=0)
+    cont = inference.predict(drv, stubborn, mode="continuous", check_convergence=False).compute()
+    # the bound the check measures on these cells: every roll-out pair lies within it
+    land = np.asarray(drv[cv.LAND_MASK].values, bool)
+    iy, ix = np.nonzero(land)
+    dyn = np.stack([drv[v].values[:, iy, ix].T for v in stubborn.config.dynamic], -1)
+    stat = np.stack([drv[v].values[iy, ix] for v in stubborn.config.static], -1)
+    bound = float(np.nanmax(rollout.convergence_distance(stubborn, dyn, stat, steps=20)))
+    assert bound > rollout.DEFAULT_TOLERANCE  # the default check sends this model to windows
+    loose = drv.somo.predict(stubborn, mode="auto", tolerance=2 * bound, check_cells=3).compute()
+    assert not [w for w in recwarn if "does not forget" in str(w.message)]
+    np.testing.assert_allclose(loose["sm"].values, cont["sm"].values, atol=1e-6)
+    assert loose.attrs["convergence_tolerance"] == pytest.approx(2 * bound)
+    with pytest.raises(XsomoValueError, match="tolerance"):
+        inference.predict(drv, stubborn, tolerance=0.0)

@@ -66,6 +66,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "exact where float32 rounding matters, e.g. to reproduce a published model to 1e-5)",
     )
     p.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest measured dependence on the initial state (m3 m-3) at which auto uses the "
+        "continuous roll-out (default 1e-3)",
+    )
+    p.add_argument(
         "--device", default="auto", help="auto (GPU if present), cpu or cuda[:N] (default auto)"
     )
     p.add_argument(
@@ -141,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             time=period,
             client=client,
             dtype=args.dtype,
+            tolerance=args.tolerance,
         )
         files = output.to_files(
             sm,
