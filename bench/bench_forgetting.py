@@ -16,9 +16,9 @@ The world folder is the one ``xsomo demo`` leaves (``world/truth.nc``, ``prepare
 Run::
 
     .venv/bin/python bench/bench_forgetting.py --world /tmp/demo1 --out /tmp/forget \\
-        --consistency 0 10            # demo preset (2 members per layer)
+        --consistency 0 100           # demo preset (2 members per layer)
     .venv/bin/python bench/bench_forgetting.py --world /tmp/demo1 --out /tmp/forget1 \\
-        --ensemble 1 --consistency 0 10   # one member per layer (half the time)
+        --ensemble 1 --consistency 0 100  # one member per layer (half the time)
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--world", type=pathlib.Path, default=pathlib.Path("/tmp/demo1"))
     p.add_argument("--out", type=pathlib.Path, required=True, help="folder for the trained models and results.json")
-    p.add_argument("--consistency", type=float, nargs="+", default=[0.0, 10.0])
+    p.add_argument("--consistency", type=float, nargs="+", default=[0.0, 100.0])
     p.add_argument("--ensemble", type=int, help="members per layer (default: the demo preset's)")
     p.add_argument("--epochs", type=int, help="epochs (default: the demo preset's)")
     p.add_argument("--seed", type=int, default=0)
