@@ -14,16 +14,6 @@ from xsomo.exceptions import CheckpointError, ConfigError
 from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel, load_torch_file
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads are slow on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-
 def _model(seed=0):
     torch.manual_seed(seed)
     cfg = ModelConfig(dynamic=["p", "t"], static=["a", "b"], layers=[1, 2], ensemble=2, hidden=6, lookback=8,

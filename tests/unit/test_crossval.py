@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from xsomo import crossval, testing
 from xsomo.cli import main
@@ -15,14 +14,6 @@ TINY = {
     "layers": (1,), "ensemble": 1, "lookback": 20, "seq_length": 10, "epochs": 1, "steps_per_epoch": 2,
     "batch_size": 8, "progress": False, "device": "cpu", "val_fraction": 0.0,
 }  # fmt: skip
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads are slow on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 

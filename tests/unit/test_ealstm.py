@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from xsomo.model import EALSTM
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads are slow on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 
 def _net(seed=0, d=3, s=4, h=16, **kw):

@@ -11,15 +11,6 @@ from xsomo.exceptions import XsomoValueError
 from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads are slow on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _model(
     *, forget_bias: float, layers=(1, 2, 3), ensemble=2, hidden=8, lookback=16, seed=0, clip=False
 ):

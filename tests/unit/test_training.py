@@ -15,14 +15,6 @@ TINY = {
     "batch_size": 8, "progress": False, "device": "cpu",
 }  # fmt: skip
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads are slow on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 
 @pytest.fixture(scope="module")

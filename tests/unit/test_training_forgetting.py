@@ -11,14 +11,6 @@ from xsomo.exceptions import XsomoValueError
 from xsomo.model import EALSTM
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_penalty_compares_the_two_halves_and_is_differentiable():
     torch.manual_seed(0)
     net = EALSTM(3, 2, 5, dropout=0.0)
