@@ -411,6 +411,7 @@ def transfer(
     *,
     min_days: int = evaluation.MIN_DAYS,
     spinup: int | None = None,
+    tolerance: float | None = None,
 ) -> xr.Dataset:
     """Score ``model`` against the truth on groups of cells; flag cells outside the training envelope.
 
@@ -428,6 +429,9 @@ def transfer(
         Days before the first scored day (default the model's lookback); ``mode="auto"``
         checks that the model forgets its initial state within them and otherwise
         predicts window by window (exact, much slower).
+    tolerance
+        The bound (m3 m-3) on the initial-state dependence that ``auto`` accepts (default
+        :data:`xsomo.rollout.DEFAULT_TOLERANCE`); stored in the result's attributes.
 
     Returns
     -------
@@ -453,7 +457,10 @@ def transfer(
     for group, (rows, cols) in test_cells.items():
         rows, cols = np.asarray(rows), np.asarray(cols)
         dyn, stat = extract_cells(drivers, rows, cols, dynamic=cfg.dynamic, static=cfg.static)
-        pred = _member_mean(predict_block(model, dyn, stat, mode="auto", spinup=spinup))  # (layer, cell, time)
+        pred = _member_mean(predict_block(
+                model, dyn, stat, mode="auto", spinup=spinup,
+                **({} if tolerance is None else {"tolerance": tolerance}),
+            ))  # (layer, cell, time)
         obs = _truth_at(sm, rows, cols, drivers[cv.TIME].values)
         m = evaluation._np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
         ds = xr.Dataset(
@@ -485,6 +492,9 @@ def transfer(
         lo, hi = np.nanmin(train_static, 0), np.nanmax(train_static, 0)
         out.attrs["training_envelope"] = json.dumps({n: [float(a), float(b)] for n, a, b in zip(cfg.static, lo, hi, strict=True)})
     out.attrs["title"] = "transfer experiment"
+    from xsomo.rollout import DEFAULT_TOLERANCE
+
+    out.attrs["convergence_tolerance"] = float(DEFAULT_TOLERANCE if tolerance is None else tolerance)
     return out
 
 
@@ -518,11 +528,12 @@ def transfer_experiment(
     train_kwargs: Mapping[str, Any] | None = None,
     model: TrainedModel | None = None,
     spinup: int | None = None,
+    tolerance: float | None = None,
 ) -> tuple[xr.Dataset, TrainedModel]:
     """Train on ``train_region`` target cells only, score on random ``test_region`` and held-out ``train_region`` cells.
 
     ``targets`` default: :func:`xsomo.drivers.build_targets` of the world (scaled ISMN
-    stations); ``spinup`` as in :func:`transfer`. Returns ``(result of transfer(), model)``.
+    stations); ``spinup`` and ``tolerance`` as in :func:`transfer`. Returns ``(result of transfer(), model)``.
     """
     from xsomo import training
 
@@ -551,6 +562,6 @@ def transfer_experiment(
         ii, jj = ii[keep], jj[keep]
         pick = rng.choice(ii.size, min(test_cells, ii.size), replace=False)
         groups[name] = (ii[pick], jj[pick])
-    result = transfer(model, drivers, truth[cv.SM], groups, spinup=spinup)
+    result = transfer(model, drivers, truth[cv.SM], groups, spinup=spinup, tolerance=tolerance)
     result.attrs.update({"train_region": str(train_region), "test_region": str(test_region), "n_train_cells": int(in_train.sum())})
     return result, model

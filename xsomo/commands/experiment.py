@@ -53,6 +53,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="days before the first scored day (default: the model's lookback); a model that has not "
         "forgotten its initial state by then is run window by window (exact, much slower)",
     )
+    t.add_argument(
+        "--tolerance", type=float,
+        help="bound (m3 m-3) on the initial-state dependence under which the continuous roll-out is used (default 1e-3)",
+    )
     t.add_argument("--model", type=pathlib.Path, help="a model trained on the training region (skips training)")
     p.set_defaults(command="experiment")
     return p
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     result, model = experiments.transfer_experiment(
         args.world, targets=targets, drivers=_drivers(args.drivers), train_region=args.train_region,
         test_region=args.test_region, test_cells=args.test_cells, seed=args.seed, train_kwargs=kw,
-        spinup=args.spinup, model=TrainedModel.load(args.model) if args.model else None,
+        spinup=args.spinup, tolerance=args.tolerance, model=TrainedModel.load(args.model) if args.model else None,
     )
     _write(result, args.out / "transfer.nc")
     if args.model is None:
