@@ -436,7 +436,8 @@ def transfer(
     Returns
     -------
     xarray.Dataset
-        Per-cell metrics (``cell``, ``layer``) with coords ``group``, ``lat``, ``lon``,
+        Per-cell metrics (``cell``, ``layer``) and the cells' raw static inputs
+        (``static_inputs (cell, feature)``) with coords ``group``, ``lat``, ``lon``,
         ``outside_envelope`` (a static feature outside the training cells' range),
         ``n_features_outside`` and ``novelty`` (distance in standardised static-feature
         space to the nearest training cell).
@@ -476,7 +477,9 @@ def transfer(
             sd = np.where(sd > 0, sd, 1.0)
             z_test, z_train = (stat - mu) / sd, (train_static - mu) / sd
             novelty = np.sqrt(((z_test[:, None, :] - z_train[None, :, :]) ** 2).sum(-1)).min(1)
+        ds["static_inputs"] = ((cv.CELL, "feature"), np.asarray(stat, np.float64))
         ds = ds.assign_coords(
+            feature=list(cfg.static),
             group=(cv.CELL, [group] * rows.size),
             lat=(cv.CELL, glat[rows]),
             lon=(cv.CELL, glon[cols]),

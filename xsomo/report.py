@@ -610,12 +610,43 @@ def _extrapolation_text(res: xr.Dataset, envelope: Mapping[str, list[float]]) ->
         outside = np.nanmedian(r[k, out]) if out.any() else np.nan
         parts.append(f"layer {int(lay)}: r {inside:.2f} inside vs {outside:.2f} outside")
     text += "Median r inside vs outside the envelope — " + "; ".join(parts) + ". "
+    if "static_inputs" in res:
+        text += "\n\n" + _extrapolated_features(res, envelope)
     text += (
-        "Training ranges: "
+        "\n\nTraining ranges: "
         + ", ".join(f"{k} {a:.3g}..{b:.3g}" for k, (a, b) in envelope.items())
         + "."
     )
     return text
+
+
+def _extrapolated_features(res: xr.Dataset, envelope: Mapping[str, list[float]]) -> str:
+    """Which static features (climate, terrain, soil, vegetation) leave the training range, per group."""
+    grp = res["group"].values
+    feats = [str(f) for f in res["feature"].values]
+    vals = np.asarray(res["static_inputs"].values, float)  # (cell, feature)
+    rows = []
+    for g in pd.unique(grp):
+        m = grp == g
+        parts = []
+        for j, name in enumerate(feats):
+            if name not in envelope:
+                continue
+            lo, hi = envelope[name]
+            v = vals[m, j]
+            below, above = int((v < lo).sum()), int((v > hi).sum())
+            if below or above:
+                side = []
+                if below:
+                    side.append(f"{below} below (down to {np.nanmin(v):.3g})")
+                if above:
+                    side.append(f"{above} above (up to {np.nanmax(v):.3g})")
+                parts.append(f"`{name}` {' and '.join(side)} the training range {lo:.3g}..{hi:.3g}")
+        if parts:
+            rows.append(f"- `{g}` ({int(m.sum())} cells): " + "; ".join(parts) + ".")
+        else:
+            rows.append(f"- `{g}` ({int(m.sum())} cells): every static feature within the training range.")
+    return "Static features outside the training cells' range (climate: `precipitation_mean`, `aridity`):\n" + "\n".join(rows)
 
 
 def _write_pages(rep: Report, *, title: str) -> pathlib.Path:

@@ -89,3 +89,22 @@ def test_cli_evaluate_writes_netcdf_csv_gpkg(tiny_world, prediction, tmp_path, c
     assert gdf.crs.to_epsg() == 4326
     df = pd.read_csv(tmp_path / "m.csv")
     assert len(df) == len(gdf)
+
+
+def test_extrapolated_features_counts_cells_outside_the_training_range():
+    import numpy as np
+    import xarray as xr
+
+    from xsomo import report
+
+    vals = np.array([[0.5, 3.0], [2.5, 1.0], [3.5, 0.2], [1.0, 1.5]])  # (cell, feature)
+    res = xr.Dataset(
+        {"static_inputs": (("cell", "feature"), vals)},
+        coords={"feature": ["precipitation_mean", "aridity"], "group": ("cell", ["a", "a", "a", "b"])},
+    )
+    env = {"precipitation_mean": [0.8, 2.0], "aridity": [0.5, 2.0]}
+    text = report._extrapolated_features(res, env)
+    # group a: precipitation 1 below, 2 above; aridity 1 below, 1 above; group b: all inside
+    assert "`precipitation_mean` 1 below (down to 0.5) and 2 above (up to 3.5)" in text
+    assert "`aridity` 1 below (down to 0.2) and 1 above (up to 3)" in text
+    assert "`b` (1 cells): every static feature within the training range" in text
