@@ -442,8 +442,9 @@ def transfer(
         ``n_features_outside`` and ``novelty`` (distance in standardised static-feature
         space to the nearest training cell).
     """
-    from xsomo.rollout import predict_block
+    from xsomo.rollout import DEFAULT_TOLERANCE, predict_block
 
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     cfg = model.config
     sm = truth.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).sel({cv.LAYER: list(cfg.layers)})
     glat, glon = drivers[cv.LAT].values, drivers[cv.LON].values
@@ -458,10 +459,7 @@ def transfer(
     for group, (rows, cols) in test_cells.items():
         rows, cols = np.asarray(rows), np.asarray(cols)
         dyn, stat = extract_cells(drivers, rows, cols, dynamic=cfg.dynamic, static=cfg.static)
-        pred = _member_mean(predict_block(
-                model, dyn, stat, mode="auto", spinup=spinup,
-                **({} if tolerance is None else {"tolerance": tolerance}),
-            ))  # (layer, cell, time)
+        pred = _member_mean(predict_block(model, dyn, stat, mode="auto", spinup=spinup, tolerance=tolerance))  # (layer, cell, time)
         obs = _truth_at(sm, rows, cols, drivers[cv.TIME].values)
         m = evaluation._np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
         ds = xr.Dataset(
@@ -495,9 +493,7 @@ def transfer(
         lo, hi = np.nanmin(train_static, 0), np.nanmax(train_static, 0)
         out.attrs["training_envelope"] = json.dumps({n: [float(a), float(b)] for n, a, b in zip(cfg.static, lo, hi, strict=True)})
     out.attrs["title"] = "transfer experiment"
-    from xsomo.rollout import DEFAULT_TOLERANCE
-
-    out.attrs["convergence_tolerance"] = float(DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    out.attrs["convergence_tolerance"] = tolerance
     return out
 
 

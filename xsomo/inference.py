@@ -239,11 +239,16 @@ def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.nd
     return iy, ix
 
 
+def _is_small(model: Any) -> bool:
+    """An LSTM step this small runs faster on one torch thread (measured)."""
+    return int(_cfg(model, "hidden", 128) or 128) <= SMALL_HIDDEN
+
+
 def _small_threads(model: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run ``fn`` on one torch thread when the model is small (restored afterwards)."""
     import torch
 
-    if int(_cfg(model, "hidden", 128) or 128) > SMALL_HIDDEN:
+    if not _is_small(model):
         return fn(*args, **kwargs)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -264,8 +269,8 @@ def _checked_spinup(
     mode: str,
     max_spinup: int,
     sample: int,
+    tolerance: float,
     dtype: Dtype = "float32",
-    tolerance: float | None = None,
 ) -> int:
     """The shortest spin-up (``spinup``, doubled while history allows) after which the
     roll-outs from different initial states meet on a sample of cells; warns if none does."""
@@ -285,7 +290,6 @@ def _checked_spinup(
         candidates.append(candidates[-1] * 2)
     if candidates[-1] < limit:
         candidates.append(limit)
-    tol = rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance
     worst = np.nan
     for steps in candidates:
         t0 = first - steps
@@ -305,11 +309,11 @@ def _checked_spinup(
             model, rollout.convergence_distance, model, dyn, stat, steps=steps, dtype=dtype
         )
         worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
-        if worst < tol:
+        if worst < tolerance:
             if steps > spinup:
                 warnings.warn(
                     f"the model does not forget its initial state within the {spinup}-day spin-up "
-                    f"(roll-outs from different states differ by more than {tol:g} m3 m-3 on {iy.size} "
+                    f"(roll-outs from different states differ by more than {tolerance:g} m3 m-3 on {iy.size} "
                     f"sample cells); the spin-up is lengthened to {steps} days, which the drivers hold.",
                     RuntimeWarning,
                     stacklevel=3,
@@ -325,7 +329,7 @@ def _checked_spinup(
     )
     warnings.warn(
         f"the model does not forget its initial state within {candidates[-1]} days: roll-outs from "
-        f"different initial states still differ by {worst:.3g} m3 m-3 (tolerance {tol:g}) on {iy.size} "
+        f"different initial states still differ by {worst:.3g} m3 m-3 (tolerance {tolerance:g}) on {iy.size} "
         f"sample cells; {fallback}. Drivers with more history before the output period allow a longer "
         "spin-up (max_spinup=).",
         RuntimeWarning,
@@ -401,9 +405,9 @@ def _run_block(
     window: int,
     threads: int | None,
     cells_per_call: int,
+    tolerance: float,
     check_cells: int | None = None,
     dtype: Dtype = "float32",
-    tolerance: float | None = None,
 ) -> np.ndarray:
     """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
     ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std.
@@ -442,7 +446,7 @@ def _run_block(
             batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
             time_chunk=TIME_CHUNK,
             dtype=dtype,
-            **({} if tolerance is None else {"tolerance": tolerance}),
+            tolerance=tolerance,
         )
     )  # (layers, members, cells, time)
     del x
@@ -467,8 +471,8 @@ def _block_mode(
     spinup: int,
     device: str,
     n: int,
+    tolerance: float,
     dtype: Dtype = "float32",
-    tolerance: float | None = None,
 ) -> str:
     """``auto``'s decision for a block from the convergence check on ``n`` of its cells.
 
@@ -486,11 +490,10 @@ def _block_mode(
         model, x[pick], s[pick], steps=spinup, device=device, dtype=dtype
     )
     worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
-    tol = rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance
-    mode = "continuous" if worst < tol else "windowed"
+    mode = "continuous" if worst < tolerance else "windowed"
     msg = (
         f"convergence check over {spinup} days on {n} of {x.shape[0]} cells: max distance {worst:.3g} "
-        f"m3 m-3 (tolerance {tol:g}) -> {mode} for this block"
+        f"m3 m-3 (tolerance {tolerance:g}) -> {mode} for this block"
     )
     (log.info if mode == "continuous" else log.warning)(msg)
     return mode
@@ -617,10 +620,11 @@ def predict(
     """
     if not isinstance(drivers, xr.Dataset):
         raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
-    from xsomo.rollout import check_dtype
+    from xsomo.rollout import DEFAULT_TOLERANCE, check_dtype
 
     dtype = check_dtype(dtype)
-    if tolerance is not None and not (np.isfinite(tolerance) and tolerance > 0):
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    if not (np.isfinite(tolerance) and tolerance > 0):
         raise XsomoValueError(f"tolerance={tolerance!r}: give a positive number of m3 m-3 (default 1e-3).")
     dynamic = [str(v) for v in (_cfg(model, "dynamic") or cv.DYNAMIC_NAMES)]
     static = [str(v) for v in (_cfg(model, "static") or cv.STATIC_NAMES)]
@@ -750,11 +754,9 @@ def predict(
         model_node = dask.delayed(model, pure=True, traverse=False)
     predictor = _predictor()
     n_blocks = len(lat_chunks) * len(lon_chunks)
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
+    cores = _cores()
     threads = max(1, cores // max(1, min(n_blocks, cores)))
-    if int(_cfg(model, "hidden", 128) or 128) <= SMALL_HIDDEN:
+    if _is_small(model):
         threads = 1  # small LSTM steps: threading overhead beats the gain (measured)
     kwargs = {
         "layer_index": layer_index,
@@ -865,8 +867,8 @@ def _provenance(
     mode: str,
     spinup: int,
     lookback: int,
-    dtype: Dtype = "float32",
-    tolerance: float | None = None,
+    dtype: Dtype,
+    tolerance: float,
 ) -> dict[str, Any]:
     from xsomo import __version__
 
@@ -887,9 +889,7 @@ def _provenance(
         "inference_dtype": str(dtype),
     }
     if mode in ("auto", "continuous"):
-        from xsomo import rollout
-
-        attrs["convergence_tolerance"] = float(rollout.DEFAULT_TOLERANCE if tolerance is None else tolerance)
+        attrs["convergence_tolerance"] = float(tolerance)
     hidden = _cfg(model, "hidden")
     if hidden is not None:
         attrs["model_hidden_units"] = int(hidden)

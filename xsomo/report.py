@@ -550,19 +550,20 @@ def write_report(
         )
         sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
         sec.append(_md_table(perm["pearson_r"].to_pandas().add_prefix("r layer ").reset_index()))
-        need = {m: experiments.days_needed(perm, metric=m) for m in ("pearson_r", "nse")}
+        need_r = experiments.days_needed(perm, metric="pearson_r")
+        need_nse = experiments.days_needed(perm, metric="nse")
+        days, ratios = [], []
+        for lay in perm[cv.LAYER].values:
+            n_r = int(need_r.sel({cv.LAYER: lay}))
+            days.append(f"layer {int(lay)}: {n_r} / {int(need_nse.sel({cv.LAYER: lay}))}")
+            efold = float(scales["efold_days"].sel({cv.LAYER: lay})) if lay in scales[cv.LAYER].values else 0.0
+            if efold > 0:
+                ratios.append(f"layer {int(lay)}: {n_r / efold:.1f}×")
         sec.append(
             "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): "
-            + "; ".join(
-                f"layer {int(lay)}: {int(need['pearson_r'].sel({cv.LAYER: lay}))} / {int(need['nse'].sel({cv.LAYER: lay}))}"
-                for lay in perm[cv.LAYER].values
-            )
+            + "; ".join(days)
             + ". In units of the truth's median e-folding time (above): "
-            + "; ".join(
-                f"layer {int(lay)}: {int(need['pearson_r'].sel({cv.LAYER: lay})) / float(scales['efold_days'].sel({cv.LAYER: lay})):.1f}×"
-                for lay in perm[cv.LAYER].values
-                if lay in scales[cv.LAYER].values and float(scales["efold_days"].sel({cv.LAYER: lay})) > 0
-            )
+            + "; ".join(ratios)
             + " (r)."
         )
         sec.append("![lookback](figures/fig2_lookback_permutation.png)")

@@ -18,8 +18,9 @@ Design (DESIGN.md, issue 4):
   state, and the largest squared difference of the two runs' outputs over the second half
   of the warm-up and the supervised days is added to the loss. Random states alone left
   differences of up to 4e-2 m3 m-3 after 365 days at arid cells of the demo world. Off by
-  default: on the demo preset it passes the check after 365 days but costs 0.007-0.014 in
-  median r (bench/bench_forgetting.py, issue-8 notes).
+  default: with ``consistency=100`` the demo model passes the check after 365 days, but the
+  median r fell by 0.007-0.014 (earlier preset, hidden 32 x 120 steps) and by 0.007 / 0.005
+  / 0.000 (current preset) in single-seed runs (bench/bench_forgetting.py, issue-8 notes).
 - Normalisation statistics come from the training cells only and are stored in the model.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
@@ -578,11 +579,13 @@ def train_lstm(
         (training takes about 1.85 times the CPU time). The network learns to forget its
         initial state within the warm-up, so that its continuous roll-out passes the
         convergence check of :func:`xsomo.rollout.convergence_distance` after ``lookback``
-        days. Measured on the demo world (demo preset, seed 0, 3259 land cells): the largest
+        days. Measured on the demo world (the earlier demo preset, hidden 32 x 120 steps,
+        seed 0, 3259 land cells): the largest
         distance after 365 days fell from 1.5e-2/3.8e-2/2.5e-2 (layers 1-3) to
         1.1e-4/4.8e-4/6.3e-4 m3 m-3 with ``consistency=100`` (after 730 days: from
         3.9e-3/1.5e-2/4.5e-3 to below 1e-6), while the median r at 300 cells without
-        stations fell from 0.914/0.892/0.893 to 0.900/0.885/0.884.
+        stations fell from 0.914/0.892/0.893 to 0.900/0.885/0.884. With the current preset:
+        2.3e-2/3.2e-2/3.1e-2 to 1.3e-5/1.5e-4/3.7e-4, r 0.941/0.913/0.904 to 0.934/0.908/0.904.
     consistency_cells
         With ``consistency > 0``: random grid cells without targets (finite statics) whose
         inputs join the training data for the penalty only, so that the network learns to

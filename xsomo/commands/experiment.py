@@ -74,11 +74,10 @@ def run(args: argparse.Namespace) -> int:
     import xarray as xr
 
     from xsomo import experiments
+    from xsomo.model import TrainedModel
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.experiment == "memory":
-        from xsomo.model import TrainedModel
-
         model = TrainedModel.load(args.model)
         scales, perm = experiments.memory_experiment(
             args.world, model, drivers=_drivers(args.drivers), cells=args.cells, days_per_cell=args.days,
@@ -96,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         print("days kept in order for 95 % of the skill the whole window adds:", json.dumps(need))
         print(f"written {args.out / 'memory.nc'}")
         return 0
-    from xsomo.model import TrainedModel
-
     kw: dict[str, Any] = {}
     if args.epochs is not None:
         kw["epochs"] = args.epochs

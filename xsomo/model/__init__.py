@@ -10,7 +10,10 @@ from __future__ import annotations
 from xsomo.model.config import ModelConfig, NormStats, apply_transform
 from xsomo.model.ealstm import EALSTM, State
 from xsomo.model.trained import FORMAT_VERSION, TrainedModel, load_torch_file
-from xsomo.model.importers import import_ealstm, import_trained_model, load_somoml_v1  # noqa: I001
+
+# isort: split
+# (the importers build TrainedModels: imported after the classes above)
+from xsomo.model.importers import import_ealstm, import_trained_model, load_somoml_v1
 
 __all__ = [
     "EALSTM",

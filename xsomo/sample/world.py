@@ -43,7 +43,8 @@ ERA5_THICKNESS_MM = np.array([70.0, 210.0, 720.0])
 #: driven by MSWEP), the soil map they know (``"truth"``, ``"coarse"``: the few soil classes of a
 #: 0.25° map, as ERA5-Land and SoMo.ml v1 use; ``"gleam"``: one texture for the whole profile),
 #: their own layers (mm; GLEAM's are 0-10, 10-100, 100-250 cm under tall vegetation, and its
-#: 10-100 cm layer stands for both our 10-30 and 30-50 cm layers) and the error model of the result
+#: 10-100 cm layer stands for both our 10-30 and 30-50 cm layers), the exponent of their
+#: saturation-excess runoff and the error model of the result
 PRODUCTS: dict[str, dict[str, Any]] = {
     "somoml_v1_like": {
         "resolution": 0.25,
@@ -52,6 +53,7 @@ PRODUCTS: dict[str, dict[str, Any]] = {
         "forcing": ("reanalysis", 0.35),
         "soil": "coarse",
         "thickness_mm": (100.0, 200.0, 200.0),
+        "runoff_shape": 10.0,
         "bias": 0.015,
         "gain": 0.9,
         "noise": 0.012,
@@ -64,6 +66,7 @@ PRODUCTS: dict[str, dict[str, Any]] = {
         "forcing": ("gauge", 0.12),
         "soil": "gleam",
         "thickness_mm": (100.0, 900.0, 1500.0),
+        "runoff_shape": 6.0,
         "bias": -0.03,
         "gain": 0.75,
         "noise": 0.015,
@@ -76,6 +79,7 @@ PRODUCTS: dict[str, dict[str, Any]] = {
         "forcing": ("reanalysis", 0.2),
         "soil": "truth",
         "thickness_mm": (100.0, 200.0, 200.0),
+        "runoff_shape": 10.0,
         "bias": 0.01,
         "gain": 1.1,
         "noise": 0.015,
@@ -994,7 +998,7 @@ class _WorldWriter:
                             veg=veg,
                             spinup_days=t_first - t0,
                             keep_fluxes=False,
-                            runoff_shape=6.0 if name == "gleam_like" else 10.0,
+                            runoff_shape=spec["runoff_shape"],
                         )
                         theta = res["theta"].astype(np.float64)
                         if spec["thickness_mm"][1] > ph.TRUTH_THICKNESS_MM[1] + ph.TRUTH_THICKNESS_MM[2]:
