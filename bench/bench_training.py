@@ -9,6 +9,7 @@ Run::
 
     .venv/bin/python bench/bench_training.py            # full shapes
     .venv/bin/python bench/bench_training.py --quick    # small shapes, seconds
+    python bench/bench_training.py --device cuda        # on a GPU (cuDNN for both models)
 """
 
 from __future__ import annotations
@@ -48,11 +49,17 @@ def _time_steps(model: nn.Module, x_d: torch.Tensor, x_s: torch.Tensor, y: torch
         loss.backward()
         opt.step()
 
+    def sync() -> None:
+        if x_d.is_cuda:
+            torch.cuda.synchronize()
+
     step()  # warm-up
+    sync()
     times = []
     for _ in range(reps):
         t0 = CLOCK()
         step()
+        sync()
         times.append(CLOCK() - t0)
     return min(times)
 
@@ -73,6 +80,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="batch 64, 120 steps, 64 hidden")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,12 +92,14 @@ def main() -> None:
     d, s = 4, 10
     torch.manual_seed(0)
     clock = "process CPU time" if args.cpu_time else "wall time"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, {clock}")
-    x_d = torch.randn(args.batch, args.steps, d)
-    x_s = torch.randn(args.batch, s)
-    y = torch.randn(args.batch, args.steps)
-    ea = EALSTM(d, s, args.hidden)
-    base = ConcatLSTM(d, s, args.hidden)
+    dev = torch.device(args.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {name}, {clock}")
+    x_d = torch.randn(args.batch, args.steps, d, device=dev)
+    x_s = torch.randn(args.batch, s, device=dev)
+    y = torch.randn(args.batch, args.steps, device=dev)
+    ea = EALSTM(d, s, args.hidden).to(dev)
+    base = ConcatLSTM(d, s, args.hidden).to(dev)
     # interleave to share the machine's load fairly
     t_ea = min(_time_steps(ea, x_d, x_s, y, args.steps, args.reps) for _ in range(2))
     t_base = min(_time_steps(base, x_d, x_s, y, args.steps, args.reps) for _ in range(2))
@@ -98,8 +108,8 @@ def main() -> None:
     print(f"  nn.LSTM + statics concatenated {t_base * 1e3:9.1f} ms/step")
     print(f"  speed-up EA-LSTM vs nn.LSTM    {t_base / t_ea:9.2f} x   (goal >= 1.0)")
     total = args.lookback + args.seq_length
-    xw = torch.randn(args.batch, total, d)
-    yw = torch.randn(args.batch, args.seq_length)
+    xw = torch.randn(args.batch, total, d, device=dev)
+    yw = torch.randn(args.batch, args.seq_length, device=dev)
     t_w = _time_steps(ea, xw, x_s, yw, args.seq_length, args.reps)
     print(
         f"window design: {args.lookback} warm-up + {args.seq_length} supervised days, batch {args.batch}: "

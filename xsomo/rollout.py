@@ -42,8 +42,11 @@ from the partial window starting on day 0.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast, overload
 
@@ -149,10 +152,59 @@ def _networks(model: TrainedModel, layer: int, device: torch.device, dtype: str)
 
 
 # ---------------------------------------------------------------------------- kernels
-def _default_batch(device: torch.device, windowed: bool) -> int:
-    if device.type == "cuda":
-        return 8192 if windowed else 65536
-    return 512 if windowed else 4096
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = 0
+_TF32_SAVED: tuple[bool, bool] = (False, False)
+
+
+@contextlib.contextmanager
+def full_float32(device: torch.device) -> Iterator[None]:
+    """Full-precision float32 on CUDA inside the block (TF32 tensor cores off).
+
+    PyTorch lets cuDNN's LSTM use TF32 (a 10-bit mantissa) by default on Ampere and
+    newer GPUs, which moves soil moisture by far more than the 1e-5 m3 m-3 that
+    float32 inference reproduces on the CPU. The flags are process-wide, so concurrent
+    blocks (dask threads) share one reference count and the caller's settings come
+    back when the last block leaves. No-op on the CPU.
+    """
+    global _TF32_USERS, _TF32_SAVED
+    if device.type != "cuda":
+        yield
+        return
+    with _TF32_LOCK:
+        if _TF32_USERS == 0:
+            _TF32_SAVED = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        _TF32_USERS += 1
+    try:
+        yield
+    finally:
+        with _TF32_LOCK:
+            _TF32_USERS -= 1
+            if _TF32_USERS == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _TF32_SAVED
+
+
+#: GPU memory one sequence takes in cuDNN's LSTM forward, in bytes per (step, hidden unit,
+#: byte of the dtype): on an H200 (cuDNN 9.19) a batch of 32 768 windows of 365 steps x 128
+#: units in float32 asked for 120.5 GiB at once, 21 such bytes; 24 leaves a margin.
+GPU_BYTES_PER_STEP_UNIT = 24
+#: Share of the GPU's free memory one kernel call may take.
+GPU_MEMORY_SHARE = 0.5
+
+
+def _default_batch(
+    device: torch.device, windowed: bool, *, steps: int = 365, hidden: int = 128, itemsize: int = 4
+) -> int:
+    """Sequences per kernel call: fixed on the CPU; on a GPU as many as fit in half its free memory
+    (at most 8192 windows or 65 536 cells, at least 64)."""
+    if device.type != "cuda":
+        return 512 if windowed else 4096
+    cap = 8192 if windowed else 65536
+    free, _total = torch.cuda.mem_get_info(device)
+    per_sequence = GPU_BYTES_PER_STEP_UNIT * max(1, steps) * max(1, hidden) * itemsize
+    return int(max(64, min(cap, GPU_MEMORY_SHARE * free // per_sequence)))
 
 
 @torch.no_grad()
@@ -175,8 +227,27 @@ def run_continuous(
     device = torch.device(device)
     dt = _net_dtype(net)
     n_cells, n_time, _ = x_d.shape
-    batch = batch_size or _default_batch(device, windowed=False)
+    batch = batch_size or _default_batch(
+        device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize
+    )
     out = np.empty((n_cells, n_time), dtype=dt)
+    with full_float32(device):
+        _continuous_batches(net, x_d, x_s, state, out, device, batch, time_chunk)
+    return out
+
+
+def _continuous_batches(
+    net: EALSTM,
+    x_d: np.ndarray,
+    x_s: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray] | None,
+    out: np.ndarray,
+    device: torch.device,
+    batch: int,
+    time_chunk: int,
+) -> None:
+    dt = out.dtype
+    n_cells, n_time, _ = x_d.shape
     for c0 in range(0, n_cells, batch):
         c1 = min(c0 + batch, n_cells)
         xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1], dtype=dt)).to(device)
@@ -191,7 +262,6 @@ def run_continuous(
             xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
             y, st = net(xd, xs, st)
             out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
-    return out
 
 
 @torch.no_grad()
@@ -216,20 +286,23 @@ def run_windowed(
     n_win = n_time - lookback + 1
     if n_win <= 0:
         return out
-    batch = batch_size or _default_batch(device, windowed=True)
-    xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt))
+    batch = batch_size or _default_batch(
+        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=np.dtype(dt).itemsize
+    )
+    # on a GPU the forcing goes over once and the windows are gathered there
+    xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt)).to(device)
     windows = xd_all.unfold(1, lookback, 1)  # view (cells, n_win, n_in, lookback)
-    xs_all = torch.from_numpy(np.ascontiguousarray(x_s, dtype=dt))
+    xs_all = torch.from_numpy(np.ascontiguousarray(x_s, dtype=dt)).to(device)
     total = n_cells * n_win
     flat = out[:, lookback - 1 :]  # view (cells, n_win)
-    for w0 in range(0, total, batch):
-        idx = torch.arange(w0, min(w0 + batch, total))
-        cells, starts = idx // n_win, idx % n_win
-        xd = windows[cells, starts].transpose(1, 2).contiguous().to(device)  # (B, lookback, n_in)
-        xs = xs_all[cells].to(device)
-        _, (h, _) = net.lstm(xd, xs)
-        y = net.head(h)[:, 0].cpu().numpy()
-        flat[cells.numpy(), starts.numpy()] = y
+    with full_float32(device):
+        for w0 in range(0, total, batch):
+            idx = torch.arange(w0, min(w0 + batch, total))
+            cells, starts = idx // n_win, idx % n_win
+            cd, sd = cells.to(device), starts.to(device)
+            xd = windows[cd, sd].transpose(1, 2).contiguous()  # (B, lookback, n_in)
+            _, (h, _) = net.lstm(xd, xs_all[cd])
+            flat[cells.numpy(), starts.numpy()] = net.head(h)[:, 0].cpu().numpy()
     return out
 
 

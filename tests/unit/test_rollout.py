@@ -229,3 +229,58 @@ def test_bad_dtype_is_refused(bad):
     with pytest.raises(XsomoValueError, match="dtype"):
         rollout.convergence_distance(model, dyn, stat, steps=5, dtype=bad)
     assert rollout.check_dtype(np.float64) == rollout.check_dtype(torch.float64) == "float64"
+
+
+def test_full_float32_switches_tf32_off_on_cuda_and_restores_it_across_threads():
+    """The flags are process-wide: nested and concurrent blocks share one count (no GPU needed)."""
+    import threading
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with rollout.full_float32(torch.device("cpu")):
+            assert torch.backends.cudnn.allow_tf32  # no-op on the CPU
+        inside: list[bool] = []
+        entered, release = threading.Barrier(3), threading.Event()
+
+        def block() -> None:
+            with rollout.full_float32(torch.device("cuda")):
+                entered.wait()
+                release.wait()
+                inside.append(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+
+        threads = [threading.Thread(target=block) for _ in range(2)]
+        for t in threads:
+            t.start()
+        entered.wait()
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        release.set()
+        for t in threads:
+            t.join()
+        assert inside == [False, False]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_gpu_batch_fits_the_free_memory(monkeypatch):
+    """The GPU batch follows free memory (no GPU needed: mem_get_info is stubbed)."""
+    gib = 2**30
+    cuda = torch.device("cuda")
+    # measured on an H200: 32 768 windows of 365 steps x 128 float32 units asked for 120.5 GiB
+    measured_per_window = 120.5 * gib / 32768
+    for free in (8 * gib, 16 * gib, 40 * gib):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, f=free: (f, 141 * gib))
+        b = rollout._default_batch(cuda, windowed=True, steps=365, hidden=128, itemsize=4)
+        assert 64 <= b <= 8192
+        assert b * measured_per_window <= rollout.GPU_MEMORY_SHARE * free
+        assert b >= 0.7 * rollout.GPU_MEMORY_SHARE * free / measured_per_window  # not needlessly small
+        # float64 and longer sequences take proportionally fewer
+        b64 = rollout._default_batch(cuda, windowed=True, steps=365, hidden=128, itemsize=8)
+        assert b64 == max(64, b // 2) or abs(b64 - b / 2) <= 1
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (141 * gib, 141 * gib))
+    assert rollout._default_batch(cuda, windowed=True, steps=365, hidden=128) == 8192
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gib // 4, 141 * gib))
+    assert rollout._default_batch(cuda, windowed=False, steps=2048, hidden=256) == 64
+    assert rollout._default_batch(torch.device("cpu"), windowed=True) == 512

@@ -26,8 +26,18 @@ HESS 23, 5089-5110, doi:10.5194/hess-23-5089-2019.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+
+# The masked weights are computed in every forward pass, so they never sit in the one flat
+# buffer cuDNN prefers; it copies them into one (a few hundred kB) at each call and warns.
+# Measured on an H200: a training step as fast as nn.LSTM's on flat weights (0.94-0.99x).
+warnings.filterwarnings(
+    "ignore", message="RNN module weights are not part of single contiguous chunk", category=UserWarning,
+    module=__name__,
+)  # fmt: skip
 
 State = tuple[torch.Tensor, torch.Tensor]
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, in one go: the tests marked `gpu` and the benchmarks on CUDA.
+#
+#   bash bench/gpu_check.sh [LOGDIR] [MODEL_DIR]
+#
+# LOGDIR (default gpu_logs) receives one log per step; MODEL_DIR, a trained xsomo model,
+# is timed as "ours" in bench_inference_modes (an untrained model of the same size otherwise).
+# Real-data parts need XSOMO_REAL_DATA (or ../shared/data/real). Each step has its own time
+# limit so that one slow step cannot eat the others; the script never stops at a failure.
+set -u
+out=${1:-gpu_logs}
+model=${2:-}
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+mkdir -p "$out"
+step() {  # step NAME SECONDS CMD...
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name (limit ${limit}s)"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    echo "    rc $rc, $((SECONDS - t0)) s"
+    tail -n 25 "$out/$name.log"
+}
+{ nvidia-smi -L; "$py" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"; } 2>&1 | tee "$out/env.log"
+step tests 240 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts= -p no:randomly --durations=10 tests/gpu
+step tf32 60 "$py" bench/bench_tf32.py
+step training 60 "$py" bench/bench_training.py --device cuda --reps 5
+step training_b4096 60 "$py" bench/bench_training.py --device cuda --batch 4096 --reps 5
+modes=(--device cuda --days 730 --ours-cells 4096 --batches 2048,8192 --no-strided)
+[ -n "$model" ] && modes+=(--model "$model")
+step inference_modes 120 "$py" bench/bench_inference_modes.py "${modes[@]}"
