@@ -44,9 +44,12 @@ def test_train_command(tmp_path, capsys):
         "train", "--drivers", str(tmp_path), "--targets", str(tmp_path / "targets.nc"), "--out", str(tmp_path / "m"),
         "--layers", "1", "2", "--ensemble", "2", "--hidden", "3", "--epochs", "1", "--lookback", "20",
         "--seq-length", "10", "--steps-per-epoch", "1", "--batch-size", "4", "--no-progress", "--device", "cpu",
+        "--consistency", "5", "--consistency-cells", "2",
     ])  # fmt: skip
     assert rc == 0
     model = TrainedModel.load(tmp_path / "m")
     assert model.config.layers == (1, 2) and model.config.ensemble == 2 and model.config.hidden == 3
+    assert model.config.training["consistency"] == 5.0 and model.config.training["consistency_cells"] == 2
+    assert len(model.history["layer1_member0"]["consistency"]) == 1  # the penalty ran
     assert "model saved" in capsys.readouterr().out
     assert main(["train", "--drivers", str(tmp_path / "nope.nc"), "--targets", str(tmp_path), "--out", "x"]) == 1

@@ -5,6 +5,7 @@ Examples::
     xsomo train --drivers prepared/drivers.nc --targets prepared/targets.nc --out model/
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --preset demo --ensemble 3
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --epochs 40 --hidden 128 --run-dir runs/a
+    xsomo train --drivers prepared/ --targets prepared/ --out model/ --consistency 100
 
 ``--drivers``/``--targets`` take a netCDF file or a folder holding ``drivers.nc`` /
 ``targets.nc`` (what ``xsomo prepare`` writes). With ``--run-dir`` every epoch is
@@ -45,6 +46,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("val-fraction", float, "fraction of cells for early stopping (default 0.2)"),
         ("seed", int, "random seed (default 0)"),
         ("steps-per-epoch", int, "batches per epoch (default: about one pass over the targets, at least 25)"),
+        ("consistency", float, "weight of the penalty that makes the networks forget their initial state "
+         "(0: off; see docs/prediction.md)"),
+        ("consistency-cells", int, "grid cells without targets that the penalty also sees (default 512)"),
     ):
         p.add_argument(f"--{name}", type=typ, help=hlp)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     for name in (
         "ensemble", "epochs", "hidden", "lookback", "seq_length", "batch_size", "lr", "dropout",
-        "patience", "val_fraction", "seed", "steps_per_epoch",
+        "patience", "val_fraction", "seed", "steps_per_epoch", "consistency", "consistency_cells",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
