@@ -29,10 +29,6 @@ import xarray as xr
 
 import xsomo
 
-#: Largest measured dependence on the initial state (m3 m-3) at which the demo's
-#: prediction takes the continuous roll-out (xsomo.inference.predict(tolerance=...)).
-DEMO_TOLERANCE = 1e-2
-
 
 def _default_step(name: str) -> float:
     print(f"\n== {name}", flush=True)
@@ -110,21 +106,11 @@ def run_demo(
         done(t0, f"model saved to {model_dir}")
 
     t0 = step("4/6 predict every land cell and write SoMo.ml-EU files")
-    # Our trained models forget their initial state, but measured on the demo world the
-    # slowest cells can need 2-3 years, not the 365-day lookback. So the output period
-    # starts after a spin-up of three lookbacks, and predict()'s per-block convergence
-    # check decides: the continuous roll-out runs where roll-outs from extreme initial
-    # states differ by less than DEMO_TOLERANCE after the spin-up (a measured bound, well
-    # below the 0.02-0.03 m3 m-3 accuracy of the in-situ sensors the model learns from);
-    # elsewhere the block is predicted window by window (exact, but ~100x slower).
-    times = drivers.indexes["time"]
-    history = 3 * model.config.lookback
-    if times.size > history + 365:
-        sm = drivers.somo.predict(
-            model, time=slice(times[history], None), spinup=history, tolerance=DEMO_TOLERANCE
-        )
-    else:
-        sm = drivers.somo.predict(model, tolerance=DEMO_TOLERANCE)
+    # xsomo's models are trained to forget their initial state within the lookback
+    # (train_lstm's consistency penalty), so predict()'s per-block convergence check lets the
+    # fast continuous roll-out run after the default one-lookback spin-up; a block that did
+    # not forget would be predicted window by window instead (exact, ~100x slower), with a warning.
+    sm = drivers.somo.predict(model)
     files = sm.somo.to_files(sm_dir)
     done(t0, f"{len(files)} files in {sm_dir}")
 
