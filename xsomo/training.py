@@ -66,8 +66,8 @@ CONSISTENCY_PAIRS = 0.25
 #: Fewest batches in an epoch (small data sets would otherwise get a step or two).
 MIN_BATCHES = 25
 
-#: Settings for a demo-size world that train a 3-layer cascade in about ten minutes on 2 CPU
-#: cores. Measured on demo worlds (one member per layer, median r against the truth at 300
+#: Settings for a demo-size world that train a 3-layer cascade in about nine minutes on 2 CPU
+#: cores without the consistency penalty (1.7-1.9x the CPU time with train_lstm's default). Measured on demo worlds (one member per layer, median r against the truth at 300
 #: random land cells): hidden 32 x 120 steps 0.909 / 0.881 / 0.891; hidden 64 x 240 steps
 #: 0.926 / 0.892 / 0.897; hidden 64 x 600 steps 0.939 / 0.914 / 0.911 (layers 1-3).
 DEMO_DEFAULTS: dict[str, Any] = {
