@@ -21,9 +21,9 @@ Design (DESIGN.md, issue 4):
   default (``consistency=30``): measured on the seed-0 demo world with the demo preset
   (bench/bench_forgetting.py, all 3259 land cells, both members), the largest difference
   after 365 days fell from 1.4-2.3e-2 / 3.2-3.8e-2 / 2.9-4.8e-2 (layers 1-3, seeds 0-2)
-  to at most 5.2e-4 with weight 30 and 3.7e-4 with 100; the median r against the truth
-  changed by +0.003 / +0.007 / +0.011 with 30 (seed 1) and by -0.005 / +0.000 / +0.005
-  with 100 (mean of seeds 0-2). ``consistency=0`` turns it off (about half the training time).
+  to at most 5.3e-4 with weight 30 (seeds 0, 1) and 3.7e-4 with 100 (seeds 0-2); the
+  median r against the truth changed by +0.000 / +0.002 / +0.006 with 30 (mean of seeds 0
+  and 1) and by -0.005 / +0.000 / +0.005 with 100 (mean of seeds 0-2). ``consistency=0`` turns it off (about half the training time).
 - Normalisation statistics come from the training cells only and are stored in the model.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
@@ -591,6 +591,7 @@ def train_lstm(
         0             0     2.3e-2 / 3.2e-2 / 3.1e-2         0.941 / 0.913 / 0.904
         0             1     2.0e-2 / 3.8e-2 / 2.9e-2         0.940 / 0.910 / 0.902
         0             2     1.4e-2 / 3.7e-2 / 4.8e-2         0.940 / 0.906 / 0.908
+        30            0     5.7e-5 / 5.1e-4 / 5.3e-4         0.939 / 0.910 / 0.905
         30            1     8.0e-5 / 1.4e-4 / 5.2e-4         0.943 / 0.917 / 0.913
         100           0     1.3e-5 / 1.5e-4 / 3.7e-4         0.934 / 0.908 / 0.904
         100           1     3.5e-5 / 2.3e-4 / 2.2e-4         0.938 / 0.914 / 0.911
