@@ -57,27 +57,13 @@ def _model(
     forget_bias: float = 3.0,
     seed=0,
 ):
-    from xsomo import conventions as cv
-    from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+    """A random cascade (xsomo.testing.random_model) with this benchmark's defaults."""
+    from xsomo.testing import random_model
 
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        dynamic=list(cv.DYNAMIC_NAMES), static=list(cv.STATIC_NAMES), layers=tuple(layers),
-        ensemble=ensemble, hidden=hidden, lookback=lookback, transforms={"precipitation": "log1p"},
+    return random_model(
+        layers=tuple(layers), forget_bias=forget_bias, hidden=hidden, ensemble=ensemble,
+        lookback=lookback, seed=seed,
     )  # fmt: skip
-    stats = NormStats(
-        [285.0, 1.0, 100.0, 288.0], [8.0, 1.0, 60.0, 9.0],
-        [2.0, 1.5, 700.0, 100.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], [1.0, 1.0, 400.0, 60.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
-        [0.25, 0.27, 0.3][: len(layers)], [0.08, 0.06, 0.05][: len(layers)],
-    )  # fmt: skip
-    weights = {
-        (lay, m): EALSTM(
-            cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias
-        ).state_dict()
-        for lay in cfg.layers
-        for m in range(ensemble)
-    }
-    return TrainedModel(cfg, stats, weights)
 
 
 def _inputs(cells: int, days: int, seed: int = 0):

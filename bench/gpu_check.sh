@@ -24,7 +24,7 @@ step() {  # step NAME SECONDS CMD...
     tail -n 25 "$out/$name.log"
 }
 { nvidia-smi -L; "$py" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"; } 2>&1 | tee "$out/env.log"
-step tests 240 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts= -p no:randomly --durations=10 tests/gpu
+step tests 240 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts= -p no:randomly --durations=10 tests
 step tf32 60 "$py" bench/bench_tf32.py
 step training 60 "$py" bench/bench_training.py --device cuda --reps 5
 step training_b4096 60 "$py" bench/bench_training.py --device cuda --batch 4096 --reps 5

@@ -232,36 +232,21 @@ def run_continuous(
     )
     out = np.empty((n_cells, n_time), dtype=dt)
     with full_float32(device):
-        _continuous_batches(net, x_d, x_s, state, out, device, batch, time_chunk)
+        for c0 in range(0, n_cells, batch):
+            c1 = min(c0 + batch, n_cells)
+            xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1], dtype=dt)).to(device)
+            st = None
+            if state is not None:
+                st = (
+                    torch.from_numpy(np.ascontiguousarray(state[0][c0:c1], dtype=dt)).to(device),
+                    torch.from_numpy(np.ascontiguousarray(state[1][c0:c1], dtype=dt)).to(device),
+                )
+            for t0 in range(0, n_time, time_chunk):
+                t1 = min(t0 + time_chunk, n_time)
+                xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
+                y, st = net(xd, xs, st)
+                out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
     return out
-
-
-def _continuous_batches(
-    net: EALSTM,
-    x_d: np.ndarray,
-    x_s: np.ndarray,
-    state: tuple[np.ndarray, np.ndarray] | None,
-    out: np.ndarray,
-    device: torch.device,
-    batch: int,
-    time_chunk: int,
-) -> None:
-    dt = out.dtype
-    n_cells, n_time, _ = x_d.shape
-    for c0 in range(0, n_cells, batch):
-        c1 = min(c0 + batch, n_cells)
-        xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1], dtype=dt)).to(device)
-        st = None
-        if state is not None:
-            st = (
-                torch.from_numpy(np.ascontiguousarray(state[0][c0:c1], dtype=dt)).to(device),
-                torch.from_numpy(np.ascontiguousarray(state[1][c0:c1], dtype=dt)).to(device),
-            )
-        for t0 in range(0, n_time, time_chunk):
-            t1 = min(t0 + time_chunk, n_time)
-            xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
-            y, st = net(xd, xs, st)
-            out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
 
 
 @torch.no_grad()
@@ -287,7 +272,7 @@ def run_windowed(
     if n_win <= 0:
         return out
     batch = batch_size or _default_batch(
-        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=np.dtype(dt).itemsize
+        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=dt.itemsize
     )
     # on a GPU the forcing goes over once and the windows are gathered there
     xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt)).to(device)

@@ -7,14 +7,20 @@ The full, physically based sample world with real file formats is :mod:`xsomo.sa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
 
+if TYPE_CHECKING:
+    from xsomo.model import TrainedModel
+
 __all__ = [
     "assert_cf_attrs",
+    "random_model",
     "synthetic_case",
     "synthetic_drivers",
     "synthetic_targets",
@@ -207,3 +213,41 @@ def assert_cf_attrs(obj: xr.Dataset | xr.DataArray) -> None:
             continue
         missing = [k for k in ("units", "long_name") if k not in da.attrs]
         assert not missing, f"variable {da.name!r} lacks CF attributes {missing}"
+
+
+def random_model(
+    *,
+    layers: tuple[int, ...] = (1, 2, 3),
+    forget_bias: float = 0.0,
+    hidden: int = 8,
+    ensemble: int = 2,
+    lookback: int = 30,
+    seed: int = 0,
+) -> TrainedModel:
+    """A random (untrained) cascade of ``layers`` on the canonical inputs with plausible scalers.
+
+    Forget bias 0 makes it forget its initial state within about ``lookback`` days; a large
+    one (10) makes a model that does not forget.
+    """
+    import torch
+
+    from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        dynamic=list(cv.DYNAMIC_NAMES), static=list(cv.STATIC_NAMES), layers=tuple(layers),
+        ensemble=ensemble, hidden=hidden, lookback=lookback, transforms={"precipitation": "log1p"},
+    )  # fmt: skip
+    stats = NormStats(
+        [285.0, 1.0, 100.0, 288.0], [8.0, 1.0, 60.0, 9.0],
+        [2.0, 1.5, 700.0, 100.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], [1.0, 1.0, 400.0, 60.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+        [0.25, 0.27, 0.3][: len(layers)], [0.08, 0.06, 0.05][: len(layers)],
+    )  # fmt: skip
+    weights = {
+        (lay, m): EALSTM(
+            cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias
+        ).state_dict()
+        for lay in cfg.layers
+        for m in range(ensemble)
+    }
+    return TrainedModel(cfg, stats, weights)

@@ -23,7 +23,8 @@ Design (DESIGN.md, issue 4):
   after 365 days fell from 1.4-2.3e-2 / 3.2-3.8e-2 / 2.9-4.8e-2 (layers 1-3, seeds 0-2)
   to at most 5.3e-4 with weight 30 (seeds 0, 1) and 3.7e-4 with 100 (seeds 0-2); the
   median r against the truth changed by +0.000 / +0.002 / +0.006 with 30 (mean of seeds 0
-  and 1) and by -0.005 / +0.000 / +0.005 with 100 (mean of seeds 0-2). ``consistency=0`` turns it off (about half the training time).
+  and 1) and by -0.005 / +0.000 / +0.005 with 100 (mean of seeds 0-2). ``consistency=0``
+  turns it off (about half the training time).
 - Normalisation statistics come from the training cells only and are stored in the model.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
@@ -67,8 +68,9 @@ CONSISTENCY_PAIRS = 0.25
 MIN_BATCHES = 25
 
 #: Settings for a demo-size world that train a 3-layer cascade in about nine minutes on 2 CPU
-#: cores without the consistency penalty (1.7-1.9x the CPU time with train_lstm's default). Measured on demo worlds (one member per layer, median r against the truth at 300
-#: random land cells): hidden 32 x 120 steps 0.909 / 0.881 / 0.891; hidden 64 x 240 steps
+#: cores without the consistency penalty (1.7-1.9x the CPU time with train_lstm's default).
+#: Measured on demo worlds (one member per layer, median r against the truth at 300 random land
+#: cells): hidden 32 x 120 steps 0.909 / 0.881 / 0.891; hidden 64 x 240 steps
 #: 0.926 / 0.892 / 0.897; hidden 64 x 600 steps 0.939 / 0.914 / 0.911 (layers 1-3).
 DEMO_DEFAULTS: dict[str, Any] = {
     "ensemble": 2,
@@ -598,7 +600,7 @@ def train_lstm(
         100           2     6.4e-5 / 9.6e-5 / 2.4e-4         0.933 / 0.908 / 0.913
         ============  ====  ===============================  ======================
 
-        After 730 days every weighted model is below 1e-6 (unweighted: up to 2.4e-2).
+        After 730 days every weighted model is below 5e-6 (unweighted: up to 2.4e-2).
     consistency_cells
         With ``consistency > 0``: random grid cells without targets (finite statics) whose
         inputs join the training data for the penalty only, so that the network learns to

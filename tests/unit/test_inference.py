@@ -9,13 +9,12 @@ import dask
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import inference, rollout, testing
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
-from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+from xsomo.model import TrainedModel
 
 
 def synthetic_drivers(**kwargs) -> xr.Dataset:
@@ -28,33 +27,8 @@ def synthetic_drivers(**kwargs) -> xr.Dataset:
         return testing.synthetic_drivers(**kwargs)
 
 
-def make_model(
-    *,
-    forget_bias: float = 0.0,
-    hidden: int = 8,
-    ensemble: int = 2,
-    lookback: int = 30,
-    seed: int = 0,
-) -> TrainedModel:
-    """A random cascade on the canonical inputs; forget bias 0 makes it forget within ~lookback days."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        dynamic=list(cv.DYNAMIC_NAMES), static=list(cv.STATIC_NAMES), layers=(1, 2, 3),
-        ensemble=ensemble, hidden=hidden, lookback=lookback, transforms={"precipitation": "log1p"},
-    )  # fmt: skip
-    stats = NormStats(
-        [285.0, 1.0, 100.0, 288.0], [8.0, 1.0, 60.0, 9.0],
-        [2.0, 1.5, 700.0, 100.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], [1.0, 1.0, 400.0, 60.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
-        [0.25, 0.27, 0.3], [0.08, 0.06, 0.05],
-    )  # fmt: skip
-    weights = {
-        (lay, m): EALSTM(
-            cfg.n_inputs(lay), cfg.n_static, hidden, initial_forget_bias=forget_bias
-        ).state_dict()
-        for lay in cfg.layers
-        for m in range(ensemble)
-    }
-    return TrainedModel(cfg, stats, weights)
+#: a random cascade (also imported by test_output and test_predict_cli)
+make_model = testing.random_model
 
 
 @pytest.fixture(scope="module")

@@ -109,13 +109,24 @@ def test_interrupted_training_resumes_to_the_same_model(case, tmp_path, monkeypa
         training.train_lstm(drivers, targets, run_dir=tmp_path / "run", **{**kw, "hidden": 5})
 
 
-def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path):
+@pytest.mark.parametrize(
+    ("device", "mixed_precision"),
+    [
+        ("cpu", False),
+        # the same on a GPU (tests/gpu has the other CUDA checks), with and without bf16 autocast
+        pytest.param("cuda", False, marks=pytest.mark.gpu),
+        pytest.param("cuda", True, marks=pytest.mark.gpu),
+    ],
+)
+def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed_precision):
     drivers, targets, truth = testing.synthetic_case(seed=1, nlat=4, nlon=5, ndays=3 * 365, cells=8)
     model = training.train_lstm(
         drivers, targets, layers=(1,), ensemble=1, hidden=16, lookback=60, seq_length=60, epochs=6,
-        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device="cpu",
+        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device,
+        mixed_precision=mixed_precision,
     )  # fmt: skip
-    model = TrainedModel.load(model.save(tmp_path / "m"))
+    assert model.metadata["device"].startswith(device)
+    model = TrainedModel.load(model.save(tmp_path / "m"))  # loads on the CPU
     stacked = truth.sel(layer=1).stack(cell=("lat", "lon")).dropna("cell", how="all")
     trained = {(round(a, 4), round(b, 4)) for a, b in zip(targets.lat.values, targets.lon.values, strict=True)}
     unseen = [i for i, (a, b) in enumerate(zip(stacked.lat.values, stacked.lon.values, strict=True))
@@ -127,7 +138,7 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path):
          for v in model.config.dynamic], -1,
     )  # fmt: skip
     sta = np.stack([drivers[v].stack(cell=("lat", "lon")).sel(cell=cell_index).values for v in model.config.static], -1)
-    pred = rollout.predict_block(model, dyn, sta, mode="continuous", spinup=60)[0, 0]
+    pred = rollout.predict_block(model, dyn, sta, mode="continuous", spinup=60, device=device)[0, 0]
     obs = stacked.isel(cell=unseen).transpose("cell", "time").values
     doy = drivers.time.dt.dayofyear.values
     tgt = targets.sm.sel(layer=1).values
