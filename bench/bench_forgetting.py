@@ -1,9 +1,9 @@
 """Does training make the EA-LSTM forget its initial state? Before/after the consistency penalty.
 
 Trains the demo cascade on a prepared demo world once per ``--consistency`` weight (same seed,
-same data, everything else from :data:`xsomo.training.DEMO_DEFAULTS`), then reports per layer:
+same data, everything else from :data:`xsomo.model.training.DEMO_DEFAULTS`), then reports per layer:
 
-- the convergence distance (:func:`xsomo.rollout.convergence_distance`, m3 m-3, roll-outs from
+- the convergence distance (:func:`xsomo.model.rollout.convergence_distance`, m3 m-3, roll-outs from
   the initial states 0, +1 and -1 compared over the 30 days after the spin-up) after 365 and
   730 days, max and median over ``--conv-cells`` random land cells and over every member;
 - the median Pearson r of the ensemble mean (continuous roll-out, first 365 days dropped)
@@ -32,7 +32,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xsomo import rollout, training
+from xsomo.model import rollout
+
+from xsomo.model import training
 from xsomo.model import TrainedModel
 
 

@@ -11,7 +11,7 @@ Two models, same size (128 hidden units, one layer, one member):
 
 For each: ``windowed`` (one 365-day window per day, zero state), ``continuous`` (one
 roll-out) and ``auto`` (convergence check, then whichever is right), all through
-:func:`xsomo.rollout.predict_block`, in float32 and float64 (``dtype=``); the windowed
+:func:`xsomo.model.rollout.predict_block`, in float32 and float64 (``dtype=``); the windowed
 kernel is also timed at several batch sizes (float32). A cell-day is one (cell, day)
 output value.
 
@@ -34,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from xsomo import rollout
+from xsomo.model import rollout
 
 HERE = pathlib.Path(__file__).resolve().parent
 REAL = pathlib.Path(
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("xsomo.rollout").setLevel(
+    logging.getLogger("xsomo.model.rollout").setLevel(
         logging.ERROR
     )  # auto's warning is reported in the table
     batches = [int(b) for b in args.batches.split(",") if b]

@@ -102,7 +102,7 @@ def _flops_per_cell_day(hidden: int, n_in: int) -> float:
 
 
 def section_throughput(quick: bool) -> dict:
-    from xsomo import rollout
+    from xsomo.model import rollout
 
     hidden, lookback = 128, 365
     model = _model(hidden=hidden, layers=(1,), lookback=lookback)
@@ -189,7 +189,7 @@ def section_throughput(quick: bool) -> dict:
 
 
 def _agreement(model, label: str, quick: bool, *, compare: bool = True) -> dict:
-    from xsomo import rollout
+    from xsomo.model import rollout
 
     lookback = model.config.lookback
     cells, extra = (4, 20) if quick else (8, 40)
@@ -259,7 +259,8 @@ warnings.simplefilter("ignore")
 sys.path.insert(0, {bench!r})
 import xarray as xr
 from bench_predict import _model
-from xsomo import inference, output
+from xsomo.prediction import inference
+from xsomo.prediction import output
 tracemalloc.start()
 drivers = xr.open_dataset({path!r}, chunks={{}})
 model = _model(hidden=32, ensemble=2, lookback=100, forget_bias=1.0)
@@ -336,7 +337,9 @@ def section_memory(quick: bool) -> dict:
 
 def section_demo(quick: bool) -> dict:
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
-    from xsomo import inference, output, testing
+    from xsomo import testing
+    from xsomo.prediction import inference
+    from xsomo.prediction import output
 
     n = 40 if quick else 60
     days = 4 * 365 if quick else 2922  # the demo preset: 2013-2020
@@ -361,7 +364,7 @@ def section_demo(quick: bool) -> dict:
 
 
 def section_europe(quick: bool) -> dict:
-    from xsomo import rollout
+    from xsomo.model import rollout
 
     model = _model(hidden=128, layers=(1, 2, 3), ensemble=1, lookback=365)
     cells, days = (256, 365) if quick else (1024, 730)
@@ -373,7 +376,7 @@ def section_europe(quick: bool) -> dict:
     rate = cells * days / c.wall  # cascade (3 layers) cell-days/s for one member
     total_days = EUROPE_DAYS + EUROPE_SPINUP
     cascade_s = EUROPE_CELLS * total_days * EUROPE_MEMBERS / rate
-    from xsomo import inference
+    from xsomo.prediction import inference
 
     # auto's per-block check: 3 initial states x (spin-up + 30 days) on check_cells of each block
     block = inference.default_chunks(355, 570, total_days)

@@ -1,7 +1,7 @@
 """What TF32 does to float32 inference on a GPU: the published SoMo.ml v1 model, all 36 525 windows.
 
 PyTorch lets cuDNN's LSTM use TF32 tensor cores (10-bit mantissa) by default on Ampere and
-newer GPUs; :func:`xsomo.rollout.full_float32` switches that off inside every inference
+newer GPUs; :func:`xsomo.model.rollout.full_float32` switches that off inside every inference
 kernel. This prints, for windowed float32 inference on the GPU, the largest difference from
 the published output (``somo_out.csv``, m3 m-3), the number of cell-days off by more than
 1e-5, and the wall time, with TF32 as xsomo runs it (off) and as PyTorch's default would
@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from xsomo import rollout
+from xsomo.model import rollout
 from xsomo.io import somoml
 from xsomo.model.importers import load_somoml_v1
 

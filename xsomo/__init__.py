@@ -20,15 +20,15 @@ _LAZY: dict[str, str] = {
     "open_ismn": "xsomo.io:open_ismn",
     "open_era5land": "xsomo.io:open_era5land",
     "open_cosmos": "xsomo.io:open_cosmos",
-    "open_drivers": "xsomo.drivers:open_drivers",
-    "scale_to": "xsomo.scaling:scale_to",
+    "open_drivers": "xsomo.drivers.assemble:open_drivers",
+    "scale_to": "xsomo.targets.scaling:scale_to",
     "TrainedModel": "xsomo.model:TrainedModel",
-    "train_lstm": "xsomo.training:train_lstm",
-    "cross_validate": "xsomo.crossval:cross_validate",
-    "predict": "xsomo.inference:predict",
-    "to_files": "xsomo.output:to_files",
-    "evaluate": "xsomo.evaluation:evaluate",
-    "open_somo": "xsomo.backend:open_somo",
+    "train_lstm": "xsomo.model.training:train_lstm",
+    "cross_validate": "xsomo.model.crossval:cross_validate",
+    "predict": "xsomo.prediction.inference:predict",
+    "to_files": "xsomo.prediction.output:to_files",
+    "evaluate": "xsomo.evaluation.scores:evaluate",
+    "open_somo": "xsomo.io.somo:open_somo",
 }
 
 __all__ = ["XsomoError", "__version__", "conventions", "exceptions", "units", *sorted(_LAZY)]

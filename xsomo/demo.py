@@ -57,8 +57,8 @@ def run_demo(
     dict
         Paths of the outputs and headline numbers.
     """
-    from xsomo import report as report_mod
-    from xsomo import training
+    from xsomo.report import report as report_mod
+    from xsomo.model import training
     from xsomo.model import TrainedModel
 
     out = Path(out)
@@ -82,7 +82,7 @@ def run_demo(
     targets_path = prepared / "targets.nc"
     drivers_path = prepared / "drivers.nc"
     if not (targets_path.exists() and drivers_path.exists()):
-        from xsomo import drivers as drivers_mod
+        from xsomo.drivers import assemble as drivers_mod
 
         drivers_mod.prepare_world(world, prepared)
         done(t0, f"targets and drivers in {prepared}")

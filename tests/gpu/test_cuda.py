@@ -1,7 +1,7 @@
 """The CUDA paths of inference, on a GPU (marker ``gpu``; skipped without CUDA).
 
 The default test run deselects these (``-m 'not ... gpu'``); run them, and the GPU cases of
-tests/unit/test_training.py (a model trained on the GPU has skill), where a GPU is with
+tests/model/test_training.py (a model trained on the GPU has skill), where a GPU is with
 ``pytest -m gpu tests`` (bench/gpu_check.sh runs them together with the GPU benchmarks). They
 hold the GPU to what the CPU path is held to: the same numbers within float32 rounding and
 the published SoMo.ml v1 output within 1e-5 m3 m-3.
@@ -16,7 +16,11 @@ import pytest
 import torch
 import xarray as xr
 
-from xsomo import inference, rollout, testing
+from xsomo import testing
+
+from xsomo.prediction import inference
+
+from xsomo.model import rollout
 from xsomo.model import EALSTM, TrainedModel
 
 pytestmark = pytest.mark.gpu

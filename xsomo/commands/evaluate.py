@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from xsomo import evaluation
-    from xsomo.report import open_prediction
+    from xsomo.evaluation import scores as evaluation
+    from xsomo.report.report import open_prediction
 
     if not args.pred.exists():
         raise XsomoValueError(f"--pred {args.pred}: no such file or folder")

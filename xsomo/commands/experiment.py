@@ -73,7 +73,7 @@ def _drivers(path: pathlib.Path | None) -> Any:
 def run(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from xsomo import experiments
+    from xsomo.evaluation import experiments
     from xsomo.model import TrainedModel
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics:
         import xarray as xr
 
-        from xsomo import gis
+        from xsomo.gis import export as gis
 
         if out.suffix.lower() != ".gpkg":
             raise XsomoValueError(
@@ -97,8 +97,8 @@ def _run(args: argparse.Namespace) -> int:
             f"--out {out}: maps are written as Cloud-Optimized GeoTIFF; use a .tif name"
         )
 
-    from xsomo import gis
-    from xsomo.backend import open_somo
+    from xsomo.gis import export as gis
+    from xsomo.io.somo import open_somo
 
     with open_somo(args.input, layers=[args.layer]) as ds:
         path = gis.to_cog(

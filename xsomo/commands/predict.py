@@ -111,7 +111,7 @@ def _open_drivers(path: pathlib.Path) -> Any:
     import xarray as xr
 
     if path.is_dir():
-        from xsomo.drivers import open_drivers
+        from xsomo.drivers.assemble import open_drivers
 
         return open_drivers(path)
     if not path.exists():
@@ -120,7 +120,8 @@ def _open_drivers(path: pathlib.Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo import inference, output
+    from xsomo.prediction import inference
+    from xsomo.prediction import output
     from xsomo.model import TrainedModel
 
     chunks = parse_chunks(args.chunks)

@@ -1,6 +1,6 @@
 """``xsomo prepare``: targets and drivers of a world folder (DESIGN.md steps 1-2).
 
-Calls :func:`xsomo.drivers.prepare_world`, which writes ``targets.nc``, ``drivers.nc``, ``ismn_qc_report.csv`` and ``scaling_report.csv``
+Calls :func:`xsomo.drivers.assemble.prepare_world`, which writes ``targets.nc``, ``drivers.nc``, ``ismn_qc_report.csv`` and ``scaling_report.csv``
 into ``--out``. Everything is computed first and written to temporary files beside
 the outputs, which then replace them; a failure leaves nothing half-written.
 """
@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo.drivers import prepare_world
+    from xsomo.drivers.assemble import prepare_world
 
     paths = prepare_world(
         args.world,

@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from xsomo.report import write_report
+    from xsomo.report.report import write_report
 
     targets = xr.open_dataset(args.targets) if args.targets else None
     model = None

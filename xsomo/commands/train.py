@@ -68,7 +68,7 @@ def _open(path: pathlib.Path, default_name: str, *, chunks: dict[str, int] | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo import training
+    from xsomo.model import training
 
     drivers = _open(args.drivers, "drivers.nc", chunks={})
     targets = _open(args.targets, "targets.nc")

@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo import stations as qc
+from xsomo.targets import stations as qc
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
 
 __all__ = ["open_ismn"]

@@ -19,7 +19,7 @@ model-run archive ``somo_model/somo_lstm.zip``. Unpacked, it holds::
 File and column names of this layout appear only here.
 
 The gridded SoMo.ml products (v1 at 0.25°, SoMo.ml-EU at 0.1°; one file per layer and
-year) are opened by :func:`xsomo.backend.open_somo` (``xr.open_dataset(..., engine="somo")``).
+year) are opened by :func:`xsomo.io.somo.open_somo` (``xr.open_dataset(..., engine="somo")``).
 
 References
 ----------
@@ -267,7 +267,7 @@ class SomoMLv1Run:
         return np.stack([self.forcing[n].values for n in names], axis=-1).astype(dtype)
 
     def to_drivers(self, *, dynamic: Sequence[str] = SOMOML_V1_DYNAMIC) -> xr.Dataset:
-        """The run's inputs as a drivers Dataset for :func:`xsomo.inference.predict`.
+        """The run's inputs as a drivers Dataset for :func:`xsomo.prediction.inference.predict`.
 
         The cells are placed on the coarsest regular lat/lon grid that holds them all
         (``land_mask`` True only at the cells). Dynamic variables are ``(time, lat, lon)``

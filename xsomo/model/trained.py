@@ -251,8 +251,8 @@ class TrainedModel:
 
     # ------------------------------------------------------------------ prediction
     def predict_block(self, dynamic: np.ndarray, static: np.ndarray, **kwargs: Any) -> np.ndarray:
-        """Shortcut for :func:`xsomo.rollout.predict_block` with this model."""
-        from xsomo import rollout
+        """Shortcut for :func:`xsomo.model.rollout.predict_block` with this model."""
+        from xsomo.model import rollout
 
         return rollout.predict_block(self, dynamic, static, **kwargs)
 

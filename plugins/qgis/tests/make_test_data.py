@@ -140,7 +140,7 @@ def main(out):
         import xarray as xr
 
         import xsomo
-        from xsomo import gis
+        from xsomo.gis import export as gis
     except ImportError:
         write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
     else:

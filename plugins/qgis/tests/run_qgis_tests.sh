@@ -17,7 +17,7 @@ $SYS_PY -c "import pytest" 2>/dev/null || need+=(python3-pytest)
 $SYS_PY -c "import osgeo_utils.samples.validate_cloud_optimized_geotiff" 2>/dev/null || need+=(python3-gdal)
 command -v gdalinfo >/dev/null || need+=(gdal-bin)
 USE_VENV=0
-if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import xsomo.gis" 2>/dev/null; then
+if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import xsomo.gis.export" 2>/dev/null; then
     USE_VENV=1
 else
     $SYS_PY -c "import netCDF4" 2>/dev/null || need+=(python3-netcdf4)

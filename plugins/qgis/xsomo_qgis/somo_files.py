@@ -6,7 +6,7 @@ One netCDF per layer and year (``SoMo.ml-EU_layer{N}_{YYYY}.nc`` or
 the CRS from the file's grid mapping; the band's day comes from ``NETCDF_DIM_time`` and
 the ``time#units`` metadata.
 
-The anomaly follows ``xsomo.gis``: the z-score of the period mean against the same
+The anomaly follows ``xsomo.gis.export``: the z-score of the period mean against the same
 calendar window in every year that the files cover completely,
 ``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``, at least three years.
 """

@@ -1,0 +1,66 @@
+"""xsomo.drivers.regions: masks against a hand-drawn polygon, regional means, the packaged countries."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+import xarray as xr
+
+from xsomo.drivers import regions
+from xsomo.conventions import EUROPE, GridSpec
+from xsomo.exceptions import XsomoKeyError
+
+GRID = GridSpec(0.0, 4.0, 40.0, 44.0, 0.1)
+# a hand-drawn concave polygon (an "L") and a triangle
+L_SHAPE = shapely.Polygon(
+    [(0.5, 40.5), (3.0, 40.5), (3.0, 41.5), (1.5, 41.5), (1.5, 43.5), (0.5, 43.5)]
+)
+TRIANGLE = shapely.Polygon([(2.02, 42.0), (3.9, 42.0), (3.9, 43.87)])
+
+
+@pytest.fixture
+def gdf():
+    return gpd.GeoDataFrame({"NAME": ["ell", "tri"]}, geometry=[L_SHAPE, TRIANGLE], crs=4326)
+
+
+def test_mask_matches_point_in_polygon(gdf):
+    m = regions.mask(gdf, GRID)
+    yy, xx = np.meshgrid(GRID.lat, GRID.lon, indexing="ij")
+    pts = shapely.points(xx, yy)
+    inside_l = shapely.contains(L_SHAPE, pts)
+    inside_t = shapely.contains(TRIANGLE, pts)
+    np.testing.assert_array_equal(m.values == 0, inside_l)
+    np.testing.assert_array_equal(m.values == 1, inside_t)
+    assert m.attrs["names"] == "ell,tri" and m.dims == ("lat", "lon")
+
+
+def test_regional_mean_area_weighted(gdf):
+    rng = np.random.default_rng(0)
+    da = xr.DataArray(
+        rng.random((2, *GRID.shape)),
+        coords={"time": [0, 1], **GRID.coords()},
+        dims=("time", "lat", "lon"),
+    )
+    out = regions.regional_mean(da, gdf)
+    yy, xx = np.meshgrid(GRID.lat, GRID.lon, indexing="ij")
+    inside = shapely.contains(L_SHAPE, shapely.points(xx, yy))
+    w = np.cos(np.deg2rad(yy)) * inside
+    expected = (da.values * w).sum((1, 2)) / w.sum()
+    np.testing.assert_allclose(out.sel(region="ell").values, expected, rtol=1e-10)
+
+
+def test_packaged_countries_keys():
+    g = regions.countries()
+    assert {"NAME", "ADM0_A3"} <= set(g.columns) and g.crs.to_epsg() == 4326
+    fr = regions.countries(["France", "NOR"])
+    assert sorted(fr["ADM0_A3"]) == ["FRA", "NOR"]
+    assert set(fr["ISO_A3"]) == {"-99"}  # why ISO codes are not a key at 1:110m
+    m = regions.mask(fr, EUROPE, key="ADM0_A3")
+    paris = m.sel(lat=48.85, lon=2.35, method="nearest").item()
+    oslo = m.sel(lat=59.91, lon=10.75, method="nearest").item()
+    assert m.attrs["names"].split(",")[int(paris)] == "FRA"
+    assert m.attrs["names"].split(",")[int(oslo)] == "NOR"
+    with pytest.raises(XsomoKeyError, match="Atlantis"):
+        regions.countries(["Atlantis"])

@@ -1,0 +1,190 @@
+"""Experiments: memory timescales, lookback permutation (known predictors, a tiny model), transfer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.evaluation import experiments as ex
+
+pytestmark = pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")
+
+
+def _ar1(phi: float, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    e = rng.standard_normal(shape)
+    out = np.empty(shape)
+    out[:, 0] = e[:, 0]
+    for t in range(1, shape[1]):
+        out[:, t] = phi * out[:, t - 1] + np.sqrt(1 - phi**2) * e[:, t]
+    return out
+
+
+def test_memory_timescales_of_ar1_layers():
+    rng = np.random.default_rng(0)
+    ncell, ntime = 30, 12 * 365
+    phis = (0.5, 0.9, 0.97)
+    data = np.stack([_ar1(p, (ncell, ntime), rng) for p in phis])
+    t = pd.date_range("2001-01-01", periods=ntime, freq="D")
+    da = xr.DataArray(data, dims=("layer", "cell", "time"), coords={"layer": [1, 2, 3], "time": t})
+    out = ex.memory_timescales(da, max_lag=200)
+    expected = [int(np.ceil(-1 / np.log(p))) for p in phis]  # first lag with phi**lag < 1/e
+    got = out["efold_days"].values.tolist()
+    assert got[0] == expected[0]
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        assert abs(g - e) <= 0.25 * e
+    assert got[0] < got[1] < got[2]
+
+
+def test_permute_windows_keeps_the_tail_and_shuffles_the_head():
+    rng = np.random.default_rng(1)
+    w = np.arange(4 * 50 * 2, dtype=float).reshape(4, 50, 2)
+    out = ex.permute_windows(w, 10, rng=rng)
+    np.testing.assert_array_equal(out[:, -10:], w[:, -10:])
+    for k in range(4):
+        # same days, other order; the two variables of a day move together
+        np.testing.assert_array_equal(np.sort(out[k, :40, 0]), w[k, :40, 0])
+        np.testing.assert_array_equal(out[k, :40, 1] - out[k, :40, 0], 1.0)
+        assert not np.array_equal(out[k, :40], w[k, :40])
+    assert not np.array_equal(out[0, :40, 0] - w[0, 0, 0], out[1, :40, 0] - w[1, 0, 0])
+    np.testing.assert_array_equal(ex.permute_windows(w, 50, rng=rng), w)
+
+
+def _filter(x: np.ndarray, tau: float) -> np.ndarray:
+    """Exponential memory along axis 1 from a zero state: y_t = a y_{t-1} + (1-a) x_t."""
+    a = np.exp(-1 / tau)
+    y = np.zeros(x.shape[:2])
+    acc = np.zeros(x.shape[0])
+    for t in range(x.shape[1]):
+        acc = a * acc + (1 - a) * x[:, t]
+        y[:, t] = acc
+    return y
+
+
+def test_lookback_permutation_with_known_memory():
+    taus = (2.0, 30.0)
+    rng = np.random.default_rng(2)
+    ncell, ntime, lookback = 6, 600, 150
+    dyn = rng.standard_normal((ncell, ntime, 1)).astype(np.float32)
+    truth = np.stack([_filter(dyn[..., 0], tau) for tau in taus])  # (layer, cell, time)
+
+    def predictor(windows: np.ndarray, static: np.ndarray) -> np.ndarray:
+        return np.stack([_filter(windows[..., 0], tau)[:, -1] for tau in taus])
+
+    ns = (1, 2, 5, 10, 30, 60, 150)
+    out = ex.lookback_permutation(
+        predictor, dyn, np.zeros((ncell, 1)), truth, lookback=lookback, ns=ns, days_per_cell=80, layers=(1, 2)
+    )
+    nse = out["nse"]
+    # no permutation: the predictor reproduces the truth (memory << window)
+    assert float(nse.sel(n_kept=150).min()) > 0.999
+    # the short-memory layer keeps its skill with 10 days, the long-memory layer does not
+    assert float(nse.sel(n_kept=10, layer=1)) > 0.99
+    assert float(nse.sel(n_kept=10, layer=2)) < 0.8
+    assert float(nse.sel(n_kept=60, layer=2)) > float(nse.sel(n_kept=10, layer=2))
+    # days needed to reach NSE 0.95: more for the deeper (slower) layer
+    need = [int(nse.sel(layer=k).where(nse.sel(layer=k) > 0.95, drop=True).n_kept.min()) for k in (1, 2)]
+    assert need[0] < need[1]
+    # days_needed: the same ordering, from the share of the whole window's gain
+    days = ex.days_needed(out, metric="nse")
+    assert int(days.sel(layer=1)) < int(days.sel(layer=2))
+    # by hand for layer 2: the first n whose NSE gain reaches 95 % of the full gain
+    s2 = nse.sel(layer=2).values
+    gain = s2 - s2[0]
+    assert int(days.sel(layer=2)) == ns[int(np.argmax(gain >= 0.95 * gain[-1] - 1e-12))]
+    with pytest.raises(Exception, match="fraction"):
+        ex.days_needed(out, fraction=0.0)
+
+
+def _tiny_model(hidden: int = 4, lookback: int = 30, seed: int = 0):
+    from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        dynamic=list(cv.DYNAMIC_NAMES), static=list(cv.STATIC_NAMES), layers=[1, 2], ensemble=2,
+        hidden=hidden, lookback=lookback, seq_length=lookback,
+    )
+    nd, ns = len(cv.DYNAMIC_NAMES), len(cv.STATIC_NAMES)
+    st = NormStats([280, 2, 100, 285], [10, 4, 80, 10], [2] * ns, [1] * ns, [0.25, 0.25], [0.05, 0.05])
+    weights = {lay: [EALSTM(nd + k, ns, hidden, dropout=0.0).state_dict() for _ in range(2)] for k, lay in enumerate((1, 2))}
+    return TrainedModel.from_weights(cfg, st, weights)
+
+
+def test_model_predictor_matches_windowed_rollout():
+    from xsomo.model.rollout import predict_block
+    from xsomo.testing import synthetic_drivers
+
+    model = _tiny_model()
+    drivers = synthetic_drivers(nlat=2, nlon=2, ndays=80, sea_cells=0)
+    dyn, stat = ex.extract_cells(drivers, np.array([0, 1]), np.array([1, 0]), dynamic=cv.DYNAMIC_NAMES, static=cv.STATIC_NAMES)
+    full = predict_block(model, dyn, stat, mode="windowed").mean(axis=1)  # (layer, cell, time)
+    ends = np.array([40, 79])
+    windows = np.concatenate([dyn[:, e - 29 : e + 1] for e in ends])  # cells 0,1 at day 40 then day 79
+    stat2 = np.concatenate([stat, stat])
+    got = ex.model_predictor(model)(windows, stat2)
+    expected = np.concatenate([full[:, :, 40], full[:, :, 79]], axis=1)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_lookback_permutation_runs_on_a_model():
+    from xsomo.testing import synthetic_drivers, synthetic_truth
+
+    model = _tiny_model()
+    drivers = synthetic_drivers(nlat=2, nlon=2, ndays=120, sea_cells=0)
+    truth = synthetic_truth(drivers)
+    rows, cols = np.array([0, 1, 1]), np.array([0, 0, 1])
+    dyn, stat = ex.extract_cells(drivers, rows, cols, dynamic=cv.DYNAMIC_NAMES, static=cv.STATIC_NAMES)
+    obs = ex._truth_at(truth.sel(layer=[1, 2]), rows, cols, drivers.time.values)
+    out = ex.lookback_permutation(model, dyn, stat, obs, ns=(1, 5, 30), days_per_cell=40, min_days=10)
+    assert out["nse"].dims == ("n_kept", "layer")
+    assert out.n_kept.values.tolist() == [1, 5, 30] and out.layer.values.tolist() == [1, 2]
+    # an untrained network may give a constant deeper layer (r undefined); layer 1 varies
+    assert np.isfinite(out["pearson_r"].sel(layer=1).values).all()
+
+
+def test_transfer_envelope_flags():
+    from xsomo.testing import synthetic_drivers, synthetic_truth
+
+    drivers = synthetic_drivers(nlat=3, nlon=4, ndays=90, sea_cells=0, seed=4)
+    truth = synthetic_truth(drivers)
+    model = _tiny_model(lookback=20)
+    # train cells: the first row; make one test cell's aridity far outside their range
+    model.training_cells = np.column_stack([np.full(4, drivers.lat.values[0]), drivers.lon.values])
+    drivers = drivers.copy()
+    drivers["aridity"] = drivers["aridity"].copy()
+    drivers["aridity"][2, 3] = 1e3
+    groups = {"same": (np.array([0, 0]), np.array([1, 2])), "other": (np.array([2, 2]), np.array([0, 3]))}
+    out = ex.transfer(model, drivers, truth, groups, min_days=10)
+    assert out.sizes["cell"] == 4
+    assert out["group"].values.tolist() == ["same", "same", "other", "other"]
+    np.testing.assert_allclose(out["novelty"].values[:2], 0.0, atol=1e-6)
+    assert out["outside_envelope"].values.tolist()[:2] == [False, False]
+    assert bool(out["outside_envelope"].values[3])
+    assert out["novelty"].values[3] > out["novelty"].values[2]
+    summary = ex.transfer_summary(out)
+    assert set(summary["group"]) == {"same", "other"}
+
+
+@pytest.mark.slow
+def test_experiments_end_to_end_on_the_tiny_world(tiny_world, tmp_path):
+    """Real runs: train on region 'us' targets only (tiny settings), transfer and permutation."""
+    from xsomo.drivers.assemble import build_targets, open_drivers
+
+    targets, _, _ = build_targets(tiny_world)
+    drivers = open_drivers(tiny_world).load()
+    kw = {"ensemble": 1, "hidden": 8, "lookback": 60, "seq_length": 60, "epochs": 2, "steps_per_epoch": 5, "progress": False}
+    result, model = ex.transfer_experiment(tiny_world, targets=targets, drivers=drivers, train_kwargs=kw, test_cells=20)
+    assert set(result["group"].values) == {"europe", "us_holdout"}
+    assert result.attrs["n_train_cells"] >= 1
+    truth = xr.open_dataset(tiny_world / "truth.nc")
+    region = truth["region"].values
+    rows, cols, _ = __import__("xsomo").evaluation.match_stations(truth, model.training_cells[:, 0], model.training_cells[:, 1])
+    assert (region[rows, cols] == 1).all()  # trained on "us" cells only
+    summary = ex.transfer_summary(result)
+    assert {"europe", "us_holdout"} <= set(summary.group)
+    scales, perm = ex.memory_experiment(tiny_world, model, drivers=drivers, cells=5, days_per_cell=30, ns=(1, 10, 60))
+    assert perm["nse"].shape == (3, 3)
+    assert (scales["efold_days"] > 0).all()

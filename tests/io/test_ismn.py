@@ -1,0 +1,260 @@
+"""open_ismn: against the ismn package's own reading of real files, QC rules on hand-made files, bad input."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xsomo.exceptions import DataFormatError, XsomoExceptionGroup
+from xsomo.io import open_ismn
+from xsomo.targets.stations import daily_mean, qc_sensor
+
+V2025 = "qa4sm-testdata/input_data/ISMN/ISMN_V20250617"
+HAWAII = "qa4sm-testdata/input_data/ISMN/ISMN_TESTDATA_HAWAII"
+
+# oracle record counts per sensor from the README of shared/data/real (ismn 1.5.4 ISMN_Interface)
+ORACLE = {
+    "COSMOS.SilverSword.Cosmic-ray-Probe.0.0000-0.1700": 75177,
+    "SCAN.Kainaliu.Hydraprobe-Analog-D.0.0508-0.0508": 53196,
+    "SCAN.Kainaliu.Hydraprobe-Analog-B.0.1016-0.1016": 42471,
+    "SCAN.Kainaliu.Hydraprobe-Analog-B.0.3048-0.3048": 93060,
+    "SCAN.Kainaliu.Hydraprobe-Analog-C.0.5080-0.5080": 48479,
+    "SCAN.Kainaliu.Hydraprobe-Analog-B.0.7620-0.7620": 92531,
+}
+
+
+def _listing(root: pathlib.Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def v2025(real_data):
+    root = real_data / V2025
+    before = _listing(root)
+    ds, rep = open_ismn(root, report=True)
+    assert _listing(root) == before, "open_ismn wrote into the data folder"
+    return ds, rep
+
+
+def _ismn_own(
+    root: pathlib.Path, tmp: pathlib.Path
+) -> dict[tuple[str, float, float], pd.DataFrame]:
+    """The ismn package's own reading (independent of xsomo), metadata into tmp."""
+    import contextlib
+    import io
+
+    from ismn.interface import ISMN_Interface
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        iface = ISMN_Interface(str(root), meta_path=str(tmp))
+    out = {}
+    for net in iface.collection.iter_networks():
+        for stn in net.iter_stations():
+            for sen in stn.iter_sensors(variable="soil_moisture"):
+                out[(f"{stn.name}.{sen.instrument}", sen.depth.start, sen.depth.end)] = (
+                    sen.read_data()
+                )
+    return out
+
+
+@pytest.mark.real
+def test_record_counts_match_oracle(v2025):
+    _, rep = v2025
+    rep = rep.set_index("station_id")
+    for sid, n in ORACLE.items():
+        assert rep.loc[sid, "n_records"] == n, sid
+
+
+@pytest.mark.real
+def test_values_flags_depths_against_ismn_reader(v2025, real_data, tmp_path):
+    ds, rep = v2025
+    own = _ismn_own(real_data / V2025, tmp_path)
+    for sid in ds["station"].values:
+        st = ds.sel(station=sid)
+        key = (
+            f"{st.station_name.item()}.{st.sensor.item()}",
+            float(st.depth_top),
+            float(st.depth_bottom),
+        )
+        df = own[key]
+        assert rep.set_index("station_id").loc[sid, "n_flag_good"] == int(
+            (df["soil_moisture_flag"] == "G").sum()
+        )
+        good = df["soil_moisture"].where(
+            (df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0)
+        )
+        g = good.dropna()
+        grp = g.groupby(g.index.floor("D"))
+        expected = grp.mean()[grp.count() >= 6]
+        got = st["sm"].to_series().dropna()
+        assert got.index.equals(
+            pd.DatetimeIndex(expected.index, name=got.index.name).astype(got.index.dtype)
+        )
+        np.testing.assert_allclose(got.values, expected.values, rtol=1e-6)
+
+
+@pytest.mark.real
+def test_kainaliu_five_depths_layers_and_report(v2025):
+    ds, rep = v2025
+    kai = ds.where(ds.station_name == "Kainaliu", drop=True)
+    assert sorted(kai["layer"].values.tolist()) == [1, 2, 3]
+    assert sorted(np.round(kai["depth_top"].values, 4).tolist()) == [0.0508, 0.1016, 0.3048]
+    r = rep.set_index("station_id")
+    for deep in (
+        "SCAN.Kainaliu.Hydraprobe-Analog-C.0.5080-0.5080",
+        "SCAN.Kainaliu.Hydraprobe-Analog-B.0.7620-0.7620",
+    ):
+        assert not r.loc[deep, "kept"] and "no single layer" in r.loc[deep, "reason"]
+    short = r.loc["SCAN.Kainaliu.Hydraprobe-Analog-E.0.0508-0.0508"]
+    assert not short["kept"] and "min_days" in short["reason"]
+    assert "soil_temperature" in set(rep["variable"])  # listed, never silently lost
+    assert len(rep) == 11
+    assert ds["sm"].dtype == np.float32 and ds.sm.attrs["units"] == "m3 m-3"
+    assert float(
+        ds.lat.sel(station="SCAN.Kainaliu.Hydraprobe-Analog-D.0.0508-0.0508")
+    ) == pytest.approx(19.53322)
+
+
+@pytest.mark.real
+def test_hawaii_ceop_stations_flags(real_data):
+    ds, rep = open_ismn(real_data / HAWAII, report=True)
+    r = rep.set_index("station")
+    assert r.loc["IslandDairy", "n_records"] == 15312 and r.loc["PuaAkala", "n_records"] == 16359
+    assert r.loc["PuaAkala", "n_flag_good"] == 11200  # C02 (> 0.6) removed by the G-only filter
+    assert float(ds["sm"].max()) <= 0.6 + 1e-6
+
+
+@pytest.mark.real
+def test_malformed_file_raises_naming_it(real_data, tmp_path):
+    root = tmp_path / "ismn"
+    (root / "NET" / "ST").mkdir(parents=True)
+    shutil.copy(
+        real_data / "ismn/tests/test_data/malformed/mal_formed_file.txt",
+        root / "NET" / "ST" / "NET_NET_ST_sm_0.000000_0.050000_X_20170101_20170102.stm",
+    )
+    _write_stm(root, "NET", "OK", 0.0, 0.05, _hours(120))
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(root)
+    assert "NET_NET_ST_sm" in str(info.value.exceptions[0])
+    ds, rep = open_ismn(root, errors="report", report=True)
+    assert ds.sizes["station"] == 1
+    assert rep["reason"].str.contains("unreadable").any()
+
+
+# ----------------------------------------------------------------------------- hand-made files
+
+
+def _hours(days: int, start: str = "2020-01-01") -> pd.DatetimeIndex:
+    return pd.date_range(start, periods=days * 24, freq="h")
+
+
+def _write_stm(
+    root: pathlib.Path,
+    net: str,
+    station: str,
+    top: float,
+    bottom: float,
+    idx: pd.DatetimeIndex,
+    values=None,
+    flags=None,
+    sensor: str = "Probe",
+    truncate: bool = False,
+) -> pathlib.Path:
+    folder = root / net / station
+    folder.mkdir(parents=True, exist_ok=True)
+    values = np.full(idx.size, 0.25) if values is None else values
+    flags = ["G"] * idx.size if flags is None else flags
+    name = f"{net}_{net}_{station}_sm_{top:.6f}_{bottom:.6f}_{sensor}_{idx[0]:%Y%m%d}_{idx[-1]:%Y%m%d}.stm"
+    lines = [f"{net} {net} {station} 45.00000 5.00000 100.00 {top:.4f} {bottom:.4f} {sensor}"]
+    lines += [
+        f"{t:%Y/%m/%d %H:%M} {v:.4f} {f} M" for t, v, f in zip(idx, values, flags, strict=True)
+    ]
+    text = "\n".join(lines) + "\n"
+    if truncate:
+        text = text[: len(text) - 30]
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_qc_rules_on_handmade_files(tmp_path):
+    root = tmp_path / "ismn"
+    idx = _hours(100)
+    vals = np.full(idx.size, 0.3)
+    flags = np.array(["G"] * idx.size, dtype=object)
+    flags[: 24 * 5] = "D03"  # five days all flagged
+    vals[24 * 5 : 24 * 6] = -0.1  # a day of negatives
+    flags[24 * 6 + 5 : 24 * 7] = "C01"  # day 7 keeps only 5 good hours
+    _write_stm(
+        root, "N", "A", 0.10, 0.10, idx, vals, list(flags)
+    )  # point sensor on 0.10 -> layer 1
+    _write_stm(root, "N", "B", 0.05, 0.15, idx)  # spans two layers
+    _write_stm(root, "N", "C", 0.20, 0.20, _hours(50))  # too short
+    _write_stm(root, "N", "D", 0.30, 0.30, idx)  # on 0.30 -> layer 2
+    ds, rep = open_ismn(root, report=True)
+    r = rep.set_index("station")
+    assert r.loc["A", "layer"] == 1 and r.loc["D", "layer"] == 2
+    assert r.loc["A", "n_days"] == 100 - 7 and r.loc["A", "n_negative"] == 24
+    assert "no single layer" in r.loc["B", "reason"] and "min_days" in r.loc["C", "reason"]
+    a = ds["sm"].sel(station=ds.station[ds.station_name == "A"].item())
+    assert a.isel(time=slice(0, 7)).isnull().all() and a.isel(time=slice(7, None)).notnull().all()
+    assert ds.sizes["station"] == 2
+
+
+def test_truncated_file_raises(tmp_path):
+    root = tmp_path / "ismn"
+    f = _write_stm(root, "N", "T", 0.05, 0.05, _hours(100), truncate=True)
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(root)
+    assert f.name in str(info.value.exceptions[0])
+
+
+def test_nothing_kept_raises_with_report(tmp_path):
+    root = tmp_path / "ismn"
+    _write_stm(root, "N", "A", 0.6, 0.6, _hours(100))
+    with pytest.raises(DataFormatError, match="passed quality control") as info:
+        open_ismn(root)
+    assert len(info.value.report) == 1
+
+
+def test_daily_mean_subhourly_and_qc_sensor():
+    idx = pd.date_range("2020-01-01", periods=4 * 24 * 3, freq="15min")
+    s = pd.Series(np.arange(idx.size, dtype=float), index=idx)
+    m, n = daily_mean(s, min_hourly=24)
+    hourly = s.groupby(s.index.floor("h")).mean()
+    np.testing.assert_allclose(m.values, hourly.groupby(hourly.index.floor("D")).mean().values)
+    assert (n == 24).all()
+    res = qc_sensor(pd.Series(0.2, index=idx), None, depth_top=0.0, depth_bottom=0.05, min_days=3)
+    assert res.kept and res.layer == 1 and res.n_days == 3
+
+
+@pytest.mark.real
+def test_hawaii_scan_forcing_folder(real_data, tmp_path):
+    root = real_data / "hawaii-scan-forcing"
+    ds, rep = open_ismn(root, report=True)
+    other = rep[rep.variable != "soil_moisture"]
+    assert set(other.variable) == {"precipitation", "air_temperature"} and not other.kept.any()
+    own = _ismn_own(root, tmp_path)
+    r = rep[rep.variable == "soil_moisture"]
+    for _, row in r.iterrows():
+        df = own[(f"{row.station}.{row.sensor}", row.depth_top, row.depth_bottom)]
+        assert row.n_records == int(df["soil_moisture"].notna().sum())
+    assert set(ds.station_name.values) == {"ManaHouse", "PuaAkala", "SilverSword"}
+
+
+@pytest.mark.real
+def test_zip_archive_newest_format(real_data, tmp_path):
+    z = real_data / "ismn/tests/test_data/archive_sample/ismn_archive.zip"
+    ds, rep = open_ismn(z, min_days=1, report=True)
+    assert rep.loc[0, "n_records"] == 287 and rep.loc[0, "station"] == "Adamclisi"
+    (df,) = _ismn_own(z, tmp_path).values()
+    g = (
+        df["soil_moisture"]
+        .where((df["soil_moisture_flag"] == "G") & (df["soil_moisture"] >= 0))
+        .dropna()
+    )
+    n_days = int((g.groupby(g.index.floor("D")).count() >= 6).sum())
+    assert ds["sm"].notnull().sum().item() == n_days and ds["layer"].item() == 1

@@ -1,0 +1,165 @@
+"""Training: data pipeline, masked loss, statistics from training cells, determinism, resume, skill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xsomo import testing
+
+from xsomo.model import rollout
+
+from xsomo.model import training
+from xsomo.exceptions import CheckpointError, MissingVariableError
+from xsomo.model import TrainedModel
+
+TINY = {
+    "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2, "steps_per_epoch": 2,
+    "batch_size": 8, "progress": False, "device": "cpu",
+}  # fmt: skip
+
+
+
+@pytest.fixture(scope="module")
+def case():
+    return testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=200, cells=6)
+
+
+def test_masked_loss_ignores_gaps():
+    pred = torch.randn(3, 7, requires_grad=True)
+    tgt = torch.randn(3, 7)
+    tgt[0, 2] = tgt[1, :4] = float("nan")
+    loss = training._masked_mse(pred, tgt)
+    m = torch.isfinite(tgt)
+    torch.testing.assert_close(loss, ((pred - tgt)[m] ** 2).mean())
+    loss.backward()
+    assert (pred.grad[~m] == 0).all() and (pred.grad[m] != 0).all()
+
+
+def test_windows_need_a_target_in_the_supervised_part():
+    mask = np.zeros((2, 30), bool)
+    mask[0, 25] = True
+    c, s = training._window_starts(mask, lookback=10, seq_length=5)
+    assert (c == 0).all()
+    np.testing.assert_array_equal(s, [11, 12, 13, 14, 15])  # day 25 in [s+10, s+15)
+
+
+def test_cells_matched_within_half_a_cell(case):
+    drivers, targets, _ = case
+    moved = targets.assign_coords(lat=targets.lat + 0.03, lon=targets.lon - 0.04)
+    data = training.prepare_training_data(drivers, moved, layers=(1, 2))
+    assert data.dynamic.shape == (6, 200, 4) and data.target.shape == (6, 2, 200)
+    ilat = np.abs(drivers.lat.values[None] - targets.lat.values[:, None]).argmin(1)
+    ilon = np.abs(drivers.lon.values[None] - targets.lon.values[:, None]).argmin(1)
+    want = drivers["precipitation"].values[:, ilat, ilon].T
+    np.testing.assert_array_equal(data.dynamic[..., 1], want)
+    far = targets.assign_coords(lat=targets.lat + 5.0)
+    with pytest.raises(Exception, match="no target cell"):
+        training.prepare_training_data(drivers, far)
+    with pytest.raises(MissingVariableError, match="air_temperature"):
+        training.prepare_training_data(drivers.drop_vars("air_temperature"), targets)
+
+
+def test_normalisation_from_training_cells_only(case):
+    drivers, targets, _ = case
+    model = training.train_lstm(drivers, targets, cells=np.array([0, 2, 3]), val_fraction=0.0, **TINY)
+    data = training.prepare_training_data(drivers, targets, layers=(1, 2))
+    use = [0, 2, 3]
+    dyn = data.dynamic[use].astype(float)
+    dyn[..., 1] = np.log1p(dyn[..., 1])
+    np.testing.assert_allclose(model.stats.dynamic_mean, np.nanmean(dyn, axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_allclose(model.stats.static_std, np.std(data.static[use].astype(float), axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.stats.target_mean, np.nanmean(data.target[use], axis=(0, 2)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.sort(model.training_cells[:, 0]), np.sort(data.lat[use]), atol=1e-9
+    )
+
+
+def test_same_seed_same_weights(case):
+    drivers, targets, _ = case
+    a = training.train_lstm(drivers, targets, seed=5, **TINY)
+    b = training.train_lstm(drivers, targets, seed=5, **TINY)
+    c = training.train_lstm(drivers, targets, seed=6, **TINY)
+    for key in a.weights:
+        for name in a.weights[key]:
+            torch.testing.assert_close(a.weights[key][name], b.weights[key][name], atol=0, rtol=0)
+    assert any(not torch.equal(a.weights[k]["weight_hh"], c.weights[k]["weight_hh"]) for k in a.weights)
+
+
+def test_interrupted_training_resumes_to_the_same_model(case, tmp_path, monkeypatch):
+    drivers, targets, _ = case
+    kw = {**TINY, "layers": (1,), "epochs": 3, "patience": 0, "seed": 1}
+    whole = training.train_lstm(drivers, targets, **kw)
+    calls = {"n": 0}
+    real = training._validate
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_validate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_lstm(drivers, targets, run_dir=tmp_path / "run", **kw)
+    monkeypatch.setattr(training, "_validate", real)
+    assert (tmp_path / "run" / "layer1_member0.pt").is_file()
+    resumed = training.train_lstm(drivers, targets, run_dir=tmp_path / "run", **kw)
+    for name, t in whole.weights[(1, 0)].items():
+        torch.testing.assert_close(resumed.weights[(1, 0)][name], t, atol=0, rtol=0)
+    assert len(resumed.history["layer1_member0"]["val_loss"]) == 3
+    with pytest.raises(CheckpointError, match="different training run"):
+        training.train_lstm(drivers, targets, run_dir=tmp_path / "run", **{**kw, "hidden": 5})
+
+
+@pytest.mark.parametrize(
+    ("device", "mixed_precision"),
+    [
+        ("cpu", False),
+        # the same on a GPU (tests/gpu has the other CUDA checks), with and without bf16 autocast
+        pytest.param("cuda", False, marks=pytest.mark.gpu),
+        pytest.param("cuda", True, marks=pytest.mark.gpu),
+    ],
+)
+def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed_precision):
+    drivers, targets, truth = testing.synthetic_case(seed=1, nlat=4, nlon=5, ndays=3 * 365, cells=8)
+    model = training.train_lstm(
+        drivers, targets, layers=(1,), ensemble=1, hidden=16, lookback=60, seq_length=60, epochs=6,
+        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device,
+        mixed_precision=mixed_precision,
+    )  # fmt: skip
+    assert model.metadata["device"].startswith(device)
+    model = TrainedModel.load(model.save(tmp_path / "m"))  # loads on the CPU
+    stacked = truth.sel(layer=1).stack(cell=("lat", "lon")).dropna("cell", how="all")
+    trained = {(round(a, 4), round(b, 4)) for a, b in zip(targets.lat.values, targets.lon.values, strict=True)}
+    unseen = [i for i, (a, b) in enumerate(zip(stacked.lat.values, stacked.lon.values, strict=True))
+              if (round(a, 4), round(b, 4)) not in trained]  # fmt: skip
+    assert len(unseen) >= 5
+    cell_index = stacked.cell[unseen]
+    dyn = np.stack(
+        [drivers[v].stack(cell=("lat", "lon")).sel(cell=cell_index).transpose("cell", "time").values
+         for v in model.config.dynamic], -1,
+    )  # fmt: skip
+    sta = np.stack([drivers[v].stack(cell=("lat", "lon")).sel(cell=cell_index).values for v in model.config.static], -1)
+    pred = rollout.predict_block(model, dyn, sta, mode="continuous", spinup=60, device=device)[0, 0]
+    obs = stacked.isel(cell=unseen).transpose("cell", "time").values
+    doy = drivers.time.dt.dayofyear.values
+    tgt = targets.sm.sel(layer=1).values
+    clim_by_doy = {d: np.nanmean(tgt[:, doy == d]) for d in np.unique(doy)}
+    clim = np.array([clim_by_doy[d] for d in doy])
+    r_model = np.median([np.corrcoef(p[60:], o[60:])[0, 1] for p, o in zip(pred, obs, strict=True)])
+    r_clim = np.median([np.corrcoef(clim[60:], o[60:])[0, 1] for o in obs])
+    assert r_model > r_clim + 0.05, (r_model, r_clim)
+    assert r_model > 0.7
+
+
+def test_demo_preset_fills_only_options_not_given(case, monkeypatch):
+    drivers, targets, _ = case
+    tiny_demo = {**TINY, "hidden": 5, "lookback": 15}
+    tiny_demo.pop("device")
+    monkeypatch.setattr(training, "DEMO_DEFAULTS", tiny_demo)
+    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu")
+    assert model.config.hidden == 3 and model.config.lookback == 15 and model.config.layers == (1, 2)
+    with pytest.raises(Exception, match="preset"):
+        training.train_lstm(drivers, targets, preset="europe")

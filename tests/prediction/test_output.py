@@ -1,0 +1,271 @@
+"""output.to_files: layout, CF/GDAL metadata, streaming (one roll-out per block), atomicity, resume."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+import subprocess
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from test_inference import make_model, synthetic_drivers
+
+from xsomo import conventions as cv
+from xsomo.prediction import inference
+from xsomo.prediction import output
+from xsomo.exceptions import GridMismatchError
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model(lookback=20)
+
+
+@pytest.fixture(scope="module")
+def drivers() -> xr.Dataset:
+    # 2014-11-01 + 20 spin-up days -> output 2014-11-21 .. 2016-01-20: three partial/full years
+    return synthetic_drivers(nlat=6, nlon=7, ndays=446, seed=4, sea_cells=3, start="2014-11-01")
+
+
+@pytest.fixture(scope="module")
+def sm(model, drivers) -> xr.Dataset:
+    return inference.predict(drivers, model, chunks={"lat": 4, "lon": 4}, mode="continuous")
+
+
+@pytest.fixture(scope="module")
+def expected(sm) -> xr.Dataset:
+    return sm.compute()
+
+
+@pytest.fixture(scope="module")
+def written(sm, tmp_path_factory) -> list[pathlib.Path]:
+    out = tmp_path_factory.mktemp("files")
+    return output.to_files(sm, out, progress=False)
+
+
+def _names(layers, years):
+    return sorted(cv.output_filename(n, y) for n in layers for y in years)
+
+
+def test_one_file_per_layer_and_year_with_the_values(written, expected):
+    assert [p.name for p in written] == _names((1, 2, 3), (2014, 2015, 2016))
+    assert not list(written[0].parent.glob("*.tmp"))
+    for path in written:
+        n, year = int(path.name.split("_layer")[1][0]), int(path.stem[-4:])
+        with xr.open_dataset(path) as ds:
+            assert list(ds.data_vars) == ["spatial_ref", f"layer{n}"] or set(ds.data_vars) == {
+                "spatial_ref",
+                f"layer{n}",
+            }
+            var = ds[f"layer{n}"]
+            assert var.dims == ("time", "lat", "lon")
+            assert var.dtype == np.float32
+            assert (np.diff(ds["lat"].values) < 0).all() and (np.diff(ds["lon"].values) > 0).all()
+            assert var.attrs["units"] == "m3 m-3"
+            assert var.attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+            assert ds.attrs["Conventions"] == "CF-1.8" and "xsomo_version" in ds.attrs
+            assert "model_inputs_dynamic" in ds.attrs
+            want = expected["sm"].sel(layer=n).sel(time=str(year)).isel(lat=slice(None, None, -1))
+            np.testing.assert_array_equal(ds["time"].values, want["time"].values)
+            np.testing.assert_array_equal(var.values, want.values)  # NaN at the same places too
+
+
+def test_compression_chunks_and_grid_mapping_encoding(written):
+    with netCDF4.Dataset(written[0]) as nc:
+        var = nc.variables["layer1"]
+        filt = var.filters()
+        assert filt["zlib"] and filt["shuffle"]
+        chunking = var.chunking()
+        assert chunking != "contiguous"
+        assert chunking[0] == min(output.FILE_CHUNK_DAYS, var.shape[0])
+        # spatial chunks tile the compute blocks (4 x 4 cells) so every chunk is written once
+        assert chunking[1:] == [4, 4]
+        assert var.getncattr("grid_mapping") == "spatial_ref"
+        assert "EPSG" in nc.variables["spatial_ref"].getncattr(
+            "crs_wkt"
+        ) or "WGS 84" in nc.variables["spatial_ref"].getncattr("crs_wkt")
+
+
+def test_rioxarray_and_gdal_see_epsg4326(written, drivers):
+    rioxarray = pytest.importorskip("rioxarray")
+    path = written[0]
+    with rioxarray.open_rasterio(path, variable="layer1") as da:
+        arr = da["layer1"] if isinstance(da, xr.Dataset) else da
+        assert arr.rio.crs.to_epsg() == 4326
+        west, south, east, north = arr.rio.bounds()
+    lat, lon = drivers["lat"].values, drivers["lon"].values
+    assert np.isclose(west, lon.min() - 0.05) and np.isclose(north, lat.max() + 0.05)
+    assert np.isclose(east, lon.max() + 0.05) and np.isclose(south, lat.min() - 0.05)
+    with xr.open_dataset(path, decode_coords="all") as ds:
+        assert ds["layer1"].rio.crs.to_epsg() == 4326
+    gdalinfo = shutil.which("gdalinfo")
+    if gdalinfo:
+        info = subprocess.run(
+            [gdalinfo, f'NETCDF:"{path}":layer1'], capture_output=True, text=True, check=True
+        ).stdout
+        assert 'ID["EPSG",4326]' in info
+        assert f"Origin = ({lon.min() - 0.05:.6f}".rstrip("0") in info
+
+
+def test_roll_out_runs_once_per_block(model, drivers, tmp_path, monkeypatch):
+    calls: list[int] = []
+    real = inference._predictor()
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].shape[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_predictor", lambda: counting)
+    sm = inference.predict(drivers, model, chunks={"lat": 3, "lon": 4}, mode="continuous")
+    files = output.to_files(sm, tmp_path, progress=False)
+    assert len(files) == 9
+    land_blocks = 0
+    mask = drivers[cv.LAND_MASK].values
+    for y0 in range(0, 6, 3):
+        for x0 in range(0, 7, 4):
+            land_blocks += bool(mask[y0 : y0 + 3, x0 : x0 + 4].any())
+    assert len(calls) == land_blocks  # 9 files, each block rolled out exactly once
+    assert sum(calls) == int(mask.sum())
+
+
+def test_resume_after_a_kill_between_files(sm, written, tmp_path, monkeypatch):
+    real = os.replace
+    done: list[str] = []
+
+    def replace_then_die(src, dst):
+        if len(done) == 4:
+            raise KeyboardInterrupt  # the process is killed after 4 renames
+        real(src, dst)
+        done.append(pathlib.Path(dst).name)
+
+    monkeypatch.setattr(output, "_replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        output.to_files(sm, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("*.nc")) == sorted(done)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.nc")}
+    monkeypatch.setattr(output, "_replace", real)
+    files = output.to_files(sm, tmp_path, progress=False)
+    assert [p.name for p in files] == [p.name for p in written]
+    for name, t in mtimes.items():
+        assert (
+            tmp_path / name
+        ).stat().st_mtime_ns == t  # finished files were skipped, not rewritten
+    assert not list(tmp_path.glob("*.tmp"))
+    for a, b in zip(files, written, strict=True):
+        with xr.open_dataset(a) as x, xr.open_dataset(b) as y:
+            xr.testing.assert_identical(x, y)
+
+
+def test_disk_full_mid_write_leaves_no_final_file(sm, tmp_path, monkeypatch):
+    real = output._write_region
+    count = {"n": 0}
+
+    def fill_up(*args):
+        count["n"] += 1
+        if count["n"] > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(*args)
+
+    monkeypatch.setattr(output, "_write_region", fill_up)
+    with pytest.raises(output.OutputWriteError, match="No space left"):
+        output.to_files(sm, tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder_fails_before_computing(model, drivers, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("computed before checking the folder")
+
+    monkeypatch.setattr(inference, "_predictor", lambda: boom)
+    sm = inference.predict(drivers, model, mode="continuous")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(output.OutputWriteError, match="cannot create the output folder"):
+        output.to_files(sm, blocker / "out", progress=False)
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(output.OutputWriteError, match="not writable"):
+            output.to_files(sm, ro, progress=False)
+
+
+def test_existing_file_of_another_run_is_an_error(sm, written, tmp_path):
+    shutil.copy(written[0], tmp_path / written[0].name)
+    other = sm.isel(lat=slice(0, 4))
+    with pytest.raises(GridMismatchError, match="another grid"):
+        output.to_files(other, tmp_path, layers=[1], years=[2014], progress=False)
+    files = output.to_files(
+        other, tmp_path, layers=[1], years=[2014], overwrite=True, progress=False
+    )
+    with xr.open_dataset(files[0]) as ds:
+        assert ds.sizes["lat"] == 4
+
+
+def test_subset_of_layers_and_years_and_in_memory_input(expected, tmp_path):
+    files = output.to_files(expected["sm"], tmp_path, layers=2, years=[2015], progress=False)
+    assert [p.name for p in files] == [cv.output_filename(2, 2015)]
+    with xr.open_dataset(files[0]) as ds:
+        want = expected["sm"].sel(layer=2, time="2015").isel(lat=slice(None, None, -1))
+        np.testing.assert_array_equal(ds["layer2"].values, want.values)
+
+
+def test_accessor(sm, tmp_path):
+    files = sm.somo.to_files(tmp_path, layers=[3], years=[2016], progress=False)
+    assert files == [tmp_path / cv.output_filename(3, 2016)]
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_gives_the_uninterrupted_files(model, tmp_path):
+    """A real kill (SIGKILL) of `xsomo predict` mid-run; the same command again completes the set."""
+    import signal
+    import sys
+    import time
+
+    drv = synthetic_drivers(nlat=16, nlon=16, ndays=3 * 365 + 20, seed=9, start="2013-12-12")
+    drv.to_netcdf(tmp_path / "drivers.nc")
+    model.save(tmp_path / "model")
+    cmd = [
+        sys.executable, "-m", "xsomo.cli", "predict", "--drivers", str(tmp_path / "drivers.nc"),
+        "--model", str(tmp_path / "model"), "--chunks", "lat=4,lon=4", "--mode", "continuous", "--no-progress",
+    ]  # fmt: skip
+    ref = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "ref")], capture_output=True, text=True, check=False
+    )
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*.tmp")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob("*.nc")) or len(list(out.glob("*.nc"))) < 9
+    again = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert not list(out.glob("*.tmp"))
+    names = sorted(p.name for p in (tmp_path / "ref").glob("*.nc"))
+    assert names == sorted(p.name for p in out.glob("*.nc")) and len(names) == 9
+    for name in names:
+        with xr.open_dataset(out / name) as a, xr.open_dataset(tmp_path / "ref" / name) as b:
+            xr.testing.assert_identical(a, b)
+
+
+def test_lazy_drivers_from_netcdf_with_concurrent_blocks(model, drivers, expected, tmp_path):
+    """Reading the drivers (dask threads) and writing the files (netCDF4) never race in HDF5."""
+    path = tmp_path / "drivers.nc"
+    drivers.to_netcdf(path)
+    with xr.open_dataset(path, chunks={}) as lazy:
+        sm = inference.predict(lazy, model, chunks={"lat": 2, "lon": 2}, mode="continuous")
+        files = output.to_files(sm, tmp_path / "out", layers=[1], progress=False, concurrency=2)
+    for path in files:
+        with xr.open_dataset(path) as ds:
+            want = expected["sm"].sel(layer=1, time=ds["time"]).isel(lat=slice(None, None, -1))
+            np.testing.assert_allclose(ds["layer1"].values, want.values, atol=2e-6)

@@ -1,0 +1,110 @@
+"""Report and CLI on the tiny sample world, with a stand-in prediction (truth + noise)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from xsomo.evaluation import scores as ev
+from xsomo.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def prediction(tiny_world, tmp_path_factory):
+    truth = xr.open_dataset(tiny_world / "truth.nc")["sm"].transpose("layer", "time", "lat", "lon")
+    rng = np.random.default_rng(11)
+    sm = (truth + 0.02 * rng.standard_normal(truth.shape)).astype("float32")
+    path = tmp_path_factory.mktemp("pred") / "pred.nc"
+    sm.to_dataset(name="sm").to_netcdf(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_world, prediction, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_page_shows_existing_figures(report_dir):
+    text = (report_dir / "index.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(images) >= 8
+    for rel in images:
+        png = report_dir / rel
+        assert png.exists(), rel
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 5000
+    html = (report_dir / "index.html").read_text()
+    assert html.count("<img") == len(images)
+    for name in ("station_summary_all", "truth_skill", "product_mean_comparison", "memory_truth"):
+        assert (report_dir / "tables" / f"{name}.csv").exists()
+
+
+def test_report_numbers_match_independent_computation(report_dir, tiny_world, prediction):
+    from xsomo.io import open_cosmos
+
+    pred = xr.open_dataset(prediction)
+    cosmos = open_cosmos(tiny_world / "cosmos")
+    tab = pd.read_csv(report_dir / "tables" / "station_summary_all.csv")
+    own = ev.summarize(ev.evaluate(pred, cosmos))
+    row = tab[(tab.dataset == "xsomo") & (tab.layer == 0)]
+    assert row["pearson_r"].item() == pytest.approx(own.loc[own.layer == 0, "pearson_r"].item(), rel=1e-3)
+    # median r against the truth, recomputed cell by cell with numpy
+    truth = xr.open_dataset(tiny_world / "truth.nc")["sm"].transpose("layer", "time", "lat", "lon").values
+    p = pred["sm"].values
+    rs = []
+    for i in range(truth.shape[2]):
+        for j in range(truth.shape[3]):
+            a, b = p[0, :, i, j], truth[0, :, i, j]
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() >= 30:
+                rs.append(np.corrcoef(a[ok], b[ok])[0, 1])
+    skill = pd.read_csv(report_dir / "tables" / "truth_skill.csv")
+    got = skill[(skill.dataset == "xsomo") & (skill.layer == 1)]["pearson_r"].item()
+    assert got == pytest.approx(float(np.median(rs)), rel=1e-3)
+    # every stand-in product of the world took part
+    products = sorted(p.name for p in (tiny_world / "products").iterdir())
+    assert set(products) <= set(tab.dataset)
+
+
+def test_cli_evaluate_writes_netcdf_csv_gpkg(tiny_world, prediction, tmp_path, capsys):
+    import geopandas as gpd
+
+    out = tmp_path / "m.nc"
+    rc = main(["evaluate", "--pred", str(prediction), "--cosmos", str(tiny_world / "cosmos"), "--out", str(out),
+               "--csv", str(tmp_path / "m.csv"), "--gpkg", str(tmp_path / "m.gpkg")])
+    assert rc == 0
+    m = xr.open_dataset(out)
+    assert set(ev.METRICS) <= set(m.data_vars)
+    assert "footprint" in capsys.readouterr().out
+    gdf = gpd.read_file(tmp_path / "m.gpkg")
+    assert len(gdf) == m.sizes["station"] * m.sizes["layer"]
+    assert gdf.crs.to_epsg() == 4326
+    df = pd.read_csv(tmp_path / "m.csv")
+    assert len(df) == len(gdf)
+
+
+def test_extrapolated_features_counts_cells_outside_the_training_range():
+    import numpy as np
+    import xarray as xr
+
+    from xsomo.report import report
+
+    vals = np.array([[0.5, 3.0], [2.5, 1.0], [3.5, 0.2], [1.0, 1.5]])  # (cell, feature)
+    res = xr.Dataset(
+        {"static_inputs": (("cell", "feature"), vals)},
+        coords={"feature": ["precipitation_mean", "aridity"], "group": ("cell", ["a", "a", "a", "b"])},
+    )
+    env = {"precipitation_mean": [0.8, 2.0], "aridity": [0.5, 2.0]}
+    text = report._extrapolated_features(res, env)
+    # group a: precipitation 1 below, 2 above; aridity 1 below, 1 above; group b: all inside
+    assert "`precipitation_mean` 1 below (down to 0.5) and 2 above (up to 3.5)" in text
+    assert "`aridity` 1 below (down to 0.2) and 1 above (up to 3)" in text
+    assert "`b` (1 cells): every static feature within the training range" in text

@@ -1,0 +1,240 @@
+"""xsomo.targets.scaling.scale_to: moments over the overlap, order invariance, per-cell averaging, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import xsomo  # noqa: F401  (registers .somo)
+from xsomo import conventions as cv
+from xsomo.conventions import GridSpec
+from xsomo.exceptions import GridMismatchError, XsomoExceptionGroup, XsomoValueError
+from xsomo.regrid import regrid
+from xsomo.targets.scaling import reference_at_points, scale_to, target_grid_for
+
+DAYS = pd.date_range("2010-01-01", periods=400, freq="D")
+# an ERA5-Land-like reference grid: points on multiples of 0.1 deg
+REF_LAT = np.round(np.arange(45.0, 46.01, 0.1), 6)
+REF_LON = np.round(np.arange(5.0, 6.51, 0.1), 6)
+
+
+def make_reference(seed: int = 0, time: pd.DatetimeIndex = DAYS) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    base = 0.25 + 0.05 * np.sin(np.arange(time.size) * 2 * np.pi / 365)[None, :, None, None]
+    noise = 0.02 * rng.normal(size=(3, time.size, REF_LAT.size, REF_LON.size))
+    sm = (base + noise + 0.01 * np.arange(3)[:, None, None, None]).astype("float32")
+    return xr.Dataset(
+        {"sm": (("layer", "time", "lat", "lon"), sm, cv.SM_ATTRS)},
+        coords={"layer": [1, 2, 3], "time": time, "lat": REF_LAT, "lon": REF_LON},
+    )
+
+
+def make_stations(
+    specs: list[tuple[str, float, float, int]], seed: int = 1, time: pd.DatetimeIndex = DAYS
+) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    n = len(specs)
+    x = 0.3 + 0.1 * rng.normal(size=(n, time.size))
+    x[:, rng.random(time.size) < 0.2] = np.nan  # gaps
+    return xr.Dataset(
+        {"sm": (("station", "time"), x.astype("float32"))},
+        coords={
+            "station": [s[0] for s in specs],
+            "time": time,
+            "lat": ("station", [s[1] for s in specs]),
+            "lon": ("station", [s[2] for s in specs]),
+            "layer": ("station", [s[3] for s in specs]),
+        },
+    )
+
+
+SPECS = [("a", 45.23, 5.31, 1), ("b", 45.27, 5.36, 1), ("c", 45.61, 6.02, 2), ("d", 45.44, 5.77, 3)]
+
+
+def test_target_grid_from_era5land_points():
+    g = target_grid_for(make_reference())
+    assert g.west == 5.0 and g.east == 6.5 and g.south == 45.0 and g.north == 46.0
+    np.testing.assert_allclose(g.lat[:2], [45.05, 45.15])
+
+
+def test_reference_at_points_equals_bilinear_regrid():
+    ref = make_reference()["sm"].isel(time=slice(0, 5))
+    g = target_grid_for(ref)
+    full = regrid(ref.astype("float64"), g, method="bilinear")
+    lat = np.array([45.25, 45.65, 45.95])
+    lon = np.array([5.35, 6.05, 5.05])
+    pts = reference_at_points(ref.astype("float64"), lat, lon)
+    expected = full.sel(
+        lat=xr.DataArray(lat, dims="point"), lon=xr.DataArray(lon, dims="point"), method="nearest"
+    )
+    np.testing.assert_allclose(pts.transpose(*expected.dims).values, expected.values, rtol=1e-10)
+
+
+def test_scaled_series_has_reference_moments_over_overlap():
+    ref = make_reference()
+    st = make_stations([("solo", 45.43, 5.77, 2)])
+    targets, rep = scale_to(st, ref, report=True)
+    g = target_grid_for(ref)
+    r = (
+        reference_at_points(ref["sm"].astype("float64"), g.lat[[4]], g.lon[[7]])
+        .sel(layer=2)
+        .squeeze()
+    )
+    r = r.sel(time=targets["time"]).values
+    y = targets["sm"].sel(layer=2).squeeze().values.astype("float64")
+    both = ~np.isnan(y) & ~np.isnan(r)
+    assert rep.kept.all() and int(rep.n_overlap[0]) == both.sum()
+    np.testing.assert_allclose(y[both].mean(), r[both].mean(), rtol=1e-6)
+    np.testing.assert_allclose(y[both].std(ddof=1), r[both].std(ddof=1), rtol=1e-5)
+    assert float(targets["lat"][0]) == pytest.approx(45.45) and float(
+        targets["lon"][0]
+    ) == pytest.approx(5.75)
+    # the daily variation is the station's: correlation 1 with the raw series
+    x = st["sm"].sel(time=targets["time"]).values[0].astype("float64")
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    assert np.corrcoef(x[ok], y[ok])[0, 1] > 0.999999
+
+
+def test_station_order_does_not_matter():
+    ref = make_reference()
+    st = make_stations(SPECS)
+    a = scale_to(st, ref)
+    b = scale_to(st.isel(station=[3, 1, 0, 2]), ref)
+    xr.testing.assert_allclose(a["sm"], b["sm"].sel(cell=a["cell"]))
+    assert (a["n_stations"].values == b["n_stations"].sel(cell=a["cell"]).values).all()
+
+
+def test_stations_in_one_cell_are_averaged():
+    ref = make_reference()
+    st = make_stations(SPECS)
+    targets = scale_to(st, ref)
+    # a and b share the cell (45.25, 5.35), layer 1
+    cell = targets.where((targets.lat == 45.25) & (targets.lon == 5.35), drop=True)
+    assert cell["n_stations"].sel(layer=1).item() == 2
+    assert str(cell["station_ids"].sel(layer=1).item()) == "a,b"
+    single = [
+        scale_to(st.sel(station=[s]), ref)["sm"].sel(layer=1).squeeze().values for s in ("a", "b")
+    ]
+    stack = np.vstack(single)
+    n = (~np.isnan(stack)).sum(0)
+    expected = np.where(n > 0, np.nansum(stack, axis=0) / np.maximum(n, 1), np.nan)
+    np.testing.assert_allclose(cell["sm"].sel(layer=1).squeeze().values, expected, rtol=1e-6)
+    assert targets.sizes["cell"] == 3
+    assert int(targets["n_stations"].sum()) == 4
+
+
+def test_short_overlap_skipped_and_reported():
+    ref = make_reference()
+    st = make_stations(SPECS)
+    st["sm"][2, :330] = np.nan  # station c overlaps the reference on < 70 days
+    targets, rep = scale_to(st, ref, report=True, min_overlap=90)
+    rep = rep.set_index("station")
+    assert not rep.loc["c", "kept"] and "min_overlap=90" in rep.loc["c", "reason"]
+    assert rep.loc[["a", "b", "d"], "kept"].all()
+    assert "c" not in ",".join(targets["station_ids"].values.ravel())
+    with pytest.raises(XsomoValueError, match="no station"):
+        scale_to(st, ref, min_overlap=1000)
+
+
+def test_negatives_become_nan():
+    ref = make_reference()
+    st = make_stations([("low", 45.43, 5.77, 1)])
+    st["sm"][0, 10] = -5.0  # a wild low value, scaled far below zero
+    targets = scale_to(st, ref)
+    assert np.isnan(targets["sm"].sel(layer=1).squeeze().sel(time=DAYS[10]).item())
+    assert (targets["sm"].values[~np.isnan(targets["sm"].values)] >= 0).all()
+
+
+def test_station_outside_grid_raises_or_skips():
+    ref = make_reference()
+    st = make_stations([*SPECS, ("far", 50.0, 5.5, 1)])
+    with pytest.raises(GridMismatchError, match="far"):
+        scale_to(st, ref)
+    _, rep = scale_to(st, ref, outside="skip", report=True)
+    assert rep.set_index("station").loc["far", "reason"] == "outside the target grid"
+
+
+def test_all_nan_station_raises():
+    ref = make_reference()
+    st = make_stations(SPECS)
+    st["sm"][1] = np.nan
+    with pytest.raises(XsomoExceptionGroup, match="all NaN"):
+        scale_to(st, ref)
+
+
+def test_accessor_and_target_grid_reference():
+    """A reference already on the x.x5 target grid is used as is."""
+    ref = make_reference()
+    g = target_grid_for(ref)
+    on_target = regrid(ref["sm"], g, method="bilinear").to_dataset(name="sm")
+    st = make_stations(SPECS[:1])
+    a = st.somo.scale_to(on_target)
+    b = scale_to(st, ref)
+    np.testing.assert_allclose(a["sm"].values, b["sm"].values, rtol=1e-5)
+    assert a.attrs["min_overlap_days"] == 90 and "scale_to" in a.attrs["source"]
+
+
+def test_explicit_grid_and_provenance():
+    ref = make_reference()
+    g = GridSpec(5.0, 6.5, 45.0, 46.0)
+    t = scale_to(make_stations(SPECS), ref, grid=g)
+    assert (t["cell"].values == t["row"].values * g.nlon + t["col"].values).all()
+    assert t["sm"].dtype == np.float32
+    assert set(t.dims) == {"cell", "layer", "time"}
+
+
+# ----------------------------------------------------------------------------- real data end to end
+
+
+@pytest.mark.real
+def test_hawaii_end_to_end(real_data):
+    """SCAN Kainaliu (5 depths), PuaAkala, IslandDairy scaled to the real ERA5-Land cells beside them."""
+    from xsomo.io import open_era5land, open_ismn
+
+    ismn = real_data / "qa4sm-testdata/input_data/ISMN"
+    stations = open_ismn([ismn / "ISMN_V20250617", ismn / "ISMN_TESTDATA_HAWAII"])
+    era_dir = real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904"
+    era = open_era5land(era_dir)
+    targets, rep = scale_to(stations, era, report=True)
+    rep = rep.set_index("station")
+    used = rep[rep.kept]
+    assert sorted(used.index.str.split(".").str[1]) == ["IslandDairy", "Kainaliu", "PuaAkala"]
+    assert (
+        rep.loc["SCAN.Kainaliu.Hydraprobe-Analog-B.0.1016-0.1016", "reason"]
+        == "reference has no layer 2"
+    )
+    assert (used.n_overlap >= 90).all() and (used.n_overlap <= 730).all()
+    assert targets.sizes["cell"] == 3 and targets["layer"].values.tolist() == [1]
+
+    # independent reference at each cell centre: mean of the (up to) four surrounding ERA5-Land points
+    raw = xr.concat([xr.open_dataset(era_dir / f) for f in ("0165.nc", "0166.nc")], dim="locations")
+    pts = pd.DataFrame(
+        {
+            "lat": np.round(raw.lat.values.astype(float), 1),
+            "lon": np.round(raw.lon.values.astype(float), 1),
+        }
+    )
+    for cell in targets.cell.values:
+        t = targets.sel(cell=cell)
+        clat, clon = float(t.lat), float(t.lon)
+        corners = [
+            (round(clat + dy, 1), round(clon + dx, 1))
+            for dy in (-0.05, 0.05)
+            for dx in (-0.05, 0.05)
+        ]
+        idx = [
+            k
+            for k, (la, lo) in enumerate(zip(pts.lat, pts.lon, strict=True))
+            if (la, lo) in corners
+        ]
+        assert idx, (clat, clon)
+        ref = pd.Series(
+            raw["swvl1"].values[idx].mean(0), index=pd.DatetimeIndex(raw.time.values).floor("D")
+        )
+        y = t["sm"].sel(layer=1).to_series()
+        both = y.dropna().index.intersection(ref.index)
+        np.testing.assert_allclose(y[both].mean(), ref[both].mean(), rtol=1e-6)
+        np.testing.assert_allclose(y[both].std(ddof=1), ref[both].std(ddof=1), rtol=1e-5)
+        assert t["n_stations"].sel(layer=1).item() == 1

@@ -1,0 +1,377 @@
+"""The drivers builder (DESIGN.md step 2) and a one-call targets builder for a world folder.
+
+:func:`open_drivers` assembles one lazy Dataset on the 0.1° target grid with the four
+dynamic forcings ``(time, lat, lon)``, the ten static features ``(lat, lon)`` and
+``land_mask``: precipitation from the MSWEP-style files, air temperature from the
+MSWX-style files, net radiation and skin temperature from ERA5-Land regridded
+bilinearly, static features from :mod:`xsomo.drivers.features`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.conventions import GridSpec
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.drivers.features import static_features
+from xsomo.io.era5land import open_era5land
+from xsomo.io.gridded import open_mswep, open_mswx, open_static
+from xsomo.regrid import grid_of, regrid
+
+__all__ = ["build_targets", "on_grid", "open_drivers", "prepare_world", "world_grid", "world_paths"]
+
+#: files written by :func:`prepare_world`
+OUTPUTS = ("targets.nc", "drivers.nc", "ismn_qc_report.csv", "scaling_report.csv")
+
+PathLike = str | os.PathLike[str]
+
+#: keys of the paths mapping accepted by :func:`open_drivers`
+PATH_KEYS = ("precipitation", "air_temperature", "era5land", "static")
+
+
+def world_paths(world: PathLike) -> dict[str, pathlib.Path]:
+    """Input paths of a world folder (docs/internals.md §1)."""
+    w = pathlib.Path(world)
+    return {
+        "precipitation": w / "mswep",
+        "air_temperature": w / "mswx" / "Temp",
+        "era5land": w / "era5land",
+        "static": w / "static",
+        "ismn": w / "ismn",
+        "cosmos": w / "cosmos",
+    }
+
+
+def world_grid(world: PathLike) -> GridSpec:
+    """The target grid of a world folder: ``world.json`` or ``static/land_mask.nc``."""
+    w = pathlib.Path(world)
+    manifest = w / "world.json"
+    if manifest.exists():
+        g = json.loads(manifest.read_text())["grid"]
+        return GridSpec(
+            float(g["west"]),
+            float(g["east"]),
+            float(g["south"]),
+            float(g["north"]),
+            float(g.get("resolution", cv.RESOLUTION)),
+        )
+    lm = w / "static" / "land_mask.nc"
+    if lm.exists():
+        with xr.open_dataset(lm) as ds:
+            return grid_of(ds)
+    raise MissingVariableError(
+        f"{w}: neither world.json nor static/land_mask.nc found; pass grid=GridSpec(...)."
+    )
+
+
+def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what: str):
+    """Put ``ds`` on ``grid``: select when already aligned to it, else regrid with ``method``."""
+    g = grid_of(ds)
+    aligned = (
+        abs(g.resolution - grid.resolution) < 1e-9
+        and np.allclose(
+            ((np.asarray(ds["lat"].values) - grid.lat[0]) / grid.resolution) % 1, 0, atol=1e-4
+        )
+        if "lat" in ds.dims
+        else False
+    )
+    if aligned:
+        lat_ok = np.isin(np.round(grid.lat, 4), np.round(ds["lat"].values, 4)).all()
+        lon_ok = np.isin(np.round(grid.lon, 4), np.round(ds["lon"].values, 4)).all()
+        if not (lat_ok and lon_ok):
+            raise GridMismatchError(
+                f"{what} covers lat {g.south:g}..{g.north:g}, lon {g.west:g}..{g.east:g}, not the whole target grid "
+                f"(lat {grid.south:g}..{grid.north:g}, lon {grid.west:g}..{grid.east:g}). Provide inputs covering the grid."
+            )
+        out = ds.sel(lat=grid.lat, lon=grid.lon, method="nearest", tolerance=grid.resolution / 100)
+        return out.assign_coords(grid.coords())
+    try:
+        return regrid(ds, grid, method=method)  # type: ignore[arg-type]
+    except GridMismatchError as err:
+        raise GridMismatchError(f"{what}: {err}") from err
+
+
+def _period(ds: xr.Dataset, what: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    t = pd.DatetimeIndex(ds["time"].values)
+    return t[0], t[-1]
+
+
+def open_drivers(
+    world_or_paths: PathLike | Mapping[str, PathLike],
+    *,
+    grid: GridSpec | None = None,
+    chunks: Mapping[str, int] | None = None,
+    period: tuple[str, str] | None = None,
+) -> xr.Dataset:
+    """Assemble the drivers Dataset on the target grid (lazy, dask-backed).
+
+    Parameters
+    ----------
+    world_or_paths
+        A world folder (``mswep/``, ``mswx/Temp/``, ``era5land/``, ``static/``) or a mapping
+        with keys ``precipitation``, ``air_temperature``, ``era5land`` and ``static``.
+    grid
+        Target grid (default: the world's ``world.json`` or ``static/land_mask.nc``).
+    chunks
+        dask chunks of the result (default ``{"time": -1, "lat": 64, "lon": 64}``; time
+        whole, as LSTM inference needs).
+    period
+        ``(start, end)`` to cut all dynamic inputs to; default: they must agree.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``air_temperature`` (K), ``precipitation`` (mm d-1), ``net_radiation`` (W m-2),
+        ``skin_temperature`` (K) on ``(time, lat, lon)``; the ten static features and
+        ``land_mask`` (bool) on ``(lat, lon)``; ascending x.x5 centres.
+
+    Raises
+    ------
+    GridMismatchError
+        Inputs that do not cover the grid, or periods that differ.
+    MissingVariableError, UnitError, DataFormatError
+        From the readers: missing files or variables, bad units, gaps.
+    """
+    if isinstance(world_or_paths, Mapping):
+        paths = {k: pathlib.Path(v) for k, v in world_or_paths.items()}
+        missing = [k for k in PATH_KEYS if k not in paths]
+        if missing:
+            raise MissingVariableError(f"paths lack key(s) {missing}; give all of {PATH_KEYS}.")
+        if grid is None:
+            lm = paths["static"] / "land_mask.nc"
+            if not lm.exists():
+                raise MissingVariableError(f"{lm} missing; pass grid=GridSpec(...).")
+            with xr.open_dataset(lm) as d:
+                grid = grid_of(d)
+        source = ", ".join(f"{k}={v}" for k, v in paths.items())
+    else:
+        paths = world_paths(world_or_paths)
+        grid = grid or world_grid(world_or_paths)
+        source = str(world_or_paths)
+    read_chunks: dict = {}  # the files' own chunks; rechunked at the end
+    pr = open_mswep(paths["precipitation"], chunks=read_chunks)
+    ta = open_mswx(paths["air_temperature"], chunks=read_chunks)
+    era = open_era5land(paths["era5land"], chunks=read_chunks, layers=())
+    for need in ("net_radiation", "skin_temperature"):
+        if need not in era:
+            raise MissingVariableError(
+                f"ERA5-Land at {paths['era5land']} lacks {need!r} (needs ssr+str for net radiation, skt for skin temperature)."
+            )
+    dyn = {
+        "precipitation": on_grid(
+            pr["precipitation"],
+            grid,
+            method="conservative",
+            what=f"precipitation ({paths['precipitation']})",
+        ),
+        "air_temperature": on_grid(
+            ta["air_temperature"],
+            grid,
+            method="bilinear",
+            what=f"air temperature ({paths['air_temperature']})",
+        ),
+        "net_radiation": on_grid(
+            era["net_radiation"],
+            grid,
+            method="bilinear",
+            what=f"ERA5-Land net radiation ({paths['era5land']})",
+        ),
+        "skin_temperature": on_grid(
+            era["skin_temperature"],
+            grid,
+            method="bilinear",
+            what=f"ERA5-Land skin temperature ({paths['era5land']})",
+        ),
+    }
+    periods = {k: _period(v.to_dataset(), k) for k, v in dyn.items()}
+    if period is not None:
+        start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+        for k, (s, e) in periods.items():
+            if s > start or e < end:
+                raise GridMismatchError(
+                    f"{k} covers {s.date()}..{e.date()}, not the requested period {start.date()}..{end.date()}."
+                )
+        dyn = {k: v.sel(time=slice(start, end)) for k, v in dyn.items()}
+    else:
+        if len(set(periods.values())) > 1:
+            txt = "; ".join(f"{k} {s.date()}..{e.date()}" for k, (s, e) in periods.items())
+            raise GridMismatchError(
+                f"the dynamic inputs cover different periods ({txt}). Pass period=(start, end) inside all of them."
+            )
+    times = {k: pd.DatetimeIndex(v["time"].values) for k, v in dyn.items()}
+    ref_t = times["precipitation"]
+    for k, t in times.items():
+        if not t.equals(ref_t):
+            raise GridMismatchError(
+                f"{k} has {t.size} days, precipitation {ref_t.size}: the daily time axes differ (gaps?)."
+            )
+    static = open_static(paths["static"], chunks={})
+    lm = on_grid(static["land_mask.nc"]["land_mask"], grid, method="conservative", what="land mask")
+    feats = static_features(
+        precipitation=dyn["precipitation"],
+        net_radiation=dyn["net_radiation"],
+        elevation=static["dem.nc"]["elevation"],
+        landcover=static["landcover.nc"],
+        soil=static["soil.nc"],
+        grid=grid,
+    )
+    vars_ = {k: dyn[k].astype("float32").assign_attrs(cv.cf_attrs(k)) for k in cv.DYNAMIC_NAMES}
+    ds = xr.Dataset(
+        {
+            **{
+                k: v.transpose("time", "lat", "lon").drop_vars(
+                    [c for c in v.coords if c not in ("time", "lat", "lon")]
+                )
+                for k, v in vars_.items()
+            },
+            **{k: feats[k] for k in cv.STATIC_NAMES},
+            cv.LAND_MASK: (lm > 0.5)
+            .drop_vars([c for c in lm.coords if c not in ("lat", "lon")])
+            .assign_attrs(long_name="land mask (True on land)"),
+        },
+    )
+    ds = ds.assign_coords(grid.coords())
+    ds["time"].attrs.update(cv.TIME_ATTRS)
+    chunks = dict(chunks or {"time": -1, "lat": 64, "lon": 64})
+    ds = ds.chunk({k: v for k, v in chunks.items() if k in ds.dims})
+    from xsomo import __version__
+
+    ds.attrs = {
+        "title": "xsomo drivers: daily forcings and static features on the target grid",
+        "source": f"xsomo {__version__} xsomo.drivers.assemble.open_drivers from {source}",
+        "grid": f"west={grid.west} east={grid.east} south={grid.south} north={grid.north} resolution={grid.resolution}",
+        "history": f"{_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds')} open_drivers",
+        "Conventions": "CF-1.8",
+    }
+    return ds
+
+
+def build_targets(
+    world: PathLike,
+    *,
+    grid: GridSpec | None = None,
+    min_overlap: int = 90,
+    min_days: int = 90,
+    min_hourly: int = 6,
+    outside: str = "raise",
+) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame]:
+    """Targets of a world folder in one call: ISMN -> QC -> scale to ERA5-Land.
+
+    Returns
+    -------
+    targets, qc_report, scaling_report
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+    """
+    from xsomo.io.ismn import open_ismn
+    from xsomo.targets.scaling import scale_to
+
+    paths = world_paths(world)
+    grid = grid or world_grid(world)
+    stations, qc = open_ismn(paths["ismn"], min_days=min_days, min_hourly=min_hourly, report=True)
+    era = open_era5land(paths["era5land"], chunks={})
+    if cv.SM not in era:
+        raise MissingVariableError(
+            f"ERA5-Land at {paths['era5land']} has no swvl1-3: cannot build targets."
+        )
+    targets, rep = scale_to(
+        stations, era, grid=grid, min_overlap=min_overlap, outside=outside, report=True
+    )
+    return targets, qc, rep
+
+
+_ = XsomoValueError
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
+def _encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
+    """zlib level 4; (time, lat, lon) chunks of a year by 64 x 64 cells, for map and series reads."""
+    enc: dict[Hashable, dict[str, Any]] = {}
+    for name, da in ds.data_vars.items():
+        if da.dtype.kind != "f":
+            continue
+        enc[name] = {"zlib": True, "complevel": 4}
+        if da.dims == ("time", "lat", "lon"):
+            enc[name]["chunksizes"] = (
+                min(365, da.shape[0]),
+                min(64, da.shape[1]),
+                min(64, da.shape[2]),
+            )
+    return enc
+
+
+def prepare_world(
+    world: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    min_overlap: int = 90,
+    min_days: int = 90,
+    min_hourly: int = 6,
+    outside: str = "raise",
+) -> dict[str, pathlib.Path]:
+    """Build the targets and drivers of a world folder and write them into ``out``.
+
+    Writes ``targets.nc`` (:func:`build_targets`), ``drivers.nc`` (:func:`open_drivers`),
+    ``ismn_qc_report.csv`` and ``scaling_report.csv``. Everything goes to temporary files
+    in ``out`` first, which replace the outputs only when all are written, so a failure
+    leaves nothing half-written (``xsomo prepare`` and ``xsomo demo`` call this).
+
+    Parameters
+    ----------
+    world
+        World folder (docs/internals.md §1).
+    out
+        Output folder (created).
+    min_overlap, min_days, min_hourly, outside
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+
+    Returns
+    -------
+    dict
+        Output name -> path.
+    """
+    outdir = pathlib.Path(out)
+    drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
+    targets, qc, rep = build_targets(
+        world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside
+    )
+    outdir.mkdir(parents=True, exist_ok=True)
+    tmps: dict[str, pathlib.Path] = {}
+    try:
+        for name in OUTPUTS:
+            fd, tmpname = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
+            os.close(fd)
+            os.chmod(tmpname, _FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
+            tmps[name] = pathlib.Path(tmpname)
+        targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
+        drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))
+        qc.to_csv(tmps["ismn_qc_report.csv"], index=False)
+        rep.to_csv(tmps["scaling_report.csv"], index=False)
+        paths: dict[str, pathlib.Path] = {}
+        for name, tmp in tmps.items():
+            os.replace(tmp, outdir / name)
+            paths[name] = outdir / name
+        return paths
+    finally:
+        for tmp in tmps.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()

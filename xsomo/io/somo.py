@@ -1,0 +1,437 @@
+"""xarray backend ``engine="somo"``: a folder or glob of SoMo.ml files as one lazy Dataset.
+
+The published products store one netCDF file per layer and year with one variable named
+after the layer: SoMo.ml-EU (``SoMo.ml-EU_layer{N}_{YYYY}.nc``, written by
+:func:`xsomo.prediction.output.to_files`) and SoMo.ml v1 (``SoMo.ml_v1_layer{N}_{YYYY}.nc``, usually
+in folders ``SoMo.ml_v1_layer{N}/``). This backend stacks them into one Dataset
+``sm(layer, time, lat, lon)`` with the ``layer`` coordinate of :mod:`xsomo.conventions`
+and the CRS as a CF grid mapping variable ``spatial_ref`` (``ds.rio.crs`` works).
+
+Nothing is read but the coordinates: ``sm`` is a lazily indexed array that reads only
+the files and the parts of them that an index touches, so ``.sel`` of one day reads one
+field of one file. ``open_somo`` (and ``xr.open_dataset(..., chunks={})``) turns it into a
+dask array chunked like the files.
+
+This module imports nothing heavy (no torch, no rasterio): xarray imports every
+installed backend the first time anyone calls ``open_dataset``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.backends import BackendArray, BackendEntrypoint
+from xarray.core import indexing
+
+from xsomo import conventions as cv
+from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoValueError
+
+__all__ = ["FILE_PATTERN", "SomoBackendEntrypoint", "find_somo_files", "open_somo"]
+
+#: File names the backend recognises: ``SoMo.ml-EU_layer1_2010.nc``, ``SoMo.ml_v1_layer1_2010.nc``
+#: (any ``SoMo.ml<product>_layer<N>_<YYYY>.nc``). The product prefix must be the same for all files.
+FILE_PATTERN = re.compile(
+    r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$"
+)
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class SomoFile:
+    """One recognised file: its path, product prefix, layer number and year."""
+
+    path: pathlib.Path
+    product: str
+    layer: int
+    year: int
+
+
+def _candidates(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[pathlib.Path]:
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        if _GLOB_CHARS.search(text) and not os.path.exists(text):
+            return [pathlib.Path(p) for p in sorted(glob.glob(os.path.expanduser(text)))]
+        p = pathlib.Path(text).expanduser()
+        if p.is_dir():
+            # the folder itself and one level of sub-folders (SoMo.ml v1 ships SoMo.ml_v1_layer{N}/)
+            return sorted([*p.glob("*.nc"), *p.glob("*/*.nc")])
+        if p.is_file():
+            return [p]
+        raise FileNotFoundError(
+            f"{text}: no such file or folder (give a folder, a glob or a list of SoMo.ml files)"
+        )
+    return [pathlib.Path(os.fspath(p)).expanduser() for p in path]
+
+
+def find_somo_files(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    layers: Iterable[int] | None = None,
+    years: Iterable[int] | None = None,
+) -> list[SomoFile]:
+    """Recognise the SoMo.ml files in a folder, a glob pattern or a list of paths.
+
+    Parameters
+    ----------
+    path
+        A folder (searched with one level of sub-folders), a glob such as
+        ``"out/SoMo.ml-EU_layer1_*.nc"``, one file, or a list of files.
+    layers, years
+        Keep only these layer numbers / years.
+
+    Returns
+    -------
+    list of SomoFile
+        Sorted by layer, then year.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file matches :data:`FILE_PATTERN`.
+    XsomoValueError
+        Files of two products (e.g. SoMo.ml-EU and SoMo.ml v1) or two files for the same
+        layer and year.
+    """
+    found: list[SomoFile] = []
+    for p in _candidates(path):
+        m = FILE_PATTERN.match(p.name)
+        if m is None:
+            continue
+        found.append(SomoFile(p, m["product"], int(m["layer"]), int(m["year"])))
+    if layers is not None:
+        keep = {int(n) for n in layers}
+        found = [f for f in found if f.layer in keep]
+    if years is not None:
+        keep_y = {int(y) for y in years}
+        found = [f for f in found if f.year in keep_y]
+    if not found:
+        raise FileNotFoundError(
+            f"{os.fspath(path) if isinstance(path, (str, os.PathLike)) else list(path)!r}: no SoMo.ml files "
+            "named like 'SoMo.ml-EU_layer1_2010.nc' or 'SoMo.ml_v1_layer1_2010.nc' (check the path, the "
+            "layers and years asked for)"
+        )
+    products = sorted({f.product for f in found})
+    if len(products) > 1:
+        raise XsomoValueError(
+            f"files of several products found: {products}; open one product at a time with a glob "
+            f"such as '{products[0]}_layer*_*.nc'"
+        )
+    seen: dict[tuple[int, int], pathlib.Path] = {}
+    for f in found:
+        key = (f.layer, f.year)
+        if key in seen:
+            raise XsomoValueError(
+                f"two files for layer {f.layer}, year {f.year}: {seen[key]} and {f.path}; remove one"
+            )
+        seen[key] = f.path
+    return sorted(found, key=lambda f: (f.layer, f.year))
+
+
+# ----------------------------------------------------------------------------- lazy array
+
+
+class _StackedArray(BackendArray):
+    """Lazy ``(layer, time, lat, lon)`` view over per-file lazy ``(time, lat, lon)`` variables.
+
+    ``pieces[i]`` lists ``(positions, variable)`` for layer ``i``: ``positions`` are the
+    indices of the file's days on the stacked time axis. Days without a file are NaN.
+    """
+
+    def __init__(
+        self,
+        pieces: list[list[tuple[np.ndarray, xr.Variable]]],
+        shape: tuple[int, int, int, int],
+        dtype: np.dtype,
+    ) -> None:
+        self.pieces = pieces
+        self.shape = shape
+        self.dtype = dtype
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._raw_indexing_method
+        )
+
+    def _raw_indexing_method(self, key: tuple[Any, ...]) -> np.ndarray:
+        k_layer, k_time, k_lat, k_lon = key
+        layer_idx = np.arange(self.shape[0])[k_layer]
+        time_idx = np.arange(self.shape[1])[k_time]
+        # shape of one layer's result after lat/lon indexing (ints drop the dim)
+        lat_n = np.arange(self.shape[2])[k_lat]
+        lon_n = np.arange(self.shape[3])[k_lon]
+        out_t = np.atleast_1d(time_idx)
+        out = np.full(
+            (np.atleast_1d(layer_idx).size, out_t.size, *np.shape(lat_n), *np.shape(lon_n)),
+            np.nan,
+            dtype=self.dtype,
+        )
+        for i, li in enumerate(np.atleast_1d(layer_idx)):
+            for positions, var in self.pieces[int(li)]:
+                # where each requested day sits inside this file (-1: not in it)
+                local = np.searchsorted(positions, out_t)
+                local = np.clip(local, 0, positions.size - 1)
+                hit = positions[local] == out_t
+                if not hit.any():
+                    continue
+                rows = local[hit]
+                if rows.size > 1 and np.all(np.diff(rows) == 1):
+                    t_key: Any = slice(int(rows[0]), int(rows[-1]) + 1)
+                else:
+                    t_key = rows
+                out[i, hit] = np.asarray(var[(t_key, k_lat, k_lon)].values, dtype=self.dtype)
+        if np.ndim(time_idx) == 0:
+            out = out[:, 0]
+        if np.ndim(layer_idx) == 0:
+            out = out[0]
+        return out
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+def _crs_attrs() -> dict[str, Any]:
+    """CF grid-mapping attributes of EPSG:4326 (for files that carry none)."""
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(cv.CRS)
+    attrs = dict(crs.to_cf())
+    attrs["spatial_ref"] = attrs["crs_wkt"]
+    return attrs
+
+
+def _open_one(f: SomoFile, engine: str | None) -> tuple[xr.Dataset, xr.Variable]:
+    name = cv.layer_var_name(f.layer)
+    try:
+        ds = xr.open_dataset(f.path, engine=engine, chunks=None, decode_coords="all")
+    except (OSError, ValueError) as err:
+        raise DataFormatError(
+            f"{f.path}: cannot be read as netCDF ({err}); is the file complete?"
+        ) from err
+    if name not in ds.data_vars:
+        ds.close()
+        raise DataFormatError(
+            f"{f.path}: no variable {name!r} (found {sorted(map(str, ds.data_vars))}); SoMo.ml files "
+            f"hold one variable named after their layer"
+        )
+    var = ds[name].variable
+    if tuple(var.dims) != (cv.TIME, cv.LAT, cv.LON):
+        var = var.transpose(cv.TIME, cv.LAT, cv.LON)
+    return ds, var
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_stacked(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    layers: Iterable[int] | None,
+    years: Iterable[int] | None,
+    engine: str | None,
+    drop_variables: Iterable[str] | None = None,
+) -> xr.Dataset:
+    files = find_somo_files(path, layers=layers, years=years)
+    opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]] = []
+    try:
+        for f in files:
+            ds, var = _open_one(f, engine)
+            opened.append((f, ds, var))
+        first_f, first, _ = opened[0]
+        lat = first[cv.LAT].values
+        lon = first[cv.LON].values
+        for f, ds, _ in opened[1:]:
+            if (
+                ds.sizes.get(cv.LAT) != lat.size
+                or ds.sizes.get(cv.LON) != lon.size
+                or not (np.allclose(ds[cv.LAT].values, lat) and np.allclose(ds[cv.LON].values, lon))
+            ):
+                raise GridMismatchError(
+                    f"{f.path}: its lat/lon grid differs from that of {first_f.path}; open files of one grid together"
+                )
+        # the stacked time axis: the union of all files' days, sorted
+        times = [ds[cv.TIME].values for _, ds, _ in opened]
+        all_times = np.unique(np.concatenate(times))
+        for (f, _, _), t in zip(opened, times, strict=True):
+            if t.size > 1 and not np.all(t[1:] > t[:-1]):
+                raise DataFormatError(f"{f.path}: time is not strictly increasing")
+        layer_numbers = sorted({f.layer for f, _, _ in opened})
+        pieces: list[list[tuple[np.ndarray, xr.Variable]]] = [[] for _ in layer_numbers]
+        for (f, _, var), t in zip(opened, times, strict=True):
+            pieces[layer_numbers.index(f.layer)].append((np.searchsorted(all_times, t), var))
+        for lay_pieces in pieces:
+            pos = np.concatenate([p for p, _ in lay_pieces])
+            if np.unique(pos).size != pos.size:
+                raise DataFormatError(
+                    "two files of the same layer share days; each layer needs one file per year"
+                )
+        dtype = np.result_type(np.float32, *(v.dtype for _, _, v in opened))
+        shape = (len(layer_numbers), all_times.size, lat.size, lon.size)
+        data = indexing.LazilyIndexedArray(_StackedArray(pieces, shape, dtype))
+
+        first_var = opened[0][2]
+        # grid_mapping goes to encoding, as xarray's decode_coords="all" does
+        attrs = {k: v for k, v in first_var.attrs.items() if k != "grid_mapping"}
+        attrs = {**attrs, **cv.SM_ATTRS}
+        sm = xr.Variable((cv.LAYER, cv.TIME, cv.LAT, cv.LON), data, attrs=attrs)
+        enc_chunks = first_var.encoding.get("chunksizes")
+        preferred = {cv.LAYER: 1}
+        if enc_chunks and len(enc_chunks) == 3:
+            order = first[cv.layer_var_name(first_f.layer)].dims
+            preferred.update({str(d): int(c) for d, c in zip(order, enc_chunks, strict=True)})
+        sm.encoding = {
+            "grid_mapping": "spatial_ref",
+            "preferred_chunks": preferred,
+            "dtype": first_var.dtype,
+        }
+
+        if "spatial_ref" in first.coords or "spatial_ref" in first.variables:
+            crs_attrs = dict(first["spatial_ref"].attrs)
+        else:
+            gm = first_var.encoding.get("grid_mapping") or first_var.attrs.get("grid_mapping")
+            crs_attrs = dict(first[gm].attrs) if gm and gm in first.variables else _crs_attrs()
+
+        coords: dict[str, Any] = {
+            cv.TIME: xr.Variable(cv.TIME, all_times, attrs=dict(first[cv.TIME].attrs)),
+            cv.LAT: xr.Variable(cv.LAT, lat, attrs={**cv.LAT_ATTRS, **first[cv.LAT].attrs}),
+            cv.LON: xr.Variable(cv.LON, lon, attrs={**cv.LON_ATTRS, **first[cv.LON].attrs}),
+            "spatial_ref": xr.Variable((), np.int32(0), attrs=crs_attrs),
+            **cv.layer_coords(layer_numbers),
+        }
+        out = xr.Dataset({cv.SM: sm}, coords=coords, attrs=dict(first.attrs))
+        out.attrs["source_files"] = len(opened)
+        if drop_variables:
+            out = out.drop_vars([v for v in drop_variables if v in out.variables])
+    except BaseException:
+        for _, ds, _ in opened:
+            ds.close()
+        raise
+
+    out.set_close(_Closer([ds for _, ds, _ in opened]))
+    return out
+
+
+class _Closer:
+    """Closes the single files (a class, not a closure, so the Dataset pickles for dask workers)."""
+
+    def __init__(self, datasets: list[xr.Dataset]) -> None:
+        self.datasets = datasets
+
+    def __call__(self) -> None:
+        for ds in self.datasets:
+            ds.close()
+
+
+def open_somo(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    layers: Iterable[int] | None = None,
+    years: Iterable[int] | None = None,
+    chunks: Mapping[str, int] | str | None = "auto",
+    engine: str | None = None,
+) -> xr.Dataset:
+    """Open SoMo.ml-EU (or SoMo.ml v1) output files as one Dataset ``sm(layer, time, lat, lon)``.
+
+    Parameters
+    ----------
+    path
+        A folder (with one level of sub-folders), a glob such as
+        ``"out/SoMo.ml-EU_layer*_201[0-5].nc"``, one file, or a list of files.
+    layers, years
+        Open only these layers / years.
+    chunks
+        ``"auto"`` (default): dask chunks of about dask's ``array.chunk-size`` (128 MiB),
+        multiples of the files' netCDF chunks and one layer each; ``{}``: the files' own
+        chunks; a mapping as in :func:`xarray.open_dataset`; ``None``: a lazily indexed
+        array without dask.
+    engine
+        netCDF engine for the single files (``"netcdf4"``, ``"h5netcdf"``; default: xarray's choice).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sm`` float32 m3 m-3 with coords ``layer`` (``depth_top``/``depth_bottom``),
+        ``time``, ``lat``, ``lon`` (as in the files) and the grid mapping ``spatial_ref``
+        (EPSG:4326). Days that a layer's files lack are NaN.
+
+    Raises
+    ------
+    FileNotFoundError
+        No SoMo.ml file at ``path``.
+    GridMismatchError
+        Files on different grids.
+    DataFormatError
+        A file without its ``layer{N}`` variable, or unreadable.
+
+    Examples
+    --------
+    >>> ds = xsomo.open_somo("out/")  # doctest: +SKIP
+    >>> ds.sm.sel(layer=1, time="2010-07-01").plot()  # doctest: +SKIP
+    """
+    if chunks == "auto":
+        chunks = {cv.LAYER: 1, cv.TIME: "auto", cv.LAT: "auto", cv.LON: "auto"}  # type: ignore[dict-item]
+    return xr.open_dataset(
+        path if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path],  # type: ignore[arg-type]
+        engine=SomoBackendEntrypoint,
+        chunks=chunks,
+        layers=layers,
+        years=years,
+        netcdf_engine=engine,
+    )
+
+
+class SomoBackendEntrypoint(BackendEntrypoint):
+    """``xr.open_dataset(path, engine="somo")`` for folders and globs of SoMo.ml files.
+
+    Extra keywords: ``layers``, ``years`` (subsets) and ``netcdf_engine`` (engine of the
+    single files). Pass ``chunks={}`` for dask chunks as stored in the files.
+    """
+
+    description = (
+        "SoMo.ml / SoMo.ml-EU yearly layer files (folder or glob) as one sm(layer, time, lat, lon)"
+    )
+    url = "https://github.com/xsomo/xsomo/blob/main/docs/gis.md"
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "layers",
+        "years",
+        "netcdf_engine",
+    )
+
+    def open_dataset(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Iterable[str] | None = None,
+        layers: Iterable[int] | None = None,
+        years: Iterable[int] | None = None,
+        netcdf_engine: str | None = None,
+    ) -> xr.Dataset:
+        with _OPEN_LOCK:
+            return _open_stacked(
+                filename_or_obj,
+                layers=layers,
+                years=years,
+                engine=netcdf_engine,
+                drop_variables=drop_variables,
+            )
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        if not isinstance(filename_or_obj, (str, os.PathLike)):
+            return False
+        name = os.path.basename(os.fspath(filename_or_obj).rstrip("/"))
+        if FILE_PATTERN.match(name):
+            return True
+        return "SoMo.ml" in name and bool(_GLOB_CHARS.search(name))

@@ -1,0 +1,598 @@
+"""Numerical roll-out of a trained EA-LSTM cascade on one block of cells (numpy in, numpy out).
+
+This is the kernel under :func:`xsomo.prediction.inference.predict`: no xarray, no dask. It takes
+RAW inputs ordered as ``model.config.dynamic`` / ``model.config.static``, runs all
+ensemble members and the layer cascade (layer 2 gets the simulated layer-1 soil moisture
+of the same member, layer 3 gets layers 1 and 2, normalised with the target statistics
+exactly as in training) and returns soil moisture in m3 m-3.
+
+Modes
+-----
+``continuous``
+    One stateful roll-out along the whole time axis from a zero state, chunked in time
+    (the state ``(h, c)`` is carried across chunks) and in cells, so memory is bounded
+    by ``batch_size × time_chunk``. Hundreds of times cheaper than windows.
+``windowed``
+    Each day ``t`` from its own window of ``lookback`` days (``t-lookback+1 … t``) with a
+    zero initial state, sequence-to-one, as Kratzert et al. (2019) and SoMo.ml v1 did.
+    Windows are gathered in batches and run on the fused kernel (no loop per day).
+``auto``
+    Runs :func:`convergence_distance` on the block; if every member of every layer
+    forgets its initial state within ``spinup`` days (outputs from very different
+    initial states closer than ``tolerance`` m3 m-3), runs ``continuous``, otherwise
+    ``windowed``, and says which (``return_info=True`` and a log line).
+
+Validity: a day gets a value when ``spinup`` days of forcing end on it (indices
+``< spinup - 1`` are NaN; in ``windowed`` mode ``spinup`` is the lookback). Days whose
+forcing is NaN give NaN (a window with a NaN day gives NaN; the continuous roll-out
+carries its state through such a day with the inputs at their mean). Cells with NaN
+statics give NaN throughout.
+
+Precision: ``dtype="float32"`` (default) z-scores the raw inputs in float64 and runs the
+networks in float32; ``dtype="float64"`` keeps the inputs float64 through the z-score and
+runs a float64 copy of every network (the model is not changed). float64 costs ~2-3x the
+time on a CPU; it is needed where a window is ill-conditioned (float32 rounding of the
+inputs alone moves the output by more than 1e-5 m3 m-3; one of the 36 525 published
+SoMo.ml v1 cell-days, see docs/somoml_v1.md).
+
+In ``windowed`` mode the cascade inputs of deeper layers are the windowed upper-layer
+outputs; for the first ``lookback - 1`` days, which have no full window, they come
+from the partial window starting on day 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, cast, overload
+
+import numpy as np
+import torch
+
+from xsomo.exceptions import XsomoValueError
+
+if TYPE_CHECKING:
+    from xsomo.model.ealstm import EALSTM
+    from xsomo.model.trained import TrainedModel
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "DTYPES",
+    "RolloutInfo",
+    "check_dtype",
+    "convergence_distance",
+    "predict_block",
+    "resolve_device",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Largest output difference (m3 m-3) between roll-outs from different initial states
+#: after the spin-up for which ``auto`` trusts the continuous roll-out.
+DEFAULT_TOLERANCE = 1e-3
+#: Days beyond the spin-up over which the convergence distance is taken (max).
+CHECK_EXTRA_DAYS = 30
+
+Mode = Literal["continuous", "windowed", "auto"]
+Dtype = Literal["float32", "float64"]
+#: Floating-point precisions the roll-out runs in.
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class RolloutInfo:
+    """What :func:`predict_block` did.
+
+    Attributes
+    ----------
+    requested, mode
+        The mode asked for and the mode that ran (``continuous`` or ``windowed``).
+    spinup
+        Days of history a valid output needs.
+    distance
+        Per layer, the largest convergence distance (m3 m-3) over members and cells,
+        when the check ran (``auto``), else ``None``.
+    tolerance
+        Tolerance of the check.
+    nan_forcing_days
+        Cell-days whose dynamic forcing has a NaN.
+    dtype
+        Precision the networks ran in (``"float32"`` or ``"float64"``).
+    """
+
+    requested: str
+    mode: str
+    spinup: int
+    distance: dict[int, float] | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    nan_forcing_days: int = 0
+    dtype: str = "float32"
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_dtype(dtype: object) -> Dtype:
+    """``"float32"`` or ``"float64"`` from a name, numpy or torch dtype; else :class:`XsomoValueError`."""
+    if isinstance(dtype, torch.dtype):
+        name = {torch.float32: "float32", torch.float64: "float64"}.get(dtype)
+    else:
+        try:
+            name = np.dtype(dtype).name if dtype is not None else None  # type: ignore[call-overload]
+        except TypeError:
+            name = None
+    if name not in DTYPES:
+        raise XsomoValueError(
+            f"dtype={dtype!r}: the roll-out runs in 'float32' (default, fast) or 'float64' "
+            "(exact to ~1e-7 m3 m-3 where float32 rounding matters, ~2-3x slower on a CPU)"
+        )
+    return cast("Dtype", name)
+
+
+def _net_dtype(net: torch.nn.Module) -> np.dtype:
+    """numpy dtype of the network's parameters."""
+    return np.dtype(str(next(net.parameters()).dtype).removeprefix("torch."))
+
+
+def _networks(model: TrainedModel, layer: int, device: torch.device, dtype: str) -> list[EALSTM]:
+    """The members of ``layer``; in float64 deep copies converted with ``.double()`` (the
+    model's own cached float32 networks are never changed)."""
+    nets = model.networks(layer, device=device)
+    if dtype == "float64":
+        nets = [copy.deepcopy(net).double() for net in nets]
+    return nets
+
+
+# ---------------------------------------------------------------------------- kernels
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = 0
+_TF32_SAVED: tuple[bool, bool] = (False, False)
+
+
+@contextlib.contextmanager
+def full_float32(device: torch.device) -> Iterator[None]:
+    """Full-precision float32 on CUDA inside the block (TF32 tensor cores off).
+
+    PyTorch lets cuDNN's LSTM use TF32 (a 10-bit mantissa) by default on Ampere and
+    newer GPUs, which moves soil moisture by far more than the 1e-5 m3 m-3 that
+    float32 inference reproduces on the CPU. The flags are process-wide, so concurrent
+    blocks (dask threads) share one reference count and the caller's settings come
+    back when the last block leaves. No-op on the CPU.
+    """
+    global _TF32_USERS, _TF32_SAVED
+    if device.type != "cuda":
+        yield
+        return
+    with _TF32_LOCK:
+        if _TF32_USERS == 0:
+            _TF32_SAVED = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        _TF32_USERS += 1
+    try:
+        yield
+    finally:
+        with _TF32_LOCK:
+            _TF32_USERS -= 1
+            if _TF32_USERS == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _TF32_SAVED
+
+
+#: GPU memory one sequence takes in cuDNN's LSTM forward, in bytes per (step, hidden unit,
+#: byte of the dtype): on an H200 (cuDNN 9.19) a batch of 32 768 windows of 365 steps x 128
+#: units in float32 asked for 120.5 GiB at once, 21 such bytes; 24 leaves a margin.
+GPU_BYTES_PER_STEP_UNIT = 24
+#: Share of the GPU's free memory one kernel call may take.
+GPU_MEMORY_SHARE = 0.5
+
+
+def _default_batch(
+    device: torch.device, windowed: bool, *, steps: int = 365, hidden: int = 128, itemsize: int = 4
+) -> int:
+    """Sequences per kernel call: fixed on the CPU; on a GPU as many as fit in half its free memory
+    (at most 8192 windows or 65 536 cells, at least 64)."""
+    if device.type != "cuda":
+        return 512 if windowed else 4096
+    cap = 8192 if windowed else 65536
+    free, _total = torch.cuda.mem_get_info(device)
+    per_sequence = GPU_BYTES_PER_STEP_UNIT * max(1, steps) * max(1, hidden) * itemsize
+    return int(max(64, min(cap, GPU_MEMORY_SHARE * free // per_sequence)))
+
+
+@torch.no_grad()
+def run_continuous(
+    net: EALSTM,
+    x_d: np.ndarray,
+    x_s: np.ndarray,
+    *,
+    state: tuple[np.ndarray, np.ndarray] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int | None = None,
+    time_chunk: int = 2048,
+) -> np.ndarray:
+    """Normalised outputs ``(cells, time)`` of one network rolled out along the time axis.
+
+    ``x_d`` ``(cells, time, n_in)`` and ``x_s`` ``(cells, n_static)`` are normalised and
+    finite; the optional initial ``state`` is ``(h, c)``, each ``(cells, hidden)``.
+    Inputs are cast to the network's precision; the output has that precision too.
+    """
+    device = torch.device(device)
+    dt = _net_dtype(net)
+    n_cells, n_time, _ = x_d.shape
+    batch = batch_size or _default_batch(
+        device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize
+    )
+    out = np.empty((n_cells, n_time), dtype=dt)
+    with full_float32(device):
+        for c0 in range(0, n_cells, batch):
+            c1 = min(c0 + batch, n_cells)
+            xs = torch.from_numpy(np.ascontiguousarray(x_s[c0:c1], dtype=dt)).to(device)
+            st = None
+            if state is not None:
+                st = (
+                    torch.from_numpy(np.ascontiguousarray(state[0][c0:c1], dtype=dt)).to(device),
+                    torch.from_numpy(np.ascontiguousarray(state[1][c0:c1], dtype=dt)).to(device),
+                )
+            for t0 in range(0, n_time, time_chunk):
+                t1 = min(t0 + time_chunk, n_time)
+                xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
+                y, st = net(xd, xs, st)
+                out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def run_windowed(
+    net: EALSTM,
+    x_d: np.ndarray,
+    x_s: np.ndarray,
+    lookback: int,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """Sequence-to-one outputs ``(cells, time)``: day ``t`` from the window ``t-lookback+1 … t``.
+
+    Days ``< lookback - 1`` are NaN. NaN inside a window gives NaN. Inputs are cast to
+    the network's precision; the output has that precision too.
+    """
+    device = torch.device(device)
+    dt = _net_dtype(net)
+    n_cells, n_time, _n_in = x_d.shape
+    out = np.full((n_cells, n_time), np.nan, dtype=dt)
+    n_win = n_time - lookback + 1
+    if n_win <= 0:
+        return out
+    batch = batch_size or _default_batch(
+        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=dt.itemsize
+    )
+    # on a GPU the forcing goes over once and the windows are gathered there
+    xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt)).to(device)
+    windows = xd_all.unfold(1, lookback, 1)  # view (cells, n_win, n_in, lookback)
+    xs_all = torch.from_numpy(np.ascontiguousarray(x_s, dtype=dt)).to(device)
+    total = n_cells * n_win
+    flat = out[:, lookback - 1 :]  # view (cells, n_win)
+    with full_float32(device):
+        for w0 in range(0, total, batch):
+            idx = torch.arange(w0, min(w0 + batch, total))
+            cells, starts = idx // n_win, idx % n_win
+            cd, sd = cells.to(device), starts.to(device)
+            xd = windows[cd, sd].transpose(1, 2).contiguous()  # (B, lookback, n_in)
+            _, (h, _) = net.lstm(xd, xs_all[cd])
+            flat[cells.numpy(), starts.numpy()] = net.head(h)[:, 0].cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------- inputs
+def _check_inputs(
+    model: TrainedModel, dynamic: np.ndarray, static: np.ndarray, dtype: str = "float32"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised ``(dynamic, static)`` in ``dtype``; the z-score is taken in float64 either way."""
+    dynamic = np.asarray(dynamic)
+    static = np.asarray(static)
+    cfg = model.config
+    if dynamic.ndim != 3 or dynamic.shape[-1] != cfg.n_dynamic:
+        raise XsomoValueError(
+            f"dynamic inputs must be (cells, time, {cfg.n_dynamic}) ordered as {list(cfg.dynamic)}, "
+            f"got shape {dynamic.shape}"
+        )
+    if static.ndim != 2 or static.shape != (dynamic.shape[0], cfg.n_static):
+        raise XsomoValueError(
+            f"static inputs must be ({dynamic.shape[0]}, {cfg.n_static}) ordered as {list(cfg.static)}, "
+            f"got shape {static.shape}"
+        )
+    return model.prepare_dynamic(dynamic, dtype=dtype), model.prepare_static(static, dtype=dtype)
+
+
+def _cascade(
+    model: TrainedModel,
+    xd: np.ndarray,
+    xs: np.ndarray,
+    run: str,
+    *,
+    device: torch.device,
+    batch_size: int | None,
+    time_chunk: int,
+    state: tuple[float, float] | None = None,
+    dtype: str = "float32",
+) -> np.ndarray:
+    """sm ``(layers, members, cells, time)`` in m3 m-3 (``dtype``) from normalised inputs (NaN allowed)."""
+    cfg = model.config
+    n_cells, n_time, _ = xd.shape
+    out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype=dtype)
+    nan_day = np.isnan(xd).any(axis=-1)
+    for k, layer in enumerate(cfg.layers):
+        nets = _networks(model, layer, device, dtype)
+        for m, net in enumerate(nets):
+            parts = [xd]
+            for upper in cfg.upper_layers(layer):
+                j = cfg.layer_index(upper)
+                parts.append(model.normalise_target(out[j, m], upper)[..., None].astype(dtype))
+            x = np.concatenate(parts, axis=-1) if len(parts) > 1 else xd
+            if run == "windowed":
+                y = run_windowed(net, x, xs, cfg.lookback, device=device, batch_size=batch_size)
+                if cfg.cascade and k + 1 < len(cfg.layers):
+                    # days without a full window: from the partial window starting on day 0
+                    head = cfg.lookback - 1
+                    if head > 0:
+                        part = np.where(np.isnan(x[:, :head]), 0.0, x[:, :head]).astype(dtype)
+                        yp = run_continuous(
+                            net,
+                            part,
+                            xs,
+                            device=device,
+                            batch_size=batch_size,
+                            time_chunk=time_chunk,
+                        )
+                        yp[nan_day[:, :head]] = np.nan
+                        y[:, :head] = yp
+            else:
+                init = None
+                if state is not None:
+                    h0 = np.full((n_cells, cfg.hidden), state[0], dtype=dtype)
+                    c0 = np.full((n_cells, cfg.hidden), state[1], dtype=dtype)
+                    init = (h0, c0)
+                xf = np.where(np.isnan(x), 0.0, x).astype(dtype)
+                y = run_continuous(
+                    net,
+                    xf,
+                    xs,
+                    state=init,
+                    device=device,
+                    batch_size=batch_size,
+                    time_chunk=time_chunk,
+                )
+                y[nan_day] = np.nan
+            out[k, m] = model.denormalise(y, layer)
+    return out
+
+
+# ---------------------------------------------------------------------------- public
+def convergence_distance(
+    model: TrainedModel,
+    dynamic: np.ndarray,
+    static: np.ndarray,
+    *,
+    steps: int | None = None,
+    states: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 1.0), (-1.0, -1.0)),
+    extra_days: int = CHECK_EXTRA_DAYS,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    dtype: Dtype = "float32",
+) -> np.ndarray:
+    """How far roll-outs from different initial states are apart after ``steps`` days.
+
+    The cascade is rolled out from each initial state ``(h, c)`` (every hidden unit set
+    to the given values; default zero, +1 and -1) over the first ``steps + extra_days``
+    days of the block, and the largest absolute difference of the outputs (m3 m-3)
+    between any two states on days ``steps - 1`` onwards is returned.
+
+    Parameters
+    ----------
+    model
+        The model.
+    dynamic, static
+        RAW inputs ``(cells, time, n_dynamic)``, ``(cells, n_static)``; ``time >= steps``.
+    steps
+        Spin-up days (default ``model.config.lookback``).
+    states
+        Initial ``(h, c)`` values to compare.
+    extra_days
+        Days after the spin-up included in the maximum (if the block has them).
+    dtype
+        Precision of the roll-outs, ``"float32"`` or ``"float64"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_layers, n_members, n_cells)``; NaN for cells with NaN statics.
+    """
+    steps = int(model.config.lookback if steps is None else steps)
+    dtype = check_dtype(dtype)
+    dynamic = np.asarray(dynamic)
+    if steps < 1 or dynamic.shape[1] < steps:
+        raise XsomoValueError(
+            f"convergence check needs at least steps={steps} days of forcing, the block has {dynamic.shape[1]}"
+        )
+    if len(states) < 2:
+        raise XsomoValueError("convergence check needs at least two initial states")
+    n = min(dynamic.shape[1], steps + max(0, int(extra_days)))
+    xd, xs = _check_inputs(model, dynamic[:, :n], static, dtype)
+    xd = np.where(np.isnan(xd), 0.0, xd).astype(dtype)  # the check is about the state, not gaps
+    bad = np.isnan(xs).any(axis=1)
+    xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
+    dev = resolve_device(device)
+    runs = [
+        _cascade(
+            model,
+            xd,
+            xs,
+            "continuous",
+            device=dev,
+            batch_size=batch_size,
+            time_chunk=4096,
+            state=s,
+            dtype=dtype,
+        )[..., steps - 1 :]
+        for s in states
+    ]
+    stack = np.stack(runs)
+    dist = (np.nanmax(stack, axis=0) - np.nanmin(stack, axis=0)).max(axis=-1)
+    dist[:, :, bad] = np.nan
+    return dist
+
+
+@overload
+def predict_block(
+    model: TrainedModel,
+    dynamic: np.ndarray,
+    static: np.ndarray,
+    *,
+    mode: Mode = ...,
+    spinup: int | None = ...,
+    device: str | torch.device = ...,
+    batch_size: int | None = ...,
+    time_chunk: int = ...,
+    tolerance: float = ...,
+    dtype: Dtype = ...,
+    return_info: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def predict_block(
+    model: TrainedModel,
+    dynamic: np.ndarray,
+    static: np.ndarray,
+    *,
+    mode: Mode = ...,
+    spinup: int | None = ...,
+    device: str | torch.device = ...,
+    batch_size: int | None = ...,
+    time_chunk: int = ...,
+    tolerance: float = ...,
+    dtype: Dtype = ...,
+    return_info: Literal[True],
+) -> tuple[np.ndarray, RolloutInfo]: ...
+
+
+def predict_block(
+    model: TrainedModel,
+    dynamic: np.ndarray,
+    static: np.ndarray,
+    *,
+    mode: Mode = "auto",
+    spinup: int | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    time_chunk: int = 2048,
+    tolerance: float = DEFAULT_TOLERANCE,
+    dtype: Dtype = "float32",
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
+    """Soil moisture of every layer and member for one block of cells.
+
+    Parameters
+    ----------
+    model
+        A :class:`~xsomo.model.TrainedModel`.
+    dynamic
+        RAW dynamic inputs ``(cells, time, n_dynamic)`` in the order of
+        ``model.config.dynamic`` (transforms and z-scores are applied here).
+    static
+        RAW static inputs ``(cells, n_static)`` in the order of ``model.config.static``.
+    mode
+        ``"continuous"``, ``"windowed"`` or ``"auto"`` (see the module docstring).
+    spinup
+        Days of history a valid output needs (default ``model.config.lookback``);
+        earlier days are NaN. Also the spin-up of the convergence check.
+    device
+        Torch device, or ``"auto"`` (CUDA when present).
+    batch_size
+        Cells (continuous) or windows (windowed) per kernel call.
+    time_chunk
+        Days per kernel call in the continuous roll-out (the state is carried).
+    tolerance
+        Convergence tolerance of ``auto`` in m3 m-3.
+    dtype
+        ``"float32"`` (default) or ``"float64"``: precision of the networks (a float64
+        copy of each; the model is not changed) and of the normalised inputs, which are
+        z-scored in float64 either way. The convergence check of ``auto`` runs in it too.
+    return_info
+        Also return a :class:`RolloutInfo`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_layers, n_members, n_cells, n_time)`` in m3 m-3 of ``dtype`` (layers in the
+        order of ``model.config.layers``), and the :class:`RolloutInfo` if asked.
+    """
+    if mode not in ("continuous", "windowed", "auto"):
+        raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
+    dtype = check_dtype(dtype)
+    cfg = model.config
+    spinup = int(cfg.lookback if spinup is None else spinup)
+    if spinup < 1:
+        raise XsomoValueError(f"spinup must be >= 1 day, got {spinup}")
+    xd, xs = _check_inputs(model, dynamic, static, dtype)
+    dev = resolve_device(device)
+    n_cells, n_time, _ = xd.shape
+    bad_cell = np.isnan(xs).any(axis=1)
+    xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
+    nan_days = int(np.isnan(xd).any(axis=-1)[~bad_cell].sum())
+    info = RolloutInfo(
+        requested=mode,
+        mode=mode,
+        spinup=spinup,
+        tolerance=tolerance,
+        nan_forcing_days=nan_days,
+        dtype=dtype,
+    )
+    run = mode
+    if mode == "auto":
+        if n_time < spinup:
+            run = "windowed"
+            info.notes.append(
+                f"block has {n_time} days, fewer than the spin-up {spinup}: no check possible"
+            )
+        else:
+            dist = convergence_distance(
+                model,
+                np.asarray(dynamic),
+                np.asarray(static),
+                steps=spinup,
+                device=dev,
+                batch_size=batch_size,
+                dtype=dtype,
+            )
+            per_layer = {
+                lay: float(np.nanmax(dist[k])) if np.isfinite(dist[k]).any() else 0.0
+                for k, lay in enumerate(cfg.layers)
+            }
+            info.distance = per_layer
+            worst = max(per_layer.values())
+            run = "continuous" if worst < tolerance else "windowed"
+            msg = (
+                f"convergence check over {spinup} days: max distance {worst:.3g} m3 m-3 "
+                f"(tolerance {tolerance:g}) -> {run} roll-out for this block of {n_cells} cells"
+            )
+            info.notes.append(msg)
+            (logger.info if run == "continuous" else logger.warning)(msg)
+    info.mode = run
+    if run == "windowed":
+        info.spinup = spinup = cfg.lookback
+    out = _cascade(
+        model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype
+    )
+    out[..., : spinup - 1] = np.nan
+    out[:, :, bad_cell] = np.nan
+    return (out, info) if return_info else out

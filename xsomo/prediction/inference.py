@@ -1,0 +1,906 @@
+"""Prediction at scale: the EA-LSTM cascade over every land cell of a lazy (dask) grid.
+
+:func:`predict` turns a drivers Dataset and a :class:`~xsomo.model.TrainedModel` into a
+lazy soil-moisture Dataset ``sm(layer, time, lat, lon)`` (ensemble mean) and
+``sm_spread`` (ensemble standard deviation). The grid is cut into blocks over
+``lat``/``lon`` with ``time`` whole; one dask task per block gathers the block's land
+cells and runs :func:`xsomo.model.rollout.predict_block` on them, so every ensemble member
+and the whole layer cascade (1 → 2 → 3) run inside the block and the upper layers'
+predictions never go through disk. The first ``spinup`` days of the drivers are the
+spin-up of the roll-out and are not part of the output.
+
+Blocks run on the GPU when one is present (``device="auto"``), otherwise on CPU
+threads; under a :class:`dask.distributed.Client` they run on its workers (the model
+travels to them once, as a pickled object holding state dicts, never as open files).
+
+References
+----------
+O, S., Orth, R. (2021): Global soil moisture data derived through machine learning
+trained with in-situ measurements. Sci. Data 8, 170, doi:10.1038/s41597-021-00964-1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+
+if TYPE_CHECKING:
+    from xsomo.model import TrainedModel
+
+__all__ = ["default_chunks", "predict", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["continuous", "windowed", "auto"]
+Dtype = Literal["float32", "float64"]
+
+#: Upper bound of cell-days per dask block used to pick default chunks (bounds memory).
+BLOCK_CELL_DAYS = 8_000_000
+#: Cells per kernel call of the roll-out inside a block (with TIME_CHUNK, bounds its memory).
+CELLS_PER_CALL = 2048
+#: Days per kernel call of the continuous roll-out (the state is carried across).
+TIME_CHUNK = 256
+
+#: Networks this small run each block on one torch thread (the step is too small to split).
+SMALL_HIDDEN = 64
+
+#: Land cells sampled by the up-front convergence check.
+CHECK_SAMPLE = 32
+
+#: Attribute naming the variable that counts forcing gaps.
+GAP_DAYS = "missing_forcing_days"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """``"cuda"`` when ``device`` is ``"auto"`` and a GPU is present, else ``"cpu"`` (or ``device``)."""
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def _cfg(model: Any, name: str, default: Any = None) -> Any:
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, name, default) if cfg is not None else default
+
+
+def _model_layers(model: Any) -> list[int]:
+    layers = _cfg(model, "layers", cv.LAYER_NUMBERS)
+    return [int(n) for n in layers]
+
+
+def _cores() -> int:
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
+
+
+def default_chunks(
+    nlat: int, nlon: int, ndays: int, *, device: str = "cpu", min_blocks: int | None = None
+) -> dict[str, int]:
+    """Block size (cells in lat and lon) so a block holds at most ~``BLOCK_CELL_DAYS`` cell-days.
+
+    The side is a power of two between 8 and 128 (a GPU gets four times more cells), so
+    blocks tile the output files' chunks. On the CPU the side is halved (down to 8) until
+    there are at least ``min_blocks`` blocks (default: the CPU cores), so small grids keep
+    every core busy with one single-threaded block each.
+    """
+    gpu = device.startswith("cuda")
+    budget = BLOCK_CELL_DAYS * (4 if gpu else 1)
+    side = math.sqrt(budget / max(ndays, 1))
+    side = int(2 ** math.floor(math.log2(max(side, 1.0))))
+    side = min(max(side, 8), 128)
+    want = 1 if gpu else (_cores() if min_blocks is None else min_blocks)
+    while side > 8 and math.ceil(nlat / side) * math.ceil(nlon / side) < want:
+        side //= 2
+    return {cv.LAT: min(side, nlat), cv.LON: min(side, nlon)}
+
+
+def _normalise_chunks(
+    chunks: int | Mapping[str, int] | None, nlat: int, nlon: int, ndays: int, device: str
+) -> dict[str, int]:
+    if chunks is None:
+        return default_chunks(nlat, nlon, ndays, device=device)
+    if isinstance(chunks, int | np.integer):
+        if chunks < 1:
+            raise XsomoValueError(f"chunks={chunks!r}: give a positive number of cells per block")
+        side = max(1, round(math.sqrt(int(chunks))))
+        return {cv.LAT: min(side, nlat), cv.LON: min(side, nlon)}
+    unknown = set(chunks) - {cv.LAT, cv.LON}
+    if unknown:
+        raise XsomoValueError(
+            f"chunks={dict(chunks)!r}: blocks are cut over 'lat' and 'lon' only (time stays whole); "
+            f"unknown dims {sorted(unknown)}"
+        )
+    out = {
+        cv.LAT: int(chunks.get(cv.LAT, nlat)),
+        cv.LON: int(chunks.get(cv.LON, nlon)),
+    }
+    out = {k: (v if v > 0 else (nlat if k == cv.LAT else nlon)) for k, v in out.items()}
+    return {cv.LAT: min(out[cv.LAT], nlat), cv.LON: min(out[cv.LON], nlon)}
+
+
+def _lat_chunks(nlat: int, size: int) -> tuple[int, ...]:
+    """Chunks of an ASCENDING lat axis whose boundaries sit on multiples of ``size`` from the NORTH.
+
+    Output files store lat descending; this keeps the blocks aligned with the files' chunks.
+    """
+    rest = nlat % size
+    full = (size,) * (nlat // size)
+    return ((rest,) if rest else ()) + full
+
+
+def _lon_chunks(nlon: int, size: int) -> tuple[int, ...]:
+    rest = nlon % size
+    return (size,) * (nlon // size) + ((rest,) if rest else ())
+
+
+def _check_daily(time: pd.DatetimeIndex, *, source: str) -> None:
+    if time.size < 2:
+        return
+    step = np.diff(time.values).astype("timedelta64[s]").astype(np.int64)
+    if not (step == 86400).all():
+        bad = int(np.argmax(step != 86400))
+        raise GridMismatchError(
+            f"{source}: 'time' must be daily without gaps, but {time[bad].date()} is followed by "
+            f"{time[bad + 1].date()}. Reindex the drivers to a daily axis (missing days as NaN): "
+            "drivers.reindex(time=pd.date_range(start, end, freq='D'))."
+        )
+
+
+def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int, int]:
+    """Indices ``(first, stop)`` of the output period in ``times`` (spin-up before ``first``)."""
+    if time is None:
+        if times.size <= spinup:
+            raise GridMismatchError(
+                f"drivers cover {times.size} days ({times[0].date()} to {times[-1].date()}), "
+                f"not more than the spin-up of {spinup} days: nothing is left to predict. "
+                "Give longer drivers or a shorter spinup=."
+            )
+        return spinup, times.size
+    if isinstance(time, slice):
+        start, end = time.start, time.stop
+    elif isinstance(time, str):
+        start = end = time
+    else:
+        start, end = time
+    start = pd.Timestamp(start) if start is not None else times[spinup]
+    if isinstance(time, str) and len(time) == 4:  # a year
+        start, end = pd.Timestamp(f"{time}-01-01"), pd.Timestamp(f"{time}-12-31")
+    end = pd.Timestamp(end) if end is not None else times[-1]
+    if end < start:
+        raise XsomoValueError(f"time=({start.date()}, {end.date()}): the end is before the start")
+    if start < times[0] or end > times[-1]:
+        raise GridMismatchError(
+            f"output period {start.date()} to {end.date()} is not covered by the drivers, which run "
+            f"from {times[0].date()} to {times[-1].date()}. Give drivers covering the period plus "
+            f"{spinup} spin-up days before it, or change time=."
+        )
+    first = int(times.searchsorted(start))
+    stop = int(times.searchsorted(end, side="right"))
+    if first < spinup:
+        need = (start - pd.Timedelta(days=spinup)).date()
+        raise GridMismatchError(
+            f"output from {start.date()} needs {spinup} spin-up days of drivers before it (from {need}), "
+            f"but the drivers start on {times[0].date()} ({first} days before). Give earlier drivers, "
+            f"start the output on {times[min(spinup, times.size - 1)].date()} or later, or pass a shorter spinup=."
+        )
+    return first, stop
+
+
+def _driver_array(drivers: xr.Dataset, name: str) -> xr.DataArray:
+    arr = drivers[name]
+    canonical = cv.VARIABLES.get(name)
+    if canonical is not None and "units" in arr.attrs:
+        from xsomo.units import convert
+
+        arr = convert(arr, canonical.units, name=name, source="drivers")
+    return arr
+
+
+def _gap_mask(missing: np.ndarray, window: int) -> np.ndarray:
+    """``True`` at (cell, day) whose trailing ``window``-day window holds a missing input."""
+    cs = np.cumsum(missing, axis=1, dtype=np.int32)
+    lagged = np.zeros_like(cs)
+    if window < cs.shape[1]:
+        lagged[:, window:] = cs[:, :-window]
+    return (cs - lagged) > 0
+
+
+def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` land cells with finite statics, spread evenly over the grid (row-major)."""
+    ok = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+    if cv.LAND_MASK in drivers.variables:
+        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    for name in static:
+        ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+    iy, ix = np.nonzero(ok)
+    if iy.size > n:
+        pick = np.linspace(0, iy.size - 1, n).round().astype(int)
+        iy, ix = iy[pick], ix[pick]
+    return iy, ix
+
+
+def _is_small(model: Any) -> bool:
+    """An LSTM step this small runs faster on one torch thread (measured)."""
+    return int(_cfg(model, "hidden", 128) or 128) <= SMALL_HIDDEN
+
+
+def _small_threads(model: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` on one torch thread when the model is small (restored afterwards)."""
+    import torch
+
+    if not _is_small(model):
+        return fn(*args, **kwargs)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _checked_spinup(
+    drivers: xr.Dataset,
+    model: Any,
+    dynamic: list[str],
+    static: list[str],
+    *,
+    first: int,
+    spinup: int,
+    mode: str,
+    max_spinup: int,
+    sample: int,
+    tolerance: float,
+    dtype: Dtype = "float32",
+) -> int:
+    """The shortest spin-up (``spinup``, doubled while history allows) after which the
+    roll-outs from different initial states meet on a sample of cells; warns if none does."""
+    from xsomo.model import rollout
+
+    iy, ix = _sample_cells(drivers, static, sample)
+    if iy.size == 0:
+        return spinup
+    cells = {cv.LAT: xr.DataArray(iy, dims="cell"), cv.LON: xr.DataArray(ix, dims="cell")}
+    stat = np.stack(
+        [np.asarray(_driver_array(drivers, v).isel(cells).values, np.float64) for v in static],
+        axis=-1,
+    )
+    limit = max(spinup, min(first, max_spinup))
+    candidates = [spinup]
+    while candidates[-1] * 2 <= limit:
+        candidates.append(candidates[-1] * 2)
+    if candidates[-1] < limit:
+        candidates.append(limit)
+    worst = np.nan
+    for steps in candidates:
+        t0 = first - steps
+        t1 = min(first + rollout.CHECK_EXTRA_DAYS, drivers.sizes[cv.TIME])
+        window = {**cells, cv.TIME: slice(t0, t1)}
+        dyn = np.stack(
+            [
+                np.asarray(
+                    _driver_array(drivers, v).isel(window).transpose("cell", cv.TIME).values,
+                    np.float64,
+                )
+                for v in dynamic
+            ],
+            axis=-1,
+        )
+        dist = _small_threads(
+            model, rollout.convergence_distance, model, dyn, stat, steps=steps, dtype=dtype
+        )
+        worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
+        if worst < tolerance:
+            if steps > spinup:
+                warnings.warn(
+                    f"the model does not forget its initial state within the {spinup}-day spin-up "
+                    f"(roll-outs from different states differ by more than {tolerance:g} m3 m-3 on {iy.size} "
+                    f"sample cells); the spin-up is lengthened to {steps} days, which the drivers hold.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            log.info("convergence check: distance %.2g m3 m-3 after %d days", worst, steps)
+            return steps
+    fallback = (
+        "mode='auto' runs window-by-window prediction (exact but ~300x slower) in every block that fails "
+        "the check"
+        if mode == "auto"
+        else "the continuous roll-out may differ from window-by-window prediction by about that much; "
+        "use mode='auto' or 'windowed'"
+    )
+    warnings.warn(
+        f"the model does not forget its initial state within {candidates[-1]} days: roll-outs from "
+        f"different initial states still differ by {worst:.3g} m3 m-3 (tolerance {tolerance:g}) on {iy.size} "
+        f"sample cells; {fallback}. Drivers with more history before the output period allow a longer "
+        "spin-up (max_spinup=).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return spinup
+
+
+def _predictor() -> Callable[..., np.ndarray]:
+    """The block kernel, :func:`xsomo.model.rollout.predict_block` (a hook tests can replace)."""
+    from xsomo.model.rollout import predict_block
+
+    return predict_block
+
+
+def _portable(model: Any) -> Any:
+    """A shallow copy without cached networks (which may sit on a GPU), cheap to pickle."""
+    import copy
+
+    if not hasattr(model, "_cache"):
+        return model
+    out = copy.copy(model)
+    out._cache = {}
+    return out
+
+
+def _in_distributed_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+#: Torch threads per block in this process, set by writers that schedule blocks themselves.
+_LOCAL_THREADS: int | None = None
+
+
+def _set_threads(threads: int | None) -> None:
+    if _in_distributed_worker():
+        return  # the worker's nanny sets OMP/torch threads (dask config); leave it
+    given = [t for t in (_LOCAL_THREADS, threads) if t]
+    n = min(given) if given else None
+    if n:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(int(n))
+
+
+# ----------------------------------------------------------------------------- block kernels
+
+
+def _land_cells(mask: np.ndarray, stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    land = np.asarray(mask, bool) & np.isfinite(stat).all(axis=0)
+    return np.nonzero(land)
+
+
+def _run_block(
+    dyn: np.ndarray,
+    stat: np.ndarray,
+    mask: np.ndarray,
+    model: Any,
+    predictor: Callable[..., np.ndarray],
+    *,
+    layer_index: Sequence[int],
+    first: int,
+    mode: str,
+    spinup: int,
+    device: str,
+    window: int,
+    threads: int | None,
+    cells_per_call: int,
+    tolerance: float,
+    check_cells: int | None = None,
+    dtype: Dtype = "float32",
+) -> np.ndarray:
+    """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
+    ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std.
+
+    The raw inputs keep their own floating precision here (float64 in ``dtype="float64"``);
+    the roll-out z-scores them in float64 and runs in ``dtype``; mean and std are taken
+    in ``dtype`` and stored as float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3)."""
+    _n_dyn, ntime, ny, nx = dyn.shape
+    n_out = ntime - first
+    out = np.full((2, len(layer_index), n_out, ny, nx), np.nan, dtype=np.float32)
+    iy, ix = _land_cells(mask, stat)
+    if iy.size == 0:
+        return out
+    _set_threads(threads)
+    device = resolve_device(device)
+    x = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
+    s = np.ascontiguousarray(stat[:, iy, ix].T)
+    # NaN forcing goes through: the roll-out carries its state over such a day (inputs at
+    # their training mean); every output day whose window reads one is masked below
+    missing = ~np.isfinite(x).all(axis=2)  # (cells, time)
+    if mode == "auto" and check_cells and iy.size > check_cells:
+        mode = _block_mode(
+            model, x, s, spinup=max(1, spinup), device=device, n=check_cells, dtype=dtype,
+            tolerance=tolerance,
+        )
+    pred = np.asarray(
+        predictor(
+            model,
+            x,
+            s,
+            mode=mode,
+            spinup=max(1, spinup),
+            device=device,
+            # the GPU takes the whole block at once (rollout's default batch); the CPU goes in
+            # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
+            batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
+            time_chunk=TIME_CHUNK,
+            dtype=dtype,
+            tolerance=tolerance,
+        )
+    )  # (layers, members, cells, time)
+    del x
+    pred = pred[list(layer_index)][..., first:]
+    mean = pred.mean(axis=1)
+    std = pred.std(axis=1)
+    del pred
+    if missing.any():
+        bad = _gap_mask(missing, window)[:, first:]
+        mean[:, bad] = np.nan
+        std[:, bad] = np.nan
+    out[0][:, :, iy, ix] = np.moveaxis(mean, 1, 2)
+    out[1][:, :, iy, ix] = np.moveaxis(std, 1, 2)
+    return out
+
+
+def _block_mode(
+    model: Any,
+    x: np.ndarray,
+    s: np.ndarray,
+    *,
+    spinup: int,
+    device: str,
+    n: int,
+    tolerance: float,
+    dtype: Dtype = "float32",
+) -> str:
+    """``auto``'s decision for a block from the convergence check on ``n`` of its cells.
+
+    The same check as :func:`xsomo.model.rollout.predict_block` (three initial states, the block's
+    own forcing, ``spinup`` days), on an even sample of the block's cells instead of all
+    of them: the check costs ``3 * (spinup + 30)`` cell-days per checked cell, i.e. 40 %
+    of a 8-year roll-out if every cell were checked.
+    """
+    from xsomo.model import rollout
+
+    if x.shape[1] < spinup:
+        return "windowed"
+    pick = np.linspace(0, x.shape[0] - 1, n).round().astype(int)
+    dist = rollout.convergence_distance(
+        model, x[pick], s[pick], steps=spinup, device=device, dtype=dtype
+    )
+    worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
+    mode = "continuous" if worst < tolerance else "windowed"
+    msg = (
+        f"convergence check over {spinup} days on {n} of {x.shape[0]} cells: max distance {worst:.3g} "
+        f"m3 m-3 (tolerance {tolerance:g}) -> {mode} for this block"
+    )
+    (log.info if mode == "continuous" else log.warning)(msg)
+    return mode
+
+
+def _gap_days(
+    dyn: np.ndarray, stat: np.ndarray, mask: np.ndarray, *, first: int, window: int
+) -> np.ndarray:
+    """Output days per cell masked because their window lacks forcing (``int32 (ny, nx)``)."""
+    _, _, ny, nx = dyn.shape
+    out = np.zeros((ny, nx), np.int32)
+    iy, ix = _land_cells(mask, stat)
+    if iy.size == 0:
+        return out
+    missing = ~np.isfinite(dyn[:, :, iy, ix]).all(axis=0).T  # (cells, time)
+    if missing.any():
+        out[iy, ix] = _gap_mask(missing, window)[:, first:].sum(axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def predict(
+    drivers: xr.Dataset,
+    model: TrainedModel,
+    *,
+    layers: Sequence[int] | int | None = None,
+    mode: Mode = "auto",
+    chunks: int | Mapping[str, int] | None = None,
+    device: str = "auto",
+    spinup: int | None = None,
+    time: slice | tuple[Any, Any] | str | None = None,
+    grid: cv.GridSpec | None = None,
+    client: Any = None,
+    check_convergence: bool = True,
+    max_spinup: int | None = None,
+    check_cells: int | None = 64,
+    dtype: Dtype = "float32",
+    tolerance: float | None = None,
+) -> xr.Dataset:
+    """Lazy soil-moisture prediction for every land cell of ``drivers``.
+
+    Parameters
+    ----------
+    drivers
+        Dynamic forcings ``(time, lat, lon)``, static features ``(lat, lon)`` and
+        ``land_mask`` (docs/internals.md §2); numpy- or dask-backed, daily, regular grid.
+        Variables with canonical names are converted to canonical units.
+    model
+        The trained cascade; its ``config.dynamic`` / ``config.static`` name the inputs.
+    layers
+        Layers to return (default: all the model predicts). The cascade always runs
+        from layer 1, so upper layers are computed even when not returned.
+    mode
+        ``"continuous"`` (one stateful roll-out per block), ``"windowed"`` (each day
+        from its own lookback window) or ``"auto"`` (continuous where the model provably
+        forgets its initial state within the spin-up, windowed otherwise; per block).
+    chunks
+        Block size: cells per block (int, a square block) or ``{"lat": ny, "lon": nx}``;
+        default: a power-of-two side bounding a block to ~8 M cell-days.
+    device
+        ``"auto"`` (GPU when present, else CPU), ``"cpu"`` or ``"cuda[:N]"``; resolved
+        where the block runs.
+    spinup
+        Spin-up days before the output period (default ``model.config.lookback``).
+    time
+        Output period ``(start, end)``, a slice or a year ``"YYYY"``; the drivers must
+        hold ``spinup`` days before it. Default: the drivers' period minus the spin-up.
+    grid
+        If given, the drivers must lie on exactly this grid.
+    client
+        A :class:`dask.distributed.Client`: the model is scattered to its workers once.
+        Without one, an active client (if any) runs the blocks when the result is computed.
+    check_convergence
+        For ``continuous``/``auto``: check now, on a sample of land cells, that roll-outs
+        from different initial states meet within the spin-up; if not, lengthen the
+        spin-up (doubling it, up to ``max_spinup`` and the history the drivers hold
+        before the output period) and warn when even that is not enough.
+    max_spinup
+        Longest spin-up the check may choose (default four lookbacks).
+    check_cells
+        ``auto`` decides per block from the convergence check on this many of the block's
+        cells (evenly spread); ``None`` checks every cell (costs ~40 % of an 8-year roll-out).
+    dtype
+        Precision of the roll-out: ``"float32"`` (default) or ``"float64"`` (a float64
+        copy of each network; the model is not changed; ~2-3x slower on a CPU). The
+        drivers keep their own precision up to the z-score, which is taken in float64
+        (float64 drivers are not rounded to float32 first). float64 is what reproduces
+        the published SoMo.ml v1 output to 1e-5 m3 m-3 on every day (docs/somoml_v1.md).
+        The returned ``sm``/``sm_spread`` are float32 either way.
+    tolerance
+        Largest difference (m3 m-3) between roll-outs from different initial states after
+        the spin-up that lets ``auto`` use the continuous roll-out (default
+        :data:`xsomo.model.rollout.DEFAULT_TOLERANCE`, 1e-3). The check measures this bound on
+        the block's own forcing: with a looser tolerance the fast roll-out runs where its
+        measured dependence on the initial state is below it, instead of window by window.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sm`` and ``sm_spread`` ``(layer, time, lat, lon)`` float32 in m3 m-3, NaN
+        off land and on days whose lookback window lacks forcing; ``missing_forcing_days``
+        ``(lat, lon)`` counts those days; ``spatial_ref`` (EPSG:4326); provenance attributes.
+
+    Raises
+    ------
+    MissingVariableError
+        When the drivers lack inputs the model needs (all are listed).
+    GridMismatchError
+        When the drivers' grid or period does not match what is asked.
+
+    Notes
+    -----
+    With a continuous roll-out, a day's prediction depends on the whole past; a window
+    of ``lookback`` days lacking forcing makes a windowed prediction impossible, so those
+    days are NaN here too (gaps are filled with the cell mean only to keep the roll-out's
+    state finite, and every output day reading a filled value is masked).
+
+    Examples
+    --------
+    >>> sm = drivers.somo.predict(model, chunks={"lat": 32, "lon": 32})  # doctest: +SKIP
+    >>> sm.somo.to_files("out/")  # doctest: +SKIP
+    """
+    if not isinstance(drivers, xr.Dataset):
+        raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
+    from xsomo.model.rollout import DEFAULT_TOLERANCE, check_dtype
+
+    dtype = check_dtype(dtype)
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    if not (np.isfinite(tolerance) and tolerance > 0):
+        raise XsomoValueError(f"tolerance={tolerance!r}: give a positive number of m3 m-3 (default 1e-3).")
+    dynamic = [str(v) for v in (_cfg(model, "dynamic") or cv.DYNAMIC_NAMES)]
+    static = [str(v) for v in (_cfg(model, "static") or cv.STATIC_NAMES)]
+    lookback = int(_cfg(model, "lookback", 365) or 365)
+    model_layers = _model_layers(model)
+
+    # --- inputs
+    missing = [v for v in (*dynamic, *static) if v not in drivers.variables]
+    if missing:
+        raise MissingVariableError(
+            f"drivers lack {len(missing)} input(s) the model needs: {missing}. The model was trained on "
+            f"dynamic={dynamic} and static={static}; build the drivers with xsomo.open_drivers or "
+            "add the variables under these names."
+        )
+    for dim in (cv.TIME, cv.LAT, cv.LON):
+        if dim not in drivers.dims:
+            raise GridMismatchError(
+                f"drivers have no {dim!r} dimension (dims: {dict(drivers.sizes)}); rename e.g. "
+                "drivers.rename(latitude='lat', longitude='lon')."
+            )
+    for name in dynamic:
+        if set(drivers[name].dims) != {cv.TIME, cv.LAT, cv.LON}:
+            raise GridMismatchError(
+                f"drivers[{name!r}] has dims {drivers[name].dims}; a dynamic input needs (time, lat, lon)"
+            )
+    for name in static:
+        if set(drivers[name].dims) != {cv.LAT, cv.LON}:
+            raise GridMismatchError(
+                f"drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (lat, lon)"
+            )
+
+    # --- layers
+    if layers is None:
+        want = model_layers
+    else:
+        want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
+        unknown = [n for n in want if n not in model_layers]
+        if unknown:
+            raise XsomoValueError(
+                f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
+            )
+    layer_index = [model_layers.index(n) for n in want]
+
+    # --- grid: ascending, regular, as asked
+    if (
+        drivers.indexes[cv.LAT].is_monotonic_decreasing
+        or drivers.indexes[cv.LON].is_monotonic_decreasing
+    ):
+        drivers = drivers.sortby([cv.LAT, cv.LON])
+    lat = drivers[cv.LAT].values.astype(float)
+    lon = drivers[cv.LON].values.astype(float)
+    for name, values in ((cv.LAT, lat), (cv.LON, lon)):
+        if values.size > 2:
+            step = np.diff(values)
+            if not np.allclose(step, step[0], rtol=0, atol=1e-6 * max(1.0, abs(step[0]) * 1e3)):
+                raise GridMismatchError(
+                    f"drivers' {name!r} is not a regular grid (steps {np.unique(step.round(6))[:5]})"
+                )
+    if grid is not None and (
+        lat.size != grid.nlat
+        or lon.size != grid.nlon
+        or not np.allclose(lat, grid.lat, atol=1e-6)
+        or not np.allclose(lon, grid.lon, atol=1e-6)
+    ):
+        have = cv.GridSpec.from_coords(lat, lon) if lat.size and lon.size else None
+        raise GridMismatchError(
+            f"drivers lie on {have} ({lat.size} × {lon.size}), not on the grid asked for, {grid} "
+            f"({grid.nlat} × {grid.nlon}). Regrid the drivers (xsomo.regrid) or pass the right grid=."
+        )
+
+    # --- period
+    times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
+    _check_daily(times, source="drivers")
+    spinup = lookback if spinup is None else int(spinup)
+    if spinup < 0:
+        raise XsomoValueError(f"spinup={spinup}: give a number of days >= 0")
+    first, stop = _output_period(times, spinup, time)
+    if check_convergence and mode in ("auto", "continuous") and spinup > 0:
+        spinup = _checked_spinup(
+            drivers, model, dynamic, static, first=first, spinup=spinup, mode=mode,
+            max_spinup=max_spinup if max_spinup is not None else 4 * max(lookback, 1),
+            sample=CHECK_SAMPLE, dtype=dtype, tolerance=tolerance,
+        )  # fmt: skip
+    begin = first - spinup
+    drivers = drivers.isel({cv.TIME: slice(begin, stop)})
+    first = spinup
+    out_time = drivers.indexes[cv.TIME][first:]
+    ntime = drivers.sizes[cv.TIME]
+    nlat, nlon = lat.size, lon.size
+
+    device_hint = resolve_device(device) if device in (None, "auto") else str(device)
+    blocks = _normalise_chunks(chunks, nlat, nlon, ntime, device_hint)
+    lat_chunks = _lat_chunks(nlat, blocks[cv.LAT])
+    lon_chunks = _lon_chunks(nlon, blocks[cv.LON])
+
+    # --- lazy inputs, one chunk per block, time whole
+    def _as_dask(arr: xr.DataArray, dims: tuple[str, ...]) -> da.Array:
+        arr = arr.transpose(*dims)
+        data = arr.data if isinstance(arr.data, da.Array) else da.from_array(np.asarray(arr.data))
+        return data
+
+    # the drivers keep their own floating precision (float64 in float64 mode) up to the z-score,
+    # which the roll-out takes in float64: rounding float64 drivers to float32 first moved an
+    # ill-conditioned SoMo.ml v1 day by 1.5e-4 m3 m-3
+    def _float(arr: da.Array) -> da.Array:
+        want = np.float64 if dtype == "float64" else np.result_type(arr.dtype, np.float32)
+        return arr.astype(want)
+
+    dyn = da.stack(
+        [_float(_as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON))) for v in dynamic]
+    ).rechunk((len(dynamic), ntime, lat_chunks, lon_chunks))
+    stat = da.stack(
+        [_float(_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON))) for v in static]
+    ).rechunk((len(static), lat_chunks, lon_chunks))
+    if cv.LAND_MASK in drivers.variables:
+        mask_da = drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).astype(bool)
+        mask = _as_dask(mask_da, (cv.LAT, cv.LON)).rechunk((lat_chunks, lon_chunks))
+    else:
+        mask = da.ones((nlat, nlon), dtype=bool, chunks=(lat_chunks, lon_chunks))
+
+    # --- the model travels once: one key in the graph (scattered to workers with a client)
+    model = _portable(model)
+    if client is not None:
+        [model_ref] = client.scatter([model], broadcast=True, hash=False)
+        model_node: Any = dask.delayed(model_ref)
+    else:
+        model_node = dask.delayed(model, pure=True, traverse=False)
+    predictor = _predictor()
+    n_blocks = len(lat_chunks) * len(lon_chunks)
+    cores = _cores()
+    threads = max(1, cores // max(1, min(n_blocks, cores)))
+    if _is_small(model):
+        threads = 1  # small LSTM steps: threading overhead beats the gain (measured)
+    kwargs = {
+        "layer_index": layer_index,
+        "first": first,
+        "mode": mode,
+        "spinup": spinup,
+        "device": device,
+        "window": max(lookback, 1),
+        "threads": threads,
+        "cells_per_call": CELLS_PER_CALL,
+        "check_cells": check_cells,
+        "dtype": dtype,
+        "tolerance": tolerance,
+    }
+    n_out = ntime - first
+    run = dask.delayed(_run_block, pure=True)
+    gaps = dask.delayed(_gap_days, pure=True)
+    rows, gap_rows = [], []
+    for i, ny in enumerate(lat_chunks):
+        row, gap_row = [], []
+        for j, nx in enumerate(lon_chunks):
+            d_blk = dyn.blocks[0, 0, i, j]
+            s_blk = stat.blocks[0, i, j]
+            m_blk = mask.blocks[i, j]
+            res = run(d_blk, s_blk, m_blk, model_node, predictor, **kwargs)
+            row.append(da.from_delayed(res, shape=(2, len(want), n_out, ny, nx), dtype=np.float32))
+            g = gaps(d_blk, s_blk, m_blk, first=first, window=max(lookback, 1))
+            gap_row.append(da.from_delayed(g, shape=(ny, nx), dtype=np.int32))
+        rows.append(row)
+        gap_rows.append(gap_row)
+    stacked = da.block(rows)
+    gap_days = da.block(gap_rows)
+
+    coords: dict[Hashable, Any] = {
+        **cv.layer_coords(want),
+        cv.TIME: xr.DataArray(out_time, dims=cv.TIME, attrs=dict(cv.TIME_ATTRS)),
+        cv.LAT: xr.DataArray(lat, dims=cv.LAT, attrs=dict(cv.LAT_ATTRS)),
+        cv.LON: xr.DataArray(lon, dims=cv.LON, attrs=dict(cv.LON_ATTRS)),
+    }
+    dims = (cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    sm_attrs = {
+        **cv.SM_ATTRS,
+        "long_name": "volumetric soil moisture, ensemble mean",
+        "cell_methods": "time: mean realization: mean",
+    }
+    spread_attrs = {
+        "long_name": "volumetric soil moisture, ensemble standard deviation",
+        "units": cv.SM_ATTRS["units"],
+        "cell_methods": "time: mean realization: standard_deviation",
+    }
+    ds = xr.Dataset(
+        {
+            cv.SM: (dims, stacked[0], sm_attrs),
+            cv.SM_SPREAD: (dims, stacked[1], spread_attrs),
+            GAP_DAYS: (
+                (cv.LAT, cv.LON),
+                gap_days,
+                {
+                    "long_name": "output days set missing because their lookback window lacks forcing",
+                    "units": "1",
+                },
+            ),
+        },
+        coords=coords,
+        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback, dtype, tolerance),
+    )
+    ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
+    if not isinstance(drivers[dynamic[0]].data, da.Array):
+        _warn_gaps(drivers, dynamic, static, first=first, window=max(lookback, 1))
+    return ds
+
+
+def _warn_gaps(
+    drivers: xr.Dataset, dynamic: list[str], static: list[str], *, first: int, window: int
+) -> None:
+    """Count forcing gaps of in-memory drivers now (numpy, cheap) and warn."""
+    missing = None
+    for name in dynamic:
+        bad = ~np.isfinite(
+            np.asarray(drivers[name].transpose(cv.TIME, cv.LAT, cv.LON).values, float)
+        )
+        missing = bad if missing is None else (missing | bad)
+    if missing is None:
+        return
+    ok = np.ones(missing.shape[1:], bool)
+    if cv.LAND_MASK in drivers.variables:
+        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    for name in static:
+        ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+    iy, ix = np.nonzero(ok & missing.any(axis=0))
+    if iy.size == 0:
+        return
+    n = int(_gap_mask(missing[:, iy, ix].T, window)[:, first:].sum())
+    if n:
+        warnings.warn(
+            f"forcing has gaps: {n} output cell-days in {iy.size} cell(s) have a lookback window lacking "
+            f"data and are NaN in the prediction (see the {GAP_DAYS!r} variable).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _provenance(
+    model: Any,
+    drivers: xr.Dataset,
+    dynamic: list[str],
+    static: list[str],
+    mode: str,
+    spinup: int,
+    lookback: int,
+    dtype: Dtype,
+    tolerance: float,
+) -> dict[str, Any]:
+    from xsomo import __version__
+
+    attrs: dict[str, Any] = {
+        "Conventions": "CF-1.8",
+        "title": "SoMo.ml-EU-style daily soil moisture predicted by an EA-LSTM cascade",
+        "institution": "computed with xsomo",
+        "source": f"xsomo {__version__} EA-LSTM (Kratzert et al. 2019) cascade, SoMo.ml-EU method",
+        "references": "O & Orth (2021) doi:10.1038/s41597-021-00964-1; Kratzert et al. (2019) doi:10.5194/hess-23-5089-2019",
+        "xsomo_version": __version__,
+        "model_inputs_dynamic": ", ".join(dynamic),
+        "model_inputs_static": ", ".join(static),
+        "model_lookback_days": int(lookback),
+        "model_ensemble_members": int(_cfg(model, "ensemble", 1) or 1),
+        "model_layers": ", ".join(str(n) for n in _model_layers(model)),
+        "inference_mode": str(mode),
+        "spinup_days": int(spinup),
+        "inference_dtype": str(dtype),
+    }
+    if mode in ("auto", "continuous"):
+        attrs["convergence_tolerance"] = float(tolerance)
+    hidden = _cfg(model, "hidden")
+    if hidden is not None:
+        attrs["model_hidden_units"] = int(hidden)
+    for key in ("path", "source", "name"):
+        val = getattr(model, key, None)
+        if isinstance(val, str | os.PathLike):
+            attrs["model"] = str(val)
+            break
+    else:
+        attrs["model"] = type(model).__name__
+    for key in ("source", "title"):
+        if key in drivers.attrs:
+            attrs["drivers_" + key] = str(drivers.attrs[key])
+    return attrs
