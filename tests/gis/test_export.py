@@ -10,7 +10,7 @@ import pyogrio
 import pytest
 import rasterio
 import xarray as xr
-from test_backend_files import GRID, expected_value, write_somo_files
+from somo_files import GRID, expected_value, write_somo_files
 
 from xsomo.commands import export
 

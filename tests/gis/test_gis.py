@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
-from test_backend_files import expected_value, write_somo_files
+from somo_files import expected_value, write_somo_files
 
 import xsomo
 from xsomo import conventions as cv

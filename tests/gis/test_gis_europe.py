@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from test_backend_files import expected_value, write_somo_file
+from somo_files import expected_value, write_somo_file
 from test_gis import _assert_cog
 
 import xsomo

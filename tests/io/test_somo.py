@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from test_backend_files import GRID, expected_value, write_somo_file, write_somo_files
+from somo_files import GRID, expected_value, write_somo_file, write_somo_files
 
 import xsomo
 from xsomo import conventions as cv
