@@ -12,7 +12,7 @@ from xsomo import accessor as _accessor  # noqa: F401  (registers ds.somo)
 from xsomo import conventions, exceptions, units
 from xsomo.exceptions import XsomoError
 
-__version__ = "0.1.0"
+from xsomo._version import __version__
 
 # public name -> "module:attribute", imported on first use so `import xsomo` stays light
 _LAZY: dict[str, str] = {

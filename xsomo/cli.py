@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from xsomo import __version__
+    from xsomo._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="xsomo",

@@ -246,7 +246,7 @@ def open_drivers(
     ds["time"].attrs.update(cv.TIME_ATTRS)
     chunks = dict(chunks or {"time": -1, "lat": 64, "lon": 64})
     ds = ds.chunk({k: v for k, v in chunks.items() if k in ds.dims})
-    from xsomo import __version__
+    from xsomo._version import __version__
 
     ds.attrs = {
         "title": "xsomo drivers: daily forcings and static features on the target grid",

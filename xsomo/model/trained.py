@@ -265,7 +265,7 @@ class TrainedModel:
         }
 
     def to_json_dict(self, weights_sha256: str | None = None) -> dict[str, Any]:
-        from xsomo import __version__
+        from xsomo._version import __version__
 
         return {
             "format_version": FORMAT_VERSION,

@@ -870,7 +870,7 @@ def _provenance(
     dtype: Dtype,
     tolerance: float,
 ) -> dict[str, Any]:
-    from xsomo import __version__
+    from xsomo._version import __version__
 
     attrs: dict[str, Any] = {
         "Conventions": "CF-1.8",

@@ -357,7 +357,7 @@ def to_files(
     GridMismatchError
         When a final file that exists belongs to another grid or period.
     """
-    from xsomo import __version__
+    from xsomo._version import __version__
     from xsomo.prediction import inference
 
     ds = _as_dataset(sm)

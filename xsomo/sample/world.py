@@ -154,7 +154,7 @@ class _Bands:
 
 
 def _global_attrs(cfg: WorldConfig, seed: int, title: str) -> dict[str, str]:
-    from xsomo import __version__
+    from xsomo._version import __version__
 
     return {
         "Conventions": "CF-1.8",
@@ -1221,7 +1221,7 @@ class _WorldWriter:
 
     # ------------------------------------------------------------------ manifest
     def write_manifest(self, products: dict[str, Any]) -> None:
-        from xsomo import __version__
+        from xsomo._version import __version__
 
         g = self.grid
         man = {

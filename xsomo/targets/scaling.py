@@ -433,7 +433,7 @@ def scale_to(
     targets = targets.isel(
         {cv.TIME: slice(int(any_valid[0]), int(any_valid[-1]) + 1)}
     )  # trim empty ends
-    from xsomo import __version__
+    from xsomo._version import __version__
 
     targets.attrs = {
         "title": "xsomo targets: station soil moisture scaled to the reference per cell and layer",

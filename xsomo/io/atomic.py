@@ -1,0 +1,137 @@
+"""Atomic writes: a final name only ever holds a complete file (or folder).
+
+Every writer of xsomo goes through these helpers: the data go to a temporary name in
+the same folder, are flushed to disk, and are renamed onto the final name with
+``os.replace`` only when complete. A crash, a full disk or SIGKILL leaves the final
+name as it was (absent or the previous version) and at most a hidden ``.*.tmp*``
+file behind, which the next run removes or overwrites.
+
+>>> import pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_path(d / "out.txt") as tmp:
+...     _ = tmp.write_text("hello")
+>>> (d / "out.txt").read_text()
+'hello'
+>>> sorted(p.name for p in d.iterdir())
+['out.txt']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE", "atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+    "fsync_path",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of written files and folders: what the umask allows for ``open``/``mkdir``.
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a closed file's data to disk (best effort on file systems that refuse it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: pathlib.Path) -> pathlib.Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return pathlib.Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, overwrite: bool = True, create: bool = False
+) -> Iterator[pathlib.Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The caller writes the temporary path with any library (netCDF4, rasterio, pyogrio,
+    matplotlib ...). ``create=False`` removes the empty placeholder first, for libraries
+    that refuse to open an existing file. On any exception the temporary file is removed
+    and ``path`` is left untouched.
+    """
+    path = pathlib.Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder for {path.name}; create it first")
+    tmp = _tmp_name(path)
+    if not create:
+        tmp.unlink()
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{tmp}: the writer created no file for {path}")
+        os.chmod(tmp, FILE_MODE)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path, create=True) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[pathlib.Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole.
+
+    An existing ``path`` is moved aside first and removed only after the new folder is in
+    place, so a crash leaves either the old or the new folder under the final name.
+    """
+    path = pathlib.Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a folder; choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        old.rmdir()
+        os.replace(path, old)
+    os.chmod(tmp, DIR_MODE)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,36 @@
+"""Where and how wide computations run: the device and the CPU thread count.
+
+One place for both, so training, prediction and the experiments agree:
+:func:`resolve_device` turns ``"auto"`` into ``"cuda"`` or ``"cpu"``;
+:func:`cpu_cores` is the number of cores this process may use (its affinity, not the
+machine's total), the base of every thread budget, which callers pass on explicitly.
+
+>>> resolve_device("cpu")
+'cpu'
+>>> cpu_cores() >= 1
+True
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["cpu_cores", "resolve_device"]
+
+
+def resolve_device(device: Any = "auto") -> str:
+    """``"cuda"`` when ``device`` is ``"auto"`` (or None) and a GPU is present, else ``"cpu"``;
+    any other value (``"cpu"``, ``"cuda:1"``, a ``torch.device``) as its string."""
+    if device is None or device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (``sched_getaffinity`` where the OS has it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
