@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-slow test-qgis venv clean bench
+.PHONY: demo test test-slow test-qgis imports venv clean bench
 
 venv: $(STAMP)
 
@@ -23,8 +23,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/xsomo demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# The import contract ([tool.importlinter] in pyproject.toml) first: a few seconds, and a broken layer
+# fails the run before the tests start.
+test: imports
 	$(PY) -m pytest -q
+
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
