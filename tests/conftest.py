@@ -1,4 +1,7 @@
-"""Shared fixtures: the real-data folder, a tiny sample world, doctest namespace."""
+"""Shared fixtures: the real-data folder, a tiny sample world, one torch thread.
+
+The doctest namespace is in the root ``conftest.py`` (it must reach ``xsomo/``'s docstrings too).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,7 @@ import os
 import pathlib
 import sys
 
-import numpy as np
 import pytest
-import xarray as xr
 
 import xsomo
 
@@ -61,11 +62,3 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
-
-@pytest.fixture(autouse=True)
-def _doctest_namespace(doctest_namespace: dict) -> None:
-    doctest_namespace["np"] = np
-    doctest_namespace["xr"] = xr
-    doctest_namespace["xsomo"] = xsomo
-    np.random.seed(0)

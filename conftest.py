@@ -1,0 +1,23 @@
+"""Root conftest: what both ``tests/`` and the docstring examples in ``xsomo/`` need.
+
+pytest collects the docstring examples of the package (``--doctest-modules`` over ``testpaths``
+``tests`` and ``xsomo``); fixtures in ``tests/conftest.py`` do not reach items under ``xsomo/``,
+so the doctest namespace lives here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xsomo
+
+
+@pytest.fixture(autouse=True)
+def _doctest_namespace(doctest_namespace: dict) -> None:
+    """``np``, ``xr`` and ``xsomo`` in every docstring example; numpy's global seed reset."""
+    doctest_namespace["np"] = np
+    doctest_namespace["xr"] = xr
+    doctest_namespace["xsomo"] = xsomo
+    np.random.seed(0)
