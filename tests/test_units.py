@@ -9,9 +9,24 @@ from xsomo.exceptions import UnitError, XsomoError
 from xsomo.units import convert, parse_units
 
 
-@pytest.mark.parametrize("units", ["m3 m-3", "W m-2", "mm d-1", "J m-2", "K", "degC", "m**3 m**-3", "1"])
-def test_cf_registry_parses_cf_strings(units):
-    parse_units(units)
+@pytest.mark.parametrize(
+    ("units", "dimensionality", "si_value_of_one"),
+    [
+        ("m3 m-3", "dimensionless", 1.0),
+        ("W m-2", "[mass] / [time] ** 3", 1.0),
+        ("mm d-1", "[length] / [time]", 1e-3 / 86400.0),
+        ("J m-2", "[mass] / [time] ** 2", 1.0),
+        ("K", "[temperature]", 1.0),
+        ("degC", "[temperature]", 274.15),  # 1 degC is 274.15 K (an offset unit)
+        ("m**3 m**-3", "dimensionless", 1.0),
+        ("1", "dimensionless", 1.0),
+    ],
+)
+def test_cf_registry_parses_cf_strings(units, dimensionality, si_value_of_one):
+    unit = parse_units(units)
+    assert str(unit.dimensionality) == dimensionality
+    one = (1.0 * unit).to_base_units()  # SI base units: kg, m, s, K
+    assert one.magnitude == pytest.approx(si_value_of_one, rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -180,12 +180,14 @@ def test_crspy_accumulation_trap(real_data):
 def test_qa4sm_cell_files(real_data):
     out = open_era5land(real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904")
     assert out["sm"].layer.values.tolist() == [1]
-    assert (out.sizes["time"] == 730 and "06" in out.attrs["time_sampling"]) or "[6]" in out.attrs[
-        "time_sampling"
-    ]
     raw = xr.open_dataset(
         real_data / "qa4sm-testdata/input_data/ERA5_LAND/ERA5_LAND_V20190904/0165.nc"
     )
+    # one snapshot a day (06 UTC in these files), labelled with its day: every raw day, no more
+    hours = np.unique(raw.time.dt.hour.values).tolist()
+    assert out.sizes["time"] == raw.sizes["time"] == 730
+    np.testing.assert_array_equal(out.time.values, raw.time.dt.floor("D").values)
+    assert str(hours) in out.attrs["time_sampling"], (hours, out.attrs["time_sampling"])
     k = int(
         np.flatnonzero(raw.location_id.values == 2540041)[0]
     )  # Kainaliu's grid point (PROVENANCE.md)
