@@ -660,15 +660,11 @@ def test_banded_world_equals_whole(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.slow
 def test_demo_world(tmp_path: pathlib.Path) -> None:
-    import time
-
-    t0 = time.process_time()
+    # its time is measured by bench/bench_sample.py (a timing assert fails on a busy machine)
     path = xsomo.sample.generate("demo", seed=0, out=tmp_path / "demo")
-    took = time.process_time() - t0
     info = xsomo.sample.summary(path)
     assert 2000 < info["land_cells"] < 6000
     assert 90 <= info["ismn_stations"] <= 150
     assert info["bytes"] < 420e6
-    assert took < 120
     with netCDF4.Dataset(path / "truth.nc") as nc:
         assert nc["sm"].shape[1] == len(LAYERS)
