@@ -1,0 +1,102 @@
+"""A model trained with train_lstm's default settings forgets its initial state (issue 20 item 2).
+
+On a tiny sample world, train the cascade with the default settings (the consistency penalty
+at its default weight, the default lookback, hidden size, dropout, forget bias, batch ...), only
+fewer members and optimiser steps so that it runs in minutes, then check on land cells that
+
+- the convergence distance after the default lookback is below ``rollout.DEFAULT_TOLERANCE``;
+- ``mode="auto"`` takes the continuous roll-out (and gives its numbers);
+- the continuous roll-out equals the windowed one (each day from its own lookback window, the
+  method of the paper) within 1e-4 m3 m-3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import numpy as np
+import pytest
+
+import xsomo
+from xsomo.model import rollout, training
+
+pytestmark = pytest.mark.slow
+
+#: Everything else is train_lstm's default; these only shorten the run (1 member, fewer steps).
+SHORTER = {"ensemble": 1, "epochs": 3, "steps_per_epoch": 25, "progress": False, "device": "cpu", "seed": 0}
+#: Cells compared window by window (the windowed roll-out costs a lookback per day and cell).
+N_CELLS = 12
+#: Days after the first valid day compared window by window.
+N_DAYS = 60
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world):
+    stations = xsomo.open_ismn(tiny_world / "ismn")
+    era5land = xsomo.open_era5land(tiny_world / "era5land")
+    targets = stations.somo.scale_to(era5land)
+    drivers = xsomo.open_drivers(tiny_world).load()
+    model = drivers.somo.train_lstm(targets, **SHORTER)
+    return drivers, model
+
+
+def raw_inputs(drivers, model, cells=None):
+    land = drivers["land_mask"].values.astype(bool)
+    rows, cols = np.nonzero(land)
+    if cells is not None:
+        pick = np.linspace(0, rows.size - 1, cells).round().astype(int)
+        rows, cols = rows[pick], cols[pick]
+    dyn = np.stack(
+        [drivers[v].transpose("time", "lat", "lon").values[:, rows, cols].T for v in model.config.dynamic], -1
+    )
+    sta = np.stack([drivers[v].values[rows, cols] for v in model.config.static], -1)
+    return dyn, sta
+
+
+def default_settings() -> dict:
+    """train_lstm's defaults: the TrainingConfig dataclass where there is one, else the signature."""
+    from xsomo.model import config
+
+    cls = getattr(config, "TrainingConfig", None) or getattr(training, "TrainingConfig", None)
+    if cls is not None:
+        return dataclasses.asdict(cls())
+    return {
+        k: p.default
+        for k, p in inspect.signature(training.train_lstm).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def test_defaults_are_used(trained):
+    _, model = trained
+    defaults = default_settings()
+    used = model.config.training
+    checked = [k for k in ("consistency", "lookback", "seq_length", "hidden", "dropout", "batch_size", "lr")
+               if k in defaults and k in used]  # fmt: skip
+    assert {"consistency", "lookback", "hidden"} <= set(checked), (sorted(defaults), sorted(used))
+    for key in checked:
+        assert used[key] == defaults[key], key
+    assert defaults["consistency"] > 0 and model.config.lookback == defaults["lookback"]
+
+
+def test_default_model_forgets_and_auto_runs_continuous(trained):
+    drivers, model = trained
+    lookback = model.config.lookback
+    dyn, sta = raw_inputs(drivers, model)
+    dist = rollout.convergence_distance(model, dyn, sta, steps=lookback)
+    worst = float(np.nanmax(dist))
+    assert worst < rollout.DEFAULT_TOLERANCE, f"largest convergence distance {worst:.3g} m3 m-3 after {lookback} d"
+
+    dyn, sta = raw_inputs(drivers, model, cells=N_CELLS)
+    n = lookback + N_DAYS
+    dyn = dyn[:, :n]
+    auto, info = rollout.predict_block(model, dyn, sta, mode="auto", return_info=True)
+    assert info.mode == "continuous", info.notes
+    cont = rollout.predict_block(model, dyn, sta, mode="continuous")
+    np.testing.assert_array_equal(auto, cont)
+    win = rollout.predict_block(model, dyn, sta, mode="windowed")
+    valid = np.isfinite(win)
+    assert valid[..., lookback - 1 :].all() and not valid[..., : lookback - 1].any()
+    diff = float(np.nanmax(np.abs(cont[..., lookback - 1 :] - win[..., lookback - 1 :])))
+    assert diff < 1e-4, f"continuous vs windowed: {diff:.3g} m3 m-3"
