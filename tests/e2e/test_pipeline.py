@@ -22,7 +22,7 @@ import pytest
 import xarray as xr
 from e2e_oracle import pearson, series_at  # tests/e2e/e2e_oracle.py
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # one run of the whole pipeline
 
 #: Training epochs of the run. Measured on the seed-0 tiny world (2 COSMOS-like stations, 1 member):
 #: with the tiny preset's 3 epochs xsomo's r is 0.827 / 0.648 against the v1-like product's
@@ -39,7 +39,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_tiny")
     cmd = [sys.executable, "-m", "xsomo.cli", "demo", "--preset", "tiny", "--epochs", str(EPOCHS), "--out", str(out)]
     env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000, check=False)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=2300, check=False)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return out, proc.stdout
 

@@ -52,6 +52,7 @@ def test_snippet_is_found_and_substitutions_apply():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_readme_notebook_snippet_runs(tmp_path, monkeypatch):
     code = notebook_snippet(README.read_text(encoding="utf-8"))
     for old, new in SUBSTITUTIONS:
