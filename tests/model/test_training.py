@@ -11,12 +11,12 @@ from xsomo import testing
 from xsomo.model import rollout
 
 from xsomo.model import training
-from xsomo.exceptions import CheckpointError, MissingVariableError
+from xsomo.exceptions import CheckpointError, GridMismatchError, MissingVariableError
 from xsomo.model import TrainedModel
 
 TINY = {
     "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2, "steps_per_epoch": 2,
-    "batch_size": 8, "progress": False, "device": "cpu",
+    "batch_size": 8, "progress": False, "device": "cpu", "forget_tolerance": 0.0,
 }  # fmt: skip
 
 
@@ -55,7 +55,7 @@ def test_cells_matched_within_half_a_cell(case):
     want = drivers["precipitation"].values[:, ilat, ilon].T
     np.testing.assert_array_equal(data.dynamic[..., 1], want)
     far = targets.assign_coords(lat=targets.lat + 5.0)
-    with pytest.raises(Exception, match="no target cell"):
+    with pytest.raises(GridMismatchError, match="off the drivers' grid"):
         training.prepare_training_data(drivers, far)
     with pytest.raises(MissingVariableError, match="air_temperature"):
         training.prepare_training_data(drivers.drop_vars("air_temperature"), targets)
@@ -126,7 +126,7 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed
     drivers, targets, truth = testing.synthetic_case(seed=1, nlat=4, nlon=5, ndays=3 * 365, cells=8)
     model = training.train_lstm(
         drivers, targets, layers=(1,), ensemble=1, hidden=16, lookback=60, seq_length=60, epochs=6,
-        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device,
+        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device, forget_tolerance=0.0,
         mixed_precision=mixed_precision,
     )  # fmt: skip
     assert model.metadata["device"].startswith(device)
@@ -157,9 +157,10 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed
 def test_demo_preset_fills_only_options_not_given(case, monkeypatch):
     drivers, targets, _ = case
     tiny_demo = {**TINY, "hidden": 5, "lookback": 15}
-    tiny_demo.pop("device")
-    monkeypatch.setattr(training, "DEMO_DEFAULTS", tiny_demo)
-    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu")
+    for key in ("device", "progress"):
+        tiny_demo.pop(key)
+    monkeypatch.setitem(training.PRESETS, "demo", training.TrainingConfig(**tiny_demo))
+    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu", progress=False)
     assert model.config.hidden == 3 and model.config.lookback == 15 and model.config.layers == (1, 2)
     with pytest.raises(Exception, match="preset"):
         training.train_lstm(drivers, targets, preset="europe")
