@@ -82,8 +82,8 @@ def run_demo(
     dict
         Paths of the outputs and headline numbers.
     """
-    from xsomo.report import report as report_mod
     from xsomo.model import TrainedModel
+    from xsomo.report import report as report_mod
 
     out = Path(out)
     if fresh and out.exists():

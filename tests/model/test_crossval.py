@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 from xsomo import testing
-
-from xsomo.model import crossval
 from xsomo.cli import main
 from xsomo.exceptions import XsomoValueError
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, crossval
 
 TINY = {
     "layers": (1,), "ensemble": 1, "lookback": 20, "seq_length": 10, "epochs": 1, "steps_per_epoch": 2,

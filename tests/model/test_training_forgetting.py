@@ -7,12 +7,8 @@ import pytest
 import torch
 
 from xsomo import testing
-
-from xsomo.model import rollout
-
-from xsomo.model import training
 from xsomo.exceptions import XsomoValueError
-from xsomo.model import EALSTM
+from xsomo.model import EALSTM, rollout, training
 
 
 def test_penalty_compares_the_two_halves_and_is_differentiable():

@@ -370,9 +370,11 @@ class TrainingConfig:
         number("init_state_scale", 0.0)
         number("consistency", 0.0)
         number("forget_tolerance", 0.0)
-        for key in ("log_precip", "clip_negative", "mixed_precision"):
-            if not isinstance(getattr(self, key), bool | np.bool_):
-                problems.append(f"{key!r} must be true or false, got {getattr(self, key)!r}")
+        problems.extend(
+            f"{key!r} must be true or false, got {getattr(self, key)!r}"
+            for key in ("log_precip", "clip_negative", "mixed_precision")
+            if not isinstance(getattr(self, key), bool | np.bool_)
+        )
         if not problems and (not self.layers or len(set(self.layers)) != len(self.layers)):
             problems.append(f"'layers' must be distinct layer numbers, got {list(self.layers)}")
         if problems:
@@ -421,9 +423,9 @@ PRESETS: dict[str, TrainingConfig] = {
     "demo": TrainingConfig(
         ensemble=2, hidden=64, lookback=365, seq_length=365, epochs=10, steps_per_epoch=40,
         batch_size=64, lr=3e-3, patience=4,
-    ),  # fmt: skip
+    ),
     "tiny": TrainingConfig(
         ensemble=1, hidden=16, lookback=90, seq_length=90, epochs=3, steps_per_epoch=10,
         batch_size=16, lr=1e-2, patience=0, consistency_cells=64,
-    ),  # fmt: skip
+    ),
 }

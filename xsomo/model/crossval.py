@@ -16,9 +16,8 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.model import rollout
-from xsomo.model import training
 from xsomo.exceptions import XsomoValueError
+from xsomo.model import rollout, training
 
 __all__ = ["cross_validate", "fold_cells"]
 

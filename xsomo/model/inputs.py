@@ -178,10 +178,10 @@ def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
     would run at half its time scale.
 
     >>> check_daily_axis(pd.date_range("2020-01-01", periods=3))
-    >>> check_daily_axis(pd.DatetimeIndex(["2020-01-01", "2020-01-03"]))
+    >>> check_daily_axis(pd.DatetimeIndex(["2020-01-01", "2020-01-02", "2020-01-05"]))
     Traceback (most recent call last):
     ...
-    xsomo.exceptions.GridMismatchError: drivers: 'time' must be daily without gaps, but 2020-01-01 is followed by 2020-01-03 (1 missing day). Reindex to a daily axis (missing days as NaN): ds.reindex(time=pd.date_range(start, end, freq='D')).
+    xsomo.exceptions.GridMismatchError: drivers: 'time' must be daily without gaps, but 2020-01-02 is followed by 2020-01-05 (2 missing days). Reindex to a daily axis (missing days as NaN): ds.reindex(time=pd.date_range(start, end, freq='D')).
     """
     index = pd.DatetimeIndex(np.asarray(time))
     if index.size < 2:

@@ -64,7 +64,12 @@ import torch
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.exceptions import CheckpointError, GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.exceptions import (
+    CheckpointError,
+    GridMismatchError,
+    MissingVariableError,
+    XsomoValueError,
+)
 from xsomo.io.atomic import atomic_write_text
 from xsomo.io.checkpoint import load_torch_file, save_torch_file
 from xsomo.model import rollout
@@ -786,7 +791,8 @@ def train_lstm(
     >>> from xsomo import testing
     >>> drivers, targets, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=120, cells=4)
     >>> model = train_lstm(drivers, targets, preset="tiny", layers=(1,), lookback=20, seq_length=10,
-    ...                    epochs=1, steps_per_epoch=1, progress=False, device="cpu")
+    ...                    epochs=1, steps_per_epoch=1, val_fraction=0.0, forget_tolerance=0.0,
+    ...                    progress=False, device="cpu")
     >>> model.training_config.hidden, model.config.lookback
     (16, 20)
     """
