@@ -132,7 +132,7 @@ def main() -> None:
             cpu = time.process_time() - t0
             model.save(folder)
         res = {"options": kw, "train_cpu_s": cpu, **evaluate(model, args.world, drivers, targets, args)}
-        best = {k: (v["best_epoch"], round(v["best_val_loss"], 4)) for k, v in model.history.items() if k.startswith("layer")}
+        best = {k: (v["best_epoch"], round(v["best_val_loss"], 4)) for k, v in model.history.items() if isinstance(v, dict) and "best_epoch" in v}
         res["best_epoch_val"] = best
         results[name] = res
         tmp = results_file.with_suffix(".tmp")
