@@ -32,10 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xsomo.model import rollout
-
-from xsomo.model import training
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, rollout, training
 
 
 def _cells(world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, n_conv: int, n_eval: int, seed: int):

@@ -15,6 +15,7 @@ from xsomo.exceptions import (
     XsomoValueError,
 )
 from xsomo.model import EALSTM, TrainedModel, rollout, training
+from xsomo.runtime import cpu_cores
 
 TINY = {
     "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2, "steps_per_epoch": 2,
@@ -300,3 +301,21 @@ def test_training_checks_that_the_cascade_forgets_on_its_probe_cells():
     # a tolerance the model meets: no second training, no warning
     ok = training.train_lstm(drivers, targets, **{**kw, "forget_tolerance": 10 * max(record["distance"])})
     assert ok.history["layer1_forgetting"]["consistency"] == [1.0]
+
+
+@pytest.mark.slow
+def test_members_trained_in_worker_processes_equal_the_serial_ones(case):
+    """Issue 16: members side by side in spawned processes, same weights and histories as one after the other."""
+    drivers, targets, _ = case
+    kw = {**TINY, "ensemble": 2, "val_fraction": 0.0}
+    serial = training.train_lstm(drivers, targets, workers=1, **kw)
+    parallel = training.train_lstm(drivers, targets, workers=2, **kw)
+    for key in serial.weights:
+        for name, t in serial.weights[key].items():
+            torch.testing.assert_close(parallel.weights[key][name], t, atol=0, rtol=0)
+    for key in ("layer1_member1", "layer2_member0"):
+        a, b = serial.history[key], parallel.history[key]
+        assert a["train_loss"] == b["train_loss"] and a["best_epoch"] == b["best_epoch"]
+    assert training.member_workers(training.PRESETS["demo"], torch.device("cpu"), None, 100) == min(2, cpu_cores())
+    assert training.member_workers(training.TrainingConfig(**{k: v for k, v in kw.items() if k not in training.RUN_OPTIONS}),
+                                   torch.device("cpu"), None, 100) == 1  # too small to pay for the processes

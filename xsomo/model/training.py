@@ -56,6 +56,7 @@ import logging
 import math
 import os
 import pathlib
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -119,7 +120,7 @@ DEMO_DEFAULTS: dict[str, Any] = {
 }
 
 #: Options of :func:`train_lstm` that are not training settings (where and how it runs).
-RUN_OPTIONS = ("cells", "run_dir", "progress", "device", "threads")
+RUN_OPTIONS = ("cells", "run_dir", "progress", "device", "threads", "workers")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -766,6 +767,7 @@ def train_lstm(
     progress: bool = True,
     device: str | torch.device = "auto",
     threads: int | None = None,
+    workers: int | None = None,
     **options: Any,
 ) -> TrainedModel:
     """Train the EA-LSTM cascade on the cells that have targets.
@@ -799,7 +801,10 @@ def train_lstm(
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
     threads
         torch intra-op threads while training on the CPU (restored afterwards); default
-        :func:`training_threads`.
+        :func:`training_threads`. Shared among the ``workers``.
+    workers
+        Processes that train the members of a layer side by side on the CPU (same weights
+        as one after the other); default :func:`member_workers`.
 
     Returns
     -------
@@ -824,7 +829,10 @@ def train_lstm(
         torch.set_num_threads(threads)
     try:
         with heap_allocations():
-            return _train(settings, drivers, targets, dev=dev, cells=cells, run_dir=run_dir, progress=progress)
+            return _train(
+                settings, drivers, targets, dev=dev, cells=cells, run_dir=run_dir, progress=progress,
+                threads=threads, workers=workers,
+            )  # fmt: skip
     finally:
         torch.set_num_threads(old_threads)
 
@@ -957,6 +965,111 @@ def _forgetting_distance(model: TrainedModel, data: TrainingData, cells: np.ndar
     return np.nan_to_num(np.nanmax(dist, axis=-1)) if dist.size else np.zeros(dist.shape[:2])
 
 
+class _QueueBar:
+    """The progress bar of a member trained in a worker process: epochs go to the parent's queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def update(self, n: int = 1, **postfix: str) -> None:
+        self.queue.put(n)
+
+    def describe(self, text: str) -> None:
+        pass
+
+
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(queue: Any, threads: int) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = queue
+    torch.set_num_threads(threads)
+
+
+def _member_job(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    with heap_allocations():
+        return _train_member(**job, bar=_QueueBar(_WORKER_QUEUE))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Hide ``__main__``'s file and spec, so that spawned processes do not import it."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        if main is not None:
+            if "__file__" in saved:
+                delattr(main, "__file__")
+            main.__spec__ = None
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+class _MemberPool:
+    """Worker processes that train the members of a layer side by side (CPU only).
+
+    Each member is trained exactly as in the serial loop (same seeds, same weights); a
+    worker gets the layer's tensors once per member (pickled) and runs ``threads`` torch
+    threads. Spawned, not forked: a fork of a process whose OpenMP pool is running can hang.
+    """
+
+    def __init__(self, workers: int, threads: int) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = ctx.Queue()
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.queue, threads)
+        )
+        # start the workers now, without re-running the caller's script in them (spawn would
+        # import an unguarded __main__ again, which trains again): they need xsomo only
+        with _main_hidden():
+            for f in [self.executor.submit(int, 0) for _ in range(workers)]:
+                f.result()
+
+    def run(self, jobs: list[dict[str, Any]], bar: _Bar) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        import concurrent.futures
+        import queue as queue_mod
+
+        futures = [self.executor.submit(_member_job, job) for job in jobs]
+        pending = set(futures)
+        while pending:
+            _, pending = concurrent.futures.wait(pending, timeout=0.5)
+            with contextlib.suppress(queue_mod.Empty):
+                while True:
+                    bar.update(self.queue.get_nowait())
+        with contextlib.suppress(queue_mod.Empty):
+            while True:
+                bar.update(self.queue.get(timeout=0.1))
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def member_workers(settings: TrainingConfig, device: torch.device, workers: int | None, n_cells: int) -> int:
+    """Processes that train a layer's members side by side: ``workers`` if given, else
+    ``min(ensemble, cpu_cores())`` on the CPU when a member's training is large enough
+    to pay for starting them (about 3 s each; :data:`PARALLEL_MIN_CELL_DAYS`), else 1."""
+    if workers is not None:
+        if int(workers) < 1:
+            raise XsomoValueError(f"workers must be >= 1, got {workers!r}")
+        return min(int(workers), settings.ensemble)
+    if device.type != "cpu" or settings.ensemble < 2:
+        return 1
+    steps = settings.steps_per_epoch or MIN_BATCHES
+    work = settings.epochs * steps * settings.batch_size * (settings.lookback + settings.seq_length)
+    return min(settings.ensemble, cpu_cores()) if work >= PARALLEL_MIN_CELL_DAYS else 1
+
+
+#: Smallest training of a member (epochs x steps x batch x window days) trained in a worker process.
+PARALLEL_MIN_CELL_DAYS = 5_000_000
+
+
 def _train(
     settings: TrainingConfig,
     drivers: xr.Dataset,
@@ -966,6 +1079,8 @@ def _train(
     cells: np.ndarray | None,
     run_dir: str | os.PathLike[str] | None,
     progress: bool,
+    threads: int = 1,
+    workers: int | None = None,
 ) -> TrainedModel:
     config = _model_config(settings)
     data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=config.dynamic, static=config.static)
@@ -987,6 +1102,8 @@ def _train(
     history: dict[str, Any] = {}
     t_start = time.perf_counter()
     bar = _Bar(len(config.layers) * config.ensemble * settings.epochs, progress)
+    n_workers = member_workers(settings, dev, workers, data.dynamic.shape[0])
+    pool = _MemberPool(n_workers, max(1, threads // n_workers)) if n_workers > 1 else None
     try:
         for k, layer in enumerate(config.layers):
             y = (train_target[:, k] - stats.target_mean[k]) / stats.target_std[k]
@@ -1002,11 +1119,13 @@ def _train(
             layer_weights = _train_layer(
                 k, layer, config=config, settings=settings, xd=xd, xs=xs, y=y, y_val=y_val, split=splits[k],
                 probe_cells=probe_cells, partial=partial, sim=sim, data=data, stats=stats, weights=weights,
-                run_dir=run_dir, history=history, bar=bar, device=dev,
+                run_dir=run_dir, history=history, bar=bar, device=dev, pool=pool,
             )  # fmt: skip
             weights.update(layer_weights)
     finally:
         bar.close()
+        if pool is not None:
+            pool.close()
     history["seconds"] = time.perf_counter() - t_start
     history["validation_cells"] = {
         f"layer{layer}": np.column_stack([data.lat[s.val], data.lon[s.val]]).tolist()
@@ -1043,8 +1162,9 @@ def _train_layer(
     history: dict[str, Any],
     bar: _Bar,
     device: torch.device,
+    pool: _MemberPool | None = None,
 ) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
-    """Train every member of one layer; check that the cascade so far forgets its initial
+    """Train every member of one layer (in ``pool``'s processes when given); check that the cascade so far forgets its initial
     state on the probe cells, training again with a doubled penalty where it does not."""
     y_t = torch.from_numpy(y.astype("float32")).to(device)
     yv_t = torch.from_numpy(y_val.astype("float32")).to(device)
@@ -1052,16 +1172,26 @@ def _train_layer(
     record: dict[str, Any] = {"distance": [], "consistency": []}
     for attempt in range(settings.forget_retries + 1):
         layer_weights: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        jobs = []
         for m in range(config.ensemble):
             x = _cascade_inputs(xd, partial, sim, m)
             ld = _LayerData(torch.from_numpy(np.ascontiguousarray(x)).to(device), xs, y_t, yv_t, split, probe_cells)
             suffix = f"_retry{attempt}" if attempt else ""
             ckpt = pathlib.Path(run_dir) / f"layer{layer}_member{m}{suffix}.pt" if run_dir is not None else None
-            bar.describe(f"layer {layer} member {m + 1}/{config.ensemble}" + (f" (retry {attempt})" if attempt else ""))
-            state, hist = _train_member(
-                data=ld, config=config, settings=settings, layer=layer, member=m, consistency=consistency,
-                checkpoint=ckpt, bar=bar,
-            )  # fmt: skip
+            jobs.append({
+                "data": ld, "config": config, "settings": settings, "layer": layer, "member": m,
+                "consistency": consistency, "checkpoint": ckpt,
+            })  # fmt: skip
+        retry = f" (retry {attempt})" if attempt else ""
+        if pool is not None:
+            bar.describe(f"layer {layer}, {config.ensemble} members in parallel{retry}")
+            results = pool.run(jobs, bar)
+        else:
+            results = []
+            for job in jobs:
+                bar.describe(f"layer {layer} member {job['member'] + 1}/{config.ensemble}{retry}")
+                results.append(_train_member(**job, bar=bar))
+        for m, (state, hist) in enumerate(results):
             layer_weights[(layer, m)] = state
             history[f"layer{layer}_member{m}"] = hist
             logger.info("layer %d member %d: best val loss %.4f at epoch %d", layer, m, hist["best_val_loss"], hist["best_epoch"])
