@@ -33,6 +33,7 @@ import torch
 import xarray as xr
 
 from xsomo.model import TrainedModel, rollout, training
+from xsomo.model.inputs import inputs_at_cells
 
 
 def _cells(world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, n_conv: int, n_eval: int, seed: int):
@@ -51,10 +52,7 @@ def _cells(world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, n_conv
 
 
 def _inputs(model: TrainedModel, drivers: xr.Dataset, rows: np.ndarray, cols: np.ndarray):
-    sub = drivers.isel(lat=xr.DataArray(rows, dims="c"), lon=xr.DataArray(cols, dims="c"))
-    dyn = np.stack([sub[v].transpose("c", "time").values for v in model.config.dynamic], -1).astype("float32")
-    sta = np.stack([sub[v].values for v in model.config.static], -1).astype("float32")
-    return dyn, sta
+    return inputs_at_cells(drivers, rows, cols, model.config)
 
 
 def evaluate(model: TrainedModel, world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, args) -> dict:

@@ -100,4 +100,9 @@ def run(args: argparse.Namespace) -> int:
     for key, h in hist.items():
         if key.startswith("layer") and isinstance(h, dict) and "best_val_loss" in h:
             print(f"  {key}: best validation MSE (z-scored) {h['best_val_loss']:.4f} at epoch {h['best_epoch'] + 1}")
+        elif key.endswith("_forgetting") and isinstance(h, dict) and h.get("distance"):
+            print(
+                f"  {key.removesuffix('_forgetting')}: roll-outs from different initial states differ by "
+                f"{h['distance'][-1]:.2g} m3 m-3 after the lookback on the probe cells"
+            )
     return 0
