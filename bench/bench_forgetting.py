@@ -32,10 +32,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xsomo.model import rollout
-
-from xsomo.model import training
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, rollout, training
+from xsomo.model.inputs import inputs_at_cells
 
 
 def _cells(world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, n_conv: int, n_eval: int, seed: int):
@@ -54,10 +52,7 @@ def _cells(world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, n_conv
 
 
 def _inputs(model: TrainedModel, drivers: xr.Dataset, rows: np.ndarray, cols: np.ndarray):
-    sub = drivers.isel(lat=xr.DataArray(rows, dims="c"), lon=xr.DataArray(cols, dims="c"))
-    dyn = np.stack([sub[v].transpose("c", "time").values for v in model.config.dynamic], -1).astype("float32")
-    sta = np.stack([sub[v].values for v in model.config.static], -1).astype("float32")
-    return dyn, sta
+    return inputs_at_cells(drivers, rows, cols, model.config)
 
 
 def evaluate(model: TrainedModel, world: pathlib.Path, drivers: xr.Dataset, targets: xr.Dataset, args) -> dict:
@@ -132,7 +127,7 @@ def main() -> None:
             cpu = time.process_time() - t0
             model.save(folder)
         res = {"options": kw, "train_cpu_s": cpu, **evaluate(model, args.world, drivers, targets, args)}
-        best = {k: (v["best_epoch"], round(v["best_val_loss"], 4)) for k, v in model.history.items() if k.startswith("layer")}
+        best = {k: (v["best_epoch"], round(v["best_val_loss"], 4)) for k, v in model.history.items() if isinstance(v, dict) and "best_epoch" in v}
         res["best_epoch_val"] = best
         results[name] = res
         tmp = results_file.with_suffix(".tmp")

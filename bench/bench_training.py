@@ -1,26 +1,43 @@
-"""Training-step throughput: EA-LSTM (fused, masked) vs torch.nn.LSTM with statics concatenated.
+"""Training throughput: train_lstm's real step against a bare ``nn.LSTM`` step on the same tensors.
 
-Same shapes for both (DESIGN.md / issue 4): batch 256, 365 steps, 128 hidden, 4 dynamic and
-10 static inputs; one step = forward + masked MSE on the last ``--supervised`` days +
-backward + Adam. Also prints supervised days per second of xsomo's window design
-(``lookback`` warm-up + ``seq_length`` supervised days per window).
+For each shape -- the paper's (``PRESETS["paper"]``: batch 256, 365 warm-up + 365 supervised
+days, 128 hidden) and the demo preset's -- one run prints:
+
+- **real**: :func:`xsomo.model.training` 's own step (``_batch_windows`` + ``_train_step``):
+  random windows gathered from a ``(cell, time, feature)`` tensor, random initial states,
+  masked MSE on the supervised days, the consistency penalty's probe pairs (weight 30),
+  gradient clipping and Adam -- under :func:`~xsomo.model.training.heap_allocations`, as
+  ``train_lstm`` runs it;
+- **bare**: ``nn.LSTM(dynamic + static)`` over the same batch windows (already gathered,
+  statics concatenated), MSE on the supervised days, backward, Adam: the kernel's limit
+  for the same supervised work;
+- supervised cell-days per second (CPU time of this process, and wall time) of both, the
+  ratio real / bare (goal >= 0.9), and the fraction of the fp32 matmul peak (a
+  2048 x 2048 ``torch.mm`` on the same threads) that the LSTM work of each step reaches
+  (forward 2*4H(H+D+S) FLOPs per cell-day, backward twice that).
+
+CPU time, not wall time, is the fair clock on a shared machine: run with ``--threads 1``
+(the default for hidden <= 64 in ``train_lstm``) there.
 
 Run::
 
-    .venv/bin/python bench/bench_training.py            # full shapes
-    .venv/bin/python bench/bench_training.py --quick    # small shapes, seconds
-    python bench/bench_training.py --device cuda        # on a GPU (cuDNN for both models)
+    .venv/bin/python bench/bench_training.py               # paper and demo shapes
+    .venv/bin/python bench/bench_training.py --quick       # small shapes, seconds
+    .venv/bin/python bench/bench_training.py --threads 2   # intra-op threads
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
-from xsomo.model import EALSTM
+from xsomo.model import training
+from xsomo.model.config import PRESETS, TrainingConfig
 
 
 class ConcatLSTM(nn.Module):
@@ -30,91 +47,114 @@ class ConcatLSTM(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(d + s, h, batch_first=True)
         self.head = nn.Linear(h, 1)
-        self.drop = nn.Dropout(0.4)
 
-    def forward(self, x_d: torch.Tensor, x_s: torch.Tensor) -> tuple[torch.Tensor, None]:
-        x = torch.cat([x_d, x_s[:, None].expand(-1, x_d.shape[1], -1)], -1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x)
-        return self.head(self.drop(out)), None
+        return self.head(out)
 
 
-def _time_steps(model: nn.Module, x_d: torch.Tensor, x_s: torch.Tensor, y: torch.Tensor, sup: int, reps: int) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
-    def step() -> None:
-        out, _ = model(x_d, x_s)
-        loss = ((out[:, -sup:, 0] - y) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
-    def sync() -> None:
-        if x_d.is_cuda:
-            torch.cuda.synchronize()
-
-    step()  # warm-up
-    sync()
-    times = []
+def _timed(step, reps: int) -> tuple[float, float]:
+    """Median CPU seconds and wall seconds per call of ``step`` (after one warm-up call)."""
+    step()
+    cpu, wall = [], []
     for _ in range(reps):
-        t0 = CLOCK()
+        c0, w0 = _cpu(), time.perf_counter()
         step()
-        sync()
-        times.append(CLOCK() - t0)
-    return min(times)
+        cpu.append(_cpu() - c0)
+        wall.append(time.perf_counter() - w0)
+    return float(np.median(cpu)), float(np.median(wall))
 
 
-#: wall clock by default; ``--cpu-time`` uses this process's CPU time (fair on a shared machine
-#: with ``--threads 1``, where other processes' load would otherwise dominate the wall time)
-CLOCK = time.perf_counter
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    """fp32 FLOP/s per thread of an ``n x n`` matmul on one thread (best of ``reps``, CPU time)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(reps):
+        c0 = _cpu()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / max(_cpu() - c0, 1e-9))
+    torch.set_num_threads(old)
+    return best
+
+
+def bench_shape(name: str, settings: TrainingConfig, *, cells: int, days: int, reps: int, peak: float) -> None:
+    d, s, h = 4, 10, settings.hidden
+    lb, sup, nb = settings.lookback, settings.seq_length, settings.batch_size
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    x_dyn = torch.from_numpy(rng.normal(size=(cells, days, d)).astype("float32"))
+    x_stat = torch.from_numpy(rng.normal(size=(cells, s)).astype("float32"))
+    y = rng.normal(size=(cells, days)).astype("float32")
+    y[rng.random(y.shape) < 0.3] = np.nan  # gaps, masked
+    y_t = torch.from_numpy(y)
+    config = training._model_config(settings.replace(layers=(1,), ensemble=1))
+    split = training.LayerSplit(np.arange(cells), np.arange(0), 0, "none")
+    data = training._LayerData(x_dyn, x_stat, y_t, y_t, split, np.arange(cells))
+    run = training._new_member(settings, config, 1, 0, torch.device("cpu"))
+    pairs = max(1, round(nb * training.CONSISTENCY_PAIRS))
+    total = lb + sup
+    cand = training._window_starts(np.isfinite(y), lb, sup)
+    arange = torch.arange(total)
+    n_starts = days - total + 1
+    win = {}
+
+    def real() -> None:
+        c, st, skip = training._batch_windows(rng, cand, np.arange(cells), pairs, n_starts, settings)
+        win["c"], win["s"] = c[:nb], st[:nb]
+        training._train_step(run, data, c, st, skip, pairs, settings, 30.0, arange, False)
+
+    with training.heap_allocations():
+        t_real, w_real = _timed(real, reps)
+        # the bare kernel on the same tensors: the last batch's windows, gathered once
+        idx = torch.from_numpy(win["s"])[:, None] + arange[None]
+        cc = torch.from_numpy(win["c"])
+        x = torch.cat([x_dyn[cc[:, None], idx], x_stat[cc][:, None].expand(-1, total, -1)], -1).contiguous()
+        yb = torch.nan_to_num(y_t[cc[:, None], idx[:, lb:]])
+        base = ConcatLSTM(d, s, h)
+        opt = torch.optim.Adam(base.parameters(), lr=1e-3)
+
+        def bare() -> None:
+            out = base(x)[:, lb:, 0]
+            loss = ((out - yb) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        t_bare, w_bare = _timed(bare, reps)
+    sup_days = nb * sup
+    flops_cd = 3 * 2 * 4 * h * (h + d + s)  # forward + backward (2x) per cell-day
+    real_cd = nb * total + 2 * pairs * min(total, lb + training.PROBE_EXTRA_DAYS)
+    print(f"\n{name}: batch {nb} (+{2 * pairs} probe windows), {lb} + {sup} days, {h} hidden, {torch.get_num_threads()} threads")
+    print(f"  {'':28s} {'CPU s/step':>11s} {'wall s/step':>12s} {'sup. cell-days/CPU-s':>21s} {'of fp32 peak':>13s}")
+    for label, t, w, cd in (("train_lstm step (real)", t_real, w_real, real_cd), ("bare nn.LSTM step", t_bare, w_bare, nb * total)):
+        frac = flops_cd * cd / t / (peak * torch.get_num_threads())
+        print(f"  {label:28s} {t:11.3f} {w:12.3f} {sup_days / t:21,.0f} {frac:12.1%}")
+    print(f"  real / bare (supervised cell-days per CPU-s): {t_bare / t_real:.2f} x   (goal >= 0.9)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=365)
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--lookback", type=int, default=365)
-    p.add_argument("--seq-length", type=int, default=365)
-    p.add_argument("--quick", action="store_true", help="batch 64, 120 steps, 64 hidden")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--quick", action="store_true", help="small shapes (seconds)")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.cpu_time:
-        global CLOCK
-        CLOCK = time.process_time
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak()
+    print(f"torch {torch.__version__}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s per thread (2048^3 mm); "
+          "times are this process's CPU time (user + system) unless said")  # fmt: skip
+    shapes = {"paper": PRESETS["paper"], "demo": PRESETS["demo"]}
     if args.quick:
-        args.batch, args.steps, args.hidden, args.lookback, args.seq_length = 64, 120, 64, 90, 30
-    d, s = 4, 10
-    torch.manual_seed(0)
-    clock = "process CPU time" if args.cpu_time else "wall time"
-    dev = torch.device(args.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {name}, {clock}")
-    x_d = torch.randn(args.batch, args.steps, d, device=dev)
-    x_s = torch.randn(args.batch, s, device=dev)
-    y = torch.randn(args.batch, args.steps, device=dev)
-    ea = EALSTM(d, s, args.hidden).to(dev)
-    base = ConcatLSTM(d, s, args.hidden).to(dev)
-    # interleave to share the machine's load fairly
-    t_ea = min(_time_steps(ea, x_d, x_s, y, args.steps, args.reps) for _ in range(2))
-    t_base = min(_time_steps(base, x_d, x_s, y, args.steps, args.reps) for _ in range(2))
-    print(f"training step, batch {args.batch} x {args.steps} steps, hidden {args.hidden}:")
-    print(f"  EA-LSTM (fused, masked)        {t_ea * 1e3:9.1f} ms/step")
-    print(f"  nn.LSTM + statics concatenated {t_base * 1e3:9.1f} ms/step")
-    print(f"  speed-up EA-LSTM vs nn.LSTM    {t_base / t_ea:9.2f} x   (goal >= 1.0)")
-    total = args.lookback + args.seq_length
-    xw = torch.randn(args.batch, total, d, device=dev)
-    yw = torch.randn(args.batch, args.seq_length, device=dev)
-    t_w = _time_steps(ea, xw, x_s, yw, args.seq_length, args.reps)
-    print(
-        f"window design: {args.lookback} warm-up + {args.seq_length} supervised days, batch {args.batch}: "
-        f"{t_w * 1e3:.0f} ms/step, {args.batch * args.seq_length / t_w:,.0f} supervised days/s"
-    )
+        shapes = {k: v.replace(lookback=60, seq_length=60, batch_size=min(v.batch_size, 64)) for k, v in shapes.items()}
+    for name, settings in shapes.items():
+        bench_shape(name, settings, cells=256, days=3 * 365 if not args.quick else 400, reps=args.reps, peak=peak)
 
 
 if __name__ == "__main__":

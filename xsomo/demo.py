@@ -28,6 +28,7 @@ from typing import Any
 import xarray as xr
 
 import xsomo
+from xsomo.exceptions import XsomoValueError
 
 
 def _default_step(name: str) -> float:
@@ -39,6 +40,26 @@ def _default_done(t0: float, what: str) -> None:
     print(f"   {what} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
+#: ``xsomo demo --preset NAME``: (sample-world preset, training preset).
+DEMO_PRESETS: dict[str, tuple[str, str]] = {
+    "tiny": ("tiny", "tiny"),
+    "demo": ("demo", "demo"),
+    "paper": ("demo", "paper"),
+    "europe": ("europe", "paper"),
+}
+
+
+def demo_presets(name: str) -> tuple[str, str]:
+    """The sample-world and training presets of ``xsomo demo --preset name``.
+
+    >>> demo_presets("paper")
+    ('demo', 'paper')
+    """
+    if name not in DEMO_PRESETS:
+        raise XsomoValueError(f"unknown demo preset {name!r}; choose one of {sorted(DEMO_PRESETS)}")
+    return DEMO_PRESETS[name]
+
+
 def run_demo(
     out: Path,
     *,
@@ -47,19 +68,22 @@ def run_demo(
     ensemble: int | None = None,
     epochs: int | None = None,
     fresh: bool = False,
+    training_preset: str = "demo",
     step: Callable[[str], float] = _default_step,
     done: Callable[[float, str], None] = _default_done,
 ) -> dict[str, Any]:
     """Run sample → prepare → train → predict → files → evaluate → report in ``out``.
+
+    ``preset`` names the sample world, ``training_preset`` the training settings
+    (:data:`xsomo.model.config.PRESETS`).
 
     Returns
     -------
     dict
         Paths of the outputs and headline numbers.
     """
-    from xsomo.report import report as report_mod
-    from xsomo.model import training
     from xsomo.model import TrainedModel
+    from xsomo.report import report as report_mod
 
     out = Path(out)
     if fresh and out.exists():
@@ -96,12 +120,12 @@ def run_demo(
         model = TrainedModel.load(model_dir)
         done(t0, f"kept {model_dir}")
     else:
-        kwargs: dict[str, Any] = dict(training.DEMO_DEFAULTS)
+        kwargs: dict[str, Any] = {}
         if ensemble is not None:
             kwargs["ensemble"] = ensemble
         if epochs is not None:
             kwargs["epochs"] = epochs
-        model = drivers.somo.train_lstm(targets, run_dir=out / "training", **kwargs)
+        model = drivers.somo.train_lstm(targets, preset=training_preset, run_dir=out / "training", **kwargs)
         model.save(model_dir)
         done(t0, f"model saved to {model_dir}")
 

@@ -134,3 +134,50 @@ def test_from_weights_per_layer_lists():
     assert set(again.weights) == set(m.weights)
     with pytest.raises(ConfigError, match="do not match the config"):
         TrainedModel.from_weights(m.config, m.stats, {1: per_layer[1]})
+
+
+def test_item5_save_writes_a_temporary_folder_and_renames(tmp_path, monkeypatch):
+    from xsomo.io import checkpoint
+
+    old = _model(seed=1)
+    old.save(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    real = checkpoint.atomic_write_bytes
+    calls = {"n": 0}
+
+    def crash_after_the_weights(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", crash_after_the_weights)
+    with pytest.raises(OSError, match="disk full"):
+        _model(seed=2).save(tmp_path / "m")
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    # the old model is untouched and nothing half-written is left beside it
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    with pytest.raises(OSError, match="disk full"):
+        monkeypatch.setattr(checkpoint, "atomic_write_bytes", crash_after_the_weights)
+        calls["n"] = 0
+        _model(seed=2).save(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    # a folder with other files is never replaced by a model
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("x")
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    with pytest.raises(CheckpointError, match="holds files but no model"):
+        _model().save(tmp_path / "data")
+    assert (tmp_path / "data" / "keep.txt").read_text() == "x"
+
+
+def test_item5_no_json_inf(tmp_path):
+    model = _model()
+    model.history = {"layer1_member0": {"best_val_loss": float("inf"), "val_loss": [float("nan"), 0.5]}}
+    d = model.save(tmp_path / "m")
+    text = (d / "model.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert doc["history"]["layer1_member0"] == {"best_val_loss": None, "val_loss": [None, 0.5]}
+    assert TrainedModel.load(d).history["layer1_member0"]["val_loss"] == [None, 0.5]

@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 
 from xsomo import testing
-
-from xsomo.model import crossval
 from xsomo.cli import main
 from xsomo.exceptions import XsomoValueError
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, crossval
 
 TINY = {
     "layers": (1,), "ensemble": 1, "lookback": 20, "seq_length": 10, "epochs": 1, "steps_per_epoch": 2,
-    "batch_size": 8, "progress": False, "device": "cpu", "val_fraction": 0.0,
+    "batch_size": 8, "progress": False, "device": "cpu", "val_fraction": 0.0, "forget_tolerance": 0.0,
 }  # fmt: skip
 
 
@@ -42,12 +40,13 @@ def test_train_command(tmp_path, capsys):
     drivers, targets, _ = testing.synthetic_case(seed=5, nlat=3, nlon=3, ndays=100, cells=4)
     drivers.to_netcdf(tmp_path / "drivers.nc")
     targets.drop_vars("station_ids").to_netcdf(tmp_path / "targets.nc")
-    rc = main([
+    with pytest.warns(RuntimeWarning, match="split by time"):  # 4 cells: too few to hold some out
+        rc = main([
         "train", "--drivers", str(tmp_path), "--targets", str(tmp_path / "targets.nc"), "--out", str(tmp_path / "m"),
         "--layers", "1", "2", "--ensemble", "2", "--hidden", "3", "--epochs", "1", "--lookback", "20",
         "--seq-length", "10", "--steps-per-epoch", "1", "--batch-size", "4", "--no-progress", "--device", "cpu",
-        "--consistency", "5", "--consistency-cells", "2",
-    ])  # fmt: skip
+        "--consistency", "5", "--consistency-cells", "2", "--forget-tolerance", "0",
+        ])  # fmt: skip
     assert rc == 0
     model = TrainedModel.load(tmp_path / "m")
     assert model.config.layers == (1, 2) and model.config.ensemble == 2 and model.config.hidden == 3

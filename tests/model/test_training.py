@@ -7,16 +7,19 @@ import pytest
 import torch
 
 from xsomo import testing
-
-from xsomo.model import rollout
-
-from xsomo.model import training
-from xsomo.exceptions import CheckpointError, MissingVariableError
-from xsomo.model import TrainedModel
+from xsomo.exceptions import (
+    CheckpointError,
+    ConfigError,
+    GridMismatchError,
+    MissingVariableError,
+    XsomoValueError,
+)
+from xsomo.model import EALSTM, TrainedModel, rollout, training
+from xsomo.runtime import cpu_cores
 
 TINY = {
     "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2, "steps_per_epoch": 2,
-    "batch_size": 8, "progress": False, "device": "cpu",
+    "batch_size": 8, "progress": False, "device": "cpu", "forget_tolerance": 0.0,
 }  # fmt: skip
 
 
@@ -55,7 +58,7 @@ def test_cells_matched_within_half_a_cell(case):
     want = drivers["precipitation"].values[:, ilat, ilon].T
     np.testing.assert_array_equal(data.dynamic[..., 1], want)
     far = targets.assign_coords(lat=targets.lat + 5.0)
-    with pytest.raises(Exception, match="no target cell"):
+    with pytest.raises(GridMismatchError, match="off the drivers' grid"):
         training.prepare_training_data(drivers, far)
     with pytest.raises(MissingVariableError, match="air_temperature"):
         training.prepare_training_data(drivers.drop_vars("air_temperature"), targets)
@@ -126,7 +129,7 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed
     drivers, targets, truth = testing.synthetic_case(seed=1, nlat=4, nlon=5, ndays=3 * 365, cells=8)
     model = training.train_lstm(
         drivers, targets, layers=(1,), ensemble=1, hidden=16, lookback=60, seq_length=60, epochs=6,
-        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device,
+        steps_per_epoch=15, batch_size=16, lr=1e-2, dropout=0.0, progress=False, device=device, forget_tolerance=0.0,
         mixed_precision=mixed_precision,
     )  # fmt: skip
     assert model.metadata["device"].startswith(device)
@@ -157,9 +160,162 @@ def test_tiny_training_beats_climatology_at_unseen_cells(tmp_path, device, mixed
 def test_demo_preset_fills_only_options_not_given(case, monkeypatch):
     drivers, targets, _ = case
     tiny_demo = {**TINY, "hidden": 5, "lookback": 15}
-    tiny_demo.pop("device")
-    monkeypatch.setattr(training, "DEMO_DEFAULTS", tiny_demo)
-    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu")
+    for key in ("device", "progress"):
+        tiny_demo.pop(key)
+    monkeypatch.setitem(training.PRESETS, "demo", training.TrainingConfig(**tiny_demo))
+    model = training.train_lstm(drivers, targets, preset="demo", hidden=3, device="cpu", progress=False)
     assert model.config.hidden == 3 and model.config.lookback == 15 and model.config.layers == (1, 2)
     with pytest.raises(Exception, match="preset"):
         training.train_lstm(drivers, targets, preset="europe")
+
+
+# ----------------------------------------------------------------------------- issue 14, item 5
+def test_item5_validation_cells_are_chosen_per_layer_among_cells_with_its_targets():
+    drivers, targets, _ = testing.synthetic_case(seed=6, nlat=4, nlon=5, ndays=120, cells=14)
+    sm = targets.sm.values.copy()
+    sm[6:, 1] = np.nan  # layer 2: targets at the first 6 cells only
+    targets = targets.copy(data={"sm": sm})
+    model = training.train_lstm(drivers, targets, val_fraction=0.3, seed=1, **TINY)
+    val = model.history["validation_cells"]
+    have2 = {(float(a), float(b)) for a, b in zip(targets.lat.values[:6], targets.lon.values[:6], strict=True)}
+    assert len(val["layer2"]) == round(0.3 * 6) and {tuple(c) for c in val["layer2"]} <= have2
+    assert len(val["layer1"]) == round(0.3 * 14)
+    for layer in (1, 2):
+        hist = model.history[f"layer{layer}_member0"]
+        assert hist["validation"] == "cells" and hist["best_epoch"] >= 0
+        assert np.isfinite(hist["best_val_loss"])
+
+
+def test_item5_too_few_cells_fall_back_to_a_time_split_and_say_so():
+    drivers, targets, _ = testing.synthetic_case(seed=6, nlat=4, nlon=5, ndays=120, cells=8)
+    sm = targets.sm.values.copy()
+    sm[3:, 1] = np.nan  # layer 2: 3 cells, too few to hold some out
+    targets = targets.copy(data={"sm": sm})
+    with pytest.warns(RuntimeWarning, match="layer 2.*split by time"):
+        model = training.train_lstm(drivers, targets, **TINY)
+    assert model.history["layer2_member0"]["validation"] == "time"
+    assert model.history["layer1_member0"]["validation"] == "cells"
+    assert model.history["layer2_member0"]["best_epoch"] >= 0
+    # the split by time: the layer's training targets end where validation starts
+    data = training.prepare_training_data(drivers, targets, layers=(1, 2))
+    usable = np.arange(8)
+    settings = training.TrainingConfig(**{k: v for k, v in TINY.items() if k not in training.RUN_OPTIONS})
+    with pytest.warns(RuntimeWarning, match="split by time"):
+        split = training.split_validation(data.target[:, 1], usable, settings, 2)
+    assert split.how == "time" and 30 <= split.val_from < 120
+    train_t = training.training_targets(data, [training.LayerSplit(usable, usable[:0], 0, "cells"), split])
+    assert np.isnan(train_t[:, 1, split.val_from :]).all()
+    np.testing.assert_array_equal(train_t[:3, 1, : split.val_from], data.target[:3, 1, : split.val_from])
+
+
+def test_item5_no_validation_possible_warns_and_the_layer_is_still_trained():
+    drivers, targets, _ = testing.synthetic_case(seed=6, nlat=4, nlon=5, ndays=60, cells=3)
+    kw = {**TINY, "layers": (1,), "lookback": 20, "seq_length": 35}
+    with pytest.warns(RuntimeWarning, match="no validation split"):
+        model = training.train_lstm(drivers, targets, **kw)
+    hist = model.history["layer1_member0"]
+    assert hist["validation"] == "none" and hist["best_epoch"] >= 0
+    init = EALSTM(model.config.n_inputs(1), model.config.n_static, 4)
+    assert not torch.equal(model.weights[(1, 0)]["weight_hh"], init.weight_hh)
+
+
+def test_item5_epochs_below_one_is_an_error(case):
+    drivers, targets, _ = case
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match="'epochs' must be an integer >= 1"):
+            training.train_lstm(drivers, targets, **{**TINY, "epochs": bad})
+
+
+def test_item5_a_diverged_layer_is_an_error_not_its_initial_weights(case, monkeypatch):
+    drivers, targets, _ = case
+    monkeypatch.setattr(training, "_validate", lambda *a, **k: float("nan"))
+    with pytest.raises(XsomoValueError, match="diverged"):
+        training.train_lstm(drivers, targets, **TINY)
+
+
+# ----------------------------------------------------------------------------- issue 14, item 2
+def test_item2_training_locates_target_cells_with_the_one_cell_rule(case):
+    drivers, targets, _ = case
+    lat, lon = drivers.lat.values, drivers.lon.values
+    res = float(lat[1] - lat[0])
+    # on the inner edges between cells: the cell to the north-east (GridSpec.snap's rule)
+    edge = targets.assign_coords(lat=("cell", lat[[0, 1, 0, 1, 1, 0]] + res / 2),
+                                 lon=("cell", lon[[0, 1, 2, 2, 0, 1]] + res / 2))  # fmt: skip
+    data = training.prepare_training_data(drivers, edge, layers=(1,))
+    south, west = lat[0] - res / 2, lon[0] - res / 2
+    want_i = np.floor((edge.lat.values - south) / res + 1e-6).astype(int)
+    want_j = np.floor((edge.lon.values - west) / res + 1e-6).astype(int)
+    np.testing.assert_array_equal(data.rows, want_i)
+    np.testing.assert_array_equal(data.cols, want_j)
+    np.testing.assert_array_equal(data.dynamic[:, :, 0], drivers.air_temperature.values[:, want_i, want_j].T)
+    # drivers stored north to south: the same cells
+    flipped = training.prepare_training_data(drivers.isel(lat=slice(None, None, -1)), edge, layers=(1,))
+    np.testing.assert_array_equal(flipped.dynamic, data.dynamic)
+    # a target cell off the grid (the outer north edge is outside) is an error naming it
+    off = targets.assign_coords(lat=("cell", np.r_[targets.lat.values[:5], lat[-1] + res / 2]))
+    with pytest.raises(GridMismatchError, match=r"1 of 6 target cells.*cell 5 \("):
+        training.prepare_training_data(drivers, off)
+
+
+# ----------------------------------------------------------------------------- issue 13: the config
+def test_training_config_is_strict_saved_with_the_model_and_presets_are_configs(case, tmp_path):
+    drivers, targets, _ = case
+    with pytest.raises(ConfigError, match=r"unknown keys.*hiden"):
+        training.train_lstm(drivers, targets, hiden=5, **TINY)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        training.TrainingConfig.from_dict({"epochs": 2, "lr_decay": 1})
+    with pytest.raises(ConfigError, match="'lr' must be finite and > 0"):
+        training.TrainingConfig(lr=0)
+    paper = training.PRESETS["paper"]
+    assert (paper.ensemble, paper.hidden, paper.lookback, paper.seq_length) == (5, 128, 365, 365)
+    assert training.training_config(preset="paper") == training.TrainingConfig()
+    assert training.training_config(preset="demo", hidden=8).hidden == 8
+    model = training.train_lstm(drivers, targets, **TINY)
+    back = TrainedModel.load(model.save(tmp_path / "m"))
+    assert back.training_config == model.training_config
+    assert back.training_config.hidden == TINY["hidden"] and back.training_config.epochs == TINY["epochs"]
+    # the same settings as one config object give the same model
+    again = training.train_lstm(drivers, targets, back.training_config, progress=False, device="cpu")
+    for key in model.weights:
+        torch.testing.assert_close(again.weights[key]["weight_hh"], model.weights[key]["weight_hh"], atol=0, rtol=0)
+
+
+# ----------------------------------------------------------------------------- issue 21, item 2
+def test_training_checks_that_the_cascade_forgets_on_its_probe_cells():
+    drivers, targets, _ = testing.synthetic_case(seed=2, nlat=3, nlon=4, ndays=200, cells=6)
+    kw = {**TINY, "layers": (1,), "initial_forget_bias": 6.0, "consistency": 1.0, "forget_retries": 1,
+          "forget_tolerance": 1e-9, "val_fraction": 0.0}  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="do not forget.*longer spin-up"):
+        model = training.train_lstm(drivers, targets, **kw)
+    record = model.history["layer1_forgetting"]
+    assert record["consistency"] == [1.0, 2.0]  # trained again with a doubled penalty
+    # the recorded distance is the roll-out's own convergence distance on the probe cells
+    data = training.prepare_training_data(drivers, targets, layers=(1,))
+    data, probes = training._with_probes(drivers, data, model.training_config, np.arange(6))
+    dyn = data.dynamic[probes, : 20 + rollout.CHECK_EXTRA_DAYS]
+    mid = (200 - 20 - rollout.CHECK_EXTRA_DAYS) // 2
+    dyn = np.concatenate([dyn, data.dynamic[probes, mid : mid + 20 + rollout.CHECK_EXTRA_DAYS]])
+    sta = np.concatenate([data.static[probes]] * 2)
+    want = float(np.nanmax(rollout.convergence_distance(model, dyn, sta, steps=20)))
+    assert record["distance"][-1] == pytest.approx(want, rel=1e-6)
+    # a tolerance the model meets: no second training, no warning
+    ok = training.train_lstm(drivers, targets, **{**kw, "forget_tolerance": 10 * max(record["distance"])})
+    assert ok.history["layer1_forgetting"]["consistency"] == [1.0]
+
+
+@pytest.mark.slow
+def test_members_trained_in_worker_processes_equal_the_serial_ones(case):
+    """Issue 16: members side by side in spawned processes, same weights and histories as one after the other."""
+    drivers, targets, _ = case
+    kw = {**TINY, "ensemble": 2, "val_fraction": 0.0}
+    serial = training.train_lstm(drivers, targets, workers=1, **kw)
+    parallel = training.train_lstm(drivers, targets, workers=2, **kw)
+    for key in serial.weights:
+        for name, t in serial.weights[key].items():
+            torch.testing.assert_close(parallel.weights[key][name], t, atol=0, rtol=0)
+    for key in ("layer1_member1", "layer2_member0"):
+        a, b = serial.history[key], parallel.history[key]
+        assert a["train_loss"] == b["train_loss"] and a["best_epoch"] == b["best_epoch"]
+    assert training.member_workers(training.PRESETS["demo"], torch.device("cpu"), None, 100) == min(2, cpu_cores())
+    assert training.member_workers(training.TrainingConfig(**{k: v for k, v in kw.items() if k not in training.RUN_OPTIONS}),
+                                   torch.device("cpu"), None, 100) == 1  # too small to pay for the processes

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
 
 from xsomo import testing
-
-from xsomo.model import rollout
-
-from xsomo.model import training
 from xsomo.exceptions import XsomoValueError
-from xsomo.model import EALSTM
+from xsomo.model import EALSTM, rollout, training
 
 
 def test_penalty_compares_the_two_halves_and_is_differentiable():
@@ -42,12 +36,12 @@ def test_penalty_compares_the_two_halves_and_is_differentiable():
 def test_consistency_option_is_checked_and_recorded():
     drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=120, cells=6)
     kw = {"layers": (1,), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2,
-          "steps_per_epoch": 2, "batch_size": 8, "progress": False, "device": "cpu"}  # fmt: skip
+          "steps_per_epoch": 2, "batch_size": 8, "progress": False, "device": "cpu", "forget_tolerance": 0.0}  # fmt: skip
     with pytest.raises(XsomoValueError, match="consistency"):
         training.train_lstm(drivers, targets, consistency=-1.0, **kw)
     with pytest.raises(XsomoValueError, match="consistency_cells"):
         training.train_lstm(drivers, targets, consistency=1.0, consistency_cells=-1, **kw)
-    assert inspect.signature(training.train_lstm).parameters["consistency"].default > 0  # on by default
+    assert training.TrainingConfig().consistency > 0  # on by default
     plain = training.train_lstm(drivers, targets, consistency=0.0, **kw)
     with_pen = training.train_lstm(drivers, targets, consistency=1.0, **kw)
     hist = with_pen.history["layer1_member0"]
@@ -62,7 +56,7 @@ def test_consistency_makes_the_network_forget_sooner():
     drivers, targets, _ = testing.synthetic_case(seed=2, nlat=3, nlon=4, ndays=400, cells=8)
     kw = {"layers": (1,), "ensemble": 1, "hidden": 8, "lookback": 40, "seq_length": 40, "epochs": 4,
           "steps_per_epoch": 10, "batch_size": 16, "lr": 1e-2, "dropout": 0.0, "initial_forget_bias": 5.0,
-          "val_fraction": 0.0, "progress": False, "device": "cpu"}  # fmt: skip
+          "val_fraction": 0.0, "progress": False, "device": "cpu", "forget_tolerance": 0.0}  # fmt: skip
     stack = drivers.stack(cell=("lat", "lon"))
     dist = {}
     for w in (0.0, 10.0):

@@ -14,7 +14,11 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the built-in sample world")
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--preset", default="demo", help="sample-world preset (default: demo)")
+    p.add_argument(
+        "--preset", default="demo",
+        help="tiny, demo (default) or europe: the sample world and the training settings of that name; paper: "
+        "the demo world trained with the paper's settings (5 members, 128 hidden units; see the README)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sample-world seed (default: 0)")
     p.add_argument("--ensemble", type=int, default=None, help="ensemble members (default: the demo preset's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo preset's)")
@@ -34,9 +38,11 @@ def _done(t0: float, what: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from xsomo import demo as pipeline
 
+    world, training = pipeline.demo_presets(args.preset)
     summary = pipeline.run_demo(
         Path(args.out),
-        preset=args.preset,
+        preset=world,
+        training_preset=training,
         seed=args.seed,
         ensemble=args.ensemble,
         epochs=args.epochs,

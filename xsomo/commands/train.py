@@ -31,7 +31,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--drivers", required=True, type=pathlib.Path, help="drivers netCDF (or folder with drivers.nc)")
     p.add_argument("--targets", required=True, type=pathlib.Path, help="targets netCDF (or folder with targets.nc)")
     p.add_argument("--out", required=True, type=pathlib.Path, help="model directory to write")
-    p.add_argument("--preset", choices=("demo",), help="defaults for a demo-size world (few minutes on 2 cores)")
+    p.add_argument(
+        "--preset", choices=("tiny", "demo", "paper"),
+        help="named settings: paper (SoMo.ml-EU: 5 members, 128 hidden; the defaults), demo (a demo-size world "
+        "in minutes on 2 cores), tiny (the tiny sample world)",
+    )  # fmt: skip
     p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers in cascade order (default 1 2 3)")
     for name, typ, hlp in (
         ("ensemble", int, "members per layer (default 5)"),
@@ -49,6 +53,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("consistency", float, "weight of the penalty that makes the networks forget their initial state "
          "(0: off; see docs/prediction.md)"),
         ("consistency-cells", int, "grid cells without targets that the penalty also sees (default 512)"),
+        ("forget-tolerance", float, "largest convergence distance (m3 m-3) after the lookback that training accepts "
+         "before training a layer again with a doubled penalty (default 1e-3; 0: no check)"),
+        ("forget-retries", int, "times a layer that does not forget is trained again (default 1)"),
     ):
         p.add_argument(f"--{name}", type=typ, help=hlp)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for name in (
         "ensemble", "epochs", "hidden", "lookback", "seq_length", "batch_size", "lr", "dropout",
         "patience", "val_fraction", "seed", "steps_per_epoch", "consistency", "consistency_cells",
+        "forget_tolerance", "forget_retries",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
@@ -90,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
     hist = model.history
     print(f"model saved to {out} ({hist.get('seconds', 0):.0f} s of training)")
     for key, h in hist.items():
-        if key.startswith("layer") and isinstance(h, dict):
+        if key.startswith("layer") and isinstance(h, dict) and "best_val_loss" in h:
             print(f"  {key}: best validation MSE (z-scored) {h['best_val_loss']:.4f} at epoch {h['best_epoch'] + 1}")
+        elif key.endswith("_forgetting") and isinstance(h, dict) and h.get("distance"):
+            print(
+                f"  {key.removesuffix('_forgetting')}: roll-outs from different initial states differ by "
+                f"{h['distance'][-1]:.2g} m3 m-3 after the lookback on the probe cells"
+            )
     return 0

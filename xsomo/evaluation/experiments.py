@@ -334,14 +334,11 @@ def days_needed(perm: xr.Dataset, *, metric: str = "pearson_r", fraction: float 
 def extract_cells(
     drivers: xr.Dataset, rows: np.ndarray, cols: np.ndarray, *, dynamic: Sequence[str], static: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw ``dynamic (cells, time, D)`` and ``static (cells, S)`` numpy arrays at grid cells."""
-    sel = {cv.LAT: xr.DataArray(np.asarray(rows), dims=cv.CELL), cv.LON: xr.DataArray(np.asarray(cols), dims=cv.CELL)}
-    missing = [v for v in (*dynamic, *static) if v not in drivers]
-    if missing:
-        raise XsomoValueError(f"drivers lack the model inputs {missing}.")
-    dyn = np.stack([drivers[v].isel(sel).transpose(cv.CELL, cv.TIME).values for v in dynamic], axis=-1)
-    stat = np.stack([drivers[v].isel(sel).values for v in static], axis=-1)
-    return dyn.astype(np.float32), stat.astype(np.float32)
+    """Raw ``dynamic (cells, time, D)`` and ``static (cells, S)`` numpy arrays at grid cells
+    (canonical units: :func:`xsomo.model.inputs.inputs_at_cells`)."""
+    from xsomo.model.inputs import inputs_at_cells
+
+    return inputs_at_cells(drivers, rows, cols, dynamic=dynamic, static=static)
 
 
 def _truth_at(truth: xr.DataArray, rows: np.ndarray, cols: np.ndarray, time: Any) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from xsomo.exceptions import ConfigError
 
-__all__ = ["TRANSFORMS", "ModelConfig", "NormStats", "apply_transform"]
+__all__ = ["PRESETS", "TRANSFORMS", "ModelConfig", "NormStats", "TrainingConfig", "apply_transform"]
 
 #: Input transforms applied to raw values before the z-score.
 TRANSFORMS: tuple[str, ...] = ("identity", "log1p")
@@ -237,3 +237,195 @@ class NormStats:
                 f"(expected exactly {list(cls.FIELDS)})"
             )
         return cls(**{k: np.asarray(data[k], dtype="float64") for k in cls.FIELDS})
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every setting of :func:`xsomo.model.training.train_lstm`, validated and saved with the model.
+
+    Strict like :class:`ModelConfig`: :meth:`from_dict` refuses unknown keys, and a value
+    out of range raises :class:`~xsomo.exceptions.ConfigError` naming it. The defaults are
+    the SoMo.ml-EU paper's settings (:data:`PRESETS` ``["paper"]``); the named presets are
+    instances of this class. The model keeps ``to_dict()`` as ``ModelConfig.training``.
+
+    Parameters
+    ----------
+    layers
+        Layers to model, in cascade order.
+    ensemble
+        Members per layer (different seeds).
+    lookback, seq_length
+        Warm-up days and supervised days of a training window.
+    hidden, dropout, initial_forget_bias
+        Network settings.
+    epochs, batch_size, lr, patience
+        Optimisation: epochs (>= 1), windows per batch, Adam learning rate (cosine decay),
+        early-stopping patience in epochs (0: none).
+    steps_per_epoch
+        Batches per epoch (None: about one pass over the target days, at least 25).
+    val_fraction
+        Fraction of each layer's target cells held out for early stopping (0: none).
+    seed
+        Seed of the split, window sampling and initial weights.
+    log_precip
+        Feed ``log1p(precipitation)``.
+    clip_negative
+        Set negative outputs to 0.
+    init_state_scale
+        Scale of the random initial state of every training window (0: zero state).
+    min_warmup
+        Shortest warm-up of a batch (None: ``lookback``, off).
+    consistency
+        Weight of the forgetting penalty (0: off).
+    consistency_cells
+        Grid cells without targets that the penalty also sees.
+    forget_tolerance
+        Largest convergence distance (m3 m-3) of the trained cascade on its probe cells
+        after ``lookback`` days that training accepts without trying more (0: no check).
+    forget_retries
+        Times a layer that fails that check is trained again with a doubled penalty.
+    mixed_precision
+        bfloat16 autocast on CUDA.
+    dynamic, static
+        Input names (None: the canonical ones).
+    """
+
+    layers: tuple[int, ...] = (1, 2, 3)
+    ensemble: int = 5
+    lookback: int = 365
+    seq_length: int = 365
+    hidden: int = 128
+    dropout: float = 0.4
+    initial_forget_bias: float = 3.0
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 5
+    steps_per_epoch: int | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    log_precip: bool = True
+    clip_negative: bool = False
+    init_state_scale: float = 1.0
+    min_warmup: int | None = None
+    consistency: float = 30.0
+    consistency_cells: int = 512
+    forget_tolerance: float = 1e-3
+    forget_retries: int = 1
+    mixed_precision: bool = False
+    dynamic: tuple[str, ...] | None = None
+    static: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        problems: list[str] = []
+        try:
+            set_(self, "layers", tuple(int(v) for v in self.layers))
+        except (TypeError, ValueError):
+            problems.append(f"'layers' must be a list of layer numbers, got {self.layers!r}")
+        for key in ("dynamic", "static"):
+            value = getattr(self, key)
+            if value is not None:
+                if isinstance(value, str):
+                    problems.append(f"{key!r} must be a list of names, got {value!r}")
+                else:
+                    set_(self, key, tuple(str(v) for v in value))
+
+        def integer(key: str, low: int, *, optional: bool = False) -> None:
+            value = getattr(self, key)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                problems.append(f"{key!r} must be an integer >= {low}, got {value!r}")
+            else:
+                set_(self, key, int(value))
+
+        def number(key: str, low: float, high: float = float("inf"), *, open_low: bool = False) -> None:
+            value = getattr(self, key)
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                problems.append(f"{key!r} must be a number, got {value!r}")
+                return
+            if isinstance(value, bool) or not np.isfinite(x) or x < low or (open_low and x == low) or x >= high:
+                bound = f"> {low:g}" if open_low else f">= {low:g}"
+                problems.append(f"{key!r} must be finite and {bound}" + (f" and < {high:g}" if high < float("inf") else "")
+                                + f", got {value!r}")
+            else:
+                set_(self, key, x)
+
+        for key in ("ensemble", "lookback", "seq_length", "hidden", "epochs", "batch_size"):
+            integer(key, 1)
+        integer("patience", 0)
+        integer("seed", 0)
+        integer("consistency_cells", 0)
+        integer("forget_retries", 0)
+        integer("steps_per_epoch", 1, optional=True)
+        integer("min_warmup", 1, optional=True)
+        number("dropout", 0.0, 1.0)
+        number("val_fraction", 0.0, 1.0)
+        number("lr", 0.0, open_low=True)
+        number("initial_forget_bias", -float("inf"))
+        number("init_state_scale", 0.0)
+        number("consistency", 0.0)
+        number("forget_tolerance", 0.0)
+        problems.extend(
+            f"{key!r} must be true or false, got {getattr(self, key)!r}"
+            for key in ("log_precip", "clip_negative", "mixed_precision")
+            if not isinstance(getattr(self, key), bool | np.bool_)
+        )
+        if not problems and (not self.layers or len(set(self.layers)) != len(self.layers)):
+            problems.append(f"'layers' must be distinct layer numbers, got {list(self.layers)}")
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems))
+
+    @property
+    def warmup_floor(self) -> int:
+        """Shortest warm-up of a batch: ``min_warmup`` capped at ``lookback`` (default ``lookback``)."""
+        return self.lookback if self.min_warmup is None else min(self.min_warmup, self.lookback)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (lists for tuples)."""
+        return {
+            f.name: (list(v) if isinstance(v, tuple) else v)
+            for f in dataclasses.fields(self)
+            for v in (getattr(self, f.name),)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
+        """Build a config from a mapping; unknown keys are errors (missing keys take the defaults)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a training config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(map(str, data)) - known)
+        if unknown:
+            raise ConfigError(f"invalid training config: unknown keys {unknown} (known: {sorted(known)})")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with ``changes`` (unknown names are errors, as in :meth:`from_dict`)."""
+        return TrainingConfig.from_dict({**self.to_dict(), **changes})
+
+
+#: Named training settings: ``train_lstm(preset=...)`` and ``xsomo train --preset``.
+#:
+#: ``paper``
+#:     SoMo.ml-EU's settings (the defaults): 5 members, 128 hidden units, 365 + 365 days,
+#:     batch 256, up to 30 epochs.
+#: ``demo``
+#:     A demo-size world (sample preset ``demo``) in a few minutes on 2 CPU cores.
+#: ``tiny``
+#:     The tiny sample world (unit tests, seconds).
+PRESETS: dict[str, TrainingConfig] = {
+    "paper": TrainingConfig(),
+    "demo": TrainingConfig(
+        ensemble=2, hidden=64, lookback=365, seq_length=365, epochs=10, steps_per_epoch=40,
+        batch_size=64, lr=3e-3, patience=4,
+    ),
+    "tiny": TrainingConfig(
+        ensemble=1, hidden=16, lookback=90, seq_length=90, epochs=3, steps_per_epoch=10,
+        batch_size=16, lr=1e-2, patience=0, consistency_cells=64,
+    ),
+}

@@ -16,9 +16,8 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.model import rollout
-from xsomo.model import training
 from xsomo.exceptions import XsomoValueError
+from xsomo.model import rollout, training
 
 __all__ = ["cross_validate", "fold_cells"]
 
@@ -99,11 +98,12 @@ def cross_validate(
     bad = sorted(set(grid) & {"cells", "run_dir"})
     if bad:
         raise XsomoValueError(f"grid cannot vary {bad}")
-    layers = tuple(train_kwargs.get("layers", cv.LAYER_NUMBERS))
+    run_options = {k: train_kwargs[k] for k in training.RUN_OPTIONS if k in train_kwargs}
+    settings = training.training_config(**{k: v for k, v in train_kwargs.items() if k not in run_options})
     data = training.prepare_training_data(
-        drivers, targets, layers=layers,
-        dynamic=train_kwargs.get("dynamic") or cv.DYNAMIC_NAMES,
-        static=train_kwargs.get("static") or cv.STATIC_NAMES,
+        drivers, targets, layers=settings.layers,
+        dynamic=settings.dynamic or cv.DYNAMIC_NAMES,
+        static=settings.static or cv.STATIC_NAMES,
     )  # fmt: skip
     usable = np.flatnonzero(np.isfinite(data.static).all(axis=1) & np.isfinite(data.target).any(axis=(1, 2)))
     folds = fold_cells(usable.size, k, seed=seed)

@@ -12,57 +12,54 @@ A model directory (``TrainedModel.save`` / ``TrainedModel.load``) holds
 
 Loading never unpickles arbitrary objects: weights come from safetensors, or (for a
 legacy ``weights.pt``) ``torch.load(..., weights_only=True)``. A corrupt, mismatched or
-unsafe file raises :class:`~xsomo.exceptions.CheckpointError` naming the file.
+unsafe file raises :class:`~xsomo.exceptions.CheckpointError` naming the file. The file
+parts live in :mod:`xsomo.io.checkpoint`; this module converts objects.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
 import pathlib
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
 from xsomo.exceptions import CheckpointError, ConfigError
-from xsomo.model.config import ModelConfig, NormStats, apply_transform
+from xsomo.io import checkpoint
+from xsomo.io.checkpoint import FORMAT_VERSION, load_torch_file
+from xsomo.model.config import ModelConfig, NormStats, TrainingConfig
 from xsomo.model.ealstm import EALSTM
+from xsomo.model.inputs import transform_inputs
 
-__all__ = ["FORMAT_VERSION", "TrainedModel", "atomic_write_bytes"]
+__all__ = ["FORMAT_VERSION", "TrainedModel", "json_safe", "load_torch_file"]
 
-#: Version of the model directory layout.
-FORMAT_VERSION = 1
-MODEL_FILE = "model.json"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
-LEGACY_WEIGHTS_FILE = "weights.pt"
 _PARAMS = ("weight_ih", "weight_hh", "bias", "head.weight", "head.bias")
 
 Key = tuple[int, int]
 StateDict = dict[str, torch.Tensor]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (JSON ``null``) and numpy
+    scalars/arrays turned into Python numbers/lists.
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    >>> json_safe({"a": [1.0, float("inf")], "b": np.float32(2)})
+    {'a': [1.0, None], 'b': 2.0}
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 class TrainedModel:
@@ -203,12 +200,16 @@ class TrainedModel:
 
     # ------------------------------------------------------------------ normalisation
     def _transform(self, raw: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-        out = np.array(raw, dtype="float64", copy=True)
-        for j, name in enumerate(names):
-            tr = self.config.transforms.get(name, "identity")
-            if tr != "identity":
-                out[..., j] = apply_transform(out[..., j], tr)
-        return out
+        return transform_inputs(raw, names, self.config.transforms)
+
+    @property
+    def training_config(self) -> TrainingConfig | None:
+        """The :class:`~xsomo.model.config.TrainingConfig` that trained this model (None for an
+        imported model or when ``config.training`` is not one)."""
+        try:
+            return TrainingConfig.from_dict(self.config.training) if self.config.training else None
+        except ConfigError:
+            return None
 
     def prepare_dynamic(self, raw: np.ndarray, *, dtype: str = "float32") -> np.ndarray:
         """Transformed, z-scored dynamic inputs in ``dtype``, same shape ``(..., n_dynamic)``.
@@ -264,38 +265,33 @@ class TrainedModel:
             for name, t in sd.items()
         }
 
-    def to_json_dict(self, weights_sha256: str | None = None) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``model.json`` document (without the weights' name and checksum), JSON-safe."""
         from xsomo._version import __version__
 
-        return {
-            "format_version": FORMAT_VERSION,
+        return json_safe({
             "xsomo_version": __version__,
             "stats": self.stats.to_dict(),
             "history": self.history,
             "training_cells": None if self.training_cells is None else self.training_cells.tolist(),
             "metadata": self.metadata,
-            "weights_file": WEIGHTS_FILE,
-            "weights_sha256": weights_sha256,
-        }
+        })  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
-        """Write the model directory ``path`` (created if needed; files replaced atomically).
+        """Write the model directory ``path`` (:func:`xsomo.io.checkpoint.write_model_dir`).
+
+        The files are written to a temporary folder beside ``path``, which then replaces
+        ``path`` as a whole: a crash leaves the old model or the new one, never a mix.
+        Non-finite numbers in the history are stored as ``null``.
 
         Returns
         -------
         pathlib.Path
             The directory.
         """
-        from safetensors.torch import save as st_save
-
-        path = pathlib.Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        blob = st_save(self._tensors(), metadata={"format_version": str(FORMAT_VERSION)})
-        atomic_write_bytes(path / WEIGHTS_FILE, blob)
-        atomic_write_bytes(path / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=1).encode())
-        doc = json.dumps(self.to_json_dict(_sha256(blob)), indent=1, allow_nan=False)
-        atomic_write_bytes(path / MODEL_FILE, doc.encode())
-        return path
+        return checkpoint.write_model_dir(
+            path, config=self.config.to_dict(), model=self.to_json_dict(), tensors=self._tensors()
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
@@ -308,46 +304,15 @@ class TrainedModel:
             the config, or is a pickle that needs more than tensors to load.
         """
         path = pathlib.Path(path)
-        meta_path = path / MODEL_FILE
-        if not meta_path.is_file():
-            raise CheckpointError(
-                f"{path} is not an xsomo model directory: {MODEL_FILE} is missing "
-                "(write one with TrainedModel.save or `xsomo train --out DIR`)"
-            )
-        try:
-            doc = json.loads(meta_path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{meta_path} is corrupt (not valid JSON): {err}") from err
-        if not isinstance(doc, dict):
-            raise CheckpointError(f"{meta_path} is corrupt: expected a JSON object")
-        version = doc.get("format_version")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(
-                f"{meta_path} has format_version {version!r}; this xsomo reads version {FORMAT_VERSION}"
-            )
-        known = {
-            "format_version", "xsomo_version", "stats", "history", "training_cells",
-            "metadata", "weights_file", "weights_sha256",
-        }  # fmt: skip
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise CheckpointError(f"{meta_path} has unknown keys {unknown}")
-        config_path = path / CONFIG_FILE
-        try:
-            config_doc = json.loads(config_path.read_text())
-        except FileNotFoundError as err:
-            raise CheckpointError(f"{config_path} is missing; save the model again") from err
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{config_path} is corrupt (not valid JSON): {err}") from err
+        config_doc, doc, tensors = checkpoint.read_model_dir(path)
         try:
             config = ModelConfig.from_dict(config_doc)
         except ConfigError as err:
-            raise CheckpointError(f"{config_path}: {err}") from err
+            raise CheckpointError(f"{path / checkpoint.CONFIG_FILE}: {err}") from err
         try:
             stats = NormStats.from_dict(doc.get("stats") or {})
         except ConfigError as err:
-            raise CheckpointError(f"{meta_path}: {err}") from err
-        tensors = cls._read_weights(path, doc)
+            raise CheckpointError(f"{path / checkpoint.MODEL_FILE}: {err}") from err
         weights: dict[Key, StateDict] = {}
         for name, t in tensors.items():
             try:
@@ -371,57 +336,9 @@ class TrainedModel:
         except ConfigError as err:
             raise CheckpointError(f"{path}: the weights do not match the config: {err}") from err
 
-    @staticmethod
-    def _read_weights(path: pathlib.Path, doc: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        st_path = path / WEIGHTS_FILE
-        pt_path = path / LEGACY_WEIGHTS_FILE
-        if st_path.is_file():
-            data = st_path.read_bytes()
-            want = doc.get("weights_sha256")
-            if want and _sha256(data) != want:
-                raise CheckpointError(
-                    f"{st_path} does not match {path / MODEL_FILE} (checksum differs): the weights were "
-                    "replaced or corrupted; save the model again"
-                )
-            from safetensors.torch import load as st_load
-
-            try:
-                return dict(st_load(data))
-            except Exception as err:  # safetensors raises its own error types
-                raise CheckpointError(f"{st_path} is corrupt: {err}") from err
-        if pt_path.is_file():
-            return load_torch_file(pt_path)
-        raise CheckpointError(f"{path}: no weights file ({WEIGHTS_FILE}) found")
-
     def __repr__(self) -> str:
         c = self.config
         return (
             f"<xsomo.TrainedModel layers={list(c.layers)} ensemble={c.ensemble} hidden={c.hidden} "
             f"lookback={c.lookback} dynamic={list(c.dynamic)} static={len(c.static)} inputs>"
         )
-
-
-def load_torch_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True, map_location="cpu")`` with clear errors.
-
-    A pickle that needs anything but tensors and plain containers (a payload) is refused.
-    """
-    import pickle
-
-    path = pathlib.Path(path)
-    try:
-        obj = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path} was refused: it is not a plain tensor checkpoint (loading it would run code "
-            f"or build arbitrary objects). Only load checkpoints you trust with other tools. Detail: {err}"
-        ) from err
-    except Exception as err:
-        raise CheckpointError(f"{path} is corrupt or not a torch checkpoint: {err}") from err
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-    return obj
-
-
-def iter_keys(config: ModelConfig) -> Iterable[Key]:
-    return ((lay, m) for lay in config.layers for m in range(config.ensemble))

@@ -2,9 +2,12 @@
 
 Design (DESIGN.md, issue 4):
 
-- Target cells are matched to the drivers' grid by lat/lon (within half a cell); the
-  inputs of those cells are read once into contiguous float32 arrays
-  ``(cell, time, feature)``.
+- The targets' cells are located on the drivers' grid with the one cell rule,
+  :meth:`xsomo.conventions.GridSpec.snap` (a target cell off the grid is an error); their
+  inputs are read once, in canonical units and the config's order
+  (:func:`xsomo.model.inputs.inputs_at_cells`), into contiguous float32 arrays
+  ``(cell, time, feature)``. The drivers' time axis must be daily without gaps
+  (:func:`xsomo.model.inputs.check_daily_axis`, as for prediction).
 - A training sample is a window of ``lookback`` warm-up days followed by ``seq_length``
   supervised days (sequence-to-sequence); the loss is the MSE of z-scored soil moisture
   on the supervised days where a target exists (gaps are masked). Batches are built by
@@ -26,6 +29,25 @@ Design (DESIGN.md, issue 4):
   and 1) and by -0.005 / +0.000 / +0.005 with 100 (mean of seeds 0-2). ``consistency=0``
   turns it off (about half the training time).
 - Normalisation statistics come from the training cells only and are stored in the model.
+- Validation cells are drawn per layer among the cells that have targets of that layer
+  after the spin-up; with fewer than :data:`MIN_VAL_CELLS` such cells the layer is
+  validated on its last days instead (a time split, with a warning), and with no
+  validation possible the training loss picks the epoch (with a warning). A layer never
+  keeps its initial weights.
+- Before returning, the convergence distance of each trained layer is measured on the
+  penalty's probe cells (:func:`xsomo.model.rollout.convergence_distance` after
+  ``lookback`` days); above ``forget_tolerance`` the layer is trained again with a doubled
+  penalty (``forget_retries`` times), then a warning says the model needs a longer spin-up.
+- Speed on the CPU (bench/bench_training.py; CPU time of one thread, shared 2-core AVX2
+  machine): large activations come from the heap while training (:func:`heap_allocations`;
+  system time per demo-size step 0.44-0.60 s -> 0.02 s), dropout and the head run on the
+  supervised days only, the probe pairs run the warm-up + 30 days in their own LSTM call,
+  and the members of a layer train side by side in worker processes
+  (:func:`member_workers`). A demo-size step (batch 64 + 32 probe windows, 365 + 365 days,
+  64 hidden) takes 0.33 CPU-s (70,800 supervised cell-days per CPU-s, 0.66x a bare
+  ``nn.LSTM`` step on the same windows, 32 % of the fp32 matmul peak); a paper-size step
+  (batch 256, 128 hidden) 3.7 CPU-s (0.63x, 42 %). The gap to the bare step is mostly the
+  penalty's probe windows (27 % more LSTM work).
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
   exactly as at inference.
@@ -36,15 +58,19 @@ Design (DESIGN.md, issue 4):
 
 from __future__ import annotations
 
-import io
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import math
 import os
 import pathlib
+import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,46 +78,99 @@ import torch
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.exceptions import (
+    CheckpointError,
+    GridMismatchError,
+    MissingVariableError,
+    XsomoValueError,
+)
+from xsomo.io.atomic import atomic_write_text
+from xsomo.io.checkpoint import load_torch_file, save_torch_file
 from xsomo.model import rollout
-from xsomo.exceptions import CheckpointError, MissingVariableError, XsomoValueError
-from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
-from xsomo.model.trained import atomic_write_bytes, load_torch_file
+from xsomo.model.config import PRESETS, ModelConfig, NormStats, TrainingConfig
+from xsomo.model.ealstm import EALSTM
+from xsomo.model.inputs import check_daily_axis, inputs_at_cells, transform_inputs
+from xsomo.model.trained import TrainedModel
+from xsomo.runtime import cpu_cores, resolve_device
 
-__all__ = ["DEMO_DEFAULTS", "TrainingData", "prepare_training_data", "train_lstm"]
+__all__ = [
+    "DEMO_DEFAULTS",
+    "PRESETS",
+    "LayerSplit",
+    "TrainingConfig",
+    "TrainingData",
+    "compute_stats",
+    "prepare_training_data",
+    "probe_grid_cells",
+    "split_validation",
+    "target_cells",
+    "train_lstm",
+    "training_config",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Consistency penalty: pairs of probe windows added to a batch, as a fraction of ``batch_size``.
 CONSISTENCY_PAIRS = 0.25
 
+#: Days after the warm-up that the penalty's probe windows run (those the convergence check of
+#: :func:`xsomo.model.rollout.convergence_distance` compares).
+PROBE_EXTRA_DAYS = rollout.CHECK_EXTRA_DAYS
+
 #: Fewest batches in an epoch (small data sets would otherwise get a step or two).
 MIN_BATCHES = 25
 
-#: Settings for a demo-size world that train a 3-layer cascade in about nine minutes on 2 CPU
-#: cores without the consistency penalty (1.7-1.9x the CPU time with train_lstm's default).
-#: Measured on demo worlds (one member per layer, median r against the truth at 300 random land
-#: cells): hidden 32 x 120 steps 0.909 / 0.881 / 0.891; hidden 64 x 240 steps
-#: 0.926 / 0.892 / 0.897; hidden 64 x 600 steps 0.939 / 0.914 / 0.911 (layers 1-3).
+#: Fewest cells with targets of a layer for a validation split by cells (else by time).
+MIN_VAL_CELLS = 5
+
+#: The ``demo`` preset's settings that differ from the defaults (kept for callers of the
+#: old dict; the preset itself is ``PRESETS["demo"]``).
 DEMO_DEFAULTS: dict[str, Any] = {
-    "ensemble": 2,
-    "hidden": 64,
-    "lookback": 365,
-    "seq_length": 365,
-    "epochs": 10,
-    "steps_per_epoch": 40,
-    "batch_size": 64,
-    "lr": 3e-3,
-    "patience": 4,
+    k: v for k, v in PRESETS["demo"].to_dict().items() if v != TrainingConfig().to_dict()[k]
 }
+
+#: Options of :func:`train_lstm` that are not training settings (where and how it runs).
+RUN_OPTIONS = ("cells", "run_dir", "progress", "device", "threads", "workers")
+
+
+# ----------------------------------------------------------------------------- settings
+def training_config(
+    config: TrainingConfig | Mapping[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    **options: Any,
+) -> TrainingConfig:
+    """The :class:`TrainingConfig` of a :func:`train_lstm` call.
+
+    ``options`` override ``config``, which overrides the ``preset`` (default: the
+    defaults, i.e. the paper's settings). Unknown names are errors.
+
+    >>> training_config(preset="demo", hidden=32).hidden
+    32
+    >>> training_config(preset="demo").ensemble
+    2
+    """
+    if preset is not None and preset not in PRESETS:
+        raise XsomoValueError(f"unknown training preset {preset!r}; known: {sorted(PRESETS)}")
+    base = PRESETS[preset] if preset is not None else TrainingConfig()
+    if config is not None:
+        given = config.to_dict() if isinstance(config, TrainingConfig) else dict(config)
+        if isinstance(config, TrainingConfig) and preset is not None:
+            # only the settings of the config that differ from the defaults override the preset
+            default = TrainingConfig().to_dict()
+            given = {k: v for k, v in given.items() if v != default[k]}
+        base = base.replace(**given)
+    return base.replace(**options) if options else base
 
 
 # ----------------------------------------------------------------------------- data
 @dataclass
 class TrainingData:
-    """Contiguous arrays of the target cells (raw, un-normalised).
+    """Contiguous arrays of the target cells (raw, canonical units, un-normalised).
 
     ``dynamic`` ``(cells, time, n_dynamic)``, ``static`` ``(cells, n_static)``,
-    ``target`` ``(cells, n_layers, time)`` (NaN = no target), ``lat``/``lon`` ``(cells,)``.
+    ``target`` ``(cells, n_layers, time)`` (NaN = no target), ``lat``/``lon`` ``(cells,)``
+    the targets' coordinates, ``rows``/``cols`` ``(cells,)`` their cells on the drivers' grid.
     """
 
     dynamic: np.ndarray
@@ -103,18 +182,55 @@ class TrainingData:
     dynamic_names: tuple[str, ...]
     static_names: tuple[str, ...]
     layers: tuple[int, ...]
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, int))
+    cols: np.ndarray = field(default_factory=lambda: np.empty(0, int))
 
 
-def _match_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row/column of each target cell on the drivers grid, and which matched (half-cell tolerance)."""
-    glat = drivers[cv.LAT].values.astype(float)
-    glon = drivers[cv.LON].values.astype(float)
-    res_lat = float(np.median(np.abs(np.diff(glat)))) if glat.size > 1 else cv.RESOLUTION
-    res_lon = float(np.median(np.abs(np.diff(glon)))) if glon.size > 1 else cv.RESOLUTION
-    i = np.abs(glat[None, :] - lat[:, None]).argmin(axis=1)
-    j = np.abs(glon[None, :] - lon[:, None]).argmin(axis=1)
-    ok = (np.abs(glat[i] - lat) <= res_lat / 2 + 1e-9) & (np.abs(glon[j] - lon) <= res_lon / 2 + 1e-9)
-    return i, j, ok
+def _grid_of(drivers: xr.Dataset) -> cv.GridSpec:
+    """The regular grid of the drivers' ``lat``/``lon`` (either order), or an error naming the problem."""
+    lat = np.asarray(drivers[cv.LAT].values, float)
+    lon = np.asarray(drivers[cv.LON].values, float)
+    if lat.size == 0 or lon.size == 0:
+        raise GridMismatchError("the drivers have an empty lat/lon grid")
+    grid = cv.GridSpec.from_coords(lat, lon)
+    tol = 1e-6 + 1e-3 * grid.resolution
+    if grid.nlat != lat.size or grid.nlon != lon.size or not (
+        np.allclose(grid.lat, np.sort(lat), atol=tol) and np.allclose(grid.lon, np.sort(lon), atol=tol)
+    ):
+        raise GridMismatchError(
+            f"the drivers' lat/lon ({lat.size} x {lon.size}) are not a regular grid of {grid.resolution:g}°; "
+            "regrid them (xsomo.regrid) before training"
+        )
+    return grid
+
+
+def target_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column on the drivers' grid of every target cell (:meth:`GridSpec.snap`).
+
+    Raises
+    ------
+    GridMismatchError
+        If a target cell lies off the drivers' grid (naming the cells and the grid).
+    """
+    grid = _grid_of(drivers)
+    lat = np.asarray(lat, float).reshape(-1)
+    lon = np.asarray(lon, float).reshape(-1)
+    i, j = grid.snap(lat, lon)
+    off = np.flatnonzero((i < 0) | (j < 0))
+    if off.size:
+        shown = ", ".join(f"cell {k} ({lat[k]:.4f}, {lon[k]:.4f})" for k in off[:5])
+        more = f" and {off.size - 5} more" if off.size > 5 else ""
+        raise GridMismatchError(
+            f"{off.size} of {lat.size} target cells lie off the drivers' grid ({grid.south:g}-{grid.north:g}°N, "
+            f"{grid.west:g}-{grid.east:g}°E): {shown}{more}. Give drivers covering every target cell, or "
+            "select the targets inside them (e.g. targets.where(inside, drop=True))"
+        )
+    # snap indexes the ascending axes: map to the drivers' own order
+    if drivers[cv.LAT].size > 1 and float(drivers[cv.LAT][0]) > float(drivers[cv.LAT][-1]):
+        i = grid.nlat - 1 - i
+    if drivers[cv.LON].size > 1 and float(drivers[cv.LON][0]) > float(drivers[cv.LON][-1]):
+        j = grid.nlon - 1 - j
+    return i, j
 
 
 def prepare_training_data(
@@ -131,8 +247,10 @@ def prepare_training_data(
     ------
     MissingVariableError
         If the drivers lack an input or the targets lack ``sm`` or a layer.
+    GridMismatchError
+        If a target cell lies off the drivers' grid, or the drivers' time axis is not daily.
     XsomoValueError
-        If no target cell lies on the drivers' grid or the periods do not overlap.
+        If the periods of targets and drivers do not overlap.
     """
     missing = [v for v in (*dynamic, *static) if v not in drivers]
     if missing:
@@ -141,6 +259,7 @@ def prepare_training_data(
         )
     if cv.SM not in targets:
         raise MissingVariableError(f"targets have no {cv.SM!r} variable; have {sorted(map(str, targets.data_vars))}")
+    check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
     sm = targets[cv.SM]
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
     lacking = [lay for lay in layers if lay not in have_layers]
@@ -148,35 +267,26 @@ def prepare_training_data(
         raise MissingVariableError(f"targets lack layers {lacking}; have {have_layers}")
     lat = np.asarray(targets[cv.LAT].values, dtype=float).reshape(-1)
     lon = np.asarray(targets[cv.LON].values, dtype=float).reshape(-1)
-    i, j, ok = _match_cells(drivers, lat, lon)
-    if not ok.any():
-        raise XsomoValueError(
-            "no target cell lies on the drivers' grid (matched by lat/lon within half a cell); "
-            "check that targets and drivers cover the same region"
-        )
-    if not ok.all():
-        logger.warning("%d of %d target cells lie outside the drivers' grid and are ignored", (~ok).sum(), ok.size)
-    cells = np.flatnonzero(ok)
+    rows, cols = target_cells(drivers, lat, lon)
     time_index = drivers.indexes[cv.TIME]
-    sm = sm.sel({cv.LAYER: list(layers)}).isel({sm.dims[0] if "cell" not in sm.dims else "cell": cells})
-    sm = sm.reindex({cv.TIME: time_index})
-    tgt = sm.transpose("cell", cv.LAYER, cv.TIME).values.astype("float32")
+    cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
+    sm = sm.sel({cv.LAYER: list(layers)}).reindex({cv.TIME: time_index})
+    tgt = sm.transpose(cell_dim, cv.LAYER, cv.TIME).values.astype("float32")
     if not np.isfinite(tgt).any():
         raise XsomoValueError("targets and drivers share no period with data; check their time axes")
-    sel = {cv.LAT: xr.DataArray(i[cells], dims="cell"), cv.LON: xr.DataArray(j[cells], dims="cell")}
-    sub = drivers[[*dynamic, *static]].isel(sel).compute()
-    dyn = np.stack([sub[v].transpose("cell", cv.TIME).values for v in dynamic], axis=-1).astype("float32")
-    sta = np.stack([sub[v].values for v in static], axis=-1).astype("float32")
+    dyn, sta = inputs_at_cells(drivers, rows, cols, dynamic=dynamic, static=static)
     return TrainingData(
         dynamic=np.ascontiguousarray(dyn),
         static=sta,
         target=np.ascontiguousarray(tgt),
-        lat=lat[cells],
-        lon=lon[cells],
+        lat=lat,
+        lon=lon,
         time=time_index.values,
         dynamic_names=tuple(dynamic),
         static_names=tuple(static),
         layers=tuple(int(v) for v in layers),
+        rows=rows,
+        cols=cols,
     )
 
 
@@ -191,51 +301,113 @@ def probe_grid_cells(drivers: xr.Dataset, data: TrainingData, n: int, seed: int)
         static_ok = ok if static_ok is None else static_ok & ok
     if static_ok is None:
         return np.empty(0, int), np.empty(0, int)
-    i, j, _ = _match_cells(drivers, data.lat, data.lon)
-    static_ok[i, j] = False  # target cells are in the training data already (or held out)
-    rows, cols = np.nonzero(static_ok)
-    take = np.sort(np.random.default_rng([int(seed), 8]).choice(rows.size, min(int(n), rows.size), replace=False))
-    return rows[take], cols[take]
+    rows, cols = (data.rows, data.cols) if data.rows.size == data.lat.size else target_cells(drivers, data.lat, data.lon)
+    static_ok[rows, cols] = False  # target cells are in the training data already (or held out)
+    r, c = np.nonzero(static_ok)
+    take = np.sort(np.random.default_rng([int(seed), 8]).choice(r.size, min(int(n), r.size), replace=False))
+    return r[take], c[take]
 
 
-def _probe_inputs(
-    drivers: xr.Dataset, data: TrainingData, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw inputs of the :func:`probe_grid_cells`: ``dynamic (n, time, n_dynamic)``, ``static (n, n_static)``.
+# ----------------------------------------------------------------------------- validation split
+@dataclass(frozen=True)
+class LayerSplit:
+    """How one layer's targets are split into training and validation.
 
-    These cells have no soil-moisture target; the consistency penalty uses them to teach
-    the network to forget its initial state wherever it will be run, not only at stations.
+    ``train``: cells whose targets train the layer; ``val``: cells whose targets validate
+    it; ``val_from``: first day whose targets validate (0 for a split by cells; the
+    training targets end the day before for a split by time); ``how``: ``"cells"``,
+    ``"time"`` or ``"none"`` (no validation: the training loss picks the epoch).
     """
-    rows, cols = probe_grid_cells(drivers, data, n, seed)
-    sel = {cv.LAT: xr.DataArray(rows, dims="cell"), cv.LON: xr.DataArray(cols, dims="cell")}
-    sub = drivers[[*data.dynamic_names, *data.static_names]].isel(sel).compute()
-    dyn = np.stack([sub[v].transpose("cell", cv.TIME).values for v in data.dynamic_names], axis=-1)
-    sta = np.stack([sub[v].values for v in data.static_names], axis=-1)
-    return np.ascontiguousarray(dyn, dtype="float32"), sta.astype("float32")
+
+    train: np.ndarray
+    val: np.ndarray
+    val_from: int
+    how: str
+
+
+def split_validation(
+    target: np.ndarray, usable: np.ndarray, settings: TrainingConfig, layer: int
+) -> LayerSplit:
+    """Validation cells of one layer, drawn among the usable cells that have its targets.
+
+    Parameters
+    ----------
+    target
+        ``(cells, time)`` targets of the layer (NaN: none).
+    usable
+        Indices of the cells that may train (finite statics, at least one target).
+    settings
+        ``val_fraction``, ``lookback``, ``seq_length``, ``seed``.
+    layer
+        The layer (for the seed and the messages).
+    """
+    lb, total = settings.lookback, settings.lookback + settings.seq_length
+    has = np.isfinite(target[usable])
+    trains = usable[has.any(axis=1)]
+    if settings.val_fraction <= 0:
+        return LayerSplit(trains, np.empty(0, int), 0, "none")
+    # validation scores the continuous roll-out after the spin-up: cells with targets there
+    eligible = usable[has[:, lb:].any(axis=1)] if target.shape[1] > lb else np.empty(0, int)
+    if eligible.size >= MIN_VAL_CELLS:
+        n_val = min(eligible.size - 1, max(1, round(settings.val_fraction * eligible.size)))
+        rng = np.random.default_rng([settings.seed, layer])
+        val = np.sort(rng.choice(eligible, n_val, replace=False))
+        return LayerSplit(np.setdiff1d(trains, val), val, 0, "cells")
+    n_time = target.shape[1]
+    val_from = n_time - math.ceil(settings.val_fraction * max(0, n_time - lb))
+    later = np.isfinite(target[trains, val_from:]).any(axis=1) if val_from < n_time else np.zeros(trains.size, bool)
+    earlier = np.isfinite(target[trains, lb:val_from]).any(axis=1) if val_from > lb else np.zeros(trains.size, bool)
+    if val_from >= total and later.any() and earlier.any():
+        warnings.warn(
+            f"layer {layer}: only {eligible.size} cells have targets after the {lb}-day spin-up (fewer than "
+            f"{MIN_VAL_CELLS}), too few to hold some out; early stopping validates on the last "
+            f"{n_time - val_from} days of every cell instead (a split by time)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return LayerSplit(trains, trains[later], val_from, "time")
+    warnings.warn(
+        f"layer {layer}: its targets allow no validation split (by cells: {eligible.size} cells with targets "
+        f"after the {lb}-day spin-up; by time: too short a record); the training loss picks the epoch instead. "
+        "Give more target cells or longer records, or pass val_fraction=0 to silence this",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return LayerSplit(trains, np.empty(0, int), 0, "none")
+
+
+def training_targets(data: TrainingData, splits: Sequence[LayerSplit]) -> np.ndarray:
+    """``data.target`` with every value that does not train its layer set to NaN."""
+    out = np.full_like(data.target, np.nan)
+    for k, split in enumerate(splits):
+        stop = split.val_from if split.how == "time" else data.target.shape[-1]
+        out[split.train, k, :stop] = data.target[split.train, k, :stop]
+    return out
 
 
 def _nan_stats(values: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.nanmean(values.astype("float64"), axis=axis)
-    std = np.nanstd(values.astype("float64"), axis=axis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns get (0, 1)
+        mean = np.nanmean(values.astype("float64"), axis=axis)
+        std = np.nanstd(values.astype("float64"), axis=axis)
     std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
     return np.nan_to_num(mean), std
 
 
-def compute_stats(config: ModelConfig, data: TrainingData, train_cells: np.ndarray) -> NormStats:
-    """z-score statistics from the training cells only (after the input transforms)."""
-    from xsomo.model.config import apply_transform
+def compute_stats(
+    config: ModelConfig, data: TrainingData, train_cells: np.ndarray, target: np.ndarray | None = None
+) -> NormStats:
+    """z-score statistics from the training cells only (inputs after their transforms).
 
-    dyn = data.dynamic[train_cells].astype("float64")
-    for k, name in enumerate(config.dynamic):
-        if name in config.transforms:
-            dyn[..., k] = apply_transform(dyn[..., k], config.transforms[name])
-    sta = data.static[train_cells].astype("float64")
-    for k, name in enumerate(config.static):
-        if name in config.transforms:
-            sta[..., k] = apply_transform(sta[..., k], config.transforms[name])
+    ``target`` (default ``data.target``): the training targets, NaN where a value does
+    not train (validation cells and days).
+    """
+    dyn = transform_inputs(data.dynamic[train_cells], config.dynamic, config.transforms)
+    sta = transform_inputs(data.static[train_cells], config.static, config.transforms)
     dm, ds = _nan_stats(dyn, (0, 1))
     sm_, ss = _nan_stats(sta, (0,))
-    tm, ts = _nan_stats(data.target[train_cells], (0, 2))
+    tgt = data.target if target is None else target
+    tm, ts = _nan_stats(tgt[train_cells], (0, 2))
     return NormStats(dm, ds, sm_, ss, tm, ts)
 
 
@@ -295,181 +467,276 @@ def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (diff**2).sum() / mask.sum().clamp(min=1)
 
 
-def _state_bytes(obj: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+class _Bar:
+    """One progress bar (epochs) with an ETA for the whole cascade: layers x members x epochs."""
 
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
 
-def _progress(iterable: Any, *, enabled: bool, **kw: Any) -> Any:
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, unit="epoch", desc="training", dynamic_ncols=True)
 
-    return tqdm(iterable, **kw)
+    def describe(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(text, refresh=False)
+
+    def update(self, n: int = 1, **postfix: str) -> None:
+        if self.bar is not None:
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+
+    def grow(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # ----------------------------------------------------------------------------- one member
+@dataclass
+class _Member:
+    """What one member's training carries from epoch to epoch (and through a checkpoint)."""
+
+    net: EALSTM
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    best_state: dict[str, torch.Tensor]
+    history: dict[str, Any]
+    best_val: float = math.inf
+    best_epoch: int = -1
+    start_epoch: int = 0
+    finished: bool = False
+
+
+@dataclass
+class _LayerData:
+    """Tensors of one layer: inputs (cascade included), training and validation targets."""
+
+    x_dyn: torch.Tensor
+    x_stat: torch.Tensor
+    y: torch.Tensor
+    y_val: torch.Tensor
+    split: LayerSplit
+    probe_cells: np.ndarray
+
+
+def _new_member(settings: TrainingConfig, config: ModelConfig, layer: int, seed: int, device: torch.device) -> _Member:
+    """A fresh network (seeded), its Adam optimiser and cosine schedule."""
+    _seed_all(seed)
+    net = EALSTM(
+        config.n_inputs(layer), config.n_static, config.hidden,
+        dropout=config.dropout, initial_forget_bias=config.initial_forget_bias,
+    ).to(device)  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs, eta_min=settings.lr * 0.05)
+    best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return _Member(net, opt, sched, best, {"train_loss": [], "val_loss": [], "seconds": []})
+
+
+def _resume(run: _Member, checkpoint: pathlib.Path | None) -> None:
+    """Load the last finished epoch of ``checkpoint`` into ``run`` (if there is one)."""
+    if checkpoint is None or not checkpoint.is_file():
+        return
+    ck = load_torch_file(checkpoint)
+    run.net.load_state_dict(ck["net"])
+    run.opt.load_state_dict(ck["opt"])
+    run.sched.load_state_dict(ck["sched"])
+    run.best_state = ck["best_state"]
+    run.best_val = float(ck["best_val"])
+    run.best_epoch = int(ck["best_epoch"])
+    run.start_epoch = int(ck["epoch"]) + 1
+    run.history = json.loads(bytes(ck["history"].tolist()).decode())
+    run.finished = bool(ck["finished"])
+
+
+def _save_epoch(run: _Member, checkpoint: pathlib.Path, epoch: int) -> None:
+    save_torch_file(checkpoint, {
+        "net": run.net.state_dict(), "opt": run.opt.state_dict(), "sched": run.sched.state_dict(),
+        "best_state": run.best_state, "best_val": torch.tensor(run.best_val, dtype=torch.float64),
+        "best_epoch": torch.tensor(run.best_epoch), "epoch": torch.tensor(epoch),
+        "finished": torch.tensor(run.finished),
+        "history": torch.tensor(list(json.dumps(run.history).encode()), dtype=torch.uint8),
+    })  # fmt: skip
+
+
+def _batch_windows(
+    rng: np.random.Generator, cand: tuple[np.ndarray, np.ndarray], probes: np.ndarray, pairs: int,
+    n_starts: int, settings: TrainingConfig,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cells and start days of a batch (supervised windows, then the probe pairs) and its warm-up skip."""
+    pick = rng.integers(0, cand[0].size, settings.batch_size)
+    cells, starts = cand[0][pick], cand[1][pick]
+    if pairs:
+        pc = probes[rng.integers(0, probes.size, pairs)]
+        ps = rng.integers(0, n_starts, pairs)
+        cells = np.concatenate([cells, pc, pc])
+        starts = np.concatenate([starts, ps, ps])
+    lb, floor = settings.lookback, settings.warmup_floor
+    # a shorter warm-up for this batch (same supervised days): forget sooner
+    skip = int(rng.integers(0, lb - floor + 1)) if floor < lb else 0
+    return cells, starts, skip
+
+
+def _initial_states(
+    n_win: int, pairs: int, hidden: int, scale: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Initial ``(h, c)`` of a batch: random states, and coherent extreme ones for the second probe copies."""
+    if scale <= 0 and not pairs:
+        return None
+    # (a zero state for the first copies when scale is 0)
+    h, c = _random_states(n_win, hidden, scale or 1.0, device)
+    if scale <= 0:
+        keep = torch.arange(n_win, device=device)[:, None] >= n_win - pairs
+        h, c = h * keep, c * keep
+    if pairs:
+        # second copies: coherent extreme states, every unit near +-[0.5, 1]
+        sign = torch.where(torch.rand(pairs, 1, device=device) < 0.5, -1.0, 1.0)
+        level = sign * (0.5 + 0.5 * torch.rand(pairs, 1, device=device))
+        noise = 0.1 * torch.randn(pairs, hidden, device=device)
+        h = torch.cat([h[:-pairs], (level + noise).clamp(-1.0, 1.0)])
+        c = torch.cat([c[:-pairs], level + noise])
+    return h, c
+
+
+def _train_step(
+    run: _Member, data: _LayerData, cells_np: np.ndarray, starts_np: np.ndarray, skip: int, pairs: int,
+    settings: TrainingConfig, consistency: float, arange: torch.Tensor, autocast: bool,
+) -> tuple[float, float]:
+    """One optimiser step on a batch: masked MSE + consistency x the probes' penalty.
+
+    The supervised windows (``lookback - skip`` warm-up + ``seq_length`` days) and the
+    probe pairs (the warm-up + :data:`PROBE_EXTRA_DAYS`, what the convergence check
+    looks at) run as two LSTM calls: probes of the full window length cost 50 % more
+    LSTM work per step, these 27 % (demo shape).
+    """
+    device = data.x_dyn.device
+    lb = settings.lookback
+    nb = settings.batch_size
+    cells = torch.from_numpy(cells_np).to(device)
+    starts = torch.from_numpy(starts_np).to(device)
+    idx = starts[:nb, None] + arange[None, skip:]
+    state = _initial_states(cells.shape[0], pairs, run.net.hidden, settings.init_state_scale, device)
+    net = run.net
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        hidden_seq, _ = net.lstm(
+            data.x_dyn[cells[:nb, None], idx], data.x_stat[cells[:nb]],
+            None if state is None else (state[0][:nb], state[1][:nb]),
+        )  # fmt: skip
+        # dropout and head on the supervised days only: dropout's random mask over the
+        # whole window took 14 % of a demo-size step on the CPU, for outputs no loss used
+        out = net.head(net.dropout(hidden_seq[:, lb - skip :]))
+    loss = _masked_mse(out[..., 0].float(), data.y[cells[:nb, None], idx[:, lb - skip :]])
+    penalty = 0.0
+    if pairs:
+        # dropout-free outputs of the probe pairs over the second half of the warm-up and
+        # the days after it
+        stop = min(lb + PROBE_EXTRA_DAYS, arange.numel())
+        p_idx = starts[nb:, None] + arange[None, skip:stop]
+        assert state is not None
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            p_seq, _ = net.lstm(data.x_dyn[cells[nb:, None], p_idx], data.x_stat[cells[nb:]], (state[0][nb:], state[1][nb:]))
+            clean = net.head(p_seq[:, max(0, lb // 2 - skip) :])[..., 0].float()
+        pen = _consistency_penalty(clean, pairs)
+        loss = loss + consistency * pen
+        penalty = float(pen.detach())
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    run.opt.step()
+    return float(loss.detach()), penalty
+
+
 def _train_member(
     *,
-    x_dyn: torch.Tensor,
-    x_stat: torch.Tensor,
-    y: torch.Tensor,
-    train_cells: np.ndarray,
-    val_cells: np.ndarray,
+    data: _LayerData,
     config: ModelConfig,
+    settings: TrainingConfig,
     layer: int,
     member: int,
-    seed: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    patience: int,
-    init_state_scale: float,
-    min_warmup: int,
     consistency: float,
-    probe_cells: np.ndarray | None,
-    steps_per_epoch: int | None,
-    device: torch.device,
-    mixed_precision: bool,
     checkpoint: pathlib.Path | None,
-    progress: bool,
+    bar: _Bar,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train one network; returns the best state dict and its history."""
     lb, n_sup = config.lookback, config.seq_length
     total = lb + n_sup
-    mask = torch.isfinite(y).cpu().numpy()
-    cand_c, cand_s = _window_starts(mask[train_cells], lb, n_sup)
+    device = data.x_dyn.device
+    mask = torch.isfinite(data.y).cpu().numpy()[data.split.train]
+    cand_c, cand_s = _window_starts(mask, lb, n_sup)
     if cand_c.size == 0:
         raise XsomoValueError(
             f"layer {layer}: no training window of {lb} + {n_sup} days holds a target; "
             "shorten lookback/seq_length or provide longer records"
         )
-    cand_c = train_cells[cand_c]
-    n_sup_days = int(mask[train_cells].sum())
-    batches = steps_per_epoch or max(MIN_BATCHES, math.ceil(n_sup_days / n_sup / batch_size))
-    member_seed = int(seed) * 1000 + layer * 100 + member
-    _seed_all(member_seed)
-    net = EALSTM(
-        config.n_inputs(layer), config.n_static, config.hidden,
-        dropout=config.dropout, initial_forget_bias=config.initial_forget_bias,
-    ).to(device)  # fmt: skip
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.05)
-    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "seconds": []}
-    # consistency: `2 * pairs` probe windows follow the batch's `batch_size` windows: `pairs`
-    # windows (any cell of `probe_cells`, any start), then the same again from other states
-    pairs = max(1, round(batch_size * CONSISTENCY_PAIRS)) if consistency > 0 else 0
-    if probe_cells is None or probe_cells.size == 0:
-        probe_cells = train_cells
-    n_starts = int(y.shape[-1]) - total + 1
+    cand = (data.split.train[cand_c], cand_s)
+    batches = settings.steps_per_epoch or max(MIN_BATCHES, math.ceil(int(mask.sum()) / n_sup / settings.batch_size))
+    member_seed = int(settings.seed) * 1000 + layer * 100 + member
+    run = _new_member(settings, config, layer, member_seed, device)
+    # consistency: `2 * pairs` probe windows follow the batch's windows: `pairs` windows (any
+    # probe cell, any start), then the same again from other states
+    pairs = max(1, round(settings.batch_size * CONSISTENCY_PAIRS)) if consistency > 0 else 0
+    probes = data.probe_cells if data.probe_cells.size else data.split.train
+    n_starts = int(data.y.shape[-1]) - total + 1
     if pairs:
-        history["consistency"] = []
-    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    best_val, best_epoch, start_epoch = math.inf, -1, 0
-    if checkpoint is not None and checkpoint.is_file():
-        ck = load_torch_file(checkpoint)
-        net.load_state_dict(ck["net"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        best_state = ck["best_state"]
-        best_val = float(ck["best_val"])
-        best_epoch = int(ck["best_epoch"])
-        start_epoch = int(ck["epoch"]) + 1
-        history = json.loads(bytes(ck["history"].tolist()).decode())
-        logger.info("layer %d member %d: resumed after epoch %d", layer, member, start_epoch - 1)
-        if bool(ck["finished"]):
-            return best_state, history
+        run.history["consistency"] = []
+    _resume(run, checkpoint)
+    if run.start_epoch:
+        logger.info("layer %d member %d: resumed after epoch %d", layer, member, run.start_epoch - 1)
+        bar.update(run.start_epoch)
     arange = torch.arange(total, device=device)
-    autocast = mixed_precision and device.type == "cuda"
-    bar = _progress(
-        range(start_epoch, epochs), enabled=progress, desc=f"layer {layer} member {member}",
-        unit="epoch", initial=start_epoch, total=epochs, leave=False,
-    )  # fmt: skip
-    finished = False
-    for epoch in bar:
+    autocast = settings.mixed_precision and device.type == "cuda"
+    if run.finished:  # a finished member of an interrupted run
+        bar.update(settings.epochs - run.start_epoch)
+    for epoch in range(run.start_epoch, settings.epochs if not run.finished else 0):
         t0 = time.perf_counter()
         rng = np.random.default_rng([member_seed, epoch])
         torch.manual_seed(member_seed * 7919 + epoch)
-        net.train()
+        run.net.train()
         losses, penalties = [], []
         for _ in range(batches):
-            pick = rng.integers(0, cand_c.size, batch_size)
-            cells_np, starts_np = cand_c[pick], cand_s[pick]
-            if pairs:
-                pc = probe_cells[rng.integers(0, probe_cells.size, pairs)]
-                ps = rng.integers(0, n_starts, pairs)
-                cells_np = np.concatenate([cells_np, pc, pc])
-                starts_np = np.concatenate([starts_np, ps, ps])
-            cells = torch.from_numpy(cells_np).to(device)
-            starts = torch.from_numpy(starts_np).to(device)
-            # a shorter warm-up for this batch (same supervised days): forget sooner
-            skip = int(rng.integers(0, lb - min_warmup + 1)) if min_warmup < lb else 0
-            idx = starts[:, None] + arange[None, skip:]
-            xd = x_dyn[cells[:, None], idx]
-            xs = x_stat[cells]
-            yt = y[cells[:, None], idx[:, lb - skip :]]
-            state = None
-            if init_state_scale > 0 or pairs:
-                # (a zero state for the first copies when init_state_scale is 0)
-                n_win = cells.shape[0]
-                state = _random_states(n_win, config.hidden, init_state_scale or 1.0, device)
-                if init_state_scale <= 0:
-                    keep = torch.arange(n_win, device=device)[:, None] >= n_win - pairs
-                    state = (state[0] * keep, state[1] * keep)
-                if pairs:
-                    # second copies: coherent extreme states, every unit near +-[0.5, 1]
-                    sign = torch.where(torch.rand(pairs, 1, device=device) < 0.5, -1.0, 1.0)
-                    level = sign * (0.5 + 0.5 * torch.rand(pairs, 1, device=device))
-                    noise = 0.1 * torch.randn(pairs, config.hidden, device=device)
-                    hb = (level + noise).clamp(-1.0, 1.0)
-                    cb = level + noise
-                    state = (torch.cat([state[0][:-pairs], hb]), torch.cat([state[1][:-pairs], cb]))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                hidden_seq, _ = net.lstm(xd, xs, state)
-                out = net.head(net.dropout(hidden_seq))
-            loss = _masked_mse(out[:, lb - skip :, 0].float(), yt)
-            if pairs:
-                # dropout-free outputs of the probe pairs over the second half of the
-                # warm-up and the supervised days
-                p0 = max(0, lb // 2 - skip)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    clean = net.head(hidden_seq[-2 * pairs :, p0:])[..., 0].float()
-                penalty = _consistency_penalty(clean, pairs)
-                loss = loss + consistency * penalty
-                penalties.append(float(penalty.detach()))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-        sched.step()
-        history["train_loss"].append(float(np.mean(losses)))
+            cells_np, starts_np, skip = _batch_windows(rng, cand, probes, pairs, n_starts, settings)
+            loss, pen = _train_step(run, data, cells_np, starts_np, skip, pairs, settings, consistency, arange, autocast)
+            losses.append(loss)
+            penalties.append(pen)
+        run.sched.step()
+        train_loss = float(np.mean(losses))
+        run.history["train_loss"].append(train_loss)
         if pairs:
-            history["consistency"].append(float(np.mean(penalties)))
-        val = _validate(net, x_dyn, x_stat, y, val_cells, lb, device) if val_cells.size else float(np.mean(losses))
-        history["val_loss"].append(val)
-        history["seconds"].append(time.perf_counter() - t0)
-        if val < best_val:
-            best_val, best_epoch = val, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        if progress and hasattr(bar, "set_postfix"):
-            bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", val=f"{val:.3f}")
-        finished = epoch + 1 >= epochs or (patience > 0 and epoch - best_epoch >= patience)
+            run.history["consistency"].append(float(np.mean(penalties)))
+        val = _validate(run.net, data.x_dyn, data.x_stat, data.y_val, data.split.val, lb, device) if data.split.val.size else train_loss
+        if not math.isfinite(val):
+            raise XsomoValueError(
+                f"layer {layer} member {member}: the {'validation' if data.split.val.size else 'training'} loss is "
+                f"{val} after epoch {epoch + 1}: training diverged. Lower lr (now {settings.lr:g}) or check the "
+                "inputs for extreme values"
+            )
+        run.history["val_loss"].append(val)
+        run.history["seconds"].append(time.perf_counter() - t0)
+        if val < run.best_val:
+            run.best_val, run.best_epoch = val, epoch
+            run.best_state = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
+        run.finished = epoch + 1 >= settings.epochs or (
+            settings.patience > 0 and epoch - run.best_epoch >= settings.patience
+        )
         if checkpoint is not None:
-            ck = {
-                "net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "best_state": best_state, "best_val": torch.tensor(best_val, dtype=torch.float64),
-                "best_epoch": torch.tensor(best_epoch), "epoch": torch.tensor(epoch),
-                "finished": torch.tensor(finished),
-                "history": torch.tensor(list(json.dumps(history).encode()), dtype=torch.uint8),
-            }  # fmt: skip
-            atomic_write_bytes(checkpoint, _state_bytes(ck))
-        if finished:
+            _save_epoch(run, checkpoint, epoch)
+        bar.update(1 + (settings.epochs - epoch - 1 if run.finished else 0), train=f"{train_loss:.3f}", val=f"{val:.3f}")
+        if run.finished:
             break
-    history["best_epoch"] = best_epoch
-    history["best_val_loss"] = best_val
-    return {k: v.cpu() for k, v in best_state.items()}, history
+    if run.best_epoch < 0:
+        raise XsomoValueError(
+            f"layer {layer} member {member}: no epoch was trained (epochs={settings.epochs}); the layer would keep "
+            "its initial weights"
+        )
+    run.history["best_epoch"] = run.best_epoch
+    run.history["best_val_loss"] = run.best_val
+    run.history["validation"] = data.split.how
+    return {k: v.cpu() for k, v in run.best_state.items()}, run.history
 
 
 @torch.no_grad()
@@ -502,36 +769,16 @@ def _validate(
 def train_lstm(
     drivers: xr.Dataset,
     targets: xr.Dataset,
+    config: TrainingConfig | Mapping[str, Any] | None = None,
     *,
-    layers: Sequence[int] = (1, 2, 3),
-    ensemble: int = 5,
-    lookback: int = 365,
-    seq_length: int = 365,
-    hidden: int = 128,
-    dropout: float = 0.4,
-    initial_forget_bias: float = 3.0,
-    epochs: int = 30,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    patience: int = 5,
-    val_fraction: float = 0.2,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    log_precip: bool = True,
-    clip_negative: bool = False,
-    init_state_scale: float = 1.0,
-    min_warmup: int | None = None,
-    consistency: float = 30.0,
-    consistency_cells: int = 512,
-    steps_per_epoch: int | None = None,
-    mixed_precision: bool = False,
-    dynamic: Sequence[str] | None = None,
-    static: Sequence[str] | None = None,
+    preset: str | None = None,
     cells: np.ndarray | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    device: str | torch.device = "auto",
     threads: int | None = None,
-    preset: str | None = None,
+    workers: int | None = None,
+    **options: Any,
 ) -> TrainedModel:
     """Train the EA-LSTM cascade on the cells that have targets.
 
@@ -539,162 +786,136 @@ def train_lstm(
     ----------
     drivers
         Drivers Dataset (docs/internals.md §2): dynamic ``(time, lat, lon)`` and static
-        ``(lat, lon)`` inputs; may be dask-backed (only target cells are read).
+        ``(lat, lon)`` inputs on a daily axis without gaps; may be dask-backed (only target
+        cells and the probe cells are read). Canonical variables are converted to
+        canonical units (as for prediction).
     targets
-        Targets Dataset ``sm(cell, layer, time)`` with ``lat(cell)``, ``lon(cell)``.
-    layers
-        Layers to model, in cascade order.
-    ensemble
-        Members per layer (seeds ``seed``-derived, different per member).
-    lookback, seq_length
-        Warm-up days and supervised days of a training window.
-    hidden, dropout, initial_forget_bias
-        Network settings.
-    epochs, batch_size, lr, patience
-        Optimisation: epochs, windows per batch, Adam learning rate (cosine decay),
-        early-stopping patience in epochs.
-    min_warmup
-        Shortest warm-up of a training batch: each batch draws its warm-up length from
-        ``min_warmup … lookback`` days, to make the network forget its initial state sooner.
-        Default ``lookback`` (off): on the demo world ``lookback // 2`` gave larger, not
-        smaller, convergence distances in one trial (issue-8 notes).
-    steps_per_epoch
-        Batches per epoch (default: enough to supervise every target day about once, at
-        least :data:`MIN_BATCHES`).
-    val_fraction
-        Fraction of target cells held out for early stopping (0 disables).
-    device
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
-    seed
-        Seed of the cell split, window sampling and initial weights.
-    log_precip
-        Feed ``log1p(precipitation)``.
-    clip_negative
-        Set negative outputs to 0.
-    init_state_scale
-        Scale of the random initial state of every training window (0: zero state).
-        Random states teach the network to forget its initial state (issue 8).
-    consistency
-        Weight of the consistency penalty (0: off; default 30). Each batch gets
-        ``batch_size * CONSISTENCY_PAIRS`` probe windows (training cells and
-        ``consistency_cells``, any start), each run twice -- from a random initial state and
-        from a coherent extreme one -- and ``consistency`` times the largest squared
-        difference of the z-scored, dropout-free outputs over the second half of the
-        warm-up and the supervised days (mean over the pairs) is added to the loss
-        (training takes about 1.7-1.9 times the CPU time). The network learns to forget its
-        initial state within the warm-up, so that its continuous roll-out passes the
-        convergence check of :func:`xsomo.model.rollout.convergence_distance` after ``lookback``
-        days. Measured on the seed-0 demo world with :data:`DEMO_DEFAULTS` (3259 land
-        cells, both members; median r at 300 random cells without stations):
-
-        ============  ====  ===============================  ======================
-        weight        seed  largest distance after 365 d     median r (layers 1-3)
-        ============  ====  ===============================  ======================
-        0             0     2.3e-2 / 3.2e-2 / 3.1e-2         0.941 / 0.913 / 0.904
-        0             1     2.0e-2 / 3.8e-2 / 2.9e-2         0.940 / 0.910 / 0.902
-        0             2     1.4e-2 / 3.7e-2 / 4.8e-2         0.940 / 0.906 / 0.908
-        30            0     5.7e-5 / 5.1e-4 / 5.3e-4         0.939 / 0.910 / 0.905
-        30            1     8.0e-5 / 1.4e-4 / 5.2e-4         0.943 / 0.917 / 0.913
-        100           0     1.3e-5 / 1.5e-4 / 3.7e-4         0.934 / 0.908 / 0.904
-        100           1     3.5e-5 / 2.3e-4 / 2.2e-4         0.938 / 0.914 / 0.911
-        100           2     6.4e-5 / 9.6e-5 / 2.4e-4         0.933 / 0.908 / 0.913
-        ============  ====  ===============================  ======================
-
-        After 730 days every weighted model is below 5e-6 (unweighted: up to 2.4e-2).
-    consistency_cells
-        With ``consistency > 0``: random grid cells without targets (finite statics) whose
-        inputs join the training data for the penalty only, so that the network learns to
-        forget wherever it will be run, not only at the stations (0: training cells only).
-    mixed_precision
-        bfloat16 autocast on CUDA.
-    dynamic, static
-        Input names (default: the canonical ones, docs/internals.md).
+        Targets Dataset ``sm(cell, layer, time)`` with ``lat(cell)``, ``lon(cell)`` on the
+        drivers' grid.
+    config
+        A :class:`~xsomo.model.config.TrainingConfig` (or a dict of its fields).
+    preset
+        A named config of :data:`~xsomo.model.config.PRESETS`: ``"paper"`` (the defaults:
+        5 members, 128 hidden), ``"demo"``, ``"tiny"``. ``config`` and ``options`` override it.
+    **options
+        Any field of :class:`~xsomo.model.config.TrainingConfig` (``layers``, ``ensemble``,
+        ``hidden``, ``epochs``, ``lr``, ``consistency``, ...; see there), overriding
+        ``config`` and ``preset``. An unknown name is an error.
     cells
         Optional indices of target cells to train on (cross-validation folds).
     run_dir
         Folder for per-epoch checkpoints; a rerun with the same arguments resumes.
     progress
-        Show tqdm progress bars.
+        Show one progress bar (with an ETA) for the whole cascade.
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
     threads
-        torch intra-op threads while training on the CPU (restored afterwards). Default:
-        1 for ``hidden <= 64`` -- the recurrent matrices are then too small for threads to
-        pay off, and on a busy machine spinning OpenMP threads were measured to make a
-        training step 20-80 times slower -- else torch's setting.
-    preset
-        ``"demo"``: :data:`DEMO_DEFAULTS` for any option not given explicitly.
+        torch intra-op threads while training on the CPU (restored afterwards); default
+        :func:`training_threads`. Shared among the ``workers``.
+    workers
+        Processes that train the members of a layer side by side on the CPU (same weights
+        as one after the other); default :func:`member_workers`.
 
     Returns
     -------
     TrainedModel
+        With ``config.training`` = the settings used (``model.training_config``).
+
+    Examples
+    --------
+    >>> from xsomo import testing
+    >>> drivers, targets, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=120, cells=4)
+    >>> model = train_lstm(drivers, targets, preset="tiny", layers=(1,), lookback=20, seq_length=10,
+    ...                    epochs=1, steps_per_epoch=1, val_fraction=0.0, forget_tolerance=0.0,
+    ...                    progress=False, device="cpu")
+    >>> model.training_config.hidden, model.config.lookback
+    (16, 20)
     """
-    if preset is not None:
-        if preset != "demo":
-            raise XsomoValueError(f"unknown training preset {preset!r}; known: 'demo'")
-        return train_lstm(
-            drivers, targets,
-            **{**DEMO_DEFAULTS, **_explicit(locals())},
-        )  # fmt: skip
-    if not (consistency >= 0 and math.isfinite(consistency)):
-        raise XsomoValueError(f"consistency must be a finite weight >= 0, got {consistency!r}")
-    if int(consistency_cells) < 0:
-        raise XsomoValueError(f"consistency_cells must be >= 0, got {consistency_cells!r}")
-    dynamic = tuple(dynamic or cv.DYNAMIC_NAMES)
-    static = tuple(static or cv.STATIC_NAMES)
-    transforms = {"precipitation": "log1p"} if log_precip and "precipitation" in dynamic else {}
-    config = ModelConfig(
-        dynamic=dynamic, static=static, layers=tuple(layers), ensemble=ensemble, lookback=lookback,
-        seq_length=seq_length, hidden=hidden, dropout=dropout, initial_forget_bias=initial_forget_bias,
-        transforms=transforms, clip_negative=clip_negative,
-        training={
-            "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
-            "val_fraction": val_fraction, "seed": seed, "init_state_scale": init_state_scale,
-            "min_warmup": min_warmup, "consistency": consistency,
-            "consistency_cells": consistency_cells if consistency > 0 else 0, "mixed_precision": mixed_precision,
-        },
-    )  # fmt: skip
-    dev = rollout.resolve_device(device)
-    if threads is None and dev.type == "cpu" and hidden <= 64:
-        threads = 1
+    settings = training_config(config, preset=preset, **options)
+    dev = torch.device(resolve_device(device))
+    threads = training_threads(settings, dev, threads)
     old_threads = torch.get_num_threads()
-    if threads is not None and dev.type == "cpu":
-        torch.set_num_threads(int(threads))
+    if dev.type == "cpu":
+        torch.set_num_threads(threads)
     try:
-        return _train(
-            config, drivers, targets, dev=dev, cells=cells, val_fraction=val_fraction, seed=seed,
-            run_dir=run_dir, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-            init_state_scale=init_state_scale, steps_per_epoch=steps_per_epoch, consistency=float(consistency),
-            consistency_cells=int(consistency_cells),
-            min_warmup=lookback if min_warmup is None else min(int(min_warmup), lookback),
-            mixed_precision=mixed_precision, progress=progress,
-        )  # fmt: skip
+        with heap_allocations():
+            return _train(
+                settings, drivers, targets, dev=dev, cells=cells, run_dir=run_dir, progress=progress,
+                threads=threads, workers=workers,
+            )  # fmt: skip
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(
-    config: ModelConfig,
-    drivers: xr.Dataset,
-    targets: xr.Dataset,
-    *,
-    dev: torch.device,
-    cells: np.ndarray | None,
-    val_fraction: float,
-    seed: int,
-    run_dir: str | os.PathLike[str] | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    patience: int,
-    init_state_scale: float,
-    steps_per_epoch: int | None,
-    min_warmup: int,
-    consistency: float,
-    consistency_cells: int,
-    mixed_precision: bool,
-    progress: bool,
-) -> TrainedModel:
-    dynamic, static = config.dynamic, config.static
-    data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=dynamic, static=static)
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+@contextlib.contextmanager
+def heap_allocations() -> Iterator[None]:
+    """Serve large allocations from the heap and keep freed memory while training (glibc only).
+
+    Each training step allocates and frees tens of MB of activations (the LSTM's gates
+    for every day of every window). glibc serves blocks above 32 MB with ``mmap`` and
+    returns them with ``munmap``, so every step faulted its memory in again: measured on
+    the demo shape (batch 64 + 32 probe windows, 730 days, 64 hidden, one thread) 0.44-0.60 s
+    of system time per step next to 0.46 s of user time. With ``M_MMAP_MAX = 0`` and no
+    trimming it took 0.024 s. The settings are restored (and the heap trimmed) on exit;
+    elsewhere than glibc this does nothing.
+    """
+    libc = None
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        name = ctypes.util.find_library("c")
+        lib = ctypes.CDLL(name) if name else None
+        if lib is not None and hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim"):
+            libc = lib
+    if libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, 65536)  # glibc's defaults
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+        libc.malloc_trim(0)
+
+
+#: Largest hidden size trained on one thread by default (see :func:`training_threads`).
+SMALL_HIDDEN = 64
+
+
+def training_threads(settings: TrainingConfig, device: torch.device, threads: int | None = None) -> int:
+    """torch intra-op threads for training: ``threads`` if given, else 1 for small networks
+    (``hidden <= SMALL_HIDDEN``: their recurrent matrices are too small for threads to pay
+    off -- on a busy machine spinning OpenMP threads made a step 20-80 times slower), else
+    :func:`xsomo.runtime.cpu_cores`."""
+    if threads is not None:
+        if int(threads) < 1:
+            raise XsomoValueError(f"threads must be >= 1, got {threads!r}")
+        return int(threads)
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    return 1 if settings.hidden <= SMALL_HIDDEN else cpu_cores()
+
+
+def _model_config(settings: TrainingConfig) -> ModelConfig:
+    dynamic = tuple(settings.dynamic or cv.DYNAMIC_NAMES)
+    static = tuple(settings.static or cv.STATIC_NAMES)
+    transforms = {"precipitation": "log1p"} if settings.log_precip and "precipitation" in dynamic else {}
+    record = settings.to_dict()
+    if settings.consistency <= 0:
+        record["consistency_cells"] = 0
+    return ModelConfig(
+        dynamic=dynamic, static=static, layers=settings.layers, ensemble=settings.ensemble,
+        lookback=settings.lookback, seq_length=settings.seq_length, hidden=settings.hidden,
+        dropout=settings.dropout, initial_forget_bias=settings.initial_forget_bias, transforms=transforms,
+        clip_negative=settings.clip_negative, training=record,
+    )  # fmt: skip
+
+
+def _usable_cells(data: TrainingData, cells: np.ndarray | None) -> np.ndarray:
     usable = np.isfinite(data.static).all(axis=1) & np.isfinite(data.target).any(axis=(1, 2))
     if cells is not None:
         keep = np.zeros(usable.size, bool)
@@ -703,24 +924,185 @@ def _train(
     idx = np.flatnonzero(usable)
     if idx.size == 0:
         raise XsomoValueError("no target cell has both finite statics and at least one target value")
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(idx)
-    n_val = round(val_fraction * idx.size) if idx.size >= 5 else 0
-    val_cells, train_cells = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    stats = compute_stats(config, data, train_cells)
-    _check_run_dir(run_dir, config, stats, train_cells)
-    probe_cells = None
-    if consistency > 0 and consistency_cells > 0:
-        # cells without targets join the data (targets NaN) for the consistency penalty only
-        p_dyn, p_sta = _probe_inputs(drivers, data, consistency_cells, seed)
-        n0 = data.dynamic.shape[0]
-        probe_cells = np.concatenate([train_cells, n0 + np.arange(p_dyn.shape[0])])
-        nan_t = np.full((p_dyn.shape[0], *data.target.shape[1:]), np.nan, dtype=data.target.dtype)
-        data = TrainingData(
-            dynamic=np.concatenate([data.dynamic, p_dyn]), static=np.concatenate([data.static, p_sta]),
-            target=np.concatenate([data.target, nan_t]), lat=data.lat, lon=data.lon, time=data.time,
-            dynamic_names=data.dynamic_names, static_names=data.static_names, layers=data.layers,
-        )  # fmt: skip
+    return idx
+
+
+def _with_probes(
+    drivers: xr.Dataset, data: TrainingData, settings: TrainingConfig, train_cells: np.ndarray
+) -> tuple[TrainingData, np.ndarray]:
+    """The data with the penalty's probe cells appended (targets NaN), and the probe cell indices."""
+    if settings.consistency <= 0 or settings.consistency_cells <= 0:
+        return data, train_cells
+    rows, cols = probe_grid_cells(drivers, data, settings.consistency_cells, settings.seed)
+    p_dyn, p_sta = inputs_at_cells(drivers, rows, cols, dynamic=data.dynamic_names, static=data.static_names)
+    n0 = data.dynamic.shape[0]
+    nan_t = np.full((p_dyn.shape[0], *data.target.shape[1:]), np.nan, dtype=data.target.dtype)
+    merged = TrainingData(
+        dynamic=np.concatenate([data.dynamic, p_dyn]), static=np.concatenate([data.static, p_sta]),
+        target=np.concatenate([data.target, nan_t]), lat=data.lat, lon=data.lon, time=data.time,
+        dynamic_names=data.dynamic_names, static_names=data.static_names, layers=data.layers,
+        rows=np.concatenate([data.rows, rows]), cols=np.concatenate([data.cols, cols]),
+    )  # fmt: skip
+    return merged, np.concatenate([train_cells, n0 + np.arange(p_dyn.shape[0])])
+
+
+def _cascade_inputs(
+    xd: np.ndarray, partial: TrainedModel | None, sim: np.ndarray | None, member: int
+) -> np.ndarray:
+    """Normalised dynamic inputs of a member: forcings, then the upper layers' simulations (z-scored)."""
+    if sim is None or partial is None:
+        return xd
+    cas = [
+        np.nan_to_num(partial.normalise_target(sim[j, member], up))[..., None]
+        for j, up in enumerate(partial.config.layers)
+    ]
+    return np.concatenate([xd, *cas], axis=-1).astype("float32")
+
+
+def _forgetting_distance(model: TrainedModel, data: TrainingData, cells: np.ndarray, device: torch.device) -> np.ndarray:
+    """Largest convergence distance after ``lookback`` days per (layer, member) on ``cells``
+    (windows starting on the first day and, where the record allows, in its middle)."""
+    cfg = model.config
+    n = cfg.lookback + rollout.CHECK_EXTRA_DAYS
+    n_time = data.dynamic.shape[1]
+    if n_time < cfg.lookback or cells.size == 0:
+        return np.zeros((len(cfg.layers), cfg.ensemble))
+    n = min(n, n_time)
+    starts = sorted({0, max(0, (n_time - n) // 2)})
+    dyn = np.concatenate([data.dynamic[cells, s : s + n] for s in starts])
+    sta = np.concatenate([data.static[cells]] * len(starts))
+    dist = rollout.convergence_distance(model, dyn, sta, steps=cfg.lookback, device=device)
+    return np.nan_to_num(np.nanmax(dist, axis=-1)) if dist.size else np.zeros(dist.shape[:2])
+
+
+class _QueueBar:
+    """The progress bar of a member trained in a worker process: epochs go to the parent's queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def update(self, n: int = 1, **postfix: str) -> None:
+        self.queue.put(n)
+
+    def describe(self, text: str) -> None:
+        pass
+
+
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(queue: Any, threads: int) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = queue
+    torch.set_num_threads(threads)
+
+
+def _member_job(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    with heap_allocations():
+        return _train_member(**job, bar=_QueueBar(_WORKER_QUEUE))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Hide ``__main__``'s file and spec, so that spawned processes do not import it."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        if main is not None:
+            if "__file__" in saved:
+                delattr(main, "__file__")
+            main.__spec__ = None
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+class _MemberPool:
+    """Worker processes that train the members of a layer side by side (CPU only).
+
+    Each member is trained exactly as in the serial loop (same seeds, same weights); a
+    worker gets the layer's tensors once per member (pickled) and runs ``threads`` torch
+    threads. Spawned, not forked: a fork of a process whose OpenMP pool is running can hang.
+    """
+
+    def __init__(self, workers: int, threads: int) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = ctx.Queue()
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.queue, threads)
+        )
+        # start the workers now, without re-running the caller's script in them (spawn would
+        # import an unguarded __main__ again, which trains again): they need xsomo only
+        with _main_hidden():
+            for f in [self.executor.submit(int, 0) for _ in range(workers)]:
+                f.result()
+
+    def run(self, jobs: list[dict[str, Any]], bar: _Bar) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        import concurrent.futures
+        import queue as queue_mod
+
+        futures = [self.executor.submit(_member_job, job) for job in jobs]
+        pending = set(futures)
+        while pending:
+            _, pending = concurrent.futures.wait(pending, timeout=0.5)
+            with contextlib.suppress(queue_mod.Empty):
+                while True:
+                    bar.update(self.queue.get_nowait())
+        with contextlib.suppress(queue_mod.Empty):
+            while True:
+                bar.update(self.queue.get(timeout=0.1))
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def member_workers(settings: TrainingConfig, device: torch.device, workers: int | None, n_cells: int) -> int:
+    """Processes that train a layer's members side by side: ``workers`` if given, else
+    ``min(ensemble, cpu_cores())`` on the CPU when a member's training is large enough
+    to pay for starting them (about 3 s each; :data:`PARALLEL_MIN_CELL_DAYS`), else 1."""
+    if workers is not None:
+        if int(workers) < 1:
+            raise XsomoValueError(f"workers must be >= 1, got {workers!r}")
+        return min(int(workers), settings.ensemble)
+    if device.type != "cpu" or settings.ensemble < 2:
+        return 1
+    steps = settings.steps_per_epoch or MIN_BATCHES
+    work = settings.epochs * steps * settings.batch_size * (settings.lookback + settings.seq_length)
+    return min(settings.ensemble, cpu_cores()) if work >= PARALLEL_MIN_CELL_DAYS else 1
+
+
+#: Smallest training of a member (epochs x steps x batch x window days) trained in a worker process.
+PARALLEL_MIN_CELL_DAYS = 5_000_000
+
+
+def _train(
+    settings: TrainingConfig,
+    drivers: xr.Dataset,
+    targets: xr.Dataset,
+    *,
+    dev: torch.device,
+    cells: np.ndarray | None,
+    run_dir: str | os.PathLike[str] | None,
+    progress: bool,
+    threads: int = 1,
+    workers: int | None = None,
+) -> TrainedModel:
+    config = _model_config(settings)
+    data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=config.dynamic, static=config.static)
+    usable = _usable_cells(data, cells)
+    splits = [split_validation(data.target[:, k], usable, settings, layer) for k, layer in enumerate(config.layers)]
+    train_target = training_targets(data, splits)
+    train_cells = np.unique(np.concatenate([s.train for s in splits]))
+    stats = compute_stats(config, data, train_cells, train_target)
+    _check_run_dir(run_dir, config, stats, splits)
+    data, probe_cells = _with_probes(drivers, data, settings, train_cells)
+    pad = data.target.shape[0] - train_target.shape[0]
+    train_target = np.concatenate([train_target, np.full((pad, *train_target.shape[1:]), np.nan, "float32")])
     # normalised tensors, NaN inputs filled with the mean (as in the continuous roll-out)
     shell = TrainedModel.__new__(TrainedModel)
     shell.config, shell.stats = config, stats
@@ -729,40 +1111,36 @@ def _train(
     weights: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
     history: dict[str, Any] = {}
     t_start = time.perf_counter()
-    for k, layer in enumerate(config.layers):
-        y = (data.target[:, k] - stats.target_mean[k]) / stats.target_std[k]
-        y_t = torch.from_numpy(y.astype("float32")).to(dev)
-        upper = config.upper_layers(layer)
-        sim = None
-        if upper:
-            partial = _partial_model(config, stats, weights, upper)
-            sim = rollout.predict_block(
-                partial, data.dynamic, data.static, mode="continuous", spinup=1, device=dev
-            )  # (n_upper, members, cells, time) m3 m-3
-        for m in range(config.ensemble):
-            x = xd
-            if sim is not None:
-                cas = [
-                    np.nan_to_num(partial.normalise_target(sim[j, m], up))[..., None]
-                    for j, up in enumerate(upper)
-                ]
-                x = np.concatenate([xd, *cas], axis=-1).astype("float32")
-            ckpt = pathlib.Path(run_dir) / f"layer{layer}_member{m}.pt" if run_dir is not None else None
-            state, hist = _train_member(
-                x_dyn=torch.from_numpy(np.ascontiguousarray(x)).to(dev), x_stat=xs, y=y_t,
-                train_cells=train_cells, val_cells=val_cells, config=config, layer=layer, member=m,
-                seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                init_state_scale=init_state_scale, min_warmup=min_warmup, consistency=consistency, probe_cells=probe_cells, steps_per_epoch=steps_per_epoch, device=dev,
-                mixed_precision=mixed_precision, checkpoint=ckpt, progress=progress,
+    bar = _Bar(len(config.layers) * config.ensemble * settings.epochs, progress)
+    n_workers = member_workers(settings, dev, workers, data.dynamic.shape[0])
+    pool = _MemberPool(n_workers, max(1, threads // n_workers)) if n_workers > 1 else None
+    try:
+        for k, layer in enumerate(config.layers):
+            y = (train_target[:, k] - stats.target_mean[k]) / stats.target_std[k]
+            y_val = (data.target[:, k] - stats.target_mean[k]) / stats.target_std[k]
+            y_val[:, : splits[k].val_from] = np.nan
+            upper = config.upper_layers(layer)
+            partial = sim = None
+            if upper:
+                partial = _partial_model(config, stats, weights, upper)
+                sim = rollout.predict_block(
+                    partial, data.dynamic, data.static, mode="continuous", spinup=1, device=dev
+                )  # (n_upper, members, cells, time) m3 m-3
+            layer_weights = _train_layer(
+                k, layer, config=config, settings=settings, xd=xd, xs=xs, y=y, y_val=y_val, split=splits[k],
+                probe_cells=probe_cells, partial=partial, sim=sim, data=data, stats=stats, weights=weights,
+                run_dir=run_dir, history=history, bar=bar, device=dev, pool=pool,
             )  # fmt: skip
-            weights[(layer, m)] = state
-            history[f"layer{layer}_member{m}"] = hist
-            logger.info(
-                "layer %d member %d: best val loss %.4f at epoch %d",
-                layer, m, hist["best_val_loss"], hist["best_epoch"],
-            )  # fmt: skip
+            weights.update(layer_weights)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
     history["seconds"] = time.perf_counter() - t_start
-    history["validation_cells"] = np.column_stack([data.lat[val_cells], data.lon[val_cells]]).tolist()
+    history["validation_cells"] = {
+        f"layer{layer}": np.column_stack([data.lat[s.val], data.lon[s.val]]).tolist()
+        for layer, s in zip(config.layers, splits, strict=True)
+    }
     return TrainedModel(
         config,
         stats,
@@ -773,19 +1151,88 @@ def _train(
     )
 
 
-def _explicit(local: dict[str, Any]) -> dict[str, Any]:
-    """Options of a ``train_lstm`` call that differ from the function defaults."""
-    import inspect
-
-    sig = inspect.signature(train_lstm)
-    out = {}
-    for name, p in sig.parameters.items():
-        if p.kind is not p.KEYWORD_ONLY or name == "preset":
+def _train_layer(
+    k: int,
+    layer: int,
+    *,
+    config: ModelConfig,
+    settings: TrainingConfig,
+    xd: np.ndarray,
+    xs: torch.Tensor,
+    y: np.ndarray,
+    y_val: np.ndarray,
+    split: LayerSplit,
+    probe_cells: np.ndarray,
+    partial: TrainedModel | None,
+    sim: np.ndarray | None,
+    data: TrainingData,
+    stats: NormStats,
+    weights: dict[tuple[int, int], dict[str, torch.Tensor]],
+    run_dir: str | os.PathLike[str] | None,
+    history: dict[str, Any],
+    bar: _Bar,
+    device: torch.device,
+    pool: _MemberPool | None = None,
+) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
+    """Train every member of one layer (in ``pool``'s processes when given); check that the cascade so far forgets its initial
+    state on the probe cells, training again with a doubled penalty where it does not."""
+    y_t = torch.from_numpy(y.astype("float32")).to(device)
+    yv_t = torch.from_numpy(y_val.astype("float32")).to(device)
+    consistency = settings.consistency
+    record: dict[str, Any] = {"distance": [], "consistency": []}
+    for attempt in range(settings.forget_retries + 1):
+        layer_weights: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        jobs = []
+        for m in range(config.ensemble):
+            x = _cascade_inputs(xd, partial, sim, m)
+            ld = _LayerData(torch.from_numpy(np.ascontiguousarray(x)).to(device), xs, y_t, yv_t, split, probe_cells)
+            suffix = f"_retry{attempt}" if attempt else ""
+            ckpt = pathlib.Path(run_dir) / f"layer{layer}_member{m}{suffix}.pt" if run_dir is not None else None
+            jobs.append({
+                "data": ld, "config": config, "settings": settings, "layer": layer, "member": m,
+                "consistency": consistency, "checkpoint": ckpt,
+            })  # fmt: skip
+        retry = f" (retry {attempt})" if attempt else ""
+        if pool is not None:
+            bar.describe(f"layer {layer}, {config.ensemble} members in parallel{retry}")
+            results = pool.run(jobs, bar)
+        else:
+            results = []
+            for job in jobs:
+                bar.describe(f"layer {layer} member {job['member'] + 1}/{config.ensemble}{retry}")
+                results.append(_train_member(**job, bar=bar))
+        for m, (state, hist) in enumerate(results):
+            layer_weights[(layer, m)] = state
+            history[f"layer{layer}_member{m}"] = hist
+            logger.info("layer %d member %d: best val loss %.4f at epoch %d", layer, m, hist["best_val_loss"], hist["best_epoch"])
+        if settings.forget_tolerance <= 0:
+            return layer_weights
+        upto = config.layers[: k + 1]
+        model = _partial_model(config, stats, {**weights, **layer_weights}, upto)
+        check_cells = probe_cells[probe_cells >= 0]
+        dist = float(_forgetting_distance(model, data, check_cells, device)[k].max())
+        record["distance"].append(dist)
+        record["consistency"].append(consistency)
+        history[f"layer{layer}_forgetting"] = record
+        logger.info("layer %d: convergence distance %.2g m3 m-3 after %d days (weight %g)", layer, dist, config.lookback, consistency)
+        if dist <= settings.forget_tolerance:
+            return layer_weights
+        if attempt < settings.forget_retries and consistency > 0:
+            consistency *= 2
+            bar.grow(config.ensemble * settings.epochs)
             continue
-        value = local[name]
-        if value is not p.default and not (isinstance(value, int | float | str | tuple) and value == p.default):
-            out[name] = value
-    return out
+        why = "the penalty is off (consistency=0)" if consistency <= 0 else f"after {attempt + 1} trainings"
+        warnings.warn(
+            f"layer {layer}: the trained networks do not forget their initial state within the {config.lookback}-day "
+            f"lookback on the {check_cells.size} probe cells: roll-outs from different states still differ by "
+            f"{dist:.3g} m3 m-3 (tolerance {settings.forget_tolerance:g}) {why}. Prediction will need a longer "
+            "spin-up (predict() lengthens it where the drivers allow, else predicts window by window, much slower). "
+            "Train with a larger consistency= weight or more forget_retries= to avoid this",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return layer_weights
+    return layer_weights
 
 
 def _partial_model(
@@ -801,7 +1248,7 @@ def _partial_model(
 
 
 def _check_run_dir(
-    run_dir: str | os.PathLike[str] | None, config: ModelConfig, stats: NormStats, train_cells: np.ndarray
+    run_dir: str | os.PathLike[str] | None, config: ModelConfig, stats: NormStats, splits: Sequence[LayerSplit]
 ) -> None:
     """Create ``run_dir`` with a run description, or check that it describes this run."""
     if run_dir is None:
@@ -809,9 +1256,12 @@ def _check_run_dir(
     path = pathlib.Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     desc = json.dumps(
-        {"config": config.to_dict(), "stats": stats.to_dict(), "train_cells": train_cells.tolist()},
+        {
+            "config": config.to_dict(), "stats": stats.to_dict(),
+            "splits": [{"train": s.train.tolist(), "val": s.val.tolist(), "val_from": s.val_from} for s in splits],
+        },
         sort_keys=True,
-    )
+    )  # fmt: skip
     run_file = path / "run.json"
     if run_file.is_file():
         if run_file.read_text() != desc:
@@ -820,4 +1270,4 @@ def _check_run_dir(
                 "use another run_dir or delete this one"
             )
     else:
-        atomic_write_bytes(run_file, desc.encode())
+        atomic_write_text(run_file, desc)

@@ -154,16 +154,9 @@ def _lon_chunks(nlon: int, size: int) -> tuple[int, ...]:
 
 
 def _check_daily(time: pd.DatetimeIndex, *, source: str) -> None:
-    if time.size < 2:
-        return
-    step = np.diff(time.values).astype("timedelta64[s]").astype(np.int64)
-    if not (step == 86400).all():
-        bad = int(np.argmax(step != 86400))
-        raise GridMismatchError(
-            f"{source}: 'time' must be daily without gaps, but {time[bad].date()} is followed by "
-            f"{time[bad + 1].date()}. Reindex the drivers to a daily axis (missing days as NaN): "
-            "drivers.reindex(time=pd.date_range(start, end, freq='D'))."
-        )
+    from xsomo.model.inputs import check_daily_axis
+
+    check_daily_axis(time, source=source)
 
 
 def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int, int]:
@@ -207,13 +200,9 @@ def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int
 
 
 def _driver_array(drivers: xr.Dataset, name: str) -> xr.DataArray:
-    arr = drivers[name]
-    canonical = cv.VARIABLES.get(name)
-    if canonical is not None and "units" in arr.attrs:
-        from xsomo.units import convert
+    from xsomo.model.inputs import driver_variable
 
-        arr = convert(arr, canonical.units, name=name, source="drivers")
-    return arr
+    return driver_variable(drivers, name, source="drivers")
 
 
 def _gap_mask(missing: np.ndarray, window: int) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""One input path for training and prediction: units, order, the daily axis (issue 14, items 1 and 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from xsomo import testing
+from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
+from xsomo.model import inputs, training
+from xsomo.prediction import inference
+
+TINY = {
+    "layers": (1, 2), "ensemble": 1, "hidden": 4, "lookback": 20, "seq_length": 10, "epochs": 2,
+    "steps_per_epoch": 3, "batch_size": 8, "progress": False, "device": "cpu", "forget_tolerance": 0.0,
+    "consistency_cells": 4,
+}  # fmt: skip
+
+
+def _kelvin_and_celsius(drivers: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    """The same physical drivers with both temperatures in K and in degC.
+
+    The degC values lie on a 1/8-degree grid (exact in binary) and the kelvin values are
+    computed from them here, independently of xsomo.units.
+    """
+    kelvin, celsius = drivers.copy(), drivers.copy()
+    for name in ("air_temperature", "skin_temperature"):
+        c = np.round((drivers[name].values.astype("float64") - 273.15) * 8) / 8
+        celsius[name] = xr.DataArray(c, dims=drivers[name].dims, attrs={**drivers[name].attrs, "units": "degC"})
+        kelvin[name] = xr.DataArray(c + 273.15, dims=drivers[name].dims, attrs={**drivers[name].attrs, "units": "K"})
+    return kelvin, celsius
+
+
+def test_item1_same_drivers_in_kelvin_and_celsius_train_identical_models_and_predictions():
+    drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=150, cells=6)
+    kelvin, celsius = _kelvin_and_celsius(drivers)
+    a = training.train_lstm(kelvin, targets, seed=2, **TINY)
+    b = training.train_lstm(celsius, targets, seed=2, **TINY)
+    np.testing.assert_array_equal(a.stats.dynamic_mean, b.stats.dynamic_mean)
+    assert 270 < a.stats.dynamic_mean[0] < 300  # kelvin, as the canonical units say
+    for key in a.weights:
+        for name in a.weights[key]:
+            torch.testing.assert_close(a.weights[key][name], b.weights[key][name], atol=0, rtol=0)
+    pa = inference.predict(kelvin, a, mode="continuous", spinup=20, check_convergence=False).compute()
+    pb = inference.predict(celsius, a, mode="continuous", spinup=20, check_convergence=False).compute()
+    np.testing.assert_array_equal(pa["sm"].values, pb["sm"].values)
+    assert np.isfinite(pa["sm"].values).any()
+
+
+def test_item1_training_read_degC_as_kelvin_before():
+    """The check above can fail: raw degC values as inputs give another model."""
+    drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=150, cells=6)
+    kelvin, celsius = _kelvin_and_celsius(drivers)
+    mislabelled = celsius.copy()
+    for name in ("air_temperature", "skin_temperature"):
+        mislabelled[name].attrs["units"] = "K"  # degC numbers said to be kelvin
+    a = training.train_lstm(kelvin, targets, seed=2, **TINY)
+    b = training.train_lstm(mislabelled, targets, seed=2, **TINY)
+    assert not np.allclose(a.stats.dynamic_mean, b.stats.dynamic_mean)
+
+
+def test_inputs_at_cells_units_order_and_errors():
+    drivers, _, _ = testing.synthetic_case(seed=1, nlat=3, nlon=4, ndays=20, cells=3)
+    _, celsius = _kelvin_and_celsius(drivers)
+    celsius["precipitation"] = celsius["precipitation"] / 1000.0
+    celsius["precipitation"].attrs["units"] = "m d-1"
+    rows, cols = np.array([0, 2, 1]), np.array([3, 0, 1])
+    dyn, sta = inputs.inputs_at_cells(
+        celsius, rows, cols, dynamic=["precipitation", "air_temperature"], static=["aridity"], dtype="float64"
+    )
+    for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        np.testing.assert_allclose(dyn[k, :, 0], celsius["precipitation"].values[:, r, c] * 1000.0, rtol=1e-12)
+        np.testing.assert_allclose(dyn[k, :, 1], celsius["air_temperature"].values[:, r, c] + 273.15, rtol=1e-12)
+        assert sta[k, 0] == pytest.approx(float(drivers["aridity"].values[r, c]))
+    with pytest.raises(MissingVariableError, match="snow"):
+        inputs.inputs_at_cells(drivers, rows, cols, dynamic=["snow"], static=["aridity"])
+    bad = drivers.copy()
+    bad["air_temperature"].attrs["units"] = "m"
+    with pytest.raises(UnitError, match="air_temperature"):
+        inputs.inputs_at_cells(bad, rows, cols, dynamic=["air_temperature"], static=["aridity"])
+
+
+@pytest.mark.parametrize(
+    ("days", "match"),
+    [
+        (np.r_[0:50, 51:150], r"2014-02-19 is followed by 2014-02-21 \(1 missing day\).*reindex"),
+        (np.arange(0, 150, 2), r"every step is 2 days.*daily"),
+    ],
+    ids=["a missing day", "every second day"],
+)
+def test_item4_the_daily_axis_is_checked_in_training_and_in_prediction(days, match):
+    drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=150, cells=6)
+    assert str(pd.Timestamp(drivers.time.values[0]).date()) == "2014-01-01"
+    model = training.train_lstm(drivers, targets, **TINY)
+    gappy = drivers.isel(time=days)
+    with pytest.raises(GridMismatchError, match=match):
+        training.train_lstm(gappy, targets, **TINY)
+    with pytest.raises(GridMismatchError, match=match):
+        inference.predict(gappy, model, spinup=20)
+    with pytest.raises(GridMismatchError, match="increasing"):
+        inputs.check_daily_axis(drivers.time.values[::-1])
