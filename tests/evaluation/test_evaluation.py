@@ -7,7 +7,8 @@ import pytest
 import xarray as xr
 
 import xsomo  # noqa: F401  (registers .somo)
-from xsomo.evaluation import scores as ev
+from xsomo import evaluation as ev
+from xsomo.exceptions import XsomoValueError
 from xsomo.testing import synthetic_case
 
 # xsomo.testing still uses the deprecated DatetimeIndex.dayofyear (pandas 3); not ours to fix here
@@ -48,7 +49,7 @@ def test_footprint_weights_rule():
     np.testing.assert_allclose(ev.footprint_weights(0.22), [0.1 / 0.22, 0.12 / 0.22, 0.0])
     np.testing.assert_allclose(ev.footprint_weights(0.05), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(ev.footprint_weights(2.0), [0.2, 0.4, 0.4])
-    with pytest.raises(ev.XsomoValueError):
+    with pytest.raises(XsomoValueError):
         ev.footprint_weights(-1)
 
 

@@ -16,8 +16,8 @@ from somo_files import expected_value, write_somo_files
 
 import xsomo
 from xsomo import conventions as cv
-from xsomo.gis import export as gis
 from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
+from xsomo.gis import export as gis
 
 #: 6.4° x 4.8° at 0.1°: big enough for two overview levels with 16-pixel tiles
 COG_GRID = cv.GridSpec(west=10.0, east=16.4, south=50.0, north=54.8)
@@ -281,7 +281,7 @@ def test_one_published_file_opened_with_xarray(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")
 def test_metrics_from_evaluate_to_gpkg(tmp_path: pathlib.Path) -> None:
-    """The metrics Dataset that xsomo.evaluation.scores.evaluate returns goes to the GeoPackage as it is."""
+    """The metrics Dataset that xsomo.evaluation.evaluate returns goes to the GeoPackage as it is."""
     import pyogrio
 
     testing = pytest.importorskip("xsomo.testing")

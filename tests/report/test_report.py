@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from xsomo.evaluation import scores as ev
+from xsomo import evaluation as ev
 from xsomo.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")

@@ -7,6 +7,8 @@
   GeoPackage written by ``xsomo export --metrics``), as a new point layer.
 """
 
+import os
+
 from osgeo import gdal
 from qgis.core import (
     QgsCoordinateTransform,
@@ -26,16 +28,40 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProject,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QVariant
 
-from xsomo_qgis.somo_files import LayerFiles, SomoFileError, parse_day, write_geotiff
+from xsomo_qgis.somo_files import SUBDATASET, LayerFiles, SomoFileError, parse_day, write_geotiff
 
 _HELP_FILES = (
     "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
     "(or the published SoMo.ml v1 files SoMo.ml_v1_layer{N}_{YYYY}.nc, also in sub-folders). "
     "LAYER: 1 = 0-10 cm, 2 = 10-30 cm, 3 = 30-50 cm. Days are YYYY-MM-DD."
 )
+
+
+def raster_layer(alg, parameters, name, context):
+    """The raster of parameter ``name``; GDAL names such as ``NETCDF:"file.nc":layer1`` are accepted too."""
+    layer = alg.parameterAsRasterLayer(parameters, name, context)
+    if layer is not None and layer.isValid():
+        return layer
+    raw = parameters.get(name)
+    text = raw if isinstance(raw, str) else alg.parameterAsString(parameters, name, context)
+    if text:
+        m = SUBDATASET.match(text.strip())
+        path = m["path"] if m else text
+        if m and not os.path.isfile(path):
+            raise QgsProcessingException(f"{name}: the file {path} is missing")
+        layer = QgsRasterLayer(text.strip(), os.path.basename(path), "gdal")
+        if layer.isValid():
+            return layer
+        if not m and not os.path.exists(text):
+            raise QgsProcessingException(f"{name}: the raster {text} is missing (no such file)")
+    raise QgsProcessingException(
+        f"{name}: {text!r} could not be opened as a raster (a GeoTIFF, or a netCDF variable "
+        'as NETCDF:"file.nc":layer1)'
+    )
 
 
 class _Base(QgsProcessingAlgorithm):
@@ -204,11 +230,18 @@ class SampleAtStations(_Base):
 
     def processAlgorithm(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, "INPUT", context)
-        raster = self.parameterAsRasterLayer(parameters, "RASTER", context)
+        raster = raster_layer(self, parameters, "RASTER", context)
         band = self.parameterAsInt(parameters, "BAND", context) or 1
         field = self.parameterAsString(parameters, "FIELD", context) or "sm_map"
-        if source is None or raster is None:
-            raise QgsProcessingException("stations or raster could not be opened")
+        if source is None:
+            raise QgsProcessingException(
+                f"the stations {parameters.get('INPUT')!r} could not be opened as a point layer"
+            )
+        n_bands = raster.bandCount()
+        if not 1 <= band <= n_bands:
+            raise QgsProcessingException(
+                f"band {band} does not exist in {raster.source()}: the raster has {n_bands} band(s) (1..{n_bands})"
+            )
         fields = QgsFields(source.fields())
         if fields.indexFromName(field) >= 0:
             raise QgsProcessingException(

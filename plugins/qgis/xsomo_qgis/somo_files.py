@@ -6,9 +6,11 @@ One netCDF per layer and year (``SoMo.ml-EU_layer{N}_{YYYY}.nc`` or
 the CRS from the file's grid mapping; the band's day comes from ``NETCDF_DIM_time`` and
 the ``time#units`` metadata.
 
-The anomaly follows ``xsomo.gis.export``: the z-score of the period mean against the same
-calendar window in every year that the files cover completely,
-``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``, at least three years.
+The anomaly is xsomo's period anomaly, from the one file that defines it
+(``anomaly_kernels.py``, a git symlink to ``xsomo/evaluation/anomaly_kernels.py``, copied
+into the plugin zip): the z-score of the period mean against the same calendar window in
+every year that the files cover completely, ``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``,
+at least three years; an end on 29 February moves to 28 February in common years.
 """
 
 import datetime as dt
@@ -19,11 +21,15 @@ import re
 import numpy as np
 from osgeo import gdal
 
+from xsomo_qgis.anomaly_kernels import MIN_WINDOWS, period_zscore, year_windows
+
 gdal.UseExceptions()
 
 FILE_PATTERN = re.compile(
     r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$"
 )
+#: ``NETCDF:"path":layerN`` (GDAL's name of one variable of a netCDF file)
+SUBDATASET = re.compile(r'^NETCDF:"?(?P<path>.+?)"?:(?P<var>layer(?P<layer>\d+))$')
 _UNITS = {
     "day": 86400.0,
     "days": 86400.0,
@@ -42,6 +48,14 @@ class SomoFileError(Exception):
 
 def find_layer_files(folder, layer):
     """``{year: path}`` of one layer's files in ``folder`` (and its direct sub-folders)."""
+    if not folder:
+        raise SomoFileError("no folder given: choose the folder of the SoMo.ml-EU files")
+    if not os.path.exists(folder):
+        raise SomoFileError(f"the folder {folder} is missing (no such folder); check the path")
+    if not os.path.isdir(folder):
+        raise SomoFileError(
+            f"{folder} is a file, not a folder; choose the folder that holds the SoMo.ml-EU files"
+        )
     out = {}
     for path in sorted(
         glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))
@@ -78,10 +92,16 @@ class LayerFile:
     def __init__(self, path, layer):
         self.path = path
         self.name = f'NETCDF:"{path}":layer{int(layer)}'
+        if not os.path.isfile(path):
+            raise SomoFileError(f"{path}: the file is missing")
         try:
             self.ds = gdal.Open(self.name)
         except RuntimeError as err:
-            raise SomoFileError(f"{path}: cannot open variable layer{layer} ({err})") from err
+            raise SomoFileError(
+                f"{path}: not a SoMo.ml netCDF file with a variable layer{layer} "
+                f"(GDAL: {str(err).strip() or 'cannot open'}); the name matches the SoMo pattern but "
+                "the content does not: re-download or re-write it with xsomo predict"
+            ) from err
         md = self.ds.GetMetadata()
         units = md.get("time#units")
         if units is None:
@@ -160,7 +180,10 @@ class LayerFiles:
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     def anomaly(self, start, end):
-        """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``."""
+        """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``.
+
+        The windows and the z-score come from ``anomaly_kernels`` (xsomo's own definition).
+        """
         if end < start:
             raise SomoFileError(f"the period ends ({end}) before it starts ({start})")
         m0 = self.window_mean(start, end)
@@ -168,27 +191,17 @@ class LayerFiles:
             raise SomoFileError(
                 f"the period {start} ... {end} is not covered by the layer-{self.layer} files"
             )
+        days = sorted(self._where)
         means = []
-        years = sorted(self.files)
-        for k in range(years[0] - start.year - 1, years[-1] - start.year + 2):
-            try:
-                s, e = start.replace(year=start.year + k), end.replace(year=end.year + k)
-            except ValueError:  # 29 February
-                s = start.replace(year=start.year + k, day=28)
-                e = end.replace(year=end.year + k, day=28)
+        for _, s, e in year_windows(start, end, days[0], days[-1]):
             m = self.window_mean(s, e)
             if m is not None:
                 means.append(m)
-        if len(means) < 3:
+        if len(means) < MIN_WINDOWS:
             raise SomoFileError(
-                f"an anomaly needs the window in at least 3 years of the files; found {len(means)}"
+                f"an anomaly needs the window in at least {MIN_WINDOWS} years of the files; found {len(means)}"
             )
-        stack = np.stack(means)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mu = stack.mean(axis=0)
-            sd = stack.std(axis=0, ddof=1)
-            z = np.where(sd > 0, (m0 - mu) / np.where(sd > 0, sd, 1), np.nan)
-        return z, len(means)
+        return period_zscore(m0, np.stack(means)), len(means)
 
 
 def write_geotiff(path, array, geotransform, projection, tags=None):
