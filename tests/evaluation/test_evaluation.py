@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import xsomo  # noqa: F401  (registers .somo)
+import xsomo
 from xsomo import evaluation as ev
 from xsomo.exceptions import XsomoValueError
 from xsomo.testing import synthetic_case

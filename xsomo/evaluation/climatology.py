@@ -207,7 +207,7 @@ def parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Ti
 
 
 def window_mean(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.DataArray | None:
-    """Mean over the days ``start..end`` (NaN days skipped); None unless the data cover the window."""
+    """Mean over the days ``start..end`` (NaN days skipped, summed in float64); None unless the data cover the window."""
     t = pd.DatetimeIndex(da[cv.TIME].values)
     if t.size == 0 or start < t[0].normalize() or end > t[-1].normalize():
         return None
@@ -216,7 +216,7 @@ def window_mean(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.
         return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        return sub.mean(cv.TIME, skipna=True).drop_vars(cv.TIME, errors="ignore")
+        return sub.astype(np.float64).mean(cv.TIME, skipna=True).drop_vars(cv.TIME, errors="ignore")
 
 
 def period_anomaly(

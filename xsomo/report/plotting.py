@@ -108,7 +108,7 @@ def _geo_axes(ax: Any, lat: np.ndarray) -> None:
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: _degrees(v, p, axis="lon")))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, p: _degrees(v, p, axis="lat")))
-    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.xaxis.set_major_locator(MaxNLocator(3))
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_facecolor(WATER)
     ax.set_aspect(1 / np.cos(np.deg2rad(float(np.nanmean(lat)))))

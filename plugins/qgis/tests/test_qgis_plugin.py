@@ -353,3 +353,122 @@ def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_pat
     assert _sample(layer, 10.73, 50.42) == pytest.approx(
         float(value(1, dt.date(2010, 1, 15), la, lo)), abs=1e-7
     )
+
+
+def _run_expecting_error(alg_id, params):
+    """Run an algorithm that must fail; the text of its error (exception and feedback) in one string."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.errors = []
+
+        def reportError(self, error, fatalError=False):
+            self.errors.append(error)
+
+    fb = Feedback()
+    with pytest.raises(QgsProcessingException) as info:
+        processing.run(alg_id, params, feedback=fb)
+    return " | ".join([str(info.value), *fb.errors])
+
+
+def _all_cells(layer):
+    """The raster's band 1 as an array (GDAL), NaN for nodata."""
+    from osgeo import gdal
+
+    ds = gdal.Open(layer.source())
+    band = ds.GetRasterBand(1)
+    a = band.ReadAsArray().astype(float)
+    nd = band.GetNoDataValue()
+    if nd is not None and not np.isnan(nd):
+        a[a == nd] = np.nan
+    return a
+
+
+def test_leap_day_anomaly_equals_the_export(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 2: xsomo:anomalymap 2015-12-01 ... 2016-02-29 equals `xsomo export --stat anomaly`
+    (both from anomaly_kernels) and a numpy oracle whose windows end on the last day of February."""
+    import calendar
+
+    import processing
+    from make_test_data import LEAP_YEARS, leap_value
+
+    d, made = data_dir
+    if not made.get("leap"):
+        pytest.skip("test data made without the xsomo venv")
+    res = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": made["leap"], "LAYER": 1, "START": "2015-12-01", "END": "2016-02-29",
+         "OUTPUT": str(tmp_path / "leap.tif")},
+    )
+    assert res["N_YEARS"] == len(LEAP_YEARS) - 1
+    ours = _all_cells(_raster(res["OUTPUT"]))
+    theirs = _all_cells(_raster(d / "xsomo_leap_anomaly.tif"))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    lat, lon = grid()
+    means = {}
+    for y in LEAP_YEARS[:-1]:
+        end = dt.date(y + 1, 2, calendar.monthrange(y + 1, 2)[1])
+        n = (end - dt.date(y, 12, 1)).days + 1
+        means[y] = np.mean(
+            [leap_value(dt.date(y, 12, 1) + dt.timedelta(days=i), lat[:, None], lon[None, :]) for i in range(n)],
+            axis=0,
+            dtype=np.float64,
+        )
+    stack = np.stack(list(means.values()))
+    want = (means[2015] - stack.mean(axis=0)) / stack.std(axis=0, ddof=1)
+    np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-4)
+    assert np.isfinite(ours).sum() > 0.8 * ours.size
+
+
+def test_plugin_messages_name_the_problem(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 3: a non-SoMo file, a missing folder and a band that does not exist say so."""
+    d, _ = data_dir
+    msg = _run_expecting_error(
+        "xsomo:loadday",
+        {"FOLDER": str(d / "not_somo"), "LAYER": 1, "DATE": "2010-01-05", "OUTPUT": str(tmp_path / "a.tif")},
+    )
+    assert "not a SoMo.ml netCDF file" in msg and "SoMo.ml-EU_layer1_2010.nc" in msg, msg
+    assert "No such file or directory" not in msg, msg
+    missing = tmp_path / "no_such_folder"
+    msg = _run_expecting_error(
+        "xsomo:anomalymap",
+        {"FOLDER": str(missing), "LAYER": 1, "START": "2010-01-01", "END": "2010-01-05",
+         "OUTPUT": str(tmp_path / "b.tif")},
+    )
+    assert "missing" in msg and str(missing) in msg, msg
+    msg = _run_expecting_error(
+        "xsomo:sampleatstations",
+        {"INPUT": str(d / "stations.gpkg"), "RASTER": str(d / "somo" / "SoMo.ml-EU_layer2_2010.nc"),
+         "BAND": 41, "FIELD": "sm_map", "OUTPUT": str(tmp_path / "c.gpkg")},
+    )
+    assert "band 41 does not exist" in msg and "40 band" in msg, msg
+
+
+def test_sampleatstations_accepts_a_netcdf_variable_name(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 3: RASTER = NETCDF:"file":layer1 is accepted; band k is day k of the file."""
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    path = d / "somo" / "SoMo.ml-EU_layer1_2011.nc"
+    res = processing.run(
+        "xsomo:sampleatstations",
+        {"INPUT": str(d / "stations.gpkg"), "RASTER": f'NETCDF:"{path}":layer1', "BAND": 20,
+         "FIELD": "sm_day20", "OUTPUT": str(tmp_path / "s.gpkg")},
+    )
+    out = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
+    got = {f["station"]: f["sm_day20"] for f in out.getFeatures()}
+    day = dt.date(2011, 1, 20)
+    checked = 0
+    for sid, x, y in STATIONS:
+        inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
+        want = float(value(1, day, *_cell(x, y))) if inside else float("nan")
+        if np.isnan(want):
+            assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (sid, got[sid])
+        else:
+            assert got[sid] == pytest.approx(want, abs=1e-7), sid
+            checked += 1
+    assert checked >= 3

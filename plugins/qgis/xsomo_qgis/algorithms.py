@@ -228,6 +228,22 @@ class SampleAtStations(_Base):
             QgsProcessingParameterFeatureSink("OUTPUT", "Stations with raster values")
         )
 
+    def checkParameterValues(self, parameters, context):
+        # QGIS refuses GDAL names such as NETCDF:"file.nc":layer1 (not a file path) before the
+        # algorithm runs; check those here and the rest as usual
+        raw = parameters.get("RASTER")
+        if isinstance(raw, str) and SUBDATASET.match(raw.strip()):
+            m = SUBDATASET.match(raw.strip())
+            if not os.path.isfile(m["path"]):
+                return False, f"RASTER: the file {m['path']} is missing"
+            layer = QgsRasterLayer(raw.strip(), os.path.basename(m["path"]), "gdal")
+            if not layer.isValid():
+                return False, f"RASTER: {raw} could not be opened by GDAL"
+            parameters = dict(parameters)
+            parameters["RASTER"] = layer
+            self._checked_layer = layer  # keep it alive while QGIS checks
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, "INPUT", context)
         raster = raster_layer(self, parameters, "RASTER", context)

@@ -97,10 +97,10 @@ class LayerFile:
         try:
             self.ds = gdal.Open(self.name)
         except RuntimeError as err:
+            # GDAL says "No such file or directory" for a file that exists but is not netCDF
             raise SomoFileError(
-                f"{path}: not a SoMo.ml netCDF file with a variable layer{layer} "
-                f"(GDAL: {str(err).strip() or 'cannot open'}); the name matches the SoMo pattern but "
-                "the content does not: re-download or re-write it with xsomo predict"
+                f"{path}: not a SoMo.ml netCDF file with a variable layer{layer}; the name matches "
+                "the SoMo pattern but the content does not: re-download or re-write it with xsomo predict"
             ) from err
         md = self.ds.GetMetadata()
         units = md.get("time#units")
