@@ -57,9 +57,8 @@ def run_demo(
     dict
         Paths of the outputs and headline numbers.
     """
+    from xsomo.model import TrainedModel, training
     from xsomo.report import report as report_mod
-    from xsomo.model import training
-    from xsomo.model import TrainedModel
 
     out = Path(out)
     if fresh and out.exists():
@@ -121,7 +120,12 @@ def run_demo(
     metrics.to_netcdf(out / "metrics.nc")
     done(t0, f"metrics in {out / 'metrics.nc'}")
 
-    t0 = step("6/6 report")
-    index = report_mod.write_report(world=world, prediction=sm_dir, out=report_dir, model=model, targets=targets)
+    t0 = step("6/6 report (with the lookback permutation of the model)")
+    from xsomo.evaluation import experiments
+
+    _, memory = experiments.memory_experiment(world, model, drivers=drivers, seed=seed)
+    index = report_mod.write_report(
+        world=world, prediction=sm_dir, out=report_dir, model=model, targets=targets, memory=memory
+    )
     done(t0, f"report at {index}")
     return {"world": world, "model": model_dir, "files": sm_dir, "metrics": out / "metrics.nc", "report": index}

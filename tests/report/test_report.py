@@ -28,7 +28,8 @@ def prediction(tiny_world, tmp_path_factory):
 @pytest.fixture(scope="module")
 def report_dir(tiny_world, prediction, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    assert main(["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out)]) == 0
+    argv = ["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out), "--vector", "pdf"]
+    assert main(argv) == 0
     return out
 
 
@@ -41,8 +42,11 @@ def test_report_page_shows_existing_figures(report_dir):
         assert png.exists(), rel
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.stat().st_size > 5000
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"  # --vector pdf
     html = (report_dir / "index.html").read_text()
     assert html.count("<img") == len(images)
+    # the page says how its daily-anomaly maps differ from the exported period anomaly
+    assert "not** the exported period anomaly" in text and "nan" not in text.lower().split()
     for name in ("station_summary_all", "truth_skill", "product_mean_comparison", "memory_truth"):
         assert (report_dir / "tables" / f"{name}.csv").exists()
 
