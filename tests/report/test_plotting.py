@@ -44,7 +44,7 @@ def test_maps_have_degree_labels_and_leave_empty_products_out():
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["xsomo", "truth"]
     texts = _tick_texts(panels[0])
-    assert any(t.endswith("°E") or t.endswith("°W") for t in texts), texts
+    assert any(t.endswith(("°E", "°W")) for t in texts), texts
     assert any(t.endswith("°N") for t in texts), texts
     assert "nan" not in " ".join(texts).lower()
 
@@ -59,7 +59,7 @@ def test_colour_ranges_come_from_the_data():
                 "lon": ("station", np.linspace(-0.9, 0.9, 10))},
     )
     fig = plotting.station_map(m, metrics)
-    sc = [c for c in fig.axes[0].collections if c.get_array() is not None and c.get_array().size == 10][0]
+    sc = next(c for c in fig.axes[0].collections if c.get_array() is not None and c.get_array().size == 10)
     lo, hi = sc.get_clim()
     assert (lo, hi) == pytest.approx(tuple(np.percentile(rs, [2, 98])))
     # anomaly maps: a diverging range symmetric about 0, from the data
