@@ -306,3 +306,31 @@ def test_export_metrics_of_evaluate_with_footprint_weights(tmp_path: pathlib.Pat
             assert row[f"footprint_weight_layer{k}"] == pytest.approx(w)
     # stations A and B are on land (4 scored layers each), C on the "sea": the comparison means something
     assert np.isfinite(gdf["pearson_r"]).sum() == 8 and gdf.loc[gdf.station == "C", "pearson_r"].isna().all()
+
+
+def test_export_writes_the_qgis_style_beside_the_map(somo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """Issue 19 item 6: a sequential soil-moisture ramp for days and means, a diverging z-score ramp
+    centred on 0 for anomalies, as <name>.qml (QGIS's default style); --no-style leaves it out."""
+    import xml.etree.ElementTree as ET
+
+    def ramp(qml: pathlib.Path) -> tuple[float, float, dict[float, str]]:
+        shader = ET.parse(qml).getroot().find(".//colorrampshader")
+        items = {float(i.get("value")): i.get("color") for i in shader.findall("item")}
+        return float(shader.get("minimumValue")), float(shader.get("maximumValue")), items
+
+    day = tmp_path / "day.tif"
+    assert _main(["--input", str(somo_dir), "--date", "2010-01-05", "--out", str(day)]) == 0
+    lo, hi, items = ramp(day.with_suffix(".qml"))
+    assert (lo, hi) == (0.05, 0.5)
+    lum = [sum(int(c[k : k + 2], 16) for k in (1, 3, 5)) for _, c in sorted(items.items())]
+    assert lum == sorted(lum, reverse=True)  # sequential: light (dry) to dark (wet)
+    anom = tmp_path / "anom.tif"
+    argv = ["--input", str(somo_dir), "--stat", "anomaly", "--start", "2010-01-01", "--end", "2010-01-31"]
+    assert _main([*argv, "--out", str(anom)]) == 0
+    lo, hi, items = ramp(anom.with_suffix(".qml"))
+    assert lo == -hi == -3.0
+    assert items[0.0] == "#f5f5f5"  # the neutral colour sits on 0
+    assert items[-3.0] != items[3.0]
+    plain = tmp_path / "plain.tif"
+    assert _main(["--input", str(somo_dir), "--date", "2010-01-05", "--out", str(plain), "--no-style"]) == 0
+    assert not plain.with_suffix(".qml").exists()

@@ -57,6 +57,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--blocksize", type=int, default=256, help="COG tile size in pixels (default 256)"
     )
     p.add_argument("--no-overwrite", action="store_true", help="fail if --out exists")
+    p.add_argument(
+        "--no-style",
+        action="store_true",
+        help="do not write the QGIS style (<out>.qml: soil-moisture ramp, or z-score ramp centred on 0)",
+    )
     return p
 
 
@@ -111,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             climatology=tuple(args.climatology) if args.climatology else None,
             blocksize=args.blocksize,
             overwrite=not args.no_overwrite,
+            style=not args.no_style,
         )
     print(path)
     return 0

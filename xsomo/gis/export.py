@@ -37,9 +37,9 @@ from xsomo import conventions as cv
 from xsomo.evaluation.climatology import parse_period, period_anomaly, window_mean
 from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
-from xsomo.io.atomic import atomic_path
+from xsomo.io.atomic import atomic_path, atomic_write_text
 
-__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog"]
+__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "write_style"]
 
 Stat: TypeAlias = Literal["mean", "anomaly"]
 DateLike: TypeAlias = str | np.datetime64 | pd.Timestamp
@@ -186,6 +186,7 @@ def to_cog(
     blocksize: int = 256,
     overview_count: int | None = None,
     overwrite: bool = True,
+    style: bool = True,
 ) -> pathlib.Path:
     """Write one day or a period statistic of one layer as a Cloud-Optimized GeoTIFF.
 
@@ -215,6 +216,10 @@ def to_cog(
         Number of internal overviews (default: halvings until one tile holds the coarsest).
     overwrite
         Replace an existing file.
+    style
+        Also write the QGIS style ``<name>.qml`` beside the file (QGIS opens the map with
+        it): the sequential soil-moisture ramp, or the diverging z-score ramp centred on 0
+        for ``stat="anomaly"`` (:func:`write_style`).
 
     Returns
     -------
@@ -292,7 +297,30 @@ def to_cog(
             overview_resampling="AVERAGE",
             tags=tags,
         )
-    return pathlib.Path(path).expanduser()
+    target = pathlib.Path(path).expanduser()
+    if style:
+        write_style(target, "zscore" if stat == "anomaly" else "soil_moisture")
+    return target
+
+
+#: QGIS styles shipped in ``xsomo/data`` (the QGIS plugin links the same files)
+STYLES = {"soil_moisture": "soil_moisture.qml", "zscore": "zscore.qml"}
+
+
+def write_style(raster: str | os.PathLike[str], kind: str) -> pathlib.Path:
+    """Write the shipped QGIS style ``kind`` beside ``raster`` as ``<name>.qml`` (QGIS's default style).
+
+    ``"soil_moisture"``: sequential YlGnBu ramp 0.05-0.50 m3 m-3; ``"zscore"``: diverging
+    BrBG ramp -3..3 centred on 0.
+    """
+    from importlib import resources
+
+    if kind not in STYLES:
+        raise XsomoValueError(f"style {kind!r} unknown; use one of {sorted(STYLES)}")
+    text = (resources.files("xsomo.data") / STYLES[kind]).read_text(encoding="utf-8")
+    target = pathlib.Path(raster).expanduser().with_suffix(".qml")
+    atomic_write_text(target, text)
+    return target
 
 
 # ----------------------------------------------------------------------------- station metrics

@@ -472,3 +472,35 @@ def test_sampleatstations_accepts_a_netcdf_variable_name(qgis_app, data_dir, tmp
             assert got[sid] == pytest.approx(want, abs=1e-7), sid
             checked += 1
     assert checked >= 3
+
+
+def _shader(layer):
+    r = layer.renderer()
+    assert r.type() == "singlebandpseudocolor", r.type()
+    sh = r.shader().rasterShaderFunction()
+    return sh.minimumValue(), sh.maximumValue(), {round(i.value, 6): i.color.name() for i in sh.colorRampItemList()}
+
+
+def test_outputs_open_with_the_shipped_styles(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 6: loadday opens with the sequential soil-moisture ramp, anomalymap (and
+    xsomo's anomaly COG) with the diverging z-score ramp centred on 0."""
+    import processing
+
+    d, made = data_dir
+    day = processing.run(
+        "xsomo:loadday",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2010-01-10", "OUTPUT": str(tmp_path / "day.tif")},
+    )["OUTPUT"]
+    lo, hi, items = _shader(_raster(day))
+    assert (lo, hi) == pytest.approx((0.05, 0.5))
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25",
+         "OUTPUT": str(tmp_path / "anom.tif")},
+    )["OUTPUT"]
+    lo, hi, items = _shader(_raster(anom))
+    assert (lo, hi) == pytest.approx((-3.0, 3.0))
+    assert items[0.0] == "#f5f5f5"
+    if made["xsomo"]:
+        lo, hi, items = _shader(_raster(d / "xsomo_anomaly.tif"))
+        assert (lo, hi) == pytest.approx((-3.0, 3.0)) and items[0.0] == "#f5f5f5"

@@ -32,7 +32,14 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from xsomo_qgis.somo_files import SUBDATASET, LayerFiles, SomoFileError, parse_day, write_geotiff
+from xsomo_qgis.somo_files import (
+    SUBDATASET,
+    LayerFiles,
+    SomoFileError,
+    parse_day,
+    write_geotiff,
+    write_style,
+)
 
 _HELP_FILES = (
     "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
@@ -146,6 +153,7 @@ class LoadDay(_Base):
                 "statistic": "day",
             },
         )
+        write_style(out, "soil_moisture")
         return {"OUTPUT": out}
 
 
@@ -193,6 +201,7 @@ class AnomalyMap(_Base):
                 "n_years": n_years,
             },
         )
+        write_style(out, "zscore")
         return {"OUTPUT": out, "N_YEARS": n_years}
 
 

@@ -221,6 +221,25 @@ def write_geotiff(path, array, geotransform, projection, tags=None):
     return path
 
 
+STYLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "styles")
+
+
+def write_style(raster_path, kind):
+    """Put the shipped style ``kind`` ("soil_moisture" or "zscore") beside a raster as ``<name>.qml``.
+
+    QGIS loads a ``.qml`` of the same name as the layer's default style, so the output opens
+    with the sequential soil-moisture ramp or the diverging z-score ramp centred on 0.
+    """
+    with open(os.path.join(STYLES, f"{kind}.qml"), encoding="utf-8") as f:
+        text = f.read()
+    target = os.path.splitext(raster_path)[0] + ".qml"
+    tmp = target + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, target)
+    return target
+
+
 def parse_day(text):
     """``YYYY-MM-DD`` (or a QDate/QDateTime/date) to a ``datetime.date``."""
     if hasattr(text, "toPyDate"):
