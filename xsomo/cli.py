@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "experiment": "experiment",
     "export": "export",
+    "stac": "stac",
     "demo": "demo",
 }
 
