@@ -58,7 +58,7 @@ def test_stac_of_nothing_is_an_error(tmp_path: pathlib.Path) -> None:
     from xsomo.gis.stac import stac_catalog
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataFormatError, match="no SoMo.ml files"):
+    with pytest.raises(DataFormatError, match=r"no SoMo\.ml files"):
         stac_catalog(tmp_path / "empty", tmp_path / "cat2")
 
 
