@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "experiment": "experiment",
     "export": "export",
     "stac": "stac",
+    "series": "series",
+    "zonal": "zonal",
     "demo": "demo",
 }
 
