@@ -60,7 +60,9 @@ def test_plugin_metadata_and_provider(qgis_app):
     provider = reg.providerById("xsomo")
     assert provider is not None
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations"]
+    assert ids == [
+        "xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations", "xsomo:series", "xsomo:zonalstats"
+    ]
 
 
 def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
@@ -504,3 +506,98 @@ def test_outputs_open_with_the_shipped_styles(qgis_app, data_dir, tmp_path):
     if made["xsomo"]:
         lo, hi, items = _shader(_raster(d / "xsomo_anomaly.tif"))
         assert (lo, hi) == pytest.approx((-3.0, 3.0)) and items[0.0] == "#f5f5f5"
+
+
+BOXES = {"north": (10.12, 50.63, 10.78, 51.17), "east": (10.93, 50.02, 11.58, 50.57)}
+
+
+def _polygons(path):
+    from osgeo import ogr, osr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("zone", ogr.OFTString))
+    for name, (w, s, e, n) in BOXES.items():
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("zone", name)
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"))
+        lyr.CreateFeature(f)
+    ds = None
+    return path
+
+
+def _box_mean(day, box):
+    """cos-latitude weighted mean of value() over the cells whose centres lie in the box (numpy)."""
+    lat, lon = grid()
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    w_, s_, e_, n_ = box
+    inside = (lo > w_) & (lo < e_) & (la > s_) & (la < n_)
+    v = value(1, day, la, lo)
+    ok = inside & np.isfinite(v)
+    wts = np.cos(np.deg2rad(la))
+    return float((v[ok] * wts[ok]).sum() / wts[ok].sum()), int(inside.sum())
+
+
+def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 5: series at each station's cell and the area-weighted mean over polygons."""
+    import csv
+
+    import processing
+
+    d, _ = data_dir
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(d / "stations.gpkg"), "FIELD": "station",
+         "OUTPUT": str(tmp_path / "points.csv")},
+    )["OUTPUT"]
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == len(STATIONS) * 3 * 40
+    for r in rows[:: 7]:
+        sid = r["name"]
+        x, y = next((sx, sy) for s_, sx, sy in STATIONS if s_ == sid)
+        inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
+        want = float(value(1, dt.date.fromisoformat(r["date"]), *_cell(x, y))) if inside else float("nan")
+        if np.isnan(want):
+            assert r["sm"] == ""
+        else:
+            assert float(r["sm"]) == pytest.approx(want, abs=1e-6)
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg")), "FIELD": "zone",
+         "OUTPUT": str(tmp_path / "zones.csv")},
+    )["OUTPUT"]
+    rows = list(csv.DictReader(open(out)))
+    assert {r["name"] for r in rows} == set(BOXES)
+    for r in rows[:: 5]:
+        want, n = _box_mean(dt.date.fromisoformat(r["date"]), BOXES[r["name"]])
+        assert float(r["sm"]) == pytest.approx(want, rel=1e-6)
+        assert int(r["n_cells"]) == n
+
+
+def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 5: per polygon the area-weighted period mean and the period anomaly (numpy oracle)."""
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    res = processing.run(
+        "xsomo:zonalstats",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg")), "FIELD": "zone",
+         "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "zonal.gpkg")},
+    )
+    layer = QgsVectorLayer(res["OUTPUT"], "zonal", "ogr")
+    got = {f["zone"]: (f["mean_sm"], f["anomaly_z"], f["n_years"], f["n_cells"]) for f in layer.getFeatures()}
+    assert set(got) == set(BOXES)
+    for name, box in BOXES.items():
+        means = []
+        for y in (2010, 2011, 2012):
+            days = [dt.date(y, 1, 5) + dt.timedelta(days=i) for i in range(21)]
+            means.append(np.mean([_box_mean(day, box)[0] for day in days]))
+        z = (means[2] - np.mean(means)) / np.std(means, ddof=1)
+        mean_sm, anomaly_z, n_years, n_cells = got[name]
+        assert mean_sm == pytest.approx(means[2], rel=1e-6)
+        assert anomaly_z == pytest.approx(z, rel=1e-4, abs=1e-6)
+        assert n_years == 3 and n_cells == _box_mean(dt.date(2010, 1, 1), box)[1]

@@ -5,12 +5,17 @@
   window in the other years of the files).
 - ``xsomo:sampleatstations``: raster values at station points (e.g. the station-metrics
   GeoPackage written by ``xsomo export --metrics``), as a new point layer.
+- ``xsomo:series``: the daily series at each point (its cell) or averaged over each polygon
+  (area-weighted), as a CSV table.
+- ``xsomo:zonalstats``: per polygon, the area-weighted mean of a period and its anomaly.
 """
 
 import os
 
+import numpy as np
 from osgeo import gdal
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
     QgsFeatureSink,
@@ -22,13 +27,16 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProject,
     QgsRasterLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
@@ -36,7 +44,11 @@ from xsomo_qgis.somo_files import (
     SUBDATASET,
     LayerFiles,
     SomoFileError,
+    area_weighted_series,
+    cell_of,
     parse_day,
+    polygon_mask,
+    series_period_stats,
     write_geotiff,
     write_style,
 )
@@ -298,4 +310,146 @@ class SampleAtStations(_Base):
             out.setAttributes([*feat.attributes(), value])
             sink.addFeature(out, QgsFeatureSink.FastInsert)
             feedback.setProgress(100.0 * (i + 1) / total)
+        return {"OUTPUT": dest}
+
+
+def _features_in_4326(alg, parameters, context, name):
+    """``[(label, QgsGeometry in EPSG:4326)]`` of a vector parameter, labelled by the FIELD parameter."""
+    source = alg.parameterAsSource(parameters, name, context)
+    if source is None:
+        raise QgsProcessingException(f"{name}: the layer {parameters.get(name)!r} could not be opened")
+    field = alg.parameterAsString(parameters, "FIELD", context)
+    xform = QgsCoordinateTransform(
+        source.sourceCrs(), QgsCoordinateReferenceSystem("EPSG:4326"), context.transformContext()
+    )
+    out = []
+    for k, feat in enumerate(source.getFeatures()):
+        geom = feat.geometry()
+        if geom.isEmpty():
+            continue
+        geom.transform(xform)
+        label = str(feat[field]) if field else str(feat.id() if feat.id() >= 0 else k)
+        out.append((label, geom, feat))
+    return source, out
+
+
+def _regional_series(files, geom):
+    """Series of one feature: its cell (points) or the area-weighted mean over it (polygons)."""
+    f = files.first
+    shape = (f.ds.RasterYSize, f.ds.RasterXSize)
+    if geom.type() == QgsWkbTypes.PointGeometry:
+        pt = geom.asPoint() if not geom.isMultipart() else geom.asMultiPoint()[0]
+        cell = cell_of(f.geotransform, shape, pt.x(), pt.y())
+        days = sorted(files._where)
+        if cell is None:
+            return days, [float("nan")] * len(days), 0
+        return days, [float(files.read(d)[cell]) for d in days], 1
+    mask = polygon_mask(f.geotransform, shape, geom.asWkt())
+    days, values = area_weighted_series(files, mask)
+    return days, list(values), int(mask.sum())
+
+
+class Series(_Base):
+    def name(self):
+        return "series"
+
+    def displayName(self):
+        return "Soil-moisture series at points or over polygons"
+
+    def shortHelpString(self):
+        return (
+            "The daily soil moisture of every feature of INPUT as a CSV table (name, date, sm): at a point, "
+            "the value of the 0.1-degree cell holding it (a point on a cell edge belongs to the cell to its "
+            "north-east); over a polygon, the area-weighted mean (cell areas proportional to cos latitude) of "
+            "the cells whose centres lie inside, cells without data ignored. " + _HELP_FILES
+        )
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "INPUT", "Points or polygons", [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField("FIELD", "Name field", parentLayerParameterName="INPUT", optional=True)
+        )
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Series (CSV)", "CSV files (*.csv)"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        _, feats = _features_in_4326(self, parameters, context, "INPUT")
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        lines = ["name,date,sm,n_cells"]
+        for k, (label, geom, _) in enumerate(feats):
+            days, values, n = _regional_series(files, geom)
+            lines += [f"{label},{d.isoformat()},{'' if v != v else repr(float(v))},{n}" for d, v in zip(days, values)]
+            feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
+        tmp = out + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, out)
+        return {"OUTPUT": out}
+
+
+class ZonalStats(_Base):
+    def name(self):
+        return "zonalstats"
+
+    def displayName(self):
+        return "Soil-moisture mean and anomaly of a period per polygon"
+
+    def shortHelpString(self):
+        return (
+            "For every polygon: n_cells, mean_sm (the area-weighted mean over START..END of the cells whose "
+            "centres lie inside) and anomaly_z (the period anomaly of the polygon's mean series: its mean over "
+            "START..END against the same calendar window in every year of the files, as `xsomo zonal`; NULL "
+            "with fewer than 3 years). " + _HELP_FILES
+        )
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(
+            QgsProcessingParameterFeatureSource("INPUT", "Polygons", [QgsProcessing.TypeVectorPolygon])
+        )
+        self.addParameter(
+            QgsProcessingParameterField("FIELD", "Name field", parentLayerParameterName="INPUT", optional=True)
+        )
+        self.addParameter(QgsProcessingParameterString("START", "First day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterString("END", "Last day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Polygons with statistics"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        start = self._day(parameters, "START", context)
+        end = self._day(parameters, "END", context)
+        source, feats = _features_in_4326(self, parameters, context, "INPUT")
+        fields = QgsFields(source.fields())
+        for name in ("n_cells", "mean_sm", "anomaly_z", "n_years"):
+            if fields.indexFromName(name) >= 0:
+                raise QgsProcessingException(f"the polygons already have a field {name!r}; rename it first")
+        fields.append(QgsField("n_cells", QVariant.Int))
+        fields.append(QgsField("mean_sm", QVariant.Double))
+        fields.append(QgsField("anomaly_z", QVariant.Double))
+        fields.append(QgsField("n_years", QVariant.Int))
+        sink, dest = self.parameterAsSink(
+            parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
+        )
+        for k, (_, geom, feat) in enumerate(feats):
+            days, values, n = _regional_series(files, geom)
+            try:
+                mean, z, n_years = series_period_stats(days, np.asarray(values, float), start, end)
+            except SomoFileError as err:
+                raise QgsProcessingException(str(err)) from err
+            out = QgsFeature(fields)
+            out.setGeometry(feat.geometry())
+            out.setAttributes([
+                *feat.attributes(),
+                n,
+                None if mean != mean else float(mean),
+                None if z != z else float(z),
+                n_years,
+            ])
+            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
         return {"OUTPUT": dest}

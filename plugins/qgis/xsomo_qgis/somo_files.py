@@ -204,6 +204,92 @@ class LayerFiles:
         return period_zscore(m0, np.stack(means)), len(means)
 
 
+def cell_of(geotransform, shape, x, y):
+    """``(row, col)`` of the cell holding ``(x, y)``, or None outside: xsomo's cell rule.
+
+    Half-open cells; a point on an inner edge goes to the cell to its north-east; the outer
+    north and east edges are outside (as ``xsomo.conventions.GridSpec.snap``).
+    """
+    x0, dx, _, y0, _, dy = geotransform
+    ny, nx = shape
+    col = int(np.floor((x - x0) / dx + 1e-9))
+    south = y0 + dy * ny if dy < 0 else y0
+    from_south = int(np.floor((y - south) / abs(dy) + 1e-9))
+    if not (0 <= col < nx and 0 <= from_south < ny):
+        return None
+    row = ny - 1 - from_south if dy < 0 else from_south
+    return row, col
+
+
+def cell_latitudes(geotransform, shape):
+    """Latitude of each row's cell centres."""
+    _, _, _, y0, _, dy = geotransform
+    return y0 + dy * (np.arange(shape[0]) + 0.5)
+
+
+def polygon_mask(geotransform, shape, wkt):
+    """Cells whose centres lie inside the polygon ``wkt`` (EPSG:4326), rasterised by GDAL."""
+    from osgeo import ogr, osr
+
+    ny, nx = shape
+    mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(geotransform)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    mem.SetProjection(srs.ExportToWkt())
+    vec = ogr.GetDriverByName("Memory").CreateDataSource("")
+    lyr = vec.CreateLayer("p", srs, ogr.wkbUnknown)
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+    lyr.CreateFeature(feat)
+    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
+    return mem.GetRasterBand(1).ReadAsArray().astype(bool)
+
+
+def area_weighted_series(files, mask):
+    """``(days, values)``: the cos-latitude weighted mean over the ``mask`` cells of every day (NaN ignored)."""
+    f = files.first
+    lat = cell_latitudes(f.geotransform, mask.shape)
+    w = np.cos(np.deg2rad(lat))[:, None] * np.ones(mask.shape[1])[None, :]
+    w = np.where(mask, w, 0.0)
+    days = sorted(files._where)
+    out = np.full(len(days), np.nan)
+    for k, d in enumerate(days):
+        a = files.read(d)
+        ok = np.isfinite(a) & (w > 0)
+        if ok.any():
+            out[k] = float((a[ok] * w[ok]).sum() / w[ok].sum())
+    return days, out
+
+
+def series_period_stats(days, values, start, end):
+    """``(mean, z, n_years)`` of a daily series over ``start..end``: its mean and period anomaly.
+
+    The same definition as xsomo's zonal statistics: the period mean of the series, and
+    its z-score against the same calendar window in the other years (``anomaly_kernels``);
+    z is NaN with fewer than three windows.
+    """
+    pos = {d: i for i, d in enumerate(days)}
+
+    def mean(s, e):
+        n = (e - s).days + 1
+        idx = [pos.get(s + dt.timedelta(days=i)) for i in range(n)]
+        if any(i is None for i in idx):
+            return None
+        v = values[idx]
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if v.size else float("nan")
+
+    m0 = mean(start, end)
+    if m0 is None:
+        raise SomoFileError(f"the period {start} ... {end} is not covered by the files")
+    means = [m for _, s, e in year_windows(start, end, days[0], days[-1]) if (m := mean(s, e)) is not None]
+    if len(means) < MIN_WINDOWS:
+        return m0, float("nan"), len(means)
+    return m0, float(period_zscore(np.array(m0), np.array(means))), len(means)
+
+
 def write_geotiff(path, array, geotransform, projection, tags=None):
     """A float32 Cloud-Optimized GeoTIFF (DEFLATE, predictor, NaN nodata) through an in-memory raster."""
     ny, nx = array.shape
