@@ -553,7 +553,8 @@ def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
         {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(d / "stations.gpkg"), "FIELD": "station",
          "OUTPUT": str(tmp_path / "points.csv")},
     )["OUTPUT"]
-    rows = list(csv.DictReader(open(out)))
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == len(STATIONS) * 3 * 40
     for r in rows[:: 7]:
         sid = r["name"]
@@ -569,7 +570,8 @@ def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
         {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg")), "FIELD": "zone",
          "OUTPUT": str(tmp_path / "zones.csv")},
     )["OUTPUT"]
-    rows = list(csv.DictReader(open(out)))
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["name"] for r in rows} == set(BOXES)
     for r in rows[:: 5]:
         want, n = _box_mean(dt.date.fromisoformat(r["date"]), BOXES[r["name"]])

@@ -383,7 +383,7 @@ class Series(_Base):
         lines = ["name,date,sm,n_cells"]
         for k, (label, geom, _) in enumerate(feats):
             days, values, n = _regional_series(files, geom)
-            lines += [f"{label},{d.isoformat()},{'' if v != v else repr(float(v))},{n}" for d, v in zip(days, values)]
+            lines += [f"{label},{d.isoformat()},{'' if v != v else repr(float(v))},{n}" for d, v in zip(days, values, strict=True)]
             feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
         tmp = out + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
