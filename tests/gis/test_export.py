@@ -334,3 +334,28 @@ def test_export_writes_the_qgis_style_beside_the_map(somo_dir: pathlib.Path, tmp
     plain = tmp_path / "plain.tif"
     assert _main(["--input", str(somo_dir), "--date", "2010-01-05", "--out", str(plain), "--no-style"]) == 0
     assert not plain.with_suffix(".qml").exists()
+
+
+def test_export_time_stack_vrt_and_qlr(leap_dir: tuple[pathlib.Path, xr.DataArray], tmp_path: pathlib.Path) -> None:
+    """Issue 19 item 4: the whole period as one VRT (band k = day k, description = date, unit m3 m-3)
+    and a .qlr with one temporal layer per day."""
+    import xml.etree.ElementTree as ET
+
+    d, sm = leap_dir
+    out = tmp_path / "stack.vrt"
+    assert _main(["--input", str(d), "--layer", "1", "--out", str(out)]) == 0
+    with rasterio.open(out) as src:
+        assert src.count == sm.sizes["time"] and src.crs.to_epsg() == 4326
+        assert src.descriptions[0] == "2013-01-01" and src.descriptions[-1] == "2018-12-31"
+        assert set(src.units) == {"m3 m-3"}
+        k = list(src.descriptions).index("2016-02-29") + 1
+        np.testing.assert_array_equal(src.read(k), sm.sel(time="2016-02-29").values[::-1], strict=False)
+        assert src.bounds == pytest.approx((10.0, 50.0, 10.8, 50.6))
+    root = ET.parse(out.with_suffix(".qlr")).getroot()
+    layers = root.findall(".//maplayer")
+    assert len(layers) == sm.sizes["time"]
+    lay = next(m for m in layers if m.findtext("layername") == "2016-02-29")
+    assert lay.find("temporal").get("mode") == "0"
+    assert lay.findtext("temporal/fixedRange/start") == "2016-02-29T00:00:00Z"
+    assert lay.find(".//rasterrenderer").get("band") == str(k)
+    assert pathlib.Path(lay.findtext("datasource")) == out.resolve()

@@ -39,7 +39,7 @@ from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
 from xsomo.io.atomic import atomic_path, atomic_write_text
 
-__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "write_style"]
+__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "to_time_stack", "write_style"]
 
 Stat: TypeAlias = Literal["mean", "anomaly"]
 DateLike: TypeAlias = str | np.datetime64 | pd.Timestamp
@@ -321,6 +321,83 @@ def write_style(raster: str | os.PathLike[str], kind: str) -> pathlib.Path:
     target = pathlib.Path(raster).expanduser().with_suffix(".qml")
     atomic_write_text(target, text)
     return target
+
+
+# ----------------------------------------------------------------------------- time in QGIS
+
+
+def to_time_stack(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    layer: int = 1,
+    overwrite: bool = True,
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write one layer's whole period as a VRT (one band per day) and a QGIS layer definition beside it.
+
+    Parameters
+    ----------
+    source
+        SoMo.ml files: a folder or a glob (as :func:`xsomo.open_somo`).
+    path
+        The ``.vrt`` to write; ``<name>.qlr`` is written beside it.
+    layer
+        Soil layer.
+    overwrite
+        Replace existing files.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The VRT (band descriptions are the dates, unit m3 m-3, NaN nodata; the bands read
+        the netCDF files in place) and the ``.qlr``: a group of one layer per day with
+        temporal mode "fixed range" on its day and the soil-moisture style, which QGIS's
+        Temporal Controller steps through (QGIS 3.22 and later). See
+        :mod:`xsomo.gis.time_stack`.
+    """
+    from importlib import resources
+
+    from pyproj import CRS
+
+    from xsomo.gis import time_stack
+    from xsomo.io.somo import find_somo_files
+
+    path = pathlib.Path(path).expanduser()
+    if path.suffix.lower() != ".vrt":
+        raise XsomoValueError(f"{path}: the time stack is a GDAL VRT; use a .vrt name")
+    files = find_somo_files(source, layers=[layer])
+    sources: list[tuple[str, int, Any]] = []
+    grid = None
+    for f in files:
+        with xr.open_dataset(f.path) as ds:
+            days = pd.DatetimeIndex(ds[cv.TIME].values)
+            if grid is None:
+                grid = cv.GridSpec.from_coords(ds[cv.LAT].values, ds[cv.LON].values)
+        name = f'NETCDF:"{f.path.resolve()}":{cv.layer_var_name(layer)}'
+        sources += [(name, k + 1, d.date()) for k, d in enumerate(days)]
+    sources.sort(key=lambda s: s[2])
+    dates = [s[2] for s in sources]
+    if len(set(dates)) != len(dates):
+        raise XsomoValueError(f"{source}: a day appears in two files of layer {layer}")
+    assert grid is not None
+    text = time_stack.vrt_xml(
+        sources,
+        nx=grid.nlon,
+        ny=grid.nlat,
+        geotransform=(grid.west, grid.resolution, 0.0, grid.north, 0.0, -grid.resolution),
+        srs_wkt=CRS.from_user_input(cv.CRS).to_wkt(),
+        layer=layer,
+    )
+    qlr = path.with_suffix(".qlr")
+    if not overwrite:
+        for p in (path, qlr):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; pass overwrite=True (or leave out --no-overwrite)")
+    atomic_write_text(path, text)
+    style = (resources.files("xsomo.data") / STYLES["soil_moisture"]).read_text(encoding="utf-8")
+    group = f"soil moisture layer {layer} ({dates[0]:%Y-%m-%d} … {dates[-1]:%Y-%m-%d})"
+    atomic_write_text(qlr, time_stack.qlr_xml(str(path), dates, group=group, style_qml=style))
+    return path, qlr
 
 
 # ----------------------------------------------------------------------------- station metrics

@@ -244,6 +244,7 @@ def main(out):
             period=LEAP_PERIOD,
             blocksize=16,
         )
+        gis.to_time_stack(somo, os.path.join(out, "xsomo_stack.vrt"), layer=1)
         # a day on the full 355 x 570 Europe grid with the default 256-pixel tiles (two overviews)
         from xsomo import conventions as cv
 

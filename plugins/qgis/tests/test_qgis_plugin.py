@@ -61,7 +61,8 @@ def test_plugin_metadata_and_provider(qgis_app):
     assert provider is not None
     ids = sorted(a.id() for a in provider.algorithms())
     assert ids == [
-        "xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations", "xsomo:series", "xsomo:zonalstats"
+        "xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations", "xsomo:series", "xsomo:timelayer",
+        "xsomo:zonalstats",
     ]
 
 
@@ -603,3 +604,58 @@ def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):
         assert mean_sm == pytest.approx(means[2], rel=1e-6)
         assert anomaly_z == pytest.approx(z, rel=1e-4, abs=1e-6)
         assert n_years == 3 and n_cells == _box_mean(dt.date(2010, 1, 1), box)[1]
+
+
+def _day_layer(layers, day):
+    """The one layer of a time group that the Temporal Controller shows on ``day``."""
+    from qgis.core import QgsDateTimeRange
+    from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime
+
+    noon = QDateTime(QDate(day.year, day.month, day.day), QTime(12, 0), Qt.UTC)
+    rng = QgsDateTimeRange(noon, noon)
+    hits = [lay for lay in layers if lay.temporalProperties().isVisibleInTemporalRange(rng)]
+    assert len(hits) == 1, [h.name() for h in hits]
+    return hits[0]
+
+
+def test_time_layer_steps_to_the_right_day(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 4: the VRT has one band per day (descriptions = dates, unit m3 m-3); the .qlr group
+    loads with one temporal layer per day; the layer shown on a day samples that day's value."""
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsLayerDefinition, QgsProject
+
+    d, made = data_dir
+    project = QgsProject()
+    res = processing.run(
+        "xsomo:timelayer",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "OUTPUT": str(tmp_path / "stack.vrt"), "LOAD": False},
+    )
+    assert res["N_DAYS"] == 3 * 40
+    ds = gdal.Open(res["OUTPUT"])
+    assert ds.RasterCount == 120
+    assert ds.GetRasterBand(1).GetDescription() == "2010-01-01"
+    assert ds.GetRasterBand(120).GetDescription() == "2012-02-09"
+    assert ds.GetRasterBand(41).GetUnitType() == "m3 m-3"
+    assert QgsLayerDefinition.loadLayerDefinition(res["QLR"], project, project.layerTreeRoot())[0]
+    layers = list(project.mapLayers().values())
+    assert len(layers) == 120 and all(lay.isValid() for lay in layers)
+    for day in (dt.date(2010, 1, 1), dt.date(2011, 1, 20), dt.date(2012, 2, 9)):
+        lay = _day_layer(layers, day)
+        assert lay.name() == day.isoformat()
+        assert lay.temporalProperties().isActive()
+        band = lay.renderer().band()
+        for x, y in POINTS[:3]:
+            la, lo = _cell(x, y)
+            assert _sample(lay, x, y, band) == pytest.approx(float(value(1, day, la, lo)), abs=1e-7)
+    # the stack `xsomo export --out *.vrt` writes loads and steps the same way
+    if made["xsomo"]:
+        other = QgsProject()
+        assert QgsLayerDefinition.loadLayerDefinition(str(d / "xsomo_stack.qlr"), other, other.layerTreeRoot())[0]
+        layers = list(other.mapLayers().values())
+        assert len(layers) == 120 and all(lay.isValid() for lay in layers)
+        lay = _day_layer(layers, dt.date(2011, 1, 20))
+        la, lo = _cell(*POINTS[1])
+        assert _sample(lay, *POINTS[1], lay.renderer().band()) == pytest.approx(
+            float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7
+        )

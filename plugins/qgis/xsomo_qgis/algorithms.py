@@ -8,6 +8,8 @@
 - ``xsomo:series``: the daily series at each point (its cell) or averaged over each polygon
   (area-weighted), as a CSV table.
 - ``xsomo:zonalstats``: per polygon, the area-weighted mean of a period and its anomaly.
+- ``xsomo:timelayer``: one layer's whole period as a VRT (one band per day) and a layer
+  definition (.qlr) that the Temporal Controller steps through; loaded into the project.
 """
 
 import os
@@ -25,6 +27,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -41,6 +44,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from xsomo_qgis.somo_files import (
+    STYLES,
     SUBDATASET,
     LayerFiles,
     SomoFileError,
@@ -52,6 +56,7 @@ from xsomo_qgis.somo_files import (
     write_geotiff,
     write_style,
 )
+from xsomo_qgis.time_stack import qlr_xml, vrt_xml
 
 _HELP_FILES = (
     "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
@@ -453,3 +458,62 @@ class ZonalStats(_Base):
             sink.addFeature(out, QgsFeatureSink.FastInsert)
             feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
         return {"OUTPUT": dest}
+
+
+class TimeLayer(_Base):
+    def name(self):
+        return "timelayer"
+
+    def displayName(self):
+        return "Load a layer's whole period as a time-aware group"
+
+    def shortHelpString(self):
+        return (
+            "Writes OUTPUT.vrt (one band per day of the files, band descriptions are the dates, unit m3 m-3) and "
+            "OUTPUT.qlr (a group of one layer per day, each with a fixed temporal range on its day and the "
+            "soil-moisture style) and adds the group to the project: turn on the Temporal Controller "
+            "(View > Panels > Temporal Controller) and step through the days. " + _HELP_FILES
+        )
+
+    def flags(self):
+        return super().flags() | QgsProcessingAlgorithm.FlagNoThreading
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Time stack (VRT)", "GDAL VRT (*.vrt)"))
+        self.addParameter(QgsProcessingParameterBoolean("LOAD", "Add the group to the project", defaultValue=True))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        if not out.lower().endswith(".vrt"):
+            out += ".vrt"
+        sources = []
+        for year in sorted(files.files):
+            f = files.files[year]
+            sources += [(f.name, f.band_of[d], d) for d in f.days]
+        sources.sort(key=lambda s: s[2])
+        first = files.first
+        text = vrt_xml(
+            sources,
+            nx=first.ds.RasterXSize,
+            ny=first.ds.RasterYSize,
+            geotransform=first.geotransform,
+            srs_wkt=first.projection,
+            layer=files.layer,
+        )
+        with open(os.path.join(STYLES, "soil_moisture.qml"), encoding="utf-8") as fh:
+            style = fh.read()
+        days = [s[2] for s in sources]
+        group = f"soil moisture layer {files.layer} ({days[0]} ... {days[-1]})"
+        qlr = os.path.splitext(out)[0] + ".qlr"
+        for path, content in ((out, text), (qlr, qlr_xml(out, days, group=group, style_qml=style))):
+            with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                fh.write(content)
+            os.replace(path + ".tmp", path)
+        feedback.pushInfo(f"{len(days)} days in {out}; layer definition {qlr}")
+        if self.parameterAsBoolean(parameters, "LOAD", context) and context.project() is not None:
+            from qgis.core import QgsLayerDefinition
+
+            QgsLayerDefinition.loadLayerDefinition(qlr, context.project(), context.project().layerTreeRoot())
+        return {"OUTPUT": out, "QLR": qlr, "N_DAYS": len(days)}
