@@ -27,7 +27,7 @@ def _main(argv: list[str]) -> int:
 @pytest.fixture(scope="module")
 def somo_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     d = tmp_path_factory.mktemp("somo_cli")
-    write_somo_files(d, layers=(1, 3), years=(2010, 2011, 2012), days=40)
+    write_somo_files(d, layers=(1, 3), years=(2010, 2011, 2012), days=40, writer="xsomo")
     return d
 
 
@@ -108,6 +108,20 @@ def test_export_day_mean_anomaly(
     )
     with rasterio.open(out) as src:
         assert src.tags()["statistic"] == "anomaly"
+        assert src.crs.to_epsg() == 4326
+        z = src.read(1)
+    # numpy: the January means of 2010, 2011, 2012 (40 days a year: every January is covered)
+    means = np.stack(
+        [
+            expected_value(1, pd.date_range(f"{y}-01-01", f"{y}-01-31").to_numpy(), GRID.lat[::-1], GRID.lon)
+            .astype(float)
+            .mean(0)
+            for y in (2010, 2011, 2012)
+        ]
+    )
+    want = (means[0] - means.mean(0)) / means.std(0, ddof=1)
+    np.testing.assert_allclose(z, want, rtol=1e-4, atol=1e-4)
+    assert np.isnan(z).sum() == np.isnan(want).sum() > 0
 
 
 def test_export_metrics_and_errors(
@@ -173,7 +187,11 @@ def test_export_through_the_xsomo_command(somo_dir: pathlib.Path, tmp_path: path
         )
         == 0
     )
-    assert out.exists()
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 4326
+        got = src.read(1)
+    want = expected_value(1, np.array(["2010-01-02"], dtype="datetime64[ns]"), GRID.lat[::-1], GRID.lon)[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
     assert (
         main(
             [
