@@ -358,6 +358,33 @@ def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_pat
     )
 
 
+def _render(layers, extent_layer, name, tmp_path, width=520):
+    """Render ``layers`` headless to a PNG (in tmp_path; also in $XSOMO_DOCS_IMG for docs/gis.md)."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(extent_layer.crs())
+    settings.setExtent(extent_layer.extent())
+    ext = extent_layer.extent()
+    settings.setOutputSize(QSize(width, int(width * ext.height() / ext.width())))
+    settings.setBackgroundColor(QColor("#d4e6f1"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    path = tmp_path / f"{name}.png"
+    assert image.save(str(path), "png")
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 5, "the rendered map is (nearly) one colour"
+    docs = os.environ.get("XSOMO_DOCS_IMG")
+    if docs:
+        shutil.copyfile(path, pathlib.Path(docs) / f"{name}.png")
+    return path
+
+
 def _run_expecting_error(alg_id, params):
     """Run an algorithm that must fail; the text of its error (exception and feedback) in one string."""
     import processing
@@ -593,6 +620,21 @@ def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):
     )
     layer = QgsVectorLayer(res["OUTPUT"], "zonal", "ogr")
     got = {f["zone"]: (f["mean_sm"], f["anomaly_z"], f["n_years"], f["n_cells"]) for f in layer.getFeatures()}
+    from qgis.core import QgsPalLayerSettings, QgsVectorLayerSimpleLabeling
+
+    label = QgsPalLayerSettings()
+    label.fieldName = "\"zone\" || ': z ' || format_number(\"anomaly_z\", 2)"
+    label.isExpression = True
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
+    layer.setLabelsEnabled(True)
+    layer.renderer().symbol().setOpacity(0.35)
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25",
+         "OUTPUT": str(tmp_path / "anom.tif")},
+    )["OUTPUT"]
+    raster = _raster(anom)
+    _render([layer, raster], raster, "qgis_zonalstats", tmp_path)
     assert set(got) == set(BOXES)
     for name, box in BOXES.items():
         means = []
@@ -648,6 +690,7 @@ def test_time_layer_steps_to_the_right_day(qgis_app, data_dir, tmp_path):
         for x, y in POINTS[:3]:
             la, lo = _cell(x, y)
             assert _sample(lay, x, y, band) == pytest.approx(float(value(1, day, la, lo)), abs=1e-7)
+    _render([_day_layer(layers, dt.date(2011, 1, 20))], layers[0], "qgis_timelayer_2011-01-20", tmp_path)
     # the stack `xsomo export --out *.vrt` writes loads and steps the same way
     if made["xsomo"]:
         other = QgsProject()
