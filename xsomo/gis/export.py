@@ -379,7 +379,8 @@ def to_time_stack(
     dates = [s[2] for s in sources]
     if len(set(dates)) != len(dates):
         raise XsomoValueError(f"{source}: a day appears in two files of layer {layer}")
-    assert grid is not None
+    if grid is None:  # find_somo_files raises before this; kept for type checkers
+        raise XsomoValueError(f"{source}: no SoMo.ml files of layer {layer}")
     text = time_stack.vrt_xml(
         sources,
         nx=grid.nlon,

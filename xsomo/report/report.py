@@ -314,7 +314,8 @@ def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray |
 
 def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None = None) -> xr.Dataset:
     """Skill at the COSMOS-like stations: xsomo's metrics, every dataset at the same stations, figures."""
-    assert inp.cosmos is not None
+    if inp.cosmos is None:
+        raise DataFormatError(f"{inp.world} has no cosmos/ folder: no stations to score against")
     cosmos, sm, datasets, training = inp.cosmos, inp.sm, inp.datasets, inp.training
     sec = rep.section("Skill at the independent COSMOS-like stations")
     if metrics is None:
