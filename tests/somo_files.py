@@ -1,9 +1,11 @@
-"""Helpers: Writers of small SoMo.ml-EU / SoMo.ml v1 style files for the GIS tests, and checks of them.
+"""Helpers: small SoMo.ml-EU / SoMo.ml v1 files for the GIS and backend tests, and checks of them.
 
-The files follow the prediction issue's layout (one CF-1.8 netCDF4 per layer and year,
-variable ``layer{N}``, lat descending, grid mapping ``spatial_ref`` written by rioxarray)
-so the backend and export tests do not depend on :mod:`xsomo.prediction.output` being finished.
-Values are a known function of layer, day, lat and lon (:func:`expected_value`).
+With ``writer="xsomo"`` the SoMo.ml-EU files are written by xsomo's own writer
+(:func:`xsomo.prediction.output.to_files`), so the GIS tests read what users get; the default
+stand-ins (and the SoMo.ml v1 names, a stand-in of the published files) have the same layout
+written with rioxarray: one CF-1.8 netCDF4 per layer and year, variable ``layer{N}``, lat
+descending, grid mapping ``spatial_ref``. Values are a known
+function of layer, day, lat and lon (:func:`expected_value`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import pathlib
 
 import numpy as np
 import pandas as pd
-import pytest
 import xarray as xr
 
 from xsomo import conventions as cv
@@ -83,20 +84,45 @@ def write_somo_file(path: pathlib.Path, layer: int, year: int, **kwargs: object)
     return path
 
 
+def write_with_xsomo(
+    directory: pathlib.Path, layer: int, year: int, *, grid: cv.GridSpec = GRID, days: int | None = None
+) -> pathlib.Path:
+    """One layer-year written by :func:`xsomo.prediction.output.to_files` with :func:`expected_value`."""
+    from xsomo.prediction.output import to_files
+
+    time = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    if days is not None:
+        time = time[:days]
+    sm = xr.DataArray(
+        expected_value(layer, time.to_numpy(), grid.lat, grid.lon)[None],
+        dims=(cv.LAYER, cv.TIME, cv.LAT, cv.LON),
+        coords={cv.TIME: time, **grid.coords(), **cv.layer_coords([layer])},
+    )
+    (path,) = to_files(sm.to_dataset(name=cv.SM), directory, progress=False)
+    return path
+
+
 def write_somo_files(
     directory: pathlib.Path,
     layers: tuple[int, ...] = (1, 2, 3),
     years: tuple[int, ...] = (2010, 2011),
     *,
     v1: bool = False,
+    writer: str = "standin",
     **kwargs: object,
 ) -> list[pathlib.Path]:
-    """SoMo.ml-EU files (``v1=True``: SoMo.ml v1 names, in ``SoMo.ml_v1_layer{N}/`` folders)."""
+    """SoMo.ml-EU files written by rioxarray (``writer="xsomo"``: by xsomo's ``to_files``, as the
+    GIS tests use; ``v1=True``: SoMo.ml v1 stand-ins, in ``SoMo.ml_v1_layer{N}/`` folders).
+
+    The stand-ins keep 64-day netCDF chunks that the backend's chunking tests rely on."""
     out = []
     for layer in layers:
         for year in years:
             if v1:
                 p = directory / f"SoMo.ml_v1_layer{layer}" / f"SoMo.ml_v1_layer{layer}_{year}.nc"
+            elif writer == "xsomo":
+                out.append(write_with_xsomo(directory, layer, year, **kwargs))  # type: ignore[arg-type]
+                continue
             else:
                 p = directory / cv.output_filename(layer, year)
             out.append(write_somo_file(p, layer, year, **kwargs))

@@ -27,7 +27,7 @@ _LAZY: dict[str, str] = {
     "cross_validate": "xsomo.model.crossval:cross_validate",
     "predict": "xsomo.prediction.inference:predict",
     "to_files": "xsomo.prediction.output:to_files",
-    "evaluate": "xsomo.evaluation.scores:evaluate",
+    "evaluate": "xsomo.evaluation:evaluate",
     "open_somo": "xsomo.io.somo:open_somo",
 }
 

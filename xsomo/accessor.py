@@ -59,14 +59,14 @@ class SomoAccessor:
 
     # step 5: evaluation
     def evaluate(self, reference: xr.Dataset, **kwargs: Any) -> xr.Dataset:
-        """Skill against independent stations or a gridded product. See :func:`xsomo.evaluation.scores.evaluate`."""
-        from xsomo.evaluation import scores as evaluation
+        """Skill against independent stations or a gridded product. See :func:`xsomo.evaluation.evaluate`."""
+        from xsomo import evaluation
 
         return evaluation.evaluate(self._obj, reference, **kwargs)
 
     def anomalies(self, **kwargs: Any) -> xr.Dataset:
-        """Normalised anomalies against the daily climatology. See :func:`xsomo.evaluation.scores.anomalies`."""
-        from xsomo.evaluation import scores as evaluation
+        """Normalised anomalies against the daily climatology. See :func:`xsomo.evaluation.anomalies`."""
+        from xsomo import evaluation
 
         return evaluation.anomalies(self._obj, **kwargs)
 

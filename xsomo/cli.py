@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "experiment": "experiment",
     "export": "export",
+    "stac": "stac",
+    "series": "series",
+    "zonal": "zonal",
     "demo": "demo",
 }
 

@@ -145,7 +145,12 @@ def run_demo(
     metrics.to_netcdf(out / "metrics.nc")
     done(t0, f"metrics in {out / 'metrics.nc'}")
 
-    t0 = step("6/6 report")
-    index = report_mod.write_report(world=world, prediction=sm_dir, out=report_dir, model=model, targets=targets)
+    t0 = step("6/6 report (with the lookback permutation of the model)")
+    from xsomo.evaluation import experiments
+
+    _, memory = experiments.memory_experiment(world, model, drivers=drivers, seed=seed)
+    index = report_mod.write_report(
+        world=world, prediction=sm_dir, out=report_dir, model=model, targets=targets, memory=memory
+    )
     done(t0, f"report at {index}")
     return {"world": world, "model": model_dir, "files": sm_dir, "metrics": out / "metrics.nc", "report": index}

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import xsomo  # noqa: F401  (registers .somo)
-from xsomo.evaluation import scores as ev
+import xsomo
+from xsomo import evaluation as ev
+from xsomo.exceptions import XsomoValueError
 from xsomo.testing import synthetic_case
 
 # xsomo.testing still uses the deprecated DatetimeIndex.dayofyear (pandas 3); not ours to fix here
@@ -48,7 +49,7 @@ def test_footprint_weights_rule():
     np.testing.assert_allclose(ev.footprint_weights(0.22), [0.1 / 0.22, 0.12 / 0.22, 0.0])
     np.testing.assert_allclose(ev.footprint_weights(0.05), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(ev.footprint_weights(2.0), [0.2, 0.4, 0.4])
-    with pytest.raises(ev.XsomoValueError):
+    with pytest.raises(XsomoValueError):
         ev.footprint_weights(-1)
 
 
@@ -167,3 +168,75 @@ def test_anomalies_accessor(case):
     assert z["sm_anomaly"].chunks is not None
     assert z["sm_anomaly"].dims == truth.dims
     assert abs(float(z["sm_anomaly"].mean())) < 0.1
+
+
+def _edge_oracle(x: np.ndarray, first_edge_hundredths: int, n: int) -> np.ndarray:
+    """Cell index of points on a 0.05° lattice by integer arithmetic (half-open cells, 0.1° wide)."""
+    k = np.round(np.asarray(x) * 100).astype(int) - first_edge_hundredths
+    idx = np.floor_divide(k, 10)
+    return np.where((k >= 0) & (idx < n), idx, -1)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_match_stations_on_inner_and_outer_edges(descending):
+    """Issue 14 item 2: one cell rule (GridSpec.snap). Every point of a 0.05° lattice over a
+    4 x 5 grid, edges included: inner edge -> north-east cell, outer north/east edge -> outside,
+    outer south/west edge -> inside; checked against integer arithmetic, in the grid's own order."""
+    lat_c = np.round(40.05 + 0.1 * np.arange(4), 6)  # edges 40.0 ... 40.4
+    lon_c = np.round(0.05 + 0.1 * np.arange(5), 6)  # edges 0.0 ... 0.5
+    grid = xr.Dataset(coords={"lat": lat_c[::-1] if descending else lat_c, "lon": lon_c})
+    plat, plon = np.meshgrid(np.round(np.arange(39.95, 40.46, 0.05), 6), np.round(np.arange(-0.05, 0.56, 0.05), 6))
+    plat, plon = plat.ravel(), plon.ravel()
+    rows, cols, inside = ev.match_stations(grid, plat, plon)
+    ilat = _edge_oracle(plat, 4000, 4)
+    jlon = _edge_oracle(plon, 0, 5)
+    want_inside = (ilat >= 0) & (jlon >= 0)
+    np.testing.assert_array_equal(inside, want_inside)
+    got_lat = grid.lat.values[rows[inside]]
+    got_lon = grid.lon.values[cols[inside]]
+    np.testing.assert_allclose(got_lat, lat_c[ilat[want_inside]])
+    np.testing.assert_allclose(got_lon, lon_c[jlon[want_inside]])
+    # the same cells as conventions.GridSpec.snap, the rule training uses
+    spec = xsomo.conventions.GridSpec(west=0.0, east=0.5, south=40.0, north=40.4)
+    si, sj = spec.snap(plat, plon)
+    np.testing.assert_array_equal((si >= 0) & (sj >= 0), inside)
+    np.testing.assert_allclose(spec.lat[si[inside]], got_lat)
+    np.testing.assert_allclose(spec.lon[sj[inside]], got_lon)
+    # the named cases: inner edges go north-east; the outer north/east edges are outside
+    r, c, ok = ev.match_stations(grid, [40.25, 40.2, 40.4, 40.3, 40.0], [0.30, 0.2, 0.3, 0.5, 0.0])
+    assert ok.tolist() == [True, True, False, False, True]
+    assert grid.lat.values[r[:2]].tolist() == [40.25, 40.25]
+    assert grid.lon.values[c[:2]].tolist() == [0.35, 0.25]
+    assert (grid.lat.values[r[4]], grid.lon.values[c[4]]) == (40.05, 0.05)
+
+
+def test_a_station_on_a_cell_edge_that_trained_is_never_independent():
+    """Issue 14 item 2: a station at (40.45, 0.30) lies on the edge between the cells centred at
+    0.25 and 0.35; training (GridSpec.snap) puts its targets into the 0.35 cell, evaluation must
+    score it in that cell and flag it as a training cell, not as independent in the 0.25 cell."""
+    spec = xsomo.conventions.GridSpec(west=0.0, east=0.6, south=40.0, north=40.6)
+    t = xr.date_range("2010-01-01", periods=120, freq="D")
+    rng = np.random.default_rng(0)
+    data = rng.random((1, t.size, spec.nlat, spec.nlon)).astype("float32")
+    sm = xr.DataArray(data, dims=("layer", "time", "lat", "lon"), coords={"layer": [1], "time": t, **spec.coords()})
+    st_lat, st_lon = 40.45, 0.30
+    clat, clon = spec.cell_centre(st_lat, st_lon)  # where the targets of this station went
+    assert (float(clat), float(clon)) == (40.45, 0.35)
+    obs = sm.sel(layer=1, lat=float(clat), lon=float(clon), drop=True).values
+    stations = xr.Dataset(
+        {"sm": (("station", "time"), obs[None, :])},
+        coords={"station": ["edge"], "time": t, "lat": ("station", [st_lat]), "lon": ("station", [st_lon]),
+                "layer": ("station", [1])},
+    )
+    targets = xr.Dataset(coords={"lat": ("cell", [float(clat)]), "lon": ("cell", [float(clon)])})
+    out = ev.evaluate(sm.to_dataset(name="sm"), stations, training_cells=targets, anomaly=False)
+    assert float(out["cell_lon"].item()) == pytest.approx(0.35)
+    assert bool(out["training_cell"].item()) is True
+    assert float(out["pearson_r"].sel(layer=1).item()) == pytest.approx(1.0)
+    assert ev.summarize(out).loc[0, "n_stations"] == 0  # left out of the independent medians
+    # the intercomparison uses the same cell
+    from xsomo.evaluation import intercomparison
+
+    comp = intercomparison.compare_stations({"xsomo": sm}, stations, training_cells=targets)
+    assert float(comp["cell_lon"].item()) == pytest.approx(0.35)
+    assert bool(comp["training_cell"].item()) is True

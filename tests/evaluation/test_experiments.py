@@ -143,6 +143,24 @@ def test_lookback_permutation_runs_on_a_model():
     assert out.n_kept.values.tolist() == [1, 5, 30] and out.layer.values.tolist() == [1, 2]
     # an untrained network may give a constant deeper layer (r undefined); layer 1 varies
     assert np.isfinite(out["pearson_r"].sel(layer=1).values).all()
+    # every possible day (days_per_cell >= 120 - 30 + 1): the unpermuted reference is the model's
+    # windowed roll-out against the truth, scored here with numpy
+    from xsomo.model.rollout import predict_block
+
+    full = ex.lookback_permutation(model, dyn, stat, obs, ns=(1, 30), days_per_cell=500, min_days=10)
+    pred = predict_block(model, dyn, stat, mode="windowed").mean(axis=1)[:, :, 29:]  # (layer, cell, day)
+    o = obs[:, :, 29:]
+    for c in range(3):
+        p1, o1 = pred[0, c].astype(float), o[0, c].astype(float)
+        r = np.corrcoef(p1, o1)[0, 1]
+        nse = 1 - np.sum((p1 - o1) ** 2) / np.sum((o1 - o1.mean()) ** 2)
+        assert float(full["pearson_r_cells"].sel(n_kept=30, layer=1, cell=c)) == pytest.approx(r, abs=1e-4)
+        assert float(full["nse_cells"].sel(n_kept=30, layer=1, cell=c)) == pytest.approx(nse, abs=1e-3)
+    assert float(full["pearson_r"].sel(n_kept=30, layer=1)) == pytest.approx(
+        float(np.median(full["pearson_r_cells"].sel(n_kept=30, layer=1)))
+    )
+    # shuffling all but the last day changes the predictions
+    assert not np.allclose(full["pearson_r_cells"].sel(n_kept=1, layer=1), full["pearson_r_cells"].sel(n_kept=30, layer=1))
 
 
 def test_transfer_envelope_flags():

@@ -11,7 +11,8 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from xsomo.evaluation import scores as ev
+from xsomo import evaluation as ev
+from xsomo.exceptions import XsomoValueError
 
 
 class _CountingScheduler:
@@ -174,7 +175,7 @@ def test_anomalies_baseline_and_plain():
     plain = ev.anomalies(da, baseline=("2001", "2002"), standardise=False)["sm_anomaly"]
     # against the wet-free baseline, the later years sit 0.1 above
     np.testing.assert_allclose(float(plain.sel(time="2004").mean()), 0.1, atol=0.002)
-    with pytest.raises(ev.XsomoValueError):
+    with pytest.raises(XsomoValueError):
         ev.anomalies(da, baseline=("1990", "1991"))
 
 

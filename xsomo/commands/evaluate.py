@@ -47,12 +47,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from xsomo.evaluation import scores as evaluation
-    from xsomo.report.report import open_prediction
+    from xsomo import evaluation
+    from xsomo.io.atomic import atomic_path, atomic_write_text
 
     if not args.pred.exists():
         raise XsomoValueError(f"--pred {args.pred}: no such file or folder")
-    sm = open_prediction(args.pred if args.pred.is_dir() else xr.open_dataset(args.pred, chunks={}))
+    sm = evaluation.open_prediction(args.pred if args.pred.is_dir() else xr.open_dataset(args.pred, chunks={}))
     training: Any = None
     if args.targets:
         training = xr.open_dataset(args.targets)
@@ -71,20 +71,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         reference = xr.open_dataset(args.grid, chunks={})
     metrics = evaluation.evaluate(sm, reference, layers=args.layers, min_days=args.min_days, training_cells=training)
+    if args.gpkg and "station" not in metrics.dims:
+        raise XsomoValueError("--gpkg needs station metrics (--cosmos or --ismn), not a gridded reference")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    metrics.to_netcdf(tmp)
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        metrics.to_netcdf(tmp)
     if args.csv:
-        df = metrics.drop_vars(["footprint_weights", "weight_layer"], errors="ignore").to_dataframe().reset_index()
+        if "station" in metrics.dims:
+            df = evaluation.metrics_table(metrics)
+        else:
+            df = metrics.drop_vars("spatial_ref", errors="ignore").to_dataframe().reset_index()
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.csv, index=False, float_format="%.5g")
+        atomic_write_text(args.csv, df.to_csv(index=False, float_format="%.5g"))
     if args.gpkg:
-        if "station" not in metrics.dims:
-            raise XsomoValueError("--gpkg needs station metrics (--cosmos or --ismn), not a gridded reference")
-        gdf = evaluation.to_geodataframe(metrics)
+        from xsomo.gis import metrics_to_gpkg
+
         args.gpkg.parent.mkdir(parents=True, exist_ok=True)
-        gdf.to_file(args.gpkg, driver="GPKG", layer="station_metrics")
+        metrics_to_gpkg(metrics, args.gpkg)
     summary = evaluation.summarize(metrics)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"metrics written to {args.out}")

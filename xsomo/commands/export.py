@@ -6,6 +6,11 @@ Examples::
     xsomo export --input "out/SoMo.ml-EU_layer2_*.nc" --layer 2 --stat mean --start 2018-06-01 --end 2018-08-31 --out mean.tif
     xsomo export --input out/ --layer 1 --stat anomaly --start 2018-06-01 --end 2018-08-31 --out anomaly.tif
     xsomo export --metrics metrics.nc --out metrics.gpkg
+    xsomo export --input out/ --layer 1 --out layer1.vrt        # + layer1.qlr for the Temporal Controller
+
+Maps get a QGIS style beside them (``<name>.qml``; ``--no-style`` leaves it out). The
+GeoPackage of station metrics has one feature per station and layer: filter on the field
+``layer`` (0: footprint mix of layers 1-3; 1-3: one layer) or ``layer_label``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--metrics", metavar="METRICS.nc", help="station metrics (netCDF from `xsomo evaluate`)"
     )
     p.add_argument(
-        "--out", required=True, metavar="FILE", help="output .tif (maps) or .gpkg (metrics)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output .tif (maps), .gpkg (metrics) or .vrt (the whole period, one band per day, "
+        "with a .qlr that QGIS's Temporal Controller steps through)",
     )
     p.add_argument(
         "--layer", type=int, default=1, choices=(1, 2, 3), help="soil layer (default 1: 0-10 cm)"
@@ -57,6 +66,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--blocksize", type=int, default=256, help="COG tile size in pixels (default 256)"
     )
     p.add_argument("--no-overwrite", action="store_true", help="fail if --out exists")
+    p.add_argument(
+        "--no-style",
+        action="store_true",
+        help="do not write the QGIS style (<out>.qml: soil-moisture ramp, or z-score ramp centred on 0)",
+    )
     return p
 
 
@@ -82,6 +96,16 @@ def _run(args: argparse.Namespace) -> int:
         with xr.open_dataset(args.metrics) as metrics:
             path = gis.metrics_to_gpkg(metrics.load(), out, overwrite=not args.no_overwrite)
         print(path)
+        return 0
+
+    if out.suffix.lower() == ".vrt":
+        if args.date or args.stat:
+            raise XsomoValueError("--out *.vrt stacks the whole period; leave out --date and --stat")
+        from xsomo.gis import export as gis
+
+        vrt, qlr = gis.to_time_stack(args.input, out, layer=args.layer, overwrite=not args.no_overwrite)
+        print(vrt)
+        print(qlr)
         return 0
 
     if args.stat is None and args.date is None:
@@ -111,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
             climatology=tuple(args.climatology) if args.climatology else None,
             blocksize=args.blocksize,
             overwrite=not args.no_overwrite,
+            style=not args.no_style,
         )
     print(path)
     return 0

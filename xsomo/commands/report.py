@@ -32,6 +32,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--transfer", type=pathlib.Path, help="transfer result (xsomo experiment transfer)")
     p.add_argument("--year", type=int, help="year of the anomaly maps (default 2015 or the driest summer)")
     p.add_argument("--no-products", action="store_true", help="leave the stand-in products out")
+    p.add_argument("--dpi", type=int, default=300, help="resolution of the PNG figures (default 300)")
+    p.add_argument(
+        "--vector",
+        metavar="FORMATS",
+        default="",
+        help="also write every figure as vector graphics: pdf, svg or pdf,svg",
+    )
     p.set_defaults(command="report")
     return p
 
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         transfer=args.transfer,
         year=args.year,
         products=not args.no_products,
+        dpi=args.dpi,
+        vector=args.vector,
     )
     print(f"report: {index} (and {index.with_suffix('.html')})")
     return 0

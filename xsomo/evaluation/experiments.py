@@ -31,7 +31,10 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.evaluation import scores as evaluation
+from xsomo.evaluation import anomaly_kernels as ak
+from xsomo.evaluation import scores as mt
+from xsomo.evaluation.arrays import layered
+from xsomo.evaluation.skill import match_stations
 from xsomo.exceptions import XsomoValueError
 
 if TYPE_CHECKING:
@@ -86,7 +89,7 @@ def memory_timescales(
     max_lag: int = 365,
     cells: int | None = 500,
     seed: int = 0,
-    window: int = evaluation.CLIM_WINDOW,
+    window: int = ak.CLIM_WINDOW,
 ) -> xr.Dataset:
     r"""How long each layer remembers: autocorrelation of daily anomalies and its e-folding time.
 
@@ -112,7 +115,7 @@ def memory_timescales(
     Anomalies are taken from the 31-day moving daily climatology, so the seasonal cycle
     does not count as memory.
     """
-    da = evaluation._layered(sm)
+    da = layered(sm)
     if cv.LAT in da.dims:
         da = da.stack(cell=(cv.LAT, cv.LON)).transpose(cv.LAYER, cv.CELL, cv.TIME)
     da = da.transpose(cv.LAYER, cv.CELL, cv.TIME)
@@ -123,8 +126,8 @@ def memory_timescales(
     if cells is not None and idx.size > cells:
         idx = np.sort(np.random.default_rng(seed).choice(idx, cells, replace=False))
     x = np.asarray(da.isel({cv.CELL: idx}).values, np.float64)
-    doy = evaluation._clim_doy(da[cv.TIME].values)
-    anom = evaluation._np_anomalies(x, doy, window=window, standardise=False)
+    doy = ak.clim_doy(da[cv.TIME].values)
+    anom = ak.daily_anomalies(x, doy, window=window, standardise=False)
     anom = np.nan_to_num(anom)
     max_lag = min(max_lag, x.shape[-1] // 2)
     acf = np.stack([_acf(anom[k], max_lag) for k in range(anom.shape[0])])  # (layer, cell, lag)
@@ -263,7 +266,7 @@ def lookback_permutation(
     for a, n in enumerate(kept):
         win = windows if n >= lookback else permute_windows(windows, n, rng=rng)
         pred = np.asarray(predictor(win, stat), np.float64).reshape(len(layers), n_cells, k)
-        m = evaluation._np_metrics(pred, obs, min_days=min_days)
+        m = mt.np_metrics(pred, obs, min_days=min_days)
         r_c[a], nse_c[a] = m[..., 1], m[..., 5]
         logger.info("lookback permutation: n=%d done", n)
     coords = {"n_kept": kept, cv.LAYER: list(layers), cv.CELL: np.arange(n_cells)}
@@ -406,7 +409,7 @@ def transfer(
     truth: xr.DataArray,
     test_cells: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
-    min_days: int = evaluation.MIN_DAYS,
+    min_days: int = mt.MIN_DAYS,
     spinup: int | None = None,
     tolerance: float | None = None,
 ) -> xr.Dataset:
@@ -448,7 +451,7 @@ def transfer(
     parts = []
     tr_rows = tr_cols = None
     if model.training_cells is not None and len(model.training_cells):
-        tr_rows, tr_cols, inside = evaluation.match_stations(drivers, model.training_cells[:, 0], model.training_cells[:, 1])
+        tr_rows, tr_cols, inside = match_stations(drivers, model.training_cells[:, 0], model.training_cells[:, 1])
         tr_rows, tr_cols = tr_rows[inside], tr_cols[inside]
     train_static = None
     if tr_rows is not None and tr_rows.size:
@@ -458,7 +461,7 @@ def transfer(
         dyn, stat = extract_cells(drivers, rows, cols, dynamic=cfg.dynamic, static=cfg.static)
         pred = _member_mean(predict_block(model, dyn, stat, mode="auto", spinup=spinup, tolerance=tolerance))  # (layer, cell, time)
         obs = _truth_at(sm, rows, cols, drivers[cv.TIME].values)
-        m = evaluation._np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
+        m = mt.np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
         ds = xr.Dataset(
             {name: ((cv.LAYER, cv.CELL), m[..., i]) for i, name in enumerate(("n", "pearson_r", "urmsd", "bias", "rmse", "nse", "kge"))},
             coords={cv.LAYER: list(cfg.layers)},
@@ -540,7 +543,7 @@ def transfer_experiment(
         targets, _, _ = build_targets(world)
     region = truth["region"]
     code_train, code_test = _region_code(meta, train_region), _region_code(meta, test_region)
-    ti, tj, tin = evaluation.match_stations(region, targets[cv.LAT].values, targets[cv.LON].values)
+    ti, tj, tin = match_stations(region, targets[cv.LAT].values, targets[cv.LON].values)
     in_train = tin & (np.asarray(region.values)[ti, tj] == code_train)
     if not in_train.any():
         raise XsomoValueError(f"no target cell lies in region {train_region!r}.")

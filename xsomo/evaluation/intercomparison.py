@@ -4,7 +4,7 @@ Every product is read at its own resolution, regridded bilinearly to the 0.1° g
 with :func:`xsomo.regrid.regrid`, and compared
 
 - against independent stations (COSMOS-like cosmic-ray probes), with the same rules
-  as :func:`xsomo.evaluation.scores.evaluate`;
+  as :func:`xsomo.evaluation.evaluate`;
 - against the average of the *other* datasets at one random cell per 20 × 20-cell
   block (about 300 cells on the Europe grid), so that no dataset is compared with a
   mean that contains itself.
@@ -22,7 +22,9 @@ import numpy as np
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.evaluation import scores as evaluation
+from xsomo.evaluation import scores as mt
+from xsomo.evaluation import skill
+from xsomo.evaluation.arrays import layered
 from xsomo.exceptions import DataFormatError, GridMismatchError
 
 __all__ = [
@@ -131,27 +133,23 @@ def regrid_products(
     return {name: regrid_product(da, grid) for name, da in products.items()}
 
 
-def _as_sm(obj: xr.Dataset | xr.DataArray) -> xr.DataArray:
-    return evaluation._layered(obj)
-
-
 def compare_stations(
     datasets: Mapping[str, xr.Dataset | xr.DataArray],
     stations: xr.Dataset,
     *,
     training_cells: Any = None,
-    min_days: int = evaluation.MIN_DAYS,
+    min_days: int = mt.MIN_DAYS,
     anomaly: bool = False,
 ) -> xr.Dataset:
     """Station metrics of every dataset, stacked along a ``product`` dimension.
 
-    Each dataset is evaluated with :func:`xsomo.evaluation.scores.evaluate` (footprint mix as
+    Each dataset is evaluated with :func:`xsomo.evaluation.evaluate` (footprint mix as
     layer 0, layers 1-3); all must be on the same grid (regrid products first).
     """
     parts = []
     for name, ds in datasets.items():
-        m = evaluation.evaluate(
-            _as_sm(ds).to_dataset(name=cv.SM),
+        m = skill.evaluate(
+            layered(ds).to_dataset(name=cv.SM),
             stations,
             training_cells=training_cells,
             min_days=min_days,
@@ -188,7 +186,7 @@ def compare_to_mean(
     cells: tuple[np.ndarray, np.ndarray] | None = None,
     block: int = 20,
     seed: int = 0,
-    min_days: int = evaluation.MIN_DAYS,
+    min_days: int = mt.MIN_DAYS,
     leave_one_out: bool = True,
     valid: xr.DataArray | None = None,
 ) -> xr.Dataset:
@@ -212,7 +210,7 @@ def compare_to_mean(
     names = list(datasets)
     if len(names) < 2:
         raise GridMismatchError("compare_to_mean needs at least two datasets.")
-    arrs = [_as_sm(datasets[n]) for n in names]
+    arrs = [layered(datasets[n]) for n in names]
     arrs = list(xr.align(*arrs, join="inner", exclude=[]))
     stack = xr.concat(arrs, dim=xr.DataArray(names, dims="product", name="product"), coords="minimal", compat="override")
     if cells is None:
@@ -225,7 +223,7 @@ def compare_to_mean(
     for name in names:
         others = pts.drop_sel(product=name) if leave_one_out else pts
         ref = others.mean("product", skipna=True).where(others.notnull().sum("product") >= 1)
-        m = evaluation.metrics(pts.sel(product=name, drop=True), ref, min_days=min_days, anomaly=False)
+        m = mt.metrics(pts.sel(product=name, drop=True), ref, min_days=min_days, anomaly=False)
         parts.append(m.expand_dims(product=[name]))
     out = xr.concat(parts, dim="product")
     out = out.assign_coords(

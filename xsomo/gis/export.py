@@ -7,23 +7,17 @@
 - :func:`metrics_to_gpkg` (``xsomo export --metrics metrics.nc --out metrics.gpkg``):
   station skill metrics as points in EPSG:4326, GeoPackage 1.3.
 
-Both write atomically: a temporary file in the target folder, renamed on success.
+Both write atomically (:func:`xsomo.io.atomic.atomic_path`): a temporary file in the
+target folder, renamed on success.
 
 The anomaly
 -----------
-``stat="anomaly"`` over a period ``P = [start, end]`` (for example the summer of 2018) is the
-normalised anomaly (z-score) of the period mean against the same calendar window in the
-other years of the data set:
-
-.. math::
-
-    z = \\frac{m_0 - \\bar m}{s}, \\qquad m_k = \\operatorname{mean}_{t \\in P + k\\,\\mathrm{years}} \\theta(t)
-
-where :math:`m_0` is the mean over ``P`` itself, :math:`\\bar m` and :math:`s` (ddof = 1)
-the mean and standard deviation of :math:`m_k` over every year shift ``k`` whose window
-lies completely inside the data (``P`` itself included), optionally restricted to the
-``climatology=(first_year, last_year)`` windows. At least three windows are needed. A cell
-whose window means do not vary (``s = 0``) gets NaN.
+``stat="anomaly"`` over a period ``P = [start, end]`` is the period anomaly of
+:func:`xsomo.evaluation.period_anomaly` (re-exported here as :func:`period_anomaly`): the
+z-score of the mean over ``P`` against the means over the same calendar window in every
+year the data cover completely (``P`` itself included, at least three), optionally
+restricted to ``climatology=(first_year, last_year)``. Its numbers come from
+:mod:`xsomo.evaluation.anomaly_kernels`, the file the QGIS plugin shares.
 """
 
 from __future__ import annotations
@@ -31,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import tempfile
 import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal, TypeAlias
@@ -41,9 +34,12 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.evaluation.climatology import parse_period, period_anomaly, window_mean
+from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
+from xsomo.io.atomic import atomic_path, atomic_write_text
 
-__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog"]
+__all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "to_time_stack", "write_style"]
 
 Stat: TypeAlias = Literal["mean", "anomaly"]
 DateLike: TypeAlias = str | np.datetime64 | pd.Timestamp
@@ -83,103 +79,6 @@ def _layer_array(obj: xr.Dataset | xr.DataArray, *, layer: int, variable: Hashab
 def _time_range(da: xr.DataArray) -> str:
     t = pd.DatetimeIndex(da[cv.TIME].values)
     return f"{t[0]:%Y-%m-%d} … {t[-1]:%Y-%m-%d}" if t.size else "(empty)"
-
-
-def _window(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.DataArray | None:
-    """The days of ``[start, end]`` if the data cover all of them, else None."""
-    t = pd.DatetimeIndex(da[cv.TIME].values)
-    if t.size == 0 or start < t[0].normalize() or end > t[-1].normalize():
-        return None
-    sub = da.sel({cv.TIME: slice(start, end + pd.Timedelta(hours=23, minutes=59, seconds=59))})
-    return sub if sub.sizes[cv.TIME] else None
-
-
-def _nanmean_time(da: xr.DataArray) -> xr.DataArray:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        return da.mean(cv.TIME, skipna=True)
-
-
-def _parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    if period is None or len(period) != 2:
-        raise XsomoValueError(
-            "a period statistic needs period=(start, end), e.g. ('2018-06-01', '2018-08-31')"
-        )
-    start, end = (pd.Timestamp(p).normalize() for p in period)
-    if end < start:
-        raise XsomoValueError(f"period ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d})")
-    return start, end
-
-
-def period_anomaly(
-    da: xr.DataArray,
-    period: Sequence[DateLike],
-    *,
-    climatology: tuple[int, int] | None = None,
-) -> xr.DataArray:
-    """Normalised anomaly of the mean over ``period`` against the same window in other years.
-
-    Parameters
-    ----------
-    da
-        Daily data with a ``time`` dimension.
-    period
-        ``(start, end)``, both days included.
-    climatology
-        ``(first_year, last_year)``: only windows starting in these years form the
-        reference (default: every window that the data cover completely).
-
-    Returns
-    -------
-    xarray.DataArray
-        The z-score (dimensionless), with the attribute ``n_years`` (windows in the reference).
-
-    Raises
-    ------
-    XsomoValueError
-        The period is not covered by the data, or fewer than three windows are.
-
-    Notes
-    -----
-    See the module docstring: :math:`z = (m_0 - \\bar m) / s` over year-shifted windows.
-    """
-    start, end = _parse_period(period)
-    t = pd.DatetimeIndex(da[cv.TIME].values)
-    target = _window(da, start, end)
-    if target is None:
-        raise XsomoValueError(
-            f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
-        )
-    means: list[xr.DataArray] = []
-    shifts: list[int] = []
-    for k in range(t[0].year - start.year - 1, t[-1].year - start.year + 2):
-        s, e = start + pd.DateOffset(years=k), end + pd.DateOffset(years=k)
-        if climatology is not None and not (climatology[0] <= s.year <= climatology[1]):
-            continue
-        w = _window(da, s, e)
-        if w is None:
-            continue
-        means.append(_nanmean_time(w).drop_vars(cv.TIME, errors="ignore"))
-        shifts.append(k)
-    if len(means) < 3:
-        raise XsomoValueError(
-            f"an anomaly needs the window {start:%m-%d} … {end:%m-%d} in at least 3 years of the data "
-            f"({_time_range(da)}, climatology={climatology}); found {len(means)}"
-        )
-    stack = xr.concat(means, dim="window")
-    m0 = _nanmean_time(target).drop_vars(cv.TIME, errors="ignore")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
-        warnings.filterwarnings("ignore", "invalid value", RuntimeWarning)
-        clim_mean = stack.mean("window")
-        clim_std = stack.std("window", ddof=1)
-        z = (m0 - clim_mean) / clim_std.where(clim_std > 0)
-    z.attrs = {
-        "long_name": "normalised soil-moisture anomaly of the period mean",
-        "units": "1",
-        "n_years": len(means),
-    }
-    return z
 
 
 def select_map(
@@ -228,13 +127,12 @@ def select_map(
             "date": f"{when:%Y-%m-%d}" if when is not None else "",
         }
     elif stat == "mean":
-        start, end = _parse_period(period)
-        w = _window(da, start, end)
-        if w is None:
+        start, end = parse_period(period)
+        out = window_mean(da, start, end)
+        if out is None:
             raise XsomoValueError(
                 f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
             )
-        out = _nanmean_time(w)
         attrs = {
             **cv.SM_ATTRS,
             "units": units,
@@ -243,7 +141,7 @@ def select_map(
         attrs["period"] = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
     elif stat == "anomaly":
         out = period_anomaly(da, period, climatology=climatology)  # type: ignore[arg-type]
-        start, end = _parse_period(period)
+        start, end = parse_period(period)
         attrs = {**out.attrs, "period": f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"}
         if climatology is not None:
             attrs["climatology"] = f"{climatology[0]}-{climatology[1]}"
@@ -264,24 +162,6 @@ def select_map(
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def _atomic_target(
-    path: str | os.PathLike[str], *, overwrite: bool
-) -> tuple[pathlib.Path, pathlib.Path]:
-    path = pathlib.Path(path).expanduser()
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: no such folder for {path.name}; create it first")
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"{path.parent}: folder is not writable; choose another --out")
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    os.unlink(tmp)  # the drivers create the file themselves
-    return path, pathlib.Path(tmp)
 
 
 def _overview_count(nx: int, ny: int, blocksize: int) -> int:
@@ -306,6 +186,7 @@ def to_cog(
     blocksize: int = 256,
     overview_count: int | None = None,
     overwrite: bool = True,
+    style: bool = True,
 ) -> pathlib.Path:
     """Write one day or a period statistic of one layer as a Cloud-Optimized GeoTIFF.
 
@@ -335,6 +216,10 @@ def to_cog(
         Number of internal overviews (default: halvings until one tile holds the coarsest).
     overwrite
         Replace an existing file.
+    style
+        Also write the QGIS style ``<name>.qml`` beside the file (QGIS opens the map with
+        it): the sequential soil-moisture ramp, or the diverging z-score ramp centred on 0
+        for ``stat="anomaly"`` (:func:`write_style`).
 
     Returns
     -------
@@ -398,74 +283,125 @@ def to_cog(
         if overview_count is None
         else overview_count
     )
-    target, tmp = _atomic_target(path, overwrite=overwrite)
-    try:
-        with warnings.catch_warnings():
-            # rioxarray 0.19 + affine 2.4 warn about their own `*` operator; not the user's business
-            warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
-            field.rio.to_raster(
-                tmp,
-                driver="COG",
-                compress="DEFLATE",
-                predictor="FLOATING_POINT",
-                blocksize=blocksize,
-                overviews="FORCE_USE_EXISTING" if n_ov == 0 else "IGNORE_EXISTING",
-                overview_count=n_ov if n_ov else None,
-                overview_resampling="AVERAGE",
-                tags=tags,
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        # rioxarray 0.19 + affine 2.4 warn about their own `*` operator; not the user's business
+        warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
+        field.rio.to_raster(
+            tmp,
+            driver="COG",
+            compress="DEFLATE",
+            predictor="FLOATING_POINT",
+            blocksize=blocksize,
+            overviews="FORCE_USE_EXISTING" if n_ov == 0 else "IGNORE_EXISTING",
+            overview_count=n_ov if n_ov else None,
+            overview_resampling="AVERAGE",
+            tags=tags,
+        )
+    target = pathlib.Path(path).expanduser()
+    if style:
+        write_style(target, "zscore" if stat == "anomaly" else "soil_moisture")
     return target
 
 
+#: QGIS styles shipped in ``xsomo/data`` (the QGIS plugin links the same files)
+STYLES = {"soil_moisture": "soil_moisture.qml", "zscore": "zscore.qml"}
+
+
+def write_style(raster: str | os.PathLike[str], kind: str) -> pathlib.Path:
+    """Write the shipped QGIS style ``kind`` beside ``raster`` as ``<name>.qml`` (QGIS's default style).
+
+    ``"soil_moisture"``: sequential YlGnBu ramp 0.05-0.50 m3 m-3; ``"zscore"``: diverging
+    BrBG ramp -3..3 centred on 0.
+    """
+    from importlib import resources
+
+    if kind not in STYLES:
+        raise XsomoValueError(f"style {kind!r} unknown; use one of {sorted(STYLES)}")
+    text = (resources.files("xsomo.data") / STYLES[kind]).read_text(encoding="utf-8")
+    target = pathlib.Path(raster).expanduser().with_suffix(".qml")
+    atomic_write_text(target, text)
+    return target
+
+
+# ----------------------------------------------------------------------------- time in QGIS
+
+
+def to_time_stack(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    layer: int = 1,
+    overwrite: bool = True,
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write one layer's whole period as a VRT (one band per day) and a QGIS layer definition beside it.
+
+    Parameters
+    ----------
+    source
+        SoMo.ml files: a folder or a glob (as :func:`xsomo.open_somo`).
+    path
+        The ``.vrt`` to write; ``<name>.qlr`` is written beside it.
+    layer
+        Soil layer.
+    overwrite
+        Replace existing files.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The VRT (band descriptions are the dates, unit m3 m-3, NaN nodata; the bands read
+        the netCDF files in place) and the ``.qlr``: a group of one layer per day with
+        temporal mode "fixed range" on its day and the soil-moisture style, which QGIS's
+        Temporal Controller steps through (QGIS 3.22 and later). See
+        :mod:`xsomo.gis.time_stack`.
+    """
+    from importlib import resources
+
+    from pyproj import CRS
+
+    from xsomo.gis import time_stack
+    from xsomo.io.somo import find_somo_files
+
+    path = pathlib.Path(path).expanduser()
+    if path.suffix.lower() != ".vrt":
+        raise XsomoValueError(f"{path}: the time stack is a GDAL VRT; use a .vrt name")
+    files = find_somo_files(source, layers=[layer])
+    sources: list[tuple[str, int, Any]] = []
+    grid = None
+    for f in files:
+        with xr.open_dataset(f.path) as ds:
+            days = pd.DatetimeIndex(ds[cv.TIME].values)
+            if grid is None:
+                grid = cv.GridSpec.from_coords(ds[cv.LAT].values, ds[cv.LON].values)
+        name = f'NETCDF:"{f.path.resolve()}":{cv.layer_var_name(layer)}'
+        sources += [(name, k + 1, d.date()) for k, d in enumerate(days)]
+    sources.sort(key=lambda s: s[2])
+    dates = [s[2] for s in sources]
+    if len(set(dates)) != len(dates):
+        raise XsomoValueError(f"{source}: a day appears in two files of layer {layer}")
+    if grid is None:  # find_somo_files raises before this; kept for type checkers
+        raise XsomoValueError(f"{source}: no SoMo.ml files of layer {layer}")
+    text = time_stack.vrt_xml(
+        sources,
+        nx=grid.nlon,
+        ny=grid.nlat,
+        geotransform=(grid.west, grid.resolution, 0.0, grid.north, 0.0, -grid.resolution),
+        srs_wkt=CRS.from_user_input(cv.CRS).to_wkt(),
+        layer=layer,
+    )
+    qlr = path.with_suffix(".qlr")
+    if not overwrite:
+        for p in (path, qlr):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; pass overwrite=True (or leave out --no-overwrite)")
+    atomic_write_text(path, text)
+    style = (resources.files("xsomo.data") / STYLES["soil_moisture"]).read_text(encoding="utf-8")
+    group = f"soil moisture layer {layer} ({dates[0]:%Y-%m-%d} … {dates[-1]:%Y-%m-%d})"
+    atomic_write_text(qlr, time_stack.qlr_xml(str(path), dates, group=group, style_qml=style))
+    return path, qlr
+
+
 # ----------------------------------------------------------------------------- station metrics
-
-
-def _metrics_frame(metrics: Any) -> Any:
-    """A GeoDataFrame of points (EPSG:4326) from a metrics Dataset or (Geo)DataFrame."""
-    import geopandas as gpd
-
-    if isinstance(metrics, gpd.GeoDataFrame):
-        gdf = metrics if metrics.crs is not None else metrics.set_crs(cv.CRS)
-        return gdf.to_crs(cv.CRS)
-    if isinstance(metrics, pd.DataFrame):
-        df = (
-            metrics.reset_index()
-            if metrics.index.name or isinstance(metrics.index, pd.MultiIndex)
-            else metrics
-        )
-    elif isinstance(metrics, xr.Dataset):
-        if cv.STATION not in metrics.dims:
-            raise XsomoValueError(
-                f"metrics have dims {dict(metrics.sizes)}; a 'station' dimension is needed"
-            )
-        dims = [d for d in (cv.STATION, cv.LAYER) if d in metrics.dims]
-        other = set(metrics.dims) - set(dims)
-        if other:
-            raise XsomoValueError(
-                f"metrics have extra dims {sorted(map(str, other))}; select one value of each first"
-            )
-        df = metrics.reset_coords().to_dataframe().reset_index()
-    else:
-        raise XsomoValueError(
-            f"metrics must be an xarray Dataset or a (Geo)DataFrame, not {type(metrics).__name__}"
-        )
-    for c in (cv.LAT, cv.LON):
-        if c not in df.columns:
-            raise MissingVariableError(
-                f"metrics have no {c!r} coordinate; the station points need lat and lon"
-            )
-    df = df[np.isfinite(df[cv.LAT].astype(float)) & np.isfinite(df[cv.LON].astype(float))].copy()
-    for c in df.columns:
-        col = df[c]
-        if col.dtype == bool:
-            df[c] = col.astype(np.int8)  # GeoPackage booleans are integers
-        elif col.dtype == object or str(col.dtype).startswith(("string", "str")):
-            df[c] = col.astype(str)
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df[cv.LON], df[cv.LAT]), crs=cv.CRS)
 
 
 def metrics_to_gpkg(
@@ -480,9 +416,13 @@ def metrics_to_gpkg(
     Parameters
     ----------
     metrics
-        The metrics Dataset of :func:`xsomo.evaluation.scores.evaluate` (dims ``station`` and
+        The metrics Dataset of :func:`xsomo.evaluation.evaluate` (dims ``station`` and
         optionally ``layer``; coords ``lat``, ``lon``), or a (Geo)DataFrame with ``lat``/``lon``.
-        One feature per station and layer; every variable and coordinate becomes a field.
+        One feature per station and layer (:func:`xsomo.evaluation.to_geodataframe`): every
+        variable and coordinate becomes a field; the field ``layer`` (0: footprint mix of
+        layers 1-3; 1, 2, 3: one layer) and ``layer_label`` say which layer a feature
+        scores (filter on them in GIS); the footprint weights are the fields
+        ``footprint_weight_layer1..3``.
     path
         The ``.gpkg`` to write (replaced atomically).
     layer_name
@@ -497,9 +437,8 @@ def metrics_to_gpkg(
     """
     import pyogrio
 
-    gdf = _metrics_frame(metrics)
-    target, tmp = _atomic_target(path, overwrite=overwrite)
-    try:
+    gdf = to_geodataframe(metrics)
+    with atomic_path(path, overwrite=overwrite) as tmp:
         pyogrio.write_dataframe(
             gdf,
             tmp,
@@ -508,8 +447,4 @@ def metrics_to_gpkg(
             dataset_options={"VERSION": GPKG_VERSION},
             layer_options={"SPATIAL_INDEX": "YES"},
         )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return pathlib.Path(path).expanduser()

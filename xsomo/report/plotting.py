@@ -3,14 +3,17 @@
 Each function takes labelled data (xarray / pandas) and draws one figure of the
 paper's kind: box plots of station and intercomparison metrics (Fig. 4), summer-mean
 and anomaly maps and regional anomaly series (Fig. 5, S6), lookback-permutation
-curves (Fig. 2), transfer scores (Fig. 3). :func:`save` writes a PNG atomically.
+curves (Fig. 2), transfer scores (Fig. 3). :func:`save` writes a PNG (300 dpi by
+default) and, when asked, PDF/SVG vector copies, each atomically.
+
+Maps carry °E/°N tick labels, water (NaN) in light blue, colour ranges from the data
+(2nd-98th percentile; diverging maps symmetric about 0).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,27 +22,36 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.exceptions import XsomoValueError
+from xsomo.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "DPI",
+    "VECTOR_FORMATS",
     "anomaly_maps",
+    "layer_title",
     "lookback_curves",
     "memory_curves",
     "metric_boxplots",
+    "metric_maps",
     "regional_series",
     "save",
     "station_map",
     "station_series",
     "summer_maps",
     "transfer_plot",
+    "vector_formats",
 ]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-#: Permissions of written files (mkstemp makes 0600; outputs are meant to be shared).
-_FILE_MODE = 0o666 & ~_UMASK
+#: Resolution of the PNG figures (print quality).
+DPI = 300
+#: Vector formats :func:`save` can add beside the PNG.
+VECTOR_FORMATS = ("pdf", "svg")
+#: Colour of water / cells without data on maps.
+WATER = "#d4e6f1"
 _LAYER_TITLES = {0: "footprint mix", 1: "layer 1 (0-10 cm)", 2: "layer 2 (10-30 cm)", 3: "layer 3 (30-50 cm)"}
 _COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
@@ -52,24 +64,70 @@ def _figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (4.0,
     return fig, axes
 
 
-def save(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 110) -> pathlib.Path:
-    """Write ``fig`` as PNG via a temporary file and ``os.replace``."""
+def vector_formats(formats: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Checked, lower-case vector formats (``"pdf"``, ``"svg"``; a comma-separated string works)."""
+    if not formats:
+        return ()
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out = tuple(dict.fromkeys(str(f).strip().lower().lstrip(".") for f in items if str(f).strip()))
+    bad = [f for f in out if f not in VECTOR_FORMATS]
+    if bad:
+        raise XsomoValueError(f"vector formats {bad} unknown; use {', '.join(VECTOR_FORMATS)}")
+    return out
+
+
+def save(
+    fig: Figure, path: str | os.PathLike[str], *, dpi: int = DPI, vector: Sequence[str] = ()
+) -> pathlib.Path:
+    """Write ``fig`` as PNG at ``dpi`` and in each ``vector`` format (same name, other suffix), atomically."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    for fmt in vector_formats(vector):
+        with atomic_path(path.with_suffix(f".{fmt}")) as tmp:
+            fig.savefig(tmp, format=fmt)
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
-def _layer_title(layer: Any) -> str:
+def layer_title(layer: Any) -> str:
+    """``"layer 1 (0-10 cm)"``, ``"footprint mix"`` for layer 0."""
     return _LAYER_TITLES.get(int(layer), f"layer {layer}")
+
+
+def _degrees(value: float, pos: Any = None, *, axis: str = "lon") -> str:
+    hemi = ("E", "W") if axis == "lon" else ("N", "S")
+    v = float(value)
+    text = f"{abs(v):.4g}°"
+    return text + (hemi[0] if v > 0 else hemi[1] if v < 0 else "")
+
+
+def _geo_axes(ax: Any, lat: np.ndarray) -> None:
+    """°E/°N tick labels, an equal-area-looking aspect and water-coloured background."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: _degrees(v, p, axis="lon")))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, p: _degrees(v, p, axis="lat")))
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.set_facecolor(WATER)
+    ax.set_aspect(1 / np.cos(np.deg2rad(float(np.nanmean(lat)))))
+    ax.tick_params(labelsize=7)
+
+
+def data_range(values: Any, *, symmetric: bool = False, default: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """Colour range from the data: 2nd-98th percentile (symmetric about 0 if asked); ``default`` if no data."""
+    v = np.concatenate([np.asarray(getattr(x, "values", x), float).ravel() for x in values]) if isinstance(values, list) else np.asarray(getattr(values, "values", values), float).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return default
+    if symmetric:
+        m = float(np.percentile(np.abs(v), 98)) or 1.0
+        return -m, m
+    lo, hi = (float(x) for x in np.percentile(v, [2, 98]))
+    if hi <= lo:
+        lo, hi = lo - 0.01, hi + 0.01
+    return lo, hi
 
 
 def metric_boxplots(
@@ -82,7 +140,10 @@ def metric_boxplots(
 ) -> Figure:
     """Box plots of metrics per ``product`` (one box each) and layer (one panel each), rows = metrics."""
     layers = list(metrics[cv.LAYER].values) if layers is None else list(layers)
-    products = list(metrics["product"].values)
+    products = [
+        p for p in metrics["product"].values
+        if any(bool(metrics[n].sel(product=p).notnull().any()) for n in names)
+    ]
     fig, axes = _figure(len(names), len(layers), size=(max(2.2, 0.7 * len(products) + 1.0), 2.8), sharey="row")
     for a, name in enumerate(names):
         for b, lay in enumerate(layers):
@@ -99,7 +160,7 @@ def metric_boxplots(
             for k, v in enumerate(data):
                 ax.text(k + 1, 1.0, f"n={v.size}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6)
             if a == 0:
-                ax.set_title(_layer_title(lay), fontsize=9, pad=10)
+                ax.set_title(layer_title(lay), fontsize=9, pad=10)
             if b == 0:
                 ax.set_ylabel({"pearson_r": "r", "urmsd": "uRMSD (m³ m⁻³)"}.get(name, name))
             ax.grid(axis="y", alpha=0.3)
@@ -109,56 +170,81 @@ def metric_boxplots(
 
 
 def _map(ax: Any, da: xr.DataArray, **kw: Any) -> Any:
-    return ax.pcolormesh(da[cv.LON].values, da[cv.LAT].values, np.asarray(da.transpose(cv.LAT, cv.LON).values, float), shading="nearest", **kw)
+    mesh = ax.pcolormesh(
+        da[cv.LON].values,
+        da[cv.LAT].values,
+        np.asarray(da.transpose(cv.LAT, cv.LON).values, float),
+        shading="nearest",
+        **kw,
+    )
+    _geo_axes(ax, da[cv.LAT].values)
+    return mesh
 
 
-def summer_maps(maps: Mapping[str, xr.DataArray], *, layer: int = 1, title: str = "") -> Figure:
-    """Side-by-side maps of summer (JJA) mean soil moisture per dataset (``lat``, ``lon``[, ``layer``])."""
-    names = list(maps)
-    sel = [maps[n].sel({cv.LAYER: layer}) if cv.LAYER in maps[n].dims else maps[n] for n in names]
-    vals = np.concatenate([np.asarray(s.values, float).ravel() for s in sel])
-    vals = vals[np.isfinite(vals)]
-    vmin, vmax = (np.percentile(vals, [2, 98]) if vals.size else (0.0, 0.5))
-    fig, axes = _figure(1, len(names), size=(3.2, 3.4))
-    mesh = None
-    for k, (n, s) in enumerate(zip(names, sel, strict=True)):
-        ax = axes[0, k]
-        mesh = _map(ax, s, vmin=vmin, vmax=vmax, cmap="YlGnBu")
-        ax.set_title(str(n).replace("_like", ""), fontsize=9)
-        ax.set_aspect(1 / np.cos(np.deg2rad(float(s[cv.LAT].mean()))))
-        ax.tick_params(labelsize=7)
-    if mesh is not None:
-        fig.colorbar(mesh, ax=axes[0, :].tolist(), shrink=0.8, label="soil moisture (m³ m⁻³)")
-    fig.suptitle(title or f"summer (JJA) mean, {_layer_title(layer)}", fontsize=10)
-    return fig
+def _panels(maps: Mapping[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    """The maps that hold data (a product that covers nothing gets no empty panel)."""
+    return {n: m for n, m in maps.items() if bool(np.isfinite(np.asarray(m.values, float)).any())}
 
 
-def anomaly_maps(z: Mapping[str, xr.DataArray] | xr.DataArray, *, title: str = "", vlim: float = 2.0) -> Figure:
-    """Maps of normalised anomalies (z-scores): one panel per layer (DataArray) or per dataset (mapping)."""
-    if isinstance(z, xr.DataArray):
-        panels = {_layer_title(lay): z.sel({cv.LAYER: lay}) for lay in z[cv.LAYER].values} if cv.LAYER in z.dims else {"": z}
-    else:
-        panels = dict(z)
-    fig, axes = _figure(1, len(panels), size=(3.2, 3.4))
+def _map_row(
+    panels: Mapping[str, xr.DataArray], *, cmap: str, vmin: float, vmax: float, label: str, title: str
+) -> Figure:
+    panels = _panels(panels) or dict(panels)
+    fig, axes = _figure(1, max(len(panels), 1), size=(3.2, 3.4))
     mesh = None
     for k, (n, s) in enumerate(panels.items()):
         ax = axes[0, k]
-        mesh = _map(ax, s, vmin=-vlim, vmax=vlim, cmap="BrBG")
+        mesh = _map(ax, s, vmin=vmin, vmax=vmax, cmap=cmap)
         ax.set_title(str(n).replace("_like", ""), fontsize=9)
-        ax.set_aspect(1 / np.cos(np.deg2rad(float(s[cv.LAT].mean()))))
-        ax.tick_params(labelsize=7)
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes[0, :].tolist(), shrink=0.8, label="normalised anomaly (z-score)")
+        fig.colorbar(mesh, ax=axes[0, :].tolist(), shrink=0.8, label=label)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def summer_maps(maps: Mapping[str, xr.DataArray], *, layer: int = 1, title: str = "") -> Figure:
+    """Side-by-side maps of summer (JJA) mean soil moisture per dataset (``lat``, ``lon``[, ``layer``]).
+
+    One colour range from all datasets' values; datasets without data are left out.
+    """
+    sel = {n: (m.sel({cv.LAYER: layer}) if cv.LAYER in m.dims else m) for n, m in maps.items()}
+    vmin, vmax = data_range(list(sel.values()), default=(0.0, 0.5))
+    return _map_row(
+        sel,
+        cmap="YlGnBu",
+        vmin=vmin,
+        vmax=vmax,
+        label="soil moisture (m³ m⁻³)",
+        title=title or f"summer (JJA) mean, {layer_title(layer)}",
+    )
+
+
+def anomaly_maps(z: Mapping[str, xr.DataArray] | xr.DataArray, *, title: str = "", vlim: float | None = None) -> Figure:
+    """Maps of normalised anomalies (z-scores): one panel per layer (DataArray) or per dataset (mapping).
+
+    The diverging colour range is symmetric about 0: ``±vlim``, by default from the data.
+    """
+    if isinstance(z, xr.DataArray):
+        panels = {layer_title(lay): z.sel({cv.LAYER: lay}) for lay in z[cv.LAYER].values} if cv.LAYER in z.dims else {"": z}
+    else:
+        panels = dict(z)
+    lim = float(vlim) if vlim is not None else data_range(list(panels.values()), symmetric=True, default=(-2.0, 2.0))[1]
+    return _map_row(panels, cmap="BrBG", vmin=-lim, vmax=lim, label="normalised anomaly (z-score)", title=title)
+
+
+def metric_maps(maps: Mapping[str, xr.DataArray], *, label: str = "", title: str = "", cmap: str = "viridis") -> Figure:
+    """Maps of a skill metric (one panel each), one colour range from the data of all panels."""
+    vmin, vmax = data_range(list(maps.values()))
+    return _map_row(maps, cmap=cmap, vmin=vmin, vmax=vmax, label=label, title=title)
 
 
 def regional_series(series: xr.DataArray, *, reference: xr.DataArray | None = None, title: str = "",
                     labels: tuple[str, str] = ("xsomo", "truth")) -> Figure:
     """Seasonal anomaly series ``(region, layer, time)``: one panel per region, one colour per layer.
 
-    ``reference`` (same dims) is drawn dashed in the same colours.
+    ``reference`` (same dims) is drawn dashed in the same colours. The legend sits
+    below the panels, never over the data.
     """
     regions = list(series["region"].values)
     fig, axes = _figure(len(regions), 1, size=(8.0, 2.4), sharex=True)
@@ -166,37 +252,48 @@ def regional_series(series: xr.DataArray, *, reference: xr.DataArray | None = No
         ax = axes[k, 0]
         for j, lay in enumerate(series[cv.LAYER].values):
             s = series.sel(region=reg, layer=lay)
-            ax.plot(pd.DatetimeIndex(s[cv.TIME].values), s.values, color=_COLORS[j], lw=1.4, label=f"{labels[0]} {_layer_title(lay)}")
+            ax.plot(pd.DatetimeIndex(s[cv.TIME].values), s.values, color=_COLORS[j], lw=1.4, label=f"{labels[0]} {layer_title(lay)}")
             if reference is not None:
                 r = reference.sel(region=reg, layer=lay)
-                ax.plot(pd.DatetimeIndex(r[cv.TIME].values), r.values, color=_COLORS[j], lw=1.0, ls="--", label=f"{labels[1]} {_layer_title(lay)}")
+                ax.plot(pd.DatetimeIndex(r[cv.TIME].values), r.values, color=_COLORS[j], lw=1.0, ls="--", label=f"{labels[1]} {layer_title(lay)}")
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel("z-score")
         ax.set_title(str(reg), fontsize=9, loc="left")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=6, ncols=3, loc="lower left")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, ncols=3, loc="outside lower center")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
 
 
 def station_map(background: xr.DataArray, metrics: xr.Dataset, *, layer: int = 0, metric: str = "pearson_r", title: str = "") -> Figure:
-    """Stations coloured by a metric over a background map; training-cell stations drawn as squares."""
+    """Stations coloured by a metric over a background map; training-cell stations drawn as squares.
+
+    The metric's colour range comes from the stations' values; water is light blue,
+    the background grey scale starts above white.
+    """
+    from matplotlib.colors import LinearSegmentedColormap
+
     fig, axes = _figure(1, 1, size=(5.0, 4.4))
     ax = axes[0, 0]
-    mesh = _map(ax, background, cmap="Greys", alpha=0.6)
+    greys = LinearSegmentedColormap.from_list("land_greys", ["#e8e8e8", "#5a5a5a"])
+    bmin, bmax = data_range(background, default=(0.0, 0.5))
+    mesh = _map(ax, background, cmap=greys, vmin=bmin, vmax=bmax)
     fig.colorbar(mesh, ax=ax, shrink=0.7, label=background.attrs.get("long_name", "background"))
     m = metrics.sel({cv.LAYER: layer})
     train = m["training_cell"].values.astype(bool) if "training_cell" in m.coords else np.zeros(m.sizes[cv.STATION], bool)
+    vals = np.asarray(m[metric].values, float)
+    vmin, vmax = data_range(vals)
+    sc = None
     for mask, marker, label in ((~train, "o", "independent"), (train, "s", "training cell")):
         if mask.any():
-            sc = ax.scatter(m[cv.LON].values[mask], m[cv.LAT].values[mask], c=m[metric].values[mask], vmin=0, vmax=1,
+            sc = ax.scatter(m[cv.LON].values[mask], m[cv.LAT].values[mask], c=vals[mask], vmin=vmin, vmax=vmax,
                             cmap="viridis", marker=marker, edgecolor="k", s=60, label=label)
-    if train.any() or (~train).any():
+    if sc is not None:
         fig.colorbar(sc, ax=ax, shrink=0.7, label=metric)
-    ax.legend(fontsize=7, loc="lower left")
-    ax.set_aspect(1 / np.cos(np.deg2rad(float(background[cv.LAT].mean()))))
-    ax.set_title(title or f"{metric} at stations ({_layer_title(layer)})", fontsize=10)
+        fig.legend(fontsize=7, loc="outside lower center", ncols=2)
+    ax.set_title(title or f"{metric} at stations ({layer_title(layer)})", fontsize=10)
     return fig
 
 
@@ -220,7 +317,8 @@ def station_series(obs: xr.DataArray, sims: Mapping[str, xr.DataArray], *, title
         ax.set_title(str(st), fontsize=8, loc="left")
         ax.set_ylabel("m³ m⁻³", fontsize=7)
         ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6, ncols=len(sims) + 1, loc="upper right")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, ncols=len(sims) + 1, loc="outside lower center")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -233,7 +331,7 @@ def lookback_curves(perm: xr.Dataset, *, title: str = "") -> Figure:
         ax = axes[0, a]
         for j, lay in enumerate(perm[cv.LAYER].values):
             s = perm[name].sel(layer=lay)
-            ax.plot(perm["n_kept"].values, s.values, marker="o", color=_COLORS[j], label=_layer_title(lay))
+            ax.plot(perm["n_kept"].values, s.values, marker="o", color=_COLORS[j], label=layer_title(lay))
         ax.set_xscale("log")
         ax.set_xlabel("days kept in order at the window end")
         ax.set_ylabel({"nse": "NSE", "pearson_r": "r"}[name])
@@ -249,7 +347,7 @@ def memory_curves(scales: xr.Dataset, *, title: str = "") -> Figure:
     ax = axes[0, 0]
     for j, lay in enumerate(scales[cv.LAYER].values):
         ax.plot(scales["lag"].values, scales["acf"].sel(layer=lay).values, color=_COLORS[j],
-                label=f"{_layer_title(lay)}: e-folding {int(scales['efold_days'].sel(layer=lay))} d")
+                label=f"{layer_title(lay)}: e-folding {int(scales['efold_days'].sel(layer=lay))} d")
     ax.axhline(np.exp(-1), color="k", lw=0.6, ls="--")
     ax.set_xlabel("lag (days)")
     ax.set_ylabel("autocorrelation of anomalies")

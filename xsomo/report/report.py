@@ -1,4 +1,4 @@
-"""The evaluation report of a prediction on a sample world: CSV tables, PNG figures, an index page.
+"""The evaluation report of a prediction on a sample world: CSV tables, figures, an index page.
 
 :func:`write_report` gathers what steps 5-6 of the method produce — skill at the
 independent COSMOS-like stations, the intercomparison with the stand-in products
@@ -8,9 +8,11 @@ experiments (Figs. 2, 3) — into one folder::
 
     out/index.md, out/index.html      the page (Markdown and HTML, same content)
     out/tables/*.csv                   every number on the page
-    out/figures/*.png                  the figures
+    out/figures/*.png                  the figures (300 dpi; also PDF/SVG with ``vector=``)
 
-Every number on the page is computed here from the files; nothing is typed in.
+Each section of the page is one function (``section_*``) of the inputs gathered by
+:func:`load_inputs`. Every number on the page is computed here from the files; nothing
+is typed in. Every file is written atomically (:mod:`xsomo.io.atomic`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
+import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +34,30 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.evaluation import scores as evaluation
+from xsomo import evaluation
 from xsomo.evaluation import intercomparison
-from xsomo.report import plotting
+from xsomo.evaluation.arrays import open_prediction
 from xsomo.exceptions import DataFormatError
+from xsomo.io.atomic import atomic_write_text
+from xsomo.report import plotting
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
 
-__all__ = ["Report", "open_prediction", "write_report"]
+__all__ = [
+    "Report",
+    "ReportInputs",
+    "load_inputs",
+    "open_prediction",
+    "section_anomalies",
+    "section_intercomparison",
+    "section_memory",
+    "section_overview",
+    "section_stations",
+    "section_transfer",
+    "section_truth",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +66,18 @@ PathLike = str | os.PathLike[str]
 
 @dataclass
 class Report:
-    """Sections of the page being written: ``(title, [blocks])``, blocks are Markdown strings."""
+    """Sections of the page being written: ``(title, [blocks])``, blocks are Markdown strings.
+
+    ``dpi`` is the figures' resolution; ``vector`` the extra vector formats written
+    beside each PNG (``("pdf",)``, ``("svg",)``).
+    """
 
     out: pathlib.Path
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     tables: dict[str, pathlib.Path] = field(default_factory=dict)
     figures: dict[str, pathlib.Path] = field(default_factory=dict)
+    dpi: int = plotting.DPI
+    vector: tuple[str, ...] = ()
 
     def section(self, title: str) -> list[str]:
         blocks: list[str] = []
@@ -64,23 +87,34 @@ class Report:
     def table(self, name: str, df: pd.DataFrame, *, index: bool = False) -> pathlib.Path:
         path = self.out / "tables" / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_text(path, df.to_csv(index=index, float_format="%.4g"))
+        atomic_write_text(path, df.to_csv(index=index, float_format="%.4g"))
         self.tables[name] = path
         return path
 
     def figure(self, name: str, fig: Any) -> pathlib.Path:
-        path = plotting.save(fig, self.out / "figures" / f"{name}.png")
+        path = plotting.save(fig, self.out / "figures" / f"{name}.png", dpi=self.dpi, vector=self.vector)
         self.figures[name] = path
         return path
 
 
-def _atomic_text(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, plotting._FILE_MODE)
-    os.replace(tmp, path)
+@dataclass
+class ReportInputs:
+    """What the sections read: the world, the prediction and the datasets on its grid."""
+
+    world: pathlib.Path
+    meta: dict[str, Any]
+    truth_ds: xr.Dataset
+    truth: xr.DataArray
+    sm: xr.DataArray
+    datasets: dict[str, xr.DataArray]
+    training: Any
+    cosmos: xr.Dataset | None
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def period(self) -> str:
+        t = self.sm[cv.TIME].values
+        return f"{pd.Timestamp(t[0]).date()} to {pd.Timestamp(t[-1]).date()}"
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -90,25 +124,11 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
         cells = []
         for v in row:
             if isinstance(v, float | np.floating):
-                cells.append("" if not np.isfinite(v) else floatfmt.format(v))
+                cells.append("–" if not np.isfinite(v) else floatfmt.format(v))
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def open_prediction(prediction: PathLike | xr.Dataset | xr.DataArray) -> xr.DataArray:
-    """``sm(layer, time, lat, lon)`` with ascending lat/lon from a Dataset or a folder of SoMo.ml-EU files."""
-    from xsomo.regrid import normalise_latlon
-
-    if isinstance(prediction, xr.Dataset | xr.DataArray):
-        da = evaluation._layered(prediction)
-    else:
-        from xsomo.io.somo import open_somo
-
-        da = open_somo(prediction)[cv.SM]
-    da = normalise_latlon(da)
-    return da.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
 
 
 def _maybe_open(obj: PathLike | xr.Dataset | None) -> xr.Dataset | None:
@@ -129,6 +149,66 @@ def _pick_year(truth: xr.DataArray, year: int | None) -> tuple[int, str]:
     return driest, "the world's driest summer (JJA mean of layer 1)"
 
 
+def load_inputs(
+    world: PathLike,
+    prediction: PathLike | xr.Dataset | xr.DataArray,
+    *,
+    model: TrainedModel | None = None,
+    targets: xr.Dataset | None = None,
+    products: bool = True,
+) -> ReportInputs:
+    """Open the world's truth, the prediction (:func:`xsomo.evaluation.open_prediction`) and the products.
+
+    Products are regridded to the prediction's grid; a product that cannot be regridded
+    or that covers no cell with data in the prediction's period is left out (and named
+    on the page) instead of drawing empty panels.
+    """
+    world = pathlib.Path(world)
+    if not (world / "truth.nc").exists():
+        raise DataFormatError(
+            f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote."
+        )
+    meta = json.loads((world / "world.json").read_text()) if (world / "world.json").exists() else {}
+    truth_ds = xr.open_dataset(world / "truth.nc")
+    sm = open_prediction(prediction)
+    t0, t1 = sm[cv.TIME].values[0], sm[cv.TIME].values[-1]
+    truth = truth_ds[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).sel({cv.TIME: slice(t0, t1)})
+    logger.info("report: loading the prediction")
+    sm = sm.load()
+    truth = truth.load()
+    datasets: dict[str, xr.DataArray] = {"xsomo": sm}
+    left_out: dict[str, str] = {}
+    if products and (world / "products").is_dir():
+        for name, prod in intercomparison.open_products(world).items():
+            try:
+                reg = intercomparison.regrid_product(prod, sm)
+            except Exception as err:  # a product that cannot be regridded is reported, not fatal
+                warnings.warn(f"product {name!r} left out of the report: {err}", stacklevel=2)
+                left_out[name] = str(err)
+                continue
+            reg = reg.sel({cv.TIME: slice(t0, t1)}).load()
+            if reg.sizes[cv.TIME] == 0 or not bool(reg.notnull().any()):
+                left_out[name] = "no data in the prediction's period and grid"
+                continue
+            datasets[name] = reg
+    cosmos = None
+    if (world / "cosmos").is_dir():
+        from xsomo.io import open_cosmos
+
+        cosmos = open_cosmos(world / "cosmos")
+    return ReportInputs(
+        world=world,
+        meta=meta,
+        truth_ds=truth_ds,
+        truth=truth,
+        sm=sm,
+        datasets=datasets,
+        training=targets if targets is not None else model,
+        cosmos=cosmos,
+        left_out=left_out,
+    )
+
+
 def write_report(
     *,
     world: PathLike,
@@ -143,6 +223,8 @@ def write_report(
     products: bool = True,
     block: int | None = None,
     seed: int = 0,
+    dpi: int = plotting.DPI,
+    vector: Sequence[str] = (),
 ) -> pathlib.Path:
     """Write the evaluation report of ``prediction`` on a sample ``world`` into ``out``.
 
@@ -161,7 +243,7 @@ def write_report(
         Station metrics already computed (else computed here).
     memory
         Result of the lookback permutation (:func:`xsomo.evaluation.experiments.lookback_permutation`),
-        a Dataset or a netCDF path; the section is skipped when None.
+        a Dataset or a netCDF path; the figure is left out when None.
     transfer
         Result of :func:`xsomo.evaluation.experiments.transfer`, a Dataset or a netCDF path.
     year
@@ -172,116 +254,102 @@ def write_report(
         Sampling of the cells compared with the average of the datasets: one random cell
         per ``block`` × ``block`` cells. Default: 20 (the paper's, about 300 cells on the
         Europe grid), smaller on small grids so that about 300 blocks remain.
+    dpi
+        Resolution of the PNG figures (300: print quality).
+    vector
+        Also write every figure in these vector formats (``"pdf"``, ``"svg"``).
 
     Returns
     -------
     pathlib.Path
         The ``index.md`` page (``index.html`` lies beside it).
     """
-    world = pathlib.Path(world)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rep = Report(out)
-    if not (world / "truth.nc").exists():
-        raise DataFormatError(
-            f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote."
-        )
-    meta = json.loads((world / "world.json").read_text()) if (world / "world.json").exists() else {}
-    truth_ds = xr.open_dataset(world / "truth.nc")
-    sm = open_prediction(prediction)
-    truth = truth_ds[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
-    truth = truth.sel({cv.TIME: slice(sm[cv.TIME].values[0], sm[cv.TIME].values[-1])})
-    training = targets if targets is not None else model
-    logger.info("report: loading the prediction")
-    sm = sm.load()
-    truth = truth.load()
+    rep = Report(out, dpi=int(dpi), vector=plotting.vector_formats(vector))
+    inp = load_inputs(world, prediction, model=model, targets=targets, products=products)
+    section_overview(rep, inp)
+    if inp.cosmos is not None:
+        section_stations(rep, inp, metrics)
+    section_truth(rep, inp)
+    if len(inp.datasets) > 2:
+        section_intercomparison(rep, inp, block=block, seed=seed)
+    section_anomalies(rep, inp, year=year)
+    section_memory(rep, inp, memory=_maybe_open(memory), seed=seed)
+    res = _maybe_open(transfer)
+    if res is not None:
+        section_transfer(rep, res)
+    sec = rep.section("Files")
+    sec.append("\n".join(f"- [`tables/{p.name}`](tables/{p.name})" for p in rep.tables.values()))
+    return _write_pages(rep, title="xsomo evaluation report")
 
-    # ------------------------------------------------------------- datasets on the 0.1° grid
-    datasets: dict[str, xr.DataArray] = {"xsomo": sm}
-    if products and (world / "products").is_dir():
-        for name, prod in intercomparison.open_products(world).items():
-            try:
-                reg = intercomparison.regrid_product(prod, sm)
-            except Exception as err:  # a product that cannot be regridded is reported, not fatal
-                warnings.warn(f"product {name!r} left out of the report: {err}", stacklevel=2)
-                continue
-            datasets[name] = reg.sel(
-                {cv.TIME: slice(sm[cv.TIME].values[0], sm[cv.TIME].values[-1])}
-            ).load()
 
-    intro = rep.section("Overview")
-    period = f"{pd.Timestamp(sm[cv.TIME].values[0]).date()} to {pd.Timestamp(sm[cv.TIME].values[-1]).date()}"
-    intro.append(
-        f"Sample world `{world}` (preset `{meta.get('preset', '?')}`, seed {meta.get('seed', '?')}); "
-        f"prediction {sm.sizes[cv.LAT]} × {sm.sizes[cv.LON]} cells, {period}. "
-        f"Datasets compared: {', '.join(f'`{n}`' for n in datasets)}. Generated by xsomo on "
+def section_overview(rep: Report, inp: ReportInputs) -> None:
+    """What was compared: the world, the prediction's grid and period, the datasets."""
+    sec = rep.section("Overview")
+    sm = inp.sm
+    text = (
+        f"Sample world `{inp.world}` (preset `{inp.meta.get('preset', '?')}`, seed {inp.meta.get('seed', '?')}); "
+        f"prediction {sm.sizes[cv.LAT]} × {sm.sizes[cv.LON]} cells, {inp.period}. "
+        f"Datasets compared: {', '.join(f'`{n}`' for n in inp.datasets)}. Generated by xsomo on "
         f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}."
     )
+    if inp.left_out:
+        text += " Left out: " + "; ".join(f"`{k}` ({v})" for k, v in inp.left_out.items()) + "."
+    sec.append(text)
 
-    # ------------------------------------------------------------- stations
-    cosmos = None
-    if (world / "cosmos").is_dir():
-        from xsomo.io import open_cosmos
 
-        cosmos = open_cosmos(world / "cosmos")
-    if cosmos is not None:
-        sec = rep.section("Skill at the independent COSMOS-like stations")
-        if metrics is None:
-            metrics = evaluation.evaluate(sm, cosmos, training_cells=training)
-        summary = evaluation.summarize(metrics)
-        rep.table("station_summary_xsomo", summary)
-        df = (
-            metrics.drop_vars(["footprint_weights", "weight_layer"], errors="ignore")
-            .to_dataframe()
-            .reset_index()
-        )
-        rep.table("station_metrics_xsomo", df)
-        n_train = int(metrics["training_cell"].sum()) if "training_cell" in metrics.coords else 0
-        sec.append(
-            f"{metrics.sizes[cv.STATION]} stations, {n_train} of them in cells that held training targets "
-            "(left out of the medians below). Layer 0 is the footprint mix: each station's cosmic-ray "
-            "footprint depth (0.15-0.22 m) weighs the layers by their overlap with 0..depth "
-            "(`xsomo.evaluation.scores.footprint_weights`); layers 1-3 compare the station with each layer alone."
-        )
-        sec.append(
-            _md_table(
-                summary[
-                    [
-                        c
-                        for c in (
-                            "layer_label",
-                            "n_stations",
-                            "pearson_r",
-                            "anomaly_r",
-                            "urmsd",
-                            "bias",
-                            "nse",
-                            "kge",
-                        )
-                        if c in summary
-                    ]
-                ]
-            )
-        )
-        comp = intercomparison.compare_stations(datasets, cosmos, training_cells=training)
-        rows = []
-        for p in comp["product"].values:
-            s = evaluation.summarize(comp.sel(product=p, drop=True))
-            s.insert(0, "dataset", str(p))
-            rows.append(s)
-        comp_sum = pd.concat(rows, ignore_index=True)
-        rep.table("station_summary_all", comp_sum)
-        sec.append("**All datasets at the same stations** (median over independent stations):")
-        pivot = comp_sum.pivot_table(
-            index="dataset", columns="layer_label", values="pearson_r", sort=False
-        ).reset_index()
-        sec.append(_md_table(pivot))
-        fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")[
-            "pearson_r"
-        ]
-        if "xsomo" in fp and len(fp) > 1:
-            others = fp.drop("xsomo")
-            beats = bool(np.all(fp["xsomo"] > others.dropna())) and others.notna().any()
+def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
+    """``(station, time)`` of ``da`` at the stations' cells: the footprint mix or layer 1."""
+    rr, cc, inside = evaluation.match_stations(da, obs[cv.LAT].values, obs[cv.LON].values)
+    pts = da.isel({cv.LAT: xr.DataArray(rr, dims=cv.STATION), cv.LON: xr.DataArray(cc, dims=cv.STATION)})
+    pts = pts.assign_coords({cv.STATION: obs[cv.STATION].values}).where(xr.DataArray(inside, dims=cv.STATION))
+    if weights is not None:
+        w = weights.rename(weight_layer=cv.LAYER).assign_coords({cv.LAYER: list(cv.LAYER_NUMBERS)})
+        pts = (pts.sel({cv.LAYER: list(cv.LAYER_NUMBERS)}) * w).sum(cv.LAYER, skipna=False)
+    else:
+        pts = pts.sel({cv.LAYER: 1})
+    return pts.transpose(cv.STATION, cv.TIME)
+
+
+def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None = None) -> xr.Dataset:
+    """Skill at the COSMOS-like stations: xsomo's metrics, every dataset at the same stations, figures."""
+    if inp.cosmos is None:
+        raise DataFormatError(f"{inp.world} has no cosmos/ folder: no stations to score against")
+    cosmos, sm, datasets, training = inp.cosmos, inp.sm, inp.datasets, inp.training
+    sec = rep.section("Skill at the independent COSMOS-like stations")
+    if metrics is None:
+        metrics = evaluation.evaluate(sm, cosmos, training_cells=training)
+    summary = evaluation.summarize(metrics)
+    rep.table("station_summary_xsomo", summary)
+    rep.table("station_metrics_xsomo", evaluation.metrics_table(metrics))
+    n_train = int(metrics["training_cell"].sum()) if "training_cell" in metrics.coords else 0
+    sec.append(
+        f"{metrics.sizes[cv.STATION]} stations, {n_train} of them in cells that held training targets "
+        "(left out of the medians below). Layer 0 is the footprint mix: each station's cosmic-ray "
+        "footprint depth (0.15-0.22 m) weighs the layers by their overlap with 0..depth "
+        "(`xsomo.evaluation.footprint_weights`); layers 1-3 compare the station with each layer alone."
+    )
+    cols = ("layer_label", "n_stations", "pearson_r", "anomaly_r", "urmsd", "bias", "nse", "kge")
+    sec.append(_md_table(summary[[c for c in cols if c in summary]]))
+    comp = intercomparison.compare_stations(datasets, cosmos, training_cells=training)
+    rows = []
+    for p in comp["product"].values:
+        s = evaluation.summarize(comp.sel(product=p, drop=True))
+        s.insert(0, "dataset", str(p))
+        rows.append(s)
+    comp_sum = pd.concat(rows, ignore_index=True)
+    rep.table("station_summary_all", comp_sum)
+    sec.append("**All datasets at the same stations** (median over independent stations; – : no station in the product's cover):")
+    pivot = comp_sum.pivot_table(
+        index="dataset", columns="layer_label", values="pearson_r", sort=False, dropna=False
+    ).reset_index()
+    sec.append(_md_table(pivot))
+    fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")["pearson_r"]
+    if "xsomo" in fp and len(fp) > 1:
+        others = fp.drop("xsomo").dropna()
+        if len(others):
+            beats = bool(np.all(fp["xsomo"] > others))
             sec.append(
                 f"Quality bar — xsomo's median r at the stations (footprint mix) is **{fp['xsomo']:.3f}**; "
                 + ", ".join(f"{k.replace('_like', '')} {v:.3f}" for k, v in others.items())
@@ -291,107 +359,83 @@ def write_report(
                     else ". xsomo is **not** higher than every product."
                 )
             )
-        rep.figure(
-            "fig4a_stations_boxplot",
-            plotting.metric_boxplots(
-                comp, title="datasets against the COSMOS-like stations (all stations)"
-            ),
-        )
-        sec.append("![Station box plots](figures/fig4a_stations_boxplot.png)")
-        background = evaluation.summer_mean(sm.sel({cv.LAYER: 1})).assign_attrs(
-            long_name="JJA mean layer 1 (m³ m⁻³)"
-        )
-        rep.figure(
-            "stations_map",
-            plotting.station_map(
-                background, metrics, title="xsomo r at the stations (footprint mix)"
-            ),
-        )
-        sec.append("![Station map](figures/stations_map.png)")
-        st_ids = metrics[cv.STATION].values[
-            np.argsort(-metrics["n"].sel(layer=metrics[cv.LAYER].values[0]).values)
-        ][:4]
-        obs = cosmos[cv.SM].sel({cv.STATION: st_ids})
-        w = (
-            metrics["footprint_weights"].sel({cv.STATION: st_ids})
-            if "footprint_weights" in metrics.coords
-            else None
-        )
-        sims = {}
-        for name, da in datasets.items():
-            rr, cc, _ = evaluation.match_stations(da, obs[cv.LAT].values, obs[cv.LON].values)
-            pts = da.isel(
-                {
-                    cv.LAT: xr.DataArray(rr, dims=cv.STATION),
-                    cv.LON: xr.DataArray(cc, dims=cv.STATION),
-                }
-            )
-            pts = pts.assign_coords({cv.STATION: st_ids})
-            if w is not None:
-                pts = (
-                    pts.sel({cv.LAYER: [1, 2, 3]})
-                    * w.rename(weight_layer=cv.LAYER).assign_coords({cv.LAYER: [1, 2, 3]})
-                ).sum(cv.LAYER, skipna=False)
-            else:
-                pts = pts.sel({cv.LAYER: 1})
-            sims[name] = pts.transpose(cv.STATION, cv.TIME)
-        rep.figure(
-            "stations_series",
-            plotting.station_series(
-                obs, sims, title="footprint mix of each dataset and the station"
-            ),
-        )
-        sec.append("![Station series](figures/stations_series.png)")
+    rep.figure(
+        "fig4a_stations_boxplot",
+        plotting.metric_boxplots(comp, title="datasets against the COSMOS-like stations (all stations)"),
+    )
+    sec.append("![Station box plots](figures/fig4a_stations_boxplot.png)")
+    background = evaluation.summer_mean(sm.sel({cv.LAYER: 1})).assign_attrs(
+        long_name="JJA mean layer 1 (m³ m⁻³)"
+    )
+    rep.figure(
+        "stations_map",
+        plotting.station_map(background, metrics, title="xsomo r at the stations (footprint mix)"),
+    )
+    sec.append("![Station map](figures/stations_map.png)")
+    st_ids = metrics[cv.STATION].values[
+        np.argsort(-metrics["n"].sel(layer=metrics[cv.LAYER].values[0]).values)
+    ][:4]
+    obs = cosmos[cv.SM].sel({cv.STATION: st_ids})
+    w = metrics["footprint_weights"].sel({cv.STATION: st_ids}) if "footprint_weights" in metrics.coords else None
+    sims = {name: _station_points(da, obs, w) for name, da in datasets.items()}
+    sims = {name: s for name, s in sims.items() if bool(s.notnull().any())}
+    rep.figure(
+        "stations_series",
+        plotting.station_series(obs, sims, title="footprint mix of each dataset and the station"),
+    )
+    sec.append("![Station series](figures/stations_series.png)")
+    return metrics
 
-    # ------------------------------------------------------------- against the truth
+
+def _training_mask(inp: ReportInputs) -> xr.DataArray | None:
+    """``(lat, lon)`` True in the cells that held training targets (None: no training cells given)."""
+    lat_lon = evaluation.training_latlon(inp.training)
+    if lat_lon is None or not lat_lon.size:
+        return None
+    sm = inp.sm
+    rr, cc, inside = evaluation.match_stations(sm, lat_lon[:, 0], lat_lon[:, 1])
+    flag = np.zeros((sm.sizes[cv.LAT], sm.sizes[cv.LON]), bool)
+    flag[rr[inside], cc[inside]] = True
+    return xr.DataArray(flag, dims=(cv.LAT, cv.LON), coords={cv.LAT: sm[cv.LAT], cv.LON: sm[cv.LON]})
+
+
+def section_truth(rep: Report, inp: ReportInputs) -> dict[str, xr.Dataset]:
+    """Every dataset against the known truth at every land cell; training vs independent cells."""
     sec = rep.section("Skill against the known truth (every land cell)")
     grid_rows = []
     maps = {}
-    for name, da in datasets.items():
-        m = evaluation.evaluate_grid(da, truth, anomaly=name == "xsomo")
+    for name, da in inp.datasets.items():
+        m = evaluation.evaluate_grid(da, inp.truth, anomaly=name == "xsomo")
         maps[name] = m
         for lay in m[cv.LAYER].values:
             mm = m.sel({cv.LAYER: lay})
-            row = {
-                "dataset": name,
-                "layer": int(lay),
-                "n_cells": int(mm["pearson_r"].notnull().sum()),
-            }
+            row = {"dataset": name, "layer": int(lay), "n_cells": int(mm["pearson_r"].notnull().sum())}
             for k in ("pearson_r", "urmsd", "bias", "nse", "anomaly_r"):
                 if k in mm:
                     row[k] = float(mm[k].median())
             grid_rows.append(row)
     truth_tab = pd.DataFrame(grid_rows)
     rep.table("truth_skill", truth_tab)
-    if training is not None:
-        lat_lon = evaluation._training_latlon(training)
-        if lat_lon is not None and lat_lon.size:
-            rr, cc, inside = evaluation.match_stations(sm, lat_lon[:, 0], lat_lon[:, 1])
-            flag = np.zeros((sm.sizes[cv.LAT], sm.sizes[cv.LON]), bool)
-            flag[rr[inside], cc[inside]] = True
-            flag_da = xr.DataArray(
-                flag, dims=(cv.LAT, cv.LON), coords={cv.LAT: sm[cv.LAT], cv.LON: sm[cv.LON]}
-            )
-            m = maps["xsomo"]
-            split = []
-            for lay in m[cv.LAYER].values:
-                for label, mask in (("training cells", flag_da), ("independent cells", ~flag_da)):
-                    v = m["pearson_r"].sel({cv.LAYER: lay}).where(mask)
-                    split.append(
-                        {
-                            "layer": int(lay),
-                            "cells": label,
-                            "n_cells": int(v.notnull().sum()),
-                            "pearson_r": float(v.median()),
-                            "urmsd": float(m["urmsd"].sel({cv.LAYER: lay}).where(mask).median()),
-                        }
-                    )
-            split_df = pd.DataFrame(split)
-            rep.table("truth_skill_xsomo_training_vs_independent", split_df)
-            sec.append(
-                "xsomo against the truth, cells that held training targets vs independent cells (medians):"
-            )
-            sec.append(_md_table(split_df))
+    flag_da = _training_mask(inp)
+    if flag_da is not None:
+        m = maps["xsomo"]
+        split = []
+        for lay in m[cv.LAYER].values:
+            for label, mask in (("training cells", flag_da), ("independent cells", ~flag_da)):
+                v = m["pearson_r"].sel({cv.LAYER: lay}).where(mask)
+                split.append(
+                    {
+                        "layer": int(lay),
+                        "cells": label,
+                        "n_cells": int(v.notnull().sum()),
+                        "pearson_r": float(v.median()),
+                        "urmsd": float(m["urmsd"].sel({cv.LAYER: lay}).where(mask).median()),
+                    }
+                )
+        split_df = pd.DataFrame(split)
+        rep.table("truth_skill_xsomo_training_vs_independent", split_df)
+        sec.append("xsomo against the truth, cells that held training targets vs independent cells (medians):")
+        sec.append(_md_table(split_df))
     sec.append("Median over land cells of each dataset against the truth:")
     sec.append(
         _md_table(
@@ -400,80 +444,111 @@ def write_report(
             .reset_index()
         )
     )
-    fig = plotting.anomaly_maps(
-        {
-            f"r {plotting._layer_title(k)}": maps["xsomo"]["pearson_r"].sel({cv.LAYER: k}) * 2 - 1
-            for k in maps["xsomo"][cv.LAYER].values
-        },
-        vlim=1.0,
-        title="xsomo r against the truth (colour scale 2r-1: -1 = r 0, +1 = r 1)",
+    r = maps["xsomo"]["pearson_r"]
+    rep.figure(
+        "truth_r_maps",
+        plotting.metric_maps(
+            {plotting.layer_title(k): r.sel({cv.LAYER: k}) for k in r[cv.LAYER].values},
+            label="r against the truth",
+            title="xsomo r against the truth (colour range from the data)",
+        ),
     )
-    rep.figure("truth_r_maps", fig)
     sec.append("![r maps](figures/truth_r_maps.png)")
+    return maps
 
-    # ------------------------------------------------------------- intercomparison with the product average
-    if len(datasets) > 2:
-        sec = rep.section("Intercomparison: each dataset against the average of the others")
-        if block is None:
-            block = int(min(20, max(2, np.sqrt(sm.sizes[cv.LAT] * sm.sizes[cv.LON] / 300))))
-        cmp = intercomparison.compare_to_mean(datasets, block=block, seed=seed)
-        rows = []
-        for p in cmp["product"].values:
-            for lay in cmp[cv.LAYER].values:
-                s = cmp.sel(product=p, layer=lay)
-                rows.append(
-                    {
-                        "dataset": str(p),
-                        "layer": int(lay),
-                        "n_cells": int(s["pearson_r"].notnull().sum()),
-                        "pearson_r": float(s["pearson_r"].median()),
-                        "urmsd": float(s["urmsd"].median()),
-                    }
-                )
-        tab = pd.DataFrame(rows)
-        rep.table("product_mean_comparison", tab)
-        sec.append(
-            f"{cmp.sizes[cv.CELL]} cells, one random cell (seed {seed}) per {block} × {block}-cell block among cells "
-            "where every dataset has data; each dataset against the mean of the other datasets (leave-one-out). "
-            "Products are regridded bilinearly to 0.1° (`xsomo.regrid`)."
-        )
-        sec.append(
-            _md_table(
-                tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False)
-                .add_prefix("r layer ")
-                .reset_index()
+
+def section_intercomparison(rep: Report, inp: ReportInputs, *, block: int | None = None, seed: int = 0) -> xr.Dataset:
+    """Each dataset against the average of the others at one random cell per block (Fig. 4b)."""
+    sm = inp.sm
+    sec = rep.section("Intercomparison: each dataset against the average of the others")
+    if block is None:
+        block = int(min(20, max(2, np.sqrt(sm.sizes[cv.LAT] * sm.sizes[cv.LON] / 300))))
+    cmp = intercomparison.compare_to_mean(inp.datasets, block=block, seed=seed)
+    rows = []
+    for p in cmp["product"].values:
+        for lay in cmp[cv.LAYER].values:
+            s = cmp.sel(product=p, layer=lay)
+            rows.append(
+                {
+                    "dataset": str(p),
+                    "layer": int(lay),
+                    "n_cells": int(s["pearson_r"].notnull().sum()),
+                    "pearson_r": float(s["pearson_r"].median()),
+                    "urmsd": float(s["urmsd"].median()),
+                }
             )
+    tab = pd.DataFrame(rows)
+    rep.table("product_mean_comparison", tab)
+    sec.append(
+        f"{cmp.sizes[cv.CELL]} cells, one random cell (seed {seed}) per {block} × {block}-cell block among cells "
+        "where every dataset has data; each dataset against the mean of the other datasets (leave-one-out). "
+        "Products are regridded bilinearly to 0.1° (`xsomo.regrid`)."
+    )
+    sec.append(
+        _md_table(
+            tab.pivot_table(index="dataset", columns="layer", values="pearson_r", sort=False)
+            .add_prefix("r layer ")
+            .reset_index()
         )
-        rep.figure(
-            "fig4b_product_mean_boxplot",
-            plotting.metric_boxplots(
-                cmp, sample_dim=cv.CELL, title="datasets against the average of the other datasets"
-            ),
-        )
-        sec.append("![Product-mean box plots](figures/fig4b_product_mean_boxplot.png)")
+    )
+    rep.figure(
+        "fig4b_product_mean_boxplot",
+        plotting.metric_boxplots(cmp, sample_dim=cv.CELL, title="datasets against the average of the other datasets"),
+    )
+    sec.append("![Product-mean box plots](figures/fig4b_product_mean_boxplot.png)")
+    return cmp
 
-    # ------------------------------------------------------------- maps and anomalies (Fig. 5)
+
+def region_polygons(region: xr.DataArray, names: Mapping[str, str]) -> Any:
+    """The world's region raster (``lat``, ``lon`` codes) as polygons: the union of each region's cells.
+
+    A GeoDataFrame (EPSG:4326) with ``NAME``, for :func:`xsomo.drivers.regions.regional_mean`,
+    the area-weighted regional mean used for Natural Earth countries too.
+    """
+    import geopandas as gpd
+    import shapely
+
+    g = cv.GridSpec.from_coords(region[cv.LAT].values, region[cv.LON].values)
+    half = g.resolution / 2
+    codes = np.asarray(region.transpose(cv.LAT, cv.LON).values)
+    lat, lon = region[cv.LAT].values, region[cv.LON].values
+    rows, geoms = [], []
+    for code, name in sorted(names.items()):
+        ii, jj = np.nonzero(codes == int(code))
+        if not ii.size:
+            continue
+        boxes = shapely.box(lon[jj] - half, lat[ii] - half, lon[jj] + half, lat[ii] + half)
+        geoms.append(shapely.union_all(boxes))
+        rows.append(str(name))
+    return gpd.GeoDataFrame({"NAME": rows}, geometry=geoms, crs=cv.CRS)
+
+
+def section_anomalies(rep: Report, inp: ReportInputs, *, year: int | None = None) -> None:
+    """Summer means, the daily-anomaly maps of one summer (Fig. 5) and regional seasonal anomalies (S6)."""
+    sm, truth, datasets = inp.sm, inp.truth, inp.datasets
     sec = rep.section("Summer means and anomalies")
     summer = {name: evaluation.summer_mean(da) for name, da in {**datasets, "truth": truth}.items()}
     for lay in (1, 3):
         rep.figure(f"fig5a_summer_mean_layer{lay}", plotting.summer_maps(summer, layer=lay))
         sec.append(f"![JJA mean layer {lay}](figures/fig5a_summer_mean_layer{lay}.png)")
     yr, why = _pick_year(truth, year)
-    z = {
-        name: evaluation.anomalies(da)["sm_anomaly"]
-        for name, da in {"xsomo": sm, "truth": truth}.items()
-    }
+    z = {name: evaluation.anomalies(da)["sm_anomaly"] for name, da in {"xsomo": sm, "truth": truth}.items()}
     z_year = {name: evaluation.summer_mean(v.sel({cv.TIME: str(yr)})) for name, v in z.items()}
     rep.figure(
         "fig5b_anomaly_xsomo",
-        plotting.anomaly_maps(z_year["xsomo"], title=f"xsomo: JJA {yr} normalised anomaly ({why})"),
+        plotting.anomaly_maps(z_year["xsomo"], title=f"xsomo: JJA {yr} mean of daily z-scores ({why})"),
     )
     rep.figure(
         "fig5b_anomaly_truth",
-        plotting.anomaly_maps(z_year["truth"], title=f"truth: JJA {yr} normalised anomaly"),
+        plotting.anomaly_maps(z_year["truth"], title=f"truth: JJA {yr} mean of daily z-scores"),
     )
     sec.append(
-        f"Normalised anomalies (z-scores against the 31-day moving daily climatology of {period}), summer {yr}, {why}:"
+        f"Daily normalised anomalies (z-scores against the 31-day moving daily climatology of {inp.period}, "
+        f"`xsomo.evaluation.anomalies`) averaged over summer {yr}, {why}. These maps are **not** the exported "
+        "period anomaly (`xsomo export --stat anomaly`, QGIS `xsomo:anomalymap`), which is the z-score of the "
+        "period mean among the same window's means in every year: both have the sign of the deviation, but "
+        "the daily z-scores are scaled by the day-to-day spread and the period anomaly by the smaller "
+        "year-to-year spread of period means, so it is larger in magnitude."
     )
     sec.append("![anomaly xsomo](figures/fig5b_anomaly_xsomo.png)")
     sec.append("![anomaly truth](figures/fig5b_anomaly_truth.png)")
@@ -490,40 +565,52 @@ def write_report(
     rep.table("anomaly_pattern_correlation", corr_df)
     sec.append(f"Spatial correlation of the JJA {yr} anomaly maps, xsomo vs truth:")
     sec.append(_md_table(corr_df))
-    if "region" in truth_ds:
-        region = truth_ds["region"]
-        names = meta.get("regions", {"1": "us", "2": "europe"})
-        series: dict[str, list[xr.DataArray]] = {"xsomo": [], "truth": []}
-        for code, rname in sorted(names.items()):
-            mask = region == int(code)
-            if not bool(mask.any()):
-                continue
-            for src, zz in z.items():
-                s = zz.where(mask).mean((cv.LAT, cv.LON)).resample({cv.TIME: "QS-DEC"}).mean()
-                series[src].append(s.expand_dims(region=[str(rname)]))
-        if series["xsomo"]:
-            ser = xr.concat(series["xsomo"], dim="region")
-            ref = xr.concat(series["truth"], dim="region")
-            rep.figure(
-                "figS6_regional_anomalies",
-                plotting.regional_series(
-                    ser,
-                    reference=ref,
-                    title="seasonal (DJF, MAM, JJA, SON) mean normalised anomaly per region; dashed: truth",
-                ),
-            )
-            sec.append(
-                "Seasonal mean anomalies per region (region masks from the world's `region` variable):"
-            )
-            sec.append("![regional anomalies](figures/figS6_regional_anomalies.png)")
-            both = xr.Dataset({"z_xsomo": ser, "z_truth": ref})
-            rep.table("regional_seasonal_anomalies", both.to_dataframe().reset_index())
+    if "region" in inp.truth_ds:
+        _regional_anomalies(rep, sec, inp, z)
 
-    # ------------------------------------------------------------- memory and experiments
+
+def regional_seasonal_anomalies(z: xr.DataArray, polygons: Any) -> xr.DataArray:
+    """Seasonal (DJF, MAM, JJA, SON) means of the area-weighted regional mean of ``z``: ``(region, layer, time)``.
+
+    The regional mean is :func:`xsomo.drivers.regions.regional_mean` (cell areas ∝ cos φ,
+    NaN cells ignored); seasons start in December (``QS-DEC``).
+    """
+    from xsomo.drivers import regions
+
+    reg = regions.regional_mean(z, polygons, key="NAME")
+    return reg.resample({cv.TIME: "QS-DEC"}).mean().transpose("region", cv.LAYER, cv.TIME)
+
+
+def _regional_anomalies(rep: Report, sec: list[str], inp: ReportInputs, z: Mapping[str, xr.DataArray]) -> None:
+    names = inp.meta.get("regions", {"1": "us", "2": "europe"})
+    polygons = region_polygons(inp.truth_ds["region"], names)
+    if not len(polygons):
+        return
+    ser = regional_seasonal_anomalies(z["xsomo"], polygons)
+    ref = regional_seasonal_anomalies(z["truth"], polygons)
+    rep.figure(
+        "figS6_regional_anomalies",
+        plotting.regional_series(
+            ser,
+            reference=ref,
+            title="seasonal (DJF, MAM, JJA, SON) mean normalised anomaly per region; dashed: truth",
+        ),
+    )
+    sec.append(
+        "Seasonal means of the daily anomalies per region: area-weighted means (cell areas ∝ cos latitude, "
+        "`xsomo.drivers.regions.regional_mean`) over the world's `region` masks:"
+    )
+    sec.append("![regional anomalies](figures/figS6_regional_anomalies.png)")
+    both = xr.Dataset({"z_xsomo": ser, "z_truth": ref})
+    rep.table("regional_seasonal_anomalies", both.to_dataframe().reset_index())
+
+
+def section_memory(rep: Report, inp: ReportInputs, *, memory: xr.Dataset | None = None, seed: int = 0) -> None:
+    """The truth's memory (autocorrelation of daily anomalies) and the lookback permutation (Fig. 2)."""
     from xsomo.evaluation import experiments
 
     sec = rep.section("Memory of the truth and the lookback permutation")
-    scales = experiments.memory_timescales(truth, seed=seed)
+    scales = experiments.memory_timescales(inp.truth, seed=seed)
     rep.figure("memory_truth_acf", plotting.memory_curves(scales))
     tab = pd.DataFrame(
         {
@@ -540,60 +627,55 @@ def write_report(
     )
     sec.append(_md_table(tab, floatfmt="{:.0f}"))
     sec.append("![memory](figures/memory_truth_acf.png)")
-    perm = _maybe_open(memory)
-    if perm is not None:
-        rep.figure("fig2_lookback_permutation", plotting.lookback_curves(perm))
-        ptab = perm[["nse", "pearson_r"]].to_dataframe().reset_index()
-        rep.table("lookback_permutation", ptab)
-        sec.append(
-            f"Lookback permutation ({perm.attrs.get('days_per_cell', '?')} random days at each of "
-            f"{perm.sizes.get(cv.CELL, '?')} cells; window {perm.attrs.get('lookback', '?')} days): all but the last n days "
-            "of each input window shuffled in time; median over cells of NSE and r against the truth."
-        )
-        sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
-        sec.append(_md_table(perm["pearson_r"].to_pandas().add_prefix("r layer ").reset_index()))
-        need_r = experiments.days_needed(perm, metric="pearson_r")
-        need_nse = experiments.days_needed(perm, metric="nse")
-        days, ratios = [], []
-        for lay in perm[cv.LAYER].values:
-            n_r = int(need_r.sel({cv.LAYER: lay}))
-            days.append(f"layer {int(lay)}: {n_r} / {int(need_nse.sel({cv.LAYER: lay}))}")
-            efold = float(scales["efold_days"].sel({cv.LAYER: lay})) if lay in scales[cv.LAYER].values else 0.0
-            if efold > 0:
-                ratios.append(f"layer {int(lay)}: {n_r / efold:.1f}×")
-        sec.append(
-            "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): "
-            + "; ".join(days)
-            + ". In units of the truth's median e-folding time (above): "
-            + "; ".join(ratios)
-            + " (r)."
-        )
-        sec.append("![lookback](figures/fig2_lookback_permutation.png)")
-    else:
-        sec.append(
-            "The lookback permutation was not run for this report (`xsomo experiment memory`)."
-        )
-    res = _maybe_open(transfer)
-    if res is not None:
-        sec = rep.section("Transfer: trained on one region, scored on another")
-        tsum = experiments.transfer_summary(res)
-        rep.table("transfer_summary", tsum)
-        rep.figure("fig3_transfer", plotting.transfer_plot(res))
-        sec.append(
-            f"Trained on region `{res.attrs.get('train_region', '?')}` only ({res.attrs.get('n_train_cells', '?')} target cells); "
-            f"scored against the truth on random cells of `{res.attrs.get('test_region', '?')}` and on held-out cells of the training region."
-        )
-        sec.append(_md_table(tsum))
-        env = res.attrs.get("training_envelope")
-        if env:
-            sec.append(_extrapolation_text(res, json.loads(env)))
-        sec.append("![transfer](figures/fig3_transfer.png)")
+    if memory is None:
+        sec.append("The lookback permutation was not run for this report (`xsomo experiment memory`).")
+        return
+    perm = memory
+    rep.figure("fig2_lookback_permutation", plotting.lookback_curves(perm))
+    rep.table("lookback_permutation", perm[["nse", "pearson_r"]].to_dataframe().reset_index())
+    sec.append(
+        f"Lookback permutation ({perm.attrs.get('days_per_cell', '?')} random days at each of "
+        f"{perm.sizes.get(cv.CELL, '?')} cells; window {perm.attrs.get('lookback', '?')} days): all but the last n days "
+        "of each input window shuffled in time; median over cells of NSE and r against the truth."
+    )
+    sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
+    sec.append(_md_table(perm["pearson_r"].to_pandas().add_prefix("r layer ").reset_index()))
+    need_r = experiments.days_needed(perm, metric="pearson_r")
+    need_nse = experiments.days_needed(perm, metric="nse")
+    days, ratios = [], []
+    for lay in perm[cv.LAYER].values:
+        n_r = int(need_r.sel({cv.LAYER: lay}))
+        days.append(f"layer {int(lay)}: {n_r} / {int(need_nse.sel({cv.LAYER: lay}))}")
+        efold = float(scales["efold_days"].sel({cv.LAYER: lay})) if lay in scales[cv.LAYER].values else 0.0
+        if efold > 0:
+            ratios.append(f"layer {int(lay)}: {n_r / efold:.1f}×")
+    sec.append(
+        "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): "
+        + "; ".join(days)
+        + ". In units of the truth's median e-folding time (above): "
+        + "; ".join(ratios)
+        + " (r)."
+    )
+    sec.append("![lookback](figures/fig2_lookback_permutation.png)")
 
-    # ------------------------------------------------------------- tables list and page
-    sec = rep.section("Files")
-    sec.append("\n".join(f"- [`tables/{p.name}`](tables/{p.name})" for p in rep.tables.values()))
-    index = _write_pages(rep, title="xsomo evaluation report")
-    return index
+
+def section_transfer(rep: Report, res: xr.Dataset) -> None:
+    """Trained on one region, scored on another (Fig. 3), with where the model extrapolates."""
+    from xsomo.evaluation import experiments
+
+    sec = rep.section("Transfer: trained on one region, scored on another")
+    tsum = experiments.transfer_summary(res)
+    rep.table("transfer_summary", tsum)
+    rep.figure("fig3_transfer", plotting.transfer_plot(res))
+    sec.append(
+        f"Trained on region `{res.attrs.get('train_region', '?')}` only ({res.attrs.get('n_train_cells', '?')} target cells); "
+        f"scored against the truth on random cells of `{res.attrs.get('test_region', '?')}` and on held-out cells of the training region."
+    )
+    sec.append(_md_table(tsum))
+    env = res.attrs.get("training_envelope")
+    if env:
+        sec.append(_extrapolation_text(res, json.loads(env)))
+    sec.append("![transfer](figures/fig3_transfer.png)")
 
 
 def _extrapolation_text(res: xr.Dataset, envelope: Mapping[str, list[float]]) -> str:
@@ -659,7 +741,7 @@ def _write_pages(rep: Report, *, title: str) -> pathlib.Path:
         for b in blocks:
             md += [b, ""]
     index = rep.out / "index.md"
-    _atomic_text(index, "\n".join(md))
+    atomic_write_text(index, "\n".join(md))
     body = []
     for name, blocks in rep.sections:
         body.append(f"<h2>{html.escape(name)}</h2>")
@@ -671,13 +753,11 @@ def _write_pages(rep: Report, *, title: str) -> pathlib.Path:
         "img{max-width:100%;margin:0.5em 0}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>" + "\n".join(body) + "</body></html>"
     )
-    _atomic_text(rep.out / "index.html", page)
+    atomic_write_text(rep.out / "index.html", page)
     return index
 
 
 def _inline(text: str) -> str:
-    import re
-
     t = html.escape(text)
     t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
     t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
@@ -686,8 +766,6 @@ def _inline(text: str) -> str:
 
 
 def _md_block_to_html(block: str) -> str:
-    import re
-
     lines = block.strip().splitlines()
     if not lines:
         return ""

@@ -1,8 +1,11 @@
-"""Small SoMo.ml-EU files (and, where xsomo is importable, its COG and GeoPackage) for the QGIS tests.
+"""Small SoMo.ml-EU files (and, where xsomo is importable, its COGs and GeoPackage) for the QGIS tests.
 
-Runs under the project's venv (then the COG and the station GeoPackage come from xsomo itself)
-or under Debian's system python (numpy + python3-netcdf4; then the GeoPackage is written with
-OGR and the xsomo-COG tests skip). Values are the known function :func:`value`.
+Runs under the project's venv (then the SoMo.ml-EU files are written by xsomo's own writer,
+``xsomo.prediction.output.to_files``, and the COGs and the station GeoPackage come from
+xsomo too) or under Debian's system python (numpy + python3-netcdf4: stand-in files written
+with netCDF4, the GeoPackage with OGR; the xsomo-COG tests skip). The SoMo.ml v1 files (lat
+ascending, per-layer folders) are stand-ins of the published files in both cases. Values are
+the known function :func:`value`.
 
     python make_test_data.py OUTDIR
 """
@@ -17,6 +20,9 @@ import numpy as np
 WEST, EAST, SOUTH, NORTH, RES = 10.0, 11.6, 50.0, 51.2, 0.1
 YEARS = (2010, 2011, 2012)
 NDAYS = 40  # 1 January ... 9 February of each year
+#: whole years around the leap day 2016-02-29, for the anomaly of 2015-12-01 ... 2016-02-29
+LEAP_YEARS = tuple(range(2013, 2019))
+LEAP_PERIOD = ("2015-12-01", "2016-02-29")
 EUROPE_DAY = dt.date(2018, 7, 15)
 WKT_4326 = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
@@ -60,8 +66,50 @@ def value(layer, day, lat, lon):
     return np.where(sea, np.nan, v).astype(np.float32)
 
 
-def days(year):
-    return [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(NDAYS)]
+def leap_value(day, lat, lon):
+    """The values of the leap-day files: physical (0.1-0.4 m3 m-3) over 2013-2018, a seasonal cycle
+    and a year-to-year change that differs between cells (so z-scores differ between cells)."""
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    doy = day.timetuple().tm_yday
+    wet = ((day.year * 7) % 5) / 4.0  # 0 ... 1, not monotonic in the year
+    v = (
+        0.22
+        + 0.08 * np.sin(2 * np.pi * doy / 366.0)
+        + 0.03 * wet * (lon - 10.0)
+        + 0.02 * (lat - 50.0)
+        + 0.0005 * doy * (lat - 50.0)
+    )
+    sea = (lat > 51.0) & (lon > 11.3)
+    return np.where(sea, np.nan, v).astype(np.float32)
+
+
+def days(year, ndays=NDAYS):
+    return [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(ndays)]
+
+
+def year_days(year):
+    return days(year, (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days)
+
+
+def write_somo_xsomo(folder, layer, year, day_list, fn=None):
+    """One layer-year file written by xsomo itself (``to_files``) with the values of :func:`value`
+    (or ``fn(day, lat, lon)``)."""
+    import pandas as pd
+    import xarray as xr
+
+    from xsomo import conventions as cv
+    from xsomo.prediction.output import to_files
+
+    g = cv.GridSpec(west=WEST, east=EAST, south=SOUTH, north=NORTH, resolution=RES)
+    fn = fn or (lambda d, la, lo: value(layer, d, la, lo))
+    vals = np.stack([fn(d, g.lat[:, None], g.lon[None, :]) for d in day_list])
+    sm = xr.DataArray(
+        vals[None],
+        dims=("layer", "time", "lat", "lon"),
+        coords={"time": pd.DatetimeIndex(day_list), **g.coords(), **cv.layer_coords([layer])},
+    )
+    return to_files(sm.to_dataset(name="sm"), folder, progress=False)
 
 
 def write_somo(folder, layer, year, *, name=None, ascending=False):
@@ -126,24 +174,49 @@ def write_gpkg_ogr(path):
     ds = None
 
 
+def _have_xsomo():
+    try:
+        import xarray  # noqa: F401
+
+        import xsomo  # noqa: F401
+        from xsomo.prediction.output import to_files  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main(out):
     somo = os.path.join(out, "somo")
+    leap = os.path.join(out, "somo_leap")
     os.makedirs(somo, exist_ok=True)
-    for year in YEARS:
-        write_somo(somo, 1, year)
-    write_somo(somo, 2, 2010)
-    # SoMo.ml v1 names in per-layer folders, lat ascending
+    with_xsomo = _have_xsomo()
+    if with_xsomo:
+        for year in YEARS:
+            write_somo_xsomo(somo, 1, year, days(year))
+        write_somo_xsomo(somo, 2, 2010, days(2010))
+        for year in LEAP_YEARS:
+            write_somo_xsomo(leap, 1, year, year_days(year), fn=leap_value)
+    else:
+        for year in YEARS:
+            write_somo(somo, 1, year)
+        write_somo(somo, 2, 2010)
+    # SoMo.ml v1 names in per-layer folders, lat ascending (a stand-in of the published files)
     v1 = os.path.join(out, "somo_v1", "SoMo.ml_v1_layer3")
     write_somo(v1, 3, 2011, name="SoMo.ml_v1_layer3_2011.nc", ascending=True)
-    made = {"somo": somo, "xsomo": False}
-    try:
+    # a file with a SoMo name that is not netCDF, alone in its folder
+    bad = os.path.join(out, "not_somo")
+    os.makedirs(bad, exist_ok=True)
+    with open(os.path.join(bad, "SoMo.ml-EU_layer1_2010.nc"), "w") as f:
+        f.write("this is text, not netCDF\n")
+    made = {"somo": somo, "xsomo": with_xsomo, "leap": leap if with_xsomo else None}
+    if not with_xsomo:
+        write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
+    else:
         import xarray as xr
 
         import xsomo
         from xsomo.gis import export as gis
-    except ImportError:
-        write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
-    else:
+
         metrics = xr.Dataset(
             {"pearson_r": ("station", [0.5 + 0.1 * i for i in range(len(STATIONS))])},
             coords={
@@ -163,6 +236,15 @@ def main(out):
             period=("2012-01-05", "2012-01-25"),
             blocksize=16,
         )
+        gis.to_cog(
+            xsomo.open_somo(leap),
+            os.path.join(out, "xsomo_leap_anomaly.tif"),
+            layer=1,
+            stat="anomaly",
+            period=LEAP_PERIOD,
+            blocksize=16,
+        )
+        gis.to_time_stack(somo, os.path.join(out, "xsomo_stack.vrt"), layer=1)
         # a day on the full 355 x 570 Europe grid with the default 256-pixel tiles (two overviews)
         from xsomo import conventions as cv
 
@@ -172,10 +254,9 @@ def main(out):
             coords=cv.EUROPE.coords(),
         )
         gis.to_cog(eu, os.path.join(out, "xsomo_europe.tif"))
-        made["xsomo"] = True
     with open(os.path.join(out, "made.json"), "w") as f:
         json.dump(made, f)
-    print("test data in", out, "(xsomo COG/GeoPackage: {})".format(made["xsomo"]))
+    print("test data in", out, "(written by xsomo: {})".format(made["xsomo"]))
 
 
 if __name__ == "__main__":

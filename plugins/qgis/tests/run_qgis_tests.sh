@@ -2,8 +2,9 @@
 # The QGIS plugin tests in real, headless QGIS (Debian 12: QGIS 3.22, GDAL 3.6).
 #
 # Installs QGIS from Debian if it is missing (needs root; about 1 GB), makes the test data
-# (with the project's .venv when it exists, so the COG and GeoPackage come from xsomo itself;
-# otherwise with the system python's numpy/netCDF4/GDAL) and runs pytest under Debian's
+# (with the project's venv when it exists -- $XSOMO_VENV, default ROOT/.venv -- and this
+# checkout's xsomo on PYTHONPATH, so the SoMo files, COGs and GeoPackage come from xsomo's own
+# writers; otherwise with the system python's numpy/netCDF4/GDAL) and runs pytest under Debian's
 # /usr/bin/python3 -- never inside the project's numpy-2 venv, where Debian's GDAL bindings fail.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -17,7 +18,8 @@ $SYS_PY -c "import pytest" 2>/dev/null || need+=(python3-pytest)
 $SYS_PY -c "import osgeo_utils.samples.validate_cloud_optimized_geotiff" 2>/dev/null || need+=(python3-gdal)
 command -v gdalinfo >/dev/null || need+=(gdal-bin)
 USE_VENV=0
-if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import xsomo.gis.export" 2>/dev/null; then
+VENV="${XSOMO_VENV:-$ROOT/.venv}"
+if [ -x "$VENV/bin/python" ] && PYTHONPATH="$ROOT" "$VENV/bin/python" -c "import xsomo.gis.export" 2>/dev/null; then
     USE_VENV=1
 else
     $SYS_PY -c "import netCDF4" 2>/dev/null || need+=(python3-netcdf4)
@@ -32,8 +34,8 @@ fi
 DATA="$(mktemp -d -t xsomo_qgis_data.XXXXXX)"
 trap 'rm -rf "$DATA"' EXIT
 if [ "$USE_VENV" = 1 ]; then
-    echo "== test data with the project venv (xsomo writes the COG and the GeoPackage)"
-    "$ROOT/.venv/bin/python" "$HERE/make_test_data.py" "$DATA"
+    echo "== test data with the project venv (xsomo writes the SoMo files, the COGs and the GeoPackage)"
+    PYTHONPATH="$ROOT" "$VENV/bin/python" "$HERE/make_test_data.py" "$DATA"
 else
     echo "== test data with the system python (no .venv: the xsomo-COG test will skip)"
     $SYS_PY "$HERE/make_test_data.py" "$DATA"

@@ -60,7 +60,10 @@ def test_plugin_metadata_and_provider(qgis_app):
     provider = reg.providerById("xsomo")
     assert provider is not None
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations"]
+    assert ids == [
+        "xsomo:anomalymap", "xsomo:loadday", "xsomo:sampleatstations", "xsomo:series", "xsomo:timelayer",
+        "xsomo:zonalstats",
+    ]
 
 
 def test_loadday_places_values_and_crs(qgis_app, data_dir, tmp_path):
@@ -353,3 +356,349 @@ def test_qgis_process_runs_an_algorithm_from_the_zip(qgis_app, data_dir, tmp_pat
     assert _sample(layer, 10.73, 50.42) == pytest.approx(
         float(value(1, dt.date(2010, 1, 15), la, lo)), abs=1e-7
     )
+
+
+def _render(layers, extent_layer, name, tmp_path, width=520):
+    """Render ``layers`` headless to a PNG (in tmp_path; also in $XSOMO_DOCS_IMG for docs/gis.md)."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(extent_layer.crs())
+    settings.setExtent(extent_layer.extent())
+    ext = extent_layer.extent()
+    settings.setOutputSize(QSize(width, int(width * ext.height() / ext.width())))
+    settings.setBackgroundColor(QColor("#d4e6f1"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    path = tmp_path / f"{name}.png"
+    assert image.save(str(path), "png")
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 5, "the rendered map is (nearly) one colour"
+    docs = os.environ.get("XSOMO_DOCS_IMG")
+    if docs:
+        shutil.copyfile(path, pathlib.Path(docs) / f"{name}.png")
+    return path
+
+
+def _run_expecting_error(alg_id, params):
+    """Run an algorithm that must fail; the text of its error (exception and feedback) in one string."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.errors = []
+
+        def reportError(self, error, fatalError=False):
+            self.errors.append(error)
+
+    fb = Feedback()
+    with pytest.raises(QgsProcessingException) as info:
+        processing.run(alg_id, params, feedback=fb)
+    return " | ".join([str(info.value), *fb.errors])
+
+
+def _all_cells(layer):
+    """The raster's band 1 as an array (GDAL), NaN for nodata."""
+    from osgeo import gdal
+
+    ds = gdal.Open(layer.source())
+    band = ds.GetRasterBand(1)
+    a = band.ReadAsArray().astype(float)
+    nd = band.GetNoDataValue()
+    if nd is not None and not np.isnan(nd):
+        a[a == nd] = np.nan
+    return a
+
+
+def test_leap_day_anomaly_equals_the_export(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 2: xsomo:anomalymap 2015-12-01 ... 2016-02-29 equals `xsomo export --stat anomaly`
+    (both from anomaly_kernels) and a numpy oracle whose windows end on the last day of February."""
+    import calendar
+
+    import processing
+    from make_test_data import LEAP_YEARS, leap_value
+
+    d, made = data_dir
+    if not made.get("leap"):
+        pytest.skip("test data made without the xsomo venv")
+    res = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": made["leap"], "LAYER": 1, "START": "2015-12-01", "END": "2016-02-29",
+         "OUTPUT": str(tmp_path / "leap.tif")},
+    )
+    assert res["N_YEARS"] == len(LEAP_YEARS) - 1
+    ours = _all_cells(_raster(res["OUTPUT"]))
+    theirs = _all_cells(_raster(d / "xsomo_leap_anomaly.tif"))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    lat, lon = grid()
+    means = {}
+    for y in LEAP_YEARS[:-1]:
+        end = dt.date(y + 1, 2, calendar.monthrange(y + 1, 2)[1])
+        n = (end - dt.date(y, 12, 1)).days + 1
+        means[y] = np.mean(
+            [leap_value(dt.date(y, 12, 1) + dt.timedelta(days=i), lat[:, None], lon[None, :]) for i in range(n)],
+            axis=0,
+            dtype=np.float64,
+        )
+    stack = np.stack(list(means.values()))
+    want = (means[2015] - stack.mean(axis=0)) / stack.std(axis=0, ddof=1)
+    np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-4)
+    assert np.isfinite(ours).sum() > 0.8 * ours.size
+
+
+def test_plugin_messages_name_the_problem(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 3: a non-SoMo file, a missing folder and a band that does not exist say so."""
+    d, _ = data_dir
+    msg = _run_expecting_error(
+        "xsomo:loadday",
+        {"FOLDER": str(d / "not_somo"), "LAYER": 1, "DATE": "2010-01-05", "OUTPUT": str(tmp_path / "a.tif")},
+    )
+    assert "not a SoMo.ml netCDF file" in msg and "SoMo.ml-EU_layer1_2010.nc" in msg, msg
+    assert "No such file or directory" not in msg, msg
+    missing = tmp_path / "no_such_folder"
+    msg = _run_expecting_error(
+        "xsomo:anomalymap",
+        {"FOLDER": str(missing), "LAYER": 1, "START": "2010-01-01", "END": "2010-01-05",
+         "OUTPUT": str(tmp_path / "b.tif")},
+    )
+    assert "missing" in msg and str(missing) in msg, msg
+    msg = _run_expecting_error(
+        "xsomo:sampleatstations",
+        {"INPUT": str(d / "stations.gpkg"), "RASTER": str(d / "somo" / "SoMo.ml-EU_layer2_2010.nc"),
+         "BAND": 41, "FIELD": "sm_map", "OUTPUT": str(tmp_path / "c.gpkg")},
+    )
+    assert "band 41 does not exist" in msg and "40 band" in msg, msg
+
+
+def test_sampleatstations_accepts_a_netcdf_variable_name(qgis_app, data_dir, tmp_path):
+    """Issue 19 bug 3: RASTER = NETCDF:"file":layer1 is accepted; band k is day k of the file."""
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    path = d / "somo" / "SoMo.ml-EU_layer1_2011.nc"
+    res = processing.run(
+        "xsomo:sampleatstations",
+        {"INPUT": str(d / "stations.gpkg"), "RASTER": f'NETCDF:"{path}":layer1', "BAND": 20,
+         "FIELD": "sm_day20", "OUTPUT": str(tmp_path / "s.gpkg")},
+    )
+    out = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
+    got = {f["station"]: f["sm_day20"] for f in out.getFeatures()}
+    day = dt.date(2011, 1, 20)
+    checked = 0
+    for sid, x, y in STATIONS:
+        inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
+        want = float(value(1, day, *_cell(x, y))) if inside else float("nan")
+        if np.isnan(want):
+            assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (sid, got[sid])
+        else:
+            assert got[sid] == pytest.approx(want, abs=1e-7), sid
+            checked += 1
+    assert checked >= 3
+
+
+def _shader(layer):
+    r = layer.renderer()
+    assert r.type() == "singlebandpseudocolor", r.type()
+    sh = r.shader().rasterShaderFunction()
+    return sh.minimumValue(), sh.maximumValue(), {round(i.value, 6): i.color.name() for i in sh.colorRampItemList()}
+
+
+def test_outputs_open_with_the_shipped_styles(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 6: loadday opens with the sequential soil-moisture ramp, anomalymap (and
+    xsomo's anomaly COG) with the diverging z-score ramp centred on 0."""
+    import processing
+
+    d, made = data_dir
+    day = processing.run(
+        "xsomo:loadday",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": "2010-01-10", "OUTPUT": str(tmp_path / "day.tif")},
+    )["OUTPUT"]
+    lo, hi, items = _shader(_raster(day))
+    assert (lo, hi) == pytest.approx((0.05, 0.5))
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25",
+         "OUTPUT": str(tmp_path / "anom.tif")},
+    )["OUTPUT"]
+    lo, hi, items = _shader(_raster(anom))
+    assert (lo, hi) == pytest.approx((-3.0, 3.0))
+    assert items[0.0] == "#f5f5f5"
+    if made["xsomo"]:
+        lo, hi, items = _shader(_raster(d / "xsomo_anomaly.tif"))
+        assert (lo, hi) == pytest.approx((-3.0, 3.0)) and items[0.0] == "#f5f5f5"
+
+
+BOXES = {"north": (10.12, 50.63, 10.78, 51.17), "east": (10.93, 50.02, 11.58, 50.57)}
+
+
+def _polygons(path):
+    from osgeo import ogr, osr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("zone", ogr.OFTString))
+    for name, (w, s, e, n) in BOXES.items():
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("zone", name)
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"))
+        lyr.CreateFeature(f)
+    ds = None
+    return path
+
+
+def _box_mean(day, box):
+    """cos-latitude weighted mean of value() over the cells whose centres lie in the box (numpy)."""
+    lat, lon = grid()
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    w_, s_, e_, n_ = box
+    inside = (lo > w_) & (lo < e_) & (la > s_) & (la < n_)
+    v = value(1, day, la, lo)
+    ok = inside & np.isfinite(v)
+    wts = np.cos(np.deg2rad(la))
+    return float((v[ok] * wts[ok]).sum() / wts[ok].sum()), int(inside.sum())
+
+
+def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 5: series at each station's cell and the area-weighted mean over polygons."""
+    import csv
+
+    import processing
+
+    d, _ = data_dir
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(d / "stations.gpkg"), "FIELD": "station",
+         "OUTPUT": str(tmp_path / "points.csv")},
+    )["OUTPUT"]
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(STATIONS) * 3 * 40
+    for r in rows[:: 7]:
+        sid = r["name"]
+        x, y = next((sx, sy) for s_, sx, sy in STATIONS if s_ == sid)
+        inside = 10.0 <= x < 11.6 and 50.0 <= y < 51.2
+        want = float(value(1, dt.date.fromisoformat(r["date"]), *_cell(x, y))) if inside else float("nan")
+        if np.isnan(want):
+            assert r["sm"] == ""
+        else:
+            assert float(r["sm"]) == pytest.approx(want, abs=1e-6)
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg")), "FIELD": "zone",
+         "OUTPUT": str(tmp_path / "zones.csv")},
+    )["OUTPUT"]
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["name"] for r in rows} == set(BOXES)
+    for r in rows[:: 5]:
+        want, n = _box_mean(dt.date.fromisoformat(r["date"]), BOXES[r["name"]])
+        assert float(r["sm"]) == pytest.approx(want, rel=1e-6)
+        assert int(r["n_cells"]) == n
+
+
+def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 5: per polygon the area-weighted period mean and the period anomaly (numpy oracle)."""
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    res = processing.run(
+        "xsomo:zonalstats",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg")), "FIELD": "zone",
+         "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "zonal.gpkg")},
+    )
+    layer = QgsVectorLayer(res["OUTPUT"], "zonal", "ogr")
+    got = {f["zone"]: (f["mean_sm"], f["anomaly_z"], f["n_years"], f["n_cells"]) for f in layer.getFeatures()}
+    from qgis.core import QgsPalLayerSettings, QgsVectorLayerSimpleLabeling
+
+    label = QgsPalLayerSettings()
+    label.fieldName = "\"zone\" || ': z ' || format_number(\"anomaly_z\", 2)"
+    label.isExpression = True
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(label))
+    layer.setLabelsEnabled(True)
+    layer.renderer().symbol().setOpacity(0.35)
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25",
+         "OUTPUT": str(tmp_path / "anom.tif")},
+    )["OUTPUT"]
+    raster = _raster(anom)
+    _render([layer, raster], raster, "qgis_zonalstats", tmp_path)
+    assert set(got) == set(BOXES)
+    for name, box in BOXES.items():
+        means = []
+        for y in (2010, 2011, 2012):
+            days = [dt.date(y, 1, 5) + dt.timedelta(days=i) for i in range(21)]
+            means.append(np.mean([_box_mean(day, box)[0] for day in days]))
+        z = (means[2] - np.mean(means)) / np.std(means, ddof=1)
+        mean_sm, anomaly_z, n_years, n_cells = got[name]
+        assert mean_sm == pytest.approx(means[2], rel=1e-6)
+        assert anomaly_z == pytest.approx(z, rel=1e-4, abs=1e-6)
+        assert n_years == 3 and n_cells == _box_mean(dt.date(2010, 1, 1), box)[1]
+
+
+def _day_layer(layers, day):
+    """The one layer of a time group that the Temporal Controller shows on ``day``."""
+    from qgis.core import QgsDateTimeRange
+    from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime
+
+    noon = QDateTime(QDate(day.year, day.month, day.day), QTime(12, 0), Qt.UTC)
+    rng = QgsDateTimeRange(noon, noon)
+    hits = [lay for lay in layers if lay.temporalProperties().isVisibleInTemporalRange(rng)]
+    assert len(hits) == 1, [h.name() for h in hits]
+    return hits[0]
+
+
+def test_time_layer_steps_to_the_right_day(qgis_app, data_dir, tmp_path):
+    """Issue 19 item 4: the VRT has one band per day (descriptions = dates, unit m3 m-3); the .qlr group
+    loads with one temporal layer per day; the layer shown on a day samples that day's value."""
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsLayerDefinition, QgsProject
+
+    d, made = data_dir
+    project = QgsProject()
+    res = processing.run(
+        "xsomo:timelayer",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "OUTPUT": str(tmp_path / "stack.vrt"), "LOAD": False},
+    )
+    assert res["N_DAYS"] == 3 * 40
+    ds = gdal.Open(res["OUTPUT"])
+    assert ds.RasterCount == 120
+    assert ds.GetRasterBand(1).GetDescription() == "2010-01-01"
+    assert ds.GetRasterBand(120).GetDescription() == "2012-02-09"
+    assert ds.GetRasterBand(41).GetUnitType() == "m3 m-3"
+    assert QgsLayerDefinition.loadLayerDefinition(res["QLR"], project, project.layerTreeRoot())[0]
+    layers = list(project.mapLayers().values())
+    assert len(layers) == 120 and all(lay.isValid() for lay in layers)
+    for day in (dt.date(2010, 1, 1), dt.date(2011, 1, 20), dt.date(2012, 2, 9)):
+        lay = _day_layer(layers, day)
+        assert lay.name() == day.isoformat()
+        assert lay.temporalProperties().isActive()
+        band = lay.renderer().band()
+        for x, y in POINTS[:3]:
+            la, lo = _cell(x, y)
+            assert _sample(lay, x, y, band) == pytest.approx(float(value(1, day, la, lo)), abs=1e-7)
+    _render([_day_layer(layers, dt.date(2011, 1, 20))], layers[0], "qgis_timelayer_2011-01-20", tmp_path)
+    # the stack `xsomo export --out *.vrt` writes loads and steps the same way
+    if made["xsomo"]:
+        other = QgsProject()
+        assert QgsLayerDefinition.loadLayerDefinition(str(d / "xsomo_stack.qlr"), other, other.layerTreeRoot())[0]
+        layers = list(other.mapLayers().values())
+        assert len(layers) == 120 and all(lay.isValid() for lay in layers)
+        lay = _day_layer(layers, dt.date(2011, 1, 20))
+        la, lo = _cell(*POINTS[1])
+        assert _sample(lay, *POINTS[1], lay.renderer().band()) == pytest.approx(
+            float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7
+        )

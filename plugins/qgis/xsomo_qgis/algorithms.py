@@ -5,10 +5,19 @@
   window in the other years of the files).
 - ``xsomo:sampleatstations``: raster values at station points (e.g. the station-metrics
   GeoPackage written by ``xsomo export --metrics``), as a new point layer.
+- ``xsomo:series``: the daily series at each point (its cell) or averaged over each polygon
+  (area-weighted), as a CSV table.
+- ``xsomo:zonalstats``: per polygon, the area-weighted mean of a period and its anomaly.
+- ``xsomo:timelayer``: one layer's whole period as a VRT (one band per day) and a layer
+  definition (.qlr) that the Temporal Controller steps through; loaded into the project.
 """
 
+import os
+
+import numpy as np
 from osgeo import gdal
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
     QgsFeatureSink,
@@ -18,24 +27,65 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProject,
+    QgsRasterLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
-from xsomo_qgis.somo_files import LayerFiles, SomoFileError, parse_day, write_geotiff
+from xsomo_qgis.somo_files import (
+    STYLES,
+    SUBDATASET,
+    LayerFiles,
+    SomoFileError,
+    area_weighted_series,
+    cell_of,
+    parse_day,
+    polygon_mask,
+    series_period_stats,
+    write_geotiff,
+    write_style,
+)
+from xsomo_qgis.time_stack import qlr_xml, vrt_xml
 
 _HELP_FILES = (
     "FOLDER holds the SoMo.ml-EU files SoMo.ml-EU_layer{N}_{YYYY}.nc written by `xsomo predict` "
     "(or the published SoMo.ml v1 files SoMo.ml_v1_layer{N}_{YYYY}.nc, also in sub-folders). "
     "LAYER: 1 = 0-10 cm, 2 = 10-30 cm, 3 = 30-50 cm. Days are YYYY-MM-DD."
 )
+
+
+def raster_layer(alg, parameters, name, context):
+    """The raster of parameter ``name``; GDAL names such as ``NETCDF:"file.nc":layer1`` are accepted too."""
+    layer = alg.parameterAsRasterLayer(parameters, name, context)
+    if layer is not None and layer.isValid():
+        return layer
+    raw = parameters.get(name)
+    text = raw if isinstance(raw, str) else alg.parameterAsString(parameters, name, context)
+    if text:
+        m = SUBDATASET.match(text.strip())
+        path = m["path"] if m else text
+        if m and not os.path.isfile(path):
+            raise QgsProcessingException(f"{name}: the file {path} is missing")
+        layer = QgsRasterLayer(text.strip(), os.path.basename(path), "gdal")
+        if layer.isValid():
+            return layer
+        if not m and not os.path.exists(text):
+            raise QgsProcessingException(f"{name}: the raster {text} is missing (no such file)")
+    raise QgsProcessingException(
+        f"{name}: {text!r} could not be opened as a raster (a GeoTIFF, or a netCDF variable "
+        'as NETCDF:"file.nc":layer1)'
+    )
 
 
 class _Base(QgsProcessingAlgorithm):
@@ -120,6 +170,7 @@ class LoadDay(_Base):
                 "statistic": "day",
             },
         )
+        write_style(out, "soil_moisture")
         return {"OUTPUT": out}
 
 
@@ -167,6 +218,7 @@ class AnomalyMap(_Base):
                 "n_years": n_years,
             },
         )
+        write_style(out, "zscore")
         return {"OUTPUT": out, "N_YEARS": n_years}
 
 
@@ -202,13 +254,36 @@ class SampleAtStations(_Base):
             QgsProcessingParameterFeatureSink("OUTPUT", "Stations with raster values")
         )
 
+    def checkParameterValues(self, parameters, context):
+        # QGIS refuses GDAL names such as NETCDF:"file.nc":layer1 (not a file path) before the
+        # algorithm runs; check those here and the rest as usual
+        raw = parameters.get("RASTER")
+        if isinstance(raw, str) and SUBDATASET.match(raw.strip()):
+            m = SUBDATASET.match(raw.strip())
+            if not os.path.isfile(m["path"]):
+                return False, f"RASTER: the file {m['path']} is missing"
+            layer = QgsRasterLayer(raw.strip(), os.path.basename(m["path"]), "gdal")
+            if not layer.isValid():
+                return False, f"RASTER: {raw} could not be opened by GDAL"
+            parameters = dict(parameters)
+            parameters["RASTER"] = layer
+            self._checked_layer = layer  # keep it alive while QGIS checks
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, "INPUT", context)
-        raster = self.parameterAsRasterLayer(parameters, "RASTER", context)
+        raster = raster_layer(self, parameters, "RASTER", context)
         band = self.parameterAsInt(parameters, "BAND", context) or 1
         field = self.parameterAsString(parameters, "FIELD", context) or "sm_map"
-        if source is None or raster is None:
-            raise QgsProcessingException("stations or raster could not be opened")
+        if source is None:
+            raise QgsProcessingException(
+                f"the stations {parameters.get('INPUT')!r} could not be opened as a point layer"
+            )
+        n_bands = raster.bandCount()
+        if not 1 <= band <= n_bands:
+            raise QgsProcessingException(
+                f"band {band} does not exist in {raster.source()}: the raster has {n_bands} band(s) (1..{n_bands})"
+            )
         fields = QgsFields(source.fields())
         if fields.indexFromName(field) >= 0:
             raise QgsProcessingException(
@@ -241,3 +316,204 @@ class SampleAtStations(_Base):
             sink.addFeature(out, QgsFeatureSink.FastInsert)
             feedback.setProgress(100.0 * (i + 1) / total)
         return {"OUTPUT": dest}
+
+
+def _features_in_4326(alg, parameters, context, name):
+    """``[(label, QgsGeometry in EPSG:4326)]`` of a vector parameter, labelled by the FIELD parameter."""
+    source = alg.parameterAsSource(parameters, name, context)
+    if source is None:
+        raise QgsProcessingException(f"{name}: the layer {parameters.get(name)!r} could not be opened")
+    field = alg.parameterAsString(parameters, "FIELD", context)
+    xform = QgsCoordinateTransform(
+        source.sourceCrs(), QgsCoordinateReferenceSystem("EPSG:4326"), context.transformContext()
+    )
+    out = []
+    for k, feat in enumerate(source.getFeatures()):
+        geom = feat.geometry()
+        if geom.isEmpty():
+            continue
+        geom.transform(xform)
+        label = str(feat[field]) if field else str(feat.id() if feat.id() >= 0 else k)
+        out.append((label, geom, feat))
+    return source, out
+
+
+def _regional_series(files, geom):
+    """Series of one feature: its cell (points) or the area-weighted mean over it (polygons)."""
+    f = files.first
+    shape = (f.ds.RasterYSize, f.ds.RasterXSize)
+    if geom.type() == QgsWkbTypes.PointGeometry:
+        pt = geom.asPoint() if not geom.isMultipart() else geom.asMultiPoint()[0]
+        cell = cell_of(f.geotransform, shape, pt.x(), pt.y())
+        days = sorted(files._where)
+        if cell is None:
+            return days, [float("nan")] * len(days), 0
+        return days, [float(files.read(d)[cell]) for d in days], 1
+    mask = polygon_mask(f.geotransform, shape, geom.asWkt())
+    days, values = area_weighted_series(files, mask)
+    return days, list(values), int(mask.sum())
+
+
+class Series(_Base):
+    def name(self):
+        return "series"
+
+    def displayName(self):
+        return "Soil-moisture series at points or over polygons"
+
+    def shortHelpString(self):
+        return (
+            "The daily soil moisture of every feature of INPUT as a CSV table (name, date, sm): at a point, "
+            "the value of the 0.1-degree cell holding it (a point on a cell edge belongs to the cell to its "
+            "north-east); over a polygon, the area-weighted mean (cell areas proportional to cos latitude) of "
+            "the cells whose centres lie inside, cells without data ignored. " + _HELP_FILES
+        )
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "INPUT", "Points or polygons", [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField("FIELD", "Name field", parentLayerParameterName="INPUT", optional=True)
+        )
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Series (CSV)", "CSV files (*.csv)"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        _, feats = _features_in_4326(self, parameters, context, "INPUT")
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        lines = ["name,date,sm,n_cells"]
+        for k, (label, geom, _) in enumerate(feats):
+            days, values, n = _regional_series(files, geom)
+            lines += [f"{label},{d.isoformat()},{'' if v != v else repr(float(v))},{n}" for d, v in zip(days, values, strict=True)]
+            feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
+        tmp = out + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, out)
+        return {"OUTPUT": out}
+
+
+class ZonalStats(_Base):
+    def name(self):
+        return "zonalstats"
+
+    def displayName(self):
+        return "Soil-moisture mean and anomaly of a period per polygon"
+
+    def shortHelpString(self):
+        return (
+            "For every polygon: n_cells, mean_sm (the area-weighted mean over START..END of the cells whose "
+            "centres lie inside) and anomaly_z (the period anomaly of the polygon's mean series: its mean over "
+            "START..END against the same calendar window in every year of the files, as `xsomo zonal`; NULL "
+            "with fewer than 3 years). " + _HELP_FILES
+        )
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(
+            QgsProcessingParameterFeatureSource("INPUT", "Polygons", [QgsProcessing.TypeVectorPolygon])
+        )
+        self.addParameter(
+            QgsProcessingParameterField("FIELD", "Name field", parentLayerParameterName="INPUT", optional=True)
+        )
+        self.addParameter(QgsProcessingParameterString("START", "First day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterString("END", "Last day (YYYY-MM-DD)"))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Polygons with statistics"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        start = self._day(parameters, "START", context)
+        end = self._day(parameters, "END", context)
+        source, feats = _features_in_4326(self, parameters, context, "INPUT")
+        fields = QgsFields(source.fields())
+        for name in ("n_cells", "mean_sm", "anomaly_z", "n_years"):
+            if fields.indexFromName(name) >= 0:
+                raise QgsProcessingException(f"the polygons already have a field {name!r}; rename it first")
+        fields.append(QgsField("n_cells", QVariant.Int))
+        fields.append(QgsField("mean_sm", QVariant.Double))
+        fields.append(QgsField("anomaly_z", QVariant.Double))
+        fields.append(QgsField("n_years", QVariant.Int))
+        sink, dest = self.parameterAsSink(
+            parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
+        )
+        for k, (_, geom, feat) in enumerate(feats):
+            days, values, n = _regional_series(files, geom)
+            try:
+                mean, z, n_years = series_period_stats(days, np.asarray(values, float), start, end)
+            except SomoFileError as err:
+                raise QgsProcessingException(str(err)) from err
+            out = QgsFeature(fields)
+            out.setGeometry(feat.geometry())
+            out.setAttributes([
+                *feat.attributes(),
+                n,
+                None if mean != mean else float(mean),
+                None if z != z else float(z),
+                n_years,
+            ])
+            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
+        return {"OUTPUT": dest}
+
+
+class TimeLayer(_Base):
+    def name(self):
+        return "timelayer"
+
+    def displayName(self):
+        return "Load a layer's whole period as a time-aware group"
+
+    def shortHelpString(self):
+        return (
+            "Writes OUTPUT.vrt (one band per day of the files, band descriptions are the dates, unit m3 m-3) and "
+            "OUTPUT.qlr (a group of one layer per day, each with a fixed temporal range on its day and the "
+            "soil-moisture style) and adds the group to the project: turn on the Temporal Controller "
+            "(View > Panels > Temporal Controller) and step through the days. " + _HELP_FILES
+        )
+
+    def flags(self):
+        return super().flags() | QgsProcessingAlgorithm.FlagNoThreading
+
+    def initAlgorithm(self, config=None):
+        self._add_folder_layer()
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Time stack (VRT)", "GDAL VRT (*.vrt)"))
+        self.addParameter(QgsProcessingParameterBoolean("LOAD", "Add the group to the project", defaultValue=True))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        files = self._files(parameters, context)
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        if not out.lower().endswith(".vrt"):
+            out += ".vrt"
+        sources = []
+        for year in sorted(files.files):
+            f = files.files[year]
+            sources += [(f.name, f.band_of[d], d) for d in f.days]
+        sources.sort(key=lambda s: s[2])
+        first = files.first
+        text = vrt_xml(
+            sources,
+            nx=first.ds.RasterXSize,
+            ny=first.ds.RasterYSize,
+            geotransform=first.geotransform,
+            srs_wkt=first.projection,
+            layer=files.layer,
+        )
+        with open(os.path.join(STYLES, "soil_moisture.qml"), encoding="utf-8") as fh:
+            style = fh.read()
+        days = [s[2] for s in sources]
+        group = f"soil moisture layer {files.layer} ({days[0]} ... {days[-1]})"
+        qlr = os.path.splitext(out)[0] + ".qlr"
+        for path, content in ((out, text), (qlr, qlr_xml(out, days, group=group, style_qml=style))):
+            with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                fh.write(content)
+            os.replace(path + ".tmp", path)
+        feedback.pushInfo(f"{len(days)} days in {out}; layer definition {qlr}")
+        if self.parameterAsBoolean(parameters, "LOAD", context) and context.project() is not None:
+            from qgis.core import QgsLayerDefinition
+
+            QgsLayerDefinition.loadLayerDefinition(qlr, context.project(), context.project().layerTreeRoot())
+        return {"OUTPUT": out, "QLR": qlr, "N_DAYS": len(days)}

@@ -2,7 +2,14 @@
 
 from qgis.core import QgsProcessingProvider
 
-from xsomo_qgis.algorithms import AnomalyMap, LoadDay, SampleAtStations
+from xsomo_qgis.algorithms import (
+    AnomalyMap,
+    LoadDay,
+    SampleAtStations,
+    Series,
+    TimeLayer,
+    ZonalStats,
+)
 
 
 class XsomoProvider(QgsProcessingProvider):
@@ -16,5 +23,5 @@ class XsomoProvider(QgsProcessingProvider):
         return "xsomo: SoMo.ml-EU soil moisture"
 
     def loadAlgorithms(self):
-        for alg in (LoadDay(), AnomalyMap(), SampleAtStations()):
+        for alg in (LoadDay(), AnomalyMap(), SampleAtStations(), Series(), ZonalStats(), TimeLayer()):
             self.addAlgorithm(alg)

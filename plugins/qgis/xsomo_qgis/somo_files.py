@@ -6,9 +6,11 @@ One netCDF per layer and year (``SoMo.ml-EU_layer{N}_{YYYY}.nc`` or
 the CRS from the file's grid mapping; the band's day comes from ``NETCDF_DIM_time`` and
 the ``time#units`` metadata.
 
-The anomaly follows ``xsomo.gis.export``: the z-score of the period mean against the same
-calendar window in every year that the files cover completely,
-``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``, at least three years.
+The anomaly is xsomo's period anomaly, from the one file that defines it
+(``anomaly_kernels.py``, a git symlink to ``xsomo/evaluation/anomaly_kernels.py``, copied
+into the plugin zip): the z-score of the period mean against the same calendar window in
+every year that the files cover completely, ``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``,
+at least three years; an end on 29 February moves to 28 February in common years.
 """
 
 import datetime as dt
@@ -19,11 +21,15 @@ import re
 import numpy as np
 from osgeo import gdal
 
+from xsomo_qgis.anomaly_kernels import MIN_WINDOWS, period_zscore, year_windows
+
 gdal.UseExceptions()
 
 FILE_PATTERN = re.compile(
     r"^(?P<product>SoMo\.ml[-_.\w]*?)_layer(?P<layer>\d+)_(?P<year>\d{4})\.nc$"
 )
+#: ``NETCDF:"path":layerN`` (GDAL's name of one variable of a netCDF file)
+SUBDATASET = re.compile(r'^NETCDF:"?(?P<path>.+?)"?:(?P<var>layer(?P<layer>\d+))$')
 _UNITS = {
     "day": 86400.0,
     "days": 86400.0,
@@ -42,6 +48,14 @@ class SomoFileError(Exception):
 
 def find_layer_files(folder, layer):
     """``{year: path}`` of one layer's files in ``folder`` (and its direct sub-folders)."""
+    if not folder:
+        raise SomoFileError("no folder given: choose the folder of the SoMo.ml-EU files")
+    if not os.path.exists(folder):
+        raise SomoFileError(f"the folder {folder} is missing (no such folder); check the path")
+    if not os.path.isdir(folder):
+        raise SomoFileError(
+            f"{folder} is a file, not a folder; choose the folder that holds the SoMo.ml-EU files"
+        )
     out = {}
     for path in sorted(
         glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))
@@ -78,10 +92,16 @@ class LayerFile:
     def __init__(self, path, layer):
         self.path = path
         self.name = f'NETCDF:"{path}":layer{int(layer)}'
+        if not os.path.isfile(path):
+            raise SomoFileError(f"{path}: the file is missing")
         try:
             self.ds = gdal.Open(self.name)
         except RuntimeError as err:
-            raise SomoFileError(f"{path}: cannot open variable layer{layer} ({err})") from err
+            # GDAL says "No such file or directory" for a file that exists but is not netCDF
+            raise SomoFileError(
+                f"{path}: not a SoMo.ml netCDF file with a variable layer{layer}; the name matches "
+                "the SoMo pattern but the content does not: re-download or re-write it with xsomo predict"
+            ) from err
         md = self.ds.GetMetadata()
         units = md.get("time#units")
         if units is None:
@@ -160,7 +180,10 @@ class LayerFiles:
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     def anomaly(self, start, end):
-        """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``."""
+        """``(z, n_years)``: the normalised anomaly of the mean over ``start..end``.
+
+        The windows and the z-score come from ``anomaly_kernels`` (xsomo's own definition).
+        """
         if end < start:
             raise SomoFileError(f"the period ends ({end}) before it starts ({start})")
         m0 = self.window_mean(start, end)
@@ -168,27 +191,103 @@ class LayerFiles:
             raise SomoFileError(
                 f"the period {start} ... {end} is not covered by the layer-{self.layer} files"
             )
+        days = sorted(self._where)
         means = []
-        years = sorted(self.files)
-        for k in range(years[0] - start.year - 1, years[-1] - start.year + 2):
-            try:
-                s, e = start.replace(year=start.year + k), end.replace(year=end.year + k)
-            except ValueError:  # 29 February
-                s = start.replace(year=start.year + k, day=28)
-                e = end.replace(year=end.year + k, day=28)
+        for _, s, e in year_windows(start, end, days[0], days[-1]):
             m = self.window_mean(s, e)
             if m is not None:
                 means.append(m)
-        if len(means) < 3:
+        if len(means) < MIN_WINDOWS:
             raise SomoFileError(
-                f"an anomaly needs the window in at least 3 years of the files; found {len(means)}"
+                f"an anomaly needs the window in at least {MIN_WINDOWS} years of the files; found {len(means)}"
             )
-        stack = np.stack(means)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mu = stack.mean(axis=0)
-            sd = stack.std(axis=0, ddof=1)
-            z = np.where(sd > 0, (m0 - mu) / np.where(sd > 0, sd, 1), np.nan)
-        return z, len(means)
+        return period_zscore(m0, np.stack(means)), len(means)
+
+
+def cell_of(geotransform, shape, x, y):
+    """``(row, col)`` of the cell holding ``(x, y)``, or None outside: xsomo's cell rule.
+
+    Half-open cells; a point on an inner edge goes to the cell to its north-east; the outer
+    north and east edges are outside (as ``xsomo.conventions.GridSpec.snap``).
+    """
+    x0, dx, _, y0, _, dy = geotransform
+    ny, nx = shape
+    col = int(np.floor((x - x0) / dx + 1e-9))
+    south = y0 + dy * ny if dy < 0 else y0
+    from_south = int(np.floor((y - south) / abs(dy) + 1e-9))
+    if not (0 <= col < nx and 0 <= from_south < ny):
+        return None
+    row = ny - 1 - from_south if dy < 0 else from_south
+    return row, col
+
+
+def cell_latitudes(geotransform, shape):
+    """Latitude of each row's cell centres."""
+    _, _, _, y0, _, dy = geotransform
+    return y0 + dy * (np.arange(shape[0]) + 0.5)
+
+
+def polygon_mask(geotransform, shape, wkt):
+    """Cells whose centres lie inside the polygon ``wkt`` (EPSG:4326), rasterised by GDAL."""
+    from osgeo import ogr, osr
+
+    ny, nx = shape
+    mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(geotransform)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    mem.SetProjection(srs.ExportToWkt())
+    vec = ogr.GetDriverByName("Memory").CreateDataSource("")
+    lyr = vec.CreateLayer("p", srs, ogr.wkbUnknown)
+    feat = ogr.Feature(lyr.GetLayerDefn())
+    feat.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+    lyr.CreateFeature(feat)
+    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
+    return mem.GetRasterBand(1).ReadAsArray().astype(bool)
+
+
+def area_weighted_series(files, mask):
+    """``(days, values)``: the cos-latitude weighted mean over the ``mask`` cells of every day (NaN ignored)."""
+    f = files.first
+    lat = cell_latitudes(f.geotransform, mask.shape)
+    w = np.cos(np.deg2rad(lat))[:, None] * np.ones(mask.shape[1])[None, :]
+    w = np.where(mask, w, 0.0)
+    days = sorted(files._where)
+    out = np.full(len(days), np.nan)
+    for k, d in enumerate(days):
+        a = files.read(d)
+        ok = np.isfinite(a) & (w > 0)
+        if ok.any():
+            out[k] = float((a[ok] * w[ok]).sum() / w[ok].sum())
+    return days, out
+
+
+def series_period_stats(days, values, start, end):
+    """``(mean, z, n_years)`` of a daily series over ``start..end``: its mean and period anomaly.
+
+    The same definition as xsomo's zonal statistics: the period mean of the series, and
+    its z-score against the same calendar window in the other years (``anomaly_kernels``);
+    z is NaN with fewer than three windows.
+    """
+    pos = {d: i for i, d in enumerate(days)}
+
+    def mean(s, e):
+        n = (e - s).days + 1
+        idx = [pos.get(s + dt.timedelta(days=i)) for i in range(n)]
+        if any(i is None for i in idx):
+            return None
+        v = values[idx]
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if v.size else float("nan")
+
+    m0 = mean(start, end)
+    if m0 is None:
+        raise SomoFileError(f"the period {start} ... {end} is not covered by the files")
+    means = [m for _, s, e in year_windows(start, end, days[0], days[-1]) if (m := mean(s, e)) is not None]
+    if len(means) < MIN_WINDOWS:
+        return m0, float("nan"), len(means)
+    return m0, float(period_zscore(np.array(m0), np.array(means))), len(means)
 
 
 def write_geotiff(path, array, geotransform, projection, tags=None):
@@ -206,6 +305,25 @@ def write_geotiff(path, array, geotransform, projection, tags=None):
     gdal.Translate(tmp, mem, format="COG", creationOptions=["COMPRESS=DEFLATE", "PREDICTOR=YES"])
     os.replace(tmp, path)
     return path
+
+
+STYLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "styles")
+
+
+def write_style(raster_path, kind):
+    """Put the shipped style ``kind`` ("soil_moisture" or "zscore") beside a raster as ``<name>.qml``.
+
+    QGIS loads a ``.qml`` of the same name as the layer's default style, so the output opens
+    with the sequential soil-moisture ramp or the diverging z-score ramp centred on 0.
+    """
+    with open(os.path.join(STYLES, f"{kind}.qml"), encoding="utf-8") as f:
+        text = f.read()
+    target = os.path.splitext(raster_path)[0] + ".qml"
+    tmp = target + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, target)
+    return target
 
 
 def parse_day(text):

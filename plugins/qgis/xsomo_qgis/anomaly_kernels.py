@@ -1,0 +1,1 @@
+../../../xsomo/evaluation/anomaly_kernels.py

@@ -1,0 +1,1 @@
+../../../../xsomo/data/soil_moisture.qml

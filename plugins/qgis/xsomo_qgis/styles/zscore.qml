@@ -1,0 +1,1 @@
+../../../../xsomo/data/zscore.qml

@@ -1,0 +1,1 @@
+../../../xsomo/gis/time_stack.py

@@ -1,0 +1,97 @@
+"""``xsomo series`` and ``xsomo zonal`` against numpy (issue 19 item 5)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.cli import main
+
+GRID = cv.GridSpec(west=-3.0, east=-1.0, south=39.0, north=41.0)  # inside Spain
+YEARS = range(2014, 2018)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, xr.DataArray]:
+    from xsomo.prediction.output import to_files
+
+    t = pd.date_range(f"{YEARS[0]}-01-01", f"{YEARS[-1]}-12-31", freq="D")
+    rng = np.random.default_rng(5)
+    vals = (0.15 + 0.2 * rng.random((1, t.size, GRID.nlat, GRID.nlon))).astype("float32")
+    vals[:, :, 3, 4] = np.nan  # a cell without data
+    sm = xr.DataArray(vals, dims=("layer", "time", "lat", "lon"),
+                      coords={"time": t, **GRID.coords(), **cv.layer_coords([1])})
+    d = tmp_path_factory.mktemp("zonal")
+    to_files(sm.to_dataset(name="sm"), d, progress=False)
+    return d, sm.isel(layer=0)
+
+
+def _weighted(sm: xr.DataArray, cells: np.ndarray) -> np.ndarray:
+    """cos-latitude weighted mean over the (lat, lon) cells, NaN ignored, per day (numpy)."""
+    x = sm.transpose("time", "lat", "lon").values.astype(float)[:, cells]
+    w = np.cos(np.deg2rad(sm.lat.values))[:, None].repeat(sm.sizes["lon"], 1)[cells]
+    ww = np.where(np.isfinite(x), w[None, :], 0.0)
+    return np.nansum(np.nan_to_num(x) * ww, axis=1) / ww.sum(axis=1)
+
+
+def test_series_at_a_point_on_a_cell_edge(data, tmp_path, capsys):
+    d, sm = data
+    out = tmp_path / "p.csv"
+    # lon -2.5 is the edge between the cells centred at -2.55 and -2.45: the north-east one counts
+    assert main(["series", "--input", str(d), "--point", "-2.5", "39.95", "--out", str(out),
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    df = pd.read_csv(out, parse_dates=["time"])
+    want = sm.sel(lat=39.95, lon=-2.45).values
+    np.testing.assert_allclose(df["sm"].values, want, rtol=1e-4)
+    assert (tmp_path / "p.png").stat().st_size > 5000
+    # the outer east edge is outside
+    assert main(["series", "--input", str(d), "--point", "-1.0", "40.0", "--out", str(tmp_path / "q.csv")]) == 1
+    assert "outside the grid" in capsys.readouterr().err
+
+
+def test_series_over_polygons_is_area_weighted(data, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    d, sm = data
+    polys = gpd.GeoDataFrame(
+        {"NAME": ["north", "south"]},
+        geometry=[shapely.box(-2.9, 40.3, -1.2, 40.92), shapely.box(-3.0, 39.0, -2.0, 39.5)],
+        crs="EPSG:4326",
+    )
+    polys.to_file(tmp_path / "p.gpkg", driver="GPKG")
+    out = tmp_path / "s.csv"
+    assert main(["series", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--out", str(out)]) == 0
+    df = pd.read_csv(out, parse_dates=["time"])
+    lat2, lon2 = np.meshgrid(sm.lat.values, sm.lon.values, indexing="ij")
+    for name, (w, s, e, n) in {"north": (-2.9, 40.3, -1.2, 40.92), "south": (-3.0, 39.0, -2.0, 39.5)}.items():
+        cells = (lon2 > w) & (lon2 < e) & (lat2 > s) & (lat2 < n)
+        got = df[df.region == name].sort_values("time")
+        np.testing.assert_allclose(got["sm"].values, _weighted(sm, cells), rtol=1e-4)
+        assert (got["n_cells"] == cells.sum()).all()
+
+
+def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
+    d, sm = data
+    out = tmp_path / "z.csv"
+    argv = ["zonal", "--input", str(d), "--countries", "Spain", "--start", "2016-06-01", "--end", "2016-08-31"]
+    assert main([*argv, "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df["NAME"].tolist() == ["Spain"] and df["n_cells"].item() == GRID.nlat * GRID.nlon
+    daily = _weighted(sm, np.ones((GRID.nlat, GRID.nlon), bool))
+    t = pd.DatetimeIndex(sm.time.values)
+    means = [daily[(t >= f"{y}-06-01") & (t <= f"{y}-08-31")].mean() for y in YEARS]
+    assert df["mean_sm"].item() == pytest.approx(means[2], rel=1e-4)
+    z = (means[2] - np.mean(means)) / np.std(means, ddof=1)
+    assert df["anomaly_z"].item() == pytest.approx(z, rel=1e-3, abs=1e-3)
+    assert df["n_years"].item() == len(YEARS)
+    gp = tmp_path / "z.gpkg"
+    assert main([*argv, "--out", str(gp)]) == 0
+    gdf = pyogrio.read_dataframe(gp)
+    assert gdf.crs.to_epsg() == 4326 and gdf["mean_sm"].item() == pytest.approx(df["mean_sm"].item(), rel=1e-4)  # CSV: 5 digits

@@ -1,0 +1,207 @@
+"""The one definition of xsomo's anomalies, in numpy and the standard library alone.
+
+xsomo has two anomalies, each defined here once:
+
+- the **daily anomaly** (:func:`daily_anomalies`): each day minus the moving-window
+  daily climatology of its calendar day (31 days, all years), optionally divided by the
+  climatological standard deviation (a z-score). Used by ``anomaly_r``,
+  :func:`xsomo.evaluation.anomalies`, the memory experiment and the report's maps.
+- the **period anomaly** (:func:`period_zscore` over :func:`year_windows`): the z-score
+  of the mean over a period ``P = [start, end]`` against the means over the same calendar
+  window in every year the data cover completely,
+  ``z = (m_0 - mean_k m_k) / std_k(m_k, ddof=1)``. Used by the COG export
+  (``xsomo export --stat anomaly``, :func:`xsomo.gis.period_anomaly`) and the QGIS
+  plugin's ``xsomo:anomalymap``.
+
+The QGIS plugin runs under QGIS's own python, without xsomo, so this module imports
+nothing of xsomo (and no pandas/xarray): ``plugins/qgis/xsomo_qgis/anomaly_kernels.py``
+is a git symlink to this file, and ``plugins/qgis/build_zip.py`` copies its content into
+the plugin zip. Edit it here only.
+
+Calendar rules
+--------------
+Days of year are counted on a leap-year calendar (29 February = day 59, 1 March = 60 in
+every year), so that a calendar day aligns across years. A year-shifted window moves
+both ends by whole years; an end on 29 February moves to 28 February in a year without
+one (``2016-02-29`` + 1 year = ``2017-02-28``), as :class:`pandas.DateOffset` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+__all__ = [
+    "CLIM_WINDOW",
+    "MIN_WINDOWS",
+    "circular_window_sum",
+    "clim_doy",
+    "climatology",
+    "daily_anomalies",
+    "doy_sums",
+    "period_zscore",
+    "shift_years",
+    "year_windows",
+]
+
+#: Width of the moving window of the daily climatology (days).
+CLIM_WINDOW = 31
+#: Fewest year-shifted windows a period anomaly needs.
+MIN_WINDOWS = 3
+
+# days before each month in a leap year
+_BEFORE = np.array([0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335])
+
+
+# ----------------------------------------------------------------------------- daily anomaly
+
+
+def clim_doy(time: np.ndarray) -> np.ndarray:
+    """Day of year 0..365 on a leap-year calendar (29 Feb = 59) of datetime64 values.
+
+    Examples
+    --------
+    >>> clim_doy(np.array(["2015-03-01", "2016-02-29", "2016-03-01"], dtype="datetime64[D]")).tolist()
+    [60, 59, 60]
+    """
+    t = np.asarray(time).astype("datetime64[D]")
+    months = t.astype("datetime64[M]")
+    month = months.astype(np.int64) % 12
+    day = (t - months.astype("datetime64[D]")).astype(np.int64)
+    return _BEFORE[month] + day
+
+
+def doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
+    """Sums of ``x2d (N, time)`` per calendar day: ``(N, 366)`` (O(N·time), no dense one-hot)."""
+    order = np.argsort(doy, kind="stable")
+    d = doy[order]
+    starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+    out = np.zeros((x2d.shape[0], 366))
+    if x2d.shape[1]:
+        out[:, d[starts]] = np.add.reduceat(x2d[:, order], starts, axis=1)
+    return out
+
+
+def circular_window_sum(a: np.ndarray, window: int) -> np.ndarray:
+    """Sum over the ``window`` days centred on each calendar day, wrapping around the year (last axis 366)."""
+    half = window // 2
+    padded = np.concatenate([a[:, -half:], a, a[:, :half]], axis=1) if half else a
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    return c[:, 2 * half + 1 :] - c[:, : -(2 * half + 1)]
+
+
+def climatology(
+    x: np.ndarray, doy: np.ndarray, *, window: int = CLIM_WINDOW, use: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moving-window daily climatology of ``x (..., time)``: mean, std (ddof 1), count per day of year ``(..., 366)``.
+
+    ``use`` (time,) bool selects the days that enter the climatology (a baseline period).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    valid = np.isfinite(x2)
+    if use is not None:
+        valid &= np.asarray(use, bool)[None, :]
+    x0 = np.where(valid, x2, 0.0)
+    cnt = circular_window_sum(doy_sums(valid.astype(np.float64), doy), window)
+    s1 = circular_window_sum(doy_sums(x0, doy), window)
+    s2 = circular_window_sum(doy_sums(x0 * x0, doy), window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        var = np.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1)
+    shape = (*lead, 366)
+    return mean.reshape(shape), np.sqrt(var).reshape(shape), cnt.reshape(shape)
+
+
+def daily_anomalies(
+    x: np.ndarray,
+    doy: np.ndarray,
+    *,
+    window: int = CLIM_WINDOW,
+    use: np.ndarray | None = None,
+    standardise: bool = True,
+    min_count: int = 10,
+) -> np.ndarray:
+    """Anomalies of ``x (..., time)`` from its moving daily climatology; z-scores if ``standardise``.
+
+    A calendar day whose window holds fewer than ``min_count`` values gives NaN.
+    """
+    mean, std, cnt = climatology(x, doy, window=window, use=use)
+    mean = np.where(cnt >= min_count, mean, np.nan)
+    anom = np.asarray(x, np.float64) - mean[..., doy]
+    if standardise:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = std[..., doy]
+            anom = np.where(s > 0, anom / s, np.nan)
+    return anom
+
+
+# ----------------------------------------------------------------------------- period anomaly
+
+
+def shift_years(day: dt.date, k: int) -> dt.date:
+    """``day`` moved by ``k`` years; 29 February goes to 28 February in a year without one.
+
+    Examples
+    --------
+    >>> shift_years(dt.date(2016, 2, 29), 1), shift_years(dt.date(2015, 12, 1), 1)
+    (datetime.date(2017, 2, 28), datetime.date(2016, 12, 1))
+    """
+    try:
+        return day.replace(year=day.year + k)
+    except ValueError:  # 29 February into a common year
+        return day.replace(year=day.year + k, day=28)
+
+
+def year_windows(
+    start: dt.date,
+    end: dt.date,
+    first: dt.date,
+    last: dt.date,
+    *,
+    climatology: tuple[int, int] | None = None,
+) -> list[tuple[int, dt.date, dt.date]]:
+    """The year-shifted windows ``(k, start + k years, end + k years)`` inside ``first..last``.
+
+    ``k = 0`` (the period itself) is among them when it lies inside. ``climatology =
+    (first_year, last_year)`` keeps only windows that start in those years.
+
+    Examples
+    --------
+    >>> [(k, str(s), str(e)) for k, s, e in year_windows(
+    ...     dt.date(2015, 12, 1), dt.date(2016, 2, 29), dt.date(2014, 1, 1), dt.date(2017, 12, 31))]
+    [(-1, '2014-12-01', '2015-02-28'), (0, '2015-12-01', '2016-02-29'), (1, '2016-12-01', '2017-02-28')]
+    """
+    out = []
+    for k in range(first.year - start.year - 1, last.year - start.year + 2):
+        s, e = shift_years(start, k), shift_years(end, k)
+        if climatology is not None and not (climatology[0] <= s.year <= climatology[1]):
+            continue
+        if s >= first and e <= last:
+            out.append((k, s, e))
+    return out
+
+
+def period_zscore(m0: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``(m0 - mean_k m_k) / std_k(m_k, ddof=1)`` over the window means ``means (k, ...)``.
+
+    NaN where fewer than :data:`MIN_WINDOWS` window means are finite or where they do not
+    vary (``std = 0``).
+
+    Examples
+    --------
+    >>> period_zscore(np.array([3.0]), np.array([[1.0], [2.0], [3.0]])).tolist()
+    [1.0]
+    """
+    stack = np.asarray(means, dtype=np.float64)
+    ok = np.isfinite(stack)
+    n = ok.sum(axis=0)
+    x0 = np.where(ok, stack, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = x0.sum(axis=0) / n
+        d = np.where(ok, stack - mu, 0.0)
+        sd = np.sqrt((d * d).sum(axis=0) / (n - 1))
+        z = (np.asarray(m0, np.float64) - mu) / sd
+    return np.where((n >= MIN_WINDOWS) & (sd > 0) & np.isfinite(z), z, np.nan)

@@ -1,0 +1,75 @@
+"""Getting the soil-moisture DataArray out of what users pass to the evaluation functions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.exceptions import MissingVariableError
+
+__all__ = ["as_dataarray", "layered", "normalise_time", "open_prediction"]
+
+
+def as_dataarray(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> xr.DataArray:
+    """``obj`` itself if a DataArray, else its ``variable`` (or its only variable).
+
+    Raises
+    ------
+    MissingVariableError
+        A Dataset without ``variable`` and with more than one variable.
+    """
+    if isinstance(obj, xr.DataArray):
+        return obj
+    if variable in obj.data_vars:
+        return obj[variable]
+    if len(obj.data_vars) == 1:
+        return next(iter(obj.data_vars.values()))
+    raise MissingVariableError(
+        f"variable {variable!r} not found in the Dataset (variables {sorted(map(str, obj.data_vars))}); "
+        f"pass the DataArray or a Dataset holding {variable!r}."
+    )
+
+
+def layered(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> xr.DataArray:
+    """A ``layer``-dimensioned DataArray from ``sm`` or from per-layer variables ``layer1..3``."""
+    if isinstance(obj, xr.Dataset) and variable not in obj.data_vars:
+        names = [cv.layer_var_name(n) for n in cv.LAYER_NUMBERS if cv.layer_var_name(n) in obj.data_vars]
+        if names:
+            nums = [int(n.removeprefix("layer")) for n in names]
+            da = xr.concat([obj[n] for n in names], dim=xr.DataArray(nums, dims=cv.LAYER, name=cv.LAYER))
+            return da.rename(cv.SM)
+    return as_dataarray(obj, variable)
+
+
+def normalise_time(obj: xr.DataArray) -> xr.DataArray:
+    """``obj`` with its ``time`` values at midnight (daily values stamped at noon are the same day)."""
+    t = pd.DatetimeIndex(obj[cv.TIME].values)
+    if (t != t.normalize()).any():
+        obj = obj.assign_coords({cv.TIME: t.normalize()})
+    return obj
+
+
+def open_prediction(prediction: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """``sm(layer, time, lat, lon)`` with ascending lat/lon from a Dataset, a DataArray or SoMo files.
+
+    Parameters
+    ----------
+    prediction
+        A Dataset holding ``sm`` (or ``layer1..3``), a DataArray, a folder of
+        ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` files or one netCDF file; paths are read with
+        :func:`xsomo.io.somo.open_somo` (lazy).
+    """
+    from xsomo.regrid import normalise_latlon
+
+    if isinstance(prediction, xr.Dataset | xr.DataArray):
+        da = layered(prediction)
+    else:
+        from xsomo.io.somo import open_somo
+
+        da = open_somo(prediction)[cv.SM]
+    da = normalise_latlon(da)
+    return da.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)

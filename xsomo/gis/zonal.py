@@ -1,0 +1,157 @@
+"""Series at a point or over polygons, and per-region statistics of a period.
+
+- :func:`point_series`: the daily series of the cell holding a point (the one cell rule,
+  :meth:`xsomo.conventions.GridSpec.snap`).
+- :func:`polygon_series`: the area-weighted mean over each polygon
+  (:func:`xsomo.drivers.regions.regional_mean`: cell centres inside, weights ∝ cos latitude,
+  NaN cells ignored).
+- :func:`zonal_statistics`: per polygon, the area-weighted mean over a period and the
+  period anomaly of the polygon's mean series (:func:`xsomo.evaluation.period_anomaly`).
+
+``xsomo series`` and ``xsomo zonal`` write them as CSV (and a plot).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.evaluation import layered, match_stations, parse_period, period_anomaly, window_mean
+from xsomo.exceptions import XsomoKeyError, XsomoValueError
+
+__all__ = ["plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
+
+
+def _sm(obj: xr.Dataset | xr.DataArray, layer: int | None, variable: Hashable = cv.SM) -> xr.DataArray:
+    da = layered(obj, variable)
+    if layer is not None and cv.LAYER in da.dims:
+        if layer not in da[cv.LAYER].values:
+            raise XsomoKeyError(f"layer {layer} is not in the data; layers are {da[cv.LAYER].values.tolist()}")
+        da = da.sel({cv.LAYER: layer})
+    return da.drop_vars(["spatial_ref"], errors="ignore")
+
+
+def point_series(obj: xr.Dataset | xr.DataArray, lon: float, lat: float, *, layer: int | None = None) -> xr.DataArray:
+    """Daily values of the cell holding ``(lon, lat)`` (all layers, or ``layer``).
+
+    Raises
+    ------
+    XsomoValueError
+        The point lies outside the grid (the outer north/east edge is outside).
+    """
+    da = _sm(obj, layer)
+    rows, cols, inside = match_stations(da, np.array([lat]), np.array([lon]))
+    if not inside[0]:
+        raise XsomoValueError(
+            f"point lon={lon}, lat={lat} is outside the grid (lon {float(da[cv.LON].min()):g}..{float(da[cv.LON].max()):g}, "
+            f"lat {float(da[cv.LAT].min()):g}..{float(da[cv.LAT].max()):g} are cell centres)"
+        )
+    out = da.isel({cv.LAT: int(rows[0]), cv.LON: int(cols[0])})
+    return out.assign_attrs(point_lon=float(lon), point_lat=float(lat))
+
+
+def read_polygons(path: str | os.PathLike[str] | None, *, key: str = "NAME", names: Sequence[str] | None = None) -> Any:
+    """Polygons from a vector file (GeoPackage, shapefile, GeoJSON), or Natural Earth countries when ``path`` is None.
+
+    ``names`` keeps only those features (values of ``key``).
+    """
+    import geopandas as gpd
+
+    from xsomo.drivers import regions
+
+    if path is None:
+        return regions.countries(names)
+    gdf = gpd.read_file(path)
+    if key not in gdf.columns:
+        raise XsomoKeyError(f"{path}: no field {key!r}; fields are {[c for c in gdf.columns if c != 'geometry']} (pass --key)")
+    gdf[key] = gdf[key].astype(str)
+    if names is not None:
+        missing = sorted(set(names) - set(gdf[key]))
+        if missing:
+            raise XsomoKeyError(f"{path}: no feature with {key} in {missing}")
+        gdf = gdf[gdf[key].isin(list(names))]
+    return gdf.reset_index(drop=True)
+
+
+def polygon_series(
+    obj: xr.Dataset | xr.DataArray, polygons: Any, *, layer: int | None = None, key: str = "NAME"
+) -> xr.DataArray:
+    """Area-weighted mean series over each polygon: dims ``region`` (``polygons[key]``) and ``time`` (and ``layer``)."""
+    from xsomo.drivers import regions
+
+    da = _sm(obj, layer)
+    out = regions.regional_mean(da, polygons, key=key)
+    cells = regions.mask_3d(polygons, da, key=key).sum((cv.LAT, cv.LON))
+    return out.assign_coords(n_cells=("region", cells.values.astype(int)))
+
+
+def zonal_statistics(
+    obj: xr.Dataset | xr.DataArray,
+    polygons: Any,
+    period: Sequence[Any],
+    *,
+    layer: int = 1,
+    key: str = "NAME",
+    climatology: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """Per polygon: cells, the area-weighted mean over ``period`` and its period anomaly (z-score).
+
+    ``anomaly`` is :func:`xsomo.evaluation.period_anomaly` of the polygon's area-weighted
+    mean series: the period mean against the same calendar window in the other years
+    (NaN when the data hold fewer than three such windows).
+    """
+    start, end = parse_period(period)
+    series = polygon_series(obj, polygons, layer=layer, key=key).load()
+    mean = window_mean(series, start, end)
+    if mean is None:
+        raise XsomoValueError(f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data")
+    try:
+        za = period_anomaly(series, (start, end), climatology=climatology)
+        z, n_years = za.values, int(za.attrs["n_years"])
+    except XsomoValueError:
+        z, n_years = np.full(series.sizes["region"], np.nan), 0
+    return pd.DataFrame(
+        {
+            key: [str(v) for v in series["region"].values],
+            "n_cells": series["n_cells"].values,
+            "layer": layer,
+            "start": f"{start:%Y-%m-%d}",
+            "end": f"{end:%Y-%m-%d}",
+            "mean_sm": np.asarray(mean.values, float),
+            "anomaly_z": np.asarray(z, float),
+            "n_years": n_years,
+        }
+    )
+
+
+def plot_series(series: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> pathlib.Path:
+    """A line plot of ``series`` (``time`` and optionally ``region``/``layer``) as PNG (or PDF/SVG by suffix)."""
+    from matplotlib.figure import Figure
+
+    from xsomo.io.atomic import atomic_path
+
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
+    others = [d for d in series.dims if d != cv.TIME]
+    flat = series.stack(line=others) if others else series.expand_dims(line=[""])
+    t = pd.DatetimeIndex(series[cv.TIME].values)
+    for k in range(flat.sizes["line"]):
+        label = flat["line"].values[k]
+        label = " ".join(f"{d} {v}" for d, v in zip(others, label if isinstance(label, tuple) else (label,), strict=False))
+        ax.plot(t, flat.isel(line=k).values, lw=1.0, label=label or None)
+    ax.set_ylabel("soil moisture (m³ m⁻³)")
+    ax.grid(alpha=0.3)
+    if others:
+        ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    path = pathlib.Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=300, format=path.suffix.lstrip(".") or "png")
+    return path
