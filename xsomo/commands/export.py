@@ -11,7 +11,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 from typing import Any
 
@@ -69,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    out = pathlib.Path(args.out)
+    from xsomo.commands import common
+
+    out = common.output_file(args.out, "--out")
     if args.metrics:
+        common.input_path(args.metrics, "--metrics", "file")
         import xarray as xr
 
         from xsomo.gis import export as gis

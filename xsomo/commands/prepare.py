@@ -44,8 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.drivers.assemble import prepare_world
 
+    common.output_dir(args.out, "--out")
+    common.input_path(args.world, "--world", "world folder")
     paths = prepare_world(
         args.world,
         args.out,

@@ -24,11 +24,11 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.drivers.features import static_features
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_mswep, open_mswx, open_static
-from xsomo.regrid import grid_of, regrid
+from xsomo.regrid import check_longitudes, grid_of, regrid
 
 __all__ = ["build_targets", "on_grid", "open_drivers", "prepare_world", "world_grid", "world_paths"]
 
@@ -78,6 +78,7 @@ def world_grid(world: PathLike) -> GridSpec:
 
 def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what: str):
     """Put ``ds`` on ``grid``: select when already aligned to it, else regrid with ``method``."""
+    check_longitudes(ds, grid, what)
     g = grid_of(ds)
     aligned = (
         abs(g.resolution - grid.resolution) < 1e-9
@@ -226,6 +227,7 @@ def open_drivers(
         landcover=static["landcover.nc"],
         soil=static["soil.nc"],
         grid=grid,
+        where={k: str(paths["static"] / f"{k if k != 'elevation' else 'dem'}.nc") for k in ("elevation", "landcover", "soil")},
     )
     vars_ = {k: dyn[k].astype("float32").assign_attrs(cv.cf_attrs(k)) for k in cv.DYNAMIC_NAMES}
     ds = xr.Dataset(

@@ -25,7 +25,7 @@ from xsomo.exceptions import (
     XsomoExceptionGroup,
     XsomoValueError,
 )
-from xsomo.regrid import normalise_latlon
+from xsomo.regrid import check_longitudes, normalise_latlon
 
 __all__ = [
     "ScalingParams",
@@ -290,6 +290,7 @@ def scale_to(
                 f"stations need a per-station coordinate {need!r} (see xsomo.open_ismn)."
             )
     grid = grid or target_grid_for(ref)
+    check_longitudes(ref, grid, f"reference {variable!r}")
 
     st = stations[variable].transpose(cv.STATION, cv.TIME)
     ids = [str(s) for s in st[cv.STATION].values]
