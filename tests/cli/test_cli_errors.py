@@ -135,7 +135,7 @@ def test_evaluate_cosmos_nonexistent(tmp_path, capsys):
     assert "/stations.csv" not in err
     from xsomo.io import open_cosmos
 
-    with pytest.raises(DataFormatError, match="/nonexistent.*does not exist"):
+    with pytest.raises(DataFormatError, match=r"/nonexistent.*does not exist"):
         open_cosmos("/nonexistent")
 
 
@@ -168,7 +168,7 @@ def test_longitudes_0_360_named(tmp_path):
     stations = xr.Dataset({"sm": (("station", "time"), np.random.default_rng(0).uniform(0.1, 0.3, (1, time.size)))},
                           coords={"station": ["a"], "time": time, "lat": ("station", [41.0]),
                                   "lon": ("station", [-0.5]), "layer": ("station", [1])})
-    with pytest.raises(GridMismatchError, match="0..360"):
+    with pytest.raises(GridMismatchError, match=r"0\.\.360"):
         scale_to(stations, ref, grid=grid)
 
 
@@ -203,7 +203,7 @@ def test_exception_group_lists_every_sub_error(monkeypatch, capsys, tmp_path):
     lines = err.splitlines()
     assert sum(line.lstrip().startswith("- ") for line in lines) == 4, err
     # nested errors are indented deeper than their group
-    assert lines[[i for i, x in enumerate(lines) if "a.stm" in x][0]].index("-") > lines[1].index("-")
+    assert lines[next(i for i, x in enumerate(lines) if "a.stm" in x)].index("-") > lines[1].index("-")
 
 
 def test_debug_shows_the_traceback_and_unexpected_errors_say_so(monkeypatch, capsys, tmp_path):
@@ -215,7 +215,7 @@ def test_debug_shows_the_traceback_and_unexpected_errors_say_so(monkeypatch, cap
     monkeypatch.setattr(train, "run", boom)
     argv = ["train", "--drivers", "d", "--targets", "t", "--out", str(tmp_path / "m")]
     err = fails(capsys, argv, "ZeroDivisionError", "division by zero in step 3", "--debug")
-    for where in (argv + ["--debug"], ["--debug"] + argv):
+    for where in ([*argv, "--debug"], ["--debug", *argv]):
         assert cli.main(where) == 1
         err = capsys.readouterr().err
         assert "Traceback" in err and "xsomo train: error:" in err
@@ -278,7 +278,7 @@ def test_drivers_option_means_the_same_in_every_command(prepared, monkeypatch, c
 
 
 def test_drivers_folder_without_drivers_nc(tmp_path):
-    with pytest.raises(XsomoError, match="drivers.nc"):
+    with pytest.raises(XsomoError, match=r"drivers\.nc"):
         common.open_drivers_arg(tmp_path)
 
 
