@@ -152,8 +152,9 @@ def test_kind_without_a_reader_is_not_supported_yet(tiny_world, tmp_path):
 def test_readers_table_only_holds_kinds_of_the_format():
     """One table: every reader is for a kind the sources format knows; register_reader checks it."""
     from xsomo.drivers.sources import register_reader
+    from xsomo.io.sources import LAYOUTS
 
-    assert all(kind in KINDS.get(i, (kind,)) for i, kind in READERS)
+    assert all(kind in (LAYOUTS if i in ("dem", "soil") else KINDS.get(i, (kind,))) for i, kind in READERS)
     with pytest.raises(XsomoError, match="modis"):
         register_reader("landcover", "modis", lambda path, src, chunks: None)
 
@@ -222,3 +223,33 @@ def test_world_shorthand_unchanged(tiny_world):
     """``sources_for_world`` is what the sample writes."""
     man = json.loads((tiny_world / "world.json").read_text())
     assert read_sources(tiny_world / "sources.yml") == sources_for_world(tiny_world, man)
+
+
+def test_precipitation_and_temperature_from_era5land(tiny_world, tmp_path):
+    """``source: era5land`` reads tp/t2m from the ERA5-Land files and regrids them like the rest."""
+    from xsomo.io import open_era5land
+    from xsomo.regrid import regrid
+
+    data = _raw(tiny_world)
+    data["precipitation"] = {"source": "era5land"}
+    data["air_temperature"] = {"source": "era5land"}
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    got = open_drivers(path)
+    era = open_era5land(tiny_world / "era5land", layers=())
+    grid = GridSpec(0.0, 1.0, 40.0, 42.0)
+    want_p = regrid(era["precipitation"], grid, method="conservative")
+    want_t = regrid(era["air_temperature"], grid, method="bilinear")
+    np.testing.assert_allclose(got["precipitation"].values, want_p.values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["air_temperature"].values, want_t.values, rtol=1e-6)
+
+
+def test_soil_as_geotiff_is_not_supported_yet(tiny_world, tmp_path):
+    world = tiny_world_copy(tiny_world, tmp_path)
+    (tmp_path / "soil_0-5cm_mean.tif").write_bytes(b"II*\x00")
+    data = _raw(tiny_world)
+    data["static"]["soil"] = {"path_or_glob": str(tmp_path / "soil_*_mean.tif"), "units": "g/kg"}
+    path = _write(world, data)
+    if ("soil", "geotiff") in READERS:
+        pytest.skip("a GeoTIFF soil reader is registered")
+    with pytest.raises(ConfigError, match="not supported yet"):
+        open_drivers(path)

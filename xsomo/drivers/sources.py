@@ -29,7 +29,7 @@ from xsomo.drivers.assemble import assemble_drivers, on_grid, write_prepared
 from xsomo.exceptions import ConfigError, MissingVariableError, UnitError, XsomoValueError
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_gridded, open_mswep, open_mswx
-from xsomo.io.sources import KINDS, Sources, expand, read_sources
+from xsomo.io.sources import KINDS, LAYOUTS, Sources, expand, file_layout, read_sources
 
 __all__ = [
     "READERS",
@@ -118,17 +118,16 @@ READERS: dict[tuple[str, str], Reader] = {
     ("air_temperature", "era5land"): _era5_variable("air_temperature"),
     ("dem", "netcdf"): _dem_netcdf,
     ("landcover", "fractions"): _landcover_fractions,
-    ("soil", "percent"): _soil,
-    ("soil", "1"): _soil,
-    ("soil", "g/kg"): _soil,
+    ("soil", "netcdf"): _soil,
     ("land_mask", "netcdf"): _land_mask,
 }
 
 
 def register_reader(input_: str, kind: str, reader: Reader) -> None:
     """Plug a reader in for ``input_`` (e.g. ``"landcover"``) and ``kind`` (e.g. ``"esa_cci"``)."""
-    if input_ in KINDS and kind not in KINDS[input_]:
-        raise XsomoValueError(f"{kind!r} is not a {input_} kind of the sources format {list(KINDS[input_])}.")
+    allowed = LAYOUTS if input_ in ("dem", "soil") else KINDS.get(input_, (kind,))
+    if kind not in allowed:
+        raise XsomoValueError(f"{kind!r} is not a {input_} kind of the sources format {list(allowed)}.")
     READERS[(input_, kind)] = reader
 
 
@@ -229,7 +228,7 @@ def open_sources_drivers(
         era5land=era,
         elevation=read_input(src, "dem", st["dem"]["kind"], st["dem"]["path"], chunks={}),
         landcover=read_input(src, "landcover", st["landcover"]["kind"], st["landcover"]["path"], chunks={}),
-        soil=read_input(src, "soil", st["soil"]["units"], st["soil"]["path"], chunks={}),
+        soil=read_input(src, "soil", file_layout(st["soil"]["path"]), st["soil"]["path"], chunks={}),
         land_mask=land_mask,
         grid=grid,
         period=period or src.period,

@@ -38,6 +38,7 @@ from xsomo.exceptions import ConfigError
 
 __all__ = [
     "KINDS",
+    "LAYOUTS",
     "SOURCES_FILE",
     "Sources",
     "expand",
@@ -58,6 +59,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "landcover": ("esa_cci", "cgls_lc100", "fractions"),
     "soil": ("g/kg", "percent", "1"),
 }
+
+#: raster layouts of the static inputs whose kind is their file type (``dem``, ``soil``)
+LAYOUTS = ("netcdf", "geotiff")
 
 _TOP = ("grid", "region", "period", "ismn", "era5land", "precipitation", "air_temperature", "static", "cosmos")
 _GRID = ("west", "south", "east", "north", "resolution")
@@ -168,6 +172,11 @@ def _kind(value: Any, input_: str, where: str, key: str) -> str:
     if value not in allowed:
         raise _err(where, key, f"{value!r} is not a known {input_} product; use one of {list(allowed)}.")
     return str(value)
+
+
+def file_layout(path: str) -> str:
+    """``"geotiff"`` for GeoTIFF tiles or a VRT, else ``"netcdf"`` (the layout of a raster input)."""
+    return _dem_kind(path)
 
 
 def _dem_kind(path: str) -> str:
