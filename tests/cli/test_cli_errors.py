@@ -302,3 +302,17 @@ def test_prepare_prints_no_ismn_info_lines(tiny_world, tmp_path):
                           "--out", str(tmp_path / "p")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Processed file" not in out.stderr and "INFO" not in out.stderr, out.stderr
+
+
+def test_demo_out_is_an_existing_file(tmp_path, capsys, monkeypatch):
+    from xsomo import demo
+
+    def no_pipeline(*a, **k):
+        raise AssertionError("the demo started although --out cannot be written")
+
+    monkeypatch.setattr(demo, "run_demo", no_pipeline)
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    fails(capsys, ["demo", "--out", str(afile)], "--out", str(afile), "existing file")
+    fails(capsys, ["demo", "--out", str(afile / "sub")], "--out", "not a folder")
+    assert afile.read_text() == "keep"

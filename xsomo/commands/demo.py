@@ -33,7 +33,9 @@ def _done(t0: float, what: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xsomo import demo as pipeline
+    from xsomo.commands import common
 
+    common.output_dir(args.out, "--out")  # before the long pipeline
     summary = pipeline.run_demo(
         Path(args.out),
         preset=args.preset,
