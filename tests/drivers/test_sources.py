@@ -253,3 +253,19 @@ def test_soil_as_geotiff_is_not_supported_yet(tiny_world, tmp_path):
         pytest.skip("a GeoTIFF soil reader is registered")
     with pytest.raises(ConfigError, match="not supported yet"):
         open_drivers(path)
+
+
+def test_period_cuts_the_drivers(tiny_world, tmp_path):
+    """Unquoted YAML dates are days; the drivers are the world's cut to the period."""
+    text = (tiny_world / "sources.yml").read_text()
+    lines = [
+        "period: {start: 2015-03-01, end: 2016-02-29}" if line.startswith("period:") else line
+        for line in text.splitlines()
+    ]
+    path = tiny_world_copy(tiny_world, tmp_path) / "sources.yml"
+    path.write_text("\n".join(lines) + "\n")
+    assert read_sources(path).period == ("2015-03-01", "2016-02-29")
+    got = open_drivers(path)
+    want = open_drivers(tiny_world, period=("2015-03-01", "2016-02-29"))
+    assert got.sizes["time"] == 366
+    xr.testing.assert_identical(_plain(got), _plain(want))

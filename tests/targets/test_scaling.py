@@ -269,6 +269,9 @@ def test_stations_on_cell_edges_follow_the_one_rule():
     snap_row, snap_col = g.snap([s[1] for s in specs], [s[2] for s in specs])
     np.testing.assert_array_equal(rep.loc[[s[0] for s in specs], "row"].to_numpy(), snap_row)
     np.testing.assert_array_equal(rep.loc[[s[0] for s in specs], "col"].to_numpy(), snap_col)
+    from xsomo.targets.scaling import targets_grid
+
+    assert targets_grid(t) == g
     # one station per cell: every cell of the grid holds exactly one target
     assert t.sizes["cell"] == g.nlat * g.nlon and (t["n_stations"].sel(layer=1) == 1).all()
     # the targets carry the centres of their cells (training reuses them, no re-matching)
