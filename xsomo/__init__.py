@@ -10,9 +10,8 @@ from typing import Any
 
 from xsomo import accessor as _accessor  # noqa: F401  (registers ds.somo)
 from xsomo import conventions, exceptions, units
-from xsomo.exceptions import XsomoError
-
 from xsomo._version import __version__
+from xsomo.exceptions import XsomoError
 
 # public name -> "module:attribute", imported on first use so `import xsomo` stays light
 _LAZY: dict[str, str] = {
@@ -21,6 +20,8 @@ _LAZY: dict[str, str] = {
     "open_era5land": "xsomo.io:open_era5land",
     "open_cosmos": "xsomo.io:open_cosmos",
     "open_drivers": "xsomo.drivers.assemble:open_drivers",
+    "prepare": "xsomo.drivers.sources:prepare",
+    "read_sources": "xsomo.io.sources:read_sources",
     "scale_to": "xsomo.targets.scaling:scale_to",
     "TrainedModel": "xsomo.model:TrainedModel",
     "train_lstm": "xsomo.model.training:train_lstm",

@@ -86,7 +86,9 @@ class GridSpec:
         # a tiny epsilon keeps points exactly on an edge stable against round-off
         i = np.floor((lat - self.south) / self.resolution + 1e-9).astype(int)
         j = np.floor((lon - self.west) / self.resolution + 1e-9).astype(int)
-        inside = self.contains(lat, lon)
+        # inside from the same indices, so a point within round-off of an edge is never
+        # "inside" with an index past the last cell (the outer north/east edge is outside)
+        inside = (i >= 0) & (i < self.nlat) & (j >= 0) & (j < self.nlon) & np.isfinite(lat) & np.isfinite(lon)
         return np.where(inside, i, -1), np.where(inside, j, -1)
 
     def cell_centre(

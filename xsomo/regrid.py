@@ -81,6 +81,28 @@ def target_dataset(grid: GridSpec) -> xr.Dataset:
     return xr.Dataset(coords=grid.coords())
 
 
+def check_longitudes(source: XArray, grid: GridSpec, what: str = "the source") -> None:
+    """Refuse longitudes in 0..360 when the target grid lies (partly) west of 0° (-180..180).
+
+    ERA5 on the CDS, MSWEP and many global products run from 0 to 360; xsomo's grids run
+    from -180 to 180. Cutting a 0..360 field to a box west of 0 finds nothing there, so
+    the mismatch is named instead of a misleading coverage message.
+
+    Raises
+    ------
+    GridMismatchError
+        Longitudes above 180 while the target grid's west edge is below 0.
+    """
+    lon = np.asarray(normalise_latlon(source)["lon"].values, dtype=float)
+    if lon.size and float(np.nanmax(lon)) > 180.0 and grid.west < 0:
+        raise GridMismatchError(
+            f"{what}: longitudes run 0..360 ({np.nanmin(lon):g}..{np.nanmax(lon):g}, the ECMWF/CDS convention), "
+            f"but the target grid uses -180..180 (west {grid.west:g}). Convert them first, e.g. "
+            "ds = ds.assign_coords(lon=((ds.lon + 180) % 360) - 180).sortby('lon') "
+            "(use 'longitude' if that is the name), or `cdo sellonlatbox,-180,180,-90,90 in.nc out.nc`."
+        )
+
+
 def _cut(source: XArray, grid: GridSpec, margin: int) -> XArray:
     res_lat = (
         float(np.abs(np.median(np.diff(source["lat"].values)))) if source.sizes["lat"] > 1 else 1.0
@@ -207,6 +229,7 @@ def regrid(
         raise XsomoValueError(f"backend={backend!r}: use 'xarray-regrid' or 'xesmf'.")
     grid = target if isinstance(target, GridSpec) else grid_of(target)
     src: XArray = normalise_latlon(source)
+    check_longitudes(src, grid)
     src = _cut(src, grid, margin)
     _check_cover(src, grid, method)
     if isinstance(src, xr.DataArray):
@@ -289,6 +312,7 @@ def cell_area(grid: GridSpec) -> xr.DataArray:
 __all__ = [
     "BackendUnavailableError",
     "cell_area",
+    "check_longitudes",
     "grid_of",
     "normalise_latlon",
     "regrid",

@@ -9,8 +9,8 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import MissingVariableError
 from xsomo.drivers.features import aridity, static_features, subgrid_moments, upscale_fraction
+from xsomo.exceptions import MissingVariableError
 from xsomo.regrid import cell_area
 
 FINE = GridSpec(0.0, 1.0, 50.0, 51.0, 0.01)

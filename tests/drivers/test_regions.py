@@ -8,8 +8,8 @@ import pytest
 import shapely
 import xarray as xr
 
-from xsomo.drivers import regions
 from xsomo.conventions import EUROPE, GridSpec
+from xsomo.drivers import regions
 from xsomo.exceptions import XsomoKeyError
 
 GRID = GridSpec(0.0, 4.0, 40.0, 44.0, 0.1)

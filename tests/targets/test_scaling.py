@@ -238,3 +238,67 @@ def test_hawaii_end_to_end(real_data):
         np.testing.assert_allclose(y[both].mean(), ref[both].mean(), rtol=1e-6)
         np.testing.assert_allclose(y[both].std(ddof=1), ref[both].std(ddof=1), rtol=1e-5)
         assert t["n_stations"].sel(layer=1).item() == 1
+
+
+# ----------------------------------------------------------------------------- one cell identity (issue 14 item 2)
+
+
+def _decimal_cell(value: float, origin: float, res: float, n: int) -> int:
+    """Oracle: the half-open cell [origin + k res, origin + (k+1) res) holding ``value``, in exact
+    decimal arithmetic (no floating point); -1 outside (the outer north/east edge is outside)."""
+    from decimal import Decimal
+
+    k = int(((Decimal(repr(value)) - Decimal(repr(origin))) / Decimal(repr(res))).to_integral_value("ROUND_FLOOR"))
+    return k if 0 <= k < n else -1
+
+
+def test_stations_on_cell_edges_follow_the_one_rule():
+    """Stations on every inner edge (and the outer south/west edges) go to the cell to their
+    north-east, as ``GridSpec.snap`` says; the targets carry those cells' centres."""
+    ref = make_reference()
+    g = GridSpec(5.0, 6.5, 45.0, 46.0)
+    lats = np.round(45.0 + 0.1 * np.arange(10), 6)  # 45.0 (outer south edge) .. 45.9, every edge
+    lons = np.round(5.0 + 0.1 * np.arange(15), 6)
+    specs = [(f"s{i}_{j}", float(la), float(lo), 1) for i, la in enumerate(lats) for j, lo in enumerate(lons)]
+    t, rep = scale_to(make_stations(specs, time=DAYS[:120]), ref, grid=g, min_overlap=30, report=True)
+    rep = rep.set_index("station")
+    for sid, la, lo, _ in specs:
+        want_row = _decimal_cell(la, g.south, g.resolution, g.nlat)
+        want_col = _decimal_cell(lo, g.west, g.resolution, g.nlon)
+        assert (rep.loc[sid, "row"], rep.loc[sid, "col"]) == (want_row, want_col), sid
+    snap_row, snap_col = g.snap([s[1] for s in specs], [s[2] for s in specs])
+    np.testing.assert_array_equal(rep.loc[[s[0] for s in specs], "row"].to_numpy(), snap_row)
+    np.testing.assert_array_equal(rep.loc[[s[0] for s in specs], "col"].to_numpy(), snap_col)
+    from xsomo.targets.scaling import targets_grid
+
+    assert targets_grid(t) == g
+    # one station per cell: every cell of the grid holds exactly one target
+    assert t.sizes["cell"] == g.nlat * g.nlon and (t["n_stations"].sel(layer=1) == 1).all()
+    # the targets carry the centres of their cells (training reuses them, no re-matching)
+    from decimal import Decimal
+
+    for c in range(t.sizes["cell"]):
+        row, col = int(t["row"][c]), int(t["col"][c])
+        assert int(t["cell"][c]) == row * g.nlon + col
+        assert float(t["lat"][c]) == float(Decimal("45.0") + Decimal("0.1") * row + Decimal("0.05"))
+        assert float(t["lon"][c]) == float(Decimal("5.0") + Decimal("0.1") * col + Decimal("0.05"))
+        ids = str(t["station_ids"].sel(layer=1)[c].values)
+        la, lo = next((s[1], s[2]) for s in specs if s[0] == ids)
+        assert (_decimal_cell(la, 45.0, 0.1, g.nlat), _decimal_cell(lo, 5.0, 0.1, g.nlon)) == (row, col)
+
+
+@pytest.mark.parametrize(
+    "lat, lon",
+    [(46.0, 5.55), (45.55, 6.5), (46.0, 6.5), (46.0 - 1e-12, 5.55), (45.55, 6.5 - 1e-12)],
+)
+def test_station_on_the_outer_north_east_edge_is_outside(lat, lon):
+    """The outer north and east edges belong to no cell of the grid (as in evaluation)."""
+    ref = make_reference()
+    g = GridSpec(5.0, 6.5, 45.0, 46.0)
+    st = make_stations([*SPECS, ("edge", lat, lon, 1)])
+    with pytest.raises(GridMismatchError, match="edge"):
+        scale_to(st, ref, grid=g)
+    _, rep = scale_to(st, ref, grid=g, outside="skip", report=True)
+    row = rep.set_index("station").loc["edge"]
+    assert row["reason"] == "outside the target grid" and (row["row"], row["col"]) != (g.nlat - 1, g.nlon - 1)
+    assert g.snap(lat, lon)[0] == -1 or g.snap(lat, lon)[1] == -1

@@ -37,7 +37,9 @@ def _done(t0: float, what: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xsomo import demo as pipeline
+    from xsomo.commands import common
 
+    common.output_dir(args.out, "--out")  # before the long pipeline
     world, training = pipeline.demo_presets(args.preset)
     summary = pipeline.run_demo(
         Path(args.out),

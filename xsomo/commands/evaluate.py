@@ -45,17 +45,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xarray as xr
-
     from xsomo import evaluation
+    from xsomo.commands import common
     from xsomo.io.atomic import atomic_path, atomic_write_text
 
-    if not args.pred.exists():
-        raise XsomoValueError(f"--pred {args.pred}: no such file or folder")
-    sm = evaluation.open_prediction(args.pred if args.pred.is_dir() else xr.open_dataset(args.pred, chunks={}))
+    # every path is checked before the inputs are read
+    common.output_file(args.out, "--out")
+    if args.csv:
+        common.output_file(args.csv, "--csv")
+    if args.gpkg:
+        common.output_file(args.gpkg, "--gpkg")
+    pred = common.prediction_arg(args.pred, "--pred")
+    for option, value, what in (
+        ("--cosmos", args.cosmos, "COSMOS folder or file"),
+        ("--ismn", args.ismn, "ISMN folder or zip"),
+        ("--model", args.model, "model folder"),
+    ):
+        if value is not None:
+            common.input_path(value, option, what)
+    sm = evaluation.open_prediction(pred)
     training: Any = None
     if args.targets:
-        training = xr.open_dataset(args.targets)
+        training = common.open_targets_arg(args.targets, "--targets")
     elif args.model:
         from xsomo.model import TrainedModel
 
@@ -69,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         reference = open_ismn(args.ismn)
     else:
-        reference = xr.open_dataset(args.grid, chunks={})
+        reference = common.open_netcdf(args.grid, "--grid", chunks={})
     metrics = evaluation.evaluate(sm, reference, layers=args.layers, min_days=args.min_days, training_cells=training)
     if args.gpkg and "station" not in metrics.dims:
         raise XsomoValueError("--gpkg needs station metrics (--cosmos or --ismn), not a gridded reference")

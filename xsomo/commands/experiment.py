@@ -65,17 +65,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _drivers(path: pathlib.Path | None) -> Any:
     if path is None:
         return None
-    import xarray as xr
+    from xsomo.commands import common
 
-    return xr.open_dataset(path, chunks={})
+    return common.open_drivers_arg(path, "--drivers")
 
 
 def run(args: argparse.Namespace) -> int:
-    import xarray as xr
-
+    from xsomo.commands import common
     from xsomo.evaluation import experiments
     from xsomo.model import TrainedModel
 
+    common.output_dir(args.out, "--out")
+    common.input_path(args.world, "--world", "world folder")
+    if getattr(args, "model", None) is not None:
+        common.input_path(args.model, "--model", "model folder")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.experiment == "memory":
         model = TrainedModel.load(args.model)
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         kw["epochs"] = args.epochs
     if args.ensemble is not None:
         kw["ensemble"] = args.ensemble
-    targets = xr.open_dataset(args.targets) if args.targets else None
+    targets = common.open_targets_arg(args.targets, "--targets") if args.targets else None
     result, model = experiments.transfer_experiment(
         args.world, targets=targets, drivers=_drivers(args.drivers), train_region=args.train_region,
         test_region=args.test_region, test_cells=args.test_cells, seed=args.seed, train_kwargs=kw,

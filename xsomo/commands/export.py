@@ -16,7 +16,6 @@ GeoPackage of station metrics has one feature per station and layer: filter on t
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 from typing import Any
 
@@ -83,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    out = pathlib.Path(args.out)
+    from xsomo.commands import common
+
+    out = common.output_file(args.out, "--out")
     if args.metrics:
+        common.input_path(args.metrics, "--metrics", "file")
         import xarray as xr
 
         from xsomo.gis import export as gis

@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--drivers",
         required=True,
         type=pathlib.Path,
-        help="drivers netCDF (xsomo prepare) or a world folder",
+        help="drivers netCDF, a folder holding drivers.nc (xsomo prepare), a sources file or a world folder",
     )
     p.add_argument(
         "--model", required=True, type=pathlib.Path, help="trained model folder (xsomo train)"
@@ -107,27 +107,20 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
     return out
 
 
-def _open_drivers(path: pathlib.Path) -> Any:
-    import xarray as xr
-
-    if path.is_dir():
-        from xsomo.drivers.assemble import open_drivers
-
-        return open_drivers(path)
-    if not path.exists():
-        raise XsomoValueError(f"--drivers {path}: no such file or folder")
-    return xr.open_dataset(path, chunks={})
-
-
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
     chunks = parse_chunks(args.chunks)
+    start = common.parse_date(args.start, "--start")
+    end = common.parse_date(args.end, "--end")
+    device = common.check_device(args.device)
     # fail on an unwritable folder before loading or computing anything
+    common.output_dir(args.out, "--out")
     output._check_writable(args.out)
-    model = TrainedModel.load(args.model)
-    drivers = _open_drivers(args.drivers)
+    model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
+    drivers = common.open_drivers_arg(args.drivers, "--drivers")
     before = {p.name for p in args.out.glob("SoMo.ml-EU_layer*_*.nc")}
     client = None
     if args.scheduler:
@@ -135,14 +128,14 @@ def run(args: argparse.Namespace) -> int:
 
         client = Client(args.scheduler)
     try:
-        period = (args.start, args.end) if (args.start or args.end) else None
+        period = (start, end) if (start or end) else None
         sm = inference.predict(
             drivers,
             model,
             layers=args.layers,
             mode=args.mode,
             chunks=chunks,
-            device=args.device,
+            device=device,
             spinup=args.spinup,
             time=period,
             client=client,

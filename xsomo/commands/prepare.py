@@ -1,8 +1,15 @@
-"""``xsomo prepare``: targets and drivers of a world folder (DESIGN.md steps 1-2).
+"""``xsomo prepare``: targets and drivers from a sources file or a world folder (DESIGN.md steps 1-2).
 
-Calls :func:`xsomo.drivers.assemble.prepare_world`, which writes ``targets.nc``, ``drivers.nc``, ``ismn_qc_report.csv`` and ``scaling_report.csv``
-into ``--out``. Everything is computed first and written to temporary files beside
-the outputs, which then replace them; a failure leaves nothing half-written.
+Examples::
+
+    xsomo prepare --sources sources.yml --out prepared/
+    xsomo prepare --world demo_out/world --out prepared/      # shorthand for world/sources.yml
+
+The sources file names every input (ISMN, ERA5-Land, precipitation, air temperature,
+static maps; docs/own_data.md). Writes ``targets.nc``, ``drivers.nc``,
+``ismn_qc_report.csv`` and ``scaling_report.csv`` into ``--out``. Everything is computed
+first and written to temporary files beside the outputs, which then replace them; a
+failure leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -17,11 +24,16 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "prepare",
-        help="build scaled targets and drivers from a world folder",
-        description="Read ISMN stations, scale them to ERA5-Land (targets) and assemble the drivers on the 0.1° grid.",
+        help="build scaled targets and drivers from a sources file or a world folder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--world", required=True, type=pathlib.Path, help="world folder (xsomo sample layout)"
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--sources", type=pathlib.Path, help="sources file (YAML) naming the inputs (docs/own_data.md)"
+    )
+    src.add_argument(
+        "--world", type=pathlib.Path, help="world folder (xsomo sample layout)"
     )
     p.add_argument("--out", required=True, type=pathlib.Path, help="output folder")
     p.add_argument(
@@ -44,16 +56,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo.drivers.assemble import prepare_world
+    from xsomo.commands import common
 
-    paths = prepare_world(
-        args.world,
-        args.out,
-        min_overlap=args.min_overlap,
-        min_days=args.min_days,
-        min_hourly=args.min_hourly,
-        outside=args.outside,
-    )
+    common.output_dir(args.out, "--out")
+    opts = {
+        "min_overlap": args.min_overlap,
+        "min_days": args.min_days,
+        "min_hourly": args.min_hourly,
+        "outside": args.outside,
+    }
+    if args.sources is not None:
+        from xsomo.drivers.sources import prepare
+
+        common.input_path(args.sources, "--sources", "sources file")
+        paths = prepare(args.sources, args.out, **opts).paths
+    else:
+        from xsomo.drivers.assemble import prepare_world
+
+        common.input_path(args.world, "--world", "world folder")
+        paths = prepare_world(args.world, args.out, **opts)
     for p in paths.values():
         print(f"wrote {p}")
     return 0

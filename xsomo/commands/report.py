@@ -44,17 +44,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xarray as xr
-
+    from xsomo.commands import common
     from xsomo.report.report import write_report
 
-    targets = xr.open_dataset(args.targets) if args.targets else None
+    # every path is checked before the report's long work
+    common.output_dir(args.out, "--out")
+    common.input_path(args.world, "--world", "world folder")
+    for option, value in (("--model", args.model), ("--memory", args.memory), ("--transfer", args.transfer)):
+        if value is not None:
+            common.input_path(value, option)
+    pred: Any = common.prediction_arg(args.pred, "--pred")
+    targets = common.open_targets_arg(args.targets, "--targets") if args.targets else None
     model = None
     if args.model:
         from xsomo.model import TrainedModel
 
         model = TrainedModel.load(args.model)
-    pred: Any = args.pred if args.pred.is_dir() else xr.open_dataset(args.pred)
     index = write_report(
         world=args.world,
         prediction=pred,

@@ -75,7 +75,12 @@ def _size(n: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.sample import generate, summary
+
+    common.output_dir(args.out, "--out")
+    for option in ("start", "end", "hourly_start", "hourly_end"):
+        common.parse_date(getattr(args, option), "--" + option.replace("_", "-"))
 
     overrides = {
         key: getattr(args, key)

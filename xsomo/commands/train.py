@@ -8,7 +8,8 @@ Examples::
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --consistency 100
 
 ``--drivers``/``--targets`` take a netCDF file or a folder holding ``drivers.nc`` /
-``targets.nc`` (what ``xsomo prepare`` writes). With ``--run-dir`` every epoch is
+``targets.nc`` (what ``xsomo prepare`` writes); ``--drivers`` also takes a sources file or a
+world folder, as in ``xsomo predict``. With ``--run-dir`` every epoch is
 checkpointed and rerunning the same command resumes an interrupted training.
 """
 
@@ -17,8 +18,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 from typing import Any
-
-from xsomo.exceptions import XsomoValueError
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -64,21 +63,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _open(path: pathlib.Path, default_name: str, *, chunks: dict[str, int] | None = None) -> Any:
-    import xarray as xr
-
-    if path.is_dir():
-        path = path / default_name
-    if not path.exists():
-        raise XsomoValueError(f"{path} does not exist; pass a netCDF file or a folder holding {default_name}")
-    return xr.open_dataset(path, chunks=chunks)
-
-
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.model import training
 
-    drivers = _open(args.drivers, "drivers.nc", chunks={})
-    targets = _open(args.targets, "targets.nc")
+    # every option is checked before the (long) training
+    common.output_dir(args.out, "--out")
+    if args.run_dir is not None:
+        common.output_dir(args.run_dir, "--run-dir")
+    device = common.check_device(args.device)
+    drivers = common.open_drivers_arg(args.drivers, "--drivers")
+    targets = common.open_targets_arg(args.targets, "--targets")
     kwargs: dict[str, Any] = {}
     for name in (
         "ensemble", "epochs", "hidden", "lookback", "seq_length", "batch_size", "lr", "dropout",
@@ -91,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.layers:
         kwargs["layers"] = tuple(args.layers)
     model = training.train_lstm(
-        drivers, targets, device=args.device, run_dir=args.run_dir, progress=not args.no_progress,
+        drivers, targets, device=device, run_dir=args.run_dir, progress=not args.no_progress,
         preset=args.preset, **kwargs,
     )  # fmt: skip
     out = model.save(args.out)

@@ -24,13 +24,24 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.drivers.features import static_features
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_mswep, open_mswx, open_static
-from xsomo.regrid import grid_of, regrid
+from xsomo.io.sources import Sources
+from xsomo.regrid import check_longitudes, grid_of, regrid
 
-__all__ = ["build_targets", "on_grid", "open_drivers", "prepare_world", "world_grid", "world_paths"]
+__all__ = [
+    "assemble_drivers",
+    "build_targets",
+    "is_sources",
+    "on_grid",
+    "open_drivers",
+    "prepare_world",
+    "world_grid",
+    "world_paths",
+    "write_prepared",
+]
 
 #: files written by :func:`prepare_world`
 OUTPUTS = ("targets.nc", "drivers.nc", "ismn_qc_report.csv", "scaling_report.csv")
@@ -78,6 +89,7 @@ def world_grid(world: PathLike) -> GridSpec:
 
 def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what: str):
     """Put ``ds`` on ``grid``: select when already aligned to it, else regrid with ``method``."""
+    check_longitudes(ds, grid, what)
     g = grid_of(ds)
     aligned = (
         abs(g.resolution - grid.resolution) < 1e-9
@@ -109,7 +121,7 @@ def _period(ds: xr.Dataset, what: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def open_drivers(
-    world_or_paths: PathLike | Mapping[str, PathLike],
+    world_or_paths: PathLike | Mapping[str, PathLike] | Sources,
     *,
     grid: GridSpec | None = None,
     chunks: Mapping[str, int] | None = None,
@@ -120,8 +132,10 @@ def open_drivers(
     Parameters
     ----------
     world_or_paths
-        A world folder (``mswep/``, ``mswx/Temp/``, ``era5land/``, ``static/``) or a mapping
-        with keys ``precipitation``, ``air_temperature``, ``era5land`` and ``static``.
+        A sources file (``sources.yml``, docs/own_data.md) or a read
+        :class:`~xsomo.io.sources.Sources`; a world folder (``mswep/``, ``mswx/Temp/``,
+        ``era5land/``, ``static/``); or a mapping with keys ``precipitation``,
+        ``air_temperature``, ``era5land`` and ``static``.
     grid
         Target grid (default: the world's ``world.json`` or ``static/land_mask.nc``).
     chunks
@@ -144,6 +158,12 @@ def open_drivers(
     MissingVariableError, UnitError, DataFormatError
         From the readers: missing files or variables, bad units, gaps.
     """
+    if isinstance(world_or_paths, Sources) or (
+        isinstance(world_or_paths, str | os.PathLike) and is_sources(world_or_paths)
+    ):
+        from xsomo.drivers.sources import open_sources_drivers
+
+        return open_sources_drivers(world_or_paths, grid=grid, chunks=chunks, period=period)
     if isinstance(world_or_paths, Mapping):
         paths = {k: pathlib.Path(v) for k, v in world_or_paths.items()}
         missing = [k for k in PATH_KEYS if k not in paths]
@@ -161,38 +181,88 @@ def open_drivers(
         grid = grid or world_grid(world_or_paths)
         source = str(world_or_paths)
     read_chunks: dict = {}  # the files' own chunks; rechunked at the end
-    pr = open_mswep(paths["precipitation"], chunks=read_chunks)
-    ta = open_mswx(paths["air_temperature"], chunks=read_chunks)
-    era = open_era5land(paths["era5land"], chunks=read_chunks, layers=())
+    static = open_static(paths["static"], chunks={})
+    return assemble_drivers(
+        precipitation=open_mswep(paths["precipitation"], chunks=read_chunks)["precipitation"],
+        air_temperature=open_mswx(paths["air_temperature"], chunks=read_chunks)["air_temperature"],
+        era5land=open_era5land(paths["era5land"], chunks=read_chunks, layers=()),
+        elevation=static["dem.nc"]["elevation"],
+        landcover=static["landcover.nc"],
+        soil=static["soil.nc"],
+        land_mask=static["land_mask.nc"]["land_mask"],
+        grid=grid,
+        period=period,
+        chunks=chunks,
+        source=source,
+        where={
+            "precipitation": str(paths["precipitation"]),
+            "air_temperature": str(paths["air_temperature"]),
+            "era5land": str(paths["era5land"]),
+            **{k: str(paths["static"] / f"{f}.nc") for k, f in
+               (("elevation", "dem"), ("landcover", "landcover"), ("soil", "soil"), ("land_mask", "land_mask"))},
+        },
+    )  # fmt: skip
+
+
+def is_sources(path: PathLike) -> bool:
+    """Whether ``path`` names a sources file (``*.yml`` / ``*.yaml``)."""
+    return pathlib.Path(path).suffix.lower() in (".yml", ".yaml")
+
+
+def assemble_drivers(
+    *,
+    precipitation: xr.DataArray,
+    air_temperature: xr.DataArray,
+    era5land: xr.Dataset,
+    elevation: xr.DataArray,
+    landcover: xr.Dataset,
+    soil: xr.Dataset,
+    land_mask: xr.DataArray,
+    grid: GridSpec,
+    period: tuple[str, str] | None = None,
+    chunks: Mapping[str, int] | None = None,
+    source: str = "",
+    where: Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """The drivers Dataset from inputs already read with canonical names and units.
+
+    Dynamic inputs go onto ``grid`` (precipitation and the land mask conservatively,
+    the rest bilinearly), are cut to ``period`` (or must agree), and the static features
+    are computed (:func:`xsomo.drivers.features.static_features`). ``where`` names each
+    input's files in error messages (keys ``precipitation``, ``air_temperature``,
+    ``era5land``, ``elevation``, ``landcover``, ``soil``, ``land_mask``).
+    """
+    where = dict(where or {})
+    era = era5land
     for need in ("net_radiation", "skin_temperature"):
         if need not in era:
             raise MissingVariableError(
-                f"ERA5-Land at {paths['era5land']} lacks {need!r} (needs ssr+str for net radiation, skt for skin temperature)."
+                f"ERA5-Land at {where.get('era5land', '?')} lacks {need!r} (needs ssr+str for net radiation, skt for skin temperature)."
             )
     dyn = {
         "precipitation": on_grid(
-            pr["precipitation"],
+            precipitation,
             grid,
             method="conservative",
-            what=f"precipitation ({paths['precipitation']})",
+            what=f"precipitation ({where.get('precipitation', '?')})",
         ),
         "air_temperature": on_grid(
-            ta["air_temperature"],
+            air_temperature,
             grid,
             method="bilinear",
-            what=f"air temperature ({paths['air_temperature']})",
+            what=f"air temperature ({where.get('air_temperature', '?')})",
         ),
         "net_radiation": on_grid(
             era["net_radiation"],
             grid,
             method="bilinear",
-            what=f"ERA5-Land net radiation ({paths['era5land']})",
+            what=f"ERA5-Land net radiation ({where.get('era5land', '?')})",
         ),
         "skin_temperature": on_grid(
             era["skin_temperature"],
             grid,
             method="bilinear",
-            what=f"ERA5-Land skin temperature ({paths['era5land']})",
+            what=f"ERA5-Land skin temperature ({where.get('era5land', '?')})",
         ),
     }
     periods = {k: _period(v.to_dataset(), k) for k, v in dyn.items()}
@@ -217,15 +287,15 @@ def open_drivers(
             raise GridMismatchError(
                 f"{k} has {t.size} days, precipitation {ref_t.size}: the daily time axes differ (gaps?)."
             )
-    static = open_static(paths["static"], chunks={})
-    lm = on_grid(static["land_mask.nc"]["land_mask"], grid, method="conservative", what="land mask")
+    lm = on_grid(land_mask, grid, method="conservative", what=f"land mask ({where.get('land_mask', '?')})")
     feats = static_features(
         precipitation=dyn["precipitation"],
         net_radiation=dyn["net_radiation"],
-        elevation=static["dem.nc"]["elevation"],
-        landcover=static["landcover.nc"],
-        soil=static["soil.nc"],
+        elevation=elevation,
+        landcover=landcover,
+        soil=soil,
         grid=grid,
+        where={k: where[k] for k in ("elevation", "landcover", "soil") if k in where},
     )
     vars_ = {k: dyn[k].astype("float32").assign_attrs(cv.cf_attrs(k)) for k in cv.DYNAMIC_NAMES}
     ds = xr.Dataset(
@@ -349,11 +419,23 @@ def prepare_world(
     dict
         Output name -> path.
     """
-    outdir = pathlib.Path(out)
     drivers = open_drivers(world)  # lazy and quick: input problems surface before the long steps
     targets, qc, rep = build_targets(
         world, min_overlap=min_overlap, min_days=min_days, min_hourly=min_hourly, outside=outside
     )
+    return write_prepared(out, targets=targets, drivers=drivers, qc_report=qc, scaling_report=rep)
+
+
+def write_prepared(
+    out: PathLike,
+    *,
+    targets: xr.Dataset,
+    drivers: xr.Dataset,
+    qc_report: pd.DataFrame,
+    scaling_report: pd.DataFrame,
+) -> dict[str, pathlib.Path]:
+    """Write :data:`OUTPUTS` into ``out``: temporary files first, renamed when all are written."""
+    outdir = pathlib.Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     tmps: dict[str, pathlib.Path] = {}
     try:
@@ -364,8 +446,8 @@ def prepare_world(
             tmps[name] = pathlib.Path(tmpname)
         targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
         drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))
-        qc.to_csv(tmps["ismn_qc_report.csv"], index=False)
-        rep.to_csv(tmps["scaling_report.csv"], index=False)
+        qc_report.to_csv(tmps["ismn_qc_report.csv"], index=False)
+        scaling_report.to_csv(tmps["scaling_report.csv"], index=False)
         paths: dict[str, pathlib.Path] = {}
         for name, tmp in tmps.items():
             os.replace(tmp, outdir / name)

@@ -13,12 +13,14 @@ Everything stays lazy when the inputs are dask-backed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import MissingVariableError
+from xsomo.exceptions import GridMismatchError, MissingVariableError
 from xsomo.regrid import regrid
 
 __all__ = [
@@ -96,6 +98,7 @@ def static_features(
     landcover: xr.Dataset,
     soil: xr.Dataset,
     grid: GridSpec,
+    where: Mapping[str, str] | None = None,
 ) -> xr.Dataset:
     """The ten static features (``conventions.STATIC_NAMES``) on ``grid``.
 
@@ -111,12 +114,22 @@ def static_features(
         ``sand_top``, ``clay_top``, ``sand_sub``, ``clay_sub`` (percent or fraction).
     grid
         Target grid.
+    where
+        Where each input came from (keys ``elevation``, ``landcover``, ``soil``; e.g. the
+        file names), for the error messages.
 
     Raises
     ------
     MissingVariableError
         A needed static variable is missing.
+    GridMismatchError
+        An input that does not cover the grid (the message names the input).
     """
+    where = dict(where or {})
+
+    def named(key: str, what: str) -> str:
+        return f"{what} ({where[key]})" if key in where else what
+
     for ds, names, what in (
         (landcover, ("forest_fraction", "shortveg_fraction"), "land cover"),
         (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub"), "soil"),
@@ -126,20 +139,26 @@ def static_features(
             raise MissingVariableError(
                 f"static feature(s) {missing} missing from the {what} input; add them."
             )
-    emean, estd = subgrid_moments(xu.convert(elevation, "m", name="elevation"), grid)
+    try:
+        emean, estd = subgrid_moments(xu.convert(elevation, "m", name="elevation"), grid)
+    except GridMismatchError as err:
+        raise GridMismatchError(f"{named('elevation', 'the DEM')}: {err}") from err
     out = {
         "precipitation_mean": precipitation_mean(precipitation),
         "aridity": aridity(net_radiation, precipitation),
         "elevation_mean": emean.assign_attrs(cv.cf_attrs("elevation_mean")),
         "elevation_std": estd.assign_attrs(cv.cf_attrs("elevation_std")),
     }
-    for src, names in (
-        (landcover, ("forest_fraction", "shortveg_fraction")),
-        (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub")),
+    for src, names, key, what in (
+        (landcover, ("forest_fraction", "shortveg_fraction"), "landcover", "the land-cover input"),
+        (soil, ("sand_top", "clay_top", "sand_sub", "clay_sub"), "soil", "the soil input"),
     ):
         # one regridding call per source grid
         frac = xr.Dataset({n: xu.convert(src[n], "1", name=n).astype("float32") for n in names})
-        up = regrid(frac, grid, method="conservative")
+        try:
+            up = regrid(frac, grid, method="conservative")
+        except GridMismatchError as err:
+            raise GridMismatchError(f"{named(key, what)}: {err}") from err
         for n in names:
             out[n] = up[n].clip(0.0, 1.0).assign_attrs(cv.cf_attrs(n)).rename(n)
     ds = xr.Dataset(

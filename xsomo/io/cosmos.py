@@ -97,6 +97,10 @@ def open_cosmos(
         Unreadable files, missing columns, a station absent from the catalogue.
     """
     path = pathlib.Path(path)
+    if not path.exists():
+        raise DataFormatError(
+            f"COSMOS path {str(path)!r} does not exist. Pass the folder with stations.csv and *-CRNS.csv files."
+        )
     if path.is_dir():
         files = sorted(path.glob("*-CRNS.csv"))
         cat_path = pathlib.Path(catalogue) if catalogue else path / "stations.csv"

@@ -22,8 +22,8 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.targets import stations as qc
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
+from xsomo.targets import stations as qc
 
 __all__ = ["open_ismn"]
 
@@ -163,6 +163,11 @@ def open_ismn(
     if not path.exists():
         raise DataFormatError(
             f"ISMN path {str(path)!r} does not exist. Pass the ISMN download folder or zip."
+        )
+    if path.is_dir() and not any(path.rglob("*.stm")) and not any(path.rglob("*.csv")):
+        raise DataFormatError(
+            f"ISMN folder {str(path)!r} holds no ISMN data files (<NETWORK>/<STATION>/*.stm). "
+            "Pass the folder the ISMN download unpacks to, or the zip itself."
         )
     with contextlib.ExitStack() as stack:
         if meta_path is None:

@@ -1360,7 +1360,7 @@ def generate(
     --------
     >>> path = xsomo.sample.generate("tiny", seed=3, out=tmp_path / "w")  # doctest: +SKIP
     >>> sorted(p.name for p in path.iterdir())  # doctest: +SKIP
-    ['cosmos', 'era5land', 'era5land_hourly', 'ismn', 'mswep', 'mswx', 'products', 'static', 'truth.nc', 'world.json']
+    ['cosmos', 'era5land', 'era5land_hourly', 'ismn', 'mswep', 'mswx', 'products', 'sources.yml', 'static', 'truth.nc', 'world.json']
     """
     cfg = make_config(preset, **overrides)
     out = pathlib.Path(out).expanduser()
@@ -1376,7 +1376,7 @@ def generate(
             "static",
         ):
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("truth.nc", "world.json"):
+        for name in ("truth.nc", "world.json", "sources.yml"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     ww = _WorldWriter(cfg, seed, out, progress)
@@ -1401,6 +1401,10 @@ def generate(
         with clock("cosmos"):
             ww.write_cosmos()
         ww.write_manifest(products)
+        # the world's sources file: `xsomo prepare --sources world/sources.yml` (docs/own_data.md)
+        from xsomo.io.sources import SOURCES_FILE, sources_for_world, write_sources
+
+        write_sources(sources_for_world(out, json.loads((out / "world.json").read_text())), out / SOURCES_FILE)
         bar.update(1)
     log.info("sample world %r written to %s; CPU seconds per step: %s", preset, out, clock.report())
     return out

@@ -25,7 +25,7 @@ from xsomo.exceptions import (
     XsomoExceptionGroup,
     XsomoValueError,
 )
-from xsomo.regrid import normalise_latlon
+from xsomo.regrid import check_longitudes, normalise_latlon
 
 __all__ = [
     "ScalingParams",
@@ -34,6 +34,7 @@ __all__ = [
     "reference_at_points",
     "scale_to",
     "target_grid_for",
+    "targets_grid",
 ]
 
 
@@ -113,6 +114,36 @@ def target_grid_for(
             resolution=resolution,
         )
     return GridSpec.from_coords(lat, lon)
+
+
+def targets_grid(targets: xr.Dataset) -> GridSpec:
+    """The target grid that :func:`scale_to` wrote into ``targets.attrs["grid"]``.
+
+    With it, a target's ``row``/``col`` (and its ``lat``/``lon``, the cell centre) are
+    those of ``GridSpec.snap`` on this grid: training and evaluation reuse the targets'
+    cells instead of matching stations again.
+
+    >>> t = xr.Dataset(attrs={"grid": "west=0.0 east=1.0 south=40.0 north=42.0 resolution=0.1"})
+    >>> targets_grid(t)
+    GridSpec(west=0.0, east=1.0, south=40.0, north=42.0, resolution=0.1)
+
+    Raises
+    ------
+    XsomoValueError
+        No or an unreadable ``grid`` attribute (targets not written by :func:`scale_to`).
+    """
+    text = str(targets.attrs.get("grid", ""))
+    try:
+        parts = dict(item.split("=", 1) for item in text.split())
+        return GridSpec(
+            float(parts["west"]), float(parts["east"]), float(parts["south"]), float(parts["north"]),
+            float(parts["resolution"]),
+        )  # fmt: skip
+    except (KeyError, ValueError):
+        raise XsomoValueError(
+            f"the targets carry no readable grid attribute ({text!r}); build them with xsomo.scale_to "
+            "(or xsomo prepare)."
+        ) from None
 
 
 def reference_at_points(ref: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> xr.DataArray:
@@ -290,6 +321,7 @@ def scale_to(
                 f"stations need a per-station coordinate {need!r} (see xsomo.open_ismn)."
             )
     grid = grid or target_grid_for(ref)
+    check_longitudes(ref, grid, f"reference {variable!r}")
 
     st = stations[variable].transpose(cv.STATION, cv.TIME)
     ids = [str(s) for s in st[cv.STATION].values]

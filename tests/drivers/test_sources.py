@@ -1,0 +1,271 @@
+"""Issue 15 item 1: the sources file (``xsomo prepare --sources``, ``xsomo.prepare``, ``open_drivers``)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import xsomo
+from xsomo.cli import main
+from xsomo.conventions import GridSpec
+from xsomo.drivers.assemble import build_targets, open_drivers
+from xsomo.drivers.sources import READERS, open_sources_drivers, prepare, sources_grid
+from xsomo.exceptions import ConfigError, UnitError, XsomoError
+from xsomo.io.sources import KINDS, read_sources, sources_for_world, write_sources
+
+
+def _plain(ds: xr.Dataset) -> xr.Dataset:
+    """Without the provenance attributes (they name the source and the time)."""
+    out = ds.load().copy()
+    out.attrs = {}
+    return out
+
+
+def _raw(world: pathlib.Path) -> dict:
+    return yaml.safe_load((world / "sources.yml").read_text())
+
+
+def _write(tmp_path: pathlib.Path, data: dict, name: str = "sources.yml") -> pathlib.Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def test_sample_world_writes_its_sources_file(tiny_world):
+    data = _raw(tiny_world)
+    man = json.loads((tiny_world / "world.json").read_text())
+    assert data["grid"] == {k: float(man["grid"][k]) for k in ("west", "south", "east", "north", "resolution")}
+    assert data["period"] == man["period"]
+    # relative paths, resolved against the file's folder
+    assert data["era5land"] == "era5land" and data["static"]["soil"]["path_or_glob"] == "static/soil.nc"
+    src = read_sources(tiny_world / "sources.yml")
+    assert src.era5land == str(tiny_world / "era5land")
+    assert src.precipitation == {"source": "mswep", "path": str(tiny_world / "mswep")}
+
+
+def test_relative_paths_start_at_the_sources_folder(tiny_world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the world: relative paths must not depend on the cwd
+    src = read_sources(tiny_world / "sources.yml")
+    assert src.static["dem"]["path"] == str(tiny_world / "static" / "dem.nc")
+    assert src.ismn == str(tiny_world / "ismn")
+
+
+def test_write_read_round_trip(tiny_world, tmp_path):
+    src = read_sources(tiny_world / "sources.yml")
+    out = write_sources(src, tmp_path / "copy.yml")  # outside the world: absolute paths
+    again = read_sources(out)
+    assert again == src and again.file == out
+
+
+def test_sources_file_gives_the_drivers_and_targets_of_world(tiny_world):
+    """``--sources world/sources.yml`` and ``--world world`` give identical drivers and targets."""
+    by_sources = open_drivers(tiny_world / "sources.yml")
+    by_world = open_drivers(tiny_world)
+    xr.testing.assert_identical(_plain(by_sources), _plain(by_world))
+    assert "sources.yml" in by_sources.attrs["source"]
+    prepared = xsomo.prepare(tiny_world / "sources.yml")
+    targets, qc, rep = build_targets(tiny_world)
+    xr.testing.assert_identical(_plain(prepared.targets), _plain(targets))
+    assert prepared.qc_report.equals(qc) and prepared.scaling_report.equals(rep)
+    xr.testing.assert_identical(_plain(prepared.drivers), _plain(by_world))
+
+
+@pytest.mark.slow
+def test_prepare_cli_sources_equals_world(tiny_world, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["prepare", "--sources", str(tiny_world / "sources.yml"), "--out", str(a)]) == 0
+    assert main(["prepare", "--world", str(tiny_world), "--out", str(b)]) == 0
+    for name in ("drivers.nc", "targets.nc"):
+        with xr.open_dataset(a / name) as x, xr.open_dataset(b / name) as y:
+            xr.testing.assert_identical(_plain(x), _plain(y))
+    for name in ("ismn_qc_report.csv", "scaling_report.csv"):
+        assert (a / name).read_text() == (b / name).read_text()
+
+
+@pytest.mark.parametrize(
+    "edit, needles",
+    [
+        (lambda d: d.update(precip=d.pop("precipitation")), ["precip", "did you mean 'precipitation'"]),
+        (lambda d: d["static"]["soil"].update(unit=d["static"]["soil"].pop("units")), ["static.soil", "unit"]),
+        (lambda d: d["grid"].update(resolutoin=0.1), ["grid", "resolutoin", "resolution"]),
+        (lambda d: d.pop("era5land"), ["era5land", "missing"]),
+        (lambda d: d["static"].update(dem="nothere/dem.nc"), ["static.dem", "nothere/dem.nc", "matches no file"]),
+        (lambda d: d.update(era5land="era5/*.grib"), ["era5land", "era5/*.grib"]),
+        (lambda d: d.update(ismn="ISMN_2024.zip"), ["ismn", "ISMN_2024.zip"]),
+        (lambda d: d["precipitation"].update(source="gpcc"), ["precipitation.source", "gpcc", "mswep"]),
+        (lambda d: d["static"]["landcover"].update(kind="modis"), ["static.landcover.kind", "modis", "esa_cci"]),
+        (lambda d: d["static"]["soil"].update(units="ppm"), ["static.soil.units", "ppm", "g/kg"]),
+        (lambda d: d["period"].update(end="2016-02-30"), ["period.end", "2016-02-30"]),
+        (lambda d: d["period"].update(start="2018-01-01"), ["period", "after"]),
+        (lambda d: d["grid"].update(east=1.05), ["grid", "whole number of cells"]),
+        (lambda d: d.pop("grid"), ["grid", "region"]),
+    ],
+)
+def test_bad_sources_files_are_named(tiny_world, tmp_path, edit, needles):
+    data = _raw(tiny_world)
+    edit(data)
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    with pytest.raises(ConfigError) as info:
+        read_sources(path)
+    msg = str(info.value)
+    assert str(path) in msg, msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+def tiny_world_copy(world: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    """A folder whose entries link to the world's, so relative paths in a sources file resolve."""
+    d = tmp_path / "w"
+    if not d.exists():
+        d.mkdir()
+        for p in world.iterdir():
+            if p.name != "sources.yml":
+                (d / p.name).symlink_to(p)
+    return d
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "s.yml"
+    bad.write_text("grid: [unclosed\n")
+    with pytest.raises(ConfigError, match="not a valid YAML"):
+        read_sources(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        read_sources(tmp_path / "none.yml")
+
+
+def test_kind_without_a_reader_is_not_supported_yet(tiny_world, tmp_path):
+    data = _raw(tiny_world)
+    data["static"]["landcover"]["kind"] = "esa_cci"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    src = read_sources(path)  # a kind of the format: the file itself is valid
+    if ("landcover", "esa_cci") in READERS:
+        pytest.skip("an ESA CCI land-cover reader is registered")
+    with pytest.raises(ConfigError, match="not supported yet"):
+        open_sources_drivers(src)
+
+
+def test_readers_table_only_holds_kinds_of_the_format():
+    """One table: every reader is for a kind the sources format knows; register_reader checks it."""
+    from xsomo.drivers.sources import register_reader
+    from xsomo.io.sources import LAYOUTS
+
+    assert all(kind in (LAYOUTS if i in ("dem", "soil") else KINDS.get(i, (kind,))) for i, kind in READERS)
+    with pytest.raises(XsomoError, match="modis"):
+        register_reader("landcover", "modis", lambda path, src, chunks: None)
+
+
+def test_declared_soil_units_must_match_the_file(tiny_world, tmp_path):
+    data = _raw(tiny_world)
+    data["static"]["soil"]["units"] = "g/kg"  # the file says percent: never relabel silently
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    with pytest.raises(UnitError, match=r"percent.*g/kg"):
+        open_drivers(path)
+
+
+def test_prepare_cli_with_a_bad_sources_file(tiny_world, tmp_path, capsys):
+    data = _raw(tiny_world)
+    data["static"]["landcover"]["kind"] = "modis"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    out = tmp_path / "prep"
+    assert main(["prepare", "--sources", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "xsomo prepare: error:" in err and "modis" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_region_polygon_masks_the_land(tiny_world, tmp_path):
+    """``region`` as a polygon file: the grid is its box snapped outwards, land outside it is off."""
+    gpd = pytest.importorskip("geopandas")
+    shapely = pytest.importorskip("shapely")
+    poly = tmp_path / "box.geojson"
+    gpd.GeoDataFrame({"NAME": ["box"]}, geometry=[shapely.box(0.23, 40.31, 0.77, 41.62)], crs=4326).to_file(poly)
+    data = _raw(tiny_world)
+    data.pop("grid")
+    data["region"] = str(poly)
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    src = read_sources(path)
+    grid, mask = sources_grid(src)
+    assert grid == GridSpec(0.2, 0.8, 40.3, 41.7)  # outward to whole tenths
+    # cell centres inside the box (independent of regionmask)
+    inside = ((grid.lat[:, None] > 40.31) & (grid.lat[:, None] < 41.62)) & (
+        (grid.lon[None, :] > 0.23) & (grid.lon[None, :] < 0.77)
+    )
+    np.testing.assert_array_equal(mask.values, inside)
+    drivers = open_sources_drivers(src).load()
+    world = open_drivers(tiny_world).load().sel(lat=drivers.lat, lon=drivers.lon)
+    np.testing.assert_array_equal(drivers["land_mask"].values, world["land_mask"].values & inside)
+    xr.testing.assert_identical(drivers["precipitation"].reset_coords(drop=True),
+                                world["precipitation"].reset_coords(drop=True))
+
+
+def test_region_unknown_country(tiny_world, tmp_path):
+    pytest.importorskip("regionmask")
+    data = _raw(tiny_world)
+    data["region"] = ["Atlantis"]
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    with pytest.raises(XsomoError, match="Atlantis"):
+        sources_grid(read_sources(path))
+
+
+def test_prepare_writes_when_out_is_given(tiny_world, tmp_path):
+    res = prepare(tiny_world / "sources.yml", tmp_path / "p")
+    assert sorted(res.paths) == ["drivers.nc", "ismn_qc_report.csv", "scaling_report.csv", "targets.nc"]
+    with xr.open_dataset(res.paths["targets.nc"]) as t:
+        xr.testing.assert_identical(_plain(t), _plain(res.targets))
+
+
+def test_world_shorthand_unchanged(tiny_world):
+    """``sources_for_world`` is what the sample writes."""
+    man = json.loads((tiny_world / "world.json").read_text())
+    assert read_sources(tiny_world / "sources.yml") == sources_for_world(tiny_world, man)
+
+
+def test_precipitation_and_temperature_from_era5land(tiny_world, tmp_path):
+    """``source: era5land`` reads tp/t2m from the ERA5-Land files and regrids them like the rest."""
+    from xsomo.io import open_era5land
+    from xsomo.regrid import regrid
+
+    data = _raw(tiny_world)
+    data["precipitation"] = {"source": "era5land"}
+    data["air_temperature"] = {"source": "era5land"}
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    got = open_drivers(path)
+    era = open_era5land(tiny_world / "era5land", layers=())
+    grid = GridSpec(0.0, 1.0, 40.0, 42.0)
+    want_p = regrid(era["precipitation"], grid, method="conservative")
+    want_t = regrid(era["air_temperature"], grid, method="bilinear")
+    np.testing.assert_allclose(got["precipitation"].values, want_p.values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["air_temperature"].values, want_t.values, rtol=1e-6)
+
+
+def test_soil_as_geotiff_is_not_supported_yet(tiny_world, tmp_path):
+    world = tiny_world_copy(tiny_world, tmp_path)
+    (tmp_path / "soil_0-5cm_mean.tif").write_bytes(b"II*\x00")
+    data = _raw(tiny_world)
+    data["static"]["soil"] = {"path_or_glob": str(tmp_path / "soil_*_mean.tif"), "units": "g/kg"}
+    path = _write(world, data)
+    if ("soil", "geotiff") in READERS:
+        pytest.skip("a GeoTIFF soil reader is registered")
+    with pytest.raises(ConfigError, match="not supported yet"):
+        open_drivers(path)
+
+
+def test_period_cuts_the_drivers(tiny_world, tmp_path):
+    """Unquoted YAML dates are days; the drivers are the world's cut to the period."""
+    text = (tiny_world / "sources.yml").read_text()
+    lines = [
+        "period: {start: 2015-03-01, end: 2016-02-29}" if line.startswith("period:") else line
+        for line in text.splitlines()
+    ]
+    path = tiny_world_copy(tiny_world, tmp_path) / "sources.yml"
+    path.write_text("\n".join(lines) + "\n")
+    assert read_sources(path).period == ("2015-03-01", "2016-02-29")
+    got = open_drivers(path)
+    want = open_drivers(tiny_world, period=("2015-03-01", "2016-02-29"))
+    assert got.sizes["time"] == 366
+    xr.testing.assert_identical(_plain(got), _plain(want))
