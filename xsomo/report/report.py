@@ -35,7 +35,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation import scores as evaluation
 from xsomo.evaluation import intercomparison
 from xsomo.report import plotting
-from xsomo.exceptions import DataFormatError
+from xsomo.io.world import WorldLayout, is_world, open_truth, read_manifest
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -182,12 +182,9 @@ def write_report(
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out)
-    if not (world / "truth.nc").exists():
-        raise DataFormatError(
-            f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote."
-        )
-    meta = json.loads((world / "world.json").read_text()) if (world / "world.json").exists() else {}
-    truth_ds = xr.open_dataset(world / "truth.nc")
+    lay = WorldLayout(world)
+    truth_ds = open_truth(world)  # DataFormatError when world is not a sample world
+    meta = read_manifest(world) if is_world(world) else {}
     sm = open_prediction(prediction)
     truth = truth_ds[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     truth = truth.sel({cv.TIME: slice(sm[cv.TIME].values[0], sm[cv.TIME].values[-1])})
@@ -198,7 +195,7 @@ def write_report(
 
     # ------------------------------------------------------------- datasets on the 0.1° grid
     datasets: dict[str, xr.DataArray] = {"xsomo": sm}
-    if products and (world / "products").is_dir():
+    if products and lay.products.is_dir():
         for name, prod in intercomparison.open_products(world).items():
             try:
                 reg = intercomparison.regrid_product(prod, sm)
@@ -220,10 +217,10 @@ def write_report(
 
     # ------------------------------------------------------------- stations
     cosmos = None
-    if (world / "cosmos").is_dir():
+    if lay.cosmos.is_dir():
         from xsomo.io import open_cosmos
 
-        cosmos = open_cosmos(world / "cosmos")
+        cosmos = open_cosmos(lay.cosmos)
     if cosmos is not None:
         sec = rep.section("Skill at the independent COSMOS-like stations")
         if metrics is None:
