@@ -212,3 +212,67 @@ def test_sample_world_hourly_agrees_with_daily(tiny_world):
         ok = np.isfinite(a) & np.isfinite(b)
         assert ok.sum() > 100
         np.testing.assert_allclose(a[ok], b[ok], atol=tol)
+
+
+# ----------------------------------------------------------------------------- issue 14 items 3 and 4
+def _daily_file(path, t, *, swvl_units="m3 m-3", swvl_scale=1.0, t2m=285.0, t2m_units="K", tp=0.002):
+    shape = (t.size, LAT.size, LON.size)
+    rng = np.random.default_rng(3)
+    sw = {k: 0.1 * k + 0.02 * rng.random(shape) for k in (1, 2, 3)}
+    xr.Dataset(
+        {
+            "tp": (("time", "latitude", "longitude"), np.full(shape, tp), {"units": "m"}),
+            "t2m": (("time", "latitude", "longitude"), np.full(shape, t2m), {"units": t2m_units}),
+            **{
+                f"swvl{k}": (("time", "latitude", "longitude"), v * swvl_scale, {"units": swvl_units})
+                for k, v in sw.items()
+            },
+        },
+        coords={"time": t, "latitude": LAT, "longitude": LON},
+    ).to_netcdf(path)
+    return sw
+
+
+def test_item3_swvl_in_percent_converted_to_m3_m3(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    sw = _daily_file(tmp_path / "pct.nc", t, swvl_units="%", swvl_scale=100.0)
+    out = open_era5land(tmp_path / "pct.nc")
+    # independent: layer 1 (0-10 cm) = 0.7 swvl1 + 0.3 swvl2, as fractions
+    expected = 0.7 * sw[1] + 0.3 * sw[2]
+    np.testing.assert_allclose(out["sm"].sel(layer=1).values, expected[:, ::-1], rtol=1e-5)
+    assert float(out["sm"].max()) < 1.0
+    _daily_file(tmp_path / "frac.nc", t)
+    np.testing.assert_allclose(out["sm"].values, open_era5land(tmp_path / "frac.nc")["sm"].values, rtol=1e-5)
+
+
+def test_item3_swvl_percent_labelled_as_fraction_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    _daily_file(tmp_path / "bad.nc", t, swvl_scale=100.0)  # percent values labelled m3 m-3
+    with pytest.raises(UnitError, match="percent labelled m3 m-3"):
+        open_era5land(tmp_path / "bad.nc")
+
+
+def test_item3_era5land_degc_labelled_k_and_mm_labelled_m_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    _daily_file(tmp_path / "t.nc", t, t2m=8.6)
+    with pytest.raises(UnitError, match=r"air_temperature.*t\.nc.*looks like degC labelled K"):
+        open_era5land(tmp_path / "t.nc")
+    _daily_file(tmp_path / "p.nc", t, tp=6.0)  # 6 mm a day written as 6 "m"
+    with pytest.raises(UnitError, match="looks like mm labelled m"):
+        open_era5land(tmp_path / "p.nc")
+
+
+def test_item4_missing_day_in_daily_files_raises(tmp_path):
+    t = pd.date_range("2020-01-01", periods=10).delete(4)
+    _daily_file(tmp_path / "gap.nc", t)
+    with pytest.raises(DataFormatError, match=r"1 missing day\(s\) from 2020-01-05 to 2020-01-05"):
+        open_era5land(tmp_path / "gap.nc")
+    # a missing file in a folder of yearly files: the whole gap is named
+    (tmp_path / "y").mkdir()
+    _daily_file(tmp_path / "y" / "a.nc", pd.date_range("2018-12-25", "2018-12-31"))
+    _daily_file(tmp_path / "y" / "c.nc", pd.date_range("2020-01-01", "2020-01-05"))
+    with pytest.raises(DataFormatError, match=r"365 missing day\(s\) from 2019-01-01 to 2019-12-31"):
+        open_era5land(tmp_path / "y")
+    # the complete record opens
+    _daily_file(tmp_path / "ok.nc", pd.date_range("2020-01-01", periods=10))
+    assert open_era5land(tmp_path / "ok.nc").sizes["time"] == 10

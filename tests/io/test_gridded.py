@@ -54,3 +54,15 @@ def test_daily_gap_and_missing_variable(tmp_path):
         open_mswep(f)
     with pytest.raises(MissingVariableError, match="air_temperature"):
         open_gridded(f, {"air_temperature": "K"})
+
+
+def test_item3_mswep_x1000_and_mswx_kelvin_labelled_degc_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=5)
+    rain = np.random.default_rng(0).gamma(0.6, 4.0, (t.size, 2, 2)).astype("float32")
+    ok = open_mswep(write(tmp_path / "p.nc", "precipitation", rain, t, "mm d-1"))
+    np.testing.assert_allclose(ok["precipitation"].values, rain[:, ::-1], rtol=1e-6)
+    with pytest.raises(UnitError, match=r"p_m\.nc.*1000x too large: looks like mm labelled m"):
+        open_mswep(write(tmp_path / "p_m.nc", "precipitation", rain, t, "m d-1"))
+    temp = np.full((t.size, 2, 2), 284.0, "float32")  # kelvin values labelled degC
+    with pytest.raises(UnitError, match=r"273\.15 added twice"):
+        open_mswx(write(tmp_path / "t.nc", "air_temperature", temp, t, "degC"))

@@ -60,7 +60,7 @@ def test_world_grid_from_manifest_and_from_land_mask(tiny_world: pathlib.Path, t
     assert isinstance(g2, GridSpec)
     np.testing.assert_allclose(g2.lat, g.lat, atol=1e-9)
     np.testing.assert_allclose(g2.lon, g.lon, atol=1e-9)
-    with pytest.raises(MissingVariableError, match="neither world.json nor static/land_mask.nc"):
+    with pytest.raises(MissingVariableError, match=r"neither world\.json nor static/land_mask\.nc"):
         io_world.world_grid(tmp_path / "nothing")
 
 

@@ -203,6 +203,26 @@ def _check_hourly(time: pd.DatetimeIndex, source: str) -> None:
         )
 
 
+def _check_daily(time: pd.DatetimeIndex, source: str) -> None:
+    """Daily data must hold every day once, in order: a missing day is an error, as for hours."""
+    days = time.floor("D")
+    d = np.diff(days.values).astype("timedelta64[D]")
+    bad = np.flatnonzero(d != np.timedelta64(1, "D"))
+    if bad.size:
+        k = int(bad[0])
+        if d[k] <= np.timedelta64(0, "D"):
+            what = f"time stamps not increasing at {days[k + 1].date()} (a day twice, or files out of order)"
+        else:
+            missing = pd.date_range(days[k] + pd.Timedelta("1D"), days[k + 1] - pd.Timedelta("1D"))
+            what = (
+                f"{len(missing)} missing day(s) from {missing[0].date()} to {missing[-1].date()}"
+            )
+        raise DataFormatError(
+            f"{source}: daily ERA5-Land data has {what} ({bad.size} gap(s) in all). Download the "
+            "missing days (or the missing file of a year); a model fed across a gap learns wrong dynamics."
+        )
+
+
 def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.Dataset:
     """Aggregate hourly ERA5-Land variables (ERA5 short names) to UTC days.
 
@@ -385,6 +405,7 @@ def open_era5land(
         attrs["time_sampling"] = "daily from hourly (de-accumulated sums; means of 00-23 UTC)"
     elif step == pd.Timedelta("1D"):
         hours = set(time.hour.tolist())
+        _check_daily(time, source)
         ds = ds.assign_coords(time=time.floor("D"))
         attrs["time_sampling"] = (
             "daily means/totals"
@@ -401,16 +422,29 @@ def open_era5land(
     if "tp" in ds:
         tp = _amount(ds["tp"], "tp", "mm", source)
         out["precipitation"] = tp.assign_attrs(cv.cf_attrs("precipitation"))
+        xu.check_plausible(
+            out["precipitation"], "precipitation", source=source, label=ds["tp"].attrs.get("units")
+        )
     if "ssr" in ds and "str" in ds:
         ssr = _amount(ds["ssr"], "ssr", "J m-2", source)
         strd = _amount(ds["str"], "str", "J m-2", source)
         rn = (ssr + strd) / cv.SECONDS_PER_DAY
         out["net_radiation"] = rn.astype("float32").assign_attrs(cv.cf_attrs("net_radiation"))
+        xu.check_plausible(
+            out["net_radiation"], "net_radiation", source=source,
+            label=f"{ds['ssr'].attrs.get('units')} (ssr, str)",
+        )
+    # swvl in any volume-fraction units (m3 m-3, percent ...) -> m3 m-3 before weighting
+    ds = ds.assign(
+        {
+            name: xu.convert(ds[name], "m3 m-3", name=name, source=source)
+            for name in SWVL
+            if name in ds and xu.normalise_units_string(str(ds[name].attrs["units"])) != "m3 m-3"
+        }
+    )
     sm = layer_sm(ds, layers)
     if sm is not None:
-        for name in SWVL:
-            if name in ds:
-                xu.check_units(ds[name], "m3 m-3", name=name, source=source)
+        xu.check_plausible(sm, cv.SM, source=source)
         out[cv.SM] = sm
     if "lsm" in ds:
         lsm = ds["lsm"]
@@ -440,7 +474,9 @@ _EXPECTED = {
 
 def _canon(da: xr.DataArray, name: str, source: str) -> xr.DataArray:
     out = xu.convert(da, cv.VARIABLES[name].units, name=da.name, source=source)
-    return out.astype("float32").assign_attrs(cv.cf_attrs(name))
+    out = out.astype("float32").assign_attrs(cv.cf_attrs(name))
+    xu.check_plausible(out, name, source=source, label=da.attrs.get("units"))
+    return out
 
 
 def _amount(da: xr.DataArray, name: str, to: str, source: str) -> xr.DataArray:

@@ -32,6 +32,8 @@ STATIC_FILES: dict[str, dict[str, str]] = {
     "land_mask.nc": {"land_mask": "1"},
 }
 
+#: file variables checked against the range of a canonical variable of another name
+PLAUSIBLE_AS = {"elevation": "elevation_mean"}
 
 
 def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -> xr.Dataset:
@@ -121,6 +123,9 @@ def open_gridded(
             da = da.astype("float32")
         attrs = cv.cf_attrs(name) if name in cv.VARIABLES else {**ds[name].attrs, "units": to}
         out[name] = da.assign_attrs(attrs)
+        xu.check_plausible(
+            out[name], PLAUSIBLE_AS.get(name, name), source=src, label=ds[name].attrs.get("units")
+        )
     res = xr.Dataset(out, attrs={"source": src})
     if "time" in res.dims:
         res = _to_daily(res, src)
