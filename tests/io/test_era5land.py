@@ -276,3 +276,117 @@ def test_item4_missing_day_in_daily_files_raises(tmp_path):
     # the complete record opens
     _daily_file(tmp_path / "ok.nc", pd.date_range("2020-01-01", periods=10))
     assert open_era5land(tmp_path / "ok.nc").sizes["time"] == 10
+
+
+# ----------------------------------------------------------------------------- issue 15 item 2: real layouts
+GRIB_UK = "xarray-data/era5-2mt-2019-03-uk.grib"
+GRIB_SOIL = "cfgrib/tests/sample-data/soil-surface-level-mix.grib"
+GRIB_TWO_GRIDS = "cfgrib/tests/sample-data/tp_on_different_grid_resolutions.grib"
+XCLIM_DAILY = "xclim-testdata/data/ERA5/daily_surface_cancities_1990-1993.nc"
+
+
+def _real(real_data, rel):
+    f = real_data / rel
+    if not f.exists():
+        pytest.skip(f"{f} not found (real test file missing from XSOMO_REAL_DATA)")
+    return f
+
+
+def _grib_fields(path, **keys):
+    """Independent reading: eccodes message by message (no cfgrib, no xsomo)."""
+    import eccodes
+
+    out = []
+    with open(path, "rb") as fh:
+        while (gid := eccodes.codes_grib_new_from_file(fh)) is not None:
+            try:
+                if all(eccodes.codes_get(gid, k) == v for k, v in keys.items()):
+                    nx, ny = eccodes.codes_get(gid, "Ni"), eccodes.codes_get(gid, "Nj")
+                    vals = eccodes.codes_get_values(gid).reshape(ny, nx)
+                    out.append((eccodes.codes_get(gid, "validityDate"), eccodes.codes_get(gid, "validityTime"), vals))
+            finally:
+                eccodes.codes_release(gid)
+    return out
+
+
+@pytest.mark.real
+def test_item2_era5_hourly_grib_real_daily_means(real_data):
+    f = _real(real_data, GRIB_UK)
+    out = open_era5land(f)
+    fields = _grib_fields(f, shortName="2t")
+    assert len(fields) == 744
+    hourly = np.stack([v for _, _, v in fields])[:, ::-1]  # north-to-south rows -> ascending lat
+    expected = hourly.reshape(31, 24, *hourly.shape[1:]).mean(axis=1)
+    assert out.sizes["time"] == 31 and str(out.time.values[0])[:10] == "2019-03-01"
+    np.testing.assert_allclose(out["air_temperature"].values, expected, rtol=1e-6)
+    assert out["air_temperature"].attrs["units"] == "K"
+
+
+@pytest.mark.real
+def test_item2_era5_grib_soil_levels_real(real_data):
+    f = _real(real_data, GRIB_SOIL)
+    out = open_era5land(f)
+    sw = {
+        lev: _grib_fields(f, shortName=f"swvl{k}")[0][2][::-1]
+        for k, lev in ((1, 0), (2, 7), (3, 28))
+    }
+    w = cv.depth_weights(0.0, 0.1)  # layer 1 from the ERA5-Land layers 0-7, 7-28 cm
+    expected = w[0] * sw[0] + w[1] * sw[7]
+    np.testing.assert_allclose(out["sm"].sel(layer=1).values[0], expected, rtol=1e-5, atol=1e-7)
+    assert out["sm"].layer.values.tolist() == [1, 2, 3]
+    assert out.sizes["time"] == 1
+
+
+@pytest.mark.real
+def test_item2_grib_on_two_grids_refused(real_data):
+    f = _real(real_data, GRIB_TWO_GRIDS)
+    with pytest.raises(DataFormatError, match="different grids"):
+        open_era5land(f)
+
+
+@pytest.mark.real
+def test_item2_era5_daily_cf_netcdf_real(real_data):
+    """xclim's ERA5 daily file: CF names, fluxes in kg m-2 s-1 and W m-2, points along `location`."""
+    f = _real(real_data, XCLIM_DAILY)
+    out = open_era5land(f)
+    raw = xr.open_dataset(f)
+    np.testing.assert_allclose(out["air_temperature"].values, raw["tas"].values, rtol=1e-6)
+    np.testing.assert_allclose(out["precipitation"].values, raw["pr"].values * 86400.0, rtol=1e-5)
+    rn = raw["rss"].values.astype(float) + raw["rls"].values.astype(float)
+    np.testing.assert_allclose(out["net_radiation"].values, rn, rtol=1e-5, atol=1e-3)
+
+
+def _cds_new(path, t, *, expver_dim=False):
+    """The CDS's 2024+ netCDF layout: valid_time, a scalar `number`, `expver` per time."""
+    shape = (t.size, LAT.size, LON.size)
+    base = 280.0 + np.arange(t.size, dtype=float)[:, None, None] + np.zeros(shape)
+    ds = xr.Dataset(
+        {
+            "t2m": (("valid_time", "latitude", "longitude"), base, {"units": "K"}),
+            "tp": (("valid_time", "latitude", "longitude"), np.full(shape, 0.003), {"units": "m"}),
+        },
+        coords={
+            "valid_time": t,
+            "latitude": LAT,
+            "longitude": LON,
+            "number": 0,
+            "expver": ("valid_time", np.array(["0001"] * t.size)),
+        },
+    )
+    if expver_dim:  # the older ERA5/ERA5T split: the recent days in expver 5, NaN in expver 1
+        a = ds.where(ds.valid_time < t[-2]).drop_vars("expver")
+        b = ds.where(ds.valid_time >= t[-2]).drop_vars("expver")
+        ds = xr.concat([a, b], dim=xr.DataArray([1, 5], dims="expver", name="expver"))
+    ds.to_netcdf(path)
+    return base
+
+
+@pytest.mark.parametrize("expver_dim", [False, True])
+def test_item2_cds_new_netcdf_layout(tmp_path, expver_dim):
+    t = pd.date_range("2020-01-01", periods=5)
+    base = _cds_new(tmp_path / "new.nc", t, expver_dim=expver_dim)
+    out = open_era5land(tmp_path / "new.nc")
+    assert "number" not in out.coords and "expver" not in out.coords and "expver" not in out.dims
+    np.testing.assert_allclose(out["air_temperature"].values, base[:, ::-1], rtol=1e-6)
+    np.testing.assert_allclose(out["precipitation"].values, 3.0, rtol=1e-6)
+    assert pd.DatetimeIndex(out.time.values).equals(t)
