@@ -230,11 +230,19 @@ SM_ATTRS = {
 
 @dataclass(frozen=True)
 class Variable:
+    """A canonical variable: name, units, CF names and its physical range.
+
+    ``valid_range`` bounds every single value in ``units`` (a daily value of a dynamic
+    forcing, a cell value of a static feature); :func:`xsomo.units.check_plausible`
+    refuses data outside it and guesses the cause (a wrong units label, mostly).
+    """
+
     name: str
     units: str
     long_name: str
     standard_name: str | None = None
     kind: Literal["dynamic", "static", "target"] = "dynamic"
+    valid_range: tuple[float, float] | None = None
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -244,41 +252,90 @@ class Variable:
         return out
 
 
+# Physical ranges (``valid_range``, in the canonical units), documented:
+#
+# ==================  ===============  ===================================================
+# variable            range            why
+# ==================  ===============  ===================================================
+# air_temperature     183 .. 333 K     -90 .. +60 degC: beyond the records of a daily mean
+# skin_temperature    173 .. 353 K     -100 .. +80 degC: land-surface extremes
+# precipitation       0 .. 2000 mm/d   the daily world record is 1825 mm
+# net_radiation       -400 .. 600 W/m2 daily means lie within about -150 .. 350
+# sm                  0 .. 1 m3/m3     a volume fraction (porosity < 0.7 in practice)
+# precipitation_mean  0 .. 40 mm/d     wettest places ~ 32 mm/d
+# aridity             0 .. 1000        net radiation as water over precipitation
+# elevation_mean      -500 .. 9000 m   Dead Sea shore .. Everest
+# elevation_std       0 .. 3000 m      sub-grid relief of a 0.1 degree cell
+# fractions, texture  0 .. 1           area or mass fractions
+# ==================  ===============  ===================================================
+#
+# A value outside by more than 0.1 % of the range width is refused (packing noise of
+# int16 files stays well inside that).
 DYNAMIC: tuple[Variable, ...] = (
-    Variable("air_temperature", "K", "2 m air temperature, daily mean", "air_temperature"),
-    Variable("precipitation", "mm d-1", "precipitation, daily total", "lwe_precipitation_rate"),
+    Variable(
+        "air_temperature", "K", "2 m air temperature, daily mean", "air_temperature",
+        valid_range=(183.0, 333.0),
+    ),
+    Variable(
+        "precipitation", "mm d-1", "precipitation, daily total", "lwe_precipitation_rate",
+        valid_range=(0.0, 2000.0),
+    ),
     Variable(
         "net_radiation",
         "W m-2",
         "net surface radiation (shortwave + longwave), daily mean",
         "surface_net_downward_radiative_flux",
+        valid_range=(-400.0, 600.0),
     ),
-    Variable("skin_temperature", "K", "land-surface (skin) temperature, daily mean", "surface_temperature"),
+    Variable(
+        "skin_temperature", "K", "land-surface (skin) temperature, daily mean",
+        "surface_temperature", valid_range=(173.0, 353.0),
+    ),
 )
 
 STATIC: tuple[Variable, ...] = (
-    Variable("precipitation_mean", "mm d-1", "long-term mean precipitation", kind="static"),
+    Variable(
+        "precipitation_mean", "mm d-1", "long-term mean precipitation", kind="static",
+        valid_range=(0.0, 40.0),
+    ),
     Variable(
         "aridity",
         "1",
         "aridity index: net radiation as mm of water over precipitation",
         kind="static",
+        valid_range=(0.0, 1000.0),
     ),
-    Variable("elevation_mean", "m", "mean elevation of the cell", "surface_altitude", kind="static"),
-    Variable("elevation_std", "m", "standard deviation of sub-grid elevation", kind="static"),
-    Variable("forest_fraction", "1", "forest cover fraction", "area_fraction", kind="static"),
-    Variable("shortveg_fraction", "1", "short-vegetation cover fraction", "area_fraction", kind="static"),
-    Variable("sand_top", "1", "sand fraction of the topsoil (0-30 cm)", kind="static"),
-    Variable("clay_top", "1", "clay fraction of the topsoil (0-30 cm)", kind="static"),
-    Variable("sand_sub", "1", "sand fraction of the subsoil (30-100 cm)", kind="static"),
-    Variable("clay_sub", "1", "clay fraction of the subsoil (30-100 cm)", kind="static"),
+    Variable(
+        "elevation_mean", "m", "mean elevation of the cell", "surface_altitude", kind="static",
+        valid_range=(-500.0, 9000.0),
+    ),
+    Variable(
+        "elevation_std", "m", "standard deviation of sub-grid elevation", kind="static",
+        valid_range=(0.0, 3000.0),
+    ),
+    Variable(
+        "forest_fraction", "1", "forest cover fraction", "area_fraction", kind="static",
+        valid_range=(0.0, 1.0),
+    ),
+    Variable(
+        "shortveg_fraction", "1", "short-vegetation cover fraction", "area_fraction",
+        kind="static", valid_range=(0.0, 1.0),
+    ),
+    Variable("sand_top", "1", "sand fraction of the topsoil (0-30 cm)", kind="static", valid_range=(0.0, 1.0)),
+    Variable("clay_top", "1", "clay fraction of the topsoil (0-30 cm)", kind="static", valid_range=(0.0, 1.0)),
+    Variable("sand_sub", "1", "sand fraction of the subsoil (30-100 cm)", kind="static", valid_range=(0.0, 1.0)),
+    Variable("clay_sub", "1", "clay fraction of the subsoil (30-100 cm)", kind="static", valid_range=(0.0, 1.0)),
 )
 
 DYNAMIC_NAMES: tuple[str, ...] = tuple(v.name for v in DYNAMIC)
 STATIC_NAMES: tuple[str, ...] = tuple(v.name for v in STATIC)
 VARIABLES: dict[str, Variable] = {
     v.name: v
-    for v in (*DYNAMIC, *STATIC, Variable(SM, "m3 m-3", SM_ATTRS["long_name"], SM_ATTRS["standard_name"], "target"))
+    for v in (
+        *DYNAMIC,
+        *STATIC,
+        Variable(SM, "m3 m-3", SM_ATTRS["long_name"], SM_ATTRS["standard_name"], "target", (0.0, 1.0)),
+    )
 }
 
 #: Land mask variable carried by drivers (bool, lat/lon).
@@ -297,6 +354,16 @@ def cf_attrs(name: Hashable) -> dict[str, str]:
         raise KeyError(
             f"{name!r} is not a canonical xsomo variable; known: {sorted(VARIABLES)}"
         ) from err
+
+
+def valid_range(name: Hashable) -> tuple[float, float] | None:
+    """The physical range of a canonical variable in its canonical units (``None``: unbounded).
+
+    >>> valid_range("air_temperature")
+    (183.0, 333.0)
+    """
+    var = VARIABLES.get(str(name))
+    return None if var is None else var.valid_range
 
 
 def layer_var_name(number: int) -> str:

@@ -29,6 +29,7 @@ import xarray as xr
 
 import xsomo
 from xsomo.exceptions import XsomoValueError
+from xsomo.io.world import WorldLayout, is_world
 
 
 def _default_step(name: str) -> float:
@@ -96,7 +97,7 @@ def run_demo(
     report_dir = out / "report"
 
     t0 = step(f"1/6 sample world (preset {preset!r}, seed {seed})")
-    if not (world / "world.json").exists():
+    if not is_world(world):
         xsomo.sample.generate(preset, seed=seed, out=world)
         done(t0, f"written to {world}")
     else:
@@ -139,7 +140,7 @@ def run_demo(
     done(t0, f"{len(files)} files in {sm_dir}")
 
     t0 = step("5/6 evaluate against independent COSMOS-like stations")
-    cosmos = xsomo.open_cosmos(world / "cosmos")
+    cosmos = xsomo.open_cosmos(WorldLayout(world).cosmos)
     sm_files = xsomo.open_somo(sm_dir)
     metrics = sm_files.somo.evaluate(cosmos, training_cells=targets)
     metrics.to_netcdf(out / "metrics.nc")

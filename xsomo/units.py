@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+import numpy as np
 import pint
 import pint_xarray  # registers .pint
 import xarray as xr
 from cf_xarray.units import units as ureg
 
+from xsomo import conventions as cv
 from xsomo.exceptions import UnitError
 
 pint.set_application_registry(ureg)
@@ -121,4 +123,126 @@ def check_units(da: xr.DataArray, expected: str, *, name: Hashable | None = None
     convert(da.isel({d: slice(0, 1) for d in da.dims}), expected, name=name, source=source)
 
 
-__all__ = ["check_units", "convert", "normalise_units_string", "parse_units", "ureg"]
+#: at most this many values are read by :func:`check_plausible` from a large array
+PLAUSIBILITY_SAMPLE = 2_000_000
+#: fill values seen unmasked in real files
+_FILL_VALUES = (-9999.0, -999.0, -32767.0, -32768.0, 9999.0, -99.0)
+
+
+def _sample(da: xr.DataArray) -> np.ndarray:
+    """The values to check: all of them, or evenly spread time steps of a large array."""
+    if da.size > PLAUSIBILITY_SAMPLE and "time" in da.dims and da.sizes["time"] > 1:
+        per_step = max(1, da.size // da.sizes["time"])
+        n = max(1, min(da.sizes["time"], PLAUSIBILITY_SAMPLE // per_step))
+        idx = np.unique(np.linspace(0, da.sizes["time"] - 1, n).round().astype(int))
+        da = da.isel(time=idx)
+    return np.asarray(da.values, dtype=np.float64)
+
+
+def _guess(name: str, units: str, lo: float, hi: float, vmin: float, vmax: float, mean: float) -> str:
+    """The likely cause of values outside ``lo .. hi``."""
+    if any(np.isclose(v, f) for v in (vmin, vmax) for f in _FILL_VALUES) or abs(vmax) > 1e30:
+        return "looks like unmasked fill values; set the variable's _FillValue or missing_value attribute"
+
+    def fits(f: float, off: float = 0.0) -> bool:
+        return lo <= (mean - off) / f <= hi and lo - 0.01 * (hi - lo) <= (vmax - off) / f <= hi * 1.01 + 0.01 * (hi - lo)
+
+    if units == "K":
+        if -90.0 <= mean <= 60.0:
+            return "looks like degC labelled K"
+        if fits(1.0, 273.15):
+            return "looks like values already in K labelled degC (273.15 added twice)"
+    if name == "precipitation" or name == "precipitation_mean":
+        if vmin < lo and vmax <= hi:
+            return "negative precipitation: check the sign and the packing (scale_factor, add_offset)"
+        if fits(1000.0):
+            return "1000x too large: looks like mm labelled m"
+        if fits(24.0):
+            return "24x too large: looks like hourly rates (mm h-1) labelled mm d-1"
+        if fits(86400.0):
+            return "86400x too large: looks like kg m-2 s-1 converted twice"
+    if units == "W m-2":
+        if fits(86400.0):
+            return "86400x too large: looks like daily sums in J m-2 labelled W m-2"
+        if fits(3600.0):
+            return "3600x too large: looks like hourly sums in J m-2 labelled W m-2"
+    if units in ("1", "m3 m-3"):
+        if fits(100.0):
+            return f"100x too large: looks like percent labelled {units}"
+        if fits(1000.0):
+            return f"1000x too large: looks like g/kg (or per mille) labelled {units}"
+    if units == "m":
+        if fits(100.0):
+            return "looks like cm labelled m"
+        if fits(3.28084):
+            return "looks like feet labelled m"
+    return "check the units attribute and the data"
+
+
+def check_plausible(
+    da: xr.DataArray,
+    name: Hashable | None = None,
+    *,
+    source: str | None = None,
+    label: str | None = None,
+) -> None:
+    """Raise :class:`UnitError` when ``da`` leaves the physical range of its canonical variable.
+
+    ``da`` must already be in the canonical units of ``name`` (``conventions.VARIABLES``);
+    the range is ``conventions.valid_range(name)``, widened by 0.1 % of its width. Large
+    arrays are checked on evenly spread time steps (:data:`PLAUSIBILITY_SAMPLE` values).
+    The message names the variable, the file and the likely cause, e.g. "looks like degC
+    labelled K" for temperatures with a mean of 8.6 K.
+
+    Parameters
+    ----------
+    da
+        Data in canonical units.
+    name
+        Canonical name (default ``da.name``); names without a range pass.
+    source
+        File names for the message.
+    label
+        The units label the data came with (for the message).
+
+    Examples
+    --------
+    >>> t = xr.DataArray([5.2, 8.6, 12.0], dims="time", attrs={"units": "K"})
+    >>> check_plausible(t, "air_temperature")
+    Traceback (most recent call last):
+    ...
+    xsomo.exceptions.UnitError: variable 'air_temperature': values 5.2 .. 12 K (mean 8.6 K) lie outside its physical range 183 .. 333 K: looks like degC labelled K. Fix the units attribute (or the data) and retry.
+    """
+    key = str(name if name is not None else da.name)
+    rng = cv.valid_range(key)
+    if rng is None:
+        return
+    lo, hi = rng
+    vals = _sample(da)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return
+    vmin, vmax = float(vals.min()), float(vals.max())
+    tol = 0.001 * (hi - lo)
+    if vmin >= lo - tol and vmax <= hi + tol:
+        return
+    units = cv.VARIABLES[key].units
+    mean = float(vals.mean())
+    where = f" in {source}" if source else ""
+    given = f" (labelled {label!r} in the file)" if label and label != units else ""
+    raise UnitError(
+        f"variable {key!r}{where}: values {vmin:.4g} .. {vmax:.4g} {units} (mean {mean:.4g} {units})"
+        f"{given} lie outside its physical range {lo:g} .. {hi:g} {units}: "
+        f"{_guess(key, units, lo, hi, vmin, vmax, mean)}. Fix the units attribute (or the data) and retry."
+    )
+
+
+__all__ = [
+    "PLAUSIBILITY_SAMPLE",
+    "check_plausible",
+    "check_units",
+    "convert",
+    "normalise_units_string",
+    "parse_units",
+    "ureg",
+]

@@ -214,3 +214,181 @@ def test_sample_world_hourly_agrees_with_daily(tiny_world):
         ok = np.isfinite(a) & np.isfinite(b)
         assert ok.sum() > 100
         np.testing.assert_allclose(a[ok], b[ok], atol=tol)
+
+
+# ----------------------------------------------------------------------------- issue 14 items 3 and 4
+def _daily_file(path, t, *, swvl_units="m3 m-3", swvl_scale=1.0, t2m=285.0, t2m_units="K", tp=0.002):
+    shape = (t.size, LAT.size, LON.size)
+    rng = np.random.default_rng(3)
+    sw = {k: 0.1 * k + 0.02 * rng.random(shape) for k in (1, 2, 3)}
+    xr.Dataset(
+        {
+            "tp": (("time", "latitude", "longitude"), np.full(shape, tp), {"units": "m"}),
+            "t2m": (("time", "latitude", "longitude"), np.full(shape, t2m), {"units": t2m_units}),
+            **{
+                f"swvl{k}": (("time", "latitude", "longitude"), v * swvl_scale, {"units": swvl_units})
+                for k, v in sw.items()
+            },
+        },
+        coords={"time": t, "latitude": LAT, "longitude": LON},
+    ).to_netcdf(path)
+    return sw
+
+
+def test_item3_swvl_in_percent_converted_to_m3_m3(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    sw = _daily_file(tmp_path / "pct.nc", t, swvl_units="%", swvl_scale=100.0)
+    out = open_era5land(tmp_path / "pct.nc")
+    # independent: layer 1 (0-10 cm) = 0.7 swvl1 + 0.3 swvl2, as fractions
+    expected = 0.7 * sw[1] + 0.3 * sw[2]
+    np.testing.assert_allclose(out["sm"].sel(layer=1).values, expected[:, ::-1], rtol=1e-5)
+    assert float(out["sm"].max()) < 1.0
+    _daily_file(tmp_path / "frac.nc", t)
+    np.testing.assert_allclose(out["sm"].values, open_era5land(tmp_path / "frac.nc")["sm"].values, rtol=1e-5)
+
+
+def test_item3_swvl_percent_labelled_as_fraction_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    _daily_file(tmp_path / "bad.nc", t, swvl_scale=100.0)  # percent values labelled m3 m-3
+    with pytest.raises(UnitError, match="percent labelled m3 m-3"):
+        open_era5land(tmp_path / "bad.nc")
+
+
+def test_item3_era5land_degc_labelled_k_and_mm_labelled_m_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=4)
+    _daily_file(tmp_path / "t.nc", t, t2m=8.6)
+    with pytest.raises(UnitError, match=r"air_temperature.*t\.nc.*looks like degC labelled K"):
+        open_era5land(tmp_path / "t.nc")
+    _daily_file(tmp_path / "p.nc", t, tp=6.0)  # 6 mm a day written as 6 "m"
+    with pytest.raises(UnitError, match="looks like mm labelled m"):
+        open_era5land(tmp_path / "p.nc")
+
+
+def test_item4_missing_day_in_daily_files_raises(tmp_path):
+    t = pd.date_range("2020-01-01", periods=10).delete(4)
+    _daily_file(tmp_path / "gap.nc", t)
+    with pytest.raises(DataFormatError, match=r"1 missing day\(s\) from 2020-01-05 to 2020-01-05"):
+        open_era5land(tmp_path / "gap.nc")
+    # a missing file in a folder of yearly files: the whole gap is named
+    (tmp_path / "y").mkdir()
+    _daily_file(tmp_path / "y" / "a.nc", pd.date_range("2018-12-25", "2018-12-31"))
+    _daily_file(tmp_path / "y" / "c.nc", pd.date_range("2020-01-01", "2020-01-05"))
+    with pytest.raises(DataFormatError, match=r"365 missing day\(s\) from 2019-01-01 to 2019-12-31"):
+        open_era5land(tmp_path / "y")
+    # the complete record opens
+    _daily_file(tmp_path / "ok.nc", pd.date_range("2020-01-01", periods=10))
+    assert open_era5land(tmp_path / "ok.nc").sizes["time"] == 10
+
+
+# ----------------------------------------------------------------------------- issue 15 item 2: real layouts
+GRIB_UK = "xarray-data/era5-2mt-2019-03-uk.grib"
+GRIB_SOIL = "cfgrib/tests/sample-data/soil-surface-level-mix.grib"
+GRIB_TWO_GRIDS = "cfgrib/tests/sample-data/tp_on_different_grid_resolutions.grib"
+XCLIM_DAILY = "xclim-testdata/data/ERA5/daily_surface_cancities_1990-1993.nc"
+
+
+def _real(real_data, rel):
+    f = real_data / rel
+    if not f.exists():
+        pytest.skip(f"{f} not found (real test file missing from XSOMO_REAL_DATA)")
+    return f
+
+
+def _grib_fields(path, **keys):
+    """Independent reading: eccodes message by message (no cfgrib, no xsomo)."""
+    import eccodes
+
+    out = []
+    with open(path, "rb") as fh:
+        while (gid := eccodes.codes_grib_new_from_file(fh)) is not None:
+            try:
+                if all(eccodes.codes_get(gid, k) == v for k, v in keys.items()):
+                    nx, ny = eccodes.codes_get(gid, "Ni"), eccodes.codes_get(gid, "Nj")
+                    vals = eccodes.codes_get_values(gid).reshape(ny, nx)
+                    out.append((eccodes.codes_get(gid, "validityDate"), eccodes.codes_get(gid, "validityTime"), vals))
+            finally:
+                eccodes.codes_release(gid)
+    return out
+
+
+@pytest.mark.real
+def test_item2_era5_hourly_grib_real_daily_means(real_data):
+    f = _real(real_data, GRIB_UK)
+    out = open_era5land(f)
+    fields = _grib_fields(f, shortName="2t")
+    assert len(fields) == 744
+    hourly = np.stack([v for _, _, v in fields])[:, ::-1]  # north-to-south rows -> ascending lat
+    expected = hourly.reshape(31, 24, *hourly.shape[1:]).mean(axis=1)
+    assert out.sizes["time"] == 31 and str(out.time.values[0])[:10] == "2019-03-01"
+    np.testing.assert_allclose(out["air_temperature"].values, expected, rtol=1e-6)
+    assert out["air_temperature"].attrs["units"] == "K"
+
+
+@pytest.mark.real
+def test_item2_era5_grib_soil_levels_real(real_data):
+    f = _real(real_data, GRIB_SOIL)
+    out = open_era5land(f)
+    sw = {
+        lev: _grib_fields(f, shortName=f"swvl{k}")[0][2][::-1]
+        for k, lev in ((1, 0), (2, 7), (3, 28))
+    }
+    w = cv.depth_weights(0.0, 0.1)  # layer 1 from the ERA5-Land layers 0-7, 7-28 cm
+    expected = w[0] * sw[0] + w[1] * sw[7]
+    np.testing.assert_allclose(out["sm"].sel(layer=1).values[0], expected, rtol=1e-5, atol=1e-7)
+    assert out["sm"].layer.values.tolist() == [1, 2, 3]
+    assert out.sizes["time"] == 1
+
+
+@pytest.mark.real
+def test_item2_grib_on_two_grids_refused(real_data):
+    f = _real(real_data, GRIB_TWO_GRIDS)
+    with pytest.raises(DataFormatError, match="different grids"):
+        open_era5land(f)
+
+
+@pytest.mark.real
+def test_item2_era5_daily_cf_netcdf_real(real_data):
+    """xclim's ERA5 daily file: CF names, fluxes in kg m-2 s-1 and W m-2, points along `location`."""
+    f = _real(real_data, XCLIM_DAILY)
+    out = open_era5land(f)
+    raw = xr.open_dataset(f)
+    np.testing.assert_allclose(out["air_temperature"].values, raw["tas"].values, rtol=1e-6)
+    np.testing.assert_allclose(out["precipitation"].values, raw["pr"].values * 86400.0, rtol=1e-5)
+    rn = raw["rss"].values.astype(float) + raw["rls"].values.astype(float)
+    np.testing.assert_allclose(out["net_radiation"].values, rn, rtol=1e-5, atol=1e-3)
+
+
+def _cds_new(path, t, *, expver_dim=False):
+    """The CDS's 2024+ netCDF layout: valid_time, a scalar `number`, `expver` per time."""
+    shape = (t.size, LAT.size, LON.size)
+    base = 280.0 + np.arange(t.size, dtype=float)[:, None, None] + np.zeros(shape)
+    ds = xr.Dataset(
+        {
+            "t2m": (("valid_time", "latitude", "longitude"), base, {"units": "K"}),
+            "tp": (("valid_time", "latitude", "longitude"), np.full(shape, 0.003), {"units": "m"}),
+        },
+        coords={
+            "valid_time": t,
+            "latitude": LAT,
+            "longitude": LON,
+            "number": 0,
+            "expver": ("valid_time", np.array(["0001"] * t.size)),
+        },
+    )
+    if expver_dim:  # the older ERA5/ERA5T split: the recent days in expver 5, NaN in expver 1
+        a = ds.where(ds.valid_time < t[-2]).drop_vars("expver")
+        b = ds.where(ds.valid_time >= t[-2]).drop_vars("expver")
+        ds = xr.concat([a, b], dim=xr.DataArray([1, 5], dims="expver", name="expver"))
+    ds.to_netcdf(path)
+    return base
+
+
+@pytest.mark.parametrize("expver_dim", [False, True])
+def test_item2_cds_new_netcdf_layout(tmp_path, expver_dim):
+    t = pd.date_range("2020-01-01", periods=5)
+    base = _cds_new(tmp_path / "new.nc", t, expver_dim=expver_dim)
+    out = open_era5land(tmp_path / "new.nc")
+    assert "number" not in out.coords and "expver" not in out.coords and "expver" not in out.dims
+    np.testing.assert_allclose(out["air_temperature"].values, base[:, ::-1], rtol=1e-6)
+    np.testing.assert_allclose(out["precipitation"].values, 3.0, rtol=1e-6)
+    assert pd.DatetimeIndex(out.time.values).equals(t)

@@ -54,3 +54,57 @@ def test_daily_gap_and_missing_variable(tmp_path):
         open_mswep(f)
     with pytest.raises(MissingVariableError, match="air_temperature"):
         open_gridded(f, {"air_temperature": "K"})
+
+
+def test_item3_mswep_x1000_and_mswx_kelvin_labelled_degc_refused(tmp_path):
+    t = pd.date_range("2020-01-01", periods=5)
+    rain = np.random.default_rng(0).gamma(0.6, 4.0, (t.size, 2, 2)).astype("float32")
+    ok = open_mswep(write(tmp_path / "p.nc", "precipitation", rain, t, "mm d-1"))
+    np.testing.assert_allclose(ok["precipitation"].values, rain[:, ::-1], rtol=1e-6)
+    with pytest.raises(UnitError, match=r"p_m\.nc.*1000x too large: looks like mm labelled m"):
+        open_mswep(write(tmp_path / "p_m.nc", "precipitation", rain, t, "m d-1"))
+    temp = np.full((t.size, 2, 2), 284.0, "float32")  # kelvin values labelled degC
+    with pytest.raises(UnitError, match=r"273\.15 added twice"):
+        open_mswx(write(tmp_path / "t.nc", "air_temperature", temp, t, "degC"))
+
+
+# ----------------------------------------------------------------------------- issue 15 item 2: MSWEP/MSWX layouts
+def _rain(t):
+    rng = np.random.default_rng(5)
+    return rng.gamma(0.6, 4.0, (t.size, 2, 2)).astype("float32")
+
+
+@pytest.mark.parametrize("layout", ["day", "month", "year"])
+def test_item2_mswep_day_monthly_yearly_files(tmp_path, layout):
+    """MSWEP ships day files YYYYDDD.nc (or monthly YYYYMM.nc, yearly YYYY.nc): all read the same."""
+    t = pd.date_range("2019-12-20", "2020-02-10")
+    rain = _rain(t)
+    root = tmp_path / layout
+    root.mkdir()
+    if layout == "day":
+        for k, d in enumerate(t):
+            write(root / f"{d.year}{d.dayofyear:03d}.nc", "precipitation", rain[k : k + 1], t[k : k + 1], "mm d-1")
+    else:
+        key = t.strftime("%Y%m") if layout == "month" else t.strftime("%Y")
+        for name in sorted(set(key)):
+            sel = np.flatnonzero(key == name)
+            write(root / f"{name}.nc", "precipitation", rain[sel], t[sel], "mm d-1")
+    out = open_mswep(root)
+    assert pd.DatetimeIndex(out.time.values).equals(t)
+    np.testing.assert_allclose(out["precipitation"].values, rain[:, ::-1], rtol=1e-6)
+
+
+def test_item2_day_files_without_time_axis_and_a_missing_day(tmp_path):
+    t = pd.date_range("2020-02-27", "2020-03-02")  # a leap year: day 60 is Feb 29
+    rain = _rain(t)
+    for k, d in enumerate(t):
+        xr.Dataset(
+            {"precipitation": (("lat", "lon"), rain[k], {"units": "mm d-1"})},
+            coords={"lat": LAT, "lon": LON},
+        ).to_netcdf(tmp_path / f"{d.year}{d.dayofyear:03d}.nc")
+    out = open_mswep(tmp_path)
+    assert pd.DatetimeIndex(out.time.values).equals(t)
+    np.testing.assert_allclose(out["precipitation"].values, rain[:, ::-1], rtol=1e-6)
+    (tmp_path / "2020060.nc").unlink()
+    with pytest.raises(DataFormatError, match="gaps"):
+        open_mswep(tmp_path)

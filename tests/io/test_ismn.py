@@ -258,3 +258,97 @@ def test_zip_archive_newest_format(real_data, tmp_path):
     )
     n_days = int((g.groupby(g.index.floor("D")).count() >= 6).sum())
     assert ds["sm"].notnull().sum().item() == n_days and ds["layer"].item() == 1
+
+
+# ----------------------------------------------------------------------------- issue 14 item 7: ISMN damage
+def _sensor_file(tmp_path: pathlib.Path, days: int = 40) -> tuple[pathlib.Path, bytes]:
+    """A station with two sensors whose file names carry their own spans (as the sample world's)."""
+    rng = np.random.default_rng(11)
+    idx = _hours(days)
+    vals = 0.25 + 0.05 * np.sin(np.arange(idx.size) / 50.0) + 0.005 * rng.standard_normal(idx.size)
+    f = _write_stm(tmp_path / "ismn", "N", "S", 0.05, 0.05, idx, vals)
+    _write_stm(tmp_path / "ismn", "N", "S", 0.30, 0.30, _hours(days - 5), sensor="Other")
+    return f, f.read_bytes()
+
+
+def test_item7_file_cut_at_a_line_end_is_truncated(tmp_path):
+    f, raw = _sensor_file(tmp_path)
+    lines = raw.split(b"\n")
+    f.write_bytes(b"\n".join(lines[: len(lines) // 2]) + b"\n")  # whole lines, every line complete
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(tmp_path / "ismn", min_days=1)
+    msg = str(info.value.exceptions[0])
+    assert f.name in msg and "file name says 2020-02-09" in msg and "truncated" in msg
+
+
+def test_item7_file_name_span_of_a_longer_download_passes(tmp_path):
+    """ISMN names all files of a download by the requested period: data may end earlier."""
+    f, _raw = _sensor_file(tmp_path)
+    for g in f.parent.glob("*.stm"):  # one request period for the download
+        g.rename(g.with_name(g.name[: -len("_20200101_20200209.stm")] + "_20200101_20201231.stm"))
+    ds = open_ismn(tmp_path / "ismn", min_days=1)
+    assert ds.sizes["time"] == 40 and ds.sizes["station"] == 2
+    # data after the named end is damage in any case
+    g = sorted(f.parent.glob("*.stm"))[0]
+    g.rename(g.with_name(g.name.replace("_20201231.stm", "_20200120.stm")))
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(tmp_path / "ismn", min_days=1)
+    assert any("lie outside the span" in str(e) for e in info.value.exceptions)
+
+
+def test_item7_nul_byte_inside_a_value_refused(tmp_path):
+    f, raw = _sensor_file(tmp_path)
+    k = raw.index(b" 0.2", len(raw) // 2) + 3  # inside the value, after "0."
+    f.write_bytes(raw[:k] + b"\x00" + raw[k + 1 :])
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(tmp_path / "ismn", min_days=1)
+    msg = str(info.value.exceptions[0])
+    line = raw[:k].count(b"\n") + 1
+    assert f"NUL byte at line {line}" in msg and f.name in msg
+
+
+def _mutate(raw: bytes, rng: np.random.Generator) -> bytes:
+    """One byte-level damage: truncation, a NUL run, binary garbage or a doubled byte range.
+
+    Not among them: a lost range of bytes, a digit changed into another digit or a few
+    bytes doubled inside a number. They can leave valid lines with other values (a gap of
+    whole lines, 0.2140 -> 0.2940, 0.2987 -> 0.22987) that no reader can tell from real data.
+    """
+    n = len(raw)
+    kind = int(rng.integers(4))
+    i = int(rng.integers(0, n))
+    width = int(rng.integers(1, 64))
+    if kind == 0:  # cut anywhere (a partial download)
+        return raw[:i]
+    if kind == 1:  # a run of NUL bytes (a disk block never written)
+        return raw[:i] + b"\x00" * width + raw[i + width :]
+    if kind == 2:  # binary garbage (control and high bytes)
+        junk = rng.choice([*range(1, 9), 11, 12, *range(14, 32), *range(128, 256)], width)
+        return raw[:i] + bytes(junk.astype(np.uint8).tolist()) + raw[i + width :]
+    j = max(0, i - 8 - width)  # a range written twice (8+ bytes: it spans a field separator)
+    return raw[:i] + raw[j:i] + raw[i:]
+
+
+def test_item7_fuzz_50_byte_mutations_raise_or_keep_the_data(tmp_path):
+    """50 seeded byte-level mutations: an XsomoError or data identical to the intact file, nothing else."""
+    from xsomo.exceptions import XsomoError
+
+    f, raw = _sensor_file(tmp_path, days=30)
+    intact = open_ismn(tmp_path / "ismn", min_days=1)["sm"].values
+    assert intact.shape[0] == 2
+    rng = np.random.default_rng(20240601)
+    outcomes = {"error": 0, "identical": 0}
+    for trial in range(50):
+        damaged = _mutate(raw, rng)
+        f.write_bytes(damaged)
+        try:
+            sm = open_ismn(tmp_path / "ismn", min_days=1)["sm"].values
+        except XsomoError:
+            outcomes["error"] += 1
+            continue
+        # anything else (another exception type) fails the test here, with its traceback
+        assert sm.shape == intact.shape and np.array_equal(sm, intact, equal_nan=True), (
+            f"trial {trial}: damaged file read as different data without an error"
+        )
+        outcomes["identical"] += 1
+    assert outcomes["error"] >= 40, outcomes  # most damage is visible

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import os
 import pathlib
 import tempfile
@@ -29,6 +28,7 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValue
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_mswep, open_mswx, open_static
 from xsomo.io.sources import Sources
+from xsomo.io.world import WorldLayout, world_grid, world_paths
 from xsomo.regrid import check_longitudes, grid_of, regrid
 
 __all__ = [
@@ -50,41 +50,6 @@ PathLike = str | os.PathLike[str]
 
 #: keys of the paths mapping accepted by :func:`open_drivers`
 PATH_KEYS = ("precipitation", "air_temperature", "era5land", "static")
-
-
-def world_paths(world: PathLike) -> dict[str, pathlib.Path]:
-    """Input paths of a world folder (docs/internals.md §1)."""
-    w = pathlib.Path(world)
-    return {
-        "precipitation": w / "mswep",
-        "air_temperature": w / "mswx" / "Temp",
-        "era5land": w / "era5land",
-        "static": w / "static",
-        "ismn": w / "ismn",
-        "cosmos": w / "cosmos",
-    }
-
-
-def world_grid(world: PathLike) -> GridSpec:
-    """The target grid of a world folder: ``world.json`` or ``static/land_mask.nc``."""
-    w = pathlib.Path(world)
-    manifest = w / "world.json"
-    if manifest.exists():
-        g = json.loads(manifest.read_text())["grid"]
-        return GridSpec(
-            float(g["west"]),
-            float(g["east"]),
-            float(g["south"]),
-            float(g["north"]),
-            float(g.get("resolution", cv.RESOLUTION)),
-        )
-    lm = w / "static" / "land_mask.nc"
-    if lm.exists():
-        with xr.open_dataset(lm) as ds:
-            return grid_of(ds)
-    raise MissingVariableError(
-        f"{w}: neither world.json nor static/land_mask.nc found; pass grid=GridSpec(...)."
-    )
 
 
 def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what: str):
@@ -170,7 +135,7 @@ def open_drivers(
         if missing:
             raise MissingVariableError(f"paths lack key(s) {missing}; give all of {PATH_KEYS}.")
         if grid is None:
-            lm = paths["static"] / "land_mask.nc"
+            lm = paths["static"] / WorldLayout.LAND_MASK
             if not lm.exists():
                 raise MissingVariableError(f"{lm} missing; pass grid=GridSpec(...).")
             with xr.open_dataset(lm) as d:

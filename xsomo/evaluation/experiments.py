@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pathlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from xsomo.evaluation import scores as mt
 from xsomo.evaluation.arrays import layered
 from xsomo.evaluation.skill import match_stations
 from xsomo.exceptions import XsomoValueError
+from xsomo.io.world import open_truth, read_manifest
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -351,9 +351,8 @@ def _truth_at(truth: xr.DataArray, rows: np.ndarray, cols: np.ndarray, time: Any
 
 
 def _open_world(world: str | os.PathLike[str], drivers: xr.Dataset | None) -> tuple[xr.Dataset, xr.Dataset, dict]:
-    world = pathlib.Path(world)
-    truth = xr.open_dataset(world / "truth.nc")
-    meta = json.loads((world / "world.json").read_text())
+    meta = read_manifest(world)
+    truth = open_truth(world)
     if drivers is None:
         from xsomo.drivers.assemble import open_drivers
 

@@ -12,7 +12,6 @@ with :func:`xsomo.regrid.regrid`, and compared
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from xsomo.evaluation import scores as mt
 from xsomo.evaluation import skill
 from xsomo.evaluation.arrays import layered
 from xsomo.exceptions import DataFormatError, GridMismatchError
+from xsomo.io.world import WorldLayout, product_files
 
 __all__ = [
     "compare_stations",
@@ -67,13 +67,9 @@ def open_product(directory: str | os.PathLike[str], *, chunks: dict[str, int] | 
 
 def open_products(world: str | os.PathLike[str], *, names: Sequence[str] | None = None) -> dict[str, xr.DataArray]:
     """Every product of a sample world's ``products/`` folder, by name (native grids)."""
-    root = pathlib.Path(world) / "products"
-    if not root.is_dir():
-        raise DataFormatError(f"no products folder in {str(world)!r}; generate the world with xsomo.sample.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    if names is not None:
-        folders = [p for p in folders if p.name in set(names)]
-    return {p.name: open_product(p) for p in folders}
+    found = product_files(world)  # DataFormatError without a products/ folder
+    wanted = [n for n in found if names is None or n in set(names)]
+    return {n: open_product(WorldLayout(world).product_dir(n)) for n in wanted}
 
 
 def _pad_edges(da: xr.DataArray) -> xr.DataArray:
@@ -241,10 +237,3 @@ def compare_to_mean(
         "seed": seed,
     }
     return out
-
-
-def world_grid(world: str | os.PathLike[str]) -> cv.GridSpec:
-    """The target grid of a sample world (from ``world.json``)."""
-    meta = json.loads((pathlib.Path(world) / "world.json").read_text())
-    g = meta["grid"]
-    return cv.GridSpec(g["west"], g["east"], g["south"], g["north"], g.get("resolution", cv.RESOLUTION))

@@ -44,6 +44,12 @@ ALIASES: dict[str, str] = {
     "volumetric_soil_water_layer_3": "swvl3",
     "volumetric_soil_water_layer_4": "swvl4",
     **{f"soil_moisture_{k}": f"swvl{k}" for k in range(1, 5)},
+    # CF names of ERA5 daily files (e.g. xclim's): fluxes in kg m-2 s-1 and W m-2
+    "tas": "t2m",
+    "pr": "tp",
+    "rss": "ssr",
+    "rls": "str",
+    "ts": "skt",
 }
 ACCUMULATED = ("tp", "ssr", "str")
 #: accumulated quantities that cannot be negative (packing noise is clipped)
@@ -51,11 +57,23 @@ NON_NEGATIVE = ("tp", "ssr")
 SWVL = ("swvl1", "swvl2", "swvl3", "swvl4")
 
 
+#: file name endings of GRIB files (read with cfgrib)
+GRIB_SUFFIXES = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
+
+
+def _is_grib(f: pathlib.Path) -> bool:
+    return f.suffix.lower() in GRIB_SUFFIXES
+
+
 def _files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[pathlib.Path]:
     if isinstance(path, (str, os.PathLike)):
         p = pathlib.Path(path).expanduser()
         if p.is_dir():
-            files = sorted(f for f in p.glob("*.nc") if f.name != "grid.nc")
+            files = sorted(
+                f
+                for f in p.iterdir()
+                if (f.suffix == ".nc" and f.name != "grid.nc") or _is_grib(f)
+            )
         elif p.exists():
             files = [p]
         else:
@@ -64,7 +82,8 @@ def _files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> l
         files = [pathlib.Path(f) for f in path]
     if not files:
         raise DataFormatError(
-            f"no ERA5-Land netCDF file found at {str(path)!r}. Pass a file, a list or a folder of .nc files."
+            f"no ERA5-Land netCDF or GRIB file found at {str(path)!r}. Pass a file, a list or a "
+            "folder of .nc / .grib files."
         )
     return files
 
@@ -97,7 +116,70 @@ def _cells_to_grid(ds: xr.Dataset, resolution: float = cv.RESOLUTION) -> xr.Data
     )
 
 
+def _grib_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
+    """One time axis ``time`` = cfgrib's ``valid_time`` (forecast ``time`` x ``step`` stacked)."""
+    drop = [c for c in ("number", "surface", "depthBelowLandLayer", "heightAboveGround") if c in ds.coords]
+    ds = ds.drop_vars(drop)
+    if "step" in ds.dims:
+        if "time" not in ds.dims:
+            ds = ds.expand_dims("time")
+        ds = ds.stack(_t=("time", "step"))
+        vt = ds["valid_time"].values
+        ds = ds.drop_vars(["_t", "time", "step", "valid_time"]).assign_coords(_t=vt).rename(_t="time")
+        keep = ~pd.isna(ds["time"].values)
+        ds = ds.isel(time=np.flatnonzero(keep)).transpose("time", ...)
+    else:
+        vt = ds["valid_time"].values
+        ds = ds.drop_vars([c for c in ("time", "step", "valid_time") if c in ds.coords])
+        if "time" in ds.dims:
+            ds = ds.assign_coords(time=vt)
+        else:
+            ds = ds.expand_dims(time=np.atleast_1d(vt))
+    if ds.indexes["time"].has_duplicates:
+        raise DataFormatError(f"{f}: the same valid time appears twice; pass each field once.")
+    return ds
+
+
+def _open_grib(f: pathlib.Path) -> xr.Dataset:
+    """A GRIB file as one Dataset (cfgrib; every hypercube, e.g. the soil levels, merged)."""
+    try:
+        import cfgrib
+    except ImportError as err:  # pragma: no cover - a declared dependency
+        raise DataFormatError(f"{f}: reading GRIB needs cfgrib and eccodes (pip install cfgrib eccodes).") from err
+    try:
+        parts = cfgrib.open_datasets(str(f), backend_kwargs={"indexpath": ""})
+    except Exception as err:
+        raise DataFormatError(f"{f}: cannot open as GRIB ({err}). Check the file.") from err
+    if not parts:
+        raise DataFormatError(f"{f}: no GRIB message cfgrib can read.")
+    parts = [_grib_time(d, f) for d in parts]
+    grids = {(d.sizes.get("latitude"), d.sizes.get("longitude"), float(d["latitude"].values[0]) if "latitude" in d.coords else None) for d in parts}
+    if len(grids) > 1:
+        raise DataFormatError(
+            f"{f}: the GRIB messages lie on {len(grids)} different grids "
+            f"({sorted(map(str, grids))}); split the file by grid (e.g. grib_copy) and pass one grid."
+        )
+    try:
+        return xr.merge(parts, compat="override", join="outer", combine_attrs="drop_conflicts")
+    except Exception as err:
+        raise DataFormatError(f"{f}: cannot merge the GRIB fields ({err}).") from err
+
+
 def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
+    if any(_is_grib(f) for f in files):
+        if not all(_is_grib(f) for f in files):
+            raise DataFormatError(
+                f"{[f.name for f in files]}: do not mix GRIB and netCDF files; pass one format."
+            )
+        parts = [_open_grib(f) for f in files]
+        try:
+            ds = parts[0] if len(parts) == 1 else xr.concat(
+                parts, dim="time", data_vars="minimal", coords="minimal", compat="override", join="outer"
+            ).sortby("time")
+        except Exception as err:
+            raise DataFormatError(f"cannot combine the GRIB files {[f.name for f in files]}: {err}") from err
+        ds.attrs["era5land_source_format"] = "GRIB (cfgrib)"
+        return ds
     try:
         first = xr.open_dataset(files[0])
     except Exception as err:
@@ -132,6 +214,19 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
 
 
 def _normalise(ds: xr.Dataset) -> xr.Dataset:
+    # the CDS's newer netCDF layout: valid_time, an ensemble "number" and "expver" (ERA5 / ERA5T)
+    if "expver" in ds.dims:  # older layout: one slice per experiment version, NaN in the other
+        parts = [ds.isel(expver=k, drop=True) for k in range(ds.sizes["expver"])]
+        ds = parts[0]
+        for part in parts[1:]:
+            ds = ds.combine_first(part)
+    if "number" in ds.dims:
+        if ds.sizes["number"] != 1:
+            raise DataFormatError(
+                f"the data hold {ds.sizes['number']} ensemble members ('number'); pass one member."
+            )
+        ds = ds.isel(number=0, drop=True)
+    ds = ds.drop_vars([c for c in ("number", "expver") if c in ds.coords])
     rename = {}
     if "valid_time" in ds.dims and "time" not in ds.dims:
         rename["valid_time"] = "time"
@@ -200,6 +295,26 @@ def _check_hourly(time: pd.DatetimeIndex, source: str) -> None:
         raise DataFormatError(
             f"{source}: hourly ERA5-Land data has {what} ({bad.size} gap(s) in all). Download the missing "
             "hours; daily values from incomplete days would be wrong."
+        )
+
+
+def _check_daily(time: pd.DatetimeIndex, source: str) -> None:
+    """Daily data must hold every day once, in order: a missing day is an error, as for hours."""
+    days = time.floor("D")
+    d = np.diff(days.values).astype("timedelta64[D]")
+    bad = np.flatnonzero(d != np.timedelta64(1, "D"))
+    if bad.size:
+        k = int(bad[0])
+        if d[k] <= np.timedelta64(0, "D"):
+            what = f"time stamps not increasing at {days[k + 1].date()} (a day twice, or files out of order)"
+        else:
+            missing = pd.date_range(days[k] + pd.Timedelta("1D"), days[k + 1] - pd.Timedelta("1D"))
+            what = (
+                f"{len(missing)} missing day(s) from {missing[0].date()} to {missing[-1].date()}"
+            )
+        raise DataFormatError(
+            f"{source}: daily ERA5-Land data has {what} ({bad.size} gap(s) in all). Download the "
+            "missing days (or the missing file of a year); a model fed across a gap learns wrong dynamics."
         )
 
 
@@ -385,6 +500,7 @@ def open_era5land(
         attrs["time_sampling"] = "daily from hourly (de-accumulated sums; means of 00-23 UTC)"
     elif step == pd.Timedelta("1D"):
         hours = set(time.hour.tolist())
+        _check_daily(time, source)
         ds = ds.assign_coords(time=time.floor("D"))
         attrs["time_sampling"] = (
             "daily means/totals"
@@ -401,16 +517,29 @@ def open_era5land(
     if "tp" in ds:
         tp = _amount(ds["tp"], "tp", "mm", source)
         out["precipitation"] = tp.assign_attrs(cv.cf_attrs("precipitation"))
+        xu.check_plausible(
+            out["precipitation"], "precipitation", source=source, label=ds["tp"].attrs.get("units")
+        )
     if "ssr" in ds and "str" in ds:
         ssr = _amount(ds["ssr"], "ssr", "J m-2", source)
         strd = _amount(ds["str"], "str", "J m-2", source)
         rn = (ssr + strd) / cv.SECONDS_PER_DAY
         out["net_radiation"] = rn.astype("float32").assign_attrs(cv.cf_attrs("net_radiation"))
+        xu.check_plausible(
+            out["net_radiation"], "net_radiation", source=source,
+            label=f"{ds['ssr'].attrs.get('units')} (ssr, str)",
+        )
+    # swvl in any volume-fraction units (m3 m-3, percent ...) -> m3 m-3 before weighting
+    ds = ds.assign(
+        {
+            name: xu.convert(ds[name], "m3 m-3", name=name, source=source)
+            for name in SWVL
+            if name in ds and xu.normalise_units_string(str(ds[name].attrs["units"])) != "m3 m-3"
+        }
+    )
     sm = layer_sm(ds, layers)
     if sm is not None:
-        for name in SWVL:
-            if name in ds:
-                xu.check_units(ds[name], "m3 m-3", name=name, source=source)
+        xu.check_plausible(sm, cv.SM, source=source)
         out[cv.SM] = sm
     if "lsm" in ds:
         lsm = ds["lsm"]
@@ -440,7 +569,9 @@ _EXPECTED = {
 
 def _canon(da: xr.DataArray, name: str, source: str) -> xr.DataArray:
     out = xu.convert(da, cv.VARIABLES[name].units, name=da.name, source=source)
-    return out.astype("float32").assign_attrs(cv.cf_attrs(name))
+    out = out.astype("float32").assign_attrs(cv.cf_attrs(name))
+    xu.check_plausible(out, name, source=source, label=da.attrs.get("units"))
+    return out
 
 
 def _amount(da: xr.DataArray, name: str, to: str, source: str) -> xr.DataArray:
@@ -453,6 +584,12 @@ def _amount(da: xr.DataArray, name: str, to: str, source: str) -> xr.DataArray:
     try:  # already a daily rate such as "mm d-1" or "W m-2"
         per_day = to + " d-1" if to != "J m-2" else "J m-2 d-1"
         return xu.convert(da, per_day, name=name, source=source).assign_attrs(units=to)
+    except UnitError:
+        pass
+    try:  # a water flux in kg m-2 s-1 (CF precipitation_flux): 1 kg m-2 of water is 1 mm
+        if to != "mm":
+            raise UnitError(u)
+        return xu.convert(da, "kg m-2 d-1", name=name, source=source).assign_attrs(units=to)
     except UnitError as err:
         raise UnitError(
             f"variable {name!r} in {source} has units {u!r}; expected a daily amount convertible to {to!r}."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -32,6 +33,8 @@ STATIC_FILES: dict[str, dict[str, str]] = {
     "land_mask.nc": {"land_mask": "1"},
 }
 
+#: file variables checked against the range of a canonical variable of another name
+PLAUSIBLE_AS = {"elevation": "elevation_mean"}
 
 
 def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -> xr.Dataset:
@@ -41,7 +44,7 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     """
     try:
         if len(files) == 1:
-            return xr.open_dataset(files[0], chunks=chunks)
+            return _day_from_name(xr.open_dataset(files[0], chunks=chunks))
         return xr.open_mfdataset(
             files,
             combine="by_coords",
@@ -50,9 +53,27 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
             coords="minimal",
             compat="override",
             join="outer",
+            preprocess=_day_from_name,
         )
     except Exception as err:
         raise DataFormatError(f"{what}: {err}") from err
+
+
+#: MSWEP/MSWX day files are named ``YYYYDDD.nc`` (year and day of year)
+_DAY_FILE = re.compile(r"(?<!\d)(\d{4})(\d{3})\.nc$")
+
+
+def _day_from_name(ds: xr.Dataset) -> xr.Dataset:
+    """A day file without a ``time`` axis gets the day its name (``YYYYDDD.nc``) says."""
+    if "time" in ds.dims:
+        return ds
+    m = _DAY_FILE.search(str(ds.encoding.get("source", "")))
+    if not m:
+        return ds
+    day = pd.Timestamp(f"{m.group(1)}-01-01") + pd.Timedelta(days=int(m.group(2)) - 1)
+    if "time" in ds.coords:
+        ds = ds.drop_vars("time")
+    return ds.expand_dims(time=[day.to_datetime64()])
 
 def _nc_files(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -121,6 +142,9 @@ def open_gridded(
             da = da.astype("float32")
         attrs = cv.cf_attrs(name) if name in cv.VARIABLES else {**ds[name].attrs, "units": to}
         out[name] = da.assign_attrs(attrs)
+        xu.check_plausible(
+            out[name], PLAUSIBLE_AS.get(name, name), source=src, label=ds[name].attrs.get("units")
+        )
     res = xr.Dataset(out, attrs={"source": src})
     if "time" in res.dims:
         res = _to_daily(res, src)

@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from typing import Any, Literal, cast, overload
 
@@ -22,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
 from xsomo.targets import stations as qc
 
@@ -215,6 +217,7 @@ def open_ismn(
             "references": "Dorigo et al. (2021), HESS 25, 5749, doi:10.5194/hess-25-5749-2021",
         },
     )
+    xu.check_plausible(ds[cv.SM], cv.SM, source=f"ISMN download {path}")
     return (ds, rep) if report else ds
 
 
@@ -252,6 +255,16 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
     records: list[dict] = []
     problems: list[Exception] = []
     seen: set[str] = set()
+    # ISMN names every file of a download by the requested period; different end dates in the
+    # names mean each name carries its sensor's own span (then a file that ends early was cut)
+    ends = {
+        m.group(2)
+        for net in iface.collection.iter_networks()
+        for stn in net.iter_stations()
+        for sen in stn.iter_sensors()
+        if (m := _NAME_SPAN.search(pathlib.PurePath(str(sen.filehandler.file_path)).name))
+    }
+    per_sensor_spans = len(ends) > 1
     for net in iface.collection.iter_networks():
         for stn in net.iter_stations():
             for sen in stn.iter_sensors():
@@ -305,7 +318,11 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
                         }
                     )
                     continue
-                bad = _format_problem(df) or _truncated(path, rel)
+                bad = (
+                    _truncated(path, rel)
+                    or _format_problem(df)
+                    or _span_problem(df, rel, strict=per_sensor_spans)
+                )
                 if bad:
                     problems.append(DataFormatError(f"{path / rel}: {bad}"))
                     rows.append(
@@ -382,19 +399,78 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
     return rows, records, problems
 
 
-def _truncated(root: pathlib.Path, rel: str) -> str:
-    """A last line with fewer fields than the line before it: the file was cut off."""
+def _raw_bytes(root: pathlib.Path, rel: str) -> bytes | None:
+    """The bytes of ``rel`` in a download folder or zip (``None`` when it cannot be found)."""
     f = root / rel
-    if not f.is_file():
+    if f.is_file():
+        return f.read_bytes()
+    if root.is_file() and zipfile.is_zipfile(root):
+        with zipfile.ZipFile(root) as zf:
+            names = {pathlib.PurePath(n).as_posix(): n for n in zf.namelist()}
+            key = pathlib.PurePath(rel).as_posix()
+            if key not in names:  # the ismn package may prefix the extraction folder
+                match = [n for n in names if n.endswith("/" + key) or key.endswith("/" + n)]
+                if len(match) != 1:
+                    return None
+                key = match[0]
+            return zf.read(names[key])
+    return None
+
+
+#: bytes that never occur in an ISMN text file: NUL and the C0 controls but tab, LF, CR
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _truncated(root: pathlib.Path, rel: str) -> str:
+    """Damage seen in the raw bytes: NUL or control bytes, or an incomplete last line."""
+    raw = _raw_bytes(root, rel)
+    if raw is None:
         return ""
-    with open(f, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 4096))
-        tail = fh.read().decode("latin-1")
+    m = _CONTROL.search(raw)
+    if m:
+        line = raw.count(b"\n", 0, m.start()) + raw.count(b"\r", 0, m.start()) - raw.count(
+            b"\r\n", 0, m.start()
+        )
+        what = "NUL byte" if raw[m.start()] == 0 else f"control byte 0x{raw[m.start()]:02x}"
+        return f"a {what} at line {line + 1} (byte {m.start()}): the file is corrupt"
+    tail = raw[-4096:].decode("latin-1")
     lines = [ln for ln in re.split(r"\r\n|\r|\n", tail) if ln.strip()]
     if len(lines) >= 3 and len(lines[-1].split()) < len(lines[-2].split()):
         return f"the last line {lines[-1].strip()!r} is incomplete (truncated file)"
+    return ""
+
+
+_NAME_SPAN = re.compile(r"_(\d{8})_(\d{8})\.stm$", re.IGNORECASE)
+
+
+def _span_problem(df: pd.DataFrame, rel: str, *, strict: bool) -> str:
+    """Compare the data with the dates in the file name (``..._<start>_<end>.stm``).
+
+    Records outside the named span are damage. ISMN names all files of a download by the
+    requested period (``19500101_20230521``, or ``20170101_20181231`` for sensors that stop
+    in November), so the data may end before the named end. With ``strict`` (the names of
+    the download differ, so each carries its sensor's own span) the last record must fall
+    on the named end day: a file cut at a line end is caught here.
+    """
+    m = _NAME_SPAN.search(pathlib.PurePath(rel).name)
+    idx = df.index
+    if not m or not isinstance(idx, pd.DatetimeIndex) or len(idx) == 0:
+        return ""
+    try:
+        start, end = (pd.Timestamp(g) for g in m.groups())
+    except ValueError:
+        return ""
+    first, last = idx.min().normalize(), idx.max().normalize()
+    if first < start or last > end:
+        return (
+            f"records from {first.date()} to {last.date()} lie outside the span "
+            f"{start.date()}..{end.date()} of the file name (corrupt time stamps)"
+        )
+    if strict and last != end:
+        return (
+            f"the data end on {last.date()}, but the file name says {end.date()}: the file was "
+            "cut (truncated at a line end)"
+        )
     return ""
 
 
@@ -407,10 +483,38 @@ def _format_problem(df: pd.DataFrame) -> str:
     if idx.isna().any():
         n = int(idx.isna().sum())
         return f"{n} line(s) without a valid time stamp (truncated or corrupt file)"
-    vals = pd.to_numeric(df["soil_moisture"], errors="coerce")
+    if not (idx.is_monotonic_increasing and idx.is_unique):
+        t = idx.to_numpy()
+        k = int(np.flatnonzero(t[1:] <= t[:-1])[0]) + 1
+        return f"time stamps not increasing at {idx[k]} (duplicated or shuffled lines)"
+    raw = df["soil_moisture"]
+    vals = pd.to_numeric(raw, errors="coerce")
     if vals.isna().all() and len(df):
         return "no numeric soil-moisture value"
+    # a value that is there but no number (a damaged line such as "0.201/18") is damage, not a gap
+    text = raw.astype("string").str.strip()
+    bad = vals.isna() & raw.notna() & (text != "") & ~text.str.lower().isin(["nan", "na"])
+    if bad.any():
+        k = int(np.flatnonzero(bad.to_numpy())[0])
+        return (
+            f"{int(bad.sum())} soil-moisture value(s) are not numbers, the first {str(raw.iloc[k])!r} "
+            f"at {idx[k]} (corrupt line)"
+        )
+    if "soil_moisture_flag" in df:
+        flags = df["soil_moisture_flag"]
+        ftext = flags.astype("string").str.strip()
+        odd = flags.notna() & (ftext != "") & ~ftext.str.fullmatch(_FLAG).fillna(False)
+        if odd.any():
+            k = int(np.flatnonzero(odd.to_numpy())[0])
+            return (
+                f"{int(odd.sum())} ISMN quality flag(s) are not ISMN flags (G, M, U, Cnn, Dnn), the "
+                f"first {str(flags.iloc[k])!r} at {idx[k]} (corrupt line)"
+            )
     return ""
+
+
+#: an ISMN quality flag: G, M, U or Cnn/Dnn, comma-joined
+_FLAG = r"(?:[GMU]|[CD]\d{2})(?:,(?:[GMU]|[CD]\d{2}))*"
 
 
 _ = cv

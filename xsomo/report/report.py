@@ -39,6 +39,7 @@ from xsomo.evaluation import intercomparison
 from xsomo.evaluation.arrays import open_prediction
 from xsomo.exceptions import DataFormatError
 from xsomo.io.atomic import atomic_write_text
+from xsomo.io.world import WorldLayout, is_world, open_truth, read_manifest
 from xsomo.report import plotting
 
 if TYPE_CHECKING:
@@ -164,12 +165,9 @@ def load_inputs(
     on the page) instead of drawing empty panels.
     """
     world = pathlib.Path(world)
-    if not (world / "truth.nc").exists():
-        raise DataFormatError(
-            f"{world} is not a sample world (no truth.nc); pass the folder `xsomo sample` wrote."
-        )
-    meta = json.loads((world / "world.json").read_text()) if (world / "world.json").exists() else {}
-    truth_ds = xr.open_dataset(world / "truth.nc")
+    lay = WorldLayout(world)
+    truth_ds = open_truth(world)  # DataFormatError when world is not a sample world
+    meta = read_manifest(world) if is_world(world) else {}
     sm = open_prediction(prediction)
     t0, t1 = sm[cv.TIME].values[0], sm[cv.TIME].values[-1]
     truth = truth_ds[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).sel({cv.TIME: slice(t0, t1)})
@@ -178,7 +176,7 @@ def load_inputs(
     truth = truth.load()
     datasets: dict[str, xr.DataArray] = {"xsomo": sm}
     left_out: dict[str, str] = {}
-    if products and (world / "products").is_dir():
+    if products and lay.products.is_dir():
         for name, prod in intercomparison.open_products(world).items():
             try:
                 reg = intercomparison.regrid_product(prod, sm)
@@ -192,10 +190,10 @@ def load_inputs(
                 continue
             datasets[name] = reg
     cosmos = None
-    if (world / "cosmos").is_dir():
+    if lay.cosmos.is_dir():
         from xsomo.io import open_cosmos
 
-        cosmos = open_cosmos(world / "cosmos")
+        cosmos = open_cosmos(lay.cosmos)
     return ReportInputs(
         world=world,
         meta=meta,

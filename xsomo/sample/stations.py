@@ -8,8 +8,6 @@ numpy (no Python loop over lines), so a few million hourly lines take seconds.
 
 from __future__ import annotations
 
-import os
-import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +98,8 @@ _SYLLABLES = [
 ]
 
 
-def _station_name(rng: np.random.Generator, used: set[str]) -> str:
+def station_name(rng: np.random.Generator, used: set[str]) -> str:
+    """A made-up station name not in ``used`` (added to it)."""
     while True:
         n = int(rng.integers(2, 4))
         name = "".join(rng.choice(_SYLLABLES, n)).capitalize()
@@ -173,9 +172,10 @@ class Station:
         }
 
 
-def _record(
+def record(
     rng: np.random.Generator, time: pd.DatetimeIndex, years: tuple[float, float]
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day of a record of ``years`` (uniform range) length inside ``time``."""
     n = time.size
     length = int(min(n, max(120, rng.uniform(*years) * 365.25)))
     first = int(rng.integers(0, n - length + 1))
@@ -221,8 +221,8 @@ def place_ismn(
                 r, c = int(rows[i]), int(cols[i])
                 lat = float(np.round(grid_lat[r] + rng.uniform(-0.48, 0.48) * res, 5))
                 lon = float(np.round(grid_lon[c] + rng.uniform(-0.48, 0.48) * res, 5))
-                st = Station(net.name, _station_name(rng, used), lat, lon, r, c, reg)
-                start, end = _record(rng, time, record_years)
+                st = Station(net.name, station_name(rng, used), lat, lon, r, c, reg)
+                start, end = record(rng, time, record_years)
                 n_sens = int(
                     min(len(net.depths), rng.choice([1, 2, 3, 4], p=[0.35, 0.35, 0.2, 0.1]))
                 )
@@ -428,12 +428,6 @@ def ismn_filename(st: Station, sensor: Sensor, variable: str = "sm") -> str:
         f"{st.network}_{st.network}_{st.station}_{variable}_{sensor.depth_top:.6f}_{sensor.depth_bottom:.6f}_"
         f"{sensor.sensor}_{sensor.start:%Y%m%d}_{sensor.end:%Y%m%d}.stm"
     )
-
-
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 _HWSD = (

@@ -1,14 +1,24 @@
-"""A small netCDF4 writer that fills variables block by block, deterministically and atomically.
+"""xsomo's one netCDF writer: fills variables block by block, deterministically and atomically.
 
-The sample world writes large files in spatial bands (the ``europe`` preset never
-holds a whole field in memory), so it uses netCDF4 directly: a file is created with
+Large files are written in spatial bands (the sample world's ``europe`` preset never
+holds a whole field in memory), so this uses netCDF4 directly: a file is created with
 all dimensions, coordinates and attributes, filled slice by slice, and moved into
-place only when it is complete. No attribute holds a timestamp, so the same seed
-writes byte-identical files.
+place (:func:`xsomo.io.atomic.atomic_path`) only when it is complete. No attribute
+holds a timestamp, so the same data write byte-identical files.
+
+>>> import pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "x.nc"
+>>> with NcWriter(path, dims={"lat": 2}, coords={"lat": lat_coord(np.array([0.05, 0.15]))},
+...               variables={"v": Var(("lat",), "f4", {"units": "1"})}) as f:
+...     f.write("v", slice(None), np.array([1.0, np.nan]))
+>>> import xarray as xr
+>>> xr.open_dataset(path)["v"].values.tolist()
+[1.0, nan]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -19,6 +29,7 @@ import netCDF4
 import numpy as np
 
 from xsomo.conventions import LAT_ATTRS, LON_ATTRS, TIME_ATTRS
+from xsomo.io.atomic import atomic_path
 
 
 @dataclass
@@ -40,7 +51,8 @@ class NcWriter:
     Parameters
     ----------
     path
-        Final file path; data goes to ``<path>.tmp`` until :meth:`close`.
+        Final file path (its folder is created); data go to a hidden temporary file
+        beside it until :meth:`close` renames it onto ``path``.
     dims
         Dimension sizes.
     coords
@@ -65,10 +77,28 @@ class NcWriter:
     ) -> None:
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        if self.tmp.exists():
-            self.tmp.unlink()
-        self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        self._done = False
+        self._atomic: contextlib.AbstractContextManager[pathlib.Path] = atomic_path(self.path)
+        self.tmp = self._atomic.__enter__()
+        try:
+            self.ds = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        try:
+            self._define(dims, coords, variables, attrs, complevel)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _define(
+        self,
+        dims: Mapping[str, int],
+        coords: Mapping[str, tuple[np.ndarray, Mapping[str, Any], str]],
+        variables: Mapping[str, Var],
+        attrs: Mapping[str, Any] | None,
+        complevel: int,
+    ) -> None:
         self.ds.set_auto_maskandscale(True)
         for name, size in dims.items():
             self.ds.createDimension(name, size)
@@ -122,15 +152,26 @@ class NcWriter:
 
     def close(self) -> pathlib.Path:
         """Close the file and move it into place (atomic on one file system)."""
-        self.ds.close()
-        os.replace(self.tmp, self.path)
+        self._done = True
+        try:
+            self.ds.close()
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
+        """Close and remove the temporary file; ``path`` is left as it was (no-op after close)."""
+        if self._done:
+            return
+        self._done = True
+        err = RuntimeError(f"writing {self.path} aborted")
         try:
-            self.ds.close()
+            if self.ds.isopen():
+                self.ds.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self._atomic.__exit__(RuntimeError, err, None)
 
     def __enter__(self) -> NcWriter:
         return self
@@ -178,10 +219,12 @@ def time_coord(
 
 
 def lat_coord(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any], str]:
+    """A CF latitude coordinate ``(values, attrs, dtype)``."""
     return np.asarray(values, float), dict(LAT_ATTRS), "f8"
 
 
 def lon_coord(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any], str]:
+    """A CF longitude coordinate ``(values, attrs, dtype)``."""
     return np.asarray(values, float), dict(LON_ATTRS), "f8"
 
 

@@ -1,0 +1,383 @@
+"""Static inputs in the layouts users download: DEM tiles, categorical land cover, SoilGrids.
+
+The readers return the same variables as the sample world's ``static/`` netCDF files
+(:data:`xsomo.io.gridded.STATIC_FILES`) on the product's own fine grid, ascending
+``lat``/``lon``, so :mod:`xsomo.drivers.features` aggregates them alike:
+
+* :func:`open_dem` - ``elevation`` (m) from GeoTIFF tiles (or a VRT, or netCDF),
+  mosaicked lazily; a gap between tiles is an error naming the uncovered box.
+* :func:`open_landcover` / :func:`landcover_fractions` - ``forest_fraction`` and
+  ``shortveg_fraction`` (0-1) from the classes of ESA CCI Land Cover or Copernicus
+  CGLS-LC100 (:data:`LANDCOVER_CLASSES`, documented per class).
+* :func:`open_soilgrids` - ``sand_top``, ``clay_top`` (0-30 cm) and ``sand_sub``,
+  ``clay_sub`` (30-100 cm) as fractions, depth-weighted from SoilGrids' intervals
+  (0-5, 5-15, 15-30, 30-60, 60-100 cm) in g/kg (or percent).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from xsomo import units as xu
+from xsomo.exceptions import DataFormatError, MissingVariableError, XsomoValueError
+
+__all__ = [
+    "LANDCOVER_CLASSES",
+    "SOIL_LAYERS",
+    "landcover_fractions",
+    "open_dem",
+    "open_landcover",
+    "open_raster",
+    "open_soilgrids",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: (forest, short vegetation) fraction of each land-cover class, per product.
+#:
+#: ESA CCI Land Cover (LCCS legend, 300 m, v2.0.7 / C3S v2.1): tree classes 50-90 and the
+#: flooded tree classes 160/170 are forest; croplands 10-20, shrubland 120-122, grassland
+#: 130, lichens and mosses 140 and flooded shrub/herbaceous 180 are short vegetation; the
+#: mosaics split by their stated shares (30: cropland > 50 % -> 0.15/0.85, 40: natural
+#: vegetation > 50 % -> 0.25/0.75, 100: tree and shrub > 50 % -> 0.6/0.4, 110: herbaceous
+#: > 50 % -> 0.25/0.75); sparse vegetation 150-153 (< 15 % cover) counts 0.1 short;
+#: urban 190, bare 200-202, water 210 and snow/ice 220 are neither; 0 is no data.
+#:
+#: Copernicus Global Land Cover CGLS-LC100 (discrete classification, 100 m): closed forest
+#: 111-116 (> 70 % tree cover) is forest; open forest 121-126 (15-70 % trees, the rest
+#: shrubs or herbaceous) counts 0.45 forest and 0.55 short; shrubs 20, herbaceous 30,
+#: cultivated 40, herbaceous wetland 90 and moss/lichen 100 are short; urban 50, bare or
+#: sparse 60, snow/ice 70, water 80 and open sea 200 are neither; 0 is no data.
+# fmt: off
+LANDCOVER_CLASSES: dict[str, dict[int, tuple[float, float]]] = {
+    "esa_cci": {
+        10: (0.0, 1.0), 11: (0.0, 1.0), 12: (0.0, 1.0), 20: (0.0, 1.0),
+        30: (0.15, 0.85), 40: (0.25, 0.75),
+        50: (1.0, 0.0), 60: (1.0, 0.0), 61: (1.0, 0.0), 62: (1.0, 0.0),
+        70: (1.0, 0.0), 71: (1.0, 0.0), 72: (1.0, 0.0),
+        80: (1.0, 0.0), 81: (1.0, 0.0), 82: (1.0, 0.0), 90: (1.0, 0.0),
+        100: (0.6, 0.4), 110: (0.25, 0.75),
+        120: (0.0, 1.0), 121: (0.0, 1.0), 122: (0.0, 1.0), 130: (0.0, 1.0), 140: (0.0, 1.0),
+        150: (0.0, 0.1), 151: (0.0, 0.1), 152: (0.0, 0.1), 153: (0.0, 0.1),
+        160: (1.0, 0.0), 170: (1.0, 0.0), 180: (0.0, 1.0),
+        190: (0.0, 0.0), 200: (0.0, 0.0), 201: (0.0, 0.0), 202: (0.0, 0.0),
+        210: (0.0, 0.0), 220: (0.0, 0.0),
+    },
+    "cgls_lc100": {
+        20: (0.0, 1.0), 30: (0.0, 1.0), 40: (0.0, 1.0), 50: (0.0, 0.0), 60: (0.0, 0.0),
+        70: (0.0, 0.0), 80: (0.0, 0.0), 90: (0.0, 1.0), 100: (0.0, 1.0),
+        111: (1.0, 0.0), 112: (1.0, 0.0), 113: (1.0, 0.0), 114: (1.0, 0.0), 115: (1.0, 0.0),
+        116: (1.0, 0.0),
+        121: (0.45, 0.55), 122: (0.45, 0.55), 123: (0.45, 0.55), 124: (0.45, 0.55),
+        125: (0.45, 0.55), 126: (0.45, 0.55),
+        200: (0.0, 0.0),
+    },
+}
+# fmt: on
+#: the no-data class of both products
+_NODATA_CLASS = 0
+
+#: target soil layers of the static features (cm): name suffix -> (top, bottom)
+SOIL_LAYERS = {"top": (0.0, 30.0), "sub": (30.0, 100.0)}
+
+
+# ---------------------------------------------------------------------- rasters
+def _paths(path: PathLike | Sequence[PathLike], what: str) -> list[pathlib.Path]:
+    if isinstance(path, (str, os.PathLike)):
+        p = pathlib.Path(path).expanduser()
+        if p.is_dir():
+            files = sorted(
+                f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".vrt", ".nc")
+            )
+        elif p.exists():
+            files = [p]
+        else:
+            files = sorted(pathlib.Path(f) for f in glob.glob(str(p)))
+    else:
+        files = [pathlib.Path(f).expanduser() for f in path]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise MissingVariableError(f"{what}: file(s) not found: {missing}.")
+    if not files:
+        raise MissingVariableError(
+            f"{what}: no GeoTIFF, VRT or netCDF file found at {str(path)!r}; pass a file, a folder or a glob."
+        )
+    return files
+
+
+def open_raster(path: PathLike, *, chunks: int | dict | None = 2048) -> xr.DataArray:
+    """One single-band raster (GeoTIFF, VRT or netCDF) as ``(lat, lon)``, ascending, nodata NaN.
+
+    GeoTIFF and VRT files are read lazily with rioxarray (dask chunks of ``chunks``
+    pixels); a geographic CRS (degrees) is required.
+    """
+    f = pathlib.Path(path)
+    if f.suffix.lower() == ".nc":
+        with xr.open_dataset(f) as ds:
+            names = list(ds.data_vars)
+        if len(names) != 1:
+            raise DataFormatError(f"{f}: expected one variable, found {names}; pass a file per variable.")
+        da = xr.open_dataset(f, chunks={} if chunks else None)[names[0]]
+    else:
+        import rioxarray
+
+        try:
+            da = rioxarray.open_rasterio(f, chunks=chunks, masked=True)
+        except Exception as err:
+            raise DataFormatError(f"{f}: cannot open as a raster ({err}).") from err
+        crs = da.rio.crs
+        if crs is not None and not crs.is_geographic:
+            raise DataFormatError(
+                f"{f}: CRS {crs.to_string()} is projected; reproject to EPSG:4326 (degrees) first "
+                "(e.g. gdalwarp -t_srs EPSG:4326)."
+            )
+        if "band" in da.dims:
+            if da.sizes["band"] != 1:
+                raise DataFormatError(f"{f}: {da.sizes['band']} bands; pass a single-band raster.")
+            da = da.isel(band=0, drop=True)
+        da = da.drop_vars([c for c in ("spatial_ref", "band") if c in da.coords])
+    rename = {a: b for a, b in (("y", "lat"), ("x", "lon"), ("latitude", "lat"), ("longitude", "lon")) if a in da.dims}
+    da = da.rename(rename)
+    if da.sizes["lat"] > 1 and da["lat"].values[0] > da["lat"].values[-1]:
+        da = da.isel(lat=slice(None, None, -1))
+    da.attrs.setdefault("source_file", str(f))
+    return da
+
+
+def _tile_info(f: pathlib.Path) -> tuple[float, float, float, float, float, float]:
+    """``(west, south, east, north, dx, dy)`` of a raster file."""
+    import rasterio
+
+    with rasterio.open(f) as src:
+        b = src.bounds
+        return b.left, b.bottom, b.right, b.top, abs(src.transform.a), abs(src.transform.e)
+
+
+def _check_tiles(files: list[pathlib.Path], what: str) -> None:
+    """Tiles on one pixel grid that cover their bounding box without a gap."""
+    info = [_tile_info(f) for f in files]
+    dx = {round(i[4], 12) for i in info}
+    dy = {round(i[5], 12) for i in info}
+    if len(dx) > 1 or len(dy) > 1:
+        raise DataFormatError(f"{what}: tiles with different pixel sizes {sorted(dx)} x {sorted(dy)}; resample them to one grid.")
+    xs = sorted({round(v, 9) for i in info for v in (i[0], i[2])})
+    ys = sorted({round(v, 9) for i in info for v in (i[1], i[3])})
+    for x0, x1 in itertools.pairwise(xs):
+        for y0, y1 in itertools.pairwise(ys):
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if not any(i[0] < cx < i[2] and i[1] < cy < i[3] for i in info):
+                raise DataFormatError(
+                    f"{what}: the tiles leave a gap at lon {x0:g}..{x1:g}, lat {y0:g}..{y1:g} "
+                    f"(no tile among {len(files)} covers it); add the missing tile."
+                )
+
+
+def open_dem(
+    path: PathLike | Sequence[PathLike], *, chunks: int | None = 2048
+) -> xr.DataArray:
+    """A DEM as ``elevation (lat, lon)`` in metres, from GeoTIFF tiles, a VRT or netCDF.
+
+    Several tiles are mosaicked lazily (``xarray.combine_by_coords`` of dask-backed
+    tiles); they must share one pixel grid and leave no gap inside their bounding box.
+
+    Raises
+    ------
+    MissingVariableError
+        No file at ``path``.
+    DataFormatError
+        A gap between tiles (the uncovered box is named), different pixel sizes, a
+        projected CRS, or unreadable files.
+    UnitError
+        Elevations outside -500..9000 m (e.g. a DEM in feet or centimetres).
+    """
+    files = _paths(path, "DEM")
+    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff")]
+    if len(tifs) > 1:
+        _check_tiles(tifs, "DEM")
+    tiles = [open_raster(f, chunks=chunks).rename("elevation") for f in files]
+    if len(tiles) == 1:
+        dem = tiles[0]
+    else:
+        try:
+            dem = xr.combine_by_coords(
+                [t.to_dataset() for t in tiles], combine_attrs="drop_conflicts"
+            )["elevation"]
+        except Exception as err:
+            raise DataFormatError(f"DEM: cannot mosaic the tiles {[f.name for f in files]} ({err}).") from err
+    dem = dem.astype("float32")
+    dem.attrs = {"units": "m", "long_name": "surface elevation above sea level", "standard_name": "surface_altitude"}
+    step = max(1, int(np.ceil(np.sqrt(dem.size / 1e6))))
+    xu.check_plausible(dem.isel(lat=slice(None, None, step), lon=slice(None, None, step)), "elevation_mean", source=", ".join(f.name for f in files[:3]))
+    return dem
+
+
+# ---------------------------------------------------------------------- land cover
+def landcover_fractions(classes: xr.DataArray, kind: str) -> xr.Dataset:
+    """Forest and short-vegetation fractions (0-1) of every pixel of a class map.
+
+    Parameters
+    ----------
+    classes
+        Integer class codes of ``kind``.
+    kind
+        ``"esa_cci"`` or ``"cgls_lc100"`` (:data:`LANDCOVER_CLASSES`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``forest_fraction`` and ``shortveg_fraction`` (float32; NaN where no data).
+
+    Raises
+    ------
+    XsomoValueError
+        Unknown ``kind``, or codes that are not classes of ``kind`` (the wrong product).
+
+    Examples
+    --------
+    >>> da = xr.DataArray([[50, 130], [100, 0]], dims=("lat", "lon"))
+    >>> f = landcover_fractions(da, "esa_cci")
+    >>> f["forest_fraction"].values.tolist()
+    [[1.0, 0.0], [0.6000000238418579, nan]]
+    """
+    if kind not in LANDCOVER_CLASSES:
+        raise XsomoValueError(f"land-cover kind {kind!r}: use one of {sorted(LANDCOVER_CLASSES)}.")
+    table = LANDCOVER_CLASSES[kind]
+    codes = np.array(sorted(table), dtype=np.int64)
+    forest = np.array([table[c][0] for c in codes], np.float32)
+    short = np.array([table[c][1] for c in codes], np.float32)
+
+    def lookup(values: np.ndarray, col: np.ndarray) -> np.ndarray:
+        v = np.asarray(values)
+        finite = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
+        iv = np.where(finite, v, _NODATA_CLASS).astype(np.int64)
+        idx = np.clip(np.searchsorted(codes, iv), 0, codes.size - 1)
+        known = codes[idx] == iv
+        unknown = finite & ~known & (iv != _NODATA_CLASS)
+        if unknown.any():
+            bad = sorted({int(x) for x in np.unique(iv[unknown])[:10]})
+            raise XsomoValueError(
+                f"land-cover codes {bad} are not {kind} classes (known: {codes.min()}..{codes.max()}); "
+                "check kind= (esa_cci or cgls_lc100) or the file."
+            )
+        return np.where(known & finite, col[idx], np.float32(np.nan)).astype(np.float32)
+
+    # the wrong product shows on a sample at once (the lazy lookup checks every pixel later)
+    dims = [d for d in classes.dims if classes.sizes[d] > 1]
+    step = max(1, int(np.ceil((classes.size / 1e6) ** (1.0 / max(len(dims), 1)))))
+    lookup(np.asarray(classes.isel({d: slice(None, None, step) for d in dims}).values), forest)
+    out = {}
+    for name, col, long_name in (
+        ("forest_fraction", forest, "forest cover fraction"),
+        ("shortveg_fraction", short, "short vegetation cover fraction"),
+    ):
+        da = xr.apply_ufunc(lookup, classes, kwargs={"col": col}, dask="parallelized", output_dtypes=[np.float32])
+        da.attrs = {"units": "1", "long_name": long_name, "standard_name": "area_fraction", "landcover_kind": kind}
+        out[name] = da
+    return xr.Dataset(out)
+
+
+def open_landcover(
+    path: PathLike | Sequence[PathLike], kind: str, *, chunks: int | None = 2048
+) -> xr.Dataset:
+    """A categorical land-cover map (GeoTIFF tiles, VRT or netCDF) as fractions.
+
+    See :func:`landcover_fractions` for ``kind`` and :data:`LANDCOVER_CLASSES` for the tables.
+    """
+    files = _paths(path, "land cover")
+    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff")]
+    if len(tifs) > 1:
+        _check_tiles(tifs, "land cover")
+    tiles = [open_raster(f, chunks=chunks).rename("classes") for f in files]
+    classes = tiles[0] if len(tiles) == 1 else xr.combine_by_coords([t.to_dataset() for t in tiles])["classes"]
+    try:
+        return landcover_fractions(classes, kind)
+    except XsomoValueError as err:
+        raise XsomoValueError(f"{', '.join(f.name for f in files[:3])}: {err}") from err
+
+
+# ---------------------------------------------------------------------- SoilGrids
+_SOIL_NAME = re.compile(r"(sand|clay)[_-](\d+)-(\d+)\s*cm", re.IGNORECASE)
+
+
+def _depth_weights(intervals: list[tuple[float, float]], top: float, bottom: float) -> np.ndarray:
+    w = np.array([max(0.0, min(b, bottom) - max(t, top)) for t, b in intervals])
+    return w / (bottom - top)
+
+
+def open_soilgrids(
+    path: PathLike | Sequence[PathLike] | Mapping[str, PathLike],
+    *,
+    units: str = "g/kg",
+    chunks: int | None = 2048,
+) -> xr.Dataset:
+    """SoilGrids sand and clay by depth interval, weighted to the top and sub layers, as fractions.
+
+    Parameters
+    ----------
+    path
+        Files named like SoilGrids' (``sand_0-5cm_mean.tif``, ``clay_15-30cm_mean.tif``):
+        a folder, a glob or a list; all on one grid.
+    units
+        Units of the values: ``"g/kg"`` (SoilGrids' mapped units), ``"percent"`` or ``"1"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sand_top``, ``clay_top`` (0-30 cm) and ``sand_sub``, ``clay_sub`` (30-100 cm):
+        the thickness-weighted means of the intervals overlapping each layer, in 0-1.
+
+    Raises
+    ------
+    MissingVariableError
+        An interval needed to cover 0-100 cm is missing (the gap is named).
+    UnitError
+        Values outside 0-1 after conversion (e.g. g/kg passed as percent).
+    """
+    factor = {"g/kg": 1e-3, "g kg-1": 1e-3, "percent": 1e-2, "%": 1e-2, "1": 1.0}.get(units)
+    if factor is None:
+        raise XsomoValueError(f"soil units {units!r}: use 'g/kg', 'percent' or '1'.")
+    files = _paths(list(path.values()) if isinstance(path, Mapping) else path, "SoilGrids")
+    found: dict[str, dict[tuple[float, float], pathlib.Path]] = {"sand": {}, "clay": {}}
+    for f in files:
+        m = _SOIL_NAME.search(f.name)
+        if m:
+            found[m.group(1).lower()][(float(m.group(2)), float(m.group(3)))] = f
+    out = {}
+    for prop, by_depth in found.items():
+        intervals = sorted(by_depth)
+        for layer, (top, bottom) in SOIL_LAYERS.items():
+            covered = sum(max(0.0, min(b, bottom) - max(t, top)) for t, b in intervals)
+            if covered < bottom - top - 1e-9:
+                have = ", ".join(f"{t:g}-{b:g}" for t, b in intervals) or "none"
+                raise MissingVariableError(
+                    f"SoilGrids {prop}: the intervals ({have} cm) do not cover {top:g}-{bottom:g} cm; "
+                    f"add the missing {prop}_<top>-<bottom>cm files."
+                )
+            w = _depth_weights(intervals, top, bottom)
+            acc = None
+            for (t, b), wk in zip(intervals, w, strict=True):
+                if wk == 0:
+                    continue
+                da = open_raster(by_depth[(t, b)], chunks=chunks).astype("float32") * np.float32(wk * factor)
+                acc = da if acc is None else acc + da
+            name = f"{prop}_{layer}"
+            acc = acc.astype("float32")
+            acc.attrs = {"units": "1", "long_name": f"{prop} fraction of the {'topsoil' if layer == 'top' else 'subsoil'} ({top:g}-{bottom:g} cm)"}
+            out[name] = acc
+    ds = xr.Dataset(out)
+    for name in ds.data_vars:
+        da = ds[name]
+        step = max(1, int(np.ceil(np.sqrt(da.size / 1e6))))
+        xu.check_plausible(
+            da.isel(lat=slice(None, None, step), lon=slice(None, None, step)),
+            name, source=", ".join(f.name for f in files[:3]), label=units,
+        )
+    return ds
