@@ -47,13 +47,18 @@ def written(sm, tmp_path_factory) -> list[pathlib.Path]:
     return output.to_files(sm, out, progress=False)
 
 
+def _temporaries(folder: pathlib.Path) -> list[pathlib.Path]:
+    """Temporary files of xsomo.io.atomic (hidden) or the old ``*.tmp`` names."""
+    return [*folder.glob(".*.tmp*"), *folder.glob("*.tmp")]
+
+
 def _names(layers, years):
     return sorted(cv.output_filename(n, y) for n in layers for y in years)
 
 
 def test_one_file_per_layer_and_year_with_the_values(written, expected):
     assert [p.name for p in written] == _names((1, 2, 3), (2014, 2015, 2016))
-    assert not list(written[0].parent.glob("*.tmp"))
+    assert not _temporaries(written[0].parent)
     for path in written:
         n, year = int(path.name.split("_layer")[1][0]), int(path.stem[-4:])
         with xr.open_dataset(path) as ds:
@@ -142,19 +147,20 @@ def test_resume_after_a_kill_between_files(sm, written, tmp_path, monkeypatch):
         real(src, dst)
         done.append(pathlib.Path(dst).name)
 
-    monkeypatch.setattr(output, "_replace", replace_then_die)
+    monkeypatch.setattr(os, "replace", replace_then_die)  # the rename of xsomo.io.atomic
     with pytest.raises(KeyboardInterrupt):
         output.to_files(sm, tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.glob("*.nc")) == sorted(done)
+    assert sorted(p.name for p in tmp_path.glob("SoMo*.nc")) == sorted(done)
+    assert not _temporaries(tmp_path)
     mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.nc")}
-    monkeypatch.setattr(output, "_replace", real)
+    monkeypatch.setattr(os, "replace", real)
     files = output.to_files(sm, tmp_path, progress=False)
     assert [p.name for p in files] == [p.name for p in written]
     for name, t in mtimes.items():
         assert (
             tmp_path / name
         ).stat().st_mtime_ns == t  # finished files were skipped, not rewritten
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not _temporaries(tmp_path)
     for a, b in zip(files, written, strict=True):
         with xr.open_dataset(a) as x, xr.open_dataset(b) as y:
             xr.testing.assert_identical(x, y)
@@ -221,7 +227,8 @@ def test_accessor(sm, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_the_uninterrupted_files(model, tmp_path):
-    """A real kill (SIGKILL) of `xsomo predict` mid-run; the same command again completes the set."""
+    """A real kill (SIGKILL) of `xsomo predict` between two renames of final files (issue 20 item 4);
+    the same command again completes the set, equal to an uninterrupted run."""
     import signal
     import sys
     import time
@@ -229,28 +236,39 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_files(model, tmp_path):
     drv = synthetic_drivers(nlat=16, nlon=16, ndays=3 * 365 + 20, seed=9, start="2013-12-12")
     drv.to_netcdf(tmp_path / "drivers.nc")
     model.save(tmp_path / "model")
-    cmd = [
-        sys.executable, "-m", "xsomo.cli", "predict", "--drivers", str(tmp_path / "drivers.nc"),
-        "--model", str(tmp_path / "model"), "--chunks", "lat=4,lon=4", "--mode", "continuous", "--no-progress",
+    args = [
+        "predict", "--drivers", str(tmp_path / "drivers.nc"), "--model", str(tmp_path / "model"),
+        "--chunks", "lat=4,lon=4", "--mode", "continuous", "--no-progress",
     ]  # fmt: skip
+    cmd = [sys.executable, "-m", "xsomo.cli", *args]
     ref = subprocess.run(
         [*cmd, "--out", str(tmp_path / "ref")], capture_output=True, text=True, check=False
     )
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    # the renames follow each other within milliseconds: the child sleeps after each one (a
+    # test-only patch of os.replace) so that the kill lands between two of them
+    slow_renames = (
+        "import os, sys, time; real = os.replace\n"
+        "def replace(a, b):\n    real(a, b); time.sleep(0.5)\n"
+        "os.replace = replace\n"
+        "from xsomo.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("*.tmp")):
-        time.sleep(0.05)
-    time.sleep(0.3)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", slow_renames, *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("SoMo*.nc")) and proc.poll() is None:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not list(out.glob("*.nc")) or len(list(out.glob("*.nc"))) < 9
+    finished = len(list(out.glob("SoMo*.nc")))
+    assert 1 <= finished < 9, finished  # killed after the first final file, before the last
     again = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
-    assert not list(out.glob("*.tmp"))
+    assert f"{9 - finished} written, {finished} already there and skipped" in again.stdout
+    assert not _temporaries(out)
     names = sorted(p.name for p in (tmp_path / "ref").glob("*.nc"))
     assert names == sorted(p.name for p in out.glob("*.nc")) and len(names) == 9
     for name in names:

@@ -120,16 +120,19 @@ def _open_drivers(path: pathlib.Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo.prediction import inference
-    from xsomo.prediction import output
+    from xsomo.io.somo import find_somo_files
     from xsomo.model import TrainedModel
+    from xsomo.prediction import inference, output
 
     chunks = parse_chunks(args.chunks)
     # fail on an unwritable folder before loading or computing anything
-    output._check_writable(args.out)
+    output.check_writable(args.out)
     model = TrainedModel.load(args.model)
     drivers = _open_drivers(args.drivers)
-    before = {p.name for p in args.out.glob("SoMo.ml-EU_layer*_*.nc")}
+    try:
+        before = {f.path.name for f in find_somo_files(args.out)}
+    except FileNotFoundError:
+        before = set()
     client = None
     if args.scheduler:
         from distributed import Client

@@ -652,7 +652,7 @@ def train_lstm(
             "consistency_cells": consistency_cells if consistency > 0 else 0, "mixed_precision": mixed_precision,
         },
     )  # fmt: skip
-    dev = rollout.resolve_device(device)
+    dev = rollout.torch_device(device)
     if threads is None and dev.type == "cpu" and hidden <= 64:
         threads = 1
     old_threads = torch.get_num_threads()
