@@ -14,8 +14,8 @@ from somo_files import GRID, expected_value, write_somo_file, write_somo_files
 
 import xsomo
 from xsomo import conventions as cv
-from xsomo.io.somo import SomoBackendEntrypoint, find_somo_files
 from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoValueError
+from xsomo.io.somo import SomoBackendEntrypoint, find_somo_files
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import testing
-from xsomo.prediction import inference
-from xsomo.model import rollout
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, rollout
+from xsomo.prediction import inference
 
 
 def synthetic_drivers(**kwargs) -> xr.Dataset:

@@ -15,9 +15,9 @@ import xarray as xr
 from test_inference import make_model, synthetic_drivers
 
 from xsomo import conventions as cv
-from xsomo.prediction import inference
-from xsomo.prediction import output
 from xsomo.exceptions import GridMismatchError
+from xsomo.model import TrainedModel
+from xsomo.prediction import inference, output
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +287,79 @@ def test_lazy_drivers_from_netcdf_with_concurrent_blocks(model, drivers, expecte
         with xr.open_dataset(path) as ds:
             want = expected["sm"].sel(layer=1, time=ds["time"]).isel(lat=slice(None, None, -1))
             np.testing.assert_allclose(ds["layer1"].values, want.values, atol=2e-6)
+
+
+def test_item6_every_file_carries_the_model_identity_and_the_drivers_period(
+    model, drivers, written
+):
+    """Issue 14 item 6: the identity is a hash of weights + config, the period the days read."""
+    other = make_model(lookback=20, seed=1)  # same config, other weights
+    for path in written:
+        with xr.open_dataset(path) as ds:
+            assert ds.attrs["xsomo_model_id"] == inference.model_identity(model)
+            assert ds.attrs["xsomo_drivers_period"] == "2014-11-01/2016-01-20"
+    assert inference.model_identity(other) != inference.model_identity(model)
+    clone = TrainedModel.from_weights(model.config, model.stats, model.weights)
+    assert inference.model_identity(clone) == inference.model_identity(model)
+
+
+def test_item6_resume_never_mixes_models(model, drivers, sm, written, tmp_path, capsys):
+    """Issue 14 item 6: resume skips only files of the same model and drivers; otherwise it
+    refuses and names the fix (--overwrite)."""
+    for path in written:
+        shutil.copy(path, tmp_path / path.name)
+    other = make_model(lookback=20, seed=1)
+    sm_other = inference.predict(drivers, other, chunks={"lat": 4, "lon": 4}, mode="continuous")
+    with pytest.raises(output.ForeignOutputError, match=r"another folder|overwrite") as err:
+        output.to_files(sm_other, tmp_path, progress=False)
+    assert "xsomo_model_id" in str(err.value) and "--overwrite" in str(err.value)
+    # the same model on other drivers (a shorter period read, same output days): refused too
+    shorter = inference.predict(
+        drivers.isel(time=slice(5, None)), model, chunks={"lat": 4, "lon": 4}, mode="continuous",
+        spinup=15,
+    )  # fmt: skip
+    with pytest.raises(output.ForeignOutputError, match="xsomo_drivers_period"):
+        output.to_files(shorter, tmp_path, progress=False)
+    # a file without identity (an older run) is not trusted either
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with netCDF4.Dataset(shutil.copy(written[0], bare / written[0].name), "a") as nc:
+        nc.delncattr("xsomo_model_id")
+    with pytest.raises(output.ForeignOutputError, match="unknown"):
+        output.to_files(sm, bare, progress=False)
+    # nothing was changed; the fix works
+    for path in written:
+        with xr.open_dataset(tmp_path / path.name) as ds:
+            assert ds.attrs["xsomo_model_id"] == inference.model_identity(model)
+    files = output.to_files(sm_other, tmp_path, overwrite=True, progress=False)
+    with xr.open_dataset(files[0]) as ds:
+        assert ds.attrs["xsomo_model_id"] == inference.model_identity(other)
+    # the same model and drivers: skipped (resume)
+    before = {p: p.stat().st_mtime_ns for p in files}
+    assert output.to_files(sm_other, tmp_path, progress=False) == files
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("NetCDF: HDF error"), OSError(errno.ENOSPC, "No space left on device")],
+    ids=["netcdf-hdf-error", "enospc"],
+)
+@pytest.mark.parametrize("where", ["write", "close"])
+def test_item8_disk_full_is_an_output_write_error_naming_the_file(sm, tmp_path, monkeypatch, error, where):
+    """Issue 14 item 8: netCDF4's RuntimeError (or ENOSPC) while writing or closing a file ->
+    OutputWriteError naming the file; every temporary file removed, no final file written."""
+    count = {"n": 0}
+    real = output._write_region if where == "write" else output._close
+
+    def fail(tg, *args):
+        count["n"] += 1
+        if count["n"] > 3:
+            raise error
+        return real(tg, *args)
+
+    monkeypatch.setattr(output, "_write_region" if where == "write" else "_close", fail)
+    with pytest.raises(output.OutputWriteError, match=r"SoMo\.ml-EU_layer\d_\d{4}\.nc failed") as err:
+        output.to_files(sm, tmp_path, progress=False)
+    assert "free space" in str(err.value).lower() and "rerun" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
