@@ -24,6 +24,7 @@ chunks equal to the compute blocks mean every chunk is written once, whole, by o
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -48,7 +49,7 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError
 from xsomo.io import somo as somo_io
 from xsomo.io.atomic import atomic_path, fsync_path
 from xsomo.io.somo import ForeignOutputError, OutputWriteError
-from xsomo.prediction.inference import GAP_DAYS
+from xsomo.prediction.inference import GAP_DAYS, SPINUP_DAYS
 from xsomo.runtime import cpu_cores
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "ForeignOutputError",
     "OutputWriteError",
     "check_writable",
+    "rollout_summary",
     "to_files",
 ]
 
@@ -289,18 +291,21 @@ def to_files(
     sub = arr.sel({cv.LAYER: need_layers}).isel({cv.TIME: slice(t_lo, t_hi)})
     layer_pos = {n: i for i, n in enumerate(need_layers)}
     gaps = ds.get(GAP_DAYS)
+    spins = ds.get(SPINUP_DAYS)
     blocks = [(ys, xs) for ys in _offsets(lat_blocks) for xs in _offsets(lon_blocks)]
 
-    def lazy_block(block: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Any, Any]:
+    def lazy_block(block: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Any, ...]:
         (y0, y1), (x0, x1) = block
         window = {cv.LAT: slice(y0, y1), cv.LON: slice(x0, x1)}
         piece = sub.isel(window).data
         g = gaps.isel(window).data if gaps is not None else np.zeros(1, np.int32)
-        return piece, g
+        sp = spins.isel(window).data if spins is not None else np.zeros(1, np.int32)
+        return piece, g, sp  # computed together: the roll-out runs once
 
     t_start = _time.perf_counter()
     n_written = 0
     gap_total = 0
+    chosen: collections.Counter[int] = collections.Counter()
     nlat = lat.size
     bar = _progress(len(blocks), progress, f"xsomo: {len(targets)} files")
     try:
@@ -316,7 +321,7 @@ def to_files(
                             lat_desc=lat[::-1], lon=lon, chunks=chunks,
                             global_attrs=global_attrs, complevel=complevel,
                         )  # fmt: skip
-                for block, (values, g) in _iter_blocks(lazy_block, blocks, client, concurrency):
+                for block, (values, g, sp) in _iter_blocks(lazy_block, blocks, client, concurrency):
                     (y0, y1), (x0, x1) = block
                     r0, r1 = nlat - y1, nlat - y0  # rows in the descending file
                     values = np.asarray(values, dtype=np.float32)
@@ -325,10 +330,15 @@ def to_files(
                         with _file_errors(tg, n_written, len(blocks)):
                             _write_region(tg, part, (r0, r1), (x0, x1))
                     gap_total += int(np.asarray(g).sum())
+                    chosen.update(int(v) for v in np.unique(np.asarray(sp)) if v != 0)
                     n_written += 1
                     bar.update(1)
+                summary = rollout_summary(chosen)
                 for tg in targets:
                     with _file_errors(tg, n_written, len(blocks)):
+                        if summary:
+                            with somo_io.NC_LOCK:
+                                tg.ds.setncattr("rollout_per_block", summary)
                         _close(tg)
             except BaseException:
                 for tg in targets:
@@ -359,6 +369,23 @@ def to_files(
             f"xsomo: wrote {len(targets)} files to {directory} in {elapsed:.1f} s ({len(blocks)} blocks)"
         )
     return sorted(finals)
+
+
+def rollout_summary(chosen: collections.Counter[int]) -> str:
+    """What ran in how many blocks, e.g. ``"continuous, 365-day spin-up: 3 blocks; windowed: 1 block"``.
+
+    >>> import collections
+    >>> rollout_summary(collections.Counter({365: 3, -1: 1}))
+    'continuous, 365-day spin-up: 3 blocks; windowed: 1 block'
+    """
+
+    def n(k: int) -> str:
+        return f"{k} block" + ("s" if k != 1 else "")
+
+    parts = [f"continuous, {d}-day spin-up: {n(chosen[d])}" for d in sorted(chosen) if d > 0]
+    if chosen.get(-1):
+        parts.append(f"windowed: {n(chosen[-1])}")
+    return "; ".join(parts)
 
 
 def _selection(
