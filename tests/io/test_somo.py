@@ -14,8 +14,8 @@ from somo_files import GRID, expected_value, write_somo_file, write_somo_files
 
 import xsomo
 from xsomo import conventions as cv
-from xsomo.io.somo import SomoBackendEntrypoint, find_somo_files
 from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoValueError
+from xsomo.io.somo import SomoBackendEntrypoint, find_somo_files
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,35 @@ def test_lazy_dataset_pickles_for_distributed_workers(somo_dir: pathlib.Path) ->
     again = pickle.loads(pickle.dumps(ds))
     sel = {"layer": 2, "time": "2010-05-17"}
     np.testing.assert_array_equal(again.sm.sel(sel).values, ds.sm.sel(sel).values)
+
+
+def test_entry_point_takes_xarrays_standard_keywords(somo_dir: pathlib.Path) -> None:
+    """Issue 19 bug 3: xarray passes decode_coords & co. to the engine it picks by file name."""
+    path = somo_dir / cv.output_filename(1, 2010)
+    with xr.open_dataset(
+        path, engine="somo", decode_coords="all", mask_and_scale=True, decode_times=True,
+        concat_characters=True, decode_timedelta=False,
+    ) as ds:  # fmt: skip
+        _check_values(ds, 1, ["2010-03-05"])
+        assert ds.rio.crs.to_epsg() == 4326
+    with xr.open_dataset(path, engine="somo", decode_times=False) as raw:
+        assert np.issubdtype(raw["time"].dtype, np.number)  # passed on to the file, not ignored
+    with xr.open_dataset(somo_dir, engine="somo", drop_variables="spatial_ref") as dropped:
+        assert "spatial_ref" not in dropped.variables
+        _check_values(dropped, 3, ["2011-08-20"])
+
+
+def test_a_somo_named_file_netcdf_cannot_read_is_a_clear_error(tmp_path: pathlib.Path) -> None:
+    """Issue 19 bug 3: a text file under a SoMo name: xarray picks the somo engine by the name."""
+    from xsomo.exceptions import XsomoError
+
+    bad = tmp_path / cv.output_filename(1, 2010)
+    bad.write_text("this is not netCDF\n")
+    for call in (
+        lambda: xr.open_dataset(bad),  # engine guessed by the name
+        lambda: xr.open_dataset(bad, decode_coords="all"),
+        lambda: xsomo.open_somo(tmp_path),
+    ):
+        with pytest.raises(XsomoError, match=r"SoMo\.ml-EU_layer1_2010\.nc.*cannot be read as netCDF") as err:
+            call()
+        assert isinstance(err.value, DataFormatError)

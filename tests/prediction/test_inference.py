@@ -13,10 +13,9 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import testing
-from xsomo.prediction import inference
-from xsomo.model import rollout
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
-from xsomo.model import TrainedModel
+from xsomo.model import TrainedModel, rollout
+from xsomo.prediction import inference
 
 
 def synthetic_drivers(**kwargs) -> xr.Dataset:
@@ -116,8 +115,13 @@ def test_layers_subset_and_accessor(model, drivers):
         inference.predict(drivers, model, layers=[4])
 
 
+#: Agreement of two ways to compute the same days (measured: continuous vs windowed 6e-8,
+#: a later output start 2.4e-7 m3 m-3; a one-day shift moves them by ~5e-3, see below).
+AGREE = 1e-5
+
+
 def test_continuous_agrees_with_windowed_after_spinup():
-    """The issue's acceptance test: max |continuous - windowed| < 0.005 m3 m-3 for a model that forgets."""
+    """The issue's acceptance test: max |continuous - windowed| < 1e-5 m3 m-3 for a model that forgets."""
     model = make_model(lookback=40, ensemble=2, hidden=16, seed=1)
     drv = synthetic_drivers(nlat=4, nlon=5, ndays=160, seed=5)
     dist = rollout.convergence_distance(
@@ -134,7 +138,7 @@ def test_continuous_agrees_with_windowed_after_spinup():
     print(
         f"|continuous - windowed| median {q[0]:.2e}, p99 {q[1]:.2e}, max {q[2]:.2e} m3 m-3 over {diff.size} values"
     )
-    assert q[2] < 0.005
+    assert q[2] < AGREE
     auto = inference.predict(drv, model, mode="auto").compute()["sm"].values
     np.testing.assert_allclose(auto, cont, atol=1e-6)  # auto picked the roll-out
 
@@ -219,7 +223,7 @@ def test_period_and_spinup(model, drivers):
     full = inference.predict(drivers, model, mode="continuous").compute()
     sub = sm.compute()
     # the spin-up before day 60 starts on day 30: the roll-out sees different history, same forgotten state
-    np.testing.assert_allclose(sub["sm"].values, full["sm"].sel(time=sub["time"]).values, atol=5e-3)
+    np.testing.assert_allclose(sub["sm"].values, full["sm"].sel(time=sub["time"]).values, atol=AGREE)
     with pytest.raises(GridMismatchError, match="spin-up"):
         inference.predict(drivers, model, time=(t[10], t[50]))
     with pytest.raises(GridMismatchError, match="not covered"):
@@ -228,6 +232,22 @@ def test_period_and_spinup(model, drivers):
         inference.predict(drivers.isel(time=np.r_[0:50, 51:150]), model)
     with pytest.raises(GridMismatchError, match="spin-up"):
         inference.predict(drivers.isel(time=slice(0, 20)), model)
+
+
+def test_a_one_day_misalignment_fails_the_agreement_checks(model, drivers):
+    """Issue 20 item 3: the tolerances above catch a one-day shift of the output."""
+    t = pd.DatetimeIndex(drivers["time"].values)
+    sub = inference.predict(drivers, model, time=(t[60], t[99]), mode="continuous").compute()
+    full = inference.predict(drivers, model, mode="continuous").compute()
+    shifted = full["sm"].sel(time=slice(t[59], t[98])).values  # one day early
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(sub["sm"].values, shifted, atol=AGREE)
+    drv = synthetic_drivers(nlat=4, nlon=5, ndays=160, seed=5)
+    slow = make_model(lookback=40, ensemble=2, hidden=16, seed=1)
+    cont = inference.predict(drv, slow, mode="continuous").compute()["sm"].values
+    win = inference.predict(drv, slow, mode="windowed").compute()["sm"].values
+    shift = np.abs(cont[:, 1:] - win[:, :-1])
+    assert np.nanmax(shift) > 10 * AGREE, np.nanmax(shift)
 
 
 def test_grid_mismatch(model, drivers):
@@ -352,3 +372,68 @@ def test_tolerance_lets_auto_take_the_rollout_where_the_measured_bound_allows(re
     assert loose.attrs["convergence_tolerance"] == pytest.approx(2 * bound)
     with pytest.raises(XsomoValueError, match="tolerance"):
         inference.predict(drv, stubborn, tolerance=0.0)
+
+
+def _cycled(drv: xr.Dataset, days: int) -> xr.Dataset:
+    """The drivers with their last ``days`` days put in front of them (a one-period cycle)."""
+    t = pd.DatetimeIndex(drv["time"].values)
+    tail = drv.isel(time=slice(-days, None))
+    tail = tail.assign_coords(time=pd.date_range(end=t[0] - pd.Timedelta(days=1), periods=days))
+    dyn = [v for v in drv.data_vars if "time" in drv[v].dims]
+    return xr.concat([tail[dyn], drv[dyn]], dim="time").merge(drv.drop_vars(dyn))
+
+
+@pytest.mark.parametrize(("forget_bias", "rung"), [(1.0, 2), (1.5, 3)])
+def test_auto_ladder_takes_a_longer_spinup_before_windows(forget_bias, rung, caplog):
+    """Issue 21 item 1: a block that fails the check at the spin-up runs continuously with 2x or
+    3x the lookback (forcing cycled where the drivers hold no earlier days), not window by window.
+    Measured distances on these drivers (lookback 20): bias 1.0: 1.0e-3 after 20 d, 4.4e-5 after 40;
+    bias 1.5: 6.5e-3, 9.9e-4, 8.8e-5 after 20, 40, 60 d; the tolerance 5e-4 sits between."""
+    import logging
+
+    model = make_model(forget_bias=forget_bias, lookback=20)
+    drv = synthetic_drivers(nlat=3, nlon=3, ndays=200, seed=3, sea_cells=0)
+    t = pd.DatetimeIndex(drv["time"].values)
+    with caplog.at_level(logging.WARNING, logger="xsomo.prediction.inference"):
+        with pytest.warns(RuntimeWarning, match="2x and 3x the lookback"):
+            auto = inference.predict(drv, model, mode="auto", tolerance=5e-4, chunks=9).compute()
+    assert (auto[inference.SPINUP_DAYS].values == rung * 20).all()
+    assert f"continuous roll-out with a {rung * 20}-day spin-up" in caplog.text
+    assert auto.attrs["auto_spinup_ladder_days"] == "20, 40, 60"
+    # oracle: the same days cycled as real history, a plain continuous roll-out with that spin-up
+    need = (rung - 1) * 20
+    want = inference.predict(
+        _cycled(drv, need), model, mode="continuous", spinup=rung * 20, time=(t[20], t[-1]),
+        check_convergence=False,
+    ).compute()  # fmt: skip
+    np.testing.assert_allclose(auto["sm"].values, want["sm"].values, atol=1e-6, rtol=0)
+    win = inference.predict(drv, model, mode="windowed").compute()["sm"].values
+    assert np.nanmax(np.abs(auto["sm"].values - win)) > 1e-5  # not the windowed fallback
+
+
+def test_auto_ladder_reads_earlier_forcing_where_the_drivers_hold_it():
+    model = make_model(forget_bias=1.5, lookback=20)
+    drv = synthetic_drivers(nlat=3, nlon=3, ndays=200, seed=3, sea_cells=0)
+    t = pd.DatetimeIndex(drv["time"].values)
+    period = (t[60], t[-1])
+    auto = inference.predict(
+        drv, model, mode="auto", tolerance=5e-4, time=period, check_convergence=False
+    ).compute()
+    assert (auto[inference.SPINUP_DAYS].values == 60).all()
+    want = inference.predict(
+        drv, model, mode="continuous", spinup=60, time=period, check_convergence=False
+    ).compute()
+    np.testing.assert_allclose(auto["sm"].values, want["sm"].values, atol=1e-6, rtol=0)
+
+
+def test_auto_ladder_falls_back_to_windows_only_when_no_rung_passes(tmp_path):
+    from xsomo.prediction import output
+
+    stubborn = make_model(forget_bias=10.0, lookback=20)
+    drv = synthetic_drivers(nlat=2, nlon=3, ndays=120, seed=3, sea_cells=0)
+    with pytest.warns(RuntimeWarning, match="does not forget"):
+        auto = inference.predict(drv, stubborn, mode="auto", chunks=3)
+    assert (auto[inference.SPINUP_DAYS].values == -1).all()
+    files = output.to_files(auto, tmp_path, layers=[1], progress=False)
+    with xr.open_dataset(files[0]) as ds:
+        assert ds.attrs["rollout_per_block"] == "windowed: 2 blocks"

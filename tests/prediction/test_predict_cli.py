@@ -8,12 +8,11 @@ import xarray as xr
 from test_inference import make_model, synthetic_drivers
 
 from xsomo import cli
-
-from xsomo.prediction import inference
 from xsomo import conventions as cv
 from xsomo.commands.predict import parse_chunks
 from xsomo.exceptions import XsomoValueError
 from xsomo.model import TrainedModel
+from xsomo.prediction import inference
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +74,17 @@ def test_parse_chunks():
     assert parse_chunks(None) is None
     with pytest.raises(XsomoValueError):
         parse_chunks("time=3")
+
+
+def test_item6_predict_into_a_folder_of_another_model_refuses_with_the_fix(run_inputs, capsys):
+    root, _ = run_inputs
+    make_model(lookback=20, seed=7).save(root / "other_model")
+    common = ["--drivers", str(root / "drivers.nc"), "--out", str(root / "mixed"), "--start", "2016-01-01",
+              "--end", "2016-01-31", "--mode", "continuous", "--no-progress"]  # fmt: skip
+    assert cli.main(["predict", "--model", str(root / "model"), *common]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", "--model", str(root / "other_model"), *common]) == 1
+    err = capsys.readouterr().err
+    assert "xsomo predict: error:" in err and "--overwrite" in err and "Traceback" not in err
+    assert cli.main(["predict", "--model", str(root / "other_model"), *common, "--overwrite"]) == 0
+    assert "3 written, 0 already there" in capsys.readouterr().out

@@ -109,6 +109,7 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
+    from xsomo.io.somo import find_somo_files
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
@@ -118,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
     device = common.check_device(args.device)
     # fail on an unwritable folder before loading or computing anything
     common.output_dir(args.out, "--out")
-    output._check_writable(args.out)
+    output.check_writable(args.out)
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
-    before = {p.name for p in args.out.glob("SoMo.ml-EU_layer*_*.nc")}
+    try:
+        before = {f.path.name for f in find_somo_files(args.out)}
+    except FileNotFoundError:
+        before = set()
     client = None
     if args.scheduler:
         from distributed import Client

@@ -1,4 +1,12 @@
-"""xarray backend ``engine="somo"``: a folder or glob of SoMo.ml files as one lazy Dataset.
+"""The SoMo.ml file format: the xarray backend ``engine="somo"`` that reads a folder or glob of
+SoMo.ml files as one lazy Dataset, and the file-level parts of the writer.
+
+This module is the one place that knows the format: the file-name pattern
+(:data:`OUTPUT_NAME`, :func:`output_filename`, :data:`FILE_PATTERN`), the CF/grid-mapping
+attributes (:func:`grid_mapping_attrs`), how one layer-year file is created and encoded
+(:func:`create_layer_file`) and which identity attributes a file carries
+(:func:`file_identity`). The streaming of a prediction into the files (blocks, threads,
+atomic renames) is :func:`xsomo.prediction.output.to_files`.
 
 The published products store one netCDF file per layer and year with one variable named
 after the layer: SoMo.ml-EU (``SoMo.ml-EU_layer{N}_{YYYY}.nc``, written by
@@ -18,6 +26,7 @@ installed backend the first time anyone calls ``open_dataset``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pathlib
@@ -30,12 +39,38 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
+from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
 from xarray.core import indexing
 
 from xsomo import conventions as cv
-from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoValueError
+from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoError, XsomoValueError
 
-__all__ = ["FILE_PATTERN", "SomoBackendEntrypoint", "find_somo_files", "open_somo"]
+__all__ = [
+    "FILE_PATTERN",
+    "IDENTITY_ATTRS",
+    "NC_LOCK",
+    "OUTPUT_NAME",
+    "OUTPUT_PRODUCT",
+    "TIME_UNITS",
+    "FileIdentity",
+    "ForeignOutputError",
+    "OutputWriteError",
+    "SomoBackendEntrypoint",
+    "clean_attrs",
+    "create_layer_file",
+    "file_identity",
+    "find_somo_files",
+    "grid_mapping_attrs",
+    "open_somo",
+    "output_filename",
+    "remove_stale_temporaries",
+    "stale_temporaries",
+]
+
+#: The product prefix of the files xsomo writes.
+OUTPUT_PRODUCT = "SoMo.ml-EU"
+#: Name of one output file (layer number, year), as the published SoMo.ml-EU dataset.
+OUTPUT_NAME = OUTPUT_PRODUCT + "_layer{layer}_{year}.nc"
 
 #: File names the backend recognises: ``SoMo.ml-EU_layer1_2010.nc``, ``SoMo.ml_v1_layer1_2010.nc``
 #: (any ``SoMo.ml<product>_layer<N>_<YYYY>.nc``). The product prefix must be the same for all files.
@@ -44,6 +79,17 @@ FILE_PATTERN = re.compile(
 )
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def output_filename(layer: int, year: int) -> str:
+    """The file name of one layer and year, ``SoMo.ml-EU_layer{N}_{YYYY}.nc``.
+
+    >>> output_filename(2, 2015)
+    'SoMo.ml-EU_layer2_2015.nc'
+    >>> FILE_PATTERN.match(output_filename(2, 2015))["layer"]
+    '2'
+    """
+    return OUTPUT_NAME.format(layer=int(layer), year=int(year))
 
 
 @dataclass(frozen=True)
@@ -201,23 +247,30 @@ class _StackedArray(BackendArray):
 # ----------------------------------------------------------------------------- opening
 
 
-def _crs_attrs() -> dict[str, Any]:
-    """CF grid-mapping attributes of EPSG:4326 (for files that carry none)."""
-    import pyproj
+#: xarray's standard decoding keywords, passed on to the single files.
+DECODERS = (
+    "mask_and_scale",
+    "decode_times",
+    "concat_characters",
+    "decode_coords",
+    "use_cftime",
+    "decode_timedelta",
+)
 
-    crs = pyproj.CRS.from_user_input(cv.CRS)
-    attrs = dict(crs.to_cf())
-    attrs["spatial_ref"] = attrs["crs_wkt"]
-    return attrs
 
-
-def _open_one(f: SomoFile, engine: str | None) -> tuple[xr.Dataset, xr.Variable]:
+def _open_one(
+    f: SomoFile, engine: str | None, decoders: Mapping[str, Any] | None = None
+) -> tuple[xr.Dataset, xr.Variable]:
     name = cv.layer_var_name(f.layer)
+    opts = {"decode_coords": "all", **{k: v for k, v in (decoders or {}).items() if v is not None}}
     try:
-        ds = xr.open_dataset(f.path, engine=engine, chunks=None, decode_coords="all")
-    except (OSError, ValueError) as err:
+        # an explicit netCDF engine: with engine=None xarray would pick "somo" again by the
+        # file name for a file netCDF cannot read
+        ds = xr.open_dataset(f.path, engine=engine or "netcdf4", chunks=None, **opts)
+    except (OSError, ValueError, RuntimeError) as err:
         raise DataFormatError(
-            f"{f.path}: cannot be read as netCDF ({err}); is the file complete?"
+            f"{f.path}: has a SoMo.ml file name but cannot be read as netCDF ({err}). Is the file "
+            "complete (a download or a run that was cut off)? Remove it or fetch it again."
         ) from err
     if name not in ds.data_vars:
         ds.close()
@@ -240,13 +293,16 @@ def _open_stacked(
     layers: Iterable[int] | None,
     years: Iterable[int] | None,
     engine: str | None,
-    drop_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | str | None = None,
+    decoders: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     files = find_somo_files(path, layers=layers, years=years)
     opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]] = []
+    if isinstance(drop_variables, str):
+        drop_variables = [drop_variables]
     try:
         for f in files:
-            ds, var = _open_one(f, engine)
+            ds, var = _open_one(f, engine, decoders)
             opened.append((f, ds, var))
         first_f, first, _ = opened[0]
         lat = first[cv.LAT].values
@@ -300,7 +356,7 @@ def _open_stacked(
             crs_attrs = dict(first["spatial_ref"].attrs)
         else:
             gm = first_var.encoding.get("grid_mapping") or first_var.attrs.get("grid_mapping")
-            crs_attrs = dict(first[gm].attrs) if gm and gm in first.variables else _crs_attrs()
+            crs_attrs = dict(first[gm].attrs) if gm and gm in first.variables else grid_mapping_attrs()
 
         coords: dict[str, Any] = {
             cv.TIME: xr.Variable(cv.TIME, all_times, attrs=dict(first[cv.TIME].attrs)),
@@ -405,20 +461,40 @@ class SomoBackendEntrypoint(BackendEntrypoint):
     open_dataset_parameters = (
         "filename_or_obj",
         "drop_variables",
+        *DECODERS,
         "layers",
         "years",
         "netcdf_engine",
     )
 
-    def open_dataset(
+    def open_dataset(  # type: ignore[override]
         self,
         filename_or_obj: Any,
         *,
-        drop_variables: Iterable[str] | None = None,
+        drop_variables: Iterable[str] | str | None = None,
+        mask_and_scale: bool | None = None,
+        decode_times: bool | None = None,
+        concat_characters: bool | None = None,
+        decode_coords: bool | str | None = None,
+        use_cftime: bool | None = None,
+        decode_timedelta: bool | None = None,
         layers: Iterable[int] | None = None,
         years: Iterable[int] | None = None,
         netcdf_engine: str | None = None,
     ) -> xr.Dataset:
+        """Open the files; xarray's decoding keywords apply to every single file.
+
+        ``decode_coords`` defaults to ``"all"`` (the grid mapping becomes the coordinate
+        ``spatial_ref``); the stacked ``sm`` carries the grid mapping in either case.
+        """
+        decoders = {
+            "mask_and_scale": mask_and_scale,
+            "decode_times": decode_times,
+            "concat_characters": concat_characters,
+            "decode_coords": decode_coords,
+            "use_cftime": use_cftime,
+            "decode_timedelta": decode_timedelta,
+        }
         with _OPEN_LOCK:
             return _open_stacked(
                 filename_or_obj,
@@ -426,6 +502,7 @@ class SomoBackendEntrypoint(BackendEntrypoint):
                 years=years,
                 engine=netcdf_engine,
                 drop_variables=drop_variables,
+                decoders=decoders,
             )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -435,3 +512,202 @@ class SomoBackendEntrypoint(BackendEntrypoint):
         if FILE_PATTERN.match(name):
             return True
         return "SoMo.ml" in name and bool(_GLOB_CHARS.search(name))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class OutputWriteError(XsomoError, OSError):
+    """Writing the output files failed (unwritable folder, disk full, ...)."""
+
+
+class ForeignOutputError(XsomoValueError):
+    """An output file that exists was written by another model or from other drivers."""
+
+
+#: netCDF-C/HDF5 are not thread-safe: every netCDF4 call of the writer holds the locks
+#: xarray's readers hold, so writing the output never races a dask thread reading drivers.
+NC_LOCK = combine_locks([NETCDFC_LOCK, HDF5_LOCK])
+#: Units of the files' time axis.
+TIME_UNITS = "days since 1970-01-01 00:00:00"
+#: Global attributes that say which model and which drivers a file was computed from.
+IDENTITY_ATTRS = ("xsomo_model_id", "xsomo_drivers_period")
+
+
+def grid_mapping_attrs() -> dict[str, Any]:
+    """CF grid-mapping attributes of EPSG:4326, with ``crs_wkt`` and GDAL's ``spatial_ref``.
+
+    >>> attrs = grid_mapping_attrs()
+    >>> attrs["grid_mapping_name"], attrs["spatial_ref"] == attrs["crs_wkt"]
+    ('latitude_longitude', True)
+    """
+    import pyproj
+
+    crs = pyproj.CRS.from_user_input(cv.CRS)
+    attrs = dict(crs.to_cf())
+    wkt = crs.to_wkt()
+    attrs["crs_wkt"] = wkt
+    attrs["spatial_ref"] = wkt  # what GDAL reads
+    return attrs
+
+
+def clean_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    """The attributes netCDF can store: numbers and strings; lists become ``"a, b"``; others dropped.
+
+    >>> clean_attrs({"a": 1, "b": ["x", "y"], "c": None})
+    {'a': 1, 'b': 'x, y'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, str | int | float | np.integer | np.floating):
+            out[str(key)] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+            out[str(key)] = ", ".join(str(v) for v in value)
+    return out
+
+
+def create_layer_file(
+    path: str | os.PathLike[str],
+    *,
+    layer: int,
+    year: int,
+    times: Any,
+    lat_desc: np.ndarray,
+    lon: np.ndarray,
+    chunks: tuple[int, int, int],
+    global_attrs: Mapping[str, Any],
+    complevel: int = 4,
+) -> tuple[Any, Any]:
+    """Create one SoMo.ml-EU file, every value missing: ``(netCDF4.Dataset, variable)``, open for writing.
+
+    The variable ``layer{N}`` ``(time, lat, lon)`` is float32 in m3 m-3 (NaN fill),
+    zlib-compressed with shuffle, chunked as ``chunks`` (days, lat cells, lon cells),
+    with the grid mapping ``spatial_ref`` (EPSG:4326) that GDAL, QGIS and rioxarray read;
+    ``lat_desc`` is descending as in the published files. The caller writes regions into
+    the variable and closes the dataset, holding :data:`NC_LOCK` for every netCDF4 call.
+    """
+    import netCDF4
+
+    times = np.asarray(times, dtype="datetime64[ns]")
+    lay = cv.layer_by_number(layer)
+    with NC_LOCK:
+        ds = netCDF4.Dataset(path, "w", format="NETCDF4")
+        try:
+            ds.set_fill_off()
+            ds.createDimension(cv.TIME, times.size)
+            ds.createDimension(cv.LAT, lat_desc.size)
+            ds.createDimension(cv.LON, lon.size)
+            t = ds.createVariable(cv.TIME, "i4", (cv.TIME,))
+            t.setncatts({**cv.TIME_ATTRS, "units": TIME_UNITS, "calendar": "proleptic_gregorian"})
+            epoch = np.datetime64("1970-01-01", "D")
+            t[:] = (times.astype("datetime64[D]") - epoch).astype(np.int32)
+            y = ds.createVariable(cv.LAT, "f8", (cv.LAT,))
+            y.setncatts(cv.LAT_ATTRS)
+            y[:] = lat_desc
+            x = ds.createVariable(cv.LON, "f8", (cv.LON,))
+            x.setncatts(cv.LON_ATTRS)
+            x[:] = lon
+            gm = ds.createVariable("spatial_ref", "i4", ())
+            gm.setncatts(grid_mapping_attrs())
+            gm.assignValue(0)
+            var = ds.createVariable(
+                cv.layer_var_name(layer),
+                "f4",
+                (cv.TIME, cv.LAT, cv.LON),
+                zlib=complevel > 0,
+                complevel=max(1, complevel),
+                shuffle=True,
+                chunksizes=(min(chunks[0], times.size), chunks[1], chunks[2]),
+                fill_value=np.float32(np.nan),
+            )
+            var.setncatts(
+                {
+                    "standard_name": cv.SM_ATTRS["standard_name"],
+                    "long_name": f"volumetric soil moisture {lay.top * 100:g}-{lay.bottom * 100:g} cm "
+                    "(ensemble mean)",
+                    "units": cv.SM_ATTRS["units"],
+                    "grid_mapping": "spatial_ref",
+                    "valid_min": np.float32(0.0),
+                    "valid_max": np.float32(1.0),
+                    "depth_top": np.float32(lay.top),
+                    "depth_bottom": np.float32(lay.bottom),
+                    "depth_units": "m",
+                }
+            )
+            # blocks write every chunk once and whole: a small cache per file is enough
+            var.set_var_chunk_cache(size=4 * 1024 * 1024, nelems=521, preemption=1.0)
+            ds.setncatts(
+                {
+                    **global_attrs,
+                    "Conventions": "CF-1.8",
+                    "layer": lay.name,
+                    "layer_depth": f"{lay.top:g}-{lay.bottom:g} m",
+                    "year": np.int32(year),
+                    "geospatial_lat_min": float(lat_desc.min()),
+                    "geospatial_lat_max": float(lat_desc.max()),
+                    "geospatial_lon_min": float(lon.min()),
+                    "geospatial_lon_max": float(lon.max()),
+                }
+            )
+        except BaseException:
+            ds.close()
+            raise
+    return ds, var
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What an existing output file holds: the shape of its layer variable, its first and
+    last day, and its identity attributes (:data:`IDENTITY_ATTRS`, ``None`` where absent)."""
+
+    shape: tuple[int, ...]
+    first_day: np.datetime64 | None
+    last_day: np.datetime64 | None
+    attrs: dict[str, str | None]
+
+
+def file_identity(path: str | os.PathLike[str], layer: int) -> FileIdentity:
+    """Read the shape, period and identity attributes of an existing SoMo.ml-EU file.
+
+    Raises
+    ------
+    OutputWriteError
+        The file is not a readable SoMo.ml-EU file of ``layer``.
+    """
+    import netCDF4
+
+    try:
+        with NC_LOCK, netCDF4.Dataset(path) as ds:
+            var = ds.variables[cv.layer_var_name(layer)]
+            shape = tuple(int(n) for n in var.shape)
+            attrs = {k: (str(ds.getncattr(k)) if k in ds.ncattrs() else None) for k in IDENTITY_ATTRS}
+            t = ds.variables[cv.TIME]
+            days = np.asarray(t[:], dtype=np.int64)
+            epoch = np.datetime64("1970-01-01", "D")
+            first = epoch + days[0] if days.size else None
+            last = epoch + days[-1] if days.size else None
+    except (OSError, KeyError, RuntimeError) as err:
+        raise OutputWriteError(
+            f"{path} exists but is not a readable SoMo.ml-EU file of layer {layer} ({err}). "
+            "Remove it or pass overwrite=True (--overwrite)."
+        ) from err
+    return FileIdentity(shape, first, last, attrs)
+
+
+def stale_temporaries(directory: str | os.PathLike[str], name: str) -> list[pathlib.Path]:
+    """Temporary files a killed writer may have left for the final file ``name``:
+    :mod:`xsomo.io.atomic`'s ``.{stem}.*.tmp.nc`` and the older ``{name}.tmp``."""
+    directory = pathlib.Path(directory)
+    stem = pathlib.Path(name).stem
+    found = list(directory.glob(f".{glob.escape(stem)}.*.tmp.nc"))
+    old = directory / f"{name}.tmp"
+    if old.exists():
+        found.append(old)
+    return found
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str], name: str) -> None:
+    """Remove :func:`stale_temporaries` (a stale temporary file is never trusted)."""
+    for p in stale_temporaries(directory, name):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()

@@ -17,10 +17,14 @@ Modes
     zero initial state, sequence-to-one, as Kratzert et al. (2019) and SoMo.ml v1 did.
     Windows are gathered in batches and run on the fused kernel (no loop per day).
 ``auto``
-    Runs :func:`convergence_distance` on the block; if every member of every layer
-    forgets its initial state within ``spinup`` days (outputs from very different
-    initial states closer than ``tolerance`` m3 m-3), runs ``continuous``, otherwise
-    ``windowed``, and says which (``return_info=True`` and a log line).
+    A ladder (:func:`choose_rollout`): runs :func:`convergence_distance` on the block;
+    if every member of every layer forgets its initial state within ``spinup`` days
+    (outputs from very different initial states closer than ``tolerance`` m3 m-3), runs
+    ``continuous``. Otherwise it tries the continuous roll-out with a longer spin-up,
+    2x and then 3x the lookback (:data:`LADDER`), on forcing before the block (the
+    ``history`` argument) or, where there is too little, on the block's first 365 days
+    cycled (:func:`spinup_forcing`); only when no rung passes it runs ``windowed``. It
+    says which (``return_info=True`` and a log line).
 
 Validity: a day gets a value when ``spinup`` days of forcing end on it (indices
 ``< spinup - 1`` are NaN; in ``windowed`` mode ``spinup`` is the lookback). Days whose
@@ -54,19 +58,25 @@ import numpy as np
 import torch
 
 from xsomo.exceptions import XsomoValueError
+from xsomo.runtime import resolve_device as _resolve_device
 
 if TYPE_CHECKING:
     from xsomo.model.ealstm import EALSTM
     from xsomo.model.trained import TrainedModel
 
 __all__ = [
+    "CYCLE_DAYS",
     "DEFAULT_TOLERANCE",
     "DTYPES",
+    "LADDER",
     "RolloutInfo",
     "check_dtype",
+    "choose_rollout",
     "convergence_distance",
+    "ladder_spinups",
     "predict_block",
-    "resolve_device",
+    "spinup_forcing",
+    "torch_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +86,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = 1e-3
 #: Days beyond the spin-up over which the convergence distance is taken (max).
 CHECK_EXTRA_DAYS = 30
+#: Longer spin-ups ``auto`` tries, in lookbacks, before it falls back to windows.
+LADDER = (2, 3)
+#: Days cycled as spin-up forcing where the drivers hold too little history (a year keeps
+#: the seasonal phase: the cycled days end the day before the block's first day of a year).
+CYCLE_DAYS = 365
 
 Mode = Literal["continuous", "windowed", "auto"]
 Dtype = Literal["float32", "float64"]
@@ -112,13 +127,15 @@ class RolloutInfo:
     nan_forcing_days: int = 0
     dtype: str = "float32"
     notes: list[str] = field(default_factory=list)
+    #: The spin-up (days) of the continuous roll-out that ran; ``None`` when windowed.
+    rollout_spinup: int | None = None
+    #: Per rung of ``auto``'s ladder: spin-up days -> largest distance (m3 m-3).
+    ladder: dict[int, float] = field(default_factory=dict)
 
 
-def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def torch_device(device: str | torch.device | None) -> torch.device:
+    """A :class:`torch.device` (``"auto"`` resolved by :func:`xsomo.runtime.resolve_device`)."""
+    return torch.device(_resolve_device(device))
 
 
 def check_dtype(dtype: object) -> Dtype:
@@ -430,7 +447,7 @@ def convergence_distance(
     xd = np.where(np.isnan(xd), 0.0, xd).astype(dtype)  # the check is about the state, not gaps
     bad = np.isnan(xs).any(axis=1)
     xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     runs = [
         _cascade(
             model,
@@ -451,6 +468,100 @@ def convergence_distance(
     return dist
 
 
+def ladder_spinups(spinup: int, lookback: int) -> list[int]:
+    """The spin-ups ``auto`` tries in turn: ``spinup``, then :data:`LADDER` lookbacks longer than it.
+
+    >>> ladder_spinups(365, 365)
+    [365, 730, 1095]
+    >>> ladder_spinups(800, 365)
+    [800, 1095]
+    """
+    rungs = [int(spinup)]
+    rungs += [k * int(lookback) for k in LADDER if k * int(lookback) > rungs[0]]
+    return rungs
+
+
+def spinup_forcing(
+    dynamic: np.ndarray, history: np.ndarray | None, steps: int, spinup: int
+) -> np.ndarray:
+    """Forcing for a spin-up of ``steps`` days before the same first output day as ``spinup``.
+
+    ``dynamic`` ``(cells, time, n)`` holds ``spinup`` days before its first output day;
+    ``history`` ``(cells, h, n)`` the days before ``dynamic`` (may be empty or ``None``). The
+    ``steps - spinup`` days more come from the end of ``history``; where it holds fewer,
+    the first :data:`CYCLE_DAYS` days of ``history`` + ``dynamic`` are cycled before them
+    (ending the day before, so a whole year keeps the season's phase).
+
+    >>> d = np.arange(6.0).reshape(1, 6, 1)
+    >>> spinup_forcing(d, np.full((1, 2, 1), -1.0), 5, 2)[0, :, 0].tolist()  # 1 day cycled
+    [5.0, -1.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    extra = int(steps) - int(spinup)
+    if extra <= 0:
+        return dynamic
+    if history is None:
+        history = dynamic[:, :0]
+    base = np.concatenate([history, dynamic], axis=1) if history.shape[1] else dynamic
+    take = min(extra, history.shape[1])
+    need = extra - take
+    start = history.shape[1] - take
+    parts = []
+    if need > 0:
+        cycle = base[:, : min(CYCLE_DAYS, base.shape[1])]
+        reps = -(-need // cycle.shape[1])
+        parts.append(np.concatenate([cycle] * reps, axis=1)[:, cycle.shape[1] * reps - need :])
+    parts.append(base[:, start:])
+    return np.concatenate(parts, axis=1)
+
+
+def choose_rollout(
+    model: TrainedModel,
+    dynamic: np.ndarray,
+    static: np.ndarray,
+    *,
+    spinup: int,
+    history: np.ndarray | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    dtype: Dtype = "float32",
+) -> tuple[int | None, dict[int, np.ndarray]]:
+    """``auto``'s ladder on RAW inputs: the shortest spin-up of :func:`ladder_spinups` whose
+    :func:`convergence_distance` is below ``tolerance``, or ``None`` (windows) if none is.
+
+    ``dynamic`` holds ``spinup`` days before the first output day and ``history`` the days
+    before it (see :func:`spinup_forcing`). Returns the spin-up and, per rung tried, the
+    largest distance (m3 m-3) per layer over members and cells.
+    """
+    tried: dict[int, np.ndarray] = {}
+    for steps in ladder_spinups(spinup, model.config.lookback):
+        forcing = spinup_forcing(dynamic, history, steps, spinup)
+        if forcing.shape[1] < steps:
+            break
+        dist = convergence_distance(
+            model, forcing, static, steps=steps, device=device, batch_size=batch_size, dtype=dtype
+        )
+        flat = dist.reshape(dist.shape[0], -1)
+        tried[steps] = np.array(
+            [float(np.nanmax(d)) if np.isfinite(d).any() else 0.0 for d in flat]
+        )
+        if tried[steps].max() < tolerance:
+            return steps, tried
+    return None, tried
+
+
+def describe_choice(
+    steps: int | None, tried: dict[int, np.ndarray], tolerance: float, cells: int
+) -> str:
+    """One line saying which roll-out ``auto`` chose for a block and why."""
+    rungs = ", ".join(f"{d.max():.3g} after {k} d" for k, d in tried.items()) or "no check possible"
+    what = f"continuous roll-out with a {steps}-day spin-up" if steps else "windowed prediction"
+    return (
+        f"convergence check on {cells} cells: max distance {rungs} (tolerance {tolerance:g} m3 m-3) "
+        f"-> {what} for this block"
+    )
+
+
 @overload
 def predict_block(
     model: TrainedModel,
@@ -464,6 +575,7 @@ def predict_block(
     time_chunk: int = ...,
     tolerance: float = ...,
     dtype: Dtype = ...,
+    history: np.ndarray | None = ...,
     return_info: Literal[False] = ...,
 ) -> np.ndarray: ...
 
@@ -481,6 +593,7 @@ def predict_block(
     time_chunk: int = ...,
     tolerance: float = ...,
     dtype: Dtype = ...,
+    history: np.ndarray | None = ...,
     return_info: Literal[True],
 ) -> tuple[np.ndarray, RolloutInfo]: ...
 
@@ -497,6 +610,7 @@ def predict_block(
     time_chunk: int = 2048,
     tolerance: float = DEFAULT_TOLERANCE,
     dtype: Dtype = "float32",
+    history: np.ndarray | None = None,
     return_info: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
     """Soil moisture of every layer and member for one block of cells.
@@ -527,6 +641,10 @@ def predict_block(
         ``"float32"`` (default) or ``"float64"``: precision of the networks (a float64
         copy of each; the model is not changed) and of the normalised inputs, which are
         z-scored in float64 either way. The convergence check of ``auto`` runs in it too.
+    history
+        RAW dynamic inputs ``(cells, h, n_dynamic)`` of the days before ``dynamic``, which
+        ``auto``'s ladder uses for spin-ups longer than ``spinup`` (cycled days where
+        there are too few; see :func:`spinup_forcing`). Not part of the output.
     return_info
         Also return a :class:`RolloutInfo`.
 
@@ -544,7 +662,7 @@ def predict_block(
     if spinup < 1:
         raise XsomoValueError(f"spinup must be >= 1 day, got {spinup}")
     xd, xs = _check_inputs(model, dynamic, static, dtype)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     n_cells, n_time, _ = xd.shape
     bad_cell = np.isnan(xs).any(axis=1)
     xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
@@ -565,34 +683,47 @@ def predict_block(
                 f"block has {n_time} days, fewer than the spin-up {spinup}: no check possible"
             )
         else:
-            dist = convergence_distance(
-                model,
-                np.asarray(dynamic),
-                np.asarray(static),
-                steps=spinup,
-                device=dev,
-                batch_size=batch_size,
-                dtype=dtype,
-            )
-            per_layer = {
-                lay: float(np.nanmax(dist[k])) if np.isfinite(dist[k]).any() else 0.0
-                for k, lay in enumerate(cfg.layers)
-            }
-            info.distance = per_layer
-            worst = max(per_layer.values())
-            run = "continuous" if worst < tolerance else "windowed"
-            msg = (
-                f"convergence check over {spinup} days: max distance {worst:.3g} m3 m-3 "
-                f"(tolerance {tolerance:g}) -> {run} roll-out for this block of {n_cells} cells"
-            )
+            steps, tried = choose_rollout(
+                model, np.asarray(dynamic), np.asarray(static), spinup=spinup, history=history,
+                tolerance=tolerance, device=dev, batch_size=batch_size, dtype=dtype,
+            )  # fmt: skip
+            info.ladder = {k: float(d.max()) for k, d in tried.items()}
+            first = tried.get(spinup)
+            if first is not None:
+                info.distance = {lay: float(d) for lay, d in zip(cfg.layers, first, strict=True)}
+            run = "windowed" if steps is None else "continuous"
+            msg = describe_choice(steps, tried, tolerance, n_cells)
             info.notes.append(msg)
-            (logger.info if run == "continuous" else logger.warning)(msg)
+            (logger.info if steps == spinup else logger.warning)(msg)
+            if steps is not None and steps > spinup:
+                return _finish(
+                    predict_block(
+                        model, spinup_forcing(np.asarray(dynamic), history, steps, spinup), static,
+                        mode="continuous", spinup=steps, device=device, batch_size=batch_size,
+                        time_chunk=time_chunk, tolerance=tolerance, dtype=dtype, return_info=True,
+                    ),
+                    steps - spinup, spinup, info, return_info,
+                )  # fmt: skip
     info.mode = run
     if run == "windowed":
         info.spinup = spinup = cfg.lookback
+    else:
+        info.rollout_spinup = spinup
     out = _cascade(
         model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype
     )
     out[..., : spinup - 1] = np.nan
     out[:, :, bad_cell] = np.nan
+    return (out, info) if return_info else out
+
+
+def _finish(
+    result: tuple[np.ndarray, RolloutInfo], skip: int, spinup: int, info: RolloutInfo, return_info: bool
+) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
+    """The roll-out over a longer spin-up, cut back to the block's days (``skip`` days earlier)."""
+    out, inner = result
+    out = out[..., skip:]
+    info.mode = "continuous"
+    info.spinup = spinup
+    info.rollout_spinup = inner.spinup
     return (out, info) if return_info else out

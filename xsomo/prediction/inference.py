@@ -21,11 +21,14 @@ trained with in-situ measurements. Sci. Data 8, 170, doi:10.1038/s41597-021-0096
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import dask
@@ -37,11 +40,12 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.runtime import cpu_cores, resolve_device
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
 
-__all__ = ["default_chunks", "predict", "resolve_device"]
+__all__ = ["GAP_DAYS", "SPINUP_DAYS", "default_chunks", "model_identity", "predict"]
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +65,14 @@ SMALL_HIDDEN = 64
 #: Land cells sampled by the up-front convergence check.
 CHECK_SAMPLE = 32
 
-#: Attribute naming the variable that counts forcing gaps.
+#: The variable that counts, per cell, the output days masked for lack of forcing.
 GAP_DAYS = "missing_forcing_days"
+#: The variable that says, per cell, which roll-out its block ran: the continuous
+#: roll-out's spin-up in days, -1 for window-by-window prediction, 0 for a block without land.
+SPINUP_DAYS = "rollout_spinup_days"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def resolve_device(device: str | None = "auto") -> str:
-    """``"cuda"`` when ``device`` is ``"auto"`` and a GPU is present, else ``"cpu"`` (or ``device``)."""
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
 
 
 def _cfg(model: Any, name: str, default: Any = None) -> Any:
@@ -85,12 +83,6 @@ def _cfg(model: Any, name: str, default: Any = None) -> Any:
 def _model_layers(model: Any) -> list[int]:
     layers = _cfg(model, "layers", cv.LAYER_NUMBERS)
     return [int(n) for n in layers]
-
-
-def _cores() -> int:
-    return (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
 
 
 def default_chunks(
@@ -108,7 +100,7 @@ def default_chunks(
     side = math.sqrt(budget / max(ndays, 1))
     side = int(2 ** math.floor(math.log2(max(side, 1.0))))
     side = min(max(side, 8), 128)
-    want = 1 if gpu else (_cores() if min_blocks is None else min_blocks)
+    want = 1 if gpu else (cpu_cores() if min_blocks is None else min_blocks)
     while side > 8 and math.ceil(nlat / side) * math.ceil(nlon / side) < want:
         side //= 2
     return {cv.LAT: min(side, nlat), cv.LON: min(side, nlon)}
@@ -310,8 +302,9 @@ def _checked_spinup(
             log.info("convergence check: distance %.2g m3 m-3 after %d days", worst, steps)
             return steps
     fallback = (
-        "mode='auto' runs window-by-window prediction (exact but ~300x slower) in every block that fails "
-        "the check"
+        "mode='auto' tries, per block, the continuous roll-out with a spin-up of 2x and 3x the lookback "
+        "(on earlier forcing, or the first year of forcing cycled where the drivers hold none) and runs "
+        "window-by-window prediction (exact but ~300x slower) only in blocks where none passes"
         if mode == "auto"
         else "the continuous roll-out may differ from window-by-window prediction by about that much; "
         "use mode='auto' or 'windowed'"
@@ -355,20 +348,46 @@ def _in_distributed_worker() -> bool:
     return True
 
 
-#: Torch threads per block in this process, set by writers that schedule blocks themselves.
-_LOCAL_THREADS: int | None = None
-
-
 def _set_threads(threads: int | None) -> None:
-    if _in_distributed_worker():
+    """Run this block on ``threads`` torch threads (left to the worker under dask.distributed)."""
+    if not threads or _in_distributed_worker():
         return  # the worker's nanny sets OMP/torch threads (dask config); leave it
-    given = [t for t in (_LOCAL_THREADS, threads) if t]
-    n = min(given) if given else None
-    if n:
-        import torch
+    import torch
 
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(int(n))
+    if torch.get_num_threads() != int(threads):
+        torch.set_num_threads(int(threads))
+
+
+def model_identity(model: Any) -> str:
+    """A short hash of a model's weights, configuration and normalisation statistics.
+
+    Two models give the same identity exactly when their networks compute the same
+    numbers; written into every output file (``xsomo_model_id``) so that a resumed or
+    extended run never mixes the files of two models. A model's own ``identity`` string
+    attribute is used when it has one.
+    """
+    own = getattr(model, "identity", None)
+    if isinstance(own, str) and own:
+        return own
+    h = hashlib.sha256()
+
+    def plain(obj: Any) -> Any:
+        return np.asarray(obj).tolist() if not isinstance(obj, str | int | float) else obj
+
+    for part in ("config", "stats"):
+        obj = getattr(model, part, None)
+        if obj is not None and hasattr(obj, "to_dict"):
+            h.update(json.dumps(obj.to_dict(), sort_keys=True, default=plain).encode())
+    weights = getattr(model, "weights", None)
+    if isinstance(weights, Mapping) and weights:
+        for key in sorted(weights, key=str):
+            for name in sorted(weights[key]):
+                tensor = weights[key][name]
+                h.update(f"{key}.{name}".encode())
+                h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+    else:
+        h.update(f"{type(model).__module__}.{type(model).__qualname__}:{id(model)}".encode())
+    return "sha256:" + h.hexdigest()[:32]
 
 
 # ----------------------------------------------------------------------------- block kernels
@@ -397,38 +416,54 @@ def _run_block(
     tolerance: float,
     check_cells: int | None = None,
     dtype: Dtype = "float32",
-) -> np.ndarray:
-    """One block: ``dyn (V, T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
-    ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std.
+    history: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One block: ``dyn (V, H + T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
+    ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std, and the
+    ``(ny, nx)`` int32 map of the roll-out that ran (:data:`SPINUP_DAYS`).
 
-    The raw inputs keep their own floating precision here (float64 in ``dtype="float64"``);
-    the roll-out z-scores them in float64 and runs in ``dtype``; mean and std are taken
-    in ``dtype`` and stored as float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3)."""
+    The first ``history`` days of ``dyn`` precede the roll-out's start; only ``auto``'s
+    ladder reads them, for spin-ups longer than ``spinup``. The raw inputs keep their own
+    floating precision here (float64 in ``dtype="float64"``); the roll-out z-scores them
+    in float64 and runs in ``dtype``; mean and std are taken in ``dtype`` and stored as
+    float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3)."""
+    from xsomo.model import rollout
+
     _n_dyn, ntime, ny, nx = dyn.shape
-    n_out = ntime - first
+    n_out = ntime - history - first
     out = np.full((2, len(layer_index), n_out, ny, nx), np.nan, dtype=np.float32)
+    chosen = np.zeros((ny, nx), np.int32)
     iy, ix = _land_cells(mask, stat)
     if iy.size == 0:
-        return out
+        return out, chosen
     _set_threads(threads)
     device = resolve_device(device)
-    x = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
+    x_all = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
+    hist, x = x_all[:, :history], x_all[:, history:]
     s = np.ascontiguousarray(stat[:, iy, ix].T)
     # NaN forcing goes through: the roll-out carries its state over such a day (inputs at
     # their training mean); every output day whose window reads one is masked below
     missing = ~np.isfinite(x).all(axis=2)  # (cells, time)
-    if mode == "auto" and check_cells and iy.size > check_cells:
-        mode = _block_mode(
-            model, x, s, spinup=max(1, spinup), device=device, n=check_cells, dtype=dtype,
+    spinup = max(1, spinup)
+    steps: int | None = spinup
+    if mode == "auto":
+        steps = _block_rollout(
+            model, x, s, hist, spinup=spinup, device=device, n=check_cells, dtype=dtype,
             tolerance=tolerance,
-        )
+        )  # fmt: skip
+    if mode == "windowed" or steps is None:
+        run, forcing, skip, chosen[iy, ix] = "windowed", x, 0, -1
+    else:
+        forcing = rollout.spinup_forcing(x, hist, steps, spinup)
+        run, skip, chosen[iy, ix] = "continuous", steps - spinup, steps
+    del x_all
     pred = np.asarray(
         predictor(
             model,
-            x,
+            forcing,
             s,
-            mode=mode,
-            spinup=max(1, spinup),
+            mode=run,
+            spinup=spinup + skip,
             device=device,
             # the GPU takes the whole block at once (rollout's default batch); the CPU goes in
             # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
@@ -438,8 +473,8 @@ def _run_block(
             tolerance=tolerance,
         )
     )  # (layers, members, cells, time)
-    del x
-    pred = pred[list(layer_index)][..., first:]
+    del forcing
+    pred = pred[list(layer_index)][..., skip + first :]
     mean = pred.mean(axis=1)
     std = pred.std(axis=1)
     del pred
@@ -449,43 +484,44 @@ def _run_block(
         std[:, bad] = np.nan
     out[0][:, :, iy, ix] = np.moveaxis(mean, 1, 2)
     out[1][:, :, iy, ix] = np.moveaxis(std, 1, 2)
-    return out
+    return out, chosen
 
 
-def _block_mode(
+def _block_rollout(
     model: Any,
     x: np.ndarray,
     s: np.ndarray,
+    hist: np.ndarray,
     *,
     spinup: int,
     device: str,
-    n: int,
+    n: int | None,
     tolerance: float,
     dtype: Dtype = "float32",
-) -> str:
-    """``auto``'s decision for a block from the convergence check on ``n`` of its cells.
+) -> int | None:
+    """``auto``'s decision for a block: the spin-up of the continuous roll-out, or ``None``
+    for windows (:func:`xsomo.model.rollout.choose_rollout`, the ladder), from the
+    convergence check on ``n`` of its cells (all when ``None``).
 
-    The same check as :func:`xsomo.model.rollout.predict_block` (three initial states, the block's
-    own forcing, ``spinup`` days), on an even sample of the block's cells instead of all
-    of them: the check costs ``3 * (spinup + 30)`` cell-days per checked cell, i.e. 40 %
-    of a 8-year roll-out if every cell were checked.
+    The check costs ``3 * (spinup + 30)`` cell-days per checked cell and rung, i.e. 40 %
+    of an 8-year roll-out if every cell were checked at the first rung; a sample of the
+    block's cells, evenly spread, keeps it small.
     """
     from xsomo.model import rollout
 
     if x.shape[1] < spinup:
-        return "windowed"
-    pick = np.linspace(0, x.shape[0] - 1, n).round().astype(int)
-    dist = rollout.convergence_distance(
-        model, x[pick], s[pick], steps=spinup, device=device, dtype=dtype
-    )
-    worst = float(np.nanmax(dist)) if np.isfinite(dist).any() else 0.0
-    mode = "continuous" if worst < tolerance else "windowed"
-    msg = (
-        f"convergence check over {spinup} days on {n} of {x.shape[0]} cells: max distance {worst:.3g} "
-        f"m3 m-3 (tolerance {tolerance:g}) -> {mode} for this block"
-    )
-    (log.info if mode == "continuous" else log.warning)(msg)
-    return mode
+        log.warning("block has %d days, fewer than the spin-up %d: windowed", x.shape[1], spinup)
+        return None
+    pick = np.arange(x.shape[0])
+    if n and x.shape[0] > n:
+        pick = np.linspace(0, x.shape[0] - 1, n).round().astype(int)
+    steps, tried = rollout.choose_rollout(
+        model, x[pick], s[pick], spinup=spinup, history=hist[pick], tolerance=tolerance,
+        device=device, dtype=dtype,
+    )  # fmt: skip
+    msg = rollout.describe_choice(steps, tried, tolerance, pick.size) + f" of {x.shape[0]} cells"
+    (log.info if steps == spinup else log.warning)(msg)
+    return steps
 
 
 def _gap_days(
@@ -523,6 +559,7 @@ def predict(
     check_cells: int | None = 64,
     dtype: Dtype = "float32",
     tolerance: float | None = None,
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Lazy soil-moisture prediction for every land cell of ``drivers``.
 
@@ -539,8 +576,11 @@ def predict(
         from layer 1, so upper layers are computed even when not returned.
     mode
         ``"continuous"`` (one stateful roll-out per block), ``"windowed"`` (each day
-        from its own lookback window) or ``"auto"`` (continuous where the model provably
-        forgets its initial state within the spin-up, windowed otherwise; per block).
+        from its own lookback window) or ``"auto"`` (per block: continuous where the model
+        provably forgets its initial state within the spin-up; else continuous with a
+        spin-up of 2x, then 3x the lookback where that passes the check, on forcing before
+        the spin-up or the first 365 days of the drivers cycled where they hold none;
+        windowed only where no rung passes; :func:`xsomo.model.rollout.choose_rollout`).
     chunks
         Block size: cells per block (int, a square block) or ``{"lat": ny, "lon": nx}``;
         default: a power-of-two side bounding a block to ~8 M cell-days.
@@ -580,13 +620,20 @@ def predict(
         :data:`xsomo.model.rollout.DEFAULT_TOLERANCE`, 1e-3). The check measures this bound on
         the block's own forcing: with a looser tolerance the fast roll-out runs where its
         measured dependence on the initial state is below it, instead of window by window.
+    threads
+        Torch threads each block runs on (CPU). Default: the cores shared among the blocks
+        that run at once (dask's threads, or :func:`~xsomo.prediction.output.to_files`'
+        default concurrency), one for small networks (hidden <= 64, faster measured).
 
     Returns
     -------
     xarray.Dataset
         ``sm`` and ``sm_spread`` ``(layer, time, lat, lon)`` float32 in m3 m-3, NaN
         off land and on days whose lookback window lacks forcing; ``missing_forcing_days``
-        ``(lat, lon)`` counts those days; ``spatial_ref`` (EPSG:4326); provenance attributes.
+        ``(lat, lon)`` counts those days; ``rollout_spinup_days`` ``(lat, lon)`` says which
+        roll-out each block ran (spin-up days, -1 windowed); ``spatial_ref`` (EPSG:4326);
+        provenance attributes, among them ``xsomo_model_id`` (:func:`model_identity`) and
+        ``xsomo_drivers_period`` (the days read).
 
     Raises
     ------
@@ -607,6 +654,58 @@ def predict(
     >>> sm = drivers.somo.predict(model, chunks={"lat": 32, "lon": 32})  # doctest: +SKIP
     >>> sm.somo.to_files("out/")  # doctest: +SKIP
     """
+    spec = _validate(drivers, model, layers=layers, grid=grid, dtype=dtype, tolerance=tolerance)
+    plan = _plan(
+        spec, model, mode=mode, spinup=spinup, time=time, chunks=chunks, device=device,
+        threads=threads, check_convergence=check_convergence, max_spinup=max_spinup,
+    )  # fmt: skip
+    return _build(spec, plan, model, client=client, check_cells=check_cells)
+
+
+# ----------------------------------------------------------------------------- predict's steps
+
+
+@dataclass
+class _Spec:
+    """What :func:`_validate` found: the drivers (ascending grid) and the model's inputs."""
+
+    drivers: xr.Dataset
+    dynamic: list[str]
+    static: list[str]
+    lookback: int
+    layers: list[int]  # returned
+    layer_index: list[int]  # their positions in the model's layers
+    lat: np.ndarray
+    lon: np.ndarray
+    dtype: Dtype
+    tolerance: float
+
+
+@dataclass
+class _Plan:
+    """What :func:`_plan` decided: the days read, the spin-up and the blocks."""
+
+    drivers: xr.Dataset  # the days read: history + spin-up + output
+    history: int  # days before the roll-out's start (auto's longer spin-ups)
+    spinup: int
+    mode: str
+    out_time: pd.DatetimeIndex
+    lat_chunks: tuple[int, ...]
+    lon_chunks: tuple[int, ...]
+    device: str
+    threads: int
+
+
+def _validate(
+    drivers: xr.Dataset,
+    model: Any,
+    *,
+    layers: Sequence[int] | int | None,
+    grid: cv.GridSpec | None,
+    dtype: Any,
+    tolerance: float | None,
+) -> _Spec:
+    """Check the arguments, the inputs the model needs, their dims and the grid."""
     if not isinstance(drivers, xr.Dataset):
         raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
     from xsomo.model.rollout import DEFAULT_TOLERANCE, check_dtype
@@ -619,8 +718,24 @@ def predict(
     static = [str(v) for v in (_cfg(model, "static") or cv.STATIC_NAMES)]
     lookback = int(_cfg(model, "lookback", 365) or 365)
     model_layers = _model_layers(model)
+    _check_inputs(drivers, dynamic, static)
+    if layers is None:
+        want = model_layers
+    else:
+        want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
+        unknown = [n for n in want if n not in model_layers]
+        if unknown:
+            raise XsomoValueError(
+                f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
+            )
+    drivers, lat, lon = _check_grid(drivers, grid)
+    return _Spec(
+        drivers, dynamic, static, lookback, want, [model_layers.index(n) for n in want],
+        lat, lon, dtype, tolerance,
+    )  # fmt: skip
 
-    # --- inputs
+
+def _check_inputs(drivers: xr.Dataset, dynamic: list[str], static: list[str]) -> None:
     missing = [v for v in (*dynamic, *static) if v not in drivers.variables]
     if missing:
         raise MissingVariableError(
@@ -645,19 +760,11 @@ def predict(
                 f"drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (lat, lon)"
             )
 
-    # --- layers
-    if layers is None:
-        want = model_layers
-    else:
-        want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
-        unknown = [n for n in want if n not in model_layers]
-        if unknown:
-            raise XsomoValueError(
-                f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
-            )
-    layer_index = [model_layers.index(n) for n in want]
 
-    # --- grid: ascending, regular, as asked
+def _check_grid(
+    drivers: xr.Dataset, grid: cv.GridSpec | None
+) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
+    """The drivers on an ascending, regular grid (``grid`` if given) and its coordinates."""
     if (
         drivers.indexes[cv.LAT].is_monotonic_decreasing
         or drivers.indexes[cv.LON].is_monotonic_decreasing
@@ -683,107 +790,145 @@ def predict(
             f"drivers lie on {have} ({lat.size} × {lon.size}), not on the grid asked for, {grid} "
             f"({grid.nlat} × {grid.nlon}). Regrid the drivers (xsomo.regrid) or pass the right grid=."
         )
+    return drivers, lat, lon
 
-    # --- period
+
+def _plan(
+    spec: _Spec,
+    model: Any,
+    *,
+    mode: str,
+    spinup: int | None,
+    time: Any,
+    chunks: int | Mapping[str, int] | None,
+    device: str,
+    threads: int | None,
+    check_convergence: bool,
+    max_spinup: int | None,
+) -> _Plan:
+    """The output period, the spin-up (checked), the days to read and the blocks."""
+    from xsomo.model.rollout import ladder_spinups
+
+    if mode not in ("continuous", "windowed", "auto"):
+        raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
+    drivers = spec.drivers
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     _check_daily(times, source="drivers")
-    spinup = lookback if spinup is None else int(spinup)
+    spinup = spec.lookback if spinup is None else int(spinup)
     if spinup < 0:
         raise XsomoValueError(f"spinup={spinup}: give a number of days >= 0")
     first, stop = _output_period(times, spinup, time)
     if check_convergence and mode in ("auto", "continuous") and spinup > 0:
         spinup = _checked_spinup(
-            drivers, model, dynamic, static, first=first, spinup=spinup, mode=mode,
-            max_spinup=max_spinup if max_spinup is not None else 4 * max(lookback, 1),
-            sample=CHECK_SAMPLE, dtype=dtype, tolerance=tolerance,
+            drivers, model, spec.dynamic, spec.static, first=first, spinup=spinup, mode=mode,
+            max_spinup=max_spinup if max_spinup is not None else 4 * max(spec.lookback, 1),
+            sample=CHECK_SAMPLE, dtype=spec.dtype, tolerance=spec.tolerance,
         )  # fmt: skip
     begin = first - spinup
-    drivers = drivers.isel({cv.TIME: slice(begin, stop)})
-    first = spinup
-    out_time = drivers.indexes[cv.TIME][first:]
+    history = 0
+    if mode == "auto" and spinup > 0:
+        # the ladder's longer spin-ups read real forcing before the roll-out where there is some
+        history = min(begin, ladder_spinups(spinup, spec.lookback)[-1] - spinup)
+    drivers = drivers.isel({cv.TIME: slice(begin - history, stop)})
     ntime = drivers.sizes[cv.TIME]
-    nlat, nlon = lat.size, lon.size
-
+    nlat, nlon = spec.lat.size, spec.lon.size
     device_hint = resolve_device(device) if device in (None, "auto") else str(device)
     blocks = _normalise_chunks(chunks, nlat, nlon, ntime, device_hint)
     lat_chunks = _lat_chunks(nlat, blocks[cv.LAT])
     lon_chunks = _lon_chunks(nlon, blocks[cv.LON])
+    if threads is None:
+        # the blocks that run at once (dask's threads or to_files' pool: one per core, at most
+        # one per block) share the cores; small LSTM steps run best on one thread (measured)
+        n_blocks = len(lat_chunks) * len(lon_chunks)
+        cores = cpu_cores()
+        threads = 1 if _is_small(model) else max(1, cores // max(1, min(n_blocks, cores)))
+    elif int(threads) < 1:
+        raise XsomoValueError(f"threads={threads!r}: give a number of torch threads >= 1 per block")
+    out_time = pd.DatetimeIndex(drivers.indexes[cv.TIME][history + spinup :])
+    return _Plan(
+        drivers, history, spinup, mode, out_time, lat_chunks, lon_chunks, str(device), int(threads)
+    )
 
-    # --- lazy inputs, one chunk per block, time whole
-    def _as_dask(arr: xr.DataArray, dims: tuple[str, ...]) -> da.Array:
-        arr = arr.transpose(*dims)
-        data = arr.data if isinstance(arr.data, da.Array) else da.from_array(np.asarray(arr.data))
-        return data
+
+def _as_dask(arr: xr.DataArray, dims: tuple[str, ...]) -> da.Array:
+    arr = arr.transpose(*dims)
+    return arr.data if isinstance(arr.data, da.Array) else da.from_array(np.asarray(arr.data))
+
+
+def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: int | None) -> xr.Dataset:
+    """The lazy Dataset: one dask task per block (:func:`_run_block`), coordinates, attributes."""
+    drivers = plan.drivers
+    ntime = drivers.sizes[cv.TIME]
+    lat_chunks, lon_chunks = plan.lat_chunks, plan.lon_chunks
 
     # the drivers keep their own floating precision (float64 in float64 mode) up to the z-score,
     # which the roll-out takes in float64: rounding float64 drivers to float32 first moved an
     # ill-conditioned SoMo.ml v1 day by 1.5e-4 m3 m-3
     def _float(arr: da.Array) -> da.Array:
-        want = np.float64 if dtype == "float64" else np.result_type(arr.dtype, np.float32)
+        want = np.float64 if spec.dtype == "float64" else np.result_type(arr.dtype, np.float32)
         return arr.astype(want)
 
     dyn = da.stack(
-        [_float(_as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON))) for v in dynamic]
-    ).rechunk((len(dynamic), ntime, lat_chunks, lon_chunks))
+        [_float(_as_dask(_driver_array(drivers, v), (cv.TIME, cv.LAT, cv.LON))) for v in spec.dynamic]
+    ).rechunk((len(spec.dynamic), ntime, lat_chunks, lon_chunks))
     stat = da.stack(
-        [_float(_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON))) for v in static]
-    ).rechunk((len(static), lat_chunks, lon_chunks))
+        [_float(_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON))) for v in spec.static]
+    ).rechunk((len(spec.static), lat_chunks, lon_chunks))
     if cv.LAND_MASK in drivers.variables:
         mask_da = drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).astype(bool)
         mask = _as_dask(mask_da, (cv.LAT, cv.LON)).rechunk((lat_chunks, lon_chunks))
     else:
-        mask = da.ones((nlat, nlon), dtype=bool, chunks=(lat_chunks, lon_chunks))
+        mask = da.ones((spec.lat.size, spec.lon.size), dtype=bool, chunks=(lat_chunks, lon_chunks))
 
-    # --- the model travels once: one key in the graph (scattered to workers with a client)
-    model = _portable(model)
+    # the model travels once: one key in the graph (scattered to workers with a client)
+    portable = _portable(model)
     if client is not None:
-        [model_ref] = client.scatter([model], broadcast=True, hash=False)
+        [model_ref] = client.scatter([portable], broadcast=True, hash=False)
         model_node: Any = dask.delayed(model_ref)
     else:
-        model_node = dask.delayed(model, pure=True, traverse=False)
-    predictor = _predictor()
-    n_blocks = len(lat_chunks) * len(lon_chunks)
-    cores = _cores()
-    threads = max(1, cores // max(1, min(n_blocks, cores)))
-    if _is_small(model):
-        threads = 1  # small LSTM steps: threading overhead beats the gain (measured)
+        model_node = dask.delayed(portable, pure=True, traverse=False)
+    window = max(spec.lookback, 1)
     kwargs = {
-        "layer_index": layer_index,
-        "first": first,
-        "mode": mode,
-        "spinup": spinup,
-        "device": device,
-        "window": max(lookback, 1),
-        "threads": threads,
+        "layer_index": spec.layer_index,
+        "first": plan.spinup,
+        "history": plan.history,
+        "mode": plan.mode,
+        "spinup": plan.spinup,
+        "device": plan.device,
+        "window": window,
+        "threads": plan.threads,
         "cells_per_call": CELLS_PER_CALL,
         "check_cells": check_cells,
-        "dtype": dtype,
-        "tolerance": tolerance,
+        "dtype": spec.dtype,
+        "tolerance": spec.tolerance,
     }
-    n_out = ntime - first
-    run = dask.delayed(_run_block, pure=True)
+    n_out = plan.out_time.size
+    run = dask.delayed(_run_block, pure=True, nout=2)
     gaps = dask.delayed(_gap_days, pure=True)
-    rows, gap_rows = [], []
+    predictor = _predictor()
+    rows, gap_rows, spin_rows = [], [], []
     for i, ny in enumerate(lat_chunks):
-        row, gap_row = [], []
+        row, gap_row, spin_row = [], [], []
         for j, nx in enumerate(lon_chunks):
             d_blk = dyn.blocks[0, 0, i, j]
             s_blk = stat.blocks[0, i, j]
             m_blk = mask.blocks[i, j]
-            res = run(d_blk, s_blk, m_blk, model_node, predictor, **kwargs)
-            row.append(da.from_delayed(res, shape=(2, len(want), n_out, ny, nx), dtype=np.float32))
-            g = gaps(d_blk, s_blk, m_blk, first=first, window=max(lookback, 1))
+            values, chosen = run(d_blk, s_blk, m_blk, model_node, predictor, **kwargs)
+            shape = (2, len(spec.layers), n_out, ny, nx)
+            row.append(da.from_delayed(values, shape=shape, dtype=np.float32))
+            spin_row.append(da.from_delayed(chosen, shape=(ny, nx), dtype=np.int32))
+            g = gaps(d_blk, s_blk, m_blk, first=plan.history + plan.spinup, window=window)
             gap_row.append(da.from_delayed(g, shape=(ny, nx), dtype=np.int32))
         rows.append(row)
         gap_rows.append(gap_row)
+        spin_rows.append(spin_row)
     stacked = da.block(rows)
-    gap_days = da.block(gap_rows)
 
     coords: dict[Hashable, Any] = {
-        **cv.layer_coords(want),
-        cv.TIME: xr.DataArray(out_time, dims=cv.TIME, attrs=dict(cv.TIME_ATTRS)),
-        cv.LAT: xr.DataArray(lat, dims=cv.LAT, attrs=dict(cv.LAT_ATTRS)),
-        cv.LON: xr.DataArray(lon, dims=cv.LON, attrs=dict(cv.LON_ATTRS)),
+        **cv.layer_coords(spec.layers),
+        cv.TIME: xr.DataArray(plan.out_time, dims=cv.TIME, attrs=dict(cv.TIME_ATTRS)),
+        cv.LAT: xr.DataArray(spec.lat, dims=cv.LAT, attrs=dict(cv.LAT_ATTRS)),
+        cv.LON: xr.DataArray(spec.lon, dims=cv.LON, attrs=dict(cv.LON_ATTRS)),
     }
     dims = (cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     sm_attrs = {
@@ -796,25 +941,30 @@ def predict(
         "units": cv.SM_ATTRS["units"],
         "cell_methods": "time: mean realization: standard_deviation",
     }
+    gap_attrs = {
+        "long_name": "output days set missing because their lookback window lacks forcing",
+        "units": "1",
+    }
+    spin_attrs = {
+        "long_name": "spin-up of the continuous roll-out of the cell's block (days); "
+        "-1: window-by-window prediction; 0: no land in the block",
+        "units": "d",
+    }
     ds = xr.Dataset(
         {
             cv.SM: (dims, stacked[0], sm_attrs),
             cv.SM_SPREAD: (dims, stacked[1], spread_attrs),
-            GAP_DAYS: (
-                (cv.LAT, cv.LON),
-                gap_days,
-                {
-                    "long_name": "output days set missing because their lookback window lacks forcing",
-                    "units": "1",
-                },
-            ),
+            GAP_DAYS: ((cv.LAT, cv.LON), da.block(gap_rows), gap_attrs),
+            SPINUP_DAYS: ((cv.LAT, cv.LON), da.block(spin_rows), spin_attrs),
         },
         coords=coords,
-        attrs=_provenance(model, drivers, dynamic, static, mode, spinup, lookback, dtype, tolerance),
+        attrs=_provenance(model, spec, plan),
     )
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
-    if not isinstance(drivers[dynamic[0]].data, da.Array):
-        _warn_gaps(drivers, dynamic, static, first=first, window=max(lookback, 1))
+    if not isinstance(drivers[spec.dynamic[0]].data, da.Array):
+        _warn_gaps(
+            drivers, spec.dynamic, spec.static, first=plan.history + plan.spinup, window=window
+        )
     return ds
 
 
@@ -848,19 +998,13 @@ def _warn_gaps(
         )
 
 
-def _provenance(
-    model: Any,
-    drivers: xr.Dataset,
-    dynamic: list[str],
-    static: list[str],
-    mode: str,
-    spinup: int,
-    lookback: int,
-    dtype: Dtype,
-    tolerance: float,
-) -> dict[str, Any]:
+def _provenance(model: Any, spec: _Spec, plan: _Plan) -> dict[str, Any]:
     from xsomo._version import __version__
+    from xsomo.model.rollout import ladder_spinups
 
+    drivers, dynamic, static, mode = plan.drivers, spec.dynamic, spec.static, plan.mode
+    spinup, lookback, dtype, tolerance = plan.spinup, spec.lookback, spec.dtype, spec.tolerance
+    read = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     attrs: dict[str, Any] = {
         "Conventions": "CF-1.8",
         "title": "SoMo.ml-EU-style daily soil moisture predicted by an EA-LSTM cascade",
@@ -876,9 +1020,19 @@ def _provenance(
         "inference_mode": str(mode),
         "spinup_days": int(spinup),
         "inference_dtype": str(dtype),
+        "xsomo_model_id": model_identity(model),
+        "xsomo_drivers_period": f"{read[0].date()}/{read[-1].date()}",
     }
     if mode in ("auto", "continuous"):
         attrs["convergence_tolerance"] = float(tolerance)
+    if mode == "auto":
+        rungs = ladder_spinups(spinup, lookback)
+        attrs["auto_spinup_ladder_days"] = ", ".join(str(r) for r in rungs)
+        attrs["auto_note"] = (
+            f"per block: the continuous roll-out with the first spin-up of the ladder after which "
+            f"roll-outs from different initial states differ by less than {tolerance:g} m3 m-3, else "
+            f"window by window (see the {SPINUP_DAYS!r} variable)"
+        )
     hidden = _cfg(model, "hidden")
     if hidden is not None:
         attrs["model_hidden_units"] = int(hidden)
