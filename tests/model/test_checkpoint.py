@@ -181,3 +181,16 @@ def test_item5_no_json_inf(tmp_path):
     doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert doc["history"]["layer1_member0"] == {"best_val_loss": None, "val_loss": [None, 0.5]}
     assert TrainedModel.load(d).history["layer1_member0"]["val_loss"] == [None, 0.5]
+
+
+def test_model_package_imports_no_importer_and_no_loop():
+    """Issue 13: importing xsomo.model loads no importer; the importers' names still resolve."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, xsomo.model as m; assert 'xsomo.model.importers' not in sys.modules; "
+        "assert callable(m.load_somoml_v1); from xsomo.model import import_ealstm; "
+        "assert 'xsomo.model.importers' in sys.modules; import xsomo.model.trained as t; assert not hasattr(t, 'iter_keys')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

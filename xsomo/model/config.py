@@ -415,7 +415,12 @@ class TrainingConfig:
 #:     SoMo.ml-EU's settings (the defaults): 5 members, 128 hidden units, 365 + 365 days,
 #:     batch 256, up to 30 epochs.
 #: ``demo``
-#:     A demo-size world (sample preset ``demo``) in a few minutes on 2 CPU cores.
+#:     A demo-size world (sample preset ``demo``): 2 members of 64 hidden units, 10 epochs
+#:     of 40 batches of 64 windows. Measured on the seed-0 demo world with one member
+#:     (bench/bench_forgetting.py, weight 30): 386 CPU-s of training (one thread, both
+#:     members side by side on 2 cores take about as long), median r against the truth at
+#:     300 random station-free cells 0.938 / 0.912 / 0.918 (layers 1-3), largest convergence
+#:     distance after 365 days over 300 land cells 2.7e-6 / 6.9e-5 / 1.7e-4 m3 m-3.
 #: ``tiny``
 #:     The tiny sample world (unit tests, seconds).
 PRESETS: dict[str, TrainingConfig] = {
