@@ -268,14 +268,22 @@ def period_anomaly(
     windows = ak.year_windows(
         start.date(), end.date(), t[0].date(), t[-1].date(), climatology=climatology
     )
-    means = [window_mean(da, pd.Timestamp(s), pd.Timestamp(e)) for _, s, e in windows]
-    means = [m for m in means if m is not None]
+    found = [(k, window_mean(da, pd.Timestamp(s), pd.Timestamp(e))) for k, s, e in windows]
+    means = [m for _, m in found if m is not None]
     if len(means) < ak.MIN_WINDOWS:
         raise XsomoValueError(
             f"an anomaly needs the window {start:%m-%d} … {end:%m-%d} in at least {ak.MIN_WINDOWS} years "
             f"of the data ({_time_range(da)}, climatology={climatology}); found {len(means)}"
         )
-    z = _period_z(m0, xr.concat(means, dim="window"))
+    # the period's own window is one of them unless the climatology leaves it out: read it once
+    own = [n for n, (k, m) in enumerate((k, m) for k, m in found if m is not None) if k == 0]
+    stack = xr.concat(means if own else [*means, m0], dim="window")
+    if stack.chunks is not None:
+        stack = stack.compute()  # one pass over the files for every window
+    m0 = stack.isel(window=own[0] if own else -1)
+    if not own:
+        stack = stack.isel(window=slice(0, -1))
+    z = _period_z(m0, stack)
     z.attrs = {
         "long_name": "normalised soil-moisture anomaly of the period mean",
         "units": "1",
