@@ -216,7 +216,7 @@ def window_mean(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.
         return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        return sub.astype(np.float64).mean(cv.TIME, skipna=True).drop_vars(cv.TIME, errors="ignore")
+        return sub.mean(cv.TIME, skipna=True, dtype=np.float64).drop_vars(cv.TIME, errors="ignore")
 
 
 def period_anomaly(
