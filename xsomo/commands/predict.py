@@ -120,8 +120,9 @@ def _open_drivers(path: pathlib.Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xsomo.prediction import inference
+    from xsomo.prediction import output
     from xsomo.model import TrainedModel
-    from xsomo.prediction import inference, output
 
     chunks = parse_chunks(args.chunks)
     # fail on an unwritable folder before loading or computing anything
