@@ -323,3 +323,34 @@ def test_metrics_from_evaluate_to_gpkg(tmp_path: pathlib.Path) -> None:
         else:  # a sensor is scored against its own layer only: NaN elsewhere, NaN in the file too
             assert np.isnan(row["pearson_r"])
     assert n_finite == metrics.sizes["station"]  # each station has its own layer's r
+
+
+def test_metrics_gpkg_carries_a_default_style_from_the_data(tmp_path: pathlib.Path) -> None:
+    """Issue 19 item 6: the GeoPackage's layer_styles holds QGIS's default style for the points:
+    graduated colours of pearson_r over quantile classes of the data (r 0.90-0.99 -> 5 colours)."""
+    import xml.etree.ElementTree as ET
+
+    rs = [0.90, 0.92, 0.94, 0.95, 0.97, 0.99, np.nan]
+    m = xr.Dataset(
+        {"pearson_r": ("station", rs)},
+        coords={"station": list("abcdefg"), "lat": ("station", np.linspace(40, 41, 7)),
+                "lon": ("station", np.linspace(0, 1, 7))},
+    )
+    path = gis.metrics_to_gpkg(m, tmp_path / "m.gpkg", style=True)
+    con = sqlite3.connect(path)
+    (table, geom, default, qml), = con.execute(
+        "SELECT f_table_name, f_geometry_column, useAsDefault, styleQML FROM layer_styles"
+    ).fetchall()
+    assert (table, default) == ("station_metrics", 1)
+    assert geom == con.execute("SELECT column_name FROM gpkg_geometry_columns").fetchone()[0]
+    con.close()
+    r = ET.fromstring(qml.split("\n", 1)[1]).find("renderer-v2")
+    assert (r.get("type"), r.get("attr")) == ("graduatedSymbol", "pearson_r")
+    ranges = r.findall("ranges/range")
+    assert len(ranges) == 5
+    assert float(ranges[0].get("lower")) == pytest.approx(0.90) and float(ranges[-1].get("upper")) == pytest.approx(0.99)
+    assert len({s.find(".//Option[@name='color']").get("value") for s in r.findall("symbols/symbol")}) == 5
+    assert len(gis.metrics_to_gpkg(m, tmp_path / "plain.gpkg").read_bytes()) > 0  # default: no style table
+    con = sqlite3.connect(tmp_path / "plain.gpkg")
+    assert not con.execute("SELECT name FROM sqlite_master WHERE name='layer_styles'").fetchall()
+    con.close()

@@ -28,7 +28,9 @@ def prediction(tiny_world, tmp_path_factory):
 @pytest.fixture(scope="module")
 def report_dir(tiny_world, prediction, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    argv = ["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out), "--vector", "pdf"]
+    # 300 dpi is checked in test_plotting; a lower resolution keeps this fixture fast
+    argv = ["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out), "--vector", "pdf",
+            "--dpi", "100"]
     assert main(argv) == 0
     return out
 

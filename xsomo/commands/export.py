@@ -66,6 +66,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-overwrite", action="store_true", help="fail if --out exists")
     p.add_argument(
+        "--gpkg-style",
+        action="store_true",
+        help="with --metrics: store a QGIS default style (points coloured by pearson_r, classes from the data) "
+        "in the GeoPackage's layer_styles table",
+    )
+    p.add_argument(
         "--no-style",
         action="store_true",
         help="do not write the QGIS style (<out>.qml: soil-moisture ramp, or z-score ramp centred on 0)",
@@ -96,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
                 f"--out {out}: station metrics are written as a GeoPackage; use a .gpkg name"
             )
         with xr.open_dataset(args.metrics) as metrics:
-            path = gis.metrics_to_gpkg(metrics.load(), out, overwrite=not args.no_overwrite)
+            path = gis.metrics_to_gpkg(
+                metrics.load(), out, overwrite=not args.no_overwrite, style=args.gpkg_style
+            )
         print(path)
         return 0
 

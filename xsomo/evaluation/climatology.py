@@ -216,7 +216,7 @@ def window_mean(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.
         return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        return sub.astype(np.float64).mean(cv.TIME, skipna=True).drop_vars(cv.TIME, errors="ignore")
+        return sub.mean(cv.TIME, skipna=True, dtype=np.float64).drop_vars(cv.TIME, errors="ignore")
 
 
 def period_anomaly(
@@ -268,14 +268,22 @@ def period_anomaly(
     windows = ak.year_windows(
         start.date(), end.date(), t[0].date(), t[-1].date(), climatology=climatology
     )
-    means = [window_mean(da, pd.Timestamp(s), pd.Timestamp(e)) for _, s, e in windows]
-    means = [m for m in means if m is not None]
+    found = [(k, window_mean(da, pd.Timestamp(s), pd.Timestamp(e))) for k, s, e in windows]
+    means = [m for _, m in found if m is not None]
     if len(means) < ak.MIN_WINDOWS:
         raise XsomoValueError(
             f"an anomaly needs the window {start:%m-%d} … {end:%m-%d} in at least {ak.MIN_WINDOWS} years "
             f"of the data ({_time_range(da)}, climatology={climatology}); found {len(means)}"
         )
-    z = _period_z(m0, xr.concat(means, dim="window"))
+    # the period's own window is one of them unless the climatology leaves it out: read it once
+    own = [n for n, (k, m) in enumerate((k, m) for k, m in found if m is not None) if k == 0]
+    stack = xr.concat(means if own else [*means, m0], dim="window")
+    if stack.chunks is not None:
+        stack = stack.compute()  # one pass over the files for every window
+    m0 = stack.isel(window=own[0] if own else -1)
+    if not own:
+        stack = stack.isel(window=slice(0, -1))
+    z = _period_z(m0, stack)
     z.attrs = {
         "long_name": "normalised soil-moisture anomaly of the period mean",
         "units": "1",

@@ -410,6 +410,7 @@ def metrics_to_gpkg(
     *,
     layer_name: str = "station_metrics",
     overwrite: bool = True,
+    style: bool = False,
 ) -> pathlib.Path:
     """Write station metrics as points to a GeoPackage 1.3 (EPSG:4326).
 
@@ -429,6 +430,12 @@ def metrics_to_gpkg(
         Name of the vector layer inside the GeoPackage.
     overwrite
         Replace an existing file.
+    style
+        Store a default QGIS style in the GeoPackage's ``layer_styles`` table: points in
+        graduated colours of ``pearson_r`` over quantile classes of the data
+        (:func:`metric_points_qml`). Off by default: GDAL then lists ``layer_styles`` as a
+        second layer, and readers such as ``geopandas.read_file`` warn unless given
+        ``layer="station_metrics"``.
 
     Returns
     -------
@@ -447,4 +454,73 @@ def metrics_to_gpkg(
             dataset_options={"VERSION": GPKG_VERSION},
             layer_options={"SPATIAL_INDEX": "YES"},
         )
+        if style and "pearson_r" in gdf.columns:
+            write_gpkg_style(tmp, layer_name, metric_points_qml(gdf["pearson_r"].to_numpy(float), "pearson_r"))
     return pathlib.Path(path).expanduser()
+
+
+_VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+
+
+def metric_points_qml(values: np.ndarray, field: str, *, classes: int = 5) -> str:
+    """A QGIS style (QML) for station points: graduated colours of ``field`` over classes from the data.
+
+    The classes are equal-count (quantile) ranges of the finite values, so stations whose r
+    lies between 0.90 and 0.99 get five colours instead of one on a 0..1 scale.
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, classes + 1))) if v.size else np.array([0.0, 1.0])
+    if edges.size < 2:
+        edges = np.array([edges[0] - 0.01, edges[0] + 0.01])
+    n = edges.size - 1
+    colours = [_VIRIDIS[round(k * (len(_VIRIDIS) - 1) / max(n - 1, 1))] for k in range(n)]
+    ranges = "\n".join(
+        f'      <range lower="{edges[k]:.6g}" upper="{edges[k + 1]:.6g}" symbol="{k}" '
+        f'label="{edges[k]:.3f} - {edges[k + 1]:.3f}" render="true"/>'
+        for k in range(n)
+    )
+    symbols = "\n".join(
+        f'      <symbol type="marker" name="{k}" alpha="1" clip_to_extent="1" force_rhr="0">\n'
+        '        <layer class="SimpleMarker" enabled="1" locked="0" pass="0">\n'
+        f'          <Option type="Map"><Option type="QString" name="color" value="{int(c[1:3], 16)},{int(c[3:5], 16)},{int(c[5:7], 16)},255"/>'
+        '<Option type="QString" name="name" value="circle"/><Option type="QString" name="outline_color" value="35,35,35,255"/>'
+        '<Option type="QString" name="size" value="3"/></Option>\n'
+        "        </layer>\n      </symbol>"
+        for k, c in enumerate(colours)
+    )
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        '<qgis version="3.22.0" styleCategories="Symbology">\n'
+        f'  <renderer-v2 type="graduatedSymbol" attr="{field}" graduatedMethod="GraduatedColor" '
+        'symbollevels="0" enableorderby="0" forceraster="0">\n'
+        f"    <ranges>\n{ranges}\n    </ranges>\n    <symbols>\n{symbols}\n    </symbols>\n"
+        "  </renderer-v2>\n</qgis>\n"
+    )
+
+
+def write_gpkg_style(gpkg: str | os.PathLike[str], layer: str, qml: str, *, name: str = "xsomo") -> None:
+    """Store ``qml`` as the default style of ``layer`` in the GeoPackage's ``layer_styles`` table (QGIS's)."""
+    import sqlite3
+
+    con = sqlite3.connect(os.fspath(gpkg))
+    try:
+        row = con.execute(
+            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)
+        ).fetchone()
+        geom = row[0] if row else "geom"
+        con.execute(
+            """CREATE TABLE IF NOT EXISTS layer_styles (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), f_table_schema TEXT(256),
+                f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT,
+                styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),
+                update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"""
+        )
+        con.execute(
+            "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, "
+            "styleName, styleQML, styleSLD, useAsDefault, description, owner) VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '')",
+            (layer, geom, name, qml, "xsomo: stations coloured by pearson_r (quantile classes)"),
+        )
+        con.commit()
+    finally:
+        con.close()

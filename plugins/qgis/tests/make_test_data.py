@@ -226,6 +226,7 @@ def main(out):
             },
         )
         gis.metrics_to_gpkg(metrics, os.path.join(out, "stations.gpkg"))
+        gis.metrics_to_gpkg(metrics, os.path.join(out, "stations_styled.gpkg"), style=True)
         ds = xsomo.open_somo(somo)
         gis.to_cog(ds, os.path.join(out, "xsomo_day.tif"), layer=1, time="2011-01-20", blocksize=16)
         gis.to_cog(

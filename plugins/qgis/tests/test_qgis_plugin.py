@@ -534,6 +534,16 @@ def test_outputs_open_with_the_shipped_styles(qgis_app, data_dir, tmp_path):
     if made["xsomo"]:
         lo, hi, items = _shader(_raster(d / "xsomo_anomaly.tif"))
         assert (lo, hi) == pytest.approx((-3.0, 3.0)) and items[0.0] == "#f5f5f5"
+        # the station GeoPackage written with style=True opens with its default style from layer_styles
+        from qgis.core import QgsVectorLayer
+
+        pts = QgsVectorLayer(f"{d / 'stations_styled.gpkg'}|layername=station_metrics", "st", "ogr")
+        assert pts.isValid()
+        r = pts.renderer()
+        assert r.type() == "graduatedSymbol" and r.classAttribute() == "pearson_r"
+        ranges = r.ranges()
+        assert len(ranges) == 5
+        assert ranges[0].lowerValue() == pytest.approx(0.5) and ranges[-1].upperValue() == pytest.approx(0.9)
 
 
 BOXES = {"north": (10.12, 50.63, 10.78, 51.17), "east": (10.93, 50.02, 11.58, 50.57)}
