@@ -275,3 +275,13 @@ def test_period_cuts_the_drivers(tiny_world, tmp_path):
     want = open_drivers(tiny_world, period=("2015-03-01", "2016-02-29"))
     assert got.sizes["time"] == 366
     xr.testing.assert_identical(_plain(got), _plain(want))
+
+
+def test_globs_anywhere_in_the_path(tiny_world, tmp_path):
+    """Globs in folder names and ``**`` reach the readers as the files they match."""
+    data = _raw(tiny_world)
+    data["era5land"] = "era5*/era5land_20*.nc"
+    data["precipitation"]["path"] = "msw?p/*.nc"
+    data["air_temperature"]["path"] = "mswx/**/*.nc"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    xr.testing.assert_identical(_plain(open_drivers(path)), _plain(open_drivers(tiny_world)))
