@@ -113,6 +113,9 @@ def test_nonexistent_inputs(prepared, tiny_world, tmp_path, capsys):
         (["report", "--world", str(missing), "--pred", str(pred), "--out", str(tmp_path / "r")], "--world"),
         (["experiment", "memory", "--world", str(missing), "--model", str(tmp_path), "--out", str(tmp_path / "e")],
          "--world"),
+        # predict makes its output folder early (a write probe): the failed run removes it again
+        (["predict", "--drivers", str(prepared), "--model", str(missing), "--out", str(tmp_path / "sm" / "a"),
+          "--device", "cpu"], "--model"),
     ]
     for argv, option in cases:
         fails(capsys, argv, option, str(missing))
