@@ -319,3 +319,10 @@ def test_demo_out_is_an_existing_file(tmp_path, capsys, monkeypatch):
     fails(capsys, ["demo", "--out", str(afile)], "--out", str(afile), "existing file")
     fails(capsys, ["demo", "--out", str(afile / "sub")], "--out", "not a folder")
     assert afile.read_text() == "keep"
+
+
+def test_export_impossible_date(tmp_path, capsys):
+    pred = tmp_path / "somo"
+    pred.mkdir()
+    fails(capsys, ["export", "--input", str(pred), "--date", "2016-02-30", "--out", str(tmp_path / "x.tif")],
+          "--date", "2016-02-30")
