@@ -285,3 +285,14 @@ def test_globs_anywhere_in_the_path(tiny_world, tmp_path):
     data["air_temperature"]["path"] = "mswx/**/*.nc"
     path = _write(tiny_world_copy(tiny_world, tmp_path), data)
     xr.testing.assert_identical(_plain(open_drivers(path)), _plain(open_drivers(tiny_world)))
+
+
+def test_a_file_of_the_wrong_product_is_named(tiny_world, tmp_path):
+    """landcover pointing at the soil file: the missing variables and the file are named."""
+    from xsomo.exceptions import MissingVariableError
+
+    data = _raw(tiny_world)
+    data["static"]["landcover"]["path"] = "static/soil.nc"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    with pytest.raises(MissingVariableError, match=r"soil\.nc.*forest_fraction"):
+        open_drivers(path)
