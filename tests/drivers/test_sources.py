@@ -296,3 +296,18 @@ def test_a_file_of_the_wrong_product_is_named(tiny_world, tmp_path):
     path = _write(tiny_world_copy(tiny_world, tmp_path), data)
     with pytest.raises(MissingVariableError, match=r"soil\.nc.*forest_fraction"):
         open_drivers(path)
+
+
+def test_land_mask_from_era5land_lsm(tiny_world, tmp_path):
+    """Without static.land_mask the land is where ERA5-Land's lsm, upscaled to the cells, exceeds 0.5."""
+    from xsomo.io import open_era5land
+    from xsomo.regrid import regrid
+
+    data = _raw(tiny_world)
+    data["static"].pop("land_mask")
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    got = open_drivers(path)["land_mask"].values
+    lsm = open_era5land(tiny_world / "era5land", layers=())["land_fraction"]
+    want = regrid(lsm, GridSpec(0.0, 1.0, 40.0, 42.0), method="conservative").values > 0.5
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.sum() < got.size

@@ -216,8 +216,8 @@ def open_sources_drivers(
     if st.get("land_mask"):
         land_mask = read_input(src, "land_mask", "netcdf", st["land_mask"], chunks={})
         lm_where = st["land_mask"]
-    elif cv.LAND_MASK in era:
-        land_mask, lm_where = era[cv.LAND_MASK].astype("float32"), f"ERA5-Land lsm ({src.era5land})"
+    elif "land_fraction" in era:  # ERA5-Land lsm
+        land_mask, lm_where = era["land_fraction"].astype("float32"), f"ERA5-Land lsm ({src.era5land})"
     else:
         raise MissingVariableError(
             f"{src.where()}: no static.land_mask given and the ERA5-Land files ({src.era5land}) hold no lsm. "
