@@ -311,3 +311,25 @@ def test_land_mask_from_era5land_lsm(tiny_world, tmp_path):
     want = regrid(lsm, GridSpec(0.0, 1.0, 40.0, 42.0), method="conservative").values > 0.5
     np.testing.assert_array_equal(got, want)
     assert 0 < got.sum() < got.size
+
+
+def test_region_keeps_the_targets_inside(tiny_world, tmp_path):
+    """With ``region`` (and the world's grid) the targets are the world's in the region's cells."""
+    gpd = pytest.importorskip("geopandas")
+    shapely = pytest.importorskip("shapely")
+    from xsomo.drivers.sources import sources_targets
+
+    poly = tmp_path / "half.geojson"
+    gpd.GeoDataFrame({"NAME": ["north"]}, geometry=[shapely.box(-1, 41.0, 2, 43)], crs=4326).to_file(poly)
+    data = _raw(tiny_world)
+    data["region"] = str(poly)
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    targets, _, rep = sources_targets(path)
+    world, _, _ = build_targets(tiny_world)
+    inside = world["lat"].values > 41.0  # cell centres north of 41 N
+    assert 0 < inside.sum() < inside.size, "the test needs target cells on both sides"
+    want = world.isel(cell=np.flatnonzero(inside))
+    xr.testing.assert_identical(_plain(targets), _plain(want))
+    south = rep[rep["lat"] < 41.0]
+    assert (~south["kept"]).all() and (south["reason"] != "").all()
+    assert (south["reason"] == "outside the region").any()
