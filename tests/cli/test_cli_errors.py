@@ -113,6 +113,9 @@ def test_nonexistent_inputs(prepared, tiny_world, tmp_path, capsys):
         (["report", "--world", str(missing), "--pred", str(pred), "--out", str(tmp_path / "r")], "--world"),
         (["experiment", "memory", "--world", str(missing), "--model", str(tmp_path), "--out", str(tmp_path / "e")],
          "--world"),
+        # predict makes its output folder early (a write probe): the failed run removes it again
+        (["predict", "--drivers", str(prepared), "--model", str(missing), "--out", str(tmp_path / "sm" / "a"),
+          "--device", "cpu"], "--model"),
     ]
     for argv, option in cases:
         fails(capsys, argv, option, str(missing))
@@ -316,3 +319,10 @@ def test_demo_out_is_an_existing_file(tmp_path, capsys, monkeypatch):
     fails(capsys, ["demo", "--out", str(afile)], "--out", str(afile), "existing file")
     fails(capsys, ["demo", "--out", str(afile / "sub")], "--out", "not a folder")
     assert afile.read_text() == "keep"
+
+
+def test_export_impossible_date(tmp_path, capsys):
+    pred = tmp_path / "somo"
+    pred.mkdir()
+    fails(capsys, ["export", "--input", str(pred), "--date", "2016-02-30", "--out", str(tmp_path / "x.tif")],
+          "--date", "2016-02-30")

@@ -20,8 +20,11 @@ from xsomo.io.sources import KINDS, read_sources, sources_for_world, write_sourc
 
 
 def _plain(ds: xr.Dataset) -> xr.Dataset:
-    """Without the provenance attributes (they name the source and the time)."""
-    out = ds.load().copy()
+    """Loaded (one thread: faster on a busy machine), without the provenance attributes."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        out = ds.load().copy()
     out.attrs = {}
     return out
 
@@ -62,17 +65,20 @@ def test_write_read_round_trip(tiny_world, tmp_path):
     assert again == src and again.file == out
 
 
-def test_sources_file_gives_the_drivers_and_targets_of_world(tiny_world):
-    """``--sources world/sources.yml`` and ``--world world`` give identical drivers and targets."""
+def test_sources_file_gives_the_drivers_of_world(tiny_world):
+    """``--sources world/sources.yml`` and ``--world world`` give identical drivers."""
     by_sources = open_drivers(tiny_world / "sources.yml")
     by_world = open_drivers(tiny_world)
     xr.testing.assert_identical(_plain(by_sources), _plain(by_world))
     assert "sources.yml" in by_sources.attrs["source"]
+
+
+def test_sources_file_gives_the_targets_of_world(tiny_world):
+    """... and identical targets and reports (``xsomo.prepare``)."""
     prepared = xsomo.prepare(tiny_world / "sources.yml")
     targets, qc, rep = build_targets(tiny_world)
     xr.testing.assert_identical(_plain(prepared.targets), _plain(targets))
     assert prepared.qc_report.equals(qc) and prepared.scaling_report.equals(rep)
-    xr.testing.assert_identical(_plain(prepared.drivers), _plain(by_world))
 
 
 @pytest.mark.slow
@@ -269,3 +275,61 @@ def test_period_cuts_the_drivers(tiny_world, tmp_path):
     want = open_drivers(tiny_world, period=("2015-03-01", "2016-02-29"))
     assert got.sizes["time"] == 366
     xr.testing.assert_identical(_plain(got), _plain(want))
+
+
+def test_globs_anywhere_in_the_path(tiny_world, tmp_path):
+    """Globs in folder names and ``**`` reach the readers as the files they match."""
+    data = _raw(tiny_world)
+    data["era5land"] = "era5*/era5land_20*.nc"
+    data["precipitation"]["path"] = "msw?p/*.nc"
+    data["air_temperature"]["path"] = "mswx/**/*.nc"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    xr.testing.assert_identical(_plain(open_drivers(path)), _plain(open_drivers(tiny_world)))
+
+
+def test_a_file_of_the_wrong_product_is_named(tiny_world, tmp_path):
+    """landcover pointing at the soil file: the missing variables and the file are named."""
+    from xsomo.exceptions import MissingVariableError
+
+    data = _raw(tiny_world)
+    data["static"]["landcover"]["path"] = "static/soil.nc"
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    with pytest.raises(MissingVariableError, match=r"soil\.nc.*forest_fraction"):
+        open_drivers(path)
+
+
+def test_land_mask_from_era5land_lsm(tiny_world, tmp_path):
+    """Without static.land_mask the land is where ERA5-Land's lsm, upscaled to the cells, exceeds 0.5."""
+    from xsomo.io import open_era5land
+    from xsomo.regrid import regrid
+
+    data = _raw(tiny_world)
+    data["static"].pop("land_mask")
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    got = open_drivers(path)["land_mask"].values
+    lsm = open_era5land(tiny_world / "era5land", layers=())["land_fraction"]
+    want = regrid(lsm, GridSpec(0.0, 1.0, 40.0, 42.0), method="conservative").values > 0.5
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.sum() < got.size
+
+
+def test_region_keeps_the_targets_inside(tiny_world, tmp_path):
+    """With ``region`` (and the world's grid) the targets are the world's in the region's cells."""
+    gpd = pytest.importorskip("geopandas")
+    shapely = pytest.importorskip("shapely")
+    from xsomo.drivers.sources import sources_targets
+
+    poly = tmp_path / "half.geojson"
+    gpd.GeoDataFrame({"NAME": ["north"]}, geometry=[shapely.box(-1, 41.0, 2, 43)], crs=4326).to_file(poly)
+    data = _raw(tiny_world)
+    data["region"] = str(poly)
+    path = _write(tiny_world_copy(tiny_world, tmp_path), data)
+    targets, _, rep = sources_targets(path)
+    world, _, _ = build_targets(tiny_world)
+    inside = world["lat"].values > 41.0  # cell centres north of 41 N
+    assert 0 < inside.sum() < inside.size, "the test needs target cells on both sides"
+    want = world.isel(cell=np.flatnonzero(inside))
+    xr.testing.assert_identical(_plain(targets), _plain(want))
+    south = rep[rep["lat"] < 41.0]
+    assert (~south["kept"]).all() and (south["reason"] != "").all()
+    assert (south["reason"] == "outside the region").any()

@@ -91,6 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
 
     out = common.output_file(args.out, "--out")
+    for option in ("date", "start", "end"):
+        common.parse_date(getattr(args, option), f"--{option}")
     if args.metrics:
         common.input_path(args.metrics, "--metrics", "file")
         import xarray as xr

@@ -50,8 +50,14 @@ LANDCOVER = ("forest_fraction", "shortveg_fraction")
 SOIL = ("sand_top", "clay_top", "sand_sub", "clay_sub")
 
 
+def files_of(path: str) -> str | list[str]:
+    """What a reader gets: the path itself when it exists (a file or a folder), else the files
+    its glob matches (``*`` and ``**`` anywhere in the path, sorted)."""
+    return path if pathlib.Path(path).exists() else [str(f) for f in expand(path)]
+
+
 def _era5(path: str, src: Sources, chunks: Any) -> xr.Dataset:
-    return open_era5land(path, chunks=chunks, layers=())
+    return open_era5land(files_of(path), chunks=chunks, layers=())
 
 
 def _era5_variable(name: str) -> Reader:
@@ -68,19 +74,19 @@ def _era5_variable(name: str) -> Reader:
 
 
 def _mswep(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_mswep(path, chunks=chunks)["precipitation"]
+    return open_mswep(files_of(path), chunks=chunks)["precipitation"]
 
 
 def _mswx(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_mswx(path, chunks=chunks)["air_temperature"]
+    return open_mswx(files_of(path), chunks=chunks)["air_temperature"]
 
 
 def _dem_netcdf(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_gridded(path, {"elevation": "m"}, chunks=chunks)["elevation"]
+    return open_gridded(files_of(path), {"elevation": "m"}, chunks=chunks)["elevation"]
 
 
 def _landcover_fractions(path: str, src: Sources, chunks: Any) -> xr.Dataset:
-    return open_gridded(path, dict.fromkeys(LANDCOVER, "1"), chunks=chunks)
+    return open_gridded(files_of(path), dict.fromkeys(LANDCOVER, "1"), chunks=chunks)
 
 
 def _declared_units(path: str, names: tuple[str, ...], declared: str) -> None:
@@ -103,11 +109,11 @@ def _declared_units(path: str, names: tuple[str, ...], declared: str) -> None:
 def _soil(path: str, src: Sources, chunks: Any) -> xr.Dataset:
     declared = src.static["soil"]["units"]
     _declared_units(path, SOIL, declared)
-    return open_gridded(path, dict.fromkeys(SOIL, "1"), chunks=chunks, units=dict.fromkeys(SOIL, declared))
+    return open_gridded(files_of(path), dict.fromkeys(SOIL, "1"), chunks=chunks, units=dict.fromkeys(SOIL, declared))
 
 
 def _land_mask(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_gridded(path, {cv.LAND_MASK: "1"}, chunks=chunks)[cv.LAND_MASK]
+    return open_gridded(files_of(path), {cv.LAND_MASK: "1"}, chunks=chunks)[cv.LAND_MASK]
 
 
 #: (input, kind) -> reader; kinds are those of :data:`xsomo.io.sources.KINDS`
@@ -210,8 +216,8 @@ def open_sources_drivers(
     if st.get("land_mask"):
         land_mask = read_input(src, "land_mask", "netcdf", st["land_mask"], chunks={})
         lm_where = st["land_mask"]
-    elif cv.LAND_MASK in era:
-        land_mask, lm_where = era[cv.LAND_MASK].astype("float32"), f"ERA5-Land lsm ({src.era5land})"
+    elif "land_fraction" in era:  # ERA5-Land lsm
+        land_mask, lm_where = era["land_fraction"].astype("float32"), f"ERA5-Land lsm ({src.era5land})"
     else:
         raise MissingVariableError(
             f"{src.where()}: no static.land_mask given and the ERA5-Land files ({src.era5land}) hold no lsm. "
@@ -272,7 +278,7 @@ def sources_targets(
         raise ConfigError(f"{src.where()}: ismn: missing; targets need the ISMN download (folder or zip).")
     grid, region_mask = sources_grid(src)
     stations, qc = open_ismn(src.ismn, min_days=min_days, min_hourly=min_hourly, report=True)
-    era = open_era5land(src.era5land, chunks={})
+    era = open_era5land(files_of(src.era5land), chunks={})
     if cv.SM not in era:
         raise MissingVariableError(f"ERA5-Land at {src.era5land} has no swvl1-3: cannot build targets.")
     if src.period is not None:
