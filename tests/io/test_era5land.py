@@ -390,3 +390,20 @@ def test_item2_cds_new_netcdf_layout(tmp_path, expver_dim):
     np.testing.assert_allclose(out["air_temperature"].values, base[:, ::-1], rtol=1e-6)
     np.testing.assert_allclose(out["precipitation"].values, 3.0, rtol=1e-6)
     assert pd.DatetimeIndex(out.time.values).equals(t)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    ("rel", "short", "name"),
+    [
+        ("cfgrib/tests/sample-data/era5-single-level-scalar-time.grib", "2t", "air_temperature"),
+        ("cfgrib/tests/sample-data/regular_ll_sfc.grib", "skt", "skin_temperature"),
+    ],
+)
+def test_item2_single_time_gribs_real(real_data, rel, short, name):
+    f = _real(real_data, rel)
+    out = open_era5land(f)
+    (date, hhmm, vals), = _grib_fields(f, shortName=short)
+    assert out.sizes["time"] == 1
+    assert str(out.time.values[0])[:10] == f"{str(date)[:4]}-{str(date)[4:6]}-{str(date)[6:]}"
+    np.testing.assert_allclose(out[name].values[0], vals[::-1], rtol=1e-6)
