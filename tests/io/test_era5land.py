@@ -403,7 +403,7 @@ def test_item2_cds_new_netcdf_layout(tmp_path, expver_dim):
 def test_item2_single_time_gribs_real(real_data, rel, short, name):
     f = _real(real_data, rel)
     out = open_era5land(f)
-    (date, hhmm, vals), = _grib_fields(f, shortName=short)
+    ((date, _hhmm, vals),) = _grib_fields(f, shortName=short)
     assert out.sizes["time"] == 1
     assert str(out.time.values[0])[:10] == f"{str(date)[:4]}-{str(date)[4:6]}-{str(date)[6:]}"
     np.testing.assert_allclose(out[name].values[0], vals[::-1], rtol=1e-6)
