@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -392,3 +394,46 @@ def test_item2_cds_new_netcdf_layout(tmp_path, expver_dim):
     np.testing.assert_allclose(out["air_temperature"].values, base[:, ::-1], rtol=1e-6)
     np.testing.assert_allclose(out["precipitation"].values, 3.0, rtol=1e-6)
     assert pd.DatetimeIndex(out.time.values).equals(t)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    ("rel", "short", "name"),
+    [
+        ("cfgrib/tests/sample-data/era5-single-level-scalar-time.grib", "2t", "air_temperature"),
+        ("cfgrib/tests/sample-data/regular_ll_sfc.grib", "skt", "skin_temperature"),
+    ],
+)
+def test_item2_single_time_gribs_real(real_data, rel, short, name):
+    f = _real(real_data, rel)
+    out = open_era5land(f)
+    ((date, _hhmm, vals),) = _grib_fields(f, shortName=short)
+    assert out.sizes["time"] == 1
+    assert str(out.time.values[0])[:10] == f"{str(date)[:4]}-{str(date)[4:6]}-{str(date)[6:]}"
+    np.testing.assert_allclose(out[name].values[0], vals[::-1], rtol=1e-6)
+
+
+def test_item2_grib_forecast_steps_become_valid_times():
+    """cfgrib opens accumulated fields as (time, step): they become one valid-time axis."""
+    from xsomo.io.era5land import grib_valid_time
+
+    init = pd.DatetimeIndex(["2020-01-01 06:00", "2020-01-01 18:00"])
+    step = pd.to_timedelta(np.arange(1, 13), "h")
+    vals = np.arange(2 * 12 * 2 * 2, dtype=float).reshape(2, 12, 2, 2)
+    ds = xr.Dataset(
+        {"tp": (("time", "step", "latitude", "longitude"), vals, {"units": "m"})},
+        coords={
+            "time": init,
+            "step": step,
+            "latitude": LAT,
+            "longitude": LON,
+            "valid_time": (("time", "step"), init.values[:, None] + step.values[None, :]),
+            "number": 0,
+            "surface": 0.0,
+        },
+    )
+    out = grib_valid_time(ds, pathlib.Path("x.grib"))
+    expected_t = pd.date_range("2020-01-01 07:00", periods=24, freq="h")
+    assert pd.DatetimeIndex(out.time.values).equals(expected_t)
+    np.testing.assert_array_equal(out["tp"].values, vals.reshape(24, 2, 2))
+    assert "number" not in out.coords and "step" not in out.coords

@@ -27,7 +27,7 @@ from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError, XsomoValueError
 from xsomo.io.gridded import open_nc_files
 
-__all__ = ["daily_from_hourly", "deaccumulate", "layer_sm", "open_era5land"]
+__all__ = ["daily_from_hourly", "deaccumulate", "grib_valid_time", "layer_sm", "open_era5land"]
 
 #: names seen in real files -> ERA5 short names
 ALIASES: dict[str, str] = {
@@ -116,7 +116,7 @@ def _cells_to_grid(ds: xr.Dataset, resolution: float = cv.RESOLUTION) -> xr.Data
     )
 
 
-def _grib_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
+def grib_valid_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
     """One time axis ``time`` = cfgrib's ``valid_time`` (forecast ``time`` x ``step`` stacked)."""
     drop = [c for c in ("number", "surface", "depthBelowLandLayer", "heightAboveGround") if c in ds.coords]
     ds = ds.drop_vars(drop)
@@ -152,7 +152,7 @@ def _open_grib(f: pathlib.Path) -> xr.Dataset:
         raise DataFormatError(f"{f}: cannot open as GRIB ({err}). Check the file.") from err
     if not parts:
         raise DataFormatError(f"{f}: no GRIB message cfgrib can read.")
-    parts = [_grib_time(d, f) for d in parts]
+    parts = [grib_valid_time(d, f) for d in parts]
     grids = {(d.sizes.get("latitude"), d.sizes.get("longitude"), float(d["latitude"].values[0]) if "latitude" in d.coords else None) for d in parts}
     if len(grids) > 1:
         raise DataFormatError(

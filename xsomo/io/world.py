@@ -7,6 +7,8 @@ A world folder (written by :func:`xsomo.sample.generate`, described in
     truth.nc                        true soil moisture sm(time, layer, lat, lon)
     static/land_mask.nc             land-sea mask on the target grid
     static/{soil,dem,landcover}.nc  static fine grids
+    static_real/                    the statics as DEM tiles, land-cover classes and
+                                    SoilGrids rasters (only with real_statics=True)
     mswep/<YYYY>.nc                 MSWEP-style daily precipitation
     mswx/Temp/<YYYY>.nc             MSWX-style daily mean air temperature
     era5land/era5land_<YYYY>.nc     ERA5-Land-style daily fields
@@ -42,6 +44,7 @@ from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
 from xsomo.exceptions import DataFormatError, MissingVariableError
 from xsomo.io.atomic import atomic_write_text
+from xsomo.regrid import grid_of
 
 __all__ = [
     "FORMAT_VERSION",
@@ -113,6 +116,11 @@ class WorldLayout:
     def landcover(self) -> pathlib.Path:
         """``static/landcover.nc``."""
         return self.static / "landcover.nc"
+
+    @property
+    def real_static(self) -> pathlib.Path:
+        """``static_real/``: the statics in real layouts (DEM tiles, land-cover classes, SoilGrids)."""
+        return self.root / "static_real"
 
     # ---------------------------------------------------------------- forcing
     @property
@@ -188,7 +196,10 @@ class WorldLayout:
     #: file name of the land-sea mask in a static folder
     LAND_MASK = "land_mask.nc"
     #: the folders a world writes (removed by :func:`clear_world`)
-    FOLDERS = ("cosmos", "era5land", "era5land_hourly", "ismn", "mswep", "mswx", "products", "static")
+    FOLDERS = (
+        "cosmos", "era5land", "era5land_hourly", "ismn", "mswep", "mswx", "products", "static",
+        "static_real",
+    )
     #: the files a world writes at its top level
     FILES = ("truth.nc", "world.json", "sources.yml")
 
@@ -238,8 +249,6 @@ def world_grid(world: PathLike) -> GridSpec:
     MissingVariableError
         Neither file is there.
     """
-    from xsomo.regrid import grid_of
-
     lay = WorldLayout(world)
     if lay.manifest.is_file():
         return _grid_from(read_manifest(world)["grid"])

@@ -271,7 +271,11 @@ class World:
         )
         p_mean = p_mean * np.exp(0.18 * pc) * (1.0 + 0.6 * elev_km)
         p_season = np.where(us, 0.55, 0.2)
-        p_peak = np.where(us, 15.0, np.where(u > 0.5, 190.0, 320.0))
+        # "europe": rain peaks in late autumn in the west (Atlantic) and in summer in the east;
+        # the peak day moves smoothly with u (a step at u = 0.5 drew a straight seam)
+        shift = np.clip((u - 0.25) / 0.5, 0.0, 1.0)
+        shift = shift * shift * (3.0 - 2.0 * shift)
+        p_peak = np.where(us, 15.0, 320.0 - 130.0 * shift)
         p_wet = np.clip(
             np.where(us, 0.12 + 0.18 * u, 0.32 + 0.15 * (1 - u)) * np.exp(0.1 * pc), 0.05, 0.7
         )

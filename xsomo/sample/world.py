@@ -23,6 +23,7 @@ from xsomo.sample.writers import cosmos as w_cosmos
 from xsomo.sample.writers import era5land as w_era5land
 from xsomo.sample.writers import ismn as w_ismn
 from xsomo.sample.writers import products as w_products
+from xsomo.sample.writers import real_static as w_real_static
 from xsomo.sample.writers import static as w_static
 from xsomo.sample.writers import truth as w_truth
 from xsomo.sample.writers.common import Bands, WorldContext
@@ -47,6 +48,7 @@ def generate(
     out: str | os.PathLike[str],
     progress: bool | None = None,
     overwrite: bool = True,
+    real_statics: bool = False,
     **overrides: Any,
 ) -> pathlib.Path:
     """Write a synthetic sample world into ``out`` and return the folder.
@@ -65,6 +67,10 @@ def generate(
         Show a progress bar (default: off).
     overwrite
         Remove an existing world (a folder with ``world.json``) first.
+    real_statics
+        Also write the statics in the layouts users download (``static_real/``: DEM
+        GeoTIFF tiles, ESA CCI land-cover classes, SoilGrids-like rasters in g/kg), see
+        :mod:`xsomo.sample.writers.real_static`. Off by default (the world stays as it was).
     **overrides
         :class:`~xsomo.sample.config.WorldConfig` fields, e.g. ``start``, ``end``,
         ``bbox=(west, south, east, north)``, ``n_ismn_stations``.
@@ -95,6 +101,8 @@ def generate(
     with _progress(total, progress, f"sample world {preset!r}") as bar:
         with clock("statics"):
             w_static.write_statics(ctx)
+            if real_statics:
+                w_real_static.write_real_statics(ctx)
         bar.update(1)
         with clock("truth, mswep, mswx"):
             w_truth.write_target_grid(ctx, bar)
