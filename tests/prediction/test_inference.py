@@ -394,9 +394,11 @@ def test_auto_ladder_takes_a_longer_spinup_before_windows(forget_bias, rung, cap
     model = make_model(forget_bias=forget_bias, lookback=20)
     drv = synthetic_drivers(nlat=3, nlon=3, ndays=200, seed=3, sea_cells=0)
     t = pd.DatetimeIndex(drv["time"].values)
-    with caplog.at_level(logging.WARNING, logger="xsomo.prediction.inference"):
-        with pytest.warns(RuntimeWarning, match="2x and 3x the lookback"):
-            auto = inference.predict(drv, model, mode="auto", tolerance=5e-4, chunks=9).compute()
+    with (
+        caplog.at_level(logging.WARNING, logger="xsomo.prediction.inference"),
+        pytest.warns(RuntimeWarning, match="2x and 3x the lookback"),
+    ):
+        auto = inference.predict(drv, model, mode="auto", tolerance=5e-4, chunks=9).compute()
     assert (auto[inference.SPINUP_DAYS].values == rung * 20).all()
     assert f"continuous roll-out with a {rung * 20}-day spin-up" in caplog.text
     assert auto.attrs["auto_spinup_ladder_days"] == "20, 40, 60"

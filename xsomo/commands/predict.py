@@ -6,10 +6,14 @@ Examples::
     xsomo predict --drivers world/ --model model/ --out sm/ --start 2004-01-01 --end 2020-12-31 --chunks 32
     xsomo predict --drivers drivers.nc --model model/ --out sm/ --scheduler tcp://10.0.0.5:8786
     xsomo predict --drivers drivers.nc --model somoml_v1/ --out sm/ --mode windowed --dtype float64
+    xsomo predict --drivers D --model M --out DIR --end 2016-12-31 --save-state state.nc
 
 The first ``spinup`` days (default: the model's lookback) before ``--start`` spin the
 roll-out up; the drivers must hold them. Rerunning the same command after an
-interruption skips the files already written.
+interruption skips the files already written (of the same model and drivers; files of
+another run are refused: --overwrite). ``--save-state`` keeps the roll-out's state after
+the last day, written after the files, so ``xsomo extend`` can add new days later
+without recomputing.
 """
 
 from __future__ import annotations
@@ -86,6 +90,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on"
     )
+    p.add_argument(
+        "--save-state", type=pathlib.Path, metavar="FILE",
+        help="also write the roll-out's state after the last day (for xsomo extend)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(command="predict")
     return p
@@ -107,7 +115,8 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
     return out
 
 
-def _open_drivers(path: pathlib.Path) -> Any:
+def open_drivers(path: pathlib.Path) -> Any:
+    """``--drivers``: a drivers netCDF file (lazy) or a world/drivers folder."""
     import xarray as xr
 
     if path.is_dir():
@@ -128,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     # fail on an unwritable folder before loading or computing anything
     output.check_writable(args.out)
     model = TrainedModel.load(args.model)
-    drivers = _open_drivers(args.drivers)
+    drivers = open_drivers(args.drivers)
     try:
         before = {f.path.name for f in find_somo_files(args.out)}
     except FileNotFoundError:
@@ -152,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             client=client,
             dtype=args.dtype,
             tolerance=args.tolerance,
+            return_state=args.save_state is not None,
         )
         files = output.to_files(
             sm,
@@ -161,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             client=client,
+            state_file=args.save_state,
         )
     finally:
         if client is not None:
@@ -168,5 +179,6 @@ def run(args: argparse.Namespace) -> int:
     kept = sum(p.name in before for p in files) if not args.overwrite else 0
     print(
         f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)"
+        + (f"; state after the last day in {args.save_state}" if args.save_state else "")
     )
     return 0

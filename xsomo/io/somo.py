@@ -51,6 +51,7 @@ __all__ = [
     "NC_LOCK",
     "OUTPUT_NAME",
     "OUTPUT_PRODUCT",
+    "STATE_VAR",
     "TIME_UNITS",
     "FileIdentity",
     "ForeignOutputError",
@@ -63,8 +64,10 @@ __all__ = [
     "grid_mapping_attrs",
     "open_somo",
     "output_filename",
+    "read_state",
     "remove_stale_temporaries",
     "stale_temporaries",
+    "write_state",
 ]
 
 #: The product prefix of the files xsomo writes.
@@ -711,3 +714,79 @@ def remove_stale_temporaries(directory: str | os.PathLike[str], name: str) -> No
     for p in stale_temporaries(directory, name):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+# ----------------------------------------------------------------------------- saved states
+
+#: The variable of a state file: the LSTM state ``(h, c)`` after the last day,
+#: ``(state_layer, member, hc, lat, lon, unit)``, NaN off land.
+STATE_VAR = "lstm_state"
+#: Global attributes a state file must carry.
+STATE_ATTRS = ("xsomo_model_id", "state_last_day", "xsomo_drivers_period")
+
+
+def write_state(state: xr.Dataset, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a saved roll-out state (:data:`STATE_VAR` and its attributes) to a netCDF file, atomically.
+
+    ``state`` is a prediction made with ``return_state=True`` (only :data:`STATE_VAR`, its
+    coordinates and the global attributes are kept; lazy data are computed). The file is
+    written to a temporary name and renamed (:mod:`xsomo.io.atomic`).
+
+    Raises
+    ------
+    DataFormatError
+        ``state`` lacks :data:`STATE_VAR` or the attributes of :data:`STATE_ATTRS`.
+    OutputWriteError
+        The file cannot be written.
+    """
+    from xsomo.io.atomic import atomic_path
+
+    missing = [a for a in STATE_ATTRS if a not in state.attrs]
+    if STATE_VAR not in state.variables or missing:
+        raise DataFormatError(
+            f"no saved state to write: {STATE_VAR!r} in {sorted(map(str, state.variables))}, "
+            f"attributes missing: {missing}; predict with return_state=True"
+        )
+    out = state[[STATE_VAR]].drop_vars(
+        [c for c in state[[STATE_VAR]].coords if c not in state[STATE_VAR].dims], errors="ignore"
+    )
+    out.attrs = clean_attrs(state.attrs)
+    out.attrs["Conventions"] = "CF-1.8"
+    out.attrs["title"] = "xsomo roll-out state: continue the prediction with `xsomo extend`"
+    path = pathlib.Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = out.load()
+        with atomic_path(path) as tmp:  # xarray holds the netCDF/HDF5 locks itself
+            out.to_netcdf(tmp, engine="netcdf4", encoding={STATE_VAR: {"zlib": True, "complevel": 1}})
+    except OSError as err:
+        raise OutputWriteError(f"writing the state file {path} failed: {err}") from err
+    return path
+
+
+def read_state(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a state file written by :func:`write_state` (in memory).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    DataFormatError
+        Not a readable state file (names the file).
+    """
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such state file (written by `xsomo predict --save-state`)")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            state = ds.load()
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DataFormatError(f"{path}: not a readable state file ({err})") from err
+    missing = [a for a in STATE_ATTRS if a not in state.attrs]
+    if STATE_VAR not in state.variables or missing:
+        raise DataFormatError(
+            f"{path}: not an xsomo state file (needs the variable {STATE_VAR!r} and the attributes "
+            f"{list(STATE_ATTRS)}; missing {missing or [STATE_VAR]}). Give the file of "
+            "`xsomo predict --save-state`."
+        )
+    return state
