@@ -7,6 +7,7 @@ Examples::
     xsomo predict --drivers drivers.nc --model model/ --out sm/ --scheduler tcp://10.0.0.5:8786
     xsomo predict --drivers drivers.nc --model somoml_v1/ --out sm/ --mode windowed --dtype float64
     xsomo predict --drivers D --model M --out DIR --end 2016-12-31 --save-state state.nc
+    xsomo predict --drivers D --model M --format zarr --out sm.zarr
 
 The first ``spinup`` days (default: the model's lookback) before ``--start`` spin the
 roll-out up; the drivers must hold them. Rerunning the same command after an
@@ -94,6 +95,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--save-state", type=pathlib.Path, metavar="FILE",
         help="also write the roll-out's state after the last day (for xsomo extend)",
     )  # fmt: skip
+    p.add_argument(
+        "--format", choices=("netcdf", "zarr"), default="netcdf",
+        help="netcdf: SoMo.ml-EU_layer{N}_{YYYY}.nc files in --out (default); zarr: one Zarr store --out",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(command="predict")
     return p
@@ -134,8 +139,16 @@ def run(args: argparse.Namespace) -> int:
     from xsomo.prediction import inference, output
 
     chunks = parse_chunks(args.chunks)
+    zarr = getattr(args, "format", "netcdf") == "zarr"
+    if zarr and args.save_state:
+        raise XsomoValueError(
+            "--save-state with --format zarr: extending a Zarr store is not supported yet; "
+            "write netCDF files (the default) to extend them later"
+        )
     # fail on an unwritable folder before loading or computing anything
-    output.check_writable(args.out)
+    if zarr and args.out.exists() and not args.overwrite:
+        raise XsomoValueError(f"--out {args.out} exists; pass --overwrite to replace the store")
+    output.check_writable(args.out.parent if zarr else args.out)
     model = TrainedModel.load(args.model)
     drivers = open_drivers(args.drivers)
     try:
@@ -163,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             return_state=args.save_state is not None,
         )
+        if zarr:
+            output.to_zarr(sm, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+            print(f"Zarr store {args.out} written ({sm.sizes['time']} days)")
+            return 0
         files = output.to_files(
             sm,
             args.out,

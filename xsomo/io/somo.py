@@ -62,6 +62,7 @@ __all__ = [
     "file_identity",
     "find_somo_files",
     "grid_mapping_attrs",
+    "is_zarr_store",
     "open_somo",
     "output_filename",
     "read_state",
@@ -406,7 +407,8 @@ def open_somo(
     ----------
     path
         A folder (with one level of sub-folders), a glob such as
-        ``"out/SoMo.ml-EU_layer*_201[0-5].nc"``, one file, or a list of files.
+        ``"out/SoMo.ml-EU_layer*_201[0-5].nc"``, one file, a list of files, or a Zarr store
+        written by :func:`xsomo.prediction.output.to_zarr` (``xsomo predict --format zarr``).
     layers, years
         Open only these layers / years.
     chunks
@@ -438,6 +440,8 @@ def open_somo(
     >>> ds = xsomo.open_somo("out/")  # doctest: +SKIP
     >>> ds.sm.sel(layer=1, time="2010-07-01").plot()  # doctest: +SKIP
     """
+    if is_zarr_store(path):
+        return _open_store(path, layers=layers, years=years, chunks={} if chunks == "auto" else chunks)  # type: ignore[arg-type]
     if chunks == "auto":
         chunks = {cv.LAYER: 1, cv.TIME: "auto", cv.LAT: "auto", cv.LON: "auto"}  # type: ignore[dict-item]
     return xr.open_dataset(
@@ -498,6 +502,8 @@ class SomoBackendEntrypoint(BackendEntrypoint):
             "use_cftime": use_cftime,
             "decode_timedelta": decode_timedelta,
         }
+        if is_zarr_store(filename_or_obj):
+            return _open_store(filename_or_obj, layers=layers, years=years, chunks=None)
         with _OPEN_LOCK:
             return _open_stacked(
                 filename_or_obj,
@@ -515,6 +521,38 @@ class SomoBackendEntrypoint(BackendEntrypoint):
         if FILE_PATTERN.match(name):
             return True
         return "SoMo.ml" in name and bool(_GLOB_CHARS.search(name))
+
+
+def is_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a folder holding a Zarr store (format 2 or 3)."""
+    if not isinstance(path, str | os.PathLike):
+        return False
+    p = pathlib.Path(os.fspath(path)).expanduser()
+    return p.is_dir() and any((p / n).exists() for n in (".zmetadata", ".zgroup", "zarr.json"))
+
+
+def _open_store(
+    path: str | os.PathLike[str],
+    *,
+    layers: Iterable[int] | None,
+    years: Iterable[int] | None,
+    chunks: Mapping[str, int] | None,
+) -> xr.Dataset:
+    try:
+        ds = xr.open_zarr(os.fspath(path), chunks=chunks, decode_coords="all")
+    except (OSError, ValueError, KeyError) as err:
+        raise DataFormatError(f"{path}: cannot be read as a Zarr store ({err})") from err
+    if cv.SM not in ds.data_vars:
+        raise DataFormatError(
+            f"{path}: a Zarr store without {cv.SM!r} (found {sorted(map(str, ds.data_vars))}); "
+            "give a store written by xsomo predict --format zarr"
+        )
+    if layers is not None:
+        ds = ds.sel({cv.LAYER: [int(n) for n in layers]})
+    if years is not None:
+        keep = np.isin(ds[cv.TIME].dt.year.values, [int(y) for y in years])
+        ds = ds.isel({cv.TIME: np.nonzero(keep)[0]})
+    return ds
 
 
 # ----------------------------------------------------------------------------- writing

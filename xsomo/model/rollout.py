@@ -764,6 +764,8 @@ def predict_block(
         model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype,
         final_states=final,
     )  # fmt: skip
+    if final is not None:
+        final[:, :, :, bad_cell] = np.nan
     info.state = final
     out[..., : spinup - 1] = np.nan
     out[:, :, bad_cell] = np.nan

@@ -60,6 +60,7 @@ __all__ = [
     "extend_files",
     "rollout_summary",
     "to_files",
+    "to_zarr",
 ]
 
 log = logging.getLogger(__name__)
@@ -715,3 +716,76 @@ def _days_until(
     period = found.attrs.get("xsomo_drivers_period")
     var = var.drop_vars([c for c in var.coords if c not in var.dims]).expand_dims({cv.LAYER: [layer]})
     return var.rename(cv.SM), (period.split("/")[0] if period else None)
+
+
+#: Chunks of the Zarr store: one layer, ``ZARR_CHUNK_DAYS`` days, 32 x 32 cells (384 KiB
+#: of float32 before compression): a daily map of the Europe grid reads 12 x 18 chunks and
+#: one cell's 18-year series 69; not yet measured against other choices (issue 17 item 6).
+ZARR_CHUNK_DAYS = 96
+ZARR_CHUNK_CELLS = 32
+
+
+def to_zarr(
+    sm: xr.Dataset | xr.DataArray,
+    store: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Write a prediction as one Zarr store (``sm(layer, time, lat, lon)``), beside or instead of files.
+
+    The store holds ``sm`` float32 m3 m-3 (lat descending, as the files), CF attributes, the
+    CRS as the grid mapping ``spatial_ref`` and the prediction's provenance and identity
+    attributes, with consolidated metadata (Zarr format 2, which GDAL and other readers
+    open). Chunks: one layer x :data:`ZARR_CHUNK_DAYS` days x 32 x 32 cells. Dask computes the
+    blocks (on a distributed client's workers if one is active) and writes the chunks of
+    each in parallel; the store is written to a temporary folder and renamed when complete
+    (:func:`xsomo.io.atomic.atomic_dir`). :func:`xsomo.open_somo` (``engine="somo"``) opens it.
+
+    Raises
+    ------
+    OutputWriteError
+        ``store`` exists (without ``overwrite``) or cannot be written.
+    """
+    from xsomo._version import __version__
+    from xsomo.io.atomic import atomic_dir
+
+    ds = _as_dataset(sm)
+    arr = ds[cv.SM]
+    if cv.LAYER not in arr.dims:
+        arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
+    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    if arr.indexes[cv.LAT].is_monotonic_increasing:
+        arr = arr.isel({cv.LAT: slice(None, None, -1)})
+    arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims and c not in ("depth_top", "depth_bottom")])
+    attrs = somo_io.clean_attrs(dict(ds.attrs))
+    attrs.update(
+        Conventions="CF-1.8", xsomo_version=__version__,
+        history=f"written by xsomo {__version__} (xsomo.prediction.output.to_zarr)",
+    )  # fmt: skip
+    var = arr.astype(np.float32)
+    var.attrs = {**cv.SM_ATTRS, "grid_mapping": "spatial_ref"}
+    out = xr.Dataset({cv.SM: var}, attrs=attrs)
+    out = out.assign_coords(spatial_ref=xr.Variable((), np.int32(0), somo_io.grid_mapping_attrs()))
+    out = out.chunk(
+        {cv.LAYER: 1, cv.TIME: ZARR_CHUNK_DAYS, cv.LAT: ZARR_CHUNK_CELLS, cv.LON: ZARR_CHUNK_CELLS}
+    )
+    for name in out.variables:
+        out[name].encoding = {}
+    store = pathlib.Path(store).expanduser()
+    if store.exists() and not overwrite:
+        raise OutputWriteError(f"{store} exists; pass overwrite=True (--overwrite) to replace it")
+    t0 = _time.perf_counter()
+    try:
+        with atomic_dir(store, overwrite=overwrite) as tmp:
+            out.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=True)
+    except OSError as err:
+        if isinstance(err, XsomoError):
+            raise
+        raise OutputWriteError(
+            f"writing the Zarr store {store} failed: {err}. Nothing was left under that name; free "
+            "space (or fix the folder) and rerun."
+        ) from err
+    if progress:
+        print(f"xsomo: wrote the Zarr store {store} in {_time.perf_counter() - t0:.1f} s")
+    return store
