@@ -20,6 +20,7 @@ Run::
     .venv/bin/python bench/bench_inference_modes.py              # ~1-3 min on 2 cores
     .venv/bin/python bench/bench_inference_modes.py --days 730 --ours-cells 64
     .venv/bin/python bench/bench_inference_modes.py --threads 1 --dtypes float32,float64 --no-strided
+    .venv/bin/python bench/bench_inference_modes.py --ladder 256 --days 1096 --threads 1   # auto's rungs
 """
 
 from __future__ import annotations
@@ -186,6 +187,32 @@ def ours(cells: int, days: int, model_dir: str | None) -> tuple[object, np.ndarr
     return model, dyn, sta
 
 
+def ladder_costs(
+    model, dyn: np.ndarray, sta: np.ndarray, *, check_cells: int = 64, window_cells: int = 8
+) -> list[tuple[str, float, float]]:
+    """Cost of each rung of ``auto``'s ladder on one block (issue 21): the convergence check on
+    ``check_cells`` cells (as ``predict``'s default ``check_cells``) plus the continuous roll-out
+    of every cell with that spin-up, against window-by-window prediction of the block
+    (timed on ``window_cells`` cells, scaled). Rows: (what, check s, roll-out s)."""
+    lookback = model.config.lookback
+    n = dyn.shape[0]
+    pick = np.linspace(0, n - 1, min(check_cells, n)).round().astype(int)
+    rows = []
+    for steps in rollout.ladder_spinups(lookback, lookback):
+        forcing = rollout.spinup_forcing(dyn, None, steps, lookback)
+        chk, _ = _time(
+            lambda f=forcing, s=steps: rollout.convergence_distance(model, f[pick], sta[pick], steps=s)
+        )
+        run, _ = _time(
+            lambda f=forcing, s=steps: rollout.predict_block(model, f, sta, mode="continuous", spinup=s)
+        )
+        rows.append((f"continuous, {steps}-day spin-up", chk, run))
+    sub = slice(0, min(window_cells, n))
+    win, _ = _time(lambda: rollout.predict_block(model, dyn[sub], sta[sub], mode="windowed"))
+    rows.append(("windowed", 0.0, win * n / (sub.stop - sub.start)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=int, default=730, help="days per cell (>= 365; default 730)")
@@ -204,7 +231,24 @@ def main(argv: list[str] | None = None) -> int:
         default="float32,float64",
         help="precisions to time, comma-separated (default float32,float64)",
     )
+    p.add_argument(
+        "--ladder", type=int, default=0, metavar="CELLS",
+        help="only time auto's ladder rungs on a block of CELLS cells x --days days (e.g. 256 --days 1096)",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.ladder:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, dyn, sta = ours(args.ladder, args.days, args.model)
+        print(
+            f"auto's ladder on one block of {dyn.shape[0]} cells x {dyn.shape[1]} days "
+            f"(lookback {model.config.lookback}, hidden {model.config.hidden}; check on 64 cells), "
+            f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(f"{'rung':<32} {'check s':>8} {'roll-out s':>11} {'total s':>8}")
+        for what, chk, run in ladder_costs(model, dyn, sta):
+            print(f"{what:<32} {chk:8.2f} {run:11.2f} {chk + run:8.2f}")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.getLogger("xsomo.model.rollout").setLevel(

@@ -57,6 +57,12 @@ class SomoAccessor:
 
         return output.to_files(self._obj, directory, **kwargs)
 
+    def to_zarr(self, store: str | os.PathLike[str], **kwargs: Any) -> Any:
+        """Write one Zarr store ``sm(layer, time, lat, lon)``. See :func:`xsomo.prediction.output.to_zarr`."""
+        from xsomo.prediction import output
+
+        return output.to_zarr(self._obj, store, **kwargs)
+
     # step 5: evaluation
     def evaluate(self, reference: xr.Dataset, **kwargs: Any) -> xr.Dataset:
         """Skill against independent stations or a gridded product. See :func:`xsomo.evaluation.evaluate`."""

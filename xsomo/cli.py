@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "prepare",
     "train": "train",
     "predict": "predict",
+    "extend": "extend",
     "evaluate": "evaluate",
     "report": "report",
     "experiment": "experiment",

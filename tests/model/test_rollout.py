@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from xsomo.model import rollout
 from xsomo.exceptions import XsomoValueError
-from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel
+from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel, rollout
 
 
 def _model(
@@ -284,3 +283,22 @@ def test_gpu_batch_fits_the_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gib // 4, 141 * gib))
     assert rollout._default_batch(cuda, windowed=False, steps=2048, hidden=256) == 64
     assert rollout._default_batch(torch.device("cpu"), windowed=True) == 512
+
+
+def test_a_roll_out_continued_from_its_returned_state_is_the_single_roll_out():
+    """Issue 17: the state after day k, fed back, continues the cascade bit for bit."""
+    model = _model(forget_bias=3.0, ensemble=2)
+    dyn, stat = _inputs(cells=5, days=120)
+    stat[2] = np.nan  # a cell without statics stays NaN in the output and the state
+    whole = rollout.predict_block(model, dyn, stat, mode="continuous", spinup=16)
+    head, info = rollout.predict_block(
+        model, dyn[:, :70], stat, mode="continuous", spinup=16, return_state=True, return_info=True
+    )
+    assert info.state.shape == (3, 2, 2, 5, 8)
+    assert np.isnan(info.state[:, :, :, 2]).all() and np.isfinite(np.delete(info.state, 2, axis=3)).all()
+    tail = rollout.predict_block(model, dyn[:, 70:], stat, mode="continuous", state=info.state)
+    np.testing.assert_array_equal(np.concatenate([head, tail], axis=-1), whole)
+    with pytest.raises(XsomoValueError, match="window-by-window"):
+        rollout.predict_block(model, dyn[:, 70:], stat, mode="windowed", state=info.state)
+    with pytest.raises(XsomoValueError, match="shape"):
+        rollout.predict_block(model, dyn[:, 70:], stat[:4], mode="continuous", state=info.state)

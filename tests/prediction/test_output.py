@@ -396,3 +396,33 @@ def test_streaming_writer_peak_memory_does_not_grow_with_the_domain(model, tmp_p
     ratio = peaks["4x"] / peaks["1x"]
     print(f"traced peak: 1x {peaks['1x'] / 2**20:.1f} MiB, 4x {peaks['4x'] / 2**20:.1f} MiB, ratio {ratio:.2f}")
     assert ratio <= 1.3, peaks
+
+
+def test_zarr_store_round_trip_and_cli(model, drivers, expected, sm, tmp_path, capsys):
+    """Issue 17 item 4 (part): sm.somo.to_zarr / --format zarr, opened by open_somo and engine='somo'."""
+    pytest.importorskip("zarr")
+    import xsomo
+    from xsomo import cli
+
+    store = sm.somo.to_zarr(tmp_path / "sm.zarr", progress=False)
+    assert not [p for p in tmp_path.iterdir() if p.name != "sm.zarr"]  # no temporary left
+    for ds in (xsomo.open_somo(store), xr.open_dataset(store, engine="somo")):
+        assert ds.rio.crs.to_epsg() == 4326
+        assert ds.attrs["xsomo_model_id"] == inference.model_identity(model)
+        got = ds["sm"].sortby("lat").transpose("layer", "time", "lat", "lon").values
+        np.testing.assert_array_equal(got, expected["sm"].values)
+        assert ds["sm"].attrs["units"] == "m3 m-3"
+    one = xsomo.open_somo(store, layers=[2], years=[2015])
+    assert one.sizes["layer"] == 1 and set(one["time"].dt.year.values) == {2015}
+    with pytest.raises(output.OutputWriteError, match="exists"):
+        sm.somo.to_zarr(store, progress=False)
+    model.save(tmp_path / "model")
+    drivers.to_netcdf(tmp_path / "drivers.nc")
+    argv = ["predict", "--drivers", str(tmp_path / "drivers.nc"), "--model", str(tmp_path / "model"),
+            "--mode", "continuous", "--chunks", "lat=4,lon=4", "--format", "zarr", "--out",
+            str(tmp_path / "cli.zarr"), "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    with xsomo.open_somo(tmp_path / "cli.zarr") as ds:
+        np.testing.assert_allclose(
+            ds["sm"].sortby("lat").values, expected["sm"].values, atol=2e-6, rtol=0
+        )

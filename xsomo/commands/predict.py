@@ -6,10 +6,15 @@ Examples::
     xsomo predict --drivers world/ --model model/ --out sm/ --start 2004-01-01 --end 2020-12-31 --chunks 32
     xsomo predict --drivers drivers.nc --model model/ --out sm/ --scheduler tcp://10.0.0.5:8786
     xsomo predict --drivers drivers.nc --model somoml_v1/ --out sm/ --mode windowed --dtype float64
+    xsomo predict --drivers D --model M --out DIR --end 2016-12-31 --save-state state.nc
+    xsomo predict --drivers D --model M --format zarr --out sm.zarr
 
 The first ``spinup`` days (default: the model's lookback) before ``--start`` spin the
 roll-out up; the drivers must hold them. Rerunning the same command after an
-interruption skips the files already written.
+interruption skips the files already written (of the same model and drivers; files of
+another run are refused: --overwrite). ``--save-state`` keeps the roll-out's state after
+the last day, written after the files, so ``xsomo extend`` can add new days later
+without recomputing.
 """
 
 from __future__ import annotations
@@ -86,6 +91,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on"
     )
+    p.add_argument(
+        "--save-state", type=pathlib.Path, metavar="FILE",
+        help="also write the roll-out's state after the last day (for xsomo extend)",
+    )  # fmt: skip
+    p.add_argument(
+        "--format", choices=("netcdf", "zarr"), default="netcdf",
+        help="netcdf: SoMo.ml-EU_layer{N}_{YYYY}.nc files in --out (default); zarr: one Zarr store --out",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(command="predict")
     return p
@@ -107,6 +120,13 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
     return out
 
 
+def open_drivers(path: pathlib.Path) -> Any:
+    """``--drivers``: a drivers netCDF file (lazy), a prepared folder or a world folder (as in ``xsomo train``)."""
+    from xsomo.commands import common
+
+    return common.open_drivers_arg(path, "--drivers")
+
+
 def run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
     from xsomo.io.somo import find_somo_files
@@ -117,11 +137,19 @@ def run(args: argparse.Namespace) -> int:
     start = common.parse_date(args.start, "--start")
     end = common.parse_date(args.end, "--end")
     device = common.check_device(args.device)
+    zarr = getattr(args, "format", "netcdf") == "zarr"
+    if zarr and args.save_state:
+        raise XsomoValueError(
+            "--save-state with --format zarr: extending a Zarr store is not supported yet; "
+            "write netCDF files (the default) to extend them later"
+        )
     # fail on an unwritable folder before loading or computing anything
+    if zarr and args.out.exists() and not args.overwrite:
+        raise XsomoValueError(f"--out {args.out} exists; pass --overwrite to replace the store")
     common.output_dir(args.out, "--out")
-    output.check_writable(args.out)
+    output.check_writable(args.out.parent if zarr else args.out)
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
-    drivers = common.open_drivers_arg(args.drivers, "--drivers")
+    drivers = open_drivers(args.drivers)
     try:
         before = {f.path.name for f in find_somo_files(args.out)}
     except FileNotFoundError:
@@ -145,7 +173,12 @@ def run(args: argparse.Namespace) -> int:
             client=client,
             dtype=args.dtype,
             tolerance=args.tolerance,
+            return_state=args.save_state is not None,
         )
+        if zarr:
+            output.to_zarr(sm, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+            print(f"Zarr store {args.out} written ({sm.sizes['time']} days)")
+            return 0
         files = output.to_files(
             sm,
             args.out,
@@ -154,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             client=client,
+            state_file=args.save_state,
         )
     finally:
         if client is not None:
@@ -161,5 +195,6 @@ def run(args: argparse.Namespace) -> int:
     kept = sum(p.name in before for p in files) if not args.overwrite else 0
     print(
         f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)"
+        + (f"; state after the last day in {args.save_state}" if args.save_state else "")
     )
     return 0

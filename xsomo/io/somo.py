@@ -51,6 +51,7 @@ __all__ = [
     "NC_LOCK",
     "OUTPUT_NAME",
     "OUTPUT_PRODUCT",
+    "STATE_VAR",
     "TIME_UNITS",
     "FileIdentity",
     "ForeignOutputError",
@@ -61,10 +62,13 @@ __all__ = [
     "file_identity",
     "find_somo_files",
     "grid_mapping_attrs",
+    "is_zarr_store",
     "open_somo",
     "output_filename",
+    "read_state",
     "remove_stale_temporaries",
     "stale_temporaries",
+    "write_state",
 ]
 
 #: The product prefix of the files xsomo writes.
@@ -403,7 +407,8 @@ def open_somo(
     ----------
     path
         A folder (with one level of sub-folders), a glob such as
-        ``"out/SoMo.ml-EU_layer*_201[0-5].nc"``, one file, or a list of files.
+        ``"out/SoMo.ml-EU_layer*_201[0-5].nc"``, one file, a list of files, or a Zarr store
+        written by :func:`xsomo.prediction.output.to_zarr` (``xsomo predict --format zarr``).
     layers, years
         Open only these layers / years.
     chunks
@@ -435,6 +440,8 @@ def open_somo(
     >>> ds = xsomo.open_somo("out/")  # doctest: +SKIP
     >>> ds.sm.sel(layer=1, time="2010-07-01").plot()  # doctest: +SKIP
     """
+    if is_zarr_store(path):
+        return _open_store(path, layers=layers, years=years, chunks={} if chunks == "auto" else chunks)  # type: ignore[arg-type]
     if chunks == "auto":
         chunks = {cv.LAYER: 1, cv.TIME: "auto", cv.LAT: "auto", cv.LON: "auto"}  # type: ignore[dict-item]
     return xr.open_dataset(
@@ -495,6 +502,8 @@ class SomoBackendEntrypoint(BackendEntrypoint):
             "use_cftime": use_cftime,
             "decode_timedelta": decode_timedelta,
         }
+        if is_zarr_store(filename_or_obj):
+            return _open_store(filename_or_obj, layers=layers, years=years, chunks=None)
         with _OPEN_LOCK:
             return _open_stacked(
                 filename_or_obj,
@@ -512,6 +521,38 @@ class SomoBackendEntrypoint(BackendEntrypoint):
         if FILE_PATTERN.match(name):
             return True
         return "SoMo.ml" in name and bool(_GLOB_CHARS.search(name))
+
+
+def is_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a folder holding a Zarr store (format 2 or 3)."""
+    if not isinstance(path, str | os.PathLike):
+        return False
+    p = pathlib.Path(os.fspath(path)).expanduser()
+    return p.is_dir() and any((p / n).exists() for n in (".zmetadata", ".zgroup", "zarr.json"))
+
+
+def _open_store(
+    path: str | os.PathLike[str],
+    *,
+    layers: Iterable[int] | None,
+    years: Iterable[int] | None,
+    chunks: Mapping[str, int] | None,
+) -> xr.Dataset:
+    try:
+        ds = xr.open_zarr(os.fspath(path), chunks=chunks, decode_coords="all")
+    except (OSError, ValueError, KeyError) as err:
+        raise DataFormatError(f"{path}: cannot be read as a Zarr store ({err})") from err
+    if cv.SM not in ds.data_vars:
+        raise DataFormatError(
+            f"{path}: a Zarr store without {cv.SM!r} (found {sorted(map(str, ds.data_vars))}); "
+            "give a store written by xsomo predict --format zarr"
+        )
+    if layers is not None:
+        ds = ds.sel({cv.LAYER: [int(n) for n in layers]})
+    if years is not None:
+        keep = np.isin(ds[cv.TIME].dt.year.values, [int(y) for y in years])
+        ds = ds.isel({cv.TIME: np.nonzero(keep)[0]})
+    return ds
 
 
 # ----------------------------------------------------------------------------- writing
@@ -711,3 +752,79 @@ def remove_stale_temporaries(directory: str | os.PathLike[str], name: str) -> No
     for p in stale_temporaries(directory, name):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+# ----------------------------------------------------------------------------- saved states
+
+#: The variable of a state file: the LSTM state ``(h, c)`` after the last day,
+#: ``(state_layer, member, hc, lat, lon, unit)``, NaN off land.
+STATE_VAR = "lstm_state"
+#: Global attributes a state file must carry.
+STATE_ATTRS = ("xsomo_model_id", "state_last_day", "xsomo_drivers_period")
+
+
+def write_state(state: xr.Dataset, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a saved roll-out state (:data:`STATE_VAR` and its attributes) to a netCDF file, atomically.
+
+    ``state`` is a prediction made with ``return_state=True`` (only :data:`STATE_VAR`, its
+    coordinates and the global attributes are kept; lazy data are computed). The file is
+    written to a temporary name and renamed (:mod:`xsomo.io.atomic`).
+
+    Raises
+    ------
+    DataFormatError
+        ``state`` lacks :data:`STATE_VAR` or the attributes of :data:`STATE_ATTRS`.
+    OutputWriteError
+        The file cannot be written.
+    """
+    from xsomo.io.atomic import atomic_path
+
+    missing = [a for a in STATE_ATTRS if a not in state.attrs]
+    if STATE_VAR not in state.variables or missing:
+        raise DataFormatError(
+            f"no saved state to write: {STATE_VAR!r} in {sorted(map(str, state.variables))}, "
+            f"attributes missing: {missing}; predict with return_state=True"
+        )
+    out = state[[STATE_VAR]].drop_vars(
+        [c for c in state[[STATE_VAR]].coords if c not in state[STATE_VAR].dims], errors="ignore"
+    )
+    out.attrs = clean_attrs(state.attrs)
+    out.attrs["Conventions"] = "CF-1.8"
+    out.attrs["title"] = "xsomo roll-out state: continue the prediction with `xsomo extend`"
+    path = pathlib.Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = out.load()
+        with atomic_path(path) as tmp:  # xarray holds the netCDF/HDF5 locks itself
+            out.to_netcdf(tmp, engine="netcdf4", encoding={STATE_VAR: {"zlib": True, "complevel": 1}})
+    except OSError as err:
+        raise OutputWriteError(f"writing the state file {path} failed: {err}") from err
+    return path
+
+
+def read_state(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a state file written by :func:`write_state` (in memory).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    DataFormatError
+        Not a readable state file (names the file).
+    """
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such state file (written by `xsomo predict --save-state`)")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            state = ds.load()
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DataFormatError(f"{path}: not a readable state file ({err})") from err
+    missing = [a for a in STATE_ATTRS if a not in state.attrs]
+    if STATE_VAR not in state.variables or missing:
+        raise DataFormatError(
+            f"{path}: not an xsomo state file (needs the variable {STATE_VAR!r} and the attributes "
+            f"{list(STATE_ATTRS)}; missing {missing or [STATE_VAR]}). Give the file of "
+            "`xsomo predict --save-state`."
+        )
+    return state

@@ -131,6 +131,9 @@ class RolloutInfo:
     rollout_spinup: int | None = None
     #: Per rung of ``auto``'s ladder: spin-up days -> largest distance (m3 m-3).
     ladder: dict[int, float] = field(default_factory=dict)
+    #: With ``return_state=True``: the LSTM state after the last day,
+    #: ``(layers, members, 2, cells, hidden)`` (``h`` then ``c``).
+    state: np.ndarray | None = None
 
 
 def torch_device(device: str | torch.device | None) -> torch.device:
@@ -235,12 +238,14 @@ def run_continuous(
     device: torch.device | str = "cpu",
     batch_size: int | None = None,
     time_chunk: int = 2048,
-) -> np.ndarray:
+    return_state: bool = False,
+) -> np.ndarray | tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Normalised outputs ``(cells, time)`` of one network rolled out along the time axis.
 
     ``x_d`` ``(cells, time, n_in)`` and ``x_s`` ``(cells, n_static)`` are normalised and
     finite; the optional initial ``state`` is ``(h, c)``, each ``(cells, hidden)``.
     Inputs are cast to the network's precision; the output has that precision too.
+    With ``return_state``, also the state ``(h, c)`` after the last day.
     """
     device = torch.device(device)
     dt = _net_dtype(net)
@@ -249,6 +254,11 @@ def run_continuous(
         device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize
     )
     out = np.empty((n_cells, n_time), dtype=dt)
+    final = (
+        (np.empty((n_cells, net.hidden), dt), np.empty((n_cells, net.hidden), dt))
+        if return_state
+        else None
+    )
     with full_float32(device):
         for c0 in range(0, n_cells, batch):
             c1 = min(c0 + batch, n_cells)
@@ -264,7 +274,10 @@ def run_continuous(
                 xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
                 y, st = net(xd, xs, st)
                 out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
-    return out
+            if final is not None and st is not None:
+                final[0][c0:c1] = st[0].reshape(c1 - c0, -1).cpu().numpy()
+                final[1][c0:c1] = st[1].reshape(c1 - c0, -1).cpu().numpy()
+    return (out, final) if final is not None else out
 
 
 @torch.no_grad()
@@ -341,8 +354,14 @@ def _cascade(
     time_chunk: int,
     state: tuple[float, float] | None = None,
     dtype: str = "float32",
+    init_states: np.ndarray | None = None,
+    final_states: np.ndarray | None = None,
 ) -> np.ndarray:
-    """sm ``(layers, members, cells, time)`` in m3 m-3 (``dtype``) from normalised inputs (NaN allowed)."""
+    """sm ``(layers, members, cells, time)`` in m3 m-3 (``dtype``) from normalised inputs (NaN allowed).
+
+    Continuous runs start from ``state`` (every unit at the given ``(h, c)``), or from
+    ``init_states`` ``(layers, members, 2, cells, hidden)``, or from zero; the state after
+    the last day is written into ``final_states`` (same shape) when given."""
     cfg = model.config
     n_cells, n_time, _ = xd.shape
     out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype=dtype)
@@ -378,8 +397,10 @@ def _cascade(
                     h0 = np.full((n_cells, cfg.hidden), state[0], dtype=dtype)
                     c0 = np.full((n_cells, cfg.hidden), state[1], dtype=dtype)
                     init = (h0, c0)
+                elif init_states is not None:
+                    init = (init_states[k, m, 0], init_states[k, m, 1])
                 xf = np.where(np.isnan(x), 0.0, x).astype(dtype)
-                y = run_continuous(
+                res = run_continuous(
                     net,
                     xf,
                     xs,
@@ -387,7 +408,14 @@ def _cascade(
                     device=device,
                     batch_size=batch_size,
                     time_chunk=time_chunk,
+                    return_state=final_states is not None,
                 )
+                if final_states is not None:
+                    y, (h1, c1) = res
+                    final_states[k, m, 0] = h1
+                    final_states[k, m, 1] = c1
+                else:
+                    y = res
                 y[nan_day] = np.nan
             out[k, m] = model.denormalise(y, layer)
     return out
@@ -576,6 +604,8 @@ def predict_block(
     tolerance: float = ...,
     dtype: Dtype = ...,
     history: np.ndarray | None = ...,
+    state: np.ndarray | None = ...,
+    return_state: bool = ...,
     return_info: Literal[False] = ...,
 ) -> np.ndarray: ...
 
@@ -594,6 +624,8 @@ def predict_block(
     tolerance: float = ...,
     dtype: Dtype = ...,
     history: np.ndarray | None = ...,
+    state: np.ndarray | None = ...,
+    return_state: bool = ...,
     return_info: Literal[True],
 ) -> tuple[np.ndarray, RolloutInfo]: ...
 
@@ -611,6 +643,8 @@ def predict_block(
     tolerance: float = DEFAULT_TOLERANCE,
     dtype: Dtype = "float32",
     history: np.ndarray | None = None,
+    state: np.ndarray | None = None,
+    return_state: bool = False,
     return_info: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
     """Soil moisture of every layer and member for one block of cells.
@@ -645,6 +679,14 @@ def predict_block(
         RAW dynamic inputs ``(cells, h, n_dynamic)`` of the days before ``dynamic``, which
         ``auto``'s ladder uses for spin-ups longer than ``spinup`` (cycled days where
         there are too few; see :func:`spinup_forcing`). Not part of the output.
+    state
+        Initial LSTM state ``(layers, members, 2, cells, hidden)`` (``h``, ``c``) of a
+        previous roll-out that ended the day before ``dynamic`` starts: the roll-out
+        continues from it (``continuous``; ``auto`` runs continuous; ``windowed`` is
+        refused) and every day is valid (no spin-up).
+    return_state
+        Keep the state after the last day in ``info.state`` (continuous roll-outs only;
+        ask for ``return_info=True`` too).
     return_info
         Also return a :class:`RolloutInfo`.
 
@@ -664,6 +706,9 @@ def predict_block(
     xd, xs = _check_inputs(model, dynamic, static, dtype)
     dev = torch_device(device)
     n_cells, n_time, _ = xd.shape
+    if state is not None:
+        return _continue(model, xd, xs, mode, np.asarray(state), dev, batch_size, time_chunk, dtype,
+                         return_state, return_info)  # fmt: skip
     bad_cell = np.isnan(xs).any(axis=1)
     xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
     nan_days = int(np.isnan(xd).any(axis=-1)[~bad_cell].sum())
@@ -707,11 +752,21 @@ def predict_block(
     info.mode = run
     if run == "windowed":
         info.spinup = spinup = cfg.lookback
+        if return_state:
+            raise XsomoValueError(
+                "return_state=True: window-by-window prediction has no state to continue from "
+                "(each day starts from zero); use mode='continuous'"
+            )
     else:
         info.rollout_spinup = spinup
+    final = _state_array(model, n_cells, dtype) if return_state else None
     out = _cascade(
-        model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype
-    )
+        model, xd, xs, run, device=dev, batch_size=batch_size, time_chunk=time_chunk, dtype=dtype,
+        final_states=final,
+    )  # fmt: skip
+    if final is not None:
+        final[:, :, :, bad_cell] = np.nan
+    info.state = final
     out[..., : spinup - 1] = np.nan
     out[:, :, bad_cell] = np.nan
     return (out, info) if return_info else out
@@ -726,4 +781,54 @@ def _finish(
     info.mode = "continuous"
     info.spinup = spinup
     info.rollout_spinup = inner.spinup
+    info.state = inner.state
+    return (out, info) if return_info else out
+
+
+def _state_array(model: TrainedModel, n_cells: int, dtype: str) -> np.ndarray:
+    cfg = model.config
+    return np.zeros((len(cfg.layers), cfg.ensemble, 2, n_cells, cfg.hidden), dtype=dtype)
+
+
+def _continue(
+    model: TrainedModel,
+    xd: np.ndarray,
+    xs: np.ndarray,
+    mode: str,
+    state: np.ndarray,
+    dev: torch.device,
+    batch_size: int | None,
+    time_chunk: int,
+    dtype: str,
+    return_state: bool,
+    return_info: bool,
+) -> np.ndarray | tuple[np.ndarray, RolloutInfo]:
+    """The continuous roll-out from a saved state (no spin-up, every day valid)."""
+    cfg = model.config
+    n_cells = xd.shape[0]
+    want = (len(cfg.layers), cfg.ensemble, 2, n_cells, cfg.hidden)
+    if mode == "windowed":
+        raise XsomoValueError(
+            "a saved state continues the continuous roll-out; window-by-window prediction starts "
+            "every day from zero and has no state to continue (predict the period with "
+            "mode='windowed' and drivers holding the lookback before it instead)"
+        )
+    if state.shape != want:
+        raise XsomoValueError(
+            f"state has shape {state.shape}, the model and block need {want} "
+            "(layers, members, h/c, cells, hidden)"
+        )
+    bad_cell = np.isnan(xs).any(axis=1) | ~np.isfinite(state).all(axis=(0, 1, 2, 4))
+    xs = np.where(np.isnan(xs), 0.0, xs).astype(dtype)
+    init = np.where(np.isfinite(state), state, 0.0).astype(dtype)
+    final = _state_array(model, n_cells, dtype) if return_state else None
+    out = _cascade(
+        model, xd, xs, "continuous", device=dev, batch_size=batch_size, time_chunk=time_chunk,
+        dtype=dtype, init_states=init, final_states=final,
+    )  # fmt: skip
+    out[:, :, bad_cell] = np.nan
+    if final is not None:
+        final[:, :, :, bad_cell] = np.nan
+    info = RolloutInfo(requested=mode, mode="continuous", spinup=0, dtype=dtype, state=final)
+    info.nan_forcing_days = int(np.isnan(xd).any(axis=-1)[~bad_cell].sum())
     return (out, info) if return_info else out

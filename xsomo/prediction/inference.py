@@ -40,12 +40,13 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.io.somo import STATE_VAR
 from xsomo.runtime import cpu_cores, resolve_device
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
 
-__all__ = ["GAP_DAYS", "SPINUP_DAYS", "default_chunks", "model_identity", "predict"]
+__all__ = ["GAP_DAYS", "SPINUP_DAYS", "STATE", "default_chunks", "model_identity", "predict"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,11 @@ GAP_DAYS = "missing_forcing_days"
 #: The variable that says, per cell, which roll-out its block ran: the continuous
 #: roll-out's spin-up in days, -1 for window-by-window prediction, 0 for a block without land.
 SPINUP_DAYS = "rollout_spinup_days"
+#: The variable holding the LSTM state after the last day (``return_state=True``):
+#: ``(state_layer, member, hc, lat, lon, unit)``, ``hc`` = ``["h", "c"]``, NaN off land.
+STATE = STATE_VAR
+#: :data:`SPINUP_DAYS` of a block continued from a saved state.
+CONTINUED = -2
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -417,7 +423,9 @@ def _run_block(
     check_cells: int | None = None,
     dtype: Dtype = "float32",
     history: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+    state: np.ndarray | None = None,
+    return_state: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One block: ``dyn (V, H + T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
     ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std, and the
     ``(ny, nx)`` int32 map of the roll-out that ran (:data:`SPINUP_DAYS`).
@@ -426,16 +434,26 @@ def _run_block(
     ladder reads them, for spin-ups longer than ``spinup``. The raw inputs keep their own
     floating precision here (float64 in ``dtype="float64"``); the roll-out z-scores them
     in float64 and runs in ``dtype``; mean and std are taken in ``dtype`` and stored as
-    float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3)."""
+    float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3).
+
+    ``state`` ``(layers, members, 2, ny, nx, hidden)`` continues a saved roll-out from the
+    first day after ``history`` (no spin-up); with ``return_state`` the third output is the
+    state after the last day in that layout (NaN off land), else an empty array."""
     from xsomo.model import rollout
 
     _n_dyn, ntime, ny, nx = dyn.shape
     n_out = ntime - history - first
     out = np.full((2, len(layer_index), n_out, ny, nx), np.nan, dtype=np.float32)
     chosen = np.zeros((ny, nx), np.int32)
+    cfg = model.config
+    state_out = (
+        np.full((len(cfg.layers), cfg.ensemble, 2, ny, nx, cfg.hidden), np.nan, dtype=dtype)
+        if return_state
+        else np.zeros(0, np.float32)
+    )
     iy, ix = _land_cells(mask, stat)
     if iy.size == 0:
-        return out, chosen
+        return out, chosen, state_out
     _set_threads(threads)
     device = resolve_device(device)
     x_all = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
@@ -443,48 +461,59 @@ def _run_block(
     s = np.ascontiguousarray(stat[:, iy, ix].T)
     # NaN forcing goes through: the roll-out carries its state over such a day (inputs at
     # their training mean); every output day whose window reads one is masked below
-    missing = ~np.isfinite(x).all(axis=2)  # (cells, time)
+    missing = ~np.isfinite(x_all).all(axis=2)  # (cells, time), the history included
     spinup = max(1, spinup)
     steps: int | None = spinup
+    extra: dict[str, Any] = {}
+    if return_state:
+        extra = {"return_state": True, "return_info": True}
+    if state is not None:
+        extra["state"] = state[:, :, :, iy, ix, :]  # (layers, members, 2, cells, hidden)
+        mode = "continuous"
     if mode == "auto":
         steps = _block_rollout(
             model, x, s, hist, spinup=spinup, device=device, n=check_cells, dtype=dtype,
             tolerance=tolerance,
         )  # fmt: skip
-    if mode == "windowed" or steps is None:
+    if state is not None:
+        run, forcing, skip, chosen[iy, ix] = "continuous", x, 0, CONTINUED
+    elif mode == "windowed" or steps is None:
         run, forcing, skip, chosen[iy, ix] = "windowed", x, 0, -1
     else:
         forcing = rollout.spinup_forcing(x, hist, steps, spinup)
         run, skip, chosen[iy, ix] = "continuous", steps - spinup, steps
     del x_all
-    pred = np.asarray(
-        predictor(
-            model,
-            forcing,
-            s,
-            mode=run,
-            spinup=spinup + skip,
-            device=device,
-            # the GPU takes the whole block at once (rollout's default batch); the CPU goes in
-            # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
-            batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
-            time_chunk=TIME_CHUNK,
-            dtype=dtype,
-            tolerance=tolerance,
-        )
-    )  # (layers, members, cells, time)
-    del forcing
+    result = predictor(
+        model,
+        forcing,
+        s,
+        mode=run,
+        spinup=spinup + skip,
+        device=device,
+        # the GPU takes the whole block at once (rollout's default batch); the CPU goes in
+        # batches that keep the LSTM's (batch, time_chunk, hidden) activations small
+        batch_size=None if device.startswith("cuda") else min(cells_per_call, iy.size),
+        time_chunk=TIME_CHUNK,
+        dtype=dtype,
+        tolerance=tolerance,
+        **extra,
+    )
+    if return_state:
+        result, info = result
+        state_out[:, :, :, iy, ix, :] = info.state
+    pred = np.asarray(result)  # (layers, members, cells, time)
+    del forcing, result
     pred = pred[list(layer_index)][..., skip + first :]
     mean = pred.mean(axis=1)
     std = pred.std(axis=1)
     del pred
     if missing.any():
-        bad = _gap_mask(missing, window)[:, first:]
+        bad = _gap_mask(missing, window)[:, history + first :]
         mean[:, bad] = np.nan
         std[:, bad] = np.nan
     out[0][:, :, iy, ix] = np.moveaxis(mean, 1, 2)
     out[1][:, :, iy, ix] = np.moveaxis(std, 1, 2)
-    return out, chosen
+    return out, chosen, state_out
 
 
 def _block_rollout(
@@ -560,6 +589,8 @@ def predict(
     dtype: Dtype = "float32",
     tolerance: float | None = None,
     threads: int | None = None,
+    state: xr.Dataset | str | os.PathLike[str] | None = None,
+    return_state: bool = False,
 ) -> xr.Dataset:
     """Lazy soil-moisture prediction for every land cell of ``drivers``.
 
@@ -624,6 +655,19 @@ def predict(
         Torch threads each block runs on (CPU). Default: the cores shared among the blocks
         that run at once (dask's threads, or :func:`~xsomo.prediction.output.to_files`'
         default concurrency), one for small networks (hidden <= 64, faster measured).
+    state
+        A saved state (a state file, :func:`xsomo.io.somo.read_state`, or a prediction made
+        with ``return_state=True``): continue that roll-out over the days after its last
+        day only, without spin-up (the drivers may hold earlier days; they are not
+        recomputed). The state must be of the same model and grid, and the days must join
+        on (``time=``, if given, starts the day after the state's last day); ``windowed``
+        mode is refused (it has no state; ``auto`` continues the roll-out).
+    return_state
+        Add the LSTM state after the last day, per layer, member and land cell, as the
+        variable ``lstm_state`` (written by :func:`~xsomo.prediction.output.to_files` with
+        ``state_file=``, or :func:`xsomo.io.somo.write_state`), to continue the dataset
+        later (``xsomo extend``). Needs the continuous roll-out (refused in ``windowed``
+        mode; a block that ``auto`` sends to windows raises when computed).
 
     Returns
     -------
@@ -655,10 +699,17 @@ def predict(
     >>> sm.somo.to_files("out/")  # doctest: +SKIP
     """
     spec = _validate(drivers, model, layers=layers, grid=grid, dtype=dtype, tolerance=tolerance)
+    if return_state and mode == "windowed":
+        raise XsomoValueError(
+            "return_state=True: window-by-window prediction has no state to continue from (each day "
+            "starts from zero); use mode='continuous' or 'auto'"
+        )
+    saved = None if state is None else _check_state(state, model, spec)
     plan = _plan(
         spec, model, mode=mode, spinup=spinup, time=time, chunks=chunks, device=device,
-        threads=threads, check_convergence=check_convergence, max_spinup=max_spinup,
+        threads=threads, check_convergence=check_convergence, max_spinup=max_spinup, state=saved,
     )  # fmt: skip
+    plan.return_state = bool(return_state)
     return _build(spec, plan, model, client=client, check_cells=check_cells)
 
 
@@ -694,6 +745,48 @@ class _Plan:
     lon_chunks: tuple[int, ...]
     device: str
     threads: int
+    state: xr.Dataset | None = None
+    return_state: bool = False
+
+
+def _check_state(
+    state: xr.Dataset | str | os.PathLike[str], model: Any, spec: _Spec
+) -> xr.Dataset:
+    """A saved state of this model on this grid (:data:`STATE`, with its last day), or an error."""
+    from xsomo.io.somo import read_state
+
+    if not isinstance(state, xr.Dataset):
+        state = read_state(state)
+    if STATE not in state.variables or "state_last_day" not in state.attrs:
+        raise XsomoValueError(
+            f"state= holds no {STATE!r} variable with a 'state_last_day' attribute (variables: "
+            f"{sorted(map(str, state.variables))}); give a state file written by "
+            "`xsomo predict --save-state` or a prediction made with return_state=True"
+        )
+    mine = model_identity(model)
+    theirs = state.attrs.get("xsomo_model_id")
+    if theirs != mine:
+        raise XsomoValueError(
+            f"the state was saved by another model (xsomo_model_id {theirs}, this model {mine}): "
+            "continuing it would mix two models. Give the model the state was saved with, or "
+            "predict the whole period with this model (xsomo predict)."
+        )
+    lat = state[cv.LAT].values.astype(float)
+    lon = state[cv.LON].values.astype(float)
+    if (
+        lat.size != spec.lat.size
+        or lon.size != spec.lon.size
+        or not np.allclose(np.sort(lat), spec.lat, atol=1e-6)
+        or not np.allclose(np.sort(lon), spec.lon, atol=1e-6)
+    ):
+        have = cv.GridSpec.from_coords(np.sort(lat), np.sort(lon))
+        want = cv.GridSpec.from_coords(spec.lat, spec.lon)
+        raise GridMismatchError(
+            f"the state lies on {have} ({lat.size} x {lon.size} cells), the drivers on {want} "
+            f"({spec.lat.size} x {spec.lon.size}): give drivers on the grid of the state, or predict "
+            "the new grid from the start (xsomo predict)."
+        )
+    return state.sortby([cv.LAT, cv.LON])
 
 
 def _validate(
@@ -805,6 +898,7 @@ def _plan(
     threads: int | None,
     check_convergence: bool,
     max_spinup: int | None,
+    state: xr.Dataset | None = None,
 ) -> _Plan:
     """The output period, the spin-up (checked), the days to read and the blocks."""
     from xsomo.model.rollout import ladder_spinups
@@ -814,6 +908,18 @@ def _plan(
     drivers = spec.drivers
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     _check_daily(times, source="drivers")
+    if state is not None:
+        if mode == "windowed":
+            raise XsomoValueError(
+                "state=: a saved state continues the continuous roll-out; window-by-window prediction "
+                "has no state (each day starts from zero). Extend with mode='auto' or 'continuous', or "
+                "predict the new days with mode='windowed' from drivers holding the lookback before them."
+            )
+        first, stop = _joining_period(times, state, time)
+        spinup, mode = 0, "continuous"
+        history = min(first, max(spec.lookback, 1) - 1)  # the gap mask's look back
+        return _blocks(spec, model, drivers.isel({cv.TIME: slice(first - history, stop)}), history,
+                       spinup, mode, chunks, device, threads, state)  # fmt: skip
     spinup = spec.lookback if spinup is None else int(spinup)
     if spinup < 0:
         raise XsomoValueError(f"spinup={spinup}: give a number of days >= 0")
@@ -830,6 +936,49 @@ def _plan(
         # the ladder's longer spin-ups read real forcing before the roll-out where there is some
         history = min(begin, ladder_spinups(spinup, spec.lookback)[-1] - spinup)
     drivers = drivers.isel({cv.TIME: slice(begin - history, stop)})
+    return _blocks(spec, model, drivers, history, spinup, mode, chunks, device, threads, None)
+
+
+def _joining_period(times: pd.DatetimeIndex, state: xr.Dataset, time: Any) -> tuple[int, int]:
+    """Indices ``(first, stop)`` of the days after the state's last day (they must join on)."""
+    last = pd.Timestamp(state.attrs["state_last_day"])
+    start = last + pd.Timedelta(days=1)
+    if time is not None:
+        first, stop = _output_period(times, 0, time)
+        if times[first] != start:
+            what = "a gap after" if times[first] > start else "an overlap with"
+            raise GridMismatchError(
+                f"time= starts on {times[first].date()}: {what} the state, whose last day is "
+                f"{last.date()}. An extension starts on {start.date()} (omit the start)."
+            )
+        return first, stop
+    if times[0] > start:
+        raise GridMismatchError(
+            f"the drivers start on {times[0].date()}, after the day the state continues on "
+            f"({start.date()}; its last day is {last.date()}): the days between are missing. Give "
+            "drivers holding those days (old and new days together are fine)."
+        )
+    if times[-1] < start:
+        raise GridMismatchError(
+            f"the drivers end on {times[-1].date()}, but the state already reaches {last.date()}: "
+            "there are no new days to add. Give drivers with days after the state's last day."
+        )
+    return int(times.get_loc(start)), times.size
+
+
+def _blocks(
+    spec: _Spec,
+    model: Any,
+    drivers: xr.Dataset,
+    history: int,
+    spinup: int,
+    mode: str,
+    chunks: int | Mapping[str, int] | None,
+    device: str,
+    threads: int | None,
+    state: xr.Dataset | None,
+) -> _Plan:
+    """The blocks over lat/lon and the torch threads of each."""
     ntime = drivers.sizes[cv.TIME]
     nlat, nlon = spec.lat.size, spec.lon.size
     device_hint = resolve_device(device) if device in (None, "auto") else str(device)
@@ -846,8 +995,9 @@ def _plan(
         raise XsomoValueError(f"threads={threads!r}: give a number of torch threads >= 1 per block")
     out_time = pd.DatetimeIndex(drivers.indexes[cv.TIME][history + spinup :])
     return _Plan(
-        drivers, history, spinup, mode, out_time, lat_chunks, lon_chunks, str(device), int(threads)
-    )
+        drivers, history, spinup, mode, out_time, lat_chunks, lon_chunks, str(device), int(threads),
+        state,
+    )  # fmt: skip
 
 
 def _as_dask(arr: xr.DataArray, dims: tuple[str, ...]) -> da.Array:
@@ -902,26 +1052,39 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
         "dtype": spec.dtype,
         "tolerance": spec.tolerance,
     }
+    kwargs["return_state"] = plan.return_state
+    saved = None
+    if plan.state is not None:
+        saved = _as_dask(plan.state[STATE], ("state_layer", "member", "hc", cv.LAT, cv.LON, "unit"))
+        saved = saved.rechunk((-1, -1, -1, lat_chunks, lon_chunks, -1))
     n_out = plan.out_time.size
-    run = dask.delayed(_run_block, pure=True, nout=2)
+    n_layers, members, hidden = len(_model_layers(model)), _cfg(model, "ensemble", 1), _cfg(model, "hidden")
+    run = dask.delayed(_run_block, pure=True, nout=3)
     gaps = dask.delayed(_gap_days, pure=True)
     predictor = _predictor()
-    rows, gap_rows, spin_rows = [], [], []
+    rows, gap_rows, spin_rows, state_rows = [], [], [], []
     for i, ny in enumerate(lat_chunks):
-        row, gap_row, spin_row = [], [], []
+        row, gap_row, spin_row, state_row = [], [], [], []
         for j, nx in enumerate(lon_chunks):
             d_blk = dyn.blocks[0, 0, i, j]
             s_blk = stat.blocks[0, i, j]
             m_blk = mask.blocks[i, j]
-            values, chosen = run(d_blk, s_blk, m_blk, model_node, predictor, **kwargs)
+            st_blk = None if saved is None else saved.blocks[0, 0, 0, i, j, 0]
+            values, chosen, st_out = run(
+                d_blk, s_blk, m_blk, model_node, predictor, state=st_blk, **kwargs
+            )
             shape = (2, len(spec.layers), n_out, ny, nx)
             row.append(da.from_delayed(values, shape=shape, dtype=np.float32))
             spin_row.append(da.from_delayed(chosen, shape=(ny, nx), dtype=np.int32))
+            if plan.return_state:
+                st_shape = (n_layers, members, 2, ny, nx, hidden)
+                state_row.append(da.from_delayed(st_out, shape=st_shape, dtype=spec.dtype))
             g = gaps(d_blk, s_blk, m_blk, first=plan.history + plan.spinup, window=window)
             gap_row.append(da.from_delayed(g, shape=(ny, nx), dtype=np.int32))
         rows.append(row)
         gap_rows.append(gap_row)
         spin_rows.append(spin_row)
+        state_rows.append(state_row)
     stacked = da.block(rows)
 
     coords: dict[Hashable, Any] = {
@@ -947,19 +1110,28 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
     }
     spin_attrs = {
         "long_name": "spin-up of the continuous roll-out of the cell's block (days); "
-        "-1: window-by-window prediction; 0: no land in the block",
+        f"-1: window-by-window prediction; {CONTINUED}: continued from a saved state; "
+        "0: no land in the block",
         "units": "d",
     }
-    ds = xr.Dataset(
-        {
-            cv.SM: (dims, stacked[0], sm_attrs),
-            cv.SM_SPREAD: (dims, stacked[1], spread_attrs),
-            GAP_DAYS: ((cv.LAT, cv.LON), da.block(gap_rows), gap_attrs),
-            SPINUP_DAYS: ((cv.LAT, cv.LON), da.block(spin_rows), spin_attrs),
-        },
-        coords=coords,
-        attrs=_provenance(model, spec, plan),
-    )
+    data_vars: dict[Hashable, Any] = {
+        cv.SM: (dims, stacked[0], sm_attrs),
+        cv.SM_SPREAD: (dims, stacked[1], spread_attrs),
+        GAP_DAYS: ((cv.LAT, cv.LON), da.block(gap_rows), gap_attrs),
+        SPINUP_DAYS: ((cv.LAT, cv.LON), da.block(spin_rows), spin_attrs),
+    }
+    if plan.return_state:
+        data_vars[STATE] = (
+            ("state_layer", "member", "hc", cv.LAT, cv.LON, "unit"),
+            da.concatenate([da.concatenate(r, axis=4) for r in state_rows], axis=3),
+            {"long_name": "LSTM state (h, c) after the last day, per layer, member and land cell"},
+        )
+        coords["state_layer"] = ("state_layer", np.array(_model_layers(model), np.int32))
+        coords["member"] = ("member", np.arange(members, dtype=np.int32))
+        coords["hc"] = ("hc", np.array(["h", "c"]))
+    ds = xr.Dataset(data_vars, coords=coords, attrs=_provenance(model, spec, plan))
+    if plan.return_state:
+        ds.attrs["state_last_day"] = str(plan.out_time[-1].date())
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
     if not isinstance(drivers[spec.dynamic[0]].data, da.Array):
         _warn_gaps(
@@ -1023,6 +1195,8 @@ def _provenance(model: Any, spec: _Spec, plan: _Plan) -> dict[str, Any]:
         "xsomo_model_id": model_identity(model),
         "xsomo_drivers_period": f"{read[0].date()}/{read[-1].date()}",
     }
+    if plan.state is not None:
+        attrs["continued_from_state"] = str(plan.state.attrs["state_last_day"])
     if mode in ("auto", "continuous"):
         attrs["convergence_tolerance"] = float(tolerance)
     if mode == "auto":

@@ -49,7 +49,7 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError
 from xsomo.io import somo as somo_io
 from xsomo.io.atomic import atomic_path, fsync_path
 from xsomo.io.somo import ForeignOutputError, OutputWriteError
-from xsomo.prediction.inference import GAP_DAYS, SPINUP_DAYS
+from xsomo.prediction.inference import CONTINUED, GAP_DAYS, SPINUP_DAYS, STATE
 from xsomo.runtime import cpu_cores
 
 __all__ = [
@@ -57,8 +57,10 @@ __all__ = [
     "ForeignOutputError",
     "OutputWriteError",
     "check_writable",
+    "extend_files",
     "rollout_summary",
     "to_files",
+    "to_zarr",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,6 +184,7 @@ def to_files(
     client: Any = None,
     complevel: int = COMPLEVEL,
     concurrency: int | None = None,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> list[pathlib.Path]:
     """Write ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` files, one per layer and year.
 
@@ -211,6 +214,12 @@ def to_files(
         memory is about this many blocks. Each block runs on the torch threads
         :func:`~xsomo.prediction.inference.predict` was given (``threads=``; its default
         shares the cores among the blocks that run at once with this default).
+    state_file
+        Also write the roll-out's state after the last day to this file (the prediction
+        must hold ``lstm_state``: ``predict(..., return_state=True)``), after the files, so
+        a run killed before never leaves a state ahead of its files. Its blocks are
+        computed with the files' (the roll-out runs once). A state file of the same model,
+        drivers and last day is kept; when every file exists, only the state is computed.
 
     Returns
     -------
@@ -264,7 +273,16 @@ def to_files(
                 log.info("%s exists (same model, drivers and grid): skipped", path)
                 continue
             targets.append(_Target(n, year, path, int(idx[0]), int(idx[-1]) + 1))
-    if not targets:
+    state_path = None if state_file is None else pathlib.Path(state_file).expanduser()
+    if state_path is not None:
+        if STATE not in ds.variables:
+            raise MissingVariableError(
+                f"state_file={state_path}: the prediction holds no {STATE!r}; predict with "
+                "return_state=True (xsomo predict --save-state)"
+            )
+        if _state_is_current(state_path, ds):
+            state_path = None
+    if not targets and state_path is None:
         if progress:
             print(f"xsomo: all {len(finals)} files already in {directory}; nothing to do")
         return sorted(finals)
@@ -285,22 +303,27 @@ def to_files(
     global_attrs = {k: v for k, v in global_attrs.items() if v != ""}
 
     # only the layers and the time span the pending files need
-    need_layers = sorted({tg.layer for tg in targets})
-    t_lo = min(tg.t0 for tg in targets)
-    t_hi = max(tg.t1 for tg in targets)
+    need_layers = sorted({tg.layer for tg in targets}) or want_layers[:1]
+    t_lo = min((tg.t0 for tg in targets), default=0)
+    t_hi = max((tg.t1 for tg in targets), default=1)
     sub = arr.sel({cv.LAYER: need_layers}).isel({cv.TIME: slice(t_lo, t_hi)})
     layer_pos = {n: i for i, n in enumerate(need_layers)}
     gaps = ds.get(GAP_DAYS)
     spins = ds.get(SPINUP_DAYS)
     blocks = [(ys, xs) for ys in _offsets(lat_blocks) for xs in _offsets(lon_blocks)]
+    saved = None
+    if state_path is not None:
+        saved = _oriented(ds[STATE], ds)
+        state_values = np.full(saved.shape, np.nan, dtype=saved.dtype)
 
     def lazy_block(block: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Any, ...]:
         (y0, y1), (x0, x1) = block
         window = {cv.LAT: slice(y0, y1), cv.LON: slice(x0, x1)}
-        piece = sub.isel(window).data
+        piece = sub.isel(window).data if targets else np.zeros(1, np.float32)
         g = gaps.isel(window).data if gaps is not None else np.zeros(1, np.int32)
         sp = spins.isel(window).data if spins is not None else np.zeros(1, np.int32)
-        return piece, g, sp  # computed together: the roll-out runs once
+        st = saved.isel(window).data if saved is not None else np.zeros(1, np.float32)
+        return piece, g, sp, st  # computed together: the roll-out runs once
 
     t_start = _time.perf_counter()
     n_written = 0
@@ -321,10 +344,14 @@ def to_files(
                             lat_desc=lat[::-1], lon=lon, chunks=chunks,
                             global_attrs=global_attrs, complevel=complevel,
                         )  # fmt: skip
-                for block, (values, g, sp) in _iter_blocks(lazy_block, blocks, client, concurrency):
+                for block, (values, g, sp, st) in _iter_blocks(
+                    lazy_block, blocks, client, concurrency
+                ):
                     (y0, y1), (x0, x1) = block
                     r0, r1 = nlat - y1, nlat - y0  # rows in the descending file
                     values = np.asarray(values, dtype=np.float32)
+                    if saved is not None:
+                        state_values[..., y0:y1, x0:x1, :] = st
                     for tg in targets:
                         part = values[layer_pos[tg.layer], tg.t0 - t_lo : tg.t1 - t_lo, ::-1, :]
                         with _file_errors(tg, n_written, len(blocks)):
@@ -356,6 +383,9 @@ def to_files(
     finally:
         bar.close()
     fsync_path(directory)
+    if saved is not None and state_path is not None:
+        # last: a run killed before this leaves the old state, which a rerun continues from
+        somo_io.write_state(saved.copy(data=state_values).to_dataset().assign_attrs(ds.attrs), state_path)
     elapsed = _time.perf_counter() - t_start
     if gap_total:
         warnings.warn(
@@ -367,8 +397,29 @@ def to_files(
     if progress:
         print(
             f"xsomo: wrote {len(targets)} files to {directory} in {elapsed:.1f} s ({len(blocks)} blocks)"
+            + (f" and the state to {state_path}" if state_path is not None else "")
         )
     return sorted(finals)
+
+
+def _oriented(var: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+    """``var`` with lat and lon ascending, as the blocks are cut."""
+    for dim in (cv.LAT, cv.LON):
+        if var.indexes[dim].is_monotonic_decreasing:
+            var = var.isel({dim: slice(None, None, -1)})
+    return var
+
+
+def _state_is_current(path: pathlib.Path, ds: xr.Dataset) -> bool:
+    """Whether ``path`` holds the state this prediction ends with (same model, drivers, last day)."""
+    if not path.exists():
+        return False
+    try:
+        old = somo_io.read_state(path)
+    except XsomoError:
+        return False
+    keys = (*somo_io.IDENTITY_ATTRS, "state_last_day")
+    return all(str(old.attrs.get(k)) == str(ds.attrs.get(k)) for k in keys)
 
 
 def rollout_summary(chosen: collections.Counter[int]) -> str:
@@ -385,6 +436,8 @@ def rollout_summary(chosen: collections.Counter[int]) -> str:
     parts = [f"continuous, {d}-day spin-up: {n(chosen[d])}" for d in sorted(chosen) if d > 0]
     if chosen.get(-1):
         parts.append(f"windowed: {n(chosen[-1])}")
+    if chosen.get(CONTINUED):
+        parts.append(f"continued from a saved state: {n(chosen[CONTINUED])}")
     return "; ".join(parts)
 
 
@@ -503,8 +556,13 @@ def _iter_blocks(
         pending: dict[Any, Any] = {}
 
         def submit(block: Any) -> None:
-            futs = client.compute(list(lazy(block)))
-            pending[futs[0]] = (block, futs)
+            items = list(lazy(block))  # dask collections, and numpy placeholders
+            lazy_at = [i for i, x in enumerate(items) if dask.is_dask_collection(x)]
+            futs = client.compute([items[i] for i in lazy_at]) if lazy_at else []
+            for i, fut in zip(lazy_at, futs, strict=True):
+                items[i] = fut
+            key = futs[0] if futs else client.submit(lambda: None, pure=False)
+            pending[key] = (block, items)
 
         for block in it:
             submit(block)
@@ -513,8 +571,8 @@ def _iter_blocks(
         while pending:
             done, _ = dwait(list(pending), return_when="FIRST_COMPLETED")
             for fut in done:
-                block, futs = pending.pop(fut)
-                result = tuple(f.result() for f in futs)
+                block, items = pending.pop(fut)
+                result = tuple(x.result() if hasattr(x, "result") else x for x in items)
                 nxt = next(it, None)
                 if nxt is not None:
                     submit(nxt)
@@ -549,3 +607,185 @@ def _iter_blocks(
         finally:
             for fut in running:
                 fut.cancel()
+
+
+def extend_files(
+    sm: xr.Dataset,
+    directory: str | os.PathLike[str],
+    *,
+    state_file: str | os.PathLike[str],
+    progress: bool = True,
+    client: Any = None,
+    complevel: int = COMPLEVEL,
+    concurrency: int | None = None,
+) -> list[pathlib.Path]:
+    """Append a continued prediction (``predict(..., state=..., return_state=True)``) to the files.
+
+    The current year's ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` (the year of the state's last
+    day) is rewritten to a temporary file holding its days up to the state's last day plus
+    the new ones, and renamed; later years get new files; the state file is replaced last.
+    A run killed anywhere leaves files whose days up to the state's last day are
+    unchanged, and the same call again completes the extension (days after the state's
+    last day that a killed run left in a file are recomputed and replaced).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written (the current year's and the new ones), sorted.
+
+    Raises
+    ------
+    XsomoValueError
+        ``sm`` is not a continued prediction with its state.
+    ForeignOutputError
+        The current year's file is of another model.
+    GridMismatchError
+        The current year's file ends before the state's last day (the files are behind the
+        state: predict again) or lies on another grid.
+    """
+    if "continued_from_state" not in sm.attrs or STATE not in sm.variables:
+        raise XsomoValueError(
+            "extend_files needs a prediction continued from a saved state with its new state: "
+            "predict(drivers, model, state=..., return_state=True)"
+        )
+    directory = check_writable(directory)
+    last = pd.Timestamp(sm.attrs["continued_from_state"])
+    new = sm[cv.SM]
+    old_parts = []
+    start_period = None
+    if pd.Timestamp(new[cv.TIME].values[0]).year == last.year:
+        for n in (int(v) for v in new[cv.LAYER].values):
+            path = directory / somo_io.output_filename(n, last.year)
+            old, period_start = _days_until(path, n, last, sm)
+            start_period = start_period or period_start
+            old_parts.append(old)
+    combined = new
+    if old_parts:
+        old = xr.concat(old_parts, dim=cv.LAYER).sortby(cv.LAT)
+        old = old.assign_coords(
+            {cv.LAT: new[cv.LAT].values, cv.LON: new[cv.LON].values}
+        ).assign_coords({c: new[c] for c in new.coords if cv.TIME not in new[c].dims
+                         and c not in (cv.LAT, cv.LON)})  # fmt: skip
+        if new.chunks:  # the old days in the blocks of the new ones: one roll-out per block
+            chunks = dict(zip(new.dims, new.chunks, strict=True))
+            old = old.chunk({cv.LAT: chunks[cv.LAT], cv.LON: chunks[cv.LON]})
+        combined = xr.concat([old.astype(new.dtype), new], dim=cv.TIME)
+        combined.attrs = new.attrs
+    out = xr.Dataset(
+        {cv.SM: combined, **{v: sm[v] for v in (GAP_DAYS, SPINUP_DAYS, STATE) if v in sm.variables}},
+        attrs=dict(sm.attrs),
+    )
+    if start_period is not None:
+        end = str(sm.attrs["xsomo_drivers_period"]).split("/")[-1]
+        out.attrs["xsomo_drivers_period"] = f"{start_period}/{end}"
+    return to_files(
+        out, directory, overwrite=True, progress=progress, client=client, complevel=complevel,
+        concurrency=concurrency, state_file=state_file,
+    )  # fmt: skip
+
+
+def _days_until(
+    path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr.Dataset
+) -> tuple[xr.DataArray, str | None]:
+    """The current year's file of ``layer`` up to ``last`` (lat descending, loaded), checked."""
+    if not path.exists():
+        raise GridMismatchError(
+            f"{path} is missing: the state continues from {last.date()}, which that file should "
+            "hold. Extend the folder the state was saved with, or predict the whole period again."
+        )
+    found = somo_io.file_identity(path, layer)
+    mine = str(sm.attrs.get("xsomo_model_id"))
+    if found.attrs.get("xsomo_model_id") != mine:
+        raise ForeignOutputError(
+            f"{path} was written by model {found.attrs.get('xsomo_model_id')}, the extension is of "
+            f"model {mine}: appending would mix two models. Give the model and folder the state "
+            "belongs to."
+        )
+    if found.last_day is None or pd.Timestamp(found.last_day) < last:
+        raise GridMismatchError(
+            f"{path} ends on {found.last_day}, before the state's last day {last.date()}: the files "
+            "are behind the state. Rerun the `xsomo predict ... --save-state` that wrote them."
+        )
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        var = ds[cv.layer_var_name(layer)].sel({cv.TIME: slice(None, last)}).load()
+    if var.sizes[cv.LAT] != sm.sizes[cv.LAT] or var.sizes[cv.LON] != sm.sizes[cv.LON]:
+        raise GridMismatchError(
+            f"{path} lies on {var.sizes[cv.LAT]} x {var.sizes[cv.LON]} cells, the extension on "
+            f"{sm.sizes[cv.LAT]} x {sm.sizes[cv.LON]}: another grid."
+        )
+    period = found.attrs.get("xsomo_drivers_period")
+    var = var.drop_vars([c for c in var.coords if c not in var.dims]).expand_dims({cv.LAYER: [layer]})
+    return var.rename(cv.SM), (period.split("/")[0] if period else None)
+
+
+#: Chunks of the Zarr store: one layer, ``ZARR_CHUNK_DAYS`` days, 32 x 32 cells (384 KiB
+#: of float32 before compression): a daily map of the Europe grid reads 12 x 18 chunks and
+#: one cell's 18-year series 69; not yet measured against other choices (issue 17 item 6).
+ZARR_CHUNK_DAYS = 96
+ZARR_CHUNK_CELLS = 32
+
+
+def to_zarr(
+    sm: xr.Dataset | xr.DataArray,
+    store: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Write a prediction as one Zarr store (``sm(layer, time, lat, lon)``), beside or instead of files.
+
+    The store holds ``sm`` float32 m3 m-3 (lat descending, as the files), CF attributes, the
+    CRS as the grid mapping ``spatial_ref`` and the prediction's provenance and identity
+    attributes, with consolidated metadata (Zarr format 2, which GDAL and other readers
+    open). Chunks: one layer x :data:`ZARR_CHUNK_DAYS` days x 32 x 32 cells. Dask computes the
+    blocks (on a distributed client's workers if one is active) and writes the chunks of
+    each in parallel; the store is written to a temporary folder and renamed when complete
+    (:func:`xsomo.io.atomic.atomic_dir`). :func:`xsomo.open_somo` (``engine="somo"``) opens it.
+
+    Raises
+    ------
+    OutputWriteError
+        ``store`` exists (without ``overwrite``) or cannot be written.
+    """
+    from xsomo._version import __version__
+    from xsomo.io.atomic import atomic_dir
+
+    ds = _as_dataset(sm)
+    arr = ds[cv.SM]
+    if cv.LAYER not in arr.dims:
+        arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
+    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    if arr.indexes[cv.LAT].is_monotonic_increasing:
+        arr = arr.isel({cv.LAT: slice(None, None, -1)})
+    arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims and c not in ("depth_top", "depth_bottom")])
+    attrs = somo_io.clean_attrs(dict(ds.attrs))
+    attrs.update(
+        Conventions="CF-1.8", xsomo_version=__version__,
+        history=f"written by xsomo {__version__} (xsomo.prediction.output.to_zarr)",
+    )  # fmt: skip
+    var = arr.astype(np.float32)
+    var.attrs = {**cv.SM_ATTRS, "grid_mapping": "spatial_ref"}
+    out = xr.Dataset({cv.SM: var}, attrs=attrs)
+    out = out.assign_coords(spatial_ref=xr.Variable((), np.int32(0), somo_io.grid_mapping_attrs()))
+    out = out.chunk(
+        {cv.LAYER: 1, cv.TIME: ZARR_CHUNK_DAYS, cv.LAT: ZARR_CHUNK_CELLS, cv.LON: ZARR_CHUNK_CELLS}
+    )
+    for name in out.variables:
+        out[name].encoding = {}
+    store = pathlib.Path(store).expanduser()
+    if store.exists() and not overwrite:
+        raise OutputWriteError(f"{store} exists; pass overwrite=True (--overwrite) to replace it")
+    t0 = _time.perf_counter()
+    try:
+        with atomic_dir(store, overwrite=overwrite) as tmp:
+            out.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=True)
+    except OSError as err:
+        if isinstance(err, XsomoError):
+            raise
+        raise OutputWriteError(
+            f"writing the Zarr store {store} failed: {err}. Nothing was left under that name; free "
+            "space (or fix the folder) and rerun."
+        ) from err
+    if progress:
+        print(f"xsomo: wrote the Zarr store {store} in {_time.perf_counter() - t0:.1f} s")
+    return store

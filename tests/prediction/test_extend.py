@@ -1,0 +1,142 @@
+"""Keeping the dataset current (issue 17): saved states, ``predict(..., state=)``, ``extend_files``
+and ``xsomo extend`` give the same files as one prediction over the whole period."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from test_inference import make_model, synthetic_drivers
+
+from xsomo import cli
+from xsomo import conventions as cv
+from xsomo.exceptions import GridMismatchError, XsomoValueError
+from xsomo.io import somo as somo_io
+from xsomo.prediction import inference, output
+
+CHUNKS = {"lat": 2, "lon": 3}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model(lookback=20, ensemble=2)
+
+
+@pytest.fixture(scope="module")
+def drivers() -> xr.Dataset:
+    # 2014-12-12 + 20 spin-up days -> output from 2015-01-01 to 2017-12-31
+    return synthetic_drivers(nlat=4, nlon=5, ndays=1116, seed=11, sea_cells=3, start="2014-12-12")
+
+
+@pytest.fixture(scope="module")
+def reference(model, drivers, tmp_path_factory) -> pathlib.Path:
+    """2015-2017 predicted in one go."""
+    out = tmp_path_factory.mktemp("one_go")
+    sm = inference.predict(drivers, model, mode="continuous", chunks=CHUNKS, check_convergence=False)
+    assert str(sm["time"].values[0])[:10] == "2015-01-01" and str(sm["time"].values[-1])[:10] == "2017-12-31"
+    output.to_files(sm, out, progress=False)
+    return out
+
+
+def _assert_same_files(got: pathlib.Path, want: pathlib.Path, atol: float = 1e-6) -> None:
+    names = sorted(p.name for p in want.glob("SoMo*.nc"))
+    assert sorted(p.name for p in got.glob("SoMo*.nc")) == names and len(names) == 9
+    for name in names:
+        n = int(name.split("_layer")[1][0])
+        with xr.open_dataset(got / name) as a, xr.open_dataset(want / name) as b:
+            np.testing.assert_array_equal(a["time"].values, b["time"].values)
+            va, vb = a[f"layer{n}"].values, b[f"layer{n}"].values
+            np.testing.assert_array_equal(np.isnan(va), np.isnan(vb))
+            assert np.nanmax(np.abs(va - vb)) <= atol, (name, np.nanmax(np.abs(va - vb)))
+            assert a.attrs["xsomo_model_id"] == b.attrs["xsomo_model_id"]
+
+
+def _first_part(model, drivers, out: pathlib.Path, last_day: str) -> pathlib.Path:
+    part = drivers.sel(time=slice(None, last_day))
+    sm = inference.predict(
+        part, model, mode="continuous", chunks=CHUNKS, check_convergence=False, return_state=True
+    )
+    state = out / "state.nc"
+    output.to_files(sm, out, progress=False, state_file=state)
+    return state
+
+
+@pytest.mark.parametrize("last_day", ["2016-12-31", "2016-06-30"], ids=["year-end", "mid-year"])
+def test_predict_then_extend_equals_one_go(model, drivers, reference, tmp_path, last_day):
+    """Issue 17 item 3: 2015-2016 (or to mid-2016) then extended to 2017 == 2015-2017 at once."""
+    state_file = _first_part(model, drivers, tmp_path, last_day)
+    state = somo_io.read_state(state_file)
+    assert state.attrs["state_last_day"] == last_day
+    assert state[inference.STATE].dims == ("state_layer", "member", "hc", "lat", "lon", "unit")
+    land = drivers[cv.LAND_MASK].values.astype(bool)
+    values = state[inference.STATE].values
+    assert np.isfinite(values[..., land, :]).all() and np.isnan(values[..., ~land, :]).all()
+    ext = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
+    day_after = (pd.Timestamp(last_day) + pd.Timedelta(days=1)).date()
+    assert pd.Timestamp(ext["time"].values[0]).date() == day_after  # only the new days
+    assert (ext[inference.SPINUP_DAYS].values[land] == inference.CONTINUED).all()
+    output.extend_files(ext, tmp_path, state_file=state_file, progress=False)
+    _assert_same_files(tmp_path, reference)
+    assert somo_io.read_state(state_file).attrs["state_last_day"] == "2017-12-31"
+
+
+def test_a_killed_extension_is_completed_by_the_same_call(model, drivers, reference, tmp_path, monkeypatch):
+    """The state is written last: killed after the files were renamed, the rerun recomputes the
+    days after the state and gives the same folder."""
+    state_file = _first_part(model, drivers, tmp_path, "2016-06-30")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    ext = inference.predict(drivers, model, state=state_file, return_state=True, chunks=CHUNKS)
+    monkeypatch.setattr(somo_io, "write_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        output.extend_files(ext, tmp_path, state_file=state_file, progress=False)
+    monkeypatch.undo()
+    assert somo_io.read_state(state_file).attrs["state_last_day"] == "2016-06-30"  # the old state
+    with xr.open_dataset(tmp_path / cv.output_filename(1, 2016)) as ds:
+        assert str(ds["time"].values[-1])[:10] == "2016-12-31"  # the files were extended
+    again = inference.predict(drivers, model, state=state_file, return_state=True, chunks=CHUNKS)
+    output.extend_files(again, tmp_path, state_file=state_file, progress=False)
+    _assert_same_files(tmp_path, reference)
+
+
+def test_extension_refuses_another_model_grid_gap_or_windows(model, drivers, tmp_path):
+    state_file = _first_part(model, drivers, tmp_path, "2016-06-30")
+    with pytest.raises(XsomoValueError, match="another model"):
+        inference.predict(drivers, make_model(lookback=20, ensemble=2, seed=5), state=state_file)
+    with pytest.raises(GridMismatchError, match="grid of the state"):
+        inference.predict(drivers.isel(lat=slice(0, 3)), model, state=state_file)
+    with pytest.raises(GridMismatchError, match="days between are missing"):
+        inference.predict(drivers.sel(time=slice("2016-07-05", None)), model, state=state_file)
+    with pytest.raises(GridMismatchError, match="no new days"):
+        inference.predict(drivers.sel(time=slice(None, "2016-06-30")), model, state=state_file)
+    with pytest.raises(GridMismatchError, match="overlap"):
+        inference.predict(drivers, model, state=state_file, time=("2016-06-01", "2017-12-31"))
+    with pytest.raises(XsomoValueError, match="window-by-window"):
+        inference.predict(drivers, model, state=state_file, mode="windowed")
+    with pytest.raises(XsomoValueError, match="window-by-window"):
+        inference.predict(drivers, model, mode="windowed", return_state=True)
+
+
+def test_cli_predict_save_state_then_extend(model, drivers, reference, tmp_path, capsys):
+    """Issue 17 item 5: the CLI spelling scripts rely on."""
+    model.save(tmp_path / "model")
+    drivers.to_netcdf(tmp_path / "drivers.nc")
+    out, state = tmp_path / "sm", tmp_path / "sm" / "state.nc"
+    common = ["--drivers", str(tmp_path / "drivers.nc"), "--model", str(tmp_path / "model"),
+              "--chunks", "lat=2,lon=3", "--mode", "continuous", "--no-progress"]  # fmt: skip
+    rc = cli.main(["predict", *common, "--out", str(out), "--end", "2016-12-31", "--save-state", str(state)])
+    assert rc == 0, capsys.readouterr().err
+    assert somo_io.read_state(state).attrs["state_last_day"] == "2016-12-31"
+    rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--no-progress",
+                   "--chunks", "lat=2,lon=3"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "added 365 days (2017-01-01 to 2017-12-31)" in captured.out
+    _assert_same_files(out, reference)
+    rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--mode", "windowed"])
+    assert rc == 1 and "window-by-window" in capsys.readouterr().err

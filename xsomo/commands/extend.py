@@ -1,0 +1,91 @@
+"""``xsomo extend``: add new days to a SoMo.ml-EU folder from a saved roll-out state.
+
+Examples::
+
+    xsomo predict --drivers drivers.nc --model model/ --out sm/ --end 2016-12-31 --save-state sm/state.nc
+    xsomo extend --drivers drivers.nc --model model/ --state sm/state.nc --out sm/
+
+The drivers may hold the old and the new days; only the days after the state's last day
+are computed, continuing the roll-out from the state (no spin-up). The current year's
+file is rewritten with the new days appended (to a temporary file, then renamed), later
+years get new files, and the state file is updated last: a run killed anywhere leaves a
+consistent folder, and the same command again completes it. A state of another model,
+another grid, or drivers that do not join on (a gap) are refused with the fix. Only the
+continuous roll-out keeps a state: ``--mode windowed`` is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "extend",
+        help="add new days to SoMo.ml-EU files from a saved state (xsomo predict --save-state)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--drivers", required=True, type=pathlib.Path,
+        help="drivers netCDF (or folder) holding the new days (old days may be there too)",
+    )  # fmt: skip
+    p.add_argument("--model", required=True, type=pathlib.Path, help="the model the state was saved with")
+    p.add_argument("--state", required=True, type=pathlib.Path, help="state file (xsomo predict --save-state)")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="the folder of the files to extend")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="last day to add (default: the drivers' end)")
+    p.add_argument(
+        "--mode", choices=("auto", "continuous", "windowed"), default="auto",
+        help="auto/continuous continue the roll-out; windowed is refused (it has no state)",
+    )  # fmt: skip
+    p.add_argument("--chunks", default=None, metavar="N|lat=NY,lon=NX", help="block size (as predict)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda[:N]")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run the blocks on")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(command="extend")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from xsomo.commands.predict import open_drivers, parse_chunks
+    from xsomo.io.somo import read_state
+    from xsomo.model import TrainedModel
+    from xsomo.prediction import inference, output
+
+    chunks = parse_chunks(args.chunks)
+    output.check_writable(args.out)
+    state = read_state(args.state)
+    model = TrainedModel.load(args.model)
+    drivers = open_drivers(args.drivers)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    try:
+        time = None
+        if args.end:
+            import pandas as pd
+
+            start = pd.Timestamp(state.attrs["state_last_day"]) + pd.Timedelta(days=1)
+            time = (str(start.date()), args.end)
+        sm = inference.predict(
+            drivers, model, mode=args.mode, chunks=chunks, device=args.device, time=time,
+            client=client, state=state, return_state=True,
+            dtype=state.attrs.get("inference_dtype", "float32"),
+        )  # fmt: skip
+        files = output.extend_files(
+            sm, args.out, state_file=args.state, progress=not args.no_progress, client=client
+        )
+    finally:
+        if client is not None:
+            client.close()
+    days = sm.sizes["time"]
+    print(
+        f"added {days} days ({sm['time'].values[0].astype('datetime64[D]')} to "
+        f"{sm['time'].values[-1].astype('datetime64[D]')}) to {args.out}: {len(files)} files written; "
+        f"state updated in {args.state}"
+    )
+    return 0
