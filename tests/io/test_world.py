@@ -25,7 +25,7 @@ def test_layout_names_every_file_of_the_world(tiny_world: pathlib.Path) -> None:
     lay = WorldLayout(tiny_world)
     man = io_world.read_manifest(tiny_world)
     years = range(int(man["period"]["start"][:4]), int(man["period"]["end"][:4]) + 1)
-    named = {lay.manifest, lay.truth, lay.land_mask, lay.soil, lay.dem, lay.landcover}
+    named = {lay.manifest, lay.truth, lay.sources, lay.land_mask, lay.soil, lay.dem, lay.landcover}
     named |= {lay.mswep_year(y) for y in years} | {lay.mswx_temp_year(y) for y in years}
     named |= {lay.era5land_year(y) for y in years}
     named.add(lay.cosmos_catalogue)
