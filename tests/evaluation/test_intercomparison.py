@@ -101,3 +101,20 @@ def test_compare_stations_stacks_products():
     assert out["pearson_r"].dims[:1] == ("product",)
     assert (out["pearson_r"].sel(product="good", layer=0) > 0.99).all()
     assert (out["pearson_r"].sel(product="bad", layer=0) < 0.9).all()
+
+
+def test_compare_stations_leaves_out_a_product_that_shares_no_day_with_the_stations():
+    """A short regional product whose years miss the stations' records is named, not an error
+    (the demo report failed on clmda_like covering only the year after the COSMOS records)."""
+    base = _linear_product(0.1, descending=False).expand_dims(layer=[1, 2, 3]).transpose("layer", "time", "lat", "lon")
+    st = xr.Dataset(
+        {"sm": (("station", "time"), np.stack([base.isel(layer=0, lat=2, lon=3).values]))},
+        coords={"station": ["x"], "time": TIME, "lat": ("station", GRID.lat[[2]]), "lon": ("station", GRID.lon[[3]]),
+                "footprint_depth": ("station", [0.1])},
+    )
+    later = base.assign_coords(time=TIME + pd.Timedelta(days=365))
+    out = ic.compare_stations({"xsomo": base, "later": later}, st)
+    assert list(out["product"].values) == ["xsomo"]
+    assert "later" in out.attrs["left_out"]
+    with pytest.raises(Exception, match="no dataset shares a day"):
+        ic.compare_stations({"later": later}, st)

@@ -143,16 +143,30 @@ def compare_stations(
     layer 0, layers 1-3); all must be on the same grid (regrid products first).
     """
     parts = []
+    left_out: dict[str, str] = {}
+    st_time = stations[cv.TIME].values
     for name, ds in datasets.items():
+        da = layered(ds)
+        # a product whose days never meet the stations' (e.g. a short regional product) is
+        # left out and named, not an error: it has nothing to say at these stations
+        if not np.isin(da[cv.TIME].values.astype("datetime64[D]"), st_time.astype("datetime64[D]")).any():
+            left_out[name] = "shares no day with the stations' records"
+            continue
         m = skill.evaluate(
-            layered(ds).to_dataset(name=cv.SM),
+            da.to_dataset(name=cv.SM),
             stations,
             training_cells=training_cells,
             min_days=min_days,
             anomaly=anomaly,
         )
         parts.append(m.expand_dims(product=[name]))
-    return xr.concat(parts, dim="product", coords="minimal", compat="override", join="outer")
+    if not parts:
+        raise GridMismatchError(
+            "no dataset shares a day with the stations' records: " + "; ".join(f"{k}: {v}" for k, v in left_out.items())
+        )
+    out = xr.concat(parts, dim="product", coords="minimal", compat="override", join="outer")
+    out.attrs["left_out"] = "; ".join(f"{k}: {v}" for k, v in left_out.items())
+    return out
 
 
 def sample_cells(

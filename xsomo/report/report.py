@@ -343,6 +343,8 @@ def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None 
         index="dataset", columns="layer_label", values="pearson_r", sort=False, dropna=False
     ).reset_index()
     sec.append(_md_table(pivot))
+    if comp.attrs.get("left_out"):
+        sec.append(f"Left out of this comparison: {comp.attrs['left_out']}.")
     fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")["pearson_r"]
     if "xsomo" in fp and len(fp) > 1:
         others = fp.drop("xsomo").dropna()
