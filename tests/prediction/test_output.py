@@ -290,7 +290,7 @@ def test_lazy_drivers_from_netcdf_with_concurrent_blocks(model, drivers, expecte
 
 
 def test_item6_every_file_carries_the_model_identity_and_the_drivers_period(
-    model, drivers, written
+    model, drivers, written, tmp_path
 ):
     """Issue 14 item 6: the identity is a hash of weights + config, the period the days read."""
     other = make_model(lookback=20, seed=1)  # same config, other weights
@@ -301,6 +301,8 @@ def test_item6_every_file_carries_the_model_identity_and_the_drivers_period(
     assert inference.model_identity(other) != inference.model_identity(model)
     clone = TrainedModel.from_weights(model.config, model.stats, model.weights)
     assert inference.model_identity(clone) == inference.model_identity(model)
+    model.save(tmp_path / "m")  # a saved and loaded model keeps its identity (resume, extend)
+    assert inference.model_identity(TrainedModel.load(tmp_path / "m")) == inference.model_identity(model)
 
 
 def test_item6_resume_never_mixes_models(model, drivers, sm, written, tmp_path, capsys):

@@ -1,12 +1,13 @@
 """Step 4 of the method: the trained cascade applied to every land cell and day.
 
-:mod:`~xsomo.prediction.inference` builds the lazy prediction; :mod:`~xsomo.prediction.output`
-streams it to the yearly SoMo.ml-EU files.
+:mod:`~xsomo.prediction.inference` builds the lazy prediction (or continues a saved state);
+:mod:`~xsomo.prediction.output` streams it to the yearly SoMo.ml-EU files (``to_files``,
+``extend_files``) or one Zarr store (``to_zarr``).
 """
 
 from __future__ import annotations
 
 from xsomo.prediction.inference import predict
-from xsomo.prediction.output import to_files
+from xsomo.prediction.output import extend_files, to_files, to_zarr
 
-__all__ = ["predict", "to_files"]
+__all__ = ["extend_files", "predict", "to_files", "to_zarr"]
