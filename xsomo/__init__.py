@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "open_era5land": "xsomo.io:open_era5land",
     "open_cosmos": "xsomo.io:open_cosmos",
     "open_drivers": "xsomo.drivers.assemble:open_drivers",
+    "point_drivers": "xsomo.drivers.points:point_drivers",
     "scale_to": "xsomo.targets.scaling:scale_to",
     "TrainedModel": "xsomo.model:TrainedModel",
     "train_lstm": "xsomo.model.training:train_lstm",

@@ -36,7 +36,9 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.prediction.points import predict_points
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -531,6 +533,8 @@ def predict(
     drivers
         Dynamic forcings ``(time, lat, lon)``, static features ``(lat, lon)`` and
         ``land_mask`` (docs/internals.md §2); numpy- or dask-backed, daily, regular grid.
+        Point drivers (``station`` instead of ``lat``/``lon``, :func:`xsomo.point_drivers`)
+        go to :func:`xsomo.prediction.points.predict_points` and give ``sm(layer, time, station)``.
         Variables with canonical names are converted to canonical units.
     model
         The trained cascade; its ``config.dynamic`` / ``config.static`` name the inputs.
@@ -609,6 +613,11 @@ def predict(
     """
     if not isinstance(drivers, xr.Dataset):
         raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
+    if is_points(drivers):  # drivers indexed by station (issue 18): sm(layer, time, station)
+        return predict_points(
+            drivers, model, layers=layers, mode=mode, device=device,
+            spinup=spinup, time=time, dtype=dtype, tolerance=tolerance,
+        )  # fmt: skip
     from xsomo.model.rollout import DEFAULT_TOLERANCE, check_dtype
 
     dtype = check_dtype(dtype)
