@@ -34,7 +34,7 @@ SETTINGS: dict[str, Any] = {
     "steps_per_epoch": 30, "batch_size": 32, "lr": 3e-3, "patience": 5, "dropout": 0.2,
     "dynamic": ("precipitation", "air_temperature"),
     "static": ("elevation_mean", "precipitation_mean", "air_temperature_mean"),
-    "forget_tolerance": 1e-3, "consistency_cells": 0,
+    "forget_tolerance": 1e-3, "forget_retries": 0, "consistency_cells": 0,
 }  # fmt: skip
 
 
@@ -46,26 +46,34 @@ def _period_mask(time: pd.DatetimeIndex, names: np.ndarray, periods: dict[str, t
     return out
 
 
-def run(real: str | pathlib.Path, figure: str | pathlib.Path | None = None, *, seed: int = 0, **overrides: Any) -> dict:
-    """Run the case; returns the metrics table (dict) and writes the figure if asked."""
-    t0 = time.perf_counter()
+#: Candidates compared on the validation years (PuaAkala 2014, SilverSword 2019) after training on
+#: the training years before them; the best mean validation r is retrained on all training years.
+CANDIDATES: tuple[dict[str, Any], ...] = ({"lookback": 90, "seq_length": 90}, {"lookback": 180, "seq_length": 180})
+VALID = {"PuaAkala": ("2014-01-01", "2014-12-31"), "SilverSword": ("2019-01-01", "2019-12-31")}
+
+
+def _read(real: str | pathlib.Path) -> tuple[xr.Dataset, xr.Dataset]:
     ds = xsomo.open_ismn(
         pathlib.Path(real) / "hawaii-scan-forcing", variables=["soil_moisture", "precipitation", "air_temperature"]
     )
     ds = ds.isel(station=np.flatnonzero(np.isin(ds.station_name.values, SITES)))
-    days = ds.indexes["time"]
-    # climate statics from years that train at both stations
-    pts = xsomo.point_drivers(ds, climate=("2005-01-01", "2014-12-31"))
-    train_mask = _period_mask(days, ds.station_name.values, TRAIN)
-    targets = ds[["sm"]].where(xr.DataArray(train_mask, dims=("station", "time")))
-    end = "2019-12-31"
-    settings = {**SETTINGS, "seed": seed, **overrides}
-    n_train_days = pts.sel(time=slice(None, end)).sizes["time"] - settings["lookback"]
-    settings.setdefault("val_fraction", 365.0 / n_train_days)  # the last training year validates
-    model = xsomo.train_lstm(
+    # climate statics from years that train at both stations (and precede every validation year)
+    return ds, xsomo.point_drivers(ds, climate=("2005-01-01", "2013-12-31"))
+
+
+def _fit(ds: xr.Dataset, pts: xr.Dataset, periods: dict[str, tuple[str, str]], settings: dict[str, Any]) -> Any:
+    end = max(b for _, b in periods.values())
+    mask = _period_mask(ds.indexes["time"], ds.station_name.values, periods)
+    targets = ds[["sm"]].where(xr.DataArray(mask, dims=("station", "time")))
+    settings = dict(settings)
+    n_days = pts.sel(time=slice(None, end)).sizes["time"] - settings["lookback"]
+    settings.setdefault("val_fraction", 365.0 / n_days)  # early stopping on the last year of the axis
+    return xsomo.train_lstm(
         pts.sel(time=slice(None, end)), targets.sel(time=slice(None, end)), progress=False, device="cpu", **settings
     )
-    t_train = time.perf_counter() - t0
+
+
+def _series(ds: xr.Dataset, pts: xr.Dataset, model: Any) -> tuple[np.ndarray, xr.DataArray, xr.DataArray, Any]:
     pred = xsomo.predict(pts, model, mode="auto")
     # one observed series per station: the mean of its sensors (they do not overlap in time)
     site = np.array([f"SCAN.{n}" for n in ds.station_name.values])
@@ -73,6 +81,38 @@ def run(real: str | pathlib.Path, figure: str | pathlib.Path | None = None, *, s
     obs = obs.sel(station=pred.station.values)
     names = np.array([s.split(".", 1)[1] for s in obs.station.values])
     sim = pred["sm"].sel(layer=1).transpose("station", "time").reindex(time=obs.time)
+    return names, obs, sim, pred
+
+
+def run(
+    real: str | pathlib.Path, figure: str | pathlib.Path | None = None, *, seed: int = 0, select: bool = True,
+    **overrides: Any,
+) -> dict:
+    """Run the case; returns the metrics table (dict) and writes the figure if asked.
+
+    With ``select``, each of :data:`CANDIDATES` is trained on the training years before the
+    validation years and scored there; the best is retrained on all training years.
+    """
+    t0 = time.perf_counter()
+    ds, pts = _read(real)
+    base = {**SETTINGS, "seed": seed, **overrides}
+    validation: list[dict[str, Any]] = []
+    chosen: dict[str, Any] = {}
+    if select:
+        before = {k: (a, (pd.Timestamp(VALID[k][0]) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")) for k, (a, _) in TRAIN.items()}
+        for cand in CANDIDATES:
+            model = _fit(ds, pts, before, {**base, **cand})
+            names, obs, sim, _ = _series(ds, pts, model)
+            vmask = xr.DataArray(_period_mask(obs.indexes["time"], names, VALID), dims=("station", "time"))
+            m = metrics(sim.where(vmask), obs.where(vmask), anomaly=False)
+            r = {str(n): round(float(m.pearson_r[k]), 3) for k, n in enumerate(names)}
+            validation.append({"candidate": cand, "validation_r": r, "mean_r": round(float(np.mean(list(r.values()))), 3)})
+        # a candidate that cannot score a station's validation year (NaN) loses
+        chosen = max(validation, key=lambda v: v["mean_r"] if np.isfinite(v["mean_r"]) else -np.inf)["candidate"]
+    settings = {**base, **chosen}
+    model = _fit(ds, pts, TRAIN, settings)
+    t_train = time.perf_counter() - t0
+    names, obs, sim, pred = _series(ds, pts, model)
     tmask = xr.DataArray(_period_mask(obs.indexes["time"], names, TRAIN), dims=("station", "time"))
     clim = climatology_baseline(obs, tmask)
     precip = pts["precipitation"].reindex(time=obs.time)
@@ -88,9 +128,12 @@ def run(real: str | pathlib.Path, figure: str | pathlib.Path | None = None, *, s
                 "ubrmsd": round(float(m.urmsd[k]), 4), "n": int(m.n[k]),
             }  # fmt: skip
     table["_info"] = {
-        "train_seconds": round(t_train, 1), "total_seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(time.perf_counter() - t0, 1), "last_training_seconds": round(t_train, 1),
+        "validation": validation, "chosen": chosen,
         "rollout_mode": pred.attrs.get("rollout_mode"), "spinup_days": pred.attrs.get("spinup_days"),
-        "api_k": params["k"].round(4).tolist(), "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "api": {k: v.round(4).tolist() for k, v in params.items()},
+        "test_days_without_forcing": {str(n): int(v) for n, v in zip(names, (test & obs.notnull() & sim.isnull()).sum("time").values, strict=True)},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         "forgetting": {k: v for k, v in model.history.items() if k.endswith("forgetting")},
     }  # fmt: skip
     if figure is not None:

@@ -139,3 +139,21 @@ def test_point_targets_put_each_sensor_in_its_layer():
     assert np.isnan(t["sm"].sel(layer=3).values[[0, 2]]).all()
     with pytest.raises(MissingVariableError, match="layer"):
         point_targets(st.drop_vars("layer"))
+
+
+def test_tiny_world_stations_with_drivers_extracted_at_them(tiny_world):
+    """The sample world's ISMN folder has soil moisture only: point drivers are its
+    gridded drivers sampled at the stations; the sensors train and score at their point."""
+    stations = xsomo.open_ismn(tiny_world / "ismn", min_days=30)
+    drivers = xsomo.open_drivers(tiny_world).load()
+    pts = point_drivers(stations, drivers)
+    assert pts.sizes["station"] == len(set(zip(stations.lat.values, stations.lon.values, strict=True)))
+    layers = tuple(sorted(set(int(v) for v in stations.layer.values)))
+    model = xsomo.train_lstm(pts, stations, **{**TINY, "layers": layers, "epochs": 1})
+    pred = xsomo.predict(pts, model)
+    assert pred["sm"].dims == ("layer", "time", "station")
+    ev = xsomo.evaluate(pred, stations)
+    own = ev.pearson_r.where(ev.n > 0)
+    # each sensor is scored with its own layer only, at its own point
+    assert int(np.isfinite(own).sum()) == stations.sizes["station"]
+    assert set(ev.point.values) == set(pts.station.values)
