@@ -23,6 +23,7 @@ import xarray as xr
 
 import xsomo
 from xsomo.evaluation.baselines import api_baseline, climatology_baseline
+from xsomo.evaluation.importance import input_importance, plot_importance
 from xsomo.evaluation.scores import metrics
 
 SITES = ("PuaAkala", "SilverSword")
@@ -86,7 +87,7 @@ def _series(ds: xr.Dataset, pts: xr.Dataset, model: Any) -> tuple[np.ndarray, xr
 
 def run(
     real: str | pathlib.Path, figure: str | pathlib.Path | None = None, *, seed: int = 0, select: bool = True,
-    **overrides: Any,
+    importance: bool = True, **overrides: Any,
 ) -> dict:
     """Run the case; returns the metrics table (dict) and writes the figure if asked.
 
@@ -136,6 +137,16 @@ def run(
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         "forgetting": {k: v for k, v in model.history.items() if k.endswith("forgetting")},
     }  # fmt: skip
+    if importance:
+        # permutation importance on the test years (each sensor's test days; drivers from the spin-up on)
+        test_mask = _period_mask(ds.indexes["time"], ds.station_name.values, TEST)
+        test_targets = ds[["sm"]].where(xr.DataArray(test_mask, dims=("station", "time")))
+        imp = input_importance(model, pts, test_targets, repeats=3, seed=seed, mode="windowed")
+        table["_importance"] = {
+            str(v): round(float(imp.r_drop.sel(input=v, layer=1).median()), 3) for v in imp.input.values
+        }
+        if figure is not None:
+            plot_importance(imp, pathlib.Path(figure).with_name(pathlib.Path(figure).stem + "_importance.png"))
     if figure is not None:
         _figure(figure, names, obs, sim, clim, api, test, table)
     return table

@@ -148,7 +148,7 @@ def test_tiny_world_stations_with_drivers_extracted_at_them(tiny_world):
     drivers = xsomo.open_drivers(tiny_world).load()
     pts = point_drivers(stations, drivers)
     assert pts.sizes["station"] == len(set(zip(stations.lat.values, stations.lon.values, strict=True)))
-    layers = tuple(sorted(set(int(v) for v in stations.layer.values)))
+    layers = tuple(sorted({int(v) for v in stations.layer.values}))
     model = xsomo.train_lstm(pts, stations, **{**TINY, "layers": layers, "epochs": 1})
     pred = xsomo.predict(pts, model)
     assert pred["sm"].dims == ("layer", "time", "station")

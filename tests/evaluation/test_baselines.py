@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from xsomo.evaluation.baselines import API_DECAYS, antecedent_precipitation_index, api_baseline, climatology_baseline
+from xsomo.evaluation.baselines import (
+    API_DECAYS,
+    antecedent_precipitation_index,
+    api_baseline,
+    climatology_baseline,
+)
 
 TIME = pd.date_range("2001-01-01", "2004-12-31")
 

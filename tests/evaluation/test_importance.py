@@ -72,3 +72,13 @@ def test_cli_experiment_importance(trained, tmp_path, capsys):
     assert list(res.input.values) == ["precipitation", "constant"]
     assert float(res.r_drop.sel(input="constant").max()) == 0.0
     assert "precipitation" in capsys.readouterr().out
+
+
+def test_plot_importance_writes_a_figure(trained, tmp_path):
+    from xsomo.evaluation.importance import plot_importance
+
+    model, drivers, targets = trained
+    res = input_importance(model, drivers, targets, inputs=["precipitation", "constant"], repeats=2, seed=1)
+    fig = plot_importance(res, tmp_path / "imp.png")
+    assert (tmp_path / "imp.png").stat().st_size > 1000
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["precipitation", "constant"]

@@ -28,7 +28,7 @@ from xsomo.exceptions import XsomoValueError
 from xsomo.model import rollout
 from xsomo.model.training import prepare_training_data
 
-__all__ = ["input_importance"]
+__all__ = ["input_importance", "plot_importance"]
 
 
 def _scores(sim: np.ndarray, target: np.ndarray, first: int, min_days: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +150,38 @@ def input_importance(
             "trained with in-situ measurements. Sci. Data 8, 170, doi:10.1038/s41597-021-00964-1",
         },
     )
+
+
+def plot_importance(result: xr.Dataset, path: Any = None, *, metric: str = "r_drop") -> Any:
+    """Bar chart of the median drop per input and layer, whiskers spanning the repeats.
+
+    Returns the matplotlib figure; with ``path`` it is also written there (PNG/PDF/SVG).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from xsomo.io.atomic import atomic_path
+
+    drop = result[metric]
+    layers = [int(v) for v in result[cv.LAYER].values]
+    names = [str(v) for v in result["input"].values]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 3.6), constrained_layout=True)
+    width = 0.8 / max(len(layers), 1)
+    x = np.arange(len(names))
+    for k, lay in enumerate(layers):
+        d = drop.sel({cv.LAYER: lay}).transpose("input", "repeat").values
+        med = np.nanmedian(d, axis=1)
+        lo, hi = np.nanmin(d, axis=1), np.nanmax(d, axis=1)
+        ax.bar(x + (k - (len(layers) - 1) / 2) * width, med, width, yerr=[med - lo, hi - med], capsize=2, label=f"layer {lay}")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel(f"drop of median {'r' if metric == 'r_drop' else 'NSE'} when shuffled")
+    ax.set_title("input importance (permutation)")
+    ax.legend(fontsize=8)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=str(path).rsplit(".", 1)[-1])
+    return fig
