@@ -61,7 +61,7 @@ def test_hawaii_case_beats_both_baselines(real_data):
     spec = importlib.util.spec_from_file_location("hawaii_scan", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    table = mod.run(real_data, None, select=os.environ.get("XSOMO_HAWAII_SELECT", "1") == "1")
+    table = mod.run(real_data, None, select=os.environ.get("XSOMO_HAWAII_SELECT", "1") == "1", importance=False)
     for st in ("PuaAkala", "SilverSword"):
         row = table[st]
         assert row["xsomo"]["n"] > 300
