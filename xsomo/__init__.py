@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "open_drivers": "xsomo.drivers.assemble:open_drivers",
     "prepare": "xsomo.drivers.sources:prepare",
     "read_sources": "xsomo.io.sources:read_sources",
+    "point_drivers": "xsomo.drivers.points:point_drivers",
     "scale_to": "xsomo.targets.scaling:scale_to",
     "TrainedModel": "xsomo.model:TrainedModel",
     "train_lstm": "xsomo.model.training:train_lstm",

@@ -1,4 +1,4 @@
-"""``xsomo experiment memory|transfer``: the paper's lookback-permutation and transfer experiments.
+"""``xsomo experiment memory|transfer|importance``: the paper's lookback-permutation and transfer experiments.
 
 Examples::
 
@@ -18,6 +18,8 @@ import argparse
 import json
 import pathlib
 from typing import Any
+
+from xsomo.commands import importance
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,6 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="bound (m3 m-3) on the initial-state dependence under which the continuous roll-out is used (default 1e-3)",
     )
     t.add_argument("--model", type=pathlib.Path, help="a model trained on the training region (skips training)")
+    importance.add_parser(sub)
     p.set_defaults(command="experiment")
     return p
 
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from xsomo.evaluation import experiments
     from xsomo.model import TrainedModel
 
+    if args.experiment == "importance":
+        return importance.run(args)
     common.output_dir(args.out, "--out")
     common.input_path(args.world, "--world", "world folder")
     if getattr(args, "model", None) is not None:

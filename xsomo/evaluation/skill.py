@@ -362,6 +362,10 @@ def evaluate(
     """
     ref_da = reference if isinstance(reference, xr.DataArray) else None
     dims = (ref_da if ref_da is not None else reference).dims
+    if cv.STATION in sm.dims and cv.LAT not in sm.dims:  # a point prediction (issue 18)
+        from xsomo.evaluation.points import evaluate_points
+
+        return evaluate_points(sm, reference, layers=layers, min_days=min_days, variable=variable, anomaly=anomaly)
     if cv.STATION in dims:
         return evaluate_stations(
             sm,

@@ -25,6 +25,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
+from xsomo.io.ismn_forcing import attach_forcing, read_forcing
 from xsomo.targets import stations as qc
 
 __all__ = ["open_ismn"]
@@ -74,6 +75,7 @@ def open_ismn(
     report: Literal[False] = ...,
     meta_path: str | os.PathLike[str] | None = ...,
     parallel: bool = ...,
+    variables: Sequence[str] = ...,
 ) -> xr.Dataset: ...
 
 
@@ -88,6 +90,7 @@ def open_ismn(
     report: Literal[True],
     meta_path: str | os.PathLike[str] | None = ...,
     parallel: bool = ...,
+    variables: Sequence[str] = ...,
 ) -> tuple[xr.Dataset, pd.DataFrame]: ...
 
 
@@ -101,6 +104,7 @@ def open_ismn(
     report: bool = False,
     meta_path: str | os.PathLike[str] | None = None,
     parallel: bool = False,
+    variables: Sequence[str] = ("soil_moisture",),
 ) -> xr.Dataset | tuple[xr.Dataset, pd.DataFrame]:
     """Read an ISMN download (folder or zip, any ISMN format) into a QC'd station Dataset.
 
@@ -125,6 +129,11 @@ def open_ismn(
         deleted afterwards). Never the data folder.
     parallel
         Let ``ismn`` collect metadata with several processes.
+    variables
+        ``soil_moisture`` (always read) and any of ``precipitation``, ``air_temperature``:
+        each sensor also gets its station's daily forcing as ``(station, time)`` variables
+        and the station's ``elevation_mean``, ``sand_top``/``clay_top``/``sand_sub``/``clay_sub``
+        as coordinates (:mod:`xsomo.io.ismn_forcing`; input to :func:`xsomo.point_drivers`).
 
     Returns
     -------
@@ -158,7 +167,9 @@ def open_ismn(
             report=report,
             meta_path=meta_path,
             parallel=parallel,
+            variables=variables,
         )
+    forcing_vars = [str(v) for v in variables if str(v) != "soil_moisture"]
     if errors not in ("raise", "report"):
         raise XsomoValueError(f"errors={errors!r}: use 'raise' or 'report'.")
     path = pathlib.Path(cast("str | os.PathLike[str]", path)).expanduser()
@@ -190,6 +201,7 @@ def open_ismn(
                 f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
             ) from err
         rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags)
+        forcing = read_forcing(iface, path, forcing_vars, good_flags=good_flags) if forcing_vars else None
     rep = pd.DataFrame(rows, columns=list(qc.REPORT_COLUMNS))
     if problems and errors == "raise":
         raise XsomoExceptionGroup(
@@ -218,6 +230,8 @@ def open_ismn(
         },
     )
     xu.check_plausible(ds[cv.SM], cv.SM, source=f"ISMN download {path}")
+    if forcing is not None:
+        ds = attach_forcing(ds, forcing, forcing_vars)
     return (ds, rep) if report else ds
 
 

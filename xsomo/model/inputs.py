@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError
 from xsomo.model.config import apply_transform
 from xsomo.units import convert
@@ -99,7 +100,9 @@ def inputs_at_cells(
         Drivers Dataset with ``(time, lat, lon)`` dynamic and ``(lat, lon)`` static
         variables (numpy- or dask-backed: only the cells asked for are read, in one go).
     rows, cols
-        Row (``lat``) and column (``lon``) indices of the cells on the drivers' grid.
+        Row (``lat``) and column (``lon``) indices of the cells on the drivers' grid; for
+        point drivers (``station`` dim, :mod:`xsomo.drivers.points`) ``rows`` are station
+        indices and ``cols`` are ignored.
     config
         A :class:`~xsomo.model.config.ModelConfig` (or anything with ``dynamic`` and
         ``static`` names) giving the inputs and their order; ``dynamic=``/``static=``
@@ -134,6 +137,8 @@ def inputs_at_cells(
     rows = np.asarray(rows, dtype=int).reshape(-1)
     cols = np.asarray(cols, dtype=int).reshape(-1)
     sel: dict[str, Any] = {cv.LAT: xr.DataArray(rows, dims="cell"), cv.LON: xr.DataArray(cols, dims="cell")}
+    if is_points(drivers):  # point drivers (issue 18): a cell is a station index, ``rows``
+        sel = {cv.STATION: xr.DataArray(rows, dims="cell")}
     sub = drivers[list(dict.fromkeys((*dynamic, *static)))]
     if time is not None:
         sub = sub.isel({cv.TIME: time})

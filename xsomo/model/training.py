@@ -78,6 +78,7 @@ import torch
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.drivers import points
 from xsomo.exceptions import (
     CheckpointError,
     GridMismatchError,
@@ -92,6 +93,7 @@ from xsomo.model.ealstm import EALSTM
 from xsomo.model.inputs import check_daily_axis, inputs_at_cells, transform_inputs
 from xsomo.model.trained import TrainedModel
 from xsomo.runtime import cpu_cores, resolve_device
+from xsomo.targets.points import point_targets
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -212,6 +214,9 @@ def target_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple
     GridMismatchError
         If a target cell lies off the drivers' grid (naming the cells and the grid).
     """
+    if points.is_points(drivers):  # point drivers (issue 18): the station at the target, column 0
+        idx = points.match_points(drivers, lat, lon)
+        return idx, np.zeros_like(idx)
     grid = _grid_of(drivers)
     lat = np.asarray(lat, float).reshape(-1)
     lon = np.asarray(lon, float).reshape(-1)
@@ -260,6 +265,7 @@ def prepare_training_data(
     if cv.SM not in targets:
         raise MissingVariableError(f"targets have no {cv.SM!r} variable; have {sorted(map(str, targets.data_vars))}")
     check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
+    targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
     sm = targets[cv.SM]
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
     lacking = [lay for lay in layers if lay not in have_layers]
@@ -295,6 +301,9 @@ def probe_grid_cells(drivers: xr.Dataset, data: TrainingData, n: int, seed: int)
 
     The cells :func:`train_lstm` adds for the consistency penalty (same ``seed``).
     """
+    if points.is_points(drivers):
+        idx = points.probe_points(drivers, data.static_names, data.rows, n, seed)
+        return idx, np.zeros_like(idx)
     static_ok = None
     for v in data.static_names:
         ok = np.isfinite(np.asarray(drivers[v].transpose(cv.LAT, cv.LON).values, dtype=float))

@@ -39,9 +39,11 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_VAR
 from xsomo.runtime import cpu_cores, resolve_device
+from xsomo.prediction.points import predict_points
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -599,6 +601,8 @@ def predict(
     drivers
         Dynamic forcings ``(time, lat, lon)``, static features ``(lat, lon)`` and
         ``land_mask`` (docs/internals.md §2); numpy- or dask-backed, daily, regular grid.
+        Point drivers (``station`` instead of ``lat``/``lon``, :func:`xsomo.point_drivers`)
+        go to :func:`xsomo.prediction.points.predict_points` and give ``sm(layer, time, station)``.
         Variables with canonical names are converted to canonical units.
     model
         The trained cascade; its ``config.dynamic`` / ``config.static`` name the inputs.
@@ -698,6 +702,17 @@ def predict(
     >>> sm = drivers.somo.predict(model, chunks={"lat": 32, "lon": 32})  # doctest: +SKIP
     >>> sm.somo.to_files("out/")  # doctest: +SKIP
     """
+    if isinstance(drivers, xr.Dataset) and is_points(drivers):
+        # drivers indexed by station (issue 18): sm(layer, time, station)
+        if state is not None or return_state:
+            raise XsomoValueError(
+                "state= / return_state=True: saved states are written per grid cell; point (station) "
+                "drivers are predicted in one go - predict the whole period again"
+            )
+        return predict_points(
+            drivers, model, layers=layers, mode=mode, device=device,
+            spinup=spinup, time=time, dtype=dtype, tolerance=tolerance,
+        )  # fmt: skip
     spec = _validate(drivers, model, layers=layers, grid=grid, dtype=dtype, tolerance=tolerance)
     if return_state and mode == "windowed":
         raise XsomoValueError(

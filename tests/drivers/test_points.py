@@ -1,0 +1,159 @@
+"""Point mode (issue 18): drivers and targets indexed by station."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import xsomo
+from xsomo import testing
+from xsomo.drivers.points import match_points, point_drivers
+from xsomo.exceptions import GridMismatchError, MissingVariableError
+from xsomo.targets.points import point_targets
+
+TINY = {
+    "preset": "tiny", "layers": (1,), "lookback": 30, "seq_length": 30, "epochs": 2, "steps_per_epoch": 4,
+    "val_fraction": 0.0, "forget_tolerance": 0.0, "progress": False, "device": "cpu", "ensemble": 1,
+    "consistency": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def case():
+    return testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=400, cells=5)
+
+
+def test_point_drivers_sample_the_cells_of_the_stations(case):
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    assert pts["precipitation"].dims == ("station", "time")
+    assert pts["sand_top"].dims == ("station",)
+    for k in range(tgt.sizes["cell"]):
+        lat, lon = float(tgt.lat[k]), float(tgt.lon[k])
+        cell = drv.sel(lat=lat, lon=lon, method="nearest")
+        np.testing.assert_array_equal(pts["precipitation"].values[k], cell["precipitation"].values)
+        assert float(pts["sand_top"][k]) == float(cell["sand_top"])
+        assert float(pts.lat[k]) == lat  # the station keeps its own location
+        np.testing.assert_allclose(float(pts["precipitation_mean"][k]), np.nanmean(cell["precipitation"].values), rtol=1e-5)
+
+
+def test_point_drivers_station_off_the_grid_is_an_error(case):
+    drv, tgt, _ = case
+    far = tgt.assign_coords(lat=("cell", tgt.lat.values + 5.0))
+    with pytest.raises(GridMismatchError, match="off the drivers' grid"):
+        point_drivers(far, drv)
+
+
+def test_point_drivers_without_forcing_or_grid_is_an_error(case):
+    _, tgt, _ = case
+    with pytest.raises(MissingVariableError, match="variables="):
+        point_drivers(tgt)
+
+
+def test_match_points_names_a_target_without_a_point():
+    d = xr.Dataset(coords={"station": ["a", "b"], "lat": ("station", [1.0, 2.0]), "lon": ("station", [5.0, 6.0])})
+    assert match_points(d, np.array([2.0, 1.0]), np.array([6.0, 5.0])).tolist() == [1, 0]
+    with pytest.raises(GridMismatchError, match=r"\(1\.50000, 5\.00000\)"):
+        match_points(d, np.array([1.5]), np.array([5.0]))
+
+
+def test_training_and_prediction_at_points_equal_the_grid_at_those_cells(case):
+    """Same targets, same seed, no probe cells: the point model is the grid model, and its
+    point prediction is the grid prediction at the stations' cells."""
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    m_grid = xsomo.train_lstm(drv, tgt, **TINY)
+    m_pts = xsomo.train_lstm(pts, tgt, **TINY)
+    for key, w in m_grid.weights.items():
+        for name, tensor in w.items():
+            # equal up to float32 summation order (measured: 1e-8)
+            np.testing.assert_allclose(tensor.numpy(), m_pts.weights[key][name].numpy(), atol=1e-6, err_msg=str(key))
+    p = xsomo.predict(pts, m_pts, mode="continuous")
+    assert p["sm"].dims == ("layer", "time", "station")
+    g = xsomo.predict(drv, m_grid, mode="continuous", check_convergence=False).compute()
+    at = g["sm"].sel(
+        lat=xr.DataArray(tgt.lat.values, dims="station"), lon=xr.DataArray(tgt.lon.values, dims="station"),
+        method="nearest",
+    )  # fmt: skip
+    np.testing.assert_allclose(p["sm"].values, at.values, atol=1e-5)
+    assert np.isfinite(p["sm"].values).mean() > 0.9
+
+
+def test_point_prediction_masks_days_after_a_forcing_gap(case):
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    model = xsomo.train_lstm(pts, tgt, **{**TINY, "epochs": 1, "steps_per_epoch": 1})
+    gap = pts.copy(deep=True)
+    gap["precipitation"][0, 200] = np.nan
+    p = xsomo.predict(gap, model, mode="continuous")
+    sm = p["sm"].isel(layer=0).to_pandas()  # time x station
+    day = pts.indexes["time"][200]
+    lb = model.config.lookback
+    masked = sm.index[sm.iloc[:, 0].isna()]
+    assert masked.min() == day and masked.max() == day + pd.Timedelta(days=lb - 1)
+    assert int(p["missing_forcing_days"][0]) == lb and int(p["missing_forcing_days"][1]) == 0
+    assert sm.iloc[:, 1].notna().all()
+
+
+def test_evaluate_point_prediction_against_sensors(case):
+    """Two sensors at one station, each with its own layer: each is scored against its
+    point and its layer only; r equals numpy's on the common days."""
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    time = pts.indexes["time"]
+    lay = [1, 1]
+    rng = np.random.default_rng(1)
+    obs = rng.normal(0.3, 0.05, (2, time.size))
+    obs[1, :50] = np.nan
+    sensors = xr.Dataset(
+        {"sm": (("station", "time"), obs)},
+        coords={"station": ["s1", "s2"], "time": time, "lat": ("station", [float(tgt.lat[2])] * 2),
+                "lon": ("station", [float(tgt.lon[2])] * 2), "layer": ("station", lay)},
+    )  # fmt: skip
+    sim = rng.normal(0.3, 0.05, (1, time.size, pts.sizes["station"]))
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "station"), sim)},
+        coords={"layer": [1], "time": time, "station": pts.station.values, "lat": ("station", pts.lat.values),
+                "lon": ("station", pts.lon.values)},
+    )  # fmt: skip
+    ev = xsomo.evaluate(pred, sensors)
+    for k in range(2):
+        ok = np.isfinite(obs[k])
+        expect = np.corrcoef(sim[0, ok, 2], obs[k, ok])[0, 1]
+        np.testing.assert_allclose(float(ev.pearson_r.sel(station=f"s{k + 1}", layer=1)), expect, rtol=1e-6)
+    assert list(ev.point.values) == [str(pts.station.values[2])] * 2
+
+
+def test_point_targets_put_each_sensor_in_its_layer():
+    st = xr.Dataset(
+        {"sm": (("station", "time"), [[0.2, 0.3], [0.1, np.nan], [0.4, 0.5]])},
+        coords={"station": list("abc"), "lat": ("station", [1.0] * 3), "lon": ("station", [2.0] * 3),
+                "layer": ("station", [1, 3, 1]), "time": pd.date_range("2020-01-01", periods=2)},
+    )  # fmt: skip
+    t = point_targets(st)
+    assert t["sm"].dims == ("station", "layer", "time")
+    assert t.layer.values.tolist() == [1, 3]
+    np.testing.assert_array_equal(t["sm"].sel(layer=3).values[1], np.float32([0.1, np.nan]))
+    assert np.isnan(t["sm"].sel(layer=3).values[[0, 2]]).all()
+    with pytest.raises(MissingVariableError, match="layer"):
+        point_targets(st.drop_vars("layer"))
+
+
+def test_tiny_world_stations_with_drivers_extracted_at_them(tiny_world):
+    """The sample world's ISMN folder has soil moisture only: point drivers are its
+    gridded drivers sampled at the stations; the sensors train and score at their point."""
+    stations = xsomo.open_ismn(tiny_world / "ismn", min_days=30)
+    drivers = xsomo.open_drivers(tiny_world).load()
+    pts = point_drivers(stations, drivers)
+    assert pts.sizes["station"] == len(set(zip(stations.lat.values, stations.lon.values, strict=True)))
+    layers = tuple(sorted({int(v) for v in stations.layer.values}))
+    model = xsomo.train_lstm(pts, stations, **{**TINY, "layers": layers, "epochs": 1})
+    pred = xsomo.predict(pts, model)
+    assert pred["sm"].dims == ("layer", "time", "station")
+    ev = xsomo.evaluate(pred, stations)
+    own = ev.pearson_r.where(ev.n > 0)
+    # each sensor is scored with its own layer only, at its own point
+    assert int(np.isfinite(own).sum()) == stations.sizes["station"]
+    assert set(ev.point.values) == set(pts.station.values)

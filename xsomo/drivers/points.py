@@ -1,0 +1,250 @@
+"""Point drivers: the model's inputs at stations instead of on a grid (issue 18).
+
+A *point* drivers Dataset holds dynamic inputs ``(station, time)`` and static inputs
+``(station,)`` with ``lat(station)``/``lon(station)`` coordinates, for forcing measured at
+stations (SCAN, FLUXNET/ICOS-style sites) or grid cells extracted at stations.
+:func:`xsomo.train_lstm`, :func:`xsomo.predict` and :func:`xsomo.evaluate` accept it as
+they accept gridded drivers (``predict`` then returns ``sm(layer, time, station)``).
+
+A target (a sensor, a target cell) belongs to the point at the same place: the nearest
+point within :data:`POINT_TOLERANCE` degrees (:func:`match_points`); several sensors of
+one station share its point.
+
+:func:`point_drivers` builds such a Dataset, either from an ISMN download read with its
+forcing (``xsomo.open_ismn(path, variables=["soil_moisture", "precipitation",
+"air_temperature"])``) or by sampling gridded drivers at the stations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.exceptions import GridMismatchError, MissingVariableError
+
+__all__ = ["POINT_TOLERANCE", "is_points", "match_points", "point_drivers", "probe_points"]
+
+#: Largest distance (degrees, in lat and in lon) between a target and its driver point (~10 m).
+POINT_TOLERANCE = 1e-4
+
+#: Statics :func:`point_drivers` can give a station, beside those of the gridded drivers.
+CLIMATE_STATICS = ("precipitation_mean", "air_temperature_mean")
+
+
+def is_points(ds: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``ds`` is indexed by station (point mode) rather than by lat/lon.
+
+    >>> is_points(xr.Dataset(coords={"station": ["a"], "lat": ("station", [1.0]), "lon": ("station", [2.0])}))
+    True
+    """
+    return cv.STATION in ds.dims and cv.LAT not in ds.dims and cv.LON not in ds.dims
+
+
+def _point_latlon(drivers: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    for c in (cv.LAT, cv.LON):
+        if c not in drivers.coords or drivers[c].dims != (cv.STATION,):
+            raise MissingVariableError(
+                f"point drivers need a {c!r} coordinate along 'station' (have coords {sorted(map(str, drivers.coords))})"
+            )
+    return np.asarray(drivers[cv.LAT].values, float), np.asarray(drivers[cv.LON].values, float)
+
+
+def match_points(
+    drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray, *, tolerance: float = POINT_TOLERANCE, what: str = "target"
+) -> np.ndarray:
+    """Index along ``station`` of the driver point at each (``lat``, ``lon``).
+
+    The nearest point (largest of the lat and lon differences) within ``tolerance`` degrees.
+
+    Raises
+    ------
+    GridMismatchError
+        If a location has no driver point within the tolerance (naming it).
+
+    >>> d = xr.Dataset(coords={"station": ["a", "b"], "lat": ("station", [1.0, 2.0]), "lon": ("station", [5.0, 6.0])})
+    >>> match_points(d, np.array([2.0, 1.00001]), np.array([6.0, 5.0])).tolist()
+    [1, 0]
+    """
+    plat, plon = _point_latlon(drivers)
+    lat = np.asarray(lat, float).reshape(-1)
+    lon = np.asarray(lon, float).reshape(-1)
+    dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
+    idx = np.argmin(dist, axis=1) if plat.size else np.zeros(lat.size, int)
+    ok = plat.size > 0 and np.take_along_axis(dist, idx[:, None], axis=1)[:, 0] <= tolerance
+    bad = np.flatnonzero(~np.asarray(ok & np.ones(lat.size, bool)))
+    if bad.size:
+        shown = ", ".join(f"{what} {k} ({lat[k]:.5f}, {lon[k]:.5f})" for k in bad[:5])
+        raise GridMismatchError(
+            f"{bad.size} of {lat.size} {what}s have no driver point within {tolerance:g}° ({shown}); the point "
+            f"drivers hold {plat.size} stations. Give drivers at every {what}'s location (xsomo.point_drivers), "
+            f"or select the {what}s that have one"
+        )
+    return idx.astype(int)
+
+
+def probe_points(drivers: xr.Dataset, static: Sequence[str], used: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of up to ``n`` driver points without targets but with finite statics (random, seeded).
+
+    The point-mode counterpart of the training's random probe grid cells.
+    """
+    ok = np.ones(drivers.sizes[cv.STATION], bool)
+    for v in static:
+        ok &= np.isfinite(np.asarray(drivers[v].values, float)).reshape(-1)
+    ok[np.asarray(used, int)] = False
+    idx = np.flatnonzero(ok)
+    take = np.sort(np.random.default_rng([int(seed), 8]).choice(idx.size, min(int(n), idx.size), replace=False))
+    return idx[take]
+
+
+def _site_keys(points: xr.Dataset) -> tuple[np.ndarray, list[int]]:
+    """One key per station location (ISMN network/station, else lat/lon): (key per entry, first entry of each)."""
+    if "network" in points.coords and "station_name" in points.coords:
+        keys = np.array(
+            [f"{n}.{s}" for n, s in zip(points["network"].values, points["station_name"].values, strict=True)]
+        )
+    else:
+        lat, lon = _point_latlon(points)
+        keys = np.array([f"{a:.6f},{b:.6f}" for a, b in zip(lat, lon, strict=True)])
+    _, first = np.unique(keys, return_index=True)
+    return keys, sorted(first.tolist())
+
+
+def point_drivers(
+    points: xr.Dataset,
+    drivers: xr.Dataset | None = None,
+    *,
+    climate: slice | tuple[Any, Any] | None = None,
+    time: slice | tuple[Any, Any] | None = None,
+) -> xr.Dataset:
+    """Daily model inputs at stations: ``(station, time)`` dynamic, ``(station,)`` static.
+
+    Parameters
+    ----------
+    points
+        Stations with ``lat``/``lon`` along ``station``, e.g. :func:`xsomo.open_ismn` read
+        with ``variables=["soil_moisture", "precipitation", "air_temperature"]`` (the daily
+        forcing after QC: flags ``G`` only, a day with fewer than 20 good hours is NaN) or
+        any targets/stations Dataset when ``drivers`` is given. Several sensors of one
+        station (same ISMN network and station, else same lat/lon) give one point.
+    drivers
+        Gridded drivers to sample at the stations instead: each station takes every
+        input of the cell holding it (:meth:`xsomo.conventions.GridSpec.snap`) and keeps
+        its own lat/lon, so its sensors match it. A station off the grid is an error.
+    climate
+        Period of the climate statics (default: every day of the forcing). Give the
+        training years to keep test years out of the inputs entirely.
+    time
+        Period of the result (default: all days); the axis is daily without gaps.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``station`` = one entry per location, with ``lat``, ``lon`` (and ``network``,
+        ``station_name`` where known). From forcing: ``precipitation`` (mm d-1),
+        ``air_temperature`` (K) and the statics the stations have: ``elevation_mean``,
+        ``sand_top``, ``clay_top``, ``sand_sub``, ``clay_sub`` (ISMN metadata) and the
+        climate means ``precipitation_mean`` (mm d-1) and ``air_temperature_mean`` (K).
+        From gridded drivers: every variable of the drivers at the station's cell, plus the
+        climate means. Choose the model's inputs with ``train_lstm(..., dynamic=, static=)``.
+
+    Raises
+    ------
+    MissingVariableError
+        If ``points`` has no forcing and no ``drivers`` are given.
+    GridMismatchError
+        If a station lies off the drivers' grid.
+
+    Examples
+    --------
+    >>> from xsomo import testing
+    >>> drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=40, cells=2)
+    >>> pts = point_drivers(tgt, drv)
+    >>> pts["precipitation"].dims, pts.sizes["station"]
+    (('station', 'time'), 2)
+    """
+    if cv.LAT not in points.coords or cv.LON not in points.coords:
+        raise MissingVariableError("points need lat and lon coordinates (one per station)")
+    dim = cv.STATION if cv.STATION in points.dims else points[cv.LAT].dims[0]
+    points = points.rename({dim: cv.STATION}) if dim != cv.STATION else points
+    keys, first = _site_keys(points)
+    lat = np.asarray(points[cv.LAT].values, float)[first]
+    lon = np.asarray(points[cv.LON].values, float)[first]
+    coords: dict[str, Any] = {
+        cv.STATION: (cv.STATION, keys[first]),
+        cv.LAT: (cv.STATION, lat, cv.LAT_ATTRS),
+        cv.LON: (cv.STATION, lon, cv.LON_ATTRS),
+    }
+    for extra in ("network", "station_name"):
+        if extra in points.coords and points[extra].dims == (cv.STATION,):
+            coords[extra] = (cv.STATION, np.asarray(points[extra].values)[first])
+    if drivers is not None:
+        out = _sample_grid(drivers, lat, lon).assign_coords(coords)
+    else:
+        out = _from_forcing(points, keys, first, coords)
+    if time is not None:
+        out = out.sel({cv.TIME: time if isinstance(time, slice) else slice(*time)})
+    days = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
+    out = out.reindex({cv.TIME: days})
+    # climate statics from the station's own forcing
+    period = out if climate is None else out.sel({cv.TIME: climate if isinstance(climate, slice) else slice(*climate)})
+    if "precipitation" in out:
+        out["precipitation_mean"] = period["precipitation"].mean(cv.TIME, skipna=True).astype("float32")
+        out["precipitation_mean"].attrs = cv.cf_attrs("precipitation_mean")
+    if "air_temperature" in out:
+        out["air_temperature_mean"] = period["air_temperature"].mean(cv.TIME, skipna=True).astype("float32")
+        out["air_temperature_mean"].attrs = {"units": "K", "long_name": "mean 2 m air temperature of the station"}
+    for v in out.data_vars:
+        if cv.TIME in out[v].dims:
+            out[v] = out[v].transpose(cv.STATION, cv.TIME)
+    out.attrs = {
+        "title": "xsomo point drivers",
+        "source": "sampled from gridded drivers at the stations" if drivers is not None else "station forcing",
+    }
+    return out
+
+
+def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:
+    glat = np.asarray(drivers[cv.LAT].values, float)
+    glon = np.asarray(drivers[cv.LON].values, float)
+    grid = cv.GridSpec.from_coords(glat, glon)
+    i, j = grid.snap(lat, lon)
+    off = np.flatnonzero((i < 0) | (j < 0))
+    if off.size:
+        raise GridMismatchError(
+            f"{off.size} stations lie off the drivers' grid ({grid}): "
+            + ", ".join(f"({lat[k]:.4f}, {lon[k]:.4f})" for k in off[:5])
+        )
+    # snap indexes the ascending axes: find those centres in the drivers' own order
+    sel = {
+        cv.LAT: xr.DataArray(np.abs(glat[None, :] - grid.lat[i][:, None]).argmin(axis=1), dims=cv.STATION),
+        cv.LON: xr.DataArray(np.abs(glon[None, :] - grid.lon[j][:, None]).argmin(axis=1), dims=cv.STATION),
+    }
+    out = drivers.isel(sel).drop_vars([cv.LAT, cv.LON, "spatial_ref"], errors="ignore")
+    if cv.LAND_MASK in out:
+        out = out.drop_vars(cv.LAND_MASK)
+    return out.compute()
+
+
+def _from_forcing(points: xr.Dataset, keys: np.ndarray, first: list[int], coords: dict[str, Any]) -> xr.Dataset:
+    dynamic = [v for v in ("precipitation", "air_temperature") if v in points.data_vars]
+    if not dynamic:
+        raise MissingVariableError(
+            "the points carry no forcing (precipitation, air_temperature): read the ISMN download with "
+            "xsomo.open_ismn(path, variables=['soil_moisture', 'precipitation', 'air_temperature']), or pass "
+            "gridded drivers= to sample at the stations"
+        )
+    data: dict[str, Any] = {}
+    for v in dynamic:
+        arr = points[v].transpose(cv.STATION, cv.TIME).values[first]
+        data[v] = ((cv.STATION, cv.TIME), arr.astype("float32"), dict(points[v].attrs))
+    for name in ("elevation_mean", "sand_top", "clay_top", "sand_sub", "clay_sub"):
+        if name in points.coords or name in points.data_vars:
+            vals = np.asarray(points[name].values, float)[first]
+            if np.isfinite(vals).any():
+                data[name] = ((cv.STATION,), vals.astype("float32"), cv.cf_attrs(name))
+    return xr.Dataset(data, coords={**coords, cv.TIME: points[cv.TIME].values})

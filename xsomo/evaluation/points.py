@@ -1,0 +1,95 @@
+"""Skill of a point prediction ``sm(layer, time, station)`` against station series (issue 18).
+
+:func:`xsomo.evaluate` routes a prediction indexed by ``station`` (from point drivers)
+here. Each reference station (sensor) is compared with the predicted point at its
+location (:func:`xsomo.drivers.points.match_points`: the nearest within ~10 m), with its
+own layer when it has a ``layer`` coordinate (as :func:`xsomo.open_ismn` gives), else
+with every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from xsomo import conventions as cv
+from xsomo.drivers.points import POINT_TOLERANCE
+from xsomo.evaluation.scores import MIN_DAYS, metrics
+from xsomo.exceptions import MissingVariableError, XsomoValueError
+
+__all__ = ["evaluate_points"]
+
+
+def _nearest(plat: np.ndarray, plon: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
+    idx = np.argmin(dist, axis=1)
+    return idx, np.take_along_axis(dist, idx[:, None], axis=1)[:, 0] <= POINT_TOLERANCE
+
+
+def evaluate_points(
+    sm: xr.Dataset | xr.DataArray,
+    reference: xr.Dataset | xr.DataArray,
+    *,
+    layers: Sequence[int] | None = None,
+    min_days: int = MIN_DAYS,
+    variable: Hashable = cv.SM,
+    anomaly: bool = True,
+) -> xr.Dataset:
+    """Metrics per reference station and layer of a point prediction (see :func:`xsomo.evaluate`).
+
+    Returns
+    -------
+    xarray.Dataset
+        The metrics of :func:`xsomo.evaluation.scores.metrics` per ``station`` (of the
+        reference) and ``layer``, with ``lat``/``lon``, ``point`` (the predicted point
+        used) and ``in_grid`` (a point within ~10 m exists).
+    """
+    pred = sm[variable] if isinstance(sm, xr.Dataset) else sm
+    ref = reference[variable] if isinstance(reference, xr.Dataset) else reference
+    if cv.STATION not in ref.dims:
+        raise XsomoValueError(f"a point prediction is evaluated against stations (dims station, time), got {ref.dims}")
+    for c in (cv.LAT, cv.LON):
+        if c not in ref.coords or c not in pred.coords:
+            raise MissingVariableError(f"prediction and reference both need {c!r} per station")
+    if cv.LAYER not in pred.dims:
+        pred = pred.expand_dims({cv.LAYER: [1]})
+    avail = [int(v) for v in pred[cv.LAYER].values]
+    layers = avail if layers is None else [int(v) for v in layers]
+    if set(layers) - set(avail):
+        raise XsomoValueError(f"layers {sorted(set(layers) - set(avail))} not in the prediction (layers {avail})")
+    pred = pred.sel({cv.LAYER: layers})
+    lat = np.asarray(ref[cv.LAT].values, float)
+    lon = np.asarray(ref[cv.LON].values, float)
+    idx, inside = _nearest(np.asarray(pred[cv.LAT].values, float), np.asarray(pred[cv.LON].values, float), lat, lon)
+    keep_coords = [c for c in pred.coords if c in (cv.LAYER, cv.TIME)]
+    pts = pred.isel({cv.STATION: xr.DataArray(idx, dims=cv.STATION)}).reset_coords(drop=True)
+    pts = pts.assign_coords({cv.STATION: ref[cv.STATION].values, **{c: pred[c] for c in keep_coords}})
+    pts = pts.where(xr.DataArray(inside, dims=cv.STATION))
+    obs = ref.reset_coords(drop=True)
+    time = np.intersect1d(pts[cv.TIME].values.astype("datetime64[D]"), obs[cv.TIME].values.astype("datetime64[D]"))
+    pts = pts.assign_coords({cv.TIME: pts[cv.TIME].values.astype("datetime64[D]").astype("datetime64[ns]")})
+    obs = obs.assign_coords({cv.TIME: obs[cv.TIME].values.astype("datetime64[D]").astype("datetime64[ns]")})
+    t = time.astype("datetime64[ns]")
+    out = metrics(pts.sel({cv.TIME: t}), obs.sel({cv.TIME: t}), min_days=min_days, anomaly=anomaly)
+    out = out.transpose(cv.STATION, cv.LAYER, ...)
+    if cv.LAYER in ref.coords and ref[cv.LAYER].dims == (cv.STATION,):
+        own = np.asarray(ref[cv.LAYER].values, int)
+        keep = xr.DataArray(own[:, None] == np.asarray(layers)[None, :], dims=(cv.STATION, cv.LAYER))
+        out = out.where(keep)
+        if "n" in out:
+            out["n"] = out["n"].fillna(0).astype("int32")
+    coords = {
+        cv.LAT: (cv.STATION, lat, cv.LAT_ATTRS),
+        cv.LON: (cv.STATION, lon, cv.LON_ATTRS),
+        "point": (cv.STATION, np.where(inside, np.asarray(pred[cv.STATION].values)[idx], "")),
+        "in_grid": (cv.STATION, inside, {"long_name": "a predicted point lies within ~10 m of the station"}),
+        "training_cell": (cv.STATION, np.zeros(lat.size, bool)),
+    }
+    for extra in ("network", "station_name", "sensor"):
+        if extra in ref.coords and ref[extra].dims == (cv.STATION,):
+            coords[extra] = (cv.STATION, ref[extra].values)
+    out = out.assign_coords(coords)
+    out.attrs = {"title": "xsomo evaluation of a point prediction against stations", "min_days": int(min_days)}
+    return out
