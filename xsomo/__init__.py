@@ -16,7 +16,7 @@ from xsomo.exceptions import XsomoError
 # public name -> "module:attribute", imported on first use so `import xsomo` stays light
 _LAZY: dict[str, str] = {
     "sample": "xsomo.sample",
-    "open_ismn": "xsomo.io:open_ismn",
+    "open_ismn": "xsomo.targets.stations:open_ismn",
     "open_era5land": "xsomo.io:open_era5land",
     "open_cosmos": "xsomo.io:open_cosmos",
     "open_drivers": "xsomo.drivers.assemble:open_drivers",

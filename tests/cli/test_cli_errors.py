@@ -143,7 +143,7 @@ def test_evaluate_cosmos_nonexistent(tmp_path, capsys):
 
 
 def test_empty_ismn_folder_message(tmp_path):
-    from xsomo.io import open_ismn
+    from xsomo.targets.stations import open_ismn
 
     with pytest.raises(DataFormatError) as info:
         open_ismn(tmp_path)

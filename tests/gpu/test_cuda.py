@@ -17,11 +17,8 @@ import torch
 import xarray as xr
 
 from xsomo import testing
-
+from xsomo.model import EALSTM, TrainedModel, rollout
 from xsomo.prediction import inference
-
-from xsomo.model import rollout
-from xsomo.model import EALSTM, TrainedModel
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup
-from xsomo.io import open_ismn
-from xsomo.targets.stations import daily_mean, qc_sensor
+from xsomo.targets.stations import daily_mean, open_ismn, qc_sensor
 
 V2025 = "qa4sm-testdata/input_data/ISMN/ISMN_V20250617"
 HAWAII = "qa4sm-testdata/input_data/ISMN/ISMN_TESTDATA_HAWAII"

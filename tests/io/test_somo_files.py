@@ -1,14 +1,12 @@
 """The helper SoMo files carry EPSG:4326 for GDAL."""
 
 from __future__ import annotations
-import pathlib
-import numpy as np
-import pandas as pd
-import pytest
-import xarray as xr
-from xsomo import conventions as cv
 
-from somo_files import GRID, expected_value, somo_dataset, write_somo_file, write_somo_files
+import pathlib
+
+import numpy as np
+import pytest
+from somo_files import GRID, expected_value, write_somo_files
 
 
 def test_helper_files_carry_epsg4326_for_gdal(tmp_path: pathlib.Path) -> None:

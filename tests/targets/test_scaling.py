@@ -191,7 +191,8 @@ def test_explicit_grid_and_provenance():
 @pytest.mark.real
 def test_hawaii_end_to_end(real_data):
     """SCAN Kainaliu (5 depths), PuaAkala, IslandDairy scaled to the real ERA5-Land cells beside them."""
-    from xsomo.io import open_era5land, open_ismn
+    from xsomo.io import open_era5land
+    from xsomo.targets.stations import open_ismn
 
     ismn = real_data / "qa4sm-testdata/input_data/ISMN"
     stations = open_ismn([ismn / "ISMN_V20250617", ismn / "ISMN_TESTDATA_HAWAII"])

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
         reference = open_cosmos(args.cosmos)
     elif args.ismn:
-        from xsomo.io import open_ismn
+        from xsomo.targets.stations import open_ismn
 
         reference = open_ismn(args.ismn)
     else:

@@ -307,10 +307,10 @@ def build_targets(
     Returns
     -------
     targets, qc_report, scaling_report
-        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.open_ismn`.
     """
-    from xsomo.io.ismn import open_ismn
     from xsomo.targets.scaling import scale_to
+    from xsomo.targets.stations import open_ismn
 
     paths = world_paths(world)
     grid = grid or world_grid(world)
@@ -377,7 +377,7 @@ def prepare_world(
     out
         Output folder (created).
     min_overlap, min_days, min_hourly, outside
-        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.open_ismn`.
 
     Returns
     -------

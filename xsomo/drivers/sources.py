@@ -268,10 +268,10 @@ def sources_targets(
     Returns
     -------
     targets, qc_report, scaling_report
-        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.open_ismn`.
     """
-    from xsomo.io.ismn import open_ismn
     from xsomo.targets.scaling import scale_to
+    from xsomo.targets.stations import open_ismn
 
     src = _load(sources)
     if src.ismn is None:
@@ -337,7 +337,7 @@ def prepare(
         Folder to write ``targets.nc``, ``drivers.nc``, ``ismn_qc_report.csv`` and
         ``scaling_report.csv`` into (as ``xsomo prepare --sources`` does).
     min_overlap, min_days, min_hourly, outside
-        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.io.open_ismn`.
+        See :func:`xsomo.targets.scaling.scale_to` and :func:`xsomo.open_ismn`.
 
     Returns
     -------

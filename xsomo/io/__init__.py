@@ -10,16 +10,16 @@ from __future__ import annotations
 from xsomo.io.cosmos import open_cosmos
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_gridded, open_mswep, open_mswx, open_static
-from xsomo.io.ismn import open_ismn
+from xsomo.io.ismn import read_ismn
 from xsomo.io.statics import landcover_fractions, open_dem, open_landcover, open_soilgrids
 
 __all__ = [
+    "read_ismn",
     "landcover_fractions",
     "open_cosmos",
     "open_dem",
     "open_era5land",
     "open_gridded",
-    "open_ismn",
     "open_landcover",
     "open_mswep",
     "open_mswx",

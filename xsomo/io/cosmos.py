@@ -19,7 +19,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import DataFormatError, MissingVariableError
-from xsomo.targets.stations import daily_mean
+from xsomo.io.stations import daily_mean
 
 __all__ = ["open_cosmos", "read_catalogue"]
 

@@ -15,8 +15,8 @@ import pathlib
 import re
 import tempfile
 import zipfile
-from collections.abc import Sequence
-from typing import Any, Literal, cast, overload
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,9 @@ from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
 from xsomo.io.ismn_forcing import attach_forcing, read_forcing
-from xsomo.targets import stations as qc
+from xsomo.io.stations import REPORT_COLUMNS, station_id
 
-__all__ = ["open_ismn"]
+__all__ = ["read_ismn"]
 
 log = logging.getLogger(__name__)
 
@@ -64,39 +64,11 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
         )
 
 
-@overload
-def open_ismn(
+def read_ismn(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
-    min_hourly: int = ...,
-    min_days: int = ...,
-    good_flags: Sequence[str] = ...,
-    errors: str = ...,
-    report: Literal[False] = ...,
-    meta_path: str | os.PathLike[str] | None = ...,
-    parallel: bool = ...,
-    variables: Sequence[str] = ...,
-) -> xr.Dataset: ...
-
-
-@overload
-def open_ismn(
-    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
-    min_hourly: int = ...,
-    min_days: int = ...,
-    good_flags: Sequence[str] = ...,
-    errors: str = ...,
-    report: Literal[True],
-    meta_path: str | os.PathLike[str] | None = ...,
-    parallel: bool = ...,
-    variables: Sequence[str] = ...,
-) -> tuple[xr.Dataset, pd.DataFrame]: ...
-
-
-def open_ismn(
-    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
+    sensor_qc: Callable[..., Any],
+    build: Callable[..., xr.Dataset],
     min_hourly: int = 6,
     min_days: int = 90,
     good_flags: Sequence[str] = ("G",),
@@ -107,6 +79,13 @@ def open_ismn(
     variables: Sequence[str] = ("soil_moisture",),
 ) -> xr.Dataset | tuple[xr.Dataset, pd.DataFrame]:
     """Read an ISMN download (folder or zip, any ISMN format) into a QC'd station Dataset.
+
+    The files are read here; the quality control is the caller's: each soil-moisture
+    sensor's hourly record goes through ``sensor_qc`` as it is read (so memory holds one
+    sensor's hourly data at a time) and the kept sensors are assembled by ``build``.
+    :func:`xsomo.open_ismn` (:func:`xsomo.targets.stations.open_ismn`) passes the
+    method's rules, :func:`~xsomo.targets.stations.qc_sensor` and
+    :func:`~xsomo.targets.stations.build_stations`.
 
     Parameters
     ----------
@@ -160,6 +139,8 @@ def open_ismn(
     if isinstance(path, (list, tuple)):
         return _open_many(
             path,
+            sensor_qc=sensor_qc,
+            build=build,
             min_hourly=min_hourly,
             min_days=min_days,
             good_flags=good_flags,
@@ -200,9 +181,9 @@ def open_ismn(
             raise DataFormatError(
                 f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
             ) from err
-        rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags)
+        rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags, sensor_qc)
         forcing = read_forcing(iface, path, forcing_vars, good_flags=good_flags) if forcing_vars else None
-    rep = pd.DataFrame(rows, columns=list(qc.REPORT_COLUMNS))
+    rep = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     if problems and errors == "raise":
         raise XsomoExceptionGroup(
             f"{len(problems)} ISMN file(s) in {str(path)!r} are corrupt or truncated. Re-download them, remove them, "
@@ -217,7 +198,7 @@ def open_ismn(
         )
         exc.report = rep  # type: ignore[attr-defined]
         raise exc
-    ds = qc.build_stations(
+    ds = build(
         records,
         attrs={
             "title": "ISMN soil moisture, daily means after quality control",
@@ -246,7 +227,7 @@ def _open_many(
     reps: list[pd.DataFrame] = []
     for k, p in enumerate(paths):
         mp = None if meta_path is None else pathlib.Path(meta_path) / f"{k:03d}"
-        ds, rep = open_ismn(p, report=True, meta_path=mp, **kwargs)
+        ds, rep = read_ismn(p, report=True, meta_path=mp, **kwargs)
         parts.append(ds)
         reps.append(rep.assign(source=str(p)))
     ds = xr.concat(parts, dim=cv.STATION, join="outer", combine_attrs="drop_conflicts")
@@ -264,7 +245,14 @@ def _stm_files(path: pathlib.Path) -> set[str]:
     return {p.relative_to(path).as_posix() for p in path.rglob("*.stm")}
 
 
-def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_flags: Sequence[str]):
+def _collect(
+    iface,
+    path: pathlib.Path,
+    min_hourly: int,
+    min_days: int,
+    good_flags: Sequence[str],
+    sensor_qc: Callable[..., Any],
+):
     rows: list[dict] = []
     records: list[dict] = []
     problems: list[Exception] = []
@@ -285,7 +273,7 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
                 rel = str(sen.filehandler.file_path)
                 seen.add(pathlib.PurePath(rel).as_posix())
                 top, bottom = float(sen.depth.start), float(sen.depth.end)
-                sid = qc.station_id(net.name, stn.name, sen.instrument, top, bottom)
+                sid = station_id(net.name, stn.name, sen.instrument, top, bottom)
                 base = {
                     "station_id": sid,
                     "network": net.name,
@@ -353,7 +341,7 @@ def _collect(iface, path: pathlib.Path, min_hourly: int, min_days: int, good_fla
                     )
                     continue
                 flags = df.get("soil_moisture_flag")
-                res = qc.qc_sensor(
+                res = sensor_qc(
                     df["soil_moisture"],
                     flags,
                     depth_top=top,

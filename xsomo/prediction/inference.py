@@ -42,8 +42,8 @@ from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_VAR
-from xsomo.runtime import cpu_cores, resolve_device
 from xsomo.prediction.points import predict_points
+from xsomo.runtime import cpu_cores, resolve_device
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel

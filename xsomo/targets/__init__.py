@@ -7,5 +7,6 @@ the reference's mean and variance, averaged per 0.1° cell (:mod:`~xsomo.targets
 from __future__ import annotations
 
 from xsomo.targets.scaling import scale_to
+from xsomo.targets.stations import open_ismn
 
-__all__ = ["scale_to"]
+__all__ = ["open_ismn", "scale_to"]

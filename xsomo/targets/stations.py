@@ -1,7 +1,8 @@
 """Quality control of in-situ soil moisture (DESIGN.md step 1, SoMo.ml rules).
 
 Pure pandas/numpy functions on one sensor's hourly series, and the assembly of the
-station Dataset of docs/internals.md §2. The readers in :mod:`xsomo.io` call these.
+station Dataset of docs/internals.md §2. :func:`open_ismn` reads an ISMN download with
+:func:`xsomo.io.ismn.read_ismn`, which applies :func:`qc_sensor` to each sensor as it reads it.
 
 Rules (SoMo.ml): keep only values flagged ``G``; drop negative values; a daily mean
 needs at least ``min_hourly`` good hourly values; the sensor's whole depth interval
@@ -13,84 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.io.stations import REPORT_COLUMNS, daily_mean, station_id
 
-__all__ = ["SensorQC", "build_stations", "daily_mean", "qc_sensor", "station_id"]
-
-#: Columns of the QC report returned by the readers.
-REPORT_COLUMNS = (
+__all__ = [
+    "REPORT_COLUMNS",
+    "SensorQC",
+    "build_stations",
+    "daily_mean",
+    "open_ismn",
+    "qc_sensor",
     "station_id",
-    "network",
-    "station",
-    "sensor",
-    "variable",
-    "depth_top",
-    "depth_bottom",
-    "layer",
-    "lat",
-    "lon",
-    "file",
-    "n_records",
-    "n_flag_good",
-    "n_negative",
-    "n_days",
-    "kept",
-    "reason",
-)
-
-
-def station_id(network: str, station: str, sensor: str, top: float, bottom: float) -> str:
-    """Identifier of one sensor: ``NETWORK.STATION.SENSOR.TOP-BOTTOM`` (depths in m, no commas)."""
-    raw = f"{network}.{station}.{sensor}.{top:.4f}-{bottom:.4f}"
-    return raw.replace(",", ";").replace(" ", "_")
-
-
-def daily_mean(values: pd.Series, *, min_hourly: int = 6) -> tuple[pd.Series, pd.Series]:
-    """Daily (UTC) mean of hourly means, from days with at least ``min_hourly`` valid hours.
-
-    Sub-hourly records are first averaged to hours. Returns ``(daily mean, hours per day)``,
-    with NaN on days with too few valid hours. Vectorised with numpy (``bincount``).
-
-    Examples
-    --------
-    >>> idx = pd.date_range("2020-01-01", periods=48, freq="h")
-    >>> s = pd.Series(np.r_[np.ones(24), np.full(24, np.nan)], index=idx)
-    >>> s.iloc[24:29] = 3.0  # only 5 valid hours on day 2
-    >>> m, n = daily_mean(s, min_hourly=6)
-    >>> m.tolist(), n.tolist()
-    ([1.0, nan], [24, 5])
-    """
-    s = values.dropna()
-    if s.empty:
-        empty = pd.Series([], index=pd.DatetimeIndex([]), dtype="float64")
-        return empty, empty.astype("int64")
-    ns = pd.DatetimeIndex(s.index).as_unit("ns").asi8
-    vals = s.to_numpy(dtype="float64")
-    hour = ns // 3_600_000_000_000
-    if hour.size > 1 and not np.all(
-        np.diff(hour) > 0
-    ):  # sub-hourly or unsorted: hourly means first
-        order = np.argsort(hour, kind="stable")
-        hour, vals = hour[order], vals[order]
-        uh, start = np.unique(hour, return_index=True)
-        sums = np.add.reduceat(vals, start)
-        counts = np.diff(np.r_[start, hour.size])
-        hour, vals = uh, sums / counts
-    day = hour // 24
-    d0 = day[0]
-    k = day - d0
-    n = np.bincount(k)
-    tot = np.bincount(k, weights=vals)
-    present = np.flatnonzero(n)
-    idx = pd.DatetimeIndex((d0 + present) * 86_400_000_000_000).as_unit("ns")
-    mean = np.where(n[present] >= min_hourly, tot[present] / np.maximum(n[present], 1), np.nan)
-    return pd.Series(mean, index=idx), pd.Series(n[present].astype("int64"), index=idx)
-
+]
 
 @dataclass
 class SensorQC:
@@ -211,3 +152,17 @@ def build_stations(records: Sequence[dict], *, attrs: dict | None = None) -> xr.
         attrs=attrs or {},
     )
     return ds
+
+
+def open_ismn(path: Any, **kwargs: Any) -> xr.Dataset | tuple[xr.Dataset, pd.DataFrame]:
+    """Read an ISMN download (folder, zip, or a list of them) into a QC'd station Dataset.
+
+    :func:`xsomo.io.ismn.read_ismn` reads the files; each sensor's hourly record passes
+    :func:`qc_sensor` (the SoMo.ml rules above) and the kept sensors are assembled by
+    :func:`build_stations`. Keywords (``min_hourly``, ``min_days``, ``good_flags``,
+    ``errors``, ``report``, ``meta_path``, ``parallel``, ``variables``) are those of
+    :func:`~xsomo.io.ismn.read_ismn`.
+    """
+    from xsomo.io.ismn import read_ismn
+
+    return read_ismn(path, sensor_qc=qc_sensor, build=build_stations, **kwargs)
