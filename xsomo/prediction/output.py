@@ -568,11 +568,22 @@ def _iter_blocks(
             submit(block)
             if len(pending) >= limit:
                 break
+        retried: set[int] = set()
         while pending:
             done, _ = dwait(list(pending), return_when="FIRST_COMPLETED")
             for fut in done:
                 block, items = pending.pop(fut)
-                result = tuple(x.result() if hasattr(x, "result") else x for x in items)
+                try:
+                    result = tuple(x.result() if hasattr(x, "result") else x for x in items)
+                except KeyError:
+                    # distributed can lose a key that an earlier compute of the same graph is
+                    # still releasing (seen under load after `sm.compute()` then `to_files`):
+                    # the block is deterministic, so it is submitted once more
+                    if id(block) in retried:
+                        raise
+                    retried.add(id(block))
+                    submit(block)
+                    continue
                 nxt = next(it, None)
                 if nxt is not None:
                     submit(nxt)
