@@ -14,7 +14,6 @@ from xsomo.io.ismn import read_ismn
 from xsomo.io.statics import landcover_fractions, open_dem, open_landcover, open_soilgrids
 
 __all__ = [
-    "read_ismn",
     "landcover_fractions",
     "open_cosmos",
     "open_dem",
@@ -25,4 +24,5 @@ __all__ = [
     "open_mswx",
     "open_soilgrids",
     "open_static",
+    "read_ismn",
 ]
