@@ -338,8 +338,7 @@ def section_memory(quick: bool) -> dict:
 def section_demo(quick: bool) -> dict:
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
     from xsomo import testing
-    from xsomo.prediction import inference
-    from xsomo.prediction import output
+    from xsomo.prediction import inference, output
 
     n = 40 if quick else 60
     days = 4 * 365 if quick else 2922  # the demo preset: 2013-2020

@@ -22,8 +22,8 @@ import time
 import numpy as np
 import torch
 
-from xsomo.model import rollout
 from xsomo.io import somoml
+from xsomo.model import rollout
 from xsomo.model.importers import load_somoml_v1
 
 HERE = pathlib.Path(__file__).resolve().parent
