@@ -107,10 +107,18 @@ def run_demo(
     targets_path = prepared / "targets.nc"
     drivers_path = prepared / "drivers.nc"
     if not (targets_path.exists() and drivers_path.exists()):
-        from xsomo.drivers import assemble as drivers_mod
+        from xsomo.drivers.sources import prepare
 
-        drivers_mod.prepare_world(world, prepared)
-        done(t0, f"targets and drivers in {prepared}")
+        # through the sources file the world wrote, as a user's own downloads would go
+        # (`xsomo prepare --sources world/sources.yml`; docs/own_data.md)
+        sources = WorldLayout(world).sources
+        if not sources.exists():  # a world written before worlds carried their sources file
+            from xsomo.io.sources import sources_for_world, write_sources
+            from xsomo.io.world import read_manifest
+
+            write_sources(sources_for_world(world, read_manifest(world)), sources)
+        prepare(sources, prepared)
+        done(t0, f"targets and drivers from {WorldLayout(world).sources} in {prepared}")
     else:
         done(t0, f"kept {prepared}")
     targets = xr.open_dataset(targets_path)

@@ -149,10 +149,34 @@ def test_kind_without_a_reader_is_not_supported_yet(tiny_world, tmp_path):
     data["static"]["landcover"]["kind"] = "esa_cci"
     path = _write(tiny_world_copy(tiny_world, tmp_path), data)
     src = read_sources(path)  # a kind of the format: the file itself is valid
-    if ("landcover", "esa_cci") in READERS:
-        pytest.skip("an ESA CCI land-cover reader is registered")
-    with pytest.raises(ConfigError, match="not supported yet"):
-        open_sources_drivers(src)
+    # every kind of the format has a reader now; one taken out stands for a future kind
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delitem(READERS, ("landcover", "esa_cci"))
+        with pytest.raises(ConfigError, match="not supported yet"):
+            open_sources_drivers(src)
+
+
+def test_real_layout_statics_through_the_sources_file(tmp_path):
+    """Issue 15 items 1-3: a world's statics written in the real layouts (DEM GeoTIFF tiles, ESA CCI
+    classes, SoilGrids rasters in g/kg) and named in a sources file give the drivers of its
+    netCDF statics: the same elevation features and vegetation fractions, soil within SoilGrids'
+    integer g/kg rounding."""
+    world = xsomo.sample.generate(
+        "tiny", seed=3, out=tmp_path / "w", real_statics=True,
+        start="2016-01-01", end="2016-12-31", hourly_start="2016-07-01", hourly_end="2016-07-02",
+    )  # fmt: skip
+    data = _raw(world)
+    data["static"]["dem"] = "static_real/dem/*.tif"
+    data["static"]["landcover"] = {"path": "static_real/landcover_esa_cci.tif", "kind": "esa_cci"}
+    data["static"]["soil"] = {"path_or_glob": "static_real/soilgrids/*.tif", "units": "g/kg"}
+    real = _plain(open_drivers(_write(world, data, "real.yml")))
+    ref = _plain(open_drivers(world))
+    for name in ("elevation_mean", "elevation_std", "forest_fraction", "shortveg_fraction"):
+        np.testing.assert_allclose(real[name].values, ref[name].values, rtol=1e-5, atol=1e-5, err_msg=name)
+    for name in ("sand_top", "clay_top", "sand_sub", "clay_sub"):
+        np.testing.assert_allclose(real[name].values, ref[name].values, atol=6e-4, err_msg=name)
+    for name in ("precipitation", "air_temperature", "net_radiation", "skin_temperature"):
+        xr.testing.assert_identical(real[name], ref[name])
 
 
 def test_readers_table_only_holds_kinds_of_the_format():
@@ -249,15 +273,16 @@ def test_precipitation_and_temperature_from_era5land(tiny_world, tmp_path):
     np.testing.assert_allclose(got["air_temperature"].values, want_t.values, rtol=1e-6)
 
 
-def test_soil_as_geotiff_is_not_supported_yet(tiny_world, tmp_path):
+def test_an_incomplete_soilgrids_set_is_named(tiny_world, tmp_path):
+    """SoilGrids GeoTIFFs go to the SoilGrids reader; depth intervals that leave the top layer
+    uncovered are refused, naming the gap and the files to add."""
     world = tiny_world_copy(tiny_world, tmp_path)
-    (tmp_path / "soil_0-5cm_mean.tif").write_bytes(b"II*\x00")
+    (tmp_path / "sand_0-5cm_mean.tif").write_bytes(b"II*\x00")
     data = _raw(tiny_world)
-    data["static"]["soil"] = {"path_or_glob": str(tmp_path / "soil_*_mean.tif"), "units": "g/kg"}
+    data["static"]["soil"] = {"path_or_glob": str(tmp_path / "sand_*_mean.tif"), "units": "g/kg"}
     path = _write(world, data)
-    if ("soil", "geotiff") in READERS:
-        pytest.skip("a GeoTIFF soil reader is registered")
-    with pytest.raises(ConfigError, match="not supported yet"):
+    assert ("soil", "geotiff") in READERS
+    with pytest.raises(XsomoError, match=r"sand: the intervals \(0-5 cm\) do not cover 0-30 cm"):
         open_drivers(path)
 
 

@@ -1,9 +1,11 @@
 """Drivers and targets from a sources file (``sources.yml``; format in :mod:`xsomo.io.sources`).
 
 Each input is read by the reader registered for its ``source``/``kind`` in
-:data:`READERS`, one table, so that new readers (MSWEP day files, GRIB, GeoTIFF DEM
-tiles, land-cover classes, SoilGrids) plug in with :func:`register_reader`. A kind that
-the format knows but no reader handles yet is refused with a clear "not supported yet".
+:data:`READERS`, one table: ERA5-Land (netCDF or GRIB, daily or hourly), MSWEP/MSWX
+(day, month or year files), the DEM (netCDF, or GeoTIFF tiles / a VRT), land cover
+(ESA CCI or CGLS-LC100 classes, or ready fractions), soil texture (netCDF, or SoilGrids
+GeoTIFFs by depth) and a land mask. Other readers plug in with :func:`register_reader`;
+a kind without a reader is refused with a clear "not supported yet".
 
 >>> sorted(k for k in READERS if k[0] == "precipitation")
 [('precipitation', 'era5land'), ('precipitation', 'mswep')]
@@ -30,6 +32,7 @@ from xsomo.exceptions import ConfigError, MissingVariableError, UnitError, Xsomo
 from xsomo.io.era5land import open_era5land
 from xsomo.io.gridded import open_gridded, open_mswep, open_mswx
 from xsomo.io.sources import KINDS, LAYOUTS, Sources, expand, file_layout, read_sources
+from xsomo.io.statics import open_dem, open_landcover, open_soilgrids
 
 __all__ = [
     "READERS",
@@ -116,8 +119,27 @@ def _land_mask(path: str, src: Sources, chunks: Any) -> xr.DataArray:
     return open_gridded(files_of(path), {cv.LAND_MASK: "1"}, chunks=chunks)[cv.LAND_MASK]
 
 
+def _dem_geotiff(path: str, src: Sources, chunks: Any) -> xr.DataArray:
+    return open_dem(files_of(path))
+
+
+def _landcover_classes(kind: str) -> Reader:
+    def read(path: str, src: Sources, chunks: Any) -> xr.Dataset:
+        return open_landcover(files_of(path), kind)
+
+    return read
+
+
+def _soilgrids(path: str, src: Sources, chunks: Any) -> xr.Dataset:
+    return open_soilgrids(files_of(path), units=src.static["soil"]["units"])
+
+
 #: (input, kind) -> reader; kinds are those of :data:`xsomo.io.sources.KINDS`
 READERS: dict[tuple[str, str], Reader] = {
+    ("dem", "geotiff"): _dem_geotiff,
+    ("landcover", "esa_cci"): _landcover_classes("esa_cci"),
+    ("landcover", "cgls_lc100"): _landcover_classes("cgls_lc100"),
+    ("soil", "geotiff"): _soilgrids,
     ("precipitation", "mswep"): _mswep,
     ("precipitation", "era5land"): _era5_variable("precipitation"),
     ("air_temperature", "mswx"): _mswx,
