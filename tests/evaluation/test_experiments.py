@@ -195,7 +195,10 @@ def test_experiments_end_to_end_on_the_tiny_world(tiny_world, tmp_path):
 
     targets, _, _ = build_targets(tiny_world)
     drivers = open_drivers(tiny_world).load()
-    kw = {"ensemble": 1, "hidden": 8, "lookback": 60, "seq_length": 60, "epochs": 2, "steps_per_epoch": 5, "progress": False}
+    # two epochs of an 8-unit network do not learn to forget: the forgetting check (its own tests in
+    # tests/model) is off here, the experiments are what this test runs
+    kw = {"ensemble": 1, "hidden": 8, "lookback": 60, "seq_length": 60, "epochs": 2, "steps_per_epoch": 5, "progress": False,
+          "forget_tolerance": 0.0}
     result, model = ex.transfer_experiment(tiny_world, targets=targets, drivers=drivers, train_kwargs=kw, test_cells=20)
     assert set(result["group"].values) == {"europe", "us_holdout"}
     assert result.attrs["n_train_cells"] >= 1
