@@ -496,9 +496,15 @@ def test_tolerance_bound_on_a_trained_tiny_model(tiny_world, tmp_path):
                 continue
             ref = win if code == auto.attrs["spinup_days"] == lb else longer
             seen[tol][int(code)] = float(np.nanmax(np.abs(a - ref[..., cells])))
-            # the check measures two extreme initial states on the block's sample of cells, not every
-            # state of every cell: the bound holds to about the tolerance (measured 1.095e-3 at 1e-3
-            # once); 1.5x still fails a one-day shift (5.6e-3) and any wrong reference
+            if code == lb:
+                # NOT bounded by the tolerance: the check probes initial states 0 and +-1 in every
+                # unit, but a window starts from zero while the roll-out's cell state can lie far
+                # outside that range; measured 0.0124 at tolerance 0.016 once and 0.020 at 0.0027
+                # on another run (docs/prediction.md). Recorded, not asserted.
+                continue
+            # a longer spin-up: within about the tolerance of a roll-out spun up longer (the check
+            # samples extreme states on a sample of cells: measured 0.9e-3 and 1.095e-3 at 1e-3);
+            # 1.5x still fails a one-day shift (5.6e-3) and any wrong reference
             assert seen[tol][int(code)] <= 1.5 * tol, (tol, code, seen)
         with xr.open_dataset(files[0]) as ds:
             assert "block" in ds.attrs["rollout_per_block"]
