@@ -49,16 +49,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xsomo.commands.predict import open_drivers, parse_chunks
+    from xsomo.commands import common
+    from xsomo.commands.predict import parse_chunks
     from xsomo.io.somo import read_state
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
     chunks = parse_chunks(args.chunks)
+    end = common.parse_date(args.end, "--end")
+    device = common.check_device(args.device)
+    # the same checks and the same --drivers as `xsomo predict`, before any computing
+    common.output_dir(args.out, "--out")
     output.check_writable(args.out)
-    state = read_state(args.state)
-    model = TrainedModel.load(args.model)
-    drivers = open_drivers(args.drivers)
+    state = read_state(common.input_path(args.state, "--state", "state file"))
+    model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
+    drivers = common.open_drivers_arg(args.drivers, "--drivers")
     client = None
     if args.scheduler:
         from distributed import Client
@@ -66,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
         client = Client(args.scheduler)
     try:
         time = None
-        if args.end:
+        if end:
             import pandas as pd
 
             start = pd.Timestamp(state.attrs["state_last_day"]) + pd.Timedelta(days=1)
-            time = (str(start.date()), args.end)
+            time = (str(start.date()), end)
         sm = inference.predict(
-            drivers, model, mode=args.mode, chunks=chunks, device=args.device, time=time,
+            drivers, model, mode=args.mode, chunks=chunks, device=device, time=time,
             client=client, state=state, return_state=True,
             dtype=state.attrs.get("inference_dtype", "float32"),
         )  # fmt: skip

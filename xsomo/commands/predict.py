@@ -120,13 +120,6 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
     return out
 
 
-def open_drivers(path: pathlib.Path) -> Any:
-    """``--drivers``: a drivers netCDF file (lazy), a prepared folder or a world folder (as in ``xsomo train``)."""
-    from xsomo.commands import common
-
-    return common.open_drivers_arg(path, "--drivers")
-
-
 def run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
     from xsomo.io.somo import find_somo_files
@@ -149,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     common.output_dir(args.out, "--out")
     output.check_writable(args.out.parent if zarr else args.out)
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
-    drivers = open_drivers(args.drivers)
+    drivers = common.open_drivers_arg(args.drivers, "--drivers")
     try:
         before = {f.path.name for f in find_somo_files(args.out)}
     except FileNotFoundError:
