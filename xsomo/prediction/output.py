@@ -558,7 +558,13 @@ def _iter_blocks(
         def submit(block: Any) -> None:
             items = list(lazy(block))  # dask collections, and numpy placeholders
             lazy_at = [i for i, x in enumerate(items) if dask.is_dask_collection(x)]
-            futs = client.compute([items[i] for i in lazy_at]) if lazy_at else []
+            # optimize_graph=False: each block's graph is optimised on its own, and fusing the
+            # slices of the shared upstream gave one key two different tasks in two blocks'
+            # graphs; the scheduler kept one and a worker then ran it without the other's
+            # inputs ("RuntimeError: ... missing keys ('concatenate-from-value-getitem-...')",
+            # about 1 run in 4 of test_distributed_local_cluster). Unoptimised keys name the
+            # same task in every graph.
+            futs = client.compute([items[i] for i in lazy_at], optimize_graph=False) if lazy_at else []
             for i, fut in zip(lazy_at, futs, strict=True):
                 items[i] = fut
             key = futs[0] if futs else client.submit(lambda: None, pure=False)
@@ -568,22 +574,11 @@ def _iter_blocks(
             submit(block)
             if len(pending) >= limit:
                 break
-        retried: set[int] = set()
         while pending:
             done, _ = dwait(list(pending), return_when="FIRST_COMPLETED")
             for fut in done:
                 block, items = pending.pop(fut)
-                try:
-                    result = tuple(x.result() if hasattr(x, "result") else x for x in items)
-                except KeyError:
-                    # distributed can lose a key that an earlier compute of the same graph is
-                    # still releasing (seen under load after `sm.compute()` then `to_files`):
-                    # the block is deterministic, so it is submitted once more
-                    if id(block) in retried:
-                        raise
-                    retried.add(id(block))
-                    submit(block)
-                    continue
+                result = tuple(x.result() if hasattr(x, "result") else x for x in items)
                 nxt = next(it, None)
                 if nxt is not None:
                     submit(nxt)
