@@ -319,3 +319,46 @@ def test_members_trained_in_worker_processes_equal_the_serial_ones(case):
     assert training.member_workers(training.PRESETS["demo"], torch.device("cpu"), None, 100) == min(2, cpu_cores())
     assert training.member_workers(training.TrainingConfig(**{k: v for k, v in kw.items() if k not in training.RUN_OPTIONS}),
                                    torch.device("cpu"), None, 100) == 1  # too small to pay for the processes
+
+
+@pytest.mark.slow  # spawning a worker (torch import) takes 10-100 s on a busy 2-core machine
+def test_member_workers_leave_when_their_parent_is_killed(tmp_path):
+    """A training killed with SIGKILL (or SIGTERM to the parent alone) leaves no worker training on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from xsomo.model import training\n"
+        "if __name__ == '__main__':\n"
+        "    pool = training._MemberPool(1, 1)\n"
+        "    pool.executor.submit(time.sleep, 600)  # a worker busy training\n"
+        "    time.sleep(1)\n"
+        "    print(*pool.executor._processes, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert workers and all(_alive(p) for p in workers)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers), "a worker outlived its killed parent"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie of a reaped-by-init process counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -67,6 +67,7 @@ import math
 import os
 import pathlib
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -1000,10 +1001,19 @@ class _QueueBar:
 _WORKER_QUEUE: Any = None
 
 
-def _init_worker(queue: Any, threads: int) -> None:
+def _init_worker(queue: Any, threads: int, parent: int) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
     torch.set_num_threads(threads)
+    # a parent killed without a chance to shut the pool down (SIGKILL, or SIGTERM to it
+    # alone) would leave this worker training on for minutes: it leaves when the parent does
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="xsomo-parent-watch").start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _member_job(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -1042,7 +1052,7 @@ class _MemberPool:
         ctx = multiprocessing.get_context("spawn")
         self.queue = ctx.Queue()
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.queue, threads)
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(self.queue, threads, os.getpid())
         )
         # start the workers now, without re-running the caller's script in them (spawn would
         # import an unguarded __main__ again, which trains again): they need xsomo only
