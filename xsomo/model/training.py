@@ -521,6 +521,9 @@ class _Member:
     best_epoch: int = -1
     start_epoch: int = 0
     finished: bool = False
+    #: final ``(h, c)`` of the previous step's supervised windows: states the network itself
+    #: reaches, which the probes start from (reset every epoch, so a resumed run is the same)
+    reached: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -613,6 +616,29 @@ def _initial_states(
     return h, c
 
 
+def _with_reached(
+    state: tuple[torch.Tensor, torch.Tensor], reached: tuple[torch.Tensor, torch.Tensor], nb: int, pairs: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe pairs' first copies start, every other one, from a state the network reached.
+
+    Random states keep ``h`` in [-1, 1] and ``c`` near N(0, 1), but a network's own cell
+    state can lie far outside (units that integrate for months): the convergence check
+    (:func:`xsomo.model.rollout.convergence_distance`) starts one roll-out from such a
+    state, so the penalty must teach forgetting it too. The states are the final ones of
+    the previous step's supervised windows (other cells and days: a realistic magnitude,
+    not the window's own history); which copies take one and which state is drawn with
+    torch's generator, as the rest of the batch.
+    """
+    h, c = state[0].clone(), state[1].clone()
+    n = reached[0].shape[0]
+    take = torch.arange(pairs, device=h.device) % 2 == 0
+    pick = torch.randint(0, n, (pairs,), device=h.device)
+    rows = nb + torch.nonzero(take).flatten()
+    h[rows] = reached[0][pick[take]].to(h.dtype)
+    c[rows] = reached[1][pick[take]].to(c.dtype)
+    return h, c
+
+
 def _train_step(
     run: _Member, data: _LayerData, cells_np: np.ndarray, starts_np: np.ndarray, skip: int, pairs: int,
     settings: TrainingConfig, consistency: float, arange: torch.Tensor, autocast: bool,
@@ -631,15 +657,19 @@ def _train_step(
     starts = torch.from_numpy(starts_np).to(device)
     idx = starts[:nb, None] + arange[None, skip:]
     state = _initial_states(cells.shape[0], pairs, run.net.hidden, settings.init_state_scale, device)
+    if pairs and run.reached is not None and state is not None:
+        state = _with_reached(state, run.reached, nb, pairs)
     net = run.net
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        hidden_seq, _ = net.lstm(
+        hidden_seq, (h_n, c_n) = net.lstm(
             data.x_dyn[cells[:nb, None], idx], data.x_stat[cells[:nb]],
             None if state is None else (state[0][:nb], state[1][:nb]),
         )  # fmt: skip
         # dropout and head on the supervised days only: dropout's random mask over the
         # whole window took 14 % of a demo-size step on the CPU, for outputs no loss used
         out = net.head(net.dropout(hidden_seq[:, lb - skip :]))
+    if pairs:
+        run.reached = (h_n.detach().float(), c_n.detach().float())
     loss = _masked_mse(out[..., 0].float(), data.y[cells[:nb, None], idx[:, lb - skip :]])
     penalty = 0.0
     if pairs:
@@ -706,6 +736,7 @@ def _train_member(
         t0 = time.perf_counter()
         rng = np.random.default_rng([member_seed, epoch])
         torch.manual_seed(member_seed * 7919 + epoch)
+        run.reached = None
         run.net.train()
         losses, penalties = [], []
         for _ in range(batches):
