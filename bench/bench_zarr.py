@@ -61,7 +61,9 @@ CHOICES = ((96, 32), (365, 16), (32, 64), (365, 32))
 
 def _uptime() -> str:
     try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         return f"load average {os.getloadavg()}"
 
@@ -104,7 +106,9 @@ def resident_bytes(path: pathlib.Path) -> int | None:
 # ----------------------------------------------------------------------------- the field
 
 
-def _smooth(rng: np.random.Generator, shape: tuple[int, int], coarse: tuple[int, int]) -> np.ndarray:
+def _smooth(
+    rng: np.random.Generator, shape: tuple[int, int], coarse: tuple[int, int]
+) -> np.ndarray:
     """A spatially smooth field in [0, 1]: coarse noise, bilinearly interpolated."""
     from scipy.ndimage import zoom
 
@@ -139,7 +143,10 @@ def synthetic_year(nlat: int, nlon: int, seed: int = 0) -> xr.Dataset:
     ds = xr.Dataset(
         {cv.SM: ((cv.LAYER, cv.TIME, cv.LAT, cv.LON), data, dict(cv.SM_ATTRS))},
         coords={**cv.layer_coords([1]), cv.TIME: times, cv.LAT: lat, cv.LON: lon},
-        attrs={"xsomo_model_id": "bench:synthetic", "xsomo_drivers_period": "2015-01-01/2015-12-31"},
+        attrs={
+            "xsomo_model_id": "bench:synthetic",
+            "xsomo_drivers_period": "2015-01-01/2015-12-31",
+        },
     )
     return ds
 
@@ -187,7 +194,9 @@ def _reads(kind: str, path: pathlib.Path) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _time_read(fn, path: pathlib.Path, positions, expected: np.ndarray, what: str) -> tuple[float, float, int | None]:
+def _time_read(
+    fn, path: pathlib.Path, positions, expected: np.ndarray, what: str
+) -> tuple[float, float, int | None]:
     cold, warm, left = [], [], []
     for d, i, j in positions:
         drop_cache(path)
@@ -261,14 +270,18 @@ def bench_reads(work: pathlib.Path, *, nlat: int, nlon: int, repeats: int) -> No
                 touched = f"{-(-365 // days)}/{-(-6940 // days)}"
             lead = (f"{name:<22} {chunk_text:<18} {size:>6.1f} {nfiles:>6} {writes[name]:>8.1f}"
                     if first else " " * 64)  # fmt: skip
-            print(f"{lead} {what:<17} {cold * 1e3:>8.1f} {warm * 1e3:>8.1f} {touched:>19}", flush=True)
+            print(
+                f"{lead} {what:<17} {cold * 1e3:>8.1f} {warm * 1e3:>8.1f} {touched:>19}", flush=True
+            )
             first = False
     note = (f"after each drop at most {resident_max / 2**10:.0f} KiB of a dataset stayed in the page cache (fincore)"
             if shutil.which("fincore") else "fincore not installed: page-cache residency not checked")  # fmt: skip
     print(f"cold = page cache of every file dropped (posix_fadvise DONTNEED) before the read; "
           f"median of {repeats} random days/land cells; {note}")  # fmt: skip
-    print("a zarr store's file count is its chunks + metadata; the netCDF file is one per layer and year "
-          "(18 years x 3 layers = 54 files for SoMo.ml-EU)")
+    print(
+        "a zarr store's file count is its chunks + metadata; the netCDF file is one per layer and year "
+        "(18 years x 3 layers = 54 files for SoMo.ml-EU)"
+    )
 
 
 def bench_long_series(work: pathlib.Path, *, side: int, years: int, repeats: int) -> None:
@@ -365,7 +378,9 @@ def bench_extend(work: pathlib.Path, *, nlat: int, nlon: int, hidden: int, lookb
           f"{lookback} days), continuous roll-out ==")  # fmt: skip
     start = pd.Timestamp("2015-01-01") - pd.Timedelta(days=lookback)
     ndays = lookback + 365 + 31 * months
-    drivers = synthetic_drivers(nlat=nlat, nlon=nlon, start=str(start.date()), ndays=ndays, seed=3, sea_cells=4)
+    drivers = synthetic_drivers(
+        nlat=nlat, nlon=nlon, start=str(start.date()), ndays=ndays, seed=3, sea_cells=4
+    )
     model = random_model(hidden=hidden, lookback=lookback, ensemble=2, seed=1)
     chunks = {"lat": nlat, "lon": nlon}
     opts = {"mode": "continuous", "chunks": chunks, "check_convergence": False}
@@ -377,7 +392,9 @@ def bench_extend(work: pathlib.Path, *, nlat: int, nlon: int, hidden: int, lookb
         target = folder / "sm.zarr" if fmt == "zarr" else folder / "files"
         state = folder / "state.nc"
         # the year, with its state (the starting point of an extension; not timed)
-        sm = inference.predict(drivers.sel(time=slice(None, "2015-12-31")), model, return_state=True, **opts)
+        sm = inference.predict(
+            drivers.sel(time=slice(None, "2015-12-31")), model, return_state=True, **opts
+        )
         if fmt == "zarr":
             output.to_zarr(sm, target, progress=False, state_file=state)
         else:
@@ -386,9 +403,13 @@ def bench_extend(work: pathlib.Path, *, nlat: int, nlon: int, hidden: int, lookb
         t0 = time.perf_counter()
         full = inference.predict(drivers, model, return_state=True, **opts)
         if fmt == "zarr":
-            output.to_zarr(full, folder / "full.zarr", progress=False, state_file=folder / "full_state.nc")
+            output.to_zarr(
+                full, folder / "full.zarr", progress=False, state_file=folder / "full_state.nc"
+            )
         else:
-            output.to_files(full, folder / "full", progress=False, state_file=folder / "full_state.nc")
+            output.to_files(
+                full, folder / "full", progress=False, state_file=folder / "full_state.nc"
+            )
         recompute = time.perf_counter() - t0
         # extend by the month
         t0 = time.perf_counter()
@@ -412,18 +433,34 @@ def bench_extend(work: pathlib.Path, *, nlat: int, nlon: int, hidden: int, lookb
         print(f"{fmt:<7} recompute 2015-01 .. 2016-01 ({lookback} + {365 + 31} days): {recompute:6.1f} s; "
               f"extend by 2016-01 (31 days): {extend:5.1f} s -> {recompute / extend:5.1f}x; "
               f"max |extended - recomputed| = {diff:.1e} m3 m-3", flush=True)  # fmt: skip
-    print(f"roll-out days: recompute {lookback + 365 + 31}, extend 31 ({(lookback + 396) / 31:.0f}x fewer); "
-          "the rest of the extension's time is fixed cost (reading the state and the drivers' lookback, "
-          "rewriting the current year's netCDF file / resizing the store, writing the state)")
+    print(
+        f"roll-out days: recompute {lookback + 365 + 31}, extend 31 ({(lookback + 396) / 31:.0f}x fewer); "
+        "the rest of the extension's time is fixed cost (reading the state and the drivers' lookback, "
+        "rewriting the current year's netCDF file / resizing the store, writing the state)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a quarter of the Europe grid, fewer repeats")
-    parser.add_argument("--keep", type=pathlib.Path, help="write here (kept) instead of a temporary folder")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a quarter of the Europe grid, fewer repeats"
+    )
+    parser.add_argument(
+        "--keep", type=pathlib.Path, help="write here (kept) instead of a temporary folder"
+    )
+    parser.add_argument(
+        "--choices", metavar="DxC,...",
+        help="Zarr chunk choices to measure, e.g. 96x32,64x32 (days x cells; default: "
+        + ",".join(f"{d}x{c}" for d, c in CHOICES) + ")",
+    )  # fmt: skip
     parser.add_argument("--skip-extend", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args(argv)
+    if args.choices:
+        global CHOICES
+        CHOICES = tuple(tuple(int(v) for v in c.split("x")) for c in args.choices.split(","))  # type: ignore[assignment]
     import torch
 
     print(f"bench_zarr: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -435,9 +472,13 @@ def main(argv: list[str] | None = None) -> int:
             work = args.keep
             work.mkdir(parents=True, exist_ok=True)
         else:
-            work = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_zarr_")))
+            work = pathlib.Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_zarr_"))
+            )
         if not args.skip_reads:
-            nlat, nlon = (cv.EUROPE.nlat // 2, cv.EUROPE.nlon // 2) if args.quick else cv.EUROPE.shape
+            nlat, nlon = (
+                (cv.EUROPE.nlat // 2, cv.EUROPE.nlon // 2) if args.quick else cv.EUROPE.shape
+            )
             bench_reads(work, nlat=nlat, nlon=nlon, repeats=3 if args.quick else 5)
             bench_long_series(work, side=64 if args.quick else 128, years=4 if args.quick else 19,
                               repeats=3 if args.quick else 5)  # fmt: skip

@@ -329,3 +329,57 @@ def test_cli_predict_zarr_save_state_then_extend(model, drivers, reference, tmp_
         and "Zarr store extended" in captured.out
     )
     _assert_same_store(store, reference)
+
+
+def test_the_roll_out_runs_once_per_block_for_store_and_state(
+    model, drivers, tmp_path, monkeypatch
+):
+    """The store's chunks and the state are computed in one graph: each block is rolled out once
+    by to_zarr(state_file=) and once by extend_zarr (they ran twice when xarray's delayed write
+    was computed beside the state)."""
+    from xsomo import conventions as cv
+
+    calls: list[int] = []
+    real = inference._predictor()
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].shape[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_predictor", lambda: counting)
+    mask = drivers[cv.LAND_MASK].values
+    land_blocks = sum(
+        bool(mask[y0 : y0 + 2, x0 : x0 + 3].any()) for y0 in range(0, 4, 2) for x0 in range(0, 5, 3)
+    )
+    store, state = _first_part(model, drivers, tmp_path, "2016-06-30")
+    assert len(calls) == land_blocks and sum(calls) == int(mask.sum())
+    calls.clear()
+    output.extend_zarr(_continued(model, drivers, state), store, state_file=state, progress=False)
+    assert len(calls) == land_blocks and sum(calls) == int(mask.sum())
+
+
+def test_store_and_extension_written_by_distributed_workers(model, drivers, reference, tmp_path):
+    """Chunks written in parallel by the worker processes of a dask.distributed cluster."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        part = drivers.sel(time=slice(None, "2016-06-30"))
+        sm = inference.predict(
+            part, model, mode="continuous", chunks=CHUNKS, check_convergence=False,
+            return_state=True, client=client,
+        )  # fmt: skip
+        store, state = tmp_path / "sm.zarr", tmp_path / "state.nc"
+        output.to_zarr(sm, store, progress=False, state_file=state, client=client)
+        ext = inference.predict(
+            drivers, model, state=state, return_state=True, chunks=CHUNKS, client=client
+        )
+        output.extend_zarr(ext, store, state_file=state, progress=False, client=client)
+    _assert_same_store(store, reference)

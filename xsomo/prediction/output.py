@@ -825,6 +825,8 @@ def to_zarr(
     MissingVariableError
         ``state_file`` is given but the prediction holds no state.
     """
+    import zarr
+
     from xsomo._version import __version__
     from xsomo.io.atomic import atomic_dir
 
@@ -849,9 +851,14 @@ def to_zarr(
     t0 = _time.perf_counter()
     try:
         with atomic_dir(store, overwrite=overwrite) as tmp:
-            write = out.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=False)
-            lazy = (write,) if saved is None else (write, saved.data)
-            computed = _compute(*lazy, client=client)
+            # xarray writes the metadata and the coordinates; sm's chunks are stored here with
+            # the state in ONE graph (xarray's delayed write optimises its graph apart, and the
+            # state's roll-outs would then run a second time)
+            out.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2, compute=False)
+            target = zarr.open_group(os.fspath(tmp), mode="r+")[cv.SM]
+            stored = _store_chunks(out[cv.SM].data, target, offset=0)
+            computed = _compute(stored, *(() if saved is None else (saved.data,)), client=client)
+            zarr.consolidate_metadata(os.fspath(tmp))
     except OSError as err:
         if isinstance(err, XsomoError):
             raise
@@ -868,6 +875,24 @@ def to_zarr(
             + (f" and the state to {state_path}" if state_path is not None else "")
         )
     return store
+
+
+def _store_chunks(data: da.Array, target: Any, *, offset: int) -> da.Array:
+    """The lazy write of ``data`` into the zarr array ``target`` from time index ``offset``.
+
+    Every store chunk must be written by one task only (parallel tasks writing one chunk
+    would lose each other's data): the dask chunks' inner edges must lie on store chunk edges.
+    """
+    for axis, (dask_chunks, size) in enumerate(zip(data.chunks, target.chunks, strict=True)):
+        start = offset if axis == 1 else 0
+        edges = start + np.cumsum(dask_chunks)[:-1]
+        if (edges % size).any():
+            raise XsomoValueError(
+                f"internal: dask chunks {dask_chunks} (from index {start}) do not tile the store's "
+                f"chunks of {size} along axis {axis}"
+            )
+    region = (slice(None), slice(offset, offset + data.shape[1]), slice(None), slice(None))
+    return da.store(data, target, regions=region, lock=False, compute=False)
 
 
 def _time_chunks(start: int, n: int, size: int) -> tuple[int, ...]:
@@ -978,19 +1003,14 @@ def extend_zarr(
         calendar = tarr.attrs.get("calendar", "proleptic_gregorian")
         encoded, _, _ = encode_cf_datetime(new_times, units=units, calendar=calendar, dtype=tarr.dtype)
         tarr[k:size] = np.asarray(encoded, dtype=tarr.dtype)
-        part = xr.Dataset({cv.SM: new.drop_vars(list(new.coords))}).chunk(
+        part = new.chunk(
             {cv.LAYER: 1, cv.TIME: _time_chunks(k, new_times.size, day_chunk),
              cv.LAT: lat_chunk, cv.LON: lon_chunk}
-        )  # fmt: skip
-        part[cv.SM].encoding = {}
-        part.attrs = dict(group.attrs)  # mode "a" rewrites the group's attributes: unchanged here
-        # mode "a": xarray allows region writes that start inside a chunk; only this run
-        # writes the partial chunk (its first task), so no two tasks share a chunk
-        write = part.to_zarr(
-            os.fspath(store), region={cv.TIME: slice(k, size)}, mode="a", consolidated=False,
-            compute=False, safe_chunks=True,
-        )  # fmt: skip
-        _, values = _compute(write, saved.data, client=client)
+        ).data  # fmt: skip
+        # the first dask chunk along time fills the store's partial last chunk (its old days
+        # are read and written back unchanged, by that one task): no two tasks share a chunk
+        stored = _store_chunks(part, arr, offset=k)
+        _, values = _compute(stored, saved.data, client=client)
         # readers see the new days from here (zarr-python reads a group's own attributes from
         # its .zattrs, the arrays' shapes from the consolidated metadata)
         zarr.consolidate_metadata(os.fspath(store))
