@@ -297,7 +297,7 @@ def bench_long_series(work: pathlib.Path, *, side: int, years: int, repeats: int
     y0, x0 = 120, 250  # a land-rich window
     win = year[cv.SM].values[:, :, y0 : y0 + side, x0 : x0 + side]
     rng = np.random.default_rng(5)
-    times = pd.date_range(f"{2019 - years + 1}-01-01", f"2019-12-31", freq="D")
+    times = pd.date_range(f"{2019 - years + 1}-01-01", "2019-12-31", freq="D")
     data = np.empty((1, times.size, side, side), np.float32)
     t = 0
     for y in sorted(set(times.year)):
@@ -441,6 +441,7 @@ def bench_extend(work: pathlib.Path, *, nlat: int, nlon: int, hidden: int, lookb
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CHOICES
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -459,7 +460,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args(argv)
     if args.choices:
-        global CHOICES
         CHOICES = tuple(tuple(int(v) for v in c.split("x")) for c in args.choices.split(","))  # type: ignore[assignment]
     import torch
 

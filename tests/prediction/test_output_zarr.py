@@ -83,10 +83,20 @@ def _assert_same_store(store: pathlib.Path, want: xr.Dataset, atol: float = 1e-6
     assert not list(store.rglob("*.partial"))
 
 
-@pytest.mark.parametrize("last_day", ["2016-12-31", "2016-06-30"], ids=["year-end", "mid-year"])
-def test_predict_then_extend_store_equals_one_go(model, drivers, reference, tmp_path, last_day):
-    """Issue 17: 2015-2016 (or to mid-2016, inside a 96-day chunk) to a store with its state, then
-    extended by the rest -> the store of 2015-2017 at once (<= 1e-6 m3 m-3)."""
+@pytest.mark.parametrize(
+    ("last_day", "chunking"),
+    [("2016-12-31", None), ("2016-06-30", None), ("2016-06-30", (16, 2))],
+    ids=["year-end", "mid-year", "mid-year-small-chunks"],
+)
+def test_predict_then_extend_store_equals_one_go(
+    model, drivers, reference, tmp_path, monkeypatch, last_day, chunking
+):
+    """Issue 17: 2015-2016 (or to mid-2016, inside a time chunk) to a store with its state, then
+    extended by the rest -> the store of 2015-2017 at once (<= 1e-6 m3 m-3). With 16-day x 2 x 2
+    chunks the extension spans many chunks along every dimension (partial ones at the edges)."""
+    if chunking is not None:
+        monkeypatch.setattr(output, "ZARR_CHUNK_DAYS", chunking[0])
+        monkeypatch.setattr(output, "ZARR_CHUNK_CELLS", chunking[1])
     store, state = _first_part(model, drivers, tmp_path, last_day)
     n_old = xr.open_zarr(store).sizes["time"]
     assert n_old % output.ZARR_CHUNK_DAYS, (
@@ -106,7 +116,13 @@ def test_predict_then_extend_store_equals_one_go(model, drivers, reference, tmp_
     )
     with xsomo.open_somo(store) as ds:
         assert ds.rio.crs.to_epsg() == 4326
-        assert ds["sm"].encoding["chunks"][1] == output.ZARR_CHUNK_DAYS
+        side = output.ZARR_CHUNK_CELLS
+        assert ds["sm"].encoding["chunks"] == (
+            1,
+            output.ZARR_CHUNK_DAYS,
+            min(side, 4),
+            min(side, 5),
+        )
 
 
 def test_time_chunks_align_with_the_store():
@@ -358,6 +374,7 @@ def test_the_roll_out_runs_once_per_block_for_store_and_state(
     assert len(calls) == land_blocks and sum(calls) == int(mask.sum())
 
 
+@pytest.mark.slow  # a 2-process cluster: 14-36 s on the shared 2-core box
 def test_store_and_extension_written_by_distributed_workers(model, drivers, reference, tmp_path):
     """Chunks written in parallel by the worker processes of a dask.distributed cluster."""
     distributed = pytest.importorskip("distributed")

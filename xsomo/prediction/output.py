@@ -731,9 +731,17 @@ def _days_until(
 
 
 #: Chunks of the Zarr store: one layer x ``ZARR_CHUNK_DAYS`` days x ``ZARR_CHUNK_CELLS`` x
-#: ``ZARR_CHUNK_CELLS`` cells. Measured by bench/bench_zarr.py (not yet: see there).
-ZARR_CHUNK_DAYS = 96
-ZARR_CHUNK_CELLS = 32
+#: ``ZARR_CHUNK_CELLS`` cells (1 MiB of float32 before compression). Chosen by
+#: bench/bench_zarr.py (2026-11-30, shared 2-core box, load 5-6; raw zarr reads, page cache
+#: dropped; docs/prediction.md): a daily Europe map (355 x 570) reads 6 x 9 chunks in
+#: ~120 ms and one cell's 19-year series 109 chunks in ~250 ms. Against 96 d x 32^2 (map
+#: 240-310 ms, series 115-125 ms), 32 d x 64^2 (80-90 / 330 ms), 365 d x 16^2 (1 050 /
+#: 24 ms) and the netCDF files (210 / 1 270 ms) it has the smallest worst case, and 2.5x
+#: fewer chunk files than 32^2. Cost: a chunk gathers the roll-outs of the compute blocks it
+#: covers (4 blocks of 32^2 for an 18-year Europe run), so the writer holds ~2.4x the
+#: blocks in memory that 32^2 chunks need (measured 490 vs 210 MiB over the baseline).
+ZARR_CHUNK_DAYS = 64
+ZARR_CHUNK_CELLS = 64
 #: Days per chunk of the store's ``time`` coordinate (about 11 years of int64 in one chunk).
 ZARR_TIME_COORD_CHUNK = 4096
 
