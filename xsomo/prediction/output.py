@@ -1,4 +1,4 @@
-"""SoMo.ml-EU files: one CF-1.8 netCDF4 file per layer and year, written in a stream.
+"""SoMo.ml-EU files: one CF-1.8 netCDF4 file per layer and year, written in a stream; or one Zarr store.
 
 :func:`to_files` computes the lazy prediction of :func:`xsomo.prediction.inference.predict` ONE
 spatial block at a time, for every layer and year at once (the roll-out is the
@@ -20,6 +20,11 @@ the Europe grid (355 × 570) touches 12 × 18 chunks, a one-year series of one c
 chunks; per-day chunks (the netCDF default for record variables) would make that series
 365 chunk reads, and whole-year columns would make a map read the full file. Spatial
 chunks equal to the compute blocks mean every chunk is written once, whole, by one block.
+
+:func:`to_zarr` writes the same prediction as one Zarr store (chunks of :data:`ZARR_CHUNK_DAYS`
+days x :data:`ZARR_CHUNK_CELLS` x :data:`ZARR_CHUNK_CELLS` cells, measured by bench/bench_zarr.py);
+:func:`extend_files` and :func:`extend_zarr` append a prediction continued from a saved
+state to the files or the store.
 """
 
 from __future__ import annotations
