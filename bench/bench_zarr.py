@@ -119,7 +119,7 @@ def _smooth(
 
 
 def synthetic_year(nlat: int, nlon: int, seed: int = 0) -> xr.Dataset:
-    """``sm(layer=1, time=365, lat, lon)`` float32, lat descending, ~40 % NaN."""
+    """``sm(layer=1, time=365, lat, lon)`` float32, lat descending, ~25 % NaN."""
     from scipy.ndimage import zoom
 
     rng = np.random.default_rng(seed)
