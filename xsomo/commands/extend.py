@@ -4,6 +4,8 @@ Examples::
 
     xsomo predict --drivers drivers.nc --model model/ --out sm/ --end 2016-12-31 --save-state sm/state.nc
     xsomo extend --drivers drivers.nc --model model/ --state sm/state.nc --out sm/
+    xsomo predict --drivers drivers.nc --model model/ --format zarr --out sm.zarr --end 2016-12-31 --save-state state.nc
+    xsomo extend --drivers drivers.nc --model model/ --state state.nc --out sm.zarr
 
 The drivers may hold the old and the new days; only the days after the state's last day
 are computed, continuing the roll-out from the state (no spin-up). The current year's
@@ -12,6 +14,10 @@ years get new files, and the state file is updated last: a run killed anywhere l
 consistent folder, and the same command again completes it. A state of another model,
 another grid, or drivers that do not join on (a gap) are refused with the fix. Only the
 continuous roll-out keeps a state: ``--mode windowed`` is refused.
+
+A Zarr store (``--out`` a store of ``xsomo predict --format zarr``, or a ``*.zarr`` path) is
+extended along time in place: the new days are written after the state's last day, the
+consolidated metadata is rewritten, then the state (the same guarantees as for files).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--model", required=True, type=pathlib.Path, help="the model the state was saved with")
     p.add_argument("--state", required=True, type=pathlib.Path, help="state file (xsomo predict --save-state)")
-    p.add_argument("--out", required=True, type=pathlib.Path, help="the folder of the files to extend")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="the folder of the files, or the Zarr store, to extend")
     p.add_argument("--end", metavar="YYYY-MM-DD", help="last day to add (default: the drivers' end)")
     p.add_argument(
         "--mode", choices=("auto", "continuous", "windowed"), default="auto",
@@ -51,7 +57,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
     from xsomo.commands.predict import parse_chunks
-    from xsomo.io.somo import read_state
+    from xsomo.io.somo import is_zarr_store, read_state
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
@@ -60,10 +66,17 @@ def run(args: argparse.Namespace) -> int:
     device = common.check_device(args.device)
     # the same checks and the same --drivers as `xsomo predict`, before any computing
     common.output_dir(args.out, "--out")
+    zarr = is_zarr_store(args.out) or args.out.suffix == ".zarr"
+    if zarr and not is_zarr_store(args.out):
+        raise common.CliError(
+            f"--out {args.out}: no Zarr store there. Give the store written by `xsomo predict "
+            "--format zarr --save-state` with this state (or a folder of SoMo.ml-EU files)."
+        )
     output.check_writable(args.out)
     state = read_state(common.input_path(args.state, "--state", "state file"))
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
+    files: list[pathlib.Path] = []
     client = None
     if args.scheduler:
         from distributed import Client
@@ -81,16 +94,22 @@ def run(args: argparse.Namespace) -> int:
             client=client, state=state, return_state=True,
             dtype=state.attrs.get("inference_dtype", "float32"),
         )  # fmt: skip
-        files = output.extend_files(
-            sm, args.out, state_file=args.state, progress=not args.no_progress, client=client
-        )
+        if zarr:
+            output.extend_zarr(
+                sm, args.out, state_file=args.state, progress=not args.no_progress, client=client
+            )
+        else:
+            files = output.extend_files(
+                sm, args.out, state_file=args.state, progress=not args.no_progress, client=client
+            )
     finally:
         if client is not None:
             client.close()
     days = sm.sizes["time"]
+    written = "the Zarr store extended" if zarr else f"{len(files)} files written"
     print(
         f"added {days} days ({sm['time'].values[0].astype('datetime64[D]')} to "
-        f"{sm['time'].values[-1].astype('datetime64[D]')}) to {args.out}: {len(files)} files written; "
+        f"{sm['time'].values[-1].astype('datetime64[D]')}) to {args.out}: {written}; "
         f"state updated in {args.state}"
     )
     return 0

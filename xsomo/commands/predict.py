@@ -8,13 +8,14 @@ Examples::
     xsomo predict --drivers drivers.nc --model somoml_v1/ --out sm/ --mode windowed --dtype float64
     xsomo predict --drivers D --model M --out DIR --end 2016-12-31 --save-state state.nc
     xsomo predict --drivers D --model M --format zarr --out sm.zarr
+    xsomo predict --drivers D --model M --format zarr --out sm.zarr --end 2016-12-31 --save-state state.nc
 
 The first ``spinup`` days (default: the model's lookback) before ``--start`` spin the
 roll-out up; the drivers must hold them. Rerunning the same command after an
 interruption skips the files already written (of the same model and drivers; files of
 another run are refused: --overwrite). ``--save-state`` keeps the roll-out's state after
-the last day, written after the files, so ``xsomo extend`` can add new days later
-without recomputing.
+the last day, written after the files (or the Zarr store), so ``xsomo extend`` can add
+new days later without recomputing.
 """
 
 from __future__ import annotations
@@ -131,11 +132,6 @@ def run(args: argparse.Namespace) -> int:
     end = common.parse_date(args.end, "--end")
     device = common.check_device(args.device)
     zarr = getattr(args, "format", "netcdf") == "zarr"
-    if zarr and args.save_state:
-        raise XsomoValueError(
-            "--save-state with --format zarr: extending a Zarr store is not supported yet; "
-            "write netCDF files (the default) to extend them later"
-        )
     # fail on an unwritable folder before loading or computing anything
     if zarr and args.out.exists() and not args.overwrite:
         raise XsomoValueError(f"--out {args.out} exists; pass --overwrite to replace the store")
@@ -169,8 +165,14 @@ def run(args: argparse.Namespace) -> int:
             return_state=args.save_state is not None,
         )
         if zarr:
-            output.to_zarr(sm, args.out, overwrite=args.overwrite, progress=not args.no_progress)
-            print(f"Zarr store {args.out} written ({sm.sizes['time']} days)")
+            output.to_zarr(
+                sm, args.out, overwrite=args.overwrite, progress=not args.no_progress,
+                client=client, state_file=args.save_state,
+            )  # fmt: skip
+            print(
+                f"Zarr store {args.out} written ({sm.sizes['time']} days)"
+                + (f"; state after the last day in {args.save_state}" if args.save_state else "")
+            )
             return 0
         files = output.to_files(
             sm,

@@ -1,4 +1,4 @@
-"""SoMo.ml-EU files: one CF-1.8 netCDF4 file per layer and year, written in a stream.
+"""SoMo.ml-EU files: one CF-1.8 netCDF4 file per layer and year, written in a stream; or one Zarr store.
 
 :func:`to_files` computes the lazy prediction of :func:`xsomo.prediction.inference.predict` ONE
 spatial block at a time, for every layer and year at once (the roll-out is the
@@ -20,6 +20,11 @@ the Europe grid (355 × 570) touches 12 × 18 chunks, a one-year series of one c
 chunks; per-day chunks (the netCDF default for record variables) would make that series
 365 chunk reads, and whole-year columns would make a map read the full file. Spatial
 chunks equal to the compute blocks mean every chunk is written once, whole, by one block.
+
+:func:`to_zarr` writes the same prediction as one Zarr store (chunks of :data:`ZARR_CHUNK_DAYS`
+days x :data:`ZARR_CHUNK_CELLS` x :data:`ZARR_CHUNK_CELLS` cells, measured by bench/bench_zarr.py);
+:func:`extend_files` and :func:`extend_zarr` append a prediction continued from a saved
+state to the files or the store.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = [
     "OutputWriteError",
     "check_writable",
     "extend_files",
+    "extend_zarr",
     "rollout_summary",
     "to_files",
     "to_zarr",
@@ -724,11 +730,61 @@ def _days_until(
     return var.rename(cv.SM), (period.split("/")[0] if period else None)
 
 
-#: Chunks of the Zarr store: one layer, ``ZARR_CHUNK_DAYS`` days, 32 x 32 cells (384 KiB
-#: of float32 before compression): a daily map of the Europe grid reads 12 x 18 chunks and
-#: one cell's 18-year series 69; not yet measured against other choices (issue 17 item 6).
-ZARR_CHUNK_DAYS = 96
-ZARR_CHUNK_CELLS = 32
+#: Chunks of the Zarr store: one layer x ``ZARR_CHUNK_DAYS`` days x ``ZARR_CHUNK_CELLS`` x
+#: ``ZARR_CHUNK_CELLS`` cells (1 MiB of float32 before compression). Chosen by
+#: bench/bench_zarr.py (2026-11-30, shared 2-core box, load 5-6; raw zarr reads, page cache
+#: dropped; docs/prediction.md): a daily Europe map (355 x 570) reads 6 x 9 chunks in
+#: ~120 ms and one cell's 19-year series 109 chunks in ~250 ms. Against 96 d x 32^2 (map
+#: 240-310 ms, series 115-125 ms), 32 d x 64^2 (80-90 / 330 ms), 365 d x 16^2 (1 050 /
+#: 24 ms) and the netCDF files (210 / 1 270 ms) it has the smallest worst case, and 2.5x
+#: fewer chunk files than 32^2. Cost: a chunk gathers the roll-outs of the compute blocks it
+#: covers (4 blocks of 32^2 for an 18-year Europe run), so the writer holds ~2.4x the
+#: blocks in memory that 32^2 chunks need (measured 490 vs 210 MiB over the baseline).
+ZARR_CHUNK_DAYS = 64
+ZARR_CHUNK_CELLS = 64
+#: Days per chunk of the store's ``time`` coordinate (about 11 years of int64 in one chunk).
+ZARR_TIME_COORD_CHUNK = 4096
+
+
+def _store_variable(ds: xr.Dataset) -> xr.DataArray:
+    """``sm`` as the store holds it: (layer, time, lat, lon), lat descending, float32, CF attributes."""
+    arr = ds[cv.SM]
+    if cv.LAYER not in arr.dims:
+        arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
+    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    if arr.indexes[cv.LAT].is_monotonic_increasing:
+        arr = arr.isel({cv.LAT: slice(None, None, -1)})
+    if arr.indexes[cv.LON].is_monotonic_decreasing:
+        arr = arr.isel({cv.LON: slice(None, None, -1)})
+    arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims and c not in ("depth_top", "depth_bottom")])
+    var = arr.astype(np.float32)
+    var.attrs = {**cv.SM_ATTRS, "grid_mapping": "spatial_ref"}
+    return var
+
+
+def _store_state(ds: xr.Dataset, state_file: str | os.PathLike[str] | None) -> tuple[pathlib.Path | None, Any]:
+    """The state file to write and the lazy state (checked), or ``(None, None)``."""
+    if state_file is None:
+        return None, None
+    path = pathlib.Path(state_file).expanduser()
+    if STATE not in ds.variables:
+        raise MissingVariableError(
+            f"state_file={path}: the prediction holds no {STATE!r}; predict with "
+            "return_state=True (xsomo predict --save-state)"
+        )
+    return path, _oriented(ds[STATE], ds)
+
+
+def _compute(*lazy: Any, client: Any) -> tuple[Any, ...]:
+    """Compute dask collections together (shared roll-outs run once), on ``client`` if given."""
+    client = _active_client(client)
+    if client is not None:
+        return tuple(client.gather(client.compute(list(lazy))))
+    return tuple(dask.compute(*lazy))
+
+
+def _write_saved_state(saved: Any, values: Any, attrs: dict[str, Any], path: pathlib.Path) -> None:
+    somo_io.write_state(saved.copy(data=np.asarray(values)).to_dataset().assign_attrs(attrs), path)
 
 
 def to_zarr(
@@ -737,54 +793,80 @@ def to_zarr(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    client: Any = None,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> pathlib.Path:
     """Write a prediction as one Zarr store (``sm(layer, time, lat, lon)``), beside or instead of files.
 
     The store holds ``sm`` float32 m3 m-3 (lat descending, as the files), CF attributes, the
     CRS as the grid mapping ``spatial_ref`` and the prediction's provenance and identity
     attributes, with consolidated metadata (Zarr format 2, which GDAL and other readers
-    open). Chunks: one layer x :data:`ZARR_CHUNK_DAYS` days x 32 x 32 cells. Dask computes the
-    blocks (on a distributed client's workers if one is active) and writes the chunks of
-    each in parallel; the store is written to a temporary folder and renamed when complete
-    (:func:`xsomo.io.atomic.atomic_dir`). :func:`xsomo.open_somo` (``engine="somo"``) opens it.
+    open). Chunks: one layer x :data:`ZARR_CHUNK_DAYS` days x :data:`ZARR_CHUNK_CELLS` x
+    :data:`ZARR_CHUNK_CELLS` cells. Dask computes the blocks (on a distributed client's
+    workers if one is active) and writes the chunks of each in parallel; the store is
+    written to a temporary folder and renamed when complete
+    (:func:`xsomo.io.atomic.atomic_dir`). :func:`xsomo.open_somo` (``engine="somo"``) opens it;
+    :func:`extend_zarr` appends new days to it.
+
+    Parameters
+    ----------
+    sm
+        A prediction (:func:`xsomo.prediction.inference.predict`).
+    store
+        The store's folder (``*.zarr``).
+    overwrite
+        Replace a store that exists.
+    progress
+        Print what was written.
+    client
+        A :class:`dask.distributed.Client` (default: the active one, if any).
+    state_file
+        Also write the roll-out's state after the last day to this file (the prediction
+        must hold ``lstm_state``: ``predict(..., return_state=True)``), after the store is
+        complete, so that :func:`extend_zarr` can continue it. The state is computed with
+        the store's chunks (the roll-out runs once).
 
     Raises
     ------
     OutputWriteError
         ``store`` exists (without ``overwrite``) or cannot be written.
+    MissingVariableError
+        ``state_file`` is given but the prediction holds no state.
     """
+    import zarr
+
     from xsomo._version import __version__
     from xsomo.io.atomic import atomic_dir
 
     ds = _as_dataset(sm)
-    arr = ds[cv.SM]
-    if cv.LAYER not in arr.dims:
-        arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
-    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
-    if arr.indexes[cv.LAT].is_monotonic_increasing:
-        arr = arr.isel({cv.LAT: slice(None, None, -1)})
-    arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims and c not in ("depth_top", "depth_bottom")])
+    state_path, saved = _store_state(ds, state_file)
     attrs = somo_io.clean_attrs(dict(ds.attrs))
     attrs.update(
         Conventions="CF-1.8", xsomo_version=__version__,
         history=f"written by xsomo {__version__} (xsomo.prediction.output.to_zarr)",
     )  # fmt: skip
-    var = arr.astype(np.float32)
-    var.attrs = {**cv.SM_ATTRS, "grid_mapping": "spatial_ref"}
-    out = xr.Dataset({cv.SM: var}, attrs=attrs)
+    out = xr.Dataset({cv.SM: _store_variable(ds)}, attrs=attrs)
     out = out.assign_coords(spatial_ref=xr.Variable((), np.int32(0), somo_io.grid_mapping_attrs()))
     out = out.chunk(
         {cv.LAYER: 1, cv.TIME: ZARR_CHUNK_DAYS, cv.LAT: ZARR_CHUNK_CELLS, cv.LON: ZARR_CHUNK_CELLS}
     )
     for name in out.variables:
         out[name].encoding = {}
+    out[cv.TIME].encoding = {"chunks": (ZARR_TIME_COORD_CHUNK,)}  # extensions rewrite one small chunk
     store = pathlib.Path(store).expanduser()
     if store.exists() and not overwrite:
         raise OutputWriteError(f"{store} exists; pass overwrite=True (--overwrite) to replace it")
     t0 = _time.perf_counter()
     try:
         with atomic_dir(store, overwrite=overwrite) as tmp:
-            out.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2, compute=True)
+            # xarray writes the metadata and the coordinates; sm's chunks are stored here with
+            # the state in ONE graph (xarray's delayed write optimises its graph apart, and the
+            # state's roll-outs would then run a second time)
+            out.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2, compute=False)
+            target = zarr.open_group(os.fspath(tmp), mode="r+")[cv.SM]
+            stored = _store_chunks(out[cv.SM].data, target, offset=0)
+            computed = _compute(stored, *(() if saved is None else (saved.data,)), client=client)
+            zarr.consolidate_metadata(os.fspath(tmp))
     except OSError as err:
         if isinstance(err, XsomoError):
             raise
@@ -792,6 +874,232 @@ def to_zarr(
             f"writing the Zarr store {store} failed: {err}. Nothing was left under that name; free "
             "space (or fix the folder) and rerun."
         ) from err
+    if state_path is not None:
+        # last: a run killed before this leaves no state ahead of its store
+        _write_saved_state(saved, computed[1], dict(ds.attrs), state_path)
     if progress:
-        print(f"xsomo: wrote the Zarr store {store} in {_time.perf_counter() - t0:.1f} s")
+        print(
+            f"xsomo: wrote the Zarr store {store} in {_time.perf_counter() - t0:.1f} s"
+            + (f" and the state to {state_path}" if state_path is not None else "")
+        )
     return store
+
+
+def _store_chunks(data: da.Array, target: Any, *, offset: int) -> da.Array:
+    """The lazy write of ``data`` into the zarr array ``target`` from time index ``offset``.
+
+    Every store chunk must be written by one task only (parallel tasks writing one chunk
+    would lose each other's data): the dask chunks' inner edges must lie on store chunk edges.
+    """
+    for axis, (dask_chunks, size) in enumerate(zip(data.chunks, target.chunks, strict=True)):
+        start = offset if axis == 1 else 0
+        edges = start + np.cumsum(dask_chunks)[:-1]
+        if (edges % size).any():
+            raise XsomoValueError(
+                f"internal: dask chunks {dask_chunks} (from index {start}) do not tile the store's "
+                f"chunks of {size} along axis {axis}"
+            )
+    region = (slice(None), slice(offset, offset + data.shape[1]), slice(None), slice(None))
+    return da.store(data, target, regions=region, lock=False, compute=False)
+
+
+def _time_chunks(start: int, n: int, size: int) -> tuple[int, ...]:
+    """Dask chunks of ``n`` days written from index ``start`` that align with ``size``-day store chunks.
+
+    >>> _time_chunks(731, 200, 96)  # 731 = 7 x 96 + 59: 37 days fill the partial chunk
+    (37, 96, 67)
+    """
+    first = min(n, size - start % size)
+    rest = n - first
+    return (first,) + (size,) * (rest // size) + ((rest % size,) if rest % size else ())
+
+
+def extend_zarr(
+    sm: xr.Dataset,
+    store: str | os.PathLike[str],
+    *,
+    state_file: str | os.PathLike[str],
+    progress: bool = True,
+    client: Any = None,
+) -> pathlib.Path:
+    """Append a continued prediction (``predict(..., state=..., return_state=True)``) to a Zarr store.
+
+    The store (written by :func:`to_zarr` with ``state_file``, or extended before) must hold
+    the state's last day; the new days are written after it along ``time``, in parallel by
+    dask (each store chunk by one task: the first dask chunk fills the store's partial last
+    time chunk), the consolidated metadata is rewritten and the state file is replaced
+    last. Order of the writes: the arrays are resized, the new days written, the
+    consolidated metadata (the arrays' shapes readers see) rewritten, the group attributes
+    (``xsomo_drivers_period``, ``history``) updated and consolidated again, then the
+    state. Each write of a chunk or metadata file is atomic (zarr >= 3.1.3 writes to a
+    temporary name and renames), so a run killed anywhere leaves the days up to the
+    state's last day unchanged and readers see the old length until the metadata is
+    consolidated; the same call again completes the extension (days after the state's last
+    day that a killed run left in the store are recomputed and overwritten, and the store
+    is trimmed or grown to the new end).
+
+    Parameters
+    ----------
+    sm
+        The continued prediction with its new state.
+    store
+        The store to extend.
+    state_file
+        The state file the prediction continued from; replaced by the new state last.
+    progress
+        Print what was written.
+    client
+        A :class:`dask.distributed.Client` (default: the active one, if any).
+
+    Returns
+    -------
+    pathlib.Path
+        The store.
+
+    Raises
+    ------
+    XsomoValueError
+        ``sm`` is not a continued prediction with its state.
+    ForeignOutputError
+        The store was written by another model.
+    GridMismatchError
+        No store at ``store``, another grid or other layers, or a store that does not hold
+        the state's last day (behind the state, or starting after it).
+    """
+    import zarr
+    from xarray.coding.times import encode_cf_datetime
+
+    from xsomo._version import __version__
+
+    if "continued_from_state" not in sm.attrs or STATE not in sm.variables:
+        raise XsomoValueError(
+            "extend_zarr needs a prediction continued from a saved state with its new state: "
+            "predict(drivers, model, state=..., return_state=True)"
+        )
+    store = pathlib.Path(store).expanduser()
+    last = pd.Timestamp(sm.attrs["continued_from_state"])
+    new = _store_variable(sm)
+    new_times = pd.DatetimeIndex(new.indexes[cv.TIME])
+    if new_times[0] != last + pd.Timedelta(days=1):
+        raise XsomoValueError(
+            f"the prediction starts on {new_times[0].date()}, not on the day after the state's last "
+            f"day {last.date()}: predict with state=... and no time= that skips days"
+        )
+    start, n_old = _check_extensible(store, new, sm, last)
+    k = start + 1  # index of the first new day in the store
+    size = k + new_times.size
+
+    group = zarr.open_group(os.fspath(store), mode="r+", use_consolidated=False)
+    arr, tarr = group[cv.SM], group[cv.TIME]
+    day_chunk, lat_chunk, lon_chunk = arr.chunks[1:]
+    extra = n_old - k
+    if extra > 0 and progress:
+        print(
+            f"xsomo: {store} holds {extra} days after the state's last day {last.date()} (a killed "
+            "extension?): they are recomputed and overwritten"
+        )
+    for stale in store.rglob("*.partial"):  # a killed zarr write's temporary file
+        stale.unlink(missing_ok=True)
+    state_path, saved = _store_state(sm, state_file)
+    if state_path is None or saved is None:
+        raise XsomoValueError("extend_zarr needs state_file=: the state the prediction continued from")
+    t0 = _time.perf_counter()
+    try:
+        tarr.resize((size,))
+        arr.resize((arr.shape[0], size, *arr.shape[2:]))
+        units = tarr.attrs.get("units", "days since 1970-01-01")
+        calendar = tarr.attrs.get("calendar", "proleptic_gregorian")
+        encoded, _, _ = encode_cf_datetime(new_times, units=units, calendar=calendar, dtype=tarr.dtype)
+        tarr[k:size] = np.asarray(encoded, dtype=tarr.dtype)
+        part = new.chunk(
+            {cv.LAYER: 1, cv.TIME: _time_chunks(k, new_times.size, day_chunk),
+             cv.LAT: lat_chunk, cv.LON: lon_chunk}
+        ).data  # fmt: skip
+        # the first dask chunk along time fills the store's partial last chunk (its old days
+        # are read and written back unchanged, by that one task): no two tasks share a chunk
+        stored = _store_chunks(part, arr, offset=k)
+        _, values = _compute(stored, saved.data, client=client)
+        # readers see the new days from here (zarr-python reads a group's own attributes from
+        # its .zattrs, the arrays' shapes from the consolidated metadata)
+        zarr.consolidate_metadata(os.fspath(store))
+        old_period = str(group.attrs.get("xsomo_drivers_period", ""))
+        new_period = str(sm.attrs.get("xsomo_drivers_period", ""))
+        updates = {
+            "xsomo_version": __version__,
+            "history": f"{group.attrs.get('history', '')}; extended to {new_times[-1].date()} by xsomo "
+            f"{__version__} (xsomo.prediction.output.extend_zarr)".lstrip("; "),
+        }
+        if old_period and new_period:
+            updates["xsomo_drivers_period"] = f"{old_period.split('/')[0]}/{new_period.split('/')[-1]}"
+        group.attrs.update(updates)
+        zarr.consolidate_metadata(os.fspath(store))
+    except OSError as err:
+        if isinstance(err, XsomoError):
+            raise
+        raise OutputWriteError(
+            f"extending the Zarr store {store} failed: {err}. Its days up to {last.date()} are "
+            "unchanged; free space (or fix the folder) and rerun the same command to complete it."
+        ) from err
+    fsync_path(store)
+    state_attrs = dict(sm.attrs)
+    if "xsomo_drivers_period" in updates:
+        state_attrs["xsomo_drivers_period"] = updates["xsomo_drivers_period"]
+    # last: a run killed before this leaves the old state, which a rerun continues from
+    _write_saved_state(saved, values, state_attrs, state_path)
+    if progress:
+        print(
+            f"xsomo: appended {new_times.size} days ({new_times[0].date()} to {new_times[-1].date()}) "
+            f"to {store} in {_time.perf_counter() - t0:.1f} s; state in {state_path}"
+        )
+    return store
+
+
+def _check_extensible(
+    store: pathlib.Path, new: xr.DataArray, sm: xr.Dataset, last: pd.Timestamp
+) -> tuple[int, int]:
+    """The index of the state's last day in ``store`` and the store's length as readers see it."""
+    if not somo_io.is_zarr_store(store):
+        raise GridMismatchError(
+            f"no Zarr store at {store}: the state continues from {last.date()}, which that store "
+            "should hold. Extend the store the state was saved with (xsomo predict --format zarr "
+            "--save-state), or predict the whole period again."
+        )
+    with xr.open_zarr(os.fspath(store), chunks=None, decode_coords="all") as old:
+        if cv.SM not in old.data_vars:
+            raise GridMismatchError(f"{store} holds no {cv.SM!r}: not a store of xsomo predict --format zarr")
+        theirs, mine = old.attrs.get("xsomo_model_id"), str(sm.attrs.get("xsomo_model_id"))
+        if theirs != mine:
+            raise ForeignOutputError(
+                f"{store} was written by model {theirs}, the extension is of model {mine}: appending "
+                "would mix two models. Give the model and store the state belongs to."
+            )
+        if [int(v) for v in old[cv.LAYER].values] != [int(v) for v in new[cv.LAYER].values]:
+            raise GridMismatchError(
+                f"{store} holds layers {[int(v) for v in old[cv.LAYER].values]}, the extension "
+                f"{[int(v) for v in new[cv.LAYER].values]}: predict the layers of the store."
+            )
+        same_grid = all(
+            old.sizes[d] == new.sizes[d]
+            and np.allclose(old[d].values, new[d].values, rtol=0, atol=1e-6)
+            for d in (cv.LAT, cv.LON)
+        )
+        if not same_grid:
+            raise GridMismatchError(
+                f"{store} lies on {old.sizes[cv.LAT]} x {old.sizes[cv.LON]} cells, the extension on "
+                f"{new.sizes[cv.LAT]} x {new.sizes[cv.LON]} (or other coordinates): another grid. "
+                "Give the drivers of the store's grid."
+            )
+        times = pd.DatetimeIndex(old.indexes[cv.TIME])
+    if times.size == 0 or times[-1] < last:
+        end = times[-1].date() if times.size else "no day"
+        raise GridMismatchError(
+            f"{store} ends on {end}, before the state's last day {last.date()}: the store is behind "
+            "the state (a gap). Rerun the `xsomo predict --format zarr --save-state` that wrote it, "
+            "or give the state saved with this store."
+        )
+    if last not in times:
+        raise GridMismatchError(
+            f"{store} starts on {times[0].date()}, after the state's last day {last.date()}: the "
+            "state is not this store's. Give the state saved with this store."
+        )
+    return int(times.get_loc(last)), int(times.size)
