@@ -321,6 +321,37 @@ def test_members_trained_in_worker_processes_equal_the_serial_ones(case):
                                    torch.device("cpu"), None, 100) == 1  # too small to pay for the processes
 
 
+def test_members_trained_on_a_dask_cluster_equal_the_serial_ones(case, tmp_path):
+    """Issue 16 item 4: ``train_lstm(client=...)`` and ``xsomo train --scheduler`` train the members of
+    each layer as tasks on the cluster's workers: same weights and histories as one after the other."""
+    distributed = pytest.importorskip("distributed")
+    from xsomo import cli
+
+    drivers, targets, _ = case
+    kw = {**TINY, "ensemble": 2, "val_fraction": 0.0}
+    serial = training.train_lstm(drivers, targets, workers=1, **kw)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_cluster = training.train_lstm(drivers, targets, client=client, **kw)
+        assert "member_task" in cluster.scheduler.task_prefixes  # trained on the workers
+        drivers.to_netcdf(tmp_path / "drivers.nc")
+        targets.to_netcdf(tmp_path / "targets.nc")
+        args = ["train", "--drivers", str(tmp_path / "drivers.nc"), "--targets", str(tmp_path / "targets.nc"),
+                "--out", str(tmp_path / "model"), "--scheduler", cluster.scheduler_address, "--no-progress",
+                "--layers", "1", "2", "--ensemble", "2", "--hidden", "4", "--lookback", "20", "--seq-length", "10",
+                "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "8", "--val-fraction", "0",
+                "--forget-tolerance", "0", "--device", "cpu"]  # fmt: skip
+        assert cli.main(args) == 0
+    from_cli = TrainedModel.load(tmp_path / "model")
+    for got in (on_cluster, from_cli):
+        for key in serial.weights:
+            for name, t in serial.weights[key].items():
+                torch.testing.assert_close(got.weights[key][name], t, atol=0, rtol=0)
+    assert on_cluster.history["layer2_member1"]["train_loss"] == serial.history["layer2_member1"]["train_loss"]
+
+
 @pytest.mark.slow  # spawning a worker (torch import) takes 10-100 s on a busy 2-core machine
 def test_member_workers_leave_when_their_parent_is_killed(tmp_path):
     """A training killed with SIGKILL (or SIGTERM to the parent alone) leaves no worker training on."""

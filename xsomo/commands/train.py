@@ -60,6 +60,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     p.add_argument("--run-dir", type=pathlib.Path, help="checkpoint folder; rerun to resume")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="dask.distributed scheduler: the members of each layer train as tasks on its workers",
+    )  # fmt: skip
     return p
 
 
@@ -85,10 +89,19 @@ def run(args: argparse.Namespace) -> int:
             kwargs[name] = value
     if args.layers:
         kwargs["layers"] = tuple(args.layers)
-    model = training.train_lstm(
-        drivers, targets, device=device, run_dir=args.run_dir, progress=not args.no_progress,
-        preset=args.preset, **kwargs,
-    )  # fmt: skip
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    try:
+        model = training.train_lstm(
+            drivers, targets, device=device, run_dir=args.run_dir, progress=not args.no_progress,
+            preset=args.preset, client=client, **kwargs,
+        )  # fmt: skip
+    finally:
+        if client is not None:
+            client.close()
     out = model.save(args.out)
     hist = model.history
     print(f"model saved to {out} ({hist.get('seconds', 0):.0f} s of training)")

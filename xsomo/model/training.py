@@ -133,7 +133,7 @@ DEMO_DEFAULTS: dict[str, Any] = {
 }
 
 #: Options of :func:`train_lstm` that are not training settings (where and how it runs).
-RUN_OPTIONS = ("cells", "run_dir", "progress", "device", "threads", "workers")
+RUN_OPTIONS = ("cells", "run_dir", "progress", "device", "threads", "workers", "client")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -819,6 +819,7 @@ def train_lstm(
     device: str | torch.device = "auto",
     threads: int | None = None,
     workers: int | None = None,
+    client: Any = None,
     **options: Any,
 ) -> TrainedModel:
     """Train the EA-LSTM cascade on the cells that have targets.
@@ -856,6 +857,11 @@ def train_lstm(
     workers
         Processes that train the members of a layer side by side on the CPU (same weights
         as one after the other); default :func:`member_workers`.
+    client
+        A ``dask.distributed`` client: the members of each layer train as tasks on its
+        workers, side by side (same weights as one after the other; ``workers`` is then
+        ignored). Layers stay in cascade order. ``run_dir`` must then be on a file system
+        the workers share. ``xsomo train --scheduler ADDRESS``.
 
     Returns
     -------
@@ -882,7 +888,7 @@ def train_lstm(
         with heap_allocations():
             return _train(
                 settings, drivers, targets, dev=dev, cells=cells, run_dir=run_dir, progress=progress,
-                threads=threads, workers=workers,
+                threads=threads, workers=workers, client=client,
             )  # fmt: skip
     finally:
         torch.set_num_threads(old_threads)
@@ -1111,6 +1117,56 @@ class _MemberPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+class _NullBar:
+    def update(self, n: int = 1, **postfix: str) -> None:
+        pass
+
+    def describe(self, text: str) -> None:
+        pass
+
+
+#: One member at a time per process: torch's random generator (initial weights, dropout,
+#: initial states) is global to the process, so two members training in threads of one
+#: worker would draw from it in turn and neither would get the weights of a serial run.
+_MEMBER_LOCK = threading.Lock()
+
+
+def _member_task(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One member on a dask worker (the same function as in the serial loop, so the same weights)."""
+    with _MEMBER_LOCK, heap_allocations():
+        return _train_member(**job, bar=_NullBar())  # type: ignore[arg-type]
+
+
+class _ClientPool:
+    """The members of a layer as tasks of a ``dask.distributed`` client (one task per member).
+
+    Same interface as :class:`_MemberPool`; the progress bar advances by a member's epochs
+    when its task finishes. The layer's tensors travel once per member with the task; a
+    ``run_dir`` must be a folder the workers can write (a shared file system). A worker
+    process trains one member at a time (:data:`_MEMBER_LOCK`): members train side by side
+    on a cluster of worker *processes* (``dask-worker --nthreads 1``, ``LocalCluster(processes=True)``).
+    """
+
+    def __init__(self, client: Any, epochs: int) -> None:
+        self.client = client
+        self.epochs = epochs
+
+    def run(self, jobs: list[dict[str, Any]], bar: _Bar) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(_member_task, job, pure=False) for job in jobs]
+        try:
+            for _ in as_completed(futures):
+                bar.update(self.epochs)
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.release()
+
+    def close(self) -> None:
+        pass
+
+
 def member_workers(settings: TrainingConfig, device: torch.device, workers: int | None, n_cells: int) -> int:
     """Processes that train a layer's members side by side: ``workers`` if given, else
     ``min(ensemble, cpu_cores())`` on the CPU when a member's training is large enough
@@ -1141,6 +1197,7 @@ def _train(
     progress: bool,
     threads: int = 1,
     workers: int | None = None,
+    client: Any = None,
 ) -> TrainedModel:
     config = _model_config(settings)
     data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=config.dynamic, static=config.static)
@@ -1162,8 +1219,12 @@ def _train(
     history: dict[str, Any] = {}
     t_start = time.perf_counter()
     bar = _Bar(len(config.layers) * config.ensemble * settings.epochs, progress)
-    n_workers = member_workers(settings, dev, workers, data.dynamic.shape[0])
-    pool = _MemberPool(n_workers, max(1, threads // n_workers)) if n_workers > 1 else None
+    pool: _MemberPool | _ClientPool | None
+    if client is not None:
+        pool = _ClientPool(client, settings.epochs)
+    else:
+        n_workers = member_workers(settings, dev, workers, data.dynamic.shape[0])
+        pool = _MemberPool(n_workers, max(1, threads // n_workers)) if n_workers > 1 else None
     try:
         for k, layer in enumerate(config.layers):
             y = (train_target[:, k] - stats.target_mean[k]) / stats.target_std[k]
@@ -1222,7 +1283,7 @@ def _train_layer(
     history: dict[str, Any],
     bar: _Bar,
     device: torch.device,
-    pool: _MemberPool | None = None,
+    pool: _MemberPool | _ClientPool | None = None,
 ) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
     """Train every member of one layer (in ``pool``'s processes when given); check that the cascade so far forgets its initial
     state on the probe cells, training again with a doubled penalty where it does not."""
