@@ -7,7 +7,9 @@ Example::
 Shuffles each dynamic input across time and each static input across cells (``--repeats``
 times) and writes the drop of the median r and NSE per layer to ``importance.nc``
 (:func:`xsomo.evaluation.importance.input_importance`). Drivers may be gridded or point
-drivers; targets are target cells ``sm(cell, layer, time)`` or station series.
+drivers; targets are target cells ``sm(cell, layer, time)`` or station series. ``--figure``
+also draws ``importance.png`` (:func:`xsomo.report.plotting.importance_bars`); ``xsomo report
+--importance importance.nc`` adds the same figure and table to a report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--inputs", nargs="+", help="inputs to shuffle (default: all of the model's)")
     p.add_argument("--repeats", type=int, default=5, help="shuffles per input (default 5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--figure", action="store_true", help="also write importance.png (drop of r and NSE per input and layer)")
     return p
 
 
@@ -47,4 +50,9 @@ def run(args: argparse.Namespace) -> int:
     table = res[["r_drop", "nse_drop"]].median("repeat").to_dataframe().unstack("layer")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"written {path}")
+    if args.figure:
+        from xsomo.report import plotting
+
+        fig = plotting.save(plotting.importance_bars(res), args.out / "importance.png")
+        print(f"written {fig}")
     return 0
