@@ -23,7 +23,7 @@ import xarray as xr
 
 import xsomo
 from xsomo.evaluation.baselines import api_baseline, climatology_baseline
-from xsomo.evaluation.importance import input_importance, plot_importance
+from xsomo.evaluation.importance import input_importance
 from xsomo.evaluation.scores import metrics
 
 SITES = ("PuaAkala", "SilverSword")
@@ -83,6 +83,33 @@ def _series(ds: xr.Dataset, pts: xr.Dataset, model: Any) -> tuple[np.ndarray, xr
     names = np.array([s.split(".", 1)[1] for s in obs.station.values])
     sim = pred["sm"].sel(layer=1).transpose("station", "time").reindex(time=obs.time)
     return names, obs, sim, pred
+
+
+def validate(
+    real: str | pathlib.Path, candidates: list[dict[str, Any]], *, seed: int = 0, **overrides: Any
+) -> list[dict[str, Any]]:
+    """Score each candidate (options of train_lstm over :data:`SETTINGS`) on the validation years.
+
+    Each is trained on the training years before the validation years (PuaAkala up to 2013,
+    SilverSword up to 2018) and scored on PuaAkala 2014 and SilverSword 2019; no test year is
+    read. Returns one record per candidate: the validation r per station, their mean, seconds.
+    """
+    ds, pts = _read(real)
+    before = {k: (a, (pd.Timestamp(VALID[k][0]) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")) for k, (a, _) in TRAIN.items()}
+    out = []
+    for cand in candidates:
+        t0 = time.perf_counter()
+        model = _fit(ds, pts, before, {**SETTINGS, "seed": seed, **overrides, **cand})
+        names, obs, sim, _ = _series(ds, pts, model)
+        vmask = xr.DataArray(_period_mask(obs.indexes["time"], names, VALID), dims=("station", "time"))
+        m = metrics(sim.where(vmask), obs.where(vmask), anomaly=False)
+        r = {str(n): round(float(m.pearson_r[k]), 3) for k, n in enumerate(names)}
+        n = {str(nm): int(m.n[k]) for k, nm in enumerate(names)}
+        rec = {"candidate": cand, "validation_r": r, "validation_days": n,
+               "mean_r": round(float(np.mean(list(r.values()))), 3), "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        print(json.dumps(rec, default=str), flush=True)
+        out.append(rec)
+    return out
 
 
 def run(
@@ -148,7 +175,10 @@ def run(
             str(v): round(float(imp.r_drop.sel(input=v, layer=1).median()), 3) for v in imp.input.values
         }
         if figure is not None:
-            plot_importance(imp, pathlib.Path(figure).with_name(pathlib.Path(figure).stem + "_importance.png"))
+            from xsomo.report import plotting
+
+            out = pathlib.Path(figure).with_name(pathlib.Path(figure).stem + "_importance.png")
+            plotting.save(plotting.importance_bars(imp), out, dpi=110)
     if figure is not None:
         _figure(figure, names, obs, sim, clim, api, test, table)
     return table
@@ -178,5 +208,9 @@ def _figure(path, names, obs, sim, clim, api, test, table) -> None:
 
 
 if __name__ == "__main__":
-    res = run(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
-    print(json.dumps(res, indent=1, default=str))
+    if len(sys.argv) > 2 and sys.argv[2] == "--validate":
+        # python bench/hawaii_scan.py REAL --validate '[{"ensemble": 5}, {"hidden": 64}]'
+        validate(sys.argv[1], json.loads(sys.argv[3]))
+    else:
+        res = run(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+        print(json.dumps(res, indent=1, default=str))
