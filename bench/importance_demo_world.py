@@ -38,7 +38,8 @@ TRAINING = {"preset": "demo", "ensemble": 1, "epochs": 4, "layers": (1, 2, 3)}
 
 def truth_targets(world: pathlib.Path, drivers: xr.Dataset, exclude: xr.Dataset, *, cells: int, seed: int) -> xr.Dataset:
     """The truth ``sm(cell, layer, time)`` at ``cells`` random land cells holding no cell of ``exclude``."""
-    truth = xr.open_dataset(world / "truth.nc")[cv.SM].sel({cv.TIME: drivers[cv.TIME]})
+    # loaded first: point-wise indexing of the lazily read file is very slow
+    truth = xr.open_dataset(world / "truth.nc")[cv.SM].load().sel({cv.TIME: drivers[cv.TIME]})
     truth = truth.sel({cv.LAT: drivers[cv.LAT], cv.LON: drivers[cv.LON]}, method="nearest")
     truth = truth.assign_coords({cv.LAT: drivers[cv.LAT], cv.LON: drivers[cv.LON]}).transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     land = np.argwhere(truth.isel({cv.LAYER: 0, cv.TIME: 0}).notnull().values)
@@ -47,7 +48,7 @@ def truth_targets(world: pathlib.Path, drivers: xr.Dataset, exclude: xr.Dataset,
     free = np.array([(i, j) for i, j in land if (round(float(lat[i]), 4), round(float(lon[j]), 4)) not in taken])
     pick = free[np.sort(np.random.default_rng(seed).choice(len(free), size=min(cells, len(free)), replace=False))]
     ii, jj = xr.DataArray(pick[:, 0], dims="cell"), xr.DataArray(pick[:, 1], dims="cell")
-    sm = truth.isel({cv.LAT: ii, cv.LON: jj}).load()
+    sm = truth.isel({cv.LAT: ii, cv.LON: jj})
     return xr.Dataset(
         {cv.SM: (("cell", cv.LAYER, cv.TIME), sm.transpose("cell", cv.LAYER, cv.TIME).values.astype("float32"))},
         coords={"cell": np.arange(len(pick)), cv.LAT: ("cell", lat[pick[:, 0]]), cv.LON: ("cell", lon[pick[:, 1]]),
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> xr.Dataset:
         return xr.Dataset()
     t1 = time.time()
     test = truth_targets(a.world, drivers, targets, cells=a.cells, seed=0)
+    print(f"truth at {test.sizes['cell']} cells in {time.time() - t1:.0f} s", flush=True)
     res = input_importance(model, drivers.load(), test, repeats=a.repeats, seed=0)
     res.attrs["model"] = str(TRAINING)
     res.attrs["scored_against"] = f"the world's truth at {test.sizes['cell']} random land cells without training targets"
