@@ -113,3 +113,15 @@ def test_importance_table_is_median_and_range_over_repeats(trained):
     assert (tab["r"] == float(res.r.sel(layer=1))).all()
     with pytest.raises(XsomoValueError, match="lacks"):
         importance_table(res.drop_vars("kind"))
+
+
+def test_cli_importance_names_a_missing_path(tmp_path, capsys):
+    from xsomo.cli import main
+
+    rc = main([
+        "experiment", "importance", "--model", str(tmp_path / "nomodel"), "--drivers", str(tmp_path / "d.nc"),
+        "--targets", str(tmp_path / "t.nc"), "--out", str(tmp_path / "exp"),
+    ])  # fmt: skip
+    assert rc != 0
+    assert "--model" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
