@@ -16,7 +16,8 @@ import xarray as xr
 
 import xsomo
 from xsomo import testing
-from xsomo.evaluation.importance import input_importance, plot_importance
+from xsomo.evaluation.importance import input_importance
+from xsomo.report import plotting
 
 
 def main(world: str, figure: str | None = None) -> xr.Dataset:
@@ -36,7 +37,7 @@ def main(world: str, figure: str | None = None) -> xr.Dataset:
     print(res.r_drop.median("repeat").to_pandas().round(3).to_string())
     print(res.nse_drop.median("repeat").to_pandas().round(3).to_string())
     if figure:
-        plot_importance(res, figure)
+        plotting.save(plotting.importance_bars(res), figure, dpi=110)
     print(f"total {time.time() - t0:.0f} s")
     return res
 

@@ -74,11 +74,54 @@ def test_cli_experiment_importance(trained, tmp_path, capsys):
     assert "precipitation" in capsys.readouterr().out
 
 
-def test_plot_importance_writes_a_figure(trained, tmp_path):
-    from xsomo.evaluation.importance import plot_importance
+def test_cli_importance_figure_draws_the_written_result(trained, tmp_path):
+    """``--figure`` writes importance.png; its bars are the medians of the written importance.nc."""
+    from xsomo.cli import main
+    from xsomo.report import plotting
 
     model, drivers, targets = trained
-    res = input_importance(model, drivers, targets, inputs=["precipitation", "constant"], repeats=2, seed=1)
-    fig = plot_importance(res, tmp_path / "imp.png")
-    assert (tmp_path / "imp.png").stat().st_size > 1000
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["precipitation", "constant"]
+    model.save(tmp_path / "model")
+    drivers.to_netcdf(tmp_path / "drivers.nc")
+    targets.drop_vars("station_ids").to_netcdf(tmp_path / "targets.nc")
+    rc = main([
+        "experiment", "importance", "--model", str(tmp_path / "model"), "--drivers", str(tmp_path / "drivers.nc"),
+        "--targets", str(tmp_path / "targets.nc"), "--out", str(tmp_path / "exp"), "--inputs", "precipitation",
+        "sand_top", "--repeats", "2", "--figure",
+    ])  # fmt: skip
+    assert rc == 0
+    png = tmp_path / "exp" / "importance.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    res = xr.open_dataset(tmp_path / "exp" / "importance.nc")
+    fig = plotting.importance_bars(res, metrics=("r_drop",))
+    (bars,) = [c for c in fig.axes[0].containers if c.get_label() == "r_drop layer 1"]
+    np.testing.assert_allclose([b.get_width() for b in bars.patches], np.median(res.r_drop.sel(layer=1).values, axis=1))
+    assert float(np.median(res.r_drop.sel(layer=1, input="precipitation"))) > 0.1
+
+
+def test_importance_table_is_median_and_range_over_repeats(trained):
+    from xsomo.evaluation.importance import importance_table
+
+    model, drivers, targets = trained
+    res = input_importance(model, drivers, targets, inputs=["precipitation", "constant"], repeats=3, seed=1)
+    tab = importance_table(res)
+    assert list(tab["input"]) == ["precipitation", "constant"] and list(tab["kind"]) == ["dynamic", "static"]
+    for m in ("r_drop", "nse_drop"):
+        raw = res[m].sel(layer=1).values
+        np.testing.assert_allclose(tab[m], np.median(raw, axis=1))
+        np.testing.assert_allclose(tab[f"{m}_min"], raw.min(axis=1))
+        np.testing.assert_allclose(tab[f"{m}_max"], raw.max(axis=1))
+    assert (tab["r"] == float(res.r.sel(layer=1))).all()
+    with pytest.raises(XsomoValueError, match="lacks"):
+        importance_table(res.drop_vars("kind"))
+
+
+def test_cli_importance_names_a_missing_path(tmp_path, capsys):
+    from xsomo.cli import main
+
+    rc = main([
+        "experiment", "importance", "--model", str(tmp_path / "nomodel"), "--drivers", str(tmp_path / "d.nc"),
+        "--targets", str(tmp_path / "t.nc"), "--out", str(tmp_path / "exp"),
+    ])  # fmt: skip
+    assert rc != 0
+    assert "--model" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()

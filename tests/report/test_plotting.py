@@ -80,3 +80,69 @@ def test_regional_series_legend_is_outside_the_panels():
     legend_box = fig.legends[0].get_window_extent()
     for ax in fig.axes:
         assert not legend_box.overlaps(ax.get_window_extent())
+
+
+def _importance_result(seed: int = 0) -> xr.Dataset:
+    """A result of input_importance's form with random drops (some negative, one NaN input)."""
+    rng = np.random.default_rng(seed)
+    names = ["precipitation", "net_radiation", "sand_top", "clay_top"]
+    drops = rng.normal(0.05, 0.1, (4, 3, 5))
+    drops[3, 2] = np.nan  # an input never scored in layer 3
+    return xr.Dataset(
+        {
+            "r_drop": (("input", "layer", "repeat"), drops),
+            "nse_drop": (("input", "layer", "repeat"), 2 * drops + 0.01),
+            "r": (("layer",), [0.9, 0.8, 0.7]),
+            "nse": (("layer",), [0.7, 0.6, 0.5]),
+            "kind": (("input",), ["dynamic", "static", "static", "dynamic"]),
+        },
+        coords={"input": names, "layer": [1, 2, 3], "repeat": np.arange(5)},
+    )
+
+
+def test_importance_bars_draw_the_results_numbers():
+    """Each bar is the median over repeats of the result's drop, its whisker spans min..max; dynamic
+    inputs above static ones, coloured by kind (read back from the figure's artists)."""
+    res = _importance_result()
+    fig = plotting.importance_bars(res)
+    axes = fig.axes[:6]
+    order = ["precipitation", "clay_top", "net_radiation", "sand_top"]  # dynamic first, result order kept
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == order
+    for a, metric in enumerate(("r_drop", "nse_drop")):
+        for b, lay in enumerate((1, 2, 3)):
+            ax = axes[3 * a + b]
+            (bars,) = [c for c in ax.containers if c.get_label() == f"{metric} layer {lay}"]
+            raw = res[metric].sel(layer=lay, input=order).values  # (input, repeat)
+            with np.errstate(all="ignore"), pytest.warns(RuntimeWarning) if lay == 3 else _nullcontext():
+                med, lo, hi = np.nanmedian(raw, 1), np.nanmin(raw, 1), np.nanmax(raw, 1)
+            widths = np.array([r.get_width() for r in bars.patches])
+            np.testing.assert_allclose(widths, med, rtol=1e-12, equal_nan=True)
+            ys = np.array([r.get_y() + r.get_height() / 2 for r in bars.patches])
+            assert np.all(np.diff(ys) < 0)  # first input on top
+            segs = bars.errorbar.lines[2][0].get_segments()
+            # an input without a number (NaN) draws no whisker (an empty segment)
+            ends = np.array([[s[0][0], s[1][0]] if len(s) else [np.nan, np.nan] for s in segs])
+            np.testing.assert_allclose(ends[:, 0], lo, rtol=1e-12, equal_nan=True)
+            np.testing.assert_allclose(ends[:, 1], hi, rtol=1e-12, equal_nan=True)
+            kinds = [str(res.kind.sel(input=n).item()) for n in order]
+            colors = [plotting.KIND_COLORS[k] for k in kinds]
+            assert [r.get_facecolor() for r in bars.patches] == [_rgba(c) for c in colors]
+            intact = float(res["r" if metric == "r_drop" else "nse"].sel(layer=lay))
+            assert f"{intact:.2f}" in ax.get_title()
+
+
+def test_importance_bars_reject_unknown_metrics():
+    with pytest.raises(XsomoValueError, match="choose from"):
+        plotting.importance_bars(_importance_result(), metrics=("kge_drop",))
+
+
+def _rgba(color: str) -> tuple[float, ...]:
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(color)
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -26,11 +26,32 @@ def prediction(tiny_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report_dir(tiny_world, prediction, tmp_path_factory):
+def importance_nc(tmp_path_factory):
+    """A result of ``xsomo experiment importance``'s form (random drops over 4 repeats)."""
+    rng = np.random.default_rng(5)
+    names = ["precipitation", "air_temperature", "sand_top"]
+    res = xr.Dataset(
+        {
+            "r_drop": (("input", "layer", "repeat"), rng.normal(0.05, 0.1, (3, 3, 4))),
+            "nse_drop": (("input", "layer", "repeat"), rng.normal(0.1, 0.2, (3, 3, 4))),
+            "r": (("layer",), [0.91, 0.85, 0.8]),
+            "nse": (("layer",), [0.8, 0.7, 0.6]),
+            "kind": (("input",), ["dynamic", "dynamic", "static"]),
+        },
+        coords={"input": names, "layer": [1, 2, 3], "repeat": np.arange(4)},
+        attrs={"n_cells": 40, "spinup_days": 90},
+    )
+    path = tmp_path_factory.mktemp("imp") / "importance.nc"
+    res.to_netcdf(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_world, prediction, importance_nc, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     # 300 dpi is checked in test_plotting; a lower resolution keeps this fixture fast
     argv = ["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out), "--vector", "pdf",
-            "--dpi", "100"]
+            "--dpi", "100", "--importance", str(importance_nc)]
     assert main(argv) == 0
     return out
 
@@ -49,7 +70,8 @@ def test_report_page_shows_existing_figures(report_dir):
     assert html.count("<img") == len(images)
     # the page says how its daily-anomaly maps differ from the exported period anomaly
     assert "not** the exported period anomaly" in text and "nan" not in text.lower().split()
-    for name in ("station_summary_all", "truth_skill", "product_mean_comparison", "memory_truth"):
+    assert "figures/fig4_input_importance.png" in images  # --importance
+    for name in ("station_summary_all", "truth_skill", "product_mean_comparison", "memory_truth", "input_importance"):
         assert (report_dir / "tables" / f"{name}.csv").exists()
 
 
@@ -169,3 +191,26 @@ def test_s6_regional_anomalies_are_area_weighted_means_of_the_region_masks(repor
     assert checked >= 2 * z.sizes["layer"]
     text = (report_dir / "index.md").read_text()
     assert "area-weighted" in text
+
+
+def test_report_importance_table_is_the_results_median_and_range(report_dir, importance_nc):
+    """``xsomo report --importance``: the table (and the figure drawn from the same numbers, see
+    tests/report/test_plotting.py) holds the median and range over repeats of the result's drops."""
+    res = xr.open_dataset(importance_nc)
+    tab = pd.read_csv(report_dir / "tables" / "input_importance.csv")
+    assert len(tab) == res.sizes["input"] * res.sizes["layer"]
+    for row in tab.itertuples():
+        for m in ("r_drop", "nse_drop"):
+            raw = res[m].sel(input=row.input, layer=row.layer).values
+            # the CSV keeps 4 significant digits
+            assert getattr(row, m) == pytest.approx(np.median(raw), rel=1e-3, abs=1e-5)
+            assert getattr(row, f"{m}_min") == pytest.approx(raw.min(), rel=1e-3, abs=1e-5)
+            assert getattr(row, f"{m}_max") == pytest.approx(raw.max(), rel=1e-3, abs=1e-5)
+        assert row.kind == str(res.kind.sel(input=row.input).item())
+    text = (report_dir / "index.md").read_text()
+    assert "## Input importance" in text
+    # the page names the input with the largest median drop of r per layer
+    for lay in (1, 2, 3):
+        med = res.r_drop.sel(layer=lay).median("repeat")
+        assert f"layer {lay}: `{med.idxmax().item()}` ({float(med.max()):.3f}" in text
+

@@ -6,7 +6,8 @@ Examples::
     xsomo report --world world --pred sm --targets prepared/targets.nc --memory exp/memory.nc \\
         --transfer exp/transfer.nc --out report
 
-``--memory`` and ``--transfer`` take the netCDF results of ``xsomo experiment``.
+``--memory``, ``--transfer`` and ``--importance`` take the netCDF results of ``xsomo experiment``
+(``--importance exp/importance.nc`` adds the input-importance figure).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", type=pathlib.Path, help="trained model folder (training cells)")
     p.add_argument("--memory", type=pathlib.Path, help="lookback-permutation result (xsomo experiment memory)")
     p.add_argument("--transfer", type=pathlib.Path, help="transfer result (xsomo experiment transfer)")
+    p.add_argument("--importance", type=pathlib.Path, help="input-importance result (xsomo experiment importance)")
     p.add_argument("--year", type=int, help="year of the anomaly maps (default 2015 or the driest summer)")
     p.add_argument("--no-products", action="store_true", help="leave the stand-in products out")
     p.add_argument("--dpi", type=int, default=300, help="resolution of the PNG figures (default 300)")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     # every path is checked before the report's long work
     common.output_dir(args.out, "--out")
     common.input_path(args.world, "--world", "world folder")
-    for option, value in (("--model", args.model), ("--memory", args.memory), ("--transfer", args.transfer)):
+    for option, value in (("--model", args.model), ("--memory", args.memory), ("--transfer", args.transfer),
+                          ("--importance", args.importance)):
         if value is not None:
             common.input_path(value, option)
     pred: Any = common.prediction_arg(args.pred, "--pred")
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         targets=targets,
         memory=args.memory,
         transfer=args.transfer,
+        importance=args.importance,
         year=args.year,
         products=not args.no_products,
         dpi=args.dpi,

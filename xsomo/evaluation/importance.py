@@ -16,10 +16,12 @@ input of layer 1 reaches the deeper layers through the simulated layer 1 as well
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
@@ -28,7 +30,7 @@ from xsomo.exceptions import XsomoValueError
 from xsomo.model import rollout
 from xsomo.model.training import prepare_training_data
 
-__all__ = ["input_importance", "plot_importance"]
+__all__ = ["importance_table", "input_importance"]
 
 
 def _scores(sim: np.ndarray, target: np.ndarray, first: int, min_days: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,36 +154,74 @@ def input_importance(
     )
 
 
-def plot_importance(result: xr.Dataset, path: Any = None, *, metric: str = "r_drop") -> Any:
-    """Bar chart of the median drop per input and layer, whiskers spanning the repeats.
+def importance_table(result: xr.Dataset) -> pd.DataFrame:
+    """One row per input and layer: the median drop over the repeats and its range.
 
-    Returns the matplotlib figure; with ``path`` it is also written there (PNG/PDF/SVG).
+    The numbers the report's importance figure (:func:`xsomo.report.plotting.importance_bars`)
+    draws and its table lists: ``input``, ``kind``, ``layer``, ``r_drop`` / ``nse_drop``
+    (median over repeats), ``r_drop_min``, ``r_drop_max``, ``nse_drop_min``,
+    ``nse_drop_max`` (the spread over the repeats), ``r``, ``nse`` (intact scores) and
+    ``repeats``. Inputs keep their order in ``result`` (dynamic before static as
+    :func:`input_importance` writes them).
+
+    Parameters
+    ----------
+    result
+        The Dataset of :func:`input_importance` (or its netCDF, opened).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    XsomoValueError
+        If ``result`` lacks a variable of :func:`input_importance`'s result.
+
+    Examples
+    --------
+    >>> res = xr.Dataset(
+    ...     {"r_drop": (("input", "layer", "repeat"), [[[0.1, 0.3, 0.2]], [[0.0, 0.0, 0.0]]]),
+    ...      "nse_drop": (("input", "layer", "repeat"), [[[0.2, 0.4, 0.3]], [[0.0, 0.1, 0.0]]]),
+    ...      "r": (("layer",), [0.9]), "nse": (("layer",), [0.8]),
+    ...      "kind": (("input",), ["dynamic", "static"])},
+    ...     coords={"input": ["precipitation", "sand_top"], "layer": [1], "repeat": [0, 1, 2]})
+    >>> importance_table(res)[["input", "kind", "layer", "r_drop", "r_drop_min", "r_drop_max"]]
+               input     kind  layer  r_drop  r_drop_min  r_drop_max
+    0  precipitation  dynamic      1     0.2         0.1         0.3
+    1       sand_top   static      1     0.0         0.0         0.0
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from xsomo.io.atomic import atomic_path
-
-    drop = result[metric]
-    layers = [int(v) for v in result[cv.LAYER].values]
+    missing = [v for v in ("r_drop", "nse_drop", "r", "nse", "kind") if v not in result]
+    if missing:
+        raise XsomoValueError(
+            f"the importance result lacks {missing}: give the Dataset (or netCDF) of "
+            "xsomo.evaluation.importance.input_importance / xsomo experiment importance"
+        )
+    rows = []
     names = [str(v) for v in result["input"].values]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 3.6), constrained_layout=True)
-    width = 0.8 / max(len(layers), 1)
-    x = np.arange(len(names))
-    for k, lay in enumerate(layers):
-        d = drop.sel({cv.LAYER: lay}).transpose("input", "repeat").values
-        med = np.nanmedian(d, axis=1)
-        lo, hi = np.nanmin(d, axis=1), np.nanmax(d, axis=1)
-        ax.bar(x + (k - (len(layers) - 1) / 2) * width, med, width, yerr=[med - lo, hi - med], capsize=2, label=f"layer {lay}")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel(f"drop of median {'r' if metric == 'r_drop' else 'NSE'} when shuffled")
-    ax.set_title("input importance (permutation)")
-    ax.legend(fontsize=8)
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format=str(path).rsplit(".", 1)[-1])
-    return fig
+    kinds = [str(v) for v in result["kind"].values]
+    for lay in result[cv.LAYER].values:
+        per = {}
+        for m in ("r_drop", "nse_drop"):
+            d = np.asarray(result[m].sel({cv.LAYER: lay}).transpose("input", "repeat").values, float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an input never scored: NaN
+                per[m] = (np.nanmedian(d, axis=1), np.nanmin(d, axis=1), np.nanmax(d, axis=1))
+        for i, name in enumerate(names):
+            rows.append(
+                {
+                    "input": name,
+                    "kind": kinds[i],
+                    cv.LAYER: int(lay),
+                    "r_drop": per["r_drop"][0][i],
+                    "r_drop_min": per["r_drop"][1][i],
+                    "r_drop_max": per["r_drop"][2][i],
+                    "nse_drop": per["nse_drop"][0][i],
+                    "nse_drop_min": per["nse_drop"][1][i],
+                    "nse_drop_max": per["nse_drop"][2][i],
+                    "r": float(result["r"].sel({cv.LAYER: lay})),
+                    "nse": float(result["nse"].sel({cv.LAYER: lay})),
+                    "repeats": int(result.sizes["repeat"]),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -3,7 +3,7 @@
 Each function takes labelled data (xarray / pandas) and draws one figure of the
 paper's kind: box plots of station and intercomparison metrics (Fig. 4), summer-mean
 and anomaly maps and regional anomaly series (Fig. 5, S6), lookback-permutation
-curves (Fig. 2), transfer scores (Fig. 3). :func:`save` writes a PNG (300 dpi by
+curves (Fig. 2), transfer scores (Fig. 3), input importance (O & Orth 2021 Fig. 4). :func:`save` writes a PNG (300 dpi by
 default) and, when asked, PDF/SVG vector copies, each atomically.
 
 Maps carry °E/°N tick labels, water (NaN) in light blue, colour ranges from the data
@@ -32,6 +32,7 @@ __all__ = [
     "DPI",
     "VECTOR_FORMATS",
     "anomaly_maps",
+    "importance_bars",
     "layer_title",
     "lookback_curves",
     "memory_curves",
@@ -395,4 +396,72 @@ def transfer_plot(result: xr.Dataset, *, title: str = "") -> Figure:
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.suptitle(title or "transfer: trained on one region, scored on another", fontsize=10)
+    return fig
+
+
+#: Bar colours of the importance figure: dynamic (time-varying) and static inputs.
+KIND_COLORS = {"dynamic": "#1f78b4", "static": "#e6862a"}
+_DROP_LABELS = {"r_drop": "drop of median r", "nse_drop": "drop of median NSE"}
+
+
+def importance_bars(result: xr.Dataset, *, metrics: Sequence[str] = ("r_drop", "nse_drop"), title: str = "") -> Figure:
+    """Permutation importance (O & Orth 2021, Fig. 4 style): one panel per metric (rows) and layer (columns).
+
+    A horizontal bar per input: the median over the repeats of the drop of the median r
+    (or NSE) when that input is shuffled, whiskers spanning the repeats (min to max);
+    dynamic inputs in blue above the dashed line, static inputs in orange below it. The
+    numbers are :func:`xsomo.evaluation.importance.importance_table`'s; each panel's
+    title gives the intact score.
+
+    Parameters
+    ----------
+    result
+        The Dataset of :func:`xsomo.evaluation.importance.input_importance`.
+    metrics
+        ``"r_drop"``, ``"nse_drop"`` or both (the rows).
+    title
+        Figure title (default: what was shuffled).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from xsomo.evaluation.importance import importance_table
+
+    bad = [m for m in metrics if m not in _DROP_LABELS]
+    if bad or not metrics:
+        raise XsomoValueError(f"metrics={list(metrics)}: choose from {list(_DROP_LABELS)}")
+    tab = importance_table(result)
+    layers = list(dict.fromkeys(tab[cv.LAYER]))
+    names = list(dict.fromkeys(tab["input"]))
+    # dynamic inputs first (top), then static ones, each in the result's order
+    kinds = dict(zip(tab["input"], tab["kind"], strict=False))
+    order = [n for n in names if kinds[n] == "dynamic"] + [n for n in names if kinds[n] != "dynamic"]
+    n_dyn = sum(kinds[n] == "dynamic" for n in order)
+    y = np.arange(len(order))[::-1]  # first input at the top
+    fig, axes = _figure(len(metrics), len(layers), size=(3.0, 0.9 + 0.24 * len(order)), sharey=True, sharex="row")
+    for a, m in enumerate(metrics):
+        for b, lay in enumerate(layers):
+            ax = axes[a, b]
+            t = tab[tab[cv.LAYER] == lay].set_index("input").loc[order]
+            med = t[m].to_numpy(float)
+            lo, hi = t[f"{m}_min"].to_numpy(float), t[f"{m}_max"].to_numpy(float)
+            colors = [KIND_COLORS.get(k, "#999999") for k in t["kind"]]
+            ax.barh(y, med, height=0.7, color=colors, xerr=np.vstack([med - lo, hi - med]),
+                    error_kw={"ecolor": "k", "elinewidth": 0.8, "capsize": 2}, label=f"{m} layer {int(lay)}")
+            ax.axvline(0, color="k", lw=0.6)
+            if 0 < n_dyn < len(order):
+                ax.axhline(y[n_dyn - 1] - 0.5, color="0.4", lw=0.6, ls="--")
+            ax.grid(axis="x", alpha=0.3)
+            ax.tick_params(labelsize=7)
+            intact = "r" if m == "r_drop" else "nse"
+            ax.set_title(f"{layer_title(lay)}\nintact median {'r' if m == 'r_drop' else 'NSE'} {float(t[intact].iloc[0]):.2f}", fontsize=8)
+            ax.set_xlabel(_DROP_LABELS[m], fontsize=8)
+    axes[0, 0].set_yticks(y, order)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=KIND_COLORS[k], label=f"{k} input (shuffled across {'time' if k == 'dynamic' else 'cells'})") for k in ("dynamic", "static")]
+    fig.legend(handles=handles, fontsize=7, ncols=2, loc="outside lower center")
+    reps = int(result.sizes.get("repeat", 0))
+    fig.suptitle(title or f"input importance: permutation, median and range over {reps} shuffles", fontsize=10)
     return fig

@@ -4,7 +4,8 @@
 independent COSMOS-like stations, the intercomparison with the stand-in products
 (paper Fig. 4), summer-mean and anomaly maps and regional anomaly series (Fig. 5,
 S6), the memory of the truth and, when given, the lookback-permutation and transfer
-experiments (Figs. 2, 3) — into one folder::
+experiments (Figs. 2, 3) and the permutation importance of the inputs (O & Orth 2021,
+Fig. 4) — into one folder::
 
     out/index.md, out/index.html      the page (Markdown and HTML, same content)
     out/tables/*.csv                   every number on the page
@@ -51,6 +52,7 @@ __all__ = [
     "load_inputs",
     "open_prediction",
     "section_anomalies",
+    "section_importance",
     "section_intercomparison",
     "section_memory",
     "section_overview",
@@ -217,6 +219,7 @@ def write_report(
     metrics: xr.Dataset | None = None,
     memory: PathLike | xr.Dataset | None = None,
     transfer: PathLike | xr.Dataset | None = None,
+    importance: PathLike | xr.Dataset | None = None,
     year: int | None = None,
     products: bool = True,
     block: int | None = None,
@@ -244,6 +247,11 @@ def write_report(
         a Dataset or a netCDF path; the figure is left out when None.
     transfer
         Result of :func:`xsomo.evaluation.experiments.transfer`, a Dataset or a netCDF path.
+    importance
+        Result of :func:`xsomo.evaluation.importance.input_importance` (``xsomo experiment
+        importance``'s ``importance.nc``), a Dataset or a netCDF path; the section is left out
+        when None (the experiment is not run by the report: it costs a roll-out per input and
+        repeat).
     year
         Year of the anomaly maps (default 2015 if in the period, else the driest summer).
     products
@@ -277,6 +285,9 @@ def write_report(
     res = _maybe_open(transfer)
     if res is not None:
         section_transfer(rep, res)
+    imp = _maybe_open(importance)
+    if imp is not None:
+        section_importance(rep, imp)
     sec = rep.section("Files")
     sec.append("\n".join(f"- [`tables/{p.name}`](tables/{p.name})" for p in rep.tables.values()))
     return _write_pages(rep, title="xsomo evaluation report")
@@ -676,6 +687,37 @@ def section_transfer(rep: Report, res: xr.Dataset) -> None:
     if env:
         sec.append(_extrapolation_text(res, json.loads(env)))
     sec.append("![transfer](figures/fig3_transfer.png)")
+
+
+def section_importance(rep: Report, res: xr.Dataset) -> None:
+    """Permutation importance of the inputs per layer (O & Orth 2021, Fig. 4 style)."""
+    from xsomo.evaluation.importance import importance_table
+
+    sec = rep.section("Input importance")
+    tab = importance_table(res)
+    rep.table("input_importance", tab)
+    rep.figure("fig4_input_importance", plotting.importance_bars(res))
+    reps = int(res.sizes.get("repeat", 0))
+    sec.append(
+        f"Permutation importance ({reps} shuffles per input; {res.attrs.get('n_cells', '?')} cells scored, the first "
+        f"{res.attrs.get('spinup_days', '?')} days of spin-up not scored): each dynamic input shuffled across time, "
+        "each static input across cells; the drop of the median r and NSE per layer against the intact inputs "
+        "(`xsomo.evaluation.importance.input_importance`). Bars: median over the shuffles; whiskers: their range."
+    )
+    if res.attrs.get("scored_against"):
+        sec.append(f"Scored against {res.attrs['scored_against']}.")
+    wide = tab.pivot_table(index=["input", "kind"], columns=cv.LAYER, values="r_drop", sort=False)
+    wide.columns = [f"r drop layer {int(c)}" for c in wide.columns]
+    sec.append(_md_table(wide.reset_index()))
+    tops = []
+    for lay, t in tab.groupby(cv.LAYER, sort=True):
+        t = t.dropna(subset=["r_drop"])
+        if len(t):
+            best = t.loc[t["r_drop"].idxmax()]
+            tops.append(f"layer {int(lay)}: `{best['input']}` ({best['r_drop']:.3f}; intact r {best['r']:.3f})")
+    if tops:
+        sec.append("Most important input (largest drop of r) — " + "; ".join(tops) + ".")
+    sec.append("![input importance](figures/fig4_input_importance.png)")
 
 
 def _extrapolation_text(res: xr.Dataset, envelope: Mapping[str, list[float]]) -> str:
