@@ -415,19 +415,21 @@ class TrainingConfig:
 #:     SoMo.ml-EU's settings (the defaults): 5 members, 128 hidden units, 365 + 365 days,
 #:     batch 256, up to 30 epochs.
 #: ``demo``
-#:     A demo-size world (sample preset ``demo``): 2 members of 64 hidden units, 10 epochs
-#:     of 40 batches of 64 windows. Measured on the seed-0 demo world with one member
-#:     (bench/bench_forgetting.py, weight 30): 386 CPU-s of training (one thread, both
-#:     members side by side on 2 cores take about as long), median r against the truth at
-#:     300 random station-free cells 0.938 / 0.912 / 0.918 (layers 1-3), largest convergence
-#:     distance after 365 days over 300 land cells 2.7e-6 / 6.9e-5 / 1.7e-4 m3 m-3.
+#:     A demo-size world (sample preset ``demo``): 2 members of 32 hidden units, 6 epochs
+#:     of 40 batches of 64 windows, lr 6e-3 (members side by side in 2 processes). Measured
+#:     on the seed-0 demo world (bench/bench_forgetting.py, members one after the other, one
+#:     thread): 213 CPU-s for the cascade (6 member-layers), median r of the ensemble mean
+#:     against the truth at 300 random station-free cells 0.933 / 0.912 / 0.909 (layers 1-3),
+#:     largest convergence distance after 365 days over 600 land cells 9.1e-6 / 2.4e-5 /
+#:     4.8e-4 m3 m-3. The previous demo preset (64 units, 10 epochs, lr 3e-3) measured 0.943 /
+#:     0.913 / 0.911 at 3.5x the CPU time; 64 units with 4 epochs 0.918 / 0.902 / 0.893.
 #: ``tiny``
 #:     The tiny sample world (unit tests, seconds).
 PRESETS: dict[str, TrainingConfig] = {
     "paper": TrainingConfig(),
     "demo": TrainingConfig(
-        ensemble=2, hidden=64, lookback=365, seq_length=365, epochs=10, steps_per_epoch=40,
-        batch_size=64, lr=3e-3, patience=4,
+        ensemble=2, hidden=32, lookback=365, seq_length=365, epochs=6, steps_per_epoch=40,
+        batch_size=64, lr=6e-3, patience=4,
     ),
     "tiny": TrainingConfig(
         ensemble=1, hidden=16, lookback=90, seq_length=90, epochs=3, steps_per_epoch=10,
