@@ -42,7 +42,7 @@ def _default_done(t0: float, what: str) -> None:
 
 
 #: Cells and days per cell of the demo report's lookback permutation (memory experiment).
-DEMO_MEMORY_CELLS, DEMO_MEMORY_DAYS = 24, 40
+DEMO_MEMORY_CELLS, DEMO_MEMORY_DAYS = 16, 30
 
 #: ``xsomo demo --preset NAME``: (sample-world preset, training preset).
 DEMO_PRESETS: dict[str, tuple[str, str]] = {
@@ -161,7 +161,7 @@ def run_demo(
     from xsomo.evaluation import experiments
 
     # a smaller sample than the experiment's default (40 cells x 60 days): the curves keep
-    # their shape and the demo's report costs 2.5x less model work
+    # their shape and the demo's report costs 5x less model work
     _, memory = experiments.memory_experiment(
         world, model, drivers=drivers, seed=seed, cells=DEMO_MEMORY_CELLS, days_per_cell=DEMO_MEMORY_DAYS
     )

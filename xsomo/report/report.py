@@ -172,10 +172,11 @@ def load_inputs(
     meta = read_manifest(world) if is_world(world) else {}
     sm = open_prediction(prediction)
     t0, t1 = sm[cv.TIME].values[0], sm[cv.TIME].values[-1]
-    truth = truth_ds[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).sel({cv.TIME: slice(t0, t1)})
     logger.info("report: loading the prediction")
     sm = sm.load()
-    truth = truth.load()
+    # loaded in the file's order, then transposed: a lazy transpose of the netCDF-backed
+    # truth read it through index arrays (16 s instead of 1 s on the demo world)
+    truth = truth_ds[cv.SM].sel({cv.TIME: slice(t0, t1)}).load().transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     datasets: dict[str, xr.DataArray] = {"xsomo": sm}
     left_out: dict[str, str] = {}
     if products and lay.products.is_dir():
