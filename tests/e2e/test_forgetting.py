@@ -120,7 +120,9 @@ def test_default_model_forgets_and_auto_runs_continuous(trained):
           f"share of cell-days above 1e-4 {share}")  # fmt: skip
     # what auto promises: the continuous roll-out is as good as the windows within the tolerance
     assert max(worst_by_layer.values()) < rollout.DEFAULT_TOLERANCE, worst_by_layer
-    # issue 20 asked for 1e-4 everywhere. Measured (seed 0, this short training): convergence
-    # distance 1.2e-4; |continuous - windowed| at most 8.3e-5 / 1.1e-4 / 3.0e-4 in layers 1 / 2 / 3,
-    # above 1e-4 on 0 % / 0.5 % / 3.6 % of the cell-days. So 1e-4 holds for the top layer only.
-    assert worst_by_layer[model.config.layers[0]] < 1e-4, worst_by_layer
+    # issue 20 item 2: 1e-4 in every layer. Measured (seed 0, this short training): before the
+    # penalty's probes started from states the network reached, 8.3e-5 / 1.1e-4 / 3.0e-4 in layers
+    # 1 / 2 / 3 (1e-4 held in layer 1 only); after, 1.9e-5 / 3.4e-6 / 1.2e-5 (distance 1.5e-4 with
+    # the check's reached-state probe)
+    for layer, worst_layer in worst_by_layer.items():
+        assert worst_layer < 1e-4, (layer, worst_by_layer)
