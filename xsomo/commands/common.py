@@ -15,10 +15,12 @@ whose message names the option, the path and the fix; none of them creates anyth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import pathlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from xsomo.exceptions import XsomoValueError
@@ -228,3 +230,18 @@ def check_device(text: str, option: str = "--device") -> str:
                 f"{option} {text}: no such CUDA device here ({n} visible). Use --device cpu or auto."
             )
     return value
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str | None) -> Iterator[Any]:
+    """A ``dask.distributed`` client of ``--scheduler ADDRESS`` (``None`` without one), closed afterwards."""
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    client = Client(address)
+    try:
+        yield client
+    finally:
+        client.close()

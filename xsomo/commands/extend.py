@@ -77,12 +77,7 @@ def run(args: argparse.Namespace) -> int:
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
     files: list[pathlib.Path] = []
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
-    try:
+    with common.scheduler_client(args.scheduler) as client:
         time = None
         if end:
             import pandas as pd
@@ -102,9 +97,6 @@ def run(args: argparse.Namespace) -> int:
             files = output.extend_files(
                 sm, args.out, state_file=args.state, progress=not args.no_progress, client=client
             )
-    finally:
-        if client is not None:
-            client.close()
     days = sm.sizes["time"]
     written = "the Zarr store extended" if zarr else f"{len(files)} files written"
     print(

@@ -143,12 +143,7 @@ def run(args: argparse.Namespace) -> int:
         before = {f.path.name for f in find_somo_files(args.out)}
     except FileNotFoundError:
         before = set()
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
-    try:
+    with common.scheduler_client(args.scheduler) as client:
         period = (start, end) if (start or end) else None
         sm = inference.predict(
             drivers,
@@ -184,9 +179,6 @@ def run(args: argparse.Namespace) -> int:
             client=client,
             state_file=args.save_state,
         )
-    finally:
-        if client is not None:
-            client.close()
     kept = sum(p.name in before for p in files) if not args.overwrite else 0
     print(
         f"{len(files)} files in {args.out} ({len(files) - kept} written, {kept} already there and skipped)"

@@ -89,19 +89,11 @@ def run(args: argparse.Namespace) -> int:
             kwargs[name] = value
     if args.layers:
         kwargs["layers"] = tuple(args.layers)
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
-    try:
+    with common.scheduler_client(args.scheduler) as client:
         model = training.train_lstm(
             drivers, targets, device=device, run_dir=args.run_dir, progress=not args.no_progress,
             preset=args.preset, client=client, **kwargs,
         )  # fmt: skip
-    finally:
-        if client is not None:
-            client.close()
     out = model.save(args.out)
     hist = model.history
     print(f"model saved to {out} ({hist.get('seconds', 0):.0f} s of training)")

@@ -629,13 +629,11 @@ def _with_reached(
     not the window's own history); which copies take one and which state is drawn with
     torch's generator, as the rest of the batch.
     """
-    h, c = state[0].clone(), state[1].clone()
-    n = reached[0].shape[0]
-    take = torch.arange(pairs, device=h.device) % 2 == 0
-    pick = torch.randint(0, n, (pairs,), device=h.device)
-    rows = nb + torch.nonzero(take).flatten()
-    h[rows] = reached[0][pick[take]].to(h.dtype)
-    c[rows] = reached[1][pick[take]].to(c.dtype)
+    h, c = state  # fresh tensors of this batch (:func:`_initial_states`): filled in place
+    pick = torch.randint(0, reached[0].shape[0], (pairs,), device=h.device)[::2]
+    rows = nb + torch.arange(0, pairs, 2, device=h.device)
+    h[rows] = reached[0][pick].to(h.dtype)
+    c[rows] = reached[1][pick].to(c.dtype)
     return h, c
 
 
@@ -1117,14 +1115,6 @@ class _MemberPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-class _NullBar:
-    def update(self, n: int = 1, **postfix: str) -> None:
-        pass
-
-    def describe(self, text: str) -> None:
-        pass
-
-
 #: One member at a time per process: torch's random generator (initial weights, dropout,
 #: initial states) is global to the process, so two members training in threads of one
 #: worker would draw from it in turn and neither would get the weights of a serial run.
@@ -1134,7 +1124,7 @@ _MEMBER_LOCK = threading.Lock()
 def _member_task(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One member on a dask worker (the same function as in the serial loop, so the same weights)."""
     with _MEMBER_LOCK, heap_allocations():
-        return _train_member(**job, bar=_NullBar())  # type: ignore[arg-type]
+        return _train_member(**job, bar=_Bar(0, enabled=False))
 
 
 class _ClientPool:
