@@ -157,7 +157,7 @@ def section_throughput(quick: bool) -> dict:
         f"   ratio: {ratio:,.0f}x by wall time, {ratio_cpu:,.0f}x by CPU time (goal >= 250x) "
         f"{'OK' if max(ratio, ratio_cpu) >= 250 else 'MISSED'}"
     )
-    print("\n2. roll-out FLOP efficiency (float32, torch fused LSTM on this CPU)")
+    print("\n2. roll-out FLOP efficiency (float32, EALSTM.rollout on the CPU, torch threads as set)")
     print(
         f"   {flops / 1e3:.1f} kFLOP per cell-day (2*4H*(H+D) + 2H, H=128, D=4): {gflops:.1f} GFLOP/s wall, "
         f"{gflops_cpu:.1f} GFLOP per CPU-second"

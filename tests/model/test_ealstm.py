@@ -84,3 +84,67 @@ def test_state_hand_over_two_halves_equal_one_run():
     torch.testing.assert_close(torch.cat([ya, yb], 1), y, atol=1e-12, rtol=0)
     torch.testing.assert_close(hb, h, atol=1e-12, rtol=0)
     torch.testing.assert_close(cb, c, atol=1e-12, rtol=0)
+
+
+def test_cpu_rollout_kernel_equals_loop_reference():
+    """EALSTM.rollout (3-gate GEMM, tanh via sigmoid, 2c / h/2 carried) = the loop reference."""
+    net = _net(h=16, n_outputs=2).eval()
+    x_d = torch.randn(11, 60, 3, dtype=torch.float64)
+    x_s = torch.randn(11, 4, dtype=torch.float64)
+    h0 = (0.5 * torch.randn(11, 16, dtype=torch.float64), 3.0 * torch.randn(11, 16, dtype=torch.float64))
+    for state in (None, h0):
+        want, (wh, wc) = net.forward_loop(x_d, x_s, state)
+        for block in (4, 11, 512):  # blocks of cells, the last one short
+            y, (h, c) = net.rollout(x_d, x_s, state, block=block)
+            torch.testing.assert_close(y, want, atol=1e-12, rtol=0)
+            torch.testing.assert_close(h, wh, atol=1e-12, rtol=0)
+            torch.testing.assert_close(c, wc, atol=1e-12, rtol=0)
+        exact, _ = net.rollout(x_d, x_s, state, exact_tanh=True, block=5)
+        torch.testing.assert_close(exact, want, atol=1e-12, rtol=0)
+        none, (h2, c2) = net.rollout(x_d, x_s, state, outputs=False)
+        assert none is None
+        torch.testing.assert_close(h2, wh, atol=1e-12, rtol=0)
+        torch.testing.assert_close(c2, wc, atol=1e-12, rtol=0)
+    net32 = net.float()
+    y32, _ = net32.rollout(x_d.float(), x_s.float(), (h0[0].float(), h0[1].float()))
+    assert (y32.double() - want).abs().max() < 1e-5
+    # the fused kernel is what training runs: same numbers in float32 too
+    fused, _ = net32(x_d.float(), x_s.float(), (h0[0].float(), h0[1].float()))
+    assert (y32 - fused).abs().max() < 1e-5
+
+
+def test_cpu_training_kernel_gradients_equal_the_fused_lstm(monkeypatch):
+    """EALSTMFunction (backward through time by hand) = autograd through oneDNN's fused LSTM."""
+    from xsomo.model import ealstm
+
+    net = _net(h=8)
+    x_d = torch.randn(5, 30, 3, dtype=torch.float64, requires_grad=True)
+    x_s = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(5, 8, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(5, 8, dtype=torch.float64, requires_grad=True)
+
+    def run():
+        for t in (x_d, x_s, h0, c0):
+            t.grad = None
+        net.zero_grad()
+        out, (h, c) = net.lstm(x_d, x_s, (h0, c0))
+        w = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+        ((out * w).sum() + (h**2).sum() + 0.3 * c.sum()).backward()
+        grads = [t.grad.clone() for t in (x_d, x_s, h0, c0)]
+        grads += [p.grad.clone() for p in (net.weight_ih, net.weight_hh, net.bias)]
+        return [out.detach(), h.detach(), c.detach(), *grads]
+
+    def kernel():
+        return type(net.lstm(x_d, x_s)[0].grad_fn).__name__
+
+    monkeypatch.setattr(ealstm, "CPU_TRAINING_MIN", 0)
+    assert kernel() == "EALSTMFunctionBackward"
+    custom = run()
+    monkeypatch.setattr(ealstm, "CPU_TRAINING_MIN", 10**9)
+    assert kernel() != "EALSTMFunctionBackward"  # oneDNN's
+    fused = run()
+    names = ["y", "h_n", "c_n", "x_d", "x_s", "h0", "c0", "weight_ih", "weight_hh", "bias"]
+    for name, a, b in zip(names, custom, fused, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
+    g_ih = custom[7]
+    assert (g_ih[:8, :3] == 0).all() and (g_ih[8:, 3:] == 0).all() and (custom[8][:8] == 0).all()

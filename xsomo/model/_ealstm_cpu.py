@@ -1,0 +1,145 @@
+"""The EA-LSTM's training kernel on the CPU: forward and backward through time by hand.
+
+PyTorch's fused LSTM (oneDNN) computes four gates with recurrent weights and ``tanh`` (4x
+dearer than a sigmoid on a CPU); the EA-LSTM's input gate has no recurrent weights and
+reads the statics once per sequence. :class:`EALSTMFunction` does per step one GEMM
+``[h, x_t] @ W`` (3 gates, input projection included) and one sigmoid over the gates
+(``tanh(x) = 2 sigmoid(2x) - 1``), saves the gate values, and in the backward pass one GEMM
+per step for the recurrent gradient; the weight gradients of all steps are one large GEMM
+at the end. Gradients equal autograd's through :meth:`EALSTM.forward_loop` (tested in
+float64, :mod:`tests.model.test_ealstm`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.autograd.function import once_differentiable
+
+
+def _gate_rows(h: int) -> tuple[slice, slice, slice]:
+    """Rows of torch's i, f, g, o layout taken in the kernel's order f, o, g."""
+    return slice(h, 2 * h), slice(3 * h, 4 * h), slice(2 * h, 3 * h)
+
+
+class EALSTMFunction(torch.autograd.Function):
+    """``(x_d, x_s, h0, c0, weight_ih, weight_hh, bias) -> (hidden_seq, h_n, c_n)``, batch first.
+
+    ``weight_ih`` (4H, D+S), ``weight_hh`` (4H, H), ``bias`` (4H) in :class:`EALSTM`'s layout;
+    the masked entries (input gate <- dynamic, f/g/o <- static, recurrent input gate) are
+    not read and get zero gradient.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x_d: torch.Tensor,
+        x_s: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor,
+        weight_ih: torch.Tensor,
+        weight_hh: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, n_time, d = x_d.shape
+        hd = weight_hh.shape[1]
+        dt, dev = x_d.dtype, x_d.device
+        rows = _gate_rows(hd)
+        w_h = torch.cat([weight_hh[r] for r in rows])  # (3H, H)
+        w_x = torch.cat([weight_ih[r, :d] for r in rows])  # (3H, D)
+        b = torch.cat([bias[r] for r in rows])
+        scale = torch.ones(3 * hd, dtype=dt, device=dev)
+        scale[2 * hd :] = 2.0  # sigmoid(2 g) = (tanh(g) + 1) / 2
+        weight = (torch.cat([w_h, w_x], dim=1) * scale[:, None]).t().contiguous()  # (H + D, 3H)
+        b_scaled = b * scale
+        gate_i = torch.sigmoid(x_s @ weight_ih[:hd, d:].t() + bias[:hd])  # (n, H)
+        hx = torch.empty(n_time + 1, n, hd + d, dtype=dt, device=dev)  # hx[t] = [h_{t-1}, x_t]
+        hx[:n_time, :, hd:] = x_d.transpose(0, 1)
+        hx[n_time, :, hd:] = 0.0
+        hx[0, :, :hd] = h0
+        gates = torch.empty(n_time, n, 3 * hd, dtype=dt, device=dev)  # f, o, g after activation
+        cs = torch.empty(n_time + 1, n, hd, dtype=dt, device=dev)  # c_{t-1} at t
+        tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
+        cs[0] = c0
+        for t in range(n_time):
+            gt = gates[t]
+            torch.addmm(b_scaled, hx[t], weight, out=gt)
+            gt.sigmoid_()
+            g = gt[:, 2 * hd :]
+            g.mul_(2.0).sub_(1.0)  # tanh of the cell gate
+            c = cs[t + 1]
+            torch.mul(gt[:, :hd], cs[t], out=c)
+            c.addcmul_(gate_i, g)
+            tc = tcs[t]
+            torch.mul(c, 2.0, out=tc)
+            tc.sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
+            torch.mul(gt[:, hd : 2 * hd], tc, out=hx[t + 1, :, :hd])
+        ctx.save_for_backward(x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, tcs)
+        hidden_seq = hx[1:, :, :hd].transpose(0, 1).contiguous()
+        return hidden_seq, hx[n_time, :, :hd].clone(), cs[n_time].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, g_seq: torch.Tensor | None, g_hn: torch.Tensor | None, g_cn: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, tcs = ctx.saved_tensors
+        n_time, n, three_h = gates.shape
+        hd = three_h // 3
+        d = hx.shape[-1] - hd
+        dt, dev = gates.dtype, gates.device
+        rows = _gate_rows(hd)
+        w_h = torch.cat([weight_hh[r] for r in rows])  # (3H, H), unscaled
+        dh = g_hn.clone() if g_hn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
+        dc = g_cn.clone() if g_cn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
+        g_seq_t = g_seq.transpose(0, 1) if g_seq is not None else None  # (time, n, H) view
+        dpre = torch.empty(n_time, n, three_h, dtype=dt, device=dev)  # d loss / d pre-activation
+        d_i = torch.zeros(n, hd, dtype=dt, device=dev)  # d loss / d input gate
+        tmp = torch.empty(n, hd, dtype=dt, device=dev)
+        for t in range(n_time - 1, -1, -1):
+            if g_seq_t is not None:
+                dh.add_(g_seq_t[t])
+            gt = gates[t]
+            f, o, g = gt[:, :hd], gt[:, hd : 2 * hd], gt[:, 2 * hd :]
+            tc = tcs[t]
+            dp = dpre[t]
+            df, do, dg = dp[:, :hd], dp[:, hd : 2 * hd], dp[:, 2 * hd :]
+            # output gate: do = dh tanh(c) o (1 - o)
+            torch.mul(dh, tc, out=do)
+            do.mul_(o).mul_(1.0 - o)
+            # cell state: dc += dh o (1 - tanh(c)^2)
+            torch.mul(tc, tc, out=tmp)
+            tmp.neg_().add_(1.0).mul_(o).mul_(dh)
+            dc.add_(tmp)
+            # input gate (static): d_i += dc g
+            d_i.addcmul_(dc, g)
+            # cell gate: dg = dc i (1 - g^2)
+            torch.mul(g, g, out=dg)
+            dg.neg_().add_(1.0).mul_(gate_i).mul_(dc)
+            # forget gate: df = dc c_{t-1} f (1 - f)
+            torch.mul(dc, cs[t], out=df)
+            df.mul_(f).mul_(1.0 - f)
+            dc.mul_(f)
+            torch.mm(dp, w_h, out=dh)  # to h_{t-1}
+        flat = dpre.reshape(n_time * n, three_h)
+        d_w = flat.t() @ hx[:n_time].reshape(n_time * n, hd + d)  # (3H, H + D)
+        d_b = flat.sum(0)
+        d_ipre = d_i * gate_i * (1.0 - gate_i)
+        g_wih = torch.zeros_like(weight_ih)
+        g_whh = torch.zeros_like(weight_hh)
+        g_bias = torch.zeros(4 * hd, dtype=dt, device=dev)
+        for k, r in enumerate(rows):
+            part = slice(k * hd, (k + 1) * hd)
+            g_whh[r] = d_w[part, :hd]
+            g_wih[r, :d] = d_w[part, hd:]
+            g_bias[r] = d_b[part]
+        g_wih[:hd, d:] = d_ipre.t() @ x_s
+        g_bias[:hd] = d_ipre.sum(0)
+        g_xd = g_xs = None
+        if ctx.needs_input_grad[0]:
+            w_x = torch.cat([weight_ih[r, :d] for r in rows])
+            g_xd = (dpre @ w_x).transpose(0, 1)
+        if ctx.needs_input_grad[1]:
+            g_xs = d_ipre @ weight_ih[:hd, d:]
+        return g_xd, g_xs, dh, dc, g_wih, g_whh, g_bias
