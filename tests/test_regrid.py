@@ -95,38 +95,3 @@ def test_xesmf_backend_unavailable_is_clear():
     else:  # pragma: no cover - only where esmpy is installed
         out = regrid(field(FINE, np.ones(FINE.shape)), TARGET, backend="xesmf")
         np.testing.assert_allclose(out.values, 1.0, rtol=1e-6)
-
-
-def test_conservative_weights_dense_same_numbers_as_sparse(monkeypatch):
-    """The dense per-axis weights give xarray-regrid's sparse result (to float32 round-off), lazily too."""
-    import contextlib
-
-    import dask.array as dsa
-
-    pytest.importorskip("sparse")
-    from xarray_regrid.methods import conservative as cons
-
-    import xsomo.regrid as rg
-
-    fine = GridSpec(0.0, 2.0, 40.0, 41.5, 0.05)
-    rng = np.random.default_rng(2)
-    values = rng.uniform(250.0, 300.0, (6, *fine.shape)).astype("float32")
-    values[:, 3:7, 10:14] = np.nan
-    src = xr.DataArray(
-        values, coords={"time": np.arange(6), **fine.coords()}, dims=("time", "lat", "lon")
-    )
-    coarse = GridSpec(0.0, 2.0, 40.0, 41.5, 0.25)
-    saved = cons.sparse
-    with rg.dense_conservative_weights():
-        assert cons.sparse is None
-    assert cons.sparse is saved
-    got = regrid(src.chunk({"time": 2}), coarse)
-    assert cons.sparse is saved  # the module is left as it was
-    assert isinstance(got.data, dsa.Array)
-    got = got.compute()
-    assert isinstance(got.data, np.ndarray) and got.dtype == np.float32
-    # xarray-regrid's own sparse weights (what regrid did before)
-    monkeypatch.setattr(rg, "dense_conservative_weights", contextlib.nullcontext)
-    want = regrid(src.chunk({"time": 2}), coarse).compute()
-    np.testing.assert_allclose(got.values, want.values, rtol=1e-6)
-    assert np.isfinite(got.values).all() and not np.array_equal(got.values[0], got.values[1])

@@ -14,8 +14,6 @@ Two backends: `xarray-regrid <https://github.com/xarray-contrib/xarray-regrid>`_
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Literal, TypeVar, cast
 
 import numpy as np
@@ -246,33 +244,6 @@ def regrid(
     return cast(T, out.assign_coords(grid.coords()))
 
 
-@contextlib.contextmanager
-def dense_conservative_weights() -> Iterator[None]:
-    """xarray-regrid's conservative weights as dense arrays while the context is open.
-
-    xarray-regrid turns its weights into ``sparse`` arrays when that package imports;
-    their products are numba functions compiled anew in every process (4-5 s of CPU on
-    the first regrid, more than the demo's whole regridding). The weights are one matrix
-    per axis (target x source cells of that axis, a few hundred each), which are small
-    dense. The weights are built when the (lazy) result is set up, so the context only
-    needs to cover that call.
-    """
-    try:
-        from xarray_regrid.methods import conservative as cons
-    except ImportError:  # another layout of xarray-regrid: leave it as it is
-        yield
-        return
-    if not hasattr(cons, "sparse"):
-        yield
-        return
-    saved = cons.sparse
-    cons.sparse = None
-    try:
-        yield
-    finally:
-        cons.sparse = saved
-
-
 def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna: bool) -> XArray:
     import xarray_regrid  # noqa: F401  (registers .regrid)
 
@@ -280,8 +251,7 @@ def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna
     # xarray-regrid needs float coordinates of the same dtype
     src = src.assign_coords(lat=src["lat"].astype("float64"), lon=src["lon"].astype("float64"))
     if method == "conservative":
-        with dense_conservative_weights():
-            return src.regrid.conservative(tgt, latitude_coord="lat", skipna=skipna)
+        return src.regrid.conservative(tgt, latitude_coord="lat", skipna=skipna)
     if not skipna:
         return src.regrid.linear(tgt)
     # NaN-aware bilinear: weights of missing corners (sea points of a land-only field)
