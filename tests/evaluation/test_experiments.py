@@ -129,6 +129,36 @@ def test_model_predictor_matches_windowed_rollout():
     np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
+def test_model_predictor_small_model_one_thread_same_numbers(monkeypatch):
+    """A small model predicts on one torch thread (restored after), with the numbers of two threads."""
+    from xsomo.model.rollout import predict_block
+    from xsomo.prediction.inference import SMALL_HIDDEN
+    from xsomo.testing import synthetic_drivers
+
+    drivers = synthetic_drivers(nlat=2, nlon=3, ndays=60, sea_cells=0)
+    dyn, stat = ex.extract_cells(
+        drivers, np.array([0, 1, 1]), np.array([1, 0, 2]), dynamic=cv.DYNAMIC_NAMES, static=cv.STATIC_NAMES
+    )
+    windows = np.concatenate([dyn[:, e - 29 : e + 1] for e in (35, 59)])
+    stat2 = np.concatenate([stat, stat])
+    old = torch.get_num_threads()
+    real = torch.set_num_threads
+    seen: list[int] = []
+    try:
+        real(2)
+        small, big = _tiny_model(hidden=8), _tiny_model(hidden=SMALL_HIDDEN + 8)
+        want = np.nanmean(predict_block(small, windows, stat2, mode="continuous", spinup=30), axis=1)[..., -1]
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n))[1])
+        got = ex.model_predictor(small)(windows, stat2)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+        np.testing.assert_array_equal(got, want)  # want: on two threads
+        seen.clear()
+        ex.model_predictor(big)(windows, stat2)
+        assert seen == []
+    finally:
+        real(old)
+
+
 def test_lookback_permutation_runs_on_a_model():
     from xsomo.testing import synthetic_drivers, synthetic_truth
 

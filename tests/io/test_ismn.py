@@ -351,3 +351,31 @@ def test_item7_fuzz_50_byte_mutations_raise_or_keep_the_data(tmp_path):
         )
         outcomes["identical"] += 1
     assert outcomes["error"] >= 40, outcomes  # most damage is visible
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        (b" 0.2", b" 0.2/18", "soil-moisture value(s) are not numbers"),
+        (b" G M", b" X7 M", "ISMN quality flag(s) are not ISMN flags"),
+        (b" G M", b" D01,Q M", "ISMN quality flag(s) are not ISMN flags"),
+    ],
+)
+def test_damaged_value_or_flag_refused_with_its_count(tmp_path, old, new, expect):
+    """A value that is no number, or a flag that is no ISMN flag, in two lines: both counted."""
+    f, raw = _sensor_file(tmp_path)
+    lines = raw.split(b"\n")
+    hits = [i for i, line in enumerate(lines) if old in line][5:7]
+    for i in hits:
+        lines[i] = lines[i].replace(old, new, 1)
+    f.write_bytes(b"\n".join(lines))
+    with pytest.raises(XsomoExceptionGroup) as info:
+        open_ismn(tmp_path / "ismn", min_days=1)
+    msg = str(info.value.exceptions[0])
+    assert f.name in msg and f"2 {expect}" in msg, msg
+    # intact flags with several codes pass
+    lines = raw.split(b"\n")
+    for i in hits:
+        lines[i] = lines[i].replace(b" G M", b" D01,C03 M", 1)
+    f.write_bytes(b"\n".join(lines))
+    assert open_ismn(tmp_path / "ismn", min_days=1).sizes["station"] == 2

@@ -75,6 +75,8 @@ def clim_doy(time: np.ndarray) -> np.ndarray:
 def doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
     """Sums of ``x2d (N, time)`` per calendar day: ``(N, 366)`` (O(N·time), no dense one-hot).
 
+    A boolean ``x2d`` gives counts (added slice by slice as 0/1, without a float64 copy).
+
     A daily series is a few runs of consecutive calendar days (a year, or its parts around
     the 29 February slot): each run is added as one slice, without gathering the array
     (a sort-and-reduce over the days took 5x longer on the demo world's 3 x 3600 cells).
@@ -85,6 +87,7 @@ def doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
         return out
     breaks = np.flatnonzero(np.diff(doy) != 1) + 1
     if breaks.size > x2d.shape[1] // 8:  # not runs of days (unsorted, sparse): sort and reduce
+        x2d = np.asarray(x2d, np.float64)  # counts of a boolean mask
         order = np.argsort(doy, kind="stable")
         d = doy[order]
         starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
@@ -117,9 +120,9 @@ def climatology(
     if use is not None:
         valid &= np.asarray(use, bool)[None, :]
     x0 = np.where(valid, x2, 0.0)
-    cnt = circular_window_sum(doy_sums(valid.astype(np.float64), doy), window)
+    cnt = circular_window_sum(doy_sums(valid, doy), window)
     s1 = circular_window_sum(doy_sums(x0, doy), window)
-    s2 = circular_window_sum(doy_sums(x0 * x0, doy), window)
+    s2 = circular_window_sum(doy_sums(np.multiply(x0, x0, out=x0), doy), window)  # x0 * x0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         var = np.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1)
@@ -142,11 +145,15 @@ def daily_anomalies(
     """
     mean, std, cnt = climatology(x, doy, window=window, use=use)
     mean = np.where(cnt >= min_count, mean, np.nan)
-    anom = np.asarray(x, np.float64) - mean[..., doy]
+    # anom = x - mean[..., doy], then where(s > 0, anom / s, nan): in place of the gathered arrays
+    gathered = mean[..., doy]
+    anom = np.subtract(np.asarray(x, np.float64), gathered, out=gathered)
     if standardise:
         with np.errstate(invalid="ignore", divide="ignore"):
             s = std[..., doy]
-            anom = np.where(s > 0, anom / s, np.nan)
+            ok = s > 0
+            np.divide(anom, s, out=anom, where=ok)
+            np.copyto(anom, np.nan, where=~ok)
     return anom
 
 

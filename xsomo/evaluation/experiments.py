@@ -18,11 +18,12 @@ static (N, S)) -> (layer, N)`` giving each window's last-day soil moisture. A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -178,25 +179,50 @@ def model_predictor(model: TrainedModel, *, device: str = "cpu", batch: int = 20
     Each window is rolled out from a zero state (sequence-to-one, as in the windowed
     mode of :func:`xsomo.model.rollout.predict_block`); deeper layers get the upper layers'
     simulations of the same (possibly permuted) window.
+
+    A small model (``hidden`` up to :data:`xsomo.prediction.inference.SMALL_HIDDEN`) runs
+    on one torch thread, as :func:`xsomo.prediction.predict` runs it: its LSTM steps are
+    too small to share, and on a busy machine the threads' waits cost 10x the CPU time
+    (the same numbers either way).
     """
     from xsomo.model.rollout import predict_block
+    from xsomo.prediction.inference import SMALL_HIDDEN
+
+    one_thread = str(device) == "cpu" and int(model.config.hidden) <= SMALL_HIDDEN
 
     def predict(dynamic: np.ndarray, static: np.ndarray) -> np.ndarray:
         length = dynamic.shape[1]
         outs = []
-        for b0 in range(0, dynamic.shape[0], batch):
-            sm = predict_block(
-                model,
-                dynamic[b0 : b0 + batch],
-                static[b0 : b0 + batch],
-                mode="continuous",
-                spinup=length,
-                device=device,
-            )
-            outs.append(_member_mean(sm[..., -1]))  # (layer, N)
+        with _torch_threads(1 if one_thread else None):
+            for b0 in range(0, dynamic.shape[0], batch):
+                sm = predict_block(
+                    model,
+                    dynamic[b0 : b0 + batch],
+                    static[b0 : b0 + batch],
+                    mode="continuous",
+                    spinup=length,
+                    device=device,
+                )
+                outs.append(_member_mean(sm[..., -1]))  # (layer, N)
         return np.concatenate(outs, axis=1)
 
     return predict
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` inside the context (``None``: unchanged)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def lookback_permutation(

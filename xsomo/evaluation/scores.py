@@ -38,6 +38,7 @@ __all__ = [
     "metrics",
     "np_anomaly_r",
     "np_metrics",
+    "np_pearson_r",
     "nse",
     "pearson_r",
     "rmse",
@@ -84,28 +85,57 @@ _REFS = """
 
 def _common(sim: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Float64 copies with zeros where either is missing, the common mask and its count."""
+    sim_in, obs_in = sim, obs
     sim = np.asarray(sim, dtype=np.float64)
     obs = np.asarray(obs, dtype=np.float64)
     mask = np.isfinite(sim) & np.isfinite(obs)
     n = mask.sum(axis=-1)
-    return np.where(mask, sim, 0.0), np.where(mask, obs, 0.0), mask, n
+    missing = ~mask
+    return _zeroed(sim, sim_in, mask, missing), _zeroed(obs, obs_in, mask, missing), mask, n
 
 
-def _moments(sim: np.ndarray, obs: np.ndarray) -> dict[str, np.ndarray]:
-    """Pairwise-complete means, (population) variances and covariance over the last axis."""
+def _zeroed(converted: np.ndarray, given: Any, mask: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """``where(mask, converted, 0.0)``: in place when ``converted`` is a fresh full-shape array."""
+    if converted.shape != mask.shape:  # broadcast against the other input
+        return np.where(mask, converted, 0.0)
+    if isinstance(given, np.ndarray) and np.may_share_memory(converted, given):
+        converted = converted.copy()  # never change the caller's array
+    np.copyto(converted, 0.0, where=missing)
+    return converted
+
+
+def _moments(sim: np.ndarray, obs: np.ndarray, *, errors: bool = True) -> dict[str, np.ndarray]:
+    """Pairwise-complete means, (population) variances and covariance over the last axis.
+
+    With ``errors``, also the mean squared difference ``mse`` and the variance of the
+    differences ``vd``. The full-size temporaries are reused in place (the arithmetic,
+    and so every number, is that of the plain expressions in the comments).
+    """
     s, o, mask, n = _common(sim, obs)
+    missing = ~mask
+    out: dict[str, np.ndarray] = {"n": n}
     with np.errstate(invalid="ignore", divide="ignore"):
         nn = np.where(n > 0, n, np.nan)
         ms = s.sum(-1) / nn
         mo = o.sum(-1) / nn
-        ds = np.where(mask, s - ms[..., None], 0.0)
-        do = np.where(mask, o - mo[..., None], 0.0)
-        vs = (ds * ds).sum(-1) / nn
-        vo = (do * do).sum(-1) / nn
-        cov = (ds * do).sum(-1) / nn
-        mse = ((s - o) ** 2).sum(-1) / nn
-        vd = ((ds - do) ** 2).sum(-1) / nn
-    return {"n": n, "ms": ms, "mo": mo, "vs": vs, "vo": vo, "cov": cov, "mse": mse, "vd": vd}
+        buf = np.empty_like(s)
+        if errors:  # mse = ((s - o) ** 2).sum(-1) / nn
+            np.subtract(s, o, out=buf)
+            np.multiply(buf, buf, out=buf)
+            out["mse"] = buf.sum(-1) / nn
+        # ds = where(mask, s - ms, 0), do = where(mask, o - mo, 0), in place of s and o
+        ds = np.subtract(s, ms[..., None], out=s)
+        np.copyto(ds, 0.0, where=missing)
+        do = np.subtract(o, mo[..., None], out=o)
+        np.copyto(do, 0.0, where=missing)
+        vs = np.multiply(ds, ds, out=buf).sum(-1) / nn
+        vo = np.multiply(do, do, out=buf).sum(-1) / nn
+        cov = np.multiply(ds, do, out=buf).sum(-1) / nn
+        if errors:  # vd = ((ds - do) ** 2).sum(-1) / nn
+            np.subtract(ds, do, out=buf)
+            out["vd"] = np.multiply(buf, buf, out=buf).sum(-1) / nn
+    out.update(ms=ms, mo=mo, vs=vs, vo=vo, cov=cov)
+    return out
 
 
 def _apply_min(values: np.ndarray, n: np.ndarray, min_days: int) -> np.ndarray:
@@ -161,11 +191,31 @@ def np_anomaly_r(
     anomalies are correlated.
     """
     s, o, mask, _ = _common(sim, obs)
-    s = np.where(mask, s, np.nan)
-    o = np.where(mask, o, np.nan)
+    missing = ~mask
+    np.copyto(s, np.nan, where=missing)  # s = where(mask, s, nan), in place
+    np.copyto(o, np.nan, where=missing)
+    del mask, missing
     a_s = ak.daily_anomalies(s, doy, window=window, standardise=False, min_count=2)
+    del s
     a_o = ak.daily_anomalies(o, doy, window=window, standardise=False, min_count=2)
-    return np_metrics(a_s, a_o, min_days=min_days)[..., 1]
+    del o
+    return np_pearson_r(a_s, a_o, min_days=min_days)
+
+
+def np_pearson_r(sim: np.ndarray, obs: np.ndarray, *, min_days: int = MIN_DAYS) -> np.ndarray:
+    """Pairwise-complete Pearson r over the last axis: :func:`np_metrics`'s ``r`` without the other metrics.
+
+    Examples
+    --------
+    >>> t = np.arange(40.0)
+    >>> float(np_pearson_r(t, 2.0 * t + 1.0))
+    1.0
+    """
+    m = _moments(sim, obs, errors=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = m["cov"] / (np.sqrt(m["vs"]) * np.sqrt(m["vo"]))
+    r = np.where(np.isfinite(r), r, np.nan)
+    return _apply_min(r, m["n"], min_days)
 
 
 

@@ -494,9 +494,9 @@ def _format_problem(df: pd.DataFrame) -> str:
     if vals.isna().all() and len(df):
         return "no numeric soil-moisture value"
     # a value that is there but no number (a damaged line such as "0.201/18") is damage, not a gap
-    text = raw.astype("string").str.strip()
-    bad = vals.isna() & raw.notna() & (text != "") & ~text.str.lower().isin(["nan", "na"])
-    if bad.any():
+    # (a column the reader already parsed as numbers cannot hold one)
+    bad = None if raw.dtype.kind in "fiub" else _not_numbers(raw, vals)
+    if bad is not None and bad.any():
         k = int(np.flatnonzero(bad.to_numpy())[0])
         return (
             f"{int(bad.sum())} soil-moisture value(s) are not numbers, the first {str(raw.iloc[k])!r} "
@@ -504,9 +504,8 @@ def _format_problem(df: pd.DataFrame) -> str:
         )
     if "soil_moisture_flag" in df:
         flags = df["soil_moisture_flag"]
-        ftext = flags.astype("string").str.strip()
-        odd = flags.notna() & (ftext != "") & ~ftext.str.fullmatch(_FLAG).fillna(False)
-        if odd.any():
+        odd = _odd_flags(flags) if _odd_flags(_distinct(flags)).any() else None
+        if odd is not None and odd.any():
             k = int(np.flatnonzero(odd.to_numpy())[0])
             return (
                 f"{int(odd.sum())} ISMN quality flag(s) are not ISMN flags (G, M, U, Cnn, Dnn), the "
@@ -517,6 +516,23 @@ def _format_problem(df: pd.DataFrame) -> str:
 
 #: an ISMN quality flag: G, M, U or Cnn/Dnn, comma-joined
 _FLAG = r"(?:[GMU]|[CD]\d{2})(?:,(?:[GMU]|[CD]\d{2}))*"
+
+
+def _distinct(values: pd.Series) -> pd.Series:
+    """The distinct values of ``values`` (a file's few flags: the string checks run on these first)."""
+    return pd.Series(pd.unique(values.to_numpy()), dtype=values.dtype)
+
+
+def _not_numbers(raw: pd.Series, vals: pd.Series) -> pd.Series:
+    """Values that are there but did not parse as numbers (not blank, not "nan"/"na")."""
+    text = raw.astype("string").str.strip()
+    return vals.isna() & raw.notna() & (text != "") & ~text.str.lower().isin(["nan", "na"])
+
+
+def _odd_flags(flags: pd.Series) -> pd.Series:
+    """Flags that are there (not blank) but are no ISMN quality flags."""
+    ftext = flags.astype("string").str.strip()
+    return flags.notna() & (ftext != "") & ~ftext.str.fullmatch(_FLAG).fillna(False)
 
 
 _ = cv

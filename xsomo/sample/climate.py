@@ -324,6 +324,12 @@ class World:
         bases = {
             key: getattr(self, key).space.basis(lat, lon) for key in ("w_t", "w_p", "w_a", "w_c")
         }
+        # the wet-day seasonality depends on the day of year only: per calendar day once
+        # (the same float32 operations as per day; the inverse normal CDF is the costly one)
+        doy_all = np.arange(1, 367, dtype=np.float32)[:, None]
+        pseas_doy = 1.0 + p_season * np.cos(np.float32(2 * np.pi / 365.25) * (doy_all - p_peak))
+        p_wet_doy = np.clip(p_wet0 * pseas_doy, 0.02, 0.9)
+        quantile_doy = ndtri(1.0 - p_wet_doy).astype(np.float32)
         for b0 in range(t0, t1, block):
             b1 = min(t1, b0 + block)
             o = slice(b0 - t0, b1 - t0)
@@ -342,9 +348,8 @@ class World:
             stormy = storm > 2.0
 
             # precipitation: occurrence by thresholding a persistent latent field, gamma-like amounts
-            pseas = 1.0 + p_season * np.cos(np.float32(2 * np.pi / 365.25) * (doyf - p_peak))
-            p_wet = np.clip(p_wet0 * pseas, 0.02, 0.9)
-            thresh = ndtri(1.0 - p_wet).astype(np.float32) + 2.2 * drought
+            pseas, p_wet = pseas_doy[doy - 1], p_wet_doy[doy - 1]
+            thresh = quantile_doy[doy - 1] + 2.2 * drought
             excess = z["w_p"] - thresh
             amount = (
                 (p_mean * pseas / p_wet)
