@@ -157,3 +157,26 @@ def test_tiny_world_stations_with_drivers_extracted_at_them(tiny_world):
     # each sensor is scored with its own layer only, at its own point
     assert int(np.isfinite(own).sum()) == stations.sizes["station"]
     assert set(ev.point.values) == set(pts.station.values)
+
+
+def _forcing_stations(extra):
+    t = pd.date_range("2020-01-01", periods=5, freq="D")
+    rng = np.random.default_rng(1)
+    data = {
+        "precipitation": (("station", "time"), rng.random((2, 5))),
+        "air_temperature": (("station", "time"), 280 + rng.random((2, 5))),
+    }
+    if extra:
+        data["air_temperature_range"] = (("station", "time"), 5 + rng.random((2, 5)))
+    return xr.Dataset(data, coords={"time": t, "lat": ("station", [19.7, 20.7]), "lon": ("station", [-155.4, -156.2])})
+
+
+def test_point_drivers_pass_the_air_temperature_range_only_when_read():
+    plain = point_drivers(_forcing_stations(False))
+    assert set(plain.data_vars) == {"precipitation", "air_temperature", "precipitation_mean", "air_temperature_mean"}
+    st = _forcing_stations(True)
+    pts = point_drivers(st)
+    assert set(pts.data_vars) == set(plain.data_vars) | {"air_temperature_range"}
+    np.testing.assert_allclose(pts["air_temperature_range"].values, st["air_temperature_range"].values, rtol=1e-6)
+    for v in plain.data_vars:
+        np.testing.assert_array_equal(pts[v].values, plain[v].values)

@@ -62,3 +62,47 @@ def test_point_drivers_from_ismn_forcing(hawaii):
     assert pts["precipitation"].dims == ("station", "time")
     with pytest.raises(xsomo.XsomoError, match="variables="):
         xsomo.open_ismn(_path, variables=["soil_moisture", "wind"])
+
+
+def test_daily_air_temperature_range_from_a_synthetic_hourly_series():
+    from xsomo.io.ismn_forcing import daily_forcing
+
+    rng = np.random.default_rng(3)
+    idx = pd.date_range("2020-03-01", periods=24 * 4, freq="h")
+    v = pd.Series(rng.normal(15.0, 4.0, idx.size), index=idx)
+    flags = np.array(["G"] * idx.size, dtype=object)
+    flags[24 + 5] = "D01"  # day 2: one bad hour (23 good: kept), and it is the day's extreme
+    v.iloc[24 + 5] = 99.0
+    flags[48 : 48 + 5] = "C03"  # day 3: 19 good hours: a gap
+    v.iloc[72 + 7] = np.nan  # day 4: 23 good hours (a missing value is not good)
+    f = pd.Series(flags, index=idx)
+    got, _ = daily_forcing(v, f, "range")
+    # oracle: a plain loop over the days
+    expect = []
+    for d in range(4):
+        vals = [v.iloc[24 * d + h] for h in range(24) if flags[24 * d + h] == "G" and np.isfinite(v.iloc[24 * d + h])]
+        expect.append(max(vals) - min(vals) if len(vals) >= 20 else np.nan)
+    assert np.isnan(expect[2]) and expect[1] < 50.0
+    np.testing.assert_allclose(got.to_numpy(), expect, rtol=1e-12)
+    # the mean of the same series is unchanged by the new option
+    mean, _ = daily_forcing(v, f, "mean")
+    assert mean.to_numpy()[0] == pytest.approx(v.iloc[:24].mean())
+
+
+def test_open_ismn_reads_the_air_temperature_range(hawaii):
+    path, ds = hawaii
+    assert "air_temperature_range" not in ds  # only when asked
+    rng = xsomo.open_ismn(path, variables=[*VARS, "air_temperature_range"])
+    np.testing.assert_array_equal(rng["air_temperature"].values, ds["air_temperature"].sel(time=rng.time).values)
+    raw = _raw(next((path / "SCAN" / "PuaAkala").glob("*_ta_*.stm")))
+    good = raw[raw["f"] == "G"]
+    per_day = good.groupby(good.index.normalize())["v"]
+    expect = (per_day.max() - per_day.min()).where(per_day.count() >= 20)
+    got = rng["air_temperature_range"].where(rng.station_name == "PuaAkala", drop=True).isel(station=0).to_series()
+    common = expect.index.intersection(got.index)
+    assert len(common) > 4000
+    np.testing.assert_allclose(got[common].to_numpy(), expect[common].to_numpy(), rtol=1e-5, atol=1e-5, equal_nan=True)
+    pts = xsomo.point_drivers(rng)
+    assert pts["air_temperature_range"].dims == ("station", "time")
+    assert float(pts["air_temperature_range"].sel(station="SCAN.PuaAkala").mean()) > 1.0
+    assert "air_temperature_range" not in xsomo.point_drivers(ds)

@@ -32,6 +32,11 @@ __all__ = ["POINT_TOLERANCE", "is_points", "match_points", "point_drivers", "pro
 #: Largest distance (degrees, in lat and in lon) between a target and its driver point (~10 m).
 POINT_TOLERANCE = 1e-4
 
+#: Daily forcing variables :func:`point_drivers` takes from stations read with their forcing
+#: (``air_temperature_range`` only where it was read: ``open_ismn(..., variables=[...,
+#: "air_temperature_range"])``).
+FORCING_DYNAMIC = ("precipitation", "air_temperature", "air_temperature_range")
+
 #: Statics :func:`point_drivers` can give a station, beside those of the gridded drivers.
 CLIMATE_STATICS = ("precipitation_mean", "air_temperature_mean")
 
@@ -146,7 +151,9 @@ def point_drivers(
     xarray.Dataset
         ``station`` = one entry per location, with ``lat``, ``lon`` (and ``network``,
         ``station_name`` where known). From forcing: ``precipitation`` (mm d-1),
-        ``air_temperature`` (K) and the statics the stations have: ``elevation_mean``,
+        ``air_temperature`` (K), ``air_temperature_range`` (K, the daily maximum minus
+        minimum of the good hourly values; only when read, see :data:`FORCING_DYNAMIC`) and
+        the statics the stations have: ``elevation_mean``,
         ``sand_top``, ``clay_top``, ``sand_sub``, ``clay_sub`` (ISMN metadata) and the
         climate means ``precipitation_mean`` (mm d-1) and ``air_temperature_mean`` (K).
         From gridded drivers: every variable of the drivers at the station's cell, plus the
@@ -231,7 +238,7 @@ def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Da
 
 
 def _from_forcing(points: xr.Dataset, keys: np.ndarray, first: list[int], coords: dict[str, Any]) -> xr.Dataset:
-    dynamic = [v for v in ("precipitation", "air_temperature") if v in points.data_vars]
+    dynamic = [v for v in FORCING_DYNAMIC if v in points.data_vars]
     if not dynamic:
         raise MissingVariableError(
             "the points carry no forcing (precipitation, air_temperature): read the ISMN download with "

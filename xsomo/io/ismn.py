@@ -109,7 +109,8 @@ def read_ismn(
     parallel
         Let ``ismn`` collect metadata with several processes.
     variables
-        ``soil_moisture`` (always read) and any of ``precipitation``, ``air_temperature``:
+        ``soil_moisture`` (always read) and any of ``precipitation``, ``air_temperature``,
+        ``air_temperature_range`` (daily max - min of the hourly air temperature):
         each sensor also gets its station's daily forcing as ``(station, time)`` variables
         and the station's ``elevation_mean``, ``sand_top``/``clay_top``/``sand_sub``/``clay_sub``
         as coordinates (:mod:`xsomo.io.ismn_forcing`; input to :func:`xsomo.point_drivers`).

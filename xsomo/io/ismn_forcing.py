@@ -7,7 +7,10 @@ values with the soil-moisture rules of quality control: only flags in ``good_fla
 (``G``), and a day is a gap unless it has at least ``min_hours`` good hours (20 by
 default). Precipitation is the daily total (the mean of the good hours times 24, which
 is the plain sum on a day with all 24 hours), air temperature the daily mean (converted
-from the ISMN's degC to kelvin, the canonical unit).
+from the ISMN's degC to kelvin, the canonical unit). On request,
+``air_temperature_range`` (K) is derived from the same air-temperature files: the
+day's maximum minus its minimum of the good hourly values (a Hargreaves-style proxy of
+radiation and cloudiness, i.e. of evaporative demand), with the same gap rule.
 
 :func:`xsomo.open_ismn` calls :func:`attach_forcing` when asked for these variables
 (``variables=[...]``); the result is input to :func:`xsomo.point_drivers`.
@@ -28,10 +31,25 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.exceptions import DataFormatError, XsomoValueError
 
-__all__ = ["FORCING_VARIABLES", "MIN_FORCING_HOURS", "attach_forcing", "daily_forcing", "read_forcing"]
+__all__ = ["FORCING_SOURCE", "FORCING_VARIABLES", "MIN_FORCING_HOURS", "attach_forcing", "daily_forcing", "read_forcing"]
 
 #: ISMN forcing variables xsomo reads, with how an hourly series becomes a daily value.
-FORCING_VARIABLES: dict[str, str] = {"precipitation": "sum", "air_temperature": "mean"}
+FORCING_VARIABLES: dict[str, str] = {
+    "precipitation": "sum", "air_temperature": "mean", "air_temperature_range": "range",
+}  # fmt: skip
+
+#: The ISMN variable (file) each forcing variable is computed from.
+FORCING_SOURCE: dict[str, str] = {
+    "precipitation": "precipitation", "air_temperature": "air_temperature", "air_temperature_range": "air_temperature",
+}  # fmt: skip
+
+#: Attributes of the forcing variables that are not canonical xsomo variables.
+EXTRA_ATTRS: dict[str, dict[str, str]] = {
+    "air_temperature_range": {
+        "units": "K",
+        "long_name": "daily range of 2 m air temperature (maximum - minimum of the good hourly values)",
+    },
+}
 
 #: A day needs at least this many good hourly values (issue 18: fewer is a gap).
 MIN_FORCING_HOURS = 20
@@ -62,7 +80,8 @@ def daily_forcing(
     values, flags
         Hourly values and their ISMN quality flags (``None``: all good).
     how
-        ``"sum"`` (mean of the good hours times 24) or ``"mean"``.
+        ``"sum"`` (mean of the good hours times 24), ``"mean"`` or ``"range"`` (maximum
+        minus minimum of the good hourly values).
     good_flags
         Flags kept.
     min_hours
@@ -83,8 +102,8 @@ def daily_forcing(
     >>> daily_forcing(v, f, "sum")[0].tolist()
     [24.0, nan]
     """
-    if how not in ("sum", "mean"):
-        raise XsomoValueError(f"how={how!r}: use 'sum' or 'mean'")
+    if how not in ("sum", "mean", "range"):
+        raise XsomoValueError(f"how={how!r}: use 'sum', 'mean' or 'range'")
     vals = pd.to_numeric(values, errors="coerce").astype("float64")
     good = vals.notna()
     if flags is not None:
@@ -100,9 +119,12 @@ def daily_forcing(
     # hourly means first (sub-hourly records), then the day
     hourly = s.groupby(pd.DatetimeIndex(s.index).floor("h")).mean()
     by_day = hourly.groupby(pd.DatetimeIndex(hourly.index).normalize())
-    mean = by_day.mean().reindex(days)
+    if how == "range":
+        value = (by_day.max() - by_day.min()).reindex(days)
+    else:
+        value = by_day.mean().reindex(days)
     count = by_day.count().reindex(days).fillna(0)
-    daily = mean.where(count >= int(min_hours))
+    daily = value.where(count >= int(min_hours))
     if how == "sum":
         daily = daily * 24.0
     return daily, int(good.sum())
@@ -120,6 +142,7 @@ def read_forcing(
 
     Returns ``{(network, station): {"precipitation": Series, ..., "static": {...}}}``;
     a station with several sensors of one variable gets the mean of their daily values.
+    ``air_temperature_range`` is computed from the air-temperature files.
     """
     unknown = [v for v in variables if v not in FORCING_VARIABLES]
     if unknown:
@@ -132,25 +155,28 @@ def read_forcing(
         for stn in net.iter_stations():
             entry: dict[str, Any] = {"static": _station_static(stn, root)}
             for sen in stn.iter_sensors():
-                var = str(sen.variable)
-                if var not in variables:
+                src = str(sen.variable)
+                wanted = [v for v in variables if FORCING_SOURCE[v] == src]
+                if not wanted:
                     continue
                 try:
                     df = sen.read_data()
                 except Exception as err:
                     raise DataFormatError(
-                        f"{root}/{sen.filehandler.file_path}: the ismn package cannot read this {var} file ({err})"
+                        f"{root}/{sen.filehandler.file_path}: the ismn package cannot read this {src} file ({err})"
                     ) from err
-                if var not in df:
+                if src not in df:
                     raise DataFormatError(
-                        f"{root}/{sen.filehandler.file_path}: no {var!r} column (columns {list(df.columns)})"
+                        f"{root}/{sen.filehandler.file_path}: no {src!r} column (columns {list(df.columns)})"
                     )
-                daily, _ = daily_forcing(
-                    df[var], df.get(f"{var}_flag"), FORCING_VARIABLES[var], good_flags=good_flags, min_hours=min_hours
-                )
-                if var == "air_temperature":
-                    daily = daily + 273.15  # ISMN: degC
-                entry.setdefault(var, []).append(daily)
+                for var in wanted:
+                    daily, _ = daily_forcing(
+                        df[src], df.get(f"{src}_flag"), FORCING_VARIABLES[var], good_flags=good_flags,
+                        min_hours=min_hours,
+                    )
+                    if var == "air_temperature":
+                        daily = daily + 273.15  # ISMN: degC (a range is the same in K)
+                    entry.setdefault(var, []).append(daily)
             for var in variables:
                 if var in entry:
                     parts = entry[var]
@@ -216,7 +242,7 @@ def attach_forcing(ds: xr.Dataset, forcing: dict[tuple[str, str], dict[str, Any]
             series = forcing.get(key, {}).get(var)
             if series is not None and len(series):
                 data[k] = series.reindex(days).to_numpy(dtype="float32")
-        attrs = cv.cf_attrs(var)
+        attrs = dict(EXTRA_ATTRS[var]) if var in EXTRA_ATTRS else cv.cf_attrs(var)
         attrs["qc"] = f"hourly values flagged G only; a day with fewer than {MIN_FORCING_HOURS} good hours is NaN"
         ds[var] = ((cv.STATION, cv.TIME), data, attrs)
     for name in STATIC_FROM_ISMN:
