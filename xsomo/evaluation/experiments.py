@@ -440,7 +440,13 @@ def memory_experiment(
     truth, drivers, _ = _open_world(world, drivers)
     sm = truth[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     scales = memory_timescales(sm, seed=seed)
-    land = np.asarray(truth["land_mask"].values, bool) & np.asarray(sm.isel({cv.LAYER: 0}).notnull().all(cv.TIME).values)
+    # from the file's own axis order: a lazily transposed variable indexed on netCDF took 8.4 s
+    # for the demo world's first layer, against 0.3 s this way
+    first = truth[cv.SM].isel({cv.LAYER: 0})
+    valid = np.isfinite(first.values).all(axis=first.dims.index(cv.TIME))
+    if first.dims.index(cv.LAT) > first.dims.index(cv.LON):
+        valid = valid.T
+    land = np.asarray(truth["land_mask"].values, bool) & valid
     ii, jj = np.nonzero(land)
     pick = np.random.default_rng(seed).choice(ii.size, min(cells, ii.size), replace=False)
     rows, cols = ii[pick], jj[pick]
