@@ -62,18 +62,21 @@ class EALSTMFunction(torch.autograd.Function):
         cs = torch.empty(n_time + 1, n, hd, dtype=dt, device=dev)  # c_{t-1} at t
         tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
         cs[0] = c0
+        two = torch.full((), 2.0, dtype=dt, device=dev)
+        minus_one = torch.full((), -1.0, dtype=dt, device=dev)
         for t in range(n_time):
             gt = gates[t]
             torch.addmm(b_scaled, hx[t], weight, out=gt)
             gt.sigmoid_()
             g = gt[:, 2 * hd :]
-            g.mul_(2.0).sub_(1.0)  # tanh of the cell gate
+            torch.addcmul(minus_one, g, two, out=g)  # tanh of the cell gate: 2 sigmoid(2x) - 1
             c = cs[t + 1]
             torch.mul(gt[:, :hd], cs[t], out=c)
             c.addcmul_(gate_i, g)
             tc = tcs[t]
-            torch.mul(c, 2.0, out=tc)
-            tc.sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
+            torch.mul(c, two, out=tc)
+            tc.sigmoid_()
+            torch.addcmul(minus_one, tc, two, out=tc)  # tanh(c)
             torch.mul(gt[:, hd : 2 * hd], tc, out=hx[t + 1, :, :hd])
         ctx.save_for_backward(x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, tcs)
         hidden_seq = hx[1:, :, :hd].transpose(0, 1).contiguous()
@@ -97,6 +100,7 @@ class EALSTMFunction(torch.autograd.Function):
         dpre = torch.empty(n_time, n, three_h, dtype=dt, device=dev)  # d loss / d pre-activation
         d_i = torch.zeros(n, hd, dtype=dt, device=dev)  # d loss / d input gate
         tmp = torch.empty(n, hd, dtype=dt, device=dev)
+        one = torch.ones((), dtype=dt, device=dev)
         for t in range(n_time - 1, -1, -1):
             if g_seq_t is not None:
                 dh.add_(g_seq_t[t])
@@ -106,20 +110,20 @@ class EALSTMFunction(torch.autograd.Function):
             dp = dpre[t]
             df, do, dg = dp[:, :hd], dp[:, hd : 2 * hd], dp[:, 2 * hd :]
             # output gate: do = dh tanh(c) o (1 - o)
-            torch.mul(dh, tc, out=do)
-            do.mul_(o).mul_(1.0 - o)
+            torch.addcmul(o, o, o, value=-1.0, out=do)
+            do.mul_(tc).mul_(dh)
             # cell state: dc += dh o (1 - tanh(c)^2)
-            torch.mul(tc, tc, out=tmp)
-            tmp.neg_().add_(1.0).mul_(o).mul_(dh)
-            dc.add_(tmp)
+            torch.addcmul(one, tc, tc, value=-1.0, out=tmp)
+            tmp.mul_(o)
+            dc.addcmul_(tmp, dh)
             # input gate (static): d_i += dc g
             d_i.addcmul_(dc, g)
             # cell gate: dg = dc i (1 - g^2)
-            torch.mul(g, g, out=dg)
-            dg.neg_().add_(1.0).mul_(gate_i).mul_(dc)
+            torch.addcmul(one, g, g, value=-1.0, out=dg)
+            dg.mul_(gate_i).mul_(dc)
             # forget gate: df = dc c_{t-1} f (1 - f)
-            torch.mul(dc, cs[t], out=df)
-            df.mul_(f).mul_(1.0 - f)
+            torch.addcmul(f, f, f, value=-1.0, out=df)
+            df.mul_(cs[t]).mul_(dc)
             dc.mul_(f)
             torch.mm(dp, w_h, out=dh)  # to h_{t-1}
         flat = dpre.reshape(n_time * n, three_h)

@@ -21,7 +21,7 @@ On the CPU two kernels of its own use the structure the fused LSTM ignores (thre
 with recurrent weights, not four; ``tanh`` through the cheaper sigmoid):
 :meth:`EALSTM.rollout` for inference (~2.5x the fused kernel) and, for large enough
 batches (:data:`CPU_TRAINING_MIN`), :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` for
-training (forward and backward through time by hand, ~1.25-1.4x). Both are tested
+training (forward and backward through time by hand, ~1.5-1.8x). Both are tested
 against the loop reference, gradients included.
 
 References
@@ -55,9 +55,9 @@ __all__ = ["CPU_TRAINING_MIN", "EALSTM", "ROLLOUT_BLOCK", "State"]
 
 #: Sequences x hidden units from which :meth:`EALSTM.lstm` trains on the CPU with
 #: :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` instead of oneDNN's fused LSTM. Forward +
-#: backward over 200 days, one thread (CPU s, fused / custom): 96 x 32 units 0.51 (Python's
-#: per-operation cost dominates), 384 x 32 1.11, 1024 x 32 1.33, 96 x 64 1.35,
-#: 192 x 128 1.39, 384 x 128 1.24.
+#: backward over 200 days, one thread (CPU s, fused / custom): 96 x 32 units 0.91 (Python's
+#: per-operation cost dominates), 384 x 32 1.47, 1024 x 32 1.66, 96 x 64 1.01, 384 x 64 1.45,
+#: 192 x 128 1.76, 384 x 128 1.59.
 CPU_TRAINING_MIN = 8192
 
 #: Cells x hidden units per block in :meth:`EALSTM.rollout`: 512 cells at 128 units, 2048 at
