@@ -18,9 +18,29 @@ import torch
 from torch.autograd.function import once_differentiable
 
 
-def _gate_rows(h: int) -> tuple[slice, slice, slice]:
-    """Rows of torch's i, f, g, o layout taken in the kernel's order f, o, g."""
+def gate_rows(h: int) -> tuple[slice, slice, slice]:
+    """Rows of torch's i, f, g, o layout taken in the kernels' order f, o, g."""
     return slice(h, 2 * h), slice(3 * h, 4 * h), slice(2 * h, 3 * h)
+
+
+def step_weights(
+    weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias: torch.Tensor, n_dynamic: int, *,
+    g_scale: float = 2.0, h_scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` of one step's GEMM ``[h / h_scale, x_t] @ W + b`` for the gates f, o, g.
+
+    ``W`` is ``(H + D, 3H)``; the cell-gate rows are multiplied by ``g_scale`` (2: its
+    ``tanh`` through ``2 sigmoid(2x) - 1``), the recurrent columns by ``h_scale`` (the
+    hidden state carried divided by it).
+    """
+    hd, d = weight_hh.shape[1], n_dynamic
+    rows = gate_rows(hd)
+    scale = torch.ones(3 * hd, 1, dtype=weight_hh.dtype, device=weight_hh.device)
+    scale[2 * hd :] = g_scale
+    w_h = torch.cat([weight_hh[r] for r in rows]) * h_scale
+    w_x = torch.cat([weight_ih[r, :d] for r in rows])
+    weight = (torch.cat([w_h, w_x], dim=1) * scale).t().contiguous()
+    return weight, torch.cat([bias[r] for r in rows]) * scale[:, 0]
 
 
 class EALSTMFunction(torch.autograd.Function):
@@ -45,14 +65,7 @@ class EALSTMFunction(torch.autograd.Function):
         n, n_time, d = x_d.shape
         hd = weight_hh.shape[1]
         dt, dev = x_d.dtype, x_d.device
-        rows = _gate_rows(hd)
-        w_h = torch.cat([weight_hh[r] for r in rows])  # (3H, H)
-        w_x = torch.cat([weight_ih[r, :d] for r in rows])  # (3H, D)
-        b = torch.cat([bias[r] for r in rows])
-        scale = torch.ones(3 * hd, dtype=dt, device=dev)
-        scale[2 * hd :] = 2.0  # sigmoid(2 g) = (tanh(g) + 1) / 2
-        weight = (torch.cat([w_h, w_x], dim=1) * scale[:, None]).t().contiguous()  # (H + D, 3H)
-        b_scaled = b * scale
+        weight, b_scaled = step_weights(weight_ih, weight_hh, bias, d)  # (H + D, 3H), (3H,)
         gate_i = torch.sigmoid(x_s @ weight_ih[:hd, d:].t() + bias[:hd])  # (n, H)
         hx = torch.empty(n_time + 1, n, hd + d, dtype=dt, device=dev)  # hx[t] = [h_{t-1}, x_t]
         hx[:n_time, :, hd:] = x_d.transpose(0, 1)
@@ -92,7 +105,7 @@ class EALSTMFunction(torch.autograd.Function):
         hd = three_h // 3
         d = hx.shape[-1] - hd
         dt, dev = gates.dtype, gates.device
-        rows = _gate_rows(hd)
+        rows = gate_rows(hd)
         w_h = torch.cat([weight_hh[r] for r in rows])  # (3H, H), unscaled
         dh = g_hn.clone() if g_hn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
         dc = g_cn.clone() if g_cn is not None else torch.zeros(n, hd, dtype=dt, device=dev)

@@ -39,7 +39,7 @@ import warnings
 import torch
 from torch import nn
 
-from xsomo.model._ealstm_cpu import EALSTMFunction
+from xsomo.model._ealstm_cpu import EALSTMFunction, step_weights
 
 # The masked weights are computed in every forward pass, so they never sit in the one flat
 # buffer cuDNN prefers; it copies them into one (a few hundred kB) at each call and warns.
@@ -258,16 +258,11 @@ class EALSTM(nn.Module):
         h_dim, d = self.hidden, self.n_dynamic
         n, n_time = x_d.shape[0], x_d.shape[1]
         dt = x_d.dtype
-        w_ih, w_hh, b = self.weight_ih, self.weight_hh, self.bias
-        rows = (slice(h_dim, 2 * h_dim), slice(3 * h_dim, 4 * h_dim), slice(2 * h_dim, 3 * h_dim))  # f, o, g
-        scale = torch.ones(3 * h_dim, 1, dtype=dt, device=x_d.device)
-        if not exact_tanh:
-            scale[2 * h_dim :] = 2.0  # sigmoid(2 g) = (tanh(g) + 1) / 2
+        w_ih, b = self.weight_ih, self.bias
         h_in = 1.0 if exact_tanh else 2.0  # the hidden state is carried as h / h_in
-        w_h = torch.cat([w_hh[r] for r in rows]) * scale * h_in
-        w_x = torch.cat([w_ih[r, :d] for r in rows]) * scale
-        bias = torch.cat([b[r] for r in rows]) * scale[:, 0]
-        weight = torch.cat([w_h, w_x], dim=1).t().contiguous()  # (H + D, 3H)
+        weight, bias = step_weights(  # (H + D, 3H) for f, o, g; (3H,)
+            w_ih, self.weight_hh, b, d, g_scale=1.0 if exact_tanh else 2.0, h_scale=h_in
+        )
         gate_i = torch.sigmoid(x_s @ w_ih[:h_dim, d:].t() + b[:h_dim])  # (batch, H), once
         head_w = (self.head.weight.t() * h_in).contiguous()  # (H, n_outputs), reads h / h_in
         n_out = head_w.shape[1]
