@@ -17,7 +17,10 @@ Prints, in one run:
    each in a fresh subprocess reading lazy drivers from disk (goal ratio <= 1.3);
 5. ``predict`` + ``to_files`` on a demo-size world (wall time, cell-days per second);
 6. the projected time of the full Europe job (130 k land cells x 6 940 days x 3 layers x
-   5 members, 128 hidden units, plus the 365-day spin-up) on this machine.
+   5 members, 128 hidden units, plus the 365-day spin-up) on this machine;
+7. where CUDA is available: the roll-out on the GPU -- the cuDNN kernel's fraction of the
+   GPU's full-float32 matmul rate, ``predict_block`` from numpy, the cascade and the
+   projected Europe job on that GPU (``--only gpu`` runs this alone).
 
 Timings on a shared machine vary with its load; CPU seconds are printed beside wall times.
 """
@@ -401,6 +404,81 @@ def section_europe(quick: bool) -> dict:
     }
 
 
+def _cuda_clock(fn, reps: int = 3) -> float:
+    """Best wall seconds of ``fn()`` on the GPU (after one warm-up call), queue drained."""
+    fn()
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def section_gpu(quick: bool) -> dict:
+    """The roll-out on a GPU: kernel FLOP rate against the GPU's full-float32 matmul, the
+    path from numpy (transfers included), the 3-layer cascade and the Europe projection."""
+    from xsomo.model import rollout
+
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    n = 8192
+    a = torch.randn(n, n, device=dev)
+    peak = 2 * n**3 / _cuda_clock(lambda a=a: a @ a, reps=5)
+    del a
+    hidden = 128
+    model = _model(hidden=hidden, layers=(1, 2, 3), lookback=365)
+    cells, days = (8192, 365) if quick else (65536, 730)
+    dyn, stat = _inputs(cells, days)
+    net = model.networks(1, device=dev)[0]
+    n_in = model.config.n_inputs(1)
+    flops = _flops_per_cell_day(hidden, n_in)
+    print(f"\n7. the roll-out on the GPU ({torch.cuda.get_device_name(0)}, full float32: TF32 off)")
+    print(f"   plain matmul {n}^3 float32: {peak / 1e12:.1f} TFLOP/s")
+    results: dict = {"matmul_fp32_tflops": peak / 1e12}
+    # the days one call takes for all cells at once, as run_continuous chooses them
+    fit = rollout._gpu_time_chunk(dev, days, cells, hidden, 4)
+    with torch.no_grad(), rollout.full_float32(dev):
+        for n_cells, chunk in ((cells, fit), (cells // 4, min(days, 4 * fit))):
+            xs = torch.from_numpy(stat[:n_cells]).to(dev)
+            xd = torch.from_numpy(np.ascontiguousarray(dyn[:n_cells, :chunk])).to(dev)
+            t = _cuda_clock(lambda xd=xd, xs=xs: net(xd, xs))
+            rate = n_cells * chunk / t
+            frac = rate * flops / peak
+            print(
+                f"   kernel (cuDNN LSTM + head, inputs on the GPU): {n_cells} cells x {chunk} days in {t * 1e3:.1f} ms: "
+                f"{rate / 1e6:,.1f} M cell-days/s, {rate * flops / 1e12:.1f} TFLOP/s = {frac:.0%} of the fp32 matmul"
+            )
+            results[f"kernel_{n_cells}x{chunk}_fraction"] = frac
+            del xd, xs
+            torch.cuda.empty_cache()
+    torch.cuda.empty_cache()
+    one = _model(hidden=hidden, layers=(1,), lookback=365)
+    t = _cuda_clock(lambda: rollout.predict_block(one, dyn, stat, mode="continuous", spinup=1, device=dev), reps=2)
+    rate = cells * days / t
+    print(
+        f"   rollout.predict_block(mode='continuous', device='cuda') from numpy, one network: "
+        f"{t:.2f} s, {rate / 1e6:,.1f} M cell-days/s = {rate * flops / peak:.0%} of the fp32 matmul"
+    )
+    results["predict_block_fraction"] = rate * flops / peak
+    t = _cuda_clock(lambda: rollout.predict_block(model, dyn, stat, mode="continuous", spinup=1, device=dev), reps=2)
+    rate = cells * days / t  # cascade cell-days per second, one member
+    total_days = EUROPE_DAYS + EUROPE_SPINUP
+    europe_s = EUROPE_CELLS * total_days * EUROPE_MEMBERS / rate
+    limit_s = EUROPE_CELLS * total_days * EUROPE_MEMBERS * EUROPE_LAYERS * flops / peak
+    print(
+        f"   cascade of 3 layers from numpy: {cells} cells x {days} days in {t:.2f} s: {rate / 1e6:,.2f} M cell-days/s per member"
+    )
+    print(
+        f"   projected Europe job ({EUROPE_CELLS:,} cells x ({EUROPE_DAYS} + {EUROPE_SPINUP}) days x {EUROPE_MEMBERS} members "
+        f"x 3 layers): {europe_s:.0f} s of roll-out on this GPU (goal <= 60 s; {limit_s:.0f} s at the fp32 matmul rate)"
+    )
+    results.update(cascade_cell_days_per_s=rate, europe_s=europe_s, europe_limit_s=limit_s)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -410,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "--json", type=pathlib.Path, help="also write the numbers to this JSON file"
     )
     parser.add_argument(
-        "--only", nargs="+", choices=("throughput", "agreement", "memory", "demo", "europe")
+        "--only", nargs="+", choices=("throughput", "agreement", "memory", "demo", "europe", "gpu")
     )
     parser.add_argument(
         "--model", type=pathlib.Path, help="also check the agreement of this trained model (folder)"
@@ -432,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   load average at start: {os.getloadavg()[0]:.1f}")
     if gpu:
         print(
-            f"   GPU: {torch.cuda.get_device_name(0)} (the roll-out sections use the CPU; pass device='cuda' to predict)"
+            f"   GPU: {torch.cuda.get_device_name(0)} (sections 1-6 use the CPU, section 7 the GPU)"
         )
     else:
         print("   GPU: none — no GPU is lent to this task; every number below is CPU-only")
@@ -443,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         "demo": section_demo,
         "europe": section_europe,
     }
+    if gpu:
+        sections["gpu"] = section_gpu
     results = {}
     for name, fn in sections.items():
         if args.only and name not in args.only:

@@ -58,16 +58,44 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _timed(step, reps: int) -> tuple[float, float]:
-    """Median CPU seconds and wall seconds per call of ``step`` (after one warm-up call)."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+CPU = torch.device("cpu")
+
+
+def _timed(step, reps: int, device: torch.device = CPU) -> tuple[float, float]:
+    """Median CPU seconds and wall seconds per call of ``step`` (after one warm-up call;
+    on a GPU the wall time runs until its queue is done)."""
     step()
+    _sync(device)
     cpu, wall = [], []
     for _ in range(reps):
         c0, w0 = _cpu(), time.perf_counter()
         step()
+        _sync(device)
         cpu.append(_cpu() - c0)
         wall.append(time.perf_counter() - w0)
     return float(np.median(cpu)), float(np.median(wall))
+
+
+def gpu_matmul_peak(device: torch.device, n: int = 8192, reps: int = 5) -> float:
+    """fp32 FLOP/s of an ``n x n`` matmul on the GPU in full float32 (TF32 off), best of ``reps``."""
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(reps):
+        _sync(device)
+        w0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - w0))
+    torch.backends.cuda.matmul.allow_tf32 = old
+    return best
 
 
 def matmul_peak(n: int = 2048, reps: int = 5) -> float:
@@ -85,8 +113,12 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> float:
     return best
 
 
-def bench_shape(name: str, settings: TrainingConfig, *, cells: int, days: int, reps: int, peak: float) -> None:
+def bench_shape(
+    name: str, settings: TrainingConfig, *, cells: int, days: int, reps: int, peak: float,
+    device: torch.device = CPU,
+) -> None:  # fmt: skip
     d, s, h = 4, 10, settings.hidden
+    gpu = device.type == "cuda"
     lb, sup, nb = settings.lookback, settings.seq_length, settings.batch_size
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -95,49 +127,56 @@ def bench_shape(name: str, settings: TrainingConfig, *, cells: int, days: int, r
     y = rng.normal(size=(cells, days)).astype("float32")
     y[rng.random(y.shape) < 0.3] = np.nan  # gaps, masked
     y_t = torch.from_numpy(y)
+    x_dyn, x_stat, y_t = x_dyn.to(device), x_stat.to(device), y_t.to(device)
     config = training._model_config(settings.replace(layers=(1,), ensemble=1))
     split = training.LayerSplit(np.arange(cells), np.arange(0), 0, "none")
     data = training._LayerData(x_dyn, x_stat, y_t, y_t, split, np.arange(cells))
-    run = training._new_member(settings, config, 1, 0, torch.device("cpu"))
+    run = training._new_member(settings, config, 1, 0, device)
     pairs = max(1, round(nb * training.CONSISTENCY_PAIRS))
     total = lb + sup
     cand = training._window_starts(np.isfinite(y), lb, sup)
-    arange = torch.arange(total)
+    arange = torch.arange(total, device=device)
+    autocast = gpu and settings.mixed_precision  # as train_lstm runs it
     n_starts = days - total + 1
     win = {}
 
     def real() -> None:
         c, st, skip = training._batch_windows(rng, cand, np.arange(cells), pairs, n_starts, settings)
         win["c"], win["s"] = c[:nb], st[:nb]
-        training._train_step(run, data, c, st, skip, pairs, settings, 30.0, arange, False)
+        training._train_step(run, data, c, st, skip, pairs, settings, 30.0, arange, autocast)
 
     with training.heap_allocations():
-        t_real, w_real = _timed(real, reps)
+        t_real, w_real = _timed(real, reps, device)
         # the bare kernel on the same tensors: the last batch's windows, gathered once
-        idx = torch.from_numpy(win["s"])[:, None] + arange[None]
-        cc = torch.from_numpy(win["c"])
+        idx = torch.from_numpy(win["s"]).to(device)[:, None] + arange[None]
+        cc = torch.from_numpy(win["c"]).to(device)
         x = torch.cat([x_dyn[cc[:, None], idx], x_stat[cc][:, None].expand(-1, total, -1)], -1).contiguous()
         yb = torch.nan_to_num(y_t[cc[:, None], idx[:, lb:]])
-        base = ConcatLSTM(d, s, h)
+        base = ConcatLSTM(d, s, h).to(device)
         opt = torch.optim.Adam(base.parameters(), lr=1e-3)
 
         def bare() -> None:
-            out = base(x)[:, lb:, 0]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out = base(x)[:, lb:, 0].float()
             loss = ((out - yb) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-        t_bare, w_bare = _timed(bare, reps)
+        t_bare, w_bare = _timed(bare, reps, device)
     sup_days = nb * sup
     flops_cd = 3 * 2 * 4 * h * (h + d + s)  # forward + backward (2x) per cell-day
     real_cd = nb * total + 2 * pairs * min(total, lb + training.PROBE_EXTRA_DAYS)
-    print(f"\n{name}: batch {nb} (+{2 * pairs} probe windows), {lb} + {sup} days, {h} hidden, {torch.get_num_threads()} threads")
-    print(f"  {'':28s} {'CPU s/step':>11s} {'wall s/step':>12s} {'sup. cell-days/CPU-s':>21s} {'of fp32 peak':>13s}")
+    where = f"{torch.cuda.get_device_name(device)}{', bf16 autocast' if autocast else ''}" if gpu else f"{torch.get_num_threads()} threads"
+    print(f"\n{name}: batch {nb} (+{2 * pairs} probe windows), {lb} + {sup} days, {h} hidden, {where}")
+    clock = "wall" if gpu else "CPU-s"  # on a GPU the wall clock is the fair one
+    print(f"  {'':28s} {'CPU s/step':>11s} {'wall s/step':>12s} {'sup. cell-days/' + clock:>21s} {'of fp32 peak':>13s}")
     for label, t, w, cd in (("train_lstm step (real)", t_real, w_real, real_cd), ("bare nn.LSTM step", t_bare, w_bare, nb * total)):
-        frac = flops_cd * cd / t / (peak * torch.get_num_threads())
-        print(f"  {label:28s} {t:11.3f} {w:12.3f} {sup_days / t:21,.0f} {frac:12.1%}")
-    print(f"  real / bare (supervised cell-days per CPU-s): {t_bare / t_real:.2f} x   (goal >= 0.9)")
+        tt = w if gpu else t
+        frac = flops_cd * cd / tt / (peak * (1 if gpu else torch.get_num_threads()))
+        print(f"  {label:28s} {t:11.3f} {w:12.3f} {sup_days / tt:21,.0f} {frac:12.1%}")
+    ratio = (w_bare / w_real) if gpu else (t_bare / t_real)
+    print(f"  real / bare (supervised cell-days per {clock}): {ratio:.2f} x   (goal >= 0.9)")
 
 
 def main() -> None:
@@ -145,16 +184,30 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="small shapes (seconds)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (wall time on a GPU)")
+    p.add_argument("--batch", type=int, help="override the presets' batch size (e.g. 4096 on a GPU)")
     args = p.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    peak = matmul_peak()
-    print(f"torch {torch.__version__}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s per thread (2048^3 mm); "
-          "times are this process's CPU time (user + system) unless said")  # fmt: skip
+    if device.type == "cuda":
+        peak = gpu_matmul_peak(device)
+        print(f"torch {torch.__version__}; {torch.cuda.get_device_name(device)}: fp32 matmul peak {peak / 1e12:.1f} "
+              "TFLOP/s (8192^3 mm, TF32 off); wall time on the GPU")  # fmt: skip
+    else:
+        peak = matmul_peak()
+        print(f"torch {torch.__version__}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s per thread (2048^3 mm); "
+              "times are this process's CPU time (user + system) unless said")  # fmt: skip
     shapes = {"paper": PRESETS["paper"], "demo": PRESETS["demo"]}
     if args.quick:
         shapes = {k: v.replace(lookback=60, seq_length=60, batch_size=min(v.batch_size, 64)) for k, v in shapes.items()}
+    if args.batch:
+        shapes = {k: v.replace(batch_size=args.batch) for k, v in shapes.items()}
+    cells = max(256, args.batch or 0)
     for name, settings in shapes.items():
-        bench_shape(name, settings, cells=256, days=3 * 365 if not args.quick else 400, reps=args.reps, peak=peak)
+        bench_shape(
+            name, settings, cells=cells, days=3 * 365 if not args.quick else 400, reps=args.reps, peak=peak,
+            device=device,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

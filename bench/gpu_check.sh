@@ -24,10 +24,12 @@ step() {  # step NAME SECONDS CMD...
     tail -n 25 "$out/$name.log"
 }
 { nvidia-smi -L; "$py" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"; } 2>&1 | tee "$out/env.log"
-step tests 240 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts= -p no:randomly --durations=10 tests
+# TESTS: where the gpu-marked tests are collected (default: all of tests/)
+step tests 240 "$py" -m pytest -q -m gpu -p no:cacheprovider -o addopts= -p no:randomly --durations=10 ${TESTS:-tests}
+step predict 150 "$py" bench/bench_predict.py --only gpu
+step training 90 "$py" bench/bench_training.py --device cuda --reps 5
+step training_b4096 90 "$py" bench/bench_training.py --device cuda --batch 4096 --reps 3
 step tf32 60 "$py" bench/bench_tf32.py
-step training 60 "$py" bench/bench_training.py --device cuda --reps 5
-step training_b4096 60 "$py" bench/bench_training.py --device cuda --batch 4096 --reps 5
 modes=(--device cuda --days 730 --ours-cells 4096 --batches 2048,8192 --no-strided)
 [ -n "$model" ] && modes+=(--model "$model")
 step inference_modes 120 "$py" bench/bench_inference_modes.py "${modes[@]}"

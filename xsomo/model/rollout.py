@@ -237,6 +237,15 @@ def _default_batch(
     return int(max(64, min(cap, GPU_MEMORY_SHARE * free // per_sequence)))
 
 
+def _gpu_time_chunk(device: torch.device, time_chunk: int, cells: int, hidden: int, itemsize: int) -> int:
+    """Days per kernel call on a GPU: short enough that ``cells`` sequences fit in one call
+    (a wide batch is what keeps the GPU busy; the state carries over between chunks), at
+    least 32 days and at most ``time_chunk``."""
+    free, _total = torch.cuda.mem_get_info(device)
+    fit = int(GPU_MEMORY_SHARE * free // (GPU_BYTES_PER_STEP_UNIT * max(1, hidden) * itemsize * max(1, cells)))
+    return max(32, min(time_chunk, fit))
+
+
 @torch.no_grad()
 def run_continuous(
     net: EALSTM,
@@ -259,6 +268,8 @@ def run_continuous(
     device = torch.device(device)
     dt = _net_dtype(net)
     n_cells, n_time, _ = x_d.shape
+    if batch_size is None and device.type == "cuda":
+        time_chunk = _gpu_time_chunk(device, time_chunk, min(n_cells, 65536), net.hidden, dt.itemsize)
     batch = batch_size or _default_batch(
         device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize
     )
