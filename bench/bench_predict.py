@@ -438,23 +438,36 @@ def section_gpu(quick: bool) -> dict:
     print(f"\n7. the roll-out on the GPU ({torch.cuda.get_device_name(0)}, full float32: TF32 off)")
     print(f"   plain matmul {n}^3 float32: {peak / 1e12:.1f} TFLOP/s")
     results: dict = {"matmul_fp32_tflops": peak / 1e12}
-    # the days one call takes for all cells at once, as run_continuous chooses them
+    # cuDNN's LSTM holds ~24 bytes per step, unit and byte of the dtype: all cells fit in one
+    # call for `fit` days only; xsomo's own kernel (EALSTM.rollout) takes them all at once
     fit = rollout._gpu_time_chunk(dev, days, cells, hidden, 4)
+    net.eval()
+    kernels = (
+        ("cuDNN LSTM + head (forward)", lambda xd, xs: net(xd, xs), ((cells, fit), (cells // 4, min(days, 4 * fit)))),
+        ("EALSTM.rollout (xsomo's own)", lambda xd, xs: net.rollout(xd, xs), ((cells, fit), (cells, days))),
+    )
     with torch.no_grad(), rollout.full_float32(dev):
-        for n_cells, chunk in ((cells, fit), (cells // 4, min(days, 4 * fit))):
-            xs = torch.from_numpy(stat[:n_cells]).to(dev)
-            xd = torch.from_numpy(np.ascontiguousarray(dyn[:n_cells, :chunk])).to(dev)
-            t = _cuda_clock(lambda xd=xd, xs=xs: net(xd, xs))
-            rate = n_cells * chunk / t
-            frac = rate * flops / peak
-            print(
-                f"   kernel (cuDNN LSTM + head, inputs on the GPU): {n_cells} cells x {chunk} days in {t * 1e3:.1f} ms: "
-                f"{rate / 1e6:,.1f} M cell-days/s, {rate * flops / 1e12:.1f} TFLOP/s = {frac:.0%} of the fp32 matmul"
-            )
-            results[f"kernel_{n_cells}x{chunk}_fraction"] = frac
-            del xd, xs
-            torch.cuda.empty_cache()
-    torch.cuda.empty_cache()
+        for label, kernel, shapes in kernels:
+            for n_cells, chunk in shapes:
+                xs = torch.from_numpy(stat[:n_cells]).to(dev)
+                xd = torch.from_numpy(np.ascontiguousarray(dyn[:n_cells, :chunk])).to(dev)
+                t = _cuda_clock(lambda xd=xd, xs=xs, kernel=kernel: kernel(xd, xs))
+                rate = n_cells * chunk / t
+                frac = rate * flops / peak
+                print(
+                    f"   {label}, inputs on the GPU: {n_cells} cells x {chunk} days in {t * 1e3:.1f} ms: "
+                    f"{rate / 1e6:,.1f} M cell-days/s, {rate * flops / 1e12:.1f} TFLOP/s = {frac:.0%} of the fp32 matmul"
+                )
+                results[f"{label.split()[0]}_{n_cells}x{chunk}_fraction"] = frac
+                del xd, xs
+                torch.cuda.empty_cache()
+    # the same numbers? (float32 rounding apart)
+    with torch.no_grad(), rollout.full_float32(dev):
+        xs = torch.from_numpy(stat[:4096]).to(dev)
+        xd = torch.from_numpy(np.ascontiguousarray(dyn[:4096, :365])).to(dev)
+        diff = float((net(xd, xs)[0] - net.rollout(xd, xs)[0]).abs().max())
+    print(f"   cuDNN vs own kernel, 4096 cells x 365 days: max |difference| of the normalised output {diff:.1e}")
+    results["kernel_difference"] = diff
     one = _model(hidden=hidden, layers=(1,), lookback=365)
     t = _cuda_clock(lambda: rollout.predict_block(one, dyn, stat, mode="continuous", spinup=1, device=dev), reps=2)
     rate = cells * days / t

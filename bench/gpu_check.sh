@@ -5,6 +5,7 @@
 #
 # LOGDIR (default gpu_logs) receives one log per step; MODEL_DIR, a trained xsomo model,
 # is timed as "ours" in bench_inference_modes (an untrained model of the same size otherwise).
+# ONLY="tests predict" runs just those steps (names below); TESTS chooses where pytest collects.
 # Real-data parts need XSOMO_REAL_DATA (or ../shared/data/real). Each step has its own time
 # limit so that one slow step cannot eat the others; the script never stops at a failure.
 set -u
@@ -16,6 +17,7 @@ mkdir -p "$out"
 step() {  # step NAME SECONDS CMD...
     local name=$1 limit=$2
     shift 2
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
     echo "=== $name (limit ${limit}s)"
     local t0=$SECONDS
     timeout "$limit" "$@" >"$out/$name.log" 2>&1

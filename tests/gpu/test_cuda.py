@@ -35,7 +35,8 @@ def test_fused_kernel_on_cuda_matches_the_reference_loop() -> None:
     """cuDNN's LSTM with the EA-LSTM's masked weights = the EA-LSTM's own time loop (float64), and
     the masked weights get exactly zero gradient there too."""
     torch.manual_seed(0)
-    net = EALSTM(5, 10, 24).double().eval()  # eval: no dropout in the head
+    # training mode (cuDNN's backward needs it) without dropout in the head
+    net = EALSTM(5, 10, 24, dropout=0.0).double()
     x_d, x_s = torch.randn(7, 50, 5, dtype=torch.float64), torch.randn(7, 10, dtype=torch.float64)
     ref, _ = net.forward_loop(x_d, x_s)
     gpu = net.to(CUDA)
@@ -45,6 +46,25 @@ def test_fused_kernel_on_cuda_matches_the_reference_loop() -> None:
     w_ih, w_hh = (p.grad for n, p in gpu.named_parameters() if n in ("weight_ih", "weight_hh"))
     mask_ih, mask_hh = (m.bool() for m in (gpu.mask_ih, gpu.mask_hh))
     assert float(w_ih[~mask_ih].abs().max()) == 0.0 and float(w_hh[~mask_hh].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("outputs", [True, False])
+def test_own_rollout_kernel_on_cuda_matches_the_reference_loop(outputs: bool) -> None:
+    """EALSTM.rollout (inference's kernel on a GPU too: one block, exact tanh) = the time loop
+    in float64, from a given state, outputs and final state."""
+    torch.manual_seed(1)
+    net = EALSTM(5, 10, 24).double().eval()
+    x_d, x_s = torch.randn(9, 60, 5, dtype=torch.float64), torch.randn(9, 10, dtype=torch.float64)
+    state = (0.5 * torch.randn(9, 24, dtype=torch.float64), torch.randn(9, 24, dtype=torch.float64))
+    ref, (h_ref, c_ref) = net.forward_loop(x_d, x_s, state)
+    gpu = net.to(CUDA)
+    out, (h, c) = gpu.rollout(x_d.to(CUDA), x_s.to(CUDA), tuple(t.to(CUDA) for t in state), outputs=outputs)
+    if outputs:
+        np.testing.assert_allclose(out.cpu().numpy(), ref.detach().numpy(), rtol=0, atol=1e-10)
+    else:
+        assert out is None
+    np.testing.assert_allclose(h.cpu().numpy(), h_ref.detach().numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(c.cpu().numpy(), c_ref.detach().numpy(), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

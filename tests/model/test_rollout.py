@@ -283,6 +283,15 @@ def test_gpu_batch_fits_the_free_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gib // 4, 141 * gib))
     assert rollout._default_batch(cuda, windowed=False, steps=2048, hidden=256) == 64
     assert rollout._default_batch(torch.device("cpu"), windowed=True) == 512
+    # EALSTM.rollout (n_in given) holds inputs and outputs per step, not cuDNN's per-unit
+    # workspace: all 65 536 cells (or windows) in one call, fewer only where memory is short
+    for windowed in (True, False):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (141 * gib, 141 * gib))
+        assert rollout._default_batch(cuda, windowed=windowed, steps=2048, hidden=128, n_in=7) == 65536
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gib, 141 * gib))
+        b = rollout._default_batch(cuda, windowed=windowed, steps=2048, hidden=128, n_in=7)
+        inputs_and_outputs = b * 2048 * (2 * 7 + 2) * 4
+        assert 0.5 * rollout.GPU_MEMORY_SHARE * gib < inputs_and_outputs <= rollout.GPU_MEMORY_SHARE * gib
 
 
 def test_a_roll_out_continued_from_its_returned_state_is_the_single_roll_out():

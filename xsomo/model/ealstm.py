@@ -219,7 +219,7 @@ class EALSTM(nn.Module):
         exact_tanh: bool = False,
         block: int | None = None,
     ) -> tuple[torch.Tensor | None, State]:
-        """Inference on the CPU: the same numbers as :meth:`forward` in eval mode, ~2.5x faster.
+        """Inference: the same numbers as :meth:`forward` in eval mode, ~2.5x faster on the CPU.
 
         The fused LSTM kernel computes all four gates with recurrent weights, though the
         EA-LSTM's input gate has none, and evaluates ``tanh`` (4x dearer than a sigmoid on
@@ -236,6 +236,10 @@ class EALSTM(nn.Module):
         carries it for a year may (the published SoMo.ml v1 model: up to 2e-4 m3 m-3 on
         its ill-conditioned days in float32, against 1e-4 with ``tanh``). ``exact_tanh``
         evaluates ``tanh`` (~1.3x the time; windowed prediction uses it).
+
+        On a GPU all cells go in one block and ``tanh`` is always exact: each step is then
+        one GEMM and six memory-bound element-wise kernels, against cuDNN's four-gate LSTM
+        (see docs/prediction.md for the measured rates).
 
         Parameters
         ----------
@@ -258,6 +262,10 @@ class EALSTM(nn.Module):
         h_dim, d = self.hidden, self.n_dynamic
         n, n_time = x_d.shape[0], x_d.shape[1]
         dt = x_d.dtype
+        gpu = x_d.device.type != "cpu"
+        # on a GPU every element-wise op is memory-bound: tanh costs what a sigmoid does, and
+        # the exact form needs one op fewer per step
+        exact_tanh = exact_tanh or gpu
         w_ih, b = self.weight_ih, self.bias
         h_in = 1.0 if exact_tanh else 2.0  # the hidden state is carried as h / h_in
         weight, bias = step_weights(  # (H + D, 3H) for f, o, g; (3H,)
@@ -272,7 +280,8 @@ class EALSTM(nn.Module):
 
         @torch.no_grad()  # (grad mode is per thread)
         def run_block(b0: int, b1: int) -> None:
-            torch.set_num_threads(1)  # this thread's OpenMP setting
+            if not gpu:
+                torch.set_num_threads(1)  # this thread's OpenMP setting
             m = b1 - b0
             i1 = gate_i[b0:b1]
             i2 = 2.0 * i1
@@ -316,6 +325,9 @@ class EALSTM(nn.Module):
         # One torch thread per block, blocks in parallel threads: every step is a dozen small
         # operations, and an OpenMP barrier in each stalls for a time slice whenever another
         # process holds a core (measured: 30x slower under load with two OpenMP threads).
+        if gpu:  # one block: a wide GEMM per step is what keeps a GPU busy
+            run_block(0, n)
+            return y, (h_n, c_n)
         threads = torch.get_num_threads()
         block = block or max(64, ROLLOUT_BLOCK // h_dim)
         block = max(1, min(block, -(-n // threads)))  # every thread gets work

@@ -225,15 +225,29 @@ GPU_MEMORY_SHARE = 0.5
 
 
 def _default_batch(
-    device: torch.device, windowed: bool, *, steps: int = 365, hidden: int = 128, itemsize: int = 4
+    device: torch.device,
+    windowed: bool,
+    *,
+    steps: int = 365,
+    hidden: int = 128,
+    itemsize: int = 4,
+    n_in: int | None = None,
 ) -> int:
     """Sequences per kernel call: fixed on the CPU; on a GPU as many as fit in half its free memory
-    (at most 8192 windows or 65 536 cells, at least 64)."""
+    (at least 64, at most 65 536; cuDNN's LSTM at most 8192 windows).
+
+    With ``n_in`` (the inputs per day) the memory is that of :meth:`EALSTM.rollout`
+    (inputs, their day-major copy and the outputs per step, a dozen state-sized buffers),
+    else that of cuDNN's LSTM (:data:`GPU_BYTES_PER_STEP_UNIT`)."""
     if device.type != "cuda":
         return 512 if windowed else 4096
-    cap = 8192 if windowed else 65536
     free, _total = torch.cuda.mem_get_info(device)
-    per_sequence = GPU_BYTES_PER_STEP_UNIT * max(1, steps) * max(1, hidden) * itemsize
+    if n_in is None:
+        cap = 8192 if windowed else 65536
+        per_sequence = GPU_BYTES_PER_STEP_UNIT * max(1, steps) * max(1, hidden) * itemsize
+    else:
+        cap = 65536
+        per_sequence = itemsize * (max(1, steps) * (2 * n_in + 2) + 12 * max(1, hidden))
     return int(max(64, min(cap, GPU_MEMORY_SHARE * free // per_sequence)))
 
 
@@ -267,14 +281,15 @@ def run_continuous(
     """
     device = torch.device(device)
     dt = _net_dtype(net)
-    n_cells, n_time, _ = x_d.shape
-    if batch_size is None and device.type == "cuda":
+    n_cells, n_time, n_in = x_d.shape
+    own = not net.training  # EALSTM.rollout: ~2.5x the fused kernel on the CPU, faster than cuDNN's on a GPU
+    if batch_size is None and device.type == "cuda" and not own:
         time_chunk = _gpu_time_chunk(device, time_chunk, min(n_cells, 65536), net.hidden, dt.itemsize)
     batch = batch_size or _default_batch(
-        device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize
-    )
+        device, windowed=False, steps=min(time_chunk, n_time), hidden=net.hidden, itemsize=dt.itemsize,
+        n_in=n_in if own else None,
+    )  # fmt: skip
     out = np.empty((n_cells, n_time), dtype=dt)
-    cpu = device.type == "cpu" and not net.training  # EALSTM.rollout: the CPU kernel (~2.5x the fused one)
     final = (
         (np.empty((n_cells, net.hidden), dt), np.empty((n_cells, net.hidden), dt))
         if return_state
@@ -293,7 +308,7 @@ def run_continuous(
             for t0 in range(0, n_time, time_chunk):
                 t1 = min(t0 + time_chunk, n_time)
                 xd = torch.from_numpy(np.ascontiguousarray(x_d[c0:c1, t0:t1], dtype=dt)).to(device)
-                y, st = net.rollout(xd, xs, st) if cpu else net(xd, xs, st)
+                y, st = net.rollout(xd, xs, st) if own else net(xd, xs, st)
                 out[c0:c1, t0:t1] = y[..., 0].cpu().numpy()
             if final is not None and st is not None:
                 final[0][c0:c1] = st[0].reshape(c1 - c0, -1).cpu().numpy()
@@ -318,14 +333,15 @@ def run_windowed(
     """
     device = torch.device(device)
     dt = _net_dtype(net)
-    n_cells, n_time, _n_in = x_d.shape
+    n_cells, n_time, n_in = x_d.shape
     out = np.full((n_cells, n_time), np.nan, dtype=dt)
     n_win = n_time - lookback + 1
     if n_win <= 0:
         return out
     batch = batch_size or _default_batch(
-        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=dt.itemsize
-    )
+        device, windowed=True, steps=lookback, hidden=net.hidden, itemsize=dt.itemsize,
+        n_in=None if net.training else n_in,
+    )  # fmt: skip
     # on a GPU the forcing goes over once and the windows are gathered there
     xd_all = torch.from_numpy(np.ascontiguousarray(x_d, dtype=dt)).to(device)
     windows = xd_all.unfold(1, lookback, 1)  # view (cells, n_win, n_in, lookback)
@@ -338,7 +354,7 @@ def run_windowed(
             cells, starts = idx // n_win, idx % n_win
             cd, sd = cells.to(device), starts.to(device)
             xd = windows[cd, sd].transpose(1, 2).contiguous()  # (B, lookback, n_in)
-            if device.type == "cpu" and not net.training:
+            if not net.training:
                 _, (h, _) = net.rollout(xd, xs_all[cd], outputs=False, exact_tanh=True)
             else:
                 _, (h, _) = net.lstm(xd, xs_all[cd])
@@ -390,15 +406,16 @@ def _cascade(
     n_cells, n_time, _ = xd.shape
     out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype=dtype)
     nan_day = np.isnan(xd).any(axis=-1)
+    xd0 = None  # the forcing with NaN as 0 for the roll-out, made once for every network
     for k, layer in enumerate(cfg.layers):
         nets = _networks(model, layer, device, dtype)
         for m, net in enumerate(nets):
-            parts = [xd]
+            parts = []
             for upper in cfg.upper_layers(layer):
                 j = cfg.layer_index(upper)
                 parts.append(model.normalise_target(out[j, m], upper)[..., None].astype(dtype))
-            x = np.concatenate(parts, axis=-1) if len(parts) > 1 else xd
             if run == "windowed":
+                x = np.concatenate([xd, *parts], axis=-1) if parts else xd
                 y = run_windowed(net, x, xs, cfg.lookback, device=device, batch_size=batch_size)
                 if cfg.cascade and k + 1 < len(cfg.layers):
                     # days without a full window: from the partial window starting on day 0
@@ -423,7 +440,13 @@ def _cascade(
                     init = (h0, c0)
                 elif init_states is not None:
                     init = (init_states[k, m, 0], init_states[k, m, 1])
-                xf = np.where(np.isnan(x), 0.0, x).astype(dtype)
+                if xd0 is None:
+                    xd0 = np.where(np.isnan(xd), 0.0, xd).astype(dtype, copy=False)
+                xf = (
+                    np.concatenate([xd0, *(np.where(np.isnan(p), 0.0, p) for p in parts)], axis=-1).astype(dtype, copy=False)
+                    if parts
+                    else xd0
+                )
                 res = run_continuous(
                     net,
                     xf,
@@ -441,7 +464,7 @@ def _cascade(
                 else:
                     y = res
                 y[nan_day] = np.nan
-            out[k, m] = model.denormalise(y, layer)
+            model.denormalise(y, layer, out=out[k, m])
     return out
 
 

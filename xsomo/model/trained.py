@@ -223,8 +223,14 @@ class TrainedModel:
                 f"dynamic inputs have {raw.shape[-1]} columns, the model needs {self.config.n_dynamic}: "
                 f"{list(self.config.dynamic)}"
             )
-        x = self._transform(raw, self.config.dynamic)
-        return ((x - self.stats.dynamic_mean) / self.stats.dynamic_std).astype(dtype)
+        out = np.empty(raw.shape, dtype=dtype)
+        # in pieces of ~1 M values along the first axis: the float64 temporaries stay small
+        # (a whole Europe block's made the z-score 5x slower than the arithmetic)
+        step = max(1, (1 << 20) // max(1, int(np.prod(raw.shape[1:], dtype=np.int64)))) if raw.ndim > 1 else raw.size
+        for s0 in range(0, max(1, raw.shape[0]), step):
+            x = self._transform(raw[s0 : s0 + step], self.config.dynamic)
+            out[s0 : s0 + step] = (x - self.stats.dynamic_mean) / self.stats.dynamic_std
+        return out
 
     def prepare_static(self, raw: np.ndarray, *, dtype: str = "float32") -> np.ndarray:
         """Transformed, z-scored static inputs ``(cells, n_static)`` in ``dtype``."""
@@ -242,9 +248,16 @@ class TrainedModel:
         k = self.config.layer_index(layer)
         return (sm - float(self.stats.target_mean[k])) / float(self.stats.target_std[k])
 
-    def denormalise(self, y: np.ndarray | torch.Tensor, layer: int) -> Any:
-        """Network output → m3 m-3 (negatives → 0 when ``config.clip_negative``)."""
+    def denormalise(self, y: np.ndarray | torch.Tensor, layer: int, *, out: np.ndarray | None = None) -> Any:
+        """Network output → m3 m-3 (negatives → 0 when ``config.clip_negative``); numpy
+        ``y`` can be written into ``out`` (the same numbers, no temporaries)."""
         k = self.config.layer_index(layer)
+        if out is not None:
+            np.multiply(y, float(self.stats.target_std[k]), out=out)
+            out += float(self.stats.target_mean[k])
+            if self.config.clip_negative:
+                np.maximum(out, 0.0, out=out)
+            return out
         out = y * float(self.stats.target_std[k]) + float(self.stats.target_mean[k])
         if self.config.clip_negative:
             out = out.clamp(min=0.0) if isinstance(out, torch.Tensor) else np.maximum(out, 0.0)
