@@ -67,6 +67,28 @@ def test_own_rollout_kernel_on_cuda_matches_the_reference_loop(outputs: bool) ->
     np.testing.assert_allclose(c.cpu().numpy(), c_ref.detach().numpy(), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("triton", [True, False])
+def test_own_rollout_kernel_in_float32_on_cuda(triton: bool, monkeypatch) -> None:
+    """float32 on a GPU: the Triton cell update (and, switched off, the PyTorch operations)
+    within float32 rounding of the float64 time loop, 128 units, 300 days, 5 000 cells
+    (several Triton programs, a partial last one)."""
+    from xsomo.model import _ealstm_gpu
+
+    monkeypatch.setattr(_ealstm_gpu, "ENABLED", triton)
+    torch.manual_seed(2)
+    net = EALSTM(4, 10, 128, initial_forget_bias=1.0).double().eval()
+    x_d, x_s = torch.randn(5000, 300, 4, dtype=torch.float64), torch.randn(5000, 10, dtype=torch.float64)
+    with torch.no_grad():
+        ref, (h_ref, c_ref) = net.forward_loop(x_d, x_s)
+    gpu = net.float().to(CUDA)
+    xd32, xs32 = x_d.float().to(CUDA), x_s.float().to(CUDA)
+    assert _ealstm_gpu.available(xd32, 1) is triton
+    out, (h, c) = gpu.rollout(xd32, xs32)
+    np.testing.assert_allclose(out.cpu().double().numpy(), ref.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(h.cpu().double().numpy(), h_ref.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(c.cpu().double().numpy(), c_ref.numpy(), rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", ["windowed", "continuous", "auto"])
 def test_predict_block_on_cuda_matches_cpu(mode: str, dtype: str) -> None:

@@ -39,6 +39,7 @@ import warnings
 import torch
 from torch import nn
 
+from xsomo.model import _ealstm_gpu
 from xsomo.model._ealstm_cpu import EALSTMFunction, step_weights
 
 # The masked weights are computed in every forward pass, so they never sit in the one flat
@@ -301,9 +302,15 @@ class EALSTM(nn.Module):
             h_half = hx[:, :h_dim]
             f, o, g = gates[:, :h_dim], gates[:, h_dim : 2 * h_dim], gates[:, 2 * h_dim :]
             fo = gates[:, : 2 * h_dim]
+            fused = gpu and _ealstm_gpu.available(x_d, n_out)  # one Triton kernel per step
+            w_head = head_w[:, 0].contiguous()
+            i1 = i1.contiguous()
             for t in range(n_time):
                 hx[:, h_dim:].copy_(x_t[t])
                 torch.addmm(bias, hx, weight, out=gates)
+                if fused:
+                    _ealstm_gpu.cell_step(gates, c2, i1, hx, w_head, None if ys is None else ys[t, :, 0])
+                    continue
                 if exact_tanh:
                     fo.sigmoid_()
                     g.tanh_()
