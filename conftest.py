@@ -7,11 +7,16 @@ so the doctest namespace lives here.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import xsomo
+
+# the Triton kernel module imports triton at its top (it is only ever imported where Triton is)
+collect_ignore = [] if importlib.util.find_spec("triton") else ["xsomo/model/_ealstm_triton.py"]
 
 
 @pytest.fixture(autouse=True)
