@@ -8,6 +8,17 @@
 # ONLY="tests predict" runs just those steps (names below); TESTS chooses where pytest collects.
 # Real-data parts need XSOMO_REAL_DATA (or ../shared/data/real). Each step has its own time
 # limit so that one slow step cannot eat the others; the script never stops at a failure.
+#
+# On a GPU machine whose Python has PyTorch (with Triton), numpy, pandas, scipy, matplotlib and
+# pytest but not xsomo's other dependencies, and no network (how it was run on an H200 on
+# 2026-11-30): fetch wheels here for its Python (cp312, manylinux x86_64, --no-deps) of pint,
+# flexcache, flexparser, platformdirs, pint-xarray, cf_xarray, cftime, xarray, dask, distributed,
+# tornado, zict, tblib, partd, locket, donfig, numcodecs, zarr, google-crc32c, affine, pyproj,
+# rasterio (1.4.3: a third of 1.4.4's size), cligj, click-plugins, rioxarray, sparse,
+# lazy_importer (~47 MB), install them there with `pip install --no-index --no-deps --target
+# /tmp/site`, then PYTHONPATH=$PWD:/tmp/site, XSOMO_REAL_DATA pointing at a copy of
+# somo-ml-v1, and TESTS="tests/gpu tests/model/test_training.py" (collecting all of tests/
+# would import the GIS and reader stacks too).
 set -u
 out=${1:-gpu_logs}
 model=${2:-}
