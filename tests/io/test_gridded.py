@@ -83,7 +83,7 @@ def test_item2_mswep_day_monthly_yearly_files(tmp_path, layout):
     root.mkdir()
     if layout == "day":
         for k, d in enumerate(t):
-            write(root / f"{d.year}{d.dayofyear:03d}.nc", "precipitation", rain[k : k + 1], t[k : k + 1], "mm d-1")
+            write(root / f"{d.year}{d.day_of_year:03d}.nc", "precipitation", rain[k : k + 1], t[k : k + 1], "mm d-1")
     else:
         key = t.strftime("%Y%m") if layout == "month" else t.strftime("%Y")
         for name in sorted(set(key)):
@@ -101,7 +101,7 @@ def test_item2_day_files_without_time_axis_and_a_missing_day(tmp_path):
         xr.Dataset(
             {"precipitation": (("lat", "lon"), rain[k], {"units": "mm d-1"})},
             coords={"lat": LAT, "lon": LON},
-        ).to_netcdf(tmp_path / f"{d.year}{d.dayofyear:03d}.nc")
+        ).to_netcdf(tmp_path / f"{d.year}{d.day_of_year:03d}.nc")
     out = open_mswep(tmp_path)
     assert pd.DatetimeIndex(out.time.values).equals(t)
     np.testing.assert_allclose(out["precipitation"].values, rain[:, ::-1], rtol=1e-6)

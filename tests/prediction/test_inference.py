@@ -380,7 +380,7 @@ def _cycled(drv: xr.Dataset, days: int) -> xr.Dataset:
     tail = drv.isel(time=slice(-days, None))
     tail = tail.assign_coords(time=pd.date_range(end=t[0] - pd.Timedelta(days=1), periods=days))
     dyn = [v for v in drv.data_vars if "time" in drv[v].dims]
-    return xr.concat([tail[dyn], drv[dyn]], dim="time").merge(drv.drop_vars(dyn))
+    return xr.concat([tail[dyn], drv[dyn]], dim="time", join="exact").merge(drv.drop_vars(dyn), join="outer")
 
 
 @pytest.mark.parametrize(("forget_bias", "rung"), [(0.9, 2), (1.0, 3)])
