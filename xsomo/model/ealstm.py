@@ -239,8 +239,9 @@ class EALSTM(nn.Module):
         evaluates ``tanh`` (~1.3x the time; windowed prediction uses it).
 
         On a GPU all cells go in one block and ``tanh`` is always exact: each step is then
-        one GEMM and six memory-bound element-wise kernels, against cuDNN's four-gate LSTM
-        (see docs/prediction.md for the measured rates).
+        one GEMM and the element-wise update, one Triton kernel in float32 where Triton
+        imports (:mod:`xsomo.model._ealstm_gpu`), six PyTorch kernels otherwise; 4.5x
+        cuDNN's four-gate LSTM on an H200 (docs/prediction.md, "On a GPU").
 
         Parameters
         ----------
