@@ -240,7 +240,7 @@ class EALSTM(nn.Module):
 
         On a GPU all cells go in one block and ``tanh`` is always exact: each step is then
         one GEMM and the element-wise update, one Triton kernel in float32 where Triton
-        imports (:mod:`xsomo.model._ealstm_gpu`), six PyTorch kernels otherwise; 4.5x
+        imports (:mod:`xsomo.model._ealstm_gpu`), six PyTorch kernels otherwise; 3.8-4.5x
         cuDNN's four-gate LSTM on an H200 (docs/prediction.md, "On a GPU").
 
         Parameters
