@@ -39,6 +39,18 @@ SCRIPT = textwrap.dedent(
         assert torch.equal(hx[:, H:], x_before)  # the day's inputs untouched
         if with_y:
             assert float((y - h_ref @ w).abs().max()) < 1e-5 * max(1.0, float(w.abs().sum())), (m, H)
+    # the check that available() runs once per GPU passes where the kernel works ...
+    assert _ealstm_gpu.self_test(torch.device("cpu"))
+    # ... and warns and falls back where it does not
+    import warnings
+    _ealstm_gpu.self_test.cache_clear()
+    real = _ealstm_gpu.cell_step
+    _ealstm_gpu.cell_step = lambda *a: (_ for _ in ()).throw(RuntimeError("no kernel image for this GPU"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not _ealstm_gpu.self_test(torch.device("cpu"))
+    assert "no kernel image" in str(caught[-1].message) and "PyTorch operations" in str(caught[-1].message)
+    _ealstm_gpu.cell_step = real
     print("ok")
     """
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from typing import Any
 
 import torch
@@ -39,8 +40,41 @@ def _kernel() -> Any:
 
 
 def available(x: torch.Tensor, n_outputs: int) -> bool:
-    """Whether :func:`cell_step` runs for inputs like ``x`` (float32 on CUDA, one output)."""
-    return ENABLED and x.is_cuda and x.dtype == torch.float32 and n_outputs == 1 and _kernel() is not None
+    """Whether :func:`cell_step` runs for inputs like ``x`` (float32 on CUDA, one output, and
+    the kernel compiled and agreed with the PyTorch operations on that GPU: :func:`self_test`)."""
+    return (
+        ENABLED and x.is_cuda and x.dtype == torch.float32 and n_outputs == 1 and _kernel() is not None
+        and self_test(x.device)
+    )  # fmt: skip
+
+
+@functools.cache
+def self_test(device: torch.device) -> bool:
+    """Run :func:`cell_step` once on ``device`` against the PyTorch operations; on any failure
+    (a GPU Triton cannot compile for, a Triton without libdevice) warn and say False, so that
+    the roll-out takes the PyTorch operations instead of stopping."""
+    try:
+        gen = torch.Generator().manual_seed(0)
+        m, h, d = 5, 8, 3
+        gates, c, gate_i = torch.randn(m, 3 * h, generator=gen), torch.randn(m, h, generator=gen), torch.rand(m, h, generator=gen)
+        hx, w = torch.randn(m, h + d, generator=gen), torch.randn(h, generator=gen)
+        c_ref = torch.sigmoid(gates[:, :h]) * c + gate_i * torch.tanh(gates[:, 2 * h :])
+        y_ref = (torch.sigmoid(gates[:, h : 2 * h]) * torch.tanh(c_ref)) @ w
+        on = [t.to(device) for t in (gates, c, gate_i, hx, w)]
+        y = torch.empty(m, device=device)
+        cell_step(*on, y)
+        ok = bool(torch.allclose(on[1].cpu(), c_ref, atol=1e-5)) and bool(torch.allclose(y.cpu(), y_ref, atol=1e-4))
+        if not ok:
+            raise ArithmeticError("its numbers differ from the PyTorch operations'")
+        return True
+    except Exception as err:  # any failure means: use the PyTorch operations
+        warnings.warn(
+            f"xsomo: the Triton cell update of the GPU roll-out does not work on {device} ({err}); "
+            "using PyTorch operations (same numbers, slower)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
 
 
 def cell_step(
