@@ -28,8 +28,12 @@ from xsomo.model import rollout, training
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 #: Not train_lstm's defaults: the demo preset's size, one member, few steps (see the docstring).
+#: 5 epochs, not 3: with 3 the largest land-cell distance was 5.0e-4 to 6.5e-4 on this machine
+#: (seeds 0-3; seed 0 only after the training's own retry) and 1.24e-3 in one clean-clone CI run
+#: (training is not bit-reproducible across processes), too near the 1e-3 tolerance; with 5,
+#: 3.8e-4 (seed 0) and 2.7e-4 (seed 3), no retry.
 SHORTER = {
-    "ensemble": 1, "hidden": 64, "batch_size": 64, "lr": 3e-3, "epochs": 3, "steps_per_epoch": 20,
+    "ensemble": 1, "hidden": 64, "batch_size": 64, "lr": 3e-3, "epochs": 5, "steps_per_epoch": 20,
     "progress": False, "device": "cpu", "seed": 0,
 }  # fmt: skip
 #: Defaults the test relies on (checked against the model's saved settings).
