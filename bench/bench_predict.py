@@ -432,14 +432,13 @@ def _cuda_clock(fn, reps: int = 3) -> float:
 def section_gpu(quick: bool) -> dict:
     """The roll-out on a GPU: kernel FLOP rate against the GPU's full-float32 matmul, the
     path from numpy (transfers included), the 3-layer cascade and the Europe projection."""
+    from bench_training import gpu_matmul_peak  # (bench/ is on the path of a script run from it)
+
     from xsomo.model import rollout
 
     dev = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False
     n = 8192
-    a = torch.randn(n, n, device=dev)
-    peak = 2 * n**3 / _cuda_clock(lambda a=a: a @ a, reps=5)
-    del a
+    peak = gpu_matmul_peak(dev, n)
     hidden = 128
     model = _model(hidden=hidden, layers=(1, 2, 3), lookback=365)
     cells, days = (8192, 365) if quick else (65536, 730)

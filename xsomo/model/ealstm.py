@@ -304,8 +304,9 @@ class EALSTM(nn.Module):
             f, o, g = gates[:, :h_dim], gates[:, h_dim : 2 * h_dim], gates[:, 2 * h_dim :]
             fo = gates[:, : 2 * h_dim]
             fused = gpu and _ealstm_gpu.available(x_d, n_out)  # one Triton kernel per step
-            w_head = head_w[:, 0].contiguous()
-            i1 = i1.contiguous()
+            if fused:
+                w_head = head_w[:, 0].contiguous()
+                i1 = i1.contiguous()
             for t in range(n_time):
                 hx[:, h_dim:].copy_(x_t[t])
                 torch.addmm(bias, hx, weight, out=gates)
