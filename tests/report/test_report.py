@@ -214,3 +214,16 @@ def test_report_importance_table_is_the_results_median_and_range(report_dir, imp
         med = res.r_drop.sel(layer=lay).median("repeat")
         assert f"layer {lay}: `{med.idxmax().item()}` ({float(med.max()):.3f}" in text
 
+
+
+def test_quality_bar_shows_enough_decimals_to_tell_a_near_tie():
+    from xsomo.report.report import quality_bar
+
+    near = quality_bar(0.96443, pd.Series({"somoml_v1_like": 0.96422, "gleam_like": 0.9035}))
+    assert "**0.9644**" in near and "somoml_v1 0.9642" in near
+    assert "higher than every product** (by 2.1e-04 from the closest product)." in near
+    clear = quality_bar(0.95, pd.Series({"gleam_like": 0.90}))
+    assert "**0.950**; gleam 0.900. xsomo is **higher than every product**." in clear
+    lower = quality_bar(0.9642, pd.Series({"somoml_v1_like": 0.9644}))
+    assert "**not** higher" in lower and "0.9642" in lower and "0.9644" in lower
+    assert "**not** higher" in quality_bar(0.9, pd.Series({"x": 0.9}))  # a tie is not higher
