@@ -66,19 +66,19 @@ def _sync(device: torch.device) -> None:
 CPU = torch.device("cpu")
 
 
-def _timed(step, reps: int, device: torch.device = CPU) -> tuple[float, float]:
-    """Median CPU seconds and wall seconds per call of ``step`` (after one warm-up call;
-    on a GPU the wall time runs until its queue is done)."""
-    step()
-    _sync(device)
-    cpu, wall = [], []
+def _timed_pair(a, b, reps: int, device: torch.device = CPU) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median CPU seconds and wall seconds per call of ``a`` and of ``b``, called in turn
+    (b, then a, b, a, b, ...; on a GPU the wall time runs until its queue is done)."""
+    times: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
+    b()
     for _ in range(reps):
-        c0, w0 = _cpu(), time.perf_counter()
-        step()
-        _sync(device)
-        cpu.append(_cpu() - c0)
-        wall.append(time.perf_counter() - w0)
-    return float(np.median(cpu)), float(np.median(wall))
+        for k, step in enumerate((a, b)):
+            _sync(device)
+            c0, w0 = _cpu(), time.perf_counter()
+            step()
+            _sync(device)
+            times[k].append((_cpu() - c0, time.perf_counter() - w0))
+    return tuple((float(np.median([t[0] for t in v])), float(np.median([t[1] for t in v]))) for v in times.values())  # type: ignore[return-value]
 
 
 def gpu_matmul_peak(device: torch.device, n: int = 8192, reps: int = 5) -> float:
@@ -146,8 +146,8 @@ def bench_shape(
         training._train_step(run, data, c, st, skip, pairs, settings, 30.0, arange, autocast)
 
     with training.heap_allocations():
-        t_real, w_real = _timed(real, reps, device)
-        # the bare kernel on the same tensors: the last batch's windows, gathered once
+        real()  # warm-up, and the windows the bare kernel runs on
+        # the bare kernel on the same tensors: this batch's windows, gathered once
         idx = torch.from_numpy(win["s"]).to(device)[:, None] + arange[None]
         cc = torch.from_numpy(win["c"]).to(device)
         x = torch.cat([x_dyn[cc[:, None], idx], x_stat[cc][:, None].expand(-1, total, -1)], -1).contiguous()
@@ -163,7 +163,8 @@ def bench_shape(
             loss.backward()
             opt.step()
 
-        t_bare, w_bare = _timed(bare, reps, device)
+        # interleaved, so that a change in the machine's load hits both alike
+        (t_real, w_real), (t_bare, w_bare) = _timed_pair(real, bare, reps, device)
     sup_days = nb * sup
     flops_cd = 3 * 2 * 4 * h * (h + d + s)  # forward + backward (2x) per cell-day
     real_cd = nb * total + 2 * pairs * min(total, lb + training.PROBE_EXTRA_DAYS)
@@ -186,6 +187,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small shapes (seconds)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (wall time on a GPU)")
     p.add_argument("--batch", type=int, help="override the presets' batch size (e.g. 4096 on a GPU)")
+    p.add_argument("--shape", choices=("paper", "demo"), action="append", help="only this shape (repeatable)")
     args = p.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -197,7 +199,7 @@ def main() -> None:
         peak = matmul_peak()
         print(f"torch {torch.__version__}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s per thread (2048^3 mm); "
               "times are this process's CPU time (user + system) unless said")  # fmt: skip
-    shapes = {"paper": PRESETS["paper"], "demo": PRESETS["demo"]}
+    shapes = {k: PRESETS[k] for k in (args.shape or ("paper", "demo"))}
     if args.quick:
         shapes = {k: v.replace(lookback=60, seq_length=60, batch_size=min(v.batch_size, 64)) for k, v in shapes.items()}
     if args.batch:
