@@ -78,7 +78,7 @@ def _read(real: str | pathlib.Path) -> tuple[xr.Dataset, xr.Dataset]:
     # climate statics from years that train at both stations (and precede every validation year)
     pts = xsomo.point_drivers(ds, climate=("2005-01-01", "2013-12-31"))
     t = pts.indexes["time"]
-    angle = 2.0 * np.pi * (t.dayofyear.to_numpy() - 1) / 365.25
+    angle = 2.0 * np.pi * (t.day_of_year.to_numpy() - 1) / 365.25
     for name, wave in (("doy_sin", np.sin(angle)), ("doy_cos", np.cos(angle))):
         data = np.broadcast_to(wave.astype("float32"), (pts.sizes["station"], t.size)).copy()
         pts[name] = (("station", "time"), data, {"units": "1", "long_name": f"day of year ({name[4:]})"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from xsomo.model import EALSTM
+from xsomo.model.ealstm import Dropout
 
 
 def _net(seed=0, d=3, s=4, h=16, **kw):
@@ -148,3 +150,37 @@ def test_cpu_training_kernel_gradients_equal_the_fused_lstm(monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
     g_ih = custom[7]
     assert (g_ih[:8, :3] == 0).all() and (g_ih[8:, 3:] == 0).all() and (custom[8][:8] == 0).all()
+
+
+@pytest.mark.parametrize("p", [0.4, 0.1, 0.75])
+def test_dropout_drops_p_and_keeps_the_expectation(p):
+    """xsomo's CPU dropout (15-bit integer mask): the dropped fraction is p (to 1/32768),
+    the kept values are scaled so the mean is unchanged, and the gradient is the mask."""
+    torch.manual_seed(0)
+    drop = Dropout(p)
+    x = torch.rand(200, 365, 32, dtype=torch.float64) + 0.5
+    x.requires_grad_(True)
+    y = drop(x)
+    kept = y != 0
+    n = kept.numel()
+    # binomial standard error of the kept fraction: sqrt(p (1 - p) / n) ~ 5e-4 at n = 2.3 M
+    assert abs(1 - kept.double().mean().item() - p) < 5 * (p * (1 - p) / n) ** 0.5 + 1 / 32768
+    scale = 32768 / (32768 - round(p * 32768))
+    torch.testing.assert_close(y[kept], x.detach()[kept] * scale, rtol=1e-15, atol=0)
+    assert abs(y.mean().item() / x.mean().item() - 1) < 0.01
+    y.sum().backward()  # the gradient: the scaled mask
+    assert torch.equal(x.grad, torch.where(kept, torch.tensor(scale, dtype=x.dtype), torch.zeros((), dtype=x.dtype)))
+    # masks differ between calls and follow torch's seed
+    torch.manual_seed(1)
+    a = drop(x.detach()) != 0
+    torch.manual_seed(1)
+    assert torch.equal(drop(x.detach()) != 0, a)
+    assert not torch.equal(drop(x.detach()) != 0, a)
+
+
+def test_dropout_is_identity_in_eval_mode_and_at_zero():
+    x = torch.randn(4, 10, 8)
+    assert torch.equal(Dropout(0.4).eval()(x), x)
+    assert torch.equal(Dropout(0.0)(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    assert isinstance(EALSTM(2, 3, 8).dropout, Dropout)

