@@ -129,6 +129,7 @@ def test_model_predictor_matches_windowed_rollout():
     np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # the spin-up days are NaN
 def test_model_predictor_small_model_one_thread_same_numbers(monkeypatch):
     """A small model predicts on one torch thread (restored after), with the numbers of two threads."""
     from xsomo.model.rollout import predict_block

@@ -71,7 +71,7 @@ def test_stac_of_a_zarr_store(tmp_path: pathlib.Path) -> None:
     sm = xr.DataArray(np.zeros((3, t.size, g.nlat, g.nlon), "float32"), dims=("layer", "time", "lat", "lon"),
                       coords={"time": t, **g.coords(), **cv.layer_coords()})
     store = tmp_path / "sm.zarr"
-    sm.to_dataset(name="sm").to_zarr(store)
+    sm.to_dataset(name="sm").to_zarr(store, zarr_format=2)  # as xsomo writes its stores
     path = stac_catalog(store, tmp_path / "cat")
     items = list(pystac.Catalog.from_file(str(path)).get_items(recursive=True))
     assert len(items) == 1 and items[0].properties["xsomo:layers"] == [1, 2, 3]
