@@ -85,3 +85,31 @@ def test_probe_cells_have_statics_and_no_targets():
     again = training.probe_grid_cells(drivers, data, 5, seed=1)
     assert few[0].size == 5 and np.array_equal(few[0], again[0]) and np.array_equal(few[1], again[1])
     assert set(zip(*few, strict=True)) <= got
+
+
+def test_training_check_includes_the_season_windows_of_predicts_check():
+    """The check after training measures what ``predict``'s check of a block measures: blocks of
+    lookback + 30 + CHECK_WINDOW_SPAN days (from the first day and the middle of the record),
+    with the zero-state windows started in other seasons."""
+    drivers, targets, _ = testing.synthetic_case(seed=5, nlat=3, nlon=4, ndays=1200, cells=6)
+    kw = {"layers": (1,), "ensemble": 1, "hidden": 6, "lookback": 60, "seq_length": 30, "epochs": 1,
+          "steps_per_epoch": 2, "batch_size": 8, "progress": False, "device": "cpu", "forget_tolerance": 0.0,
+          "initial_forget_bias": 6.0}  # fmt: skip  # (a slowly forgetting net: the windows matter)
+    model = training.train_lstm(drivers, targets, **kw)
+    data = training.prepare_training_data(drivers, targets, layers=(1,))
+    cells = np.arange(data.dynamic.shape[0])
+    got = training._forgetting_distance(model, data, cells, torch.device("cpu"))
+    n = 60 + rollout.CHECK_EXTRA_DAYS + rollout.CHECK_WINDOW_SPAN
+    mid = (data.dynamic.shape[1] - n) // 2
+    want = np.fmax(*(
+        np.nanmax(rollout.convergence_distance(model, data.dynamic[cells, s : s + n], data.static[cells], steps=60), -1)
+        for s in (0, mid)
+    ))  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+    # the windows change the answer here: without them the check would see less
+    no_windows = np.fmax(*(
+        np.nanmax(rollout.convergence_distance(model, data.dynamic[cells, s : s + n], data.static[cells], steps=60,
+                                               windows=0), -1)
+        for s in (0, mid)
+    ))  # fmt: skip
+    assert (got > no_windows).any(), (got, no_windows)
