@@ -292,11 +292,10 @@ def test_training_checks_that_the_cascade_forgets_on_its_probe_cells():
     # the recorded distance is the roll-out's own convergence distance on the probe cells
     data = training.prepare_training_data(drivers, targets, layers=(1,))
     data, probes = training._with_probes(drivers, data, model.training_config, np.arange(6))
-    dyn = data.dynamic[probes, : 20 + rollout.CHECK_EXTRA_DAYS]
-    mid = (200 - 20 - rollout.CHECK_EXTRA_DAYS) // 2
-    dyn = np.concatenate([dyn, data.dynamic[probes, mid : mid + 20 + rollout.CHECK_EXTRA_DAYS]])
-    sta = np.concatenate([data.static[probes]] * 2)
-    want = float(np.nanmax(rollout.convergence_distance(model, dyn, sta, steps=20)))
+    # (blocks of the lookback + 30 days + the season windows' span: here the whole 200-day record)
+    n = min(200, 20 + rollout.CHECK_EXTRA_DAYS + rollout.CHECK_WINDOW_SPAN)
+    assert n == 200
+    want = float(np.nanmax(rollout.convergence_distance(model, data.dynamic[probes], data.static[probes], steps=20)))
     assert record["distance"][-1] == pytest.approx(want, rel=1e-6)
     # a tolerance the model meets: no second training, no warning
     ok = training.train_lstm(drivers, targets, **{**kw, "forget_tolerance": 10 * max(record["distance"])})
