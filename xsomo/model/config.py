@@ -418,11 +418,11 @@ class TrainingConfig:
 #:     A demo-size world (sample preset ``demo``): 2 members of 32 hidden units, 6 epochs
 #:     of 40 batches of 64 windows, lr 6e-3 (members side by side in 2 processes). Measured
 #:     on the seed-0 demo world (bench/bench_forgetting.py): median r of the ensemble mean
-#:     against the truth at 300 random station-free cells 0.940 / 0.918 / 0.917 (layers 1-3),
-#:     largest convergence distance after 365 days over 600 land cells 4.0e-5 / 4.1e-5 /
-#:     2.0e-4 m3 m-3 (with the integer dropout mask of :class:`~xsomo.model.ealstm.Dropout`;
-#:     with torch's own dropout 0.933 / 0.912 / 0.909 and 213 CPU-s for the cascade, members
-#:     one after the other). The previous demo preset (64 units, 10 epochs, lr 3e-3) measured
+#:     against the truth at 300 random station-free cells 0.932 / 0.917 / 0.913 (layers 1-3),
+#:     largest convergence distance after 365 days over 600 land cells 3.4e-5 / 1.1e-4 /
+#:     1.7e-4 m3 m-3 (with the integer dropout mask of :class:`~xsomo.model.ealstm.Dropout`;
+#:     an earlier draw of that mask 0.940 / 0.918 / 0.917; with torch's own dropout 0.933 /
+#:     0.912 / 0.909 and 213 CPU-s for the cascade, members one after the other). The previous demo preset (64 units, 10 epochs, lr 3e-3) measured
 #:     0.943 / 0.913 / 0.911 at 3.5x the CPU time; 64 units with 4 epochs 0.918 / 0.902 / 0.893.
 #: ``tiny``
 #:     The tiny sample world (unit tests, seconds).
