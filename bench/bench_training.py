@@ -69,16 +69,21 @@ CPU = torch.device("cpu")
 def _timed_pair(a, b, reps: int, device: torch.device = CPU) -> tuple[tuple[float, float], tuple[float, float]]:
     """Median CPU seconds and wall seconds per call of ``a`` and of ``b``, called in turn
     (b, then a, b, a, b, ...; on a GPU the wall time runs until its queue is done)."""
-    times: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
+    times: tuple[list[tuple[float, float]], list[tuple[float, float]]] = ([], [])
     b()
     for _ in range(reps):
-        for k, step in enumerate((a, b)):
+        for step, out in ((a, times[0]), (b, times[1])):
             _sync(device)
             c0, w0 = _cpu(), time.perf_counter()
             step()
             _sync(device)
-            times[k].append((_cpu() - c0, time.perf_counter() - w0))
-    return tuple((float(np.median([t[0] for t in v])), float(np.median([t[1] for t in v]))) for v in times.values())  # type: ignore[return-value]
+            out.append((_cpu() - c0, time.perf_counter() - w0))
+
+    def medians(v: list[tuple[float, float]]) -> tuple[float, float]:
+        cpu, wall = zip(*v, strict=True)
+        return float(np.median(cpu)), float(np.median(wall))
+
+    return medians(times[0]), medians(times[1])
 
 
 def gpu_matmul_peak(device: torch.device, n: int = 8192, reps: int = 5) -> float:

@@ -215,7 +215,6 @@ def test_report_importance_table_is_the_results_median_and_range(report_dir, imp
         assert f"layer {lay}: `{med.idxmax().item()}` ({float(med.max()):.3f}" in text
 
 
-
 def test_quality_bar_shows_enough_decimals_to_tell_a_near_tie():
     from xsomo.report.report import quality_bar
 

@@ -422,8 +422,9 @@ class TrainingConfig:
 #:     largest convergence distance after 365 days over 600 land cells 3.4e-5 / 1.1e-4 /
 #:     1.7e-4 m3 m-3 (with the integer dropout mask of :class:`~xsomo.model.ealstm.Dropout`;
 #:     an earlier draw of that mask 0.940 / 0.918 / 0.917; with torch's own dropout 0.933 /
-#:     0.912 / 0.909 and 213 CPU-s for the cascade, members one after the other). The previous demo preset (64 units, 10 epochs, lr 3e-3) measured
-#:     0.943 / 0.913 / 0.911 at 3.5x the CPU time; 64 units with 4 epochs 0.918 / 0.902 / 0.893.
+#:     0.912 / 0.909 and 213 CPU-s for the cascade, members one after the other). The
+#:     previous demo preset (64 units, 10 epochs, lr 3e-3) measured 0.943 / 0.913 / 0.911 at
+#:     3.5x the CPU time; 64 units with 4 epochs 0.918 / 0.902 / 0.893.
 #: ``tiny``
 #:     The tiny sample world (unit tests, seconds).
 PRESETS: dict[str, TrainingConfig] = {

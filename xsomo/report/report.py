@@ -323,7 +323,6 @@ def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray |
     return pts.transpose(cv.STATION, cv.TIME)
 
 
-
 def quality_bar(xsomo_r: float, others: pd.Series) -> str:
     """The report's quality-bar sentence: xsomo's footprint-mix median r against each product's.
 
@@ -340,6 +339,7 @@ def quality_bar(xsomo_r: float, others: pd.Series) -> str:
         + (". xsomo is **higher than every product**" if beats else ". xsomo is **not** higher than every product")
         + (f" (by {gap:.1e} from the closest product)." if gap < 1e-3 else ".")
     )
+
 
 def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None = None) -> xr.Dataset:
     """Skill at the COSMOS-like stations: xsomo's metrics, every dataset at the same stations, figures."""
