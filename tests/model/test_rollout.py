@@ -311,3 +311,55 @@ def test_a_roll_out_continued_from_its_returned_state_is_the_single_roll_out():
         rollout.predict_block(model, dyn[:, 70:], stat, mode="windowed", state=info.state)
     with pytest.raises(XsomoValueError, match="shape"):
         rollout.predict_block(model, dyn[:, 70:], stat[:4], mode="continuous", state=info.state)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_device_resident_cascade_is_the_host_cascade(dtype):
+    """What a GPU runs (:func:`rollout._cascade_on_device`: gaps, upper layers, states and the
+    de-normalisation on the device), run on the CPU: the host cascade's numbers, bit for bit, from
+    every kind of initial state; the caller's inputs are left alone."""
+    model = _model(forget_bias=1.0, ensemble=2, clip=True)
+    dyn, stat = _inputs(cells=9, days=80)
+    dyn[1, 20:24, 0] = np.nan  # gaps: NaN output on those days, zero inputs to the state
+    dyn[4, 50, :] = np.nan
+    xd, xs = rollout._check_inputs(model, dyn, stat, dtype)
+    before = xd.copy()
+    cpu = torch.device("cpu")
+    kw = {"device": cpu, "batch_size": None, "time_chunk": 2048, "dtype": dtype}
+    for start in ({}, {"state": (0.5, -0.5)}):
+        host_final, dev_final = rollout._state_array(model, 9, dtype), rollout._state_array(model, 9, dtype)
+        host = rollout._cascade(model, xd, xs, "continuous", final_states=host_final, **start, **kw)
+        dev = rollout._cascade(model, xd, xs, "continuous", final_states=dev_final, on_device=True, **start, **kw)
+        np.testing.assert_array_equal(dev, host)
+        np.testing.assert_array_equal(dev_final, host_final)
+        np.testing.assert_array_equal(xd, before)
+        assert np.isnan(dev[:, :, 1, 20:24]).all() and np.isfinite(dev[:, :, 1, 24:]).all()
+        assert (dev[np.isfinite(dev)] >= 0).all()  # clip_negative
+    host = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, **kw)
+    dev = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, on_device=True, **kw)
+    np.testing.assert_array_equal(dev, host)
+    # cells in batches and days in chunks (states carried): the same to float rounding (GEMMs of other sizes)
+    kw["batch_size"], kw["time_chunk"] = 4, 30
+    batched = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, on_device=True, **kw)
+    np.testing.assert_allclose(batched, host, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_device_zscore_is_the_models_own(dtype):
+    """The z-score a GPU computes (:func:`rollout._prepare_dynamic_on`, here on the CPU) is the
+    model's float64 normalisation rounded once: equal in float32, to an ulp of log1p in float64."""
+    model = _model(forget_bias=1.0)
+    dyn, _stat = _inputs(cells=9, days=80)
+    dyn[1, 20:24, 0] = np.nan
+    dyn[2, 3, 0] = -1e-7  # de-accumulation round-off: clipped before log1p
+    want = model.prepare_dynamic(dyn, dtype=dtype)
+    before = dyn.copy()
+    dyn.flags.writeable = False  # e.g. a memory-mapped file: read without a warning
+    got = rollout._prepare_dynamic_on(model, dyn, dtype, torch.device("cpu"))
+    np.testing.assert_array_equal(dyn, before)  # the transforms never work on the caller's array
+    dyn.flags.writeable = True
+    np.testing.assert_array_equal(rollout._prepare_dynamic_on(model, dyn, dtype, torch.device("cpu")), got)
+    np.testing.assert_array_equal(dyn, before)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=0 if dtype == "float32" else 1e-15)
