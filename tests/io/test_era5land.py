@@ -199,6 +199,39 @@ def test_qa4sm_cell_files(real_data):
     assert cv.SM_ATTRS["units"] == out["sm"].attrs["units"]
 
 
+def test_era5_cell_files_keep_their_own_025_degree_grid(real_data):
+    """ERA5's pynetcf cell files lie on a 0.25 degree grid: every point keeps its coordinates and
+    values (a fixed 0.1 degree grid had moved half of them by 0.05 degrees), even with the file
+    open in the session (reading it a second time had crashed netCDF4 / HDF5)."""
+    f = _real(real_data, "qa4sm-testdata/input_data/ERA5/ERA5_20190613/0165.nc")
+    raw = xr.open_dataset(f)
+    raw.lat.values  # noqa: B018 - the user's handle, open while xsomo reads the file
+    out = open_era5land(f)
+    assert np.diff(out.lat.values).tolist() == [0.25] * (out.sizes["lat"] - 1)
+    for k in range(raw.sizes["locations"]):
+        got = out["sm"].sel(layer=1, lat=float(raw.lat[k]), lon=float(raw.lon[k]))  # exact coordinates
+        np.testing.assert_array_equal(got.values, raw["swvl1"].values[k])
+    assert int(out["sm"].isel(time=0).notnull().sum()) == raw.sizes["locations"]
+    raw.close()
+
+
+def test_cell_points_off_any_regular_grid_are_refused():
+    from xsomo.io.era5land import _cells_to_grid
+
+    def cells(lat, lon):
+        n = len(lat)
+        return xr.Dataset(
+            {"swvl1": (("locations", "time"), np.ones((n, 2)))},
+            coords={"lat": ("locations", lat), "lon": ("locations", lon), "time": pd.date_range("2020", periods=2)},
+        )
+
+    grid = _cells_to_grid(cells([50.0, 50.1, 50.3], [10.0, 10.1, 10.3]))  # ERA5-Land points, some missing
+    assert grid.lat.values.tolist() == [50.0, 50.1, 50.2, 50.3] and grid.lon.values.tolist() == [10.0, 10.1, 10.2, 10.3]
+    assert int(grid["swvl1"].isel(time=0).notnull().sum()) == 3
+    with pytest.raises(DataFormatError, match="not on a regular lat grid"):
+        _cells_to_grid(cells([50.0, 50.1, 50.1234], [10.0, 10.1, 10.2]))
+
+
 def test_deaccumulate_str_not_clipped():
     t = pd.date_range("2020-01-01 01:00", periods=5, freq="h")
     acc = xr.DataArray(-np.arange(1.0, 6.0), coords={"time": t}, dims="time")

@@ -92,14 +92,44 @@ def _is_cell_file(ds: xr.Dataset) -> bool:
     return "locations" in ds.dims and ds.attrs.get("featureType") == "timeSeries"
 
 
-def _cells_to_grid(ds: xr.Dataset, resolution: float = cv.RESOLUTION) -> xr.Dataset:
-    """pynetcf cell file(s) ``(locations, time)`` -> ``(time, lat, lon)`` on the regular grid."""
+def _lattice_step(values: np.ndarray) -> float | None:
+    """The step of the regular lattice that holds every coordinate in ``values`` (rounded to
+    1e-4 degrees): the greatest common divisor of their distances; None for a single value."""
+    units = np.unique(np.round(values * 1e4).astype(np.int64))
+    if units.size < 2:
+        return None
+    return float(np.gcd.reduce(np.diff(units))) / 1e4
+
+
+def _cells_to_grid(ds: xr.Dataset, resolution: float | None = None) -> xr.Dataset:
+    """pynetcf cell file(s) ``(locations, time)`` -> ``(time, lat, lon)`` on their regular grid.
+
+    The grid step is that of the points (ERA5-Land's 0.1 degree, ERA5's 0.25, ...: the
+    largest step that holds every point's latitude, and longitude); ``resolution`` forces one
+    for both axes. Points that do not lie on such a grid are refused, never moved."""
     lat = np.round(ds["lat"].values.astype(float), 4)
     lon = np.round(ds["lon"].values.astype(float), 4)
-    glat = np.round(np.arange(lat.min(), lat.max() + resolution / 2, resolution), 4)
-    glon = np.round(np.arange(lon.min(), lon.max() + resolution / 2, resolution), 4)
-    i = np.round((lat - glat[0]) / resolution).astype(int)
-    j = np.round((lon - glon[0]) / resolution).astype(int)
+    steps = {"lat": _lattice_step(lat), "lon": _lattice_step(lon)}
+    if resolution is None:
+        known = [v for v in steps.values() if v is not None]
+        default = known[0] if len(known) == 1 else cv.RESOLUTION  # one row or column: square cells
+        steps = {k: default if v is None else v for k, v in steps.items()}
+    else:
+        steps = {"lat": float(resolution), "lon": float(resolution)}
+    for name, values in (("lat", lat), ("lon", lon)):
+        step = steps[name]
+        size = (values.max() - values.min()) / step + 1
+        off = (values - values.min()) / step
+        if step < 0.01 or size > 100 * max(1, values.size) or np.abs(off - np.round(off)).max() > 1e-3:
+            raise DataFormatError(
+                f"the cell file's points are not on a regular {name} grid (step {step:g} degrees from "
+                f"their {name} values {np.unique(values)[:6].tolist()}...); pass the points of one regular "
+                "grid (ERA5-Land 0.1 degree, ERA5 0.25 degree)"
+            )
+    glat = np.round(np.arange(lat.min(), lat.max() + steps["lat"] / 2, steps["lat"]), 4)
+    glon = np.round(np.arange(lon.min(), lon.max() + steps["lon"] / 2, steps["lon"]), 4)
+    i = np.round((lat - glat[0]) / steps["lat"]).astype(int)
+    j = np.round((lon - glon[0]) / steps["lon"]).astype(int)
     out = {}
     for name, da in ds.data_vars.items():
         if da.dims != ("locations", "time") or da.dtype.kind not in "fiu":
@@ -187,9 +217,11 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
             f"{files[0]}: cannot open as netCDF ({err}). Check the file."
         ) from err
     if _is_cell_file(first):
-        first.close()
-        parts = []
-        for f in files:
+        # each file opened once (the first is not closed and opened again: with another handle
+        # of the same file open in the session, netCDF4 / HDF5 crashed the process on that)
+        with first:
+            parts = [first.load()]
+        for f in files[1:]:
             with xr.open_dataset(f) as d:
                 if not _is_cell_file(d):
                     raise DataFormatError(
