@@ -36,7 +36,26 @@ def test_point_drivers_sample_the_cells_of_the_stations(case):
         np.testing.assert_array_equal(pts["precipitation"].values[k], cell["precipitation"].values)
         assert float(pts["sand_top"][k]) == float(cell["sand_top"])
         assert float(pts.lat[k]) == lat  # the station keeps its own location
-        np.testing.assert_allclose(float(pts["precipitation_mean"][k]), np.nanmean(cell["precipitation"].values), rtol=1e-5)
+        # the grid's own climate statics (what a gridded prediction at that cell sees)
+        assert float(pts["precipitation_mean"][k]) == float(cell["precipitation_mean"])
+
+
+def test_point_statics_do_not_depend_on_the_days_asked_for(case):
+    """A summer window had replaced the gridded precipitation_mean by the summer's mean (a
+    different model input than the grid's at that cell); statics never change with ``time``."""
+    drv, tgt, _ = case
+    whole = point_drivers(tgt, drv)
+    window = point_drivers(tgt, drv, time=("2014-06-01", "2014-08-31"))
+    assert window.sizes["time"] == 92
+    static = [v for v in whole.data_vars if "time" not in whole[v].dims]
+    assert {"precipitation_mean", "aridity", "sand_top"} <= set(static)
+    xr.testing.assert_identical(window[static], whole[static])
+    # an explicit climate period: the means of those days (of the whole forcing, not the window)
+    own = point_drivers(tgt, drv, time=("2014-06-01", "2014-08-31"), climate=("2014-01-01", "2014-12-31"))
+    k = 0
+    cell = drv.sel(lat=float(tgt.lat[k]), lon=float(tgt.lon[k]))
+    want = float(cell["precipitation"].sel(time=slice("2014-01-01", "2014-12-31")).mean())
+    np.testing.assert_allclose(float(own["precipitation_mean"][k]), want, rtol=1e-5)
 
 
 def test_point_drivers_station_off_the_grid_is_an_error(case):

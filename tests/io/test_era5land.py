@@ -470,3 +470,24 @@ def test_item2_grib_forecast_steps_become_valid_times():
     assert pd.DatetimeIndex(out.time.values).equals(expected_t)
     np.testing.assert_array_equal(out["tp"].values, vals.reshape(24, 2, 2))
     assert "number" not in out.coords and "step" not in out.coords
+
+
+def test_hourly_amounts_that_are_not_accumulated_are_refused(tmp_path):
+    """ERA5 single-level hourly tp holds each hour's amount; de-accumulated as if it were ERA5-Land's
+    accumulation from 00 UTC it gave 1-10 % of the daily totals without a sign: refused, naming it."""
+    t = pd.date_range("2020-06-01", "2020-06-04 00:00", freq="h")
+    rng = np.random.default_rng(1)
+    amounts = rng.gamma(0.5, 4e-4, (t.size, 3, 3)).astype("f4")  # m per hour
+    coords = {"valid_time": t, "latitude": [41.0, 40.9, 40.8], "longitude": [0.0, 0.1, 0.2]}
+    per_hour = xr.Dataset({"tp": (("valid_time", "latitude", "longitude"), amounts, {"units": "m"})}, coords=coords)
+    per_hour.to_netcdf(tmp_path / "era5_tp.nc")
+    with pytest.raises(DataFormatError, match=r"era5_tp.nc: hourly tp falls within the day.*not accumulated"):
+        open_era5land(tmp_path / "era5_tp.nc")
+    # the same amounts accumulated from 00 UTC (01 UTC restarts), with GRIB-like noise: read, exact totals
+    day = pd.DatetimeIndex(t - pd.Timedelta("1h")).floor("D")
+    acc = pd.DataFrame(amounts.reshape(t.size, -1)).groupby(day).cumsum().to_numpy().reshape(amounts.shape)
+    acc = acc + rng.normal(0, 1e-8, acc.shape).astype("f4")
+    per_hour.assign(tp=(per_hour.tp.dims, acc, {"units": "m"})).to_netcdf(tmp_path / "era5land_tp.nc")
+    got = open_era5land(tmp_path / "era5land_tp.nc")["precipitation"]
+    want = pd.Series(amounts[:, 0, 0].astype(float) * 1000, index=day).groupby(level=0).sum()
+    np.testing.assert_allclose(got.sel(lat=41.0, lon=0.0).values, want.loc[got.time.values].values, rtol=1e-4, atol=1e-4)

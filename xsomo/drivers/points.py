@@ -141,10 +141,13 @@ def point_drivers(
         input of the cell holding it (:meth:`xsomo.conventions.GridSpec.snap`) and keeps
         its own lat/lon, so its sensors match it. A station off the grid is an error.
     climate
-        Period of the climate statics (default: every day of the forcing). Give the
-        training years to keep test years out of the inputs entirely.
+        Period of the climate statics (default: every day of the forcing, whatever
+        ``time`` is). Give the training years to keep test years out of the inputs
+        entirely. With ``drivers`` the default keeps the drivers' own climate statics
+        where they have them (those of the cell, as a gridded prediction sees them).
     time
-        Period of the result (default: all days); the axis is daily without gaps.
+        Period of the result (default: all days); the axis is daily without gaps. It
+        does not change the statics.
 
     Returns
     -------
@@ -193,18 +196,26 @@ def point_drivers(
         out = _sample_grid(drivers, lat, lon).assign_coords(coords)
     else:
         out = _from_forcing(points, keys, first, coords)
+    # climate statics from the whole forcing (or `climate`), never from the `time` window: a
+    # static must not change with the days asked for (a summer window had halved
+    # precipitation_mean, and a point prediction left the gridded one at that cell)
+    period = out if climate is None else out.sel({cv.TIME: climate if isinstance(climate, slice) else slice(*climate)})
+    # gridded drivers bring their own climate statics (those the model saw on the grid): kept
+    # unless another `climate` period is asked for
+    keep = set(drivers.data_vars) if drivers is not None and climate is None else set()
+    means = {}
+    if "precipitation" in out and "precipitation_mean" not in keep:
+        means["precipitation_mean"] = period["precipitation"].mean(cv.TIME, skipna=True).astype("float32")
+        means["precipitation_mean"].attrs = cv.cf_attrs("precipitation_mean")
+    if "air_temperature" in out and "air_temperature_mean" not in keep:
+        means["air_temperature_mean"] = period["air_temperature"].mean(cv.TIME, skipna=True).astype("float32")
+        means["air_temperature_mean"].attrs = {"units": "K", "long_name": "mean 2 m air temperature of the station"}
     if time is not None:
         out = out.sel({cv.TIME: time if isinstance(time, slice) else slice(*time)})
     days = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
     out = out.reindex({cv.TIME: days})
-    # climate statics from the station's own forcing
-    period = out if climate is None else out.sel({cv.TIME: climate if isinstance(climate, slice) else slice(*climate)})
-    if "precipitation" in out:
-        out["precipitation_mean"] = period["precipitation"].mean(cv.TIME, skipna=True).astype("float32")
-        out["precipitation_mean"].attrs = cv.cf_attrs("precipitation_mean")
-    if "air_temperature" in out:
-        out["air_temperature_mean"] = period["air_temperature"].mean(cv.TIME, skipna=True).astype("float32")
-        out["air_temperature_mean"].attrs = {"units": "K", "long_name": "mean 2 m air temperature of the station"}
+    for name, value in means.items():
+        out[name] = value
     for v in out.data_vars:
         if cv.TIME in out[v].dims:
             out[v] = out[v].transpose(cv.STATION, cv.TIME)

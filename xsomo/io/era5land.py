@@ -350,6 +350,37 @@ def _check_daily(time: pd.DatetimeIndex, source: str) -> None:
         )
 
 
+#: A fall of an accumulated non-negative variable within a day larger than this share of its
+#: largest value is no packing noise (ERA5-Land GRIB: ~1e-8 m of tp).
+ACCUMULATION_FALL = 1e-3
+
+
+def _check_accumulated(acc: xr.DataArray, inc: xr.DataArray, name: str, source: str) -> None:
+    """Refuse hourly ``tp`` / ``ssr`` that are not accumulated from 00 UTC.
+
+    ERA5-Land's accumulations never fall within a day (bar packing noise); ERA5's single-level
+    hourly data holds each hour's own amount instead, which de-accumulating turned into 1-10 %
+    of the true daily totals without a sign. Falls by more than :data:`ACCUMULATION_FALL` of
+    the largest value at more than 0.1 % of the cell-hours (and at least 3) say it is such data.
+    """
+    later = inc.where(inc["time"].dt.hour != 1)  # 01 UTC: the accumulation restarts
+    scale = float(np.abs(acc).max())
+    if not np.isfinite(scale) or scale <= 0:
+        return
+    falls = later < -ACCUMULATION_FALL * scale
+    n_falls, n_hours = int(falls.sum()), int(later.notnull().sum())
+    if n_falls > max(2, 0.001 * n_hours):
+        when = falls.any([d for d in falls.dims if d != "time"])
+        first = pd.Timestamp(when["time"].values[int(when.values.argmax())])
+        raise DataFormatError(
+            f"{source}: hourly {name} falls within the day at {n_falls} of {n_hours} cell-hours (first at "
+            f"{first}): it is not accumulated from 00 UTC as ERA5-Land's is. ERA5 single-level hourly "
+            f"data holds each hour's own amount; sum the hours ending 01..00 UTC to daily totals yourself "
+            f"(e.g. da = ds['{name}']; da.assign_coords(time=da.time - pd.Timedelta('1h')).resample(time='1D')"
+            ".sum()) and pass daily files, or use ERA5-Land."
+        )
+
+
 def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.Dataset:
     """Aggregate hourly ERA5-Land variables (ERA5 short names) to UTC days.
 
@@ -377,6 +408,8 @@ def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.D
             inc = deaccumulate(da, clip_negative=False)
             # the first hour of the record has no previous value unless it is 01 UTC
             inc = inc.where(~((inc["time"] == inc["time"][0]) & (inc["time"].dt.hour != 1)))
+            if name in NON_NEGATIVE:
+                _check_accumulated(da, inc, name, source)
             grp = inc.assign_coords(day=start_label).groupby("day")
             total = grp.sum(skipna=False)
             n = inc.notnull().assign_coords(day=start_label).groupby("day").sum()
