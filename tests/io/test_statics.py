@@ -133,3 +133,39 @@ def test_item2_soilgrids_missing_interval_and_wrong_units(tmp_path):
     _soil(tmp_path / "sg")
     with pytest.raises(UnitError, match="sand_top"):
         open_soilgrids(tmp_path / "sg", units="percent")  # g/kg values read as percent
+
+
+def test_esa_cci_landcover_in_the_cds_netcdf_layout(tmp_path):
+    """The CDS's satellite-land-cover netCDF: lccs_class beside processed_flag and a 0-d crs, a
+    size-1 time axis and descending latitude; read as the same fractions as the one-band file."""
+    import pandas as pd
+    import xarray as xr
+
+    table = LANDCOVER_CLASSES["esa_cci"]
+    codes = np.resize(np.array(sorted(table), dtype=np.uint8), (6, 6))
+    lat = 45.06 - RES * (np.arange(6) + 0.5)  # north to south, as the product
+    lon = 10.0 + RES * (np.arange(6) + 0.5)
+    ds = xr.Dataset(
+        {
+            "lccs_class": (("time", "lat", "lon"), codes[None]),
+            "processed_flag": (("time", "lat", "lon"), np.ones((1, 6, 6), np.uint8)),
+            "crs": ((), np.int32(0)),
+        },
+        coords={"time": [pd.Timestamp("2015-01-01")], "lat": lat, "lon": lon},
+    )
+    ds.to_netcdf(tmp_path / "C3S-LC-L4-LCCS-Map-300m-P1Y-2015-v2.1.1.nc")
+    write_tif(tmp_path / "lc.tif", codes, 10.0, 45.06)
+    got = open_landcover(tmp_path / "C3S-LC-L4-LCCS-Map-300m-P1Y-2015-v2.1.1.nc", "esa_cci").compute()
+    want = open_landcover(tmp_path / "lc.tif", "esa_cci").compute()
+    assert got.sizes == {"lat": 6, "lon": 6} and "time" not in got.coords
+    np.testing.assert_allclose(got["lat"].values, want["lat"].values, atol=1e-9)
+    np.testing.assert_array_equal(got["forest_fraction"].values, want["forest_fraction"].values)
+    np.testing.assert_array_equal(got["shortveg_fraction"].values, want["shortveg_fraction"].values)
+    # without a known class layer: two maps are ambiguous, and several years are refused
+    ds.rename(lccs_class="classes").to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(DataFormatError, match=r"2 map variables \['classes', 'processed_flag'\].*variable="):
+        open_landcover(tmp_path / "two.nc", "esa_cci")
+    years = xr.concat([ds, ds.assign_coords(time=[pd.Timestamp("2016-01-01")])], "time", data_vars="minimal")
+    years.to_netcdf(tmp_path / "years.nc")
+    with pytest.raises(DataFormatError, match="select one time first"):
+        open_landcover(tmp_path / "years.nc", "esa_cci")

@@ -113,19 +113,54 @@ def _paths(path: PathLike | Sequence[PathLike], what: str) -> list[pathlib.Path]
     return files
 
 
-def open_raster(path: PathLike, *, chunks: int | dict | None = 2048) -> xr.DataArray:
+_SPATIAL = {"lat", "lon", "latitude", "longitude", "y", "x"}
+
+
+def _netcdf_layer(f: pathlib.Path, ds: xr.Dataset, variable: str | None, prefer: Sequence[str]) -> xr.DataArray:
+    """The one map of a netCDF file: ``variable``, else the first of ``prefer`` it holds, else its
+    only variable on a lat/lon (or y/x) grid (a grid-mapping ``crs`` and flag layers beside it are
+    why products such as ESA CCI land cover hold several); size-1 dimensions such as the
+    product's ``time`` are dropped."""
+    names = list(ds.data_vars)
+    if variable is not None:
+        if variable not in ds:
+            raise MissingVariableError(f"{f}: no variable {variable!r}; it holds {names}.")
+        name = variable
+    else:
+        preferred = [n for n in prefer if n in ds]
+        maps = [n for n in names if len(_SPATIAL & set(ds[n].dims)) >= 2]
+        if preferred:
+            name = preferred[0]
+        elif len(maps) == 1:
+            name = maps[0]
+        else:
+            raise DataFormatError(
+                f"{f}: {len(maps)} map variables {maps} (of {names}); pass a file per variable or name "
+                "the one to read (variable=)."
+            )
+    da = ds[name]
+    other = [d for d in da.dims if d not in _SPATIAL]
+    if any(da.sizes[d] != 1 for d in other):
+        raise DataFormatError(
+            f"{f}: {name} has dimensions {dict(da.sizes)}; a map needs lat/lon only (select one "
+            f"{', '.join(d for d in other if da.sizes[d] != 1)} first)."
+        )
+    return da.squeeze(other, drop=True) if other else da
+
+
+def open_raster(
+    path: PathLike, *, chunks: int | dict | None = 2048, variable: str | None = None, prefer: Sequence[str] = ()
+) -> xr.DataArray:
     """One single-band raster (GeoTIFF, VRT or netCDF) as ``(lat, lon)``, ascending, nodata NaN.
 
     GeoTIFF and VRT files are read lazily with rioxarray (dask chunks of ``chunks``
-    pixels); a geographic CRS (degrees) is required.
+    pixels); a geographic CRS (degrees) is required. Of a netCDF file the map is
+    ``variable``, else the first of ``prefer`` it holds, else its only lat/lon variable.
     """
     f = pathlib.Path(path)
     if f.suffix.lower() == ".nc":
-        with xr.open_dataset(f) as ds:
-            names = list(ds.data_vars)
-        if len(names) != 1:
-            raise DataFormatError(f"{f}: expected one variable, found {names}; pass a file per variable.")
-        da = xr.open_dataset(f, chunks={} if chunks else None)[names[0]]
+        ds = xr.open_dataset(f, chunks={} if chunks else None)
+        da = _netcdf_layer(f, ds, variable, prefer)
     else:
         import rioxarray
 
@@ -284,6 +319,10 @@ def landcover_fractions(classes: xr.DataArray, kind: str) -> xr.Dataset:
     return xr.Dataset(out)
 
 
+#: The class layer of a land-cover product's netCDF files (beside flags and a grid mapping).
+LANDCOVER_VARIABLES: dict[str, tuple[str, ...]] = {"esa_cci": ("lccs_class",)}
+
+
 def open_landcover(
     path: PathLike | Sequence[PathLike], kind: str, *, chunks: int | None = 2048
 ) -> xr.Dataset:
@@ -295,7 +334,7 @@ def open_landcover(
     tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff")]
     if len(tifs) > 1:
         _check_tiles(tifs, "land cover")
-    tiles = [open_raster(f, chunks=chunks).rename("classes") for f in files]
+    tiles = [open_raster(f, chunks=chunks, prefer=LANDCOVER_VARIABLES.get(kind, ())).rename("classes") for f in files]
     classes = tiles[0] if len(tiles) == 1 else xr.combine_by_coords([t.to_dataset() for t in tiles])["classes"]
     try:
         return landcover_fractions(classes, kind)
