@@ -171,6 +171,13 @@ def test_round_trip_with_output_to_files(tmp_path: pathlib.Path) -> None:
     assert ds.rio.crs.to_epsg() == 4326
     back = ds.sm.sortby("lat").load()
     xr.testing.assert_allclose(back.drop_vars("spatial_ref", errors="ignore"), pred.sm, atol=1e-7)
+    # attributes of one file (its layer, depth, year) do not describe the stack: only shared ones
+    one = xsomo.open_somo(files[0])
+    per_file = {k for k in one.attrs if k in ("layer", "layer_depth", "year")}
+    assert per_file, one.attrs  # the files carry them
+    assert not per_file & set(ds.attrs), ds.attrs
+    shared = {k: v for k, v in one.attrs.items() if k not in per_file and k != "source_files"}
+    assert shared and all(k in ds.attrs for k in shared)
 
 
 def test_lazy_dataset_pickles_for_distributed_workers(somo_dir: pathlib.Path) -> None:

@@ -291,6 +291,19 @@ def _open_one(
 _OPEN_LOCK = threading.Lock()
 
 
+def _shared_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The attributes (in the first's order) that every dict holds with the same value."""
+
+    def same(a: Any, b: Any) -> bool:
+        try:
+            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        except Exception:
+            return False
+
+    first = all_attrs[0]
+    return {k: v for k, v in first.items() if all(k in o and same(v, o[k]) for o in all_attrs[1:])}
+
+
 def _open_stacked(
     path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -342,7 +355,10 @@ def _open_stacked(
 
         first_var = opened[0][2]
         # grid_mapping goes to encoding, as xarray's decode_coords="all" does
-        attrs = {k: v for k, v in first_var.attrs.items() if k != "grid_mapping"}
+        # attributes every file shares (per-file ones such as layer, layer_depth, year would
+        # describe the first file only)
+        attrs = _shared_attrs([var.attrs for _, _, var in opened])
+        attrs = {k: v for k, v in attrs.items() if k != "grid_mapping"}
         attrs = {**attrs, **cv.SM_ATTRS}
         sm = xr.Variable((cv.LAYER, cv.TIME, cv.LAT, cv.LON), data, attrs=attrs)
         enc_chunks = first_var.encoding.get("chunksizes")
@@ -369,7 +385,7 @@ def _open_stacked(
             "spatial_ref": xr.Variable((), np.int32(0), attrs=crs_attrs),
             **cv.layer_coords(layer_numbers),
         }
-        out = xr.Dataset({cv.SM: sm}, coords=coords, attrs=dict(first.attrs))
+        out = xr.Dataset({cv.SM: sm}, coords=coords, attrs=_shared_attrs([ds.attrs for _, ds, _ in opened]))
         out.attrs["source_files"] = len(opened)
         if drop_variables:
             out = out.drop_vars([v for v in drop_variables if v in out.variables])
