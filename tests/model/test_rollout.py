@@ -338,6 +338,15 @@ def test_the_device_resident_cascade_is_the_host_cascade(dtype):
     host = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, **kw)
     dev = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, on_device=True, **kw)
     np.testing.assert_array_equal(dev, host)
+    # the normalised forcing kept on the device (a tensor, as predict_block keeps it on a GPU)
+    kept = rollout._prepare_dynamic_on(model, dyn, dtype, cpu, keep=True)
+    assert isinstance(kept, torch.Tensor)
+    np.testing.assert_array_equal(rollout._gap_days(kept), rollout._gap_days(xd))
+    kept_before = kept.clone()
+    dev = rollout._cascade(model, kept, xs, "continuous", init_states=host_final, on_device=True, **kw)
+    # (float64: torch's log1p and numpy's may differ in the last bit)
+    np.testing.assert_allclose(dev, host, rtol=0, atol=0 if dtype == "float32" else 1e-12)
+    np.testing.assert_array_equal(kept.numpy(), kept_before.numpy())  # the kept forcing is left alone too
     # cells in batches and days in chunks (states carried): the same to float rounding (GEMMs of other sizes)
     kw["batch_size"], kw["time_chunk"] = 4, 30
     batched = rollout._cascade(model, xd, xs, "continuous", init_states=host_final, on_device=True, **kw)

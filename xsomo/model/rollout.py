@@ -56,7 +56,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import torch
@@ -370,28 +370,41 @@ def _host_tensor(a: np.ndarray, dtype: str | None = None) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
-def _gap_days(xd: np.ndarray) -> np.ndarray:
+def _gap_days(xd: np.ndarray | torch.Tensor) -> np.ndarray:
     """``(cells, time)``: days with a NaN input (``np.isnan(xd).any(axis=-1)``; torch's reduction
-    over the short last axis is ~3x numpy's)."""
+    over the short last axis is ~3x numpy's; a tensor is reduced on its device)."""
+    if isinstance(xd, torch.Tensor):
+        return xd.isnan().any(dim=-1).cpu().numpy()
     return _host_tensor(xd).isnan().any(dim=-1).numpy()
 
 
 #: Values per piece of the z-score on a GPU (float64 temporaries of 1 GiB at most).
 GPU_PREPARE_PIECE = 1 << 27
+#: Share of the GPU's free memory the normalised forcing of a block may keep there (else it
+#: comes back to the host, and the cascade sends it over again in pieces).
+GPU_FORCING_SHARE = 0.25
 
 
-def _prepare_dynamic_on(model: TrainedModel, raw: np.ndarray, dtype: str, device: torch.device) -> np.ndarray:
+def _prepare_dynamic_on(
+    model: TrainedModel, raw: np.ndarray, dtype: str, device: torch.device, *, keep: bool = False
+) -> np.ndarray | torch.Tensor:
     """:meth:`TrainedModel.prepare_dynamic` computed on ``device`` (a GPU): the transforms and
-    the z-score in float64 there, rounded once to ``dtype``, back on the host. On an H200 host
-    numpy's float64 z-score took ~2 s for 65 536 cells x 730 days x 4 inputs, 10x the roll-out."""
+    the z-score in float64 there, rounded once to ``dtype``; back on the host, or with ``keep``
+    a tensor on ``device`` (where it fits in :data:`GPU_FORCING_SHARE` of the free memory).
+    On an H200 numpy's float64 z-score took 1.6 s for 65 536 cells x 730 days x 4 inputs, 3x
+    the roll-out of one network, and bringing the result back 0.5 s more."""
     cfg = model.config
     raw = np.asarray(raw)
-    if raw.shape[-1] != cfg.n_dynamic:
-        return model.prepare_dynamic(raw, dtype=dtype)  # (its error message)
-    out = np.empty(raw.shape, dtype=dtype)
     transforms = [cfg.transforms.get(name, "identity") for name in cfg.dynamic]
-    if not set(transforms) <= {"identity", "log1p"}:
-        return model.prepare_dynamic(raw, dtype=dtype)
+    if raw.shape[-1] != cfg.n_dynamic or not set(transforms) <= {"identity", "log1p"}:
+        return model.prepare_dynamic(raw, dtype=dtype)  # (its error message; other transforms)
+    tdt = getattr(torch, dtype)
+    if keep and device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        keep = raw.size * np.dtype(dtype).itemsize <= GPU_FORCING_SHARE * free
+    out: np.ndarray | torch.Tensor = (
+        torch.empty(raw.shape, dtype=tdt, device=device) if keep else np.empty(raw.shape, dtype=dtype)
+    )
     log1p = [j for j, tr in enumerate(transforms) if tr == "log1p"]
     mean = _host_tensor(model.stats.dynamic_mean, "float64").to(device)
     std = _host_tensor(model.stats.dynamic_std, "float64").to(device)
@@ -401,7 +414,11 @@ def _prepare_dynamic_on(model: TrainedModel, raw: np.ndarray, dtype: str, device
         x = _host_tensor(raw[s0 : s0 + step]).to(device, torch.float64, copy=True)
         for j in log1p:  # config.apply_transform: log1p(clip(x, 0, None)); NaN stays NaN
             x[..., j] = torch.log1p(x[..., j].clamp(min=0.0))
-        out[s0 : s0 + step] = ((x - mean) / std).to(getattr(torch, dtype)).cpu().numpy()
+        z = ((x - mean) / std).to(tdt)
+        if isinstance(out, torch.Tensor):
+            out[s0 : s0 + step] = z
+        else:
+            out[s0 : s0 + step] = z.cpu().numpy()
     return out
 
 
@@ -411,9 +428,12 @@ def _check_inputs(
     static: np.ndarray,
     dtype: str = "float32",
     device: torch.device | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    *,
+    keep: bool = False,
+) -> tuple[Any, np.ndarray]:
     """Normalised ``(dynamic, static)`` in ``dtype``; the z-score is taken in float64 either way
-    (on ``device`` where it is a GPU)."""
+    (on ``device`` where it is a GPU; with ``keep`` the dynamic inputs may stay there as a
+    tensor, see :func:`_prepare_dynamic_on`)."""
     dynamic = np.asarray(dynamic)
     static = np.asarray(static)
     cfg = model.config
@@ -428,13 +448,13 @@ def _check_inputs(
             f"got shape {static.shape}"
         )
     if device is not None and device.type == "cuda":
-        return _prepare_dynamic_on(model, dynamic, dtype, device), model.prepare_static(static, dtype=dtype)
+        return _prepare_dynamic_on(model, dynamic, dtype, device, keep=keep), model.prepare_static(static, dtype=dtype)
     return model.prepare_dynamic(dynamic, dtype=dtype), model.prepare_static(static, dtype=dtype)
 
 
 def _cascade(
     model: TrainedModel,
-    xd: np.ndarray,
+    xd: np.ndarray | torch.Tensor,
     xs: np.ndarray,
     run: str,
     *,
@@ -459,6 +479,8 @@ def _cascade(
             model, xd, xs, device=device, batch_size=batch_size, time_chunk=time_chunk, state=state, dtype=dtype,
             init_states=init_states, final_states=final_states,
         )  # fmt: skip
+    if isinstance(xd, torch.Tensor):  # (normalised forcing kept on a GPU; the host path needs it here)
+        xd = xd.cpu().numpy()
     cfg = model.config
     n_cells, n_time, _ = xd.shape
     out = np.empty((len(cfg.layers), cfg.ensemble, n_cells, n_time), dtype=dtype)
@@ -538,7 +560,7 @@ def _device_cells(device: torch.device, per_cell: int, n_cells: int) -> int:
 
 def _cascade_on_device(
     model: TrainedModel,
-    xd: np.ndarray,
+    xd: np.ndarray | torch.Tensor,
     xs: np.ndarray,
     *,
     device: torch.device,
@@ -593,7 +615,7 @@ def _cascade_on_device(
                         )
             for t0 in range(0, n_time, chunk):
                 t1 = min(t0 + chunk, n_time)
-                x = _host_tensor(xd[c0:c1, t0:t1], dtype).to(device)
+                x = xd[c0:c1, t0:t1] if isinstance(xd, torch.Tensor) else _host_tensor(xd[c0:c1, t0:t1], dtype).to(device)
                 nan = x.isnan()
                 gap = nan.any(dim=-1)
                 x = x.masked_fill(nan, 0.0)  # (not in place: on the CPU `x` is the caller's array)
@@ -954,7 +976,8 @@ def predict_block(
     if spinup < 1:
         raise XsomoValueError(f"spinup must be >= 1 day, got {spinup}")
     dev = torch_device(device)
-    xd, xs = _check_inputs(model, dynamic, static, dtype, dev)
+    # on a GPU the normalised forcing of a continuous roll-out stays there (where it fits)
+    xd, xs = _check_inputs(model, dynamic, static, dtype, dev, keep=mode != "windowed")
     n_cells, n_time, _ = xd.shape
     if state is not None:
         return _continue(model, xd, xs, mode, np.asarray(state), dev, batch_size, time_chunk, dtype,
@@ -1000,6 +1023,8 @@ def predict_block(
                     steps - spinup, spinup, info, return_info,
                 )  # fmt: skip
     info.mode = run
+    if run == "windowed" and isinstance(xd, torch.Tensor):  # (auto chose windows: the host cascade)
+        xd = xd.cpu().numpy()
     if run == "windowed":
         info.spinup = spinup = cfg.lookback
         if return_state:
@@ -1042,7 +1067,7 @@ def _state_array(model: TrainedModel, n_cells: int, dtype: str) -> np.ndarray:
 
 def _continue(
     model: TrainedModel,
-    xd: np.ndarray,
+    xd: np.ndarray | torch.Tensor,
     xs: np.ndarray,
     mode: str,
     state: np.ndarray,
