@@ -14,9 +14,11 @@ True
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
-__all__ = ["cpu_cores", "resolve_device"]
+__all__ = ["cpu_cores", "exit_with_parent", "resolve_device"]
 
 
 def resolve_device(device: Any = "auto") -> str:
@@ -34,3 +36,18 @@ def cpu_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def exit_with_parent(parent: int, every: float = 1.0) -> threading.Thread:
+    """In a worker process: a daemon thread that ends the process when ``parent`` (the pid that
+    started it) is gone. A parent killed without a chance to stop its workers (SIGKILL, or a
+    SIGTERM to it alone) would otherwise leave them computing, and writing, for minutes."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, daemon=True, name="xsomo-parent-watch")
+    thread.start()
+    return thread

@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import pathlib
+import sys
 import shutil
 
 import cf_xarray  # noqa: F401  (registers .cf)
@@ -184,6 +185,40 @@ def test_same_seed_same_bytes(tiny_world: pathlib.Path, tmp_path: pathlib.Path) 
     assert a == b
     _same, diff, errors = filecmp.cmpfiles(tiny_world, again, [str(p) for p in a], shallow=False)
     assert not diff and not errors
+
+
+def test_one_process_writes_the_same_bytes(
+    tiny_world: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ERA5-Land and the products are written in a forked process beside the truth (on Linux
+    with two cores or more): the files are those of one process writing them in turn."""
+    from xsomo.sample import world
+
+    monkeypatch.setattr(world, "cpu_cores", lambda: 1)
+    serial = xsomo.sample.generate("tiny", seed=7, out=tmp_path / "serial")
+    a, b = _files(tiny_world), _files(serial)
+    assert a == b
+    _same, diff, errors = filecmp.cmpfiles(tiny_world, serial, [str(p) for p in a], shallow=False)
+    assert not diff and not errors
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the forked writer runs on Linux only")
+def test_a_failing_worker_process_is_named_and_leaves_no_file(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xsomo.sample import world
+
+    monkeypatch.setattr(world, "cpu_cores", lambda: 2)
+
+    def broken(ctx, bar):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(world.w_products, "write_products", broken)
+    with pytest.raises(RuntimeError, match=r"ERA5-Land and the products failed.*OSError: disk full \(simulated\)"):
+        xsomo.sample.generate("tiny", seed=7, out=tmp_path / "w")
+    left = sorted(p.relative_to(tmp_path / "w").as_posix() for p in (tmp_path / "w").rglob("*") if p.is_file())
+    assert not [p for p in left if "tmp" in p.lower() or p.startswith(".")], left  # no temporary file left
+    assert not (tmp_path / "w" / "world.json").exists()  # not a world: no manifest
 
 
 def test_other_seed_other_world(

@@ -93,7 +93,7 @@ from xsomo.model.config import PRESETS, ModelConfig, NormStats, TrainingConfig
 from xsomo.model.ealstm import EALSTM
 from xsomo.model.inputs import check_daily_axis, inputs_at_cells, transform_inputs
 from xsomo.model.trained import TrainedModel
-from xsomo.runtime import cpu_cores, resolve_device
+from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device
 from xsomo.targets.points import point_targets
 
 __all__ = [
@@ -1049,13 +1049,7 @@ def _init_worker(queue: Any, threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
     # a parent killed without a chance to shut the pool down (SIGKILL, or SIGTERM to it
     # alone) would leave this worker training on for minutes: it leaves when the parent does
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="xsomo-parent-watch").start()
-
-
-def _exit_with_parent(parent: int, every: float = 1.0) -> None:
-    while os.getppid() == parent:
-        time.sleep(every)
-    os._exit(1)
+    exit_with_parent(parent)
 
 
 def _member_job(job: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

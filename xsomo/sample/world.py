@@ -12,12 +12,14 @@ import contextlib
 import logging
 import os
 import pathlib
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from xsomo.io import world as io_world
 from xsomo.io.world import FORMAT_VERSION
+from xsomo.runtime import cpu_cores, exit_with_parent
 from xsomo.sample.config import make_config
 from xsomo.sample.writers import cosmos as w_cosmos
 from xsomo.sample.writers import era5land as w_era5land
@@ -104,12 +106,8 @@ def generate(
             if real_statics:
                 w_real_static.write_real_statics(ctx)
         bar.update(1)
-        with clock("truth, mswep, mswx"):
-            w_truth.write_target_grid(ctx, bar)
-        with clock("era5land"):
-            w_era5land.write_era5(ctx, bar)
-        with clock("products"):
-            products = w_products.write_products(ctx, bar)
+        with clock("truth, mswep, mswx | era5land, products"):
+            products = _truth_beside_era5_and_products(ctx, bar, n_era5_bands + len(PRODUCTS))
         with clock("ismn"):
             w_ismn.write_ismn(ctx, bar)
         with clock("cosmos"):
@@ -122,6 +120,71 @@ def generate(
         bar.update(1)
     log.info("sample world %r written to %s; CPU seconds per step: %s", preset, out, clock.report())
     return out
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def _era5_and_products(ctx: WorldContext, bar: Any) -> dict[str, Any]:
+    w_era5land.write_era5(ctx, bar)
+    return w_products.write_products(ctx, bar)
+
+
+def _child_era5_and_products(ctx: WorldContext, send: Any, parent: int) -> None:
+    """Worker process of :func:`_truth_beside_era5_and_products`: writes, then sends
+    ``("ok", products)`` or ``("error", message)``."""
+    exit_with_parent(parent)
+    try:
+        send.send(("ok", _era5_and_products(ctx, _NoBar())))
+    except BaseException as err:  # the writers removed their half-written files
+        send.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        send.close()
+
+
+def _truth_beside_era5_and_products(ctx: WorldContext, bar: Any, n_other: int) -> dict[str, Any]:
+    """The truth (with MSWEP/MSWX) and, beside it in a forked process, ERA5-Land and the products.
+
+    The writers are independent (each simulates what it writes from the world's seed and
+    writes its own files), so the files are the same as one after the other; on two cores the
+    demo world's generation takes ~2/3 of the time. One process where fork is not the
+    default (macOS, Windows) or on one core.
+    """
+    import multiprocessing
+    import sys
+
+    if sys.platform != "linux" or cpu_cores() < 2:
+        w_truth.write_target_grid(ctx, bar)
+        return _era5_and_products(ctx, bar)
+    mp = multiprocessing.get_context("fork")
+    recv, send = mp.Pipe(duplex=False)
+    proc = mp.Process(target=_child_era5_and_products, args=(ctx, send, os.getpid()), name="xsomo-sample-era5")
+    proc.start()
+    send.close()
+    try:
+        w_truth.write_target_grid(ctx, bar)
+        try:
+            status, result = recv.recv()
+        except EOFError:
+            status, result = "error", f"the process died (exit code {proc.exitcode})"
+    except BaseException:
+        # an interrupt, not a kill: the worker's writers remove their temporary files
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGINT)
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+        raise
+    finally:
+        recv.close()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"sample world: writing ERA5-Land and the products failed in a worker process: {result}")
+    bar.update(n_other)
+    return result
 
 
 class _Clock:
