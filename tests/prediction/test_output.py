@@ -305,6 +305,36 @@ def test_item6_every_file_carries_the_model_identity_and_the_drivers_period(
     assert inference.model_identity(TrainedModel.load(tmp_path / "m")) == inference.model_identity(model)
 
 
+def test_resume_never_keeps_files_of_other_drivers_of_the_same_period(model, drivers, written, tmp_path):
+    """Drivers prepared again for the same days (corrected units, another soil map): the first
+    run's files are refused, not skipped (the period alone had let a rerun keep files 0.05
+    m3 m-3 off); the same drivers again, in memory or from the same file, skip them."""
+    kw = {"chunks": {"lat": 4, "lon": 4}, "mode": "continuous"}
+    for path in written:
+        shutil.copy(path, tmp_path / path.name)
+    fixed = drivers.assign(air_temperature=drivers["air_temperature"] + 0.5)
+    with pytest.raises(output.ForeignOutputError, match="xsomo_drivers_id"):
+        output.to_files(inference.predict(fixed, model, **kw), tmp_path, progress=False)
+    relabelled = drivers.copy()
+    relabelled["air_temperature"] = drivers["air_temperature"].assign_attrs(units="degC")
+    assert inference.drivers_identity(relabelled, ["air_temperature"]) != inference.drivers_identity(
+        drivers, ["air_temperature"]
+    )
+    again = output.to_files(inference.predict(drivers.copy(deep=True), model, **kw), tmp_path, progress=False)
+    assert sorted(again) == sorted(tmp_path / p.name for p in written)  # skipped: same drivers
+    # drivers read from a file: rewritten with other values (same period), the files are refused
+    drivers.to_netcdf(tmp_path / "drivers.nc")
+    out = tmp_path / "from_file"
+    with xr.open_dataset(tmp_path / "drivers.nc", chunks={}) as d:
+        output.to_files(inference.predict(d, model, **kw), out, progress=False)
+    with xr.open_dataset(tmp_path / "drivers.nc", chunks={}) as d:  # the same file: resumed
+        output.to_files(inference.predict(d, model, **kw), out, progress=False)
+    fixed.to_netcdf(tmp_path / "drivers2.nc")
+    os.replace(tmp_path / "drivers2.nc", tmp_path / "drivers.nc")
+    with xr.open_dataset(tmp_path / "drivers.nc", chunks={}) as d, pytest.raises(output.ForeignOutputError):
+        output.to_files(inference.predict(d, model, **kw), out, progress=False)
+
+
 def test_item6_resume_never_mixes_models(model, drivers, sm, written, tmp_path, capsys):
     """Issue 14 item 6: resume skips only files of the same model and drivers; otherwise it
     refuses and names the fix (--overwrite)."""

@@ -589,8 +589,9 @@ class ForeignOutputError(XsomoValueError):
 NC_LOCK = combine_locks([NETCDFC_LOCK, HDF5_LOCK])
 #: Units of the files' time axis.
 TIME_UNITS = "days since 1970-01-01 00:00:00"
-#: Global attributes that say which model and which drivers a file was computed from.
-IDENTITY_ATTRS = ("xsomo_model_id", "xsomo_drivers_period")
+#: Global attributes that say which model and which drivers a file was computed from (the
+#: drivers' days and a hash of their metadata, source files and sampled values).
+IDENTITY_ATTRS = ("xsomo_model_id", "xsomo_drivers_period", "xsomo_drivers_id")
 
 
 def grid_mapping_attrs() -> dict[str, Any]:

@@ -6,8 +6,8 @@ expensive part and runs exactly once per block), and writes each block into all 
 run's files with netCDF4 region writes. The files are written to temporary names and
 renamed only when all are complete (:mod:`xsomo.io.atomic`), so a final name never holds a
 partial file. A killed run restarted with the same call skips the files that are already
-final, if they carry the same model identity and drivers' period (global attributes
-``xsomo_model_id``, ``xsomo_drivers_period``); files of another model are refused.
+final, if they carry the same model identity and drivers (global attributes
+``xsomo_model_id``, ``xsomo_drivers_period``, ``xsomo_drivers_id``); files of another model are refused.
 
 File layout (as the published SoMo.ml-EU dataset, :mod:`xsomo.io.somo` owns it):
 ``SoMo.ml-EU_layer{N}_{YYYY}.nc`` holding the variable ``layer{N}`` ``(time, lat, lon)``,
@@ -205,7 +205,7 @@ def to_files(
         Subsets to write (default: all in ``sm``).
     overwrite
         Rewrite final files that exist. Without it, existing final files of the same model
-        and drivers (their ``xsomo_model_id`` and ``xsomo_drivers_period`` attributes) and
+        and drivers (their ``xsomo_model_id``, ``xsomo_drivers_period`` and ``xsomo_drivers_id`` attributes) and
         shape are kept and skipped, so rerunning a killed job resumes it; a file of another
         grid, period, model or drivers is an error.
     progress
