@@ -8,6 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
+import xsomo
 from xsomo import testing
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
 from xsomo.model import inputs, training
@@ -50,16 +51,29 @@ def test_item1_same_drivers_in_kelvin_and_celsius_train_identical_models_and_pre
     assert np.isfinite(pa["sm"].values).any()
 
 
-def test_item1_training_read_degC_as_kelvin_before():
-    """The check above can fail: raw degC values as inputs give another model."""
+def test_degC_labelled_kelvin_or_unlabelled_is_refused_by_training_and_prediction():
+    """degC numbers said to be kelvin, or without a units attribute, gave another model (and
+    predictions 0.05 m3 m-3 off) without a sign: training and prediction refuse them, naming
+    the variable and the likely cause; numpy and dask drivers alike."""
     drivers, targets, _ = testing.synthetic_case(seed=3, nlat=3, nlon=4, ndays=150, cells=6)
-    kelvin, celsius = _kelvin_and_celsius(drivers)
+    _kelvin, celsius = _kelvin_and_celsius(drivers)
     mislabelled = celsius.copy()
-    for name in ("air_temperature", "skin_temperature"):
-        mislabelled[name].attrs["units"] = "K"  # degC numbers said to be kelvin
-    a = training.train_lstm(kelvin, targets, seed=2, **TINY)
-    b = training.train_lstm(mislabelled, targets, seed=2, **TINY)
-    assert not np.allclose(a.stats.dynamic_mean, b.stats.dynamic_mean)
+    mislabelled["air_temperature"] = celsius["air_temperature"].assign_attrs(units="K")
+    unlabelled = drivers.copy()
+    unlabelled["air_temperature"] = drivers["air_temperature"].copy()
+    del unlabelled["air_temperature"].attrs["units"]
+    with pytest.raises(UnitError, match=r"'air_temperature'.*looks like degC labelled K"):
+        training.train_lstm(mislabelled, targets, seed=2, **TINY)
+    with pytest.raises(UnitError, match=r"'air_temperature' has no 'units' attribute.*never guesses"):
+        training.train_lstm(unlabelled, targets, seed=2, **TINY)
+    model = testing.random_model(layers=(1,), lookback=30, ensemble=1)
+    kw = {"mode": "continuous", "check_convergence": False}
+    with pytest.raises(UnitError, match="looks like degC labelled K"):
+        xsomo.predict(mislabelled, model, **kw).compute()
+    with pytest.raises(UnitError, match="looks like degC labelled K"):  # checked as the blocks compute
+        xsomo.predict(mislabelled.chunk({"lat": 2}), model, **kw).compute()
+    with pytest.raises(UnitError, match="no 'units' attribute"):
+        xsomo.predict(unlabelled, model, **kw)
 
 
 def test_inputs_at_cells_units_order_and_errors():
