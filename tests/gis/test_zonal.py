@@ -74,7 +74,7 @@ def test_series_over_polygons_is_area_weighted(data, tmp_path):
         cells = (lon2 > w) & (lon2 < e) & (lat2 > s) & (lat2 < n)
         got = df[df.region == name].sort_values("time")
         np.testing.assert_allclose(got["sm"].values, _weighted(sm, cells), rtol=1e-4)
-        assert (got["n_cells"] == cells.sum()).all()
+        assert (got["n_cells"] == (cells & np.isfinite(sm.values).any(axis=0)).sum()).all()  # cells with data
 
 
 def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
@@ -83,7 +83,7 @@ def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
     argv = ["zonal", "--input", str(d), "--countries", "Spain", "--start", "2016-06-01", "--end", "2016-08-31"]
     assert main([*argv, "--out", str(out)]) == 0
     df = pd.read_csv(out)
-    assert df["NAME"].tolist() == ["Spain"] and df["n_cells"].item() == GRID.nlat * GRID.nlon
+    assert df["NAME"].tolist() == ["Spain"] and df["n_cells"].item() == GRID.nlat * GRID.nlon - 1  # one without data
     daily = _weighted(sm, np.ones((GRID.nlat, GRID.nlon), bool))
     t = pd.DatetimeIndex(sm.time.values)
     means = [daily[(t >= f"{y}-06-01") & (t <= f"{y}-08-31")].mean() for y in YEARS]
@@ -95,3 +95,38 @@ def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
     assert main([*argv, "--out", str(gp)]) == 0
     gdf = pyogrio.read_dataframe(gp)
     assert gdf.crs.to_epsg() == 4326 and gdf["mean_sm"].item() == pytest.approx(df["mean_sm"].item(), rel=1e-4)  # CSV: 5 digits
+
+
+def test_zonal_statistics_of_nested_and_empty_polygons(data, tmp_path):
+    """A polygon inside another keeps its cells in both (regionmask's exclusive masks had taken
+    them from the outer one), and a polygon without a cell centre gets a row (0 cells, NaN),
+    not silence."""
+    import geopandas as gpd
+    import shapely
+
+    d, sm = data
+    boxes = {
+        "outer": (-3.0, 39.0, -1.0, 41.0),
+        "inner": (-2.6, 39.6, -2.0, 40.2),
+        "tiny": (-2.97, 39.51, -2.96, 39.52),  # no cell centre inside
+        "away": (10.0, 50.0, 11.0, 51.0),  # off the grid
+    }
+    polys = gpd.GeoDataFrame({"NAME": list(boxes)}, geometry=[shapely.box(*b) for b in boxes.values()], crs=4326)
+    polys.to_file(tmp_path / "p.gpkg", driver="GPKG")
+    out = tmp_path / "z.csv"
+    argv = ["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--start", "2016-06-01",
+            "--end", "2016-08-31", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    df = pd.read_csv(out).set_index("NAME")
+    assert df.index.tolist() == list(boxes)
+    lat2, lon2 = np.meshgrid(sm.lat.values, sm.lon.values, indexing="ij")
+    t = pd.DatetimeIndex(sm.time.values)
+    summer = (t >= "2016-06-01") & (t <= "2016-08-31")
+    for name in ("outer", "inner"):
+        w, s, e, n = boxes[name]
+        cells = (lon2 > w) & (lon2 < e) & (lat2 > s) & (lat2 < n)
+        assert df.loc[name, "n_cells"] == (cells & np.isfinite(sm.values).any(axis=0)).sum()
+        assert df.loc[name, "mean_sm"] == pytest.approx(_weighted(sm, cells)[summer].mean(), rel=1e-4)
+    assert df.loc["outer", "n_cells"] == GRID.nlat * GRID.nlon - 1  # the inner cells count in both
+    for name in ("tiny", "away"):
+        assert df.loc[name, "n_cells"] == 0 and np.isnan(df.loc[name, "mean_sm"])

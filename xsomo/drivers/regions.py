@@ -61,7 +61,7 @@ def _lonlat(target: XArray | GridSpec) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(t["lon"].values), np.asarray(t["lat"].values)
 
 
-def _regions(gdf, key: str):
+def _regions(gdf, key: str, *, overlap: bool = False):
     import regionmask
 
     if key not in gdf.columns:
@@ -74,7 +74,7 @@ def _regions(gdf, key: str):
     if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
     return regionmask.from_geopandas(
-        gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=False
+        gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=overlap
     )
 
 
@@ -102,12 +102,19 @@ def mask(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArray:
 
 
 def mask_3d(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArray:
-    """Boolean mask ``(region, lat, lon)``, ``region`` labelled by ``gdf[key]``."""
-    regs = _regions(gdf, key)
+    """Boolean mask ``(region, lat, lon)``, ``region`` labelled by ``gdf[key]``, one entry per
+    polygon in the order of ``gdf``.
+
+    Each polygon holds every cell whose centre lies inside it, also where polygons overlap
+    or nest (a basin and its sub-basins, a country and its regions: with regionmask's
+    non-overlapping masks a nested polygon's cells had been taken from the outer one); a
+    polygon without a cell centre is kept, all False (its statistics are NaN over 0 cells).
+    """
+    regs = _regions(gdf, key, overlap=True)
     lon, lat = _lonlat(target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
-        m = regs.mask_3D(lon, lat)
+        m = regs.mask_3D(lon, lat, drop=False)
     m = m.rename({d: n for d, n in (("latitude", "lat"), ("longitude", "lon")) if d in m.dims})
     return m.assign_coords(region=[str(n) for n in m["names"].values]).drop_vars(
         ["names", "abbrevs"], errors="ignore"

@@ -83,13 +83,17 @@ def read_polygons(path: str | os.PathLike[str] | None, *, key: str = "NAME", nam
 def polygon_series(
     obj: xr.Dataset | xr.DataArray, polygons: Any, *, layer: int | None = None, key: str = "NAME"
 ) -> xr.DataArray:
-    """Area-weighted mean series over each polygon: dims ``region`` (``polygons[key]``) and ``time`` (and ``layer``)."""
+    """Area-weighted mean series over each polygon: dims ``region`` (``polygons[key]``, every
+    polygon, overlapping ones included) and ``time`` (and ``layer``); coordinate ``n_cells``:
+    the cells whose centres lie inside and that hold data on some day (sea cells do not)."""
     from xsomo.drivers import regions
 
     da = _sm(obj, layer)
     out = regions.regional_mean(da, polygons, key=key)
-    cells = regions.mask_3d(polygons, da, key=key).sum((cv.LAT, cv.LON))
-    return out.assign_coords(n_cells=("region", cells.values.astype(int)))
+    m = regions.mask_3d(polygons, da, key=key)
+    has_data = da.notnull().any([d for d in da.dims if d not in (cv.LAT, cv.LON)])
+    cells = (m & has_data).sum((cv.LAT, cv.LON))
+    return out.assign_coords(n_cells=("region", np.asarray(cells.values).astype(int)))
 
 
 def zonal_statistics(
