@@ -140,3 +140,27 @@ def test_cli_predict_save_state_then_extend(model, drivers, reference, tmp_path,
     _assert_same_files(out, reference)
     rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--mode", "windowed"])
     assert rc == 1 and "window-by-window" in capsys.readouterr().err
+
+
+def test_a_year_end_extension_checks_the_folder_it_appends_to(model, drivers, tmp_path):
+    """A state ending on 31 December starts new files, but the folder's files of that year are
+    checked as in mid-year: another model's folder (the state being this model's), or a folder
+    behind the state, was extended without a word (QA: two models in one dataset)."""
+    state_file = _first_part(model, drivers, tmp_path / "ours", "2016-12-31")
+    other = make_model(lookback=20, ensemble=2, seed=5)
+    theirs = tmp_path / "theirs"
+    sm = inference.predict(drivers.sel(time=slice(None, "2016-12-31")), other, mode="continuous", chunks=CHUNKS,
+                           check_convergence=False)  # fmt: skip
+    output.to_files(sm, theirs, progress=False)
+    ext = inference.predict(drivers, model, state=state_file, return_state=True, chunks=CHUNKS)
+    with pytest.raises(output.ForeignOutputError, match="appending would mix two models"):
+        output.extend_files(ext, theirs, state_file=state_file, progress=False)
+    assert not list(theirs.glob("*2017*"))  # nothing written
+    behind = tmp_path / "behind"  # this model's files, but only to mid-2016
+    _first_part(model, drivers, behind, "2016-06-30")
+    with pytest.raises(GridMismatchError, match="behind the state"):
+        output.extend_files(ext, behind, state_file=state_file, progress=False)
+    with pytest.raises(GridMismatchError, match="is missing"):
+        output.extend_files(ext, tmp_path / "empty", state_file=state_file, progress=False)
+    output.extend_files(ext, tmp_path / "ours", state_file=state_file, progress=False)  # its own folder: fine
+    assert len(list((tmp_path / "ours").glob("*2017.nc"))) == 3

@@ -665,12 +665,14 @@ def extend_files(
     new = sm[cv.SM]
     old_parts = []
     start_period = None
-    if pd.Timestamp(new[cv.TIME].values[0]).year == last.year:
-        for n in (int(v) for v in new[cv.LAYER].values):
-            path = directory / somo_io.output_filename(n, last.year)
+    for n in (int(v) for v in new[cv.LAYER].values):
+        path = directory / somo_io.output_filename(n, last.year)
+        if pd.Timestamp(new[cv.TIME].values[0]).year == last.year:
             old, period_start = _days_until(path, n, last, sm)
             start_period = start_period or period_start
             old_parts.append(old)
+        else:  # the state ends a year: its file is checked all the same (model, grid, last day)
+            _check_extendable(path, n, last, sm)
     combined = new
     if old_parts:
         old = xr.concat(old_parts, dim=cv.LAYER).sortby(cv.LAT)
@@ -696,10 +698,9 @@ def extend_files(
     )  # fmt: skip
 
 
-def _days_until(
-    path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr.Dataset
-) -> tuple[xr.DataArray, str | None]:
-    """The current year's file of ``layer`` up to ``last`` (lat descending, loaded), checked."""
+def _check_extendable(path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr.Dataset) -> Any:
+    """The file of ``layer`` holding the state's last day: there, of this model, not behind the
+    state, on this grid (its identity, :func:`xsomo.io.somo.file_identity`)."""
     if not path.exists():
         raise GridMismatchError(
             f"{path} is missing: the state continues from {last.date()}, which that file should "
@@ -718,13 +719,21 @@ def _days_until(
             f"{path} ends on {found.last_day}, before the state's last day {last.date()}: the files "
             "are behind the state. Rerun the `xsomo predict ... --save-state` that wrote them."
         )
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        var = ds[cv.layer_var_name(layer)].sel({cv.TIME: slice(None, last)}).load()
-    if var.sizes[cv.LAT] != sm.sizes[cv.LAT] or var.sizes[cv.LON] != sm.sizes[cv.LON]:
+    if tuple(found.shape[1:]) != (sm.sizes[cv.LAT], sm.sizes[cv.LON]):
         raise GridMismatchError(
-            f"{path} lies on {var.sizes[cv.LAT]} x {var.sizes[cv.LON]} cells, the extension on "
+            f"{path} lies on {found.shape[1]} x {found.shape[2]} cells, the extension on "
             f"{sm.sizes[cv.LAT]} x {sm.sizes[cv.LON]}: another grid."
         )
+    return found
+
+
+def _days_until(
+    path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr.Dataset
+) -> tuple[xr.DataArray, str | None]:
+    """The current year's file of ``layer`` up to ``last`` (lat descending, loaded), checked."""
+    found = _check_extendable(path, layer, last, sm)
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        var = ds[cv.layer_var_name(layer)].sel({cv.TIME: slice(None, last)}).load()
     period = found.attrs.get("xsomo_drivers_period")
     var = var.drop_vars([c for c in var.coords if c not in var.dims]).expand_dims({cv.LAYER: [layer]})
     return var.rename(cv.SM), (period.split("/")[0] if period else None)
