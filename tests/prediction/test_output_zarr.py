@@ -116,6 +116,7 @@ def test_predict_then_extend_store_equals_one_go(
     )
     with xsomo.open_somo(store) as ds:
         assert ds.rio.crs.to_epsg() == 4326
+        assert ds.attrs["state_last_day"] == "2017-12-31"  # the store's own attribute follows its days
         side = output.ZARR_CHUNK_CELLS
         assert ds["sm"].encoding["chunks"] == (
             1,

@@ -1369,7 +1369,7 @@ def _check_run_dir(
         if run_file.read_text() != desc:
             raise CheckpointError(
                 f"{path} holds checkpoints of a different training run (other data or settings); "
-                "use another run_dir or delete this one"
+                "use another run_dir (--run-dir) or delete this one"
             )
     else:
         atomic_write_text(run_file, desc)

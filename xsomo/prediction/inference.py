@@ -166,7 +166,7 @@ def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int
             raise GridMismatchError(
                 f"drivers cover {times.size} days ({times[0].date()} to {times[-1].date()}), "
                 f"not more than the spin-up of {spinup} days: nothing is left to predict. "
-                "Give longer drivers or a shorter spinup=."
+                "Give longer drivers or a shorter spinup= (--spinup)."
             )
         return spinup, times.size
     if isinstance(time, slice):
@@ -194,7 +194,7 @@ def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int
         raise GridMismatchError(
             f"output from {start.date()} needs {spinup} spin-up days of drivers before it (from {need}), "
             f"but the drivers start on {times[0].date()} ({first} days before). Give earlier drivers, "
-            f"start the output on {times[min(spinup, times.size - 1)].date()} or later, or pass a shorter spinup=."
+            f"start the output on {times[min(spinup, times.size - 1)].date()} or later, or pass a shorter spinup= (--spinup)."
         )
     return first, stop
 

@@ -1040,6 +1040,9 @@ def extend_zarr(
         }
         if old_period and new_period:
             updates["xsomo_drivers_period"] = f"{old_period.split('/')[0]}/{new_period.split('/')[-1]}"
+        for key in ("state_last_day", "xsomo_drivers_id"):  # (a stale one described the old store)
+            if key in sm.attrs:
+                updates[key] = str(sm.attrs[key])
         group.attrs.update(updates)
         zarr.consolidate_metadata(os.fspath(store))
     except OSError as err:

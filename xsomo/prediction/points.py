@@ -96,7 +96,7 @@ def predict_points(
         if first < spinup:
             raise GridMismatchError(
                 f"time={time!r}: the point drivers hold {first} days before it, fewer than the {spinup}-day "
-                "spin-up; give drivers that start earlier or a later period (or a shorter spinup=)"
+                "spin-up; give drivers that start earlier or a later period (or a shorter spinup=, --spinup)"
             )
     if stop <= first:
         raise GridMismatchError(f"time={time!r}: no output day in the drivers' period {times[0].date()}..{times[-1].date()}")
