@@ -77,8 +77,30 @@ def test_corrupt_and_mismatched_files(tmp_path):
         TrainedModel.load(tmp_path / "nothing")
 
 
+def test_config_of_another_model_or_edited_is_refused(tmp_path):
+    """The statistics in model.json follow config.json's input order: a config.json edited
+    (two inputs swapped) or copied from another model loaded and mis-mapped the inputs."""
+    d = _model().save(tmp_path / "m")
+    cfg = json.loads((d / "config.json").read_text())
+    swapped = {**cfg, "dynamic": [cfg["dynamic"][1], cfg["dynamic"][0], *cfg["dynamic"][2:]]}
+    (d / "config.json").write_text(json.dumps(swapped))
+    with pytest.raises(CheckpointError, match=r"config\.json does not match.*checksum"):
+        TrainedModel.load(d)
+    (d / "config.json").write_text(json.dumps(cfg, separators=(",", ":")))  # the same settings, other bytes: refused too
+    with pytest.raises(CheckpointError, match="checksum"):
+        TrainedModel.load(d)
+
+
+def _without_config_checksum(d):
+    """A model folder as versions before the config checksum wrote it."""
+    doc = json.loads((d / "model.json").read_text())
+    del doc["config_sha256"]
+    (d / "model.json").write_text(json.dumps(doc))
+
+
 def test_weights_that_do_not_fit_the_config(tmp_path):
     d = _model().save(tmp_path / "m")
+    _without_config_checksum(d)  # (the fit is checked where no checksum says more)
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "hidden": 7}))
     with pytest.raises(CheckpointError, match="do not match the config"):

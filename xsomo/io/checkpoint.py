@@ -55,7 +55,7 @@ LEGACY_WEIGHTS_FILE = "weights.pt"
 #: Keys of ``model.json``.
 MODEL_KEYS = (
     "format_version", "xsomo_version", "stats", "history", "training_cells",
-    "metadata", "weights_file", "weights_sha256",
+    "metadata", "weights_file", "weights_sha256", "config_sha256",
 )  # fmt: skip
 
 
@@ -106,14 +106,16 @@ def write_model_dir(
         {k: t.detach().to("cpu").contiguous() for k, t in tensors.items()},
         metadata={"format_version": str(FORMAT_VERSION)},
     )
+    config_bytes = _json_bytes(dict(config), f"the model configuration for {path}")
+    # config.json holds the inputs' order, which the positional statistics here follow: a
+    # config.json of another model (or edited) must not load with these weights and statistics
     doc = {
         **dict(model), "format_version": FORMAT_VERSION, "weights_file": WEIGHTS_FILE,
-        "weights_sha256": sha256(blob),
+        "weights_sha256": sha256(blob), "config_sha256": sha256(config_bytes),
     }  # fmt: skip
     unknown = sorted(set(doc) - set(MODEL_KEYS))
     if unknown:
         raise CheckpointError(f"{MODEL_FILE}: unknown keys {unknown}")
-    config_bytes = _json_bytes(dict(config), f"the model configuration for {path}")
     model_bytes = _json_bytes(doc, f"{MODEL_FILE} for {path}")
     path = pathlib.Path(path)
     if path.is_dir() and not (path / MODEL_FILE).is_file() and any(path.iterdir()):
@@ -163,6 +165,13 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     if unknown:
         raise CheckpointError(f"{meta_path} has unknown keys {unknown}")
     config = _read_json(path / CONFIG_FILE, missing="save the model again")
+    want = doc.get("config_sha256")  # (models saved before it was written have none)
+    if want and sha256((path / CONFIG_FILE).read_bytes()) != want:
+        raise CheckpointError(
+            f"{path / CONFIG_FILE} does not match {meta_path} (checksum differs): the configuration was "
+            "edited or comes from another model, and the inputs' order, which the normalisation "
+            "statistics follow, may no longer be the weights'; save the model again"
+        )
     return config, doc, _read_weights(path, doc)
 
 
