@@ -17,9 +17,11 @@ Modes
     zero initial state, sequence-to-one, as Kratzert et al. (2019) and SoMo.ml v1 did.
     Windows are gathered in batches and run as one batch each (no loop per window).
 
-Kernels: on the CPU both modes run :meth:`EALSTM.rollout <xsomo.model.ealstm.EALSTM.rollout>`
-(one GEMM and one sigmoid over three gates per step, ~2.5x PyTorch's fused LSTM there);
-on a GPU, the fused cuDNN kernel.
+Kernels: both modes run :meth:`EALSTM.rollout <xsomo.model.ealstm.EALSTM.rollout>` (one GEMM
+over three gates per step: ~2.5x PyTorch's fused LSTM on the CPU; on a GPU all cells of a
+block at once with a Triton cell update). On a GPU the continuous cascade also keeps the
+z-scored forcing, the upper layers' inputs, the states and the de-normalisation on the
+device (:func:`_cascade_on_device`).
 ``auto``
     A ladder (:func:`choose_rollout`): runs :func:`convergence_distance` on the block;
     if every member of every layer forgets its initial state within ``spinup`` days
