@@ -14,6 +14,7 @@ import os
 import pathlib
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,7 +162,12 @@ def _truth_beside_era5_and_products(ctx: WorldContext, bar: Any, n_other: int) -
     mp = multiprocessing.get_context("fork")
     recv, send = mp.Pipe(duplex=False)
     proc = mp.Process(target=_child_era5_and_products, args=(ctx, send, os.getpid()), name="xsomo-sample-era5")
-    proc.start()
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns about fork in a process with threads (here: a progress bar's
+        # monitor); the child takes no lock another thread may hold (numpy and netCDF only, its
+        # own files; logging re-creates its locks after a fork)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        proc.start()
     send.close()
     try:
         w_truth.write_target_grid(ctx, bar)
