@@ -17,7 +17,8 @@ or another column order than the ones it was trained on (issue 14, items 1 and 4
 
 >>> import numpy as np, pandas as pd, xarray as xr
 >>> t = xr.DataArray([[[10.0]], [[20.0]]], dims=("time", "lat", "lon"), attrs={"units": "degC"})
->>> ds = xr.Dataset({"air_temperature": t, "aridity": xr.DataArray([[1.5]], dims=("lat", "lon"))},
+>>> ar = xr.DataArray([[1.5]], dims=("lat", "lon"), attrs={"units": "1"})  # units are never guessed
+>>> ds = xr.Dataset({"air_temperature": t, "aridity": ar},
 ...                 coords={"time": pd.date_range("2020-01-01", periods=2), "lat": [45.05], "lon": [5.05]})
 >>> dyn, sta = inputs_at_cells(ds, [0], [0], dynamic=["air_temperature"], static=["aridity"], dtype="float64")
 >>> dyn[0, :, 0].round(2).tolist(), sta.tolist()
