@@ -101,21 +101,18 @@ def _lattice_step(values: np.ndarray) -> float | None:
     return float(np.gcd.reduce(np.diff(units))) / 1e4
 
 
-def _cells_to_grid(ds: xr.Dataset, resolution: float | None = None) -> xr.Dataset:
+def _cells_to_grid(ds: xr.Dataset) -> xr.Dataset:
     """pynetcf cell file(s) ``(locations, time)`` -> ``(time, lat, lon)`` on their regular grid.
 
     The grid step is that of the points (ERA5-Land's 0.1 degree, ERA5's 0.25, ...: the
-    largest step that holds every point's latitude, and longitude); ``resolution`` forces one
-    for both axes. Points that do not lie on such a grid are refused, never moved."""
+    largest step that holds every point's latitude, and longitude). Points that do not lie
+    on such a grid are refused, never moved."""
     lat = np.round(ds["lat"].values.astype(float), 4)
     lon = np.round(ds["lon"].values.astype(float), 4)
     steps = {"lat": _lattice_step(lat), "lon": _lattice_step(lon)}
-    if resolution is None:
-        known = [v for v in steps.values() if v is not None]
-        default = known[0] if len(known) == 1 else cv.RESOLUTION  # one row or column: square cells
-        steps = {k: default if v is None else v for k, v in steps.items()}
-    else:
-        steps = {"lat": float(resolution), "lon": float(resolution)}
+    known = [v for v in steps.values() if v is not None]
+    default = known[0] if len(known) == 1 else cv.RESOLUTION  # one row or column: square cells
+    steps = {k: default if v is None else v for k, v in steps.items()}
     for name, values in (("lat", lat), ("lon", lon)):
         step = steps[name]
         size = (values.max() - values.min()) / step + 1

@@ -26,12 +26,15 @@ __all__ = ["PRESETS", "TRANSFORMS", "ModelConfig", "NormStats", "TrainingConfig"
 TRANSFORMS: tuple[str, ...] = ("identity", "log1p")
 
 
-def apply_transform(values: np.ndarray, transform: str) -> np.ndarray:
-    """Apply a named input transform (``identity`` or ``log1p``) to raw values."""
+def apply_transform(values: Any, transform: str) -> Any:
+    """Apply a named input transform (``identity`` or ``log1p``) to raw values: numpy (or
+    xarray) arrays, or torch tensors on their own device (the GPU roll-out's z-score)."""
     if transform == "identity":
         return values
     if transform == "log1p":
         # precipitation can carry tiny negative round-off from de-accumulation
+        if type(values).__module__.startswith("torch"):
+            return values.clamp(min=0.0).log1p()
         return np.log1p(np.clip(values, 0.0, None))
     raise ConfigError(f"unknown input transform {transform!r}; known: {TRANSFORMS}")
 

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from xsomo.exceptions import XsomoValueError
+from xsomo.model.config import apply_transform
 from xsomo.runtime import resolve_device as _resolve_device
 
 if TYPE_CHECKING:
@@ -398,8 +399,6 @@ def _prepare_dynamic_on(
     cfg = model.config
     raw = np.asarray(raw)
     transforms = [cfg.transforms.get(name, "identity") for name in cfg.dynamic]
-    if raw.shape[-1] != cfg.n_dynamic or not set(transforms) <= {"identity", "log1p"}:
-        return model.prepare_dynamic(raw, dtype=dtype)  # (its error message; other transforms)
     tdt = getattr(torch, dtype)
     if keep and device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
@@ -407,15 +406,15 @@ def _prepare_dynamic_on(
     out: np.ndarray | torch.Tensor = (
         torch.empty(raw.shape, dtype=tdt, device=device) if keep else np.empty(raw.shape, dtype=dtype)
     )
-    log1p = [j for j, tr in enumerate(transforms) if tr == "log1p"]
     mean = _host_tensor(model.stats.dynamic_mean, "float64").to(device)
     std = _host_tensor(model.stats.dynamic_std, "float64").to(device)
     step = max(1, GPU_PREPARE_PIECE // max(1, int(np.prod(raw.shape[1:], dtype=np.int64))))
     for s0 in range(0, max(1, raw.shape[0]), step):
         # (a copy on the device: the transforms below work in place, never on the caller's array)
         x = _host_tensor(raw[s0 : s0 + step]).to(device, torch.float64, copy=True)
-        for j in log1p:  # config.apply_transform: log1p(clip(x, 0, None)); NaN stays NaN
-            x[..., j] = torch.log1p(x[..., j].clamp(min=0.0))
+        for j, tr in enumerate(transforms):  # as TrainedModel.prepare_dynamic (NaN stays NaN)
+            if tr != "identity":
+                x[..., j] = apply_transform(x[..., j], tr)
         z = ((x - mean) / std).to(tdt)
         if isinstance(out, torch.Tensor):
             out[s0 : s0 + step] = z
@@ -634,11 +633,7 @@ def _cascade_on_device(
                         del inp, parts
                         assert y is not None
                         y = y[..., 0].masked_fill_(gap, float("nan"))
-                        sm_k = sm[k, m]  # model.denormalise's operations, in place
-                        torch.mul(y, float(model.stats.target_std[k]), out=sm_k)
-                        sm_k.add_(float(model.stats.target_mean[k]))
-                        if cfg.clip_negative:
-                            sm_k.clamp_(min=0.0)
+                        model.denormalise(y, layer, out=sm[k, m])
                         del y
                 out[:, :, c0:c1, t0:t1] = sm.cpu().numpy()
                 del x, sm, gap
@@ -1025,8 +1020,6 @@ def predict_block(
                     steps - spinup, spinup, info, return_info,
                 )  # fmt: skip
     info.mode = run
-    if run == "windowed" and isinstance(xd, torch.Tensor):  # (auto chose windows: the host cascade)
-        xd = xd.cpu().numpy()
     if run == "windowed":
         info.spinup = spinup = cfg.lookback
         if return_state:

@@ -248,10 +248,18 @@ class TrainedModel:
         k = self.config.layer_index(layer)
         return (sm - float(self.stats.target_mean[k])) / float(self.stats.target_std[k])
 
-    def denormalise(self, y: np.ndarray | torch.Tensor, layer: int, *, out: np.ndarray | None = None) -> Any:
-        """Network output → m3 m-3 (negatives → 0 when ``config.clip_negative``); numpy
-        ``y`` can be written into ``out`` (the same numbers, no temporaries)."""
+    def denormalise(
+        self, y: np.ndarray | torch.Tensor, layer: int, *, out: np.ndarray | torch.Tensor | None = None
+    ) -> Any:
+        """Network output → m3 m-3 (negatives → 0 when ``config.clip_negative``); ``y`` can
+        be written into ``out`` of its kind, numpy or torch (the same numbers, no temporaries)."""
         k = self.config.layer_index(layer)
+        if isinstance(out, torch.Tensor):
+            torch.mul(y, float(self.stats.target_std[k]), out=out)
+            out += float(self.stats.target_mean[k])
+            if self.config.clip_negative:
+                out.clamp_(min=0.0)
+            return out
         if out is not None:
             np.multiply(y, float(self.stats.target_std[k]), out=out)
             out += float(self.stats.target_mean[k])
