@@ -88,31 +88,50 @@ def test_state_hand_over_two_halves_equal_one_run():
     torch.testing.assert_close(cb, c, atol=1e-12, rtol=0)
 
 
-def test_cpu_rollout_kernel_equals_loop_reference():
-    """EALSTM.rollout (3-gate GEMM, tanh via sigmoid, 2c / h/2 carried) = the loop reference."""
+@pytest.mark.parametrize("exact_tanh", [False, True])
+def test_cpu_rollout_kernel_equals_loop_reference(exact_tanh, monkeypatch):
+    """EALSTM.rollout (3-gate GEMM, units along rows, days in chunks; tanh exact or via sigmoid
+    with 2c / h/2 carried) = the loop reference, across blocks of cells and chunks of days."""
+    from xsomo.model import ealstm
+
     net = _net(h=16, n_outputs=2).eval()
     x_d = torch.randn(11, 60, 3, dtype=torch.float64)
     x_s = torch.randn(11, 4, dtype=torch.float64)
     h0 = (0.5 * torch.randn(11, 16, dtype=torch.float64), 3.0 * torch.randn(11, 16, dtype=torch.float64))
+    row = 4 * 8 * (16 + 3 + 1)  # bytes of one day's [h; x; 1] for 4 cells in float64
     for state in (None, h0):
         want, (wh, wc) = net.forward_loop(x_d, x_s, state)
-        for block in (4, 11, 512):  # blocks of cells, the last one short
-            y, (h, c) = net.rollout(x_d, x_s, state, block=block)
-            torch.testing.assert_close(y, want, atol=1e-12, rtol=0)
-            torch.testing.assert_close(h, wh, atol=1e-12, rtol=0)
-            torch.testing.assert_close(c, wc, atol=1e-12, rtol=0)
-        exact, _ = net.rollout(x_d, x_s, state, exact_tanh=True, block=5)
-        torch.testing.assert_close(exact, want, atol=1e-12, rtol=0)
-        none, (h2, c2) = net.rollout(x_d, x_s, state, outputs=False)
+        # one day per chunk, 7 days (the last chunk short), every day in one chunk
+        for chunk_bytes in (1, 7 * row, 1 << 22):
+            monkeypatch.setattr(ealstm, "ROLLOUT_CHUNK_BYTES", chunk_bytes)
+            for block in (4, 11, 512):  # blocks of cells, the last one short
+                y, (h, c) = net.rollout(x_d, x_s, state, block=block, exact_tanh=exact_tanh)
+                torch.testing.assert_close(y, want, atol=1e-12, rtol=0)
+                torch.testing.assert_close(h, wh, atol=1e-12, rtol=0)
+                torch.testing.assert_close(c, wc, atol=1e-12, rtol=0)
+        none, (h2, c2) = net.rollout(x_d, x_s, state, outputs=False, exact_tanh=exact_tanh)
         assert none is None
         torch.testing.assert_close(h2, wh, atol=1e-12, rtol=0)
         torch.testing.assert_close(c2, wc, atol=1e-12, rtol=0)
     net32 = net.float()
-    y32, _ = net32.rollout(x_d.float(), x_s.float(), (h0[0].float(), h0[1].float()))
+    y32, _ = net32.rollout(x_d.float(), x_s.float(), (h0[0].float(), h0[1].float()), exact_tanh=exact_tanh)
     assert (y32.double() - want).abs().max() < 1e-5
     # the fused kernel is what training runs: same numbers in float32 too
     fused, _ = net32(x_d.float(), x_s.float(), (h0[0].float(), h0[1].float()))
     assert (y32 - fused).abs().max() < 1e-5
+
+
+def test_cpu_rollout_default_form_follows_the_cpu(monkeypatch):
+    """exact_tanh=None takes tanh itself where this CPU's tanh is cheap, the sigmoid form elsewhere."""
+    from xsomo.model import ealstm
+
+    net = _net(h=16).eval().float()
+    x_d, x_s = torch.randn(6, 40, 3), torch.randn(6, 4)
+    forms = {flag: net.rollout(x_d, x_s, exact_tanh=flag)[0] for flag in (False, True)}
+    assert not torch.equal(forms[False], forms[True])  # float32: the two forms round differently
+    for cheap in (False, True):
+        monkeypatch.setattr(ealstm, "cpu_tanh_is_cheap", lambda cheap=cheap: cheap)
+        assert torch.equal(net.rollout(x_d, x_s)[0], forms[cheap])
 
 
 def test_cpu_training_kernel_gradients_equal_the_fused_lstm(monkeypatch):
