@@ -199,3 +199,73 @@ def test_point_drivers_pass_the_air_temperature_range_only_when_read():
     np.testing.assert_allclose(pts["air_temperature_range"].values, st["air_temperature_range"].values, rtol=1e-6)
     for v in plain.data_vars:
         np.testing.assert_array_equal(pts[v].values, plain[v].values)
+
+
+def _two_stations_at_one_place():
+    """Two stations sharing their coordinates (as 83 of 2651 ISMN stations do), each with its own forcing."""
+    t = pd.date_range("2020-01-01", periods=5, freq="D")
+    return xr.Dataset(
+        {"precipitation": (("station", "time"), [[1.0] * 5, [9.0] * 5])},
+        coords={"station": ["N.a", "N.b"], "time": t, "lat": ("station", [45.0, 45.0]),
+                "lon": ("station", [5.0, 5.0]), "network": ("station", ["N", "N"]),
+                "station_name": ("station", ["a", "b"])},
+    )  # fmt: skip
+
+
+def test_stations_at_one_place_each_find_their_own_point():
+    """The nearest point was the first one at the place: station b trained and was scored with a's forcing."""
+    drv = _two_stations_at_one_place()
+    keys = np.array(["N.b", "N.a", "N.b"])
+    idx = match_points(drv, np.full(3, 45.0), np.full(3, 5.0), keys=keys)
+    assert drv.station.values[idx].tolist() == ["N.b", "N.a", "N.b"]
+    # without names on both sides the place is ambiguous: refused, naming both points
+    with pytest.raises(GridMismatchError, match=r"more than one point.*N\.a.*N\.b.*network"):
+        match_points(drv, np.array([45.0]), np.array([5.0]))
+    with pytest.raises(GridMismatchError, match="do not tell them apart"):
+        match_points(drv, np.array([45.0]), np.array([5.0]), keys=np.array(["N.c"]))
+
+
+def test_training_and_evaluation_use_the_station_at_the_same_place():
+    from xsomo.model.training import prepare_training_data
+
+    drv = _two_stations_at_one_place()
+    drv["precipitation"].attrs["units"] = "mm day-1"
+    drv["elevation_mean"] = ("station", [100.0, 900.0], {"units": "m"})
+    sensors = xr.Dataset(
+        {"sm": (("station", "time"), [[0.1] * 5, [0.3] * 5])},
+        coords={"station": ["b-sensor", "a-sensor"], "time": drv.time, "lat": ("station", [45.0, 45.0]),
+                "lon": ("station", [5.0, 5.0]), "network": ("station", ["N", "N"]),
+                "station_name": ("station", ["b", "a"]), "layer": ("station", [1, 1])},
+    )  # fmt: skip
+    data = prepare_training_data(drv, sensors, layers=(1,), dynamic=("precipitation",), static=("elevation_mean",))
+    assert data.static[:, 0].tolist() == [900.0, 100.0]
+    assert data.dynamic[:, 0, 0].tolist() == [9.0, 1.0]
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "station"), np.random.default_rng(0).random((1, 5, 2)))},
+        coords={"layer": [1], "time": drv.time, "station": drv.station.values, "lat": drv.lat, "lon": drv.lon,
+                "network": drv.network, "station_name": drv.station_name},
+    )  # fmt: skip
+    ev = xsomo.evaluate(pred, sensors, min_days=3)
+    assert ev.point.values.tolist() == ["N.b", "N.a"]
+
+
+def test_evaluate_point_prediction_flags_training_stations(case):
+    """training_cells was ignored for point predictions: every station counted as independent."""
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    time = pts.indexes["time"]
+    rng = np.random.default_rng(2)
+    sensors = xr.Dataset(
+        {"sm": (("station", "time"), rng.normal(0.3, 0.05, (2, time.size)))},
+        coords={"station": ["s1", "s2"], "time": time, "lat": ("station", tgt.lat.values[:2]),
+                "lon": ("station", tgt.lon.values[:2]), "layer": ("station", [1, 1])},
+    )  # fmt: skip
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "station"), rng.normal(0.3, 0.05, (1, time.size, pts.sizes["station"])))},
+        coords={"layer": [1], "time": time, "station": pts.station.values, "lat": ("station", pts.lat.values),
+                "lon": ("station", pts.lon.values)},
+    )  # fmt: skip
+    training = np.column_stack([tgt.lat.values[1:2], tgt.lon.values[1:2]])
+    ev = xsomo.evaluate(pred, sensors, training_cells=training)
+    assert ev.training_cell.values.tolist() == [False, True]
+    assert xsomo.evaluate(pred, sensors).training_cell.values.tolist() == [False, False]

@@ -27,7 +27,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError
 
-__all__ = ["POINT_TOLERANCE", "is_points", "match_points", "point_drivers", "probe_points"]
+__all__ = ["POINT_TOLERANCE", "is_points", "match_points", "nearest_points", "point_drivers", "probe_points", "site_keys"]
 
 #: Largest distance (degrees, in lat and in lon) between a target and its driver point (~10 m).
 POINT_TOLERANCE = 1e-4
@@ -59,29 +59,103 @@ def _point_latlon(drivers: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(drivers[cv.LAT].values, float), np.asarray(drivers[cv.LON].values, float)
 
 
-def match_points(
-    drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray, *, tolerance: float = POINT_TOLERANCE, what: str = "target"
-) -> np.ndarray:
-    """Index along ``station`` of the driver point at each (``lat``, ``lon``).
+def site_keys(ds: xr.Dataset | xr.DataArray) -> np.ndarray | None:
+    """``network.station_name`` of every entry along ``station``, or None where either coordinate is missing.
 
-    The nearest point (largest of the lat and lon differences) within ``tolerance`` degrees.
+    >>> site_keys(xr.Dataset(coords={"station": [0, 1], "network": ("station", ["N", "N"]),
+    ...                              "station_name": ("station", ["a", "b"])})).tolist()
+    ['N.a', 'N.b']
+    """
+    names = ("network", "station_name")
+    if not all(c in ds.coords and ds[c].dims == (cv.STATION,) for c in names):
+        return None
+    return np.array([f"{n}.{s}" for n, s in zip(ds["network"].values, ds["station_name"].values, strict=True)])
+
+
+def nearest_points(
+    points: xr.Dataset | xr.DataArray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    keys: np.ndarray | None = None,
+    tolerance: float = POINT_TOLERANCE,
+    what: str = "target",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index along ``station`` of the point at each (``lat``, ``lon``), and whether one lies within ``tolerance``.
+
+    The nearest point (largest of the lat and lon differences). Where several points lie
+    within the tolerance (stations that share coordinates: 83 of 2651 ISMN stations share
+    them exactly with another), the one with the same ``network.station_name`` as ``keys``
+    (:func:`site_keys`) is taken; without such names on both sides the location is refused,
+    since the nearest would give one station the other's forcing without a word.
 
     Raises
     ------
     GridMismatchError
-        If a location has no driver point within the tolerance (naming it).
+        If several points lie within the tolerance of a location and no name tells them apart.
+    """
+    plat, plon = _point_latlon(points)
+    lat = np.asarray(lat, float).reshape(-1)
+    lon = np.asarray(lon, float).reshape(-1)
+    if plat.size == 0:
+        return np.zeros(lat.size, int), np.zeros(lat.size, bool)
+    dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
+    idx = np.argmin(dist, axis=1)
+    near = dist <= tolerance
+    inside = near.any(axis=1)
+    pkeys = site_keys(points)
+    unresolved = []
+    for k in np.flatnonzero(near.sum(axis=1) > 1):
+        cand = np.flatnonzero(near[k])
+        if keys is not None and pkeys is not None:
+            same = cand[pkeys[cand] == keys[k]]
+            if same.size == 1:
+                idx[k] = same[0]
+                continue
+        unresolved.append(k)
+    if unresolved:
+        k = unresolved[0]
+        cand = np.asarray(points[cv.STATION].values)[np.flatnonzero(near[k])]
+        named = (
+            "their network/station_name do not tell them apart"
+            if keys is not None and pkeys is not None
+            else "give both sides 'network' and 'station_name' coordinates along 'station' (as xsomo.open_ismn does) "
+            "so that each finds its own station"
+        )
+        raise GridMismatchError(
+            f"{len(unresolved)} {what}s lie within {tolerance:g}° of more than one point: {what} {k} "
+            f"({lat[k]:.5f}, {lon[k]:.5f}) is at points {[str(c) for c in cand]}; {named}, or keep one point per "
+            "location"
+        )
+    return idx.astype(int), inside
+
+
+def match_points(
+    drivers: xr.Dataset,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    keys: np.ndarray | None = None,
+    tolerance: float = POINT_TOLERANCE,
+    what: str = "target",
+) -> np.ndarray:
+    """Index along ``station`` of the driver point at each (``lat``, ``lon``) (:func:`nearest_points`).
+
+    Raises
+    ------
+    GridMismatchError
+        If a location has no driver point within the tolerance (naming it), or several
+        that no ``network.station_name`` tells apart.
 
     >>> d = xr.Dataset(coords={"station": ["a", "b"], "lat": ("station", [1.0, 2.0]), "lon": ("station", [5.0, 6.0])})
     >>> match_points(d, np.array([2.0, 1.00001]), np.array([6.0, 5.0])).tolist()
     [1, 0]
     """
-    plat, plon = _point_latlon(drivers)
+    plat, _ = _point_latlon(drivers)
     lat = np.asarray(lat, float).reshape(-1)
     lon = np.asarray(lon, float).reshape(-1)
-    dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
-    idx = np.argmin(dist, axis=1) if plat.size else np.zeros(lat.size, int)
-    ok = plat.size > 0 and np.take_along_axis(dist, idx[:, None], axis=1)[:, 0] <= tolerance
-    bad = np.flatnonzero(~np.asarray(ok & np.ones(lat.size, bool)))
+    idx, ok = nearest_points(drivers, lat, lon, keys=keys, tolerance=tolerance, what=what)
+    bad = np.flatnonzero(~ok)
     if bad.size:
         shown = ", ".join(f"{what} {k} ({lat[k]:.5f}, {lon[k]:.5f})" for k in bad[:5])
         raise GridMismatchError(
@@ -89,7 +163,7 @@ def match_points(
             f"drivers hold {plat.size} stations. Give drivers at every {what}'s location (xsomo.point_drivers), "
             f"or select the {what}s that have one"
         )
-    return idx.astype(int)
+    return idx
 
 
 def probe_points(drivers: xr.Dataset, static: Sequence[str], used: np.ndarray, n: int, seed: int) -> np.ndarray:

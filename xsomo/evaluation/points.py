@@ -2,7 +2,8 @@
 
 :func:`xsomo.evaluate` routes a prediction indexed by ``station`` (from point drivers)
 here. Each reference station (sensor) is compared with the predicted point at its
-location (:func:`xsomo.drivers.points.match_points`: the nearest within ~10 m), with its
+location (:func:`xsomo.drivers.points.nearest_points`: the nearest within ~10 m; stations at
+the same place told apart by ``network``/``station_name``), with its
 own layer when it has a ``layer`` coordinate (as :func:`xsomo.open_ismn` gives), else
 with every layer.
 """
@@ -10,22 +11,28 @@ with every layer.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.drivers.points import POINT_TOLERANCE
+from xsomo.drivers.points import POINT_TOLERANCE, nearest_points, site_keys
 from xsomo.evaluation.scores import MIN_DAYS, metrics
 from xsomo.exceptions import MissingVariableError, XsomoValueError
 
 __all__ = ["evaluate_points"]
 
 
-def _nearest(plat: np.ndarray, plon: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
-    idx = np.argmin(dist, axis=1)
-    return idx, np.take_along_axis(dist, idx[:, None], axis=1)[:, 0] <= POINT_TOLERANCE
+def _training_flag(lat: np.ndarray, lon: np.ndarray, training: Any) -> np.ndarray:
+    """Stations at the location of a training target (within :data:`POINT_TOLERANCE`)."""
+    from xsomo.evaluation.skill import training_latlon
+
+    latlon = training_latlon(training)
+    if latlon is None or latlon.size == 0:
+        return np.zeros(lat.size, bool)
+    dist = np.maximum(np.abs(lat[:, None] - latlon[None, :, 0]), np.abs(lon[:, None] - latlon[None, :, 1]))
+    return (dist <= POINT_TOLERANCE).any(axis=1)
 
 
 def evaluate_points(
@@ -36,8 +43,13 @@ def evaluate_points(
     min_days: int = MIN_DAYS,
     variable: Hashable = cv.SM,
     anomaly: bool = True,
+    training_cells: Any = None,
 ) -> xr.Dataset:
     """Metrics per reference station and layer of a point prediction (see :func:`xsomo.evaluate`).
+
+    ``training_cells`` (the model, the training targets, ...; see :func:`xsomo.evaluate`)
+    flags the stations at a training target's location (``training_cell``), which
+    :func:`xsomo.evaluation.summarize` leaves out of its medians.
 
     Returns
     -------
@@ -62,7 +74,7 @@ def evaluate_points(
     pred = pred.sel({cv.LAYER: layers})
     lat = np.asarray(ref[cv.LAT].values, float)
     lon = np.asarray(ref[cv.LON].values, float)
-    idx, inside = _nearest(np.asarray(pred[cv.LAT].values, float), np.asarray(pred[cv.LON].values, float), lat, lon)
+    idx, inside = nearest_points(pred, lat, lon, keys=site_keys(ref), what="station")
     keep_coords = [c for c in pred.coords if c in (cv.LAYER, cv.TIME)]
     pts = pred.isel({cv.STATION: xr.DataArray(idx, dims=cv.STATION)}).reset_coords(drop=True)
     pts = pts.assign_coords({cv.STATION: ref[cv.STATION].values, **{c: pred[c] for c in keep_coords}})
@@ -85,7 +97,7 @@ def evaluate_points(
         cv.LON: (cv.STATION, lon, cv.LON_ATTRS),
         "point": (cv.STATION, np.where(inside, np.asarray(pred[cv.STATION].values)[idx], "")),
         "in_grid": (cv.STATION, inside, {"long_name": "a predicted point lies within ~10 m of the station"}),
-        "training_cell": (cv.STATION, np.zeros(lat.size, bool)),
+        "training_cell": (cv.STATION, _training_flag(lat, lon, training_cells)),
     }
     for extra in ("network", "station_name", "sensor"):
         if extra in ref.coords and ref[extra].dims == (cv.STATION,):

@@ -365,7 +365,10 @@ def evaluate(
     if cv.STATION in sm.dims and cv.LAT not in sm.dims:  # a point prediction (issue 18)
         from xsomo.evaluation.points import evaluate_points
 
-        return evaluate_points(sm, reference, layers=layers, min_days=min_days, variable=variable, anomaly=anomaly)
+        return evaluate_points(
+            sm, reference, layers=layers, min_days=min_days, variable=variable, anomaly=anomaly,
+            training_cells=training_cells,
+        )  # fmt: skip
     if cv.STATION in dims:
         return evaluate_stations(
             sm,

@@ -207,8 +207,14 @@ def _grid_of(drivers: xr.Dataset) -> cv.GridSpec:
     return grid
 
 
-def target_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def target_cells(
+    drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row and column on the drivers' grid of every target cell (:meth:`GridSpec.snap`).
+
+    With point drivers the station at each target (``keys``: the targets'
+    ``network.station_name``, which tells stations at the same place apart;
+    :func:`xsomo.drivers.points.match_points`), column 0.
 
     Raises
     ------
@@ -216,7 +222,7 @@ def target_cells(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> tuple
         If a target cell lies off the drivers' grid (naming the cells and the grid).
     """
     if points.is_points(drivers):  # point drivers (issue 18): the station at the target, column 0
-        idx = points.match_points(drivers, lat, lon)
+        idx = points.match_points(drivers, lat, lon, keys=keys)
         return idx, np.zeros_like(idx)
     grid = _grid_of(drivers)
     lat = np.asarray(lat, float).reshape(-1)
@@ -274,7 +280,7 @@ def prepare_training_data(
         raise MissingVariableError(f"targets lack layers {lacking}; have {have_layers}")
     lat = np.asarray(targets[cv.LAT].values, dtype=float).reshape(-1)
     lon = np.asarray(targets[cv.LON].values, dtype=float).reshape(-1)
-    rows, cols = target_cells(drivers, lat, lon)
+    rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
     sm = sm.sel({cv.LAYER: list(layers)}).reindex({cv.TIME: time_index})
