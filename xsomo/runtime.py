@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["cpu_cores", "exit_with_parent", "resolve_device"]
+__all__ = ["cpu_cores", "exit_with_parent", "resolve_device", "user_stacklevel"]
 
 
 def resolve_device(device: Any = "auto") -> str:
@@ -51,3 +51,20 @@ def exit_with_parent(parent: int, every: float = 1.0) -> threading.Thread:
     thread = threading.Thread(target=watch, daemon=True, name="xsomo-parent-watch")
     thread.start()
     return thread
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` in the caller that points at the first frame outside xsomo.
+
+    A warning about the user's data belongs to the user's line (and pytest's
+    ``error:::xsomo.*`` filter then treats it as the user's, not as a fault of xsomo).
+    """
+    import sys
+
+    package = __name__.split(".")[0] + "."
+    frame = sys._getframe(1)  # the function that warns
+    level = 1
+    while frame.f_back is not None and (frame.f_globals.get("__name__", "") + ".").startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level  # (the outermost frame where xsomo itself is the caller, e.g. its CLI)

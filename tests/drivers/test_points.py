@@ -269,3 +269,32 @@ def test_evaluate_point_prediction_flags_training_stations(case):
     ev = xsomo.evaluate(pred, sensors, training_cells=training)
     assert ev.training_cell.values.tolist() == [False, True]
     assert xsomo.evaluate(pred, sensors).training_cell.values.tolist() == [False, False]
+
+
+def test_training_skips_targets_whose_window_lacks_forcing(case):
+    """Training filled missing forcing with the mean while predict gives NaN there: a station
+    whose forcing starts late trained on made-up inputs. Now those targets are not trained on."""
+    from xsomo.model.training import mask_unforced_targets, prepare_training_data
+
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    gap = pts.copy(deep=True)
+    gap["precipitation"][0, :100] = np.nan  # station 0's forcing starts on day 100
+    data = prepare_training_data(gap, tgt, layers=(1,), dynamic=("precipitation", "air_temperature"),
+                                 static=("elevation_mean",))  # fmt: skip
+    with pytest.warns(RuntimeWarning, match=r"not trained on: the 30-day window"):
+        masked = mask_unforced_targets(data, 30, trailing=True)
+    row = int(np.flatnonzero(data.rows == 0)[0])
+    assert not np.isfinite(masked.target[row, 0, :129]).any()  # days 0-99 and the 29 after
+    np.testing.assert_array_equal(masked.target[row, 0, 129:], data.target[row, 0, 129:])
+    others = np.arange(data.rows.size) != row
+    np.testing.assert_array_equal(masked.target[others], data.target[others])
+    # on a grid only the days without forcing themselves (as the gridded roll-out masks them)
+    with pytest.warns(RuntimeWarning, match="their day lacks forcing"):
+        grid_like = mask_unforced_targets(data, 30, trailing=False)
+    assert np.isfinite(grid_like.target[row, 0, 100:129]).any()
+    # no forcing anywhere: refused
+    none = pts.copy(deep=True)
+    none["precipitation"][:] = np.nan
+    with pytest.raises(xsomo.exceptions.XsomoValueError, match="no target day has forcing"):
+        xsomo.train_lstm(none, tgt, **TINY)

@@ -41,7 +41,7 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
 from xsomo.model.config import apply_transform
 from xsomo.units import check_plausible, convert
 
-__all__ = ["check_daily_axis", "driver_variable", "inputs_at_cells", "transform_inputs"]
+__all__ = ["check_daily_axis", "driver_variable", "inputs_at_cells", "trailing_gaps", "transform_inputs"]
 
 _DAY = np.timedelta64(86400, "s")
 
@@ -251,3 +251,16 @@ def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
         f"{index[bad + 1].date()} ({n_missing} missing day{'s' if n_missing != 1 else ''}). Reindex to a daily "
         f"axis (missing days as NaN): ds.reindex(time=pd.date_range(start, end, freq='D'))."
     )
+
+
+def trailing_gaps(missing: np.ndarray, window: int) -> np.ndarray:
+    """``(cells, time)``: days whose trailing ``window`` days (the day included) hold a ``missing`` day.
+
+    >>> trailing_gaps(np.array([[False, True, False, False, False]]), 2).astype(int).tolist()
+    [[0, 1, 1, 0, 0]]
+    """
+    cs = np.cumsum(missing, axis=1, dtype=np.int64)
+    lagged = np.zeros_like(cs)
+    if window < cs.shape[1]:
+        lagged[:, window:] = cs[:, :-window]
+    return (cs - lagged) > 0

@@ -71,7 +71,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -91,9 +91,9 @@ from xsomo.io.checkpoint import load_torch_file, save_torch_file
 from xsomo.model import rollout
 from xsomo.model.config import PRESETS, ModelConfig, NormStats, TrainingConfig
 from xsomo.model.ealstm import EALSTM
-from xsomo.model.inputs import check_daily_axis, inputs_at_cells, transform_inputs
+from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps, transform_inputs
 from xsomo.model.trained import TrainedModel
-from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device
+from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device, user_stacklevel
 from xsomo.targets.points import point_targets
 
 __all__ = [
@@ -103,6 +103,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingData",
     "compute_stats",
+    "mask_unforced_targets",
     "prepare_training_data",
     "probe_grid_cells",
     "split_validation",
@@ -379,7 +380,7 @@ def split_validation(
             f"{MIN_VAL_CELLS}), too few to hold some out; early stopping validates on the last "
             f"{n_time - val_from} days of every cell instead (a split by time)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return LayerSplit(trains, trains[later], val_from, "time")
     warnings.warn(
@@ -387,9 +388,46 @@ def split_validation(
         f"after the {lb}-day spin-up; by time: too short a record); the training loss picks the epoch instead. "
         "Give more target cells or longer records, or pass val_fraction=0 to silence this",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
     return LayerSplit(trains, np.empty(0, int), 0, "none")
+
+
+def mask_unforced_targets(data: TrainingData, lookback: int, *, trailing: bool) -> TrainingData:
+    """``data`` without the targets of days that ``predict`` gives no value for: their forcing is missing.
+
+    Training read those days' inputs filled with the mean, so a station whose forcing
+    begins years after its soil moisture (or lacks its forcing files) trained on made-up
+    inputs. With point drivers (``trailing``) every day whose trailing ``lookback`` days
+    lack a day of forcing is dropped (:func:`xsomo.predict` masks those days in point
+    mode), on a grid the days without forcing themselves (as the gridded roll-out masks).
+    A warning names the stations that lose targets; an error says when none is left.
+    """
+    miss = ~np.isfinite(data.dynamic).all(axis=2)  # (cells, time)
+    if not miss.any():
+        return data
+    bad = trailing_gaps(miss, max(int(lookback), 1)) if trailing else miss
+    had = np.isfinite(data.target)
+    target = np.where(bad[:, None, :], np.float32(np.nan), data.target)
+    lost = (had & ~np.isfinite(target)).sum(axis=(1, 2))
+    if not np.isfinite(target).any():
+        raise XsomoValueError(
+            f"no target day has forcing{' over its ' + str(lookback) + '-day window' if trailing else ''}: the "
+            "drivers' dynamic inputs are missing where the targets are. Give the stations their forcing (e.g. "
+            "xsomo.open_ismn(..., variables=['soil_moisture', 'precipitation', 'air_temperature'])) or drivers "
+            "covering the targets' period"
+        )
+    if lost.any():
+        worst = np.argsort(-lost)[: min(5, int((lost > 0).sum()))]
+        shown = ", ".join(f"({data.lat[k]:.4f}, {data.lon[k]:.4f}): {lost[k]} of {had[k].sum()}" for k in worst)
+        warnings.warn(
+            f"{int(lost.sum())} of {int(had.sum())} target values are not trained on: "
+            f"{'the ' + str(lookback) + '-day window up to their day lacks' if trailing else 'their day lacks'} "
+            f"forcing, so predict gives no value there ({int((lost > 0).sum())} target cells; most at {shown})",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return replace(data, target=np.ascontiguousarray(target))
 
 
 def training_targets(data: TrainingData, splits: Sequence[LayerSplit]) -> np.ndarray:
@@ -1198,6 +1236,7 @@ def _train(
 ) -> TrainedModel:
     config = _model_config(settings)
     data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=config.dynamic, static=config.static)
+    data = mask_unforced_targets(data, config.lookback, trailing=points.is_points(drivers))
     usable = _usable_cells(data, cells)
     splits = [split_validation(data.target[:, k], usable, settings, layer) for k, layer in enumerate(config.layers)]
     train_target = training_targets(data, splits)

@@ -23,17 +23,9 @@ from xsomo._version import __version__
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.model import rollout
-from xsomo.model.inputs import check_daily_axis, inputs_at_cells
+from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps
 
 __all__ = ["predict_points"]
-
-
-def _trailing_gaps(missing: np.ndarray, window: int) -> np.ndarray:
-    cs = np.cumsum(missing, axis=1, dtype=np.int64)
-    lagged = np.zeros_like(cs)
-    if window < cs.shape[1]:
-        lagged[:, window:] = cs[:, :-window]
-    return (cs - lagged) > 0
 
 
 def predict_points(
@@ -111,7 +103,7 @@ def predict_points(
     )  # fmt: skip
     pred = pred[[model_layers.index(v) for v in want]][..., spinup:]  # (layer, member, station, time)
     miss = ~np.isfinite(dyn).all(axis=2)
-    bad = _trailing_gaps(miss, max(int(cfg.lookback), 1))[:, spinup:]
+    bad = trailing_gaps(miss, max(int(cfg.lookback), 1))[:, spinup:]
     mean = pred.mean(axis=1)
     std = pred.std(axis=1)
     mean[:, bad] = np.nan
