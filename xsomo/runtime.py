@@ -53,18 +53,19 @@ def exit_with_parent(parent: int, every: float = 1.0) -> threading.Thread:
     return thread
 
 
-def user_stacklevel() -> int:
+def user_stacklevel(skip: tuple[str, ...] = ("xarray",)) -> int:
     """``stacklevel`` for a ``warnings.warn`` in the caller that points at the first frame outside xsomo.
 
     A warning about the user's data belongs to the user's line (and pytest's
-    ``error:::xsomo.*`` filter then treats it as the user's, not as a fault of xsomo).
+    ``error:::xsomo.*`` filter then treats it as the user's, not as a fault of xsomo);
+    frames of the packages in ``skip`` (xarray, which calls xsomo's backend) are passed too.
     """
     import sys
 
-    package = __name__.split(".")[0] + "."
+    packages = tuple(p + "." for p in (__name__.split(".")[0], *skip))
     frame = sys._getframe(1)  # the function that warns
     level = 1
-    while frame.f_back is not None and (frame.f_globals.get("__name__", "") + ".").startswith(package):
+    while frame.f_back is not None and (frame.f_globals.get("__name__", "") + ".").startswith(packages):
         frame = frame.f_back
         level += 1
     return level  # (the outermost frame where xsomo itself is the caller, e.g. its CLI)

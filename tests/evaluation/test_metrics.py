@@ -179,6 +179,21 @@ def test_anomalies_baseline_and_plain():
         ev.anomalies(da, baseline=("1990", "1991"))
 
 
+def test_anomalies_baseline_years_and_months_are_whole():
+    """baseline=("2001", "2002") ended on 2002-01-01 (the end read as a day, not a year)."""
+    from xsomo.evaluation.climatology import _baseline_mask
+
+    t = pd.date_range("2001-01-01", periods=4 * 365, freq="D")
+    da = xr.DataArray(np.zeros(t.size), coords={"time": t})
+    for base in (("2001", "2002"), ("2001-06", "2002-06"), slice("2001-03-02", "2002-02-28")):
+        sl = base if isinstance(base, slice) else slice(*base)
+        np.testing.assert_array_equal(_baseline_mask(da.time, base), np.isin(t, da.sel(time=sl).time.values))
+    x = np.where(t.year == 2002, 0.3, 0.2) + 0.001 * np.random.default_rng(0).standard_normal(t.size)
+    plain = ev.anomalies(xr.DataArray(x, coords={"time": t}), baseline=("2001", "2002"), standardise=False)
+    # the baseline holds both years: 2002's values sit half the step above its mean
+    np.testing.assert_allclose(float(plain["sm_anomaly"].sel(time="2002").mean()), 0.05, atol=0.003)
+
+
 def test_dask_equals_numpy_and_stays_lazy():
     sim, obs = _pair(seed=8, ncell=8)
     expected = ev.metrics(sim, obs)

@@ -13,6 +13,7 @@ import xarray as xr
 from somo_files import GRID, expected_value, write_somo_files
 
 from xsomo.commands import export
+from xsomo.exceptions import XsomoValueError
 
 
 def _main(argv: list[str]) -> int:
@@ -377,3 +378,31 @@ def test_export_time_stack_vrt_and_qlr(leap_dir: tuple[pathlib.Path, xr.DataArra
     assert lay.findtext("temporal/fixedRange/start") == "2016-02-29T00:00:00Z"
     assert lay.find(".//rasterrenderer").get("band") == str(k)
     assert pathlib.Path(lay.findtext("datasource")) == out.resolve()
+
+
+
+def test_period_mean_and_anomaly_need_every_day(tmp_path: pathlib.Path) -> None:
+    """With a year's file missing a DJF window held December alone and still counted
+    (mean of a month written as the season's; n_years one too many)."""
+    import xsomo
+    from xsomo.gis.export import select_map
+
+    write_somo_files(tmp_path, layers=(1, 3), years=(2010, 2011, 2013, 2014, 2015), writer="xsomo")
+    write_somo_files(tmp_path, layers=(1,), years=(2012,), writer="xsomo")
+    with pytest.warns(RuntimeWarning, match=r"layer 3 lacks 366 days .*no file of 2012"):
+        ds = xsomo.open_somo(tmp_path)
+    one = ds.sel(layer=[3])
+    with pytest.raises(XsomoValueError, match=r"lack 366 of its 366 days .* missing"):
+        select_map(one, layer=3, stat="mean", period=("2012-01-01", "2012-12-31"))
+    with pytest.raises(XsomoValueError, match=r"lack 366 of its 366 days .* missing"):  # opened without 2012
+        select_map(xsomo.open_somo(tmp_path, layers=[3]), layer=3, stat="mean", period=("2012-01-01", "2012-12-31"))
+    with pytest.raises(XsomoValueError, match="holds no value on 2012-07-01"):
+        select_map(ds, layer=3, time="2012-07-01")
+    z = select_map(one, layer=3, stat="anomaly", period=("2014-12-01", "2015-02-28"))
+    # complete DJF windows of layer 3: 2010/11, 2013/14, 2014/15 (2011/12 and 2012/13 lack days)
+    assert z.attrs["n_years"] == 3
+    sm = one.sm.sel(layer=3).load().astype("float64")
+    wins = [("2010-12-01", "2011-02-28"), ("2013-12-01", "2014-02-28"), ("2014-12-01", "2015-02-28")]
+    means = np.stack([sm.sel(time=slice(a, b)).mean("time").values for a, b in wins])
+    want = (means[-1] - means.mean(0)) / means.std(0, ddof=1)
+    np.testing.assert_allclose(z.values, want, rtol=1e-4, atol=1e-4)

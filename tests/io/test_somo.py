@@ -71,7 +71,9 @@ def test_open_somo_is_dask_backed_and_lazy(somo_dir: pathlib.Path) -> None:
 def test_glob_subsets_and_missing_layer_years_are_nan(tmp_path: pathlib.Path) -> None:
     write_somo_files(tmp_path, layers=(1,), years=(2010, 2011), days=10)
     write_somo_files(tmp_path, layers=(3,), years=(2011,), days=10)
-    ds = xr.open_dataset(str(tmp_path / "SoMo.ml-EU_layer*_*.nc"), engine="somo")
+    # layer 3 lacks the days of 2010 that layer 1 holds: opened, NaN there, with a warning
+    with pytest.warns(RuntimeWarning, match=r"layer 3 lacks 10 days .*no file of 2010"):
+        ds = xr.open_dataset(str(tmp_path / "SoMo.ml-EU_layer*_*.nc"), engine="somo")
     assert list(ds.layer.values) == [1, 3]
     assert ds.sizes["time"] == 20
     assert np.isnan(ds.sm.sel(layer=3, time="2010-01-05")).all()
@@ -81,7 +83,7 @@ def test_glob_subsets_and_missing_layer_years_are_nan(tmp_path: pathlib.Path) ->
     assert pd.DatetimeIndex(only.time.values).year.unique().tolist() == [2011]
     one = xr.open_dataset(tmp_path / cv.output_filename(1, 2010), engine="somo")
     assert one.sizes["time"] == 10
-    listed = xsomo.open_somo([tmp_path / cv.output_filename(1, 2011), tmp_path / cv.output_filename(3, 2011)])
+    listed = xsomo.open_somo([tmp_path / cv.output_filename(1, 2011), tmp_path / cv.output_filename(3, 2011)])  # no warning
     assert list(listed.layer.values) == [1, 3] and listed.sizes["time"] == 10
 
 
@@ -219,3 +221,17 @@ def test_a_somo_named_file_netcdf_cannot_read_is_a_clear_error(tmp_path: pathlib
         with pytest.raises(XsomoError, match=r"SoMo\.ml-EU_layer1_2010\.nc.*cannot be read as netCDF") as err:
             call()
         assert isinstance(err.value, DataFormatError)
+
+
+def test_files_of_two_models_are_refused(tmp_path: pathlib.Path) -> None:
+    """A year predicted by another model was merged silently (its xsomo_model_id dropped)."""
+    paths = write_somo_files(tmp_path, layers=(1,), years=(2010, 2011), days=5)
+    for p, mid in zip(sorted(paths), ("sha256:aaaa", "sha256:bbbb"), strict=True):
+        with xr.open_dataset(p) as ds:
+            ds = ds.load()
+        ds.attrs["xsomo_model_id"] = mid
+        ds.to_netcdf(p, mode="w")
+    with pytest.raises(DataFormatError, match=r"2 different models.*sha256:aaaa.*sha256:bbbb"):
+        xsomo.open_somo(tmp_path)
+    one = xsomo.open_somo(tmp_path, years=[2011])
+    assert one.attrs["xsomo_model_id"] == "sha256:bbbb"

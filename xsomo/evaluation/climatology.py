@@ -38,6 +38,7 @@ __all__ = [
     "CLIM_WINDOW",
     "anomalies",
     "daily_climatology",
+    "missing_days_message",
     "parse_period",
     "period_anomaly",
     "summer_mean",
@@ -91,9 +92,17 @@ def _baseline_mask(time: xr.DataArray, baseline: tuple[str, str] | slice | None)
         return None
     sl = baseline if isinstance(baseline, slice) else slice(str(baseline[0]), str(baseline[1]))
     t = pd.DatetimeIndex(time.values)
-    lo = pd.Timestamp(sl.start) if sl.start is not None else t.min()
-    hi = pd.Timestamp(sl.stop) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1) if sl.stop is not None else t.max()
-    use = np.asarray((t >= lo) & (t <= hi))
+    # as xarray's .sel(time=slice(...)): a partial date covers its whole year or month
+    # ("2016" ends on 2016-12-31; the end had been read as 2016-01-01)
+    day = pd.Series(np.arange(t.size), index=t.normalize())
+    if not day.index.is_monotonic_increasing:
+        day = day.sort_index()
+    try:
+        picked = day.loc[sl.start : sl.stop].to_numpy()
+    except (KeyError, ValueError, TypeError) as err:
+        raise XsomoValueError(f"baseline {baseline!r}: not a pair of dates ({err})") from None
+    use = np.zeros(t.size, bool)
+    use[picked] = True
     if not use.any():
         raise XsomoValueError(f"baseline {baseline!r} selects no days of the period {t.min().date()}..{t.max().date()}.")
     return use
@@ -194,6 +203,24 @@ def _time_range(da: xr.DataArray) -> str:
     return f"{t[0]:%Y-%m-%d} … {t[-1]:%Y-%m-%d}" if t.size else "(empty)"
 
 
+def missing_days_message(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """Why the data do not cover ``start..end``: outside their range, or days absent inside it."""
+    where = f"period {start:%Y-%m-%d} … {end:%Y-%m-%d}"
+    t = pd.DatetimeIndex(da[cv.TIME].values).normalize()
+    if t.size == 0 or start < t[0] or end > t[-1]:
+        return f"{where} is not inside the data ({_time_range(da)})"
+    want = pd.date_range(start.normalize(), end.normalize(), freq="D")
+    gone = want.difference(t)
+    if "in_files" in da.coords and not gone.size:  # days on the axis that this layer's files lack
+        held = da["in_files"]
+        held = held.all([d for d in held.dims if d != cv.TIME]) if held.ndim > 1 else held
+        gone = want.difference(t[np.asarray(held.values, bool)])
+    return (
+        f"{where}: the data ({_time_range(da)}) lack {gone.size} of its {want.size} days ({gone[0]:%Y-%m-%d} … "
+        f"{gone[-1]:%Y-%m-%d}); is a year's file missing from the folder?"
+    )
+
+
 def parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """``(start, end)`` as midnight timestamps; a clear error for a missing or reversed period."""
     if period is None or len(period) != 2:
@@ -207,12 +234,20 @@ def parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Ti
 
 
 def window_mean(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestamp) -> xr.DataArray | None:
-    """Mean over the days ``start..end`` (NaN days skipped, summed in float64); None unless the data cover the window."""
+    """Mean over the days ``start..end`` (NaN days skipped, summed in float64); None unless the data hold every day.
+
+    A day absent from the time axis (a year's file missing from a folder of files) makes
+    the window incomplete: its mean would be that of part of the window (a DJF window of
+    December alone), so it is not a window.
+    """
     t = pd.DatetimeIndex(da[cv.TIME].values)
     if t.size == 0 or start < t[0].normalize() or end > t[-1].normalize():
         return None
     sub = da.sel({cv.TIME: slice(start, end + pd.Timedelta(hours=23, minutes=59, seconds=59))})
-    if not sub.sizes[cv.TIME]:
+    days = pd.DatetimeIndex(sub[cv.TIME].values).normalize().unique()
+    if days.size < (end.normalize() - start.normalize()).days + 1:
+        return None
+    if "in_files" in sub.coords and not bool(sub["in_files"].all()):  # a layer's file of those days missing
         return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
@@ -262,9 +297,7 @@ def period_anomaly(
     t = pd.DatetimeIndex(da[cv.TIME].values)
     m0 = window_mean(da, start, end)
     if m0 is None:
-        raise XsomoValueError(
-            f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
-        )
+        raise XsomoValueError(missing_days_message(da, start, end))
     windows = ak.year_windows(
         start.date(), end.date(), t[0].date(), t[-1].date(), climatology=climatology
     )

@@ -34,7 +34,12 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.evaluation.climatology import parse_period, period_anomaly, window_mean
+from xsomo.evaluation.climatology import (
+    missing_days_message,
+    parse_period,
+    period_anomaly,
+    window_mean,
+)
 from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
 from xsomo.io.atomic import atomic_path, atomic_write_text
@@ -115,8 +120,10 @@ def select_map(
                 days = pd.DatetimeIndex(da[cv.TIME].values).normalize()
                 hit = np.flatnonzero(days == day)
                 if hit.size == 0:
+                    inside = days.size and days[0] <= day <= days[-1]
                     raise XsomoKeyError(
                         f"day {day:%Y-%m-%d} is not in the data ({_time_range(da)})"
+                        + ("; the days around it are: is the file of that year missing?" if inside else "")
                     )
                 da = da.isel({cv.TIME: int(hit[0])})
         when = pd.Timestamp(da[cv.TIME].values) if cv.TIME in da.coords else None
@@ -130,9 +137,7 @@ def select_map(
         start, end = parse_period(period)
         out = window_mean(da, start, end)
         if out is None:
-            raise XsomoValueError(
-                f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data ({_time_range(da)})"
-            )
+            raise XsomoValueError(missing_days_message(da, start, end))
         attrs = {
             **cv.SM_ATTRS,
             "units": units,
@@ -156,6 +161,12 @@ def select_map(
         warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
         out = out.drop_vars([c for c in out.coords if c not in keep]).compute()
+    if not bool(np.isfinite(out.values).any()):
+        what = f"on {attrs['date']}" if stat is None and attrs.get("date") else f"over the period {period}"
+        raise XsomoValueError(
+            f"layer {layer} holds no value {what} (every cell NaN): is its file of that year missing from the "
+            "folder? An empty map is not written"
+        )
     out.attrs = attrs
     out.name = f"{cv.layer_var_name(layer)}_{stat or 'day'}"
     return out

@@ -24,6 +24,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.evaluation import layered, match_stations, parse_period, period_anomaly, window_mean
+from xsomo.evaluation.climatology import missing_days_message
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
 
 __all__ = ["plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
@@ -115,7 +116,7 @@ def zonal_statistics(
     series = polygon_series(obj, polygons, layer=layer, key=key).load()
     mean = window_mean(series, start, end)
     if mean is None:
-        raise XsomoValueError(f"period {start:%Y-%m-%d} … {end:%Y-%m-%d} is not inside the data")
+        raise XsomoValueError(missing_days_message(series, start, end))
     try:
         za = period_anomaly(series, (start, end), climatology=climatology)
         z, n_years = za.values, int(za.attrs["n_years"])

@@ -32,6 +32,7 @@ import os
 import pathlib
 import re
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from xarray.core import indexing
 
 from xsomo import conventions as cv
 from xsomo.exceptions import DataFormatError, GridMismatchError, XsomoError, XsomoValueError
+from xsomo.runtime import user_stacklevel
 
 __all__ = [
     "FILE_PATTERN",
@@ -304,6 +306,58 @@ def _shared_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: v for k, v in first.items() if all(k in o and same(v, o[k]) for o in all_attrs[1:])}
 
 
+#: Coordinate ``(layer, time)`` that :func:`open_somo` adds where a layer's files lack days
+#: that another layer's hold: True where the layer's files hold the day.
+IN_FILES = "in_files"
+
+
+def _check_one_model(opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]]) -> None:
+    """Refuse files of different models (``xsomo_model_id``) in one Dataset.
+
+    A folder holding a year predicted by another model (an earlier run, a retrained
+    model) opened as one series, its anomalies computed against the other model's years.
+    Files without the attribute (the published SoMo.ml v1 output) are not compared;
+    ``xsomo_drivers_id`` may differ (``xsomo extend`` adds months from new drivers).
+    """
+    seen: dict[str, SomoFile] = {}
+    for f, ds, var in opened:
+        mid = ds.attrs.get("xsomo_model_id", var.attrs.get("xsomo_model_id"))
+        if mid is not None:
+            seen.setdefault(str(mid), f)
+    if len(seen) > 1:
+        (a, fa), (b, fb) = list(seen.items())[:2]
+        raise DataFormatError(
+            f"the files are from {len(seen)} different models: {fa.path} (xsomo_model_id {a}) and {fb.path} "
+            f"({b}); a series mixing them would compare one model's years with another's. Open the files of one "
+            "run (a list of files, or years=/layers=), or predict the missing years again with one model"
+        )
+
+
+def _warn_uneven_layers(
+    opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]], times: list[np.ndarray], layer_numbers: list[int]
+) -> None:
+    """Warn where a layer lacks days that another layer's files hold (a year's file missing)."""
+    days = {lay: set() for lay in layer_numbers}
+    years = {lay: set() for lay in layer_numbers}
+    for (f, _, _), t in zip(opened, times, strict=True):
+        days[f.layer].update(t.astype("datetime64[D]").tolist())
+        years[f.layer].add(f.year)
+    every = set().union(*days.values())
+    short = {lay: len(every - d) for lay, d in days.items() if len(every - d)}
+    if short:  # (the caller checked that one is)
+        all_years = set().union(*years.values())
+        lay = next(iter(short))
+        gone = sorted(y for y in all_years - years[lay] if y is not None)
+        warnings.warn(
+            f"layer {lay} lacks {short[lay]} days that other layers' files hold"
+            + (f" (no file of {', '.join(map(str, gone))})" if gone else "")
+            + f"; its values there are NaN, and means or anomalies over them would use part of their window. "
+            f"Layers short of days: {sorted(short)}. Open complete years (years=) or predict the missing ones",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
 def _open_stacked(
     path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -333,6 +387,7 @@ def _open_stacked(
                 raise GridMismatchError(
                     f"{f.path}: its lat/lon grid differs from that of {first_f.path}; open files of one grid together"
                 )
+        _check_one_model(opened)
         # the stacked time axis: the union of all files' days, sorted
         times = [ds[cv.TIME].values for _, ds, _ in opened]
         all_times = np.unique(np.concatenate(times))
@@ -343,6 +398,13 @@ def _open_stacked(
         pieces: list[list[tuple[np.ndarray, xr.Variable]]] = [[] for _ in layer_numbers]
         for (f, _, var), t in zip(opened, times, strict=True):
             pieces[layer_numbers.index(f.layer)].append((np.searchsorted(all_times, t), var))
+        in_files = np.zeros((len(layer_numbers), all_times.size), bool)
+        for k, lay_pieces in enumerate(pieces):
+            for pos, _ in lay_pieces:
+                in_files[k, pos] = True
+        uneven = not in_files.all()
+        if uneven:
+            _warn_uneven_layers(opened, times, layer_numbers)
         for lay_pieces in pieces:
             pos = np.concatenate([p for p, _ in lay_pieces])
             if np.unique(pos).size != pos.size:
@@ -385,6 +447,10 @@ def _open_stacked(
             "spatial_ref": xr.Variable((), np.int32(0), attrs=crs_attrs),
             **cv.layer_coords(layer_numbers),
         }
+        if uneven:  # which days each layer's files hold (period means and anomalies need every day)
+            coords[IN_FILES] = xr.Variable(
+                (cv.LAYER, cv.TIME), in_files, attrs={"long_name": "the layer's files hold this day"}
+            )
         out = xr.Dataset({cv.SM: sm}, coords=coords, attrs=_shared_attrs([ds.attrs for _, ds, _ in opened]))
         out.attrs["source_files"] = len(opened)
         if drop_variables:
