@@ -240,3 +240,34 @@ def test_a_station_on_a_cell_edge_that_trained_is_never_independent():
     comp = intercomparison.compare_stations({"xsomo": sm}, stations, training_cells=targets)
     assert float(comp["cell_lon"].item()) == pytest.approx(0.35)
     assert bool(comp["training_cell"].item()) is True
+
+
+def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
+    """A reference in percent was scored as m3 m-3 (bias -40); a depth in 'centimeters' or
+    without units was clipped to 0.5 m; a grid in 0..360 put western stations outside."""
+    from xsomo.exceptions import UnitError
+
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(0, 0), (1, 3), (2, 1)], [0.15, 0.2, 0.22])
+    want = sm.somo.evaluate(st)
+    pct = st.copy()
+    pct["sm"] = (st["sm"] * 100).assign_attrs(units="%")
+    np.testing.assert_allclose(sm.somo.evaluate(pct)["bias"], want["bias"], rtol=1e-5, atol=1e-7)
+    unlabelled = st.copy()
+    unlabelled["sm"] = (st["sm"] * 100).assign_attrs({})
+    with pytest.raises(UnitError, match=r"station reference.*looks like percent.*units='%'"):
+        sm.somo.evaluate(unlabelled)
+    cm = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0], {"units": "centimeters"}))
+    np.testing.assert_allclose(sm.somo.evaluate(cm)["footprint_weights"], want["footprint_weights"], rtol=1e-6)
+    bare = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0]))
+    with pytest.raises(UnitError, match="no sensing depth in metres.*units"):
+        sm.somo.evaluate(bare)
+    # the same grid with longitudes in 0..360 and stations in -180..180 (shifted west of 0)
+    shift = float(truth.lon.max()) + 1.0
+    west = sm.assign_coords(lon=sm.lon - shift)  # grid in -180..180 straddling 0
+    wrapped = west.assign_coords(lon=np.mod(west.lon, 360.0)).sortby("lon")
+    st_w = st.assign_coords(lon=st.lon - shift)
+    got = wrapped.somo.evaluate(st_w)
+    assert bool(got["in_grid"].all())
+    np.testing.assert_allclose(got["pearson_r"], west.somo.evaluate(st_w)["pearson_r"], rtol=1e-6)

@@ -58,8 +58,10 @@ def evaluate_points(
         reference) and ``layer``, with ``lat``/``lon``, ``point`` (the predicted point
         used) and ``in_grid`` (a point within ~10 m exists).
     """
-    pred = sm[variable] if isinstance(sm, xr.Dataset) else sm
-    ref = reference[variable] if isinstance(reference, xr.Dataset) else reference
+    from xsomo.evaluation.skill import in_m3m3
+
+    pred = in_m3m3(sm[variable] if isinstance(sm, xr.Dataset) else sm, "the evaluated data")
+    ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference")
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"a point prediction is evaluated against stations (dims station, time), got {ref.dims}")
     for c in (cv.LAT, cv.LON):

@@ -22,7 +22,8 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.evaluation.arrays import as_dataarray, layered, normalise_time
 from xsomo.evaluation.scores import METRICS, MIN_DAYS, metrics
-from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError, XsomoValueError
+from xsomo.units import _sample, convert
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate_grid",
     "evaluate_stations",
     "footprint_weights",
+    "in_m3m3",
     "match_stations",
     "metrics_table",
     "summarize",
@@ -68,19 +70,78 @@ def footprint_weights(depth: float, layers: Sequence[int] = cv.LAYER_NUMBERS) ->
     return cv.depth_weights(0.0, depth, intervals)
 
 
+#: Largest soil moisture (m3 m-3) :func:`in_m3m3` takes (porosity stays below ~0.9; percent is 1-100).
+MAX_M3M3 = 1.5
+
+#: Largest sensing depth (m) a station's footprint depth may give (a cosmic-ray probe's D86 is
+#: 0.1-0.7 m; 17.5 without units was a depth in cm read as m).
+MAX_FOOTPRINT_DEPTH = 2.0
+
+
 def _station_depths(ref: xr.Dataset | xr.DataArray, default: float | None) -> np.ndarray | None:
     for name in _FOOTPRINT_NAMES:
         if name in ref.coords or (isinstance(ref, xr.Dataset) and name in ref.data_vars):
             d = ref[name]
             if cv.TIME in d.dims:
                 d = d.median(cv.TIME, skipna=True)
+            if d.attrs.get("units") is not None:  # cm, centimeters, mm, m, ...
+                d = convert(d, "m", name=name, source="the station reference")
             vals = np.asarray(d.values, dtype=float)
-            if d.attrs.get("units") in ("cm",):
-                vals = vals / 100.0
+            if np.nanmax(vals, initial=0.0) > MAX_FOOTPRINT_DEPTH:
+                raise UnitError(
+                    f"station reference: {name} up to {np.nanmax(vals):g} is no sensing depth in metres (a cosmic-ray "
+                    f"probe's is 0.1-0.7 m){'' if d.attrs.get('units') else '; without a units attribute it is read as m'}"
+                    ": give it units (e.g. 'cm') or convert it to m"
+                )
             return np.broadcast_to(vals, (ref.sizes[cv.STATION],)).copy()
     if default is not None:
         return np.full(ref.sizes[cv.STATION], float(default))
     return None
+
+
+def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
+    """Soil moisture in m3 m-3 for scoring: converted from its ``units`` (``%`` too), percent refused.
+
+    A reference in percent was scored against a prediction in m3 m-3 (bias -40, ubRMSD
+    7.5 reported as m3 m-3). Values above :data:`MAX_M3M3` (read on a sample) are refused
+    as percent; slightly negative or wet values pass (a network's output, a sensor's noise).
+    A lazy array that says it is in m3 m-3 (xsomo's own prediction) is taken at its word,
+    since sampling it would run the model.
+
+    >>> in_m3m3(xr.DataArray([20.0, 30.0], attrs={"units": "%"}), "reference").values.tolist()
+    [0.2, 0.3]
+    """
+    units = da.attrs.get("units")
+    if units is not None:
+        try:
+            da = convert(da, "m3 m-3", name=cv.SM, source=what)
+        except UnitError as err:
+            raise UnitError(f"{what}: {err}") from None
+        if da.chunks is not None:
+            return da
+    values = np.asarray(_sample(da), dtype=float)
+    top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+    if top > MAX_M3M3:
+        label = f"labelled {units!r}" if units is not None else "without a units attribute (read as m3 m-3)"
+        raise UnitError(
+            f"{what}: soil moisture up to {top:g} {label} cannot be m3 m-3: it looks like percent. Give it "
+            "units='%' (da.attrs['units'] = '%') or divide it by 100"
+        )
+    return da
+
+
+def _lon_like_grid(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
+    """Station longitudes in the grid's convention (0..360 or -180..180): a grid in 0..360 put
+    every station given in -180..180 west of 0° outside, without a word.
+
+    >>> _lon_like_grid(np.array([-5.0, 10.0]), np.arange(0.05, 360, 0.1)).round(2).tolist()
+    [355.0, 10.0]
+    """
+    if grid_lon.size < 2:
+        return lon
+    step = abs(float(grid_lon[1] - grid_lon[0]))
+    west = float(np.min(grid_lon)) - step / 2
+    return west + np.mod(lon - west, 360.0)
 
 
 def match_stations(
@@ -181,8 +242,8 @@ def evaluate_stations(
 
     See :func:`evaluate` for the rules; this is its station branch.
     """
-    da = normalise_time(as_dataarray(sm, variable))
-    ref = normalise_time(as_dataarray(stations, variable))
+    da = in_m3m3(normalise_time(as_dataarray(sm, variable)), "the evaluated data")
+    ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference")
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"station reference needs a {cv.STATION!r} dimension (got {ref.dims}).")
     for c in (cv.LAT, cv.LON):
@@ -198,7 +259,7 @@ def evaluate_stations(
     da = da.sel({cv.LAYER: layers})
     lat = np.asarray(ref[cv.LAT].values, float)
     lon = np.asarray(ref[cv.LON].values, float)
-    rows, cols, inside = match_stations(da, lat, lon)
+    rows, cols, inside = match_stations(da, lat, _lon_like_grid(lon, np.asarray(da[cv.LON].values, float)))
     pts = da.isel(
         {cv.LAT: xr.DataArray(rows, dims=cv.STATION), cv.LON: xr.DataArray(cols, dims=cv.STATION)}
     ).drop_vars([cv.LAT, cv.LON], errors="ignore")
@@ -281,8 +342,8 @@ def evaluate_grid(
     """Per-cell metrics maps of ``sm`` against a gridded reference (regridded bilinearly if needed)."""
     from xsomo.regrid import normalise_latlon
 
-    da = normalise_latlon(normalise_time(as_dataarray(sm, variable)))
-    ref = normalise_latlon(normalise_time(layered(reference, variable)))
+    da = in_m3m3(normalise_latlon(normalise_time(as_dataarray(sm, variable))), "the evaluated data")
+    ref = in_m3m3(normalise_latlon(normalise_time(layered(reference, variable))), "the gridded reference")
     same = (
         ref.sizes.get(cv.LAT) == da.sizes.get(cv.LAT)
         and ref.sizes.get(cv.LON) == da.sizes.get(cv.LON)
