@@ -261,7 +261,7 @@ def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
     cm = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0], {"units": "centimeters"}))
     np.testing.assert_allclose(sm.somo.evaluate(cm)["footprint_weights"], want["footprint_weights"], rtol=1e-6)
     bare = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0]))
-    with pytest.raises(UnitError, match="no sensing depth in metres.*units"):
+    with pytest.raises(UnitError, match=r"no sensing depth in metres.*units"):
         sm.somo.evaluate(bare)
     # the same grid with longitudes in 0..360 and stations in -180..180 (shifted west of 0)
     shift = float(truth.lon.max()) + 1.0
