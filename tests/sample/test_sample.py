@@ -5,8 +5,8 @@ from __future__ import annotations
 import filecmp
 import json
 import pathlib
-import sys
 import shutil
+import sys
 
 import cf_xarray  # noqa: F401  (registers .cf)
 import netCDF4
