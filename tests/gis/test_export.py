@@ -406,3 +406,31 @@ def test_period_mean_and_anomaly_need_every_day(tmp_path: pathlib.Path) -> None:
     means = np.stack([sm.sel(time=slice(a, b)).mean("time").values for a, b in wins])
     want = (means[-1] - means.mean(0)) / means.std(0, ddof=1)
     np.testing.assert_allclose(z.values, want, rtol=1e-4, atol=1e-4)
+
+
+def test_cog_of_one_row_column_or_cell_is_in_place(somo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """A 1-row, 1-column or 1-cell selection was written with an identity transform (at 0°N 0°E, 1° pixels)."""
+    import xsomo
+    from xsomo.gis.export import to_cog
+
+    ds = xsomo.open_somo(somo_dir)
+    for name, sel in (("row", {"lat": slice(3, 4)}), ("col", {"lon": slice(5, 6)}), ("cell", {"lat": slice(3, 4), "lon": slice(5, 6)})):
+        sub = ds.isel(sel)
+        path = to_cog(sub, tmp_path / f"{name}.tif", layer=1, time="2010-01-05")
+        with rasterio.open(path) as r:
+            t = r.transform
+            assert (t.a, -t.e) == pytest.approx((0.1, 0.1)), name
+            assert t.c == pytest.approx(float(sub.lon.min()) - 0.05) and t.f == pytest.approx(float(sub.lat.max()) + 0.05), name
+            np.testing.assert_allclose(r.read(1), sub.sm.sel(layer=1, time="2010-01-05").sortby("lat", ascending=False).values)
+
+
+def test_export_without_style_removes_an_earlier_style(somo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    import xsomo
+    from xsomo.gis.export import to_cog
+
+    ds = xsomo.open_somo(somo_dir)
+    out = tmp_path / "map.tif"
+    to_cog(ds, out, layer=1, stat="anomaly", period=("2011-01-05", "2011-01-20"))
+    assert out.with_suffix(".qml").is_file()  # the z-score ramp
+    to_cog(ds, out, layer=1, time="2011-01-05", style=False, overwrite=True)
+    assert not out.with_suffix(".qml").exists()  # QGIS would draw the day with the z-score ramp

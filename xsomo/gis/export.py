@@ -281,14 +281,19 @@ def to_cog(
         .rio.write_crs(cv.CRS)
         .rio.write_nodata(np.nan, encoded=False)
     )
-    if field.sizes[cv.LAT] > 1 and field.sizes[cv.LON] > 1:
-        # the exact grid (edges on whole tenths), not one accumulated from float centres
-        from affine import Affine
+    # the exact grid (edges on whole tenths), not one accumulated from float centres; a
+    # single row or column takes the step of the other axis, a single cell the product's
+    # 0.1° (rioxarray cannot infer a transform there: the map landed at 0°N 0°E, 1° pixels)
+    from affine import Affine
 
-        g = cv.GridSpec.from_coords(field[cv.LAT].values, field[cv.LON].values)
-        field = field.rio.write_transform(
-            Affine(g.resolution, 0.0, g.west, 0.0, -g.resolution, g.north)
-        )
+    glat, glon = field[cv.LAT].values, field[cv.LON].values
+    step = np.diff(np.sort(glon)) if glon.size > 1 else np.diff(np.sort(glat))
+    res = float(np.round(np.median(step), 6)) if step.size else cv.RESOLUTION
+    g = cv.GridSpec.from_coords(glat, glon)
+    west, north = float(np.round(np.min(glon) - res / 2, 6)), float(np.round(np.max(glat) + res / 2, 6))
+    if glat.size > 1 and glon.size > 1:
+        west, north, res = g.west, g.north, g.resolution
+    field = field.rio.write_transform(Affine(res, 0.0, west, 0.0, -res, north))
     n_ov = (
         _overview_count(field.sizes[cv.LON], field.sizes[cv.LAT], blocksize)
         if overview_count is None
@@ -311,6 +316,8 @@ def to_cog(
     target = pathlib.Path(path).expanduser()
     if style:
         write_style(target, "zscore" if stat == "anomaly" else "soil_moisture")
+    else:  # an earlier export's style beside this name would draw this map with the wrong ramp
+        pathlib.Path(target).with_suffix(".qml").unlink(missing_ok=True)
     return target
 
 
