@@ -77,7 +77,7 @@ def test_series_over_polygons_is_area_weighted(data, tmp_path):
         assert (got["n_cells"] == (cells & np.isfinite(sm.values).any(axis=0)).sum()).all()  # cells with data
 
 
-def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
+def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path, capsys):
     d, sm = data
     out = tmp_path / "z.csv"
     argv = ["zonal", "--input", str(d), "--countries", "Spain", "--start", "2016-06-01", "--end", "2016-08-31"]
@@ -91,6 +91,11 @@ def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path):
     z = (means[2] - np.mean(means)) / np.std(means, ddof=1)
     assert df["anomaly_z"].item() == pytest.approx(z, rel=1e-3, abs=1e-3)
     assert df["n_years"].item() == len(YEARS)
+    # a month for a day, or no such day: refused, not read as the first of the month or a traceback
+    for bad, says in ((["--start", "2016-06"], "not a date"), (["--end", "2016-13-45"], "no such day")):
+        assert main([*argv, *bad, "--out", str(tmp_path / "bad.csv")]) == 1
+        assert says in capsys.readouterr().err and "bug" not in capsys.readouterr().err
+        assert not (tmp_path / "bad.csv").exists()
     gp = tmp_path / "z.gpkg"
     assert main([*argv, "--out", str(gp)]) == 0
     gdf = pyogrio.read_dataframe(gp)

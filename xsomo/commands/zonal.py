@@ -44,10 +44,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.gis import zonal
     from xsomo.io.atomic import atomic_path, atomic_write_text
     from xsomo.io.somo import open_somo
 
+    for option in ("start", "end"):  # "2018-06" was read as 2018-06-01; "2018-13-45" ended in a traceback
+        common.parse_date(getattr(args, option), f"--{option}")
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".gpkg"):
         raise XsomoValueError(f"--out {args.out}: write a .csv table or a .gpkg GeoPackage")
