@@ -64,3 +64,34 @@ def test_packaged_countries_keys():
     assert m.attrs["names"].split(",")[int(oslo)] == "NOR"
     with pytest.raises(XsomoKeyError, match="Atlantis"):
         regions.countries(["Atlantis"])
+
+
+def test_polygons_that_cannot_mask_are_refused_with_the_reason():
+    """Points, an empty layer, mixed 0..360 / -180..180 longitudes ended in regionmask's or
+    numpy's errors; a polygon crossing the antimeridian in a projected CRS took every cell."""
+    import geopandas as gpd
+    import shapely
+
+    from xsomo.drivers.regions import mask_3d
+    from xsomo.exceptions import XsomoValueError
+
+    grid = GridSpec(-10, 10, 40, 50, 1.0)
+    cases = {
+        "not points": gpd.GeoDataFrame({"NAME": ["p"]}, geometry=[shapely.Point(0, 45)], crs=4326),
+        "empty": gpd.GeoDataFrame({"NAME": []}, geometry=[], crs=4326),
+        "one convention": gpd.GeoDataFrame(
+            {"NAME": ["a", "b"]}, geometry=[shapely.box(-5, 41, -1, 44), shapely.box(185, 41, 190, 44)], crs=4326
+        ),
+    }
+    # a Pacific box 175°E-175°W drawn in a projected CRS: in EPSG:4326 it spans -175..175
+    pacific = gpd.GeoDataFrame({"NAME": ["pac"]}, geometry=[shapely.box(175, -10, 185, 10)], crs=4326)
+    cases["antimeridian"] = gpd.GeoDataFrame(
+        {"NAME": ["pac"]}, geometry=[shapely.box(*pacific.to_crs(3832).total_bounds)], crs=3832
+    )
+    for says, gdf in cases.items():
+        with pytest.raises(XsomoValueError, match=says.split()[-1]):
+            mask_3d(gdf, grid)
+    # a country in parts on both sides of 180° (Russia, Fiji) is not such a polygon
+    parts = shapely.MultiPolygon([shapely.box(170, 60, 180, 70), shapely.box(-180, 60, -170, 70), shapely.box(0, 42, 5, 48)])
+    m = mask_3d(gpd.GeoDataFrame({"NAME": ["r"]}, geometry=[parts], crs=4326), grid)
+    assert int(m.sum()) == 30  # the 5 x 6 cells of its European part

@@ -81,8 +81,10 @@ def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path, capsys):
     d, sm = data
     out = tmp_path / "z.csv"
     argv = ["zonal", "--input", str(d), "--countries", "Spain", "--start", "2016-06-01", "--end", "2016-08-31"]
-    assert main([*argv, "--out", str(out)]) == 0
+    with pytest.warns(RuntimeWarning, match=r"partly outside the data's grid \(Spain\)"):
+        assert main([*argv, "--out", str(out)]) == 0
     df = pd.read_csv(out)
+    assert 0.0 < df["coverage"].item() < 0.2  # a small piece of Spain
     assert df["NAME"].tolist() == ["Spain"] and df["n_cells"].item() == GRID.nlat * GRID.nlon - 1  # one without data
     daily = _weighted(sm, np.ones((GRID.nlat, GRID.nlon), bool))
     t = pd.DatetimeIndex(sm.time.values)
@@ -97,7 +99,8 @@ def test_zonal_statistics_of_a_country_and_polygons(data, tmp_path, capsys):
         assert says in capsys.readouterr().err and "bug" not in capsys.readouterr().err
         assert not (tmp_path / "bad.csv").exists()
     gp = tmp_path / "z.gpkg"
-    assert main([*argv, "--out", str(gp)]) == 0
+    with pytest.warns(RuntimeWarning, match="partly outside"):
+        assert main([*argv, "--out", str(gp)]) == 0
     gdf = pyogrio.read_dataframe(gp)
     assert gdf.crs.to_epsg() == 4326 and gdf["mean_sm"].item() == pytest.approx(df["mean_sm"].item(), rel=1e-4)  # CSV: 5 digits
 
@@ -121,9 +124,13 @@ def test_zonal_statistics_of_nested_and_empty_polygons(data, tmp_path):
     out = tmp_path / "z.csv"
     argv = ["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--start", "2016-06-01",
             "--end", "2016-08-31", "--out", str(out)]  # fmt: skip
-    assert main(argv) == 0
+    with pytest.warns(RuntimeWarning, match=r"1 polygons lie partly outside the data's grid \(away\)"):
+        assert main(argv) == 0
     df = pd.read_csv(out).set_index("NAME")
     assert df.index.tolist() == list(boxes)
+    # the share of each polygon inside the grid: whole, whole, whole, none; n_years only with cells
+    assert df["coverage"].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert df.loc["away", "n_years"] == 0 and df.loc["tiny", "n_years"] == 0
     lat2, lon2 = np.meshgrid(sm.lat.values, sm.lon.values, indexing="ij")
     t = pd.DatetimeIndex(sm.time.values)
     summer = (t >= "2016-06-01") & (t <= "2016-08-31")

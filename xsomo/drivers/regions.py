@@ -71,8 +71,33 @@ def _regions(gdf, key: str, *, overlap: bool = False):
         raise XsomoValueError(
             f"column {key!r} has duplicate values; dissolve the polygons first (gdf.dissolve({key!r}))."
         )
+    if len(gdf) == 0:
+        raise XsomoValueError("the polygons are empty (no feature): give at least one polygon")
+    kinds = {str(t) for t, e in zip(gdf.geom_type, gdf.geometry.is_empty, strict=True) if not e and t is not None}
+    if kinds - {"Polygon", "MultiPolygon"}:
+        raise XsomoValueError(
+            f"the polygons hold {sorted(kinds - {'Polygon', 'MultiPolygon'})} geometries: give polygons "
+            "(regions with an area), not points or lines"
+        )
     if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
+    # one part of a polygon wider than 180° wraps (countries such as Russia or Fiji come as
+    # parts on both sides of 180°, each narrower)
+    parts = gdf.geometry.reset_index(drop=True).explode(index_parts=True).bounds
+    wide = ((parts["maxx"] - parts["minx"]) > 180.0).groupby(level=0).any()
+    bounds = gdf.geometry.bounds
+    if wide.any():
+        name = names[int(np.flatnonzero(wide.to_numpy())[0])]
+        raise XsomoValueError(
+            f"polygon {name!r} spans more than 180° of longitude in EPSG:4326: it crosses the antimeridian (in "
+            "its own CRS it wraps around), and masking it would take every cell outside it. Split it at 180° "
+            "first (e.g. with the antimeridian package)"
+        )
+    if (bounds["maxx"] > 180.0 + 1e-6).any() and (bounds["minx"] < 0.0).any():
+        raise XsomoValueError(
+            f"the polygons' longitudes run from {bounds['minx'].min():g} to {bounds['maxx'].max():g}: some are in "
+            "0..360, others in -180..180. Give them in one convention (e.g. shift those beyond 180° by -360°)"
+        )
     return regionmask.from_geopandas(
         gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=overlap
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation import layered, match_stations, parse_period, period_anomaly, window_mean
 from xsomo.evaluation.climatology import missing_days_message
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
+from xsomo.runtime import user_stacklevel
 
 __all__ = ["plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
 
@@ -122,18 +124,48 @@ def zonal_statistics(
         z, n_years = za.values, int(za.attrs["n_years"])
     except XsomoValueError:
         z, n_years = np.full(series.sizes["region"], np.nan), 0
+    n_cells = np.asarray(series["n_cells"].values)
+    coverage = _coverage(polygons, _sm(obj, layer), key)
+    partial = [str(r) for r, c in zip(series["region"].values, coverage, strict=True) if c < COVERAGE_WARN]
+    if partial:
+        warnings.warn(
+            f"{len(partial)} polygons lie partly outside the data's grid ({', '.join(partial[:5])}"
+            f"{', ...' if len(partial) > 5 else ''}): their mean is that of the part inside (column 'coverage': "
+            "the share of each polygon's area inside the grid)",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     return pd.DataFrame(
         {
             key: [str(v) for v in series["region"].values],
-            "n_cells": series["n_cells"].values,
+            "n_cells": n_cells,
+            "coverage": np.round(coverage, 4),
             "layer": layer,
             "start": f"{start:%Y-%m-%d}",
             "end": f"{end:%Y-%m-%d}",
             "mean_sm": np.asarray(mean.values, float),
             "anomaly_z": np.asarray(z, float),
-            "n_years": n_years,
+            "n_years": np.where(n_cells > 0, n_years, 0),
         }
     )
+
+
+#: Share of a polygon's area inside the grid below which :func:`zonal_statistics` warns.
+COVERAGE_WARN = 0.99
+
+
+def _coverage(polygons: Any, da: xr.DataArray, key: str) -> np.ndarray:
+    """Share of each polygon's area inside the grid's outline (equal-area, EPSG:6933)."""
+    import shapely
+
+    g = cv.GridSpec.from_coords(da[cv.LAT].values, da[cv.LON].values)
+    gdf = polygons if polygons.crs is not None else polygons.set_crs(4326)
+    gdf = gdf.to_crs(4326)
+    inside = gdf.geometry.intersection(shapely.box(g.west, g.south, g.east, g.north))
+    whole = gdf.geometry.to_crs(6933).area.to_numpy()
+    part = inside.set_crs(4326, allow_override=True).to_crs(6933).area.to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(whole > 0, part / np.where(whole > 0, whole, 1.0), 0.0)
 
 
 def plot_series(series: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> pathlib.Path:
