@@ -298,3 +298,19 @@ def test_training_skips_targets_whose_window_lacks_forcing(case):
     none["precipitation"][:] = np.nan
     with pytest.raises(xsomo.exceptions.XsomoValueError, match="no target day has forcing"):
         xsomo.train_lstm(none, tgt, **TINY)
+
+
+def test_drivers_stamped_at_noon_meet_targets_at_midnight(case):
+    """CF daily means stamped at 12:00 'shared no period with data' with midnight targets."""
+    from xsomo.model.training import prepare_training_data
+
+    drv, tgt, _ = case
+    kw = {"layers": (1,), "dynamic": ("precipitation",), "static": ("elevation_mean",)}
+    want = prepare_training_data(drv, tgt, **kw)
+    noon = drv.assign_coords(time=drv.time + np.timedelta64(12, "h"))
+    got = prepare_training_data(noon, tgt, **kw)
+    np.testing.assert_array_equal(got.target, want.target)
+    hourly = tgt.isel(time=np.repeat(np.arange(5), 2))
+    hourly = hourly.assign_coords(time=tgt.time.values[np.repeat(np.arange(5), 2)] + np.tile([0, 6], 5).astype("timedelta64[h]"))
+    with pytest.raises(xsomo.exceptions.XsomoValueError, match="sub-daily"):
+        prepare_training_data(drv, hourly, **kw)

@@ -271,3 +271,17 @@ def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
     got = wrapped.somo.evaluate(st_w)
     assert bool(got["in_grid"].all())
     np.testing.assert_allclose(got["pearson_r"], west.somo.evaluate(st_w)["pearson_r"], rtol=1e-6)
+
+
+def test_sub_daily_or_non_standard_calendars_get_a_clear_error(case):
+    """An hourly reference ended in xarray's 'cannot reindex ... duplicate values', a noleap
+    prediction in 'is not convertible to datetime'."""
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(0, 0)], [0.15])
+    hourly = st.isel(time=np.repeat(np.arange(40), 2))
+    hourly = hourly.assign_coords(time=st.time.values[np.repeat(np.arange(40), 2)] + np.tile([0, 12], 40).astype("timedelta64[h]"))
+    with pytest.raises(XsomoValueError, match=r"sub-daily data.*resample"):
+        sm.somo.evaluate(hourly)
+    with pytest.raises(XsomoValueError, match=r"'noleap' calendar"):
+        sm.convert_calendar("noleap").somo.evaluate(st)

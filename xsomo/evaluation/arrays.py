@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.exceptions import MissingVariableError
+from xsomo.exceptions import MissingVariableError, XsomoValueError
 
 __all__ = ["as_dataarray", "layered", "normalise_time", "open_prediction"]
 
@@ -46,10 +46,30 @@ def layered(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> xr.Da
 
 
 def normalise_time(obj: xr.DataArray) -> xr.DataArray:
-    """``obj`` with its ``time`` values at midnight (daily values stamped at noon are the same day)."""
-    t = pd.DatetimeIndex(obj[cv.TIME].values)
+    """``obj`` with its ``time`` values at midnight (daily values stamped at noon are the same day).
+
+    Raises
+    ------
+    XsomoValueError
+        For sub-daily data (two values on one day: aggregate them to daily means first) and
+        for calendars without the standard days (``noleap``, ``360_day``).
+    """
+    values = obj[cv.TIME].values
+    if values.dtype == object:  # cftime dates
+        cal = getattr(values.flat[0], "calendar", "?") if values.size else "?"
+        raise XsomoValueError(
+            f"time uses the {cal!r} calendar: scores pair real days, so give standard dates "
+            "(obj.convert_calendar('standard', align_on='date'), which leaves the missing days NaN)"
+        )
+    t = pd.DatetimeIndex(values)
     if (t != t.normalize()).any():
-        obj = obj.assign_coords({cv.TIME: t.normalize()})
+        days = t.normalize()
+        if days.has_duplicates:
+            raise XsomoValueError(
+                f"time holds {t.size} values on {days.nunique()} days: sub-daily data. Scores pair daily "
+                "values: aggregate to daily means first (obj.resample(time='1D').mean())"
+            )
+        obj = obj.assign_coords({cv.TIME: days})
     return obj
 
 

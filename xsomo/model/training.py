@@ -75,6 +75,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -284,7 +285,15 @@ def prepare_training_data(
     rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
-    sm = sm.sel({cv.LAYER: list(layers)}).reindex({cv.TIME: time_index})
+    # matched by day: drivers stamped at noon (CF daily means) and targets at midnight are the
+    # same days (they had shared "no period with data")
+    t_days = pd.DatetimeIndex(sm[cv.TIME].values).normalize()
+    if t_days.has_duplicates:
+        raise XsomoValueError(
+            "targets hold more than one value on a day (sub-daily data): give daily means (e.g. "
+            "targets.resample(time='1D').mean())"
+        )
+    sm = sm.assign_coords({cv.TIME: t_days}).sel({cv.LAYER: list(layers)}).reindex({cv.TIME: time_index.normalize()})
     tgt = sm.transpose(cell_dim, cv.LAYER, cv.TIME).values.astype("float32")
     if not np.isfinite(tgt).any():
         raise XsomoValueError("targets and drivers share no period with data; check their time axes")
