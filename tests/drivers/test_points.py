@@ -143,6 +143,9 @@ def test_evaluate_point_prediction_against_sensors(case):
         expect = np.corrcoef(sim[0, ok, 2], obs[k, ok])[0, 1]
         np.testing.assert_allclose(float(ev.pearson_r.sel(station=f"s{k + 1}", layer=1)), expect, rtol=1e-6)
     assert list(ev.point.values) == [str(pts.station.values[2])] * 2
+    # two sensors of one site: two entries in the medians, one site
+    summ = xsomo.evaluation.summarize(ev)
+    assert summ["n_stations"].item() == 2 and summ["n_sites"].item() == 1
 
 
 def test_point_targets_put_each_sensor_in_its_layer():

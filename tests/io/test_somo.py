@@ -235,3 +235,18 @@ def test_files_of_two_models_are_refused(tmp_path: pathlib.Path) -> None:
         xsomo.open_somo(tmp_path)
     one = xsomo.open_somo(tmp_path, years=[2011])
     assert one.attrs["xsomo_model_id"] == "sha256:bbbb"
+
+
+def test_messages_name_the_files_that_do_not_fit(tmp_path: pathlib.Path) -> None:
+    """'two files of the same layer share days' named no file; a flipped grid read as another grid."""
+    write_somo_files(tmp_path, layers=(1,), years=(2010,), days=5)
+    renamed = tmp_path / cv.output_filename(1, 2011)
+    write_somo_file(tmp_path / "x" / cv.output_filename(1, 2010), 1, 2010, days=5).rename(renamed)
+    with pytest.raises(DataFormatError, match=r"layer 1 share days: .*2010\.nc and .*2011\.nc"):
+        xsomo.open_somo(tmp_path)
+    renamed.unlink()
+    with xr.open_dataset(tmp_path / cv.output_filename(1, 2010)) as ds:
+        flipped = ds.load().isel(lat=slice(None, None, -1))
+    flipped.to_netcdf(tmp_path / cv.output_filename(1, 2012))
+    with pytest.raises(GridMismatchError, match="latitudes in the other order"):
+        xsomo.open_somo(tmp_path)

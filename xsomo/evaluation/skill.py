@@ -457,7 +457,10 @@ def summarize(
     """Headline numbers: the median (or ``stat``) of every metric per layer over stations.
 
     Stations in training cells are left out unless ``independent_only=False``; stations
-    outside the grid are always left out. The ``n_stations`` column says how many count.
+    outside the grid are always left out. The ``n_stations`` column says how many count:
+    each entry along ``station`` (an ISMN sensor) counts once, so a site with four sensors
+    weighs four times; ``n_sites`` says how many distinct sites they are (``network`` and
+    ``station_name``, else the location).
     """
     ds = metrics
     if cv.STATION in ds.dims:
@@ -478,6 +481,8 @@ def summarize(
             row["layer_label"] = str(sub["layer_label"].values)
         valid = sub["pearson_r"].notnull()
         row["n_stations" if cv.STATION in dims else "n_cells"] = int(valid.sum())
+        if cv.STATION in dims:
+            row["n_sites"] = _n_sites(sub, np.asarray(valid.values, bool))
         for name in METRICS:
             if name in sub:
                 v = np.asarray(sub[name].values, float)
@@ -485,6 +490,19 @@ def summarize(
                 row[name] = float(getattr(np, stat)(v)) if v.size else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _n_sites(ds: xr.Dataset, valid: np.ndarray) -> int:
+    """Distinct sites among the valid station entries (network/station_name, else lat/lon)."""
+    if not valid.any():
+        return 0
+    if "network" in ds.coords and "station_name" in ds.coords:
+        keys = zip(ds["network"].values[valid], ds["station_name"].values[valid], strict=True)
+    elif cv.LAT in ds.coords and cv.LON in ds.coords:
+        keys = zip(np.round(ds[cv.LAT].values[valid], 6), np.round(ds[cv.LON].values[valid], 6), strict=True)
+    else:
+        return int(valid.sum())
+    return len(set(map(tuple, keys)))
 
 
 def metrics_table(metrics: xr.Dataset) -> pd.DataFrame:

@@ -384,8 +384,19 @@ def _open_stacked(
                 or ds.sizes.get(cv.LON) != lon.size
                 or not (np.allclose(ds[cv.LAT].values, lat) and np.allclose(ds[cv.LON].values, lon))
             ):
+                flipped = (
+                    ds.sizes.get(cv.LAT) == lat.size
+                    and np.allclose(ds[cv.LAT].values[::-1], lat)
+                    and np.allclose(ds[cv.LON].values, lon)
+                )
                 raise GridMismatchError(
-                    f"{f.path}: its lat/lon grid differs from that of {first_f.path}; open files of one grid together"
+                    f"{f.path}: its lat/lon grid differs from that of {first_f.path}"
+                    + (
+                        " (the same cells, latitudes in the other order: write the files with one order)"
+                        if flipped
+                        else ""
+                    )
+                    + "; open files of one grid together"
                 )
         _check_one_model(opened)
         # the stacked time axis: the union of all files' days, sorted
@@ -405,11 +416,19 @@ def _open_stacked(
         uneven = not in_files.all()
         if uneven:
             _warn_uneven_layers(opened, times, layer_numbers)
-        for lay_pieces in pieces:
+        for lay, lay_pieces in zip(layer_numbers, pieces, strict=True):
             pos = np.concatenate([p for p, _ in lay_pieces])
             if np.unique(pos).size != pos.size:
+                mine = [(f, np.searchsorted(all_times, t)) for (f, _, _), t in zip(opened, times, strict=True) if f.layer == lay]
+                pair = next(
+                    (a.path, b.path)
+                    for i, (a, pa) in enumerate(mine)
+                    for b, pb in mine[i + 1 :]
+                    if np.intersect1d(pa, pb).size
+                )
                 raise DataFormatError(
-                    "two files of the same layer share days; each layer needs one file per year"
+                    f"two files of layer {lay} share days: {pair[0]} and {pair[1]} (a file renamed to another "
+                    "year?); each layer needs one file per year"
                 )
         dtype = np.result_type(np.float32, *(v.dtype for _, _, v in opened))
         shape = (len(layer_numbers), all_times.size, lat.size, lon.size)
