@@ -106,3 +106,13 @@ def test_open_ismn_reads_the_air_temperature_range(hawaii):
     assert pts["air_temperature_range"].dims == ("station", "time")
     assert float(pts["air_temperature_range"].sel(station="SCAN.PuaAkala").mean()) > 1.0
     assert "air_temperature_range" not in xsomo.point_drivers(ds)
+
+
+def test_a_download_without_forcing_files_says_so(real_data):
+    """Forcing asked of a download without those files was all NaN without a word."""
+    z = real_data / "ismn/tests/test_data/zip_archives/multinetwork/header_values/Data_header_values.zip"
+    if not z.is_file():
+        pytest.skip("the ismn package's test archive is not in the real-data folder")
+    with pytest.warns(RuntimeWarning, match=r"no file of precipitation at 8 of 8 stations.*air_temperature"):
+        st = xsomo.open_ismn(z, variables=VARS, good_flags=("G", "U"))
+    assert not np.isfinite(st["precipitation"]).any()

@@ -195,7 +195,9 @@ def read_ismn(
         counts = rep["reason"].value_counts().to_dict() if len(rep) else {}
         exc = DataFormatError(
             f"no soil-moisture sensor in {str(path)!r} passed quality control (dropped: {counts}). "
-            "Check the folder, or relax min_days / min_hourly; the report is in the error's .report."
+            "Check the folder, or relax min_days / min_hourly, or accept more quality flags (an older download "
+            f"whose values are all flagged 'U', not checked, needs good_flags=('G', 'U'); now {tuple(good_flags)}); "
+            "the report is in the error's .report."
         )
         exc.report = rep  # type: ignore[attr-defined]
         raise exc

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import pathlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import DataFormatError, XsomoValueError
+from xsomo.runtime import user_stacklevel
 
 __all__ = ["FORCING_SOURCE", "FORCING_VARIABLES", "MIN_FORCING_HOURS", "attach_forcing", "daily_forcing", "read_forcing"]
 
@@ -182,6 +184,19 @@ def read_forcing(
                     parts = entry[var]
                     entry[var] = parts[0] if len(parts) == 1 else pd.concat(parts, axis=1).mean(axis=1)
             out[(str(net.name), str(stn.name))] = entry
+    lacking = {v: [f"{n}.{s}" for (n, s), e in out.items() if v not in e] for v in variables}
+    lacking = {v: names for v, names in lacking.items() if names}
+    if lacking:  # their forcing is NaN: training drops their days, prediction gives none
+        warnings.warn(
+            f"{root}: no file of "
+            + "; ".join(
+                f"{v} at {len(n)} of {len(out)} stations ({', '.join(n[:3])}{', ...' if len(n) > 3 else ''})"
+                for v, n in lacking.items()
+            )
+            + ": their forcing is NaN (a download without those variables?)",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     return out
 
 
