@@ -33,6 +33,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation import anomaly_kernels as ak
 from xsomo.evaluation.arrays import as_dataarray
 from xsomo.exceptions import XsomoValueError
+from xsomo.runtime import user_stacklevel
 
 __all__ = [
     "CLIM_WINDOW",
@@ -160,6 +161,16 @@ def anomalies(
         da = da.chunk({cv.TIME: -1})
     doy = ak.clim_doy(da[cv.TIME].values)
     use = _baseline_mask(da[cv.TIME], baseline)
+    t = pd.DatetimeIndex(da[cv.TIME].values)
+    n_years = round((t if use is None else t[use]).normalize().nunique() / 365.25)  # years of days, not calendar years
+    if n_years < ak.MIN_WINDOWS:
+        warnings.warn(
+            f"the climatology of these anomalies comes from {n_years} year{'s' if n_years != 1 else ''} of data "
+            f"({'the baseline' if use is not None else 'the whole record'}): each day is compared with the same "
+            f"season of so few years that the z-scores say little; at least {ak.MIN_WINDOWS} years are advised",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     out = xr.apply_ufunc(
         ak.daily_anomalies,
         da,
