@@ -303,3 +303,33 @@ def test_station_on_the_outer_north_east_edge_is_outside(lat, lon):
     row = rep.set_index("station").loc["edge"]
     assert row["reason"] == "outside the target grid" and (row["row"], row["col"]) != (g.nlat - 1, g.nlon - 1)
     assert g.snap(lat, lon)[0] == -1 or g.snap(lat, lon)[1] == -1
+
+
+def test_a_reference_in_percent_or_on_another_grid_does_not_shift_the_targets():
+    """A reference in percent made targets 100x too large (labelled m3 m-3) that trained; one on
+    a 0.25° grid made 0.25° targets that training snapped onto 0.1° cells without their stations;
+    float32 coordinates of the 0.1° grid were read as centres (every target half a cell off)."""
+    from xsomo.exceptions import UnitError
+    from xsomo.model.training import prepare_training_data
+
+    ref, st = make_reference(), make_stations(SPECS)
+    want = scale_to(st, ref)
+    pct = ref.copy()
+    pct["sm"] = (ref["sm"] * 100).assign_attrs(units="%")
+    np.testing.assert_allclose(scale_to(st, pct)["sm"], want["sm"], rtol=1e-5, atol=1e-7)
+    bare = ref.copy()
+    bare["sm"] = (ref["sm"] * 100).assign_attrs({})
+    with pytest.raises(UnitError, match="looks like percent"):
+        scale_to(st, bare)
+    f32 = ref.assign_coords(lat=ref.lat.values.astype("float32"), lon=ref.lon.values.astype("float32"))
+    assert scale_to(st, f32).attrs["grid"] == want.attrs["grid"]
+    # drivers on the 0.1° grid; targets scaled on a 0.25° reference are refused in training
+    drv = xr.Dataset(
+        {"precipitation": (("time", "lat", "lon"), np.ones((DAYS.size, 10, 15), "float32"), {"units": "mm d-1"})},
+        coords={"time": DAYS, "lat": np.round(np.arange(45.05, 46.0, 0.1), 6), "lon": np.round(np.arange(5.05, 6.5, 0.1), 6)},
+    )  # fmt: skip
+    coarse = ref.interp(lat=np.arange(45.0, 46.01, 0.25), lon=np.arange(5.0, 6.51, 0.25))
+    with pytest.raises(GridMismatchError, match=r"scaled on a grid of 0.25°"):
+        prepare_training_data(drv, scale_to(st, coarse), layers=(1,), dynamic=("precipitation",), static=())
+    data = prepare_training_data(drv, want, layers=(1,), dynamic=("precipitation",), static=())
+    assert data.target.shape[0] == want.sizes["cell"]

@@ -23,7 +23,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation.arrays import as_dataarray, layered, normalise_time
 from xsomo.evaluation.scores import METRICS, MIN_DAYS, metrics
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError, XsomoValueError
-from xsomo.units import _sample, convert
+from xsomo.units import convert, in_m3m3
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -70,9 +70,6 @@ def footprint_weights(depth: float, layers: Sequence[int] = cv.LAYER_NUMBERS) ->
     return cv.depth_weights(0.0, depth, intervals)
 
 
-#: Largest soil moisture (m3 m-3) :func:`in_m3m3` takes (porosity stays below ~0.9; percent is 1-100).
-MAX_M3M3 = 1.5
-
 #: Largest sensing depth (m) a station's footprint depth may give (a cosmic-ray probe's D86 is
 #: 0.1-0.7 m; 17.5 without units was a depth in cm read as m).
 MAX_FOOTPRINT_DEPTH = 2.0
@@ -97,37 +94,6 @@ def _station_depths(ref: xr.Dataset | xr.DataArray, default: float | None) -> np
     if default is not None:
         return np.full(ref.sizes[cv.STATION], float(default))
     return None
-
-
-def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
-    """Soil moisture in m3 m-3 for scoring: converted from its ``units`` (``%`` too), percent refused.
-
-    A reference in percent was scored against a prediction in m3 m-3 (bias -40, ubRMSD
-    7.5 reported as m3 m-3). Values above :data:`MAX_M3M3` (read on a sample) are refused
-    as percent; slightly negative or wet values pass (a network's output, a sensor's noise).
-    A lazy array that says it is in m3 m-3 (xsomo's own prediction) is taken at its word,
-    since sampling it would run the model.
-
-    >>> in_m3m3(xr.DataArray([20.0, 30.0], attrs={"units": "%"}), "reference").values.tolist()
-    [0.2, 0.3]
-    """
-    units = da.attrs.get("units")
-    if units is not None:
-        try:
-            da = convert(da, "m3 m-3", name=cv.SM, source=what)
-        except UnitError as err:
-            raise UnitError(f"{what}: {err}") from None
-        if da.chunks is not None:
-            return da
-    values = np.asarray(_sample(da), dtype=float)
-    top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
-    if top > MAX_M3M3:
-        label = f"labelled {units!r}" if units is not None else "without a units attribute (read as m3 m-3)"
-        raise UnitError(
-            f"{what}: soil moisture up to {top:g} {label} cannot be m3 m-3: it looks like percent. Give it "
-            "units='%' (da.attrs['units'] = '%') or divide it by 100"
-        )
-    return da
 
 
 def _lon_like_grid(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:

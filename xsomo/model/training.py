@@ -96,6 +96,7 @@ from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps,
 from xsomo.model.trained import TrainedModel
 from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device, user_stacklevel
 from xsomo.targets.points import point_targets
+from xsomo.units import in_m3m3
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -209,6 +210,26 @@ def _grid_of(drivers: xr.Dataset) -> cv.GridSpec:
     return grid
 
 
+def _check_target_grid(targets: xr.Dataset, drivers: xr.Dataset) -> None:
+    """Refuse targets scaled on another grid than the drivers' (:func:`xsomo.scale_to` writes its grid).
+
+    Targets scaled to a 0.25° reference (ERA5 instead of ERA5-Land) are 0.25° cells; snapped
+    onto 0.1° drivers, 74 of 83 landed in a cell holding none of their stations.
+    """
+    from xsomo.targets.scaling import targets_grid
+
+    tg, dg = targets_grid(targets), _grid_of(drivers)
+    step = dg.resolution
+    off = (tg.west - dg.west) / step
+    if abs(tg.resolution - step) > 1e-3 * step or abs(off - round(off)) > 1e-2:
+        raise GridMismatchError(
+            f"the targets were scaled on a grid of {tg.resolution:g}° (west edge {tg.west:g}°) but the drivers' "
+            f"grid is {step:g}° (west edge {dg.west:g}°): each target would train a cell that need not hold its "
+            "stations. Scale the stations to a reference on the drivers' grid (e.g. ERA5-Land at 0.1°, not ERA5 "
+            "at 0.25°), or pass scale_to(..., grid=<the drivers' GridSpec>)"
+        )
+
+
 def target_cells(
     drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,13 +296,15 @@ def prepare_training_data(
         raise MissingVariableError(f"targets have no {cv.SM!r} variable; have {sorted(map(str, targets.data_vars))}")
     check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
     targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
-    sm = targets[cv.SM]
+    sm = in_m3m3(targets[cv.SM], "targets")  # (scaled to a reference in percent, they were 100x too large)
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
     lacking = [lay for lay in layers if lay not in have_layers]
     if lacking:
         raise MissingVariableError(f"targets lack layers {lacking}; have {have_layers}")
     lat = np.asarray(targets[cv.LAT].values, dtype=float).reshape(-1)
     lon = np.asarray(targets[cv.LON].values, dtype=float).reshape(-1)
+    if not points.is_points(drivers) and "grid" in targets.attrs:
+        _check_target_grid(targets, drivers)
     rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))

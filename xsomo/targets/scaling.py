@@ -26,6 +26,7 @@ from xsomo.exceptions import (
     XsomoValueError,
 )
 from xsomo.regrid import check_longitudes, normalise_latlon
+from xsomo.units import in_m3m3
 
 __all__ = [
     "ScalingParams",
@@ -90,8 +91,10 @@ def apply_scaling(x: np.ndarray, params: ScalingParams) -> np.ndarray:
 
 
 def _on_multiples(values: np.ndarray, res: float) -> bool:
-    k = values / res
-    return bool(np.all(np.abs(k - np.round(k)) < 1e-4))
+    # within 1 % of a cell: float32 coordinates of ERA5-Land's grid are up to 9e-5° off
+    # (1e-4 of a cell read them as centres, and every target moved half a cell)
+    k = np.asarray(values, float) / res
+    return bool(np.all(np.abs(k - np.round(k)) < 1e-2))
 
 
 def target_grid_for(
@@ -309,7 +312,8 @@ def scale_to(
         raise MissingVariableError(
             f"reference has no variable {variable!r}; variables: {list(reference.data_vars)}"
         )
-    ref = normalise_latlon(ref)
+    # in its units (a reference in percent made targets 100x too large, labelled m3 m-3)
+    ref = in_m3m3(normalise_latlon(ref), f"reference {variable!r}")
     if cv.LAYER not in ref.dims:
         raise XsomoValueError(
             f"reference {variable!r} has no 'layer' dimension (dims {ref.dims}); use xsomo.open_era5land, "
