@@ -429,6 +429,22 @@ def test_auto_ladder_reads_earlier_forcing_where_the_drivers_hold_it():
     np.testing.assert_allclose(auto["sm"].values, want["sm"].values, atol=1e-6, rtol=0)
 
 
+def test_auto_ladder_with_spinup_zero_reads_earlier_forcing_too():
+    """spinup=0 had cycled the output period's own forcing as the ladder's spin-up though the
+    drivers held real days before it (0.075 m3 m-3 off on the demo world)."""
+    model = make_model(forget_bias=1.0, lookback=20)
+    drv = synthetic_drivers(nlat=3, nlon=3, ndays=200, seed=3, sea_cells=0)
+    t = pd.DatetimeIndex(drv["time"].values)
+    period = (t[100], t[-1])
+    auto = inference.predict(drv, model, mode="auto", tolerance=5e-4, time=period, spinup=0).compute()
+    steps = int(auto[inference.SPINUP_DAYS].values.max())
+    assert steps >= 40
+    want = inference.predict(
+        drv, model, mode="continuous", spinup=steps, time=period, check_convergence=False
+    ).compute()
+    np.testing.assert_allclose(auto["sm"].values, want["sm"].values, atol=1e-6, rtol=0)
+
+
 def test_auto_ladder_falls_back_to_windows_only_when_no_rung_passes(tmp_path):
     from xsomo.prediction import output
 

@@ -999,8 +999,10 @@ def _plan(
         )  # fmt: skip
     begin = first - spinup
     history = 0
-    if mode == "auto" and spinup > 0:
+    if mode == "auto":
         # the ladder's longer spin-ups read real forcing before the roll-out where there is some
+        # (with spinup=0 too: it had cycled the output period's own forcing though the drivers
+        # held years before it)
         history = min(begin, ladder_spinups(spinup, spec.lookback)[-1] - spinup)
     drivers = drivers.isel({cv.TIME: slice(begin - history, stop)})
     return _blocks(spec, model, drivers, history, spinup, mode, chunks, device, threads, None)
