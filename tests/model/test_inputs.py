@@ -116,3 +116,20 @@ def test_item4_the_daily_axis_is_checked_in_training_and_in_prediction(days, mat
         inference.predict(gappy, model, spinup=20)
     with pytest.raises(GridMismatchError, match="increasing"):
         inputs.check_daily_axis(drivers.time.values[::-1])
+
+
+def test_daily_totals_in_amount_units_get_a_hint():
+    """'mm', 'm', 'J m-2' and 'kg m-2 s-1' are refused (not per day) with what to write instead."""
+    import xarray as xr
+
+    from xsomo.exceptions import UnitError
+    from xsomo.model.inputs import driver_variable
+
+    for name, units, says in (
+        ("precipitation", "mm", "label it as a total per day"),
+        ("precipitation", "kg m-2 s-1", "multiply by 86400"),
+        ("net_radiation", "J m-2", "label it as a sum per day"),
+    ):
+        ds = xr.Dataset({name: (("time",), [1.0, 2.0], {"units": units})})
+        with pytest.raises(UnitError, match=says):
+            driver_variable(ds, name)

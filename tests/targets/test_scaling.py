@@ -134,6 +134,11 @@ def test_short_overlap_skipped_and_reported():
     assert not rep.loc["c", "kept"] and "min_overlap=90" in rep.loc["c", "reason"]
     assert rep.loc[["a", "b", "d"], "kept"].all()
     assert "c" not in ",".join(targets["station_ids"].values.ravel())
+    # a reference without values at a station's cell (the sea) says so, not "0 days of overlap"
+    sea = ref.copy(deep=True)
+    sea["sm"].loc[{"lat": slice(45.55, 45.75), "lon": slice(5.95, 6.15)}] = np.nan  # around station c
+    _, rep = scale_to(make_stations(SPECS), sea, report=True)
+    assert rep.set_index("station").loc["c", "reason"].startswith("the reference has no value at this cell")
     with pytest.raises(XsomoValueError, match="no station"):
         scale_to(st, ref, min_overlap=1000)
 

@@ -87,7 +87,10 @@ def driver_variable(drivers: xr.Dataset, name: Hashable, *, source: str = "drive
             f"Set it to the units the values are in, e.g. drivers[{str(name)!r}].attrs['units'] = "
             f"{canonical.units!r} (xsomo's own), and retry."
         )
-    arr = convert(arr, canonical.units, name=name, source=source)
+    try:
+        arr = convert(arr, canonical.units, name=name, source=source)
+    except UnitError as err:
+        raise UnitError(f"{err} {_units_hint(str(label), canonical.units)}".rstrip()) from None
     if canonical.valid_range is not None:
         if arr.chunks is not None:
             checked = arr.data.map_blocks(
@@ -251,6 +254,20 @@ def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
         f"{index[bad + 1].date()} ({n_missing} missing day{'s' if n_missing != 1 else ''}). Reindex to a daily "
         f"axis (missing days as NaN): ds.reindex(time=pd.date_range(start, end, freq='D'))."
     )
+
+
+def _units_hint(label: str, canonical: str) -> str:
+    """What to do with the usual daily-total and flux units that are not rates per day."""
+    if canonical == "mm d-1" and label.replace(" ", "") in ("mm", "m", "kgm-2", "kgm**-2", "kg/m2", "kgm^-2"):
+        return f"A daily total in {label!r}: label it as a total per day (e.g. '{label} d-1')."
+    if canonical == "mm d-1" and "s-1" in label.replace("**", ""):
+        return (
+            "A water mass flux (kg m-2 s-1 is mm of water per second): multiply by 86400 and label it 'mm d-1', "
+            "or label it 'mm s-1'."
+        )
+    if canonical == "W m-2" and label.replace(" ", "").replace("**", "") in ("Jm-2", "MJm-2", "J/m2"):
+        return f"A daily sum in {label!r}: label it as a sum per day (e.g. '{label} d-1'), which xsomo converts to W m-2."
+    return ""
 
 
 def trailing_gaps(missing: np.ndarray, window: int) -> np.ndarray:

@@ -377,12 +377,17 @@ def scale_to(
 
     params = fit_scaling(x, ref_x)
     short = ok & (params.n_overlap < min_overlap)
+    ref_empty = ~np.isfinite(ref_x).any(axis=1)
     reasons[short] = [
-        f"{n} days of overlap with the reference < min_overlap={min_overlap}"
-        for n in params.n_overlap[short]
+        "the reference has no value at this cell (sea, or missing points around it)"
+        if empty
+        else f"{n} days of overlap with the reference < min_overlap={min_overlap}"
+        for n, empty in zip(params.n_overlap[short], ref_empty[short], strict=True)
     ]
     flat = ok & ~short & ~(params.std_x > 0)
     reasons[flat] = "station series is constant over the overlap"
+    flat_ref = ok & ~short & ~flat & ~(params.std_ref > 0)
+    reasons[flat_ref] = "the reference is constant over the overlap at this cell"
     keep = reasons == ""
     scaled = apply_scaling(x, params)
 
