@@ -114,6 +114,8 @@ def test_point_prediction_masks_days_after_a_forcing_gap(case):
     assert masked.min() == day and masked.max() == day + pd.Timedelta(days=lb - 1)
     assert int(p["missing_forcing_days"][0]) == lb and int(p["missing_forcing_days"][1]) == 0
     assert sm.iloc[:, 1].notna().all()
+    with pytest.raises(xsomo.exceptions.XsomoValueError, match="each layer once"):
+        xsomo.predict(pts, model, layers=[1, 1])
 
 
 def test_evaluate_point_prediction_against_sensors(case):

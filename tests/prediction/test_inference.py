@@ -526,3 +526,11 @@ def test_tolerance_bound_on_a_trained_tiny_model(tiny_world, tmp_path):
     print(f"trained tiny model, lookback {lb}, distance at the lookback {measured:.3g}: "
           f"per tolerance, per spin-up chosen, the largest difference to its reference: {seen}")
     assert lb in seen[1.5 * measured]  # the bound at the lookback was checked
+
+
+def test_layers_are_checked(model, drivers):
+    """layers=[1, 1] returned a duplicated layer coordinate."""
+    with pytest.raises(XsomoValueError, match="each layer once"):
+        inference.predict(drivers, model, layers=[1, 1], mode="continuous")
+    with pytest.raises(XsomoValueError, match="not \\[7\\]"):
+        inference.predict(drivers, model, layers=[7], mode="continuous")

@@ -888,6 +888,8 @@ def _validate(
             raise XsomoValueError(
                 f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
             )
+        if len(set(want)) != len(want):
+            raise XsomoValueError(f"layers={want}: each layer once (a repeated layer made a duplicated coordinate)")
     drivers, lat, lon = _check_grid(drivers, grid)
     return _Spec(
         drivers, dynamic, static, lookback, want, [model_layers.index(n) for n in want],

@@ -74,6 +74,8 @@ def predict_points(
     unknown = [n for n in want if n not in model_layers]
     if unknown:
         raise XsomoValueError(f"layers={want}: the model predicts layers {model_layers}, not {unknown}")
+    if len(set(want)) != len(want):
+        raise XsomoValueError(f"layers={want}: each layer once (a repeated layer made a duplicated coordinate)")
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     check_daily_axis(times, source="point drivers")
     spinup = int(cfg.lookback if spinup is None else spinup)
