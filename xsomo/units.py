@@ -237,19 +237,6 @@ def check_plausible(
     )
 
 
-__all__ = [
-    "MAX_M3M3",
-    "PLAUSIBILITY_SAMPLE",
-    "check_plausible",
-    "check_units",
-    "convert",
-    "in_m3m3",
-    "normalise_units_string",
-    "parse_units",
-    "ureg",
-]
-
-
 #: Largest soil moisture (m3 m-3) :func:`in_m3m3` takes (porosity stays below ~0.9; percent is 1-100).
 MAX_M3M3 = 1.5
 
@@ -284,3 +271,16 @@ def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
             "units='%' (da.attrs['units'] = '%') or divide it by 100"
         )
     return da
+
+
+__all__ = [
+    "MAX_M3M3",
+    "PLAUSIBILITY_SAMPLE",
+    "check_plausible",
+    "check_units",
+    "convert",
+    "in_m3m3",
+    "normalise_units_string",
+    "parse_units",
+    "ureg",
+]

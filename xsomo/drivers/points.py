@@ -27,7 +27,16 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError
 
-__all__ = ["POINT_TOLERANCE", "is_points", "match_points", "nearest_points", "point_drivers", "probe_points", "site_keys"]
+__all__ = [
+    "POINT_TOLERANCE",
+    "is_points",
+    "location_keys",
+    "match_points",
+    "nearest_points",
+    "point_drivers",
+    "probe_points",
+    "site_keys",
+]
 
 #: Largest distance (degrees, in lat and in lon) between a target and its driver point (~10 m).
 POINT_TOLERANCE = 1e-4
@@ -151,7 +160,6 @@ def match_points(
     >>> match_points(d, np.array([2.0, 1.00001]), np.array([6.0, 5.0])).tolist()
     [1, 0]
     """
-    plat, _ = _point_latlon(drivers)
     lat = np.asarray(lat, float).reshape(-1)
     lon = np.asarray(lon, float).reshape(-1)
     idx, ok = nearest_points(drivers, lat, lon, keys=keys, tolerance=tolerance, what=what)
@@ -160,7 +168,7 @@ def match_points(
         shown = ", ".join(f"{what} {k} ({lat[k]:.5f}, {lon[k]:.5f})" for k in bad[:5])
         raise GridMismatchError(
             f"{bad.size} of {lat.size} {what}s have no driver point within {tolerance:g}° ({shown}); the point "
-            f"drivers hold {plat.size} stations. Give drivers at every {what}'s location (xsomo.point_drivers), "
+            f"drivers hold {drivers.sizes[cv.STATION]} stations. Give drivers at every {what}'s location (xsomo.point_drivers), "
             f"or select the {what}s that have one"
         )
     return idx
@@ -180,15 +188,22 @@ def probe_points(drivers: xr.Dataset, static: Sequence[str], used: np.ndarray, n
     return idx[take]
 
 
-def _site_keys(points: xr.Dataset) -> tuple[np.ndarray, list[int]]:
-    """One key per station location (ISMN network/station, else lat/lon): (key per entry, first entry of each)."""
-    if "network" in points.coords and "station_name" in points.coords:
-        keys = np.array(
-            [f"{n}.{s}" for n, s in zip(points["network"].values, points["station_name"].values, strict=True)]
-        )
-    else:
-        lat, lon = _point_latlon(points)
+def location_keys(ds: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """One key per site of every entry along ``station``: ``network.station_name`` (:func:`site_keys`), else lat/lon.
+
+    >>> location_keys(xr.Dataset(coords={"lat": ("station", [1.0, 1.0]), "lon": ("station", [2.0, 2.0])})).tolist()
+    ['1.000000,2.000000', '1.000000,2.000000']
+    """
+    keys = site_keys(ds)
+    if keys is None:
+        lat, lon = _point_latlon(ds)
         keys = np.array([f"{a:.6f},{b:.6f}" for a, b in zip(lat, lon, strict=True)])
+    return keys
+
+
+def _site_keys(points: xr.Dataset) -> tuple[np.ndarray, list[int]]:
+    """One key per station location (:func:`location_keys`): (key per entry, first entry of each)."""
+    keys = location_keys(points)
     _, first = np.unique(keys, return_index=True)
     return keys, sorted(first.tolist())
 

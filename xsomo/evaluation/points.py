@@ -20,6 +20,7 @@ from xsomo import conventions as cv
 from xsomo.drivers.points import POINT_TOLERANCE, nearest_points, site_keys
 from xsomo.evaluation.scores import MIN_DAYS, metrics
 from xsomo.exceptions import MissingVariableError, XsomoValueError
+from xsomo.units import in_m3m3
 
 __all__ = ["evaluate_points"]
 
@@ -58,8 +59,6 @@ def evaluate_points(
         reference) and ``layer``, with ``lat``/``lon``, ``point`` (the predicted point
         used) and ``in_grid`` (a point within ~10 m exists).
     """
-    from xsomo.evaluation.skill import in_m3m3
-
     pred = in_m3m3(sm[variable] if isinstance(sm, xr.Dataset) else sm, "the evaluated data")
     ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference")
     if cv.STATION not in ref.dims:

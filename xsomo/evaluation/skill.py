@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
+from xsomo.drivers.points import location_keys
 from xsomo.evaluation.arrays import as_dataarray, layered, normalise_time
 from xsomo.evaluation.scores import METRICS, MIN_DAYS, metrics
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError, XsomoValueError
@@ -34,7 +35,6 @@ __all__ = [
     "evaluate_grid",
     "evaluate_stations",
     "footprint_weights",
-    "in_m3m3",
     "match_stations",
     "metrics_table",
     "summarize",
@@ -459,16 +459,8 @@ def summarize(
 
 
 def _n_sites(ds: xr.Dataset, valid: np.ndarray) -> int:
-    """Distinct sites among the valid station entries (network/station_name, else lat/lon)."""
-    if not valid.any():
-        return 0
-    if "network" in ds.coords and "station_name" in ds.coords:
-        keys = zip(ds["network"].values[valid], ds["station_name"].values[valid], strict=True)
-    elif cv.LAT in ds.coords and cv.LON in ds.coords:
-        keys = zip(np.round(ds[cv.LAT].values[valid], 6), np.round(ds[cv.LON].values[valid], 6), strict=True)
-    else:
-        return int(valid.sum())
-    return len(set(map(tuple, keys)))
+    """Distinct sites among the valid station entries (:func:`xsomo.drivers.points.location_keys`)."""
+    return int(np.unique(location_keys(ds)[valid]).size)
 
 
 def metrics_table(metrics: xr.Dataset) -> pd.DataFrame:

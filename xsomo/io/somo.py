@@ -333,29 +333,20 @@ def _check_one_model(opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]]) -> 
         )
 
 
-def _warn_uneven_layers(
-    opened: list[tuple[SomoFile, xr.Dataset, xr.Variable]], times: list[np.ndarray], layer_numbers: list[int]
-) -> None:
-    """Warn where a layer lacks days that another layer's files hold (a year's file missing)."""
-    days = {lay: set() for lay in layer_numbers}
-    years = {lay: set() for lay in layer_numbers}
-    for (f, _, _), t in zip(opened, times, strict=True):
-        days[f.layer].update(t.astype("datetime64[D]").tolist())
-        years[f.layer].add(f.year)
-    every = set().union(*days.values())
-    short = {lay: len(every - d) for lay, d in days.items() if len(every - d)}
-    if short:  # (the caller checked that one is)
-        all_years = set().union(*years.values())
-        lay = next(iter(short))
-        gone = sorted(y for y in all_years - years[lay] if y is not None)
-        warnings.warn(
-            f"layer {lay} lacks {short[lay]} days that other layers' files hold"
-            + (f" (no file of {', '.join(map(str, gone))})" if gone else "")
-            + f"; its values there are NaN, and means or anomalies over them would use part of their window. "
-            f"Layers short of days: {sorted(short)}. Open complete years (years=) or predict the missing ones",
-            RuntimeWarning,
-            stacklevel=user_stacklevel(),
-        )
+def _warn_uneven_layers(in_files: np.ndarray, layer_numbers: list[int], files: list[SomoFile]) -> None:
+    """Warn where a layer lacks days that another layer's files hold (``in_files`` ``(layer, time)``)."""
+    short = [lay for lay, held in zip(layer_numbers, in_files, strict=True) if not held.all()]
+    lay = short[0]
+    years = {f.year for f in files}
+    gone = sorted(years - {f.year for f in files if f.layer == lay})
+    warnings.warn(
+        f"layer {lay} lacks {int((~in_files[layer_numbers.index(lay)]).sum())} days that other layers' files hold"
+        + (f" (no file of {', '.join(map(str, gone))})" if gone else "")
+        + "; its values there are NaN, and means or anomalies over them would use part of their window. "
+        f"Layers short of days: {short}. Open complete years (years=) or predict the missing ones",
+        RuntimeWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def _open_stacked(
@@ -415,7 +406,7 @@ def _open_stacked(
                 in_files[k, pos] = True
         uneven = not in_files.all()
         if uneven:
-            _warn_uneven_layers(opened, times, layer_numbers)
+            _warn_uneven_layers(in_files, layer_numbers, [f for f, _, _ in opened])
         for lay, lay_pieces in zip(layer_numbers, pieces, strict=True):
             pos = np.concatenate([p for p, _ in lay_pieces])
             if np.unique(pos).size != pos.size:

@@ -96,6 +96,7 @@ from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps,
 from xsomo.model.trained import TrainedModel
 from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device, user_stacklevel
 from xsomo.targets.points import point_targets
+from xsomo.targets.scaling import targets_grid
 from xsomo.units import in_m3m3
 
 __all__ = [
@@ -216,8 +217,6 @@ def _check_target_grid(targets: xr.Dataset, drivers: xr.Dataset) -> None:
     Targets scaled to a 0.25° reference (ERA5 instead of ERA5-Land) are 0.25° cells; snapped
     onto 0.1° drivers, 74 of 83 landed in a cell holding none of their stations.
     """
-    from xsomo.targets.scaling import targets_grid
-
     tg, dg = targets_grid(targets), _grid_of(drivers)
     step = dg.resolution
     off = (tg.west - dg.west) / step

@@ -42,7 +42,7 @@ from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_VAR
-from xsomo.prediction.points import predict_points
+from xsomo.prediction.points import predict_points, wanted_layers
 from xsomo.runtime import cpu_cores, resolve_device
 
 if TYPE_CHECKING:
@@ -879,17 +879,7 @@ def _validate(
     lookback = int(_cfg(model, "lookback", 365) or 365)
     model_layers = _model_layers(model)
     _check_inputs(drivers, dynamic, static)
-    if layers is None:
-        want = model_layers
-    else:
-        want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
-        unknown = [n for n in want if n not in model_layers]
-        if unknown:
-            raise XsomoValueError(
-                f"layers={want}: the model predicts layers {model_layers}, not {unknown}"
-            )
-        if len(set(want)) != len(want):
-            raise XsomoValueError(f"layers={want}: each layer once (a repeated layer made a duplicated coordinate)")
+    want = wanted_layers(layers, model_layers)
     drivers, lat, lon = _check_grid(drivers, grid)
     return _Spec(
         drivers, dynamic, static, lookback, want, [model_layers.index(n) for n in want],

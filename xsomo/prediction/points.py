@@ -25,7 +25,24 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValue
 from xsomo.model import rollout
 from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps
 
-__all__ = ["predict_points"]
+__all__ = ["predict_points", "wanted_layers"]
+
+
+def wanted_layers(layers: Sequence[int] | int | None, model_layers: list[int]) -> list[int]:
+    """The layers ``predict`` is asked for (default: the model's), each one the model predicts, each once.
+
+    >>> wanted_layers(2, [1, 2, 3]), wanted_layers(None, [1, 2])
+    ([2], [1, 2])
+    """
+    if layers is None:
+        return list(model_layers)
+    want = [int(layers)] if isinstance(layers, int | np.integer) else [int(n) for n in layers]
+    unknown = [n for n in want if n not in model_layers]
+    if unknown:
+        raise XsomoValueError(f"layers={want}: the model predicts layers {model_layers}, not {unknown}")
+    if len(set(want)) != len(want):
+        raise XsomoValueError(f"layers={want}: each layer once (a repeated layer made a duplicated coordinate)")
+    return want
 
 
 def predict_points(
@@ -70,12 +87,7 @@ def predict_points(
         if drivers[name].dims != (cv.STATION,):
             raise GridMismatchError(f"point drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (station,)")
     model_layers = [int(v) for v in cfg.layers]
-    want = model_layers if layers is None else ([int(layers)] if isinstance(layers, int | np.integer) else [int(v) for v in layers])
-    unknown = [n for n in want if n not in model_layers]
-    if unknown:
-        raise XsomoValueError(f"layers={want}: the model predicts layers {model_layers}, not {unknown}")
-    if len(set(want)) != len(want):
-        raise XsomoValueError(f"layers={want}: each layer once (a repeated layer made a duplicated coordinate)")
+    want = wanted_layers(layers, model_layers)
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     check_daily_axis(times, source="point drivers")
     spinup = int(cfg.lookback if spinup is None else spinup)
