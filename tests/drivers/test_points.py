@@ -319,3 +319,94 @@ def test_drivers_stamped_at_noon_meet_targets_at_midnight(case):
     hourly = hourly.assign_coords(time=tgt.time.values[np.repeat(np.arange(5), 2)] + np.tile([0, 6], 5).astype("timedelta64[h]"))
     with pytest.raises(xsomo.exceptions.XsomoValueError, match="sub-daily"):
         prepare_training_data(drv, hourly, **kw)
+
+
+def _gappy_stations():
+    """Two stations, 2020-01-01..2020-03-31, with gaps of 1, 2 and 3 days and gaps at the ends."""
+    t = pd.date_range("2020-01-01", "2020-03-31", freq="D")
+    rng = np.random.default_rng(3)
+    p = rng.gamma(0.5, 4.0, (2, t.size))
+    ta = 280.0 + 5 * np.sin(np.arange(t.size) / 9.0)[None, :] + np.array([[0.0], [3.0]])
+    for arr in (p, ta):
+        arr[0, 10] = np.nan  # 1 day
+        arr[0, 40:42] = np.nan  # 2 days (February)
+        arr[1, 20:23] = np.nan  # 3 days
+        arr[1, :2] = np.nan  # at the start: no day before
+        arr[0, -1] = np.nan  # at the end: no day after
+    return xr.Dataset(
+        {"precipitation": (("station", "time"), p), "air_temperature": (("station", "time"), ta)},
+        coords={"time": t, "lat": ("station", [19.7, 20.7]), "lon": ("station", [-155.4, -156.2])},
+    )
+
+
+def test_fill_gaps_fills_short_gaps_inside_the_record_only():
+    st = _gappy_stations()
+    plain = point_drivers(st)
+    assert "forcing_filled" not in plain  # off by default: gaps stay gaps
+    pts = point_drivers(st, fill_gaps=2)
+    p, ta = st["precipitation"].values, st["air_temperature"].values
+    fp, fta = pts["precipitation"].values, pts["air_temperature"].values
+    # temperature: linear between the days around the gap
+    np.testing.assert_allclose(fta[0, 10], (ta[0, 9] + ta[0, 11]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(fta[0, 40:42], ta[0, 39] + np.array([1, 2]) / 3 * (ta[0, 42] - ta[0, 39]), rtol=1e-6)
+    # precipitation: the station's mean of that calendar month (not the neighbours, not 0)
+    jan = np.nanmean(p[0, :31])
+    feb = np.nanmean(p[0, 31:60])
+    np.testing.assert_allclose(fp[0, 10], jan, rtol=1e-5)
+    np.testing.assert_allclose(fp[0, 40:42], feb, rtol=1e-5)
+    # longer than fill_gaps, or at an end of the record: left missing
+    assert np.isnan(fp[1, 20:23]).all() and np.isnan(fta[1, 20:23]).all()
+    assert np.isnan(fp[1, :2]).all() and np.isnan(fp[0, -1])
+    # measured days are untouched, and the flag marks exactly the filled days
+    measured = np.isfinite(p)
+    np.testing.assert_array_equal(fp[measured], p[measured].astype("float32"))
+    flag = pts["forcing_filled"].values
+    assert flag.dtype == np.int8
+    np.testing.assert_array_equal(np.flatnonzero(flag[0]), [10, 40, 41])
+    assert not flag[1].any()
+    # a 3-day limit reaches the 3-day gap too
+    assert np.isfinite(point_drivers(st, fill_gaps=3)["precipitation"].values[1, 20:23]).all()
+
+
+def test_fill_gaps_uses_the_climate_period_and_days_outside_the_window():
+    st = _gappy_stations()
+    # precipitation's month means from `climate` only (January 2020 without its 20 first days)
+    pts = point_drivers(st, fill_gaps=1, climate=("2020-01-21", "2020-03-31"))
+    p = st["precipitation"].values
+    np.testing.assert_allclose(pts["precipitation"].values[0, 10], np.nanmean(p[0, 20:31]), rtol=1e-5)
+    # a window starting on the gap's day still gets the value from the day before it
+    win = point_drivers(st, fill_gaps=1, time=("2020-01-11", "2020-01-31"))
+    whole = point_drivers(st, fill_gaps=1)
+    np.testing.assert_array_equal(
+        win["air_temperature"].values, whole["air_temperature"].sel(time=slice("2020-01-11", "2020-01-31")).values
+    )
+    assert int(win["forcing_filled"].values[0, 0]) == 1
+    with pytest.raises(xsomo.XsomoError, match="fill_gaps"):
+        point_drivers(st, fill_gaps=-1)
+
+
+def test_fill_gaps_is_not_a_model_input_and_gives_more_predicted_days(case):
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    model = xsomo.train_lstm(pts, tgt, **{**TINY, "epochs": 1, "steps_per_epoch": 1})
+    gappy = pts.copy(deep=True)
+    gappy["precipitation"][:, 200] = np.nan
+    grid = drv.copy(deep=True)
+    grid["precipitation"][{"time": 200}] = np.nan
+    filled = point_drivers(tgt, grid, fill_gaps=1)  # gridded drivers sampled at the stations, then filled
+    assert int(filled["forcing_filled"].sum()) == gappy.sizes["station"]
+    # every input but the filled precipitation is as sampled
+    for v in pts.data_vars:
+        if v != "precipitation":
+            np.testing.assert_array_equal(filled[v].values, pts[v].values)
+    lost = xsomo.predict(gappy, model, mode="continuous")
+    kept = xsomo.predict(filled, model, mode="continuous")
+    assert int(lost["missing_forcing_days"].sum()) == model.config.lookback * gappy.sizes["station"]
+    assert int(kept["missing_forcing_days"].sum()) == 0
+    assert np.isfinite(kept["sm"].values).all()
+    # the flag is not an input: the model reads the same inputs as from the unfilled drivers
+    assert "forcing_filled" not in model.config.dynamic + model.config.static
+    gap_day = pts.indexes["time"][200]
+    early = slice(None, gap_day - pd.Timedelta(days=1))
+    before = xsomo.predict(pts, model, mode="continuous")["sm"].sel(time=early)
+    np.testing.assert_allclose(kept["sm"].sel(time=early).values, before.values, atol=1e-5)

@@ -116,3 +116,33 @@ def test_a_download_without_forcing_files_says_so(real_data):
     with pytest.warns(RuntimeWarning, match=r"no file of precipitation at 8 of 8 stations.*air_temperature"):
         st = xsomo.open_ismn(z, variables=VARS, good_flags=("G", "U"))
     assert not np.isfinite(st["precipitation"]).any()
+
+
+def test_fill_gaps_on_the_hawaii_forcing(hawaii):
+    """PuaAkala's forcing misses single days (e.g. 10 in 2013-14): ``fill_gaps=2`` fills those
+    runs and no longer one, and leaves every measured day as it was."""
+    _path, ds = hawaii
+    plain = xsomo.point_drivers(ds)
+    pts = xsomo.point_drivers(ds, fill_gaps=2)
+    for v in ("precipitation", "air_temperature"):
+        before = plain[v].values
+        after = pts[v].values
+        measured = np.isfinite(before)
+        np.testing.assert_array_equal(after[measured], before[measured])
+        newly = np.isfinite(after) & ~measured
+        assert newly.sum() > 0
+        # every filled day lies in a gap of at most 2 days with measured days on both sides
+        for k, t in zip(*np.nonzero(newly), strict=True):
+            lo, hi = t, t
+            while not measured[k, lo - 1]:
+                lo -= 1
+            while not measured[k, hi + 1]:
+                hi += 1
+            assert hi - lo + 1 <= 2
+    flag = pts["forcing_filled"].values.astype(bool)
+    changed = np.zeros_like(flag)
+    for v in ("precipitation", "air_temperature"):
+        changed |= np.isfinite(pts[v].values) & ~np.isfinite(plain[v].values)
+    np.testing.assert_array_equal(flag, changed)
+    pua = list(pts.station.values).index("SCAN.PuaAkala")
+    assert int(flag[pua].sum()) >= 10

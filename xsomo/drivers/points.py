@@ -25,10 +25,12 @@ import pandas as pd
 import xarray as xr
 
 from xsomo import conventions as cv
-from xsomo.exceptions import GridMismatchError, MissingVariableError
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 
 __all__ = [
+    "FILLED",
     "POINT_TOLERANCE",
+    "fill_forcing_gaps",
     "is_points",
     "location_keys",
     "match_points",
@@ -214,6 +216,7 @@ def point_drivers(
     *,
     climate: slice | tuple[Any, Any] | None = None,
     time: slice | tuple[Any, Any] | None = None,
+    fill_gaps: int = 0,
 ) -> xr.Dataset:
     """Daily model inputs at stations: ``(station, time)`` dynamic, ``(station,)`` static.
 
@@ -237,6 +240,15 @@ def point_drivers(
     time
         Period of the result (default: all days); the axis is daily without gaps. It
         does not change the statics.
+    fill_gaps
+        Fill runs of at most this many missing days that have data on both sides (default 0:
+        none): ``precipitation`` with the station's mean of that calendar month over
+        ``climate`` (unbiased on average; the day's own rain is unknown), every other
+        dynamic input linearly in time between the days around the gap. Longer gaps and
+        gaps at either end stay NaN. A single missing day otherwise costs every prediction
+        whose ``lookback`` window holds it (a 90-day lookback: 90 days) and those days'
+        targets in training. ``forcing_filled`` ``(station, time)`` is 1 on a day where any
+        input was filled (not a model input).
 
     Returns
     -------
@@ -299,10 +311,17 @@ def point_drivers(
     if "air_temperature" in out and "air_temperature_mean" not in keep:
         means["air_temperature_mean"] = period["air_temperature"].mean(cv.TIME, skipna=True).astype("float32")
         means["air_temperature_mean"].attrs = {"units": "K", "long_name": "mean 2 m air temperature of the station"}
+    if fill_gaps:
+        if int(fill_gaps) < 0:
+            raise XsomoValueError(f"fill_gaps must be >= 0 days, got {fill_gaps}")
+        whole = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
+        out = fill_forcing_gaps(out.reindex({cv.TIME: whole}), int(fill_gaps), period)
     if time is not None:
         out = out.sel({cv.TIME: time if isinstance(time, slice) else slice(*time)})
     days = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
     out = out.reindex({cv.TIME: days})
+    if FILLED in out:
+        out[FILLED] = out[FILLED].fillna(0).astype("int8")
     for name, value in means.items():
         out[name] = value
     for v in out.data_vars:
@@ -312,6 +331,72 @@ def point_drivers(
         "title": "xsomo point drivers",
         "source": "sampled from gridded drivers at the stations" if drivers is not None else "station forcing",
     }
+    return out
+
+
+#: ``point_drivers(fill_gaps=)``'s flag: 1 on a day where any dynamic input was filled.
+FILLED = "forcing_filled"
+
+
+def _gap_runs(missing: np.ndarray, longest: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the runs of ``True`` in ``missing`` no longer than ``longest``
+    with a ``False`` on both sides.
+
+    >>> _gap_runs(np.array([True, False, True, False, True, True, False, True]), 1)
+    [(2, 3)]
+    """
+    edges = np.diff(np.r_[0, missing.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = (stops - starts <= longest) & (starts > 0) & (stops < missing.size)
+    return list(zip(starts[keep].tolist(), stops[keep].tolist(), strict=True))
+
+
+def fill_forcing_gaps(points: xr.Dataset, longest: int, climate: xr.Dataset | None = None) -> xr.Dataset:
+    """Short gaps of point drivers filled, with the ``forcing_filled`` flag (see :func:`point_drivers`).
+
+    ``points`` has a daily ``time`` axis without missing dates; ``climate`` (default:
+    ``points``) gives precipitation's calendar-month means.
+
+    >>> t = pd.date_range("2001-01-01", periods=5)
+    >>> ds = xr.Dataset({"air_temperature": (("station", "time"), [[280.0, np.nan, 284.0, np.nan, np.nan]]),
+    ...                  "precipitation": (("station", "time"), [[1.0, np.nan, 3.0, 4.0, 5.0]])},
+    ...                 coords={"time": t})
+    >>> out = fill_forcing_gaps(ds, 1)
+    >>> out["air_temperature"].values.tolist(), out["precipitation"].values.tolist()
+    ([[280.0, 282.0, 284.0, nan, nan]], [[1.0, 3.25, 3.0, 4.0, 5.0]])
+    >>> out["forcing_filled"].values.tolist()
+    [[0, 1, 0, 0, 0]]
+    """
+    times = points.indexes[cv.TIME]
+    if times.size > 1 and not (np.diff(times.values) == np.timedelta64(1, "D")).all():
+        raise XsomoValueError("fill_gaps needs a daily time axis without missing dates")
+    climate = points if climate is None else climate
+    out = points.copy()
+    filled = np.zeros((points.sizes[cv.STATION], times.size), bool)
+    months = np.asarray(times.month) - 1
+    for name, var in points.data_vars.items():
+        if set(var.dims) != {cv.STATION, cv.TIME} or name == FILLED:
+            continue
+        var = var.transpose(cv.STATION, cv.TIME)
+        arr = np.array(var.values, dtype=float)
+        monthly = None
+        if name == "precipitation":
+            clim = climate[name].transpose(cv.STATION, cv.TIME)
+            by_month = clim.groupby(f"{cv.TIME}.month").mean(skipna=True)
+            monthly = by_month.reindex(month=np.arange(1, 13)).transpose(cv.STATION, "month").values
+        for k in range(arr.shape[0]):
+            for a, b in _gap_runs(np.isnan(arr[k]), longest):
+                if monthly is not None:
+                    arr[k, a:b] = monthly[k, months[a:b]]
+                else:
+                    w = np.arange(1, b - a + 1) / (b - a + 1)
+                    arr[k, a:b] = arr[k, a - 1] + w * (arr[k, b] - arr[k, a - 1])
+                filled[k, a:b] |= np.isfinite(arr[k, a:b])
+        out[name] = var.copy(data=arr.astype(var.dtype))
+    out[FILLED] = ((cv.STATION, cv.TIME), filled.astype("int8"), {
+        "long_name": "day with a dynamic input filled by point_drivers(fill_gaps=)",
+        "flag_values": np.array([0, 1], "int8"), "flag_meanings": "measured filled",
+    })  # fmt: skip
     return out
 
 
