@@ -12,7 +12,8 @@ days, 128 hidden) and the demo preset's -- one run prints:
   statics concatenated), MSE on the supervised days, backward, Adam: the kernel's limit
   for the same supervised work;
 - supervised cell-days per second (CPU time of this process, and wall time) of both, the
-  ratio real / bare (goal >= 0.9), and the fraction of the fp32 matmul peak (a
+  ratio real / bare (goal >= 0.9), the same ratio for the real step without the penalty
+  (its pipeline's own cost beside the kernel), and the fraction of the fp32 matmul peak (a
   2048 x 2048 ``torch.mm`` on the same threads) that the LSTM work of each step reaches
   (forward 2*4H(H+D+S) FLOPs per cell-day, backward twice that).
 
@@ -168,8 +169,13 @@ def bench_shape(
             loss.backward()
             opt.step()
 
+        def plain() -> None:  # the real step without the penalty's probe windows (consistency 0)
+            c, st, skip = training._batch_windows(rng, cand, np.arange(cells), 0, n_starts, settings)
+            training._train_step(run, data, c, st, skip, 0, settings, 0.0, arange, autocast)
+
         # interleaved, so that a change in the machine's load hits both alike
         (t_real, w_real), (t_bare, w_bare) = _timed_pair(real, bare, reps, device)
+        (t_plain, w_plain), (t_bare2, w_bare2) = _timed_pair(plain, bare, reps, device)
     sup_days = nb * sup
     flops_cd = 3 * 2 * 4 * h * (h + d + s)  # forward + backward (2x) per cell-day
     real_cd = nb * total + 2 * pairs * min(total, lb + training.PROBE_EXTRA_DAYS)
@@ -183,6 +189,12 @@ def bench_shape(
         print(f"  {label:28s} {t:11.3f} {w:12.3f} {sup_days / tt:21,.0f} {frac:12.1%}")
     ratio = (w_bare / w_real) if gpu else (t_bare / t_real)
     print(f"  real / bare (supervised cell-days per {clock}): {ratio:.2f} x   (goal >= 0.9)")
+    # what the pipeline itself costs beside the kernel: the same step without the penalty's
+    # probe windows (LSTM work equal to the bare step's), timed in turn with the bare step again
+    plain_ratio = (w_bare2 / w_plain) if gpu else (t_bare2 / t_plain)
+    probes = 2 * pairs * min(total, lb + training.PROBE_EXTRA_DAYS) / (nb * total)
+    print(f"  without the penalty: {t_plain:.3f} CPU s, {w_plain:.3f} wall s per step; real / bare {plain_ratio:.2f} x "
+          f"(the penalty's probe windows add {probes:.0%} LSTM work)")  # fmt: skip
 
 
 def main() -> None:
