@@ -49,6 +49,8 @@ def test_series_at_a_point_on_a_cell_edge(data, tmp_path, capsys):
     df = pd.read_csv(out, parse_dates=["time"])
     want = sm.sel(lat=39.95, lon=-2.45).values
     np.testing.assert_allclose(df["sm"].values, want, rtol=1e-4)
+    # the CSV says which cell it is
+    assert set(df["cell_lon"]) == {-2.45} and set(df["cell_lat"]) == {39.95}
     assert (tmp_path / "p.png").stat().st_size > 5000
     # the outer east edge is outside
     assert main(["series", "--input", str(d), "--point", "-1.0", "40.0", "--out", str(tmp_path / "q.csv")]) == 1

@@ -7,7 +7,7 @@ Examples::
     xsomo series --input sm/ --countries France Spain --out countries.csv
 
 At a point: the values of the 0.1° cell holding it (a point on a cell edge belongs to the
-cell to its north-east). Over polygons: the area-weighted mean (cell areas ∝ cos latitude)
+cell to its north-east); the CSV's ``cell_lon``/``cell_lat`` give that cell's centre. Over polygons: the area-weighted mean (cell areas ∝ cos latitude)
 of the cells whose centres lie inside, NaN cells ignored.
 """
 
@@ -51,14 +51,17 @@ def run(args: argparse.Namespace) -> int:
     if args.point:
         lon, lat = args.point
         s = zonal.point_series(ds, lon, lat, layer=args.layer)
-        title = f"cell of lon {lon:g}, lat {lat:g}"
+        centre = (round(float(s["lon"]), 6), round(float(s["lat"]), 6))
+        title = f"cell centred at lon {centre[0]:g}, lat {centre[1]:g} (holding lon {lon:g}, lat {lat:g})"
     else:
         polys = zonal.read_polygons(args.polygons, key=args.key) if args.polygons else zonal.read_polygons(None, names=args.countries)
         s = zonal.polygon_series(ds, polys, layer=args.layer, key=args.key)
         title = "area-weighted mean over polygons"
     s = s.load()
     df = s.to_dataframe(name="sm").reset_index()
-    keep = [c for c in ("region", "layer", "time", "sm", "n_cells") if c in df.columns]
+    if args.point:  # which cell the point fell in: its centre, beside the point asked for
+        df["cell_lon"], df["cell_lat"] = centre
+    keep = [c for c in ("region", "layer", "time", "sm", "n_cells", "cell_lon", "cell_lat") if c in df.columns]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, df[keep].to_csv(index=False, float_format="%.5g"))
     if args.plot:
