@@ -383,6 +383,9 @@ def test_fill_gaps_uses_the_climate_period_and_days_outside_the_window():
     assert int(win["forcing_filled"].values[0, 0]) == 1
     with pytest.raises(xsomo.XsomoError, match="fill_gaps"):
         point_drivers(st, fill_gaps=-1)
+    # a climate period without forcing days is refused (its statics would be NaN)
+    with pytest.raises(xsomo.XsomoError, match="holds no day of the forcing"):
+        point_drivers(st, climate=("1990-01-01", "1990-12-31"))
 
 
 def test_fill_gaps_is_not_a_model_input_and_gives_more_predicted_days(case):

@@ -301,6 +301,12 @@ def point_drivers(
     # static must not change with the days asked for (a summer window had halved
     # precipitation_mean, and a point prediction left the gridded one at that cell)
     period = out if climate is None else out.sel({cv.TIME: climate if isinstance(climate, slice) else slice(*climate)})
+    if period.sizes[cv.TIME] == 0:
+        t = out.indexes[cv.TIME]
+        raise XsomoValueError(
+            f"climate={climate!r} holds no day of the forcing ({t.min().date()} .. {t.max().date()}): the climate "
+            "statics (and fill_gaps' monthly precipitation) need days inside it"
+        )
     # gridded drivers bring their own climate statics (those the model saw on the grid): kept
     # unless another `climate` period is asked for
     keep = set(drivers.data_vars) if drivers is not None and climate is None else set()
