@@ -360,9 +360,30 @@ def _gap_runs(missing: np.ndarray, longest: int) -> list[tuple[int, int]]:
 def fill_forcing_gaps(points: xr.Dataset, longest: int, climate: xr.Dataset | None = None) -> xr.Dataset:
     """Short gaps of point drivers filled, with the ``forcing_filled`` flag (see :func:`point_drivers`).
 
-    ``points`` has a daily ``time`` axis without missing dates; ``climate`` (default:
-    ``points``) gives precipitation's calendar-month means.
+    Parameters
+    ----------
+    points
+        Point drivers: ``(station, time)`` inputs on a daily ``time`` axis without missing
+        dates (statics are passed through).
+    longest
+        Longest run of missing days filled; a run needs a measured day on both sides.
+    climate
+        Days whose calendar-month means fill ``precipitation`` (default: ``points``).
 
+    Returns
+    -------
+    xarray.Dataset
+        ``points`` with ``precipitation`` filled by its station's month mean, every other
+        ``(station, time)`` input linearly between the days around the gap, and
+        ``forcing_filled`` (int8, 1 where any input was filled).
+
+    Raises
+    ------
+    XsomoValueError
+        If the time axis is not daily without gaps.
+
+    Examples
+    --------
     >>> t = pd.date_range("2001-01-01", periods=5)
     >>> ds = xr.Dataset({"air_temperature": (("station", "time"), [[280.0, np.nan, 284.0, np.nan, np.nan]]),
     ...                  "precipitation": (("station", "time"), [[1.0, np.nan, 3.0, 4.0, 5.0]])},
