@@ -491,3 +491,38 @@ def test_hourly_amounts_that_are_not_accumulated_are_refused(tmp_path):
     got = open_era5land(tmp_path / "era5land_tp.nc")["precipitation"]
     want = pd.Series(amounts[:, 0, 0].astype(float) * 1000, index=day).groupby(level=0).sum()
     np.testing.assert_allclose(got.sel(lat=41.0, lon=0.0).values, want.loc[got.time.values].values, rtol=1e-4, atol=1e-4)
+
+
+def test_a_variable_missing_on_a_day_inside_the_record_is_refused(tmp_path):
+    """ERA5-Land in one file per group of variables (the CDS splits accumulated and
+    instantaneous ones) with one instantaneous file missing a day: the files' hours are
+    complete together, and that day had been dropped without a word (QA)."""
+    _p, _inc, _label, raw = hourly_file(tmp_path / "h.nc", days=4)
+    d = tmp_path / "split"
+    d.mkdir()
+    raw[["tp", "ssr", "str"]].to_netcdf(d / "accum.nc")
+    inst = raw[["t2m", "skt", "swvl1", "swvl2", "swvl3"]]
+    inst.sel(time=slice(None, "2020-01-01T23")).to_netcdf(d / "instant_a.nc")
+    inst.sel(time=slice("2020-01-03", None)).to_netcdf(d / "instant_c.nc")
+    with pytest.raises(DataFormatError, match=r"t2m has no value on 1 day\(s\) inside the record \(2020-01-02\)"):
+        open_era5land(d)
+    # the complete split download reads as the single file does
+    inst.sel(time=slice("2020-01-02", "2020-01-02T23")).to_netcdf(d / "instant_b.nc")
+    xr.testing.assert_allclose(open_era5land(d), open_era5land(tmp_path / "h.nc"))
+
+
+def test_a_cell_missing_on_some_days_only_is_refused(tmp_path):
+    """One missing cell-hour made that cell's day NaN, and the regridding then filled it from
+    its neighbours (+51 % on a real-sized case, QA). A cell missing on every day (sea) is fine."""
+    _p, _inc, _label, raw = hourly_file(tmp_path / "h.nc", days=3)
+    sea = raw.copy(deep=True)
+    for v in sea.data_vars:
+        sea[v][:, 1, 1] = np.nan  # a sea cell: no value ever
+    sea.to_netcdf(tmp_path / "sea.nc")
+    out = open_era5land(tmp_path / "sea.nc")
+    assert out.sizes["time"] == 3 and bool(out["precipitation"].sel(lat=45.9, lon=5.1).isnull().all())
+    hole = sea.copy(deep=True)
+    hole["tp"][30, 0, 0] = np.nan  # 2020-01-02 06 UTC at 46.0 N, 5.0 E
+    hole.to_netcdf(tmp_path / "hole.nc")
+    with pytest.raises(DataFormatError, match=r"tp is missing at 1 cell\(s\) on some days only \(first at .*46.*5 on 2020-01-02"):
+        open_era5land(tmp_path / "hole.nc")

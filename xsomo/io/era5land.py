@@ -421,16 +421,78 @@ def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.D
             daily.attrs = {**da.attrs, "cell_methods": "time: mean"}
         out[name] = daily.rename(day="time")
     res = xr.Dataset(out, attrs=ds.attrs)
-    # drop incomplete days at the ends of the record
-    full = None
-    for name in res.data_vars:
-        if "time" in res[name].dims:
-            ok = res[name].notnull()
-            other = [d for d in ok.dims if d != "time"]
-            ok = ok.any(other) if other else ok
-            full = ok if full is None else full & ok
-    if full is not None:
-        res = res.isel(time=np.flatnonzero(np.asarray(full.values)))
+    return _complete_days(res, source)
+
+
+def _complete_days(res: xr.Dataset, source: str) -> xr.Dataset:
+    """``res`` without the incomplete days at the ends of the record (a record starting or
+    ending within a day); refuses a day without a variable inside the record and a cell
+    missing on some days only.
+
+    Per variable, one pass over the daily values gives the days with any value and the
+    days with a value per cell. A day inside the record on which a variable has no value
+    at all had been dropped without a word (ERA5-Land downloaded in one file per group of
+    variables, one file missing: the other files kept the hours complete); a cell with a
+    value on some days only had been filled from its neighbours by the regridding.
+    """
+    import dask
+
+    names = [n for n in res.data_vars if "time" in res[n].dims]
+    if not names:
+        return res
+    per_day, per_cell = {}, {}
+    for name in names:
+        ok = res[name].notnull()
+        other = [d for d in ok.dims if d != "time"]
+        per_day[name] = ok.any(other) if other else ok
+        per_cell[name] = ok.sum("time") if other else None
+    days_any, cells_n = dask.compute(per_day, per_cell)
+    full = np.logical_and.reduce([np.asarray(days_any[n].values) for n in names])
+    kept = np.flatnonzero(full)
+    if kept.size == 0:
+        return res.isel(time=kept)
+    first, last = int(kept[0]), int(kept[-1])
+    times = pd.DatetimeIndex(res["time"].values)
+    for name in names:
+        inside = np.asarray(days_any[name].values)[first : last + 1]
+        if not inside.all():
+            gone = times[first:last + 1][~inside]
+            raise DataFormatError(
+                f"{source}: {name} has no value on {gone.size} day(s) inside the record ({', '.join(str(t.date()) for t in gone[:5])}"
+                f"{', ...' if gone.size > 5 else ''}) while the other variables have them: a file of that "
+                f"variable is missing (the CDS delivers accumulated and instantaneous variables in separate files). "
+                "Download it; a day left out would break the daily axis."
+            )
+    missing_days = ~full[first : last + 1]
+    if missing_days.any():
+        gone = times[first:last + 1][missing_days]
+        raise DataFormatError(
+            f"{source}: no complete data on {gone.size} day(s) inside the record "
+            f"({', '.join(str(t.date()) for t in gone[:5])}{', ...' if gone.size > 5 else ''}). Download them again."
+        )
+    whole, res = res, res.isel(time=slice(first, last + 1))
+    n_days = last - first + 1
+    dropped = [k for k in range(times.size) if k < first or k > last]  # the incomplete end days
+    for name in names:
+        counts = cells_n[name]
+        if counts is None:
+            continue
+        # a cell's count over the kept days: its count minus its values on the dropped end days
+        n = np.asarray(counts.values, float)
+        if dropped:
+            n = n - np.asarray(whole[name].isel(time=dropped).notnull().sum("time").values, float)
+        partial = (n > 0) & (n < n_days)
+        if partial.any():
+            k = np.unravel_index(int(np.flatnonzero(partial.ravel())[0]), partial.shape)
+            cell = {d: float(counts[d].values[i]) for d, i in zip(counts.dims, k, strict=True) if d in counts.coords}
+            series = res[name].isel(dict(zip(counts.dims, k, strict=True))).load()
+            day = pd.Timestamp(series["time"].values[int(np.flatnonzero(series.isnull().values)[0])]).date()
+            raise DataFormatError(
+                f"{source}: {name} is missing at {int(partial.sum())} cell(s) on some days only (first at "
+                f"{', '.join(f'{d} {v:g}' for d, v in cell.items())} on {day}: an hour of that day is missing "
+                "or masked there). Regridding would fill such a cell from its neighbours without a word; "
+                "download the file again or fill the gap yourself."
+            )
     return res
 
 
