@@ -164,3 +164,55 @@ def test_a_year_end_extension_checks_the_folder_it_appends_to(model, drivers, tm
         output.extend_files(ext, tmp_path / "empty", state_file=state_file, progress=False)
     output.extend_files(ext, tmp_path / "ours", state_file=state_file, progress=False)  # its own folder: fine
     assert len(list((tmp_path / "ours").glob("*2017.nc"))) == 3
+
+
+def test_a_state_of_another_run_of_the_model_is_refused(model, drivers, reference, tmp_path):
+    """Folder A and folder B predicted by the same model from different drivers: B's state
+    extended A's files without a word (QA: new days off by up to 0.0056 m3 m-3, B's state moved
+    on past B's files). The state must be the one saved with the output it extends."""
+    cut = drivers.sel(time=slice(None, "2016-06-30"))
+    wetter = cut.assign(precipitation=cut["precipitation"] * 1.8)
+    a, b = tmp_path / "a", tmp_path / "b"
+    state_a = _first_part(model, cut, a, "2016-06-30")
+    state_b = _first_part(model, wetter, b, "2016-06-30")
+    before = {p.name: p.read_bytes() for p in (*a.glob("*.nc"), state_b)}
+    ext = inference.predict(drivers, model, state=state_b, return_state=True, chunks=CHUNKS)
+    with pytest.raises(output.ForeignOutputError, match="not written by the run that saved this state"):
+        output.extend_files(ext, a, state_file=state_b, progress=False)
+    assert {p.name: p.read_bytes() for p in (*a.glob("*.nc"), state_b)} == before  # nothing touched
+    # its own state extends it; an extension killed before it saved its state is rerun (the
+    # year's file then holds the killed run's drivers identity, the state the old one)
+    ext = inference.predict(drivers, model, state=state_a, return_state=True, chunks=CHUNKS)
+    saved = state_a.read_bytes()
+    output.extend_files(ext, a, state_file=state_a, progress=False)
+    state_a.write_bytes(saved)  # as if killed before the state was replaced
+    output.extend_files(ext, a, state_file=state_a, progress=False)
+    _assert_same_files(a, reference)
+
+
+def test_a_continued_prediction_is_not_written_as_a_dataset_of_its_own(model, drivers, tmp_path):
+    """to_files of a continued prediction: the grid error suggested overwrite=True, which
+    replaced the year's file by the new days only and lost the earlier ones (QA)."""
+    state = _first_part(model, drivers, tmp_path, "2016-06-30")
+    ext = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
+    for write in (output.to_files, output.to_zarr):
+        target = tmp_path / ("x.zarr" if write is output.to_zarr else "")
+        with pytest.raises(XsomoValueError, match="continues a saved state .* extend_"):
+            write(ext, target, overwrite=True, progress=False)
+    with xr.open_dataset(tmp_path / "SoMo.ml-EU_layer1_2016.nc") as ds:
+        assert str(ds["time"].values[0])[:10] == "2016-01-01"
+
+
+def test_files_left_after_the_extension_end_are_refused(model, drivers, tmp_path):
+    """An extension to 2017 killed before it saved its state, rerun to 2016-09-30 only, kept the
+    2017 files: the folder read as complete to 2017-12-31 with October-December 2016 missing (QA)."""
+    state = _first_part(model, drivers, tmp_path, "2016-06-30")
+    saved = state.read_bytes()
+    ext = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
+    output.extend_files(ext, tmp_path, state_file=state, progress=False)
+    state.write_bytes(saved)  # killed before the state was replaced
+    shorter = inference.predict(drivers.sel(time=slice(None, "2016-09-30")), model, state=state,
+                                return_state=True, chunks=CHUNKS)  # fmt: skip
+    with pytest.raises(GridMismatchError, match=r"files of years after .*SoMo.ml-EU_layer1_2017.nc"):
+        output.extend_files(shorter, tmp_path, state_file=state, progress=False)
+    assert state.read_bytes() == saved

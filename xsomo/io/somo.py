@@ -33,7 +33,7 @@ import pathlib
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ __all__ = [
     "create_layer_file",
     "file_identity",
     "find_somo_files",
+    "global_attrs",
     "grid_mapping_attrs",
     "is_zarr_store",
     "open_somo",
@@ -828,6 +829,17 @@ def file_identity(path: str | os.PathLike[str], layer: int) -> FileIdentity:
             "Remove it or pass overwrite=True (--overwrite)."
         ) from err
     return FileIdentity(shape, first, last, attrs)
+
+
+def global_attrs(path: str | os.PathLike[str], names: Sequence[str]) -> dict[str, str | None]:
+    """Global attributes ``names`` of a netCDF file (``None`` where absent)."""
+    import netCDF4
+
+    try:
+        with NC_LOCK, netCDF4.Dataset(path) as ds:
+            return {k: (str(ds.getncattr(k)) if k in ds.ncattrs() else None) for k in names}
+    except OSError as err:
+        raise OutputWriteError(f"{path}: cannot read its attributes ({err})") from err
 
 
 def stale_temporaries(directory: str | os.PathLike[str], name: str) -> list[pathlib.Path]:

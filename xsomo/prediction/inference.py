@@ -73,6 +73,9 @@ GAP_DAYS = "missing_forcing_days"
 #: The variable that says, per cell, which roll-out its block ran: the continuous
 #: roll-out's spin-up in days, -1 for window-by-window prediction, 0 for a block without land.
 SPINUP_DAYS = "rollout_spinup_days"
+#: Attribute of a prediction continued from a saved state (and of the files an extension writes):
+#: the ``xsomo_drivers_id`` of the run that saved the state, which the output it extends must carry.
+CONTINUED_FROM_DRIVERS = "continued_from_drivers_id"
 #: The variable holding the LSTM state after the last day (``return_state=True``):
 #: ``(state_layer, member, hc, lat, lon, unit)``, ``hc`` = ``["h", "c"]``, NaN off land.
 STATE = STATE_VAR
@@ -1259,6 +1262,8 @@ def _provenance(model: Any, spec: _Spec, plan: _Plan) -> dict[str, Any]:
     }
     if plan.state is not None:
         attrs["continued_from_state"] = str(plan.state.attrs["state_last_day"])
+        if "xsomo_drivers_id" in plan.state.attrs:  # the run the state was saved by (extend checks it)
+            attrs[CONTINUED_FROM_DRIVERS] = str(plan.state.attrs["xsomo_drivers_id"])
     if mode in ("auto", "continuous"):
         attrs["convergence_tolerance"] = float(tolerance)
     if mode == "auto":

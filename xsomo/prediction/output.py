@@ -54,7 +54,7 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError
 from xsomo.io import somo as somo_io
 from xsomo.io.atomic import atomic_path, fsync_path
 from xsomo.io.somo import ForeignOutputError, OutputWriteError
-from xsomo.prediction.inference import CONTINUED, GAP_DAYS, SPINUP_DAYS, STATE
+from xsomo.prediction.inference import CONTINUED, CONTINUED_FROM_DRIVERS, GAP_DAYS, SPINUP_DAYS, STATE
 from xsomo.runtime import cpu_cores
 
 __all__ = [
@@ -103,6 +103,18 @@ def _as_dataset(sm: xr.Dataset | xr.DataArray) -> xr.Dataset:
             "of xsomo.prediction.inference.predict / drivers.somo.predict"
         )
     return sm
+
+
+def _refuse_continued(ds: xr.Dataset, writer: str, extender: str) -> None:
+    """A prediction continued from a saved state holds the new days only: written as a
+    dataset of its own it replaced the year's file (``overwrite=True``, which the grid
+    error suggested) and the days before were lost, with the state moved on."""
+    if "continued_from_state" in ds.attrs:
+        raise XsomoValueError(
+            f"this prediction continues a saved state (from {ds.attrs['continued_from_state']}) and holds only the "
+            f"days after it: {writer} would write them as a dataset of their own (replacing a year's file drops "
+            f"its earlier days). Append them with {extender}(sm, ..., state_file=...) (`xsomo extend`)."
+        )
 
 
 def check_writable(directory: str | os.PathLike[str]) -> pathlib.Path:
@@ -246,6 +258,7 @@ def to_files(
     from xsomo._version import __version__
 
     ds = _as_dataset(sm)
+    _refuse_continued(ds, "to_files", "extend_files")
     arr = ds[cv.SM]
     for dim in (cv.TIME, cv.LAT, cv.LON):
         if dim not in arr.dims:
@@ -685,9 +698,12 @@ def extend_files(
             old = old.chunk({cv.LAT: chunks[cv.LAT], cv.LON: chunks[cv.LON]})
         combined = xr.concat([old.astype(new.dtype), new], dim=cv.TIME)
         combined.attrs = new.attrs
+    _refuse_stale_years(directory, [int(v) for v in new[cv.LAYER].values], last, pd.Timestamp(new[cv.TIME].values[-1]))
+    attrs = dict(sm.attrs)
+    attrs["extended_from_state"] = attrs.pop("continued_from_state")  # (to_files refuses continued_from_state)
     out = xr.Dataset(
         {cv.SM: combined, **{v: sm[v] for v in (GAP_DAYS, SPINUP_DAYS, STATE) if v in sm.variables}},
-        attrs=dict(sm.attrs),
+        attrs=attrs,
     )
     if start_period is not None:
         end = str(sm.attrs["xsomo_drivers_period"]).split("/")[-1]
@@ -696,6 +712,39 @@ def extend_files(
         out, directory, overwrite=True, progress=progress, client=client, complevel=complevel,
         concurrency=concurrency, state_file=state_file,
     )  # fmt: skip
+
+
+def _refuse_stale_years(directory: pathlib.Path, layers: list[int], last: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Files of years after the extension's last one that hold days after the state's last day
+    were left by a killed extension that went further: kept, they would show a period whose
+    days before them are missing (the rerun stops earlier)."""
+    stale = []
+    for n in layers:
+        for path in sorted(directory.glob(somo_io.output_filename(n, 9999).replace("9999", "[0-9][0-9][0-9][0-9]"))):
+            year = int(path.stem[-4:])
+            if year > end.year and year > last.year:
+                stale.append(path)
+    if stale:
+        raise GridMismatchError(
+            f"{directory} holds files of years after this extension's end {end.date()} and the state's last day "
+            f"{last.date()} ({', '.join(p.name for p in stale[:4])}{', ...' if len(stale) > 4 else ''}): left by an "
+            "extension that was killed before it saved its state? Extend to their end again, or remove them."
+        )
+
+
+def _drivers_of_state(path: pathlib.Path, found: Any, sm: xr.Dataset, where: str) -> None:
+    """The output the state continues must be the one the state was saved with: the same
+    run's drivers identity, or an extension of that state killed before it saved its own."""
+    want = sm.attrs.get(CONTINUED_FROM_DRIVERS)
+    have = found.get("xsomo_drivers_id") if isinstance(found, dict) else None
+    if not want or not have:
+        return  # (outputs or states of versions before the identity)
+    if have != want and found.get(CONTINUED_FROM_DRIVERS) != want:
+        raise ForeignOutputError(
+            f"{where} was not written by the run that saved this state (its drivers {have}, the state's "
+            f"{want}): the state belongs to another folder or run of the model, and continuing from it would "
+            "join two runs. Give the state saved with this output (--state), or predict the whole period again."
+        )
 
 
 def _check_extendable(path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr.Dataset) -> Any:
@@ -719,6 +768,7 @@ def _check_extendable(path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr
             f"{path} ends on {found.last_day}, before the state's last day {last.date()}: the files "
             "are behind the state. Rerun the `xsomo predict ... --save-state` that wrote them."
         )
+    _drivers_of_state(path, somo_io.global_attrs(path, ("xsomo_drivers_id", CONTINUED_FROM_DRIVERS)), sm, str(path))
     if tuple(found.shape[1:]) != (sm.sizes[cv.LAT], sm.sizes[cv.LON]):
         raise GridMismatchError(
             f"{path} lies on {found.shape[1]} x {found.shape[2]} cells, the extension on "
@@ -848,6 +898,7 @@ def to_zarr(
     from xsomo.io.atomic import atomic_dir
 
     ds = _as_dataset(sm)
+    _refuse_continued(ds, "to_zarr", "extend_zarr")
     state_path, saved = _store_state(ds, state_file)
     attrs = somo_io.clean_attrs(dict(ds.attrs))
     attrs.update(
@@ -1040,7 +1091,7 @@ def extend_zarr(
         }
         if old_period and new_period:
             updates["xsomo_drivers_period"] = f"{old_period.split('/')[0]}/{new_period.split('/')[-1]}"
-        for key in ("state_last_day", "xsomo_drivers_id"):  # (a stale one described the old store)
+        for key in ("state_last_day", "xsomo_drivers_id", CONTINUED_FROM_DRIVERS):  # (a stale one described the old store)
             if key in sm.attrs:
                 updates[key] = str(sm.attrs[key])
         group.attrs.update(updates)
@@ -1085,6 +1136,7 @@ def _check_extensible(
                 f"{store} was written by model {theirs}, the extension is of model {mine}: appending "
                 "would mix two models. Give the model and store the state belongs to."
             )
+        ident = {k: old.attrs.get(k) for k in ("xsomo_drivers_id", CONTINUED_FROM_DRIVERS)}
         if [int(v) for v in old[cv.LAYER].values] != [int(v) for v in new[cv.LAYER].values]:
             raise GridMismatchError(
                 f"{store} holds layers {[int(v) for v in old[cv.LAYER].values]}, the extension "
@@ -1114,4 +1166,5 @@ def _check_extensible(
             f"{store} starts on {times[0].date()}, after the state's last day {last.date()}: the "
             "state is not this store's. Give the state saved with this store."
         )
+    _drivers_of_state(store, ident, sm, str(store))
     return int(times.get_loc(last)), int(times.size)
