@@ -7,6 +7,7 @@ The default pint registry cannot parse CF strings such as ``m3 m-3``, ``W m-2`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 
 import numpy as np
@@ -50,15 +51,39 @@ def normalise_units_string(units: str) -> str:
     return _ALIASES.get(u, u)
 
 
-def parse_units(units: str, *, name: Hashable = None) -> pint.Unit:
-    """Parse a CF units string, raising :class:`UnitError` naming ``name`` on failure."""
+def parse_units(units: str, *, name: Hashable = None, source: str | None = None) -> pint.Unit:
+    """Parse a CF units string, raising :class:`UnitError` naming ``name`` (and ``source``) on failure."""
     try:
         return ureg.Unit(normalise_units_string(units))
     except Exception as err:  # pint raises several unrelated types
+        where = f" in {source}" if source else ""
         raise UnitError(
-            f"variable {name!r}: cannot parse units {units!r}. Set a CF units attribute "
-            "such as 'm3 m-3', 'K', 'mm d-1' or 'W m-2'."
+            f"variable {name!r}{where}: cannot parse units {units!r}. Set a CF units attribute "
+            "such as 'm3 m-3', 'K', 'mm d-1' or 'W m-2' (an amount per N hours may be written "
+            "'mm/3h'; do not relabel it 'mm d-1', which reads it as a daily total)."
         ) from err
+
+
+#: An amount per a multiple of a time unit, as MSWEP's and MSWX's sub-daily files write it
+#: ("mm/3h", "mm/(3 h)", "mm / 3hr"): pint units carry no such factor.
+_PER_INTERVAL = re.compile(
+    r"^(?P<amount>[^/]+?)\s*/\s*\(?\s*(?P<n>\d+(?:\.\d+)?)\s*\*?\s*(?P<unit>h|hr|hrs|hour|hours|d|day|days)\s*\)?$"
+)
+
+
+def per_interval(units: str) -> tuple[float, str]:
+    """``(factor, units)``: an amount per N time units as ``factor`` x an amount per time unit.
+
+    >>> per_interval("mm/3h")
+    (0.3333333333333333, 'mm h-1')
+    >>> per_interval("mm d-1")
+    (1.0, 'mm d-1')
+    """
+    m = _PER_INTERVAL.match(units.strip())
+    if m is None or float(m["n"]) <= 0:
+        return 1.0, units
+    unit = "h" if m["unit"].startswith("h") else "d"
+    return 1.0 / float(m["n"]), f"{m['amount'].strip()} {unit}-1"
 
 
 def convert(
@@ -92,14 +117,15 @@ def convert(
             f"variable {label!r}{where} has no 'units' attribute; expected units "
             f"convertible to {to!r}. Add one (e.g. ds[{label!r}].attrs['units'] = {to!r})."
         )
-    src = parse_units(str(units), name=label)
-    dst = parse_units(to, name=label)
-    if src == dst:
+    scale, plain = per_interval(str(units))
+    src = parse_units(plain, name=label, source=source)
+    dst = parse_units(to, name=label, source=source)
+    if src == dst and scale == 1.0:
         out = da.copy()
         out.attrs["units"] = to
         return out
     try:
-        factor_or_q = ureg.Quantity(1.0, src).to(dst)
+        factor_or_q = ureg.Quantity(scale, src).to(dst)
     except pint.DimensionalityError as err:
         raise UnitError(
             f"variable {label!r}{where} has units {units!r}, which cannot be converted to "
@@ -107,7 +133,7 @@ def convert(
         ) from err
     attrs = dict(da.attrs)
     encoding = dict(da.encoding)
-    if ureg.Quantity(0.0, src).to(dst).magnitude != 0.0:  # offset units (degC -> K)
+    if scale == 1.0 and ureg.Quantity(0.0, src).to(dst).magnitude != 0.0:  # offset units (degC -> K)
         quantified = da.pint.quantify(src, unit_registry=ureg)
         out = quantified.pint.to(dst).pint.dequantify()
     else:

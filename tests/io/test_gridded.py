@@ -108,3 +108,16 @@ def test_item2_day_files_without_time_axis_and_a_missing_day(tmp_path):
     (tmp_path / "2020060.nc").unlink()
     with pytest.raises(DataFormatError, match="gaps"):
         open_mswep(tmp_path)
+
+
+@pytest.mark.parametrize("units", ["mm/3h", "mm/(3 h)", "mm / 3hr"])
+def test_mswep_three_hourly_amounts_are_daily_totals(tmp_path, units):
+    """MSWEP's 3-hourly files give each step's amount in 'mm/3h', which could not be parsed, and
+    the error's example ('mm d-1') read the amounts as daily totals: 8x too small (QA)."""
+    t = pd.date_range("2020-01-01", periods=8 * 2, freq="3h")
+    amounts = np.arange(t.size, dtype="float32")[:, None, None] * np.ones((1, 2, 2), "float32")
+    out = open_mswep(write(tmp_path / "p3.nc", "precipitation", amounts, t, units))
+    np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [amounts[:8, 0, 0].sum(), amounts[8:, 0, 0].sum()], rtol=1e-6)
+    assert out["precipitation"].attrs["units"] == "mm d-1"
+    with pytest.raises(UnitError, match=r"in .*bad.nc: cannot parse units 'mm per 3h'.*do not relabel"):
+        open_mswep(write(tmp_path / "bad.nc", "precipitation", amounts, t, "mm per 3h"))

@@ -197,7 +197,7 @@ def test_a_continued_prediction_is_not_written_as_a_dataset_of_its_own(model, dr
     ext = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
     for write in (output.to_files, output.to_zarr):
         target = tmp_path / ("x.zarr" if write is output.to_zarr else "")
-        with pytest.raises(XsomoValueError, match="continues a saved state .* extend_"):
+        with pytest.raises(XsomoValueError, match=r"continues a saved state .* extend_"):
             write(ext, target, overwrite=True, progress=False)
     with xr.open_dataset(tmp_path / "SoMo.ml-EU_layer1_2016.nc") as ds:
         assert str(ds["time"].values[0])[:10] == "2016-01-01"

@@ -54,7 +54,13 @@ from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError
 from xsomo.io import somo as somo_io
 from xsomo.io.atomic import atomic_path, fsync_path
 from xsomo.io.somo import ForeignOutputError, OutputWriteError
-from xsomo.prediction.inference import CONTINUED, CONTINUED_FROM_DRIVERS, GAP_DAYS, SPINUP_DAYS, STATE
+from xsomo.prediction.inference import (
+    CONTINUED,
+    CONTINUED_FROM_DRIVERS,
+    GAP_DAYS,
+    SPINUP_DAYS,
+    STATE,
+)
 from xsomo.runtime import cpu_cores
 
 __all__ = [
