@@ -491,6 +491,17 @@ def test_hourly_amounts_that_are_not_accumulated_are_refused(tmp_path):
     got = open_era5land(tmp_path / "era5land_tp.nc")["precipitation"]
     want = pd.Series(amounts[:, 0, 0].astype(float) * 1000, index=day).groupby(level=0).sum()
     np.testing.assert_allclose(got.sel(lat=41.0, lon=0.0).values, want.loc[got.time.values].values, rtol=1e-4, atol=1e-4)
+    # a short single-cell file with one shower of three hours (two falls): was read, 1.0
+    # instead of 7.2 mm (QA; the refusal needed at least 3 falls)
+    week = pd.date_range("2010-02-17", "2010-02-24 00:00", freq="h")
+    shower = np.zeros((week.size, 1, 1), "f4")
+    shower[(week >= "2010-02-20 18:00") & (week <= "2010-02-20 20:00"), 0, 0] = [1.9e-3, 4.3e-3, 1.0e-3]
+    one = {"valid_time": week, "latitude": [41.0], "longitude": [0.0]}
+    xr.Dataset({"tp": (("valid_time", "latitude", "longitude"), shower, {"units": "m"})}, coords=one).to_netcdf(
+        tmp_path / "era5_shower.nc"
+    )
+    with pytest.raises(DataFormatError, match=r"era5_shower.nc: hourly tp falls within the day at 2 of"):
+        open_era5land(tmp_path / "era5_shower.nc")
 
 
 def test_a_variable_missing_on_a_day_inside_the_record_is_refused(tmp_path):
