@@ -537,3 +537,25 @@ def test_a_cell_missing_on_some_days_only_is_refused(tmp_path):
     hole.to_netcdf(tmp_path / "hole.nc")
     with pytest.raises(DataFormatError, match=r"tp is missing at 1 cell\(s\) on some days only \(first at .*46.*5 on 2020-01-02"):
         open_era5land(tmp_path / "hole.nc")
+
+
+def test_the_00_utc_values_of_the_hourly_product_are_refused(tmp_path):
+    """An hourly ERA5-Land request at 00 UTC only (a common way to get daily totals) looks
+    daily; its tp closes the previous day and its t2m is a snapshot. It was read as the stamped
+    day's totals and means: precipitation one day late, 5 K off (QA). The hourly product's
+    accumulations say so (GRIB stepType 'accum'); a daily file without that is read as before."""
+    _p, _inc, _label, raw = hourly_file(tmp_path / "h.nc", days=4)
+    midnight = raw.sel(time=raw.time.dt.hour == 0)
+    for v in ("tp", "ssr", "str"):
+        midnight[v].attrs["GRIB_stepType"] = "accum"
+    midnight["t2m"].attrs["GRIB_stepType"] = "instant"
+    midnight.to_netcdf(tmp_path / "00utc.nc")
+    with pytest.raises(DataFormatError, match=r"00utc.nc: one value a day \(at 00 UTC\) of the hourly ERA5-Land product.*previous day"):
+        open_era5land(tmp_path / "00utc.nc")
+    plain = midnight.copy()
+    for v in plain.data_vars:
+        plain[v].attrs.pop("GRIB_stepType", None)
+    plain.to_netcdf(tmp_path / "daily.nc")
+    out = open_era5land(tmp_path / "daily.nc")
+    assert out.sizes["time"] == midnight.sizes["time"]
+    assert "the day they are stamped with" in out.attrs["time_sampling"]

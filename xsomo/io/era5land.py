@@ -378,6 +378,28 @@ def _check_accumulated(acc: xr.DataArray, inc: xr.DataArray, name: str, source: 
         )
 
 
+def _refuse_hourly_extract(ds: xr.Dataset, hours: set[int], source: str) -> None:
+    """Daily data of accumulated variables that the hourly product delivered (its GRIB
+    ``stepType`` is ``accum``): one value a day taken from the hourly ERA5-Land product.
+
+    A request of the hourly product at 00 UTC only is a common way to get daily totals, but
+    its 00 UTC ``tp`` closes the *previous* day and its ``t2m`` is a snapshot: read as the
+    values of the day they are stamped with, precipitation came one day late (QA: 24 mm/day
+    off) and air temperature 5 K from the daily mean. The CDS's ERA5-Land daily statistics
+    have no accumulated variables, so such a file is this extract.
+    """
+    accum = [str(v) for v in ACCUMULATED if v in ds and str(ds[v].attrs.get("GRIB_stepType", "")).lower() == "accum"]
+    if accum:
+        at = ", ".join(f"{h:02d}" for h in sorted(hours))
+        raise DataFormatError(
+            f"{source}: one value a day (at {at} UTC) of the hourly ERA5-Land product ({', '.join(accum)} are its "
+            "accumulations, GRIB stepType 'accum'): the 00 UTC value of an accumulation is the total of the "
+            "previous day, and instantaneous variables (t2m, skt, swvl) are one snapshot, not a daily mean. "
+            "Download all 24 hours of each day (plus 00 UTC of the day after the last); xsomo de-accumulates and "
+            "aggregates them."
+        )
+
+
 def daily_from_hourly(ds: xr.Dataset, *, source: str = "ERA5-Land data") -> xr.Dataset:
     """Aggregate hourly ERA5-Land variables (ERA5 short names) to UTC days.
 
@@ -625,9 +647,10 @@ def open_era5land(
     elif step == pd.Timedelta("1D"):
         hours = set(time.hour.tolist())
         _check_daily(time, source)
+        _refuse_hourly_extract(ds, hours, source)
         ds = ds.assign_coords(time=time.floor("D"))
         attrs["time_sampling"] = (
-            "daily means/totals"
+            "daily values, read as the means/totals of the day they are stamped with"
             if hours == {0}
             else f"one value a day at {sorted(hours)} UTC (snapshot)"
         )
