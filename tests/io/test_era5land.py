@@ -559,3 +559,21 @@ def test_the_00_utc_values_of_the_hourly_product_are_refused(tmp_path):
     out = open_era5land(tmp_path / "daily.nc")
     assert out.sizes["time"] == midnight.sizes["time"]
     assert "the day they are stamped with" in out.attrs["time_sampling"]
+
+
+@pytest.mark.parametrize("stamp", ["2020-01-01T05", "2019-06-01T00"], ids=["inside", "outside"])
+def test_a_land_sea_mask_downloaded_once_beside_the_hourly_files(tmp_path, stamp):
+    """The docs say to add `land_sea_mask` once; its own file in the folder (one time stamp)
+    made every day NaN (a raw IndexError) or, stamped outside the record, 1 415 'missing hours' (QA)."""
+    d = tmp_path / "era5land"
+    d.mkdir()
+    hourly_file(d / "h.nc", days=3)
+    mask = np.array([[1.0, 0.6], [0.0, 1.0]], "f4")[None]
+    xr.Dataset(
+        {"lsm": (("time", "latitude", "longitude"), mask, {"units": "(0 - 1)"})},
+        coords={"time": [pd.Timestamp(stamp)], "latitude": LAT, "longitude": LON},
+    ).to_netcdf(d / "lsm.nc")
+    out = open_era5land(d)
+    alone = open_era5land(d / "h.nc")
+    xr.testing.assert_allclose(out.drop_vars("land_fraction"), alone)
+    np.testing.assert_array_equal(out["land_fraction"].values, mask[0][::-1])  # lat ascending

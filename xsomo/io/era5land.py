@@ -378,6 +378,33 @@ def _check_accumulated(acc: xr.DataArray, inc: xr.DataArray, name: str, source: 
         )
 
 
+def _time_invariant_lsm(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray | None]:
+    """``ds`` without a land-sea mask downloaded once (its own file in the folder, one time
+    stamp) and that mask, time-invariant; ``(ds, None)`` where ``lsm`` is absent or holds
+    every time step.
+
+    Merged with hourly files, a one-time ``lsm`` was NaN at every other hour: every day was
+    dropped (a raw IndexError followed), or its time stamp outside the record read as 1 415
+    missing hours (QA).
+    """
+    if "lsm" not in ds or "time" not in ds["lsm"].dims or ds.sizes["time"] < 2:
+        return ds, None
+    lsm = ds["lsm"]
+    other = [d for d in lsm.dims if d != "time"]
+    has = np.asarray(lsm.notnull().any(other).values) if other else np.asarray(lsm.notnull().values)
+    if has.all():
+        return ds, None
+    stamps = np.flatnonzero(has)
+    static = lsm.isel(time=stamps).max("time", skipna=True)
+    rest = ds.drop_vars("lsm")
+    names = [v for v in rest.data_vars if "time" in rest[v].dims]
+    if names:  # time stamps that only the mask's file brought in
+        probe = rest[names].isel(time=stamps)
+        alone = np.array([not any(bool(probe[v].isel(time=k).notnull().any()) for v in names) for k in range(stamps.size)])
+        rest = rest.drop_isel(time=stamps[alone])
+    return rest, static.assign_attrs(lsm.attrs)
+
+
 def _refuse_hourly_extract(ds: xr.Dataset, hours: set[int], source: str) -> None:
     """Daily data of accumulated variables that the hourly product delivered (its GRIB
     ``stepType`` is ``accum``): one value a day taken from the hourly ERA5-Land product.
@@ -623,6 +650,7 @@ def open_era5land(
         raise MissingVariableError(
             f"{source}: none of the ERA5-Land variables {sorted(known)} found."
         )
+    ds, lsm_static = _time_invariant_lsm(ds)
     # units: never guessed
     for vname, da in ds.data_vars.items():
         if "units" not in da.attrs:
@@ -688,8 +716,8 @@ def open_era5land(
     if sm is not None:
         xu.check_plausible(sm, cv.SM, source=source)
         out[cv.SM] = sm
-    if "lsm" in ds:
-        lsm = ds["lsm"]
+    if "lsm" in ds or lsm_static is not None:
+        lsm = ds.get("lsm", lsm_static)
         if "time" in lsm.dims:
             lsm = lsm.isel(time=0, drop=True)
         out["land_fraction"] = lsm.astype("float32").assign_attrs(
