@@ -140,6 +140,12 @@ def test_cli_predict_save_state_then_extend(model, drivers, reference, tmp_path,
     _assert_same_files(out, reference)
     rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--mode", "windowed"])
     assert rc == 1 and "window-by-window" in capsys.readouterr().err
+    # a state saved with a subset of the layers or years could not be extended (extend appends
+    # to every layer's file of its last day): refused before anything is computed (QA)
+    for subset in (["--layers", "1"], ["--years", "2015"]):
+        rc = cli.main(["predict", *common, "--out", str(tmp_path / "sub"), "--save-state", str(tmp_path / "s.nc"), *subset])
+        assert rc == 1 and "cannot be saved with --years or a subset" in capsys.readouterr().err
+        assert not (tmp_path / "s.nc").exists() and not list((tmp_path / "sub").glob("*.nc"))
 
 
 def test_a_year_end_extension_checks_the_folder_it_appends_to(model, drivers, tmp_path):

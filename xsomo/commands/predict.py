@@ -138,6 +138,15 @@ def run(args: argparse.Namespace) -> int:
     common.output_dir(args.out, "--out")
     output.check_writable(args.out.parent if zarr else args.out)
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
+    subset = getattr(args, "years", None) or (args.layers and sorted(set(args.layers)) != sorted(model.config.layers))
+    if args.save_state is not None and subset:
+        # the state continues the whole output: `xsomo extend` appends to every layer's file of the
+        # state's last day, so a subset left a state that no extension could use (QA)
+        raise XsomoValueError(
+            "--save-state continues every layer up to the last day: it cannot be saved with --years or a subset of "
+            f"the model's layers {list(model.config.layers)} in --layers (`xsomo extend` appends to all of them). "
+            "Drop those options, or omit --save-state."
+        )
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
     try:
         before = {f.path.name for f in find_somo_files(args.out)}
