@@ -133,3 +133,16 @@ def test_daily_totals_in_amount_units_get_a_hint():
         ds = xr.Dataset({name: (("time",), [1.0, 2.0], {"units": units})})
         with pytest.raises(UnitError, match=says):
             driver_variable(ds, name)
+
+
+def test_drivers_on_a_cftime_calendar_are_refused_with_the_conversion():
+    """Drivers decoded on a noleap calendar ended in 'unexpected TypeError ... is not convertible
+    to datetime' (QA); training and prediction say which calendar and how to convert it."""
+    drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=400, cells=2)
+    noleap = drv.convert_calendar("noleap")
+    with pytest.raises(GridMismatchError, match=r"'noleap' calendar .*convert_calendar\('standard'"):
+        xsomo.train_lstm(noleap, tgt, preset="tiny", layers=(1,), epochs=1, steps_per_epoch=1, progress=False)
+    model = xsomo.train_lstm(drv, tgt, preset="tiny", layers=(1,), epochs=1, steps_per_epoch=1, progress=False,
+                             val_fraction=0.0, forget_tolerance=0.0)  # fmt: skip
+    with pytest.raises(GridMismatchError, match="'noleap' calendar"):
+        inference.predict(noleap, model)

@@ -222,7 +222,14 @@ def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
     ...
     xsomo.exceptions.GridMismatchError: drivers: 'time' must be daily without gaps, but 2020-01-02 is followed by 2020-01-05 (2 missing days). Reindex to a daily axis (missing days as NaN): ds.reindex(time=pd.date_range(start, end, freq='D')).
     """
-    index = pd.DatetimeIndex(np.asarray(time))
+    raw = np.asarray(time)
+    if raw.dtype == object and raw.size and not isinstance(raw.flat[0], (pd.Timestamp, np.datetime64)):
+        raise GridMismatchError(
+            f"{source}: 'time' is on a {getattr(raw.flat[0], 'calendar', 'non-standard')!r} calendar (cftime dates); "
+            "xsomo reads the standard calendar. Convert it: ds.convert_calendar('standard', align_on='date', "
+            "missing=np.nan) (the missing days become NaN), or decode the file without use_cftime."
+        )
+    index = pd.DatetimeIndex(raw)
     if index.size < 2:
         return
     values = index.values.astype("datetime64[s]")

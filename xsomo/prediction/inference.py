@@ -156,7 +156,7 @@ def _lon_chunks(nlon: int, size: int) -> tuple[int, ...]:
     return (size,) * (nlon // size) + ((rest,) if rest else ())
 
 
-def _check_daily(time: pd.DatetimeIndex, *, source: str) -> None:
+def _check_daily(time: Any, *, source: str) -> None:
     from xsomo.model.inputs import check_daily_axis
 
     check_daily_axis(time, source=source)
@@ -968,8 +968,8 @@ def _plan(
     if mode not in ("continuous", "windowed", "auto"):
         raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
     drivers = spec.drivers
+    _check_daily(drivers[cv.TIME].values, source="drivers")  # (first: names a cftime calendar)
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
-    _check_daily(times, source="drivers")
     if state is not None:
         if mode == "windowed":
             raise XsomoValueError(
