@@ -121,3 +121,15 @@ def test_mswep_three_hourly_amounts_are_daily_totals(tmp_path, units):
     assert out["precipitation"].attrs["units"] == "mm d-1"
     with pytest.raises(UnitError, match=r"in .*bad.nc: cannot parse units 'mm per 3h'.*do not relabel"):
         open_mswep(write(tmp_path / "bad.nc", "precipitation", amounts, t, "mm per 3h"))
+
+
+def test_a_missing_sub_daily_step_inside_the_record_is_refused(tmp_path):
+    """A 3-hourly file missing one step dropped that day without a word; prepare then said only
+    that the time axes differ (QA). Days cut at the record's ends are still dropped."""
+    t = pd.date_range("2020-01-01 03:00", "2020-01-05 00:00", freq="3h")  # starts and ends within a day
+    keep = t != pd.Timestamp("2020-01-03 12:00")
+    vals = np.ones((t.size, 2, 2), "float32")
+    out = open_mswx(write(tmp_path / "ok.nc", "air_temperature", vals + 280.0, t, "K"))
+    assert [str(d)[:10] for d in out.time.values] == ["2020-01-02", "2020-01-03", "2020-01-04"]
+    with pytest.raises(DataFormatError, match=r"gap.nc: 1 day\(s\) inside the record lack time steps \(2020-01-03: 7 of 8"):
+        open_mswx(write(tmp_path / "gap.nc", "air_temperature", vals[keep] + 280.0, t[keep], "K"))

@@ -172,9 +172,23 @@ def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
         return ds.assign_coords(time=time.floor("D"))
     per_day = int(pd.Timedelta("1D") / step)
     counts = ds["time"].resample(time="1D").count()
-    full = counts == per_day
+    full = np.asarray((counts == per_day).values, bool)
+    ok = np.flatnonzero(full)
+    if ok.size:
+        # a record may start or end within a day (dropped); a day short of steps inside it is a
+        # missing step, which had dropped the day without a word (QA: "the time axes differ" later)
+        inside = ~full[ok[0] : ok[-1] + 1]
+        if inside.any():
+            days = pd.DatetimeIndex(counts["time"].values)[ok[0] : ok[-1] + 1][inside]
+            have = np.asarray(counts.values)[ok[0] : ok[-1] + 1][inside]
+            raise DataFormatError(
+                f"{src}: {days.size} day(s) inside the record lack time steps ("
+                + ", ".join(f"{d.date()}: {n} of {per_day}" for d, n in zip(days[:5], have[:5], strict=True))
+                + f"{', ...' if days.size > 5 else ''}; {step} steps). Download the missing steps; a daily mean "
+                "from part of a day would be wrong."
+            )
     daily = ds.resample(time="1D").mean()
-    daily = daily.sel(time=full.values.astype(bool))
+    daily = daily.sel(time=full)
     for name in daily.data_vars:
         daily[name].attrs = {**ds[name].attrs, "cell_methods": "time: mean (daily from sub-daily)"}
     return daily
