@@ -222,3 +222,14 @@ def test_files_left_after_the_extension_end_are_refused(model, drivers, tmp_path
     with pytest.raises(GridMismatchError, match=r"files of years after .*SoMo.ml-EU_layer1_2017.nc"):
         output.extend_files(shorter, tmp_path, state_file=state, progress=False)
     assert state.read_bytes() == saved
+
+
+def test_drivers_without_the_days_before_the_new_ones_warn(model, drivers, tmp_path):
+    """The state does not record forcing gaps: drivers holding only the new days left a gap just
+    before them unseen (QA: values where one prediction over the whole period gives NaN)."""
+    state = _first_part(model, drivers, tmp_path, "2016-12-31")
+    new_only = drivers.sel(time=slice("2017-01-01", None))
+    with pytest.warns(RuntimeWarning, match=r"hold 0 of the 19 days before 2017-01-01 that the gap mask looks back on"):
+        inference.predict(new_only, model, state=state, chunks=CHUNKS)
+    with_old = drivers.sel(time=slice("2016-12-01", None))  # the lookback (20 days) before the new days
+    inference.predict(with_old, model, state=state, chunks=CHUNKS)  # no warning (errors under the test settings)

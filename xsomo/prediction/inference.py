@@ -43,7 +43,7 @@ from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_VAR
 from xsomo.prediction.points import predict_points, wanted_layers
-from xsomo.runtime import cpu_cores, resolve_device
+from xsomo.runtime import cpu_cores, resolve_device, user_stacklevel
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -980,6 +980,18 @@ def _plan(
         first, stop = _joining_period(times, state, time)
         spinup, mode = 0, "continuous"
         history = min(first, max(spec.lookback, 1) - 1)  # the gap mask's look back
+        if history < max(spec.lookback, 1) - 1:
+            # the state does not record where the forcing had gaps (QA: 83 days of 176 cells after
+            # a December gap had values that one prediction over the whole period leaves NaN)
+            need = max(spec.lookback, 1) - 1
+            warnings.warn(
+                f"the drivers hold {history} of the {need} days before {times[first].date()} that the gap mask "
+                f"looks back on: a forcing gap among the others is not seen, and the first new days after it get "
+                f"values where one prediction over the whole period gives none. Give the drivers the {need} days "
+                "before the new ones too (old and new days together are fine).",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
         return _blocks(spec, model, drivers.isel({cv.TIME: slice(first - history, stop)}), history,
                        spinup, mode, chunks, device, threads, state)  # fmt: skip
     spinup = spec.lookback if spinup is None else int(spinup)
