@@ -233,3 +233,19 @@ def test_drivers_without_the_days_before_the_new_ones_warn(model, drivers, tmp_p
         inference.predict(new_only, model, state=state, chunks=CHUNKS)
     with_old = drivers.sel(time=slice("2016-12-01", None))  # the lookback (20 days) before the new days
     inference.predict(with_old, model, state=state, chunks=CHUNKS)  # no warning (errors under the test settings)
+
+
+def test_save_state_when_auto_falls_back_to_windows_says_what_to_do(model, drivers, monkeypatch):
+    """auto predicts a block that does not forget window by window, which has no state: the
+    error spoke of return_state only (the CLI user had asked for --save-state) and named no
+    way out but mode='continuous' (QA)."""
+    from xsomo.model import rollout
+
+    def never_forgets(*args, **kwargs):  # every roll-out still remembers its start
+        return np.ones(args[2].shape[0] if len(args) > 2 else 1)
+
+    monkeypatch.setattr(rollout, "convergence_distance", never_forgets)
+    with pytest.warns(RuntimeWarning, match="does not forget"):  # the up-front check says so first
+        sm = inference.predict(drivers, model, mode="auto", return_state=True, chunks=CHUNKS)
+        with pytest.raises(XsomoValueError, match=r"--save-state.*window by window.*--mode continuous.*--tolerance"):
+            sm.load()

@@ -1024,8 +1024,11 @@ def predict_block(
         info.spinup = spinup = cfg.lookback
         if return_state:
             raise XsomoValueError(
-                "return_state=True: window-by-window prediction has no state to continue from "
-                "(each day starts from zero); use mode='continuous'"
+                "return_state=True (--save-state): the convergence check found that a block does not forget "
+                "its initial state within the spin-ups tried, so mode='auto' predicts it window by window, which "
+                "has no state to continue from (each day starts from zero). Nothing was written. Predict with "
+                "mode='continuous' (--mode continuous: within about the tolerance of windowed prediction), "
+                "with a larger tolerance= (--tolerance), or without saving a state"
             )
     else:
         info.rollout_spinup = spinup
