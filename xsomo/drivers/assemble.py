@@ -235,9 +235,15 @@ def assemble_drivers(
         start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
         for k, (s, e) in periods.items():
             if s > start or e < end:
+                from_era = k == "net_radiation" or where.get(k, "?") == where.get("era5land")
+                hourly = from_era and "hourly" in str(era.attrs.get("time_sampling", ""))
                 raise GridMismatchError(
-                    f"{k} covers {s.date()}..{e.date()}, not the requested period {start.date()}..{end.date()}."
-                )
+                    f"{k} covers {s.date()}..{e.date()}, not the requested period {start.date()}..{end.date()}"
+                    + (f" (from {where.get('era5land', 'the ERA5-Land files')}: an hourly day is complete only with "
+                       "00 UTC of the next day, which closes its accumulations; download one more day or month)"
+                       if hourly and e < end else "")
+                    + "."
+                )  # fmt: skip
         dyn = {k: v.sel(time=slice(start, end)) for k, v in dyn.items()}
     else:
         if len(set(periods.values())) > 1:
