@@ -577,3 +577,14 @@ def test_a_land_sea_mask_downloaded_once_beside_the_hourly_files(tmp_path, stamp
     alone = open_era5land(d / "h.nc")
     xr.testing.assert_allclose(out.drop_vars("land_fraction"), alone)
     np.testing.assert_array_equal(out["land_fraction"].values, mask[0][::-1])  # lat ascending
+
+
+def test_overlapping_hourly_files_are_named(tmp_path):
+    """Two hourly files sharing days failed with xarray's 'does not have monotonic global
+    indexes'; the error names the files and the days they share (QA)."""
+    d = tmp_path / "era5land"
+    d.mkdir()
+    hourly_file(d / "a.nc", start="2020-01-01 00:00", days=3)
+    hourly_file(d / "b.nc", start="2020-01-03 00:00", days=3)
+    with pytest.raises(DataFormatError, match=r"a.nc \(2020-01-01 00:00:00 .. 2020-01-04 00:00:00\) and b.nc .* overlap in time from 2020-01-03"):
+        open_era5land(d)

@@ -56,7 +56,29 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
             preprocess=_day_from_name,
         )
     except Exception as err:
-        raise DataFormatError(f"{what}: {err}") from err
+        raise DataFormatError(f"{what}: {_overlap(files) or err}") from err
+
+
+def _overlap(files: Sequence[pathlib.Path]) -> str | None:
+    """Which files overlap in time, as a reason for a failed combine (``None`` if none do)."""
+    spans = []
+    for f in files:
+        try:
+            with xr.open_dataset(f) as ds:
+                t = next((ds[n] for n in ("time", "valid_time") if n in ds.coords), None)
+                if t is None or t.size == 0:
+                    continue
+                spans.append((pd.Timestamp(t.values.min()), pd.Timestamp(t.values.max()), f.name))
+        except Exception:  # noqa: BLE001 - only an explanation; the combine error stands otherwise
+            return None
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:], strict=False):
+        if b0 <= a1:
+            return (
+                f"{an} ({a0} .. {a1}) and {bn} ({b0} .. {b1}) overlap in time from {b0} to {min(a1, b1)}: "
+                "a download repeated or two requests sharing days. Keep one file for each period."
+            )
+    return None
 
 
 #: MSWEP/MSWX day files are named ``YYYYDDD.nc`` (year and day of year)
