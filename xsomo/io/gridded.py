@@ -9,6 +9,7 @@ canonical per-day units, so amounts per step and rates are both handled).
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import re
@@ -69,10 +70,10 @@ def _overlap(files: Sequence[pathlib.Path]) -> str | None:
                 if t is None or t.size == 0:
                     continue
                 spans.append((pd.Timestamp(t.values.min()), pd.Timestamp(t.values.max()), f.name))
-        except Exception:  # noqa: BLE001 - only an explanation; the combine error stands otherwise
+        except Exception:  # only an explanation: the combine error stands otherwise
             return None
     spans.sort()
-    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:], strict=False):
+    for (a0, a1, an), (b0, b1, bn) in itertools.pairwise(spans):
         if b0 <= a1:
             return (
                 f"{an} ({a0} .. {a1}) and {bn} ({b0} .. {b1}) overlap in time from {b0} to {min(a1, b1)}: "
