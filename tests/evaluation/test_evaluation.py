@@ -8,7 +8,7 @@ import xarray as xr
 
 import xsomo
 from xsomo import evaluation as ev
-from xsomo.exceptions import XsomoValueError
+from xsomo.exceptions import UnitError, XsomoValueError
 from xsomo.testing import synthetic_case
 
 # xsomo.testing still uses the deprecated DatetimeIndex.dayofyear (pandas 3); not ours to fix here
@@ -83,6 +83,29 @@ def test_station_evaluation_footprint_mix_is_best(case):
     np.testing.assert_allclose(out["footprint_weights"].sel(station="S1"), w)
     assert np.isclose(float(out["cell_lat"].sel(station="S1")), float(truth.lat[1]))
     assert "anomaly_r" in out
+
+
+def test_footprint_mix_ignores_a_layer_it_does_not_reach(case):
+    """A layer with weight 0 (deeper than the footprint) still removed days where it was NaN
+    (NaN x 0), and all of them where it was NaN everywhere; `layers=` with the mix raised a
+    raw KeyError (QA on COSMOS SilverSword)."""
+    _, _targets, truth = case
+    st = _stations(truth, [(1, 3)], [0.17])
+    holey = truth.copy()
+    holey.loc[{"layer": 3}] = holey.sel(layer=3).where(holey.time.dt.day != 5)  # layer 3 missing on the 5th
+    full = ev.evaluate(truth.to_dataset(name="sm"), st)
+    out = ev.evaluate(holey.to_dataset(name="sm"), st)
+    assert float(out["footprint_weights"].sel(station="S0").values[2]) == 0.0
+    assert int(out["n"].sel(station="S0", layer=0)) == int(full["n"].sel(station="S0", layer=0)) == truth.sizes["time"]
+    assert int(out["n"].sel(station="S0", layer=3)) < truth.sizes["time"]
+    np.testing.assert_allclose(float(out["pearson_r"].sel(station="S0", layer=0)), float(full["pearson_r"].sel(station="S0", layer=0)))
+    gone = truth.copy()
+    gone.loc[{"layer": 3}] = np.nan  # a product without its third layer at the station
+    out = ev.evaluate(gone.to_dataset(name="sm"), st)
+    assert int(out["n"].sel(station="S0", layer=0)) == truth.sizes["time"]
+    two = ev.evaluate(truth.to_dataset(name="sm"), st, layers=[1, 2])
+    assert two.layer.values.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(float(two["pearson_r"].sel(station="S0", layer=0)), float(full["pearson_r"].sel(station="S0", layer=0)))
 
 
 def test_training_cell_flag_and_summary(case):
@@ -286,3 +309,26 @@ def test_sub_daily_or_non_standard_calendars_get_a_clear_error(case):
         sm.somo.evaluate(hourly)
     with pytest.raises(XsomoValueError, match=r"'noleap' calendar"):
         sm.convert_calendar("noleap").somo.evaluate(st)
+
+
+@pytest.mark.parametrize("fill", [-9999.0, -99.0, -1.0])
+def test_fill_values_and_gravimetric_references_are_refused(case, fill):
+    """Unmasked fill values were scored (Sheepdrove2 with -9999 on 5 % of days: bias 507, r
+    -0.003) and g g-1 was read as m3 m-3 (20-60 % off without the bulk density; QA)."""
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(1, 3)], [0.17])
+    bad = st.copy(deep=True)
+    bad["sm"][0, ::20] = fill
+    with pytest.raises(UnitError, match=rf"the station reference: soil moisture down to {fill:g} m3 m-3.*Mask them"):
+        ev.evaluate(sm, bad)
+    pred = sm.copy(deep=True)
+    pred["sm"][{"time": 4}] = fill
+    with pytest.raises(UnitError, match="the evaluated data: soil moisture down to"):
+        ev.evaluate(pred, st)
+    for units in ("g g-1", "kg kg-1", "g/g"):
+        grav = st.copy()
+        grav["sm"].attrs["units"] = units
+        with pytest.raises(UnitError, match="gravimetric"):
+            ev.evaluate(sm, grav)
+    ev.evaluate(sm, st.assign(sm=st["sm"] - 0.02))  # a sensor's slightly negative noise passes

@@ -10,7 +10,7 @@ import xarray as xr
 import xsomo  # noqa: F401  (registers .somo)
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import GridMismatchError, XsomoExceptionGroup, XsomoValueError
+from xsomo.exceptions import GridMismatchError, UnitError, XsomoExceptionGroup, XsomoValueError
 from xsomo.regrid import regrid
 from xsomo.targets.scaling import reference_at_points, scale_to, target_grid_for
 
@@ -146,10 +146,25 @@ def test_short_overlap_skipped_and_reported():
 def test_negatives_become_nan():
     ref = make_reference()
     st = make_stations([("low", 45.43, 5.77, 1)])
-    st["sm"][0, 10] = -5.0  # a wild low value, scaled far below zero
+    st["sm"][0, 10] = -0.45  # a wild low value (above the fill-value bound), scaled far below zero
     targets = scale_to(st, ref)
     assert np.isnan(targets["sm"].sel(layer=1).squeeze().sel(time=DAYS[10]).item())
     assert (targets["sm"].values[~np.isnan(targets["sm"].values)] >= 0).all()
+
+
+@pytest.mark.parametrize("fill", [-9999.0, -999.0, -1.0])
+def test_fill_values_are_refused(fill):
+    """-9999 on some days was kept: the station's mean became -391 and its targets were off by
+    0.19 m3 m-3 on every valid day (QA); the reference's fill values as well."""
+    ref = make_reference()
+    st = make_stations(SPECS)
+    st["sm"][1, 5:8] = fill
+    with pytest.raises(XsomoValueError, match=rf"below -0.5 \('{st.station.values[1]}': down to {fill:g}\).*Mask them"):
+        scale_to(st, ref)
+    bad = ref.copy(deep=True)
+    bad["sm"][{"time": 3}] = fill
+    with pytest.raises(UnitError, match=rf"down to {fill:g} m3 m-3.*fill values"):
+        scale_to(make_stations(SPECS), bad)
 
 
 def test_station_outside_grid_raises_or_skips():

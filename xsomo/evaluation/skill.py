@@ -222,7 +222,7 @@ def evaluate_stations(
     missing = sorted(set(layers) - set(avail))
     if missing:
         raise XsomoValueError(f"layers {missing} not in the evaluated data (layers {avail}).")
-    da = da.sel({cv.LAYER: layers})
+    whole, da = da, da.sel({cv.LAYER: layers})  # (the footprint mix reads every layer whatever `layers` is)
     lat = np.asarray(ref[cv.LAT].values, float)
     lon = np.asarray(ref[cv.LON].values, float)
     rows, cols, inside = match_stations(da, lat, _lon_like_grid(lon, np.asarray(da[cv.LON].values, float)))
@@ -242,11 +242,15 @@ def evaluate_stations(
     elif depths is not None and set(cv.LAYER_NUMBERS) <= set(avail):
         weights = np.stack([footprint_weights(d, cv.LAYER_NUMBERS) if np.isfinite(d) else np.full(3, np.nan) for d in depths])
         w = xr.DataArray(weights, dims=(cv.STATION, cv.LAYER), coords={cv.LAYER: list(cv.LAYER_NUMBERS)})
-        full = da.sel({cv.LAYER: list(cv.LAYER_NUMBERS)})
+        full = whole.sel({cv.LAYER: list(cv.LAYER_NUMBERS)})
         fpts = full.isel(
             {cv.LAT: xr.DataArray(rows, dims=cv.STATION), cv.LON: xr.DataArray(cols, dims=cv.STATION)}
         ).drop_vars([cv.LAT, cv.LON], errors="ignore").assign_coords({cv.STATION: ref[cv.STATION].values})
-        mix = (fpts * w).sum(cv.LAYER, skipna=False).where(xr.DataArray(inside, dims=cv.STATION))
+        # a layer the footprint does not reach (weight 0) must not remove days where it is missing
+        # (NaN x 0 = NaN had cost days, and every day where that layer was all NaN); unknown
+        # depths (NaN weights) leave the mix NaN
+        terms = (fpts * w).where(w > 0, 0.0).where(w.notnull())
+        mix = terms.sum(cv.LAYER, skipna=False).where(xr.DataArray(inside, dims=cv.STATION))
         mix = mix.expand_dims({cv.LAYER: [FOOTPRINT_LAYER]})
         per_layer = xr.concat([mix, pts.drop_vars(["depth_top", "depth_bottom"], errors="ignore")], dim=cv.LAYER)
         label_layers = [FOOTPRINT_LAYER, *layers]

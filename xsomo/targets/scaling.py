@@ -26,7 +26,7 @@ from xsomo.exceptions import (
     XsomoValueError,
 )
 from xsomo.regrid import check_longitudes, normalise_latlon
-from xsomo.units import in_m3m3
+from xsomo.units import MIN_M3M3, in_m3m3
 
 __all__ = [
     "ScalingParams",
@@ -330,6 +330,17 @@ def scale_to(
     st = stations[variable].transpose(cv.STATION, cv.TIME)
     ids = [str(s) for s in st[cv.STATION].values]
     x = st.values.astype("float64")
+    with np.errstate(invalid="ignore"):
+        filled = np.flatnonzero((x < MIN_M3M3).any(axis=1))
+    if filled.size:
+        # the scaling is blind to a station's units (a linear change cancels) but not to fill
+        # values: -9999 on some days made a station's mean -391 and its targets off by 0.19 (QA)
+        raise XsomoValueError(
+            f"{filled.size} station series hold values below {MIN_M3M3:g} ("
+            + ", ".join(f"{ids[k]!r}: down to {np.nanmin(x[k]):g}" for k in filled[:5])
+            + f"{', ...' if filled.size > 5 else ''}): fill values or sentinels left unmasked (e.g. -9999, -1). "
+            f"Mask them first: stations.where(stations[{variable!r}] >= 0)."
+        )
     empty = np.isnan(x).all(axis=1)
     if empty.any():
         errs = [
