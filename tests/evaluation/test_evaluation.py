@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -332,3 +333,17 @@ def test_fill_values_and_gravimetric_references_are_refused(case, fill):
         with pytest.raises(UnitError, match="gravimetric"):
             ev.evaluate(sm, grav)
     ev.evaluate(sm, st.assign(sm=st["sm"] - 0.02))  # a sensor's slightly negative noise passes
+
+
+def test_duplicated_and_zoned_reference_days_say_what_to_do(case):
+    """A reference day given twice raised xarray's 'cannot reindex ... duplicate values', and
+    time-zone-aware stamps were reported as "the '?' calendar" (QA)."""
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(1, 3)], [0.17])
+    twice = xr.concat([st.isel(time=slice(0, 10)), st.isel(time=slice(9, None))], dim="time")
+    with pytest.raises(XsomoValueError, match=r"1 stamp\(s\) twice .*drop_duplicates"):
+        ev.evaluate(sm, twice)
+    zoned = st.assign_coords(time=np.array(list(pd.DatetimeIndex(st.time.values).tz_localize("UTC")), dtype=object))
+    with pytest.raises(XsomoValueError, match=r"time-zone-aware stamps.*UTC"):
+        ev.evaluate(sm, zoned)

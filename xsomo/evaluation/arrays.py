@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Hashable
 
@@ -55,13 +56,27 @@ def normalise_time(obj: xr.DataArray) -> xr.DataArray:
         for calendars without the standard days (``noleap``, ``360_day``).
     """
     values = obj[cv.TIME].values
-    if values.dtype == object:  # cftime dates
-        cal = getattr(values.flat[0], "calendar", "?") if values.size else "?"
-        raise XsomoValueError(
-            f"time uses the {cal!r} calendar: scores pair real days, so give standard dates "
-            "(obj.convert_calendar('standard', align_on='date'), which leaves the missing days NaN)"
-        )
+    if values.dtype == object and values.size:
+        first = values.flat[0]
+        if isinstance(first, pd.Timestamp | dt.datetime) and getattr(first, "tzinfo", None) is not None:
+            raise XsomoValueError(
+                f"time holds time-zone-aware stamps ({first}): give UTC times without a zone, e.g. "
+                "obj.assign_coords(time=pd.DatetimeIndex(obj.time.values).tz_convert('UTC').tz_localize(None))"
+            )
+        cal = getattr(first, "calendar", None)
+        if cal is not None:  # cftime dates
+            raise XsomoValueError(
+                f"time uses the {cal!r} calendar: scores pair real days, so give standard dates "
+                "(obj.convert_calendar('standard', align_on='date'), which leaves the missing days NaN)"
+            )
     t = pd.DatetimeIndex(values)
+    if t.has_duplicates:
+        twice = t[t.duplicated()].unique()
+        raise XsomoValueError(
+            f"time holds {twice.size} stamp(s) twice ({', '.join(str(d) for d in twice[:3])}"
+            f"{', ...' if twice.size > 3 else ''}): keep one value per day, e.g. obj.drop_duplicates('time') or "
+            "obj.groupby('time').mean()"
+        )
     if (t != t.normalize()).any():
         days = t.normalize()
         if days.has_duplicates:
