@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -374,3 +374,21 @@ def layer_var_name(number: int) -> str:
 def output_filename(layer: int, year: int) -> str:
     """``SoMo.ml-EU_layer{N}_{YYYY}.nc``."""
     return f"SoMo.ml-EU_layer{int(layer)}_{int(year)}.nc"
+
+
+def lon_like_grid(lon: Any, grid_lon: Any) -> np.ndarray:
+    """Station longitudes in the grid's convention (0..360 or -180..180): a grid in 0..360 put
+    every station given in -180..180 west of 0° outside, without a word (and the reverse).
+
+    >>> lon_like_grid(np.array([-5.0, 10.0]), np.arange(0.05, 360, 0.1)).round(2).tolist()
+    [355.0, 10.0]
+    >>> lon_like_grid(np.array([204.7]), np.arange(-179.95, 180, 0.1)).round(2).tolist()
+    [-155.3]
+    """
+    lon = np.asarray(lon, float)
+    grid_lon = np.asarray(grid_lon, float)
+    if grid_lon.size < 2:
+        return lon
+    step = abs(float(grid_lon[1] - grid_lon[0]))
+    west = float(np.min(grid_lon)) - step / 2
+    return west + np.mod(lon - west, 360.0)

@@ -353,3 +353,12 @@ def test_a_reference_in_percent_or_on_another_grid_does_not_shift_the_targets():
         prepare_training_data(drv, scale_to(st, coarse), layers=(1,), dynamic=("precipitation",), static=())
     data = prepare_training_data(drv, want, layers=(1,), dynamic=("precipitation",), static=())
     assert data.target.shape[0] == want.sizes["cell"]
+
+
+def test_station_longitudes_in_0_360_meet_the_grid():
+    """Stations in 0..360 (lon 365.5 for 5.5 E) were 'outside the target grid' against a
+    -180..180 grid; evaluate already followed the grid's convention (QA)."""
+    ref = make_reference()
+    st = make_stations(SPECS)
+    east = st.assign_coords(lon=st["lon"] + 360.0)
+    xr.testing.assert_allclose(scale_to(east, ref)["sm"], scale_to(st, ref)["sm"])

@@ -96,18 +96,7 @@ def _station_depths(ref: xr.Dataset | xr.DataArray, default: float | None) -> np
     return None
 
 
-def _lon_like_grid(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
-    """Station longitudes in the grid's convention (0..360 or -180..180): a grid in 0..360 put
-    every station given in -180..180 west of 0° outside, without a word.
-
-    >>> _lon_like_grid(np.array([-5.0, 10.0]), np.arange(0.05, 360, 0.1)).round(2).tolist()
-    [355.0, 10.0]
-    """
-    if grid_lon.size < 2:
-        return lon
-    step = abs(float(grid_lon[1] - grid_lon[0]))
-    west = float(np.min(grid_lon)) - step / 2
-    return west + np.mod(lon - west, 360.0)
+_lon_like_grid = cv.lon_like_grid  # (one rule for evaluation and scaling)
 
 
 def match_stations(

@@ -352,7 +352,8 @@ def scale_to(
             errs,
         )
     slat = stations["lat"].values.astype(float)
-    slon = stations["lon"].values.astype(float)
+    # in the grid's longitude convention (stations in 0..360 were "outside the target grid")
+    slon = cv.lon_like_grid(stations["lon"].values.astype(float), grid.lon)
     slayer = stations["layer"].values.astype(int)
     row, col = grid.snap(slat, slon)
     out_mask = row < 0
