@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,11 @@ SM_COLUMN = "SoilMoisture_volumetric_MovAvg24h"
 TIME_COLUMN = "DateTime_utc"
 DEPTH_COLUMN = "Footprint_Depth_m"
 
+
+
+#: ``Flag_*`` columns that mark a correction input gap-filled from ERA5 (air pressure,
+#: humidity), not a doubtful soil moisture: :func:`open_cosmos` keeps those hours.
+GAP_FILLED_FLAG = re.compile(r"Flag_Air\w*_ERA5")
 
 def read_catalogue(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a COSMOS-Europe station catalogue (CSV with quoted fields) indexed by ``station``."""
@@ -80,7 +86,8 @@ def open_cosmos(
     min_hourly
         Minimum number of valid hourly values for a daily mean.
     use_flags
-        Drop hours where any ``Flag_*`` column is non-zero.
+        Drop hours where any ``Flag_*`` column is non-zero, except the flags of meteorology
+        gap-filled from ERA5 (``Flag_Air*_ERA5``, :data:`GAP_FILLED_FLAG`).
 
     Returns
     -------
@@ -131,7 +138,11 @@ def open_cosmos(
         df = _read_crns(f)
         sm = pd.to_numeric(df[SM_COLUMN], errors="coerce")
         if use_flags:
-            flag_cols = [c for c in df.columns if c.startswith("Flag_")]
+            # Flag_AirPressure_ERA5 / Flag_AirHumidity_ERA5 mark hours whose correction used ERA5's
+            # meteorology for a gap in the station's own: the soil moisture is valid there (QA:
+            # 49 good hours and 2 days of Sheepdrove2 were lost); snow, extreme counts and
+            # porosity flags stay
+            flag_cols = [c for c in df.columns if c.startswith("Flag_") and not GAP_FILLED_FLAG.fullmatch(c)]
             if flag_cols:
                 bad = df[flag_cols].fillna(0).astype(float).ne(0).any(axis=1)
                 sm = sm.where(~bad)
