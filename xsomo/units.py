@@ -289,6 +289,15 @@ def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
                 "volumetric m3 m-3, which needs the soil's bulk density (theta_v = w x rho_b / rho_w, rho_b ~1.1-1.6 "
                 "g cm-3). Convert it with the station's bulk density first."
             )
+        if normalise_units_string(str(units)) == "percent" and da.chunks is None:
+            raw = np.asarray(_sample(da), dtype=float)
+            top_raw = float(np.nanmax(raw)) if np.isfinite(raw).any() else 0.0
+            if 0.0 < top_raw <= MAX_M3M3:
+                # fractions labelled percent became 100x too small (0.4 -> 0.004; QA: bias +0.399)
+                raise UnitError(
+                    f"{what}: soil moisture labelled {units!r} never exceeds {top_raw:g}: these look like m3 m-3 "
+                    "fractions, not percent. Label them 'm3 m-3' (da.attrs['units'] = 'm3 m-3')"
+                )
         try:
             da = convert(da, "m3 m-3", name="sm", source=what)
         except UnitError as err:

@@ -333,6 +333,13 @@ def test_fill_values_and_gravimetric_references_are_refused(case, fill):
         with pytest.raises(UnitError, match="gravimetric"):
             ev.evaluate(sm, grav)
     ev.evaluate(sm, st.assign(sm=st["sm"] - 0.02))  # a sensor's slightly negative noise passes
+    fractions = st.copy()
+    fractions["sm"].attrs["units"] = "%"  # 0.2-0.4 labelled percent became 0.002-0.004 (bias +0.4)
+    with pytest.raises(UnitError, match="look like m3 m-3 fractions, not percent"):
+        ev.evaluate(sm, fractions)
+    percent = (st * 100).assign_coords(st.coords)
+    percent["sm"].attrs["units"] = "%"
+    ev.evaluate(sm, percent)  # real percent is converted
 
 
 def test_duplicated_and_zoned_reference_days_say_what_to_do(case):
