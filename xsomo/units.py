@@ -22,6 +22,9 @@ from xsomo.exceptions import UnitError
 pint.set_application_registry(ureg)
 pint_xarray.unit_registry = ureg  # type: ignore[attr-defined]
 
+#: kg m-3 of liquid water: a water flux in kg m-2 s-1 is this many kg per mm per m2 x 1000.
+WATER_DENSITY = 1000.0
+
 #: Synonyms seen in real files that cf_xarray's registry does not know.
 _ALIASES = {
     "m**3 m**-3": "m3 m-3",
@@ -127,6 +130,14 @@ def convert(
     try:
         factor_or_q = ureg.Quantity(scale, src).to(dst)
     except pint.DimensionalityError as err:
+        water = ureg.Quantity(WATER_DENSITY, "kg m-3")
+        if (ureg.Quantity(1.0, src) / water).dimensionality == ureg.Quantity(1.0, dst).dimensionality:
+            # a water flux as mass (kg m-2 s-1, CF's precipitation_flux) to a depth (mm d-1): 1 kg m-2 is 1 mm
+            out = da * float((ureg.Quantity(scale, src) / water).to(dst).magnitude)
+            out = out.astype(da.dtype) if da.dtype.kind == "f" else out
+            out.attrs = {**da.attrs, "units": to}
+            out.encoding = dict(da.encoding)
+            return out
         raise UnitError(
             f"variable {label!r}{where} has units {units!r}, which cannot be converted to "
             f"{to!r}. Check the variable or convert it before passing it to xsomo."

@@ -133,3 +133,14 @@ def test_a_missing_sub_daily_step_inside_the_record_is_refused(tmp_path):
     assert [str(d)[:10] for d in out.time.values] == ["2020-01-02", "2020-01-03", "2020-01-04"]
     with pytest.raises(DataFormatError, match=r"gap.nc: 1 day\(s\) inside the record lack time steps \(2020-01-03: 7 of 8"):
         open_mswx(write(tmp_path / "gap.nc", "air_temperature", vals[keep] + 280.0, t[keep], "K"))
+
+
+def test_mswep_precipitation_flux_in_kg_per_m2_per_s(tmp_path):
+    """CF's precipitation_flux (kg m-2 s-1) was refused by open_mswep though the ERA5-Land path
+    converted it (QA): 1 kg m-2 of water is 1 mm."""
+    t = pd.date_range("2020-01-01", periods=3)
+    flux = np.full((3, 2, 2), 2.5e-5, "float32")  # kg m-2 s-1
+    out = open_mswep(write(tmp_path / "pr.nc", "precipitation", flux, t, "kg m-2 s-1"))
+    np.testing.assert_allclose(out["precipitation"].values, 2.5e-5 * 86400, rtol=1e-6)
+    with pytest.raises(UnitError, match="cannot be converted"):
+        open_mswep(write(tmp_path / "depth.nc", "precipitation", flux, t, "kg m-2"))  # an amount without time
