@@ -119,7 +119,8 @@ def test_item4_the_daily_axis_is_checked_in_training_and_in_prediction(days, mat
 
 
 def test_daily_totals_in_amount_units_get_a_hint():
-    """'mm', 'm', 'J m-2' and 'kg m-2 s-1' are refused (not per day) with what to write instead."""
+    """'mm', 'm' and 'J m-2' are refused (not per day) with what to write instead; a water flux in
+    'kg m-2 s-1' (1 kg m-2 is 1 mm) is converted."""
     import xarray as xr
 
     from xsomo.exceptions import UnitError
@@ -127,12 +128,13 @@ def test_daily_totals_in_amount_units_get_a_hint():
 
     for name, units, says in (
         ("precipitation", "mm", "label it as a total per day"),
-        ("precipitation", "kg m-2 s-1", "multiply by 86400"),
         ("net_radiation", "J m-2", "label it as a sum per day"),
     ):
         ds = xr.Dataset({name: (("time",), [1.0, 2.0], {"units": units})})
         with pytest.raises(UnitError, match=says):
             driver_variable(ds, name)
+    flux = xr.Dataset({"precipitation": (("time",), [2.5e-5, 5e-5], {"units": "kg m-2 s-1"})})
+    np.testing.assert_allclose(driver_variable(flux, "precipitation").values, [2.16, 4.32], rtol=1e-6)
 
 
 def test_drivers_on_a_cftime_calendar_are_refused_with_the_conversion():
