@@ -245,7 +245,16 @@ def test_save_state_when_auto_falls_back_to_windows_says_what_to_do(model, drive
         return np.ones(args[2].shape[0] if len(args) > 2 else 1)
 
     monkeypatch.setattr(rollout, "convergence_distance", never_forgets)
-    with pytest.warns(RuntimeWarning, match="does not forget"):  # the up-front check says so first
-        sm = inference.predict(drivers, model, mode="auto", return_state=True, chunks=CHUNKS)
-        with pytest.raises(XsomoValueError, match=r"--save-state.*window by window.*--mode continuous.*--tolerance"):
-            sm.load()
+    # the check before any block runs refuses at once (the run failed only after computing the blocks)
+    with pytest.raises(XsomoValueError, match=r"--save-state.*Nothing was computed.*--mode continuous.*--tolerance"):
+        inference.predict(drivers, model, mode="auto", return_state=True, chunks=CHUNKS)
+    # without it (skipped, or passed on its sample cells) a block that goes windowed says the same
+    monkeypatch.setattr(inference, "_checked_spinup", lambda *a, **k: k["spinup"])
+    sm = inference.predict(drivers, model, mode="auto", return_state=True, chunks=CHUNKS)
+    with pytest.raises(XsomoValueError, match=r"--save-state.*window by window.*Nothing was written.*--tolerance"):
+        sm.load()
+    # without a saved state the up-front check only warns, and auto predicts window by window
+    monkeypatch.undo()
+    monkeypatch.setattr(rollout, "convergence_distance", never_forgets)
+    with pytest.warns(RuntimeWarning, match="does not forget"):
+        inference.predict(drivers, model, mode="auto", chunks=CHUNKS)

@@ -263,6 +263,7 @@ def _checked_spinup(
     sample: int,
     tolerance: float,
     dtype: Dtype = "float32",
+    strict: bool = False,
 ) -> int:
     """The shortest spin-up (``spinup``, doubled while history allows) after which the
     roll-outs from different initial states meet on a sample of cells; warns if none does."""
@@ -312,6 +313,17 @@ def _checked_spinup(
                 )
             log.info("convergence check: distance %.2g m3 m-3 after %d days", worst, steps)
             return steps
+    if strict:
+        # return_state in auto: blocks would go window by window, which has no state, and the
+        # run failed only after computing them (hours on a large grid; QA)
+        raise XsomoValueError(
+            f"return_state=True (--save-state): the model does not forget its initial state within {candidates[-1]} "
+            f"days (roll-outs from different initial states still differ by {worst:.3g} m3 m-3, tolerance "
+            f"{tolerance:g}, on {iy.size} sample cells), so mode='auto' would predict window by window, which has no "
+            "state to continue from. Nothing was computed. Predict with mode='continuous' (--mode continuous: within "
+            "about that distance of windowed prediction), with a larger tolerance= (--tolerance), with drivers "
+            "holding more history before the period, or without saving a state"
+        )
     fallback = (
         "mode='auto' tries, per block, the continuous roll-out with a spin-up of 2x and 3x the lookback "
         "(on earlier forcing, or the first year of forcing cycled where the drivers hold none) and runs "
@@ -778,6 +790,7 @@ def predict(
     plan = _plan(
         spec, model, mode=mode, spinup=spinup, time=time, chunks=chunks, device=device,
         threads=threads, check_convergence=check_convergence, max_spinup=max_spinup, state=saved,
+        strict=bool(return_state) and mode == "auto",
     )  # fmt: skip
     plan.return_state = bool(return_state)
     return _build(spec, plan, model, client=client, check_cells=check_cells)
@@ -961,8 +974,10 @@ def _plan(
     check_convergence: bool,
     max_spinup: int | None,
     state: xr.Dataset | None = None,
+    strict: bool = False,
 ) -> _Plan:
-    """The output period, the spin-up (checked), the days to read and the blocks."""
+    """The output period, the spin-up (checked), the days to read and the blocks; ``strict``:
+    a failed convergence check is an error (a saved state needs the continuous roll-out)."""
     from xsomo.model.rollout import ladder_spinups
 
     if mode not in ("continuous", "windowed", "auto"):
@@ -1002,7 +1017,7 @@ def _plan(
         spinup = _checked_spinup(
             drivers, model, spec.dynamic, spec.static, first=first, spinup=spinup, mode=mode,
             max_spinup=max_spinup if max_spinup is not None else 4 * max(spec.lookback, 1),
-            sample=CHECK_SAMPLE, dtype=spec.dtype, tolerance=spec.tolerance,
+            sample=CHECK_SAMPLE, dtype=spec.dtype, tolerance=spec.tolerance, strict=strict,
         )  # fmt: skip
     begin = first - spinup
     history = 0
