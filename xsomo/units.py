@@ -127,24 +127,22 @@ def convert(
         out = da.copy()
         out.attrs["units"] = to
         return out
+    offset = False
     try:
         factor_or_q = ureg.Quantity(scale, src).to(dst)
+        offset = scale == 1.0 and ureg.Quantity(0.0, src).to(dst).magnitude != 0.0  # degC -> K
     except pint.DimensionalityError as err:
         water = ureg.Quantity(WATER_DENSITY, "kg m-3")
-        if (ureg.Quantity(1.0, src) / water).dimensionality == ureg.Quantity(1.0, dst).dimensionality:
-            # a water flux as mass (kg m-2 s-1, CF's precipitation_flux) to a depth (mm d-1): 1 kg m-2 is 1 mm
-            out = da * float((ureg.Quantity(scale, src) / water).to(dst).magnitude)
-            out = out.astype(da.dtype) if da.dtype.kind == "f" else out
-            out.attrs = {**da.attrs, "units": to}
-            out.encoding = dict(da.encoding)
-            return out
-        raise UnitError(
-            f"variable {label!r}{where} has units {units!r}, which cannot be converted to "
-            f"{to!r}. Check the variable or convert it before passing it to xsomo."
-        ) from err
+        if (ureg.Quantity(1.0, src) / water).dimensionality != ureg.Quantity(1.0, dst).dimensionality:
+            raise UnitError(
+                f"variable {label!r}{where} has units {units!r}, which cannot be converted to "
+                f"{to!r}. Check the variable or convert it before passing it to xsomo."
+            ) from err
+        # a water flux as mass (kg m-2 s-1, CF's precipitation_flux) to a depth (mm d-1): 1 kg m-2 is 1 mm
+        factor_or_q = (ureg.Quantity(scale, src) / water).to(dst)
     attrs = dict(da.attrs)
     encoding = dict(da.encoding)
-    if scale == 1.0 and ureg.Quantity(0.0, src).to(dst).magnitude != 0.0:  # offset units (degC -> K)
+    if offset:
         quantified = da.pint.quantify(src, unit_registry=ureg)
         out = quantified.pint.to(dst).pint.dequantify()
     else:
@@ -300,15 +298,6 @@ def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
                 "volumetric m3 m-3, which needs the soil's bulk density (theta_v = w x rho_b / rho_w, rho_b ~1.1-1.6 "
                 "g cm-3). Convert it with the station's bulk density first."
             )
-        if normalise_units_string(str(units)) == "percent" and da.chunks is None:
-            raw = np.asarray(_sample(da), dtype=float)
-            top_raw = float(np.nanmax(raw)) if np.isfinite(raw).any() else 0.0
-            if 0.0 < top_raw <= MAX_M3M3:
-                # fractions labelled percent became 100x too small (0.4 -> 0.004; QA: bias +0.399)
-                raise UnitError(
-                    f"{what}: soil moisture labelled {units!r} never exceeds {top_raw:g}: these look like m3 m-3 "
-                    "fractions, not percent. Label them 'm3 m-3' (da.attrs['units'] = 'm3 m-3')"
-                )
         try:
             da = convert(da, "m3 m-3", name="sm", source=what)
         except UnitError as err:
@@ -322,6 +311,12 @@ def in_m3m3(da: xr.DataArray, what: str) -> xr.DataArray:
         raise UnitError(
             f"{what}: soil moisture up to {top:g} {label} cannot be m3 m-3: it looks like percent. Give it "
             "units='%' (da.attrs['units'] = '%') or divide it by 100"
+        )
+    if units is not None and normalise_units_string(str(units)) == "percent" and 0.0 < top <= MAX_M3M3 / 100:
+        # fractions labelled percent became 100x too small (0.4 -> 0.004; QA: bias +0.399)
+        raise UnitError(
+            f"{what}: soil moisture labelled {units!r} never exceeds {100 * top:g}: these look like m3 m-3 "
+            "fractions, not percent. Label them 'm3 m-3' (da.attrs['units'] = 'm3 m-3')"
         )
     low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
     if low < MIN_M3M3:

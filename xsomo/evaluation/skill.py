@@ -96,9 +96,6 @@ def _station_depths(ref: xr.Dataset | xr.DataArray, default: float | None) -> np
     return None
 
 
-_lon_like_grid = cv.lon_like_grid  # (one rule for evaluation and scaling)
-
-
 def match_stations(
     grid: xr.Dataset | xr.DataArray, lat: np.ndarray, lon: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,7 +211,7 @@ def evaluate_stations(
     whole, da = da, da.sel({cv.LAYER: layers})  # (the footprint mix reads every layer whatever `layers` is)
     lat = np.asarray(ref[cv.LAT].values, float)
     lon = np.asarray(ref[cv.LON].values, float)
-    rows, cols, inside = match_stations(da, lat, _lon_like_grid(lon, np.asarray(da[cv.LON].values, float)))
+    rows, cols, inside = match_stations(da, lat, cv.lon_like_grid(lon, da[cv.LON].values))
     pts = da.isel(
         {cv.LAT: xr.DataArray(rows, dims=cv.STATION), cv.LON: xr.DataArray(cols, dims=cv.STATION)}
     ).drop_vars([cv.LAT, cv.LON], errors="ignore")

@@ -512,13 +512,6 @@ def _complete_days(res: xr.Dataset, source: str) -> xr.Dataset:
                 f"variable is missing (the CDS delivers accumulated and instantaneous variables in separate files). "
                 "Download it; a day left out would break the daily axis."
             )
-    missing_days = ~full[first : last + 1]
-    if missing_days.any():
-        gone = times[first:last + 1][missing_days]
-        raise DataFormatError(
-            f"{source}: no complete data on {gone.size} day(s) inside the record "
-            f"({', '.join(str(t.date()) for t in gone[:5])}{', ...' if gone.size > 5 else ''}). Download them again."
-        )
     whole, res = res, res.isel(time=slice(first, last + 1))
     n_days = last - first + 1
     dropped = [k for k in range(times.size) if k < first or k > last]  # the incomplete end days

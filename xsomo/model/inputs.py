@@ -264,14 +264,10 @@ def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
 
 
 def _units_hint(label: str, canonical: str) -> str:
-    """What to do with the usual daily-total and flux units that are not rates per day."""
+    """What to do with the usual daily-total units that are not rates per day (water fluxes in
+    kg m-2 s-1 convert: :func:`xsomo.units.convert`)."""
     if canonical == "mm d-1" and label.replace(" ", "") in ("mm", "m", "kgm-2", "kgm**-2", "kg/m2", "kgm^-2"):
         return f"A daily total in {label!r}: label it as a total per day (e.g. '{label} d-1')."
-    if canonical == "mm d-1" and "s-1" in label.replace("**", ""):
-        return (
-            "A water mass flux (kg m-2 s-1 is mm of water per second): multiply by 86400 and label it 'mm d-1', "
-            "or label it 'mm s-1'."
-        )
     if canonical == "W m-2" and label.replace(" ", "").replace("**", "") in ("Jm-2", "MJm-2", "J/m2"):
         return f"A daily sum in {label!r}: label it as a sum per day (e.g. '{label} d-1'), which xsomo converts to W m-2."
     return ""

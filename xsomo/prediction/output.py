@@ -724,12 +724,12 @@ def _refuse_stale_years(directory: pathlib.Path, layers: list[int], last: pd.Tim
     """Files of years after the extension's last one that hold days after the state's last day
     were left by a killed extension that went further: kept, they would show a period whose
     days before them are missing (the rerun stops earlier)."""
-    stale = []
-    for n in layers:
-        for path in sorted(directory.glob(somo_io.output_filename(n, 9999).replace("9999", "[0-9][0-9][0-9][0-9]"))):
-            year = int(path.stem[-4:])
-            if year > end.year and year > last.year:
-                stale.append(path)
+    # (the extension ends after the state's last day: a year after its end is after both)
+    named = ((p, somo_io.FILE_PATTERN.match(p.name)) for p in sorted(directory.iterdir()))
+    stale = [
+        p for p, m in named
+        if m and m["product"] == somo_io.OUTPUT_PRODUCT and int(m["layer"]) in layers and int(m["year"]) > end.year
+    ]  # fmt: skip
     if stale:
         raise GridMismatchError(
             f"{directory} holds files of years after this extension's end {end.date()} and the state's last day "
@@ -738,11 +738,12 @@ def _refuse_stale_years(directory: pathlib.Path, layers: list[int], last: pd.Tim
         )
 
 
-def _drivers_of_state(path: pathlib.Path, found: Any, sm: xr.Dataset, where: str) -> None:
+def _drivers_of_state(found: dict[str, Any], sm: xr.Dataset, where: str) -> None:
     """The output the state continues must be the one the state was saved with: the same
-    run's drivers identity, or an extension of that state killed before it saved its own."""
+    run's drivers identity (``found``: the output's attributes), or an extension of that
+    state killed before it saved its own."""
     want = sm.attrs.get(CONTINUED_FROM_DRIVERS)
-    have = found.get("xsomo_drivers_id") if isinstance(found, dict) else None
+    have = found.get("xsomo_drivers_id")
     if not want or not have:
         return  # (outputs or states of versions before the identity)
     if have != want and found.get(CONTINUED_FROM_DRIVERS) != want:
@@ -774,7 +775,7 @@ def _check_extendable(path: pathlib.Path, layer: int, last: pd.Timestamp, sm: xr
             f"{path} ends on {found.last_day}, before the state's last day {last.date()}: the files "
             "are behind the state. Rerun the `xsomo predict ... --save-state` that wrote them."
         )
-    _drivers_of_state(path, somo_io.global_attrs(path, ("xsomo_drivers_id", CONTINUED_FROM_DRIVERS)), sm, str(path))
+    _drivers_of_state(somo_io.global_attrs(path, ("xsomo_drivers_id", CONTINUED_FROM_DRIVERS)), sm, str(path))
     if tuple(found.shape[1:]) != (sm.sizes[cv.LAT], sm.sizes[cv.LON]):
         raise GridMismatchError(
             f"{path} lies on {found.shape[1]} x {found.shape[2]} cells, the extension on "
@@ -1172,5 +1173,5 @@ def _check_extensible(
             f"{store} starts on {times[0].date()}, after the state's last day {last.date()}: the "
             "state is not this store's. Give the state saved with this store."
         )
-    _drivers_of_state(store, ident, sm, str(store))
+    _drivers_of_state(ident, sm, str(store))
     return int(times.get_loc(last)), int(times.size)
