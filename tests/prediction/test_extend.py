@@ -224,15 +224,78 @@ def test_files_left_after_the_extension_end_are_refused(model, drivers, tmp_path
     assert state.read_bytes() == saved
 
 
-def test_drivers_without_the_days_before_the_new_ones_warn(model, drivers, tmp_path):
-    """The state does not record forcing gaps: drivers holding only the new days left a gap just
-    before them unseen (QA: values where one prediction over the whole period gives NaN)."""
-    state = _first_part(model, drivers, tmp_path, "2016-12-31")
-    new_only = drivers.sel(time=slice("2017-01-01", None))
-    with pytest.warns(RuntimeWarning, match=r"hold 0 of the 19 days before 2017-01-01 that the gap mask looks back on"):
-        inference.predict(new_only, model, state=state, chunks=CHUNKS)
-    with_old = drivers.sel(time=slice("2016-12-01", None))  # the lookback (20 days) before the new days
-    inference.predict(with_old, model, state=state, chunks=CHUNKS)  # no warning (errors under the test settings)
+def _with_gap(drivers: xr.Dataset, day: str, cells: list[tuple[int, int]]) -> xr.Dataset:
+    """``drivers`` with the first dynamic input missing on ``day`` at ``cells`` (lat, lon indices)."""
+    out = drivers.copy(deep=True)
+    name = next(v for v in out.data_vars if "time" in out[v].dims)
+    t = int(np.nonzero(pd.DatetimeIndex(out["time"].values) == pd.Timestamp(day))[0][0])
+    for iy, ix in cells:
+        out[name][{"time": t, "lat": iy, "lon": ix}] = np.nan
+    return out
+
+
+def test_state_records_the_forcing_gaps_before_its_last_day(model, drivers, tmp_path):
+    """The state did not record forcing gaps: drivers holding only the new days left a gap just
+    before them unseen (QA: values where one prediction over the whole period gives NaN). The
+    state now holds, per cell, the days of complete forcing before its last day, and the
+    continued prediction masks the same days as one prediction over the whole period - also
+    after a second extension that starts from a state saved by the first."""
+    land = np.argwhere(drivers[cv.LAND_MASK].values.astype(bool))
+    gap_cells = [tuple(land[0]), tuple(land[3])]
+    gappy = _with_gap(drivers, "2016-12-25", gap_cells)
+    with pytest.warns(RuntimeWarning, match="40 output cell-days in 2 cell"):  # 12-25 .. 01-13
+        one_go = inference.predict(gappy, model, mode="continuous", chunks=CHUNKS, check_convergence=False).load()
+    # saved at mid-2016, extended to the end of 2016 (over the gap) and then into 2017, each from
+    # drivers holding only its new days
+    first = inference.predict(gappy.sel(time=slice(None, "2016-06-30")), model, mode="continuous",
+                              chunks=CHUNKS, check_convergence=False, return_state=True)  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="14 output cell-days in 2 cell"):  # 12-25 .. 12-31
+        second = inference.predict(gappy.sel(time=slice("2016-07-01", "2016-12-31")), model,
+                                   state=first, return_state=True, chunks=CHUNKS)  # fmt: skip
+    complete = second[inference.STATE_COMPLETE].values
+    for iy, ix in gap_cells:
+        assert complete[iy, ix] == 6  # 2016-12-26 .. 12-31
+    assert (np.delete(complete[land[:, 0], land[:, 1]], [0, 3]) == 19).all()  # lookback 20 - 1
+    path = somo_io.write_state(second, tmp_path / "state.nc")
+    saved = somo_io.read_state(path)
+    np.testing.assert_array_equal(saved[inference.STATE_COMPLETE].values, complete)
+    new_only = gappy.sel(time=slice("2017-01-01", None))
+    # the drivers need not hold the days before; the days masked by the gap are counted all the same
+    with pytest.warns(RuntimeWarning, match="26 output cell-days in 2 cell") as seen:
+        third = inference.predict(new_only, model, state=saved, chunks=CHUNKS).load()
+    assert not [w for w in seen if "gap mask looks back" in str(w.message)]
+    want = one_go.sel(time=third["time"])
+    np.testing.assert_array_equal(np.isnan(third[cv.SM].values), np.isnan(want[cv.SM].values))
+    assert np.nanmax(np.abs(third[cv.SM].values - want[cv.SM].values)) <= 1e-6
+    masked = np.isnan(third[cv.SM].isel(layer=0).values)
+    for iy, ix in gap_cells:  # 2017-01-01 .. 01-13: their windows reach back to 2016-12-25
+        assert masked[:13, iy, ix].all() and not masked[13:, iy, ix].any()
+        assert int(third[inference.GAP_DAYS].values[iy, ix]) == 13
+    # a state saved by an older xsomo (no record): drivers without the days before still warn
+    old = saved.drop_vars(inference.STATE_COMPLETE)
+    with pytest.warns(RuntimeWarning, match=r"holds no .* hold 0 of the 19 days before 2017-01-01 that the gap mask"):
+        inference.predict(new_only, model, state=old, chunks=CHUNKS)
+    with_old = gappy.sel(time=slice("2016-12-01", None))  # the lookback (20 days) before the new days
+    with pytest.warns(RuntimeWarning, match="26 output cell-days") as seen:
+        again = inference.predict(with_old, model, state=old, chunks=CHUNKS).load()
+    assert not [w for w in seen if "gap mask looks back" in str(w.message)]
+    np.testing.assert_array_equal(np.isnan(again[cv.SM].values), np.isnan(third[cv.SM].values))
+
+
+def test_state_files_carry_the_forcing_record(model, drivers, tmp_path):
+    """to_files / to_zarr with state_file= and extend_files keep the record beside the state."""
+    state = _first_part(model, drivers, tmp_path, "2016-06-30")
+    assert (somo_io.read_state(state)[inference.STATE_COMPLETE].values >= 0).all()
+    ext = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
+    output.extend_files(ext, tmp_path, state_file=state, progress=False)
+    after = somo_io.read_state(state)
+    assert after.attrs["state_last_day"] == "2017-12-31"
+    land = drivers[cv.LAND_MASK].values.astype(bool)
+    assert (after[inference.STATE_COMPLETE].values[land] == 19).all()
+    sm = inference.predict(drivers, model, mode="continuous", chunks=CHUNKS, check_convergence=False,
+                           return_state=True)  # fmt: skip
+    output.to_zarr(sm, tmp_path / "sm.zarr", state_file=tmp_path / "z_state.nc", progress=False)
+    assert inference.STATE_COMPLETE in somo_io.read_state(tmp_path / "z_state.nc").variables
 
 
 def test_save_state_when_auto_falls_back_to_windows_says_what_to_do(model, drivers, monkeypatch):

@@ -53,6 +53,7 @@ __all__ = [
     "NC_LOCK",
     "OUTPUT_NAME",
     "OUTPUT_PRODUCT",
+    "STATE_COMPLETE_VAR",
     "STATE_VAR",
     "TIME_UNITS",
     "FileIdentity",
@@ -866,6 +867,9 @@ def remove_stale_temporaries(directory: str | os.PathLike[str], name: str) -> No
 #: The variable of a state file: the LSTM state ``(h, c)`` after the last day,
 #: ``(state_layer, member, hc, lat, lon, unit)``, NaN off land.
 STATE_VAR = "lstm_state"
+#: Beside :data:`STATE_VAR`: per cell, the days of complete forcing that ended with the state's last
+#: day (at most lookback - 1); a continued prediction masks the new days whose window reaches a gap.
+STATE_COMPLETE_VAR = "lstm_state_complete_forcing_days"
 #: Global attributes a state file must carry.
 STATE_ATTRS = ("xsomo_model_id", "state_last_day", "xsomo_drivers_period")
 
@@ -873,8 +877,8 @@ STATE_ATTRS = ("xsomo_model_id", "state_last_day", "xsomo_drivers_period")
 def write_state(state: xr.Dataset, path: str | os.PathLike[str]) -> pathlib.Path:
     """Write a saved roll-out state (:data:`STATE_VAR` and its attributes) to a netCDF file, atomically.
 
-    ``state`` is a prediction made with ``return_state=True`` (only :data:`STATE_VAR`, its
-    coordinates and the global attributes are kept; lazy data are computed). The file is
+    ``state`` is a prediction made with ``return_state=True`` (only :data:`STATE_VAR` and
+    :data:`STATE_COMPLETE_VAR`, their coordinates and the global attributes are kept; lazy data are computed). The file is
     written to a temporary name and renamed (:mod:`xsomo.io.atomic`).
 
     Raises
@@ -892,9 +896,9 @@ def write_state(state: xr.Dataset, path: str | os.PathLike[str]) -> pathlib.Path
             f"no saved state to write: {STATE_VAR!r} in {sorted(map(str, state.variables))}, "
             f"attributes missing: {missing}; predict with return_state=True"
         )
-    out = state[[STATE_VAR]].drop_vars(
-        [c for c in state[[STATE_VAR]].coords if c not in state[STATE_VAR].dims], errors="ignore"
-    )
+    names = [STATE_VAR] + [STATE_COMPLETE_VAR] * (STATE_COMPLETE_VAR in state.variables)
+    dims = {d for n in names for d in state[n].dims}
+    out = state[names].drop_vars([c for c in state[names].coords if c not in dims], errors="ignore")
     out.attrs = clean_attrs(state.attrs)
     out.attrs["Conventions"] = "CF-1.8"
     out.attrs["title"] = "xsomo roll-out state: continue the prediction with `xsomo extend`"

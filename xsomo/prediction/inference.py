@@ -41,14 +41,14 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
-from xsomo.io.somo import STATE_VAR
+from xsomo.io.somo import STATE_COMPLETE_VAR, STATE_VAR
 from xsomo.prediction.points import predict_points, wanted_layers
 from xsomo.runtime import cpu_cores, resolve_device, user_stacklevel
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
 
-__all__ = ["GAP_DAYS", "SPINUP_DAYS", "STATE", "default_chunks", "model_identity", "predict"]
+__all__ = ["GAP_DAYS", "SPINUP_DAYS", "STATE", "STATE_COMPLETE", "default_chunks", "model_identity", "predict"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ CONTINUED_FROM_DRIVERS = "continued_from_drivers_id"
 #: The variable holding the LSTM state after the last day (``return_state=True``):
 #: ``(state_layer, member, hc, lat, lon, unit)``, ``hc`` = ``["h", "c"]``, NaN off land.
 STATE = STATE_VAR
+#: The variable beside :data:`STATE`: per cell, the days of complete forcing that ended with the
+#: state's last day (at most ``lookback - 1``), so that a continued prediction masks the first new
+#: days whose lookback window reaches back to a forcing gap, as one prediction over the whole period.
+STATE_COMPLETE = STATE_COMPLETE_VAR
 #: :data:`SPINUP_DAYS` of a block continued from a saved state.
 CONTINUED = -2
 
@@ -215,6 +219,48 @@ def _gap_mask(missing: np.ndarray, window: int) -> np.ndarray:
     if window < cs.shape[1]:
         lagged[:, window:] = cs[:, :-window]
     return (cs - lagged) > 0
+
+
+def _missing_after_state(
+    missing: np.ndarray, history: int, complete: np.ndarray | None, window: int
+) -> tuple[np.ndarray, int]:
+    """``missing (cells, history + T)`` of a block continued from a saved state, extended to the
+    ``window - 1`` days before the new ones: those the drivers hold (``history``) and the saved
+    state's record of them (``complete``: the days of complete forcing that ended with the
+    state's last day, :data:`STATE_COMPLETE`; ``None`` for a state saved without it). Returns
+    the array and the index of the first new day in it.
+
+    >>> m = np.zeros((2, 5), bool)  # no history, 5 new days, all complete
+    >>> ext, first = _missing_after_state(m, 0, np.array([1, 9]), window=4)
+    >>> first, ext[0, :first].tolist(), ext[1, :first].tolist()
+    (3, [False, True, False], [False, False, False])
+    >>> _gap_mask(ext, 4)[:, first:].sum(axis=1).tolist()  # the gap 2 days back: 2 new days
+    [2, 0]
+    """
+    before = max(window, 1) - 1
+    pre = np.zeros((missing.shape[0], before), bool)
+    if complete is not None and before:
+        run = np.asarray(complete, dtype=np.int64)
+        hit = run < before
+        pre[np.nonzero(hit)[0], before - 1 - run[hit]] = True
+    h = min(history, before)
+    if h:
+        pre[:, before - h :] |= missing[:, history - h : history]
+    return np.concatenate([pre, missing[:, history:]], axis=1), before
+
+
+def _trailing_complete(missing: np.ndarray, window: int) -> np.ndarray:
+    """Days of complete forcing that end with the last day, per cell, at most ``window - 1``
+    (all a later gap mask reads; a cell without a missing day gets ``window - 1``).
+
+    >>> _trailing_complete(np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]], bool), 10).tolist()
+    [2, 9, 0]
+    """
+    cap = max(window, 1) - 1
+    if missing.shape[1] == 0:
+        return np.full(missing.shape[0], cap, np.int32)
+    run = np.where(missing.any(axis=1), np.argmax(missing[:, ::-1], axis=1), cap)
+    return np.minimum(run, cap).astype(np.int32)
 
 
 def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -493,8 +539,9 @@ def _run_block(
     dtype: Dtype = "float32",
     history: int = 0,
     state: np.ndarray | None = None,
+    complete: np.ndarray | None = None,
     return_state: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One block: ``dyn (V, H + T, ny, nx)``, ``stat (S, ny, nx)``, ``mask (ny, nx)`` →
     ``(2, n_layers, T - first, ny, nx)`` float32 holding ensemble mean and std, and the
     ``(ny, nx)`` int32 map of the roll-out that ran (:data:`SPINUP_DAYS`).
@@ -506,8 +553,10 @@ def _run_block(
     float32 (~3e-8 m3 m-3 resolution at 0.3 m3 m-3).
 
     ``state`` ``(layers, members, 2, ny, nx, hidden)`` continues a saved roll-out from the
-    first day after ``history`` (no spin-up); with ``return_state`` the third output is the
-    state after the last day in that layout (NaN off land), else an empty array."""
+    first day after ``history`` (no spin-up), ``complete (ny, nx)`` its record of the forcing
+    before (:data:`STATE_COMPLETE`, for the gap mask of the first new days); with
+    ``return_state`` the third output is the state after the last day in that layout (NaN off
+    land) and the fourth the new record (``(ny, nx)`` int32), else empty arrays."""
     from xsomo.model import rollout
 
     _n_dyn, ntime, ny, nx = dyn.shape
@@ -520,9 +569,10 @@ def _run_block(
         if return_state
         else np.zeros(0, np.float32)
     )
+    complete_out = np.full((ny, nx), max(window, 1) - 1, np.int32) if return_state else np.zeros(0, np.int32)
     iy, ix = _land_cells(mask, stat)
     if iy.size == 0:
-        return out, chosen, state_out
+        return out, chosen, state_out, complete_out
     _set_threads(threads)
     device = resolve_device(device)
     x_all = np.ascontiguousarray(np.moveaxis(dyn[:, :, iy, ix], (0, 1, 2), (2, 1, 0)))
@@ -531,6 +581,12 @@ def _run_block(
     # NaN forcing goes through: the roll-out carries its state over such a day (inputs at
     # their training mean); every output day whose window reads one is masked below
     missing = ~np.isfinite(x_all).all(axis=2)  # (cells, time), the history included
+    new_from = history
+    if state is not None:  # the days before the new ones: the drivers' and the state's record
+        cells_complete = None if complete is None else np.asarray(complete)[iy, ix]
+        missing, new_from = _missing_after_state(missing, history, cells_complete, window)
+    if return_state:
+        complete_out[iy, ix] = _trailing_complete(missing, window)
     spinup = max(1, spinup)
     steps: int | None = spinup
     extra: dict[str, Any] = {}
@@ -577,12 +633,12 @@ def _run_block(
     std = pred.std(axis=1)
     del pred
     if missing.any():
-        bad = _gap_mask(missing, window)[:, history + first :]
+        bad = _gap_mask(missing, window)[:, new_from + first :]
         mean[:, bad] = np.nan
         std[:, bad] = np.nan
     out[0][:, :, iy, ix] = np.moveaxis(mean, 1, 2)
     out[1][:, :, iy, ix] = np.moveaxis(std, 1, 2)
-    return out, chosen, state_out
+    return out, chosen, state_out, complete_out
 
 
 def _block_rollout(
@@ -623,15 +679,27 @@ def _block_rollout(
 
 
 def _gap_days(
-    dyn: np.ndarray, stat: np.ndarray, mask: np.ndarray, *, first: int, window: int
+    dyn: np.ndarray,
+    stat: np.ndarray,
+    mask: np.ndarray,
+    complete: np.ndarray | None = None,
+    *,
+    first: int,
+    window: int,
+    continued: bool = False,
 ) -> np.ndarray:
-    """Output days per cell masked because their window lacks forcing (``int32 (ny, nx)``)."""
+    """Output days per cell masked because their window lacks forcing (``int32 (ny, nx)``);
+    ``continued``: the block continues a saved state (``first`` days of history, the state's
+    record ``complete`` of the days before, as in :func:`_run_block`)."""
     _, _, ny, nx = dyn.shape
     out = np.zeros((ny, nx), np.int32)
     iy, ix = _land_cells(mask, stat)
     if iy.size == 0:
         return out
     missing = ~np.isfinite(dyn[:, :, iy, ix]).all(axis=0).T  # (cells, time)
+    if continued:
+        cells_complete = None if complete is None else np.asarray(complete)[iy, ix]
+        missing, first = _missing_after_state(missing, first, cells_complete, window)
     if missing.any():
         out[iy, ix] = _gap_mask(missing, window)[:, first:].sum(axis=1)
     return out
@@ -995,15 +1063,16 @@ def _plan(
         first, stop = _joining_period(times, state, time)
         spinup, mode = 0, "continuous"
         history = min(first, max(spec.lookback, 1) - 1)  # the gap mask's look back
-        if history < max(spec.lookback, 1) - 1:
-            # the state does not record where the forcing had gaps (QA: 83 days of 176 cells after
+        if history < max(spec.lookback, 1) - 1 and STATE_COMPLETE not in state.variables:
+            # a state saved before xsomo recorded the forcing gaps (QA: 83 days of 176 cells after
             # a December gap had values that one prediction over the whole period leaves NaN)
             need = max(spec.lookback, 1) - 1
             warnings.warn(
-                f"the drivers hold {history} of the {need} days before {times[first].date()} that the gap mask "
-                f"looks back on: a forcing gap among the others is not seen, and the first new days after it get "
-                f"values where one prediction over the whole period gives none. Give the drivers the {need} days "
-                "before the new ones too (old and new days together are fine).",
+                f"the state holds no {STATE_COMPLETE!r} (saved by an older xsomo) and the drivers hold "
+                f"{history} of the {need} days before {times[first].date()} that the gap mask looks back on: "
+                "a forcing gap among the others is not seen, and the first new days after it get values where "
+                f"one prediction over the whole period gives none. Give the drivers the {need} days before the "
+                "new ones too (old and new days together are fine).",
                 RuntimeWarning,
                 stacklevel=user_stacklevel(),
             )
@@ -1144,25 +1213,29 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
         "tolerance": spec.tolerance,
     }
     kwargs["return_state"] = plan.return_state
-    saved = None
+    saved = saved_complete = None
     if plan.state is not None:
         saved = _as_dask(plan.state[STATE], ("state_layer", "member", "hc", cv.LAT, cv.LON, "unit"))
         saved = saved.rechunk((-1, -1, -1, lat_chunks, lon_chunks, -1))
+        if STATE_COMPLETE in plan.state.variables:
+            saved_complete = _as_dask(plan.state[STATE_COMPLETE], (cv.LAT, cv.LON))
+            saved_complete = saved_complete.rechunk((lat_chunks, lon_chunks))
     n_out = plan.out_time.size
     n_layers, members, hidden = len(_model_layers(model)), _cfg(model, "ensemble", 1), _cfg(model, "hidden")
-    run = dask.delayed(_run_block, pure=True, nout=3)
+    run = dask.delayed(_run_block, pure=True, nout=4)
     gaps = dask.delayed(_gap_days, pure=True)
     predictor = _predictor()
-    rows, gap_rows, spin_rows, state_rows = [], [], [], []
+    rows, gap_rows, spin_rows, state_rows, complete_rows = [], [], [], [], []
     for i, ny in enumerate(lat_chunks):
-        row, gap_row, spin_row, state_row = [], [], [], []
+        row, gap_row, spin_row, state_row, complete_row = [], [], [], [], []
         for j, nx in enumerate(lon_chunks):
             d_blk = dyn.blocks[0, 0, i, j]
             s_blk = stat.blocks[0, i, j]
             m_blk = mask.blocks[i, j]
             st_blk = None if saved is None else saved.blocks[0, 0, 0, i, j, 0]
-            values, chosen, st_out = run(
-                d_blk, s_blk, m_blk, model_node, predictor, state=st_blk, **kwargs
+            c_blk = None if saved_complete is None else saved_complete.blocks[i, j]
+            values, chosen, st_out, c_out = run(
+                d_blk, s_blk, m_blk, model_node, predictor, state=st_blk, complete=c_blk, **kwargs
             )
             shape = (2, len(spec.layers), n_out, ny, nx)
             row.append(da.from_delayed(values, shape=shape, dtype=np.float32))
@@ -1170,12 +1243,15 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
             if plan.return_state:
                 st_shape = (n_layers, members, 2, ny, nx, hidden)
                 state_row.append(da.from_delayed(st_out, shape=st_shape, dtype=spec.dtype))
-            g = gaps(d_blk, s_blk, m_blk, first=plan.history + plan.spinup, window=window)
+                complete_row.append(da.from_delayed(c_out, shape=(ny, nx), dtype=np.int32))
+            g = gaps(d_blk, s_blk, m_blk, c_blk, first=plan.history + plan.spinup, window=window,
+                     continued=plan.state is not None)  # fmt: skip
             gap_row.append(da.from_delayed(g, shape=(ny, nx), dtype=np.int32))
         rows.append(row)
         gap_rows.append(gap_row)
         spin_rows.append(spin_row)
         state_rows.append(state_row)
+        complete_rows.append(complete_row)
     stacked = da.block(rows)
 
     coords: dict[Hashable, Any] = {
@@ -1217,6 +1293,15 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
             da.concatenate([da.concatenate(r, axis=4) for r in state_rows], axis=3),
             {"long_name": "LSTM state (h, c) after the last day, per layer, member and land cell"},
         )
+        data_vars[STATE_COMPLETE] = (
+            (cv.LAT, cv.LON),
+            da.block(complete_rows),
+            {
+                "long_name": "days of complete forcing that ended with the state's last day "
+                f"(at most lookback - 1 = {window - 1})",
+                "units": "d",
+            },
+        )
         coords["state_layer"] = ("state_layer", np.array(_model_layers(model), np.int32))
         coords["member"] = ("member", np.arange(members, dtype=np.int32))
         coords["hc"] = ("hc", np.array(["h", "c"]))
@@ -1225,16 +1310,28 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
         ds.attrs["state_last_day"] = str(plan.out_time[-1].date())
     ds = ds.rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT).rio.write_crs(cv.CRS)
     if not isinstance(drivers[spec.dynamic[0]].data, da.Array):
+        complete = None
+        if plan.state is not None and STATE_COMPLETE in plan.state.variables:
+            complete = np.asarray(plan.state[STATE_COMPLETE].transpose(cv.LAT, cv.LON).values)
         _warn_gaps(
-            drivers, spec.dynamic, spec.static, first=plan.history + plan.spinup, window=window
-        )
+            drivers, spec.dynamic, spec.static, first=plan.history + plan.spinup, window=window,
+            continued=plan.state is not None, complete=complete,
+        )  # fmt: skip
     return ds
 
 
 def _warn_gaps(
-    drivers: xr.Dataset, dynamic: list[str], static: list[str], *, first: int, window: int
+    drivers: xr.Dataset,
+    dynamic: list[str],
+    static: list[str],
+    *,
+    first: int,
+    window: int,
+    continued: bool = False,
+    complete: np.ndarray | None = None,
 ) -> None:
-    """Count forcing gaps of in-memory drivers now (numpy, cheap) and warn."""
+    """Count forcing gaps of in-memory drivers now (numpy, cheap) and warn (``continued``: from
+    a saved state, with its record ``complete`` of the days before, as :func:`_gap_days`)."""
     missing = None
     for name in dynamic:
         bad = ~np.isfinite(
@@ -1248,10 +1345,16 @@ def _warn_gaps(
         ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
     for name in static:
         ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
-    iy, ix = np.nonzero(ok & missing.any(axis=0))
+    suspect = missing.any(axis=0)
+    if complete is not None:
+        suspect |= complete < max(window, 1) - 1
+    iy, ix = np.nonzero(ok & suspect)
     if iy.size == 0:
         return
-    n = int(_gap_mask(missing[:, iy, ix].T, window)[:, first:].sum())
+    cells = missing[:, iy, ix].T
+    if continued:
+        cells, first = _missing_after_state(cells, first, None if complete is None else complete[iy, ix], window)
+    n = int(_gap_mask(cells, window)[:, first:].sum())
     if n:
         warnings.warn(
             f"forcing has gaps: {n} output cell-days in {iy.size} cell(s) have a lookback window lacking "

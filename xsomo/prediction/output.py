@@ -60,6 +60,7 @@ from xsomo.prediction.inference import (
     GAP_DAYS,
     SPINUP_DAYS,
     STATE,
+    STATE_COMPLETE,
 )
 from xsomo.runtime import cpu_cores
 
@@ -336,10 +337,13 @@ def to_files(
     gaps = ds.get(GAP_DAYS)
     spins = ds.get(SPINUP_DAYS)
     blocks = [(ys, xs) for ys in _offsets(lat_blocks) for xs in _offsets(lon_blocks)]
-    saved = None
+    saved = saved_complete = None
     if state_path is not None:
         saved = _oriented(ds[STATE], ds)
         state_values = np.full(saved.shape, np.nan, dtype=saved.dtype)
+        if STATE_COMPLETE in ds.variables:
+            saved_complete = _oriented(ds[STATE_COMPLETE], ds)
+            complete_values = np.zeros(saved_complete.shape, dtype=np.int32)
 
     def lazy_block(block: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Any, ...]:
         (y0, y1), (x0, x1) = block
@@ -348,7 +352,8 @@ def to_files(
         g = gaps.isel(window).data if gaps is not None else np.zeros(1, np.int32)
         sp = spins.isel(window).data if spins is not None else np.zeros(1, np.int32)
         st = saved.isel(window).data if saved is not None else np.zeros(1, np.float32)
-        return piece, g, sp, st  # computed together: the roll-out runs once
+        sc = saved_complete.isel(window).data if saved_complete is not None else np.zeros(1, np.int32)
+        return piece, g, sp, st, sc  # computed together: the roll-out runs once
 
     t_start = _time.perf_counter()
     n_written = 0
@@ -369,7 +374,7 @@ def to_files(
                             lat_desc=lat[::-1], lon=lon, chunks=chunks,
                             global_attrs=global_attrs, complevel=complevel,
                         )  # fmt: skip
-                for block, (values, g, sp, st) in _iter_blocks(
+                for block, (values, g, sp, st, sc) in _iter_blocks(
                     lazy_block, blocks, client, concurrency
                 ):
                     (y0, y1), (x0, x1) = block
@@ -377,6 +382,8 @@ def to_files(
                     values = np.asarray(values, dtype=np.float32)
                     if saved is not None:
                         state_values[..., y0:y1, x0:x1, :] = st
+                    if saved_complete is not None:
+                        complete_values[y0:y1, x0:x1] = sc
                     for tg in targets:
                         part = values[layer_pos[tg.layer], tg.t0 - t_lo : tg.t1 - t_lo, ::-1, :]
                         with _file_errors(tg, n_written, len(blocks)):
@@ -410,7 +417,10 @@ def to_files(
     fsync_path(directory)
     if saved is not None and state_path is not None:
         # last: a run killed before this leaves the old state, which a rerun continues from
-        somo_io.write_state(saved.copy(data=state_values).to_dataset().assign_attrs(ds.attrs), state_path)
+        lazy, values_of = xr.Dataset({STATE: saved}), [state_values]
+        if saved_complete is not None:
+            lazy[STATE_COMPLETE], values_of = saved_complete, [state_values, complete_values]
+        _write_saved_state(lazy, values_of, dict(ds.attrs), state_path)
     elapsed = _time.perf_counter() - t_start
     if gap_total:
         warnings.warn(
@@ -707,10 +717,8 @@ def extend_files(
     _refuse_stale_years(directory, [int(v) for v in new[cv.LAYER].values], last, pd.Timestamp(new[cv.TIME].values[-1]))
     attrs = dict(sm.attrs)
     attrs["extended_from_state"] = attrs.pop("continued_from_state")  # (to_files refuses continued_from_state)
-    out = xr.Dataset(
-        {cv.SM: combined, **{v: sm[v] for v in (GAP_DAYS, SPINUP_DAYS, STATE) if v in sm.variables}},
-        attrs=attrs,
-    )
+    kept = (GAP_DAYS, SPINUP_DAYS, STATE, STATE_COMPLETE)
+    out = xr.Dataset({cv.SM: combined, **{v: sm[v] for v in kept if v in sm.variables}}, attrs=attrs)
     if start_period is not None:
         end = str(sm.attrs["xsomo_drivers_period"]).split("/")[-1]
         out.attrs["xsomo_drivers_period"] = f"{start_period}/{end}"
@@ -829,7 +837,8 @@ def _store_variable(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _store_state(ds: xr.Dataset, state_file: str | os.PathLike[str] | None) -> tuple[pathlib.Path | None, Any]:
-    """The state file to write and the lazy state (checked), or ``(None, None)``."""
+    """The state file to write and the lazy state (checked; :data:`STATE` with
+    :data:`STATE_COMPLETE` where the prediction has it), or ``(None, None)``."""
     if state_file is None:
         return None, None
     path = pathlib.Path(state_file).expanduser()
@@ -838,7 +847,8 @@ def _store_state(ds: xr.Dataset, state_file: str | os.PathLike[str] | None) -> t
             f"state_file={path}: the prediction holds no {STATE!r}; predict with "
             "return_state=True (xsomo predict --save-state)"
         )
-    return path, _oriented(ds[STATE], ds)
+    names = [STATE] + [STATE_COMPLETE] * (STATE_COMPLETE in ds.variables)
+    return path, xr.Dataset({n: _oriented(ds[n], ds) for n in names})
 
 
 def _compute(*lazy: Any, client: Any) -> tuple[Any, ...]:
@@ -849,8 +859,15 @@ def _compute(*lazy: Any, client: Any) -> tuple[Any, ...]:
     return tuple(dask.compute(*lazy))
 
 
-def _write_saved_state(saved: Any, values: Any, attrs: dict[str, Any], path: pathlib.Path) -> None:
-    somo_io.write_state(saved.copy(data=np.asarray(values)).to_dataset().assign_attrs(attrs), path)
+def _write_saved_state(
+    saved: xr.Dataset, values: Sequence[Any], attrs: dict[str, Any], path: pathlib.Path
+) -> None:
+    """Write the computed ``values`` of the lazy state variables ``saved`` (:func:`_store_state`,
+    in its order) with ``attrs`` to the state file ``path``."""
+    state = xr.Dataset(
+        {n: saved[n].copy(data=np.asarray(v)) for n, v in zip(saved.data_vars, values, strict=True)}
+    )
+    somo_io.write_state(state.assign_attrs(attrs), path)
 
 
 def to_zarr(
@@ -932,7 +949,8 @@ def to_zarr(
             out.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2, compute=False)
             target = zarr.open_group(os.fspath(tmp), mode="r+")[cv.SM]
             stored = _store_chunks(out[cv.SM].data, target, offset=0)
-            computed = _compute(stored, *(() if saved is None else (saved.data,)), client=client)
+            lazy_state = [] if saved is None else [saved[n].data for n in saved.data_vars]
+            computed = _compute(stored, *lazy_state, client=client)
             zarr.consolidate_metadata(os.fspath(tmp))
     except OSError as err:
         if isinstance(err, XsomoError):
@@ -943,7 +961,7 @@ def to_zarr(
         ) from err
     if state_path is not None:
         # last: a run killed before this leaves no state ahead of its store
-        _write_saved_state(saved, computed[1], dict(ds.attrs), state_path)
+        _write_saved_state(saved, computed[1:], dict(ds.attrs), state_path)
     if progress:
         print(
             f"xsomo: wrote the Zarr store {store} in {_time.perf_counter() - t0:.1f} s"
@@ -1085,7 +1103,7 @@ def extend_zarr(
         # the first dask chunk along time fills the store's partial last chunk (its old days
         # are read and written back unchanged, by that one task): no two tasks share a chunk
         stored = _store_chunks(part, arr, offset=k)
-        _, values = _compute(stored, saved.data, client=client)
+        _, *values = _compute(stored, *(saved[n].data for n in saved.data_vars), client=client)
         # readers see the new days from here (zarr-python reads a group's own attributes from
         # its .zattrs, the arrays' shapes from the consolidated metadata)
         zarr.consolidate_metadata(os.fspath(store))
