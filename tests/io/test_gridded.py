@@ -144,3 +144,38 @@ def test_mswep_precipitation_flux_in_kg_per_m2_per_s(tmp_path):
     np.testing.assert_allclose(out["precipitation"].values, 2.5e-5 * 86400, rtol=1e-6)
     with pytest.raises(UnitError, match="cannot be converted"):
         open_mswep(write(tmp_path / "depth.nc", "precipitation", flux, t, "kg m-2"))  # an amount without time
+
+
+def test_files_in_different_units_are_refused_not_converted_as_one(tmp_path):
+    """Year files in mm d-1 and kg m-2 s-1, or MSWEP's Daily/ beside Monthly/ under the folder
+    given: one file's units were applied to all (QA: 4.0 then 4.6e-05 mm d-1; days 1-5 read
+    as [3.06, 0.07, 0.10, 0.13, 0.16] against [1 .. 5]). Equivalent spellings still combine."""
+    t = pd.date_range("2016-12-30", "2017-01-02")
+    write(tmp_path / "2016.nc", "precipitation", np.full((2, 2, 2), 4.0), t[:2], "mm d-1")
+    write(tmp_path / "2017.nc", "precipitation", np.full((2, 2, 2), 4.0 / 86400), t[2:], "kg m-2 s-1")
+    with pytest.raises(DataFormatError, match=r"'precipitation' is in 'mm d-1' in .*2016.nc but in 'kg m-2 s-1' in .*2017.nc"):
+        open_mswep(tmp_path)
+    write(tmp_path / "2017.nc", "precipitation", np.full((2, 2, 2), 4.0), t[2:], "mm/d")
+    np.testing.assert_allclose(open_mswep(tmp_path)["precipitation"].values, 4.0)
+    mswep = tmp_path / "mswep"
+    days = pd.date_range("2016-01-01", "2016-01-05")
+    (mswep / "Daily").mkdir(parents=True)
+    (mswep / "Monthly").mkdir()
+    for k in range(days.size):
+        write(mswep / "Daily" / f"2016{k + 1:03d}.nc", "precipitation", np.full((1, 2, 2), k + 1.0), days[k : k + 1], "mm/d")
+    write(mswep / "Monthly" / "201601.nc", "precipitation", np.full((1, 2, 2), 93.0), days[:1], "mm/month")
+    with pytest.raises(DataFormatError, match=r"Daily/ and Monthly/"):
+        open_mswep(mswep)
+
+
+def test_the_same_day_in_two_files_is_refused(tmp_path):
+    """A re-download 2016003_1.nc beside 2016003.nc: the combine kept one of them silently (QA:
+    day 3 read as 30.0, the other file held 3.0)."""
+    days = pd.date_range("2016-01-01", "2016-01-05")
+    for k in range(days.size):
+        write(tmp_path / f"2016{k + 1:03d}.nc", "precipitation", np.full((1, 2, 2), k + 1.0), days[k : k + 1], "mm d-1")
+    write(tmp_path / "2016003_1.nc", "precipitation", np.full((1, 2, 2), 30.0), days[2:3], "mm d-1")
+    with pytest.raises(DataFormatError, match=r"2016003.nc and .*2016003_1.nc both hold 'precipitation' on 2016-01-03"):
+        open_mswep(tmp_path)
+    (tmp_path / "2016003_1.nc").unlink()
+    np.testing.assert_allclose(open_mswep(tmp_path)["precipitation"].values[:, 0, 0], [1, 2, 3, 4, 5])

@@ -41,12 +41,24 @@ PLAUSIBLE_AS = {"elevation": "elevation_mean"}
 def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -> xr.Dataset:
     """Open one netCDF file, or combine several by coordinates (lazy with ``chunks``).
 
-    Any failure becomes a :class:`DataFormatError` whose message starts with ``what``.
+    Several files must agree on each variable's ``units`` (one conversion is applied to the
+    combined data) and may not share a time stamp (the combine kept one of them without a
+    word); both are refused naming two files. Any failure becomes a :class:`DataFormatError`
+    whose message starts with ``what``.
     """
+    seen: list[tuple[str, dict[str, str | None], np.ndarray]] = []
+
+    def record(ds: xr.Dataset) -> xr.Dataset:
+        ds = _day_from_name(ds)
+        name = str(ds.encoding.get("source", "?"))
+        t = next((ds[n].values for n in ("time", "valid_time") if n in ds.coords), np.array([]))
+        seen.append((name, {str(v): ds[v].attrs.get("units") for v in ds.data_vars}, np.atleast_1d(t)))
+        return ds
+
     try:
         if len(files) == 1:
             return _day_from_name(xr.open_dataset(files[0], chunks=chunks))
-        return xr.open_mfdataset(
+        ds = xr.open_mfdataset(
             files,
             combine="by_coords",
             chunks=chunks,
@@ -54,10 +66,55 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
             coords="minimal",
             compat="override",
             join="outer",
-            preprocess=_day_from_name,
+            preprocess=record,
         )
     except Exception as err:
         raise DataFormatError(f"{what}: {_overlap(files) or err}") from err
+    try:
+        _refuse_mixed_files(seen)
+    except DataFormatError as err:
+        ds.close()
+        raise DataFormatError(f"{what}: {err}") from None
+    return ds
+
+
+def _same_units(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return bool(xu.parse_units(a) == xu.parse_units(b))
+    except Exception:  # unparseable: only the same text is the same
+        return a.strip() == b.strip()
+
+
+def _refuse_mixed_files(seen: Sequence[tuple[str, dict[str, str | None], np.ndarray]]) -> None:
+    """Files of one variable in different units, or two files holding the same time stamp."""
+    first: dict[str, tuple[str | None, str]] = {}
+    for name, units, _ in seen:
+        for var, u in units.items():
+            if var not in first:
+                first[var] = (u, name)
+            elif not _same_units(first[var][0], u):
+                (u0, name0) = first[var]
+                raise DataFormatError(
+                    f"{var!r} is in {u0!r} in {name0} but in {u!r} in {name}: files of several products or "
+                    "downloads (e.g. MSWEP's Daily/ and Monthly/ folders under the path given) cannot be "
+                    "combined with one unit conversion. Give the files of one product in one unit."
+                )
+    for var in first:  # per variable: the CDS splits one request into files of other variables
+        stamps = [(t, name) for name, units, times in seen if var in units for t in times]
+        if not stamps:
+            continue
+        values = np.array([t for t, _ in stamps])
+        order = np.argsort(values, kind="stable")
+        dup = np.flatnonzero(values[order][1:] == values[order][:-1])
+        if dup.size:
+            i, j = order[dup[0]], order[dup[0] + 1]
+            raise DataFormatError(
+                f"{stamps[i][1]} and {stamps[j][1]} both hold {var!r} on {pd.Timestamp(values[i])} "
+                f"({dup.size} time stamp(s) given twice): a download repeated, or files of two products "
+                "under one folder. Keep one file for each period."
+            )
 
 
 def _overlap(files: Sequence[pathlib.Path]) -> str | None:
