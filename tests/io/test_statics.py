@@ -169,3 +169,99 @@ def test_esa_cci_landcover_in_the_cds_netcdf_layout(tmp_path):
     years.to_netcdf(tmp_path / "years.nc")
     with pytest.raises(DataFormatError, match="select one time first"):
         open_landcover(tmp_path / "years.nc", "esa_cci")
+
+
+def _tagged_tif(path, data, *, scale=None, offset=None, units=None, nodata=None):
+    write_tif(path, data, 10.0, 45.0 + RES * data.shape[0], nodata=nodata)
+    with rasterio.open(path, "r+") as dst:
+        if scale is not None:
+            dst.scales = (scale,)
+        if offset is not None:
+            dst.offsets = (offset,)
+        if units is not None:
+            dst.units = (units,)
+    return path
+
+
+def test_geotiff_scale_offset_and_band_units_are_applied(tmp_path):
+    """A DEM in int16 decimetres with scale 0.1, one with an offset of 500 m and one tagged in
+    feet had been read as 5000 m, 0 m and 500 m; SoilGrids in percent tagged '%' but declared
+    g/kg had been read 10x too small (QA)."""
+    z = np.full((10, 10), 5000, np.int16)
+    assert float(open_dem(_tagged_tif(tmp_path / "dm.tif", z, scale=0.1, nodata=-32768)).mean()) == pytest.approx(500.0)
+    zero = np.zeros((10, 10), np.int16)
+    assert float(open_dem(_tagged_tif(tmp_path / "off.tif", zero, offset=500.0)).mean()) == pytest.approx(500.0)
+    ft = np.full((10, 10), 500.0, np.float32)
+    dem = open_dem(_tagged_tif(tmp_path / "ft.tif", ft, units="ft"))
+    assert float(dem.mean()) == pytest.approx(152.4, rel=1e-6) and dem.attrs["units"] == "m"
+    (tmp_path / "two").mkdir()
+    _tagged_tif(tmp_path / "two" / "a.tif", ft, units="ft")
+    write_tif(tmp_path / "two" / "b.tif", ft, 10.1, 45.1)
+    with pytest.raises(DataFormatError, match=r"different units \(a.tif: 'ft', b.tif: None\)"):
+        open_dem(tmp_path / "two")
+    sg = tmp_path / "sg"
+    _soil(sg)
+    for f in sg.glob("sand_0-5cm_mean.tif"):
+        with rasterio.open(f, "r+") as dst:
+            dst.units = ("%",)
+    with pytest.raises(DataFormatError, match=r"sand_0-5cm_mean.tif is tagged in '%' but units='g/kg'"):
+        open_soilgrids(sg)
+
+
+def test_dem_voids_without_nodata_are_found_on_every_pixel(tmp_path):
+    """Voids of -32768 without a nodata tag between the sampled pixels had passed the strided
+    check (cell means 3 m low, sub-grid std 314 m; QA): every pixel is checked when read."""
+    n = 1500
+    z = np.full((2 * n, n), 500, np.int16)
+    z[1001, 1001] = -32768  # off the sample's stride of 3
+    path = tmp_path / "void.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=z.shape[0], width=z.shape[1], count=1, dtype="int16",
+                       crs="EPSG:4326", transform=from_origin(0.0, 2.0, 1 / n, 1 / n)) as dst:  # fmt: skip
+        dst.write(z, 1)
+    dem = open_dem(path)  # the sample passes
+    with pytest.raises(UnitError, match="fill values"):
+        dem.mean().compute()
+
+
+def test_continuous_or_resampled_maps_are_not_read_as_classes(tmp_path):
+    """A 0-1 forest-fraction map given as esa_cci became class 0 everywhere (all NaN, and prepare
+    wrote it); bilinearly resampled codes (50.4, 70.2) were truncated to classes (QA)."""
+    frac = np.linspace(0.0, 1.0, 36, dtype=np.float32).reshape(6, 6)
+    write_tif(tmp_path / "frac.tif", frac, 10.0, 45.06)
+    with pytest.raises(XsomoValueError, match="not whole class codes of esa_cci"):
+        open_landcover(tmp_path / "frac.tif", "esa_cci")
+    write_tif(tmp_path / "bilinear.tif", np.full((6, 6), 50.4, np.float32), 10.0, 45.06)
+    with pytest.raises(XsomoValueError, match=r"50\.4.* resampled bilinearly"):
+        open_landcover(tmp_path / "bilinear.tif", "esa_cci")
+    write_tif(tmp_path / "empty.tif", np.zeros((6, 6), np.uint8), 10.0, 45.06)
+    with pytest.raises(XsomoValueError, match="holds no cgls_lc100 class"):
+        open_landcover(tmp_path / "empty.tif", "cgls_lc100")
+
+
+def test_soilgrids_reads_the_means_and_refuses_overlaps(tmp_path):
+    """The ISRIC folder holds Q0.05, Q0.5, Q0.95 and uncertainty maps beside the means: the last
+    in sort order, '_uncertainty', was read (sand 0.012 for 0.233); a 0-30 cm map beside 0-5, 5-15
+    and 15-30 cm was counted twice (0.60 for 0.30; QA)."""
+    sg = tmp_path / "sg"
+    vals = _soil(sg)
+    want = open_soilgrids(sg)
+    for t, b in DEPTHS:
+        for stat in ("Q0.05", "Q0.5", "Q0.95", "uncertainty"):
+            write_tif(sg / f"sand_{t}-{b}cm_{stat}.tif", np.full((8, 8), 3, np.int16), 10.0, 45.08)
+    got = open_soilgrids(sg)
+    np.testing.assert_array_equal(got["sand_top"].values, want["sand_top"].values)
+    assert vals  # (the means are _soil's values)
+    write_tif(sg / "sand_0-30cm_mean.tif", np.full((8, 8), 300, np.int16), 10.0, 45.08)
+    with pytest.raises(DataFormatError, match=r"0-5 cm \(sand_0-5cm_mean.tif\) and 0-30 cm \(sand_0-30cm_mean.tif\) overlap"):
+        open_soilgrids(sg)
+    (sg / "sand_0-30cm_mean.tif").unlink()
+    write_tif(sg / "sand_0-5cm.tif", np.full((8, 8), 300, np.int16), 10.0, 45.08)
+    with pytest.raises(DataFormatError, match=r"two files, sand_0-5cm\.tif and sand_0-5cm_mean\.tif"):
+        open_soilgrids(sg)
+    only_q = tmp_path / "q"
+    only_q.mkdir()
+    for prop in ("sand", "clay"):
+        for t, b in DEPTHS:
+            write_tif(only_q / f"{prop}_{t}-{b}cm_Q0.5.tif", np.full((8, 8), 300, np.int16), 10.0, 45.08)
+    with pytest.raises(MissingVariableError, match=r"the mean maps only; skipped \['sand_0-5cm_Q0.5.tif'"):
+        open_soilgrids(only_q)

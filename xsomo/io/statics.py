@@ -154,7 +154,8 @@ def open_raster(
     """One single-band raster (GeoTIFF, VRT or netCDF) as ``(lat, lon)``, ascending, nodata NaN.
 
     GeoTIFF and VRT files are read lazily with rioxarray (dask chunks of ``chunks``
-    pixels); a geographic CRS (degrees) is required. Of a netCDF file the map is
+    pixels), with the band's scale and offset applied and its units (if any) in
+    ``attrs['units']``; a geographic CRS (degrees) is required. Of a netCDF file the map is
     ``variable``, else the first of ``prefer`` it holds, else its only lat/lon variable.
     """
     f = pathlib.Path(path)
@@ -165,7 +166,8 @@ def open_raster(
         import rioxarray
 
         try:
-            da = rioxarray.open_rasterio(f, chunks=chunks, masked=True)
+            # scale and offset applied (a DEM in int16 decimetres with scale 0.1 had read 10x high)
+            da = rioxarray.open_rasterio(f, chunks=chunks, mask_and_scale=True)
         except Exception as err:
             raise DataFormatError(f"{f}: cannot open as a raster ({err}).") from err
         crs = da.rio.crs
@@ -173,6 +175,13 @@ def open_raster(
             raise DataFormatError(
                 f"{f}: CRS {crs.to_string()} is projected; reproject to EPSG:4326 (degrees) first "
                 "(e.g. gdalwarp -t_srs EPSG:4326)."
+            )
+        x, y = (np.asarray(da[c].values, float) for c in ("x", "y"))
+        if crs is None and x.size and y.size and (np.abs(x).max() > 360 or np.abs(y).max() > 90):
+            raise DataFormatError(
+                f"{f}: no CRS, and its coordinates (x {x.min():.6g} .. {x.max():.6g}, y {y.min():.6g} .. "
+                f"{y.max():.6g}) are not degrees; set the file's CRS and reproject to EPSG:4326 "
+                "(e.g. gdalwarp -s_srs <its CRS> -t_srs EPSG:4326)."
             )
         if "band" in da.dims:
             if da.sizes["band"] != 1:
@@ -238,6 +247,7 @@ def open_dem(
     if len(tifs) > 1:
         _check_tiles(tifs, "DEM")
     tiles = [open_raster(f, chunks=chunks).rename("elevation") for f in files]
+    label = _one_label([t.attrs.get("units") for t in tiles], files, "DEM")
     if len(tiles) == 1:
         dem = tiles[0]
     else:
@@ -248,10 +258,40 @@ def open_dem(
         except Exception as err:
             raise DataFormatError(f"DEM: cannot mosaic the tiles {[f.name for f in files]} ({err}).") from err
     dem = dem.astype("float32")
+    source = ", ".join(f.name for f in files[:3])
+    if label is not None:  # band units (a DEM in feet had been read as metres)
+        dem = xu.convert(dem.assign_attrs(units=label), "m", name="elevation", source=source).astype("float32")
     dem.attrs = {"units": "m", "long_name": "surface elevation above sea level", "standard_name": "surface_altitude"}
     step = max(1, int(np.ceil(np.sqrt(dem.size / 1e6))))
-    xu.check_plausible(dem.isel(lat=slice(None, None, step), lon=slice(None, None, step)), "elevation_mean", source=", ".join(f.name for f in files[:3]))
-    return dem
+    xu.check_plausible(dem.isel(lat=slice(None, None, step), lon=slice(None, None, step)), "elevation_mean", source=source, label=label)
+    # every pixel too, when it is read (voids of -32768 without a nodata tag between the
+    # sampled pixels had passed: cell means 3 m low, sub-grid std 314 m instead of 0)
+    return _checked_pixels(dem, "elevation_mean", source=source)
+
+
+def _one_label(labels: Sequence[str | None], files: Sequence[pathlib.Path], what: str) -> str | None:
+    """The one units label of several files (``None`` when none has one); different ones are refused."""
+    have = {str(u) for u in labels if u not in (None, "")}
+    if len(have) > 1 or (have and len(have) != len({str(u) for u in labels})):
+        listed = ", ".join(f"{f.name}: {u!r}" for f, u in zip(files, labels, strict=True))
+        raise DataFormatError(f"{what}: the files are in different units ({listed}); give them in one unit.")
+    return have.pop() if have else None
+
+
+def _checked_pixels(da: xr.DataArray, name: str, *, source: str) -> xr.DataArray:
+    """``da`` whose blocks raise :class:`~xsomo.exceptions.UnitError` when read if a pixel leaves the
+    physical range of ``name`` (numpy data are checked at once)."""
+    import dask.array as dsk
+
+    def check(block: np.ndarray) -> np.ndarray:
+        sample = xr.DataArray(block.reshape(-1), dims="pixel")
+        xu.check_plausible(sample, name, source=source)
+        return block
+
+    if isinstance(da.data, dsk.Array):
+        return da.copy(data=da.data.map_blocks(check, dtype=da.dtype))
+    check(np.asarray(da.values))
+    return da
 
 
 # ---------------------------------------------------------------------- land cover
@@ -292,6 +332,14 @@ def landcover_fractions(classes: xr.DataArray, kind: str) -> xr.Dataset:
     def lookup(values: np.ndarray, col: np.ndarray) -> np.ndarray:
         v = np.asarray(values)
         finite = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
+        if v.dtype.kind == "f" and (finite & (v != np.round(v))).any():
+            # (a fraction map or a bilinearly resampled class map had been truncated to codes)
+            odd = np.unique(v[finite & (v != np.round(v))])[:5]
+            raise XsomoValueError(
+                f"land-cover values such as {', '.join(f'{x:g}' for x in odd)} are not whole class codes of {kind}: "
+                "a continuous map (e.g. fractions) or classes resampled bilinearly. Give the product's class "
+                "map (resampled by nearest neighbour or mode), or fractions as landcover kind 'fractions'."
+            )
         iv = np.where(finite, v, _NODATA_CLASS).astype(np.int64)
         idx = np.clip(np.searchsorted(codes, iv), 0, codes.size - 1)
         known = codes[idx] == iv
@@ -307,7 +355,13 @@ def landcover_fractions(classes: xr.DataArray, kind: str) -> xr.Dataset:
     # the wrong product shows on a sample at once (the lazy lookup checks every pixel later)
     dims = [d for d in classes.dims if classes.sizes[d] > 1]
     step = max(1, int(np.ceil((classes.size / 1e6) ** (1.0 / max(len(dims), 1)))))
-    lookup(np.asarray(classes.isel({d: slice(None, None, step) for d in dims}).values), forest)
+    sample = np.asarray(classes.isel({d: slice(None, None, step) for d in dims}).values)
+    lookup(sample, forest)
+    if not (np.isfinite(sample) & (sample != _NODATA_CLASS)).any():
+        raise XsomoValueError(
+            f"the land-cover map holds no {kind} class on {sample.size} sampled pixels (all no data, "
+            f"class {_NODATA_CLASS}): every fraction would be missing. Check the file and kind=."
+        )
     out = {}
     for name, col, long_name in (
         ("forest_fraction", forest, "forest cover fraction"),
@@ -343,7 +397,36 @@ def open_landcover(
 
 
 # ---------------------------------------------------------------------- SoilGrids
-_SOIL_NAME = re.compile(r"(sand|clay)[_-](\d+)-(\d+)\s*cm", re.IGNORECASE)
+def _check_soil_labels(prop: str, by_depth: Mapping[tuple[float, float], pathlib.Path], units: str) -> None:
+    """GeoTIFF band units that contradict the declared ``units`` (percent tagged '%' declared
+    g/kg had been read 10x too small)."""
+    import rasterio
+
+    declared = {"g/kg": "g/kg", "g kg-1": "g/kg", "percent": "percent", "%": "percent", "1": "1"}[units]
+    for f in by_depth.values():
+        if f.suffix.lower() not in (".tif", ".tiff", ".vrt"):
+            continue
+        try:
+            with rasterio.open(f) as src:
+                label = (src.units or (None,))[0]
+        except Exception:  # unreadable: open_raster names it
+            continue
+        if not label:
+            continue
+        try:
+            same = xu.parse_units(label) == xu.parse_units(declared)
+        except Exception:
+            same = label.strip().lower() == units.strip().lower()
+        if not same:
+            raise DataFormatError(
+                f"SoilGrids {prop}: {f.name} is tagged in {label!r} but units={units!r} was given; "
+                "give the units of the files (soil: units: in the sources file)."
+            )
+
+
+_SOIL_NAME = re.compile(r"(sand|clay)[_-](\d+)-(\d+)\s*cm(?:[_-]([A-Za-z][\w.]*?))?(?:\.[A-Za-z]+)?$", re.IGNORECASE)
+#: The statistic of SoilGrids' maps xsomo reads (ISRIC also ships Q0.05, Q0.5, Q0.95, uncertainty).
+SOIL_STATISTIC = "mean"
 
 
 def _depth_weights(intervals: list[tuple[float, float]], top: float, bottom: float) -> np.ndarray:
@@ -385,20 +468,46 @@ def open_soilgrids(
         raise XsomoValueError(f"soil units {units!r}: use 'g/kg', 'percent' or '1'.")
     files = _paths(list(path.values()) if isinstance(path, Mapping) else path, "SoilGrids")
     found: dict[str, dict[tuple[float, float], pathlib.Path]] = {"sand": {}, "clay": {}}
+    others: dict[tuple[str, float, float], list[str]] = {}
     for f in files:
         m = _SOIL_NAME.search(f.name)
-        if m:
-            found[m.group(1).lower()][(float(m.group(2)), float(m.group(3)))] = f
+        if not m:
+            continue
+        prop, key, stat = m.group(1).lower(), (float(m.group(2)), float(m.group(3))), m.group(4)
+        if stat is not None and stat.split("_")[0].lower() != SOIL_STATISTIC:  # (mean_1000: the aggregated maps)
+            # the quantile and uncertainty maps beside the means (the last name in sort order,
+            # '_uncertainty', had been read as the mean: sand 0.012 instead of 0.233)
+            others.setdefault((prop, *key), []).append(f.name)
+            continue
+        if key in found[prop]:
+            raise DataFormatError(
+                f"SoilGrids {prop} {key[0]:g}-{key[1]:g} cm: two files, {found[prop][key].name} and {f.name}; "
+                f"give one ({prop}_{key[0]:g}-{key[1]:g}cm_{SOIL_STATISTIC}.tif)."
+            )
+        found[prop][key] = f
     out = {}
     for prop, by_depth in found.items():
         intervals = sorted(by_depth)
+        for (t0, b0), (t1, b1) in itertools.pairwise(intervals):
+            if t1 < b0:  # (0-30 cm beside 0-5, 5-15, 15-30 had been counted twice: sand 0.60 for 0.30)
+                raise DataFormatError(
+                    f"SoilGrids {prop}: the intervals {t0:g}-{b0:g} cm ({by_depth[(t0, b0)].name}) and "
+                    f"{t1:g}-{b1:g} cm ({by_depth[(t1, b1)].name}) overlap; give intervals that do not "
+                    "(SoilGrids' own: 0-5, 5-15, 15-30, 30-60, 60-100 cm)."
+                )
+        _check_soil_labels(prop, by_depth, units)
         for layer, (top, bottom) in SOIL_LAYERS.items():
             covered = sum(max(0.0, min(b, bottom) - max(t, top)) for t, b in intervals)
             if covered < bottom - top - 1e-9:
                 have = ", ".join(f"{t:g}-{b:g}" for t, b in intervals) or "none"
+                skipped = sorted(n for (pr, *_), names in others.items() if pr == prop for n in names)
+                also = (
+                    f" (read: the {SOIL_STATISTIC} maps only; skipped {skipped[:4]}{' ...' if len(skipped) > 4 else ''})"
+                    if skipped else ""
+                )  # fmt: skip
                 raise MissingVariableError(
-                    f"SoilGrids {prop}: the intervals ({have} cm) do not cover {top:g}-{bottom:g} cm; "
-                    f"add the missing {prop}_<top>-<bottom>cm files."
+                    f"SoilGrids {prop}: the intervals ({have} cm) do not cover {top:g}-{bottom:g} cm{also}; "
+                    f"add the missing {prop}_<top>-<bottom>cm_{SOIL_STATISTIC} files."
                 )
             w = _depth_weights(intervals, top, bottom)
             acc = None
