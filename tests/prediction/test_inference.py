@@ -234,6 +234,29 @@ def test_period_and_spinup(model, drivers):
         inference.predict(drivers.isel(time=slice(0, 20)), model)
 
 
+def test_partial_dates_stand_for_their_month_or_year(model):
+    """time="2016-07" gave 1 day, ("2016", "2017") 367 days, slice("2016-07", "2016-08") 32 (QA):
+    a partial date is its whole month or year, as in xarray's .sel."""
+    drv = synthetic_drivers(nlat=2, nlon=2, ndays=1200, seed=5, start="2015-06-01")
+    want = drv.sel(time=slice("2016-07", "2016-08"))["time"].values
+    cases = [("2016-07", 31), (("2016", "2017"), 731), (slice("2016", "2016"), 366), (slice("2016-07", "2016-08"), 62)]
+    for time, n in cases:
+        sm = inference.predict(drv, model, time=time, mode="continuous", check_convergence=False)
+        assert sm.sizes["time"] == n, time
+    sm = inference.predict(drv, model, time=slice("2016-07", "2016-08"), mode="continuous", check_convergence=False)
+    np.testing.assert_array_equal(sm["time"].values, want)
+    with pytest.raises(XsomoValueError, match="not a date"):
+        inference.predict(drv, model, time=("2016-13", None))
+
+
+def test_the_model_argument_is_checked(drivers, tmp_path):
+    """drivers.somo.predict("model_dir") raised AttributeError: 'str' object has no attribute 'config'."""
+    with pytest.raises(XsomoValueError, match=r"got str; load the folder first: xsomo.TrainedModel.load\('model_dir'\)"):
+        inference.predict(drivers, "model_dir")
+    with pytest.raises(XsomoValueError, match="got NoneType"):
+        drivers.somo.predict(None)
+
+
 def test_a_one_day_misalignment_fails_the_agreement_checks(model, drivers):
     """Issue 20 item 3: the tolerances above catch a one-day shift of the output."""
     t = pd.DatetimeIndex(drivers["time"].values)

@@ -182,10 +182,10 @@ def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int
         start = end = time
     else:
         start, end = time
-    start = pd.Timestamp(start) if start is not None else times[spinup]
-    if isinstance(time, str) and len(time) == 4:  # a year
-        start, end = pd.Timestamp(f"{time}-01-01"), pd.Timestamp(f"{time}-12-31")
-    end = pd.Timestamp(end) if end is not None else times[-1]
+    # a partial date stands for its whole month or year, as in xarray's .sel (the end of
+    # "2016-07" had been its first day: one day of output for July; QA)
+    start = _period_bound(start, "start") if start is not None else times[spinup]
+    end = _period_bound(end, "end") if end is not None else times[-1]
     if end < start:
         raise XsomoValueError(f"time=({start.date()}, {end.date()}): the end is before the start")
     if start < times[0] or end > times[-1]:
@@ -204,6 +204,24 @@ def _output_period(times: pd.DatetimeIndex, spinup: int, time: Any) -> tuple[int
             f"start the output on {times[min(spinup, times.size - 1)].date()} or later, or pass a shorter spinup= (--spinup)."
         )
     return first, stop
+
+
+def _period_bound(value: Any, side: str) -> pd.Timestamp:
+    """The first (``side="start"``) or last day of a period bound: a date string with a year
+    or month only is the whole year or month, as in xarray's ``.sel``.
+
+    >>> _period_bound("2016-07", "end"), _period_bound("2016", "start"), _period_bound("2016-02-10", "end")
+    (Timestamp('2016-07-31 00:00:00'), Timestamp('2016-01-01 00:00:00'), Timestamp('2016-02-10 00:00:00'))
+    """
+    if isinstance(value, str):
+        try:
+            period = pd.Period(value.strip())
+        except (ValueError, TypeError) as err:
+            raise XsomoValueError(f"time=: {value!r} is not a date (give e.g. '2016', '2016-07' or '2016-07-15')") from err
+        if period.freqstr[:1] in ("Y", "A", "Q", "M"):
+            return (period.start_time if side == "start" else period.end_time).normalize()
+        return pd.Timestamp(value.strip())
+    return pd.Timestamp(value)
 
 
 def _driver_array(drivers: xr.Dataset, name: str) -> xr.DataArray:
@@ -952,6 +970,15 @@ def _validate(
     """Check the arguments, the inputs the model needs, their dims and the grid."""
     if not isinstance(drivers, xr.Dataset):
         raise XsomoValueError(f"drivers must be an xarray.Dataset, got {type(drivers).__name__}")
+    if getattr(model, "config", None) is None or not hasattr(model, "networks"):
+        hint = (
+            f"; load the folder first: xsomo.TrainedModel.load({str(model)!r})"
+            if isinstance(model, (str, os.PathLike)) else ""
+        )  # fmt: skip
+        raise XsomoValueError(
+            f"model must be a trained model (train_lstm's result or xsomo.TrainedModel.load(folder)), "
+            f"got {type(model).__name__}{hint}"
+        )
     from xsomo.model.rollout import DEFAULT_TOLERANCE, check_dtype
 
     dtype = check_dtype(dtype)
