@@ -177,6 +177,24 @@ def test_real_layout_statics_through_the_sources_file(tmp_path):
         np.testing.assert_allclose(real[name].values, ref[name].values, atol=6e-4, err_msg=name)
     for name in ("precipitation", "air_temperature", "net_radiation", "skin_temperature"):
         xr.testing.assert_identical(real[name], ref[name])
+    # the folders themselves (read as netCDF before: "no netCDF file found at '.../dem'"; QA)
+    data["static"]["dem"] = "static_real/dem"
+    data["static"]["soil"] = {"path_or_glob": "static_real/soilgrids", "units": "g/kg"}
+    folders = _plain(open_drivers(_write(world, data, "folders.yml")))
+    for name in ("elevation_mean", "elevation_std", "sand_top", "clay_sub"):
+        xr.testing.assert_identical(folders[name], real[name])
+
+
+def test_a_source_shifted_in_longitude_only_is_regridded():
+    """A 0.1-degree source offset by half a cell in longitude only took the path for aligned
+    grids and was refused as not covering the grid (QA)."""
+    from xsomo.drivers.assemble import on_grid
+
+    lat = np.round(np.arange(39.55, 42.5, 0.1), 2)
+    lon = np.round(np.arange(-0.5, 1.5, 0.1), 2)  # centres on x.x0: edges half a cell off the grid's
+    field = xr.DataArray(np.tile(lon, (lat.size, 1)), dims=("lat", "lon"), coords={"lat": lat, "lon": lon})
+    out = on_grid(field, GridSpec(0.0, 1.0, 40.0, 42.0), method="conservative", what="x")
+    np.testing.assert_allclose(out.values, np.tile(out["lon"].values, (20, 1)), atol=1e-6)
 
 
 def test_readers_table_only_holds_kinds_of_the_format():

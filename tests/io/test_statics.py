@@ -61,11 +61,40 @@ def test_item2_dem_tiles_mosaic_lazily_against_the_formula(tmp_path):
     assert open_dem(str(tmp_path / "dem" / "dem_*.tif")).equals(dem)
 
 
-def test_item2_dem_tile_gap_named(tmp_path):
-    with pytest.raises(DataFormatError, match=r"gap at lon 10\.2\.\.10\.4, lat 45\.2\.\.45\.4"):
-        open_dem(_tiles(tmp_path / "dem", skip=(1, 0)))
+def test_item2_dem_tile_gap_is_no_data_with_a_warning(tmp_path):
+    """The Copernicus DEM has no tiles over open sea: a box no tile covers was an error ("add the
+    missing tile", which does not exist; QA); it is NaN now, with a warning naming it."""
+    with pytest.warns(RuntimeWarning, match=r"no tile covers 1 box\(es\) .*lon 10\.2\.\.10\.4, lat 45\.2\.\.45\.4"):
+        dem = open_dem(_tiles(tmp_path / "dem", skip=(1, 0)))
+    assert dem.sizes == {"lat": 40, "lon": 40}
+    gap = (dem.lat > 45.2) & (dem.lon > 10.2)
+    assert bool(dem.where(gap).isnull().all())
+    expected = _elev(dem.lat.values[:, None], dem.lon.values[None, :])
+    np.testing.assert_allclose(dem.where(~gap).values, np.where(gap, np.nan, expected), rtol=1e-6)
     with pytest.raises(MissingVariableError, match="no GeoTIFF"):
         open_dem(tmp_path / "nothing_*.tif")
+
+
+def test_dem_tiles_overlapping_or_off_the_pixel_grid_are_named(tmp_path):
+    """Overlapping tiles gave "Resulting object does not have monotonic global indexes", tiles
+    offset by half a pixel "a gap ... add the missing tile" (QA). SRTM-style tiles sharing their
+    edge row (one pixel) still mosaic, the row once."""
+    root = _tiles(tmp_path / "dem")
+    write_tif(root / "zz_copy.tif", np.zeros((20, 20), np.float32), 10.1, 45.3)
+    with pytest.raises(DataFormatError, match=r"overlap .*a tile given twice"):
+        open_dem(root)
+    (root / "zz_copy.tif").unlink()
+    write_tif(root / "zz_half.tif", np.zeros((20, 20), np.float32), 10.4 + RES / 2, 45.4)
+    with pytest.raises(DataFormatError, match=r"zz_half.tif is not on the pixel grid of dem_00.tif \(offset by [+-]0.5"):
+        open_dem(root)
+    srtm = tmp_path / "srtm"
+    srtm.mkdir()
+    for south in (45.0, 45.2):  # 21 rows each: the row at 45.2 in both
+        lat = south + 0.2 + RES / 2 - RES * (np.arange(21) + 0.5)
+        write_tif(srtm / f"N{south}.tif", np.repeat(lat[:, None], 10, axis=1).astype(np.float32), 10.0, south + 0.2 + RES / 2)
+    dem = open_dem(srtm)
+    assert dem.sizes["lat"] == 41 and bool(dem.indexes["lat"].is_unique)
+    np.testing.assert_allclose(dem.values[:, 0], dem.lat.values, atol=1e-4)
 
 
 def test_item2_dem_in_feet_refused(tmp_path):

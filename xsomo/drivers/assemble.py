@@ -56,12 +56,13 @@ def on_grid(ds: xr.Dataset | xr.DataArray, grid: GridSpec, *, method: str, what:
     """Put ``ds`` on ``grid``: select when already aligned to it, else regrid with ``method``."""
     check_longitudes(ds, grid, what)
     g = grid_of(ds)
+    def on_lattice(dim: str, origin: float) -> bool:  # (lon too: a source shifted in lon only was "not covering")
+        steps = (np.asarray(ds[dim].values, float) - origin) / grid.resolution
+        return bool(np.allclose(steps, np.round(steps), rtol=0, atol=1e-4))
+
     aligned = (
-        abs(g.resolution - grid.resolution) < 1e-9
-        and np.allclose(
-            ((np.asarray(ds["lat"].values) - grid.lat[0]) / grid.resolution) % 1, 0, atol=1e-4
-        )
-        if "lat" in ds.dims
+        abs(g.resolution - grid.resolution) < 1e-9 and on_lattice("lat", grid.lat[0]) and on_lattice("lon", grid.lon[0])
+        if "lat" in ds.dims and "lon" in ds.dims
         else False
     )
     if aligned:

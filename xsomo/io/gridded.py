@@ -212,7 +212,9 @@ def open_gridded(
     missing = [v for v in variables if v not in ds]
     if missing:
         raise MissingVariableError(
-            f"{src}: variable(s) {missing} missing (found {list(ds.data_vars)}). Check the file or pass rename={{...}}."
+            f"{src}: variable(s) {missing} missing (found {list(ds.data_vars)}). Check the file (in a sources file: "
+            "its kind, e.g. a land-cover class map is kind esa_cci or cgls_lc100, fractions need a netCDF file "
+            "holding them), or in Python pass rename={...}."
         )
     ds = normalise_latlon(ds[list(variables)])
     out = {}

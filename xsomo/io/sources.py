@@ -170,7 +170,8 @@ def _date(value: Any, where: str, key: str) -> str:
 def _kind(value: Any, input_: str, where: str, key: str) -> str:
     allowed = KINDS[input_]
     if value not in allowed:
-        raise _err(where, key, f"{value!r} is not a known {input_} product; use one of {list(allowed)}.")
+        what = "units of the soil files" if input_ == "soil" else f"{input_} product"
+        raise _err(where, key, f"{value!r} is not a known {what}; use one of {list(allowed)}.")
     return str(value)
 
 
@@ -180,7 +181,10 @@ def file_layout(path: str) -> str:
 
 
 def _dem_kind(path: str) -> str:
-    suffixes = {pathlib.Path(f).suffix.lower() for f in expand(path) if pathlib.Path(f).is_file()}
+    files = [pathlib.Path(f) for f in expand(path)]
+    # a folder: the files in it (a folder of GeoTIFF tiles had been read as netCDF files; QA)
+    files = [g for f in files for g in (sorted(f.iterdir()) if f.is_dir() else [f])]
+    suffixes = {f.suffix.lower() for f in files if f.is_file()}
     suffixes |= {pathlib.Path(path).suffix.lower()}
     return "geotiff" if suffixes & {".tif", ".tiff", ".vrt"} else "netcdf"
 

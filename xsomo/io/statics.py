@@ -205,23 +205,93 @@ def _tile_info(f: pathlib.Path) -> tuple[float, float, float, float, float, floa
         return b.left, b.bottom, b.right, b.top, abs(src.transform.a), abs(src.transform.e)
 
 
-def _check_tiles(files: list[pathlib.Path], what: str) -> None:
-    """Tiles on one pixel grid that cover their bounding box without a gap."""
-    info = [_tile_info(f) for f in files]
-    dx = {round(i[4], 12) for i in info}
-    dy = {round(i[5], 12) for i in info}
+def _check_tiles(files: list[pathlib.Path], what: str) -> list[tuple[float, float, float, float]]:
+    """Tiles on one pixel grid that do not overlap; returns the boxes ``(west, east, south,
+    north)`` of their layout that no tile covers (open sea: the Copernicus DEM has no tiles there)."""
+    info = np.array([_tile_info(f) for f in files], dtype=float)  # west, south, east, north, dx, dy
+    dx = sorted({round(v, 12) for v in info[:, 4]})
+    dy = sorted({round(v, 12) for v in info[:, 5]})
     if len(dx) > 1 or len(dy) > 1:
-        raise DataFormatError(f"{what}: tiles with different pixel sizes {sorted(dx)} x {sorted(dy)}; resample them to one grid.")
-    xs = sorted({round(v, 9) for i in info for v in (i[0], i[2])})
-    ys = sorted({round(v, 9) for i in info for v in (i[1], i[3])})
+        raise DataFormatError(
+            f"{what}: tiles with different pixel sizes {dx} x {dy} (the Copernicus DEM's tiles widen north "
+            "of 50 deg N); resample them to one grid first, e.g. `gdalwarp -tr 0.000833333333 0.000833333333 "
+            "-r average tiles/*.tif dem.tif` or `gdalbuildvrt -resolution highest dem.vrt tiles/*.tif`, "
+            "and give that file."
+        )
+    # on one pixel lattice (tiles offset by half a pixel had been reported as a gap)
+    off_x = (info[:, 0] - info[0, 0]) / info[0, 4]
+    off_y = (info[:, 3] - info[0, 3]) / info[0, 5]
+    bad = np.flatnonzero((np.abs(off_x - off_x.round()) > 1e-3) | (np.abs(off_y - off_y.round()) > 1e-3))
+    if bad.size:
+        k = int(bad[0])
+        raise DataFormatError(
+            f"{what}: {files[k].name} is not on the pixel grid of {files[0].name} (offset by "
+            f"{(off_x[k] - off_x[k].round()):+.3g} x {(off_y[k] - off_y[k].round()):+.3g} pixels); give tiles of one "
+            "grid (resample with gdalwarp -tap, or build a VRT)."
+        )
+    # SRTM-style tiles share their edge row and column (one pixel): more is an overlap
+    eps_x, eps_y = 1.001 * info[0, 4], 1.001 * info[0, 5]
+    for i in range(len(files) - 1):
+        w, s_, e, n = info[i, :4]
+        o = info[i + 1 :]
+        hit = np.flatnonzero((o[:, 0] < e - eps_x) & (o[:, 2] > w + eps_x) & (o[:, 1] < n - eps_y) & (o[:, 3] > s_ + eps_y))
+        if hit.size:
+            j = i + 1 + int(hit[0])
+            raise DataFormatError(
+                f"{what}: {files[i].name} and {files[j].name} overlap (lon {max(w, info[j, 0]):g}..{min(e, info[j, 2]):g}, "
+                f"lat {max(s_, info[j, 1]):g}..{min(n, info[j, 3]):g}): a tile given twice, or a VRT together with "
+                "its tiles. Give each area once."
+            )
+    xs = sorted({round(v, 9) for v in (*info[:, 0], *info[:, 2])})
+    ys = sorted({round(v, 9) for v in (*info[:, 1], *info[:, 3])})
+    gaps = []
     for x0, x1 in itertools.pairwise(xs):
         for y0, y1 in itertools.pairwise(ys):
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            if not any(i[0] < cx < i[2] and i[1] < cy < i[3] for i in info):
-                raise DataFormatError(
-                    f"{what}: the tiles leave a gap at lon {x0:g}..{x1:g}, lat {y0:g}..{y1:g} "
-                    f"(no tile among {len(files)} covers it); add the missing tile."
-                )
+            if not ((info[:, 0] < cx) & (cx < info[:, 2]) & (info[:, 1] < cy) & (cy < info[:, 3])).any():
+                gaps.append((x0, x1, y0, y1))
+    return gaps
+
+
+def _mosaic(tiles: list[xr.DataArray], files: list[pathlib.Path], what: str, gaps: list[tuple[float, float, float, float]]) -> xr.DataArray:
+    """The tiles as one lazy map; the boxes of ``gaps`` are no data (NaN), with a warning naming them."""
+    import warnings
+
+    import dask.array as dsk
+
+    if len(tiles) == 1:
+        return tiles[0]
+    name = tiles[0].name
+    if gaps:
+        listed = "; ".join(f"lon {x0:g}..{x1:g}, lat {y0:g}..{y1:g}" for x0, x1, y0, y1 in gaps[:4])
+        warnings.warn(
+            f"{what}: no tile covers {len(gaps)} box(es) of the tiles' layout ({listed}"
+            f"{'; ...' if len(gaps) > 4 else ''}): read as no data (NaN), as over open sea, where the Copernicus "
+            "DEM has no tiles. Add the tiles if there is land there.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    filled = [t.astype("float32") for t in tiles] if gaps else list(tiles)
+    for x0, x1, y0, y1 in gaps:
+        # the coordinates of the tiles in the same column / row (the same floats), else the lattice's
+        def along(dim: str, lo: float, hi: float) -> np.ndarray:
+            for t in tiles:
+                v = t[dim].values
+                step = abs(float(v[1] - v[0])) if v.size > 1 else 0.0
+                if v.size > 1 and abs(v.min() - step / 2 - lo) < step / 2 and abs(v.max() + step / 2 - hi) < step / 2:
+                    return v
+            v = tiles[0][dim].values
+            step = abs(float(v[1] - v[0]))
+            return lo + step * (np.arange(round((hi - lo) / step)) + 0.5)
+
+        lat, lon = along("lat", y0, y1), along("lon", x0, x1)
+        data = dsk.full((lat.size, lon.size), np.nan, dtype=np.float32, chunks=2048)
+        filled.append(xr.DataArray(data, coords={"lat": lat, "lon": lon}, dims=("lat", "lon"), name=name))
+    try:
+        out = xr.combine_by_coords([t.to_dataset(name=name) for t in filled], combine_attrs="drop_conflicts")[name]
+        return out.drop_duplicates(["lat", "lon"])  # (the shared edge row and column of SRTM-style tiles)
+    except Exception as err:
+        raise DataFormatError(f"{what}: cannot mosaic the tiles {[f.name for f in files][:6]} ({err}).") from err
 
 
 def open_dem(
@@ -230,34 +300,26 @@ def open_dem(
     """A DEM as ``elevation (lat, lon)`` in metres, from GeoTIFF tiles, a VRT or netCDF.
 
     Several tiles are mosaicked lazily (``xarray.combine_by_coords`` of dask-backed
-    tiles); they must share one pixel grid and leave no gap inside their bounding box.
+    tiles); they must share one pixel grid and not overlap. A box of their layout that no
+    tile covers (open sea, where the Copernicus DEM has no tiles) is no data (NaN), with a
+    warning naming it.
 
     Raises
     ------
     MissingVariableError
         No file at ``path``.
     DataFormatError
-        A gap between tiles (the uncovered box is named), different pixel sizes, a
+        Tiles that overlap or are not on one pixel grid (named), different pixel sizes, a
         projected CRS, or unreadable files.
     UnitError
         Elevations outside -500..9000 m (e.g. a DEM in feet or centimetres).
     """
     files = _paths(path, "DEM")
-    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff")]
-    if len(tifs) > 1:
-        _check_tiles(tifs, "DEM")
+    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff", ".vrt")]
+    gaps = _check_tiles(tifs, "DEM") if len(tifs) > 1 else []
     tiles = [open_raster(f, chunks=chunks).rename("elevation") for f in files]
     label = _one_label([t.attrs.get("units") for t in tiles], files, "DEM")
-    if len(tiles) == 1:
-        dem = tiles[0]
-    else:
-        try:
-            dem = xr.combine_by_coords(
-                [t.to_dataset() for t in tiles], combine_attrs="drop_conflicts"
-            )["elevation"]
-        except Exception as err:
-            raise DataFormatError(f"DEM: cannot mosaic the tiles {[f.name for f in files]} ({err}).") from err
-    dem = dem.astype("float32")
+    dem = _mosaic(tiles, files, "DEM", gaps).astype("float32")
     source = ", ".join(f.name for f in files[:3])
     if label is not None:  # band units (a DEM in feet had been read as metres)
         dem = xu.convert(dem.assign_attrs(units=label), "m", name="elevation", source=source).astype("float32")
@@ -385,11 +447,10 @@ def open_landcover(
     See :func:`landcover_fractions` for ``kind`` and :data:`LANDCOVER_CLASSES` for the tables.
     """
     files = _paths(path, "land cover")
-    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff")]
-    if len(tifs) > 1:
-        _check_tiles(tifs, "land cover")
+    tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff", ".vrt")]
+    gaps = _check_tiles(tifs, "land cover") if len(tifs) > 1 else []
     tiles = [open_raster(f, chunks=chunks, prefer=LANDCOVER_VARIABLES.get(kind, ())).rename("classes") for f in files]
-    classes = tiles[0] if len(tiles) == 1 else xr.combine_by_coords([t.to_dataset() for t in tiles])["classes"]
+    classes = _mosaic(tiles, files, "land cover", gaps)
     try:
         return landcover_fractions(classes, kind)
     except XsomoValueError as err:
