@@ -79,9 +79,6 @@ def test_polygons_that_cannot_mask_are_refused_with_the_reason():
     cases = {
         "not points": gpd.GeoDataFrame({"NAME": ["p"]}, geometry=[shapely.Point(0, 45)], crs=4326),
         "empty": gpd.GeoDataFrame({"NAME": []}, geometry=[], crs=4326),
-        "one convention": gpd.GeoDataFrame(
-            {"NAME": ["a", "b"]}, geometry=[shapely.box(-5, 41, -1, 44), shapely.box(185, 41, 190, 44)], crs=4326
-        ),
     }
     # a Pacific box 175°E-175°W drawn in a projected CRS: in EPSG:4326 it spans -175..175
     pacific = gpd.GeoDataFrame({"NAME": ["pac"]}, geometry=[shapely.box(175, -10, 185, 10)], crs=4326)
@@ -91,6 +88,16 @@ def test_polygons_that_cannot_mask_are_refused_with_the_reason():
     for says, gdf in cases.items():
         with pytest.raises(XsomoValueError, match=says.split()[-1]):
             mask_3d(gdf, grid)
+    # longitudes are periodic: polygons in 0..360 and -180..180 are brought to the grid's (they were
+    # refused; one drawn over 359..361 had been half masked)
+    mixed = gpd.GeoDataFrame(
+        {"NAME": ["a", "b", "c"]},
+        geometry=[shapely.box(-5, 41, -1, 44), shapely.box(355, 41, 359, 44), shapely.box(359, 41, 361, 44)],
+        crs=4326,
+    )
+    m = mask_3d(mixed, grid)
+    assert (m.sel(region="a") == m.sel(region="b")).all() and int(m.sel(region="a").sum()) == 4 * 3
+    assert int(m.sel(region="c").sum()) == 2 * 3  # centres -0.5 and 0.5
     # a country in parts on both sides of 180° (Russia, Fiji) is not such a polygon
     parts = shapely.MultiPolygon([shapely.box(170, 60, 180, 70), shapely.box(-180, 60, -170, 70), shapely.box(0, 42, 5, 48)])
     m = mask_3d(gpd.GeoDataFrame({"NAME": ["r"]}, geometry=[parts], crs=4326), grid)

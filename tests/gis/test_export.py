@@ -434,3 +434,15 @@ def test_export_without_style_removes_an_earlier_style(somo_dir: pathlib.Path, t
     assert out.with_suffix(".qml").is_file()  # the z-score ramp
     to_cog(ds, out, layer=1, time="2011-01-05", style=False, overwrite=True)
     assert not out.with_suffix(".qml").exists()  # QGIS would draw the day with the z-score ramp
+
+
+def test_export_refuses_ignored_or_unsupported_options(somo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """QA: --date with --start/--end silently ignored the period; --blocksize 16 made GDAL warn."""
+    day = ["--input", str(somo_dir), "--layer", "1", "--date", "2011-02-03"]
+    with pytest.raises(XsomoValueError, match=r"--date exports one day.*not both"):
+        _main([*day, "--start", "2011-01-01", "--end", "2011-01-31", "--out", str(tmp_path / "a.tif")])
+    with pytest.raises(XsomoValueError, match=r"--blocksize 16: .* at least 128"):
+        _main([*day, "--blocksize", "16", "--out", str(tmp_path / "b.tif")])
+    with pytest.raises(XsomoValueError, match=r"leave out --date, --stat, --start and --end"):
+        _main(["--input", str(somo_dir), "--start", "2011-01-01", "--out", str(tmp_path / "s.vrt")])
+    assert not list(tmp_path.iterdir())

@@ -144,3 +144,60 @@ def test_zonal_statistics_of_nested_and_empty_polygons(data, tmp_path):
     assert df.loc["outer", "n_cells"] == GRID.nlat * GRID.nlon - 1  # the inner cells count in both
     for name in ("tiny", "away"):
         assert df.loc[name, "n_cells"] == 0 and np.isnan(df.loc[name, "mean_sm"])
+
+
+def test_series_refuses_a_sea_point_and_hints_at_swapped_coordinates(data, tmp_path, capsys):
+    """QA: a point whose cell holds no data gave a CSV of empty values (rc 0); LAT LON for LON LAT
+    said only 'outside the grid'."""
+    d, sm = data
+    out = tmp_path / "sea.csv"
+    lat, lon = float(sm.lat[3]), float(sm.lon[4])  # the cell without data
+    assert main(["series", "--input", str(d), "--point", str(lon), str(lat), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "holds no data on any day" in err and f"lat {lat:g}: give a point in it" in err, err
+    assert not out.exists()
+    assert main(["series", "--input", str(d), "--point", "39.95", "-2.5", "--out", str(out)]) == 1
+    assert "the order is LON LAT" in capsys.readouterr().err
+
+
+def test_zonal_refuses_a_climatology_outside_the_data(data, tmp_path, capsys):
+    """QA: --climatology 1990 2000 wrote NaN anomalies with rc 0 (export refused the same request)."""
+    import geopandas as gpd
+    import shapely
+
+    d, _ = data
+    gpd.GeoDataFrame({"NAME": ["p"]}, geometry=[shapely.box(-2.9, 39.1, -1.1, 40.9)], crs=4326).to_file(
+        tmp_path / "p.gpkg", driver="GPKG"
+    )
+    out = tmp_path / "z.csv"
+    argv = ["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--start", "2016-06-01",
+            "--end", "2016-08-31", "--climatology", "1990", "2000", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    assert "climatology=(1990, 2000)" in capsys.readouterr().err and not out.exists()
+
+
+def test_zonal_gpkg_keeps_the_polygons_attributes_and_types(data, tmp_path):
+    """QA: an integer key came back as text and every other attribute was dropped."""
+    import geopandas as gpd
+    import shapely
+
+    d, _ = data
+    polys = gpd.GeoDataFrame(
+        {"ID": [101, 102], "NAME": ["a", "b"], "AREA_KM2": [12.5, 3.0]},
+        geometry=[shapely.box(-2.9, 39.1, -2.0, 40.0), shapely.box(-2.0, 40.0, -1.1, 40.9)],
+        crs=4326,
+    )
+    polys.to_file(tmp_path / "p.gpkg", driver="GPKG")
+    out = tmp_path / "z.gpkg"
+    assert main(["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--key", "ID",
+                 "--start", "2016-06-01", "--end", "2016-08-31", "--out", str(out)]) == 0  # fmt: skip
+    info = pyogrio.read_info(out)
+    types = dict(zip(info["fields"], info["dtypes"], strict=True))
+    assert types["ID"] == "int64" and types["AREA_KM2"] == "float64" and types["NAME"] == "object"
+    got = pyogrio.read_dataframe(out)
+    assert got["ID"].tolist() == [101, 102] and got["AREA_KM2"].tolist() == [12.5, 3.0]
+    assert (got["n_cells"] > 0).all() and got["mean_sm"].notna().all()
+    csv = tmp_path / "z.csv"
+    assert main(["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--key", "ID",
+                 "--start", "2016-06-01", "--end", "2016-08-31", "--out", str(csv)]) == 0  # fmt: skip
+    assert pd.read_csv(csv)["ID"].tolist() == [101, 102]

@@ -21,6 +21,9 @@ from typing import Any
 
 from xsomo.exceptions import XsomoValueError
 
+#: The smallest tile GDAL's COG driver accepts without a warning (``BLOCKSIZE`` should be >= 128).
+MIN_COG_BLOCKSIZE = 128
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -111,8 +114,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     if out.suffix.lower() == ".vrt":
-        if args.date or args.stat:
-            raise XsomoValueError("--out *.vrt stacks the whole period; leave out --date and --stat")
+        if args.date or args.stat or args.start or args.end:
+            raise XsomoValueError("--out *.vrt stacks the whole period; leave out --date, --stat, --start and --end")
         from xsomo.gis import export as gis
 
         vrt, qlr = gis.to_time_stack(args.input, out, layer=args.layer, overwrite=not args.no_overwrite)
@@ -128,6 +131,16 @@ def _run(args: argparse.Namespace) -> int:
         raise XsomoValueError(f"--stat {args.stat} needs --start and --end")
     if args.stat is not None and args.date is not None:
         raise XsomoValueError("give either --date or --stat with --start/--end, not both")
+    if args.date is not None and (args.start is not None or args.end is not None):
+        raise XsomoValueError(
+            "--date exports one day; --start/--end are the period of --stat mean|anomaly. Give one of them, "
+            "not both (the period was ignored)"
+        )
+    if args.blocksize < MIN_COG_BLOCKSIZE or args.blocksize % 16:
+        raise XsomoValueError(
+            f"--blocksize {args.blocksize}: GDAL's COG driver needs tiles of at least {MIN_COG_BLOCKSIZE} pixels, "
+            "a multiple of 16 (e.g. 256, the default, or 512)"
+        )
     if out.suffix.lower() not in {".tif", ".tiff"}:
         raise XsomoValueError(
             f"--out {out}: maps are written as Cloud-Optimized GeoTIFF; use a .tif name"

@@ -58,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
         s = zonal.polygon_series(ds, polys, layer=args.layer, key=args.key)
         title = "area-weighted mean over polygons"
     s = s.load()
+    if args.point and not bool(s.notnull().any()):  # a CSV of empty values said nothing
+        near = zonal.nearest_cell_with_data(ds, lon, lat, layer=args.layer)
+        raise XsomoValueError(
+            f"--point {lon:g} {lat:g}: its cell (centred at lon {centre[0]:g}, lat {centre[1]:g}) holds no data on any "
+            "day (sea, or no land in the model's mask); "
+            + (
+                f"the nearest cell with data is centred at lon {near[0]:g}, lat {near[1]:g}: give a point in it"
+                if near is not None
+                else "no cell within 1° holds data: check the point (LON LAT)"
+            )
+        )
     df = s.to_dataframe(name="sm").reset_index()
     if args.point:  # which cell the point fell in: its centre, beside the point asked for
         df["cell_lon"], df["cell_lat"] = centre

@@ -71,7 +71,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         import pyogrio
 
-        gdf = polys[[key, "geometry"]].merge(df, on=key, how="left")
+        # every attribute of the polygons with its type, then the statistics (rows in the polygons' order)
+        gdf = polys.reset_index(drop=True).copy()
+        clash = [c for c in df.columns if c != key and c in gdf.columns]
+        if clash:
+            raise XsomoValueError(
+                f"--polygons {args.polygons}: fields {clash} would be overwritten by the statistics; rename them "
+                "or write --out as .csv"
+            )
+        for c in df.columns:
+            if c != key:
+                gdf[c] = df[c].to_numpy()
         with atomic_path(args.out) as tmp:
             pyogrio.write_dataframe(gdf, tmp, layer="zonal_statistics", driver="GPKG")
     print(args.out)

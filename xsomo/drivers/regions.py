@@ -19,7 +19,7 @@ from xsomo.conventions import GridSpec, XArray
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
 from xsomo.regrid import normalise_latlon
 
-__all__ = ["countries", "mask", "mask_3d", "regional_mean"]
+__all__ = ["countries", "in_grid_longitudes", "mask", "mask_3d", "regional_mean"]
 
 COUNTRIES_FILE = "ne_110m_europe_countries.gpkg"
 
@@ -61,7 +61,63 @@ def _lonlat(target: XArray | GridSpec) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(t["lon"].values), np.asarray(t["lat"].values)
 
 
-def _regions(gdf, key: str, *, overlap: bool = False):
+def _in_degrees(gdf):
+    """``gdf`` in EPSG:4326 (a GeoDataFrame without CRS is taken as degrees if its coordinates can be)."""
+    if gdf.crs is None:
+        b = gdf.total_bounds
+        if len(gdf) and np.isfinite(b).all() and (b[0] < -180.0 or b[2] > 540.0 or b[1] < -90.0 or b[3] > 90.0):
+            raise XsomoValueError(
+                f"the polygons have no CRS and their coordinates are not degrees (x {b[0]:.6g}..{b[2]:.6g}, "
+                f"y {b[1]:.6g}..{b[3]:.6g}: metres of a projection?): set their CRS (a shapefile needs its "
+                ".prj; in Python gdf.set_crs(EPSG) or in QGIS Layer Properties > Source > Assigned CRS)"
+            )
+        return gdf.set_crs(4326)
+    return gdf if gdf.crs.to_epsg() == 4326 else gdf.to_crs(4326)
+
+
+def in_grid_longitudes(gdf, lon: np.ndarray):
+    """``gdf`` in EPSG:4326 with its longitudes in the convention of the grid's ``lon`` (cell centres).
+
+    A grid within -180..180 gets polygons within -180..180 (parts beyond 180° are shifted by
+    -360°, a polygon crossing 180° or 360° is split there), a grid beyond 180° polygons within
+    0..360 (parts west of 0° shifted by +360°). Longitudes are periodic, so a polygon drawn
+    over 359..361 covers the cells of -1..1: without this, half of it was masked.
+    """
+    import shapely
+    from shapely import affinity
+
+    gdf = _in_degrees(gdf)
+    lon = np.asarray(lon, dtype=float)
+    if lon.size == 0 or len(gdf) == 0:
+        return gdf
+    if lon.min() < 0.0 and lon.max() > 180.0:
+        raise XsomoValueError(
+            f"the grid's longitudes run from {lon.min():g} to {lon.max():g}, mixing -180..180 and 0..360: "
+            "sort the data onto one convention first (e.g. ds.assign_coords(lon=((ds.lon + 180) % 360) - 180).sortby('lon'))"
+        )
+    lo, hi = (0.0, 360.0) if lon.max() > 180.0 else (-180.0, 180.0)
+    b = gdf.geometry.bounds
+    if (b["minx"] >= lo).all() and (b["maxx"] <= hi).all():
+        return gdf
+
+    def wrap(geom):
+        if geom is None or geom.is_empty:
+            return geom
+        parts = []
+        x0, _, x1, _ = geom.bounds
+        for k in range(int(np.floor((x0 - lo) / 360.0)), int(np.floor((x1 - lo) / 360.0)) + 1):
+            piece = geom.intersection(shapely.box(lo + 360.0 * k, -90.0, hi + 360.0 * k, 90.0))
+            if not piece.is_empty:
+                parts.append(affinity.translate(piece, xoff=-360.0 * k))
+        polys = [p for p in shapely.get_parts(shapely.union_all(parts)) if p.geom_type == "Polygon"]
+        return shapely.MultiPolygon(polys) if len(polys) > 1 else (polys[0] if polys else shapely.Polygon())
+
+    out = gdf.copy()
+    out[out.geometry.name] = [wrap(g) for g in gdf.geometry]
+    return out
+
+
+def _regions(gdf, key: str, *, overlap: bool = False, lon: np.ndarray | None = None):
     import regionmask
 
     if key not in gdf.columns:
@@ -79,13 +135,11 @@ def _regions(gdf, key: str, *, overlap: bool = False):
             f"the polygons hold {sorted(kinds - {'Polygon', 'MultiPolygon'})} geometries: give polygons "
             "(regions with an area), not points or lines"
         )
-    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-        gdf = gdf.to_crs(4326)
+    gdf = _in_degrees(gdf)
     # one part of a polygon wider than 180° wraps (countries such as Russia or Fiji come as
     # parts on both sides of 180°, each narrower)
     parts = gdf.geometry.reset_index(drop=True).explode(index_parts=True).bounds
     wide = ((parts["maxx"] - parts["minx"]) > 180.0).groupby(level=0).any()
-    bounds = gdf.geometry.bounds
     if wide.any():
         name = names[int(np.flatnonzero(wide.to_numpy())[0])]
         raise XsomoValueError(
@@ -93,13 +147,20 @@ def _regions(gdf, key: str, *, overlap: bool = False):
             "its own CRS it wraps around), and masking it would take every cell outside it. Split it at 180° "
             "first (e.g. with the antimeridian package)"
         )
+    if lon is not None:
+        gdf = in_grid_longitudes(gdf, lon)
+    bounds = gdf.geometry.bounds
     if (bounds["maxx"] > 180.0 + 1e-6).any() and (bounds["minx"] < 0.0).any():
         raise XsomoValueError(
             f"the polygons' longitudes run from {bounds['minx'].min():g} to {bounds['maxx'].max():g}: some are in "
             "0..360, others in -180..180. Give them in one convention (e.g. shift those beyond 180° by -360°)"
         )
     return regionmask.from_geopandas(
-        gdf.reset_index(drop=True), names=key, abbrevs="_from_name", name="regions", overlap=overlap
+        gdf.reset_index(drop=True).assign(**{key: names}),  # regionmask names are strings (IDs may be integers)
+        names=key,
+        abbrevs="_from_name",
+        name="regions",
+        overlap=overlap,
     )
 
 
@@ -116,8 +177,8 @@ def mask(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArray:
     >>> int(m.notnull().sum())
     4
     """
-    regs = _regions(gdf, key)
     lon, lat = _lonlat(target)
+    regs = _regions(gdf, key, lon=lon)
     with warnings.catch_warnings():  # regionmask's own use of a shapely operator
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         m = regs.mask(lon, lat)
@@ -135,8 +196,8 @@ def mask_3d(gdf, target: XArray | GridSpec, *, key: str = "NAME") -> xr.DataArra
     non-overlapping masks a nested polygon's cells had been taken from the outer one); a
     polygon without a cell centre is kept, all False (its statistics are NaN over 0 cells).
     """
-    regs = _regions(gdf, key, overlap=True)
     lon, lat = _lonlat(target)
+    regs = _regions(gdf, key, overlap=True, lon=lon)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         m = regs.mask_3D(lon, lat, drop=False)

@@ -41,7 +41,7 @@ from xsomo.evaluation.climatology import (
     window_mean,
 )
 from xsomo.evaluation.skill import to_geodataframe
-from xsomo.exceptions import MissingVariableError, XsomoKeyError, XsomoValueError
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoKeyError, XsomoValueError
 from xsomo.io.atomic import atomic_path, atomic_write_text
 
 __all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "to_time_stack", "write_style"]
@@ -120,11 +120,16 @@ def select_map(
                 days = pd.DatetimeIndex(da[cv.TIME].values).normalize()
                 hit = np.flatnonzero(days == day)
                 if hit.size == 0:
-                    inside = days.size and days[0] <= day <= days[-1]
-                    raise XsomoKeyError(
-                        f"day {day:%Y-%m-%d} is not in the data ({_time_range(da)})"
-                        + ("; the days around it are: is the file of that year missing?" if inside else "")
-                    )
+                    inside = bool(days.size) and days[0] <= day <= days[-1]
+                    around = ""
+                    if inside:
+                        k = int(np.searchsorted(days, day))
+                        around = (
+                            f"; the day lies inside that range, between the days {days[k - 1]:%Y-%m-%d} and "
+                            f"{days[k]:%Y-%m-%d} that the data hold: is the file of layer {layer}, {day.year} missing "
+                            "from the folder? Add it (or write it with xsomo predict) or choose a day the data hold"
+                        )
+                    raise XsomoKeyError(f"day {day:%Y-%m-%d} is not in the data ({_time_range(da)}){around}")
                 da = da.isel({cv.TIME: int(hit[0])})
         when = pd.Timestamp(da[cv.TIME].values) if cv.TIME in da.coords else None
         out = da
@@ -182,6 +187,82 @@ def _overview_count(nx: int, ny: int, blocksize: int) -> int:
         return 0
     n = max(1, math.ceil(math.log2(biggest / blocksize))) if biggest > blocksize else 1
     return min(n, int(math.log2(smallest)))
+
+
+#: Relative tolerance on the spacing of centre coordinates (float32 coordinates of the
+#: files differ from the exact tenths by ~1e-5 of a step; a dropped cell is a whole step).
+_STEP_RTOL = 1e-3
+
+
+def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> float | None:
+    """The spacing of ascending centre coordinates ``values`` (None for a single one).
+
+    Raises an :class:`XsomoValueError` naming ``dim`` unless they are evenly spaced.
+    """
+    if values.size < 2:
+        return None
+    d = np.diff(values)
+    step = float(np.min(d))
+    if np.all(np.abs(d - step) <= _STEP_RTOL * step):
+        return float(np.round(np.mean(d), 6))
+    k = int(np.flatnonzero(np.abs(d - step) > _STEP_RTOL * step)[0])
+    multiples = np.abs(d / step - np.round(d / step)) <= _STEP_RTOL * np.round(d / step)
+    hint = (
+        f" (missing cells become NaN), e.g. da.reindex({dim}=np.round(np.arange({values[0]:g}, "
+        f"{values[-1] + step / 2:g}, {step:g}), 6), method='nearest', tolerance={step / 10:g})"
+        if multiples.all()
+        else ""
+    )
+    raise XsomoValueError(
+        f"{what} {dim} coordinates are not a regular grid: centres {values[k]:g} and {values[k + 1]:g} are "
+        f"{d[k]:g}° apart where others are {step:g}° (cells dropped or a varying step). A GeoTIFF has one pixel "
+        f"size, so writing it would misplace pixels: reindex {dim} onto the full grid first{hint}"
+    )
+
+
+def _north_up(field: xr.DataArray) -> xr.DataArray:
+    """``field`` as ``(lat, lon)`` with rows north to south and columns west to east, on a regular grid.
+
+    Unsorted coordinates are sorted (each value keeps its coordinates); duplicated,
+    missing, non-finite or unevenly spaced ones are an :class:`XsomoValueError`.
+    """
+    for dim in (cv.LAT, cv.LON):
+        if dim not in field.coords:
+            raise XsomoValueError(
+                f"{field.name!r} has a {dim!r} dimension without coordinates: the map cannot be placed; "
+                f"assign the cell-centre {dim} in degrees (da.assign_coords({dim}=...))"
+            )
+        v = np.asarray(field[dim].values, dtype=float)
+        if not np.isfinite(v).all() or np.unique(v).size != v.size:
+            raise XsomoValueError(
+                f"{field.name!r}: its {dim} coordinates hold duplicated or non-finite values; one value per row "
+                "or column of cell centres is needed"
+            )
+    lat = np.asarray(field[cv.LAT].values, dtype=float)
+    lon = np.asarray(field[cv.LON].values, dtype=float)
+    field = field.isel({cv.LAT: np.argsort(-lat, kind="stable"), cv.LON: np.argsort(lon, kind="stable")})
+    _regular_step(np.sort(lat), cv.LAT)
+    _regular_step(np.sort(lon), cv.LON)
+    return field.transpose(cv.LAT, cv.LON).astype(np.float32)
+
+
+def _exact_transform(field: xr.DataArray) -> Any:
+    """The north-up affine transform of a :func:`_north_up` map, its edges and steps rounded to 1e-6°.
+
+    Not one accumulated from float centres (0.1 stays 0.1). A single row or column takes
+    the step of the other axis, a single cell the product's 0.1° (rioxarray cannot infer a
+    transform there: the map landed at 0°N 0°E with 1° pixels).
+    """
+    from affine import Affine
+
+    lat = np.sort(np.asarray(field[cv.LAT].values, dtype=float))
+    lon = np.asarray(field[cv.LON].values, dtype=float)
+    dy, dx = _regular_step(lat, cv.LAT), _regular_step(lon, cv.LON)
+    dx = dx if dx is not None else (dy if dy is not None else cv.RESOLUTION)
+    dy = dy if dy is not None else dx
+    west = float(np.round(lon[0] - dx / 2, 6))
+    north = float(np.round(lat[-1] + dy / 2, 6))
+    return Affine(dx, 0.0, west, 0.0, -dy, north)
 
 
 def to_cog(
@@ -244,7 +325,9 @@ def to_cog(
     XsomoKeyError
         The layer or day is not in the data.
     XsomoValueError
-        Missing or uncovered period, unknown ``stat``.
+        Missing or uncovered period, unknown ``stat``; lat/lon that are not a regular grid
+        (rows or columns missing: reindex onto the full grid first). Unsorted lat/lon are
+        sorted, not refused: every value is written at its own coordinates.
 
     Examples
     --------
@@ -268,37 +351,27 @@ def to_cog(
         climatology=climatology,
         variable=variable,
     )
-    # north-up: rows from north to south
-    if field[cv.LAT].size > 1 and field[cv.LAT].values[0] < field[cv.LAT].values[-1]:
-        field = field.isel({cv.LAT: slice(None, None, -1)})
-    field = field.transpose(cv.LAT, cv.LON).astype(np.float32)
+    field = _north_up(field)
     tags = {str(k): str(v) for k, v in field.attrs.items()}
     field.attrs = {}
     field.encoding = {}
+    transform = _exact_transform(field)
+    # without its lat/lon coordinates (the map is north-up and regular: the transform says
+    # it all) rioxarray writes this transform as it is, instead of edges computed from the
+    # float centres (46.099999999999994 for 46.1)
     field = (
-        field.drop_vars("spatial_ref", errors="ignore")
+        field.drop_vars(["spatial_ref", cv.LAT, cv.LON], errors="ignore")
         .rio.set_spatial_dims(x_dim=cv.LON, y_dim=cv.LAT)
         .rio.write_crs(cv.CRS)
         .rio.write_nodata(np.nan, encoded=False)
+        .rio.write_transform(transform)
     )
-    # the exact grid (edges on whole tenths), not one accumulated from float centres; a
-    # single row or column takes the step of the other axis, a single cell the product's
-    # 0.1° (rioxarray cannot infer a transform there: the map landed at 0°N 0°E, 1° pixels)
-    from affine import Affine
-
-    glat, glon = field[cv.LAT].values, field[cv.LON].values
-    step = np.diff(np.sort(glon)) if glon.size > 1 else np.diff(np.sort(glat))
-    res = float(np.round(np.median(step), 6)) if step.size else cv.RESOLUTION
-    g = cv.GridSpec.from_coords(glat, glon)
-    west, north = float(np.round(np.min(glon) - res / 2, 6)), float(np.round(np.max(glat) + res / 2, 6))
-    if glat.size > 1 and glon.size > 1:
-        west, north, res = g.west, g.north, g.resolution
-    field = field.rio.write_transform(Affine(res, 0.0, west, 0.0, -res, north))
     n_ov = (
         _overview_count(field.sizes[cv.LON], field.sizes[cv.LAT], blocksize)
         if overview_count is None
         else overview_count
     )
+    remove_stale_temporaries(path)
     with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
         # rioxarray 0.19 + affine 2.4 warn about their own `*` operator; not the user's business
         warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
@@ -312,6 +385,8 @@ def to_cog(
             overview_count=n_ov if n_ov else None,
             overview_resampling="AVERAGE",
             tags=tags,
+            # the exact transform above; rioxarray would recompute it from the float centres
+            recalc_transform=False,
         )
     target = pathlib.Path(path).expanduser()
     if style:
@@ -319,6 +394,37 @@ def to_cog(
     else:  # an earlier export's style beside this name would draw this map with the wrong ramp
         pathlib.Path(target).with_suffix(".qml").unlink(missing_ok=True)
     return target
+
+
+def stale_temporaries(path: str | os.PathLike[str]) -> list[pathlib.Path]:
+    """Temporary files that a killed writer of ``path`` left beside it.
+
+    :func:`xsomo.io.atomic.atomic_path` writes ``.{stem}.XXXXXXXX.tmp{suffix}`` (8 random
+    characters) and GDAL adds sidecars to that name while it builds overviews
+    (``….tmp.tif.ovr.tmp``); only names of exactly that pattern for this target match.
+    """
+    import re
+
+    target = pathlib.Path(path).expanduser()
+    pattern = re.compile(
+        rf"^\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}(\..+)?$"
+    )
+    if not target.parent.is_dir():
+        return []
+    return sorted(p for p in target.parent.glob(".*.tmp*") if pattern.match(p.name) and p.is_file())
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
+    """Remove :func:`stale_temporaries` of ``path`` (before writing it anew; they are never trusted).
+
+    Two processes writing the same file at once are not supported: the later one removes
+    the earlier one's temporary file.
+    """
+    import contextlib
+
+    for p in stale_temporaries(path):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 #: QGIS styles shipped in ``xsomo/data`` (the QGIS plugin links the same files)
@@ -386,11 +492,26 @@ def to_time_stack(
     files = find_somo_files(source, layers=[layer])
     sources: list[tuple[str, int, Any]] = []
     grid = None
+    first: tuple[Any, np.ndarray, np.ndarray] | None = None
     for f in files:
         with xr.open_dataset(f.path) as ds:
             days = pd.DatetimeIndex(ds[cv.TIME].values)
-            if grid is None:
-                grid = cv.GridSpec.from_coords(ds[cv.LAT].values, ds[cv.LON].values)
+            # GDAL reads each file north-up; the VRT gives all bands one geotransform, so every
+            # file must hold the first one's cells (a shifted grid was placed on the first's)
+            lat, lon = np.sort(ds[cv.LAT].values.astype(float)), np.sort(ds[cv.LON].values.astype(float))
+        if first is None:
+            first = (f.path, lat, lon)
+            _regular_step(lat, cv.LAT, f"{f.path}:")
+            _regular_step(lon, cv.LON, f"{f.path}:")
+            grid = cv.GridSpec.from_coords(lat, lon)
+        elif lat.shape != first[1].shape or lon.shape != first[2].shape or not (
+            np.allclose(lat, first[1]) and np.allclose(lon, first[2])
+        ):
+            raise GridMismatchError(
+                f"{f.path}: its lat/lon grid differs from that of {first[0]} (lat {lat[0]:g}..{lat[-1]:g}, "
+                f"lon {lon[0]:g}..{lon[-1]:g} against lat {first[1][0]:g}..{first[1][-1]:g}, lon "
+                f"{first[2][0]:g}..{first[2][-1]:g}); one VRT holds files of one grid: stack them separately"
+            )
         name = f'NETCDF:"{f.path.resolve()}":{cv.layer_var_name(layer)}'
         sources += [(name, k + 1, d.date()) for k, d in enumerate(days)]
     sources.sort(key=lambda s: s[2])

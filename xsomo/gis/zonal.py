@@ -29,7 +29,7 @@ from xsomo.evaluation.climatology import missing_days_message
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
 from xsomo.runtime import user_stacklevel
 
-__all__ = ["plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
+__all__ = ["nearest_cell_with_data", "plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
 
 
 def _sm(obj: xr.Dataset | xr.DataArray, layer: int | None, variable: Hashable = cv.SM) -> xr.DataArray:
@@ -52,12 +52,38 @@ def point_series(obj: xr.Dataset | xr.DataArray, lon: float, lat: float, *, laye
     da = _sm(obj, layer)
     rows, cols, inside = match_stations(da, np.array([lat]), np.array([lon]))
     if not inside[0]:
+        swapped = bool(match_stations(da, np.array([lon]), np.array([lat]))[2][0])
         raise XsomoValueError(
             f"point lon={lon}, lat={lat} is outside the grid (lon {float(da[cv.LON].min()):g}..{float(da[cv.LON].max()):g}, "
             f"lat {float(da[cv.LAT].min()):g}..{float(da[cv.LAT].max()):g} are cell centres)"
+            + (
+                f"; lon={lat}, lat={lon} would be inside: the order is LON LAT (x first), did you swap them?"
+                if swapped
+                else ""
+            )
         )
     out = da.isel({cv.LAT: int(rows[0]), cv.LON: int(cols[0])})
     return out.assign_attrs(point_lon=float(lon), point_lat=float(lat))
+
+
+def nearest_cell_with_data(
+    obj: xr.Dataset | xr.DataArray, lon: float, lat: float, *, layer: int | None = None, radius: float = 1.0
+) -> tuple[float, float] | None:
+    """Centre ``(lon, lat)`` of the nearest cell within ``radius`` degrees of the point that holds data
+    in the first year of the data (None if there is none): where to look when the point's own cell is sea."""
+    da = _sm(obj, layer)
+    near = da.where(
+        (abs(da[cv.LON] - lon) <= radius) & (abs(da[cv.LAT] - lat) <= radius), drop=True
+    )
+    if cv.TIME in near.dims:
+        near = near.isel({cv.TIME: slice(0, 366)})
+    held = near.notnull().any([d for d in near.dims if d not in (cv.LAT, cv.LON)]).transpose(cv.LAT, cv.LON)
+    rows, cols = np.nonzero(np.asarray(held.values))
+    if rows.size == 0:
+        return None
+    clat, clon = near[cv.LAT].values[rows], near[cv.LON].values[cols]
+    k = int(np.argmin((clon - lon) ** 2 * np.cos(np.deg2rad(lat)) ** 2 + (clat - lat) ** 2))
+    return float(clon[k]), float(clat[k])
 
 
 def read_polygons(path: str | os.PathLike[str] | None, *, key: str = "NAME", names: Sequence[str] | None = None) -> Any:
@@ -74,12 +100,14 @@ def read_polygons(path: str | os.PathLike[str] | None, *, key: str = "NAME", nam
     gdf = gpd.read_file(path)
     if key not in gdf.columns:
         raise XsomoKeyError(f"{path}: no field {key!r}; fields are {[c for c in gdf.columns if c != 'geometry']} (pass --key)")
-    gdf[key] = gdf[key].astype(str)
+    # the key keeps its type (an integer ID stays an integer in a GeoPackage written from these);
+    # the masks and tables name the polygons by str(value)
     if names is not None:
-        missing = sorted(set(names) - set(gdf[key]))
+        labels = gdf[key].astype(str)
+        missing = sorted(set(names) - set(labels))
         if missing:
             raise XsomoKeyError(f"{path}: no feature with {key} in {missing}")
-        gdf = gdf[gdf[key].isin(list(names))]
+        gdf = gdf[labels.isin(list(names)).to_numpy()]
     return gdf.reset_index(drop=True)
 
 
@@ -123,6 +151,8 @@ def zonal_statistics(
         za = period_anomaly(series, (start, end), climatology=climatology)
         z, n_years = za.values, int(za.attrs["n_years"])
     except XsomoValueError:
+        if climatology is not None:  # asked for explicitly: refuse, as xsomo export does (not empty anomalies)
+            raise
         z, n_years = np.full(series.sizes["region"], np.nan), 0
     n_cells = np.asarray(series["n_cells"].values)
     coverage = _coverage(polygons, _sm(obj, layer), key)
@@ -155,12 +185,17 @@ COVERAGE_WARN = 0.99
 
 
 def _coverage(polygons: Any, da: xr.DataArray, key: str) -> np.ndarray:
-    """Share of each polygon's area inside the grid's outline (equal-area, EPSG:6933)."""
+    """Share of each polygon's area inside the grid's outline (equal-area, EPSG:6933).
+
+    The polygons are first brought to the grid's longitudes, as for the mask
+    (:func:`xsomo.drivers.regions.in_grid_longitudes`).
+    """
     import shapely
 
+    from xsomo.drivers.regions import in_grid_longitudes
+
     g = cv.GridSpec.from_coords(da[cv.LAT].values, da[cv.LON].values)
-    gdf = polygons if polygons.crs is not None else polygons.set_crs(4326)
-    gdf = gdf.to_crs(4326)
+    gdf = in_grid_longitudes(polygons, da[cv.LON].values)
     inside = gdf.geometry.intersection(shapely.box(g.west, g.south, g.east, g.north))
     whole = gdf.geometry.to_crs(6933).area.to_numpy()
     part = inside.set_crs(4326, allow_override=True).to_crs(6933).area.to_numpy()

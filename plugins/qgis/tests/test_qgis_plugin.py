@@ -549,7 +549,7 @@ def test_outputs_open_with_the_shipped_styles(qgis_app, data_dir, tmp_path):
 BOXES = {"north": (10.12, 50.63, 10.78, 51.17), "east": (10.93, 50.02, 11.58, 50.57)}
 
 
-def _polygons(path):
+def _polygons(path, boxes=BOXES):
     from osgeo import ogr, osr
 
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
@@ -558,7 +558,7 @@ def _polygons(path):
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     lyr = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
     lyr.CreateField(ogr.FieldDefn("zone", ogr.OFTString))
-    for name, (w, s, e, n) in BOXES.items():
+    for name, (w, s, e, n) in boxes.items():
         f = ogr.Feature(lyr.GetLayerDefn())
         f.SetField("zone", name)
         f.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"))
@@ -568,15 +568,21 @@ def _polygons(path):
 
 
 def _box_mean(day, box):
-    """cos-latitude weighted mean of value() over the cells whose centres lie in the box (numpy)."""
+    """cos-latitude weighted mean of value() over the cells whose centres lie in the box (numpy), and
+    the number of those cells that hold data (the test files' 'sea' is the same every day), as
+    ``xsomo zonal`` counts them. A centre on the box's east or north edge is inside, on its west or
+    south edge outside (xsomo's masks: regionmask's rule). No cell: (NaN, 0)."""
     lat, lon = grid()
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     w_, s_, e_, n_ = box
-    inside = (lo > w_) & (lo < e_) & (la > s_) & (la < n_)
+    x, y = lo - 1e-8, la - 1e-10
+    inside = (x > w_) & (x < e_) & (y > s_) & (y < n_)
     v = value(1, day, la, lo)
     ok = inside & np.isfinite(v)
+    if not ok.any():
+        return float("nan"), 0
     wts = np.cos(np.deg2rad(la))
-    return float((v[ok] * wts[ok]).sum() / wts[ok].sum()), int(inside.sum())
+    return float((v[ok] * wts[ok]).sum() / wts[ok].sum()), int(ok.sum())
 
 
 def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
@@ -656,6 +662,96 @@ def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):
         assert mean_sm == pytest.approx(means[2], rel=1e-6)
         assert anomaly_z == pytest.approx(z, rel=1e-4, abs=1e-6)
         assert n_years == 3 and n_cells == _box_mean(dt.date(2010, 1, 1), box)[1]
+
+
+#: polygons whose cells the counts disagreed on: 6 of the 20 'coast' cells are sea, 'tiny' holds no
+#: cell centre, the edges of 'on centres' pass through cell centres (GDAL alone took 20 cells, xsomo 16)
+HOSTILE_BOXES = {
+    "coast": (11.12, 50.82, 11.58, 51.18),
+    "tiny": (10.51, 50.51, 10.54, 50.54),
+    "on centres, edges": (10.25, 50.25, 10.65, 50.65),
+}
+
+
+def test_cells_without_data_and_edges_count_as_in_xsomo_zonal(qgis_app, data_dir, tmp_path):
+    """QA: n_cells counts only the cells holding data (sea cells not), a polygon without a cell has
+    n_cells 0, n_years 0 and no statistics, and edges through centres pick xsomo's cells."""
+    import csv
+
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    zones = _polygons(tmp_path / "hostile.gpkg", HOSTILE_BOXES)
+    assert _box_mean(dt.date(2010, 1, 1), HOSTILE_BOXES["coast"])[1] == 14
+    assert _box_mean(dt.date(2010, 1, 1), HOSTILE_BOXES["on centres, edges"])[1] == 16
+    res = processing.run(
+        "xsomo:zonalstats",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(zones), "FIELD": "zone",
+         "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "zonal.gpkg")},
+    )
+    layer = QgsVectorLayer(res["OUTPUT"], "zonal", "ogr")
+    got = {f["zone"]: (f["mean_sm"], f["n_years"], f["n_cells"]) for f in layer.getFeatures()}
+    for name, box in HOSTILE_BOXES.items():
+        days = [dt.date(2012, 1, 5) + dt.timedelta(days=i) for i in range(21)]
+        n = _box_mean(days[0], box)[1]
+        mean_sm, n_years, n_cells = got[name]
+        assert n_cells == n, name
+        if n == 0:
+            assert mean_sm is None or mean_sm != mean_sm, name  # NULL
+            assert n_years == 0, name
+        else:
+            assert mean_sm == pytest.approx(np.mean([_box_mean(day, box)[0] for day in days]), rel=1e-6), name
+            assert n_years == 3, name
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(zones), "FIELD": "zone",
+         "OUTPUT": str(tmp_path / "hostile.csv")},
+    )["OUTPUT"]
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["name"] for r in rows} == set(HOSTILE_BOXES)  # the label with a comma is quoted
+    for r in rows:
+        assert int(r["n_cells"]) == _box_mean(dt.date(2010, 1, 1), HOSTILE_BOXES[r["name"]])[1]
+
+
+def test_multipoints_and_files_on_another_grid_are_refused(qgis_app, data_dir, tmp_path):
+    """QA: a MultiPoint of several points is refused (not its first point only); a folder whose
+    files lie on different grids is refused naming the file (not drawn on the first file's grid)."""
+    import netCDF4
+    from osgeo import ogr, osr
+
+    d, _ = data_dir
+    path = tmp_path / "multi.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("pts", srs, ogr.wkbMultiPoint)
+    lyr.CreateField(ogr.FieldDefn("station", ogr.OFTString))
+    f = ogr.Feature(lyr.GetLayerDefn())
+    f.SetField("station", "two")
+    f.SetGeometry(ogr.CreateGeometryFromWkt("MULTIPOINT ((10.05 51.15), (10.73 50.42))"))
+    lyr.CreateFeature(f)
+    ds = None
+    msg = _run_expecting_error(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(path), "FIELD": "station",
+         "OUTPUT": str(tmp_path / "multi.csv")},
+    )
+    assert "MultiPoint of 2 points" in msg and "two" in msg, msg
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for year in (2010, 2011, 2012):
+        shutil.copy(d / "somo" / f"SoMo.ml-EU_layer1_{year}.nc", mixed)
+    with netCDF4.Dataset(mixed / "SoMo.ml-EU_layer1_2011.nc", "a") as nc:
+        nc["lon"][:] = nc["lon"][:] + 0.5
+    for alg, extra in (("xsomo:timelayer", {"OUTPUT": str(tmp_path / "m.vrt"), "LOAD": False}),
+                       ("xsomo:loadday", {"DATE": "2010-01-05", "OUTPUT": str(tmp_path / "m.tif")})):
+        msg = _run_expecting_error(alg, {"FOLDER": str(mixed), "LAYER": 1, **extra})
+        assert "SoMo.ml-EU_layer1_2011.nc" in msg and "grid differs" in msg, msg
+    assert not (tmp_path / "m.vrt").exists()
 
 
 def _day_layer(layers, day):

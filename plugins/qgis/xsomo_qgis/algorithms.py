@@ -12,6 +12,7 @@
   definition (.qlr) that the Temporal Controller steps through; loaded into the project.
 """
 
+import csv
 import os
 
 import numpy as np
@@ -338,20 +339,34 @@ def _features_in_4326(alg, parameters, context, name):
     return source, out
 
 
-def _regional_series(files, geom):
-    """Series of one feature: its cell (points) or the area-weighted mean over it (polygons)."""
+def _regional_series(files, geom, label=""):
+    """Series of one feature: its cell (points) or the area-weighted mean over it (polygons).
+
+    ``n_cells`` counts the cells that hold data on some day (as ``xsomo zonal``): 1 or 0 at a
+    point (outside the grid or on the sea), the data cells whose centres lie inside a polygon.
+    """
     f = files.first
     shape = (f.ds.RasterYSize, f.ds.RasterXSize)
     if geom.type() == QgsWkbTypes.PointGeometry:
-        pt = geom.asPoint() if not geom.isMultipart() else geom.asMultiPoint()[0]
+        if geom.isMultipart():
+            points = geom.asMultiPoint()
+            if len(points) != 1:
+                raise QgsProcessingException(
+                    f"feature {label!r} is a MultiPoint of {len(points)} points: a series is one cell's; split it "
+                    "into single points first (Vector > Geometry Tools > Multipart to Singleparts)"
+                )
+            pt = points[0]
+        else:
+            pt = geom.asPoint()
         cell = cell_of(f.geotransform, shape, pt.x(), pt.y())
         days = sorted(files._where)
         if cell is None:
             return days, [float("nan")] * len(days), 0
-        return days, [float(files.read(d)[cell]) for d in days], 1
+        values = [float(files.read(d)[cell]) for d in days]
+        return days, values, int(any(v == v for v in values))
     mask = polygon_mask(f.geotransform, shape, geom.asWkt())
-    days, values = area_weighted_series(files, mask)
-    return days, list(values), int(mask.sum())
+    days, values, n_cells = area_weighted_series(files, mask)
+    return days, list(values), n_cells
 
 
 class Series(_Base):
@@ -385,14 +400,14 @@ class Series(_Base):
         files = self._files(parameters, context)
         _, feats = _features_in_4326(self, parameters, context, "INPUT")
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        lines = ["name,date,sm,n_cells"]
+        rows = [("name", "date", "sm", "n_cells")]
         for k, (label, geom, _) in enumerate(feats):
-            days, values, n = _regional_series(files, geom)
-            lines += [f"{label},{d.isoformat()},{'' if v != v else repr(float(v))},{n}" for d, v in zip(days, values, strict=True)]
+            days, values, n = _regional_series(files, geom, label)
+            rows += [(label, d.isoformat(), "" if v != v else repr(float(v)), n) for d, v in zip(days, values, strict=True)]
             feedback.setProgress(100.0 * (k + 1) / max(len(feats), 1))
         tmp = out + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)  # quotes labels with commas or quotes
         os.replace(tmp, out)
         return {"OUTPUT": out}
 
@@ -440,12 +455,14 @@ class ZonalStats(_Base):
         sink, dest = self.parameterAsSink(
             parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
         )
-        for k, (_, geom, feat) in enumerate(feats):
-            days, values, n = _regional_series(files, geom)
+        for k, (label, geom, feat) in enumerate(feats):
+            days, values, n = _regional_series(files, geom, label)
             try:
                 mean, z, n_years = series_period_stats(days, np.asarray(values, float), start, end)
             except SomoFileError as err:
                 raise QgsProcessingException(str(err)) from err
+            if n == 0:  # no cell with data: no statistics, no years (as xsomo zonal)
+                mean, z, n_years = float("nan"), float("nan"), 0
             out = QgsFeature(fields)
             out.setGeometry(feat.geometry())
             out.setAttributes([

@@ -140,6 +140,8 @@ class LayerFiles:
         self.layer = int(layer)
         self.files = {y: LayerFile(p, layer) for y, p in find_layer_files(folder, layer).items()}
         self.first = self.files[min(self.files)]
+        for year in sorted(self.files):
+            check_same_grid(self.first, self.files[year])
         self._where = {}
         for f in self.files.values():
             for d in f.days:
@@ -204,6 +206,24 @@ class LayerFiles:
         return period_zscore(m0, np.stack(means)), len(means)
 
 
+def check_same_grid(first, other):
+    """Raise a SomoFileError naming ``other`` unless it holds the cells of ``first`` (size and geotransform).
+
+    The outputs take the first file's geotransform for every day: a file on a shifted grid
+    would be drawn (and averaged) at the wrong place. As xsomo's GridMismatchError.
+    """
+    a, b = first.geotransform, other.geotransform
+    size_a = (first.ds.RasterXSize, first.ds.RasterYSize)
+    size_b = (other.ds.RasterXSize, other.ds.RasterYSize)
+    tol = 1e-3 * max(abs(a[1]), abs(a[5]), 1e-12)  # float32 coordinates differ by ~1e-5 of a cell
+    if size_a != size_b or any(abs(x - y) > tol for x, y in zip(a, b, strict=True)):
+        raise SomoFileError(
+            f"{other.path}: its lat/lon grid differs from that of {first.path} ({size_b[0]} x {size_b[1]} cells "
+            f"from {b[0]:g}E {b[3]:g}N, step {b[1]:g}, against {size_a[0]} x {size_a[1]} from {a[0]:g}E {a[3]:g}N, "
+            f"step {a[1]:g}); use a folder of files on one grid"
+        )
+
+
 def cell_of(geotransform, shape, x, y):
     """``(row, col)`` of the cell holding ``(x, y)``, or None outside: xsomo's cell rule.
 
@@ -227,13 +247,24 @@ def cell_latitudes(geotransform, shape):
     return y0 + dy * (np.arange(shape[0]) + 0.5)
 
 
+#: The centres are tested a tiny step south-west of where they are, as xsomo's masks
+#: (regionmask) do: a centre exactly on an edge of the polygon belongs to it on the east and
+#: north edges, not on the west and south ones (GDAL alone took some edges both ways).
+EDGE_OFFSET = (1e-8, 1e-10)
+
+
 def polygon_mask(geotransform, shape, wkt):
-    """Cells whose centres lie inside the polygon ``wkt`` (EPSG:4326), rasterised by GDAL."""
+    """Cells whose centres lie inside the polygon ``wkt`` (EPSG:4326), rasterised by GDAL.
+
+    A centre on the polygon's edge is inside on its east or north edge, outside on its west
+    or south edge (:data:`EDGE_OFFSET`; as ``xsomo zonal``).
+    """
     from osgeo import ogr, osr
 
     ny, nx = shape
     mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(geotransform)
+    x0, dx, rx, y0, ry, dy = geotransform
+    mem.SetGeoTransform((x0 - EDGE_OFFSET[0], dx, rx, y0 - EDGE_OFFSET[1], ry, dy))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(4326)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
@@ -248,19 +279,23 @@ def polygon_mask(geotransform, shape, wkt):
 
 
 def area_weighted_series(files, mask):
-    """``(days, values)``: the cos-latitude weighted mean over the ``mask`` cells of every day (NaN ignored)."""
+    """``(days, values, n_cells)``: the cos-latitude weighted mean over the ``mask`` cells of every
+    day (NaN ignored), and the number of those cells that hold data on some day (as ``xsomo zonal``:
+    sea cells are not counted)."""
     f = files.first
     lat = cell_latitudes(f.geotransform, mask.shape)
     w = np.cos(np.deg2rad(lat))[:, None] * np.ones(mask.shape[1])[None, :]
     w = np.where(mask, w, 0.0)
     days = sorted(files._where)
     out = np.full(len(days), np.nan)
+    held = np.zeros(mask.shape, dtype=bool)
     for k, d in enumerate(days):
         a = files.read(d)
         ok = np.isfinite(a) & (w > 0)
+        held |= ok
         if ok.any():
             out[k] = float((a[ok] * w[ok]).sum() / w[ok].sum())
-    return days, out
+    return days, out, int((held & mask).sum())
 
 
 def series_period_stats(days, values, start, end):
