@@ -294,3 +294,12 @@ def test_soilgrids_reads_the_means_and_refuses_overlaps(tmp_path):
             write_tif(only_q / f"{prop}_{t}-{b}cm_Q0.5.tif", np.full((8, 8), 300, np.int16), 10.0, 45.08)
     with pytest.raises(MissingVariableError, match=r"the mean maps only; skipped \['sand_0-5cm_Q0.5.tif'"):
         open_soilgrids(only_q)
+
+
+def test_signed_byte_classes_get_a_hint():
+    """An ESA CCI class layer stored as signed bytes without _Unsigned read 190 as -66 (QA)."""
+    import xarray as xr
+
+    da = xr.DataArray(np.array([[50, -66], [10, 120]], np.int8), dims=("lat", "lon"))
+    with pytest.raises(XsomoValueError, match=r"unsigned bytes read as signed \(-66 is 190\)"):
+        landcover_fractions(da, "esa_cci")

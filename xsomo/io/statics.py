@@ -408,10 +408,15 @@ def landcover_fractions(classes: xr.DataArray, kind: str) -> xr.Dataset:
         unknown = finite & ~known & (iv != _NODATA_CLASS)
         if unknown.any():
             bad = sorted({int(x) for x in np.unique(iv[unknown])[:10]})
+            signed = all(x < 0 and (x + 256) in table for x in bad)
             raise XsomoValueError(
                 f"land-cover codes {bad} are not {kind} classes (known: {codes.min()}..{codes.max()}); "
-                "check kind= (esa_cci or cgls_lc100) or the file."
-            )
+                + (
+                    f"they look like unsigned bytes read as signed ({bad[0]} is {bad[0] + 256}): set the "
+                    "variable's _Unsigned = 'true' attribute (as ESA CCI's files do) or convert it to uint8."
+                    if signed else "check kind= (esa_cci or cgls_lc100) or the file."
+                )
+            )  # fmt: skip
         return np.where(known & finite, col[idx], np.float32(np.nan)).astype(np.float32)
 
     # the wrong product shows on a sample at once (the lazy lookup checks every pixel later)
