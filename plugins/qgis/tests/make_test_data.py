@@ -208,7 +208,18 @@ def main(out):
     os.makedirs(bad, exist_ok=True)
     with open(os.path.join(bad, "SoMo.ml-EU_layer1_2010.nc"), "w") as f:
         f.write("this is text, not netCDF\n")
-    made = {"somo": somo, "xsomo": with_xsomo, "leap": leap if with_xsomo else None}
+    # layer 1 again, its 2011 file on a grid shifted 0.5 deg east (files of two grids in one folder)
+    import shutil
+
+    import netCDF4
+
+    mixed = os.path.join(out, "somo_mixed")
+    os.makedirs(mixed, exist_ok=True)
+    for year in YEARS:
+        shutil.copy(os.path.join(somo, f"SoMo.ml-EU_layer1_{year}.nc"), mixed)
+    with netCDF4.Dataset(os.path.join(mixed, f"SoMo.ml-EU_layer1_{YEARS[1]}.nc"), "a") as nc:
+        nc["lon"][:] = nc["lon"][:] + 0.5
+    made = {"somo": somo, "xsomo": with_xsomo, "leap": leap if with_xsomo else None, "mixed": mixed}
     if not with_xsomo:
         write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
     else:

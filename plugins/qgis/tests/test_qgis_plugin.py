@@ -186,7 +186,8 @@ def test_xsomo_cog_is_valid_and_agrees_with_the_plugin(qgis_app, data_dir, tmp_p
     assert (ext.xMinimum(), ext.xMaximum(), ext.yMinimum(), ext.yMaximum()) == pytest.approx(
         (-12.0, 45.0, 36.0, 71.5), abs=1e-9
     )
-    for x, y in [(-11.95, 71.45), (44.95, 36.05), (13.4, 52.52), (-3.7, 40.42), (24.94, 60.17)]:
+    # (points off the cells' edges: -3.7 lies on one, where GDAL and a float floor() pick different cells)
+    for x, y in [(-11.95, 71.45), (44.95, 36.05), (13.4, 52.52), (-3.71, 40.42), (24.94, 60.17)]:
         lon_c = -12.0 + 0.1 * (np.floor((x + 12.0) / 0.1) + 0.5)
         lat_c = 36.0 + 0.1 * (np.floor((y - 36.0) / 0.1) + 0.5)
         want = float(value(1, EUROPE_DAY, lat_c, lon_c))
@@ -698,7 +699,7 @@ def test_cells_without_data_and_edges_count_as_in_xsomo_zonal(qgis_app, data_dir
         mean_sm, n_years, n_cells = got[name]
         assert n_cells == n, name
         if n == 0:
-            assert mean_sm is None or mean_sm != mean_sm, name  # NULL
+            assert mean_sm is None or getattr(mean_sm, "isNull", lambda: False)() or mean_sm != mean_sm, name  # NULL
             assert n_years == 0, name
         else:
             assert mean_sm == pytest.approx(np.mean([_box_mean(day, box)[0] for day in days]), rel=1e-6), name
@@ -718,7 +719,6 @@ def test_cells_without_data_and_edges_count_as_in_xsomo_zonal(qgis_app, data_dir
 def test_multipoints_and_files_on_another_grid_are_refused(qgis_app, data_dir, tmp_path):
     """QA: a MultiPoint of several points is refused (not its first point only); a folder whose
     files lie on different grids is refused naming the file (not drawn on the first file's grid)."""
-    import netCDF4
     from osgeo import ogr, osr
 
     d, _ = data_dir
@@ -741,12 +741,7 @@ def test_multipoints_and_files_on_another_grid_are_refused(qgis_app, data_dir, t
     )
     assert "MultiPoint of 2 points" in msg and "two" in msg, msg
 
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    for year in (2010, 2011, 2012):
-        shutil.copy(d / "somo" / f"SoMo.ml-EU_layer1_{year}.nc", mixed)
-    with netCDF4.Dataset(mixed / "SoMo.ml-EU_layer1_2011.nc", "a") as nc:
-        nc["lon"][:] = nc["lon"][:] + 0.5
+    mixed = d / "somo_mixed"  # (make_test_data.py: the 2011 file shifted 0.5 deg east)
     for alg, extra in (("xsomo:timelayer", {"OUTPUT": str(tmp_path / "m.vrt"), "LOAD": False}),
                        ("xsomo:loadday", {"DATE": "2010-01-05", "OUTPUT": str(tmp_path / "m.tif")})):
         msg = _run_expecting_error(alg, {"FOLDER": str(mixed), "LAYER": 1, **extra})
