@@ -125,3 +125,40 @@ def test_cli_importance_names_a_missing_path(tmp_path, capsys):
     assert rc != 0
     assert "--model" in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()
+
+
+def test_static_inputs_are_moved_at_every_cell():
+    """A static input's shuffle is a derangement: no cell keeps its own value (with 2 cells a
+    plain permutation was the identity half the time: a drop of exactly 0)."""
+    from xsomo.evaluation.importance import _derangement
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 12):
+        for _ in range(50):
+            perm = _derangement(rng, n)
+            assert sorted(perm) == list(range(n)) and not np.any(perm == np.arange(n))
+
+
+@pytest.mark.parametrize("cells", [[0], [0, 3]])
+def test_static_importance_with_fewer_than_3_cells_is_nan_not_zero(trained, cells):
+    model, drivers, targets = trained
+    with pytest.warns(RuntimeWarning, match=r"static inputs \['sand_top'\].*fewer than 3"):
+        res = input_importance(model, drivers, targets.isel(cell=cells), inputs=["sand_top", "precipitation"], repeats=3)
+    assert np.isnan(res.r_drop.sel(input="sand_top")).all() and np.isnan(res.nse_drop.sel(input="sand_top")).all()
+    assert np.isfinite(res.r_drop.sel(input="precipitation")).all()
+    assert res.n_scored.values.tolist() == [len(cells)]
+
+
+def test_static_importance_with_3_cells_is_scored(trained):
+    model, drivers, targets = trained
+    res = input_importance(model, drivers, targets.isel(cell=[0, 3, 5]), inputs=["sand_top"], repeats=4)
+    assert np.isfinite(res.r_drop).all()
+    assert (res.r_drop.sel(input="sand_top") != 0).all()  # every cell takes another's sand
+
+
+def test_importance_refuses_too_few_scored_days(trained):
+    model, drivers, targets = trained  # lookback 60
+    with pytest.raises(XsomoValueError, match=r"only 20 days are scored \(80 days of the drivers minus a spin-up of 60"):
+        input_importance(model, drivers.isel(time=slice(0, 80)), targets, inputs=["precipitation"], repeats=1)
+    with pytest.raises(XsomoValueError, match=r"spin-up of 5000 days \(spinup=5000\) leaves no day to score"):
+        input_importance(model, drivers, targets, inputs=["precipitation"], repeats=1, spinup=5000)

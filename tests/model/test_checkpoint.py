@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from xsomo.exceptions import CheckpointError, ConfigError
+from xsomo.io.checkpoint import sha256
 from xsomo.model import EALSTM, ModelConfig, NormStats, TrainedModel, load_torch_file
 
 
@@ -62,9 +63,10 @@ def test_corrupt_and_mismatched_files(tmp_path):
     (d / "weights.safetensors").write_bytes((other / "weights.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="checksum"):
         TrainedModel.load(d)
-    # truncated weights without checksum
+    # truncated weights without checksum (a hand-made version-1 folder)
     doc = json.loads((other / "model.json").read_text())
     doc["weights_sha256"] = None
+    doc["format_version"] = 1
     (other / "model.json").write_text(json.dumps(doc))
     blob = (other / "weights.safetensors").read_bytes()
     (other / "weights.safetensors").write_bytes(blob[: len(blob) // 2])
@@ -92,9 +94,10 @@ def test_config_of_another_model_or_edited_is_refused(tmp_path):
 
 
 def _without_config_checksum(d):
-    """A model folder as versions before the config checksum wrote it."""
+    """A model folder as versions before the config checksum wrote it (format version 1)."""
     doc = json.loads((d / "model.json").read_text())
     del doc["config_sha256"]
+    doc["format_version"] = 1
     (d / "model.json").write_text(json.dumps(doc))
 
 
@@ -130,6 +133,10 @@ def test_pickle_with_payload_is_refused(tmp_path):
     (d / "weights.safetensors").unlink()
     with open(d / "weights.pt", "wb") as fh:
         pickle.dump({"layer1.member0.weight_ih": _Payload(str(marker))}, fh, protocol=2)
+    with pytest.raises(CheckpointError, match="checksum differs"):  # not the recorded weights
+        TrainedModel.load(d)
+    doc = json.loads((d / "model.json").read_text())  # a hand-made version-1 folder without checksum
+    (d / "model.json").write_text(json.dumps({**doc, "format_version": 1, "weights_sha256": None}))
     with pytest.raises(CheckpointError, match="refused"):
         TrainedModel.load(d)
     with pytest.raises(CheckpointError, match="refused"):
@@ -142,6 +149,11 @@ def test_legacy_torch_weights_load(tmp_path):
     d = model.save(tmp_path / "m")
     torch.save(model._tensors(), d / "weights.pt")
     (d / "weights.safetensors").unlink()
+    # model.json's weights checksum is the safetensors file's: a weights.pt is not those weights
+    with pytest.raises(CheckpointError, match=r"weights\.pt does not match.*checksum"):
+        TrainedModel.load(d)
+    doc = json.loads((d / "model.json").read_text())
+    (d / "model.json").write_text(json.dumps({**doc, "weights_sha256": sha256((d / "weights.pt").read_bytes())}))
     back = TrainedModel.load(d)
     dyn, stat = _inputs()
     np.testing.assert_array_equal(
@@ -216,3 +228,50 @@ def test_model_package_imports_no_importer_and_no_loop():
         "assert 'xsomo.model.importers' in sys.modules; import xsomo.model.trained as t; assert not hasattr(t, 'iter_keys')"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("edit", ["delete", "empty", "null"])
+@pytest.mark.parametrize("key", ["config_sha256", "weights_sha256"])
+def test_a_current_model_without_its_checksums_is_refused(tmp_path, key, edit):
+    """Deleting (or blanking) model.json's checksum let an edited config.json (inputs reversed) load."""
+    d = _model().save(tmp_path / "m")
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "dynamic": cfg["dynamic"][::-1]}))
+    doc = json.loads((d / "model.json").read_text())
+    assert doc["format_version"] == 2
+    if edit == "delete":
+        del doc[key]
+    else:
+        doc[key] = "" if edit == "empty" else None
+    (d / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=f"{key}.*model.json was edited"):
+        TrainedModel.load(d)
+
+
+def test_version_1_folders_load_without_a_config_checksum_but_not_with_an_empty_one(tmp_path):
+    model = _model()
+    d = model.save(tmp_path / "m")
+    _without_config_checksum(d)  # as written before the config checksum: loads
+    dyn, stat = _inputs()
+    np.testing.assert_array_equal(
+        TrainedModel.load(d).predict_block(dyn, stat, mode="windowed"), model.predict_block(dyn, stat, mode="windowed")
+    )
+    doc = json.loads((d / "model.json").read_text())
+    (d / "model.json").write_text(json.dumps({**doc, "config_sha256": ""}))  # no version wrote ''
+    with pytest.raises(CheckpointError, match="config_sha256"):
+        TrainedModel.load(d)
+    (d / "model.json").write_text(json.dumps({**doc, "weights_sha256": "0" * 64}))
+    with pytest.raises(CheckpointError, match="checksum differs"):
+        TrainedModel.load(d)
+
+
+@pytest.mark.parametrize("layers", [(2, 1), (1, 3, 2), (1, 1)])
+def test_layers_out_of_cascade_order_are_refused(layers):
+    """layers=(2, 1) trained layer 2 without layer 1 and fed layer 2's simulation into layer 1."""
+    from xsomo.model.config import TrainingConfig
+
+    with pytest.raises(ConfigError, match="layers"):
+        ModelConfig(dynamic=["p"], static=["a"], layers=layers)
+    with pytest.raises(ConfigError, match="layers"):
+        TrainingConfig(layers=layers)
+    assert ModelConfig(dynamic=["p"], static=["a"], layers=(1, 3)).layers == (1, 3)

@@ -148,3 +148,65 @@ def test_drivers_on_a_cftime_calendar_are_refused_with_the_conversion():
                              val_fraction=0.0, forget_tolerance=0.0)  # fmt: skip
     with pytest.raises(GridMismatchError, match="'noleap' calendar"):
         inference.predict(noleap, model)
+
+
+def _stats_model(dyn, sta, cfg):
+    """A stand-in model: the config and the training statistics of ``dyn``/``sta``."""
+    import types
+
+    data = types.SimpleNamespace(dynamic=dyn, static=sta, target=np.ones((dyn.shape[0], len(cfg.layers), 1)))
+    return types.SimpleNamespace(config=cfg, stats=training.compute_stats(cfg, data, np.arange(dyn.shape[0])))
+
+
+def _realistic_inputs(seed=0, cells=40, days=800):
+    rng = np.random.default_rng(seed)
+    doy = np.arange(days) * 2 * np.pi / 365.25
+    t = 283 + 10 * np.sin(doy)[None, :] + rng.normal(0, 3, (cells, days)) - rng.uniform(0, 8, (cells, 1))
+    p = rng.gamma(0.4, 6.0, (cells, days)) * (rng.random((cells, days)) < 0.5)
+    rn = 80 + 70 * np.sin(doy)[None, :] + rng.normal(0, 20, (cells, days))
+    dyn = np.stack([t, p, rn], axis=-1)
+    elev = rng.gamma(2.0, 200.0, cells)
+    sta = np.stack([elev, rng.uniform(0.1, 0.6, cells)], axis=-1)
+    cfg = xsomo.model.ModelConfig(dynamic=["air_temperature", "precipitation", "net_radiation"],
+                                  static=["elevation_mean", "sand_top"], layers=(1,),
+                                  transforms={"precipitation": "log1p"})  # fmt: skip
+    return dyn, sta, cfg
+
+
+def test_input_statistics_flag_mislabelled_units_and_name_the_cause():
+    """Values in other units under the canonical label pass the range check (precipitation in
+    m d-1 as 'mm d-1', net radiation in MJ m-2 d-1 as 'W m-2', elevation in km as 'm') and had
+    changed soil moisture by up to 0.06 m3 m-3 without a word."""
+    dyn, sta, cfg = _realistic_inputs()
+    model = _stats_model(dyn, sta, cfg)
+    other_dyn, other_sta, _ = _realistic_inputs(seed=1, cells=20, days=400)  # another region and period
+    labels = {"precipitation": "mm d-1", "net_radiation": "W m-2", "elevation_mean": "m"}
+    assert inputs.input_statistics_problems(other_dyn, other_sta, cfg, model.stats) == []
+    for k in range(20):  # single cells (static spread 0) over 120 days: no alarm either
+        assert inputs.input_statistics_problems(other_dyn[k:k + 1, :120], other_sta[k:k + 1], cfg, model.stats) == []
+    for name, factor, cause in (
+        ("precipitation", 1e-3, "m where mm are labelled"),
+        ("net_radiation", 86400 / 1e6, "MJ m-2 d-1 where W m-2 are labelled"),
+        ("elevation_mean", 1e-3, "km where m are"),
+    ):
+        d, s = other_dyn.copy(), other_sta.copy()
+        if name in cfg.dynamic:
+            d[..., cfg.dynamic.index(name)] *= factor
+        else:
+            s[:, cfg.static.index(name)] *= factor
+        (msg,) = inputs.input_statistics_problems(d, s, cfg, model.stats, labels=labels)
+        assert msg.startswith(f"{name!r} (units {labels[name]!r})") and cause in msg and "training std" in msg
+
+
+def test_check_input_statistics_warns_on_a_dataset_sample():
+    drivers, _, _ = testing.synthetic_case(seed=3, nlat=6, nlon=6, ndays=400, cells=12)
+    cfg = xsomo.model.ModelConfig(dynamic=["air_temperature", "precipitation"], static=["aridity"], layers=(1,),
+                                  transforms={"precipitation": "log1p"})  # fmt: skip
+    rows, cols = np.nonzero(drivers.land_mask.values)
+    model = _stats_model(*inputs.inputs_at_cells(drivers, rows, cols, cfg, dtype="float64"), cfg)
+    assert inputs.check_input_statistics(drivers, model) == []
+    assert inputs.check_input_statistics(drivers.isel(lat=[2], lon=[3]), model) == []
+    bad = drivers.copy()
+    bad["precipitation"] = (drivers.precipitation / 1000).assign_attrs(drivers.precipitation.attrs)
+    with pytest.warns(RuntimeWarning, match=r"'precipitation' \(units 'mm d-1'\).*too small \(m where mm"):
+        inputs.check_input_statistics(bad, model)

@@ -392,3 +392,49 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_cli_train_refuses_layers_out_of_cascade_order(tmp_path, capsys):
+    """``--layers 2 1`` trained a reversed cascade (layer 1 fed by layer 2's simulation): refused
+    before the drivers are opened."""
+    from xsomo import cli
+
+    args = ["train", "--drivers", str(tmp_path / "none.nc"), "--targets", str(tmp_path / "none.nc"),
+            "--out", str(tmp_path / "model"), "--layers", "2", "1", "--device", "cpu"]  # fmt: skip
+    assert cli.main(args) != 0
+    err = capsys.readouterr().err
+    assert "ascending" in err and "[2, 1]" in err and "[1, 2]" in err
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_layer_without_targets_is_named(case):
+    """A layer with all-NaN targets had been blamed on the window lengths ("no training window
+    of 20 + 10 days holds a target; shorten lookback...")."""
+    drivers, targets, _ = case
+    t = targets.copy()
+    t["sm"] = targets.sm.where(targets.layer != 2)
+    with pytest.raises(XsomoValueError, match=r"no value of layer \[2\].*layers=\(1,\)"):
+        training.train_lstm(drivers, t, **TINY)
+
+
+def test_targets_on_a_finer_lattice_than_the_drivers_are_refused(case):
+    """0.1° target cells without a 'grid' attribute had been snapped onto 0.2° drivers silently."""
+    drivers, targets, _ = case
+    coarse = drivers.isel(lat=[0, 2], lon=[0, 2])  # 0.2° spacing
+    assert "grid" not in targets.attrs
+    with pytest.raises(GridMismatchError, match=r"0\.1° apart, not a whole number of the drivers' 0\.2° cells"):
+        training.prepare_training_data(coarse, targets, layers=(1,))
+
+
+def test_the_model_records_its_grid_and_refuses_drivers_of_another(case, tmp_path):
+    from xsomo.model.inputs import check_grid_resolution
+
+    drivers, targets, _ = case
+    model = training.train_lstm(drivers, targets, **{**TINY, "layers": (1,), "epochs": 1})
+    assert model.grid_resolution == pytest.approx(0.1)
+    back = TrainedModel.load(model.save(tmp_path / "m"))
+    assert back.grid_resolution == pytest.approx(0.1)
+    check_grid_resolution(drivers, back)
+    check_grid_resolution(drivers.isel(lat=[1], lon=[2]), back)  # one cell: no spacing to compare
+    with pytest.raises(GridMismatchError, match=r"0\.2° grid, but the model was trained on 0\.1° drivers"):
+        check_grid_resolution(drivers.isel(lat=[0, 2], lon=[0, 2]), back)

@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="named settings: paper (SoMo.ml-EU: 5 members, 128 hidden; the defaults), demo (a demo-size world "
         "in minutes on 2 cores), tiny (the tiny sample world)",
     )  # fmt: skip
-    p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers in cascade order (default 1 2 3)")
+    p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers in cascade order, ascending (default 1 2 3)")
     for name, typ, hlp in (
         ("ensemble", int, "members per layer (default 5)"),
         ("epochs", int, "maximum epochs (default 30)"),
@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.run_dir is not None:
         common.output_dir(args.run_dir, "--run-dir")
     device = common.check_device(args.device)
+    if args.layers:
+        from xsomo.model.config import TrainingConfig
+
+        TrainingConfig(layers=tuple(args.layers))  # --layers 2 1: refused before the files are opened
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
     targets = common.open_targets_arg(args.targets, "--targets")
     kwargs: dict[str, Any] = {}

@@ -4,7 +4,8 @@
 stations) with its inputs intact, then with one input shuffled at a time -- a dynamic
 input across time (one random permutation of the days, the same at every cell: the
 input keeps its distribution and its differences between cells, but loses its timing), a
-static input across cells (one random permutation of the cells) -- and reports, per
+static input across cells (one random derangement of the cells: every cell takes another
+cell's value) -- and reports, per
 layer, the drop of the median (over cells) Pearson r and NSE against the targets, for
 each of ``repeats`` shuffles. A large drop: the model leans on that input. An input the
 model ignores (or a constant one) drops nothing.
@@ -32,14 +33,53 @@ from xsomo.model.training import prepare_training_data
 
 __all__ = ["importance_table", "input_importance"]
 
+_MIN_STATIC_CELLS = 3  # fewest scored cells for a static input's drop (a shuffle across 1 or 2 cells says nothing)
 
-def _scores(sim: np.ndarray, target: np.ndarray, first: int, min_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median over cells of r and NSE per layer; ``sim`` ``(layer, cell, time)``, ``target`` ``(cell, layer, time)``."""
+
+def _scores(
+    sim: np.ndarray, target: np.ndarray, first: int, min_days: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median over cells of r and NSE per layer, and the number of scored cells per layer.
+
+    ``sim`` ``(layer, cell, time)``, ``target`` ``(cell, layer, time)``; a cell is scored in a
+    layer when it has at least ``min_days`` common days after the first ``first``.
+    """
     s = xr.DataArray(sim[..., first:], dims=(cv.LAYER, "cell", cv.TIME))
     o = xr.DataArray(np.moveaxis(target, 0, 1)[..., first:], dims=(cv.LAYER, "cell", cv.TIME))
     m = metrics(s, o, min_days=min_days, anomaly=False)
-    with np.errstate(all="ignore"):
-        return np.nanmedian(m["pearson_r"].values, axis=1), np.nanmedian(m["nse"].values, axis=1)
+    r = m["pearson_r"].values
+    n = np.isfinite(r).sum(axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a layer without a scored cell: NaN, counted in n
+        return np.nanmedian(r, axis=1), np.nanmedian(m["nse"].values, axis=1), n
+
+
+def _derangement(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A random permutation of ``range(n)`` that moves every element (``n >= 2``).
+
+    Drawn by rejection (uniform over the derangements; about e draws on average): a static
+    input shuffled with a permutation that leaves a cell in place keeps that cell's value,
+    and with few cells the drop would read as "the model ignores this input".
+    """
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            return perm
+
+
+def _check_scored_days(n_days: int, first: int, min_days: int, lookback: int, spinup: int | None) -> None:
+    why = f"the model's lookback of {lookback} days" if spinup is None else f"spinup={spinup}"
+    if first >= n_days:
+        raise XsomoValueError(
+            f"the spin-up of {first} days ({why}) leaves no day to score: the drivers hold "
+            f"{n_days} days. Give a longer period or a shorter spinup= (at least {min_days} days must remain)."
+        )
+    if n_days - first < min_days:
+        raise XsomoValueError(
+            f"only {n_days - first} days are scored ({n_days} days of the drivers minus a "
+            f"spin-up of {first} days, {why}), but a cell's score needs min_days={min_days}: give a period "
+            f"of at least {first + min_days} days, a shorter spinup= or a smaller min_days="
+        )
 
 
 def input_importance(
@@ -86,12 +126,15 @@ def input_importance(
     xarray.Dataset
         ``r_drop``, ``nse_drop`` ``(input, layer, repeat)`` (intact minus shuffled median),
         ``r``, ``nse`` ``(layer,)`` of the intact inputs, ``kind(input)`` (``dynamic`` or
-        ``static``), and the number of scored cells.
+        ``static``), ``n_scored(layer)`` (the number of scored cells). A static input's drop
+        is NaN in a layer with fewer than 3 scored cells (a shuffle across 1 or 2 cells
+        cannot tell an ignored input from a used one), with a ``RuntimeWarning``.
 
     Raises
     ------
     XsomoValueError
-        If an input is not one of the model's, or ``repeats < 1``.
+        If an input is not one of the model's, ``repeats < 1``, the spin-up leaves fewer than
+        ``min_days`` days to score, or no cell has ``min_days`` scored days in any layer.
 
     Examples
     --------
@@ -108,17 +151,39 @@ def input_importance(
         raise XsomoValueError(f"repeats={repeats}: give at least 1")
     data = prepare_training_data(drivers, targets, layers=cfg.layers, dynamic=dynamic, static=static)
     first = int(cfg.lookback if spinup is None else spinup)
+    if first < 0:
+        raise XsomoValueError(f"spinup={spinup}: give 0 or more days")
+    _check_scored_days(data.dynamic.shape[1], first, int(min_days), int(cfg.lookback), spinup)
 
     def run(dyn: np.ndarray, sta: np.ndarray) -> np.ndarray:
         out = rollout.predict_block(model, dyn, sta, mode=mode, spinup=max(first, 1), device=device)
         return out.mean(axis=1)  # (layer, cell, time)
 
-    base_r, base_nse = _scores(run(data.dynamic, data.static), data.target, first, min_days)
+    base_r, base_nse, n_scored = _scores(run(data.dynamic, data.static), data.target, first, min_days)
+    if not n_scored.any():
+        raise XsomoValueError(
+            f"no target cell has {min_days} days (min_days) with both a target and a simulated value after "
+            f"the spin-up of {first} days in any layer {list(cfg.layers)}: check that the targets cover the "
+            "drivers' period, or give a smaller min_days="
+        )
+    few = n_scored < _MIN_STATIC_CELLS  # per layer: a static input shuffled across < 3 cells says nothing
+    n_cells = data.static.shape[0]
+    static_names = [v for v in names if v in static]
+    if static_names and few.any():
+        warnings.warn(
+            f"static inputs {static_names} are shuffled across cells, but only {n_scored.tolist()} cells are "
+            f"scored in layers {list(cfg.layers)} (fewer than {_MIN_STATIC_CELLS}): their drops are NaN where "
+            "so few cells are scored. Score the model at more target cells to rank static inputs.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     rng = np.random.default_rng(seed)
     n_layers = len(cfg.layers)
     r_drop = np.full((len(names), n_layers, int(repeats)), np.nan)
     nse_drop = np.full_like(r_drop, np.nan)
     for i, name in enumerate(names):
+        if name in static and (few.all() or n_cells < 2):
+            continue  # nothing to shuffle with: NaN (warned above)
         for k in range(int(repeats)):
             dyn, sta = data.dynamic, data.static
             if name in dynamic:
@@ -128,10 +193,13 @@ def input_importance(
             else:
                 j = static.index(name)
                 sta = sta.copy()
-                sta[:, j] = sta[rng.permutation(sta.shape[0]), j]
-            r, nse = _scores(run(dyn, sta), data.target, first, min_days)
+                sta[:, j] = sta[_derangement(rng, sta.shape[0]), j]
+            r, nse, _ = _scores(run(dyn, sta), data.target, first, min_days)
             r_drop[i, :, k] = base_r - r
             nse_drop[i, :, k] = base_nse - nse
+            if name in static:
+                r_drop[i, few, k] = np.nan
+                nse_drop[i, few, k] = np.nan
     coords = {"input": names, cv.LAYER: list(cfg.layers), "repeat": np.arange(int(repeats))}
     return xr.Dataset(
         {
@@ -140,12 +208,14 @@ def input_importance(
             "r": ((cv.LAYER,), base_r, {"long_name": "median Pearson r with intact inputs"}),
             "nse": ((cv.LAYER,), base_nse, {"long_name": "median NSE with intact inputs"}),
             "kind": (("input",), np.array(["dynamic" if v in dynamic else "static" for v in names])),
+            "n_scored": ((cv.LAYER,), n_scored.astype("int32"), {"long_name": f"target cells with at least {min_days} scored days"}),
         },
         coords=coords,
         attrs={
             "title": "xsomo input importance (permutation)",
             "method": "dynamic inputs shuffled across time, static inputs across cells; drop = intact - shuffled",
             "n_cells": int(data.target.shape[0]),
+
             "spinup_days": first,
             "seed": int(seed),
             "references": "O, S. & Orth, R. (2021): Global soil moisture data derived through machine learning "

@@ -9,7 +9,7 @@ A model directory holds
     provenance, and the SHA-256 of the weights file;
 ``weights.safetensors``
     one tensor per parameter (a legacy ``weights.pt`` is read with
-    ``torch.load(weights_only=True)``).
+    ``torch.load(weights_only=True)``; it must match ``weights_sha256`` where one is recorded).
 
 :func:`write_model_dir` writes the three files into a temporary folder beside the target
 and renames it into place (:func:`xsomo.io.atomic.atomic_dir`), so a crash never leaves a
@@ -38,6 +38,7 @@ __all__ = [
     "CONFIG_FILE",
     "FORMAT_VERSION",
     "MODEL_FILE",
+    "READ_VERSIONS",
     "WEIGHTS_FILE",
     "load_torch_file",
     "read_model_dir",
@@ -46,8 +47,13 @@ __all__ = [
     "write_model_dir",
 ]
 
-#: Version of the model directory layout.
-FORMAT_VERSION = 1
+#: Version of the model directory layout. 2: ``model.json`` must hold both checksums
+#: (``config_sha256``, ``weights_sha256``), and the weights file must match it. Version 1
+#: folders still load: those written before the config checksum have none, and hand-made
+#: ones may have a ``weights.pt`` and no weights checksum.
+FORMAT_VERSION = 2
+#: Versions :func:`read_model_dir` reads.
+READ_VERSIONS = (1, 2)
 MODEL_FILE = "model.json"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -145,8 +151,9 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     ------
     CheckpointError
         If a file is missing or corrupt, ``model.json`` has another format version or
-        unknown keys, the weights do not match their checksum, or a legacy ``weights.pt``
-        needs more than tensors to load.
+        unknown keys, lacks a checksum its format version writes (both in version 2), the
+        config or weights do not match their checksum, or a legacy ``weights.pt`` needs more
+        than tensors to load.
     """
     path = pathlib.Path(path)
     meta_path = path / MODEL_FILE
@@ -159,14 +166,21 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     if not isinstance(doc, dict):
         raise CheckpointError(f"{meta_path} is corrupt: expected a JSON object")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{meta_path} has format_version {version!r}; this xsomo reads version {FORMAT_VERSION}")
+    if isinstance(version, bool) or version not in READ_VERSIONS:
+        raise CheckpointError(
+            f"{meta_path} has format_version {version!r}; this xsomo reads versions {list(READ_VERSIONS)}"
+        )
     unknown = sorted(set(doc) - set(MODEL_KEYS))
     if unknown:
         raise CheckpointError(f"{meta_path} has unknown keys {unknown}")
+    # version 2 always carries both checksums; version 1 folders written before the config
+    # checksum have no 'config_sha256' key (a key present but empty was never written)
+    for key in ("config_sha256", "weights_sha256"):
+        if version >= 2 or (key == "config_sha256" and key in doc):
+            _check_sha_field(doc, key, meta_path)
     config = _read_json(path / CONFIG_FILE, missing="save the model again")
-    want = doc.get("config_sha256")  # (models saved before it was written have none)
-    if want and sha256((path / CONFIG_FILE).read_bytes()) != want:
+    want = doc.get("config_sha256")
+    if want is not None and sha256((path / CONFIG_FILE).read_bytes()) != want:
         raise CheckpointError(
             f"{path / CONFIG_FILE} does not match {meta_path} (checksum differs): the configuration was "
             "edited or comes from another model, and the inputs' order, which the normalisation "
@@ -175,17 +189,38 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     return config, doc, _read_weights(path, doc)
 
 
+def _check_sha_field(doc: Mapping[str, Any], key: str, meta_path: pathlib.Path) -> None:
+    value = doc.get(key)
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return
+    version = doc.get("format_version")
+    found = f"no {key!r}" if key not in doc else f"{key!r} = {value!r}"
+    why = (
+        "format_version 2 always records the SHA-256 of config.json and of the weights file"
+        if version >= 2
+        else f"no xsomo version wrote {key!r} other than as a SHA-256"
+    )
+    raise CheckpointError(
+        f"{meta_path} has {found} ({why}, checked on load): model.json was edited, so config.json and "
+        "the weights cannot be trusted to belong together (an edited config.json reorders the inputs "
+        "the statistics and weights follow); save the model again from its source or train it again"
+    )
+
+
 def _read_weights(path: pathlib.Path, doc: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     st_path = path / WEIGHTS_FILE
     pt_path = path / LEGACY_WEIGHTS_FILE
+    # the checksum of model.json holds for the weights file it names (version 2 always has one)
+    want = doc.get("weights_sha256")
+    weights_path = st_path if st_path.is_file() else pt_path
+    if want is not None and weights_path.is_file() and sha256(weights_path.read_bytes()) != want:
+        raise CheckpointError(
+            f"{weights_path} does not match {path / MODEL_FILE} (checksum differs): the weights were "
+            f"replaced or corrupted (model.json records {doc.get('weights_file') or WEIGHTS_FILE!s}); "
+            "save the model again"
+        )
     if st_path.is_file():
         data = st_path.read_bytes()
-        want = doc.get("weights_sha256")
-        if want and sha256(data) != want:
-            raise CheckpointError(
-                f"{st_path} does not match {path / MODEL_FILE} (checksum differs): the weights were "
-                "replaced or corrupted; save the model again"
-            )
         from safetensors.torch import load as st_load
 
         try:

@@ -39,6 +39,22 @@ def apply_transform(values: Any, transform: str) -> Any:
     raise ConfigError(f"unknown input transform {transform!r}; known: {TRANSFORMS}")
 
 
+def _layers_problems(layers: tuple[int, ...]) -> list[str]:
+    """Why ``layers`` is no cascade: empty, repeated or not ascending (the cascade runs 1 -> 2 -> 3).
+
+    Layer ``layers[k]`` receives the simulations of ``layers[:k]``, so ``(2, 1)`` would train
+    layer 2 without layer 1 and feed layer 2's simulation into layer 1.
+    """
+    if not layers or len(set(layers)) != len(layers):
+        return [f"'layers' must be distinct layer numbers, got {list(layers)}"]
+    if list(layers) != sorted(layers):
+        return [
+            f"'layers' must be in ascending (cascade) order, got {list(layers)}: the cascade runs from "
+            f"the top layer down, each layer taking the simulations of the layers above; give {sorted(layers)}"
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Configuration of an EA-LSTM cascade.
@@ -51,8 +67,9 @@ class ModelConfig:
     static
         Names of the static inputs, in order.
     layers
-        Soil layers modelled, in cascade order (layer ``layers[k]`` also receives the
-        simulated soil moisture of ``layers[:k]`` when ``cascade`` is true).
+        Soil layers modelled, in cascade order, which is ascending (layer ``layers[k]``
+        also receives the simulated soil moisture of ``layers[:k]`` when ``cascade`` is
+        true); distinct, ascending layer numbers, else :class:`ConfigError`.
     ensemble
         Members per layer (different seeds).
     lookback
@@ -106,8 +123,7 @@ class ModelConfig:
         for key, names in (("dynamic", self.dynamic), ("static", self.static)):
             if len(set(names)) != len(names):
                 problems.append(f"{key!r} has duplicate names: {list(names)}")
-        if not self.layers or len(set(self.layers)) != len(self.layers):
-            problems.append(f"'layers' must be distinct layer numbers, got {list(self.layers)}")
+        problems.extend(_layers_problems(self.layers))
         for key in ("ensemble", "lookback", "seq_length", "hidden"):
             value = getattr(self, key)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
@@ -378,8 +394,8 @@ class TrainingConfig:
             for key in ("log_precip", "clip_negative", "mixed_precision")
             if not isinstance(getattr(self, key), bool | np.bool_)
         )
-        if not problems and (not self.layers or len(set(self.layers)) != len(self.layers)):
-            problems.append(f"'layers' must be distinct layer numbers, got {list(self.layers)}")
+        if not problems:
+            problems.extend(_layers_problems(self.layers))
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
 

@@ -203,6 +203,15 @@ class TrainedModel:
         return transform_inputs(raw, names, self.config.transforms)
 
     @property
+    def grid_resolution(self) -> float | None:
+        """Resolution (degrees) of the grid whose drivers trained the model
+        (``metadata["grid_resolution"]``); None for point drivers, an imported model or one
+        saved before it was recorded. Static inputs such as ``elevation_std`` mean something
+        else at another resolution: :func:`xsomo.model.inputs.check_grid_resolution`."""
+        value = self.metadata.get("grid_resolution")
+        return None if value is None else float(value)
+
+    @property
     def training_config(self) -> TrainingConfig | None:
         """The :class:`~xsomo.model.config.TrainingConfig` that trained this model (None for an
         imported model or when ``config.training`` is not one)."""

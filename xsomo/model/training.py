@@ -229,6 +229,30 @@ def _check_target_grid(targets: xr.Dataset, drivers: xr.Dataset) -> None:
         )
 
 
+def _check_target_lattice(lat: np.ndarray, lon: np.ndarray, drivers: xr.Dataset) -> None:
+    """Refuse target cells (without a ``grid`` attribute) lying on a finer lattice than the drivers' grid.
+
+    Targets of 0.1° cells had been snapped onto 0.2° drivers without a word (two targets in
+    one cell, and the model recorded the targets' coordinates as its training cells). Targets
+    on the drivers' lattice are apart by whole cells (a shift of the whole set by less than
+    half a cell is matched, as before).
+    """
+    step = _grid_of(drivers).resolution
+    for name, values in ((cv.LAT, lat), (cv.LON, lon)):
+        v = np.unique(np.round(np.asarray(values, float), 9))
+        gaps = np.diff(v) / step
+        bad = np.flatnonzero(np.abs(gaps - np.round(gaps)) > 0.05)
+        if bad.size:
+            k = bad[0]
+            raise GridMismatchError(
+                f"target cells at {name} {v[k]:.4f} and {v[k + 1]:.4f} are {v[k + 1] - v[k]:g}° apart, not a whole "
+                f"number of the drivers' {step:g}° cells: the targets were made on another grid (their cells "
+                "would be snapped onto the drivers' cells, several into one). Scale the stations on the "
+                "drivers' grid (scale_to(..., grid=<the drivers' GridSpec>), which also records it in the "
+                "targets' 'grid' attribute), or give drivers on the targets' grid"
+            )
+
+
 def target_cells(
     drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -305,6 +329,8 @@ def prepare_training_data(
     if not points.is_points(drivers) and "grid" in targets.attrs:
         _check_target_grid(targets, drivers)
     rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
+    if not points.is_points(drivers) and "grid" not in targets.attrs and "cell" in sm.dims:
+        _check_target_lattice(lat, lon, drivers)
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
     # matched by day: drivers stamped at noon (CF daily means) and targets at midnight are the
@@ -1267,6 +1293,14 @@ def _train(
 ) -> TrainedModel:
     config = _model_config(settings)
     data = prepare_training_data(drivers, targets, layers=config.layers, dynamic=config.dynamic, static=config.static)
+    empty = [layer for k, layer in enumerate(config.layers) if not np.isfinite(data.target[:, k]).any()]
+    if empty:
+        rest = [layer for layer in config.layers if layer not in empty]
+        raise XsomoValueError(
+            f"the targets hold no value of layer{'s' if len(empty) > 1 else ''} {empty} (all NaN in "
+            f"targets['sm'] over the drivers' period): give targets of {'these layers' if len(empty) > 1 else 'this layer'}"
+            + (f", or train the other layers only: layers={tuple(rest)}" if rest else "")
+        )
     data = mask_unforced_targets(data, config.lookback, trailing=points.is_points(drivers))
     usable = _usable_cells(data, cells)
     splits = [split_validation(data.target[:, k], usable, settings, layer) for k, layer in enumerate(config.layers)]
@@ -1325,7 +1359,12 @@ def _train(
         weights,
         history=history,
         training_cells=np.column_stack([data.lat[train_cells], data.lon[train_cells]]),
-        metadata={"trained_with": "xsomo.model.training.train_lstm", "device": str(dev)},
+        metadata={
+            "trained_with": "xsomo.model.training.train_lstm",
+            "device": str(dev),
+            # statics such as elevation_std mean something else at another resolution
+            "grid_resolution": None if points.is_points(drivers) else _grid_of(drivers).resolution,
+        },
     )
 
 

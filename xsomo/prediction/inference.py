@@ -789,7 +789,9 @@ def predict(
         For ``continuous``/``auto``: check now, on a sample of land cells, that roll-outs
         from different initial states meet within the spin-up; if not, lengthen the
         spin-up (doubling it, up to ``max_spinup`` and the history the drivers hold
-        before the output period) and warn when even that is not enough.
+        before the output period) and warn when even that is not enough. Also (and for
+        in-memory drivers always) compare a sample of the inputs with the model's training
+        statistics and warn when one looks mislabelled (e.g. precipitation in m labelled mm).
     max_spinup
         Longest spin-up the check may choose (default four lookbacks).
     check_cells
@@ -867,6 +869,13 @@ def predict(
             spinup=spinup, time=time, dtype=dtype, tolerance=tolerance,
         )  # fmt: skip
     spec = _validate(drivers, model, layers=layers, grid=grid, dtype=dtype, tolerance=tolerance)
+    in_memory = not any(isinstance(spec.drivers[v].data, da.Array) for v in spec.dynamic)
+    if getattr(model, "stats", None) is not None and (check_convergence or in_memory):
+        # a unit mislabel within the physical ranges shows against the training statistics (it
+        # reads a sample: with check_convergence=False, dask-backed drivers stay unread)
+        from xsomo.model.inputs import check_input_statistics
+
+        check_input_statistics(spec.drivers, model, stacklevel=user_stacklevel())
     if return_state and mode == "windowed":
         raise XsomoValueError(
             "return_state=True: window-by-window prediction has no state to continue from (each day "
@@ -992,6 +1001,10 @@ def _validate(
     _check_inputs(drivers, dynamic, static)
     want = wanted_layers(layers, model_layers)
     drivers, lat, lon = _check_grid(drivers, grid)
+    if getattr(model, "stats", None) is not None:  # (a TrainedModel: the grid it was trained on)
+        from xsomo.model.inputs import check_grid_resolution
+
+        check_grid_resolution(drivers, model)
     return _Spec(
         drivers, dynamic, static, lookback, want, [model_layers.index(n) for n in want],
         lat, lon, dtype, tolerance,

@@ -88,6 +88,11 @@ def predict_points(
             raise GridMismatchError(f"point drivers[{name!r}] has dims {drivers[name].dims}; a static input needs (station,)")
     model_layers = [int(v) for v in cfg.layers]
     want = wanted_layers(layers, model_layers)
+    if getattr(model, "stats", None) is not None:  # a unit mislabel shows against the training statistics
+        from xsomo.model.inputs import check_input_statistics
+        from xsomo.runtime import user_stacklevel
+
+        check_input_statistics(drivers, model, source="point drivers", stacklevel=user_stacklevel())
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     check_daily_axis(times, source="point drivers")
     spinup = int(cfg.lookback if spinup is None else spinup)
