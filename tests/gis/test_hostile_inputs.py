@@ -88,6 +88,14 @@ def test_cog_removes_the_temporaries_of_a_killed_run(day: xr.DataArray, tmp_path
     assert all(p.exists() for p in others)  # another target's (m.x.tif, mm.tif) or not ours
 
 
+def test_stale_temporaries_have_one_definition() -> None:
+    import xsomo.gis.export
+    import xsomo.io.atomic
+
+    assert xsomo.gis.export.stale_temporaries is xsomo.io.atomic.stale_temporaries
+    assert xsomo.gis.export.remove_stale_temporaries is xsomo.io.atomic.remove_stale_temporaries
+
+
 def test_time_stack_refuses_files_on_another_grid(tmp_path: pathlib.Path) -> None:
     from xsomo.exceptions import GridMismatchError
     from xsomo.gis.export import to_time_stack

@@ -42,7 +42,10 @@ from xsomo.evaluation.climatology import (
 )
 from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoKeyError, XsomoValueError
-from xsomo.io.atomic import atomic_path, atomic_write_text
+from xsomo.io.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
+
+# the one definition lives in io.atomic; xsomo.gis.export.stale_temporaries stays importable (docs/gis.md)
+from xsomo.io.atomic import stale_temporaries as stale_temporaries
 
 __all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "to_time_stack", "write_style"]
 
@@ -394,37 +397,6 @@ def to_cog(
     else:  # an earlier export's style beside this name would draw this map with the wrong ramp
         pathlib.Path(target).with_suffix(".qml").unlink(missing_ok=True)
     return target
-
-
-def stale_temporaries(path: str | os.PathLike[str]) -> list[pathlib.Path]:
-    """Temporary files that a killed writer of ``path`` left beside it.
-
-    :func:`xsomo.io.atomic.atomic_path` writes ``.{stem}.XXXXXXXX.tmp{suffix}`` (8 random
-    characters) and GDAL adds sidecars to that name while it builds overviews
-    (``….tmp.tif.ovr.tmp``); only names of exactly that pattern for this target match.
-    """
-    import re
-
-    target = pathlib.Path(path).expanduser()
-    pattern = re.compile(
-        rf"^\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}(\..+)?$"
-    )
-    if not target.parent.is_dir():
-        return []
-    return sorted(p for p in target.parent.glob(".*.tmp*") if pattern.match(p.name) and p.is_file())
-
-
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
-    """Remove :func:`stale_temporaries` of ``path`` (before writing it anew; they are never trusted).
-
-    Two processes writing the same file at once are not supported: the later one removes
-    the earlier one's temporary file.
-    """
-    import contextlib
-
-    for p in stale_temporaries(path):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
 
 
 #: QGIS styles shipped in ``xsomo/data`` (the QGIS plugin links the same files)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 __all__ = [
     "DIR_MODE",
     "FILE_MODE", "atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text",
-    "fsync_path",
+    "fsync_path", "remove_stale_temporaries", "stale_temporaries",
 ]
 
 
@@ -61,6 +61,50 @@ def _tmp_name(path: pathlib.Path) -> pathlib.Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     return pathlib.Path(tmp)
+
+
+def stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> list[pathlib.Path]:
+    """Temporary files that a killed writer of ``path`` left beside it, sorted.
+
+    :func:`atomic_path` writes ``.{stem}.XXXXXXXX.tmp{suffix}`` (8 random characters), and a
+    writer may add sidecars to that name (GDAL's ``….tmp.tif.ovr.tmp`` while it builds
+    overviews); only names of exactly that pattern for this target match, not those of
+    another target sharing its first characters (``.m.x.XXXXXXXX.tmp.tif`` is ``m.x.tif``'s).
+    ``legacy=True`` adds the older ``{name}.tmp`` of writers before :func:`atomic_path`.
+
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for n in (".m.ab12cd_9.tmp.nc", ".m.ab12cd_9.tmp.nc.aux", ".m.x.ab12cd_9.tmp.nc", "m.nc.tmp"):
+    ...     _ = (d / n).write_bytes(b"partial")
+    >>> [p.name for p in stale_temporaries(d / "m.nc")]
+    ['.m.ab12cd_9.tmp.nc', '.m.ab12cd_9.tmp.nc.aux']
+    >>> [p.name for p in stale_temporaries(d / "m.nc", legacy=True)]
+    ['.m.ab12cd_9.tmp.nc', '.m.ab12cd_9.tmp.nc.aux', 'm.nc.tmp']
+    """
+    import re
+
+    target = pathlib.Path(path).expanduser()
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(
+        rf"^\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}(\..+)?$"
+    )
+    found = [p for p in target.parent.glob(".*.tmp*") if pattern.match(p.name) and p.is_file()]
+    old = target.parent / f"{target.name}.tmp"
+    if legacy and old.is_file():
+        found.append(old)
+    return sorted(found)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> None:
+    """Remove :func:`stale_temporaries` of ``path`` (before writing it anew; they are never trusted).
+
+    Two processes writing the same file at once are not supported: the later one removes
+    the earlier one's temporary file.
+    """
+    for p in stale_temporaries(path, legacy=legacy):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 @contextlib.contextmanager
