@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "--format zarr --save-state` with this state (or a folder of SoMo.ml-EU files)."
         )
     output.check_writable(args.out)
+    common.output_file(args.state, "--state")  # replaced last: an unwritable one must fail before computing
     state = read_state(common.input_path(args.state, "--state", "state file"))
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     drivers = common.open_drivers_arg(args.drivers, "--drivers")

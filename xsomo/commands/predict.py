@@ -123,7 +123,7 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from xsomo.commands import common
-    from xsomo.io.somo import find_somo_files
+    from xsomo.io.somo import find_somo_files, is_zarr_store
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
@@ -133,10 +133,23 @@ def run(args: argparse.Namespace) -> int:
     device = common.check_device(args.device)
     zarr = getattr(args, "format", "netcdf") == "zarr"
     # fail on an unwritable folder before loading or computing anything
-    if zarr and args.out.exists() and not args.overwrite:
-        raise XsomoValueError(f"--out {args.out} exists; pass --overwrite to replace the store")
+    if zarr and getattr(args, "years", None):
+        # (a store holds the whole period: --years was ignored and every year written; QA)
+        raise XsomoValueError(
+            "--years selects the netCDF files to write; a Zarr store holds the whole period. Give the period "
+            "with --start/--end, or write files (--format netcdf)."
+        )
+    if zarr:
+        output.check_store_target(args.out, overwrite=args.overwrite)
+    elif is_zarr_store(args.out):
+        raise XsomoValueError(
+            f"--out {args.out} is a Zarr store: pass --format zarr (with --overwrite to replace it), or give "
+            "another folder for the netCDF files."
+        )
     common.output_dir(args.out, "--out")
     output.check_writable(args.out.parent if zarr else args.out)
+    if args.save_state is not None:  # written last: a bad path must not cost the whole run
+        common.output_file(args.save_state, "--save-state")
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     subset = getattr(args, "years", None) or (args.layers and sorted(set(args.layers)) != sorted(model.config.layers))
     if args.save_state is not None and subset:

@@ -643,10 +643,22 @@ def _open_store(
             f"{path}: a Zarr store without {cv.SM!r} (found {sorted(map(str, ds.data_vars))}); "
             "give a store written by xsomo predict --format zarr"
         )
+    # (as for files: asking for what the store lacks is an error naming what it holds, not
+    # pandas' KeyError, which `xsomo export --layer 2` printed as a bug; nor an empty Dataset)
     if layers is not None:
-        ds = ds.sel({cv.LAYER: [int(n) for n in layers]})
+        held = [int(n) for n in ds[cv.LAYER].values]
+        want = [int(n) for n in layers]
+        if not set(want) & set(held):
+            ds.close()
+            raise FileNotFoundError(f"{path}: the store holds layers {held}, not {want}")
+        ds = ds.sel({cv.LAYER: [n for n in want if n in held]})
     if years is not None:
         keep = np.isin(ds[cv.TIME].dt.year.values, [int(y) for y in years])
+        if not keep.any():
+            held_years = sorted(set(ds[cv.TIME].dt.year.values.tolist()))
+            ds.close()
+            span = f"{held_years[0]}-{held_years[-1]}" if held_years else "no day"
+            raise FileNotFoundError(f"{path}: the store holds the years {span}, none of {sorted(set(years))}")
         ds = ds.isel({cv.TIME: np.nonzero(keep)[0]})
     return ds
 

@@ -68,6 +68,7 @@ __all__ = [
     "FILE_CHUNK_DAYS",
     "ForeignOutputError",
     "OutputWriteError",
+    "check_store_target",
     "check_writable",
     "extend_files",
     "extend_zarr",
@@ -112,6 +113,25 @@ def _as_dataset(sm: xr.Dataset | xr.DataArray) -> xr.Dataset:
     return sm
 
 
+def _time_ascending(arr: xr.DataArray, writer: str) -> xr.DataArray:
+    """``arr`` with its days in ascending order; repeated days are refused.
+
+    A prediction reversed or concatenated out of order (``sm.isel(time=slice(None, None, -1))``)
+    was written with its days in that order, files that ``open_somo`` then refused ("time is
+    not strictly increasing"), and a day repeated was written twice into a year's file (QA).
+    """
+    times = pd.DatetimeIndex(arr.indexes[cv.TIME])
+    if times.has_duplicates:
+        twice = times[times.duplicated()].unique()
+        raise XsomoValueError(
+            f"{writer}: the prediction holds {twice.size} days more than once (first {twice[0].date()}); a file "
+            "holds each day once. Drop the repeated days (e.g. sm.drop_duplicates('time'))."
+        )
+    if not times.is_monotonic_increasing:
+        arr = arr.isel({cv.TIME: np.argsort(times.values, kind="stable")})
+    return arr
+
+
 def _refuse_continued(ds: xr.Dataset, writer: str, extender: str) -> None:
     """A prediction continued from a saved state holds the new days only: written as a
     dataset of its own it replaced the year's file (``overwrite=True``, which the grid
@@ -152,6 +172,72 @@ def check_writable(directory: str | os.PathLike[str]) -> pathlib.Path:
             "folder (--out) or fix its permissions."
         ) from err
     return directory
+
+
+def check_store_target(store: str | os.PathLike[str], *, overwrite: bool = False) -> pathlib.Path:
+    """Check that :func:`to_zarr` may write a store at ``store``; creates nothing.
+
+    A store is written whole and replaces what is under its name (``overwrite=True``), so
+    the path must be new, an empty folder, or a Zarr store. A folder of anything else (the
+    netCDF files of ``xsomo predict``, a user's own files) is refused even with
+    ``overwrite``: replacing it would delete them (QA: ``--format zarr --out sm/
+    --overwrite`` on a folder of SoMo.ml-EU files removed them all).
+
+    Raises
+    ------
+    OutputWriteError
+        ``store`` is a file, a folder that is not a Zarr store and not empty, or a store
+        that exists without ``overwrite``.
+    """
+    store = pathlib.Path(store).expanduser()
+    if not store.exists():
+        return store
+    if not store.is_dir():
+        raise OutputWriteError(
+            f"{store} is a file, not a Zarr store: give a new path for the store (e.g. sm.zarr)."
+        )
+    if not somo_io.is_zarr_store(store):
+        held = sorted(p.name for p in store.iterdir())
+        if held:
+            raise OutputWriteError(
+                f"{store} is a folder that is not a Zarr store (it holds {', '.join(held[:4])}"
+                f"{', ...' if len(held) > 4 else ''}): a store is written whole and replaces the folder, which would "
+                "delete those files, so it is not replaced even with overwrite=True (--overwrite). Give a new path "
+                "for the store (e.g. sm.zarr), or write netCDF files into this folder (--format netcdf)."
+            )
+        return store
+    if not overwrite:
+        raise OutputWriteError(f"{store} exists; pass overwrite=True (--overwrite) to replace the store")
+    return store
+
+
+def _refuse_store_as_folder(directory: pathlib.Path) -> None:
+    """netCDF files written into a Zarr store were hidden from its readers (``open_somo`` opens
+    the store) and made zarr warn about every file."""
+    if somo_io.is_zarr_store(directory):
+        raise XsomoValueError(
+            f"{directory} is a Zarr store: the netCDF files go into a folder of their own. Write the store "
+            "with to_zarr (xsomo predict --format zarr), or give another folder for the files."
+        )
+
+
+def _check_state_target(path: pathlib.Path) -> None:
+    """The state file can be written (before anything is computed: it is written last)."""
+    if path.is_dir():
+        raise OutputWriteError(
+            f"state_file={path} is a folder; give the state file's name (e.g. {path / 'state.nc'})."
+        )
+    anc = path.absolute().parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputWriteError(
+            f"state_file={path}: cannot be created, {anc} is a file and not a folder. Give a path in a folder."
+        )
+    if not os.access(anc, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputWriteError(
+            f"state_file={path}: cannot be written ({anc} is not writable). Give a path you can write to."
+        )
 
 
 def _spatial_blocks(arr: xr.DataArray, dim: str, n: int) -> tuple[int, ...]:
@@ -275,12 +361,13 @@ def to_files(
     if cv.LAYER not in arr.dims:
         layer_value = int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1
         arr = arr.expand_dims({cv.LAYER: [layer_value]})
-    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    arr = _time_ascending(arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_files")
     if arr.indexes[cv.LAT].is_monotonic_decreasing:
         arr = arr.isel({cv.LAT: slice(None, None, -1)})
     if arr.indexes[cv.LON].is_monotonic_decreasing:
         arr = arr.isel({cv.LON: slice(None, None, -1)})
     want_layers, want_years = _selection(arr, layers, years)
+    _refuse_store_as_folder(pathlib.Path(directory).expanduser())
     directory = check_writable(directory)
     times = pd.DatetimeIndex(arr.indexes[cv.TIME])
     lat = arr[cv.LAT].values.astype(float)
@@ -306,6 +393,7 @@ def to_files(
                 f"state_file={state_path}: the prediction holds no {STATE!r}; predict with "
                 "return_state=True (xsomo predict --save-state)"
             )
+        _check_state_target(state_path)
         if _state_is_current(state_path, ds):
             state_path = None
     if not targets and state_path is None:
@@ -825,7 +913,7 @@ def _store_variable(ds: xr.Dataset) -> xr.DataArray:
     arr = ds[cv.SM]
     if cv.LAYER not in arr.dims:
         arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
-    arr = arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
+    arr = _time_ascending(arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_zarr")
     if arr.indexes[cv.LAT].is_monotonic_increasing:
         arr = arr.isel({cv.LAT: slice(None, None, -1)})
     if arr.indexes[cv.LON].is_monotonic_decreasing:
@@ -847,6 +935,7 @@ def _store_state(ds: xr.Dataset, state_file: str | os.PathLike[str] | None) -> t
             f"state_file={path}: the prediction holds no {STATE!r}; predict with "
             "return_state=True (xsomo predict --save-state)"
         )
+    _check_state_target(path)
     names = [STATE] + [STATE_COMPLETE] * (STATE_COMPLETE in ds.variables)
     return path, xr.Dataset({n: _oriented(ds[n], ds) for n in names})
 
@@ -937,12 +1026,10 @@ def to_zarr(
     for name in out.variables:
         out[name].encoding = {}
     out[cv.TIME].encoding = {"chunks": (ZARR_TIME_COORD_CHUNK,)}  # extensions rewrite one small chunk
-    store = pathlib.Path(store).expanduser()
-    if store.exists() and not overwrite:
-        raise OutputWriteError(f"{store} exists; pass overwrite=True (--overwrite) to replace it")
+    store = check_store_target(store, overwrite=overwrite)
     t0 = _time.perf_counter()
     try:
-        with atomic_dir(store, overwrite=overwrite) as tmp:
+        with atomic_dir(store, overwrite=True) as tmp:  # (check_store_target decided)
             # xarray writes the metadata and the coordinates; sm's chunks are stored here with
             # the state in ONE graph (xarray's delayed write optimises its graph apart, and the
             # state's roll-outs would then run a second time)
