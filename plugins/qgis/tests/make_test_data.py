@@ -40,11 +40,35 @@ STATIONS = [
 ]
 
 
-def grid():
+#: grids across 0 deg (-10..10) and across 180 deg in 0..360 (170..190) for polygons drawn in the other
+#: longitude convention: folder -> (west, east, south, north)
+WRAP_GRIDS = {"somo_zero": (-10.0, 10.0, 50.0, 50.5), "somo_360": (170.0, 190.0, 50.0, 50.5)}
+WRAP_DAYS = 5
+#: polygons (EPSG:4326 WKT) over the WRAP_GRIDS: the same cells drawn in both conventions (and split at 180)
+WRAP_ZONES = {
+    "somo_zero": {
+        "-5..5": "POLYGON ((-5.03 50.12, 5.03 50.12, 5.03 50.38, -5.03 50.38, -5.03 50.12))",
+        "355..365": "POLYGON ((354.97 50.12, 365.03 50.12, 365.03 50.38, 354.97 50.38, 354.97 50.12))",
+        "361..365": "POLYGON ((361.03 50.12, 364.97 50.12, 364.97 50.38, 361.03 50.38, 361.03 50.12))",
+        "1..5": "POLYGON ((1.03 50.12, 4.97 50.12, 4.97 50.38, 1.03 50.38, 1.03 50.12))",
+    },
+    "somo_360": {
+        "175..185": "POLYGON ((175.03 50.12, 184.97 50.12, 184.97 50.38, 175.03 50.38, 175.03 50.12))",
+        "175..-175, split at 180": (
+            "MULTIPOLYGON (((175.03 50.12, 180 50.12, 180 50.38, 175.03 50.38, 175.03 50.12)),"
+            "((-180 50.12, -175.03 50.12, -175.03 50.38, -180 50.38, -180 50.12)))"
+        ),
+        "-179..-172": "POLYGON ((-178.97 50.12, -172.03 50.12, -172.03 50.38, -178.97 50.38, -178.97 50.12))",
+        "181..188": "POLYGON ((181.03 50.12, 187.97 50.12, 187.97 50.38, 181.03 50.38, 181.03 50.12))",
+    },
+}
+
+
+def grid(west=WEST, east=EAST, south=SOUTH, north=NORTH):
     """Cell-centre lat (descending, as in the files) and lon."""
-    nlat, nlon = round((NORTH - SOUTH) / RES), round((EAST - WEST) / RES)
-    lat = np.round(NORTH - RES * (np.arange(nlat) + 0.5), 6)
-    lon = np.round(WEST + RES * (np.arange(nlon) + 0.5), 6)
+    nlat, nlon = round((north - south) / RES), round((east - west) / RES)
+    lat = np.round(north - RES * (np.arange(nlat) + 0.5), 6)
+    lon = np.round(west + RES * (np.arange(nlon) + 0.5), 6)
     return lat, lon
 
 
@@ -112,11 +136,12 @@ def write_somo_xsomo(folder, layer, year, day_list, fn=None):
     return to_files(sm.to_dataset(name="sm"), folder, progress=False)
 
 
-def write_somo(folder, layer, year, *, name=None, ascending=False):
-    """One layer-year file; ``name``: another file name, ``ascending``: lat south to north."""
+def write_somo(folder, layer, year, *, name=None, ascending=False, bounds=None, ndays=NDAYS):
+    """One layer-year file; ``name``: another file name, ``ascending``: lat south to north,
+    ``bounds``: (west, east, south, north) of another grid, ``ndays``: its first days."""
     import netCDF4
 
-    lat, lon = grid()
+    lat, lon = grid(*bounds) if bounds else grid()
     if ascending:
         lat = lat[::-1]
     os.makedirs(folder, exist_ok=True)
@@ -130,7 +155,7 @@ def write_somo(folder, layer, year, *, name=None, ascending=False):
         t.units = f"days since {year}-01-01"
         t.calendar = "proleptic_gregorian"
         t.standard_name = "time"
-        t[:] = np.arange(NDAYS)
+        t[:] = np.arange(ndays)
         for name, vals, attrs in (
             ("lat", lat, ("latitude", "degrees_north", "Y")),
             ("lon", lon, ("longitude", "degrees_east", "X")),
@@ -150,7 +175,7 @@ def write_somo(folder, layer, year, *, name=None, ascending=False):
         v.units = "m3 m-3"
         v.standard_name = "volume_fraction_of_condensed_water_in_soil"
         v.grid_mapping = "spatial_ref"
-        v[:] = np.stack([value(layer, d, lat[:, None], lon[None, :]) for d in days(year)])
+        v[:] = np.stack([value(layer, d, lat[:, None], lon[None, :]) for d in days(year, ndays)])
     return path
 
 
@@ -172,6 +197,26 @@ def write_gpkg_ogr(path):
         f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({x!r} {y!r})"))
         lyr.CreateFeature(f)
     ds = None
+
+
+def xsomo_wrap_series(folder, key):
+    """``{name: (n_cells, [sm of each day])}`` of :data:`WRAP_ZONES` over the files in ``folder``, by
+    ``xsomo.gis.zonal.polygon_series`` (xsomo's masks, which bring polygons to the grid's longitudes)."""
+    import geopandas as gpd
+    import shapely
+
+    import xsomo
+    from xsomo.gis.zonal import polygon_series
+
+    zones = WRAP_ZONES[key]
+    gdf = gpd.GeoDataFrame(
+        {"NAME": list(zones)}, geometry=[shapely.from_wkt(w) for w in zones.values()], crs="EPSG:4326"
+    )
+    s = polygon_series(xsomo.open_somo(folder), gdf, layer=1).load()
+    return {
+        str(name): (int(s.n_cells.sel(region=name)), [float(v) for v in s.sel(region=name).values.ravel()])
+        for name in zones
+    }
 
 
 def _have_xsomo():
@@ -220,6 +265,11 @@ def main(out):
     with netCDF4.Dataset(os.path.join(mixed, f"SoMo.ml-EU_layer1_{YEARS[1]}.nc"), "a") as nc:
         nc["lon"][:] = nc["lon"][:] + 0.5
     made = {"somo": somo, "xsomo": with_xsomo, "leap": leap if with_xsomo else None, "mixed": mixed}
+    # grids across 0 deg and (in 0..360) across 180 deg; with xsomo, its own zonal cells and means of WRAP_ZONES
+    for folder, bounds in WRAP_GRIDS.items():
+        write_somo(os.path.join(out, folder), 1, YEARS[0], bounds=bounds, ndays=WRAP_DAYS)
+    if with_xsomo:
+        made["wrap_xsomo"] = {folder: xsomo_wrap_series(os.path.join(out, folder), folder) for folder in WRAP_GRIDS}
     if not with_xsomo:
         write_gpkg_ogr(os.path.join(out, "stations.gpkg"))
     else:

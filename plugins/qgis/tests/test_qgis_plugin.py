@@ -716,6 +716,88 @@ def test_cells_without_data_and_edges_count_as_in_xsomo_zonal(qgis_app, data_dir
         assert int(r["n_cells"]) == _box_mean(dt.date(2010, 1, 1), HOSTILE_BOXES[r["name"]])[1]
 
 
+def _zones(path, zones):
+    """A GeoPackage of ``{name: WKT}`` (EPSG:4326, coordinates kept as written: 0..360 too)."""
+    from osgeo import ogr, osr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("zones", srs, ogr.wkbMultiPolygon)
+    lyr.CreateField(ogr.FieldDefn("zone", ogr.OFTString))
+    for name, wkt in zones.items():
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("zone", name)
+        f.SetGeometry(ogr.ForceToMultiPolygon(ogr.CreateGeometryFromWkt(wkt)))
+        lyr.CreateFeature(f)
+    ds = None
+    return path
+
+
+def _wrapped_box_cells(bounds, wkt):
+    """Cells of the grid ``bounds`` whose centres lie in one of the boxes of ``wkt`` moved by any multiple
+    of 360 deg (longitudes are periodic), with xsomo's edge rule (numpy)."""
+    from osgeo import ogr
+
+    lat, lon = grid(*bounds)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    geom = ogr.CreateGeometryFromWkt(wkt)
+    parts = [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())] if geom.GetGeometryCount() > 1 else [geom]
+    inside = np.zeros(la.shape, dtype=bool)
+    for part in parts:
+        w_, e_, s_, n_ = part.GetEnvelope()
+        for k in (-1, 0, 1):
+            x, y = lo + 360.0 * k - 1e-8, la - 1e-10
+            inside |= (x > w_) & (x < e_) & (y > s_) & (y < n_)
+    return la, lo, inside
+
+
+def test_polygons_in_the_other_longitude_convention_cover_their_cells(qgis_app, data_dir, tmp_path):
+    """QA: polygons are taken in the grid's longitudes, as xsomo does (in_grid_longitudes): a polygon
+    over 355..365 deg on a grid from -10 to 10 deg covers the cells of -5..5 deg (GDAL alone: none),
+    one in -180..180 over a grid of 170..190 deg the cells of 180..190 (GDAL alone: half or none)."""
+    import csv
+
+    import processing
+    from make_test_data import WRAP_GRIDS, WRAP_ZONES
+    from xsomo_qgis.somo_files import SomoFileError, grid_longitude_range, longitude_shifts
+
+    assert grid_longitude_range(-9.95, 9.95) == (-180.0, 180.0)
+    assert grid_longitude_range(170.05, 189.95) == (0.0, 360.0)
+    with pytest.raises(SomoFileError, match="mixing"):
+        grid_longitude_range(-9.95, 189.95)
+    assert longitude_shifts(-5, 5, -180, 180) == [0]
+    assert longitude_shifts(355, 365, -180, 180) == [1]
+    assert longitude_shifts(170, 190, -180, 180) == [0, 1]
+    assert longitude_shifts(-179, -172, 0, 360) == [-1]
+
+    d, made = data_dir
+    for folder, zones in WRAP_ZONES.items():
+        out = processing.run(
+            "xsomo:series",
+            {"FOLDER": str(d / folder), "LAYER": 1, "INPUT": str(_zones(tmp_path / f"{folder}.gpkg", zones)),
+             "FIELD": "zone", "OUTPUT": str(tmp_path / f"{folder}.csv")},
+        )["OUTPUT"]
+        with open(out, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert {r["name"] for r in rows} == set(zones)
+        for name, wkt in zones.items():
+            la, lo, inside = _wrapped_box_cells(WRAP_GRIDS[folder], wkt)
+            got = [r for r in rows if r["name"] == name]
+            assert {int(r["n_cells"]) for r in got} == {int(inside.sum())}, (folder, name)
+            assert inside.sum() in (120, 210, 300)
+            wts = np.cos(np.deg2rad(la))
+            for r in got:
+                v = value(1, dt.date.fromisoformat(r["date"]), la, lo)
+                want = float((v[inside] * wts[inside]).sum() / wts[inside].sum())
+                assert float(r["sm"]) == pytest.approx(want, rel=1e-6), (folder, name, r["date"])
+            if made.get("wrap_xsomo"):  # xsomo's own masks (make_test_data.py ran xsomo.gis.zonal)
+                n_xsomo, sm_xsomo = made["wrap_xsomo"][folder][name]
+                assert int(got[0]["n_cells"]) == n_xsomo, (folder, name)
+                assert [float(r["sm"]) for r in got] == pytest.approx(sm_xsomo, rel=1e-6), (folder, name)
+
+
 def test_multipoints_and_files_on_another_grid_are_refused(qgis_app, data_dir, tmp_path):
     """QA: a MultiPoint of several points is refused (not its first point only); a folder whose
     files lie on different grids is refused naming the file (not drawn on the first file's grid)."""

@@ -364,7 +364,10 @@ def _regional_series(files, geom, label=""):
             return days, [float("nan")] * len(days), 0
         values = [float(files.read(d)[cell]) for d in days]
         return days, values, int(any(v == v for v in values))
-    mask = polygon_mask(f.geotransform, shape, geom.asWkt())
+    try:  # in the grid's longitudes: a polygon over 355..365 deg covers the cells of -5..5 deg
+        mask = polygon_mask(f.geotransform, shape, geom.asWkt())
+    except SomoFileError as err:
+        raise QgsProcessingException(str(err)) from err
     days, values, n_cells = area_weighted_series(files, mask)
     return days, list(values), n_cells
 

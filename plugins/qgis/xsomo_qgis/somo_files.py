@@ -253,29 +253,69 @@ def cell_latitudes(geotransform, shape):
 EDGE_OFFSET = (1e-8, 1e-10)
 
 
+def grid_longitude_range(lon_min, lon_max):
+    """``(lo, hi)``: the longitude convention of a grid whose cell centres run ``lon_min..lon_max``,
+    ``(-180, 180)``, or ``(0, 360)`` for a grid beyond 180 deg; a grid mixing both is a SomoFileError.
+
+    The rule of ``xsomo.drivers.regions.in_grid_longitudes`` (which needs shapely; QGIS's python
+    has only GDAL), so the plugin and ``xsomo zonal`` mask the same cells.
+    """
+    if lon_min < 0.0 and lon_max > 180.0:
+        raise SomoFileError(
+            f"the grid's longitudes run from {lon_min:g} to {lon_max:g}, mixing -180..180 and 0..360: "
+            "write the files on one convention first"
+        )
+    return (0.0, 360.0) if lon_max > 180.0 else (-180.0, 180.0)
+
+
+def longitude_shifts(west, east, lo, hi):
+    """The ``k`` for which the part of ``west..east`` inside ``lo + 360 k .. hi + 360 k`` lies on the
+    grid once moved by ``-360 k`` (``[0]`` for a polygon already within ``lo..hi``), as
+    ``xsomo.drivers.regions.in_grid_longitudes`` splits and moves polygons: longitudes are
+    periodic, so a polygon over 355..365 deg covers the cells of -5..5 deg."""
+    if west >= lo and east <= hi:
+        return [0]
+    return list(range(int(np.floor((west - lo) / 360.0)), int(np.floor((east - lo) / 360.0)) + 1))
+
+
 def polygon_mask(geotransform, shape, wkt):
     """Cells whose centres lie inside the polygon ``wkt`` (EPSG:4326), rasterised by GDAL.
 
     A centre on the polygon's edge is inside on its east or north edge, outside on its west
-    or south edge (:data:`EDGE_OFFSET`; as ``xsomo zonal``).
+    or south edge (:data:`EDGE_OFFSET`; as ``xsomo zonal``). The polygon is taken in the
+    grid's longitudes (:func:`grid_longitude_range`): a polygon in 0..360 over a grid across
+    0 deg, or in -180..180 over a grid beyond 180 deg, covers the cells it covers on the globe
+    (each 360-degree shift of :func:`longitude_shifts` is rasterised with the grid moved by it,
+    and kept where it falls inside the grid's convention: the polygon's parts of xsomo's split).
     """
     from osgeo import ogr, osr
 
     ny, nx = shape
-    mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
     x0, dx, rx, y0, ry, dy = geotransform
-    mem.SetGeoTransform((x0 - EDGE_OFFSET[0], dx, rx, y0 - EDGE_OFFSET[1], ry, dy))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(4326)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    mem.SetProjection(srs.ExportToWkt())
     vec = ogr.GetDriverByName("Memory").CreateDataSource("")
     lyr = vec.CreateLayer("p", srs, ogr.wkbUnknown)
     feat = ogr.Feature(lyr.GetLayerDefn())
-    feat.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+    geom = ogr.CreateGeometryFromWkt(wkt)
+    feat.SetGeometry(geom)
     lyr.CreateFeature(feat)
-    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
-    return mem.GetRasterBand(1).ReadAsArray().astype(bool)
+    lon = x0 + dx * (np.arange(nx) + 0.5)
+    lo, hi = grid_longitude_range(float(lon.min()), float(lon.max()))
+    west, east = geom.GetEnvelope()[:2] if not geom.IsEmpty() else (lo, lo)
+    shifts = longitude_shifts(west, east, lo, hi)
+    mask = np.zeros(shape, dtype=bool)
+    for k in shifts:
+        mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
+        # the grid moved by +360 k under the polygon is the polygon moved by -360 k over the grid
+        mem.SetGeoTransform((x0 + 360.0 * k - EDGE_OFFSET[0], dx, rx, y0 - EDGE_OFFSET[1], ry, dy))
+        mem.SetProjection(srs.ExportToWkt())
+        gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
+        mask |= mem.GetRasterBand(1).ReadAsArray().astype(bool)
+    if shifts != [0]:  # the polygon's parts inside lo..hi only (edge rule of the split: east edge in)
+        mask &= ((lon - EDGE_OFFSET[0] > lo) & (lon - EDGE_OFFSET[0] < hi))[None, :]
+    return mask
 
 
 def area_weighted_series(files, mask):
