@@ -184,3 +184,28 @@ def test_days_out_of_order_are_written_in_order_and_repeated_days_refused(sm, tm
     with pytest.raises(XsomoValueError, match="more than once"):
         output.to_zarr(twice, tmp_path / "dup.zarr", progress=False)
     assert not (tmp_path / "dup.zarr").exists() and not list(tmp_path.glob("dup/*.nc"))
+
+
+def test_gdal_places_the_zarr_store(sm, tmp_path):
+    """GDAL 3.4-3.8 (QGIS LTRs) read a Zarr array's CRS only from its `_CRS` attribute: the store
+    had only the CF grid mapping, and gdalinfo 3.6 showed it without a coordinate system."""
+    import json
+    import shutil
+    import subprocess
+
+    import xsomo
+
+    store = output.to_zarr(sm, tmp_path / "sm.zarr", progress=False)
+    crs = json.loads((store / "sm" / ".zattrs").read_text())["_CRS"]
+    assert crs["url"].endswith("EPSG/0/4326") and 'ID["EPSG",4326]' in crs["wkt"]
+    gdalinfo = shutil.which("gdalinfo")
+    if gdalinfo:
+        info = subprocess.run(
+            [gdalinfo, f'ZARR:"{store}":/sm:0:0'], capture_output=True, text=True, check=True
+        ).stdout
+        assert 'ID["EPSG",4326]' in info, info
+        lon = sm["lon"].values
+        assert f"Origin = ({lon.min() - 0.05:.6f}" in info
+    ds = xsomo.open_somo(store)
+    assert "_CRS" not in ds["sm"].attrs and ds.rio.crs.to_epsg() == 4326
+    ds.isel(time=slice(0, 2)).to_netcdf(tmp_path / "copy.nc")  # (a dict attribute would fail here)

@@ -49,6 +49,7 @@ from xsomo.runtime import user_stacklevel
 
 __all__ = [
     "FILE_PATTERN",
+    "GDAL_ZARR_CRS",
     "IDENTITY_ATTRS",
     "NC_LOCK",
     "OUTPUT_NAME",
@@ -64,6 +65,7 @@ __all__ = [
     "create_layer_file",
     "file_identity",
     "find_somo_files",
+    "gdal_zarr_crs",
     "global_attrs",
     "grid_mapping_attrs",
     "is_zarr_store",
@@ -643,6 +645,7 @@ def _open_store(
             f"{path}: a Zarr store without {cv.SM!r} (found {sorted(map(str, ds.data_vars))}); "
             "give a store written by xsomo predict --format zarr"
         )
+    ds[cv.SM].attrs.pop(GDAL_ZARR_CRS, None)  # (GDAL's; the grid mapping is spatial_ref)
     # (as for files: asking for what the store lacks is an error naming what it holds, not
     # pandas' KeyError, which `xsomo export --layer 2` printed as a bug; nor an empty Dataset)
     if layers is not None:
@@ -699,6 +702,17 @@ def grid_mapping_attrs() -> dict[str, Any]:
     attrs["crs_wkt"] = wkt
     attrs["spatial_ref"] = wkt  # what GDAL reads
     return attrs
+
+
+#: The attribute of a Zarr array from which GDAL's Zarr driver reads its CRS (GDAL 3.4-3.8 read no
+#: other; 3.9 and later also read the CF ``grid_mapping``). :func:`open_somo` drops it (a dict
+#: attribute, which netCDF cannot store).
+GDAL_ZARR_CRS = "_CRS"
+
+
+def gdal_zarr_crs() -> dict[str, str]:
+    """The value of :data:`GDAL_ZARR_CRS` for EPSG:4326: ``{"wkt": ..., "url": ...}``."""
+    return {"wkt": grid_mapping_attrs()["crs_wkt"], "url": "http://www.opengis.net/def/crs/EPSG/0/4326"}
 
 
 def clean_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:

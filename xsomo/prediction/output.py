@@ -1035,6 +1035,9 @@ def to_zarr(
             # state's roll-outs would then run a second time)
             out.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2, compute=False)
             target = zarr.open_group(os.fspath(tmp), mode="r+")[cv.SM]
+            # GDAL before 3.9 reads a Zarr array's CRS only from its own `_CRS` attribute (not the CF
+            # grid mapping): without it GDAL 3.6 / QGIS 3.28 showed the store without a CRS (QA)
+            target.attrs[somo_io.GDAL_ZARR_CRS] = somo_io.gdal_zarr_crs()
             stored = _store_chunks(out[cv.SM].data, target, offset=0)
             lazy_state = [] if saved is None else [saved[n].data for n in saved.data_vars]
             computed = _compute(stored, *lazy_state, client=client)
