@@ -209,3 +209,19 @@ def test_gdal_places_the_zarr_store(sm, tmp_path):
     ds = xsomo.open_somo(store)
     assert "_CRS" not in ds["sm"].attrs and ds.rio.crs.to_epsg() == 4326
     ds.isel(time=slice(0, 2)).to_netcdf(tmp_path / "copy.nc")  # (a dict attribute would fail here)
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://127.0.0.1:9"])
+def test_cli_scheduler_that_cannot_be_reached_is_named(cli_inputs, tmp_path, capsys, address):
+    """`--scheduler notanaddress` ended in "unexpected ValueError ... a bug in xsomo"; a scheduler
+    that does not answer in "Timed out ... Check the path"."""
+    pytest.importorskip("distributed")
+    import dask
+
+    _, argv = cli_inputs
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        assert cli.main([*argv, "--out", str(tmp_path / "o"), "--scheduler", address]) == 1
+    err = capsys.readouterr().err
+    assert f"--scheduler {address}: no dask scheduler could be reached" in err, err
+    assert "unexpected" not in err and "rerun with --debug" not in err
+    assert not (tmp_path / "o").exists()

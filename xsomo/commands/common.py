@@ -238,9 +238,22 @@ def scheduler_client(address: str | None) -> Iterator[Any]:
     if not address:
         yield None
         return
-    from distributed import Client
-
-    client = Client(address)
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise CliError(
+            f"--scheduler {address}: dask.distributed is not installed here ({err}). Install it "
+            "(pip install distributed) or leave out --scheduler."
+        ) from err
+    try:
+        client = Client(address)
+    except (OSError, ValueError, TypeError) as err:
+        # (an address without a port was "unexpected ValueError ... a bug in xsomo", a scheduler
+        # that does not answer "Timed out ... Check the path"; QA)
+        raise CliError(
+            f"--scheduler {address}: no dask scheduler could be reached there ({err}). Give the address "
+            "the scheduler prints (tcp://HOST:8786), check that it runs, or leave out --scheduler to compute here."
+        ) from err
     try:
         yield client
     finally:
