@@ -10,7 +10,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
 from xsomo.drivers.features import aridity, static_features, subgrid_moments, upscale_fraction
-from xsomo.exceptions import MissingVariableError
+from xsomo.exceptions import MissingVariableError, XsomoValueError
 from xsomo.regrid import cell_area
 
 FINE = GridSpec(0.0, 1.0, 50.0, 51.0, 0.01)
@@ -56,6 +56,15 @@ def test_subgrid_moments_match_numpy():
     v = (w * (blocks - m[:, None, :, None]) ** 2).sum((1, 3)) / w.sum((1, 3))
     np.testing.assert_allclose(mean.values, m, rtol=1e-5)
     np.testing.assert_allclose(std.values, np.sqrt(v), rtol=1e-3)
+    # one field given as a sequence (open_dem's maps per pixel size) is the same field
+    for got, want in zip(subgrid_moments([dem], TARGET), (mean, std), strict=True):
+        xr.testing.assert_identical(got, want)
+    # two fields that split it (by latitude, as the Copernicus DEM's pixel sizes) give its moments
+    halves = [dem.sel(lat=slice(None, 50.45)), dem.sel(lat=slice(50.45, None))]
+    for got, want in zip(subgrid_moments(halves, TARGET), (mean, std), strict=True):
+        np.testing.assert_allclose(got.values, want.values, rtol=1e-5)
+    with pytest.raises(XsomoValueError, match="no fine field"):
+        subgrid_moments([], TARGET)
 
 
 def test_percent_to_fraction():
@@ -100,3 +109,62 @@ def test_static_features_missing_variable():
     assert list(out.data_vars) == list(cv.STATIC_NAMES)
     np.testing.assert_allclose(out["clay_sub"].values, 0.2, rtol=1e-6)
     np.testing.assert_allclose(out["elevation_std"].values, 0.0, atol=1e-6)
+
+
+def test_dem_tiles_of_two_pixel_sizes_through_the_sources_file(tiny_world, tmp_path):
+    """A folder of DEM tiles whose pixels widen north of a latitude (the Copernicus DEM's, north
+    of 50 deg N; here 0.01 x 0.01 deg south of 41.05 N, 0.02 x 0.01 deg north of it) named in a
+    sources file gives the elevation features of the same relief on one 0.01 deg grid (each wide
+    pixel as two), also in the cells that straddle 41.05 N."""
+    import rasterio
+    import yaml
+    from rasterio.transform import from_origin
+
+    from xsomo.drivers.sources import open_sources_drivers
+    from xsomo.io.sources import read_sources
+
+    def relief(lat, lon):
+        return (
+            600.0
+            + 250.0 * np.sin(lat * 8.0)
+            + 120.0 * np.cos(lon * 6.0)
+            + 50.0 * np.sin(lat * 150.0) * np.cos(lon * 120.0)
+        )
+
+    dem = tmp_path / "dem"
+    dem.mkdir()
+    rows = []  # (north-to-south values on the common 0.01 deg grid) per band
+    for south, north, dx in ((40.0, 41.05, 0.01), (41.05, 42.0, 0.02)):
+        lat = north - 0.01 * (np.arange(round((north - south) / 0.01)) + 0.5)
+        band = []
+        for west in (0.0, 0.5):
+            lon = west + dx * (np.arange(round(0.5 / dx)) + 0.5)
+            z = relief(lat[:, None], lon[None, :]).astype(np.float32)
+            with rasterio.open(
+                dem / f"tile_{south:g}_{west:g}.tif", "w", driver="GTiff", height=z.shape[0], width=z.shape[1],
+                count=1, dtype="float32", crs="EPSG:4326", transform=from_origin(west, north, dx, 0.01),
+            ) as dst:  # fmt: skip
+                dst.write(z, 1)
+            band.append(np.repeat(z, round(dx / 0.01), axis=1))
+        rows.append(np.hstack(band))
+    common_grid = GridSpec(0.0, 1.0, 40.0, 42.0, 0.01)
+    common = xr.DataArray(
+        np.vstack(rows[::-1])[::-1].astype(np.float64), coords=common_grid.coords(), dims=("lat", "lon"),
+        attrs={"units": "m"},
+    )  # fmt: skip
+    world = tmp_path / "w"
+    world.mkdir()
+    for p in tiny_world.iterdir():
+        if p.name != "sources.yml":
+            (world / p.name).symlink_to(p)
+    data = yaml.safe_load((tiny_world / "sources.yml").read_text())
+    data["static"]["dem"] = str(dem)
+    (world / "sources.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    src = read_sources(world / "sources.yml")
+    ds = open_sources_drivers(src)
+    grid = GridSpec(**{k: float(v) for k, v in data["grid"].items()})
+    want_mean, want_std = subgrid_moments(common, grid)
+    got = ds[["elevation_mean", "elevation_std"]].compute()
+    np.testing.assert_allclose(got["elevation_mean"].values, want_mean.values, rtol=1e-5)
+    np.testing.assert_allclose(got["elevation_std"].values, want_std.values, rtol=1e-4)
+    assert float(got["elevation_std"].min()) > 1.0  # (sub-grid relief in every cell)

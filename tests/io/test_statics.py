@@ -9,7 +9,15 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError, XsomoValueError
+from xsomo.conventions import GridSpec
+from xsomo.drivers.features import subgrid_moments
+from xsomo.exceptions import (
+    DataFormatError,
+    GridMismatchError,
+    MissingVariableError,
+    UnitError,
+    XsomoValueError,
+)
 from xsomo.io.statics import (
     LANDCOVER_CLASSES,
     landcover_fractions,
@@ -21,12 +29,12 @@ from xsomo.io.statics import (
 RES = 0.01
 
 
-def write_tif(path: pathlib.Path, data: np.ndarray, west: float, north: float, *, nodata=None, dtype=None):
-    """A north-up EPSG:4326 GeoTIFF; ``data`` rows run north to south."""
+def write_tif(path: pathlib.Path, data: np.ndarray, west: float, north: float, *, nodata=None, dtype=None, res=(RES, RES)):
+    """A north-up EPSG:4326 GeoTIFF of ``res`` = (dx, dy) degree pixels; ``data`` rows run north to south."""
     data = np.asarray(data)
     with rasterio.open(
         path, "w", driver="GTiff", height=data.shape[0], width=data.shape[1], count=1,
-        dtype=dtype or data.dtype, crs="EPSG:4326", transform=from_origin(west, north, RES, RES),
+        dtype=dtype or data.dtype, crs="EPSG:4326", transform=from_origin(west, north, *res),
         nodata=nodata,
     ) as dst:
         dst.write(data.astype(dtype or data.dtype), 1)
@@ -303,3 +311,166 @@ def test_signed_byte_classes_get_a_hint():
     da = xr.DataArray(np.array([[50, -66], [10, 120]], np.int8), dims=("lat", "lon"))
     with pytest.raises(XsomoValueError, match=r"unsigned bytes read as signed \(-66 is 190\)"):
         landcover_fractions(da, "esa_cci")
+
+
+# ------------------------------------------------------------ DEM tiles of several pixel sizes
+#: The Copernicus DEM's tiles widen in longitude north of 50 deg N (GLO-90: 3" x 3" south of it,
+#: 4.5" x 3" at 50-60 deg N); here at 100x scale: 0.01 x 0.01 deg south of 45.3 N, 0.015 x 0.01 north.
+SOUTH_PX, NORTH_PX = (0.01, 0.01), (0.015, 0.01)
+COLUMNS = (10.0, 10.3, 10.6)  # tiles of 0.3 x 0.3 deg: 30 x 30 and 20 x 30 pixels
+
+
+def _relief(lat, lon):
+    """Elevation (m) with sub-grid relief at the scale of the pixels."""
+    return 800.0 + 300.0 * np.sin(lat * 9.0) + 200.0 * np.cos(lon * 7.0) + 60.0 * np.sin(lat * 140.0) * np.cos(lon * 110.0)
+
+
+def _mixed_tiles(root: pathlib.Path, skip=(), half_pixel=False):
+    """Two rows of three tiles, the northern of wider pixels; ``skip`` holds (row, column) pairs
+    left out. ``half_pixel``: the Copernicus DEM's layout, each tile half a pixel west and north
+    of the whole degrees (its pixel centres on them), so the rows' edges differ by a quarter pixel.
+    Returns the tiles as (west, north, (dx, dy), data) for the oracle."""
+    root.mkdir(exist_ok=True)
+    tiles = []
+    for row, (south, (dx, dy)) in enumerate(((45.0, SOUTH_PX), (45.3, NORTH_PX))):
+        for col, west in enumerate(COLUMNS):
+            if (row, col) in skip:
+                continue
+            if half_pixel:
+                west, north = west - dx / 2, south + 0.3 + dy / 2
+            else:
+                north = south + 0.3
+            lat = north - dy * (np.arange(round(0.3 / dy)) + 0.5)
+            lon = west + dx * (np.arange(round(0.3 / dx)) + 0.5)
+            data = _relief(lat[:, None], lon[None, :]).astype(np.float32)
+            write_tif(root / f"dem_{row}{col}.tif", data, west, north, res=(dx, dy))
+            tiles.append((west, north, (dx, dy), data.astype(np.float64)))
+    return root, tiles
+
+
+def _overlap(lo, hi, cell_lo, cell_hi):
+    """Overlap lengths of the intervals [lo, hi] (pixels) with [cell_lo, cell_hi] (cells), (cells, pixels)."""
+    return np.clip(np.minimum(hi[None, :], cell_hi[:, None]) - np.maximum(lo[None, :], cell_lo[:, None]), 0.0, None)
+
+
+def _oracle(tiles, grid):
+    """Mean and std of all fine pixels in each cell of ``grid``, weighted by the area (on the
+    sphere) each pixel has in the cell; NaN pixels skipped, NaN where a cell has none."""
+    edges_lat = grid.south + grid.resolution * np.arange(grid.nlat + 1)
+    edges_lon = grid.west + grid.resolution * np.arange(grid.nlon + 1)
+    s0, s1, s2 = (np.zeros(grid.shape) for _ in range(3))
+    for west, north, (dx, dy), data in tiles:
+        z = data[::-1]  # south to north
+        lat_lo = north - dy * data.shape[0] + dy * np.arange(data.shape[0])
+        lon_lo = west + dx * np.arange(data.shape[1])
+        # the area on the sphere: the overlap in sin(latitude) times the overlap in longitude
+        w_lat = np.clip(
+            np.sin(np.deg2rad(np.minimum(lat_lo[None, :] + dy, edges_lat[1:, None])))
+            - np.sin(np.deg2rad(np.maximum(lat_lo[None, :], edges_lat[:-1, None]))),
+            0.0, None,
+        )  # fmt: skip
+        w_lon = _overlap(lon_lo, lon_lo + dx, edges_lon[:-1], edges_lon[1:])
+        valid = np.isfinite(z)
+        zz = np.where(valid, z, 0.0)
+        s0 += w_lat @ valid.astype(float) @ w_lon.T
+        s1 += w_lat @ zz @ w_lon.T
+        s2 += w_lat @ (zz * zz) @ w_lon.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(s0 > 0, s1 / s0, np.nan)
+        std = np.sqrt(np.clip(np.where(s0 > 0, s2 / s0, np.nan) - mean**2, 0.0, None))
+    return mean, std
+
+
+#: aligned with the tiles; offset by half a cell (the row at 45.25-45.35 straddles the two pixel
+#: sizes); 0.25 deg cells (45.25-45.5 straddles them too)
+MIXED_GRIDS = [
+    GridSpec(10.0, 10.9, 45.0, 45.6, 0.1),
+    GridSpec(10.05, 10.85, 45.05, 45.55, 0.1),
+    GridSpec(10.0, 10.75, 45.0, 45.5, 0.25),
+]
+
+
+def test_dem_tiles_of_two_pixel_sizes_give_the_moments_of_all_fine_pixels(tmp_path):
+    """The Copernicus DEM's tiles widen north of 50 deg N: tiles of several pixel sizes had been
+    refused (resample with gdalwarp first, which also changes the sub-grid std). Each pixel size
+    is mosaicked alone and the moments are pooled per cell, exactly as the moments of all the
+    fine pixels in it, also in cells that straddle the two sizes."""
+    root, tiles = _mixed_tiles(tmp_path / "dem")
+    dem = open_dem(root)
+    assert isinstance(dem, tuple) and len(dem) == 2
+    fine, wide = dem
+    assert fine.chunks is not None and wide.chunks is not None  # lazy (dask)
+    assert fine.sizes == {"lat": 30, "lon": 90} and wide.sizes == {"lat": 30, "lon": 60}
+    np.testing.assert_allclose(np.diff(wide.lon), 0.015, rtol=1e-9)
+    np.testing.assert_allclose(wide.values, _relief(wide.lat.values[:, None], wide.lon.values[None, :]), rtol=1e-6)
+    assert wide.attrs["units"] == "m"
+    for grid in MIXED_GRIDS:
+        mean, std = subgrid_moments(dem, grid)
+        want_mean, want_std = _oracle(tiles, grid)
+        assert mean.shape == grid.shape and mean.dtype == np.float32
+        np.testing.assert_allclose(mean.values, want_mean, rtol=1e-5, err_msg=str(grid))
+        np.testing.assert_allclose(std.values, want_std, rtol=1e-4, err_msg=str(grid))
+    # the pooling matters where a cell straddles the sizes: the std of all its pixels is not
+    # the area-weighted mean of the two parts' stds
+    grid = MIXED_GRIDS[1]
+    south = _oracle([t for t in tiles if t[2] == SOUTH_PX], grid)[1][2]
+    north = _oracle([t for t in tiles if t[2] == NORTH_PX], grid)[1][2]
+    pooled = subgrid_moments(dem, grid)[1].values[2]
+    assert np.abs(pooled - (south + north) / 2).max() > 0.01 * pooled.max()
+
+
+def test_mixed_pixel_sizes_in_the_copernicus_layout(tmp_path):
+    """The Copernicus DEM's tiles sit half a pixel west and north of the whole degrees, so the
+    rows of two pixel sizes end a fraction of a pixel apart: those slivers are no gap (no
+    warning), and the moments still match the oracle."""
+    import warnings
+
+    root, tiles = _mixed_tiles(tmp_path / "dem", half_pixel=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dem = open_dem(root)
+    assert not [w for w in caught if "no tile covers" in str(w.message)]
+    for grid in (MIXED_GRIDS[1], GridSpec(10.1, 10.8, 45.1, 45.6, 0.1)):  # (the tiles start at 45.005 N)
+        mean, std = subgrid_moments(dem, grid)
+        want_mean, want_std = _oracle(tiles, grid)
+        np.testing.assert_allclose(mean.values, want_mean, rtol=1e-5)
+        np.testing.assert_allclose(std.values, want_std, rtol=1e-4)
+
+
+def test_mixed_pixel_sizes_with_gaps(tmp_path):
+    """A box of the layout no tile covers (open sea) is no data, named in one warning: inside one
+    pixel size's rows (filled in its mosaic) and at the edge; cells no tile reaches are NaN,
+    cells partly covered get the moments of their pixels; a grid beyond all tiles is refused."""
+    root, tiles = _mixed_tiles(tmp_path / "dem", skip={(1, 1), (0, 2)})
+    with pytest.warns(RuntimeWarning, match=r"no tile covers 2 box\(es\) .*lon 10\.3\.\.10\.6, lat 45\.3\.\.45\.6"):
+        dem = open_dem(root)
+    _, wide = dem
+    assert wide.sizes == {"lat": 30, "lon": 60}  # the middle filled with no data
+    assert bool(wide.sel(lon=slice(10.3, 10.6)).isnull().all())
+    for grid in MIXED_GRIDS:
+        mean, std = subgrid_moments(dem, grid)
+        want_mean, want_std = _oracle(tiles, grid)
+        np.testing.assert_array_equal(np.isnan(mean.values), np.isnan(want_mean))
+        np.testing.assert_allclose(mean.values, want_mean, rtol=1e-5)
+        np.testing.assert_allclose(std.values, want_std, rtol=1e-4)
+    mean = subgrid_moments(dem, MIXED_GRIDS[0])[0]
+    assert bool(mean.sel(lat=45.45, lon=10.45).isnull()) and bool(mean.sel(lat=45.15, lon=10.75).isnull())
+    with pytest.raises(GridMismatchError, match=r"cover lat 45\.\.45\.6, lon 10\.\.10\.9, which does not cover the target grid"):
+        subgrid_moments(dem, GridSpec(10.0, 11.0, 45.0, 45.6, 0.1))
+
+
+def test_mixed_pixel_sizes_still_refuse_off_lattice_and_overlapping_tiles(tmp_path):
+    root, _ = _mixed_tiles(tmp_path / "dem")
+    write_tif(root / "zz_half.tif", np.zeros((30, 20), np.float32), 10.9 + NORTH_PX[0] / 2, 45.6, res=NORTH_PX)
+    with pytest.raises(DataFormatError, match=r"zz_half.tif is not on the pixel grid of dem_10.tif \(offset by [+-]0.5 x \+0 pixels of 0.015 x 0.01 degrees"):
+        open_dem(root)
+    (root / "zz_half.tif").unlink()
+    write_tif(root / "zz_over.tif", np.zeros((30, 30), np.float32), 10.6, 45.45)  # fine pixels over the wide row
+    with pytest.raises(DataFormatError, match=r"dem_\d\d.tif and zz_over.tif overlap"):
+        open_dem(root)
+    (root / "zz_over.tif").unlink()
+    # land-cover classes of several pixel sizes are refused (resample them by mode)
+    write_tif(root / "lc_a.tif", np.full((30, 30), 50, np.uint8), 10.0, 45.3)
+    write_tif(root / "lc_b.tif", np.full((30, 20), 50, np.uint8), 10.0, 45.6, res=NORTH_PX)
+    with pytest.raises(DataFormatError, match=r"different pixel sizes .*-r mode"):
+        open_landcover([root / "lc_a.tif", root / "lc_b.tif"], "esa_cci")

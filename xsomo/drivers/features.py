@@ -4,7 +4,8 @@
 - ``aridity``: long-term mean net radiation expressed as mm of water (divided by the
   latent heat of vaporisation) over long-term mean precipitation;
 - ``elevation_mean`` and ``elevation_std``: mean and sub-grid standard deviation of a
-  finer DEM (conservative moments, so the std is that of the fine cells in each cell);
+  finer DEM (conservative moments, so the std is that of the fine cells in each cell;
+  a DEM of several pixel sizes, as the Copernicus DEM's tiles, is pooled per cell);
 - ``forest_fraction``, ``shortveg_fraction``, ``sand_top``, ``clay_top``, ``sand_sub``,
   ``clay_sub``: conservatively upscaled, percent converted to fractions.
 
@@ -13,15 +14,17 @@ Everything stays lazy when the inputs are dask-backed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.conventions import GridSpec
-from xsomo.exceptions import GridMismatchError, MissingVariableError
-from xsomo.regrid import regrid
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.regrid import check_longitudes, normalise_latlon, regrid
 
 __all__ = [
     "aridity",
@@ -69,18 +72,168 @@ def aridity(net_radiation: xr.DataArray, precipitation: xr.DataArray) -> xr.Data
     return ai.assign_attrs(cv.cf_attrs("aridity")).rename("aridity")
 
 
-def subgrid_moments(fine: xr.DataArray, grid: GridSpec) -> tuple[xr.DataArray, xr.DataArray]:
+def subgrid_moments(
+    fine: xr.DataArray | Sequence[xr.DataArray], grid: GridSpec
+) -> tuple[xr.DataArray, xr.DataArray]:
     """Area-weighted mean and standard deviation of fine cells within each target cell.
 
+    Parameters
+    ----------
+    fine
+        A fine field ``(lat, lon)``, or several on grids of different pixel sizes that do
+        not overlap (the maps :func:`xsomo.io.open_dem` returns for the Copernicus DEM's
+        tiles, which widen in longitude north of 50 deg N); NaN is no data.
+    grid
+        Target grid.
+
+    Returns
+    -------
+    mean, std : xarray.DataArray
+        float32 on ``grid``; NaN where no valid fine cell lies in a target cell.
+
+    Raises
+    ------
+    GridMismatchError
+        The fine field(s) do not cover the target grid's box.
+
+    Notes
+    -----
     Both come from conservative regridding of ``x`` and ``x**2`` (float64):
-    :math:`\\sigma = \\sqrt{\\overline{x^2} - \\bar x^2}`.
+    :math:`\\sigma = \\sqrt{\\overline{x^2} - \\bar x^2}`. Of several fields, each
+    gives per target cell the area :math:`a_g` of its valid cells there and their sums
+    :math:`a_g \\overline{x}_g`, :math:`a_g \\overline{x^2}_g`, which are pooled, so a cell
+    that straddles fields of two pixel sizes gets the moments of all its fine cells:
+
+    .. math:: \\bar x = \\frac{\\sum_g a_g \\bar x_g}{\\sum_g a_g}, \\quad
+              \\overline{x^2} = \\frac{\\sum_g a_g \\overline{x^2}_g}{\\sum_g a_g}
     """
+    if not isinstance(fine, xr.DataArray):
+        parts = list(fine)
+        if not parts:
+            raise XsomoValueError("subgrid_moments: no fine field given.")
+        if len(parts) > 1:
+            return _pooled_moments(parts, grid)
+        fine = parts[0]
     x = fine.astype("float64")
     both = xr.Dataset({"m1": x, "m2": x * x})
     up = regrid(both, grid, method="conservative")
     mean = up["m1"]
     std = (up["m2"] - mean**2).clip(min=0.0) ** 0.5
     return mean.astype("float32"), std.astype("float32")
+
+
+def _pixel_steps(x: xr.DataArray) -> tuple[float, float]:
+    if x.sizes["lat"] < 2 or x.sizes["lon"] < 2:
+        raise GridMismatchError(
+            f"a fine field of {x.sizes['lat']} x {x.sizes['lon']} points; the sub-grid moments need at least 2 x 2."
+        )
+    lat, lon = x["lat"].values, x["lon"].values
+    return abs(float(lat[1] - lat[0])), abs(float(lon[1] - lon[0]))
+
+
+def _pooled_moments(parts: list[xr.DataArray], grid: GridSpec) -> tuple[xr.DataArray, xr.DataArray]:
+    """:func:`subgrid_moments` of several fine fields, pooled per target cell."""
+    fields = [normalise_latlon(p) for p in parts]
+    boxes = []
+    for x in fields:
+        check_longitudes(x, grid, "a fine field")
+        dlat, dlon = _pixel_steps(x)
+        lat, lon = x["lat"].values, x["lon"].values
+        boxes.append((lat[0] - dlat / 2, lat[-1] + dlat / 2, lon[0] - dlon / 2, lon[-1] + dlon / 2))
+    south, north = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    west, east = min(b[2] for b in boxes), max(b[3] for b in boxes)
+    tol = 1e-6
+    if (
+        grid.south < south - tol
+        or grid.north > north + tol
+        or grid.west < west - tol
+        or grid.east > east + tol
+    ):
+        # (as one field beyond whose box the target grid reaches; the cells between the fields'
+        # boxes inside it are no data, as the gaps of one field)
+        raise GridMismatchError(
+            f"the {len(parts)} fine fields (pixel sizes) together cover lat {south:g}..{north:g}, lon "
+            f"{west:g}..{east:g}, which does not cover the target grid (lat {grid.south:g}..{grid.north:g}, "
+            f"lon {grid.west:g}..{grid.east:g}). Provide a source that extends beyond the target grid."
+        )
+    total: xr.Dataset | None = None
+    for x, box in zip(fields, boxes, strict=True):
+        sums = _cell_sums(x, box, grid)
+        if sums is not None:
+            total = sums if total is None else total + sums
+    if total is None:  # (cannot happen: the boxes cover the grid)
+        raise GridMismatchError("no fine field overlaps the target grid.")
+    area = total["area"].where(total["area"] >= 1e-6)  # (the valid threshold of regrid's skipna)
+    mean = total["s1"] / area
+    std = (total["s2"] / area - mean**2).clip(min=0.0) ** 0.5
+    return mean.astype("float32"), std.astype("float32")
+
+
+def _cell_sums(
+    x: xr.DataArray, box: tuple[float, float, float, float], grid: GridSpec
+) -> xr.Dataset | None:
+    """Per cell of ``grid``: the fraction of its area that valid cells of ``x`` cover
+    (``area``) and the area-weighted sums of ``x`` and ``x**2`` over it (``s1``, ``s2``, as
+    fractions of the cell's area); zero on the cells ``x`` does not reach, ``None`` if none.
+
+    The field is regridded onto the target cells its box touches only, padded with no
+    data to cover them whole, so the regridding's weights are fractions of each cell."""
+    south, north, west, east = box
+    res = grid.resolution
+    i0 = max(0, math.floor((south - grid.south) / res + 1e-9))
+    i1 = min(grid.nlat, math.ceil((north - grid.south) / res - 1e-9))
+    j0 = max(0, math.floor((west - grid.west) / res + 1e-9))
+    j1 = min(grid.nlon, math.ceil((east - grid.west) / res - 1e-9))
+    if i0 >= i1 or j0 >= j1:
+        return None
+    # at least 2 x 2 cells (xarray-regrid gives a lone row or column of targets the whole source)
+    k0, k1 = (i0, i1) if i1 - i0 > 1 else (i0, i0 + 2)
+    l0, l1 = (j0, j1) if j1 - j0 > 1 else (j0, j0 + 2)
+    sub = GridSpec(
+        grid.west + l0 * res,
+        grid.west + l1 * res,
+        grid.south + k0 * res,
+        grid.south + k1 * res,
+        res,
+    )
+    dlat, dlon = _pixel_steps(x)
+    # pixels of no data beyond the sub-grid's box (one more than needed on each side)
+    pad_lat = (
+        max(0, math.ceil((south - sub.south) / dlat + 1)),
+        max(0, math.ceil((sub.north - north) / dlat + 1)),
+    )
+    pad_lon = (
+        max(0, math.ceil((west - sub.west) / dlon + 1)),
+        max(0, math.ceil((sub.east - east) / dlon + 1)),
+    )
+    lat, lon = x["lat"].values.astype("float64"), x["lon"].values.astype("float64")
+    lat = np.concatenate(
+        [
+            lat[0] - dlat * np.arange(pad_lat[0], 0, -1),
+            lat,
+            lat[-1] + dlat * np.arange(1, pad_lat[1] + 1),
+        ]
+    )
+    lon = np.concatenate(
+        [
+            lon[0] - dlon * np.arange(pad_lon[0], 0, -1),
+            lon,
+            lon[-1] + dlon * np.arange(1, pad_lon[1] + 1),
+        ]
+    )
+    x = x.astype("float64").drop_vars([c for c in x.coords if c not in x.dims])
+    sums = xr.Dataset(
+        {"area": x.notnull().astype("float64"), "s1": x.fillna(0.0), "s2": (x * x).fillna(0.0)}
+    )
+    sums = sums.drop_vars(["lat", "lon"]).pad(lat=pad_lat, lon=pad_lon, constant_values=0.0)
+    sums = sums.assign_coords(lat=lat, lon=lon)
+    # no NaN in the sums: plain weights (regrid's skipna would renormalise over the valid cells)
+    up = regrid(sums, sub, method="conservative", skipna=False).fillna(0.0)
+    up = up.isel(lat=slice(0, i1 - i0), lon=slice(0, j1 - j0))
+    up = up.drop_vars(["lat", "lon"]).pad(
+        lat=(i0, grid.nlat - i1), lon=(j0, grid.nlon - j1), constant_values=0.0
+    )
+    return up.assign_coords(grid.coords())
 
 
 def upscale_fraction(fine: xr.DataArray, grid: GridSpec, *, name: str) -> xr.DataArray:
@@ -94,7 +247,7 @@ def static_features(
     *,
     precipitation: xr.DataArray,
     net_radiation: xr.DataArray,
-    elevation: xr.DataArray,
+    elevation: xr.DataArray | Sequence[xr.DataArray],
     landcover: xr.Dataset,
     soil: xr.Dataset,
     grid: GridSpec,
@@ -107,7 +260,8 @@ def static_features(
     precipitation, net_radiation
         Daily dynamic inputs already on ``grid`` (mm d-1, W m-2).
     elevation
-        Fine DEM (m).
+        Fine DEM (m); or one map per pixel size, as :func:`xsomo.io.open_dem` returns
+        for tiles of several pixel sizes (see :func:`subgrid_moments`).
     landcover
         Fine ``forest_fraction`` and ``shortveg_fraction``.
     soil
@@ -140,7 +294,12 @@ def static_features(
                 f"static feature(s) {missing} missing from the {what} input; add them."
             )
     try:
-        emean, estd = subgrid_moments(xu.convert(elevation, "m", name="elevation"), grid)
+        elev = (
+            xu.convert(elevation, "m", name="elevation")
+            if isinstance(elevation, xr.DataArray)
+            else [xu.convert(e, "m", name="elevation") for e in elevation]
+        )
+        emean, estd = subgrid_moments(elev, grid)
     except GridMismatchError as err:
         raise GridMismatchError(f"{named('elevation', 'the DEM')}: {err}") from err
     out = {

@@ -5,7 +5,8 @@ The readers return the same variables as the sample world's ``static/`` netCDF f
 ``lat``/``lon``, so :mod:`xsomo.drivers.features` aggregates them alike:
 
 * :func:`open_dem` - ``elevation`` (m) from GeoTIFF tiles (or a VRT, or netCDF),
-  mosaicked lazily; a gap between tiles is an error naming the uncovered box.
+  mosaicked lazily; a box no tile covers is no data, with a warning naming it; tiles of
+  several pixel sizes (the Copernicus DEM north of 50 deg N) give one map per size.
 * :func:`open_landcover` / :func:`landcover_fractions` - ``forest_fraction`` and
   ``shortveg_fraction`` (0-1) from the classes of ESA CCI Land Cover or Copernicus
   CGLS-LC100 (:data:`LANDCOVER_CLASSES`, documented per class).
@@ -205,35 +206,98 @@ def _tile_info(f: pathlib.Path) -> tuple[float, float, float, float, float, floa
         return b.left, b.bottom, b.right, b.top, abs(src.transform.a), abs(src.transform.e)
 
 
-def _check_tiles(files: list[pathlib.Path], what: str) -> list[tuple[float, float, float, float]]:
-    """Tiles on one pixel grid that do not overlap; returns the boxes ``(west, east, south,
-    north)`` of their layout that no tile covers (open sea: the Copernicus DEM has no tiles there)."""
+#: a box ``(west, east, south, north)`` of a tile layout, in degrees
+Box = tuple[float, float, float, float]
+
+
+def _pixel_groups(info: np.ndarray) -> list[list[int]]:
+    """Indices of the tiles of each pixel size ``(dx, dy)`` (equal to 1e-9 relative), finest first."""
+    groups: list[tuple[float, float, list[int]]] = []
+    for k, (dx, dy) in enumerate(info[:, 4:6]):
+        for gdx, gdy, members in groups:
+            if abs(dx - gdx) <= 1e-9 * gdx and abs(dy - gdy) <= 1e-9 * gdy:
+                members.append(k)
+                break
+        else:
+            groups.append((float(dx), float(dy), [k]))
+    groups.sort(key=lambda g: (g[0] * g[1], g[0]))
+    return [members for _, _, members in groups]
+
+
+def _layout_gaps(info: np.ndarray, min_width: float = 0.0, min_height: float = 0.0) -> list[Box]:
+    """The boxes of the tiles' layout (the grid of all their edges) that no tile covers; boxes
+    narrower than ``min_width`` or lower than ``min_height`` (the slivers between tiles of
+    different pixel sizes, whose edges differ by part of a pixel) are left out."""
+    xs = sorted({round(v, 9) for v in (*info[:, 0], *info[:, 2])})
+    ys = sorted({round(v, 9) for v in (*info[:, 1], *info[:, 3])})
+    gaps = []
+    for x0, x1 in itertools.pairwise(xs):
+        if x1 - x0 < min_width:
+            continue
+        for y0, y1 in itertools.pairwise(ys):
+            if y1 - y0 < min_height:
+                continue
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if not ((info[:, 0] < cx) & (cx < info[:, 2]) & (info[:, 1] < cy) & (cy < info[:, 3])).any():
+                gaps.append((x0, x1, y0, y1))
+    return gaps
+
+
+def _check_tiles(
+    files: list[pathlib.Path], what: str, *, mixed_sizes: bool = False
+) -> tuple[list[list[int]], list[Box], list[list[Box]]]:
+    """Check tiles and group them by pixel size.
+
+    Tiles of one pixel size must lie on one pixel lattice, and no two tiles may overlap
+    (SRTM-style tiles of one pixel size may share their edge row and column). Tiles of
+    several pixel sizes (the Copernicus DEM's widen in longitude north of 50 deg N) are
+    refused unless ``mixed_sizes``.
+
+    Returns
+    -------
+    groups
+        Indices into ``files`` of the tiles of each pixel size, finest first.
+    gaps
+        The boxes ``(west, east, south, north)`` of the whole layout that no tile covers
+        (open sea: the Copernicus DEM has no tiles there), for the warning.
+    group_gaps
+        The same boxes of each group's own layout, to fill with no data in its mosaic.
+    """
     info = np.array([_tile_info(f) for f in files], dtype=float)  # west, south, east, north, dx, dy
-    dx = sorted({round(v, 12) for v in info[:, 4]})
-    dy = sorted({round(v, 12) for v in info[:, 5]})
-    if len(dx) > 1 or len(dy) > 1:
+    groups = _pixel_groups(info)
+    if len(groups) > 1 and not mixed_sizes:
+        sizes = "; ".join(f"{info[g[0], 4]:.9g} x {info[g[0], 5]:.9g} ({files[g[0]].name})" for g in groups)
+        dx, dy = info[groups[0][0], 4:6]
         raise DataFormatError(
-            f"{what}: tiles with different pixel sizes {dx} x {dy} (the Copernicus DEM's tiles widen north "
-            "of 50 deg N); resample them to one grid first, e.g. `gdalwarp -tr 0.000833333333 0.000833333333 "
-            "-r average tiles/*.tif dem.tif` or `gdalbuildvrt -resolution highest dem.vrt tiles/*.tif`, "
+            f"{what}: tiles with different pixel sizes (degrees: {sizes}); resample them to one grid "
+            f"first, e.g. `gdalwarp -tr {dx:.9g} {dy:.9g} -r mode tiles/*.tif out.tif` (mode for classes), "
             "and give that file."
         )
-    # on one pixel lattice (tiles offset by half a pixel had been reported as a gap)
-    off_x = (info[:, 0] - info[0, 0]) / info[0, 4]
-    off_y = (info[:, 3] - info[0, 3]) / info[0, 5]
-    bad = np.flatnonzero((np.abs(off_x - off_x.round()) > 1e-3) | (np.abs(off_y - off_y.round()) > 1e-3))
-    if bad.size:
-        k = int(bad[0])
-        raise DataFormatError(
-            f"{what}: {files[k].name} is not on the pixel grid of {files[0].name} (offset by "
-            f"{(off_x[k] - off_x[k].round()):+.3g} x {(off_y[k] - off_y[k].round()):+.3g} pixels); give tiles of one "
-            "grid (resample with gdalwarp -tap, or build a VRT)."
-        )
-    # SRTM-style tiles share their edge row and column (one pixel): more is an overlap
-    eps_x, eps_y = 1.001 * info[0, 4], 1.001 * info[0, 5]
+    for g in groups:
+        # on one pixel lattice (tiles offset by half a pixel had been reported as a gap)
+        ref = g[0]
+        off_x = (info[g, 0] - info[ref, 0]) / info[ref, 4]
+        off_y = (info[g, 3] - info[ref, 3]) / info[ref, 5]
+        bad = np.flatnonzero((np.abs(off_x - off_x.round()) > 1e-3) | (np.abs(off_y - off_y.round()) > 1e-3))
+        if bad.size:
+            k = int(bad[0])
+            raise DataFormatError(
+                f"{what}: {files[g[k]].name} is not on the pixel grid of {files[ref].name} (offset by "
+                f"{round(off_x[k] - off_x[k].round(), 3):+g} x {round(off_y[k] - off_y[k].round(), 3):+g} pixels of "
+                f"{info[ref, 4]:.9g} x {info[ref, 5]:.9g} degrees); give the tiles of each pixel size on one "
+                "grid (resample with gdalwarp -tap, or build a VRT)."
+            )
+    # SRTM-style tiles of one pixel size share their edge row and column (one pixel): more is an
+    # overlap; tiles of different pixel sizes may only touch
+    group_of = np.empty(len(files), int)
+    for n, g in enumerate(groups):
+        group_of[g] = n
     for i in range(len(files) - 1):
-        w, s_, e, n = info[i, :4]
+        w, s_, e, n, dx, dy = info[i]
         o = info[i + 1 :]
+        same = group_of[i + 1 :] == group_of[i]
+        eps_x = np.where(same, 1.001 * dx, 1e-3 * np.minimum(dx, o[:, 4]))
+        eps_y = np.where(same, 1.001 * dy, 1e-3 * np.minimum(dy, o[:, 5]))
         hit = np.flatnonzero((o[:, 0] < e - eps_x) & (o[:, 2] > w + eps_x) & (o[:, 1] < n - eps_y) & (o[:, 3] > s_ + eps_y))
         if hit.size:
             j = i + 1 + int(hit[0])
@@ -242,35 +306,40 @@ def _check_tiles(files: list[pathlib.Path], what: str) -> list[tuple[float, floa
                 f"lat {max(s_, info[j, 1]):g}..{min(n, info[j, 3]):g}): a tile given twice, or a VRT together with "
                 "its tiles. Give each area once."
             )
-    xs = sorted({round(v, 9) for v in (*info[:, 0], *info[:, 2])})
-    ys = sorted({round(v, 9) for v in (*info[:, 1], *info[:, 3])})
-    gaps = []
-    for x0, x1 in itertools.pairwise(xs):
-        for y0, y1 in itertools.pairwise(ys):
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            if not ((info[:, 0] < cx) & (cx < info[:, 2]) & (info[:, 1] < cy) & (cy < info[:, 3])).any():
-                gaps.append((x0, x1, y0, y1))
-    return gaps
+    if len(groups) == 1:
+        gaps = _layout_gaps(info)
+        return groups, gaps, [gaps]
+    gaps = _layout_gaps(info, 1.001 * info[:, 4].max(), 1.001 * info[:, 5].max())
+    return groups, gaps, [_layout_gaps(info[g]) for g in groups]
 
 
-def _mosaic(tiles: list[xr.DataArray], files: list[pathlib.Path], what: str, gaps: list[tuple[float, float, float, float]]) -> xr.DataArray:
-    """The tiles as one lazy map; the boxes of ``gaps`` are no data (NaN), with a warning naming them."""
+def _warn_gaps(what: str, gaps: list[Box], stacklevel: int) -> None:
     import warnings
 
+    if not gaps:
+        return
+    listed = "; ".join(f"lon {x0:g}..{x1:g}, lat {y0:g}..{y1:g}" for x0, x1, y0, y1 in gaps[:4])
+    warnings.warn(
+        f"{what}: no tile covers {len(gaps)} box(es) of the tiles' layout ({listed}"
+        f"{'; ...' if len(gaps) > 4 else ''}): read as no data (NaN), as over open sea, where the Copernicus "
+        "DEM has no tiles. Add the tiles if there is land there.",
+        RuntimeWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _mosaic(
+    tiles: list[xr.DataArray], files: list[pathlib.Path], what: str, gaps: list[Box], *, warn: bool = True
+) -> xr.DataArray:
+    """The tiles (of one pixel grid) as one lazy map; the boxes of ``gaps`` are no data (NaN),
+    with a warning naming them unless ``warn`` is false."""
     import dask.array as dsk
 
     if len(tiles) == 1:
         return tiles[0]
     name = tiles[0].name
-    if gaps:
-        listed = "; ".join(f"lon {x0:g}..{x1:g}, lat {y0:g}..{y1:g}" for x0, x1, y0, y1 in gaps[:4])
-        warnings.warn(
-            f"{what}: no tile covers {len(gaps)} box(es) of the tiles' layout ({listed}"
-            f"{'; ...' if len(gaps) > 4 else ''}): read as no data (NaN), as over open sea, where the Copernicus "
-            "DEM has no tiles. Add the tiles if there is land there.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    if warn:
+        _warn_gaps(what, gaps, stacklevel=3)
     filled = [t.astype("float32") for t in tiles] if gaps else list(tiles)
     for x0, x1, y0, y1 in gaps:
         # the coordinates of the tiles in the same column / row (the same floats), else the lattice's
@@ -296,31 +365,80 @@ def _mosaic(tiles: list[xr.DataArray], files: list[pathlib.Path], what: str, gap
 
 def open_dem(
     path: PathLike | Sequence[PathLike], *, chunks: int | None = 2048
-) -> xr.DataArray:
+) -> xr.DataArray | tuple[xr.DataArray, ...]:
     """A DEM as ``elevation (lat, lon)`` in metres, from GeoTIFF tiles, a VRT or netCDF.
 
     Several tiles are mosaicked lazily (``xarray.combine_by_coords`` of dask-backed
-    tiles); they must share one pixel grid and not overlap. A box of their layout that no
-    tile covers (open sea, where the Copernicus DEM has no tiles) is no data (NaN), with a
-    warning naming it.
+    tiles); tiles of one pixel size must share one pixel grid, and no two tiles may
+    overlap. A box of their layout that no tile covers (open sea, where the Copernicus
+    DEM has no tiles) is no data (NaN), with a warning naming it.
+
+    Tiles of several pixel sizes - the Copernicus DEM's (GLO-30, GLO-90) widen in
+    longitude north of 50 deg N - are grouped by pixel size and each group is
+    mosaicked alone: the result is then a tuple of such maps, one per pixel size
+    (finest first), each covering its own tiles (NaN in the boxes of its layout no tile
+    of its size covers). :func:`xsomo.drivers.features.subgrid_moments` and
+    :func:`~xsomo.drivers.features.static_features` take that tuple and pool the
+    groups' moments in each target cell, as the moments of all the fine pixels there.
+
+    Parameters
+    ----------
+    path
+        A file, a folder (its ``.tif``, ``.tiff``, ``.vrt`` and ``.nc`` files), a glob, or
+        a list of files.
+    chunks
+        Dask chunk size (pixels) of the tiles.
+
+    Returns
+    -------
+    xarray.DataArray or tuple of xarray.DataArray
+        ``elevation`` (float32, m), ascending ``lat``/``lon``: one map when all tiles have
+        one pixel size, else one map per pixel size, finest first.
 
     Raises
     ------
     MissingVariableError
         No file at ``path``.
     DataFormatError
-        Tiles that overlap or are not on one pixel grid (named), different pixel sizes, a
-        projected CRS, or unreadable files.
+        Tiles that overlap or, of one pixel size, are not on one pixel grid (named); a
+        netCDF DEM given together with tiles of several pixel sizes; a projected CRS; or
+        unreadable files.
     UnitError
         Elevations outside -500..9000 m (e.g. a DEM in feet or centimetres).
     """
     files = _paths(path, "DEM")
     tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff", ".vrt")]
-    gaps = _check_tiles(tifs, "DEM") if len(tifs) > 1 else []
+    if len(tifs) > 1:
+        groups, gaps, group_gaps = _check_tiles(tifs, "DEM", mixed_sizes=True)
+    else:
+        groups, gaps, group_gaps = [list(range(len(tifs)))], [], [[]]
+    if len(groups) > 1 and len(tifs) < len(files):
+        others = [f.name for f in files if f not in tifs]
+        raise DataFormatError(
+            f"DEM: netCDF file(s) {others[:3]} given with GeoTIFF tiles of {len(groups)} pixel sizes; give the "
+            "netCDF DEM alone, or its area as GeoTIFF tiles."
+        )
     tiles = [open_raster(f, chunks=chunks).rename("elevation") for f in files]
     label = _one_label([t.attrs.get("units") for t in tiles], files, "DEM")
-    dem = _mosaic(tiles, files, "DEM", gaps).astype("float32")
-    source = ", ".join(f.name for f in files[:3])
+    if len(groups) == 1:
+        dem = _mosaic(tiles, files, "DEM", gaps)
+        return _dem_in_metres(dem, label, ", ".join(f.name for f in files[:3]))
+    # tiles of several pixel sizes: a map per size (resampling them to one grid would change
+    # the sub-grid std); the gaps of the whole layout are named once
+    _warn_gaps("DEM", gaps, stacklevel=2)
+    return tuple(
+        _dem_in_metres(
+            _mosaic([tiles[k] for k in g], [tifs[k] for k in g], "DEM", fill, warn=False),
+            label,
+            ", ".join(tifs[k].name for k in g[:3]),
+        )
+        for g, fill in zip(groups, group_gaps, strict=True)
+    )
+
+
+def _dem_in_metres(dem: xr.DataArray, label: str | None, source: str) -> xr.DataArray:
+    """A mosaic as float32 metres with CF attributes, its pixels checked for plausibility."""
+    dem = dem.astype("float32")
     if label is not None:  # band units (a DEM in feet had been read as metres)
         dem = xu.convert(dem.assign_attrs(units=label), "m", name="elevation", source=source).astype("float32")
     dem.attrs = {"units": "m", "long_name": "surface elevation above sea level", "standard_name": "surface_altitude"}
@@ -453,7 +571,7 @@ def open_landcover(
     """
     files = _paths(path, "land cover")
     tifs = [f for f in files if f.suffix.lower() in (".tif", ".tiff", ".vrt")]
-    gaps = _check_tiles(tifs, "land cover") if len(tifs) > 1 else []
+    gaps = _check_tiles(tifs, "land cover")[1] if len(tifs) > 1 else []
     tiles = [open_raster(f, chunks=chunks, prefer=LANDCOVER_VARIABLES.get(kind, ())).rename("classes") for f in files]
     classes = _mosaic(tiles, files, "land cover", gaps)
     try:
