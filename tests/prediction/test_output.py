@@ -166,6 +166,20 @@ def test_resume_after_a_kill_between_files(sm, written, tmp_path, monkeypatch):
             xr.testing.assert_identical(x, y)
 
 
+def test_temporaries_a_killed_writer_left_are_removed_and_no_others(sm, tmp_path):
+    """A SIGKILL leaves the atomic writer's temporary file (or the older ``name.tmp``);
+    the next run removes those of the files it writes, never a temporary of another file."""
+    name = cv.output_filename(1, 2014)
+    stem = pathlib.Path(name).stem
+    left = [tmp_path / f".{stem}.Ab3_x9Zq.tmp.nc", tmp_path / f"{name}.tmp"]
+    other = [tmp_path / f".{stem}.extra.Ab3_x9Zq.tmp.nc", tmp_path / ".notes.Ab3_x9Zq.tmp.nc"]
+    for p in (*left, *other):
+        p.write_bytes(b"partial")
+    output.to_files(sm, tmp_path, layers=[1], years=[2014], progress=False)
+    assert not any(p.exists() for p in left)
+    assert all(p.exists() for p in other)
+
+
 def test_disk_full_mid_write_leaves_no_final_file(sm, tmp_path, monkeypatch):
     real = output._write_region
     count = {"n": 0}

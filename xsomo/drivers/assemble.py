@@ -14,7 +14,7 @@ import datetime as _dt
 import os
 import pathlib
 import tempfile
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,7 +180,7 @@ def assemble_drivers(
     precipitation: xr.DataArray,
     air_temperature: xr.DataArray,
     era5land: xr.Dataset,
-    elevation: xr.DataArray,
+    elevation: xr.DataArray | Sequence[xr.DataArray],
     landcover: xr.Dataset,
     soil: xr.Dataset,
     land_mask: xr.DataArray,
@@ -194,7 +194,9 @@ def assemble_drivers(
 
     Dynamic inputs go onto ``grid`` (precipitation and the land mask conservatively,
     the rest bilinearly), are cut to ``period`` (or must agree), and the static features
-    are computed (:func:`xsomo.drivers.features.static_features`). ``where`` names each
+    are computed (:func:`xsomo.drivers.features.static_features`; ``elevation`` may be the
+    tuple of mosaics :func:`xsomo.io.statics.open_dem` returns for tiles of several pixel sizes).
+    ``where`` names each
     input's files in error messages (keys ``precipitation``, ``air_temperature``,
     ``era5land``, ``elevation``, ``landcover``, ``soil``, ``land_mask``).
     """

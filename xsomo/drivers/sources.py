@@ -119,7 +119,7 @@ def _land_mask(path: str, src: Sources, chunks: Any) -> xr.DataArray:
     return open_gridded(files_of(path), {cv.LAND_MASK: "1"}, chunks=chunks)[cv.LAND_MASK]
 
 
-def _dem_geotiff(path: str, src: Sources, chunks: Any) -> xr.DataArray:
+def _dem_geotiff(path: str, src: Sources, chunks: Any) -> xr.DataArray | tuple[xr.DataArray, ...]:
     return open_dem(files_of(path))
 
 

@@ -26,7 +26,6 @@ installed backend the first time anyone calls ``open_dataset``.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import pathlib
@@ -72,8 +71,6 @@ __all__ = [
     "open_somo",
     "output_filename",
     "read_state",
-    "remove_stale_temporaries",
-    "stale_temporaries",
     "write_state",
 ]
 
@@ -867,25 +864,6 @@ def global_attrs(path: str | os.PathLike[str], names: Sequence[str]) -> dict[str
             return {k: (str(ds.getncattr(k)) if k in ds.ncattrs() else None) for k in names}
     except OSError as err:
         raise OutputWriteError(f"{path}: cannot read its attributes ({err})") from err
-
-
-def stale_temporaries(directory: str | os.PathLike[str], name: str) -> list[pathlib.Path]:
-    """Temporary files a killed writer may have left for the final file ``name``:
-    :mod:`xsomo.io.atomic`'s ``.{stem}.*.tmp.nc`` and the older ``{name}.tmp``."""
-    directory = pathlib.Path(directory)
-    stem = pathlib.Path(name).stem
-    found = list(directory.glob(f".{glob.escape(stem)}.*.tmp.nc"))
-    old = directory / f"{name}.tmp"
-    if old.exists():
-        found.append(old)
-    return found
-
-
-def remove_stale_temporaries(directory: str | os.PathLike[str], name: str) -> None:
-    """Remove :func:`stale_temporaries` (a stale temporary file is never trusted)."""
-    for p in stale_temporaries(directory, name):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
 
 
 # ----------------------------------------------------------------------------- saved states

@@ -52,7 +52,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError, XsomoValueError
 from xsomo.io import somo as somo_io
-from xsomo.io.atomic import atomic_path, fsync_path
+from xsomo.io.atomic import atomic_path, fsync_path, remove_stale_temporaries
 from xsomo.io.somo import ForeignOutputError, OutputWriteError
 from xsomo.prediction.inference import (
     CONTINUED,
@@ -401,7 +401,7 @@ def to_files(
             print(f"xsomo: all {len(finals)} files already in {directory}; nothing to do")
         return sorted(finals)
     for tg in targets:
-        somo_io.remove_stale_temporaries(directory, tg.path.name)
+        remove_stale_temporaries(directory / tg.path.name, legacy=True)
     _warn_space(directory, targets, lat.size * lon.size)
 
     lat_blocks = _spatial_blocks(arr, cv.LAT, lat.size)
