@@ -225,3 +225,11 @@ def test_cli_scheduler_that_cannot_be_reached_is_named(cli_inputs, tmp_path, cap
     assert f"--scheduler {address}: no dask scheduler could be reached" in err, err
     assert "unexpected" not in err and "rerun with --debug" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("level", [10, -1, 2.5, True])
+def test_a_compression_level_netcdf_cannot_write_fails_before_computing(sm, tmp_path, monkeypatch, level):
+    _never_computed(monkeypatch)
+    with pytest.raises(XsomoValueError, match="complevel must be a zlib level 0-9"):
+        output.to_files(sm, tmp_path, progress=False, complevel=level)
+    assert not list(tmp_path.iterdir())

@@ -350,6 +350,8 @@ def to_files(
     """
     from xsomo._version import __version__
 
+    if isinstance(complevel, bool) or not isinstance(complevel, (int, np.integer)) or not 0 <= complevel <= 9:
+        raise XsomoValueError(f"complevel must be a zlib level 0-9 (0: uncompressed), got {complevel!r}")
     ds = _as_dataset(sm)
     _refuse_continued(ds, "to_files", "extend_files")
     arr = ds[cv.SM]
