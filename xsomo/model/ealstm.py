@@ -54,12 +54,16 @@ State = tuple[torch.Tensor, torch.Tensor]
 
 __all__ = ["CPU_TRAINING_MIN", "EALSTM", "ROLLOUT_BLOCK", "State"]
 
-#: Sequences x hidden units from which :meth:`EALSTM.lstm` trains on the CPU with
-#: :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` instead of oneDNN's fused LSTM. Forward +
-#: backward over 200 days, one thread (CPU s, fused / custom): 96 x 32 units 0.91 (Python's
-#: per-operation cost dominates), 384 x 32 1.47, 1024 x 32 1.66, 96 x 64 1.01, 384 x 64 1.45,
-#: 192 x 128 1.76, 384 x 128 1.59.
-CPU_TRAINING_MIN = 8192
+#: Sequences x days x hidden units of a call from which :meth:`EALSTM.lstm` trains on the CPU
+#: with :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` instead of oneDNN's fused LSTM (about the
+#: size of the fused kernel's workspace: it slows down once that leaves the cache, while ours
+#: pays Python's per-operation cost per day). Forward + backward, one thread, glibc heap kept
+#: (:func:`xsomo.model.training.heap_allocations`, as training runs), Xeon with AVX-512 (CPU s,
+#: fused / ours), 730 days: 256 x 32 units 0.57, 512 x 32 0.73, 1024 x 32 1.97, 128 x 64 0.64,
+#: 256 x 64 1.03, 512 x 64 0.92, 1024 x 64 1.13, 128 x 128 0.89, 256 x 128 1.55, 512 x 128 2.03;
+#: 180 days: 1024 x 32 0.91, 4096 x 32 1.32, 2048 x 64 1.82, 256 x 128 1.1, 1024 x 128 1.53.
+#: (Sequences x hidden >= 8192 before: 256 x 32 units took 1.75x the fused kernel's time.)
+CPU_TRAINING_MIN = 1 << 24
 
 #: Cells x hidden units per block in :meth:`EALSTM.rollout`: 512 cells at 128 units, 2048 at
 #: 32 (fewer, larger operations where they are small). One thread, 2048 cells x 730 days, CPU s
@@ -232,7 +236,7 @@ class EALSTM(nn.Module):
             x_d.device.type == "cpu"
             and torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu")
-            and x_d.shape[0] * self.hidden >= CPU_TRAINING_MIN
+            and x_d.shape[0] * x_d.shape[1] * self.hidden >= CPU_TRAINING_MIN
             and torch.get_num_threads() == 1  # many small operations: OpenMP barriers stall under load
         ):
             # training on the CPU: three gates and sigmoids, backward by hand
