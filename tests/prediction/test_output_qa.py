@@ -4,6 +4,7 @@ files, write what the readers refuse, or fail only after the whole computation."
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -233,3 +234,19 @@ def test_a_compression_level_netcdf_cannot_write_fails_before_computing(sm, tmp_
     with pytest.raises(XsomoValueError, match="complevel must be a zlib level 0-9"):
         output.to_files(sm, tmp_path, progress=False, complevel=level)
     assert not list(tmp_path.iterdir())
+
+
+def test_resume_refuses_files_written_with_other_settings(model, drivers, sm, tmp_path):
+    """A rerun with another spin-up, mode or dtype must not keep the earlier run's files as its own."""
+    first = output.to_files(sm, tmp_path, progress=False)
+    assert first and output.to_files(sm, tmp_path, progress=False) == first  # same settings: resumed
+    kw = {"chunks": {"lat": 2, "lon": 5}, "check_convergence": False}
+    for other, said in (
+        ({"mode": "continuous", "spinup": 30}, "spinup_days=20 (this run: 30)"),
+        ({"mode": "continuous", "dtype": "float64"}, "inference_dtype=float32 (this run: float64)"),
+        ({"mode": "windowed"}, "inference_mode=continuous (this run: windowed)"),
+    ):
+        again = inference.predict(drivers, model, **kw, **other)
+        again = again.sel(time=slice(sm.time[0], None))
+        with pytest.raises(output.ForeignOutputError, match=r"other settings: .*" + re.escape(said)):
+            output.to_files(again, tmp_path, progress=False)

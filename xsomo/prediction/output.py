@@ -375,6 +375,7 @@ def to_files(
     lat = arr[cv.LAT].values.astype(float)
     lon = arr[cv.LON].values.astype(float)
     identity = {k: (str(ds.attrs[k]) if k in ds.attrs else None) for k in somo_io.IDENTITY_ATTRS}
+    settings = {k: str(ds.attrs[k]) for k in RUN_SETTING_ATTRS if k in ds.attrs}
 
     targets: list[_Target] = []
     finals: list[pathlib.Path] = []
@@ -384,8 +385,8 @@ def to_files(
             path = directory / somo_io.output_filename(n, year)
             finals.append(path)
             if path.exists() and not overwrite:
-                _check_resumable(path, n, (idx.size, lat.size, lon.size), identity)
-                log.info("%s exists (same model, drivers and grid): skipped", path)
+                _check_resumable(path, n, (idx.size, lat.size, lon.size), identity, settings)
+                log.info("%s exists (same model, drivers, grid and settings): skipped", path)
                 continue
             targets.append(_Target(n, year, path, int(idx[0]), int(idx[-1]) + 1))
     state_path = None if state_file is None else pathlib.Path(state_file).expanduser()
@@ -595,10 +596,18 @@ def _selection(
     return want_layers, want_years
 
 
+#: Global attributes of the prediction's settings that a final file must share to be skipped on
+#: resume (those it lacks, as files of older versions, are not compared): a rerun with another
+#: ``--spinup``, ``--mode``, ``--dtype`` or tolerance would otherwise keep the earlier run's files
+#: beside its own and report them as done.
+RUN_SETTING_ATTRS = ("inference_mode", "spinup_days", "inference_dtype", "convergence_tolerance")
+
+
 def _check_resumable(
-    path: pathlib.Path, layer: int, shape: tuple[int, int, int], identity: dict[str, str | None]
+    path: pathlib.Path, layer: int, shape: tuple[int, int, int], identity: dict[str, str | None],
+    settings: dict[str, str] | None = None,
 ) -> None:
-    """A final file may be skipped only when it is this run's: same shape, model and drivers."""
+    """A final file may be skipped only when it is this run's: same shape, model, drivers and settings."""
     found = somo_io.file_identity(path, layer)
     if found.shape != shape:
         raise GridMismatchError(
@@ -615,6 +624,17 @@ def _check_resumable(
             f"this prediction: {say(identity)}): skipping it would mix the files of two runs. Pass "
             "overwrite=True (--overwrite) to replace the folder's files, or write to another folder."
         )
+    if settings:
+        theirs = somo_io.global_attrs(path, list(settings))
+        differ = {k: (theirs[k], v) for k, v in settings.items() if theirs[k] is not None and theirs[k] != v}
+        if differ:
+            said = ", ".join(f"{k}={a} (this run: {b})" for k, (a, b) in differ.items())
+            raise ForeignOutputError(
+                f"{path} exists, computed by this model from these drivers but with other settings: {said}. "
+                "Skipping it would mix two runs' settings in one dataset. Rerun with the settings it was "
+                "written with to resume, pass overwrite=True (--overwrite) to replace the folder's files, "
+                "or write to another folder."
+            )
 
 
 def _warn_space(directory: pathlib.Path, targets: list[_Target], cells: int) -> None:
