@@ -10,7 +10,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.conventions import GridSpec
 from xsomo.drivers.features import aridity, static_features, subgrid_moments, upscale_fraction
-from xsomo.exceptions import MissingVariableError, XsomoValueError
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.regrid import cell_area
 
 FINE = GridSpec(0.0, 1.0, 50.0, 51.0, 0.01)
@@ -168,3 +168,50 @@ def test_dem_tiles_of_two_pixel_sizes_through_the_sources_file(tiny_world, tmp_p
     np.testing.assert_allclose(got["elevation_mean"].values, want_mean.values, rtol=1e-5)
     np.testing.assert_allclose(got["elevation_std"].values, want_std.values, rtol=1e-4)
     assert float(got["elevation_std"].min()) > 1.0  # (sub-grid relief in every cell)
+
+
+def _overlaps(edges_cells: np.ndarray, edges_px: np.ndarray, sine: bool) -> np.ndarray:
+    """(cells, pixels) overlap of 1-D intervals: lengths, or differences of sin(lat) (area)."""
+    lo = np.maximum(edges_cells[:-1, None], edges_px[None, :-1])
+    hi = np.minimum(edges_cells[1:, None], edges_px[None, 1:])
+    hi = np.maximum(hi, lo)
+    return np.sin(np.radians(hi)) - np.sin(np.radians(lo)) if sine else hi - lo
+
+
+def test_dem_tiles_half_a_pixel_off_whole_degrees_cover_a_whole_degree_grid(tmp_path):
+    """The Copernicus DEM's tiles (AWS COGs) put their pixels half a pixel north and west of
+    whole degrees (origin -172.000138..., -12.999861... for S14 W172), so the tiles of a whole-degree
+    box end half a pixel short of its south and east edges: the grid is read, the edge cells
+    get the area-weighted moments of the pixels they hold (numpy oracle); a grid a cell wider is
+    still refused."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from xsomo.io.statics import open_dem
+
+    px = 1 / 120
+    tiles = {}
+    for west in (5, 6):
+        z = np.random.default_rng(west).normal(500.0, 50.0, (120, 120)).astype(np.float32)
+        tiles[west] = z
+        with rasterio.open(
+            tmp_path / f"Copernicus_N49_E00{west}.tif", "w", driver="GTiff", height=120, width=120, count=1,
+            dtype="float32", crs="EPSG:4326", transform=from_origin(west - px / 2, 50 + px / 2, px, px),
+        ) as dst:  # fmt: skip
+            dst.write(z, 1)
+    dem = open_dem(sorted(tmp_path.glob("*.tif")))
+    grid = GridSpec(5.0, 7.0, 49.0, 50.0, 0.1)
+    mean, std = subgrid_moments(dem, grid)
+    # oracle: exact spherical overlaps of pixel and cell edges (south to north, west to east)
+    z = np.hstack([tiles[5], tiles[6]])[::-1].astype(np.float64)
+    lat_px = 49 + px / 2 + px * np.arange(121)
+    lon_px = 5 - px / 2 + px * np.arange(241)
+    wy = _overlaps(49 + 0.1 * np.arange(11), lat_px, sine=True)
+    wx = _overlaps(5 + 0.1 * np.arange(21), lon_px, sine=False)
+    area = wy @ np.ones_like(z) @ wx.T
+    m1 = wy @ z @ wx.T / area
+    m2 = wy @ (z * z) @ wx.T / area
+    np.testing.assert_allclose(mean.values, m1, rtol=1e-5)
+    np.testing.assert_allclose(std.values, np.sqrt(m2 - m1**2), rtol=1e-3)
+    with pytest.raises(GridMismatchError, match="the fine field covers"):
+        subgrid_moments(dem, GridSpec(5.0, 7.1, 49.0, 50.0, 0.1))

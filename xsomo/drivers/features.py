@@ -114,6 +114,10 @@ def subgrid_moments(
         if len(parts) > 1:
             return _pooled_moments(parts, grid)
         fine = parts[0]
+    if not _covers(fine, grid):
+        # short of the grid by at most half a pixel (the Copernicus DEM's tiles sit half a pixel
+        # north-west of whole degrees), or refused there
+        return _pooled_moments([fine], grid)
     x = fine.astype("float64")
     both = xr.Dataset({"m1": x, "m2": x * x})
     up = regrid(both, grid, method="conservative")
@@ -131,18 +135,42 @@ def _pixel_steps(x: xr.DataArray) -> tuple[float, float]:
     return abs(float(lat[1] - lat[0])), abs(float(lon[1] - lon[0]))
 
 
+def _box(x: xr.DataArray) -> tuple[float, float, float, float]:
+    """South, north, west, east edges of a fine field's pixels (lat/lon ascending)."""
+    dlat, dlon = _pixel_steps(x)
+    lat, lon = x["lat"].values, x["lon"].values
+    return lat[0] - dlat / 2, lat[-1] + dlat / 2, lon[0] - dlon / 2, lon[-1] + dlon / 2
+
+
+def _covers(fine: xr.DataArray, grid: GridSpec) -> bool:
+    """Whether one fine field's pixels cover the grid's box (to 1e-6 deg)."""
+    x = normalise_latlon(fine)
+    if x.sizes["lat"] < 2 or x.sizes["lon"] < 2:
+        return True  # (regrid names the problem)
+    south, north, west, east = _box(x)
+    tol = 1e-6
+    return not (grid.south < south - tol or grid.north > north + tol or grid.west < west - tol or grid.east > east + tol)
+
+
 def _pooled_moments(parts: list[xr.DataArray], grid: GridSpec) -> tuple[xr.DataArray, xr.DataArray]:
-    """:func:`subgrid_moments` of several fine fields, pooled per target cell."""
+    """:func:`subgrid_moments` of several fine fields, pooled per target cell.
+
+    The fields' outer box may fall short of the grid by up to half of their widest pixel:
+    the Copernicus DEM's tiles (AWS COGs) place their pixels half a pixel north and west of
+    whole degrees, so the tiles of a whole-degree box end 1.4e-4 deg (GLO-30) short of its
+    south and east edges. The cells there get the moments of the pixels they hold (a strip
+    of 1/720 of a 0.1 deg cell is missing); anything shorter is refused.
+    """
     fields = [normalise_latlon(p) for p in parts]
     boxes = []
+    widest = 0.0
     for x in fields:
         check_longitudes(x, grid, "a fine field")
-        dlat, dlon = _pixel_steps(x)
-        lat, lon = x["lat"].values, x["lon"].values
-        boxes.append((lat[0] - dlat / 2, lat[-1] + dlat / 2, lon[0] - dlon / 2, lon[-1] + dlon / 2))
+        boxes.append(_box(x))
+        widest = max(widest, *_pixel_steps(x))
     south, north = min(b[0] for b in boxes), max(b[1] for b in boxes)
     west, east = min(b[2] for b in boxes), max(b[3] for b in boxes)
-    tol = 1e-6
+    tol = 1e-6 + widest / 2
     if (
         grid.south < south - tol
         or grid.north > north + tol
@@ -152,7 +180,8 @@ def _pooled_moments(parts: list[xr.DataArray], grid: GridSpec) -> tuple[xr.DataA
         # (as one field beyond whose box the target grid reaches; the cells between the fields'
         # boxes inside it are no data, as the gaps of one field)
         raise GridMismatchError(
-            f"the {len(parts)} fine fields (pixel sizes) together cover lat {south:g}..{north:g}, lon "
+            f"{f'the {len(parts)} fine fields (pixel sizes) together cover' if len(parts) > 1 else 'the fine field covers'} "
+            f"lat {south:g}..{north:g}, lon "
             f"{west:g}..{east:g}, which does not cover the target grid (lat {grid.south:g}..{grid.north:g}, "
             f"lon {grid.west:g}..{grid.east:g}). Provide a source that extends beyond the target grid."
         )
