@@ -95,3 +95,29 @@ def test_xesmf_backend_unavailable_is_clear():
     else:  # pragma: no cover - only where esmpy is installed
         out = regrid(field(FINE, np.ones(FINE.shape)), TARGET, backend="xesmf")
         np.testing.assert_allclose(out.values, 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["conservative", "bilinear"])
+@pytest.mark.parametrize(
+    "strip",
+    [GridSpec(0.5, 1.5, 50.8, 50.9, 0.1), GridSpec(0.8, 0.9, 50.5, 51.5, 0.1), GridSpec(0.8, 0.9, 50.8, 50.9, 0.1),
+     GridSpec(0.5, 1.5, 51.9, 52.0, 0.1)],
+    ids=["one row", "one column", "one cell", "one row at the source's north edge"],
+)  # fmt: skip
+def test_a_grid_of_one_row_or_column_gets_the_values_of_the_same_cells_in_a_larger_grid(strip, method):
+    """xarray-regrid sizes a target cell from its neighbours: a lone row took a wider latitude
+    band (509.348 for 509.375 conservatively) and a lone column failed inside it."""
+    coarse = GridSpec(0.0, 2.0, 50.0, 52.0, 0.25)
+    lat, lon = np.meshgrid(coarse.lat, coarse.lon, indexing="ij")
+    src = xr.DataArray(
+        np.stack([lat * 10 + lon, np.sin(lat * 3) * lon]), coords={"time": [0, 1], **coarse.coords()},
+        dims=("time", "lat", "lon"),
+    )  # fmt: skip
+    if method == "bilinear" and strip.north > coarse.lat[-1]:  # a centre beyond the source's last point
+        with pytest.raises(GridMismatchError, match="for bilinear regridding"):
+            regrid(src, strip, method=method)
+        return
+    out = regrid(src, strip, method=method)
+    assert out.dims == ("time", "lat", "lon") and out.shape == (2, strip.nlat, strip.nlon)
+    big = regrid(src, GridSpec(0.5, 1.5, 50.5, 52.0 if method == "conservative" else 51.8, 0.1), method=method)
+    np.testing.assert_allclose(out.values, big.sel(lat=out.lat, lon=out.lon).values, rtol=1e-12)

@@ -14,7 +14,7 @@ Two backends: `xarray-regrid <https://github.com/xarray-contrib/xarray-regrid>`_
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import xarray as xr
@@ -230,6 +230,9 @@ def regrid(
     grid = target if isinstance(target, GridSpec) else grid_of(target)
     src: XArray = normalise_latlon(source)
     check_longitudes(src, grid)
+    if grid.nlat == 1 or grid.nlon == 1:
+        _check_cover(_cut(src, grid, margin), grid, method)
+        return cast(T, _one_line(src, grid, method=method, backend=backend, margin=margin, skipna=skipna))
     src = _cut(src, grid, margin)
     _check_cover(src, grid, method)
     if isinstance(src, xr.DataArray):
@@ -242,6 +245,37 @@ def regrid(
         out = _regrid_xarray_regrid(src, grid, method, skipna=skipna)
     out = _densify(out, dtypes)
     return cast(T, out.assign_coords(grid.coords()))
+
+
+def _one_line(src: XArray, grid: GridSpec, **kw: Any) -> XArray:
+    """:func:`regrid` onto a grid of one row or one column (a single cell, a strip).
+
+    xarray-regrid takes a target's cell size from its neighbours: a lone row got a latitude
+    band wider than its cell in conservative regridding (509.348 for 509.375 on a linear
+    field), and a lone column failed (``zero-size array to reduction``). The grid is
+    widened by a cell on a side the source covers, regridded, and cut back.
+    """
+    res = grid.resolution
+    steps_lat = (res, -res) if grid.nlat == 1 else (0.0,)
+    steps_lon = (res, -res) if grid.nlon == 1 else (0.0,)
+    for dn in steps_lat:
+        for de in steps_lon:
+            wide = GridSpec(
+                grid.west + min(de, 0.0), grid.east + max(de, 0.0),
+                grid.south + min(dn, 0.0), grid.north + max(dn, 0.0), res,
+            )  # fmt: skip
+            try:
+                out = regrid(src, wide, **kw)
+            except GridMismatchError:
+                continue
+            return out.isel(
+                lat=slice(1, None) if dn < 0 else slice(0, grid.nlat),
+                lon=slice(1, None) if de < 0 else slice(0, grid.nlon),
+            ).assign_coords(grid.coords())
+    raise GridMismatchError(
+        f"the target grid has {grid.nlat} x {grid.nlon} cells; regridding onto a single row or column needs the "
+        "source to reach one cell beyond it on some side. Provide a source that extends beyond the target grid."
+    )
 
 
 def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna: bool) -> XArray:
