@@ -142,14 +142,18 @@ def _box(x: xr.DataArray) -> tuple[float, float, float, float]:
     return lat[0] - dlat / 2, lat[-1] + dlat / 2, lon[0] - dlon / 2, lon[-1] + dlon / 2
 
 
+def _reaches(box: tuple[float, float, float, float], grid: GridSpec, tol: float) -> bool:
+    """Whether ``box`` (south, north, west, east) reaches the grid's edges to within ``tol`` deg."""
+    south, north, west, east = box
+    return not (grid.south < south - tol or grid.north > north + tol or grid.west < west - tol or grid.east > east + tol)
+
+
 def _covers(fine: xr.DataArray, grid: GridSpec) -> bool:
     """Whether one fine field's pixels cover the grid's box (to 1e-6 deg)."""
     x = normalise_latlon(fine)
     if x.sizes["lat"] < 2 or x.sizes["lon"] < 2:
         return True  # (regrid names the problem)
-    south, north, west, east = _box(x)
-    tol = 1e-6
-    return not (grid.south < south - tol or grid.north > north + tol or grid.west < west - tol or grid.east > east + tol)
+    return _reaches(_box(x), grid, 1e-6)
 
 
 def _pooled_moments(parts: list[xr.DataArray], grid: GridSpec) -> tuple[xr.DataArray, xr.DataArray]:
@@ -170,13 +174,7 @@ def _pooled_moments(parts: list[xr.DataArray], grid: GridSpec) -> tuple[xr.DataA
         widest = max(widest, *_pixel_steps(x))
     south, north = min(b[0] for b in boxes), max(b[1] for b in boxes)
     west, east = min(b[2] for b in boxes), max(b[3] for b in boxes)
-    tol = 1e-6 + widest / 2
-    if (
-        grid.south < south - tol
-        or grid.north > north + tol
-        or grid.west < west - tol
-        or grid.east > east + tol
-    ):
+    if not _reaches((south, north, west, east), grid, 1e-6 + widest / 2):
         # (as one field beyond whose box the target grid reaches; the cells between the fields'
         # boxes inside it are no data, as the gaps of one field)
         raise GridMismatchError(
