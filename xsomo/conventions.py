@@ -263,6 +263,7 @@ class Variable:
 # net_radiation       -400 .. 600 W/m2 daily means lie within about -150 .. 350
 # sm                  0 .. 1 m3/m3     a volume fraction (porosity < 0.7 in practice)
 # precipitation_mean  0 .. 40 mm/d     wettest places ~ 32 mm/d
+# air_temperature_mean 183 .. 333 K    as air_temperature (a station's climate mean)
 # aridity             0 .. 1000        net radiation as water over precipitation
 # elevation_mean      -500 .. 9000 m   Dead Sea shore .. Everest
 # elevation_std       0 .. 3000 m      sub-grid relief of a 0.1 degree cell
@@ -327,6 +328,15 @@ STATIC: tuple[Variable, ...] = (
     Variable("clay_sub", "1", "clay fraction of the subsoil (30-100 cm)", kind="static", valid_range=(0.0, 1.0)),
 )
 
+#: Inputs with canonical units that are not among the default model inputs (``STATIC_NAMES``):
+#: ``point_drivers`` makes them from a station's own forcing (a user may label them in degC).
+OPTIONAL: tuple[Variable, ...] = (
+    Variable(
+        "air_temperature_mean", "K", "long-term mean 2 m air temperature", "air_temperature", kind="static",
+        valid_range=(183.0, 333.0),
+    ),
+)
+
 DYNAMIC_NAMES: tuple[str, ...] = tuple(v.name for v in DYNAMIC)
 STATIC_NAMES: tuple[str, ...] = tuple(v.name for v in STATIC)
 VARIABLES: dict[str, Variable] = {
@@ -334,6 +344,7 @@ VARIABLES: dict[str, Variable] = {
     for v in (
         *DYNAMIC,
         *STATIC,
+        *OPTIONAL,
         Variable(SM, "m3 m-3", SM_ATTRS["long_name"], SM_ATTRS["standard_name"], "target", (0.0, 1.0)),
     )
 }
@@ -344,6 +355,33 @@ LAND_MASK = "land_mask"
 #: Physical constants
 LATENT_HEAT_VAPORISATION = 2.45e6  # J kg-1
 SECONDS_PER_DAY = 86400.0
+
+
+def check_time_zone(obj: xr.Dataset | xr.DataArray, what: str) -> None:
+    """Refuse a time axis with a time zone: which calendar day a stamp belongs to would be a guess.
+
+    xarray keeps a pandas time zone on the coordinate, but ``.values`` turns local midnight
+    east of UTC into 23:00 of the day before, so daily values moved back by a day without a
+    word (targets and references stamped in Europe/Berlin: r 0.91-0.94 for a perfect match);
+    even UTC stamps failed later in xarray's alignment with naive ones.
+
+    >>> import pandas as pd
+    >>> t = pd.date_range("2001-01-01", periods=2, tz="Europe/Berlin")
+    >>> check_time_zone(xr.DataArray([1.0, 2.0], coords={"time": t}, dims="time"), "targets")
+    Traceback (most recent call last):
+    ...
+    xsomo.exceptions.XsomoValueError: targets: 'time' carries the time zone Europe/Berlin; xsomo reads naive daily dates. Drop it: for local calendar days obj.assign_coords(time=obj.indexes['time'].tz_localize(None)), for UTC ones obj.assign_coords(time=obj.indexes['time'].tz_convert('UTC').tz_localize(None))
+    """
+    index = obj.indexes.get(TIME) if TIME in obj.dims else None
+    tz = getattr(index, "tz", None)
+    if tz is not None:
+        from xsomo.exceptions import XsomoValueError
+
+        raise XsomoValueError(
+            f"{what}: 'time' carries the time zone {tz}; xsomo reads naive daily dates. Drop it: for local "
+            "calendar days obj.assign_coords(time=obj.indexes['time'].tz_localize(None)), for UTC ones "
+            "obj.assign_coords(time=obj.indexes['time'].tz_convert('UTC').tz_localize(None))"
+        )
 
 
 def cf_attrs(name: Hashable) -> dict[str, str]:

@@ -9,8 +9,8 @@ import xarray as xr
 
 import xsomo
 from xsomo import testing
-from xsomo.drivers.points import match_points, point_drivers
-from xsomo.exceptions import GridMismatchError, MissingVariableError
+from xsomo.drivers.points import fill_forcing_gaps, match_points, point_drivers
+from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.targets.points import point_targets
 
 TINY = {
@@ -187,8 +187,8 @@ def _forcing_stations(extra):
     t = pd.date_range("2020-01-01", periods=5, freq="D")
     rng = np.random.default_rng(1)
     data = {
-        "precipitation": (("station", "time"), rng.random((2, 5))),
-        "air_temperature": (("station", "time"), 280 + rng.random((2, 5))),
+        "precipitation": (("station", "time"), rng.random((2, 5)), {"units": "mm d-1"}),
+        "air_temperature": (("station", "time"), 280 + rng.random((2, 5)), {"units": "K"}),
     }
     if extra:
         data["air_temperature_range"] = (("station", "time"), 5 + rng.random((2, 5)))
@@ -210,7 +210,7 @@ def _two_stations_at_one_place():
     """Two stations sharing their coordinates (as 83 of 2651 ISMN stations do), each with its own forcing."""
     t = pd.date_range("2020-01-01", periods=5, freq="D")
     return xr.Dataset(
-        {"precipitation": (("station", "time"), [[1.0] * 5, [9.0] * 5])},
+        {"precipitation": (("station", "time"), [[1.0] * 5, [9.0] * 5], {"units": "mm d-1"})},
         coords={"station": ["N.a", "N.b"], "time": t, "lat": ("station", [45.0, 45.0]),
                 "lon": ("station", [5.0, 5.0]), "network": ("station", ["N", "N"]),
                 "station_name": ("station", ["a", "b"])},
@@ -226,8 +226,41 @@ def test_stations_at_one_place_each_find_their_own_point():
     # without names on both sides the place is ambiguous: refused, naming both points
     with pytest.raises(GridMismatchError, match=r"more than one point.*N\.a.*N\.b.*network"):
         match_points(drv, np.array([45.0]), np.array([5.0]))
-    with pytest.raises(GridMismatchError, match="do not tell them apart"):
+    with pytest.raises(GridMismatchError, match="no driver point of the same network/station_name"):
         match_points(drv, np.array([45.0]), np.array([5.0]), keys=np.array(["N.c"]))
+
+
+def test_a_lone_point_of_another_name_at_the_place_is_not_the_station():
+    """Drivers holding only N.a: target N.b (same coordinates) trained on N.a's forcing and was
+    scored against N.a's prediction, because names were compared only between several points."""
+    from xsomo.evaluation import evaluate
+
+    drv = _two_stations_at_one_place().isel(station=[0])
+    with pytest.raises(GridMismatchError, match=r"1 of 2 targets have no driver point of the same network"):
+        match_points(drv, np.full(2, 45.0), np.full(2, 5.0), keys=np.array(["N.a", "N.b"]))
+    pred = xr.Dataset(
+        {"sm": (("station", "time"), [[0.2] * 5], {"units": "m3 m-3"})},
+        coords={"station": ["N.a"], "time": drv.time, "lat": ("station", [45.0]), "lon": ("station", [5.0]),
+                "network": ("station", ["N"]), "station_name": ("station", ["a"])},
+    )  # fmt: skip
+    ref = xr.Dataset(
+        {"sm": (("station", "time"), np.random.default_rng(0).random((2, 5)), {"units": "m3 m-3"})},
+        coords={"station": ["a", "b"], "time": drv.time, "lat": ("station", [45.0, 45.0]),
+                "lon": ("station", [5.0, 5.0]), "network": ("station", ["N", "N"]),
+                "station_name": ("station", ["a", "b"])},
+    )  # fmt: skip
+    out = evaluate(pred, ref, min_days=3)
+    assert out["in_grid"].values.tolist() == [True, False]
+    assert out["point"].values.tolist() == ["N.a", ""]
+
+
+def test_a_point_without_coordinates_is_refused():
+    """argmin over distances with a NaN returned that point for every location: both targets
+    trained on the middle station's statics."""
+    drv = _two_stations_at_one_place()
+    drv = drv.assign_coords(lat=("station", [45.0, np.nan]))
+    with pytest.raises(GridMismatchError, match=r"no finite lat/lon \(N\.b\)"):
+        match_points(drv, np.array([45.0]), np.array([5.0]))
 
 
 def test_training_and_evaluation_use_the_station_at_the_same_place():
@@ -334,7 +367,8 @@ def _gappy_stations():
         arr[1, :2] = np.nan  # at the start: no day before
         arr[0, -1] = np.nan  # at the end: no day after
     return xr.Dataset(
-        {"precipitation": (("station", "time"), p), "air_temperature": (("station", "time"), ta)},
+        {"precipitation": (("station", "time"), p, {"units": "mm d-1"}),
+         "air_temperature": (("station", "time"), ta, {"units": "K"})},
         coords={"time": t, "lat": ("station", [19.7, 20.7]), "lon": ("station", [-155.4, -156.2])},
     )
 
@@ -413,3 +447,62 @@ def test_fill_gaps_is_not_a_model_input_and_gives_more_predicted_days(case):
     early = slice(None, gap_day - pd.Timedelta(days=1))
     before = xsomo.predict(pts, model, mode="continuous")["sm"].sel(time=early)
     np.testing.assert_allclose(kept["sm"].sel(time=early).values, before.values, atol=1e-5)
+
+
+def test_fill_gaps_pairs_the_climate_stations_by_label():
+    """The climate's stations were taken by position: in another order each station got the
+    other's monthly rain."""
+    pts = _two_stations_at_one_place()
+    pts["precipitation"][:, 2] = np.nan
+    filled = fill_forcing_gaps(pts, 1, climate=pts.isel(station=[1, 0]))
+    assert filled["precipitation"][:, 2].values.tolist() == [1.0, 9.0]
+    with pytest.raises(XsomoValueError, match=r"climate= lacks 1 of the 2 stations \(N\.a\)"):
+        fill_forcing_gaps(pts, 1, climate=pts.isel(station=[1]))
+
+
+def test_a_second_fill_keeps_the_first_fills_flags():
+    pts = _two_stations_at_one_place()
+    pts["precipitation"][0, 1] = np.nan
+    once = fill_forcing_gaps(pts, 1)
+    once["precipitation"][0, 3] = np.nan
+    twice = fill_forcing_gaps(once, 1)
+    assert np.flatnonzero(twice["forcing_filled"][0].values).tolist() == [1, 3]
+
+
+def test_climate_statics_are_in_their_labelled_units_whatever_the_forcings_units():
+    """The means were taken in the forcing's units and labelled mm d-1 / K: 0.003 'mm d-1'
+    for rain in m d-1 and 9.1 'K' for degC."""
+    st = _forcing_stations(False)
+    ref = point_drivers(st)
+    other = st.copy()
+    other["precipitation"] = (st["precipitation"] / 1000).assign_attrs(units="m d-1")
+    other["air_temperature"] = (st["air_temperature"] - 273.15).assign_attrs(units="degC")
+    got = point_drivers(other)
+    for v in ("precipitation_mean", "air_temperature_mean"):
+        assert got[v].attrs["units"] == ref[v].attrs["units"]
+        np.testing.assert_allclose(got[v].values, ref[v].values, rtol=1e-5)
+
+
+def test_air_temperature_mean_in_degc_is_converted_for_the_model():
+    """A non-canonical static was passed on as it was: degC read as K (and units='banana' taken)."""
+    from xsomo.exceptions import UnitError
+    from xsomo.model.inputs import driver_variable
+
+    pts = point_drivers(_forcing_stations(False))
+    in_c = pts.assign(air_temperature_mean=(pts["air_temperature_mean"] - 273.15).assign_attrs(units="degC"))
+    np.testing.assert_allclose(
+        driver_variable(in_c, "air_temperature_mean").values, pts["air_temperature_mean"].values, rtol=1e-6
+    )
+    with pytest.raises(UnitError, match="banana"):
+        driver_variable(pts.assign(air_temperature_mean=pts["air_temperature_mean"].assign_attrs(units="banana")),
+                        "air_temperature_mean")  # fmt: skip
+
+
+def test_point_drivers_take_one_year_as_the_period():
+    st = _forcing_stations(False)
+    np.testing.assert_array_equal(
+        point_drivers(st, time="2020")["precipitation"].values,
+        point_drivers(st, time=("2020-01-01", "2020-12-31"))["precipitation"].values,
+    )
+    with pytest.raises(XsomoValueError, match="one date such as '2001'"):
+        point_drivers(st, climate=5)

@@ -354,3 +354,23 @@ def test_duplicated_and_zoned_reference_days_say_what_to_do(case):
     zoned = st.assign_coords(time=np.array(list(pd.DatetimeIndex(st.time.values).tz_localize("UTC")), dtype=object))
     with pytest.raises(XsomoValueError, match=r"time-zone-aware stamps.*UTC"):
         ev.evaluate(sm, zoned)
+
+
+def test_a_reference_in_a_zone_east_of_utc_is_refused_not_shifted(case):
+    """xarray keeps a pandas zone on the coordinate but its values are UTC: local midnight in
+    Berlin became 23:00 of the day before, and a perfect reference scored r 0.91-0.94."""
+    from xsomo.model.training import prepare_training_data
+
+    drivers, targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(1, 3)], [0.17])
+    local = pd.DatetimeIndex(st.time.values)
+    with pytest.raises(XsomoValueError, match="time zone Europe/Berlin"):
+        ev.evaluate(sm, st.assign_coords(time=local.tz_localize("Europe/Berlin")))
+    with pytest.raises(XsomoValueError, match="time zone Europe/Berlin"):
+        prepare_training_data(
+            drivers, targets.assign_coords(time=pd.DatetimeIndex(targets.time.values).tz_localize("Europe/Berlin"))
+        )
+    # UTC stamps too (they failed inside xarray's alignment), with how to drop the zone
+    with pytest.raises(XsomoValueError, match=r"time zone UTC.*tz_localize\(None\)"):
+        ev.evaluate(sm, st.assign_coords(time=local.tz_localize("UTC")))

@@ -146,3 +146,22 @@ def test_fill_gaps_on_the_hawaii_forcing(hawaii):
     np.testing.assert_array_equal(flag, changed)
     pua = list(pts.station.values).index("SCAN.PuaAkala")
     assert int(flag[pua].sum()) >= 10
+
+
+def test_sub_hourly_precipitation_adds_up_within_the_hour():
+    """15-minute amounts were averaged within each hour and the day taken as 24 x the hourly
+    mean: 24 mm for 96 mm of rain; 3-hourly records gave NaN days without a word."""
+    from xsomo.exceptions import XsomoValueError
+    from xsomo.io.ismn_forcing import daily_forcing
+
+    idx = pd.date_range("2020-01-01", periods=96 * 2, freq="15min")
+    v = pd.Series(1.0, index=idx)
+    assert daily_forcing(v, None, "sum")[0].tolist() == [96.0, 96.0]
+    assert daily_forcing(v * 4, None, "mean")[0].tolist() == [4.0, 4.0]  # a state: averaged
+    # an hour short of a record is not a whole hour of rain
+    short = v.drop(idx[[1, 5, 9, 13, 17]])
+    daily = daily_forcing(short, None, "sum", min_hours=20)[0]
+    assert np.isnan(daily.iloc[0]) and daily.iloc[1] == 96.0  # 19 whole hours on day 1
+    assert daily_forcing(short, None, "sum", min_hours=19)[0].tolist() == [96.0, 96.0]
+    with pytest.raises(XsomoValueError, match="records every 0 days 03:00:00"):
+        daily_forcing(pd.Series(3.0, index=pd.date_range("2020-01-01", periods=16, freq="3h")), None, "sum")

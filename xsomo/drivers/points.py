@@ -26,6 +26,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
+from xsomo.units import convert
 
 __all__ = [
     "FILLED",
@@ -98,7 +99,9 @@ def nearest_points(
     within the tolerance (stations that share coordinates: 83 of 2651 ISMN stations share
     them exactly with another), the one with the same ``network.station_name`` as ``keys``
     (:func:`site_keys`) is taken; without such names on both sides the location is refused,
-    since the nearest would give one station the other's forcing without a word.
+    since the nearest would give one station the other's forcing without a word. Where both
+    sides carry names, only a point of the same name matches (a lone point of another name
+    within the tolerance is a co-located station, not this one).
 
     Raises
     ------
@@ -110,25 +113,36 @@ def nearest_points(
     lon = np.asarray(lon, float).reshape(-1)
     if plat.size == 0:
         return np.zeros(lat.size, int), np.zeros(lat.size, bool)
+    nowhere = np.flatnonzero(~(np.isfinite(plat) & np.isfinite(plon)))
+    if nowhere.size:
+        # argmin returns the first NaN: every location took that point's data
+        names = [str(v) for v in np.asarray(points[cv.STATION].values)[nowhere[:5]]]
+        raise GridMismatchError(
+            f"{nowhere.size} points have no finite lat/lon ({', '.join(names)}): give every point its "
+            "coordinates, or drop those points (points.where(points.lat.notnull() & points.lon.notnull(), drop=True))"
+        )
     dist = np.maximum(np.abs(lat[:, None] - plat[None, :]), np.abs(lon[:, None] - plon[None, :]))
     idx = np.argmin(dist, axis=1)
     near = dist <= tolerance
-    inside = near.any(axis=1)
     pkeys = site_keys(points)
+    if keys is not None and pkeys is not None:
+        # names on both sides decide, even for a lone point within the tolerance: a station
+        # whose own point is missing must not take a co-located station's data
+        keys = np.asarray(keys).astype(str)
+        near &= pkeys.astype(str)[None, :] == keys[:, None]
+    inside = near.any(axis=1)
     unresolved = []
-    for k in np.flatnonzero(near.sum(axis=1) > 1):
+    for k in np.flatnonzero(near.sum(axis=1) >= 1):
         cand = np.flatnonzero(near[k])
-        if keys is not None and pkeys is not None:
-            same = cand[pkeys[cand] == keys[k]]
-            if same.size == 1:
-                idx[k] = same[0]
-                continue
+        if cand.size == 1:
+            idx[k] = cand[0]
+            continue
         unresolved.append(k)
     if unresolved:
         k = unresolved[0]
         cand = np.asarray(points[cv.STATION].values)[np.flatnonzero(near[k])]
         named = (
-            "their network/station_name do not tell them apart"
+            "those points share its network/station_name"
             if keys is not None and pkeys is not None
             else "give both sides 'network' and 'station_name' coordinates along 'station' (as xsomo.open_ismn does) "
             "so that each finds its own station"
@@ -136,7 +150,8 @@ def nearest_points(
         raise GridMismatchError(
             f"{len(unresolved)} {what}s lie within {tolerance:g}° of more than one point: {what} {k} "
             f"({lat[k]:.5f}, {lon[k]:.5f}) is at points {[str(c) for c in cand]}; {named}, or keep one point per "
-            "location"
+            "location (stations read by xsomo.open_ismn hold one entry per sensor: xsomo.point_drivers(stations) "
+            "makes the drivers, one point per station)"
         )
     return idx.astype(int), inside
 
@@ -168,8 +183,12 @@ def match_points(
     bad = np.flatnonzero(~ok)
     if bad.size:
         shown = ", ".join(f"{what} {k} ({lat[k]:.5f}, {lon[k]:.5f})" for k in bad[:5])
+        named = (
+            " of the same network/station_name (both sides carry names: a co-located point of another name is "
+            "another station)" if keys is not None and site_keys(drivers) is not None else ""
+        )
         raise GridMismatchError(
-            f"{bad.size} of {lat.size} {what}s have no driver point within {tolerance:g}° ({shown}); the point "
+            f"{bad.size} of {lat.size} {what}s have no driver point{named} within {tolerance:g}° ({shown}); the point "
             f"drivers hold {drivers.sizes[cv.STATION]} stations. Give drivers at every {what}'s location (xsomo.point_drivers), "
             f"or select the {what}s that have one"
         )
@@ -300,7 +319,7 @@ def point_drivers(
     # climate statics from the whole forcing (or `climate`), never from the `time` window: a
     # static must not change with the days asked for (a summer window had halved
     # precipitation_mean, and a point prediction left the gridded one at that cell)
-    period = out if climate is None else out.sel({cv.TIME: climate if isinstance(climate, slice) else slice(*climate)})
+    period = out if climate is None else out.sel({cv.TIME: _period(climate, "climate")})
     if period.sizes[cv.TIME] == 0:
         t = out.indexes[cv.TIME]
         raise XsomoValueError(
@@ -311,19 +330,21 @@ def point_drivers(
     # unless another `climate` period is asked for
     keep = set(drivers.data_vars) if drivers is not None and climate is None else set()
     means = {}
-    if "precipitation" in out and "precipitation_mean" not in keep:
-        means["precipitation_mean"] = period["precipitation"].mean(cv.TIME, skipna=True).astype("float32")
-        means["precipitation_mean"].attrs = cv.cf_attrs("precipitation_mean")
-    if "air_temperature" in out and "air_temperature_mean" not in keep:
-        means["air_temperature_mean"] = period["air_temperature"].mean(cv.TIME, skipna=True).astype("float32")
-        means["air_temperature_mean"].attrs = {"units": "K", "long_name": "mean 2 m air temperature of the station"}
+    for name, source in (("precipitation_mean", "precipitation"), ("air_temperature_mean", "air_temperature")):
+        if source in out and name not in keep:
+            # in the canonical units the statics are labelled with (the forcing's own units
+            # had given 0.003 "mm d-1" for precipitation in m d-1, 9.1 "K" for degC)
+            mean = period[source].mean(cv.TIME, skipna=True, keep_attrs=True)
+            unit = cv.VARIABLES[name].units
+            means[name] = convert(mean, unit, name=source, source="the point forcing").astype("float32")
+            means[name].attrs = cv.cf_attrs(name)
     if fill_gaps:
-        if int(fill_gaps) < 0:
-            raise XsomoValueError(f"fill_gaps must be >= 0 days, got {fill_gaps}")
+        if int(fill_gaps) < 0 or int(fill_gaps) != fill_gaps:
+            raise XsomoValueError(f"fill_gaps must be a whole number of days >= 0, got {fill_gaps}")
         whole = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
         out = fill_forcing_gaps(out.reindex({cv.TIME: whole}), int(fill_gaps), period)
     if time is not None:
-        out = out.sel({cv.TIME: time if isinstance(time, slice) else slice(*time)})
+        out = out.sel({cv.TIME: _period(time, "time")})
     days = pd.date_range(out.indexes[cv.TIME].min(), out.indexes[cv.TIME].max(), freq="D")
     out = out.reindex({cv.TIME: days})
     if FILLED in out:
@@ -338,6 +359,25 @@ def point_drivers(
         "source": "sampled from gridded drivers at the stations" if drivers is not None else "station forcing",
     }
     return out
+
+
+def _period(value: Any, what: str) -> slice:
+    """A time selection as a slice: a slice, a ``(start, end)`` pair or one date/year/month ("2001").
+
+    >>> _period("2001", "time"), _period(("2001", "2002-06"), "time")
+    (slice('2001', '2001', None), slice('2001', '2002-06', None))
+    """
+    if isinstance(value, slice):
+        return value
+    if isinstance(value, str | pd.Timestamp | np.datetime64):
+        return slice(value, value)
+    try:
+        start, end = value
+    except (TypeError, ValueError):
+        raise XsomoValueError(
+            f"{what}={value!r}: give a slice, a (start, end) pair or one date such as '2001'"
+        ) from None
+    return slice(start, end)
 
 
 #: ``point_drivers(fill_gaps=)``'s flag: 1 on a day where any dynamic input was filled.
@@ -397,9 +437,11 @@ def fill_forcing_gaps(points: xr.Dataset, longest: int, climate: xr.Dataset | No
     times = points.indexes[cv.TIME]
     if times.size > 1 and not (np.diff(times.values) == np.timedelta64(1, "D")).all():
         raise XsomoValueError("fill_gaps needs a daily time axis without missing dates")
-    climate = points if climate is None else climate
+    climate = points if climate is None else _same_stations(climate, points)
     out = points.copy()
     filled = np.zeros((points.sizes[cv.STATION], times.size), bool)
+    if FILLED in points:  # a second call adds to the days an earlier one filled
+        filled |= np.asarray(points[FILLED].transpose(cv.STATION, cv.TIME).fillna(0).values) > 0
     months = np.asarray(times.month) - 1
     for name, var in points.data_vars.items():
         if set(var.dims) != {cv.STATION, cv.TIME} or name == FILLED:
@@ -425,6 +467,22 @@ def fill_forcing_gaps(points: xr.Dataset, longest: int, climate: xr.Dataset | No
         "flag_values": np.array([0, 1], "int8"), "flag_meanings": "measured filled",
     })  # fmt: skip
     return out
+
+
+def _same_stations(climate: xr.Dataset, points: xr.Dataset) -> xr.Dataset:
+    """``climate`` with its stations in the order of ``points`` (by ``station`` label; it had
+    been paired by position, so a climate in another order filled each station with another's rain)."""
+    if cv.STATION not in climate.dims or cv.STATION not in points.dims:
+        return climate
+    have = pd.Index(climate.indexes[cv.STATION])
+    want = np.asarray(points[cv.STATION].values)
+    missing = [str(v) for v in want if v not in have]
+    if missing:
+        raise XsomoValueError(
+            f"climate= lacks {len(missing)} of the {want.size} stations ({', '.join(missing[:5])}): give the same "
+            "stations (the same 'station' labels) as the points"
+        )
+    return climate.sel({cv.STATION: want})
 
 
 def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Dataset:

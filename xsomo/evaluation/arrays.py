@@ -55,6 +55,7 @@ def normalise_time(obj: xr.DataArray) -> xr.DataArray:
         For sub-daily data (two values on one day: aggregate them to daily means first) and
         for calendars without the standard days (``noleap``, ``360_day``).
     """
+    cv.check_time_zone(obj, "the evaluated data or reference")
     values = obj[cv.TIME].values
     if values.dtype == object and values.size:
         first = values.flat[0]

@@ -59,6 +59,8 @@ def evaluate_points(
         reference) and ``layer``, with ``lat``/``lon``, ``point`` (the predicted point
         used) and ``in_grid`` (a point within ~10 m exists).
     """
+    cv.check_time_zone(sm, "the evaluated data")
+    cv.check_time_zone(reference, "the station reference")
     pred = in_m3m3(sm[variable] if isinstance(sm, xr.Dataset) else sm, "the evaluated data")
     ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference")
     if cv.STATION not in ref.dims:

@@ -82,8 +82,9 @@ def daily_forcing(
     values, flags
         Hourly values and their ISMN quality flags (``None``: all good).
     how
-        ``"sum"`` (mean of the good hours times 24), ``"mean"`` or ``"range"`` (maximum
-        minus minimum of the good hourly values).
+        ``"sum"`` (mean of the good hours times 24; records finer than hourly are
+        amounts summed within each complete hour first), ``"mean"`` or ``"range"`` (maximum
+        minus minimum of the good hourly values). Records coarser than hourly are refused.
     good_flags
         Flags kept.
     min_hours
@@ -118,8 +119,20 @@ def daily_forcing(
     if len(index) == 0:
         return pd.Series([], index=pd.DatetimeIndex([]), dtype="float64"), 0
     days = pd.date_range(index.min().normalize(), index.max().normalize(), freq="D")
-    # hourly means first (sub-hourly records), then the day
-    hourly = s.groupby(pd.DatetimeIndex(s.index).floor("h")).mean()
+    step = pd.Series(index.sort_values().unique()).diff().median() if len(index) > 1 else pd.Timedelta("1h")
+    if step > pd.Timedelta("1h"):
+        raise XsomoValueError(
+            f"records every {step} (median step): the daily forcing needs hourly or finer records "
+            f"({min_hours} good hours make a day); aggregate such data to days yourself"
+        )
+    # hourly values first (sub-hourly records), then the day: a precipitation amount per
+    # record adds up within the hour (a complete hour only), a state such as temperature is averaged
+    by_hour = s.groupby(pd.DatetimeIndex(s.index).floor("h"))
+    if how == "sum" and step < pd.Timedelta("1h"):
+        per_hour = int(round(pd.Timedelta("1h") / step))
+        hourly = by_hour.sum().where(by_hour.count() >= per_hour).dropna()
+    else:
+        hourly = by_hour.mean()
     by_day = hourly.groupby(pd.DatetimeIndex(hourly.index).normalize())
     if how == "range":
         value = (by_day.max() - by_day.min()).reindex(days)
@@ -172,10 +185,13 @@ def read_forcing(
                         f"{root}/{sen.filehandler.file_path}: no {src!r} column (columns {list(df.columns)})"
                     )
                 for var in wanted:
-                    daily, _ = daily_forcing(
-                        df[src], df.get(f"{src}_flag"), FORCING_VARIABLES[var], good_flags=good_flags,
-                        min_hours=min_hours,
-                    )
+                    try:
+                        daily, _ = daily_forcing(
+                            df[src], df.get(f"{src}_flag"), FORCING_VARIABLES[var], good_flags=good_flags,
+                            min_hours=min_hours,
+                        )
+                    except XsomoValueError as err:
+                        raise DataFormatError(f"{root}/{sen.filehandler.file_path}: {err}") from None
                     if var == "air_temperature":
                         daily = daily + 273.15  # ISMN: degC (a range is the same in K)
                     entry.setdefault(var, []).append(daily)

@@ -317,6 +317,8 @@ def prepare_training_data(
         )
     if cv.SM not in targets:
         raise MissingVariableError(f"targets have no {cv.SM!r} variable; have {sorted(map(str, targets.data_vars))}")
+    cv.check_time_zone(drivers, "drivers")
+    cv.check_time_zone(targets, "targets")
     check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
     targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
     sm = in_m3m3(targets[cv.SM], "targets")  # (scaled to a reference in percent, they were 100x too large)

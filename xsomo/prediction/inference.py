@@ -1091,6 +1091,7 @@ def _plan(
     if mode not in ("continuous", "windowed", "auto"):
         raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
     drivers = spec.drivers
+    cv.check_time_zone(drivers, "drivers")
     _check_daily(drivers[cv.TIME].values, source="drivers")  # (first: names a cftime calendar)
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     if state is not None:

@@ -307,6 +307,8 @@ def scale_to(
         raise MissingVariableError(
             f"stations have no variable {variable!r}; variables: {list(stations.data_vars)}"
         )
+    cv.check_time_zone(stations, "stations")
+    cv.check_time_zone(reference, "reference")
     ref = reference[variable] if isinstance(reference, xr.Dataset) else reference
     if isinstance(reference, xr.Dataset) and variable not in reference:
         raise MissingVariableError(
