@@ -296,6 +296,53 @@ def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
     got = wrapped.somo.evaluate(st_w)
     assert bool(got["in_grid"].all())
     np.testing.assert_allclose(got["pearson_r"], west.somo.evaluate(st_w)["pearson_r"], rtol=1e-6)
+    # training cells given in -180..180 flag the same stations on the 0..360 grid (none was
+    # found there, so every station counted as independent)
+    cells = np.column_stack([st_w.lat.values[:2], st_w.lon.values[:2]])
+    flags = wrapped.somo.evaluate(st_w, training_cells=cells)["training_cell"].values.tolist()
+    assert flags == west.somo.evaluate(st_w, training_cells=cells)["training_cell"].values.tolist() == [True, True, False]
+
+
+def test_a_lazy_reference_in_percent_labelled_m3m3_is_refused(case):
+    """A lazy array labelled m3 m-3 was taken at its word: a lazy ERA5-Land in percent made
+    targets up to 39.7 and scores with a bias of -26 "m3 m-3"."""
+    from xsomo.exceptions import UnitError
+
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    st = _stations(truth, [(1, 3)], [0.17])
+    lazy_pct = (sm * 100).assign_attrs().chunk({"time": 100})
+    lazy_pct["sm"].attrs["units"] = "m3 m-3"
+    with pytest.raises(UnitError, match=r"gridded reference.*looks like percent"):
+        ev.evaluate(sm, lazy_pct)
+    st_pct = (st * 100).assign_coords(st.coords).chunk({"time": 100})
+    st_pct["sm"].attrs["units"] = "m3 m-3"
+    with pytest.raises(UnitError, match=r"station reference.*looks like percent"):
+        ev.evaluate(sm, st_pct)
+    # the prediction itself stays lazy and unsampled (sampling it would run the model)
+    out = ev.evaluate(sm.chunk({"time": 100}), st)
+    assert np.isfinite(out["pearson_r"].values).any()
+
+
+def test_a_models_validation_cells_are_not_independent():
+    """training_cells=model left out the early-stopping validation cells that targets= flags."""
+    from xsomo.model.training import MIN_VAL_CELLS, train_lstm
+
+    drivers, targets, truth = synthetic_case(seed=3, nlat=4, nlon=5, ndays=2 * 365, cells=MIN_VAL_CELLS + 2)
+    model = train_lstm(drivers, targets, preset="tiny", epochs=1, layers=(1,), ensemble=1, seed=0)
+    val = np.asarray(model.history["validation_cells"]["layer1"], float)
+    assert len(val) >= 1 and len(model.training_cells) + len(val) == targets.sizes["cell"]
+    n = targets.sizes["cell"]
+    series = np.tile(truth.sel(layer=1).isel(lat=0, lon=0).values, (n, 1))
+    st = xr.Dataset(
+        {"sm": (("station", "time"), series, {"units": "m3 m-3"})},
+        coords={"station": np.arange(n), "time": truth.time.values,
+                "lat": ("station", targets.lat.values), "lon": ("station", targets.lon.values)},
+    )  # fmt: skip
+    sm = truth.to_dataset(name="sm")
+    by_model = ev.evaluate(sm, st, training_cells=model)["training_cell"].values
+    by_targets = ev.evaluate(sm, st, training_cells=targets)["training_cell"].values
+    assert by_model.all() and by_targets.all()
 
 
 def test_sub_daily_or_non_standard_calendars_get_a_clear_error(case):

@@ -510,7 +510,9 @@ def transfer(
     parts = []
     tr_rows = tr_cols = None
     if model.training_cells is not None and len(model.training_cells):
-        tr_rows, tr_cols, inside = match_stations(drivers, model.training_cells[:, 0], model.training_cells[:, 1])
+        tr_rows, tr_cols, inside = match_stations(
+            drivers, model.training_cells[:, 0], cv.lon_like_grid(model.training_cells[:, 1], glon)
+        )
         tr_rows, tr_cols = tr_rows[inside], tr_cols[inside]
     train_static = None
     if tr_rows is not None and tr_rows.size:

@@ -62,7 +62,7 @@ def evaluate_points(
     cv.check_time_zone(sm, "the evaluated data")
     cv.check_time_zone(reference, "the station reference")
     pred = in_m3m3(sm[variable] if isinstance(sm, xr.Dataset) else sm, "the evaluated data")
-    ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference")
+    ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"a point prediction is evaluated against stations (dims station, time), got {ref.dims}")
     for c in (cv.LAT, cv.LON):

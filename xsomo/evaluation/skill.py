@@ -142,13 +142,22 @@ def match_stations(
 
 
 def training_latlon(training: Any) -> np.ndarray | None:
-    """``(n, 2)`` lat/lon of training cells from targets, a model, a DataFrame or an array (None: none given)."""
+    """``(n, 2)`` lat/lon of training cells from targets, a model (its training and validation
+    cells), a DataFrame or an array (None: none given)."""
     if training is None:
         return None
     if isinstance(training, xr.Dataset | xr.DataArray):
         if cv.LAT in training.coords and cv.LON in training.coords and cv.LAT not in training.dims:
             return np.column_stack([np.asarray(training[cv.LAT].values, float), np.asarray(training[cv.LON].values, float)])
         raise XsomoValueError("training_cells: a Dataset needs per-cell lat/lon coordinates (the targets' layout).")
+    val = getattr(training, "history", None)
+    val = val.get("validation_cells") if isinstance(val, dict) else None
+    if getattr(training, "training_cells", None) is not None and isinstance(val, dict):
+        # a model: its early-stopping validation cells chose the epoch, so their stations are
+        # not independent either (they were counted as such with the model, not with the targets)
+        cells = [np.asarray(training.training_cells, float).reshape(-1, 2)]
+        cells += [np.asarray(v, float).reshape(-1, 2) for v in val.values()]
+        return np.unique(np.concatenate(cells), axis=0)
     for attr in ("training_cells", "cells"):
         if hasattr(training, attr) and not isinstance(training, np.ndarray | pd.DataFrame):
             return training_latlon(getattr(training, attr))
@@ -172,7 +181,9 @@ def _flag_training(
     flag = np.zeros(rows.shape, bool)
     if latlon is None or latlon.size == 0:
         return flag
-    ti, tj, tin = match_stations(grid, latlon[:, 0], latlon[:, 1])
+    # in the grid's longitude convention, as the stations are (a 0..360 grid had found no
+    # training cell given in -180..180, and every station counted as independent)
+    ti, tj, tin = match_stations(grid, latlon[:, 0], cv.lon_like_grid(latlon[:, 1], grid[cv.LON].values))
     cells = set(zip(ti[tin].tolist(), tj[tin].tolist(), strict=True))
     for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
         flag[k] = bool(inside[k]) and (i, j) in cells
@@ -195,7 +206,7 @@ def evaluate_stations(
     See :func:`evaluate` for the rules; this is its station branch.
     """
     da = in_m3m3(normalise_time(as_dataarray(sm, variable)), "the evaluated data")
-    ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference")
+    ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"station reference needs a {cv.STATION!r} dimension (got {ref.dims}).")
     for c in (cv.LAT, cv.LON):
@@ -299,7 +310,7 @@ def evaluate_grid(
     from xsomo.regrid import normalise_latlon
 
     da = in_m3m3(normalise_latlon(normalise_time(as_dataarray(sm, variable))), "the evaluated data")
-    ref = in_m3m3(normalise_latlon(normalise_time(layered(reference, variable))), "the gridded reference")
+    ref = in_m3m3(normalise_latlon(normalise_time(layered(reference, variable))), "the gridded reference", check_lazy=True)
     same = (
         ref.sizes.get(cv.LAT) == da.sizes.get(cv.LAT)
         and ref.sizes.get(cv.LON) == da.sizes.get(cv.LON)

@@ -129,7 +129,7 @@ def daily_forcing(
     # record adds up within the hour (a complete hour only), a state such as temperature is averaged
     by_hour = s.groupby(pd.DatetimeIndex(s.index).floor("h"))
     if how == "sum" and step < pd.Timedelta("1h"):
-        per_hour = int(round(pd.Timedelta("1h") / step))
+        per_hour = round(pd.Timedelta("1h") / step)
         hourly = by_hour.sum().where(by_hour.count() >= per_hour).dropna()
     else:
         hourly = by_hour.mean()

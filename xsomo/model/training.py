@@ -321,7 +321,7 @@ def prepare_training_data(
     cv.check_time_zone(targets, "targets")
     check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
     targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
-    sm = in_m3m3(targets[cv.SM], "targets")  # (scaled to a reference in percent, they were 100x too large)
+    sm = in_m3m3(targets[cv.SM], "targets", check_lazy=True)  # (scaled to a reference in percent, they were 100x too large)
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
     lacking = [lay for lay in layers if lay not in have_layers]
     if lacking:

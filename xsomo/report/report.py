@@ -312,7 +312,7 @@ def section_overview(rep: Report, inp: ReportInputs) -> None:
 
 def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
     """``(station, time)`` of ``da`` at the stations' cells: the footprint mix or layer 1."""
-    rr, cc, inside = evaluation.match_stations(da, obs[cv.LAT].values, obs[cv.LON].values)
+    rr, cc, inside = evaluation.match_stations(da, obs[cv.LAT].values, cv.lon_like_grid(obs[cv.LON].values, da[cv.LON].values))
     pts = da.isel({cv.LAT: xr.DataArray(rr, dims=cv.STATION), cv.LON: xr.DataArray(cc, dims=cv.STATION)})
     pts = pts.assign_coords({cv.STATION: obs[cv.STATION].values}).where(xr.DataArray(inside, dims=cv.STATION))
     if weights is not None:
@@ -415,7 +415,7 @@ def _training_mask(inp: ReportInputs) -> xr.DataArray | None:
     if lat_lon is None or not lat_lon.size:
         return None
     sm = inp.sm
-    rr, cc, inside = evaluation.match_stations(sm, lat_lon[:, 0], lat_lon[:, 1])
+    rr, cc, inside = evaluation.match_stations(sm, lat_lon[:, 0], cv.lon_like_grid(lat_lon[:, 1], sm[cv.LON].values))
     flag = np.zeros((sm.sizes[cv.LAT], sm.sizes[cv.LON]), bool)
     flag[rr[inside], cc[inside]] = True
     return xr.DataArray(flag, dims=(cv.LAT, cv.LON), coords={cv.LAT: sm[cv.LAT], cv.LON: sm[cv.LON]})

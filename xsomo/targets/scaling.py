@@ -315,7 +315,7 @@ def scale_to(
             f"reference has no variable {variable!r}; variables: {list(reference.data_vars)}"
         )
     # in its units (a reference in percent made targets 100x too large, labelled m3 m-3)
-    ref = in_m3m3(normalise_latlon(ref), f"reference {variable!r}")
+    ref = in_m3m3(normalise_latlon(ref), f"reference {variable!r}", check_lazy=True)
     if cv.LAYER not in ref.dims:
         raise XsomoValueError(
             f"reference {variable!r} has no 'layer' dimension (dims {ref.dims}); use xsomo.open_era5land, "
