@@ -36,7 +36,8 @@ class BackendUnavailableError(XsomoError, ImportError):
 
 
 def normalise_latlon(obj: T) -> T:
-    """Rename ``latitude``/``longitude`` to ``lat``/``lon`` and sort both ascending.
+    """Rename ``latitude``/``longitude`` to ``lat``/``lon`` and sort both ascending; a region
+    that crosses 0° in 0..360 longitudes gets them in -180..180 (one block).
 
     Raises
     ------
@@ -61,6 +62,16 @@ def normalise_latlon(obj: T) -> T:
         # float32 coords (40.1 -> 40.099998): back to clean decimals
         if out[dim].dtype == np.float32:
             out = out.assign_coords({dim: np.round(out[dim].values.astype("float64"), 5)})
+    lon = np.sort(np.asarray(out["lon"].values, dtype=float))
+    if lon.size > 2 and lon[0] >= 0.0 and lon[-1] > 180.0 and lon[-1] - lon[0] < 360.0:
+        gaps = np.diff(lon)
+        k = int(np.argmax(gaps))
+        if gaps[k] > 180.0 and gaps[k] > 10 * float(np.median(gaps)):
+            # a region across 0° in 0..360 (0..0.5 and 359.5..359.9, as cut from a global
+            # ERA5-Land download) is one block in -180..180; it had become a grid of 3600
+            # columns, and stations west of 0° fell outside it
+            values = np.asarray(out["lon"].values, dtype=float)
+            out = out.assign_coords(lon=np.where(values > 180.0, np.round(values - 360.0, 9), values))
     for dim in ("lat", "lon"):
         vals = out[dim].values
         if vals.size > 1 and not np.all(np.diff(vals) > 0):

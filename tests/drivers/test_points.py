@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 import xsomo
+from xsomo import conventions as cv
 from xsomo import testing
 from xsomo.drivers.points import fill_forcing_gaps, match_points, point_drivers
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
@@ -506,3 +507,23 @@ def test_point_drivers_take_one_year_as_the_period():
     )
     with pytest.raises(XsomoValueError, match="one date such as '2001'"):
         point_drivers(st, climate=5)
+
+
+def test_an_input_without_canonical_units_keeps_the_label_it_was_trained_with(case, tmp_path):
+    """A non-canonical input reaches the network unconverted: predicting with another label
+    (degC data for a model trained on K, or units='banana') went through without a word."""
+    from xsomo.exceptions import UnitError
+    from xsomo.model import TrainedModel
+
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    pts["my_index"] = ("station", np.linspace(0.2, 0.8, pts.sizes["station"]), {"units": "1"})
+    kw = {**TINY, "epochs": 1, "steps_per_epoch": 1}
+    model = xsomo.train_lstm(pts, tgt, static=(*cv.STATIC_NAMES, "my_index"), **kw)
+    assert model.metadata["input_units"] == {"my_index": "1"}
+    model.save(tmp_path / "m")
+    back = TrainedModel.load(tmp_path / "m")
+    xsomo.predict(pts, back, mode="continuous")  # the same label: fine
+    pct = pts.assign(my_index=(pts["my_index"] * 100).assign_attrs(units="%"))
+    with pytest.raises(UnitError, match=r"'my_index' has units '%', but the model was trained on it in '1'"):
+        xsomo.predict(pct, back, mode="continuous")

@@ -345,6 +345,24 @@ def test_a_models_validation_cells_are_not_independent():
     assert by_model.all() and by_targets.all()
 
 
+def test_a_regional_or_0_360_gridded_reference_is_scored_where_it_covers(case):
+    """A reference smaller than the prediction was refused ("does not cover the target grid"),
+    and a 0..360 reference of the same cells as a -180..180 prediction failed with "20 x 0 points"."""
+    _, _targets, truth = case
+    sm = truth.to_dataset(name="sm")
+    ref = sm.isel(lat=slice(1, 3), lon=slice(1, 4))
+    got = ev.evaluate(sm, ref)
+    assert got["pearson_r"].sizes == {"layer": 3, "lat": 4, "lon": 5}
+    inside = got["pearson_r"].sel(lat=ref.lat, lon=ref.lon)
+    np.testing.assert_allclose(inside, ev.evaluate(sm.sel(lat=ref.lat, lon=ref.lon), ref)["pearson_r"])
+    assert int(got["pearson_r"].notnull().sum()) == inside.size and got.attrs["cells_covered_by_reference"] == 6
+    west = sm.assign_coords(lon=sm.lon - float(sm.lon.max()) - 0.25)  # straddles 0 in -180..180
+    wrapped = west.assign_coords(lon=np.mod(west.lon, 360.0)).sortby("lon")
+    np.testing.assert_allclose(ev.evaluate(west, wrapped)["pearson_r"], ev.evaluate(west, west)["pearson_r"], rtol=1e-6)
+    with pytest.raises(XsomoValueError, match="covers no cell"):
+        ev.evaluate(sm, sm.assign_coords(lat=sm.lat + 10))
+
+
 def test_sub_daily_or_non_standard_calendars_get_a_clear_error(case):
     """An hourly reference ended in xarray's 'cannot reindex ... duplicate values', a noleap
     prediction in 'is not convertible to datetime'."""

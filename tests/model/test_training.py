@@ -438,3 +438,17 @@ def test_the_model_records_its_grid_and_refuses_drivers_of_another(case, tmp_pat
     check_grid_resolution(drivers.isel(lat=[1], lon=[2]), back)  # one cell: no spacing to compare
     with pytest.raises(GridMismatchError, match=r"0\.2° grid, but the model was trained on 0\.1° drivers"):
         check_grid_resolution(drivers.isel(lat=[0, 2], lon=[0, 2]), back)
+
+
+def test_a_target_cell_without_a_static_value_is_named_not_dropped_silently(case):
+    """A station without elevation in its metadata was left out of training without a word,
+    and its prediction was NaN with nothing to say why."""
+    drivers, targets, _ = case
+    row = int(np.argmin(np.abs(drivers.lat.values - float(targets.lat[0]))))
+    col = int(np.argmin(np.abs(drivers.lon.values - float(targets.lon[0]))))
+    drivers = drivers.copy(deep=True)
+    drivers["elevation_mean"][row, col] = np.nan
+    data = training.prepare_training_data(drivers, targets, layers=(1,))
+    with pytest.warns(RuntimeWarning, match=r"1 target cells or stations .*\['elevation_mean'\].*left out"):
+        used = training._usable_cells(data, None)
+    assert used.size == targets.sizes["cell"] - 1

@@ -362,3 +362,21 @@ def test_station_longitudes_in_0_360_meet_the_grid():
     st = make_stations(SPECS)
     east = st.assign_coords(lon=st["lon"] + 360.0)
     xr.testing.assert_allclose(scale_to(east, ref)["sm"], scale_to(st, ref)["sm"])
+
+
+def test_a_reference_across_0_degrees_in_0_360_is_one_block():
+    """ERA5-Land cut from a global 0..360 download for a region across 0° (0..0.9 and
+    359.0..359.9) implied a target grid of 3600 columns, and stations west of 0° were 'outside
+    the target grid' (or dropped with outside='skip')."""
+    ref = make_reference()
+    shift = 5.5  # the grid now runs -0.5 .. 1.0
+    ref_w = ref.assign_coords(lon=np.round(ref.lon - shift, 6))
+    st = make_stations(SPECS)
+    st_w = st.assign_coords(lon=st.lon - shift)
+    wrapped = ref_w.assign_coords(lon=np.mod(ref_w.lon, 360.0)).sortby("lon")
+    assert float(wrapped.lon.max()) > 359 and float(wrapped.lon.min()) == 0.0
+    got = scale_to(st_w, wrapped)
+    want = scale_to(st_w, ref_w)
+    assert got.attrs["grid"] == want.attrs["grid"]
+    np.testing.assert_array_equal(got["cell"].values, want["cell"].values)
+    xr.testing.assert_allclose(got["sm"], want["sm"], atol=1e-5)

@@ -317,18 +317,69 @@ def evaluate_grid(
         and np.allclose(ref[cv.LAT].values, da[cv.LAT].values, atol=1e-6)
         and np.allclose(ref[cv.LON].values, da[cv.LON].values, atol=1e-6)
     )
+    full = None
     if not same:
         from xsomo import regrid as rg
 
+        # the reference in the prediction's longitude convention (a 0..360 reference of the same
+        # cells as a -180..180 prediction had found "20 x 0 points")
+        rlon = cv.lon_like_grid(ref[cv.LON].values, da[cv.LON].values)
+        # on the prediction's own values where they are the same centres (359.35 - 360 is
+        # -0.6500000000000341: bilinear weights then left the outer column NaN)
+        dlon = np.asarray(da[cv.LON].values, float)
+        near = np.abs(rlon[:, None] - dlon[None, :]).argmin(axis=1)
+        rlon = np.where(np.abs(rlon - dlon[near]) < 1e-6, dlon[near], rlon)
+        ref = ref.assign_coords({cv.LON: rlon}).sortby(cv.LON)
+        # only the cells the reference covers are scored (a regional reference inside a larger
+        # prediction was refused); the others come back NaN
+        full = da[cv.LAT].values, da[cv.LON].values
+        da = _covered_cells(da, ref, regrid_method)
         ref = rg.regrid(ref, da, method=regrid_method)  # type: ignore[arg-type]
-    ref = ref.assign_coords({cv.LAT: da[cv.LAT].values, cv.LON: da[cv.LON].values}) if same else ref
+    # the regridded reference on the prediction's own coordinate values: the grid's centres
+    # rebuilt from its edges differ in the last bits (-0.65 against -0.6500000000000341), and
+    # the metrics align by label, so cells had dropped out of the scores
+    ref = ref.assign_coords({cv.LAT: da[cv.LAT].values, cv.LON: da[cv.LON].values})
     if layers is not None:
         da = da.sel({cv.LAYER: list(layers)})
     if cv.LAYER in da.dims and cv.LAYER in ref.dims:
         ref = ref.sel({cv.LAYER: da[cv.LAYER].values})
     out = metrics(da, ref, min_days=min_days, anomaly=anomaly)
-    out.attrs = {"title": "xsomo evaluation against a gridded reference", "min_days": int(min_days)}
+    n_cells = out.sizes[cv.LAT] * out.sizes[cv.LON]
+    if full is not None:
+        out = out.reindex({cv.LAT: full[0], cv.LON: full[1]})
+        if "n" in out:
+            out["n"] = out["n"].fillna(0).astype("int32")
+    out.attrs = {
+        "title": "xsomo evaluation against a gridded reference", "min_days": int(min_days),
+        "cells_covered_by_reference": int(n_cells),
+    }  # fmt: skip
     return out
+
+
+def _covered_cells(da: xr.DataArray, ref: xr.DataArray, method: str) -> xr.DataArray:
+    """The cells of ``da`` inside the reference: between its outermost centres (bilinear) or
+    its outer cell edges (conservative).
+
+    Raises
+    ------
+    GridMismatchError
+        If the reference covers no cell of ``da``.
+    """
+    rlat, rlon = np.asarray(ref[cv.LAT].values, float), np.asarray(ref[cv.LON].values, float)
+    half_lat = abs(float(np.median(np.diff(rlat)))) / 2 if rlat.size > 1 and method != "bilinear" else 0.0
+    half_lon = abs(float(np.median(np.diff(rlon)))) / 2 if rlon.size > 1 and method != "bilinear" else 0.0
+    lat, lon = np.asarray(da[cv.LAT].values, float), np.asarray(da[cv.LON].values, float)
+    tol = 1e-6
+    in_lat = (lat >= rlat.min() - half_lat - tol) & (lat <= rlat.max() + half_lat + tol)
+    in_lon = (lon >= rlon.min() - half_lon - tol) & (lon <= rlon.max() + half_lon + tol)
+    if not in_lat.any() or not in_lon.any():
+        raise GridMismatchError(
+            f"the gridded reference (lat {rlat.min():g}..{rlat.max():g}, lon {rlon.min():g}..{rlon.max():g}) covers "
+            f"no cell of the evaluated data (lat {lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g})"
+        )
+    if in_lat.all() and in_lon.all():
+        return da
+    return da.isel({cv.LAT: np.flatnonzero(in_lat), cv.LON: np.flatnonzero(in_lon)})
 
 
 def evaluate(

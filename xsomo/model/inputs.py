@@ -40,14 +40,16 @@ from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
 from xsomo.model.config import apply_transform
-from xsomo.units import check_plausible, convert
+from xsomo.units import check_plausible, convert, normalise_units_string
 
 __all__ = [
     "check_daily_axis",
     "check_grid_resolution",
     "check_input_statistics",
+    "check_input_units",
     "driver_variable",
     "input_statistics_problems",
+    "input_units",
     "inputs_at_cells",
     "trailing_gaps",
     "transform_inputs",
@@ -567,6 +569,47 @@ def check_input_statistics(
             stacklevel=stacklevel,
         )
     return problems
+
+
+def input_units(drivers: xr.Dataset, names: Sequence[str]) -> dict[str, str | None]:
+    """The ``units`` labels of the inputs without canonical units (recorded with a model).
+
+    Canonical inputs are converted to their units whatever the label; any other input reaches
+    the network as it is, so its label is what :func:`check_input_units` compares.
+    """
+    return {str(n): drivers[n].attrs.get("units") for n in names if str(n) not in cv.VARIABLES and n in drivers}
+
+
+def check_input_units(drivers: xr.Dataset, model: Any, *, source: str = "drivers") -> None:
+    """Refuse an input without canonical units whose ``units`` label differs from training's.
+
+    Such an input (a user's own static, ``air_temperature_range``) is passed to the network
+    as it is: a label changed between training and prediction (``units='banana'``, or degC
+    data for a model trained on K) went through without a word. Nothing is checked for a
+    model that does not record the labels (imported, or saved before they were recorded).
+
+    >>> import types
+    >>> m = types.SimpleNamespace(metadata={"input_units": {"my_index": "1"}})
+    >>> check_input_units(xr.Dataset({"my_index": ("x", [0.5], {"units": "1"})}), m)
+    >>> check_input_units(xr.Dataset({"my_index": ("x", [50.0], {"units": "%"})}), m)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xsomo.exceptions.UnitError: drivers: the input 'my_index' has units '%', but the model was trained on it in '1'; ...
+    """
+    recorded = (getattr(model, "metadata", None) or {}).get("input_units") or {}
+    def norm(u: Any) -> str | None:
+        return None if u is None else normalise_units_string(str(u)).strip()
+
+    for name, want in recorded.items():
+        if name not in drivers:
+            continue
+        have = drivers[name].attrs.get("units")
+        if norm(have) != norm(want):
+            raise UnitError(
+                f"{source}: the input {name!r} has units {have!r}, but the model was trained on it in {want!r}; "
+                "xsomo converts only its canonical variables, so this one would reach the network as it is. "
+                f"Give it in {want!r} (and label it so)."
+            )
 
 
 def check_grid_resolution(drivers: xr.Dataset, model: Any, *, source: str = "drivers") -> None:

@@ -92,7 +92,13 @@ from xsomo.io.checkpoint import load_torch_file, save_torch_file
 from xsomo.model import rollout
 from xsomo.model.config import PRESETS, ModelConfig, NormStats, TrainingConfig
 from xsomo.model.ealstm import EALSTM
-from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps, transform_inputs
+from xsomo.model.inputs import (
+    check_daily_axis,
+    input_units,
+    inputs_at_cells,
+    trailing_gaps,
+    transform_inputs,
+)
 from xsomo.model.trained import TrainedModel
 from xsomo.runtime import cpu_cores, exit_with_parent, resolve_device, user_stacklevel
 from xsomo.targets.points import point_targets
@@ -1064,11 +1070,30 @@ def _model_config(settings: TrainingConfig) -> ModelConfig:
 
 
 def _usable_cells(data: TrainingData, cells: np.ndarray | None) -> np.ndarray:
-    usable = np.isfinite(data.static).all(axis=1) & np.isfinite(data.target).any(axis=(1, 2))
+    has_target = np.isfinite(data.target).any(axis=(1, 2))
+    finite_static = np.isfinite(data.static).all(axis=1)
+    usable = finite_static & has_target
     if cells is not None:
         keep = np.zeros(usable.size, bool)
         keep[np.asarray(cells, dtype=int)] = True
         usable &= keep
+        has_target &= keep
+    lost = np.flatnonzero(has_target & ~finite_static)
+    if lost.size:
+        # they were left out without a word (a station without elevation in its ISMN metadata),
+        # and their prediction came back all NaN with nothing to say why
+        names = [
+            name for name, col in zip(data.static_names, np.isfinite(data.static[lost]).T, strict=True)
+            if not col.all()
+        ]  # fmt: skip
+        where = ", ".join(f"({data.lat[k]:.4f}, {data.lon[k]:.4f})" for k in lost[:5])
+        warnings.warn(
+            f"{lost.size} target cells or stations with targets have no value of the static input(s) {names} "
+            f"and are left out of training ({where}{', ...' if lost.size > 5 else ''}); their prediction is NaN "
+            "too. Fill those statics or choose other static= inputs",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     idx = np.flatnonzero(usable)
     if idx.size == 0:
         raise XsomoValueError("no target cell has both finite statics and at least one target value")
@@ -1366,6 +1391,8 @@ def _train(
             "device": str(dev),
             # statics such as elevation_std mean something else at another resolution
             "grid_resolution": None if points.is_points(drivers) else _grid_of(drivers).resolution,
+            # the labels of the inputs that reach the network unconverted (check_input_units)
+            "input_units": input_units(drivers, (*config.dynamic, *config.static)),
         },
     )
 

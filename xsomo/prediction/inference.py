@@ -1002,9 +1002,10 @@ def _validate(
     want = wanted_layers(layers, model_layers)
     drivers, lat, lon = _check_grid(drivers, grid)
     if getattr(model, "stats", None) is not None:  # (a TrainedModel: the grid it was trained on)
-        from xsomo.model.inputs import check_grid_resolution
+        from xsomo.model.inputs import check_grid_resolution, check_input_units
 
         check_grid_resolution(drivers, model)
+        check_input_units(drivers, model)
     return _Spec(
         drivers, dynamic, static, lookback, want, [model_layers.index(n) for n in want],
         lat, lon, dtype, tolerance,

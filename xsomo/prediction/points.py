@@ -89,9 +89,10 @@ def predict_points(
     model_layers = [int(v) for v in cfg.layers]
     want = wanted_layers(layers, model_layers)
     if getattr(model, "stats", None) is not None:  # a unit mislabel shows against the training statistics
-        from xsomo.model.inputs import check_input_statistics
+        from xsomo.model.inputs import check_input_statistics, check_input_units
         from xsomo.runtime import user_stacklevel
 
+        check_input_units(drivers, model, source="point drivers")
         check_input_statistics(drivers, model, source="point drivers", stacklevel=user_stacklevel())
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     check_daily_axis(times, source="point drivers")
