@@ -527,3 +527,12 @@ def test_an_input_without_canonical_units_keeps_the_label_it_was_trained_with(ca
     pct = pts.assign(my_index=(pts["my_index"] * 100).assign_attrs(units="%"))
     with pytest.raises(UnitError, match=r"'my_index' has units '%', but the model was trained on it in '1'"):
         xsomo.predict(pct, back, mode="continuous")
+
+
+def test_point_drivers_keep_the_users_station_ids():
+    """Without ISMN names the stations were relabelled with lat/lon strings ('19.700000,-155.400000')."""
+    st = _forcing_stations(False).assign_coords(station=[101, 102])
+    assert point_drivers(st)["station"].values.tolist() == [101, 102]
+    # two sensors at one place still make one point, labelled by the place
+    two = st.assign_coords(lat=("station", [19.7, 19.7]), lon=("station", [-155.4, -155.4]))
+    assert point_drivers(two)["station"].values.tolist() == ["19.700000,-155.400000"]

@@ -272,8 +272,9 @@ def point_drivers(
     Returns
     -------
     xarray.Dataset
-        ``station`` = one entry per location, with ``lat``, ``lon`` (and ``network``,
-        ``station_name`` where known). From forcing: ``precipitation`` (mm d-1),
+        ``station`` = one entry per location (labelled ``network.station_name``, else the
+        points' own labels where each location has one entry, else ``"lat,lon"``), with
+        ``lat``, ``lon`` (and ``network``, ``station_name`` where known). From forcing: ``precipitation`` (mm d-1),
         ``air_temperature`` (K), ``air_temperature_range`` (K, the daily maximum minus
         minimum of the good hourly values; only when read, see :data:`FORCING_DYNAMIC`) and
         the statics the stations have: ``elevation_mean``,
@@ -304,8 +305,13 @@ def point_drivers(
     keys, first = _site_keys(points)
     lat = np.asarray(points[cv.LAT].values, float)[first]
     lon = np.asarray(points[cv.LON].values, float)[first]
+    labels = keys[first]
+    if site_keys(points) is None and len(first) == points.sizes[cv.STATION] and cv.STATION in points.coords:
+        # one entry per location and no ISMN names: the user's own station ids (they had become
+        # "40.000000,5.000000" strings in the drivers and every prediction)
+        labels = np.asarray(points[cv.STATION].values)[first]
     coords: dict[str, Any] = {
-        cv.STATION: (cv.STATION, keys[first]),
+        cv.STATION: (cv.STATION, labels),
         cv.LAT: (cv.STATION, lat, cv.LAT_ATTRS),
         cv.LON: (cv.STATION, lon, cv.LON_ATTRS),
     }
