@@ -439,3 +439,39 @@ def test_a_reference_in_a_zone_east_of_utc_is_refused_not_shifted(case):
     # UTC stamps too (they failed inside xarray's alignment), with how to drop the zone
     with pytest.raises(XsomoValueError, match=r"time zone UTC.*tz_localize\(None\)"):
         ev.evaluate(sm, st.assign_coords(time=local.tz_localize("UTC")))
+
+
+def test_a_constant_series_has_no_correlation_nse_or_kge():
+    """Round-off left a constant 0.3 over 365 days a variance of ~1e-33: it scored r = NSE =
+    KGE = 1 against itself and NSE = -8e29 against a varying series."""
+    from xsomo.evaluation import scores
+
+    t = pd.date_range("2001-01-01", periods=365)
+    flat = xr.DataArray(np.full(365, 0.3), coords={"time": t}, dims="time")
+    wave = xr.DataArray(0.3 + 0.05 * np.sin(np.arange(365) / 20.0), coords={"time": t}, dims="time")
+    same = ev.metrics(flat, flat)
+    for name in ("pearson_r", "nse", "kge", "anomaly_r"):
+        assert np.isnan(float(same[name])), name
+    vs = ev.metrics(wave, flat)
+    assert np.isnan(float(vs["nse"])) and np.isnan(float(vs["pearson_r"]))
+    assert float(vs["urmsd"]) > 0.03  # the error metrics stay
+    assert np.isnan(float(scores.pearson_r(flat, flat))) and np.isnan(float(scores.pearson_r(wave, flat)))
+    z = scores.ak.daily_anomalies(np.full(5 * 365, 0.3), (np.arange(5 * 365) % 365).astype(int))
+    assert np.isnan(z).all()
+
+
+def test_summarize_takes_every_median_over_the_stations_it_counts():
+    """A station with a constant reference has no r but a finite bias: the bias median took it
+    in while n_stations left it out."""
+    t = pd.date_range("2001-01-01", periods=100)
+    wave = 0.3 + 0.05 * np.sin(np.arange(100) / 10.0)
+    obs = np.stack([wave, wave + 0.01 * np.cos(np.arange(100)), np.full(100, 0.3)])
+    sim = np.stack([wave + 0.001, wave + 0.002, wave + 0.2])
+    coords = {"station": ["a", "b", "c"], "time": t, "lat": ("station", [45.0, 45.1, 45.2]),
+              "lon": ("station", [5.0, 5.1, 5.2])}  # fmt: skip
+    m = ev.metrics(xr.DataArray(sim, coords=coords, dims=("station", "time")),
+                   xr.DataArray(obs, coords=coords, dims=("station", "time")))  # fmt: skip
+    m = m.expand_dims(layer=[1])
+    row = ev.summarize(m).iloc[0]
+    assert row["n_stations"] == 2
+    assert row["bias"] == pytest.approx(float(np.median(m["bias"].sel(layer=1).values[:2])))

@@ -10,6 +10,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.evaluation import experiments as ex
+from xsomo.exceptions import XsomoValueError
 
 pytestmark = pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear:DeprecationWarning")
 
@@ -174,6 +175,14 @@ def test_lookback_permutation_runs_on_a_model():
     assert out.n_kept.values.tolist() == [1, 5, 30] and out.layer.values.tolist() == [1, 2]
     # an untrained network may give a constant deeper layer (r undefined); layer 1 varies
     assert np.isfinite(out["pearson_r"].sel(layer=1).values).all()
+    # fewer scored days than min_days made every score NaN and days_needed said 1 day (QA)
+    with pytest.raises(XsomoValueError, match=r"10 scored days per cell .* fewer than min_days=20"):
+        ex.lookback_permutation(model, dyn, stat, obs, ns=(1, 30), days_per_cell=10, min_days=20)
+    with pytest.raises(XsomoValueError, match=r"must be >= 1 \(got \[-1\]\)"):
+        ex.lookback_permutation(model, dyn, stat, obs, ns=(-1, 30), days_per_cell=40, min_days=10)
+    nan = out.copy(deep=True)
+    nan["pearson_r"][:] = np.nan
+    assert np.isnan(ex.days_needed(nan)).all()
     # every possible day (days_per_cell >= 120 - 30 + 1): the unpermuted reference is the model's
     # windowed roll-out against the truth, scored here with numpy
     from xsomo.model.rollout import predict_block
@@ -237,6 +246,14 @@ def test_experiments_end_to_end_on_the_tiny_world(tiny_world, tmp_path):
     region = truth["region"].values
     rows, cols, _ = __import__("xsomo").evaluation.match_stations(truth, model.training_cells[:, 0], model.training_cells[:, 1])
     assert (region[rows, cols] == 1).all()  # trained on "us" cells only
+    # a given model's own training cells are never scored as held out (targets naming fewer cells)
+    again, _ = ex.transfer_experiment(
+        tiny_world, targets=targets.isel(cell=[0]), drivers=drivers, model=model, test_cells=20
+    )  # fmt: skip
+    trained_at = {(round(a, 4), round(b, 4)) for a, b in model.training_cells}
+    scored_at = {(round(a, 4), round(b, 4)) for a, b in zip(again.lat.values, again.lon.values, strict=True)}
+    assert not trained_at & scored_at
+    assert again.attrs["n_train_cells"] >= len(trained_at)
     summary = ex.transfer_summary(result)
     assert {"europe", "us_holdout"} <= set(summary.group)
     scales, perm = ex.memory_experiment(tiny_world, model, drivers=drivers, cells=5, days_per_cell=30, ns=(1, 10, 60))

@@ -43,6 +43,8 @@ def test_importance_rejects_unknown_inputs(trained):
     model, drivers, targets = trained
     with pytest.raises(XsomoValueError, match="not inputs of the model"):
         input_importance(model, drivers, targets, inputs=["wind"])
+    with pytest.raises(XsomoValueError, match=r"\['precipitation'\] given more than once"):
+        input_importance(model, drivers, targets, inputs=["precipitation", "precipitation"])
 
 
 def test_importance_at_points_equals_the_grid(trained):
@@ -162,3 +164,25 @@ def test_importance_refuses_too_few_scored_days(trained):
         input_importance(model, drivers.isel(time=slice(0, 80)), targets, inputs=["precipitation"], repeats=1)
     with pytest.raises(XsomoValueError, match=r"spin-up of 5000 days \(spinup=5000\) leaves no day to score"):
         input_importance(model, drivers, targets, inputs=["precipitation"], repeats=1, spinup=5000)
+
+
+def test_a_nan_static_value_leaves_the_cell_out_of_every_run(trained):
+    """The roll-out is NaN at a cell whose static is NaN; a shuffle moved the NaN to another
+    cell, so each run was scored on other cells: the constant input the model cannot use
+    showed drops of a few hundredths."""
+    model, drivers, targets = trained
+    row = int(np.argmin(np.abs(drivers.lat.values - float(targets.lat[0]))))
+    col = int(np.argmin(np.abs(drivers.lon.values - float(targets.lon[0]))))
+    holed = drivers.copy(deep=True)
+    holed["constant"][row, col] = np.nan  # the shuffled input itself: its NaN moved between cells
+    with pytest.warns(RuntimeWarning, match="1 of 12 target cells have a NaN static input"):
+        res = input_importance(model, holed, targets, inputs=["constant"], repeats=3, seed=1)
+    assert float(np.abs(res.r_drop).max()) == 0.0 and float(np.abs(res.nse_drop).max()) == 0.0
+    assert int(res.n_scored.sel(layer=1)) == 11 and res.attrs["n_cells"] == 11
+
+
+def test_importance_says_whether_it_scored_training_cells(trained):
+    model, drivers, targets = trained
+    res = input_importance(model, drivers, targets, inputs=["constant"], repeats=1)
+    assert res.attrs["scored_against"] == "12 of 12 cells that trained the model (training or validation cells)"
+    assert res.attrs["n_scored"] == "layer 1: 12"

@@ -98,6 +98,13 @@ def doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A variance below this fraction of the mean square is round-off of a constant series: zero.
+#: A constant 0.3 over 365 days left variances of ~1e-33 (the mean ``sum / n`` is not exactly
+#: 0.3), and such a series scored r = NSE = KGE = 1 against itself and NSE = -8e29 against
+#: a varying one (std / RMS below 1e-5 is far below any sensor's resolution).
+FLAT_VARIANCE = 1e-10
+
+
 def circular_window_sum(a: np.ndarray, window: int) -> np.ndarray:
     """Sum over the ``window`` days centred on each calendar day, wrapping around the year (last axis 366)."""
     half = window // 2
@@ -126,6 +133,7 @@ def climatology(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         var = np.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1)
+        var[var <= FLAT_VARIANCE * mean * mean] = 0.0  # a constant window: no spread (z-scores NaN)
     shape = (*lead, 366)
     return mean.reshape(shape), np.sqrt(var).reshape(shape), cnt.reshape(shape)
 

@@ -34,7 +34,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation import anomaly_kernels as ak
 from xsomo.evaluation import scores as mt
 from xsomo.evaluation.arrays import layered
-from xsomo.evaluation.skill import match_stations
+from xsomo.evaluation.skill import match_stations, training_latlon
 from xsomo.exceptions import XsomoValueError
 from xsomo.io.world import open_truth, read_manifest
 
@@ -277,8 +277,17 @@ def lookback_permutation(
     n_cells, n_time, _ = dynamic.shape
     if n_time < lookback:
         raise XsomoValueError(f"the period ({n_time} days) is shorter than the lookback ({lookback} days).")
-    rng = np.random.default_rng(seed)
     k = min(days_per_cell, n_time - lookback + 1)
+    if k < min_days:
+        raise XsomoValueError(
+            f"{k} scored days per cell (days_per_cell={days_per_cell}, {n_time - lookback + 1} days after the "
+            f"lookback) is fewer than min_days={min_days}: every score would be NaN. Give --days / days_per_cell "
+            f">= {min_days}"
+        )
+    bad_ns = [int(n) for n in ns if int(n) < 1]
+    if bad_ns:
+        raise XsomoValueError(f"ns={list(ns)}: the days kept in order must be >= 1 (got {bad_ns})")
+    rng = np.random.default_rng(seed)
     ends = np.stack([np.sort(rng.choice(np.arange(lookback - 1, n_time), k, replace=False)) for _ in range(n_cells)])
     cell_idx = np.repeat(np.arange(n_cells), k)
     end_idx = ends.reshape(-1)
@@ -352,6 +361,8 @@ def days_needed(perm: xr.Dataset, *, metric: str = "pearson_r", fraction: float 
     # the first n_kept where the share is reached (the last n_kept always reaches it)
     idx = reached.argmax("n_kept")
     out = s["n_kept"].isel(n_kept=idx).drop_vars("n_kept", errors="ignore")
+    # no finite score at either end: nothing was reached (argmax of all-False said the first n_kept)
+    out = out.where(first.notnull() & last.notnull())
     return out.rename(f"days_needed_{metric}").assign_attrs(
         long_name=f"fewest days kept in order for {fraction:.0%} of the lookback's gain in {metric}", units="d"
     )
@@ -615,6 +626,14 @@ def transfer_experiment(
     rng = np.random.default_rng(seed)
     land = np.asarray(truth["land_mask"].values, bool) & np.asarray(truth[cv.SM].isel({cv.LAYER: 0}).notnull().any(cv.TIME).values)
     used = set(zip(ti[in_train].tolist(), tj[in_train].tolist(), strict=True))
+    n_train = int(in_train.sum())
+    known = training_latlon(model) if model.training_cells is not None else None
+    if known is not None and len(known):
+        # a given model's own training and validation cells are not held out either (38 of 78
+        # "held-out" cells had trained the model; the attrs said 4 training cells for its 40)
+        mi, mj, min_ = match_stations(region, known[:, 0], cv.lon_like_grid(known[:, 1], region[cv.LON].values))
+        used |= set(zip(mi[min_].tolist(), mj[min_].tolist(), strict=True))
+        n_train = int(np.sum(min_))
     groups = {}
     for name, code in ((str(test_region), code_test), (f"{train_region}_holdout", code_train)):
         ii, jj = np.nonzero(land & (np.asarray(region.values) == code))
@@ -623,5 +642,5 @@ def transfer_experiment(
         pick = rng.choice(ii.size, min(test_cells, ii.size), replace=False)
         groups[name] = (ii[pick], jj[pick])
     result = transfer(model, drivers, truth[cv.SM], groups, spinup=spinup, tolerance=tolerance)
-    result.attrs.update({"train_region": str(train_region), "test_region": str(test_region), "n_train_cells": int(in_train.sum())})
+    result.attrs.update({"train_region": str(train_region), "test_region": str(test_region), "n_train_cells": n_train})
     return result, model

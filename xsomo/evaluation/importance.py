@@ -17,6 +17,7 @@ input of layer 1 reaches the deeper layers through the simulated layer 1 as well
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -36,22 +37,38 @@ __all__ = ["importance_table", "input_importance"]
 _MIN_STATIC_CELLS = 3  # fewest scored cells for a static input's drop (a shuffle across 1 or 2 cells says nothing)
 
 
-def _scores(
-    sim: np.ndarray, target: np.ndarray, first: int, min_days: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median over cells of r and NSE per layer, and the number of scored cells per layer.
-
-    ``sim`` ``(layer, cell, time)``, ``target`` ``(cell, layer, time)``; a cell is scored in a
-    layer when it has at least ``min_days`` common days after the first ``first``.
-    """
+def _cell_scores(sim: np.ndarray, target: np.ndarray, first: int, min_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r and NSE ``(layer, cell)`` of ``sim`` ``(layer, cell, time)`` against
+    ``target`` ``(cell, layer, time)`` after the first ``first`` days (NaN below ``min_days``)."""
     s = xr.DataArray(sim[..., first:], dims=(cv.LAYER, "cell", cv.TIME))
     o = xr.DataArray(np.moveaxis(target, 0, 1)[..., first:], dims=(cv.LAYER, "cell", cv.TIME))
     m = metrics(s, o, min_days=min_days, anomaly=False)
-    r = m["pearson_r"].values
-    n = np.isfinite(r).sum(axis=1)
+    return m["pearson_r"].values, m["nse"].values
+
+
+def _medians(r: np.ndarray, nse: np.ndarray, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median over the ``scored`` cells ``(layer, cell)`` of r and NSE per layer: the same cells
+    for the intact and every shuffled run (a cell that drops out of one run is NaN there)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a layer without a scored cell: NaN, counted in n
-        return np.nanmedian(r, axis=1), np.nanmedian(m["nse"].values, axis=1), n
+        warnings.simplefilter("ignore", RuntimeWarning)  # a layer without a scored cell: NaN
+        return np.nanmedian(np.where(scored, r, np.nan), axis=1), np.nanmedian(np.where(scored, nse, np.nan), axis=1)
+
+
+def _training_overlap(model: Any, lat: np.ndarray, lon: np.ndarray) -> str:
+    """What the cells scored are to the model (``attrs["scored_against"]``, printed by the
+    report): its training (and validation) cells, which rank what the model uses where it was
+    fitted, or independent cells, which rank what carries its skill elsewhere."""
+    from xsomo.evaluation.skill import training_latlon
+
+    known = training_latlon(model) if getattr(model, "training_cells", None) is not None else None
+    if known is None or not len(known):
+        return "target cells (the model does not record its training cells)"
+    tol = 1e-6
+    same = (np.abs(lat[:, None] - known[None, :, 0]) < tol) & (np.abs(lon[:, None] - known[None, :, 1]) < tol)
+    k = int(same.any(axis=1).sum())
+    if k:
+        return f"{k} of {lat.size} cells that trained the model (training or validation cells)"
+    return f"{lat.size} cells independent of the model's training"
 
 
 def _derangement(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -147,6 +164,9 @@ def input_importance(
     unknown = [v for v in names if v not in dynamic and v not in static]
     if unknown:
         raise XsomoValueError(f"inputs={unknown} are not inputs of the model (dynamic {dynamic}, static {static})")
+    twice = sorted({v for v in names if names.count(v) > 1})
+    if twice:
+        raise XsomoValueError(f"inputs={names}: {twice} given more than once")
     if int(repeats) < 1:
         raise XsomoValueError(f"repeats={repeats}: give at least 1")
     data = prepare_training_data(drivers, targets, layers=cfg.layers, dynamic=dynamic, static=static)
@@ -159,7 +179,27 @@ def input_importance(
         out = rollout.predict_block(model, dyn, sta, mode=mode, spinup=max(first, 1), device=device)
         return out.mean(axis=1)  # (layer, cell, time)
 
-    base_r, base_nse, n_scored = _scores(run(data.dynamic, data.static), data.target, first, min_days)
+    finite = np.isfinite(data.static).all(axis=1)
+    if not finite.all():
+        # the roll-out is NaN there: a static shuffle moved the NaN to another cell, so every run
+        # had scored a different set of cells (an input the model ignores showed NSE drops of 0.04)
+        warnings.warn(
+            f"{int((~finite).sum())} of {finite.size} target cells have a NaN static input and are left out of "
+            "the importance (the model predicts nothing there)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        if not finite.any():
+            raise XsomoValueError("no target cell has finite values of every static input of the model")
+        data = dataclasses.replace(
+            data, dynamic=data.dynamic[finite], static=data.static[finite], target=data.target[finite],
+            lat=data.lat[finite], lon=data.lon[finite],
+        )
+    scored_against = _training_overlap(model, data.lat, data.lon)
+    base_cells_r, base_cells_nse = _cell_scores(run(data.dynamic, data.static), data.target, first, min_days)
+    scored = np.isfinite(base_cells_r)
+    n_scored = scored.sum(axis=1)
+    base_r, base_nse = _medians(base_cells_r, base_cells_nse, scored)
     if not n_scored.any():
         raise XsomoValueError(
             f"no target cell has {min_days} days (min_days) with both a target and a simulated value after "
@@ -194,7 +234,7 @@ def input_importance(
                 j = static.index(name)
                 sta = sta.copy()
                 sta[:, j] = sta[_derangement(rng, sta.shape[0]), j]
-            r, nse, _ = _scores(run(dyn, sta), data.target, first, min_days)
+            r, nse = _medians(*_cell_scores(run(dyn, sta), data.target, first, min_days), scored)
             r_drop[i, :, k] = base_r - r
             nse_drop[i, :, k] = base_nse - nse
             if name in static:
@@ -215,6 +255,8 @@ def input_importance(
             "title": "xsomo input importance (permutation)",
             "method": "dynamic inputs shuffled across time, static inputs across cells; drop = intact - shuffled",
             "n_cells": int(data.target.shape[0]),
+            "scored_against": scored_against,
+            "n_scored": ", ".join(f"layer {lay}: {int(k)}" for lay, k in zip(cfg.layers, n_scored, strict=True)),
 
             "spinup_days": first,
             "seed": int(seed),

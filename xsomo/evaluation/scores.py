@@ -130,6 +130,9 @@ def _moments(sim: np.ndarray, obs: np.ndarray, *, errors: bool = True) -> dict[s
         np.copyto(do, 0.0, where=missing)
         vs = np.multiply(ds, ds, out=buf).sum(-1) / nn
         vo = np.multiply(do, do, out=buf).sum(-1) / nn
+        # round-off of a constant series is no variance (r, NSE, KGE then NaN): see FLAT_VARIANCE
+        vs = np.where(vs <= ak.FLAT_VARIANCE * (vs + ms * ms), 0.0, vs)
+        vo = np.where(vo <= ak.FLAT_VARIANCE * (vo + mo * mo), 0.0, vo)
         cov = np.multiply(ds, do, out=buf).sum(-1) / nn
         if errors:  # vd = ((ds - do) ** 2).sum(-1) / nn
             np.subtract(ds, do, out=buf)
@@ -190,6 +193,9 @@ def np_anomaly_r(
     (:func:`xsomo.evaluation.anomaly_kernels.daily_anomalies`, not standardised) and the
     anomalies are correlated.
     """
+    m = _moments(sim, obs, errors=False)
+    flat = (m["vs"] == 0.0) | (m["vo"] == 0.0)  # a constant series has no anomalies to correlate
+    del m
     s, o, mask, _ = _common(sim, obs)
     missing = ~mask
     np.copyto(s, np.nan, where=missing)  # s = where(mask, s, nan), in place
@@ -199,7 +205,7 @@ def np_anomaly_r(
     del s
     a_o = ak.daily_anomalies(o, doy, window=window, standardise=False, min_count=2)
     del o
-    return np_pearson_r(a_s, a_o, min_days=min_days)
+    return np.where(flat, np.nan, np_pearson_r(a_s, a_o, min_days=min_days))
 
 
 def np_pearson_r(sim: np.ndarray, obs: np.ndarray, *, min_days: int = MIN_DAYS) -> np.ndarray:
@@ -279,6 +285,9 @@ def pearson_r(sim: xr.DataArray, obs: xr.DataArray, *, dim: str = cv.TIME, min_d
     import xskillscore as xs
 
     s, o, ok = _masked_pair(sim, obs, dim, min_days)
+    for x in (s, o):  # a constant series (round-off variance, FLAT_VARIANCE) has no correlation
+        var = x.var(dim, skipna=True)
+        ok = ok & (var > ak.FLAT_VARIANCE * (var + x.mean(dim, skipna=True) ** 2))
     return xs.pearson_r(s, o, dim=dim, skipna=True).where(ok).rename("pearson_r").assign_attrs(
         METRIC_ATTRS["pearson_r"]
     )

@@ -474,6 +474,9 @@ def summarize(
 ) -> pd.DataFrame:
     """Headline numbers: the median (or ``stat``) of every metric per layer over stations.
 
+    Every metric is summarised over the same stations, those with a Pearson r (counted in
+    ``n_stations``).
+
     Stations in training cells are left out unless ``independent_only=False``; stations
     outside the grid are always left out. The ``n_stations`` column says how many count:
     each entry along ``station`` (an ISMN sensor) counts once, so a site with four sensors
@@ -501,10 +504,13 @@ def summarize(
         row["n_stations" if cv.STATION in dims else "n_cells"] = int(valid.sum())
         if cv.STATION in dims:
             row["n_sites"] = _n_sites(sub, np.asarray(valid.values, bool))
+        counted = np.asarray(valid.values, bool)
         for name in METRICS:
             if name in sub:
+                # over the stations counted (those with an r): a flat-lined station's finite bias
+                # had entered the bias median while n_stations left it out
                 v = np.asarray(sub[name].values, float)
-                v = v[np.isfinite(v)]
+                v = v[np.isfinite(v) & np.broadcast_to(counted, v.shape)]
                 row[name] = float(getattr(np, stat)(v)) if v.size else np.nan
         rows.append(row)
     return pd.DataFrame(rows)

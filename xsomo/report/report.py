@@ -710,7 +710,7 @@ def section_importance(rep: Report, res: xr.Dataset) -> None:
     rep.figure("fig4_input_importance", plotting.importance_bars(res))
     reps = int(res.sizes.get("repeat", 0))
     sec.append(
-        f"Permutation importance ({reps} shuffles per input; {res.attrs.get('n_cells', '?')} cells scored, the first "
+        f"Permutation importance ({reps} shuffles per input; cells scored: {res.attrs.get('n_scored', res.attrs.get('n_cells', '?'))}; the first "
         f"{res.attrs.get('spinup_days', '?')} days of spin-up not scored): each dynamic input shuffled across time, "
         "each static input across cells; the drop of the median r and NSE per layer against the intact inputs "
         "(`xsomo.evaluation.importance.input_importance`). Bars: median over the shuffles; whiskers: their range."
