@@ -321,3 +321,37 @@ def test_save_state_when_auto_falls_back_to_windows_says_what_to_do(model, drive
     monkeypatch.setattr(rollout, "convergence_distance", never_forgets)
     with pytest.warns(RuntimeWarning, match="does not forget"):
         inference.predict(drivers, model, mode="auto", chunks=CHUNKS)
+
+
+def test_an_extension_keeps_the_static_inputs_of_its_state(model, drivers, reference, tmp_path):
+    """A month prepared again holds climate means over another period (QA: aridity 12 % off, a
+    month alone 100 %): extend took the new drivers' statics, and the new days left the
+    prediction over the whole period by up to 2.4e-3 m3 m-3 without a word."""
+    state_file = _first_part(model, drivers, tmp_path, "2016-12-31")
+    saved = somo_io.read_state(state_file)[somo_io.STATE_STATIC_VAR]
+    assert saved.dims == ("static_input", "lat", "lon")
+    assert saved["static_input"].values.tolist() == list(model.config.static)
+    drifted = drivers.copy()
+    drifted["precipitation_mean"] = drivers["precipitation_mean"] * 1.1
+    with pytest.warns(RuntimeWarning, match=r"precipitation_mean \(max difference .*, 10.0%\).*The state's are used"):
+        ext = inference.predict(drifted, model, state=state_file, return_state=True, chunks=CHUNKS)
+    output.extend_files(ext, tmp_path, state_file=state_file, progress=False)
+    _assert_same_files(tmp_path, reference)
+    # the new state keeps the first one's statics, for the next month
+    np.testing.assert_array_equal(somo_io.read_state(state_file)[somo_io.STATE_STATIC_VAR].values, saved.values)
+
+
+def test_overwrite_with_fewer_years_refuses_another_models_files(model, drivers, tmp_path):
+    """--overwrite with a shorter period left another model's later years beside the new files
+    ("a folder never mixes two runs"); series/export then refused the folder, stac catalogued it."""
+    from xsomo.io.somo import ForeignOutputError
+
+    sm = inference.predict(drivers, model, mode="continuous", chunks=CHUNKS, check_convergence=False)
+    output.to_files(sm, tmp_path, progress=False)
+    other = make_model(lookback=20, ensemble=2, seed=5)
+    sm_b = inference.predict(drivers.sel(time=slice(None, "2016-12-31")), other, mode="continuous", chunks=CHUNKS,
+                             check_convergence=False)  # fmt: skip
+    with pytest.raises(ForeignOutputError, match=r"3 SoMo.ml-EU files of another model .*_2017.nc"):
+        output.to_files(sm_b, tmp_path, progress=False, overwrite=True)
+    # the same model rewriting part of its own folder is fine
+    output.to_files(sm, tmp_path, progress=False, overwrite=True, years=[2016])

@@ -874,6 +874,10 @@ STATE_VAR = "lstm_state"
 #: Beside :data:`STATE_VAR`: per cell, the days of complete forcing that ended with the state's last
 #: day (at most lookback - 1); a continued prediction masks the new days whose window reaches a gap.
 STATE_COMPLETE_VAR = "lstm_state_complete_forcing_days"
+#: The model's static inputs (canonical units) the state was computed with, ``(static_input,
+#: lat, lon)``: a continuation uses them, so that the new days follow the old ones whatever
+#: the new drivers' statics (climate means re-computed over a longer period drift by 10 %).
+STATE_STATIC_VAR = "lstm_state_static_inputs"
 #: Global attributes a state file must carry.
 STATE_ATTRS = ("xsomo_model_id", "state_last_day", "xsomo_drivers_period")
 
@@ -900,7 +904,7 @@ def write_state(state: xr.Dataset, path: str | os.PathLike[str]) -> pathlib.Path
             f"no saved state to write: {STATE_VAR!r} in {sorted(map(str, state.variables))}, "
             f"attributes missing: {missing}; predict with return_state=True"
         )
-    names = [STATE_VAR] + [STATE_COMPLETE_VAR] * (STATE_COMPLETE_VAR in state.variables)
+    names = [STATE_VAR] + [v for v in (STATE_COMPLETE_VAR, STATE_STATIC_VAR) if v in state.variables]
     dims = {d for n in names for d in state[n].dims}
     out = state[names].drop_vars([c for c in state[names].coords if c not in dims], errors="ignore")
     out.attrs = clean_attrs(state.attrs)

@@ -53,7 +53,7 @@ from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError, XsomoValueError
 from xsomo.io import somo as somo_io
 from xsomo.io.atomic import atomic_path, fsync_path, remove_stale_temporaries
-from xsomo.io.somo import ForeignOutputError, OutputWriteError
+from xsomo.io.somo import STATE_STATIC_VAR, ForeignOutputError, OutputWriteError
 from xsomo.prediction.inference import (
     CONTINUED,
     CONTINUED_FROM_DRIVERS,
@@ -389,6 +389,7 @@ def to_files(
                 log.info("%s exists (same model, drivers, grid and settings): skipped", path)
                 continue
             targets.append(_Target(n, year, path, int(idx[0]), int(idx[-1]) + 1))
+    _refuse_other_models(directory, set(finals), identity.get("xsomo_model_id"))
     state_path = None if state_file is None else pathlib.Path(state_file).expanduser()
     if state_path is not None:
         if STATE not in ds.variables:
@@ -511,6 +512,9 @@ def to_files(
         lazy, values_of = xr.Dataset({STATE: saved}), [state_values]
         if saved_complete is not None:
             lazy[STATE_COMPLETE], values_of = saved_complete, [state_values, complete_values]
+        if STATE_STATIC_VAR in ds.variables:  # a small 2-D field per static input: computed here
+            statics = _oriented(ds[STATE_STATIC_VAR], ds)
+            lazy[STATE_STATIC_VAR], values_of = statics, [*values_of, np.asarray(statics.values)]
         _write_saved_state(lazy, values_of, dict(ds.attrs), state_path)
     elapsed = _time.perf_counter() - t_start
     if gap_total:
@@ -601,6 +605,31 @@ def _selection(
 #: ``--spinup``, ``--mode``, ``--dtype`` or tolerance would otherwise keep the earlier run's files
 #: beside its own and report them as done.
 RUN_SETTING_ATTRS = ("inference_mode", "spinup_days", "inference_dtype", "convergence_tolerance")
+
+
+def _refuse_other_models(directory: pathlib.Path, finals: set[pathlib.Path], model_id: str | None) -> None:
+    """Refuse a folder whose other SoMo.ml-EU files (years or layers this call does not write)
+    are another model's: ``--overwrite`` with a shorter period left them beside the new files
+    ("a folder never mixes two runs"), and ``xsomo stac`` catalogued the mixed folder."""
+    if model_id is None:
+        return
+    other = []
+    for path in sorted(directory.glob(somo_io.OUTPUT_PRODUCT + "_layer*_*.nc")):
+        if path in finals:
+            continue
+        try:
+            layer = int(path.name.split("_layer")[1].split("_")[0])
+            theirs = somo_io.file_identity(path, layer).attrs.get("xsomo_model_id")
+        except (ValueError, IndexError, XsomoError):
+            continue  # not a file of ours (another name, unreadable): left alone
+        if theirs is not None and theirs != model_id:
+            other.append(path.name)
+    if other:
+        raise ForeignOutputError(
+            f"{directory} holds {len(other)} SoMo.ml-EU files of another model outside the years and layers "
+            f"written now ({', '.join(other[:4])}{', ...' if len(other) > 4 else ''}): the folder would mix two "
+            "models. Remove them, or write to another folder."
+        )
 
 
 def _check_resumable(
@@ -827,7 +856,7 @@ def extend_files(
     _refuse_stale_years(directory, [int(v) for v in new[cv.LAYER].values], last, pd.Timestamp(new[cv.TIME].values[-1]))
     attrs = dict(sm.attrs)
     attrs["extended_from_state"] = attrs.pop("continued_from_state")  # (to_files refuses continued_from_state)
-    kept = (GAP_DAYS, SPINUP_DAYS, STATE, STATE_COMPLETE)
+    kept = (GAP_DAYS, SPINUP_DAYS, STATE, STATE_COMPLETE, STATE_STATIC_VAR)
     out = xr.Dataset({cv.SM: combined, **{v: sm[v] for v in kept if v in sm.variables}}, attrs=attrs)
     if start_period is not None:
         end = str(sm.attrs["xsomo_drivers_period"]).split("/")[-1]
@@ -958,7 +987,7 @@ def _store_state(ds: xr.Dataset, state_file: str | os.PathLike[str] | None) -> t
             "return_state=True (xsomo predict --save-state)"
         )
     _check_state_target(path)
-    names = [STATE] + [STATE_COMPLETE] * (STATE_COMPLETE in ds.variables)
+    names = [STATE] + [v for v in (STATE_COMPLETE, STATE_STATIC_VAR) if v in ds.variables]
     return path, xr.Dataset({n: _oriented(ds[n], ds) for n in names})
 
 
