@@ -31,6 +31,14 @@ _LAZY: dict[str, str] = {
     "to_files": "xsomo.prediction.output:to_files",
     "evaluate": "xsomo.evaluation:evaluate",
     "open_somo": "xsomo.io.somo:open_somo",
+    # the method's steps, as documented (xsomo.gis.to_cog(...) after `import xsomo` raised AttributeError)
+    "drivers": "xsomo.drivers",
+    "evaluation": "xsomo.evaluation",
+    "gis": "xsomo.gis",
+    "io": "xsomo.io",
+    "model": "xsomo.model",
+    "prediction": "xsomo.prediction",
+    "targets": "xsomo.targets",
 }
 
 __all__ = ["XsomoError", "__version__", "conventions", "exceptions", "units", *sorted(_LAZY)]

@@ -446,3 +446,12 @@ def test_export_refuses_ignored_or_unsupported_options(somo_dir: pathlib.Path, t
     with pytest.raises(XsomoValueError, match=r"leave out --date, --stat, --start and --end"):
         _main(["--input", str(somo_dir), "--start", "2011-01-01", "--out", str(tmp_path / "s.vrt")])
     assert not list(tmp_path.iterdir())
+
+
+def test_the_documented_module_paths_work_after_import_xsomo():
+    """docs/gis.md's xsomo.gis.to_time_stack(...) raised AttributeError after `import xsomo`."""
+    import subprocess
+    import sys
+
+    code = "import xsomo; xsomo.gis.to_time_stack; xsomo.gis.metrics_to_gpkg; xsomo.evaluation.to_geodataframe"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -201,3 +201,49 @@ def test_zonal_gpkg_keeps_the_polygons_attributes_and_types(data, tmp_path):
     assert main(["zonal", "--input", str(d), "--polygons", str(tmp_path / "p.gpkg"), "--key", "ID",
                  "--start", "2016-06-01", "--end", "2016-08-31", "--out", str(csv)]) == 0  # fmt: skip
     assert pd.read_csv(csv)["ID"].tolist() == [101, 102]
+
+
+def test_a_polygon_in_a_projection_is_masked_by_its_straight_edges():
+    """A rectangle drawn in EPSG:3035 was reprojected by its corners only: its edges became
+    straight lines in degrees, and 400 cells near them were wrong (up to 20 km off)."""
+    import geopandas as gpd
+    import shapely
+
+    from xsomo.drivers.regions import mask
+
+    grid = cv.GridSpec(west=-5.0, east=25.0, south=40.0, north=56.0, resolution=0.1)
+    rect = shapely.box(3.5e6, 2.6e6, 4.5e6, 3.4e6)  # 1000 x 800 km in ETRS89-LAEA
+    gdf = gpd.GeoDataFrame({"NAME": ["box"]}, geometry=[rect], crs=3035)
+    got = mask(gdf, grid).notnull().values
+    lon2, lat2 = np.meshgrid(grid.lon, grid.lat)
+    pts = gpd.GeoSeries(gpd.points_from_xy(lon2.ravel(), lat2.ravel()), crs=4326).to_crs(3035)
+    want = pts.within(rect).to_numpy().reshape(lat2.shape)
+    assert got.sum() > 9000 and (got == want).all(), int((got != want).sum())
+
+
+def test_a_self_intersecting_polygon_is_refused():
+    import geopandas as gpd
+    import shapely
+
+    from xsomo.drivers.regions import mask
+    from xsomo.exceptions import XsomoValueError
+
+    grid = cv.GridSpec(west=0.0, east=2.0, south=40.0, north=42.0, resolution=0.1)
+    bowtie = shapely.Polygon([(0.2, 40.2), (1.8, 41.8), (1.8, 40.2), (0.2, 41.8)])
+    gdf = gpd.GeoDataFrame({"NAME": ["tie"]}, geometry=[bowtie], crs=4326)
+    with pytest.raises(XsomoValueError, match=r"1 of 1 polygons are not valid geometries .*Self-intersection"):
+        mask(gdf, grid)
+
+
+def test_a_point_is_found_in_the_grids_longitude_convention():
+    """--point -179.95 41 on a 178..182 grid (0..360) was 'outside the grid'; polygons were wrapped."""
+    from xsomo.gis.zonal import point_series
+
+    lon = np.round(np.arange(178.05, 182.0, 0.1), 2)
+    lat = np.round(np.arange(40.05, 42.0, 0.1), 2)
+    t = pd.date_range("2016-01-01", periods=3)
+    values = np.arange(t.size * lat.size * lon.size, dtype="float32").reshape(1, t.size, lat.size, lon.size)
+    sm = xr.DataArray(values, coords={"layer": [1], "time": t, "lat": lat, "lon": lon}, dims=("layer", "time", "lat", "lon"))
+    got = point_series(sm, -179.95, 41.0, layer=1)
+    want = sm.sel(layer=1, lat=41.05, lon=180.05)
+    np.testing.assert_array_equal(got.values, want.values)

@@ -106,7 +106,13 @@ def _run(args: argparse.Namespace) -> int:
             raise XsomoValueError(
                 f"--out {out}: station metrics are written as a GeoPackage; use a .gpkg name"
             )
-        with xr.open_dataset(args.metrics) as metrics:
+        try:
+            opened = xr.open_dataset(args.metrics)
+        except (ValueError, OSError) as err:
+            raise XsomoValueError(
+                f"--metrics {args.metrics}: not a metrics netCDF ({err}); give the file `xsomo evaluate` wrote"
+            ) from None
+        with opened as metrics:
             path = gis.metrics_to_gpkg(
                 metrics.load(), out, overwrite=not args.no_overwrite, style=args.gpkg_style
             )

@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() != ".csv":
         raise XsomoValueError(f"--out {args.out}: the series is written as CSV; use a .csv name")
+    if args.plot and pathlib.Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        # checked first: the CSV had been written before matplotlib refused the format
+        raise XsomoValueError(f"--plot {args.plot}: the plot is written as PNG, PDF or SVG; use one of those suffixes")
     ds = open_somo(args.input, layers=[args.layer] if args.layer else None)
     if args.point:
         lon, lat = args.point

@@ -72,7 +72,30 @@ def _in_degrees(gdf):
                 ".prj; in Python gdf.set_crs(EPSG) or in QGIS Layer Properties > Source > Assigned CRS)"
             )
         return gdf.set_crs(4326)
-    return gdf if gdf.crs.to_epsg() == 4326 else gdf.to_crs(4326)
+    if gdf.crs.to_epsg() == 4326:
+        return gdf
+    if not gdf.crs.is_geographic:
+        # a straight edge in a projection is a curve in degrees: densified first (a 1000 x 800 km
+        # rectangle in EPSG:3035 had been masked between its corners, 400 cells wrong by up to
+        # 20 km); 1 km segments, a tenth of a 0.1 degree cell
+        unit = gdf.crs.axis_info[0].unit_conversion_factor if gdf.crs.axis_info else 1.0
+        gdf = gdf.set_geometry(gdf.geometry.segmentize(1000.0 / (unit or 1.0)))
+    return gdf.to_crs(4326)
+
+
+def _valid(gdf):
+    """``gdf`` when every geometry is valid; a self-intersecting polygon (a bow tie) is refused:
+    its mask and its area disagree (one command averaged 80 cells, another failed in GEOS)."""
+    bad = np.flatnonzero(~gdf.geometry.is_valid.to_numpy() & gdf.geometry.notna().to_numpy())
+    if bad.size:
+        import shapely
+
+        why = shapely.is_valid_reason(gdf.geometry.iloc[int(bad[0])])
+        raise XsomoValueError(
+            f"{bad.size} of {len(gdf)} polygons are not valid geometries (row {int(bad[0])}: {why}): fix them first "
+            "(shapely.make_valid, geopandas gdf.make_valid(), or QGIS Vector > Geometry Tools > Fix Geometries)"
+        )
+    return gdf
 
 
 def in_grid_longitudes(gdf, lon: np.ndarray):
@@ -147,6 +170,7 @@ def _regions(gdf, key: str, *, overlap: bool = False, lon: np.ndarray | None = N
             "its own CRS it wraps around), and masking it would take every cell outside it. Split it at 180° "
             "first (e.g. with the antimeridian package)"
         )
+    gdf = _valid(gdf)
     if lon is not None:
         gdf = in_grid_longitudes(gdf, lon)
     bounds = gdf.geometry.bounds

@@ -39,12 +39,40 @@ def _extent(ds: xr.Dataset) -> tuple[list[float], cv.GridSpec, pd.Timestamp, pd.
     return [g.west, g.south, g.east, g.north], g, t.min(), t.max()
 
 
+def _wgs84(bbox: list[float]) -> tuple[list[float], dict[str, Any]]:
+    """The bbox and footprint in GeoJSON's -180..180 longitudes (RFC 7946): a grid in 0..360
+    crossing 180° gets west > east and a MultiPolygon split at 180° (a bbox of 178..182 was out
+    of the specification, and STAC searches misplaced the item).
+
+    >>> _wgs84([178.0, 40.0, 182.0, 42.0])[0]
+    [178.0, 40.0, -178.0, 42.0]
+    >>> _wgs84([10.0, 40.0, 20.0, 42.0])[1]["type"]
+    'Polygon'
+    """
+    import shapely
+
+    west, south, east, north = bbox
+    if east - west >= 360.0:
+        return [-180.0, south, 180.0, north], shapely.geometry.mapping(shapely.box(-180.0, south, 180.0, north))
+
+    def wrap(x: float) -> float:
+        return float(round((x + 180.0) % 360.0 - 180.0, 9))
+
+    w, e = wrap(west), wrap(east)
+    if e == -180.0:
+        e = 180.0
+    if w < e:
+        return [w, south, e, north], shapely.geometry.mapping(shapely.box(w, south, e, north))
+    parts = shapely.MultiPolygon([shapely.box(w, south, 180.0, north), shapely.box(-180.0, south, e, north)])
+    return [w, south, e, north], shapely.geometry.mapping(parts)
+
+
 def stac_item(path: str | os.PathLike[str], ds: xr.Dataset, *, layer: int | None, item_id: str) -> Any:
     """One STAC Item for a file or store ``path`` holding ``ds`` (already open, lazily)."""
     import pystac
-    import shapely
 
-    bbox, g, t0, t1 = _extent(ds)
+    grid_bbox, g, t0, t1 = _extent(ds)
+    bbox, footprint = _wgs84(grid_bbox)
     props: dict[str, Any] = {
         "start_datetime": f"{t0:%Y-%m-%d}T00:00:00Z",
         "end_datetime": f"{t1:%Y-%m-%d}T23:59:59Z",
@@ -63,7 +91,7 @@ def stac_item(path: str | os.PathLike[str], ds: xr.Dataset, *, layer: int | None
         props["xsomo:layers"] = layers
     item = pystac.Item(
         id=item_id,
-        geometry=shapely.geometry.mapping(shapely.box(*bbox)),
+        geometry=footprint,
         bbox=bbox,
         datetime=None,
         properties=props,

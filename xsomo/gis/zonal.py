@@ -50,7 +50,9 @@ def point_series(obj: xr.Dataset | xr.DataArray, lon: float, lat: float, *, laye
         The point lies outside the grid (the outer north/east edge is outside).
     """
     da = _sm(obj, layer)
-    rows, cols, inside = match_stations(da, np.array([lat]), np.array([lon]))
+    # in the grid's longitude convention, as polygons are (-179.95 on a 178..182 grid was "outside")
+    glon = cv.lon_like_grid(np.array([lon]), da[cv.LON].values)
+    rows, cols, inside = match_stations(da, np.array([lat]), glon)
     if not inside[0]:
         swapped = bool(match_stations(da, np.array([lon]), np.array([lat]))[2][0])
         raise XsomoValueError(
@@ -97,7 +99,13 @@ def read_polygons(path: str | os.PathLike[str] | None, *, key: str = "NAME", nam
 
     if path is None:
         return regions.countries(names)
-    gdf = gpd.read_file(path)
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as err:  # pyogrio's DataSourceError: a missing file, or not a vector format
+        raise XsomoValueError(
+            f"{path}: cannot read polygons from it ({type(err).__name__}: {err}); give a GeoPackage, shapefile "
+            "or GeoJSON file"
+        ) from None
     if key not in gdf.columns:
         raise XsomoKeyError(f"{path}: no field {key!r}; fields are {[c for c in gdf.columns if c != 'geometry']} (pass --key)")
     # the key keeps its type (an integer ID stays an integer in a GeoPackage written from these);
