@@ -77,3 +77,19 @@ def test_stac_of_a_zarr_store(tmp_path: pathlib.Path) -> None:
     assert len(items) == 1 and items[0].properties["xsomo:layers"] == [1, 2, 3]
     assert items[0].bbox == pytest.approx([-1.0, 40.0, 1.0, 41.0])
     assert items[0].assets["data"].media_type == "application/vnd+zarr"
+
+
+def test_a_time_stack_of_a_zarr_store_says_it_needs_the_netcdf_files(tmp_path: pathlib.Path) -> None:
+    """It said "no SoMo.ml files named like 'SoMo.ml-EU_layer1_...'" for any --layer."""
+    pytest.importorskip("zarr")
+    from xsomo.exceptions import XsomoValueError
+    from xsomo.gis.export import to_time_stack
+
+    g = cv.GridSpec(west=-1.0, east=1.0, south=40.0, north=41.0)
+    t = pd.date_range("2010-01-01", periods=3, freq="D")
+    sm = xr.DataArray(np.zeros((3, t.size, g.nlat, g.nlon), "float32"), dims=("layer", "time", "lat", "lon"),
+                      coords={"time": t, **g.coords(), **cv.layer_coords()})
+    store = tmp_path / "sm.zarr"
+    sm.to_dataset(name="sm").to_zarr(store, zarr_format=2)
+    with pytest.raises(XsomoValueError, match=r"is a Zarr store: a VRT time stack points GDAL at the yearly netCDF"):
+        to_time_stack(store, tmp_path / "x.vrt", layer=2)

@@ -461,6 +461,15 @@ def to_time_stack(
     path = pathlib.Path(path).expanduser()
     if path.suffix.lower() != ".vrt":
         raise XsomoValueError(f"{path}: the time stack is a GDAL VRT; use a .vrt name")
+    from xsomo.io.somo import is_zarr_store
+
+    if is_zarr_store(source):
+        # it said "no SoMo.ml files named like 'SoMo.ml-EU_layer1_...'", naming layer 1 for any --layer
+        raise XsomoValueError(
+            f"{source} is a Zarr store: a VRT time stack points GDAL at the yearly netCDF files "
+            "(SoMo.ml-EU_layer{N}_{YYYY}.nc, xsomo predict --format netcdf). Export single days or periods "
+            "from the store as GeoTIFFs instead (xsomo export --date, or --stat mean/anomaly --start --end)"
+        )
     files = find_somo_files(source, layers=[layer])
     sources: list[tuple[str, int, Any]] = []
     grid = None
