@@ -130,15 +130,12 @@ def nearest_points(
         # whose own point is missing must not take a co-located station's data
         keys = np.asarray(keys).astype(str)
         near &= pkeys.astype(str)[None, :] == keys[:, None]
-    inside = near.any(axis=1)
-    unresolved = []
-    for k in np.flatnonzero(near.sum(axis=1) >= 1):
-        cand = np.flatnonzero(near[k])
-        if cand.size == 1:
-            idx[k] = cand[0]
-            continue
-        unresolved.append(k)
-    if unresolved:
+    count = near.sum(axis=1)
+    inside = count > 0
+    one = count == 1
+    idx[one] = near[one].argmax(axis=1)  # the one point left within the tolerance
+    unresolved = np.flatnonzero(count > 1)
+    if unresolved.size:
         k = unresolved[0]
         cand = np.asarray(points[cv.STATION].values)[np.flatnonzero(near[k])]
         named = (
@@ -148,7 +145,7 @@ def nearest_points(
             "so that each finds its own station"
         )
         raise GridMismatchError(
-            f"{len(unresolved)} {what}s lie within {tolerance:g}° of more than one point: {what} {k} "
+            f"{unresolved.size} {what}s lie within {tolerance:g}° of more than one point: {what} {k} "
             f"({lat[k]:.5f}, {lon[k]:.5f}) is at points {[str(c) for c in cand]}; {named}, or keep one point per "
             "location (stations read by xsomo.open_ismn hold one entry per sensor: xsomo.point_drivers(stations) "
             "makes the drivers, one point per station)"
