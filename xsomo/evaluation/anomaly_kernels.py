@@ -34,12 +34,14 @@ import numpy as np
 
 __all__ = [
     "CLIM_WINDOW",
+    "FLAT_VARIANCE",
     "MIN_WINDOWS",
     "circular_window_sum",
     "clim_doy",
     "climatology",
     "daily_anomalies",
     "doy_sums",
+    "is_flat",
     "period_zscore",
     "shift_years",
     "year_windows",
@@ -105,6 +107,12 @@ def doy_sums(x2d: np.ndarray, doy: np.ndarray) -> np.ndarray:
 FLAT_VARIANCE = 1e-10
 
 
+def is_flat(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Whether a (population) variance is round-off of a constant series: at most
+    :data:`FLAT_VARIANCE` of the mean square ``var + mean**2`` (numpy arrays, or xarray ones alike)."""
+    return var <= FLAT_VARIANCE * (var + mean * mean)
+
+
 def circular_window_sum(a: np.ndarray, window: int) -> np.ndarray:
     """Sum over the ``window`` days centred on each calendar day, wrapping around the year (last axis 366)."""
     half = window // 2
@@ -133,7 +141,7 @@ def climatology(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / cnt
         var = np.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1)
-        var[var <= FLAT_VARIANCE * mean * mean] = 0.0  # a constant window: no spread (z-scores NaN)
+        var[is_flat(var, mean)] = 0.0  # a constant window: no spread (z-scores NaN)
     shape = (*lead, 366)
     return mean.reshape(shape), np.sqrt(var).reshape(shape), cnt.reshape(shape)
 

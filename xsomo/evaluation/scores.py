@@ -130,9 +130,9 @@ def _moments(sim: np.ndarray, obs: np.ndarray, *, errors: bool = True) -> dict[s
         np.copyto(do, 0.0, where=missing)
         vs = np.multiply(ds, ds, out=buf).sum(-1) / nn
         vo = np.multiply(do, do, out=buf).sum(-1) / nn
-        # round-off of a constant series is no variance (r, NSE, KGE then NaN): see FLAT_VARIANCE
-        vs = np.where(vs <= ak.FLAT_VARIANCE * (vs + ms * ms), 0.0, vs)
-        vo = np.where(vo <= ak.FLAT_VARIANCE * (vo + mo * mo), 0.0, vo)
+        # round-off of a constant series is no variance (r, NSE, KGE then NaN)
+        vs = np.where(ak.is_flat(vs, ms), 0.0, vs)
+        vo = np.where(ak.is_flat(vo, mo), 0.0, vo)
         cov = np.multiply(ds, do, out=buf).sum(-1) / nn
         if errors:  # vd = ((ds - do) ** 2).sum(-1) / nn
             np.subtract(ds, do, out=buf)
@@ -285,9 +285,8 @@ def pearson_r(sim: xr.DataArray, obs: xr.DataArray, *, dim: str = cv.TIME, min_d
     import xskillscore as xs
 
     s, o, ok = _masked_pair(sim, obs, dim, min_days)
-    for x in (s, o):  # a constant series (round-off variance, FLAT_VARIANCE) has no correlation
-        var = x.var(dim, skipna=True)
-        ok = ok & (var > ak.FLAT_VARIANCE * (var + x.mean(dim, skipna=True) ** 2))
+    for x in (s, o):  # a constant series (round-off variance) has no correlation
+        ok = ok & ~ak.is_flat(x.var(dim, skipna=True), x.mean(dim, skipna=True))
     return xs.pearson_r(s, o, dim=dim, skipna=True).where(ok).rename("pearson_r").assign_attrs(
         METRIC_ATTRS["pearson_r"]
     )
