@@ -62,16 +62,22 @@ def test_stac_of_nothing_is_an_error(tmp_path: pathlib.Path) -> None:
         stac_catalog(tmp_path / "empty", tmp_path / "cat2")
 
 
+def _zarr_store(tmp_path: pathlib.Path, *, days: int) -> pathlib.Path:
+    """A store of zeros on a -1..1 E, 40..41 N grid from 2010-01-01, as xsomo writes its stores."""
+    g = cv.GridSpec(west=-1.0, east=1.0, south=40.0, north=41.0)
+    t = pd.date_range("2010-01-01", periods=days, freq="D")
+    sm = xr.DataArray(np.zeros((3, t.size, g.nlat, g.nlon), "float32"), dims=("layer", "time", "lat", "lon"),
+                      coords={"time": t, **g.coords(), **cv.layer_coords()})
+    store = tmp_path / "sm.zarr"
+    sm.to_dataset(name="sm").to_zarr(store, zarr_format=2)
+    return store
+
+
 def test_stac_of_a_zarr_store(tmp_path: pathlib.Path) -> None:
     pytest.importorskip("zarr")
     from xsomo.gis.stac import stac_catalog
 
-    g = cv.GridSpec(west=-1.0, east=1.0, south=40.0, north=41.0)
-    t = pd.date_range("2010-01-01", periods=10, freq="D")
-    sm = xr.DataArray(np.zeros((3, t.size, g.nlat, g.nlon), "float32"), dims=("layer", "time", "lat", "lon"),
-                      coords={"time": t, **g.coords(), **cv.layer_coords()})
-    store = tmp_path / "sm.zarr"
-    sm.to_dataset(name="sm").to_zarr(store, zarr_format=2)  # as xsomo writes its stores
+    store = _zarr_store(tmp_path, days=10)
     path = stac_catalog(store, tmp_path / "cat")
     items = list(pystac.Catalog.from_file(str(path)).get_items(recursive=True))
     assert len(items) == 1 and items[0].properties["xsomo:layers"] == [1, 2, 3]
@@ -85,11 +91,6 @@ def test_a_time_stack_of_a_zarr_store_says_it_needs_the_netcdf_files(tmp_path: p
     from xsomo.exceptions import XsomoValueError
     from xsomo.gis.export import to_time_stack
 
-    g = cv.GridSpec(west=-1.0, east=1.0, south=40.0, north=41.0)
-    t = pd.date_range("2010-01-01", periods=3, freq="D")
-    sm = xr.DataArray(np.zeros((3, t.size, g.nlat, g.nlon), "float32"), dims=("layer", "time", "lat", "lon"),
-                      coords={"time": t, **g.coords(), **cv.layer_coords()})
-    store = tmp_path / "sm.zarr"
-    sm.to_dataset(name="sm").to_zarr(store, zarr_format=2)
+    store = _zarr_store(tmp_path, days=3)
     with pytest.raises(XsomoValueError, match=r"is a Zarr store: a VRT time stack points GDAL at the yearly netCDF"):
         to_time_stack(store, tmp_path / "x.vrt", layer=2)
