@@ -614,14 +614,14 @@ def _refuse_other_models(directory: pathlib.Path, finals: set[pathlib.Path], mod
     if model_id is None:
         return
     other = []
-    for path in sorted(directory.glob(somo_io.OUTPUT_PRODUCT + "_layer*_*.nc")):
-        if path in finals:
+    named = ((p, somo_io.FILE_PATTERN.match(p.name)) for p in sorted(directory.iterdir()) if p not in finals)
+    for path, m in named:
+        if not m or m["product"] != somo_io.OUTPUT_PRODUCT:
             continue
         try:
-            layer = int(path.name.split("_layer")[1].split("_")[0])
-            theirs = somo_io.file_identity(path, layer).attrs.get("xsomo_model_id")
-        except (ValueError, IndexError, XsomoError):
-            continue  # not a file of ours (another name, unreadable): left alone
+            theirs = somo_io.file_identity(path, int(m["layer"])).attrs.get("xsomo_model_id")
+        except XsomoError:
+            continue  # unreadable: not a file of ours to judge, left alone
         if theirs is not None and theirs != model_id:
             other.append(path.name)
     if other:
