@@ -429,4 +429,7 @@ def lon_like_grid(lon: Any, grid_lon: Any) -> np.ndarray:
         return lon
     step = abs(float(grid_lon[1] - grid_lon[0]))
     west = float(np.min(grid_lon)) - step / 2
-    return west + np.mod(lon - west, 360.0)
+    # only the longitudes outside the convention move, by whole turns rounded to 1e-9° (359.35 - 360
+    # is -0.6500000000000341, which a bilinear regrid or a label join no longer takes for -0.65)
+    inside = (lon >= west) & (lon < west + 360.0)
+    return np.where(inside, lon, np.round(west + np.mod(lon - west, 360.0), 9))

@@ -323,13 +323,7 @@ def evaluate_grid(
 
         # the reference in the prediction's longitude convention (a 0..360 reference of the same
         # cells as a -180..180 prediction had found "20 x 0 points")
-        rlon = cv.lon_like_grid(ref[cv.LON].values, da[cv.LON].values)
-        # on the prediction's own values where they are the same centres (359.35 - 360 is
-        # -0.6500000000000341: bilinear weights then left the outer column NaN)
-        dlon = np.asarray(da[cv.LON].values, float)
-        near = np.abs(rlon[:, None] - dlon[None, :]).argmin(axis=1)
-        rlon = np.where(np.abs(rlon - dlon[near]) < 1e-6, dlon[near], rlon)
-        ref = ref.assign_coords({cv.LON: rlon}).sortby(cv.LON)
+        ref = ref.assign_coords({cv.LON: cv.lon_like_grid(ref[cv.LON].values, da[cv.LON].values)}).sortby(cv.LON)
         # only the cells the reference covers are scored (a regional reference inside a larger
         # prediction was refused); the others come back NaN
         full = da[cv.LAT].values, da[cv.LON].values
