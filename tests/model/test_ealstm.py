@@ -203,3 +203,89 @@ def test_dropout_is_identity_in_eval_mode_and_at_zero():
     assert torch.equal(Dropout(0.0)(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
     assert isinstance(EALSTM(2, 3, 8).dropout, Dropout)
+
+
+def _compiled(hidden, n_dynamic):
+    from xsomo.model import _ckernel
+
+    lib = _ckernel.kernel(hidden, n_dynamic)
+    if lib is None:
+        pytest.skip("no C compiler here: the EA-LSTM trains with the PyTorch loops (tested above)")
+    return lib
+
+
+@pytest.mark.parametrize(("h", "d", "scale"), [(8, 3, 1.0), (17, 1, 1.0), (32, 4, 1.0), (8, 3, 300.0)])
+def test_compiled_training_loops_equal_the_torch_loops(monkeypatch, h, d, scale):
+    """The C loops (float32) = EALSTMFunction's PyTorch loops, outputs and every gradient;
+    ``scale``: inputs and cell states so large that the gates saturate (were NaN unclamped)."""
+    from xsomo.model import _ealstm_cpu
+
+    _compiled(h, d)
+    net = _net(d=d, h=h).float()
+    torch.manual_seed(1)
+    n, t = 7, 40
+    leaves = [scale * torch.randn(n, t, d), torch.randn(n, 4), 0.5 * torch.randn(n, h), scale * torch.randn(n, h)]
+    for leaf in leaves:
+        leaf.requires_grad_(True)
+
+    def run():
+        for leaf in leaves:
+            leaf.grad = None
+        net.zero_grad()
+        out, h_n, c_n = _ealstm_cpu.EALSTMFunction.apply(*leaves, net.weight_ih, net.weight_hh, net.bias)
+        w = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        ((out * w).sum() + (h_n**2).sum() + 0.3 * c_n.sum()).backward()
+        grads = [leaf.grad.clone() for leaf in leaves] + [p.grad.clone() for p in (net.weight_ih, net.weight_hh, net.bias)]
+        return [out.detach(), h_n.detach(), c_n.detach(), *grads]
+
+    compiled = run()
+    monkeypatch.setattr(_ealstm_cpu, "_c_loops", lambda *a: None)
+    torch_loops = run()
+    names = ["y", "h_n", "c_n", "x_d", "x_s", "h0", "c0", "weight_ih", "weight_hh", "bias"]
+    for name, a, b in zip(names, compiled, torch_loops, strict=True):
+        assert torch.isfinite(a).all(), name
+        torch.testing.assert_close(a, b, atol=2e-6 * max(float(b.abs().max()), 1.0), rtol=0, msg=name)
+    assert not torch.equal(compiled[7], torch_loops[7])  # two different codes ran
+
+
+def test_float32_training_takes_the_compiled_loops_and_falls_back_without_them(monkeypatch, tmp_path):
+    """Small float32 batches train on the C loops; without a compiler (or XSOMO_C_KERNEL=0) on oneDNN."""
+    from xsomo.model import _ckernel
+
+    _compiled(16, 3)
+    net = _net(h=16).float()
+    x_d, x_s = torch.randn(4, 20, 3), torch.randn(4, 4)
+
+    def kernel():
+        return type(net.lstm(x_d, x_s)[0].grad_fn).__name__
+
+    assert kernel() == "EALSTMFunctionBackward"
+    for env in ({"XSOMO_C_KERNEL": "0"}, {"CC": "false", "XSOMO_KERNEL_DIR": str(tmp_path / "k")}):
+        _ckernel.kernel.cache_clear()
+        _ckernel._toolchain.cache_clear()
+        with monkeypatch.context() as m:
+            for key, value in env.items():
+                m.setenv(key, value)
+            if "CC" in env:  # a "compiler" that fails: nothing is left in the folder
+                m.setattr(_ckernel.sysconfig, "get_config_var", lambda name: None)
+            assert _ckernel.kernel(16, 3) is None
+            assert kernel() != "EALSTMFunctionBackward"
+        if "CC" in env:
+            assert not list((tmp_path / "k").glob("*"))
+    _ckernel.kernel.cache_clear()
+    _ckernel._toolchain.cache_clear()
+
+
+def test_compiled_loops_leave_the_floating_point_environment_alone():
+    """Loading the library must not turn on flush-to-zero for the process (GCC's crtfastmath.o)."""
+    import subprocess
+    import sys
+
+    _compiled(16, 3)
+    code = (
+        "import numpy as np; from xsomo.model import _ckernel; tiny = np.float32(1e-38); "
+        "before = tiny / np.float32(100); assert _ckernel.kernel(16, 3) is not None; "
+        "after = tiny / np.float32(100); print(before != 0, after != 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True"]

@@ -8,6 +8,10 @@ reads the statics once per sequence. :class:`EALSTMFunction` does per step one G
 per step for the recurrent gradient; the weight gradients of all steps are one large GEMM
 at the end. Gradients equal autograd's through :meth:`EALSTM.forward_loop` (tested in
 float64, :mod:`tests.model.test_ealstm`).
+
+For float32 the loops through time run in C (:mod:`xsomo.model._ckernel`; one call per pass
+instead of about ten PyTorch operations per day) where a C compiler is at hand; the weight
+gradients stay one PyTorch GEMM. Equal to the PyTorch loops within float32 rounding (tested).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from xsomo.model import _ckernel
 
 
 def gate_rows(h: int) -> tuple[slice, slice, slice]:
@@ -75,6 +81,15 @@ class EALSTMFunction(torch.autograd.Function):
         cs = torch.empty(n_time + 1, n, hd, dtype=dt, device=dev)  # c_{t-1} at t
         tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
         cs[0] = c0
+        lib = _c_loops(x_d, hd, d)
+        if lib is not None:
+            lib.ealstm_forward(
+                n_time, n, hx.data_ptr(), weight.data_ptr(), b_scaled.data_ptr(), gate_i.data_ptr(), gates.data_ptr(),
+                cs.data_ptr(), tcs.data_ptr(),
+            )  # fmt: skip
+            ctx.save_for_backward(x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, tcs)
+            hidden_seq = hx[1:, :, :hd].transpose(0, 1).contiguous()
+            return hidden_seq, hx[n_time, :, :hd].clone(), cs[n_time].clone()
         two = torch.full((), 2.0, dtype=dt, device=dev)
         minus_one = torch.full((), -1.0, dtype=dt, device=dev)
         for t in range(n_time):
@@ -107,11 +122,21 @@ class EALSTMFunction(torch.autograd.Function):
         dt, dev = gates.dtype, gates.device
         rows = gate_rows(hd)
         w_h = torch.cat([weight_hh[r] for r in rows])  # (3H, H), unscaled
-        dh = g_hn.clone() if g_hn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
-        dc = g_cn.clone() if g_cn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
-        g_seq_t = g_seq.transpose(0, 1) if g_seq is not None else None  # (time, n, H) view
+        dh = g_hn.clone(memory_format=torch.contiguous_format) if g_hn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
+        dc = g_cn.clone(memory_format=torch.contiguous_format) if g_cn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
         dpre = torch.empty(n_time, n, three_h, dtype=dt, device=dev)  # d loss / d pre-activation
         d_i = torch.zeros(n, hd, dtype=dt, device=dev)  # d loss / d input gate
+        lib = _c_loops(gates, hd, d)
+        if lib is not None:
+            w_h = w_h.contiguous()
+            g_seq_c = g_seq.contiguous() if g_seq is not None else None  # (n, time, H)
+            lib.ealstm_backward(
+                n_time, n, None if g_seq_c is None else g_seq_c.data_ptr(), gates.data_ptr(), cs.data_ptr(),
+                tcs.data_ptr(), gate_i.data_ptr(), w_h.data_ptr(), dh.data_ptr(), dc.data_ptr(), d_i.data_ptr(),
+                dpre.data_ptr(),
+            )  # fmt: skip
+            return _weight_grads(ctx, dpre, d_i, dh, dc, x_s, weight_ih, weight_hh, gate_i, hx)
+        g_seq_t = g_seq.transpose(0, 1) if g_seq is not None else None  # (time, n, H) view
         tmp = torch.empty(n, hd, dtype=dt, device=dev)
         one = torch.ones((), dtype=dt, device=dev)
         for t in range(n_time - 1, -1, -1):
@@ -139,24 +164,44 @@ class EALSTMFunction(torch.autograd.Function):
             df.mul_(cs[t]).mul_(dc)
             dc.mul_(f)
             torch.mm(dp, w_h, out=dh)  # to h_{t-1}
-        flat = dpre.reshape(n_time * n, three_h)
-        d_w = flat.t() @ hx[:n_time].reshape(n_time * n, hd + d)  # (3H, H + D)
-        d_b = flat.sum(0)
-        d_ipre = d_i * gate_i * (1.0 - gate_i)
-        g_wih = torch.zeros_like(weight_ih)
-        g_whh = torch.zeros_like(weight_hh)
-        g_bias = torch.zeros(4 * hd, dtype=dt, device=dev)
-        for k, r in enumerate(rows):
-            part = slice(k * hd, (k + 1) * hd)
-            g_whh[r] = d_w[part, :hd]
-            g_wih[r, :d] = d_w[part, hd:]
-            g_bias[r] = d_b[part]
-        g_wih[:hd, d:] = d_ipre.t() @ x_s
-        g_bias[:hd] = d_ipre.sum(0)
-        g_xd = g_xs = None
-        if ctx.needs_input_grad[0]:
-            w_x = torch.cat([weight_ih[r, :d] for r in rows])
-            g_xd = (dpre @ w_x).transpose(0, 1)
-        if ctx.needs_input_grad[1]:
-            g_xs = d_ipre @ weight_ih[:hd, d:]
-        return g_xd, g_xs, dh, dc, g_wih, g_whh, g_bias
+        return _weight_grads(ctx, dpre, d_i, dh, dc, x_s, weight_ih, weight_hh, gate_i, hx)
+
+
+def _c_loops(like: torch.Tensor, hidden: int, n_dynamic: int) -> Any:
+    """The compiled loops (:mod:`xsomo.model._ckernel`) for float32 CPU tensors, else None."""
+    if like.dtype != torch.float32 or like.device.type != "cpu":
+        return None
+    return _ckernel.kernel(hidden, n_dynamic)
+
+
+def _weight_grads(
+    ctx: Any, dpre: torch.Tensor, d_i: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor, x_s: torch.Tensor,
+    weight_ih: torch.Tensor, weight_hh: torch.Tensor, gate_i: torch.Tensor, hx: torch.Tensor,
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of :meth:`EALSTMFunction.backward` from the pre-activations' (one GEMM for all steps)."""
+    n_time, n, three_h = dpre.shape
+    hd = three_h // 3
+    d = hx.shape[-1] - hd
+    dt, dev = dpre.dtype, dpre.device
+    rows = gate_rows(hd)
+    flat = dpre.reshape(n_time * n, three_h)
+    d_w = torch.mm(hx[:n_time].reshape(n_time * n, hd + d).t(), flat).t()  # (3H, H + D)
+    d_b = flat.sum(0)
+    d_ipre = d_i * gate_i * (1.0 - gate_i)
+    g_wih = torch.zeros_like(weight_ih)
+    g_whh = torch.zeros_like(weight_hh)
+    g_bias = torch.zeros(4 * hd, dtype=dt, device=dev)
+    for k, r in enumerate(rows):
+        part = slice(k * hd, (k + 1) * hd)
+        g_whh[r] = d_w[part, :hd]
+        g_wih[r, :d] = d_w[part, hd:]
+        g_bias[r] = d_b[part]
+    g_wih[:hd, d:] = d_ipre.t() @ x_s
+    g_bias[:hd] = d_ipre.sum(0)
+    g_xd = g_xs = None
+    if ctx.needs_input_grad[0]:
+        w_x = torch.cat([weight_ih[r, :d] for r in rows])
+        g_xd = (dpre @ w_x).transpose(0, 1)
+    if ctx.needs_input_grad[1]:
+        g_xs = d_ipre @ weight_ih[:hd, d:]
+    return g_xd, g_xs, dh, dc, g_wih, g_whh, g_bias

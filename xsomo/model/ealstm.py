@@ -19,10 +19,11 @@ the EA-LSTM's own formulation, the reference the fused path is tested against.
 
 On the CPU two kernels of its own use the structure the fused LSTM ignores (three gates
 with recurrent weights, not four; ``tanh`` through the cheaper sigmoid):
-:meth:`EALSTM.rollout` for inference (~2.5x the fused kernel) and, for large enough
-batches (:data:`CPU_TRAINING_MIN`), :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` for
-training (forward and backward through time by hand, ~1.5-1.8x). Both are tested
-against the loop reference, gradients included.
+:meth:`EALSTM.rollout` for inference (~2.5x the fused kernel) and
+:class:`~xsomo.model._ealstm_cpu.EALSTMFunction` for training (forward and backward through
+time by hand) -- its loops through time in C (:mod:`xsomo.model._ckernel`, compiled on first
+use) for float32 on one thread, else in PyTorch operations for large enough batches
+(:data:`CPU_TRAINING_MIN`). Both are tested against the loop reference, gradients included.
 
 References
 ----------
@@ -39,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from xsomo.model import _ealstm_gpu
+from xsomo.model import _ckernel, _ealstm_gpu
 from xsomo.model._ealstm_cpu import EALSTMFunction, step_weights
 
 # The masked weights are computed in every forward pass, so they never sit in the one flat
@@ -54,7 +55,8 @@ State = tuple[torch.Tensor, torch.Tensor]
 
 __all__ = ["CPU_TRAINING_MIN", "EALSTM", "ROLLOUT_BLOCK", "State"]
 
-#: Sequences x days x hidden units of a call from which :meth:`EALSTM.lstm` trains on the CPU
+#: Where the C loops are missing (no compiler, ``XSOMO_C_KERNEL=0``, float64): sequences x days x
+#: hidden units of a call from which :meth:`EALSTM.lstm` trains on the CPU
 #: with :class:`~xsomo.model._ealstm_cpu.EALSTMFunction` instead of oneDNN's fused LSTM (about the
 #: size of the fused kernel's workspace: it slows down once that leaves the cache, while ours
 #: pays Python's per-operation cost per day). Forward + backward, one thread, glibc heap kept
@@ -236,8 +238,11 @@ class EALSTM(nn.Module):
             x_d.device.type == "cpu"
             and torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu")
-            and x_d.shape[0] * x_d.shape[1] * self.hidden >= CPU_TRAINING_MIN
             and torch.get_num_threads() == 1  # many small operations: OpenMP barriers stall under load
+            and (
+                x_d.shape[0] * x_d.shape[1] * self.hidden >= CPU_TRAINING_MIN
+                or (x_d.dtype == torch.float32 and _ckernel.kernel(self.hidden, self.n_dynamic) is not None)
+            )
         ):
             # training on the CPU: three gates and sigmoids, backward by hand
             self._concat(x_d[:, :1], x_s)  # validates shapes

@@ -1,0 +1,149 @@
+/* The EA-LSTM's training loops through time on the CPU, float32, one thread.
+ *
+ * Compiled on first use by xsomo.model._ckernel (cc -O3 -ffast-math -march=native) with the
+ * hidden size HD and the number of dynamic inputs DD as compile-time constants, so that a
+ * row's gate accumulators stay in vector registers; called through ctypes by
+ * xsomo.model._ealstm_cpu.EALSTMFunction, which does the same arithmetic with one PyTorch
+ * operation per step and day where no compiler is at hand. Per step the Python loop pays
+ * the dispatcher about ten times; at 32 hidden units and 64 sequences that cost is larger
+ * than the arithmetic.
+ *
+ * Layouts (row-major, contiguous; N sequences, T days, K = HD + DD, G = 3 HD, gates f, o, g):
+ *   hx     (T + 1, N, K)  hx[t] = [h_{t-1}, x_t]; hx[0, :, :HD] = h0 and the x parts are
+ *                         filled by the caller; the forward pass writes h_t into hx[t + 1]
+ *   W      (K, G)         [h, x] -> f, o, g pre-activations, the g columns times 2
+ *   b      (G)            bias, the g entries times 2
+ *   gi     (N, HD)        the input gate (from the statics, constant in time)
+ *   gates  (T, N, G)      f, o after the sigmoid and g after the tanh
+ *   cs     (T + 1, N, HD) c_{t-1} at t; cs[0] = c0 from the caller
+ *   tcs    (T, N, HD)     tanh(c_t)
+ * tanh(x) = 2 sigmoid(2x) - 1 throughout, as in the Python loop.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#ifndef HD
+#error "compile with -DHD=<hidden units>"
+#endif
+#ifndef DD
+#error "compile with -DDD=<dynamic inputs>"
+#endif
+#define KK (HD + DD)
+#define GG (3 * HD)
+
+/* The argument is clamped to +-80 (sigmoid 1 - 2e-35 and 2e-35, exact to float32's rounding
+ * near 1 and to 2e-35 near 0): unclamped, pre-activations of a few hundred gave NaN under
+ * -ffast-math (which assumes no infinities), where the PyTorch loops give 0 or 1. */
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-fminf(fmaxf(x, -80.0f), 80.0f))); }
+
+/* out[q][j0 + j] = b[j0 + j] + sum_k x[q][k] W[k][j0 + j] for rows q < RB and a block of JB
+ * columns: RB x JB accumulators (at most 12 AVX-512 registers), each row an independent chain. */
+#define JB 96
+#define RB 2
+static inline void gates_block(const float *restrict x, int rows, const float *restrict W, const float *restrict b,
+                               float *restrict out, int j0, int jn) {
+    if (rows == RB && jn == JB) {
+        float acc[RB][JB];
+        for (int q = 0; q < RB; q++)
+            for (int j = 0; j < JB; j++) acc[q][j] = b[j0 + j];
+        for (int k = 0; k < KK; k++) {
+            const float *w = W + (size_t)k * GG + j0;
+            for (int q = 0; q < RB; q++) {
+                float xv = x[(size_t)q * KK + k];
+                for (int j = 0; j < JB; j++) acc[q][j] += xv * w[j];
+            }
+        }
+        for (int q = 0; q < RB; q++)
+            for (int j = 0; j < JB; j++) out[(size_t)q * GG + j0 + j] = acc[q][j];
+        return;
+    }
+    for (int q = 0; q < rows; q++) {
+        float *o = out + (size_t)q * GG + j0;
+        for (int j = 0; j < jn; j++) o[j] = b[j0 + j];
+        for (int k = 0; k < KK; k++) {
+            float xv = x[(size_t)q * KK + k];
+            const float *w = W + (size_t)k * GG + j0;
+            for (int j = 0; j < jn; j++) o[j] += xv * w[j];
+        }
+    }
+}
+
+void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, const float *restrict b,
+                    const float *restrict gi, float *restrict gates, float *restrict cs, float *restrict tcs) {
+    for (int t = 0; t < T; t++) {
+        for (int r0 = 0; r0 < N; r0 += RB) {
+            int rows = N - r0 < RB ? N - r0 : RB;
+            const float *x = hx + ((size_t)t * N + r0) * KK;
+            float *gt0 = gates + ((size_t)t * N + r0) * GG;
+            for (int j0 = 0; j0 < GG; j0 += JB) gates_block(x, rows, W, b, gt0, j0, GG - j0 < JB ? GG - j0 : JB);
+            for (int r = r0; r < r0 + rows; r++) {
+                float *gt = gates + ((size_t)t * N + r) * GG;
+                for (int j = 0; j < GG; j++) gt[j] = sigm(gt[j]);
+                const float *cp = cs + ((size_t)t * N + r) * HD;
+                float *cn = cs + ((size_t)(t + 1) * N + r) * HD;
+                float *tc = tcs + ((size_t)t * N + r) * HD;
+                float *hn = hx + ((size_t)(t + 1) * N + r) * KK;
+                const float *g_i = gi + (size_t)r * HD;
+                for (int j = 0; j < HD; j++) {
+                    float g = 2.0f * gt[2 * HD + j] - 1.0f;
+                    gt[2 * HD + j] = g;
+                    float c = gt[j] * cp[j] + g_i[j] * g;
+                    cn[j] = c;
+                    float tcv = 2.0f * sigm(2.0f * c) - 1.0f;
+                    tc[j] = tcv;
+                    hn[j] = gt[HD + j] * tcv;
+                }
+            }
+        }
+    }
+}
+
+/* Backward through time. gseq (N, T, HD) is d loss / d h_t (NULL: none); dh, dc (N, HD) hold
+ * d loss / d h_T, c_T on entry and d loss / d h0, c0 on return; di (N, HD) accumulates
+ * d loss / d input gate; dpre (T, N, G) receives d loss / d the gates' pre-activations
+ * (unscaled: wh is the recurrent weight (G, HD) without the factor 2 of W). */
+void ealstm_backward(int T, int N, const float *restrict gseq, const float *restrict gates,
+                     const float *restrict cs, const float *restrict tcs, const float *restrict gi,
+                     const float *restrict wh, float *restrict dh, float *restrict dc, float *restrict di,
+                     float *restrict dpre) {
+    for (int t = T - 1; t >= 0; t--) {
+        for (int r = 0; r < N; r++) {
+            float *dhr = dh + (size_t)r * HD, *dcr = dc + (size_t)r * HD, *dir = di + (size_t)r * HD;
+            const float *gt = gates + ((size_t)t * N + r) * GG;
+            const float *tc = tcs + ((size_t)t * N + r) * HD;
+            const float *cp = cs + ((size_t)t * N + r) * HD;
+            const float *g_i = gi + (size_t)r * HD;
+            float *dp = dpre + ((size_t)t * N + r) * GG;
+            if (gseq) {
+                const float *gs = gseq + ((size_t)r * T + t) * HD;
+                for (int j = 0; j < HD; j++) dhr[j] += gs[j];
+            }
+            for (int j = 0; j < HD; j++) {
+                float f = gt[j], o = gt[HD + j], g = gt[2 * HD + j], tcv = tc[j], h = dhr[j];
+                dp[HD + j] = h * tcv * o * (1.0f - o);         /* output gate */
+                float c = dcr[j] + h * o * (1.0f - tcv * tcv); /* cell state */
+                dir[j] += c * g;                               /* input gate */
+                dp[2 * HD + j] = c * g_i[j] * (1.0f - g * g);  /* cell gate */
+                dp[j] = c * cp[j] * f * (1.0f - f);            /* forget gate */
+                dcr[j] = c * f;
+            }
+            /* dh = dp @ wh, four independent chains */
+            float acc[4][HD];
+            for (int q = 0; q < 4; q++)
+                for (int j = 0; j < HD; j++) acc[q][j] = 0.0f;
+            for (int m = 0; m + 3 < GG; m += 4) {
+                for (int q = 0; q < 4; q++) {
+                    float v = dp[m + q];
+                    const float *w = wh + (size_t)(m + q) * HD;
+                    for (int j = 0; j < HD; j++) acc[q][j] += v * w[j];
+                }
+            }
+            for (int m = GG - GG % 4; m < GG; m++) {
+                float v = dp[m];
+                const float *w = wh + (size_t)m * HD;
+                for (int j = 0; j < HD; j++) acc[0][j] += v * w[j];
+            }
+            for (int j = 0; j < HD; j++) dhr[j] = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+        }
+    }
+}
