@@ -9,13 +9,16 @@ Output folders that a failed run created and left empty are removed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import pathlib
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from xsomo.exceptions import XsomoError
 
@@ -156,6 +159,28 @@ def _remove_if_empty(folders: list[pathlib.Path]) -> None:
                 break
 
 
+def _warning_printer(name: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for a command: ``xsomo <command>: warning: <message>``.
+
+    Python's default shows the warning's file, line number and source line, which mean
+    nothing to a user of the command line (``--debug`` keeps them). Warnings of other
+    packages keep their category and package, so that their origin stays visible.
+    """
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:  # fmt: skip
+        path = filename.replace(os.sep, "/")
+        origin = ""
+        if "/xsomo/" not in path:
+            package = path.split("-packages/", 1)[1].split("/", 1)[0] if "-packages/" in path else pathlib.Path(path).stem
+            origin = f" ({category.__name__} from {package})"
+        text = f"xsomo {name}: warning{origin}: {message}\n"
+        with contextlib.suppress(OSError):  # a closed stderr: as Python's own
+            (file or sys.stderr).write(text)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -169,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     created = [p for out in _output_paths(args) for p in _missing_ancestors(out)]
     mod = importlib.import_module(f"xsomo.commands.{COMMANDS[args.command]}")
     try:
-        return int(mod.run(args) or 0)
+        with warnings.catch_warnings():
+            if not getattr(args, "debug", False):
+                warnings.showwarning = _warning_printer(name)
+            return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         _remove_if_empty(created)
         print(f"xsomo {name}: interrupted; rerun the same command to resume", file=sys.stderr)
