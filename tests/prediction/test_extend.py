@@ -138,6 +138,15 @@ def test_cli_predict_save_state_then_extend(model, drivers, reference, tmp_path,
     assert rc == 0, captured.err
     assert "added 365 days (2017-01-01 to 2017-12-31)" in captured.out
     _assert_same_files(out, reference)
+    # the same job again, before new forcing arrived: nothing to add, not an error
+    before = {f.name: f.stat().st_mtime_ns for f in out.iterdir()}
+    for extra in ([], ["--end", "2017-06-30"]):
+        rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--no-progress", *extra])
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        assert "nothing to do" in captured.out and "already reaches 2017-12-31" in captured.out
+    assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()} == before
+    _assert_same_files(out, reference)
     rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--mode", "windowed"])
     assert rc == 1 and "window-by-window" in capsys.readouterr().err
     # a state saved with a subset of the layers or years could not be extended (extend appends

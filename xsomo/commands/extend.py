@@ -13,7 +13,9 @@ file is rewritten with the new days appended (to a temporary file, then renamed)
 years get new files, and the state file is updated last: a run killed anywhere leaves a
 consistent folder, and the same command again completes it. A state of another model,
 another grid, or drivers that do not join on (a gap) are refused with the fix. Only the
-continuous roll-out keeps a state: ``--mode windowed`` is refused.
+continuous roll-out keeps a state: ``--mode windowed`` is refused. Drivers (or ``--end``) with no
+day after the state's last one leave everything as it is: "nothing to do", exit status 0 (a
+monthly job run again before new forcing arrived).
 
 A Zarr store (``--out`` a store of ``xsomo predict --format zarr``, or a ``*.zarr`` path) is
 extended along time in place: the new days are written after the state's last day, the
@@ -77,6 +79,19 @@ def run(args: argparse.Namespace) -> int:
     state = read_state(common.input_path(args.state, "--state", "state file"))
     model = TrainedModel.load(common.input_path(args.model, "--model", "model folder"))
     drivers = common.open_drivers_arg(args.drivers, "--drivers")
+    if args.mode != "windowed":  # (refused by predict, with its reason)
+        import pandas as pd
+
+        last = pd.Timestamp(state.attrs["state_last_day"])
+        drivers_end = pd.Timestamp(drivers.indexes["time"][-1])
+        if min(drivers_end, pd.Timestamp(end) if end else drivers_end) <= last:
+            # a monthly job run again before new forcing arrived: nothing to add is not an error
+            until = f" and --end is {end}" if end and pd.Timestamp(end) < drivers_end else ""
+            print(
+                f"nothing to do: {args.out} already reaches {last.date()} (the last day of --state {args.state}); "
+                f"the drivers end on {drivers_end.date()}{until}. Give drivers with later days to extend it."
+            )
+            return 0
     files: list[pathlib.Path] = []
     with common.scheduler_client(args.scheduler) as client:
         time = None
