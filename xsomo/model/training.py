@@ -38,16 +38,17 @@ Design (DESIGN.md, issue 4):
   penalty's probe cells (:func:`xsomo.model.rollout.convergence_distance` after
   ``lookback`` days); above ``forget_tolerance`` the layer is trained again with a doubled
   penalty (``forget_retries`` times), then a warning says the model needs a longer spin-up.
-- Speed on the CPU (bench/bench_training.py; CPU time of one thread, shared 2-core AVX2
-  machine): large activations come from the heap while training (:func:`heap_allocations`;
-  system time per demo-size step 0.44-0.60 s -> 0.02 s), dropout and the head run on the
-  supervised days only, the probe pairs run the warm-up + 30 days in their own LSTM call,
-  and the members of a layer train side by side in worker processes
-  (:func:`member_workers`). A demo-preset step (batch 64 + 32 probe windows, 365 + 365 days,
-  32 hidden) takes 0.089 CPU-s (262,000 supervised cell-days per CPU-s, 0.74x a bare
-  ``nn.LSTM`` step on the same windows, timed in turn); a paper-size step (batch 256, 128
-  hidden, :class:`~xsomo.model._ealstm_cpu.EALSTMFunction`) 1.9 CPU-s (1.37x the bare step).
-  At the demo size the gap is mostly the penalty's probe windows (27 % more LSTM work).
+- Speed on the CPU (bench/bench_training.py; CPU time of one thread): large activations
+  come from the heap while training (:func:`heap_allocations`; system time per demo-size
+  step 0.44-0.60 s -> 0.02 s), dropout and the head run on the supervised days only, the
+  probe pairs run the warm-up + 30 days in their own LSTM call, the EA-LSTM's loops through
+  time run in C (:mod:`xsomo.model._ckernel`; three recurrent gates, no dispatcher cost per
+  day), and the members of a layer train side by side in worker processes
+  (:func:`member_workers`). Measured on a 2-core AMD EPYC with AVX-512 (2026-12-02): a
+  demo-preset step (batch 64 + 32 probe windows, 365 + 365 days, 32 hidden) takes 0.028 CPU-s,
+  1.00x a bare ``nn.LSTM`` step on the same windows timed in turn, penalty included (0.71x
+  with oneDNN's fused LSTM before, the probe windows being 27 % more LSTM work); a paper-size
+  step (batch 256, 128 hidden) 1.3-1.5x the bare step.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
   exactly as at inference.
