@@ -9,7 +9,6 @@ Output folders that a failed run created and left empty are removed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import os
@@ -18,7 +17,6 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from xsomo.exceptions import XsomoError
 
@@ -159,26 +157,22 @@ def _remove_if_empty(folders: list[pathlib.Path]) -> None:
                 break
 
 
-def _warning_printer(name: str) -> Callable[..., None]:
-    """``warnings.showwarning`` for a command: ``xsomo <command>: warning: <message>``.
+def _warning_format(name: str) -> Callable[..., str]:
+    """``warnings.formatwarning`` for a command: ``xsomo <command>: warning: <message>``.
 
     Python's default shows the warning's file, line number and source line, which mean
-    nothing to a user of the command line (``--debug`` keeps them). Warnings of other
-    packages keep their category and package, so that their origin stays visible.
+    nothing to a user of the command line (``--debug`` keeps them). A warning that points
+    into another installed package names its category and package. Only the format
+    changes: filters, and hosts that record warnings (``pytest.warns``), see them as before.
     """
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-             line: str | None = None) -> None:  # fmt: skip
+    def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
         path = filename.replace(os.sep, "/")
-        origin = ""
-        if "/xsomo/" not in path:
-            package = path.split("-packages/", 1)[1].split("/", 1)[0] if "-packages/" in path else pathlib.Path(path).stem
-            origin = f" ({category.__name__} from {package})"
-        text = f"xsomo {name}: warning{origin}: {message}\n"
-        with contextlib.suppress(OSError):  # a closed stderr: as Python's own
-            (file or sys.stderr).write(text)
+        package = path.split("-packages/", 1)[1].split("/", 1)[0] if "-packages/" in path else "xsomo"
+        origin = f" ({category.__name__} from {package})" if package != "xsomo" else ""
+        return f"xsomo {name}: warning{origin}: {message}\n"
 
-    return show
+    return fmt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,11 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f"experiment {args.experiment}"
     created = [p for out in _output_paths(args) for p in _missing_ancestors(out)]
     mod = importlib.import_module(f"xsomo.commands.{COMMANDS[args.command]}")
+    formatwarning = warnings.formatwarning
+    if not getattr(args, "debug", False):
+        warnings.formatwarning = _warning_format(name)
     try:
-        with warnings.catch_warnings():
-            if not getattr(args, "debug", False):
-                warnings.showwarning = _warning_printer(name)
-            return int(mod.run(args) or 0)
+        return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         _remove_if_empty(created)
         print(f"xsomo {name}: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -211,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "debug", False) and not isinstance(err, XsomoError):
             print(f"xsomo {name}: (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -328,27 +328,26 @@ def test_export_impossible_date(tmp_path, capsys):
           "--date", "2016-02-30")
 
 
-def test_warnings_print_as_one_line_naming_the_command(capsys, monkeypatch, tmp_path):
+def test_warnings_print_as_one_line_naming_the_command(tmp_path):
     """A warning during a command reads ``xsomo <cmd>: warning: ...``, without Python's file and source line;
-    another package's warning names its category and package; ``--debug`` leaves warnings to Python."""
-    import warnings
-
-    from xsomo.commands import sample
-
-    def run(args):
-        warnings.simplefilter("always")  # both runs print (main's catch_warnings restores the filters)
-        warnings.warn_explicit("12 stations have no forcing; they are left out", UserWarning,
-                               os.path.join(os.path.dirname(sample.__file__), "sample.py"), 40)  # fmt: skip
-        warnings.warn_explicit("a third-party note", FutureWarning, "/x/site-packages/regionmask/core/mask.py", 10)
-        return 0
-
-    monkeypatch.setattr(sample, "run", run)
-    assert cli.main(["sample", "--out", str(tmp_path / "w")]) == 0
-    err = capsys.readouterr().err.splitlines()
-    assert err == [
-        "xsomo sample: warning: 12 stations have no forcing; they are left out",
+    one pointing into another package names its category and package; ``--debug`` keeps Python's format."""
+    code = (
+        "import os, sys, warnings, xsomo.cli as c, xsomo.commands.sample as s\n"
+        "def run(args):\n"
+        "    warnings.warn_explicit('12 stations have no forcing', UserWarning, os.path.join(os.path.dirname(s.__file__), 'sample.py'), 40)\n"
+        "    warnings.warn_explicit('a third-party note', FutureWarning, '/x/site-packages/regionmask/core/mask.py', 10)\n"
+        "    return 0\n"
+        "s.run = run\n"
+        "sys.exit(c.main(sys.argv[1:]))\n"
+    )  # fmt: skip
+    argv = [sys.executable, "-c", code, "sample", "--out", str(tmp_path / "w")]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "xsomo sample: warning: 12 stations have no forcing",
         "xsomo sample: warning (FutureWarning from regionmask): a third-party note",
     ]
-    with pytest.warns(UserWarning, match="12 stations"):  # Python's own handling (here pytest's)
-        assert cli.main(["sample", "--out", str(tmp_path / "w"), "--debug"]) == 0
-    assert "xsomo sample: warning" not in capsys.readouterr().err
+    out = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "sample.py:40: UserWarning: 12 stations have no forcing" in out.stderr
+    assert "xsomo sample: warning" not in out.stderr
