@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -289,3 +291,38 @@ def test_compiled_loops_leave_the_floating_point_environment_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True"]
+
+
+def test_compiled_loops_carry_nan_and_refuse_mixed_dtypes():
+    """A NaN input gives a NaN output and loss (a saturated gate would hide a diverged training), and a
+    float64 model on float32 inputs raises PyTorch's dtype error instead of reading float64 as float32."""
+    _compiled(8, 3)
+    net = _net(h=8).float()
+    x_d, x_s = torch.randn(4, 20, 3), torch.randn(4, 4)
+    x_d[1, 5, 0] = float("nan")
+    out, _ = net.lstm(x_d, x_s)
+    assert type(out.grad_fn).__name__ == "EALSTMFunctionBackward"
+    assert torch.isnan(out[1, 5:]).all() and torch.isfinite(out[[0, 2, 3]]).all() and torch.isfinite(out[1, :5]).all()
+    with pytest.raises(RuntimeError, match="dtype"):
+        _net(h=8).lstm(torch.randn(4, 20, 3), torch.randn(4, 4))  # float64 weights
+
+
+def test_a_damaged_library_in_the_cache_is_compiled_again(monkeypatch, tmp_path):
+    """A truncated library (a crash while it was written) is never loaded (dlopen can kill the
+    process): its checksum does not match, so it is compiled again."""
+    import subprocess
+    import sys
+
+    from xsomo.model import _ckernel
+
+    _compiled(8, 3)
+    env = {**os.environ, "XSOMO_KERNEL_DIR": str(tmp_path)}
+    code = "from xsomo.model import _ckernel; assert _ckernel.kernel(8, 3) is not None"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    (lib,) = tmp_path.glob("*.so")
+    good = lib.read_bytes()
+    assert (tmp_path / (lib.stem + ".sha256")).read_text().strip() == _ckernel._digest(lib)
+    for damaged in (good[: len(good) // 2], b"", b"garbage" * 100):
+        lib.write_bytes(damaged)
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        assert lib.read_bytes() == good

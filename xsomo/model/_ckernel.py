@@ -9,12 +9,15 @@ system's C compiler into a shared library under the user's cache folder
 overrides it) and called through :mod:`ctypes`. The library's name holds a hash of the
 source, the flags, the compiler's version and this CPU's instruction-set flags, so that a
 home folder shared by machines of different CPUs never hands one machine another's
-``-march=native`` code. It is written to a temporary name and renamed into place: worker
-processes that compile it at the same time each leave a complete file.
+``-march=native`` code. It is compiled to a temporary name, loaded once, synced and renamed
+into place, then its SHA-256 beside it: worker processes that compile it at the same time
+each leave complete files, and a library whose checksum does not match (a crash while it was
+written) is compiled again rather than loaded (``dlopen`` of a truncated file can kill the
+process).
 
 Where no compiler is found, compiling fails or ``XSOMO_C_KERNEL=0`` is set, :func:`kernel`
-returns None and the PyTorch loops (or oneDNN's fused LSTM) run instead -- the same
-arithmetic, slower at small shapes; nothing else changes.
+returns None (and logs why at INFO) and the PyTorch loops (or oneDNN's fused LSTM) run
+instead -- the same arithmetic up to float32 rounding, slower at small shapes.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import tempfile
 log = logging.getLogger(__name__)
 
 SOURCE = pathlib.Path(__file__).with_name("_ealstm_kernel.c")
-#: Compiled with these, then linked without ``-ffast-math``: linking with it adds GCC's
-#: ``crtfastmath.o`` (before GCC 13, shared libraries too), whose constructor turns on
-#: flush-to-zero for the whole process when the library loads.
-FLAGS = ("-O3", "-ffast-math", "-march=native", "-fPIC", "-std=c99")
+#: No ``-ffast-math``: it assumes no NaN and no infinity (a NaN input gave a finite, saturated
+#: gate, so a diverged training showed a finite loss) and, when linking, GCC 12 adds
+#: ``crtfastmath.o``, whose constructor turns on flush-to-zero for the whole process.
+#: ``-fno-math-errno`` and ``-fopenmp-simd`` let the sigmoid's ``expf`` vectorise (glibc's libmvec).
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fopenmp-simd", "-fPIC", "-std=c99")
 LIBS = ("-lm",)
 
 _P = ctypes.c_void_p
@@ -50,10 +54,12 @@ def enabled() -> bool:
 
 
 def cache_dir() -> pathlib.Path:
+    """Where the compiled libraries are kept (absolute: ``dlopen`` searches the system's
+    library path for a name without a slash)."""
     if os.environ.get("XSOMO_KERNEL_DIR"):
-        return pathlib.Path(os.environ["XSOMO_KERNEL_DIR"])
+        return pathlib.Path(os.environ["XSOMO_KERNEL_DIR"]).absolute()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "xsomo" / "kernels"
+    return (pathlib.Path(base) / "xsomo" / "kernels").absolute()
 
 
 def _compiler() -> str | None:
@@ -86,6 +92,66 @@ def _toolchain() -> tuple[str, str] | None:
     return cc, version
 
 
+def _digest(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(path: pathlib.Path) -> bool:
+    """Whether ``path`` is the library as it was written: its SHA-256 is in the file beside it,
+    written after it. ``dlopen`` of a truncated library can kill the process (SIGBUS), so a
+    library is never loaded unchecked."""
+    try:
+        return path.with_suffix(".sha256").read_text().strip() == _digest(path)
+    except OSError:
+        return False
+
+
+def _build(cc: str, defines: tuple[str, ...], path: pathlib.Path) -> bool:
+    """Compile into a temporary file of ``path``'s folder, load it once, then rename it and its
+    checksum into place (each write atomic; concurrent builders each leave complete files)."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+        os.close(fd)
+    except OSError as err:
+        log.info("no folder for the EA-LSTM training loops (%s): the PyTorch loops run", err)
+        return False
+    obj = tmp[:-3] + ".o"
+    try:
+        for command in (
+            [cc, "-c", *FLAGS, *defines, str(SOURCE), "-o", obj],
+            [cc, "-shared", obj, "-o", tmp, *LIBS],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                log.info("compiling the EA-LSTM training loops failed (%s): %s", " ".join(command), done.stderr.strip())
+                return False
+        if os.path.getsize(tmp) == 0:
+            log.info("compiling the EA-LSTM training loops with %s wrote nothing", cc)
+            return False
+        ctypes.CDLL(tmp)  # loads (symbols, libmvec) before it is installed
+        os.chmod(tmp, 0o755)  # mkstemp's 0600 would hide it from other users of a shared cache
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fd, tmp_sum = tempfile.mkstemp(suffix=".sha256", dir=folder)
+        with os.fdopen(fd, "w") as f:
+            f.write(_digest(path) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_sum, 0o644)
+        os.replace(tmp_sum, path.with_suffix(".sha256"))
+        return True
+    except (OSError, subprocess.SubprocessError) as err:
+        log.info("compiling the EA-LSTM training loops failed: %s", err)
+        return False
+    finally:
+        for leftover in (tmp, obj):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
 @functools.cache
 def kernel(hidden: int, n_dynamic: int) -> ctypes.CDLL | None:
     """The compiled loops for ``hidden`` units and ``n_dynamic`` inputs, or None (see the module)."""
@@ -93,42 +159,24 @@ def kernel(hidden: int, n_dynamic: int) -> ctypes.CDLL | None:
         return None
     tool = _toolchain()
     if tool is None:
-        log.debug("no C compiler: the EA-LSTM trains with the PyTorch loops")
+        log.info("no C compiler found: the EA-LSTM trains with the PyTorch loops (slower at small sizes)")
         return None
     cc, version = tool
     defines = (f"-DHD={int(hidden)}", f"-DDD={int(n_dynamic)}")
-    source = SOURCE.read_bytes()
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as err:
+        log.info("the EA-LSTM kernel's source is missing (%s): the PyTorch loops run", err)
+        return None
     key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS + defines + LIBS).encode(), version.encode(),
                                      _cpu_flags().encode()])).hexdigest()[:16]  # fmt: skip
-    folder = cache_dir()
-    path = folder / f"ealstm-h{hidden}-d{n_dynamic}-{key}.so"
-    if not path.exists():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-            os.close(fd)
-            try:
-                obj = tmp[:-3] + ".o"
-                for command in (
-                    [cc, "-c", *FLAGS, *defines, str(SOURCE), "-o", obj],
-                    [cc, "-shared", obj, "-o", tmp, *LIBS],
-                ):
-                    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-                    if done.returncode != 0:
-                        log.debug("compiling the EA-LSTM kernel failed: %s", done.stderr.strip())
-                        return None
-                os.replace(tmp, path)
-            finally:
-                for leftover in (tmp, tmp[:-3] + ".o"):
-                    if os.path.exists(leftover):
-                        os.unlink(leftover)
-        except (OSError, subprocess.SubprocessError) as err:
-            log.debug("compiling the EA-LSTM kernel failed: %s", err)
-            return None
+    path = cache_dir() / f"ealstm-h{hidden}-d{n_dynamic}-{key}.so"
+    if not _intact(path) and not _build(cc, defines, path):
+        return None
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as err:
-        log.debug("loading %s failed: %s", path, err)
+        log.info("loading %s failed: %s", path, err)
         return None
     lib.ealstm_forward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P]
     lib.ealstm_forward.restype = None

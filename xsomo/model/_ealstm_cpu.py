@@ -81,7 +81,7 @@ class EALSTMFunction(torch.autograd.Function):
         cs = torch.empty(n_time + 1, n, hd, dtype=dt, device=dev)  # c_{t-1} at t
         tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
         cs[0] = c0
-        lib = _c_loops(x_d, hd, d)
+        lib = _c_loops((x_d, x_s, h0, c0, weight_ih, weight_hh, bias), hd, d)
         if lib is not None:
             lib.ealstm_forward(
                 n_time, n, hx.data_ptr(), weight.data_ptr(), b_scaled.data_ptr(), gate_i.data_ptr(), gates.data_ptr(),
@@ -126,7 +126,7 @@ class EALSTMFunction(torch.autograd.Function):
         dc = g_cn.clone(memory_format=torch.contiguous_format) if g_cn is not None else torch.zeros(n, hd, dtype=dt, device=dev)
         dpre = torch.empty(n_time, n, three_h, dtype=dt, device=dev)  # d loss / d pre-activation
         d_i = torch.zeros(n, hd, dtype=dt, device=dev)  # d loss / d input gate
-        lib = _c_loops(gates, hd, d)
+        lib = _c_loops((gates, x_s, weight_ih, weight_hh, gate_i), hd, d)
         if lib is not None:
             w_h = w_h.contiguous()
             g_seq_c = g_seq.contiguous() if g_seq is not None else None  # (n, time, H)
@@ -167,9 +167,10 @@ class EALSTMFunction(torch.autograd.Function):
         return _weight_grads(ctx, dpre, d_i, dh, dc, x_s, weight_ih, weight_hh, gate_i, hx)
 
 
-def _c_loops(like: torch.Tensor, hidden: int, n_dynamic: int) -> Any:
-    """The compiled loops (:mod:`xsomo.model._ckernel`) for float32 CPU tensors, else None."""
-    if like.dtype != torch.float32 or like.device.type != "cpu":
+def _c_loops(tensors: tuple[torch.Tensor, ...], hidden: int, n_dynamic: int) -> Any:
+    """The compiled loops (:mod:`xsomo.model._ckernel`) where every tensor is float32 on the CPU,
+    else None: the PyTorch loops then run (and raise PyTorch's error for mixed dtypes or devices)."""
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
         return None
     return _ckernel.kernel(hidden, n_dynamic)
 

@@ -1,6 +1,6 @@
 /* The EA-LSTM's training loops through time on the CPU, float32, one thread.
  *
- * Compiled on first use by xsomo.model._ckernel (cc -O3 -ffast-math -march=native) with the
+ * Compiled on first use by xsomo.model._ckernel (cc -O3 -march=native) with the
  * hidden size HD and the number of dynamic inputs DD as compile-time constants, so that a
  * row's gate accumulators stay in vector registers; called through ctypes by
  * xsomo.model._ealstm_cpu.EALSTMFunction, which does the same arithmetic with one PyTorch
@@ -31,10 +31,14 @@
 #define KK (HD + DD)
 #define GG (3 * HD)
 
-/* The argument is clamped to +-80 (sigmoid 1 - 2e-35 and 2e-35, exact to float32's rounding
- * near 1 and to 2e-35 near 0): unclamped, pre-activations of a few hundred gave NaN under
- * -ffast-math (which assumes no infinities), where the PyTorch loops give 0 or 1. */
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-fminf(fmaxf(x, -80.0f), 80.0f))); }
+/* glibc's vector expf (libmvec; 16 or 8 lanes at a time), declared here as math.h declares it
+ * only under -ffast-math. The kernel is compiled without -ffast-math (xsomo.model._ckernel):
+ * that would assume no NaN and no infinity, and a NaN input must give a NaN loss, not a
+ * saturated gate (large pre-activations gave NaN under it, too). */
+#pragma omp declare simd notinbranch
+extern float expf(float);
+
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* out[q][j0 + j] = b[j0 + j] + sum_k x[q][k] W[k][j0 + j] for rows q < RB and a block of JB
  * columns: RB x JB accumulators (at most 12 AVX-512 registers), each row an independent chain. */

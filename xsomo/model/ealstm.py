@@ -241,7 +241,10 @@ class EALSTM(nn.Module):
             and torch.get_num_threads() == 1  # many small operations: OpenMP barriers stall under load
             and (
                 x_d.shape[0] * x_d.shape[1] * self.hidden >= CPU_TRAINING_MIN
-                or (x_d.dtype == torch.float32 and _ckernel.kernel(self.hidden, self.n_dynamic) is not None)
+                or (
+                    x_d.dtype == x_s.dtype == self.weight_ih.dtype == torch.float32
+                    and _ckernel.kernel(self.hidden, self.n_dynamic) is not None
+                )
             )
         ):
             # training on the CPU: three gates and sigmoids, backward by hand
