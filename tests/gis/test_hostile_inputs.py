@@ -183,3 +183,78 @@ def test_a_day_of_a_missing_year_names_the_file(tmp_path: pathlib.Path) -> None:
     gap = da.sel(time=da.time.dt.year != 2016)
     with pytest.raises(XsomoKeyError, match=r"between the days 2015-12-31 and 2017-01-01.*file of layer 1, 2016 missing"):
         to_cog(gap, tmp_path / "d.tif", time="2016-07-15", style=False)
+
+
+# ----------------------------------------------------------------------------- files of other producers
+
+
+def _write_somo_like(folder: pathlib.Path, years: range, lat: np.ndarray, lon: np.ndarray, encoding: dict) -> None:
+    """SoMo-named yearly files as other producers write them (``encoding`` of ``layer1``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for year in years:
+        t = pd.date_range(f"{year}-01-01", f"{year}-12-31")
+        rng = np.random.default_rng(year)
+        vals = (0.25 + 0.05 * rng.standard_normal((t.size, lat.size, lon.size))).astype("f4")
+        vals[:, 0, 0] = np.nan  # a sea cell
+        vals[::7, -1, -1] = np.nan  # and a cell missing now and then
+        da = xr.DataArray(vals, dims=("time", "lat", "lon"), coords={"time": t, "lat": lat, "lon": lon},
+                          attrs={"units": "m3 m-3"})
+        da.to_dataset(name="layer1").to_netcdf(
+            folder / f"SoMo.ml-EU_layer1_{year}.nc",
+            encoding={"layer1": encoding, "lat": {"dtype": lat.dtype}, "lon": {"dtype": lon.dtype}},
+        )
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        {"dtype": "int16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(0.1), "_FillValue": np.int16(-32768)},
+        {"dtype": "float32", "_FillValue": np.float32(-9999.0)},
+    ],
+    ids=["int16-packed", "fill-9999"],
+)
+def test_time_stack_of_packed_or_filled_files_reads_as_open_somo(encoding: dict, tmp_path: pathlib.Path) -> None:
+    """QA: the VRT's sources carried no scale, offset or nodata: packed files showed raw integers
+    (2548 for 0.2548) and the fill value (-32768, -9999) as data under a NaN nodata."""
+    import xsomo
+    from xsomo.gis.export import to_time_stack
+
+    lat, lon = np.round(50.35 - 0.1 * np.arange(4), 2), np.round(10.05 + 0.1 * np.arange(5), 2)
+    _write_somo_like(tmp_path / "in", range(2012, 2014), lat, lon, encoding)
+    vrt, _ = to_time_stack(tmp_path / "in", tmp_path / "s.vrt", layer=1)
+    want = xsomo.open_somo(tmp_path / "in").sm.sel(layer=1).sortby("lat", ascending=False).sortby("lon").load()
+    with rasterio.open(vrt) as r:
+        assert list(r.descriptions) == [f"{d:%Y-%m-%d}" for d in pd.DatetimeIndex(want.time.values)]
+        got = r.read()
+        assert np.isnan(r.nodata) and r.dtypes[0] == "float32"
+    assert np.isnan(want.values).sum() > 100
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want.values))  # the fill value is NaN, nothing else
+    np.testing.assert_allclose(got, want.values, rtol=1e-6, atol=0)  # unpacked as xarray does
+
+
+def test_float32_coordinates_give_exact_edges_in_cog_vrt_and_stac(tmp_path: pathlib.Path) -> None:
+    """float32 centres (170.05 stored as 170.0500030517578) put the edges ~1e-5 off and the VRT's
+    and STAC's step at 0.100006 (rounding to 1e-6 is not enough far from 0°): the grid's
+    edges and step are its decimals, in all three."""
+    pytest.importorskip("pystac")
+    import json
+
+    from affine import Affine
+
+    import xsomo
+    from xsomo.gis.export import to_time_stack
+    from xsomo.gis.stac import stac_catalog
+
+    lat = np.round(71.45 - 0.1 * np.arange(30), 2).astype("f4")
+    lon = np.round(170.05 + 0.1 * np.arange(40), 2).astype("f4")
+    assert float(lat[0]) != 71.45 and float(lon[0]) != 170.05
+    _write_somo_like(tmp_path / "in", range(2013, 2014), lat, lon, {"dtype": "float32"})
+    exact = Affine(0.1, 0.0, 170.0, 0.0, -0.1, 71.5)
+    with rasterio.open(to_cog(xsomo.open_somo(tmp_path / "in"), tmp_path / "d.tif", time="2013-03-01", style=False)) as r:
+        assert r.transform == exact
+    with rasterio.open(to_time_stack(tmp_path / "in", tmp_path / "s.vrt", layer=1)[0]) as r:
+        assert r.transform == exact and (r.width, r.height) == (40, 30)
+    stac_catalog(tmp_path / "in", tmp_path / "cat")
+    item = json.loads(next((tmp_path / "cat").glob("*/*.json")).read_text())
+    assert item["properties"]["proj:transform"] == list(exact)[:6]
+    assert item["bbox"] == [170.0, 68.5, 174.0, 71.5]

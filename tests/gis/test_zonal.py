@@ -247,3 +247,31 @@ def test_a_point_is_found_in_the_grids_longitude_convention():
     got = point_series(sm, -179.95, 41.0, layer=1)
     want = sm.sel(layer=1, lat=41.05, lon=180.05)
     np.testing.assert_array_equal(got.values, want.values)
+
+
+def test_zonal_counts_cells_on_float32_coordinates():
+    """QA: on files with float32 lat/lon (north to south, as many published netCDFs), the mask
+    (on the grid's clean float64 decimals) and the cells with data (on the float32 values) were
+    combined by label: n_cells came out 1, 0, 1, 0 for 20, 4, 4, 6, and n_years 0 beside a mean."""
+    import geopandas as gpd
+    import shapely
+
+    from xsomo.gis.zonal import polygon_series, zonal_statistics
+
+    lat = np.round(50.75 - 0.1 * np.arange(8), 6).astype("float32")
+    lon = np.round(10.05 + 0.1 * np.arange(12), 6).astype("float32")
+    t = pd.date_range("2012-01-01", "2015-12-31", freq="D")
+    rng = np.random.default_rng(3)
+    vals = (0.2 + 0.1 * rng.random((1, t.size, lat.size, lon.size))).astype("float32")
+    vals[:, :, 0, 0] = np.nan  # a sea cell inside "nw"
+    sm = xr.DataArray(vals, dims=("layer", "time", "lat", "lon"), coords={"layer": [1], "time": t, "lat": lat, "lon": lon})
+    boxes = {"all": (10.0, 50.0, 11.2, 50.8), "nw": (10.0, 50.6, 10.2, 50.8), "mid": (10.3, 50.2, 10.6, 50.4)}
+    polys = gpd.GeoDataFrame({"NAME": list(boxes)}, geometry=[shapely.box(*b) for b in boxes.values()], crs=4326)
+    lat2, lon2 = np.meshgrid(lat.astype(float), lon.astype(float), indexing="ij")
+    held = np.isfinite(vals[0]).any(axis=0)
+    want = [int(((lon2 > w) & (lon2 < e) & (lat2 > s) & (lat2 < n) & held).sum()) for w, s, e, n in boxes.values()]
+    assert want == [95, 3, 6]
+    assert polygon_series(sm, polys, layer=1)["n_cells"].values.tolist() == want
+    z = zonal_statistics(sm, polys, ("2014-06-01", "2014-08-31"), layer=1)
+    assert z["n_cells"].tolist() == want and z["n_years"].tolist() == [4, 4, 4]
+    assert np.isfinite(z["anomaly_z"]).all()

@@ -197,6 +197,32 @@ def _overview_count(nx: int, ny: int, blocksize: int) -> int:
 _STEP_RTOL = 1e-3
 
 
+def _decimal_coords(values: Any) -> np.ndarray:
+    """Centre coordinates as float64; float32 ones as the shortest decimals that give them back.
+
+    A netCDF file's float32 ``71.45`` is 71.44999694824219: edges and steps taken from such
+    values were off by up to ~1e-5 (north 71.499997, a step of 0.100006 at 170°E) even after
+    rounding to 1e-6. The decimal the file's writer meant is the shortest one that rounds to
+    the same float32.
+
+    >>> _decimal_coords(np.array([71.45, 170.05, -179.95], dtype="float32")).tolist()
+    [71.45, 170.05, -179.95]
+    """
+    v = np.asarray(values)
+    out = v.astype(float)
+    if v.dtype != np.float32 or v.size == 0:
+        return out
+    todo = np.isfinite(out)
+    for digits in range(10):
+        r = np.round(out, digits)
+        hit = todo & (r.astype(np.float32) == v)
+        out = np.where(hit, r, out)
+        todo &= ~hit
+        if not todo.any():
+            break
+    return out
+
+
 def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> float | None:
     """The spacing of ascending centre coordinates ``values`` (None for a single one).
 
@@ -258,8 +284,8 @@ def _exact_transform(field: xr.DataArray) -> Any:
     """
     from affine import Affine
 
-    lat = np.sort(np.asarray(field[cv.LAT].values, dtype=float))
-    lon = np.asarray(field[cv.LON].values, dtype=float)
+    lat = np.sort(_decimal_coords(field[cv.LAT].values))
+    lon = _decimal_coords(field[cv.LON].values)
     dy, dx = _regular_step(lat, cv.LAT), _regular_step(lon, cv.LON)
     dx = dx if dx is not None else (dy if dy is not None else cv.RESOLUTION)
     dy = dy if dy is not None else dx
@@ -422,6 +448,41 @@ def write_style(raster: str | os.PathLike[str], kind: str) -> pathlib.Path:
 # ----------------------------------------------------------------------------- time in QGIS
 
 
+def _vrt_packing(encoding: Any, path: Any) -> tuple[float, float, float | None] | None:
+    """How GDAL is to unpack a file's band into what :func:`xsomo.open_somo` reads (xarray's
+    CF decoding): ``(scale_factor, add_offset, fill value)``, or None for a plain float band
+    with NaN (or no) fill.
+
+    Packed files (int16 with scale_factor/add_offset and _FillValue -32768) and filled ones
+    (_FillValue -9999) had shown raw integers and the fill value as data in the VRT.
+    """
+
+    def scalar(key: str, default: float) -> float:
+        value = np.asarray(encoding.get(key, default), dtype=float).ravel()
+        return float(value[0]) if value.size else default
+
+    fills: list[float] = []
+    for key in ("_FillValue", "missing_value"):
+        if encoding.get(key) is not None:
+            fills += [float(v) for v in np.asarray(encoding[key], dtype=float).ravel()]
+    distinct: list[float] = []
+    for v in fills:
+        if not any(v == d or (np.isnan(v) and np.isnan(d)) for d in distinct):
+            distinct.append(v)
+    if len(distinct) > 1:
+        warnings.warn(
+            f"{path}: the band has several fill values {distinct}; the VRT leaves only {distinct[0]} out "
+            "(a GDAL source has one nodata value), the others show as data",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    scale, offset = scalar("scale_factor", 1.0), scalar("add_offset", 0.0)
+    nodata = distinct[0] if distinct else None
+    if (scale, offset) == (1.0, 0.0) and (nodata is None or np.isnan(nodata)):
+        return None
+    return scale, offset, nodata
+
+
 def to_time_stack(
     source: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -446,8 +507,9 @@ def to_time_stack(
     -------
     (pathlib.Path, pathlib.Path)
         The VRT (band descriptions are the dates, unit m3 m-3, NaN nodata; the bands read
-        the netCDF files in place) and the ``.qlr``: a group of one layer per day with
-        temporal mode "fixed range" on its day and the soil-moisture style, which QGIS's
+        the netCDF files in place, packed ones unpacked and their fill value NaN, so that
+        GDAL reads what :func:`xsomo.open_somo` does) and the ``.qlr``: a group of one
+        layer per day with temporal mode "fixed range" on its day and the soil-moisture style, which QGIS's
         Temporal Controller steps through (QGIS 3.22 and later). See
         :mod:`xsomo.gis.time_stack`.
     """
@@ -471,7 +533,8 @@ def to_time_stack(
             "from the store as GeoTIFFs instead (xsomo export --date, or --stat mean/anomaly --start --end)"
         )
     files = find_somo_files(source, layers=[layer])
-    sources: list[tuple[str, int, Any]] = []
+    var = cv.layer_var_name(layer)
+    sources: list[tuple[str, int, Any, Any]] = []
     grid = None
     first: tuple[Any, np.ndarray, np.ndarray] | None = None
     for f in files:
@@ -479,7 +542,9 @@ def to_time_stack(
             days = pd.DatetimeIndex(ds[cv.TIME].values)
             # GDAL reads each file north-up; the VRT gives all bands one geotransform, so every
             # file must hold the first one's cells (a shifted grid was placed on the first's)
-            lat, lon = np.sort(ds[cv.LAT].values.astype(float)), np.sort(ds[cv.LON].values.astype(float))
+            # float32 coordinates as their decimals: edges and step exact, as to_cog's
+            lat, lon = np.sort(_decimal_coords(ds[cv.LAT].values)), np.sort(_decimal_coords(ds[cv.LON].values))
+            packing = _vrt_packing(ds[var].encoding, f.path) if var in ds.data_vars else None
         if first is None:
             first = (f.path, lat, lon)
             _regular_step(lat, cv.LAT, f"{f.path}:")
@@ -494,7 +559,7 @@ def to_time_stack(
                 f"{first[2][0]:g}..{first[2][-1]:g}); one VRT holds files of one grid: stack them separately"
             )
         name = f'NETCDF:"{f.path.resolve()}":{cv.layer_var_name(layer)}'
-        sources += [(name, k + 1, d.date()) for k, d in enumerate(days)]
+        sources += [(name, k + 1, d.date(), packing) for k, d in enumerate(days)]
     sources.sort(key=lambda s: s[2])
     dates = [s[2] for s in sources]
     if len(set(dates)) != len(dates):

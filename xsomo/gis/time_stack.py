@@ -6,7 +6,11 @@ symlink to it, copied into the plugin zip).
 
 - :func:`vrt_xml`: a GDAL VRT with one band per day, each band a band of the SoMo.ml files
   (``NETCDF:"file.nc":layerN``), its description the date (``2018-07-15``, not
-  ``time=17727 (days since 1970...)``), unit ``m3 m-3``, NaN as nodata.
+  ``time=17727 (days since 1970...)``), unit ``m3 m-3``, NaN as nodata. A packed or filled
+  file's band (int16 with ``scale_factor``/``add_offset``, a ``_FillValue`` such as -9999)
+  is read through a ``ComplexSource`` that unpacks it (``ScaleRatio``/``ScaleOffset``) and
+  leaves its fill value NaN (``NODATA``): the VRT holds soil moisture in m3 m-3 as
+  :func:`xsomo.open_somo` reads it, and GDAL, rasterio and QGIS read the same numbers.
 - :func:`qlr_xml`: a QGIS layer definition (``.qlr``) of one group with one raster layer per
   day: the VRT drawn with that day's band, temporal mode "fixed range" on that day and
   the sequential soil-moisture ramp. Loading it (Layer > Add from Layer Definition File,
@@ -17,14 +21,53 @@ symlink to it, copied into the plugin zip).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Sequence
+from typing import Optional, Union
 from xml.sax.saxutils import escape, quoteattr
 
 __all__ = ["qlr_xml", "vrt_xml"]
 
-#: one day of the stack: (GDAL dataset name, band in it, date)
-Source = tuple[str, int, dt.date]
+# (Optional/Union, not X | None: these aliases are evaluated on import, and the plugin's
+# Python may be 3.9, as QGIS 3.22 bundles on Windows)
+
+#: how GDAL unpacks a source band: (scale, offset, nodata): value = raw * scale + offset, raw
+#: values equal to nodata (the file's _FillValue; None: none) are NaN
+Packing = tuple[float, float, Optional[float]]  # noqa: UP045
+#: one day of the stack: (GDAL dataset name, band in it, date), and optionally its Packing
+#: (None, or left out: the band's values are the data, NaN the missing ones)
+Source = Union[tuple[str, int, dt.date], tuple[str, int, dt.date, Optional[Packing]]]  # noqa: UP007, UP045
+
+
+def _num(x: float) -> str:
+    """A number as GDAL's VRT parser reads it back exactly (nan, inf, -32768.0, 9.99999974737875e-05)."""
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return repr(x)
+
+
+def _source_lines(name: str, band: int, packing: Packing | None) -> list[str]:
+    """The ``<SimpleSource>`` of a plain band, or the ``<ComplexSource>`` unpacking a packed one."""
+    head = [
+        f'      <SourceFilename relativeToVRT="0">{escape(name)}</SourceFilename>',
+        f"      <SourceBand>{int(band)}</SourceBand>",
+    ]
+    scale, offset, nodata = packing if packing is not None else (1.0, 0.0, None)
+    scaled = (float(scale), float(offset)) != (1.0, 0.0)
+    if not scaled and (nodata is None or math.isnan(float(nodata))):
+        # the raw values are the data and NaN already the missing ones
+        return ["    <SimpleSource>", *head, "    </SimpleSource>"]
+    lines = ["    <ComplexSource>", *head]
+    if scaled:
+        lines += [f"      <ScaleOffset>{_num(offset)}</ScaleOffset>", f"      <ScaleRatio>{_num(scale)}</ScaleRatio>"]
+    if nodata is not None:
+        # compared with the raw values, before scaling; those pixels keep the band's NaN
+        lines.append(f"      <NODATA>{_num(nodata)}</NODATA>")
+    return [*lines, "    </ComplexSource>"]
 
 
 def vrt_xml(
@@ -39,11 +82,18 @@ def vrt_xml(
 ) -> str:
     """The text of a VRT stacking ``sources`` (one band per day, in the order given).
 
+    A source with a :data:`Packing` is unpacked by GDAL as it reads (the VRT's bands are
+    Float32 soil moisture, NaN where the source holds its fill value).
+
     Examples
     --------
     >>> text = vrt_xml([('NETCDF:"a.nc":layer1', 3, dt.date(2010, 1, 3))], nx=2, ny=1,
     ...                geotransform=(0, 0.1, 0, 1, 0, -0.1), srs_wkt="EPSG:4326")
     >>> "<Description>2010-01-03</Description>" in text and "<SourceBand>3</SourceBand>" in text
+    True
+    >>> packed = vrt_xml([('NETCDF:"p.nc":layer1', 1, dt.date(2010, 1, 1), (1e-4, 0.0, -32768))], nx=2, ny=1,
+    ...                  geotransform=(0, 0.1, 0, 1, 0, -0.1), srs_wkt="EPSG:4326")
+    >>> "<ScaleRatio>0.0001</ScaleRatio>" in packed and "<NODATA>-32768.0</NODATA>" in packed
     True
     """
     gt = ", ".join(repr(float(v)) for v in geotransform)
@@ -57,7 +107,9 @@ def vrt_xml(
         f'    <MDI key="last_day">{sources[-1][2].isoformat() if sources else ""}</MDI>',
         "  </Metadata>",
     ]
-    for k, (name, band, day) in enumerate(sources, start=1):
+    for k, src in enumerate(sources, start=1):
+        name, band, day = src[0], src[1], src[2]
+        packing = src[3] if len(src) > 3 else None  # type: ignore[misc]
         lines += [
             f'  <VRTRasterBand dataType="Float32" band="{k}">',
             f"    <Description>{day.isoformat()}</Description>",
@@ -66,10 +118,7 @@ def vrt_xml(
             "    <Metadata>",
             f'      <MDI key="date">{day.isoformat()}</MDI>',
             "    </Metadata>",
-            "    <SimpleSource>",
-            f'      <SourceFilename relativeToVRT="0">{escape(name)}</SourceFilename>',
-            f"      <SourceBand>{int(band)}</SourceBand>",
-            "    </SimpleSource>",
+            *_source_lines(name, int(band), packing),
             "  </VRTRasterBand>",
         ]
     lines.append("</VRTDataset>")

@@ -126,11 +126,18 @@ def polygon_series(
     polygon, overlapping ones included) and ``time`` (and ``layer``); coordinate ``n_cells``:
     the cells whose centres lie inside and that hold data on some day (sea cells do not)."""
     from xsomo.drivers import regions
+    from xsomo.regrid import normalise_latlon
 
     da = _sm(obj, layer)
     out = regions.regional_mean(da, polygons, key=key)
-    m = regions.mask_3d(polygons, da, key=key)
-    has_data = da.notnull().any([d for d in da.dims if d not in (cv.LAT, cv.LON)])
+    # the mask lies on the grid's normalised coordinates (ascending; float32 ones rounded to
+    # clean decimals): the cells with data are taken on the same ones. With the files' own
+    # float32 coordinates, `m & has_data` had kept only the few labels equal in both (n_cells
+    # 1, 0, 1, 0 for 20, 4, 4, 6); join="exact" refuses any other mismatch rather than miscount
+    grid = normalise_latlon(da)
+    m = regions.mask_3d(polygons, grid, key=key)
+    has_data = grid.notnull().any([d for d in grid.dims if d not in (cv.LAT, cv.LON)])
+    m, has_data = xr.align(m, has_data, join="exact")
     cells = (m & has_data).sum((cv.LAT, cv.LON))
     return out.assign_coords(n_cells=("region", np.asarray(cells.values).astype(int)))
 
