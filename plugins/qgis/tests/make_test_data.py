@@ -136,9 +136,19 @@ def write_somo_xsomo(folder, layer, year, day_list, fn=None):
     return to_files(sm.to_dataset(name="sm"), folder, progress=False)
 
 
-def write_somo(folder, layer, year, *, name=None, ascending=False, bounds=None, ndays=NDAYS):
+#: int16 packing of the packed stand-ins (as other producers write netCDF): value = raw * scale + offset
+PACKING = (1e-4, 0.05, -32768)
+
+
+def write_somo(
+    folder, layer, year, *, name=None, ascending=False, bounds=None, ndays=NDAYS, coord_dtype="f8",
+    packed=False, grid_mapping=True,
+):
     """One layer-year file; ``name``: another file name, ``ascending``: lat south to north,
-    ``bounds``: (west, east, south, north) of another grid, ``ndays``: its first days."""
+    ``bounds``: (west, east, south, north) of another grid, ``ndays``: its first days,
+    ``coord_dtype``: of lat/lon ("f4": float32 coordinates, as many published files), ``packed``: int16
+    with scale_factor/add_offset and a _FillValue (:data:`PACKING`), ``grid_mapping``: False for a file
+    without one (older v1 files)."""
     import netCDF4
 
     lat, lon = grid(*bounds) if bounds else grid()
@@ -160,22 +170,34 @@ def write_somo(folder, layer, year, *, name=None, ascending=False, bounds=None, 
             ("lat", lat, ("latitude", "degrees_north", "Y")),
             ("lon", lon, ("longitude", "degrees_east", "X")),
         ):
-            v = nc.createVariable(name, "f8", (name,))
+            v = nc.createVariable(name, coord_dtype, (name,))
             v.standard_name, v.units, v.axis = attrs
             v[:] = vals
-        crs = nc.createVariable("spatial_ref", "i4")
-        crs.crs_wkt = WKT_4326
-        crs.spatial_ref = WKT_4326
-        crs.grid_mapping_name = "latitude_longitude"
-        crs.semi_major_axis = 6378137.0
-        crs.inverse_flattening = 298.257223563
-        v = nc.createVariable(
-            f"layer{layer}", "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(np.nan)
-        )
+        if grid_mapping:
+            crs = nc.createVariable("spatial_ref", "i4")
+            crs.crs_wkt = WKT_4326
+            crs.spatial_ref = WKT_4326
+            crs.grid_mapping_name = "latitude_longitude"
+            crs.semi_major_axis = 6378137.0
+            crs.inverse_flattening = 298.257223563
+        vals = np.stack([value(layer, d, lat[:, None], lon[None, :]) for d in days(year, ndays)])
+        if packed:
+            scale, offset, fill = PACKING
+            v = nc.createVariable(f"layer{layer}", "i2", ("time", "lat", "lon"), zlib=True, fill_value=np.int16(fill))
+            v.set_auto_maskandscale(False)
+            v.scale_factor = np.float32(scale)
+            v.add_offset = np.float32(offset)
+            raw = np.round((vals.astype(np.float64) - offset) / scale)
+            vals = np.where(np.isfinite(raw), raw, fill).astype(np.int16)
+        else:
+            v = nc.createVariable(
+                f"layer{layer}", "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(np.nan)
+            )
         v.units = "m3 m-3"
         v.standard_name = "volume_fraction_of_condensed_water_in_soil"
-        v.grid_mapping = "spatial_ref"
-        v[:] = np.stack([value(layer, d, lat[:, None], lon[None, :]) for d in days(year, ndays)])
+        if grid_mapping:
+            v.grid_mapping = "spatial_ref"
+        v[:] = vals
     return path
 
 
@@ -265,6 +287,19 @@ def main(out):
     with netCDF4.Dataset(os.path.join(mixed, f"SoMo.ml-EU_layer1_{YEARS[1]}.nc"), "a") as nc:
         nc["lon"][:] = nc["lon"][:] + 0.5
     made = {"somo": somo, "xsomo": with_xsomo, "leap": leap if with_xsomo else None, "mixed": mixed}
+    # files as other producers write them: float32 lat/lon, int16 packed with a _FillValue, no grid mapping
+    for year in YEARS:
+        write_somo(os.path.join(out, "somo_f32"), 1, year, coord_dtype="f4")
+        write_somo(os.path.join(out, "somo_packed"), 1, year, packed=True)
+        write_somo(os.path.join(out, "somo_nogm"), 1, year, coord_dtype="f4", grid_mapping=False)
+    # a folder without the middle year's file, and one mixing SoMo.ml-EU and SoMo.ml v1 files
+    for folder, names in (
+        ("somo_gap", {y: f"SoMo.ml-EU_layer1_{y}.nc" for y in (YEARS[0], YEARS[2])}),
+        ("somo_products", {YEARS[0]: f"SoMo.ml-EU_layer1_{YEARS[0]}.nc", YEARS[1]: f"SoMo.ml_v1_layer1_{YEARS[1]}.nc"}),
+    ):
+        os.makedirs(os.path.join(out, folder), exist_ok=True)
+        for year, name in names.items():
+            shutil.copy(os.path.join(somo, f"SoMo.ml-EU_layer1_{year}.nc"), os.path.join(out, folder, name))
     # grids across 0 deg and (in 0..360) across 180 deg; with xsomo, its own zonal cells and means of WRAP_ZONES
     for folder, bounds in WRAP_GRIDS.items():
         write_somo(os.path.join(out, folder), 1, YEARS[0], bounds=bounds, ndays=WRAP_DAYS)

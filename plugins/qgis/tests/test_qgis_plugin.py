@@ -885,3 +885,388 @@ def test_time_layer_steps_to_the_right_day(qgis_app, data_dir, tmp_path):
         assert _sample(lay, *POINTS[1], lay.renderer().band()) == pytest.approx(
             float(value(1, dt.date(2011, 1, 20), la, lo)), abs=1e-7
         )
+
+
+# --------------------------------------------------------------------------- QA pass 2: xsomo's rules in the plugin
+
+
+def _vector(path, kind, features, epsg=4326, driver="GPKG"):
+    """A vector file of ``{name: WKT}`` (``kind``: ogr.wkbPoint / wkbPolygon) in ``epsg`` (None: no CRS)."""
+    from osgeo import ogr, osr
+
+    ds = ogr.GetDriverByName(driver).CreateDataSource(str(path))
+    srs = None
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lyr = ds.CreateLayer("features", srs, kind)
+    lyr.CreateField(ogr.FieldDefn("name", ogr.OFTString))
+    for name, wkt in features.items():
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetField("name", name)
+        f.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        lyr.CreateFeature(f)
+    ds = None
+    return path
+
+
+def _to_crs(points, epsg):
+    """``[(x, y)]`` in EPSG:4326 lon/lat to ``epsg``."""
+    from osgeo import osr
+
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromEPSG(4326)
+    b.ImportFromEPSG(epsg)
+    for s in (a, b):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    t = osr.CoordinateTransformation(a, b)
+    return [t.TransformPoint(x, y)[:2] for x, y in points]
+
+
+def _box_wkt(corners):
+    ring = [*corners, corners[0]]
+    return "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))"
+
+
+def _series_rows(path):
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_polygon_across_the_antimeridian_in_a_projected_crs_is_refused(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 1: a box over 179.5E..179.5W drawn in EPSG:3832 (Pacific-centred) comes back in
+    EPSG:4326 from -179.5 to 179.5, and its mask took the 30 cells outside it (179.05..179.45 and
+    180.55..180.95 of a 0..360 grid). Refused as xsomo refuses it (drivers.regions: 'Split it at 180°')."""
+    import processing
+    from osgeo import ogr
+
+    d, _ = data_dir
+    corners = _to_crs([(179.5, 50.1), (-179.5, 50.1), (-179.5, 50.4), (179.5, 50.4)], 3832)
+    path = _vector(tmp_path / "pacific.gpkg", ogr.wkbPolygon, {"pacific": _box_wkt(corners)}, 3832)
+    for alg, extra in (
+        ("xsomo:zonalstats", {"START": "2010-01-01", "END": "2010-01-05", "OUTPUT": str(tmp_path / "z.gpkg")}),
+        ("xsomo:series", {"OUTPUT": str(tmp_path / "s.csv")}),
+    ):
+        msg = _run_expecting_error(
+            alg, {"FOLDER": str(d / "somo_360"), "LAYER": 1, "INPUT": str(path), "FIELD": "name", **extra}
+        )
+        assert "'pacific' spans more than 180° of longitude" in msg and "Split it at 180°" in msg, (alg, msg)
+    # the same box split at 180 (drawn in EPSG:4326 on both sides) selects its 10 x 3 cells around 180
+    halves = {
+        "pacific": "MULTIPOLYGON (((179.5 50.1, 180 50.1, 180 50.4, 179.5 50.4, 179.5 50.1)),"
+        "((-180 50.1, -179.5 50.1, -179.5 50.4, -180 50.4, -180 50.1)))"
+    }
+    out = processing.run(
+        "xsomo:series",
+        {"FOLDER": str(d / "somo_360"), "LAYER": 1, "INPUT": str(_vector(tmp_path / "halves.gpkg", ogr.wkbMultiPolygon, halves)),
+         "FIELD": "name", "OUTPUT": str(tmp_path / "halves.csv")},
+    )["OUTPUT"]
+    assert {int(r["n_cells"]) for r in _series_rows(out)} == {30}
+
+
+#: points on cell edges (a point on an inner edge belongs to the cell to its north-east), and the centre
+#: of that cell; stations given to 1-2 decimals lie on the edges of a 0.1-degree grid
+EDGE_POINTS = {
+    "10.3 50.2": ((10.3, 50.2), (10.35, 50.25)),
+    "10.7 50.5": ((10.7, 50.5), (10.75, 50.55)),
+    "11.0 51.1": ((11.0, 51.1), (11.05, 51.15)),
+    "10.1 50.9": ((10.1, 50.9), (10.15, 50.95)),
+    "11.5 50.0": ((11.5, 50.0), (11.55, 50.05)),
+    "10.0 50.4": ((10.0, 50.4), (10.05, 50.45)),
+}
+
+
+def test_float32_coordinates_are_snapped_to_the_grid(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 2: over files with float32 lat/lon, GDAL's geotransform is x0 = 10.00000019,
+    dy = -0.1000002: points on cell edges went to the cell west of them and polygon edges through
+    centres took xsomo's outside cells. The grid is snapped as xsomo places it (edges and steps
+    rounded to 1e-6), so series, sampleatstations, zonalstats and the outputs' placement agree with
+    xsomo's cell rule and masks."""
+    import processing
+    from osgeo import gdal, ogr
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    folder = str(d / "somo_f32")
+    day = dt.date(2011, 1, 20)
+    raw = gdal.Open(f'NETCDF:"{d}/somo_f32/SoMo.ml-EU_layer1_2011.nc":layer1').GetGeoTransform()
+    assert raw[0] != 10.0  # the files are as hostile as the published ones
+    tif = processing.run(
+        "xsomo:loadday", {"FOLDER": folder, "LAYER": 1, "DATE": day.isoformat(), "OUTPUT": str(tmp_path / "d.tif")}
+    )["OUTPUT"]
+    assert gdal.Open(tif).GetGeoTransform() == (10.0, 0.1, 0.0, 51.2, 0.0, -0.1)
+    pts = _vector(tmp_path / "edges.gpkg", ogr.wkbPoint, {n: f"POINT ({x!r} {y!r})" for n, ((x, y), _) in EDGE_POINTS.items()})
+    rows = _series_rows(processing.run(
+        "xsomo:series", {"FOLDER": folder, "LAYER": 1, "INPUT": str(pts), "FIELD": "name", "OUTPUT": str(tmp_path / "e.csv")}
+    )["OUTPUT"])
+    got = {r["name"]: float(r["sm"] or "nan") for r in rows if r["date"] == day.isoformat()}
+    sampled = processing.run(
+        "xsomo:sampleatstations",
+        {"INPUT": str(pts), "RASTER": tif, "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / "s.gpkg")},
+    )["OUTPUT"]
+    sampled = {f["name"]: f["sm"] for f in QgsVectorLayer(sampled, "s", "ogr").getFeatures()}
+    for name, (_, (lon_c, lat_c)) in EDGE_POINTS.items():
+        want = float(value(1, day, lat_c, lon_c))
+        assert got[name] == pytest.approx(want, abs=1e-7), name
+        assert sampled[name] == pytest.approx(want, abs=1e-7), name
+    # polygons whose edges run through cell centres: xsomo's cells (east/north edges in, west/south out)
+    zones = _polygons(tmp_path / "hostile.gpkg", HOSTILE_BOXES)
+    res = processing.run(
+        "xsomo:zonalstats",
+        {"FOLDER": folder, "LAYER": 1, "INPUT": str(zones), "FIELD": "zone",
+         "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "z.gpkg")},
+    )
+    got = {f["zone"]: (f["n_cells"], f["mean_sm"]) for f in QgsVectorLayer(res["OUTPUT"], "z", "ogr").getFeatures()}
+    for name, box in HOSTILE_BOXES.items():
+        n = _box_mean(dt.date(2012, 1, 5), box)[1]
+        assert got[name][0] == n, name
+        if n:
+            days = [dt.date(2012, 1, 5) + dt.timedelta(days=i) for i in range(21)]
+            assert got[name][1] == pytest.approx(np.mean([_box_mean(dd, box)[0] for dd in days]), rel=1e-6), name
+    # a grid whose step is not a whole 1e-6 degree (1/120) is left as GDAL gives it
+    from xsomo_qgis.somo_files import snap_geotransform
+
+    odd = (10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120)
+    assert snap_geotransform(odd, (4320, 4320)) == odd
+    assert snap_geotransform((10.000000190734863, 0.1, 0.0, 51.2000016299161, 0.0, -0.1000002080743963), (12, 16)) == (
+        10.0, 0.1, 0.0, 51.2, 0.0, -0.1
+    )
+    # float32 50.35 is 50.3499985: rounding GDAL's edge to 1e-6 alone gave 50.399998 (QA's file)
+    assert snap_geotransform(
+        (10.000000238418579, 0.09999990463256836, 0.0, 50.399998346964516, 0.0, -0.09999974568684895), (4, 5)
+    ) == (10.0, 0.1, 0.0, 50.4, 0.0, -0.1)
+
+
+def test_points_in_the_other_longitude_convention_get_their_cell(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 3: a station at -179.55 over a grid in 0..360 (170..190) is the cell at 180.45, one at
+    359.45 over a grid across 0 deg the cell at -0.55 (xsomo's lon_like_grid); both had no data, in
+    series and in sampleatstations."""
+    import processing
+    from make_test_data import WRAP_GRIDS
+    from osgeo import ogr
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    day = dt.date(2010, 1, 3)
+    for folder, same in (("somo_360", {"-179.55": (180.45, 50.25), "180.45": (180.45, 50.25), "-170.03": (189.95, 50.05)}),
+                         ("somo_zero", {"359.45": (-0.55, 50.25), "-0.55": (-0.55, 50.25), "369.03": (9.05, 50.45)})):
+        pts = {name: f"POINT ({float(name)!r} {lat_c + 0.01!r})" for name, (_, lat_c) in same.items()}
+        path = _vector(tmp_path / f"{folder}.gpkg", ogr.wkbPoint, pts)
+        rows = _series_rows(processing.run(
+            "xsomo:series",
+            {"FOLDER": str(d / folder), "LAYER": 1, "INPUT": str(path), "FIELD": "name", "OUTPUT": str(tmp_path / f"{folder}.csv")},
+        )["OUTPUT"])
+        got = {r["name"]: (r["sm"], int(r["n_cells"])) for r in rows if r["date"] == day.isoformat()}
+        tif = processing.run(
+            "xsomo:loadday", {"FOLDER": str(d / folder), "LAYER": 1, "DATE": day.isoformat(), "OUTPUT": str(tmp_path / f"{folder}.tif")}
+        )["OUTPUT"]
+        out = processing.run(
+            "xsomo:sampleatstations",
+            {"INPUT": str(path), "RASTER": tif, "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / f"{folder}_s.gpkg")},
+        )["OUTPUT"]
+        sampled = {f["name"]: f["sm"] for f in QgsVectorLayer(out, "s", "ogr").getFeatures()}
+        for name, (lon_c, lat_c) in same.items():
+            want = float(value(1, day, lat_c, lon_c))
+            assert got[name][1] == 1 and float(got[name][0]) == pytest.approx(want, abs=1e-7), (folder, name, got[name])
+            assert sampled[name] == pytest.approx(want, abs=1e-7), (folder, name, sampled[name])
+        assert WRAP_GRIDS[folder]
+
+
+def test_packed_files_are_unpacked(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 4: int16 files with scale_factor/add_offset and a _FillValue (as other producers write
+    netCDF) were read as the raw integers (2548 for 0.2598 m3 m-3): loadday, series, zonalstats and the
+    time layer now give m3 m-3 (as xarray decodes them for xsomo), the fill value NaN; the anomaly
+    (scale-invariant) keeps the fill value out."""
+    import processing
+    from make_test_data import PACKING
+    from osgeo import gdal, ogr
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    folder = str(d / "somo_packed")
+    tol = PACKING[0] / 2 + 1e-7
+    day = dt.date(2011, 1, 20)
+    layer = _raster(processing.run(
+        "xsomo:loadday", {"FOLDER": folder, "LAYER": 1, "DATE": day.isoformat(), "OUTPUT": str(tmp_path / "p.tif")}
+    )["OUTPUT"])
+    lat, lon = grid()
+    want = value(1, day, lat[:, None], lon[None, :])
+    got = _all_cells(layer)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], atol=tol)
+    pts = _vector(tmp_path / "pts.gpkg", ogr.wkbPoint, {f"p{i}": f"POINT ({x!r} {y!r})" for i, (x, y) in enumerate(POINTS)})
+    rows = _series_rows(processing.run(
+        "xsomo:series", {"FOLDER": folder, "LAYER": 1, "INPUT": str(pts), "FIELD": "name", "OUTPUT": str(tmp_path / "p.csv")}
+    )["OUTPUT"])
+    for r in rows[::11]:
+        x, y = POINTS[int(r["name"][1:])]
+        assert float(r["sm"]) == pytest.approx(float(value(1, dt.date.fromisoformat(r["date"]), *_cell(x, y))), abs=tol)
+    res = processing.run(
+        "xsomo:zonalstats",
+        {"FOLDER": folder, "LAYER": 1, "INPUT": str(_polygons(tmp_path / "zones.gpkg", HOSTILE_BOXES)), "FIELD": "zone",
+         "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "z.gpkg")},
+    )
+    for f in QgsVectorLayer(res["OUTPUT"], "z", "ogr").getFeatures():
+        box = HOSTILE_BOXES[f["zone"]]
+        n = _box_mean(dt.date(2012, 1, 5), box)[1]
+        assert f["n_cells"] == n  # the fill value (the 'sea') holds no data
+        if n:
+            days = [dt.date(2012, 1, 5) + dt.timedelta(days=i) for i in range(21)]
+            assert f["mean_sm"] == pytest.approx(np.mean([_box_mean(dd, box)[0] for dd in days]), abs=tol)
+    anom = _all_cells(_raster(processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": folder, "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "a.tif")},
+    )["OUTPUT"]))
+    z = _expected_anomaly(dt.date(2012, 1, 5), dt.date(2012, 1, 25), 2012)
+    assert np.array_equal(np.isnan(anom), np.isnan(z))
+    res = processing.run("xsomo:timelayer", {"FOLDER": folder, "LAYER": 1, "OUTPUT": str(tmp_path / "t.vrt"), "LOAD": False})
+    vrt = gdal.Open(res["OUTPUT"])  # (kept: a band outliving its dataset crashes GDAL's bindings)
+    band = vrt.GetRasterBand(40 + 20)  # 2011-01-20
+    assert band.GetDescription() == day.isoformat()
+    got = band.ReadAsArray().astype(float)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], atol=tol)
+
+
+def test_files_without_a_grid_mapping_are_epsg_4326(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 5: files without a grid mapping (older SoMo.ml v1 files) gave outputs without a CRS,
+    and stations in EPSG:3035 sampled NULL on them; they are EPSG:4326, as xsomo reads them."""
+    import processing
+    from osgeo import gdal, ogr
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    folder = str(d / "somo_nogm")
+    src = f'NETCDF:"{d}/somo_nogm/SoMo.ml-EU_layer1_2011.nc":layer1'
+    assert gdal.Open(src).GetProjection() == ""
+    day = dt.date(2011, 1, 20)
+    tif = processing.run(
+        "xsomo:loadday", {"FOLDER": folder, "LAYER": 1, "DATE": day.isoformat(), "OUTPUT": str(tmp_path / "d.tif")}
+    )["OUTPUT"]
+    anom = processing.run(
+        "xsomo:anomalymap",
+        {"FOLDER": folder, "LAYER": 1, "START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "a.tif")},
+    )["OUTPUT"]
+    vrt = processing.run("xsomo:timelayer", {"FOLDER": folder, "LAYER": 1, "OUTPUT": str(tmp_path / "t.vrt"), "LOAD": False})["OUTPUT"]
+    for path in (tif, anom, vrt):
+        assert _raster(path).crs().authid() == "EPSG:4326", path
+    inside = [(sid, x, y) for sid, x, y in STATIONS if 10.0 <= x < 11.6 and 50.0 <= y < 51.2]
+    xy = _to_crs([(x, y) for _, x, y in inside], 3035)
+    path = _vector(tmp_path / "st3035.gpkg", ogr.wkbPoint, {sid: f"POINT ({x!r} {y!r})" for (sid, _, _), (x, y) in zip(inside, xy, strict=True)}, 3035)
+    for raster, band in ((tif, 1), (src, 20)):
+        out = processing.run(
+            "xsomo:sampleatstations",
+            {"INPUT": str(path), "RASTER": raster, "BAND": band, "FIELD": "sm", "OUTPUT": str(tmp_path / f"s{band}.gpkg")},
+        )["OUTPUT"]
+        got = {f["name"]: f["sm"] for f in QgsVectorLayer(out, "s", "ogr").getFeatures()}
+        for sid, x, y in inside:
+            want = float(value(1, day, *_cell(x, y)))
+            if np.isnan(want):
+                assert got[sid] is None or got[sid] != got[sid] or str(got[sid]) == "NULL", (raster, sid)
+            else:
+                assert got[sid] == pytest.approx(want, abs=1e-7), (raster, sid, got[sid])
+
+
+def test_polygons_without_crs_in_metres_are_refused(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 6: a shapefile without its .prj whose coordinates are metres (EPSG:3035) gave n_cells 0
+    and NULL for every polygon; refused as xsomo refuses it ('set their CRS'). Without a CRS, coordinates
+    that can be degrees are taken as EPSG:4326 (as xsomo)."""
+    import processing
+    from osgeo import ogr
+
+    d, _ = data_dir
+    box = HOSTILE_BOXES["on centres, edges"]
+    w, s, e, n = box
+    corners = [(w, s), (e, s), (e, n), (w, n)]
+    metres = _vector(tmp_path / "metres.shp", ogr.wkbPolygon, {"m": _box_wkt(_to_crs(corners, 3035))}, None, "ESRI Shapefile")
+    assert not (tmp_path / "metres.prj").exists()
+    for alg, extra in (
+        ("xsomo:zonalstats", {"START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "z.gpkg")}),
+        ("xsomo:series", {"OUTPUT": str(tmp_path / "s.csv")}),
+    ):
+        msg = _run_expecting_error(alg, {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(metres), "FIELD": "name", **extra})
+        assert "have no CRS and their coordinates are not degrees" in msg and "set their CRS" in msg, (alg, msg)
+    degrees = _vector(tmp_path / "degrees.shp", ogr.wkbPolygon, {"deg": _box_wkt(corners)}, None, "ESRI Shapefile")
+    rows = _series_rows(processing.run(
+        "xsomo:series", {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(degrees), "FIELD": "name", "OUTPUT": str(tmp_path / "d.csv")}
+    )["OUTPUT"])
+    assert {int(r["n_cells"]) for r in rows} == {_box_mean(dt.date(2010, 1, 1), box)[1]}
+
+
+def test_a_folder_of_two_products_is_refused(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 7: SoMo.ml-EU and SoMo.ml v1 files in one folder were stacked as one series; refused as
+    xsomo.open_somo refuses it (one product at a time)."""
+    d, _ = data_dir
+    for alg, extra in (
+        ("xsomo:loadday", {"DATE": "2010-01-05", "OUTPUT": str(tmp_path / "a.tif")}),
+        ("xsomo:anomalymap", {"START": "2011-01-05", "END": "2011-01-09", "OUTPUT": str(tmp_path / "b.tif")}),
+    ):
+        msg = _run_expecting_error(alg, {"FOLDER": str(d / "somo_products"), "LAYER": 1, **extra})
+        assert "several products" in msg and "SoMo.ml-EU" in msg and "SoMo.ml_v1" in msg, msg
+
+
+def test_a_missing_middle_year_is_named(qgis_app, data_dir, tmp_path):
+    """QA 2 defect 9: a day of a year whose file is missing from the folder said only that it is not in the
+    files (2010-01-01 ... 2012-02-09); the message names the file that is probably missing."""
+    d, _ = data_dir
+    for alg, extra in (
+        ("xsomo:loadday", {"DATE": "2011-01-05", "OUTPUT": str(tmp_path / "a.tif")}),
+        ("xsomo:anomalymap", {"START": "2011-01-05", "END": "2011-01-09", "OUTPUT": str(tmp_path / "b.tif")}),
+    ):
+        msg = _run_expecting_error(alg, {"FOLDER": str(d / "somo_gap"), "LAYER": 1, **extra})
+        assert "file for 2011 is probably missing from the folder" in msg and "SoMo.ml-EU_layer1_2011.nc" in msg, msg
+    # a day beyond the files is not blamed on a missing file
+    msg = _run_expecting_error(
+        "xsomo:loadday", {"FOLDER": str(d / "somo_gap"), "LAYER": 1, "DATE": "2013-01-05", "OUTPUT": str(tmp_path / "c.tif")}
+    )
+    assert "not in the layer-1 files" in msg and "missing from the folder" not in msg, msg
+
+
+def _cells_in(geom_4326):
+    """Cells of the test grid whose centres (tested 1e-8 deg west and 1e-10 deg south, as xsomo's masks)
+    lie in an OGR geometry in EPSG:4326 lon/lat."""
+    from osgeo import ogr
+
+    lat, lon = grid()
+    inside = np.zeros((lat.size, lon.size), dtype=bool)
+    for i, la in enumerate(lat):
+        for j, lo in enumerate(lon):
+            inside[i, j] = geom_4326.Contains(ogr.CreateGeometryFromWkt(f"POINT ({lo - 1e-8!r} {la - 1e-10!r})"))
+    return inside
+
+
+def test_projected_polygons_are_densified_before_they_go_to_degrees(qgis_app, data_dir, tmp_path):
+    """QA 2 (t6): a polygon drawn in EPSG:3035 has straight edges there, curves in degrees. xsomo
+    segmentizes it at 1 km before EPSG:4326 (drivers.regions._in_degrees); the plugin took the chords
+    between its corners, and a box whose corners lie on cell centres counted other cells (3 for 4)."""
+    import processing
+    from osgeo import ogr, osr
+
+    d, _ = data_dir
+    w, s, e, n = 10.05, 50.05, 11.55, 51.15  # corners on cell centres, edges 100+ km long
+    corners = _to_crs([(w, s), (e, s), (e, n), (w, n)], 3035)
+    path = _vector(tmp_path / "box3035.gpkg", ogr.wkbPolygon, {"box": _box_wkt(corners)}, 3035)
+    geom = ogr.CreateGeometryFromWkt(_box_wkt(corners))
+    geom.Segmentize(1000.0)
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromEPSG(3035)
+    b.ImportFromEPSG(4326)
+    for srs in (a, b):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    geom.Transform(osr.CoordinateTransformation(a, b))
+    inside = _cells_in(geom)
+    lat, lon = grid()
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    day = dt.date(2010, 1, 3)
+    v = value(1, day, la, lo)
+    ok = inside & np.isfinite(v)
+    wts = np.cos(np.deg2rad(la))
+    rows = _series_rows(processing.run(
+        "xsomo:series", {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": str(path), "FIELD": "name", "OUTPUT": str(tmp_path / "b.csv")}
+    )["OUTPUT"])
+    got = next(r for r in rows if r["date"] == day.isoformat())
+    assert int(got["n_cells"]) == int(ok.sum())
+    assert float(got["sm"]) == pytest.approx(float((v[ok] * wts[ok]).sum() / wts[ok].sum()), rel=1e-6)

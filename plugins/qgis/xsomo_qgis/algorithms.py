@@ -16,7 +16,6 @@ import csv
 import os
 
 import numpy as np
-from osgeo import gdal
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -24,6 +23,7 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
+    QgsPointXY,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -40,6 +40,7 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProject,
     QgsRasterLayer,
+    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -51,9 +52,11 @@ from xsomo_qgis.somo_files import (
     SomoFileError,
     area_weighted_series,
     cell_of,
+    lon_like_grid,
     parse_day,
     polygon_mask,
     series_period_stats,
+    snap_geotransform,
     write_geotiff,
     write_style,
 )
@@ -158,12 +161,12 @@ class LoadDay(_Base):
         except SomoFileError as err:
             raise QgsProcessingException(str(err)) from err
         feedback.pushInfo(f"reading {name} band {band} ({day})")
-        src = gdal.Open(name)
+        f = files.file_of(day)
         write_geotiff(
             out,
             files.read(day),
-            src.GetGeoTransform(),
-            src.GetProjection(),
+            f.geotransform,  # snapped to the grid; EPSG:4326 without a grid mapping (as xsomo)
+            f.projection,
             tags={
                 "layer": files.layer,
                 "date": day.isoformat(),
@@ -294,11 +297,23 @@ class SampleAtStations(_Base):
         sink, dest = self.parameterAsSink(
             parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
         )
+        raster_crs = _raster_crs(raster)
         xform = QgsCoordinateTransform(
             source.sourceCrs(),
-            raster.crs(),
+            raster_crs,
             context.transformContext() if context else QgsProject.instance(),
         )
+        # the cell holding each station by xsomo's cell rule (cell_of: a station on an inner edge is in the
+        # cell to its north-east) on the raster's grid snapped as xsomo places it, then that cell's value;
+        # GDAL's own pick on an edge is the float rounding of either side
+        ext = raster.extent()
+        shape = (raster.height(), raster.width())
+        gt = snap_geotransform(
+            (ext.xMinimum(), ext.width() / shape[1], 0.0, ext.yMaximum(), 0.0, -ext.height() / shape[0]), shape
+        )
+        # a raster in degrees takes the stations in its longitudes (xsomo's lon_like_grid): a station at
+        # -179.55 lies in the cell at 180.45 of a raster over 179..181, one at 359.45 in that at -0.55
+        geographic = raster_crs.isValid() and raster_crs.isGeographic()
         provider = raster.dataProvider()
         total = max(source.featureCount(), 1)
         for i, feat in enumerate(source.getFeatures()):
@@ -308,9 +323,14 @@ class SampleAtStations(_Base):
             geom = feat.geometry()
             if not geom.isEmpty():
                 pt = xform.transform(geom.asPoint())
-                v, ok = provider.sample(pt, band)
-                if ok and v == v:  # v == v: not NaN
-                    value = float(v)
+                x = lon_like_grid(pt.x(), gt, shape[1]) if geographic else pt.x()
+                cell = cell_of(gt, shape, x, pt.y())
+                if cell is not None:
+                    row, col = cell
+                    centre = QgsPointXY(gt[0] + gt[1] * (col + 0.5), gt[3] + gt[5] * (row + 0.5))
+                    v, ok = provider.sample(centre, band)
+                    if ok and v == v:  # v == v: not NaN
+                        value = float(v)
             out = QgsFeature(fields)
             out.setGeometry(geom)
             out.setAttributes([*feat.attributes(), value])
@@ -319,22 +339,75 @@ class SampleAtStations(_Base):
         return {"OUTPUT": dest}
 
 
+def _in_degrees(x_min, x_max, y_min, y_max):
+    """Whether a layer's extent can be longitudes and latitudes (xsomo's test for a layer without CRS)."""
+    return not (x_min < -180.0 or x_max > 540.0 or y_min < -90.0 or y_max > 90.0)
+
+
+def _raster_crs(raster):
+    """The raster's CRS; EPSG:4326 for one without a CRS whose extent is degrees (a SoMo.ml file without a
+    grid mapping, read as NETCDF:"file.nc":layer1: xsomo gives those EPSG:4326)."""
+    crs = raster.crs()
+    if not crs.isValid():
+        e = raster.extent()
+        if _in_degrees(e.xMinimum(), e.xMaximum(), e.yMinimum(), e.yMaximum()):
+            return QgsCoordinateReferenceSystem("EPSG:4326")
+    return crs
+
+
 def _features_in_4326(alg, parameters, context, name):
-    """``[(label, QgsGeometry in EPSG:4326)]`` of a vector parameter, labelled by the FIELD parameter."""
+    """``[(label, QgsGeometry in EPSG:4326)]`` of a vector parameter, labelled by the FIELD parameter.
+
+    As xsomo's ``drivers.regions`` (``_in_degrees``, ``_regions``): a layer without CRS is taken as
+    degrees, and refused when its coordinates cannot be degrees (metres of a projection: every
+    polygon had silently selected no cell); a polygon wider than 180 deg in EPSG:4326 is refused
+    (one drawn across the antimeridian in a projected CRS comes back wrapped around the globe, and
+    its mask took the cells outside it).
+    """
     source = alg.parameterAsSource(parameters, name, context)
     if source is None:
         raise QgsProcessingException(f"{name}: the layer {parameters.get(name)!r} could not be opened")
     field = alg.parameterAsString(parameters, "FIELD", context)
-    xform = QgsCoordinateTransform(
-        source.sourceCrs(), QgsCoordinateReferenceSystem("EPSG:4326"), context.transformContext()
-    )
+    kind = "points" if QgsWkbTypes.geometryType(source.wkbType()) == QgsWkbTypes.PointGeometry else "polygons"
+    xform = None
+    densify = None
+    crs = source.sourceCrs()
+    if crs.isValid():
+        xform = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), context.transformContext())
+        if not crs.isGeographic():
+            # a straight edge in a projection is a curve in degrees: 1 km segments first, as xsomo
+            # (drivers.regions._in_degrees: gdf.segmentize(1000 m)), a tenth of a 0.1-degree cell
+            to_m = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
+            densify = 1000.0 / (to_m or 1.0)
+    else:
+        e = source.sourceExtent()
+        if not e.isEmpty() and not _in_degrees(e.xMinimum(), e.xMaximum(), e.yMinimum(), e.yMaximum()):
+            raise QgsProcessingException(
+                f"{name}: the {kind} have no CRS and their coordinates are not degrees (x {e.xMinimum():.6g}.."
+                f"{e.xMaximum():.6g}, y {e.yMinimum():.6g}..{e.yMaximum():.6g}: metres of a projection?): set "
+                "their CRS (a shapefile needs its .prj; in QGIS Layer Properties > Source > Assigned CRS, or "
+                "Processing > Vector general > Assign projection)"
+            )
     out = []
     for k, feat in enumerate(source.getFeatures()):
         geom = feat.geometry()
         if geom.isEmpty():
             continue
-        geom.transform(xform)
+        if densify is not None and geom.type() == QgsWkbTypes.PolygonGeometry:
+            geom = geom.densifyByDistance(densify)
+        if xform is not None:
+            geom.transform(xform)
         label = str(feat[field]) if field else str(feat.id() if feat.id() >= 0 else k)
+        if geom.type() == QgsWkbTypes.PolygonGeometry:
+            for part in geom.asGeometryCollection() if geom.isMultipart() else [geom]:
+                box = part.boundingBox()
+                if box.xMaximum() - box.xMinimum() > 180.0:
+                    raise QgsProcessingException(
+                        f"polygon {label!r} spans more than 180° of longitude in EPSG:4326 ({box.xMinimum():g} to "
+                        f"{box.xMaximum():g}): it crosses the antimeridian (in its own CRS it wraps around), and "
+                        "masking it would take every cell outside it. Split it at 180° first (e.g. draw it as "
+                        "two polygons, one on each side)"
+                    )
         out.append((label, geom, feat))
     return source, out
 
@@ -358,7 +431,9 @@ def _regional_series(files, geom, label=""):
             pt = points[0]
         else:
             pt = geom.asPoint()
-        cell = cell_of(f.geotransform, shape, pt.x(), pt.y())
+        # in the grid's longitudes, as xsomo's point_series: -179.55 is the cell at 180.45 of a 0..360 grid
+        x = lon_like_grid(pt.x(), f.geotransform, shape[1])
+        cell = cell_of(f.geotransform, shape, x, pt.y())
         days = sorted(files._where)
         if cell is None:
             return days, [float("nan")] * len(days), 0
@@ -511,7 +586,8 @@ class TimeLayer(_Base):
         sources = []
         for year in sorted(files.files):
             f = files.files[year]
-            sources += [(f.name, f.band_of[d], d) for d in f.days]
+            packing = f.packing  # a packed or filled file is unpacked by the VRT (values in m3 m-3, fill NaN)
+            sources += [(f.name, f.band_of[d], d) if packing is None else (f.name, f.band_of[d], d, packing) for d in f.days]
         sources.sort(key=lambda s: s[2])
         first = files.first
         text = vrt_xml(

@@ -57,11 +57,22 @@ def find_layer_files(folder, layer):
             f"{folder} is a file, not a folder; choose the folder that holds the SoMo.ml-EU files"
         )
     out = {}
-    for path in sorted(
-        glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))
-    ):
-        m = FILE_PATTERN.match(os.path.basename(path))
-        if m and int(m["layer"]) == int(layer):
+    matched = [
+        (path, m)
+        for path in sorted(
+            glob.glob(os.path.join(folder, "*.nc")) + glob.glob(os.path.join(folder, "*", "*.nc"))
+        )
+        if (m := FILE_PATTERN.match(os.path.basename(path)))
+    ]
+    # one product at a time, as xsomo.open_somo: SoMo.ml-EU and SoMo.ml v1 days were stacked as one series
+    products = sorted({m["product"] for _, m in matched})
+    if len(products) > 1:
+        raise SomoFileError(
+            f"files of several products found in {folder}: {products}; use a folder that holds the files of "
+            f"one product only (e.g. only the {products[0]}_layer*_*.nc files)"
+        )
+    for path, m in matched:
+        if int(m["layer"]) == int(layer):
             year = int(m["year"])
             if year in out:
                 raise SomoFileError(
@@ -118,18 +129,42 @@ class LayerFile:
 
     @property
     def geotransform(self):
-        return self.ds.GetGeoTransform()
+        """GDAL's geotransform snapped to the grid (:func:`snap_geotransform`)."""
+        return snap_geotransform(self.ds.GetGeoTransform(), (self.ds.RasterYSize, self.ds.RasterXSize))
 
     @property
     def projection(self):
-        return self.ds.GetProjection()
+        """The file's CRS (WKT); EPSG:4326 for a file without a grid mapping (older SoMo.ml v1 files), as xsomo."""
+        return self.ds.GetProjection() or wkt_4326()
+
+    @property
+    def packing(self):
+        """``(scale, offset, nodata)`` of a packed or filled file (int16 with ``scale_factor``/``add_offset``,
+        a ``_FillValue`` such as -9999), as ``time_stack.vrt_xml`` unpacks it; None for float values
+        with NaN as the missing ones."""
+        band = self.ds.GetRasterBand(1)
+        scale, offset, nodata = band.GetScale(), band.GetOffset(), band.GetNoDataValue()
+        scale = 1.0 if scale is None else float(scale)
+        offset = 0.0 if offset is None else float(offset)
+        if nodata is not None and np.isnan(nodata):
+            nodata = None
+        if (scale, offset, nodata) == (1.0, 0.0, None):
+            return None
+        return scale, offset, nodata
 
     def read(self, day):
+        """One day in m3 m-3 (float64): the file's nodata (``_FillValue``) NaN, packed integers unpacked
+        (``value * scale_factor + add_offset``, as xarray decodes them for xsomo)."""
         band = self.ds.GetRasterBand(self.band_of[day])
         a = band.ReadAsArray().astype(np.float64)
         nodata = band.GetNoDataValue()
         if nodata is not None and not np.isnan(nodata):
             a[a == nodata] = np.nan
+        scale, offset = band.GetScale(), band.GetOffset()
+        if scale not in (None, 1.0):
+            a *= scale
+        if offset not in (None, 0.0):
+            a += offset
         return a
 
 
@@ -150,19 +185,41 @@ class LayerFiles:
     def has(self, day):
         return day in self._where
 
-    def read(self, day):
+    def _missing_file(self, years):
+        """``"; the layer-N file for YYYY is probably missing from the folder ..."`` for the years within
+        the files' range that have no file (as xsomo: "is a year's file missing from the folder?"), or ``""``."""
+        gone = sorted(y for y in set(years) if min(self.files) < y < max(self.files) and y not in self.files)
+        if not gone:
+            return ""
+        product = FILE_PATTERN.match(os.path.basename(self.first.path))["product"]
+        which = ", ".join(str(y) for y in gone)
+        names = ", ".join(f"{product}_layer{self.layer}_{y}.nc" for y in gone)
+        return (
+            f": the layer-{self.layer} file for {which} is probably missing from the folder ({names}); "
+            "add it (or choose days of the years that have files)"
+        )
+
+    def _not_held(self, day):
+        days = sorted(self._where)
+        return SomoFileError(
+            f"day {day} is not in the layer-{self.layer} files ({days[0]} ... {days[-1]})"
+            + self._missing_file([day.year])
+        )
+
+    def file_of(self, day):
+        """The :class:`LayerFile` holding ``day``."""
         if day not in self._where:
-            raise SomoFileError(f"day {day} is not in the layer-{self.layer} files")
-        return self._where[day].read(day)
+            raise self._not_held(day)
+        return self._where[day]
+
+    def read(self, day):
+        return self.file_of(day).read(day)
 
     def band(self, day):
         """``(gdal dataset name, band number)`` of one day."""
         f = self._where.get(day)
         if f is None:
-            days = sorted(self._where)
-            raise SomoFileError(
-                f"day {day} is not in the layer-{self.layer} files ({days[0]} ... {days[-1]})"
-            )
+            raise self._not_held(day)
         return f.name, f.band_of[day]
 
     def window_mean(self, start, end):
@@ -192,6 +249,7 @@ class LayerFiles:
         if m0 is None:
             raise SomoFileError(
                 f"the period {start} ... {end} is not covered by the layer-{self.layer} files"
+                + self._missing_file(range(start.year, end.year + 1))
             )
         days = sorted(self._where)
         means = []
@@ -204,6 +262,79 @@ class LayerFiles:
                 f"an anomaly needs the window in at least {MIN_WINDOWS} years of the files; found {len(means)}"
             )
         return period_zscore(m0, np.stack(means)), len(means)
+
+
+def wkt_4326():
+    """EPSG:4326 as WKT (the CRS xsomo gives SoMo.ml files without a grid mapping)."""
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    return srs.ExportToWkt()
+
+
+def decimal_centre(c):
+    """A cell-centre coordinate as xsomo reads it (``gis.export._decimal_coords``): a float32 value
+    (``50.35`` stored as 50.349998474) as the shortest decimal that gives it back; others as they are."""
+    c32 = np.float32(c)
+    if not np.isfinite(c32) or abs(float(c32) - c) > 1e-9 * max(1.0, abs(c)):
+        return float(c)  # not a float32 coordinate (GDAL's own arithmetic is within 1e-15 of it)
+    v = float(c32)
+    for digits in range(10):
+        r = float(np.round(v, digits))
+        if np.float32(r) == c32:
+            return r
+    return v
+
+
+def snap_geotransform(geotransform, shape):
+    """``geotransform`` placed as xsomo places the grid: edges and steps exact from the centres.
+
+    GDAL derives the geotransform from the files' first and last centre coordinates; float32
+    coordinates give e.g. ``x0 = 10.000000217, dx = 0.099999948``, so a point on a cell edge (10.3)
+    fell in the cell west of it and a polygon's edge through centres picked other cells than
+    ``xsomo series``/``zonal``. As xsomo (``gis.export._exact_transform``, ``_decimal_coords``,
+    ``conventions.GridSpec.from_coords``): the first and last centres of each axis (float32 ones as
+    their shortest decimals, :func:`decimal_centre`), the step ``round((last - first) / (n - 1), 6)``,
+    the edge ``round(first - step / 2, 6)``. Kept as GDAL gives it where that would move an edge of
+    the grid by more than 1e-3 of a cell (a step that is not a whole 1e-6 deg, such as 1/120 deg,
+    which xsomo's rounding would misplace) or the raster is rotated.
+    """
+    x0, dx, rx, y0, ry, dy = (float(v) for v in geotransform)
+    ny, nx = shape
+    if rx or ry or not dx or not dy:
+        return tuple(geotransform)
+
+    def axis(origin, step, n):
+        first = decimal_centre(origin + step / 2)
+        last = decimal_centre(origin + step * (n - 0.5))
+        s = round((last - first) / (n - 1), 6) if n > 1 else round(step, 6)
+        return round(first - s / 2, 6), s
+
+    ox, sx = axis(x0, dx, nx)
+    oy, sy = axis(y0, dy, ny)
+    if not sx or not sy:
+        return tuple(geotransform)
+    moved = max(
+        abs(ox - x0) / abs(sx),
+        abs(ox + sx * nx - (x0 + dx * nx)) / abs(sx),
+        abs(oy - y0) / abs(sy),
+        abs(oy + sy * ny - (y0 + dy * ny)) / abs(sy),
+    )
+    if moved > 1e-3:
+        return tuple(geotransform)
+    return (ox, sx, 0.0, oy, 0.0, sy)
+
+
+def lon_like_grid(x, geotransform, nx):
+    """Longitude ``x`` in the grid's convention (0..360 or -180..180): xsomo's
+    ``conventions.lon_like_grid``. Only a longitude outside ``west .. west + 360`` moves, by whole
+    turns (rounded to 1e-9 deg); a point at -179.55 on a grid of 179..181 deg is the cell at 180.45."""
+    x0, dx = geotransform[0], geotransform[1]
+    west = min(x0, x0 + dx * nx)
+    if west <= x < west + 360.0:
+        return x
+    return round(west + (x - west) % 360.0, 9)
 
 
 def check_same_grid(first, other):
