@@ -132,3 +132,54 @@ def test_item3_large_arrays_checked_on_spread_time_steps():
     bad = da.copy(data=dsa.concatenate([data[:-1], dsa.full((1, cells), 9.0, chunks=(1, cells))]))
     with pytest.raises(UnitError, match="air_temperature"):
         check_plausible(bad, "air_temperature")  # the last step is always in the sample
+
+
+@pytest.mark.parametrize(
+    ("units", "value", "kelvin"),
+    [
+        ("degrees Celsius", 10.0, 283.15),
+        ("Degrees Celsius", 10.0, 283.15),
+        ("degrees C", 10.0, 283.15),
+        ("degree C", 10.0, 283.15),
+        ("deg C", 10.0, 283.15),
+        ("deg. C", 10.0, 283.15),
+        ("degrees_C", 10.0, 283.15),
+        ("degrees_celsius", 10.0, 283.15),
+        ("DEGREES CELSIUS", 10.0, 283.15),
+        ("ºC", 10.0, 283.15),  # the masculine ordinal sign, written for the degree sign
+        ("° C", 10.0, 283.15),
+        ("Celsius", 10.0, 283.15),
+        ("centigrade", 10.0, 283.15),
+        ("Kelvin", 280.0, 280.0),
+        ("kelvin", 280.0, 280.0),
+        ("degrees K", 280.0, 280.0),
+        ("deg K", 280.0, 280.0),
+        ("degrees Kelvin", 280.0, 280.0),
+        ("degK", 280.0, 280.0),
+        ("degrees F", 50.0, 283.15),
+    ],
+)
+def test_celsius_and_kelvin_spellings_are_temperatures_not_angles(units, value, kelvin):
+    """pint read "degrees Celsius" as degree (an angle) x degC: 10 became 0.1745 K; "Kelvin",
+    "Degrees Celsius", "degrees_C" and "ºC" could not be parsed (QA)."""
+    da = xr.DataArray(np.array([value]), dims="t", attrs={"units": units})
+    assert float(convert(da, "K")[0]) == pytest.approx(kelvin, rel=1e-9)
+    assert str(parse_units(units).dimensionality) == "[temperature]"
+
+
+@pytest.mark.parametrize("units", ["degrees C d-1", "degree * K", "deg. Celsius per day", "degrees kelvin / h", "radian K"])
+def test_a_degree_next_to_a_temperature_is_never_an_angle(units):
+    """An unknown spelling with "degree" / "deg" next to C, K or F is refused, never parsed as an
+    angle times a temperature; spellings of degC inside a compound that pint reads right pass."""
+    with pytest.raises(UnitError, match=r"'t'.*(degree' next to a temperature|an angle times a temperature)"):
+        parse_units(units, name="t")
+    for fine in ("degC d-1", "deg_C d-1", "K d-1", "degrees_north", "degrees"):
+        parse_units(fine)
+
+
+def test_a_declared_label_is_not_said_to_be_in_the_file():
+    """check_plausible gets the file's label or the units declared for a file without one
+    (sources.yml): the message said "(labelled 'percent' in the file)" for a file with no label."""
+    with pytest.raises(UnitError, match=r"\(labelled 'percent'\) lie outside") as info:
+        check_plausible(xr.DataArray([4.0, 4.0], dims="x"), "sand_top", label="percent")
+    assert "in the file" not in str(info.value)

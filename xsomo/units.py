@@ -49,22 +49,79 @@ _ALIASES = {
 }
 
 
+#: "degree(s)" / "deg" as a word, or a degree sign (°, the masculine ordinal º files write for it, ˚)
+_DEGREE = r"(?:deg(?:ree)?s?\.?|°|º|˚)"
+#: a whole units string that names a temperature scale, case-insensitively: "degrees Celsius",
+#: "deg. C", "degrees_C", "ºC", "Kelvin", "degrees K", "degree F" ... (a bare letter needs the
+#: degree: "c" alone is the speed of light, "F" the farad)
+_TEMPERATURE = re.compile(
+    rf"^(?:{_DEGREE}[\s_]*(?P<letter>c|k|f)|(?:{_DEGREE}[\s_]*)?(?P<word>celsius|centigrade|kelvins?|fahrenheit))$",
+    re.IGNORECASE,
+)
+_TEMPERATURE_UNITS = {"c": "degC", "celsius": "degC", "centigrade": "degC", "k": "K", "kelvin": "K",
+                      "kelvins": "K", "f": "degF", "fahrenheit": "degF"}
+#: "degree(s)" / "deg" as a word of its own, then C, K or F (or a scale's name) as another, inside a
+#: longer string: pint reads such a pair as an angle times a temperature (or a farad), never guessed
+_DEGREE_WORD_SCALE = re.compile(
+    r"(?<![A-Za-z_])deg(?:ree)?s?(?:\s*[.*·]\s*|\s+)(?:[CKF]|celsius|centigrade|kelvins?|fahrenheit)(?![A-Za-z_])",
+    re.IGNORECASE,
+)
+
+
 def normalise_units_string(units: str) -> str:
+    """``units`` stripped, with the synonyms seen in real files replaced by units the registry
+    reads: ``"m3/m3"`` -> ``"m3 m-3"``, ``"degrees Celsius"`` / ``"ºC"`` -> ``"degC"``,
+    ``"Kelvin"`` -> ``"K"``.
+
+    >>> [normalise_units_string(u) for u in ("degrees C", "deg. C", "Degrees Celsius", "ºC", "deg K", "Kelvin")]
+    ['degC', 'degC', 'degC', 'degC', 'K', 'K']
+    """
     u = units.strip()
-    return _ALIASES.get(u, u)
+    if u in _ALIASES:
+        return _ALIASES[u]
+    m = _TEMPERATURE.match(u)
+    if m is not None:
+        return _TEMPERATURE_UNITS[(m["letter"] or m["word"]).lower()]
+    return u
+
+
+def _angle_times_temperature(unit: pint.Unit) -> bool:
+    """Whether ``unit`` holds an angle (degree, radian ...) and a temperature: pint's reading of
+    "degrees C" as degree x delta_degC, never what a file meant."""
+    if "[temperature]" not in unit.dimensionality:
+        return False
+    return any("radian" in str(ureg.get_root_units(k)[1]) for k in unit._units)
 
 
 def parse_units(units: str, *, name: Hashable = None, source: str | None = None) -> pint.Unit:
-    """Parse a CF units string, raising :class:`UnitError` naming ``name`` (and ``source``) on failure."""
+    """Parse a CF units string, raising :class:`UnitError` naming ``name`` (and ``source``) on failure.
+
+    A spelling that puts "degree(s)" / "deg" next to C, K or F and is not a known one of
+    Celsius, kelvin or Fahrenheit is refused, never read as an angle (pint read "degrees
+    Celsius" as degree x degC: 10 became 0.17 K).
+    """
+    where = f" in {source}" if source else ""
+    plain = normalise_units_string(units)
+    if _DEGREE_WORD_SCALE.search(plain):
+        raise UnitError(
+            f"variable {name!r}{where}: units {units!r} put 'degree' next to a temperature scale in a way "
+            "xsomo does not read (it would be parsed as an angle times a temperature). Write the temperature "
+            "as 'degC' or 'K' (e.g. 'degC d-1')."
+        )
     try:
-        return ureg.Unit(normalise_units_string(units))
+        unit = ureg.Unit(plain)
     except Exception as err:  # pint raises several unrelated types
-        where = f" in {source}" if source else ""
         raise UnitError(
             f"variable {name!r}{where}: cannot parse units {units!r}. Set a CF units attribute "
             "such as 'm3 m-3', 'K', 'mm d-1' or 'W m-2' (an amount per N hours may be written "
             "'mm/3h'; do not relabel it 'mm d-1', which reads it as a daily total)."
         ) from err
+    if _angle_times_temperature(unit):
+        raise UnitError(
+            f"variable {name!r}{where}: units {units!r} read as {unit} (an angle times a temperature): "
+            "not a temperature xsomo can convert. Write it as 'degC' or 'K'."
+        )
+    return unit
 
 
 #: An amount per a multiple of a time unit, as MSWEP's and MSWX's sub-daily files write it
@@ -264,7 +321,8 @@ def check_plausible(
     units = cv.VARIABLES[key].units
     mean = float(vals.mean())
     where = f" in {source}" if source else ""
-    given = f" (labelled {label!r} in the file)" if label and label != units else ""
+    # (the label of the file or the units a sources file declared for it: callers pass either)
+    given = f" (labelled {label!r})" if label and label != units else ""
     raise UnitError(
         f"variable {key!r}{where}: values {vmin:.4g} .. {vmax:.4g} {units} (mean {mean:.4g} {units})"
         f"{given} lie outside its physical range {lo:g} .. {hi:g} {units}: "

@@ -588,3 +588,150 @@ def test_overlapping_hourly_files_are_named(tmp_path):
     hourly_file(d / "b.nc", start="2020-01-03 00:00", days=3)
     with pytest.raises(DataFormatError, match=r"a.nc \(2020-01-01 00:00:00 .. 2020-01-04 00:00:00\) and b.nc .* overlap in time from 2020-01-03"):
         open_era5land(d)
+
+
+# ----------------------------------------------------------------------------- GRIB in several requests
+GRIB_LAT = np.array([41.0, 40.9, 40.8])  # north to south, as the CDS writes them
+GRIB_LON = np.array([0.0, 0.1, 0.2])
+
+
+def _cds_grib_messages(days, seed=3):
+    """ERA5-Land hourly GRIB1 as the CDS delivers it for ``days`` (00-23 UTC) plus 00 UTC of the
+    day after: instantaneous 2t/skt at step 0; tp/ssr/str accumulated from 00 UTC, as dataDate D
+    00 UTC with steps 1..24 (00 UTC of D+1 is step 24 of D, so the first hour is step 24 of the day
+    before). Returns [(valid time, (short name, dataDate, step, accum, values))] and the hourly
+    increments {short name: (time, lat, lon)} on the valid times ending each hour."""
+    rng = np.random.default_rng(seed)
+    hours = pd.date_range(days[0], days[-1] + pd.Timedelta("1D"), freq="h")
+    shape = (hours.size, GRIB_LAT.size, GRIB_LON.size)
+    inc = {
+        "tp": rng.gamma(0.4, 3e-4, shape),
+        "ssr": rng.uniform(0, 2.5e6, shape),
+        "str": -rng.uniform(0, 3e5, shape),
+    }
+    ref = (hours - pd.Timedelta("1h")).floor("D")
+    acc = {k: np.empty_like(v) for k, v in inc.items()}
+    for d in np.unique(ref):
+        sel = np.asarray(ref == d)
+        for k, v in inc.items():
+            acc[k][sel] = np.cumsum(v[sel], axis=0)
+    msgs = []
+    for i, t in enumerate(hours):
+        if t < hours[-1]:
+            t2m = 280.0 + 3 * np.sin(2 * np.pi * t.hour / 24) + rng.normal(size=shape[1:])
+            msgs.append((t, ("2t", t.strftime("%Y%m%d"), t.hour * 100, 0, False, t2m)))
+        step = int((t - ref[i]) / pd.Timedelta("1h"))
+        msgs.extend((t, (k, ref[i].strftime("%Y%m%d"), 0, step, True, acc[k][i])) for k in ("tp", "ssr", "str"))
+    return msgs, inc, hours
+
+
+def _write_grib(path, msgs):
+    eccodes = pytest.importorskip("eccodes")
+    sample = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib1")
+    try:
+        with open(path, "wb") as fh:
+            for _t, (short, date, hhmm, step, accum, values) in msgs:
+                h = eccodes.codes_clone(sample)
+                for key, val in (
+                    ("centre", "ecmf"), ("table2Version", 128), ("Ni", GRIB_LON.size), ("Nj", GRIB_LAT.size),
+                    ("latitudeOfFirstGridPointInDegrees", float(GRIB_LAT[0])),
+                    ("latitudeOfLastGridPointInDegrees", float(GRIB_LAT[-1])),
+                    ("longitudeOfFirstGridPointInDegrees", float(GRIB_LON[0])),
+                    ("longitudeOfLastGridPointInDegrees", float(GRIB_LON[-1])),
+                    ("iDirectionIncrementInDegrees", 0.1), ("jDirectionIncrementInDegrees", 0.1),
+                    ("shortName", short), ("dataDate", int(date)), ("dataTime", int(hhmm)),
+                ):
+                    eccodes.codes_set(h, key, val)
+                if accum:
+                    eccodes.codes_set(h, "stepType", "accum")
+                    eccodes.codes_set(h, "startStep", 0)
+                    eccodes.codes_set(h, "endStep", int(step))
+                else:
+                    eccodes.codes_set(h, "stepType", "instant")
+                    eccodes.codes_set(h, "step", 0)
+                eccodes.codes_set(h, "bitsPerValue", 24)
+                eccodes.codes_set_values(h, np.asarray(values, float).ravel())
+                eccodes.codes_write(h, fh)
+                eccodes.codes_release(h)
+    finally:
+        eccodes.codes_release(sample)
+    return path
+
+
+def test_grib_placeholder_hours_of_the_step_block_are_dropped():
+    """cfgrib fills the (reference time x step) pairs without a message with NaN: the 00 UTC
+    value of a request is step 24 of the day before, which brought that day's 01-23 UTC as
+    all-NaN hours. They are dropped; hours with data in any variable are kept."""
+    from xsomo.io.era5land import grib_valid_time
+
+    init = pd.DatetimeIndex(["2019-12-31", "2020-01-01"])
+    step = pd.to_timedelta(np.arange(1, 25), "h")
+    vals = np.arange(2 * 24 * 2 * 2, dtype=float).reshape(2, 24, 2, 2)
+    vals[0, :23] = np.nan  # 2019-12-31 01..23 UTC: no message
+    other = vals.copy()
+    other[1, 5] = np.nan  # a hour missing in one variable only is kept (the other has it)
+    ds = xr.Dataset(
+        {
+            "tp": (("time", "step", "latitude", "longitude"), vals, {"units": "m"}),
+            "ssr": (("time", "step", "latitude", "longitude"), other, {"units": "J m**-2"}),
+        },
+        coords={
+            "time": init,
+            "step": step,
+            "latitude": LAT,
+            "longitude": LON,
+            "valid_time": (("time", "step"), init.values[:, None] + step.values[None, :]),
+        },
+    )
+    out = grib_valid_time(ds, pathlib.Path("x.grib"))
+    assert pd.DatetimeIndex(out.time.values).equals(pd.date_range("2020-01-01 00:00", periods=25, freq="h"))
+    np.testing.assert_array_equal(out["tp"].values, vals.reshape(48, 2, 2)[23:])
+    assert int(out["ssr"].isnull().all(["latitude", "longitude"]).sum()) == 1
+
+
+def test_grib_in_one_request_per_period_reads_as_one_file(tmp_path):
+    """ERA5-Land GRIB downloaded in consecutive requests (docs/own_data.md: one per period) was
+    refused as 'time stamps not increasing ... 24 gap(s)': each file's first reference day brought
+    23 all-NaN placeholder hours, which the previous file holds with data (QA). The files now read
+    as the single file of the same hours, with the same de-accumulated totals to the last bit."""
+    days = pd.date_range("2020-01-01", periods=6)
+    msgs, inc, hours = _cds_grib_messages(days)
+    one = _write_grib(tmp_path / "all.grib", msgs)
+    d = tmp_path / "requests"
+    d.mkdir()
+    split = days[3]  # requests of days 1-3 and 4-6 (+ 00 UTC of day 7)
+    _write_grib(d / "era5land_a.grib", [m for m in msgs if m[0] < split])
+    _write_grib(d / "era5land_b.grib", [m for m in msgs if m[0] >= split])
+    whole, parts = open_era5land(one), open_era5land(d)
+    assert pd.DatetimeIndex(parts.time.values).equals(days)
+    for name in ("precipitation", "net_radiation", "air_temperature"):
+        np.testing.assert_array_equal(parts[name].values, whole[name].values)
+    # and they are the hand totals of the hours ending 01 UTC .. 00 UTC next day (24-bit packing)
+    day = (hours - pd.Timedelta("1h")).floor("D")
+    tp = pd.DataFrame(inc["tp"].reshape(hours.size, -1)).groupby(day).sum().loc[days].to_numpy()
+    np.testing.assert_allclose(parts["precipitation"].values, 1000 * tp.reshape(-1, 3, 3)[:, ::-1], rtol=1e-4, atol=1e-5)
+    rn = pd.DataFrame((inc["ssr"] + inc["str"]).reshape(hours.size, -1)).groupby(day).sum().loc[days].to_numpy()
+    np.testing.assert_allclose(parts["net_radiation"].values, rn.reshape(-1, 3, 3)[:, ::-1] / 86400, rtol=1e-4, atol=0.05)
+
+
+def test_grib_requests_holding_the_same_hour_are_refused(tmp_path):
+    """Two GRIB files with data for the same hour (overlapping requests) are still refused,
+    naming the hour and the files; a land-sea mask downloaded once in its own file is not such
+    an hour: it is read as the time-invariant land fraction."""
+    days = pd.date_range("2020-01-01", periods=4)
+    msgs, _inc, _hours = _cds_grib_messages(days)
+    d = tmp_path / "overlap"
+    d.mkdir()
+    _write_grib(d / "era5land_a.grib", [m for m in msgs if m[0] < days[2] + pd.Timedelta("6h")])
+    _write_grib(d / "era5land_b.grib", [m for m in msgs if m[0] >= days[2]])
+    with pytest.raises(
+        DataFormatError,
+        match=r"the hour 2020-01-03 00:00:00 comes from more than one GRIB file \(era5land_a.grib, era5land_b.grib; 6 such",
+    ):
+        open_era5land(d)
+    m = tmp_path / "mask"
+    m.mkdir()
+    _write_grib(m / "era5land.grib", msgs)
+    _write_grib(m / "lsm.grib", [(days[0], ("lsm", days[0].strftime("%Y%m%d"), 0, 0, False, np.ones((3, 3))))])
+    out = open_era5land(m)
+    assert out.sizes["time"] == 4 and float(out["land_fraction"].min()) == 1.0

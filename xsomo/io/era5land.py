@@ -143,17 +143,43 @@ def _cells_to_grid(ds: xr.Dataset) -> xr.Dataset:
     )
 
 
+def _steps_with_data(ds: xr.Dataset) -> np.ndarray:
+    """``(time, step)`` booleans of a cfgrib hypercube: whether any variable has a value there.
+
+    Read one reference time at a time (a slice of the file in memory, never all of it)."""
+    names = [v for v in ds.data_vars if {"time", "step"} <= set(ds[v].dims)]
+    has = np.zeros((ds.sizes["time"], ds.sizes["step"]), dtype=bool)
+    if not names:
+        return ~has
+    for i in range(ds.sizes["time"]):
+        for v in names:
+            da = ds[v].isel(time=i).transpose("step", ...)
+            other = [d for d in da.dims if d != "step"]
+            ok = da.notnull().any(other) if other else da.notnull()
+            has[i] |= np.asarray(ok.values, dtype=bool)
+    return has
+
+
 def grib_valid_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
-    """One time axis ``time`` = cfgrib's ``valid_time`` (forecast ``time`` x ``step`` stacked)."""
+    """One time axis ``time`` = cfgrib's ``valid_time`` (forecast ``time`` x ``step`` stacked).
+
+    cfgrib opens accumulations as a full (reference time x step) block and fills the pairs
+    without a GRIB message with NaN: a CDS request's 00 UTC value is step 24 of the day
+    before, so that day brings 23 placeholder hours (01-23 UTC) without data, and the last
+    day's step 24 another. Those valid times, with no value in any variable of the block,
+    are dropped: kept, they appeared twice when files of consecutive requests were joined
+    (once with data, once all NaN) and the record was refused.
+    """
     drop = [c for c in ("number", "surface", "depthBelowLandLayer", "heightAboveGround") if c in ds.coords]
     ds = ds.drop_vars(drop)
     if "step" in ds.dims:
         if "time" not in ds.dims:
             ds = ds.expand_dims("time")
-        ds = ds.stack(_t=("time", "step"))
+        has = _steps_with_data(ds.transpose("time", "step", ...))
+        ds = ds.transpose("time", "step", ...).stack(_t=("time", "step"))
         vt = ds["valid_time"].values
         ds = ds.drop_vars(["_t", "time", "step", "valid_time"]).assign_coords(_t=vt).rename(_t="time")
-        keep = ~pd.isna(ds["time"].values)
+        keep = ~pd.isna(ds["time"].values) & has.ravel()
         ds = ds.isel(time=np.flatnonzero(keep)).transpose("time", ...)
     else:
         vt = ds["valid_time"].values
@@ -192,6 +218,27 @@ def _open_grib(f: pathlib.Path) -> xr.Dataset:
         raise DataFormatError(f"{f}: cannot merge the GRIB fields ({err}).") from err
 
 
+def _refuse_shared_hours(parts: list[xr.Dataset], files: list[pathlib.Path]) -> None:
+    """Refuse GRIB files that hold the same valid time (after :func:`grib_valid_time` dropped
+    cfgrib's placeholders, every time left carries data): joined, the hour came twice."""
+    if len(parts) < 2:
+        return
+    stamps = pd.DatetimeIndex(np.concatenate([p["time"].values for p in parts]))
+    owner = np.repeat(np.arange(len(parts)), [p.sizes["time"] for p in parts])
+    dup = stamps.duplicated(keep=False)
+    if not dup.any():
+        return
+    first = stamps[dup].min()
+    holders = sorted({files[k].name for k in owner[np.asarray(stamps == first)]})
+    n = int(stamps[dup].nunique())
+    raise DataFormatError(
+        f"{[f.name for f in files]}: the hour {first} comes from more than one GRIB file ({', '.join(holders)}; "
+        f"{n} such hour(s) in all). Pass each hour once: requests that overlap hold the same hours (remove the "
+        "overlap); GRIB files of separate groups of variables for the same hours cannot be joined (request "
+        "all variables together)."
+    )
+
+
 def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
     if any(_is_grib(f) for f in files):
         if not all(_is_grib(f) for f in files):
@@ -199,10 +246,21 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
                 f"{[f.name for f in files]}: do not mix GRIB and netCDF files; pass one format."
             )
         parts = [_open_grib(f) for f in files]
+        # a land-sea mask downloaded once (a file of lsm alone): time-invariant, joined after the hours
+        alone = [set(p.data_vars) == {"lsm"} for p in parts]
+        masks = [p for p, a in zip(parts, alone, strict=True) if a] if not all(alone) else []
+        if masks:
+            files = [f for f, a in zip(files, alone, strict=True) if not a]
+            parts = [p for p, a in zip(parts, alone, strict=True) if not a]
+        _refuse_shared_hours(parts, files)
         try:
             ds = parts[0] if len(parts) == 1 else xr.concat(
                 parts, dim="time", data_vars="minimal", coords="minimal", compat="override", join="outer"
             ).sortby("time")
+            if masks and "lsm" not in ds:
+                lsm = masks[0]["lsm"]
+                lsm = lsm.max("time", skipna=True).assign_attrs(lsm.attrs) if "time" in lsm.dims else lsm
+                ds = xr.merge([ds, lsm.to_dataset()], compat="override", join="outer", combine_attrs="override")
         except Exception as err:
             raise DataFormatError(f"cannot combine the GRIB files {[f.name for f in files]}: {err}") from err
         ds.attrs["era5land_source_format"] = "GRIB (cfgrib)"
