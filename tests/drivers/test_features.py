@@ -215,3 +215,28 @@ def test_dem_tiles_half_a_pixel_off_whole_degrees_cover_a_whole_degree_grid(tmp_
     np.testing.assert_allclose(std.values, np.sqrt(m2 - m1**2), rtol=1e-3)
     with pytest.raises(GridMismatchError, match="the fine field covers"):
         subgrid_moments(dem, GridSpec(5.0, 7.1, 49.0, 50.0, 0.1))
+
+
+def test_a_dem_not_finer_than_the_grid_is_refused():
+    """A 0.25 deg DEM on the 0.1 deg grid gave an elevation_std of 0 in most cells, meaningless
+    elsewhere, without a word (QA): the fine field must be finer than the target grid."""
+    coarse = GridSpec(0.0, 1.0, 50.0, 51.0, 0.25)
+    dem = xr.DataArray(
+        np.random.default_rng(2).gamma(3, 200, coarse.shape), coords=coarse.coords(), dims=("lat", "lon"),
+        attrs={"units": "m", "source_file": "era5_orography.nc"},
+    )  # fmt: skip
+    with pytest.raises(GridMismatchError, match=r"era5_orography.nc has pixels of 0.25 x 0.25 degrees.*not finer than the target grid's 0.1"):
+        subgrid_moments(dem, TARGET)
+    with pytest.raises(GridMismatchError, match=r"pixels of 0.25 x 0.25"):
+        subgrid_moments([fine(np.ones(FINE.shape), "m"), dem], TARGET)
+    equal = GridSpec(0.0, 1.0, 50.0, 51.0, 0.1)
+    with pytest.raises(GridMismatchError, match=r"pixels of 0.1 x 0.1 degrees"):
+        subgrid_moments(xr.DataArray(np.ones(equal.shape), coords=equal.coords(), dims=("lat", "lon")), TARGET)
+    with pytest.raises(GridMismatchError, match=r"the DEM \(dem.nc\): era5_orography.nc has pixels of 0.25"):
+        static_features(
+            precipitation=xr.DataArray(np.ones((2, 6, 6)), dims=("time", "lat", "lon"), attrs={"units": "mm d-1"}),
+            net_radiation=xr.DataArray(np.ones((2, 6, 6)), dims=("time", "lat", "lon"), attrs={"units": "W m-2"}),
+            elevation=dem, grid=TARGET, where={"elevation": "dem.nc"},
+            landcover=xr.Dataset({n: fine(np.full(FINE.shape, 0.5), "1") for n in ("forest_fraction", "shortveg_fraction")}),
+            soil=xr.Dataset({n: fine(np.full(FINE.shape, 0.3), "1") for n in ("sand_top", "clay_top", "sand_sub", "clay_sub")}),
+        )  # fmt: skip

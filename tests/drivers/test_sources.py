@@ -215,6 +215,58 @@ def test_declared_soil_units_must_match_the_file(tiny_world, tmp_path):
         open_drivers(path)
 
 
+def test_every_soil_file_is_checked_against_the_declared_units(tiny_world, tmp_path):
+    """Only the first soil file was checked and units: relabelled the others: clay labelled '1'
+    in a second file was read as percent, 100x too small (QA). Each file is checked, and a
+    label is never replaced."""
+    world = tiny_world_copy(tiny_world, tmp_path)
+    soil = tmp_path / "soil"
+    soil.mkdir()
+    with xr.open_dataset(tiny_world / "static" / "soil.nc") as ds:
+        ds = ds.load()
+    assert ds["clay_top"].attrs["units"] == "percent"
+    ds[["sand_top", "sand_sub"]].to_netcdf(soil / "a_sand.nc")
+    clay = ds[["clay_top", "clay_sub"]] / 100
+    for v in clay.data_vars:
+        clay[v].attrs["units"] = "1"
+    clay.to_netcdf(soil / "b_clay.nc")
+    data = _raw(tiny_world)
+    data["static"]["soil"] = {"path_or_glob": str(soil), "units": "percent"}
+    with pytest.raises(UnitError, match=r"b_clay.nc: 'clay_top' is labelled '1' but the sources file says units: percent"):
+        open_drivers(_write(world, data))
+    # the reader itself never relabels either (units= is only for variables without a label)
+    from xsomo.io.gridded import open_gridded
+
+    with pytest.raises(UnitError, match=r"b_clay.nc: 'clay_top' is labelled '1' but units 'percent' were given"):
+        open_gridded(soil, {"clay_top": "1"}, units={"clay_top": "percent"})
+    for v in clay.data_vars:
+        del clay[v].attrs["units"]
+    clay.to_netcdf(soil / "b_clay.nc")
+    got = open_gridded(soil / "b_clay.nc", {"clay_top": "1"}, units={"clay_top": "1"})["clay_top"]
+    np.testing.assert_allclose(float(got.mean()), float(ds["clay_top"].mean()) / 100, rtol=1e-5)
+
+
+def test_a_geotiff_dem_declared_netcdf_gets_the_kind_to_set(tiny_world, tmp_path):
+    """A DEM GeoTIFF declared kind: netcdf was told about land-cover kinds (QA)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    world = tiny_world_copy(tiny_world, tmp_path)
+    with rasterio.open(
+        tmp_path / "dem.tif", "w", driver="GTiff", height=4, width=4, count=1, dtype="float32",
+        crs="EPSG:4326", transform=from_origin(0.0, 45.0, 0.01, 0.01),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((4, 4), 500.0, "float32"), 1)
+    data = _raw(tiny_world)
+    data["static"]["dem"] = {"path": str(tmp_path / "dem.tif"), "kind": "netcdf"}
+    with pytest.raises(ConfigError, match=r"static.dem has kind netcdf but .*dem.tif is a GeoTIFF; set its kind: geotiff"):
+        open_drivers(_write(world, data))
+    (tmp_path / "dem.tif").rename(tmp_path / "dem.nc")  # the name does not hide it
+    data["static"]["dem"] = {"path": str(tmp_path / "dem.nc"), "kind": "netcdf"}
+    with pytest.raises(ConfigError, match=r"dem.nc is a GeoTIFF; set its kind: geotiff"):
+        open_drivers(_write(world, data))
+
+
 def test_prepare_cli_with_a_bad_sources_file(tiny_world, tmp_path, capsys):
     data = _raw(tiny_world)
     data["static"]["landcover"]["kind"] = "modis"

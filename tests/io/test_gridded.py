@@ -179,3 +179,72 @@ def test_the_same_day_in_two_files_is_refused(tmp_path):
         open_mswep(tmp_path)
     (tmp_path / "2016003_1.nc").unlink()
     np.testing.assert_allclose(open_mswep(tmp_path)["precipitation"].values[:, 0, 0], [1, 2, 3, 4, 5])
+
+
+def test_units_given_never_replace_a_files_own_label(tmp_path):
+    """units= is for variables without a label: it had overwritten one, so 3-hourly amounts in
+    'mm/3h' given units='mm d-1' were read 8x too low (QA). A different label is refused, naming
+    the file; the same units spelled otherwise are kept."""
+    t = pd.date_range("2020-01-01", periods=16, freq="3h")
+    f = write(tmp_path / "p3.nc", "precipitation", np.ones((t.size, 2, 2), "float32"), t, "mm/3h")
+    with pytest.raises(UnitError, match=r"p3.nc: 'precipitation' is labelled 'mm/3h' but units 'mm d-1' were given.*refused, not relabelled"):
+        open_mswep(f, units="mm d-1")
+    np.testing.assert_allclose(open_mswep(f, units="mm/(3 h)")["precipitation"].values, 8.0)
+    np.testing.assert_allclose(open_mswep(f)["precipitation"].values, 8.0)
+    days = pd.date_range("2020-01-01", periods=3)
+    write(tmp_path / "d.nc", "precipitation", np.full((3, 2, 2), 2.0, "float32"), days, "mm d-1")
+    np.testing.assert_allclose(open_mswep(tmp_path / "d.nc", units="mm/d")["precipitation"].values, 2.0)
+    # several files: the one whose label differs is named
+    (tmp_path / "y").mkdir()
+    write(tmp_path / "y" / "2016.nc", "precipitation", np.full((2, 2, 2), 4.0), days[:2], "m d-1")
+    write(tmp_path / "y" / "2017.nc", "precipitation", np.full((1, 2, 2), 4.0), days[2:], "m d-1")
+    with pytest.raises(UnitError, match=r"2016.nc: 'precipitation' is labelled 'm d-1' but units 'mm d-1'"):
+        open_mswep(tmp_path / "y", units="mm d-1")
+
+
+def _with_bounds(path, values, start, length, stamp_at_end=True, units="mm d-1"):
+    end = start + length
+    ds = xr.Dataset(
+        {"precipitation": (("time", "lat", "lon"), values, {"units": units})},
+        coords={"time": end if stamp_at_end else start, "lat": LAT, "lon": LON},
+    )
+    ds["time_bnds"] = (("time", "nv"), np.stack([start.values, end.values], 1))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds["time"].encoding["units"] = "hours since 2000-01-01"
+    ds.to_netcdf(path)
+    return path
+
+
+def test_cf_time_bounds_give_the_day_of_each_value(tmp_path):
+    """Daily totals stamped at the end of their interval ([D, D+1], stamp D+1 00:00) were read a
+    day late: the stamp was floored and the bounds ignored (QA). Each value goes to the day its
+    interval starts; bounds not one day long on a daily axis are refused."""
+    days = pd.date_range("2020-01-01", periods=5)
+    vals = np.arange(5, dtype="float32")[:, None, None] * np.ones((1, 2, 2), "float32")
+    out = open_mswep(_with_bounds(tmp_path / "end.nc", vals, days, pd.Timedelta("1D")))
+    assert pd.DatetimeIndex(out.time.values).equals(days)
+    np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [0, 1, 2, 3, 4])
+    out = open_mswep(_with_bounds(tmp_path / "start.nc", vals, days, pd.Timedelta("1D"), stamp_at_end=False))
+    assert pd.DatetimeIndex(out.time.values).equals(days)
+    with pytest.raises(DataFormatError, match=r"two.nc: the time bounds 'time_bnds' of a daily axis are not one day long"):
+        open_mswep(_with_bounds(tmp_path / "two.nc", vals, days, pd.Timedelta("2D") - pd.Timedelta("1h")))
+    # sub-daily: 3-hourly amounts stamped at the end of each step are summed into the right day
+    t = pd.date_range("2020-01-01", periods=16, freq="3h")
+    amounts = np.repeat([1.0, 2.0], 8).astype("float32")[:, None, None] * np.ones((1, 2, 2), "float32")
+    out = open_mswep(_with_bounds(tmp_path / "p3.nc", amounts, t, pd.Timedelta("3h"), units="mm/3h"))
+    assert pd.DatetimeIndex(out.time.values).equals(pd.date_range("2020-01-01", periods=2))
+    np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [8.0, 16.0])
+
+
+def test_a_monthly_product_is_named_as_monthly(tmp_path):
+    """MSWEP's Monthly product given as daily precipitation was called a daily axis with gaps (QA)."""
+    months = pd.date_range("2019-01-01", "2019-06-01", freq="MS")
+    for m in months:
+        write(tmp_path / f"{m:%Y%m}.nc", "precipitation", np.full((1, 2, 2), 60.0, "float32"), pd.DatetimeIndex([m]), "mm/month")
+    with pytest.raises(DataFormatError, match=r"time step of precipitation is monthly .*not one day.*Daily product"):
+        open_mswep(tmp_path)
+    # with CF bounds of a month on one stamp
+    (tmp_path / "one").mkdir()
+    f = _with_bounds(tmp_path / "one" / "m.nc", np.ones((1, 2, 2), "float32"), months[:1], pd.Timedelta("31D"), False)
+    with pytest.raises(DataFormatError, match=r"m.nc: the time step of precipitation is monthly"):
+        open_mswep(f)

@@ -172,6 +172,33 @@ def test_item2_soilgrids_missing_interval_and_wrong_units(tmp_path):
         open_soilgrids(tmp_path / "sg", units="percent")  # g/kg values read as percent
 
 
+def test_soilgrids_depths_downloaded_with_other_boxes_share_one_grid_or_are_refused(tmp_path):
+    """Depth files from WCS requests of different boxes were added by their float coordinates:
+    a box 3 pixels off gave NaN in 3 columns of every pixel row, half a pixel off all NaN, without
+    a word (QA). On the same pixel lattice they are cropped to the area all cover; off it (part of
+    a pixel, another pixel size) the file is refused, named."""
+    sg = tmp_path / "sg"
+    vals = _soil(sg)
+    v = vals[("sand", 5, 15)].astype(np.int16)
+    write_tif(sg / "sand_5-15cm_mean.tif", v, 10.0 + 3 * RES, 45.08, nodata=-32768)  # 3 pixels east
+    out = open_soilgrids(sg)
+    a, b, c = vals[("sand", 0, 5)][:, 3:], vals[("sand", 5, 15)][:, :5], vals[("sand", 15, 30)][:, 3:]
+    np.testing.assert_allclose(out["sand_top"].values, ((5 * a + 10 * b + 15 * c) / 30 / 1000)[::-1], rtol=1e-5)
+    assert out["sand_top"].shape == (8, 5) and not out["sand_top"].isnull().any()
+    np.testing.assert_allclose(out["lon"].values, 10.0 + RES * (np.arange(3, 8) + 0.5))
+    for name in ("clay_top", "sand_sub", "clay_sub"):  # one grid for every variable
+        assert not out[name].isnull().any() and out[name].shape == (8, 5)
+    write_tif(sg / "sand_5-15cm_mean.tif", v, 10.0 + RES / 2, 45.08, nodata=-32768)  # half a pixel
+    with pytest.raises(DataFormatError, match=r"sand_5-15cm_mean.tif is not on the pixel grid of .*offset by [+-]0\.5 pixels.*gdalwarp"):
+        open_soilgrids(sg)
+    write_tif(sg / "sand_5-15cm_mean.tif", v, 10.0, 45.08, nodata=-32768, res=(RES / 2, RES / 2))
+    with pytest.raises(DataFormatError, match=r"sand_5-15cm_mean.tif is not on the pixel grid .*pixels of 0.005 degrees, not 0.01"):
+        open_soilgrids(sg)
+    write_tif(sg / "sand_5-15cm_mean.tif", v, 11.0, 45.08, nodata=-32768)
+    with pytest.raises(DataFormatError, match=r"no lon in common"):
+        open_soilgrids(sg)
+
+
 def test_esa_cci_landcover_in_the_cds_netcdf_layout(tmp_path):
     """The CDS's satellite-land-cover netCDF: lccs_class beside processed_flag and a 0-d crs, a
     size-1 time axis and descending latitude; read as the same fractions as the one-band file."""

@@ -94,7 +94,8 @@ def subgrid_moments(
     Raises
     ------
     GridMismatchError
-        The fine field(s) do not cover the target grid's box.
+        The fine field(s) do not cover the target grid's box, or have pixels not finer
+        than the target grid's cells (the sub-grid std would be 0 or meaningless).
 
     Notes
     -----
@@ -111,9 +112,12 @@ def subgrid_moments(
         parts = list(fine)
         if not parts:
             raise XsomoValueError("subgrid_moments: no fine field given.")
+        for part in parts:
+            _check_finer(part, grid)
         if len(parts) > 1:
             return _pooled_moments(parts, grid)
         fine = parts[0]
+    _check_finer(fine, grid)
     if not _covers(fine, grid):
         # short of the grid by at most half a pixel (the Copernicus DEM's tiles sit half a pixel
         # north-west of whole degrees), or refused there
@@ -133,6 +137,24 @@ def _pixel_steps(x: xr.DataArray) -> tuple[float, float]:
         )
     lat, lon = x["lat"].values, x["lon"].values
     return abs(float(lat[1] - lat[0])), abs(float(lon[1] - lon[0]))
+
+
+def _check_finer(fine: xr.DataArray, grid: GridSpec) -> None:
+    """Refuse a fine field whose pixels are not finer than the target grid's cells (a 0.25 deg
+    DEM on the 0.1 deg grid had given an elevation_std of 0 in most cells and of the steps
+    between its pixels elsewhere, without a word)."""
+    x = normalise_latlon(fine)
+    if x.sizes["lat"] < 2 or x.sizes["lon"] < 2:
+        return  # (named by the moments)
+    dlat, dlon = _pixel_steps(x)
+    if max(dlat, dlon) >= grid.resolution * (1 - 1e-6):
+        source = fine.attrs.get("source_file")
+        raise GridMismatchError(
+            f"{'the fine field' if source is None else source} has pixels of {dlat:.6g} x {dlon:.6g} degrees "
+            f"(lat x lon), not finer than the target grid's {grid.resolution:g} degree cells: the sub-grid "
+            "standard deviation (elevation_std) would be 0 or meaningless. Give a DEM finer than the grid "
+            "(e.g. the Copernicus DEM GLO-90 or SRTM, 3 arc-seconds)."
+        )
 
 
 def _box(x: xr.DataArray) -> tuple[float, float, float, float]:

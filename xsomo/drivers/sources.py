@@ -84,29 +84,79 @@ def _mswx(path: str, src: Sources, chunks: Any) -> xr.DataArray:
     return open_mswx(files_of(path), chunks=chunks)["air_temperature"]
 
 
+def _netcdf_files(path: str) -> list[pathlib.Path]:
+    """The files a netCDF reader gets for ``path`` (a file, a folder's ``*.nc`` or a glob)."""
+    p = pathlib.Path(path)
+    if p.is_dir():
+        return sorted(p.rglob("*.nc"))
+    return [p] if p.is_file() else [f for f in expand(path) if f.is_file()]
+
+
+_RASTER_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _raster_file(f: pathlib.Path) -> bool:
+    """Whether ``f`` is a GeoTIFF (or a GDAL VRT), by its first bytes or its name."""
+    if f.suffix.lower() in (".tif", ".tiff", ".vrt"):
+        return True
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[:4] in _RASTER_MAGIC or head.lstrip().startswith(b"<VRTDataset")
+
+
+def _not_raster(path: str, src: Sources, input_: str, kind: str, fix: str) -> None:
+    """A GeoTIFF given to a netCDF reader: say which kind reads it (a DEM GeoTIFF declared
+    ``kind: netcdf`` had been told about land-cover kinds)."""
+    p = pathlib.Path(path)
+    if p.is_dir():  # (a folder's GeoTIFFs, where it holds no netCDF file)
+        files = [] if next(p.rglob("*.nc"), None) else sorted(f for f in p.rglob("*") if f.is_file())
+    else:
+        files = _netcdf_files(path)
+    tifs = [f for f in files if _raster_file(f)]
+    if tifs:
+        raise ConfigError(
+            f"{src.where()}: static.{input_} has kind {kind} but {tifs[0]} is a GeoTIFF"
+            f"{f' (and {len(tifs) - 1} more)' if len(tifs) > 1 else ''}; {fix}"
+        )
+
+
 def _dem_netcdf(path: str, src: Sources, chunks: Any) -> xr.DataArray:
+    _not_raster(path, src, "dem", "netcdf", "set its kind: geotiff (or leave kind out: it follows the files).")
     return open_gridded(files_of(path), {"elevation": "m"}, chunks=chunks)["elevation"]
 
 
 def _landcover_fractions(path: str, src: Sources, chunks: Any) -> xr.Dataset:
+    _not_raster(
+        path, src, "landcover", "fractions",
+        "a class map is kind esa_cci or cgls_lc100; fractions need a netCDF file holding "
+        f"{' and '.join(LANDCOVER)}.",
+    )  # fmt: skip
     return open_gridded(files_of(path), dict.fromkeys(LANDCOVER, "1"), chunks=chunks)
 
 
 def _declared_units(path: str, names: tuple[str, ...], declared: str) -> None:
-    """The files' own ``units`` attributes must agree with the declared units (never relabel)."""
-    files = [f for f in expand(path) if f.is_file()] or sorted(pathlib.Path(path).rglob("*.nc"))
-    if not files:
-        return
-    with xr.open_dataset(files[0], decode_cf=False) as ds:
-        for n in names:
-            have = ds[n].attrs.get("units") if n in ds else None
-            if have is None:
-                continue
-            if xu.parse_units(have, name=n) != xu.parse_units(declared, name=n):
-                raise UnitError(
-                    f"{files[0]}: {n!r} is labelled {have!r} but the sources file says units: {declared}. "
-                    "Fix the sources file (or the file's units attribute)."
-                )
+    """Every file's own ``units`` attributes must agree with the declared units (never relabel;
+    only the first file had been checked: clay labelled '1' in a second file was relabelled
+    'percent' and read 100x too small)."""
+    for f in _netcdf_files(path):
+        with xr.open_dataset(f, decode_cf=False) as ds:
+            for n in names:
+                have = ds[n].attrs.get("units") if n in ds else None
+                if have is None:
+                    continue
+                try:
+                    same = xu.parse_units(str(have), name=n) == xu.parse_units(declared, name=n)
+                except UnitError:
+                    same = str(have).strip() == declared.strip()
+                if not same:
+                    raise UnitError(
+                        f"{f}: {n!r} is labelled {have!r} but the sources file says units: {declared}. "
+                        "A mislabelled file is refused, not relabelled: fix the sources file (or the file's "
+                        "units attribute); files in different units cannot share one units: declaration."
+                    )
 
 
 def _soil(path: str, src: Sources, chunks: Any) -> xr.Dataset:

@@ -21,7 +21,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo import units as xu
-from xsomo.exceptions import DataFormatError, MissingVariableError
+from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError
 from xsomo.regrid import normalise_latlon
 
 __all__ = ["STATIC_FILES", "open_gridded", "open_mswep", "open_mswx", "open_static"]
@@ -82,7 +82,8 @@ def _same_units(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return a is b
     try:
-        return bool(xu.parse_units(a) == xu.parse_units(b))
+        (fa, ua), (fb, ub) = xu.per_interval(a), xu.per_interval(b)  # ('mm/3h' is 'mm/(3 h)')
+        return fa == fb and bool(xu.parse_units(ua) == xu.parse_units(ub))
     except Exception:  # unparseable: only the same text is the same
         return a.strip() == b.strip()
 
@@ -193,11 +194,20 @@ def open_gridded(
     chunks
         dask chunks (``None``: lazy without dask).
     units
-        Units for variables that lack a ``units`` attribute (by file or canonical name).
+        Units for variables that lack a ``units`` attribute (by file or canonical name). A
+        file's own label is never replaced: one that differs from ``units`` is refused,
+        naming the file (a mislabelled file is refused, not relabelled).
 
     Raises
     ------
     MissingVariableError, UnitError, DataFormatError
+
+    Notes
+    -----
+    Where ``time`` names CF bounds (``time:bounds``), each value belongs to the interval
+    they give, not to its stamp: daily values go to the day their interval starts (a daily
+    total stamped at the end of its day, 00:00 of the next, had been read a day late), and
+    bounds not one day long on a daily axis are refused.
     """
     files = _nc_files(path)
     src = files[0].name if len(files) == 1 else f"{files[0].parent}/{{{files[0].name}, ...}}"
@@ -207,8 +217,21 @@ def open_gridded(
     if units:
         for k, u in units.items():
             key = (rename or {}).get(k, k)
-            if key in ds:
+            if key not in ds:
+                continue
+            have = ds[key].attrs.get("units")
+            if have is None or str(have).strip() == "":
                 ds[key].attrs["units"] = u
+            elif not _same_units(str(have), u):
+                # (units= had overwritten the label: 'mm/3h' relabelled 'mm d-1' read 8x too low,
+                # clay labelled '1' relabelled 'percent' 100x too small; QA)
+                where = _file_labelled(files, {k, key, *(o for o, n in (rename or {}).items() if n == key)}, have)
+                raise UnitError(
+                    f"{where}: {key!r} is labelled {have!r} but units {u!r} were given: a file's own units "
+                    "label is never replaced (a mislabelled file is refused, not relabelled). Give the "
+                    f"file's units ({have!r}), or fix the file's units attribute if it is wrong."
+                )
+    bounds = _time_bounds(ds, src)
     missing = [v for v in variables if v not in ds]
     if missing:
         raise MissingVariableError(
@@ -229,11 +252,71 @@ def open_gridded(
         )
     res = xr.Dataset(out, attrs={"source": src})
     if "time" in res.dims:
-        res = _to_daily(res, src)
+        res = _to_daily(res, src, bounds)
     return res
 
 
-def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
+def _file_labelled(files: Sequence[pathlib.Path], names: set[str], label: object) -> str:
+    """The first of ``files`` whose variable (any of ``names``) carries ``label`` (for a message)."""
+    if len(files) > 1:
+        for f in files:
+            try:
+                with xr.open_dataset(f, decode_cf=False) as one:
+                    if any(n in one and one[n].attrs.get("units") == label for n in names):
+                        return str(f)
+            except Exception:  # only for the message
+                break
+    return str(files[0]) if len(files) == 1 else f"{files[0].parent}/{{{files[0].name}, ...}}"
+
+
+def _time_bounds(ds: xr.Dataset, src: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """``(start, end, name)`` of the CF bounds ``time`` names (``time:bounds``), else ``None``."""
+    if "time" not in ds.coords:
+        return None
+    name = ds["time"].attrs.get("bounds") or ds["time"].encoding.get("bounds")
+    if not name:
+        return None
+    if name not in ds.variables:
+        raise DataFormatError(
+            f"{src}: time names its bounds {name!r}, which the file(s) lack: without them the day each value "
+            "belongs to is unknown (a total stamped at the end of its day is read a day late). Give the "
+            f"files with {name!r}, or drop the time:bounds attribute if the stamps are the days' starts."
+        )
+    b = ds[name]
+    if b.ndim != 2 or b.dims[0] != "time" or b.shape[1] != 2 or b.dtype.kind != "M":
+        raise DataFormatError(
+            f"{src}: the time bounds {name!r} ({dict(b.sizes)}, {b.dtype}) are not (time, 2) dates; fix them "
+            "(CF: the start and end of each step, in the units of time)."
+        )
+    v = np.asarray(b.values)
+    start, end = v.min(axis=1), v.max(axis=1)
+    if np.isnat(start).any():
+        raise DataFormatError(f"{src}: the time bounds {name!r} hold missing dates; fix them.")
+    return start, end, str(name)
+
+
+def _describe_step(d: np.ndarray) -> str:
+    """A time step (the differences ``d`` between stamps) in words: monthly, yearly, N days."""
+    days = np.asarray(d / np.timedelta64(1, "D"), float)
+    if ((days >= 28) & (days <= 31)).all():
+        return "monthly"
+    if ((days >= 365) & (days <= 366)).all():
+        return "yearly"
+    if np.allclose(days, days[0]):
+        return f"{days[0]:g} days"
+    return f"{days.min():g} to {days.max():g} days"
+
+
+def _not_daily(src: str, names: Sequence[object], step: str, stamps: str) -> DataFormatError:
+    return DataFormatError(
+        f"{src}: the time step of {', '.join(map(str, names))} is {step} ({stamps}), not one day: xsomo needs "
+        "daily or sub-daily files (e.g. MSWEP's or MSWX's Daily product, not its Monthly one)."
+    )
+
+
+def _to_daily(
+    ds: xr.Dataset, src: str, bounds: tuple[np.ndarray, np.ndarray, str] | None = None
+) -> xr.Dataset:
     time = pd.DatetimeIndex(ds["time"].values)
     if time.size > 1:
         d = np.diff(time.values)
@@ -242,10 +325,46 @@ def _to_daily(ds: xr.Dataset, src: str) -> xr.Dataset:
         step = pd.Timedelta(np.min(d))
     else:
         step = pd.Timedelta("1D")
+    names = list(ds.data_vars)
+    if bounds is not None:
+        start, end, bname = bounds
+        length = end - start
+        if step >= pd.Timedelta("1D"):
+            # daily: each value goes to the day its interval starts (a daily total stamped at the
+            # end of its interval, 00:00 of the next day, had been read a day late; QA)
+            odd = np.flatnonzero(length != np.timedelta64(1, "D"))
+            if odd.size:
+                k = int(odd[0])
+                what = f"{pd.Timestamp(start[k])} .. {pd.Timestamp(end[k])}"
+                described = _describe_step(length)
+                if described in ("monthly", "yearly"):
+                    raise _not_daily(src, names, described, f"time bounds {bname!r}: {what}, ...")
+                raise DataFormatError(
+                    f"{src}: the time bounds {bname!r} of a daily axis are not one day long ({odd.size} of "
+                    f"{length.size}, first {what}); give daily values with bounds of one day (or without "
+                    "bounds, stamped at the start of each day)."
+                )
+            time = pd.DatetimeIndex(start)
+        else:
+            # sub-daily: each value at the start of its interval, which must lie within one day
+            across = np.flatnonzero(
+                pd.DatetimeIndex(start).floor("D") != pd.DatetimeIndex(end - np.timedelta64(1, "ns")).floor("D")
+            )
+            if across.size:
+                k = int(across[0])
+                raise DataFormatError(
+                    f"{src}: the time bounds {bname!r} hold steps across midnight (first "
+                    f"{pd.Timestamp(start[k])} .. {pd.Timestamp(end[k])}): they cannot be given to one UTC day. "
+                    "Give steps within UTC days."
+                )
+            if time.size > 1 and (np.diff(start) <= np.timedelta64(0, "s")).any():
+                raise DataFormatError(f"{src}: the time bounds {bname!r} do not increase.")
+            ds = ds.assign_coords(time=pd.DatetimeIndex(start))
     if step >= pd.Timedelta("1D"):
-        if step != pd.Timedelta("1D") or np.any(
-            np.diff(time.floor("D").values) != np.timedelta64(1, "D")
-        ):
+        if time.size > 1 and step > pd.Timedelta("1D"):
+            # (the MSWEP Monthly product had been called a daily axis with gaps)
+            raise _not_daily(src, names, _describe_step(np.diff(time.values)), f"time stamps {time[0].date()}, {time[1].date()}, ...")
+        if np.any(np.diff(time.floor("D").values) != np.timedelta64(1, "D")):
             gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
             first = time[gaps[0]] if gaps.size else time[0]
             raise DataFormatError(

@@ -613,6 +613,75 @@ _SOIL_NAME = re.compile(r"(sand|clay)[_-](\d+)-(\d+)\s*cm(?:[_-]([A-Za-z][\w.]*?
 SOIL_STATISTIC = "mean"
 
 
+def _axis(da: xr.DataArray, dim: str, f: pathlib.Path, what: str) -> tuple[float, float, int]:
+    """``(first centre, step, size)`` of a regular axis (a single pixel has step 0)."""
+    v = np.asarray(da[dim].values, float)
+    if v.size < 2:
+        return (float(v[0]) if v.size else np.nan), 0.0, int(v.size)
+    step = (v[-1] - v[0]) / (v.size - 1)
+    if np.abs(v - (v[0] + step * np.arange(v.size))).max() > 0.01 * abs(step):
+        raise DataFormatError(f"{what}: {f.name} is not on a regular {dim} grid; resample it to one (gdalwarp).")
+    return float(v[0]), float(step), int(v.size)
+
+
+def _on_one_grid(maps: list[xr.DataArray], files: list[pathlib.Path], what: str) -> list[xr.DataArray]:
+    """``maps`` on the pixel grid of the first, cropped to the area all of them cover.
+
+    Only an exact match is put on one grid: the same pixel size, and pixel edges on the first
+    map's (both to 1/100 of a pixel), as files of one product downloaded with different boxes.
+    A map of another pixel size, or offset by part of a pixel, would need resampling: it is
+    refused, naming it.
+    """
+    if len(maps) < 2:
+        return maps
+    ref, ref_file = maps[0], files[0]
+    crop: list[dict[str, slice]] = [{} for _ in maps]
+    coords: dict[str, np.ndarray] = {}
+    axes = {dim: _axis(ref, dim, ref_file, what) for dim in ("lat", "lon")}
+    (y0, dy, ny), (x0, dx, nx) = axes["lat"], axes["lon"]
+    warp = (
+        f"gdalwarp -te {x0 - dx / 2:.9g} {y0 - dy / 2:.9g} {x0 + dx * (nx - 0.5):.9g} {y0 + dy * (ny - 0.5):.9g} "
+        f"-tr {abs(dx):.9g} {abs(dy):.9g} -r average"
+    )
+    for dim in ("lat", "lon"):
+        r0, rs, rn = axes[dim]
+        offsets = []
+        for da, f in zip(maps, files, strict=True):
+            v0, vs, vn = _axis(da, dim, f, what)
+            if rs == 0 or vs == 0:  # a single row or column: only the same one
+                if rn != vn or not np.allclose(da[dim].values, ref[dim].values, rtol=0, atol=1e-9):
+                    raise DataFormatError(
+                        f"{what}: {f.name} and {ref_file.name} hold different {dim} coordinates; give every "
+                        "depth on one grid (the same download box)."
+                    )
+                offsets.append(0)
+                continue
+            off = (v0 - r0) / rs
+            if abs(vs - rs) * max(vn, rn) > 0.01 * abs(rs) or abs(off - round(off)) > 0.01:
+                also = (
+                    f"pixels of {abs(vs):.9g} degrees, not {abs(rs):.9g}" if abs(vs - rs) * max(vn, rn) > 0.01 * abs(rs)
+                    else f"its {dim} pixel edges offset by {off - round(off):+.3g} pixels"
+                )  # fmt: skip
+                raise DataFormatError(
+                    f"{what}: {f.name} is not on the pixel grid of {ref_file.name} ({also}): adding the depths "
+                    "would need resampling. Download every depth with the same box and resolution, or resample "
+                    f"{f.name} onto {ref_file.name}'s grid (e.g. `{warp} {f.name} out.tif`)."
+                )
+            offsets.append(round(off))
+        lo = max(offsets)
+        hi = min(k + da.sizes[dim] for k, da in zip(offsets, maps, strict=True))
+        if hi <= lo:
+            raise DataFormatError(
+                f"{what}: the files {[f.name for f in files[:4]]} have no {dim} in common; give every depth "
+                "over the same area."
+            )
+        for c, k in zip(crop, offsets, strict=True):
+            c[dim] = slice(lo - k, hi - k)
+        coords[dim] = ref[dim].values[lo:hi]
+    # the same coordinates exactly (xarray aligns floats by equality)
+    return [da.isel(c).assign_coords(coords) for da, c in zip(maps, crop, strict=True)]
+
+
 def _depth_weights(intervals: list[tuple[float, float]], top: float, bottom: float) -> np.ndarray:
     w = np.array([max(0.0, min(b, bottom) - max(t, top)) for t, b in intervals])
     return w / (bottom - top)
@@ -669,7 +738,7 @@ def open_soilgrids(
                 f"give one ({prop}_{key[0]:g}-{key[1]:g}cm_{SOIL_STATISTIC}.tif)."
             )
         found[prop][key] = f
-    out = {}
+    layers: list[tuple[str, str, float, float, list[tuple[pathlib.Path, float]]]] = []
     for prop, by_depth in found.items():
         intervals = sorted(by_depth)
         for (t0, b0), (t1, b1) in itertools.pairwise(intervals):
@@ -694,22 +763,30 @@ def open_soilgrids(
                     f"add the missing {prop}_<top>-<bottom>cm_{SOIL_STATISTIC} files."
                 )
             w = _depth_weights(intervals, top, bottom)
-            acc = None
-            for (t, b), wk in zip(intervals, w, strict=True):
-                if wk == 0:
-                    continue
-                da = open_raster(by_depth[(t, b)], chunks=chunks).astype("float32") * np.float32(wk * factor)
-                acc = da if acc is None else acc + da
-            name = f"{prop}_{layer}"
-            acc = acc.astype("float32")
-            acc.attrs = {"units": "1", "long_name": f"{prop} fraction of the {'topsoil' if layer == 'top' else 'subsoil'} ({top:g}-{bottom:g} cm)"}
-            out[name] = acc
+            parts = [(by_depth[k], float(wk)) for k, wk in zip(intervals, w, strict=True) if wk != 0]
+            layers.append((prop, layer, top, bottom, parts))
+    # every depth (and both properties) on one pixel grid: depth files from WCS requests of
+    # different boxes had been added by their float coordinates, NaN wherever they differed
+    # (a box 3 pixels off: 334 NaN columns; half a pixel off: all NaN; QA)
+    needed = list(dict.fromkeys(f for *_, parts in layers for f, _ in parts))
+    maps = dict(zip(needed, _on_one_grid([open_raster(f, chunks=chunks) for f in needed], needed, "SoilGrids"), strict=True))
+    out = {}
+    for prop, layer, top, bottom, parts in layers:
+        acc = None
+        for f, wk in parts:
+            da = maps[f].astype("float32") * np.float32(wk * factor)
+            acc = da if acc is None else acc + da
+        name = f"{prop}_{layer}"
+        acc = acc.astype("float32")
+        acc.attrs = {"units": "1", "long_name": f"{prop} fraction of the {'topsoil' if layer == 'top' else 'subsoil'} ({top:g}-{bottom:g} cm)"}
+        out[name] = acc
     ds = xr.Dataset(out)
+    sources = {f"{prop}_{layer}": [f.name for f, _ in parts] for prop, layer, _, _, parts in layers}
     for name in ds.data_vars:
         da = ds[name]
         step = max(1, int(np.ceil(np.sqrt(da.size / 1e6))))
-        xu.check_plausible(
+        xu.check_plausible(  # (named the first three files of the folder, of either property)
             da.isel(lat=slice(None, None, step), lon=slice(None, None, step)),
-            name, source=", ".join(f.name for f in files[:3]), label=units,
+            name, source=", ".join(sources[str(name)]), label=units,
         )
     return ds
