@@ -80,3 +80,12 @@ def test_layer_coords_and_attrs():
         cv.cf_attrs("swvl1")
     assert cv.output_filename(2, 2015) == "SoMo.ml-EU_layer2_2015.nc"
     assert len(cv.STATIC_NAMES) == 10 and len(cv.DYNAMIC_NAMES) == 4
+
+
+def test_grid_of_float32_centres_has_the_written_edges():
+    """float32 71.45 is 71.44999695: the grid's north edge was 71.499997 and its west edge near 170°E
+    2e-6 off; the centres are read as the decimals they were written from."""
+    lat = np.arange(60.05, 71.5, 0.1).astype("float32")
+    lon = np.arange(170.05, 179.9, 0.1).astype("float32")
+    g = cv.GridSpec.from_coords(lat, lon)
+    assert (g.south, g.north, g.west, g.east, g.resolution) == (60.0, 71.5, 170.0, 179.9, 0.1)

@@ -121,3 +121,16 @@ def test_a_grid_of_one_row_or_column_gets_the_values_of_the_same_cells_in_a_larg
     assert out.dims == ("time", "lat", "lon") and out.shape == (2, strip.nlat, strip.nlon)
     big = regrid(src, GridSpec(0.5, 1.5, 50.5, 52.0 if method == "conservative" else 51.8, 0.1), method=method)
     np.testing.assert_allclose(out.values, big.sel(lat=out.lat, lon=out.lon).values, rtol=1e-12)
+
+
+def test_normalise_latlon_reads_float32_coordinates_as_their_decimals():
+    """Rounding float32 coordinates to 5 decimals had made 128.15 into 128.14999 (float32's step is 7.6e-6 there)."""
+    from xsomo.regrid import normalise_latlon
+
+    lon = np.round(np.arange(120.05, 140.0, 0.1), 2)
+    lat = np.round(np.arange(-5.05, 5.0, 0.1), 2)
+    da = xr.DataArray(np.zeros((lat.size, lon.size)), coords={"lat": lat.astype("float32"), "lon": lon.astype("float32")},
+                      dims=("lat", "lon"))  # fmt: skip
+    out = normalise_latlon(da)
+    np.testing.assert_array_equal(out["lon"].values, lon)
+    np.testing.assert_array_equal(out["lat"].values, lat)

@@ -25,6 +25,33 @@ RESOLUTION = 0.1
 CRS = "EPSG:4326"
 
 
+def decimal_coords(values: Any) -> np.ndarray:
+    """Centre coordinates as float64; float32 ones as the shortest decimals that give them back.
+
+    A netCDF file's float32 ``71.45`` is 71.44999694824219: edges and steps taken from such
+    values were off by up to ~1e-5 (north 71.499997, a step of 0.100006 at 170°E) even after
+    rounding to 1e-6. The decimal the file's writer meant is the shortest one that rounds to
+    the same float32. Used wherever float32 coordinates become numbers (grids, edges, steps):
+    :meth:`GridSpec.from_coords`, :func:`xsomo.regrid.normalise_latlon`, the GIS exports.
+
+    >>> decimal_coords(np.array([71.45, 170.05, -179.95], dtype="float32")).tolist()
+    [71.45, 170.05, -179.95]
+    """
+    v = np.asarray(values)
+    out = v.astype(float)
+    if v.dtype != np.float32 or v.size == 0:
+        return out
+    todo = np.isfinite(out)
+    for digits in range(10):
+        r = np.round(out, digits)
+        hit = todo & (r.astype(np.float32) == v)
+        out = np.where(hit, r, out)
+        todo &= ~hit
+        if not todo.any():
+            break
+    return out
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A regular lat/lon grid given by its outer edges and resolution.
@@ -103,8 +130,8 @@ class GridSpec:
     @classmethod
     def from_coords(cls, lat: np.ndarray, lon: np.ndarray) -> GridSpec:
         """Infer the grid of regular centre coordinates (either order)."""
-        lat = np.sort(np.asarray(lat, dtype=float))
-        lon = np.sort(np.asarray(lon, dtype=float))
+        lat = np.sort(decimal_coords(lat))  # float32 71.45 is 71.44999695: its edge was 2e-6 off
+        lon = np.sort(decimal_coords(lon))
         res = float(np.round(np.median(np.diff(lon)), 6)) if lon.size > 1 else RESOLUTION
         return cls(
             west=float(np.round(lon[0] - res / 2, 6)),

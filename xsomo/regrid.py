@@ -59,9 +59,10 @@ def normalise_latlon(obj: T) -> T:
     if rename:
         out = out.rename(rename)
     for dim in ("lat", "lon"):
-        # float32 coords (40.1 -> 40.099998): back to clean decimals
+        # float32 coords (40.1 -> 40.099998): back to the decimals they were written from (rounding
+        # to 5 decimals had made 128.15 into 128.14999, float32's step there being 7.6e-6)
         if out[dim].dtype == np.float32:
-            out = out.assign_coords({dim: np.round(out[dim].values.astype("float64"), 5)})
+            out = out.assign_coords({dim: cv.decimal_coords(out[dim].values)})
     lon = np.sort(np.asarray(out["lon"].values, dtype=float))
     if lon.size > 2 and lon[0] >= 0.0 and lon[-1] > 180.0 and lon[-1] - lon[0] < 360.0:
         gaps = np.diff(lon)

@@ -197,30 +197,6 @@ def _overview_count(nx: int, ny: int, blocksize: int) -> int:
 _STEP_RTOL = 1e-3
 
 
-def _decimal_coords(values: Any) -> np.ndarray:
-    """Centre coordinates as float64; float32 ones as the shortest decimals that give them back.
-
-    A netCDF file's float32 ``71.45`` is 71.44999694824219: edges and steps taken from such
-    values were off by up to ~1e-5 (north 71.499997, a step of 0.100006 at 170°E) even after
-    rounding to 1e-6. The decimal the file's writer meant is the shortest one that rounds to
-    the same float32.
-
-    >>> _decimal_coords(np.array([71.45, 170.05, -179.95], dtype="float32")).tolist()
-    [71.45, 170.05, -179.95]
-    """
-    v = np.asarray(values)
-    out = v.astype(float)
-    if v.dtype != np.float32 or v.size == 0:
-        return out
-    todo = np.isfinite(out)
-    for digits in range(10):
-        r = np.round(out, digits)
-        hit = todo & (r.astype(np.float32) == v)
-        out = np.where(hit, r, out)
-        todo &= ~hit
-        if not todo.any():
-            break
-    return out
 
 
 def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> float | None:
@@ -284,8 +260,8 @@ def _exact_transform(field: xr.DataArray) -> Any:
     """
     from affine import Affine
 
-    lat = np.sort(_decimal_coords(field[cv.LAT].values))
-    lon = _decimal_coords(field[cv.LON].values)
+    lat = np.sort(cv.decimal_coords(field[cv.LAT].values))
+    lon = cv.decimal_coords(field[cv.LON].values)
     dy, dx = _regular_step(lat, cv.LAT), _regular_step(lon, cv.LON)
     dx = dx if dx is not None else (dy if dy is not None else cv.RESOLUTION)
     dy = dy if dy is not None else dx
@@ -543,7 +519,7 @@ def to_time_stack(
             # GDAL reads each file north-up; the VRT gives all bands one geotransform, so every
             # file must hold the first one's cells (a shifted grid was placed on the first's)
             # float32 coordinates as their decimals: edges and step exact, as to_cog's
-            lat, lon = np.sort(_decimal_coords(ds[cv.LAT].values)), np.sort(_decimal_coords(ds[cv.LON].values))
+            lat, lon = np.sort(cv.decimal_coords(ds[cv.LAT].values)), np.sort(cv.decimal_coords(ds[cv.LON].values))
             packing = _vrt_packing(ds[var].encoding, f.path) if var in ds.data_vars else None
         if first is None:
             first = (f.path, lat, lon)

@@ -21,7 +21,6 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo._version import __version__
 from xsomo.exceptions import DataFormatError
-from xsomo.gis.export import _decimal_coords
 
 __all__ = ["PROJECTION_EXTENSION", "stac_catalog", "stac_item"]
 
@@ -32,8 +31,8 @@ _MEDIA = {".nc": "application/netcdf", ".zarr": "application/vnd+zarr"}
 
 def _extent(ds: xr.Dataset) -> tuple[list[float], cv.GridSpec, pd.Timestamp, pd.Timestamp]:
     # float32 coordinates as their decimals (north 71.499997, a step of 0.100006 otherwise)
-    lat = _decimal_coords(ds[cv.LAT].values)
-    lon = _decimal_coords(ds[cv.LON].values)
+    lat = cv.decimal_coords(ds[cv.LAT].values)
+    lon = cv.decimal_coords(ds[cv.LON].values)
     g = cv.GridSpec.from_coords(lat, lon)
     t = pd.DatetimeIndex(ds[cv.TIME].values)
     if t.size == 0:

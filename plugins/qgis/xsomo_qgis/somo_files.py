@@ -274,7 +274,7 @@ def wkt_4326():
 
 
 def decimal_centre(c):
-    """A cell-centre coordinate as xsomo reads it (``gis.export._decimal_coords``): a float32 value
+    """A cell-centre coordinate as xsomo reads it (``xsomo.conventions.decimal_coords``): a float32 value
     (``50.35`` stored as 50.349998474) as the shortest decimal that gives it back; others as they are."""
     c32 = np.float32(c)
     if not np.isfinite(c32) or abs(float(c32) - c) > 1e-9 * max(1.0, abs(c)):
@@ -293,7 +293,7 @@ def snap_geotransform(geotransform, shape):
     GDAL derives the geotransform from the files' first and last centre coordinates; float32
     coordinates give e.g. ``x0 = 10.000000217, dx = 0.099999948``, so a point on a cell edge (10.3)
     fell in the cell west of it and a polygon's edge through centres picked other cells than
-    ``xsomo series``/``zonal``. As xsomo (``gis.export._exact_transform``, ``_decimal_coords``,
+    ``xsomo series``/``zonal``. As xsomo (``gis.export._exact_transform``, ``decimal_coords``,
     ``conventions.GridSpec.from_coords``): the first and last centres of each axis (float32 ones as
     their shortest decimals, :func:`decimal_centre`), the step ``round((last - first) / (n - 1), 6)``,
     the edge ``round(first - step / 2, 6)``. Kept as GDAL gives it where that would move an edge of
