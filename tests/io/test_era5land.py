@@ -446,6 +446,17 @@ def test_item2_single_time_gribs_real(real_data, rel, short, name):
     np.testing.assert_allclose(out[name].values[0], vals[::-1], rtol=1e-6)
 
 
+
+def _step_block_coords(init: pd.DatetimeIndex, step: pd.TimedeltaIndex) -> dict:
+    """Coordinates of cfgrib's (reference time, step) block of an accumulated field."""
+    return {
+        "time": init,
+        "step": step,
+        "latitude": LAT,
+        "longitude": LON,
+        "valid_time": (("time", "step"), init.values[:, None] + step.values[None, :]),
+    }
+
 def test_item2_grib_forecast_steps_become_valid_times():
     """cfgrib opens accumulated fields as (time, step): they become one valid-time axis."""
     from xsomo.io.era5land import grib_valid_time
@@ -455,15 +466,7 @@ def test_item2_grib_forecast_steps_become_valid_times():
     vals = np.arange(2 * 12 * 2 * 2, dtype=float).reshape(2, 12, 2, 2)
     ds = xr.Dataset(
         {"tp": (("time", "step", "latitude", "longitude"), vals, {"units": "m"})},
-        coords={
-            "time": init,
-            "step": step,
-            "latitude": LAT,
-            "longitude": LON,
-            "valid_time": (("time", "step"), init.values[:, None] + step.values[None, :]),
-            "number": 0,
-            "surface": 0.0,
-        },
+        coords={**_step_block_coords(init, step), "number": 0, "surface": 0.0},
     )
     out = grib_valid_time(ds, pathlib.Path("x.grib"))
     expected_t = pd.date_range("2020-01-01 07:00", periods=24, freq="h")
@@ -675,13 +678,7 @@ def test_grib_placeholder_hours_of_the_step_block_are_dropped():
             "tp": (("time", "step", "latitude", "longitude"), vals, {"units": "m"}),
             "ssr": (("time", "step", "latitude", "longitude"), other, {"units": "J m**-2"}),
         },
-        coords={
-            "time": init,
-            "step": step,
-            "latitude": LAT,
-            "longitude": LON,
-            "valid_time": (("time", "step"), init.values[:, None] + step.values[None, :]),
-        },
+        coords=_step_block_coords(init, step),
     )
     out = grib_valid_time(ds, pathlib.Path("x.grib"))
     assert pd.DatetimeIndex(out.time.values).equals(pd.date_range("2020-01-01 00:00", periods=25, freq="h"))
