@@ -46,8 +46,8 @@ Design (DESIGN.md, issue 4):
   day), and the members of a layer train side by side in worker processes
   (:func:`member_workers`). Measured on a 2-core AMD EPYC with AVX-512 (2026-12-02): a
   demo-preset step (batch 64 + 32 probe windows, 365 + 365 days, 32 hidden) takes 0.028-0.035 CPU-s,
-  0.86-1.07x a bare ``nn.LSTM`` step on the same windows timed in turn, penalty included (runs
-  of the same code; 0.71x with oneDNN's fused LSTM before, the probe windows being 27 % more
+  0.85-1.00x a bare ``nn.LSTM`` step on the same windows timed in turn, penalty included (ten
+  runs, median 0.88; 0.71x with oneDNN's fused LSTM before, the probe windows being 27 % more
   LSTM work); a paper-size step (batch 256, 128 hidden) 1.3-1.5x the bare step.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
