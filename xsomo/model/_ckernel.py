@@ -180,6 +180,6 @@ def kernel(hidden: int, n_dynamic: int) -> ctypes.CDLL | None:
         return None
     lib.ealstm_forward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P]
     lib.ealstm_forward.restype = None
-    lib.ealstm_backward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P]
+    lib.ealstm_backward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P]
     lib.ealstm_backward.restype = None
     return lib

@@ -79,17 +79,19 @@ class EALSTMFunction(torch.autograd.Function):
         hx[0, :, :hd] = h0
         gates = torch.empty(n_time, n, 3 * hd, dtype=dt, device=dev)  # f, o, g after activation
         cs = torch.empty(n_time + 1, n, hd, dtype=dt, device=dev)  # c_{t-1} at t
-        tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
         cs[0] = c0
         lib = _c_loops((x_d, x_s, h0, c0, weight_ih, weight_hh, bias), hd, d)
         if lib is not None:
+            # the output written batch first by the loops (no copy of hx's h afterwards), and
+            # tanh(c_t) not stored (the backward loops compute it again): less memory traffic
+            hidden_seq = torch.empty(n, n_time, hd, dtype=dt, device=dev)
             lib.ealstm_forward(
                 n_time, n, hx.data_ptr(), weight.data_ptr(), b_scaled.data_ptr(), gate_i.data_ptr(), gates.data_ptr(),
-                cs.data_ptr(), tcs.data_ptr(),
+                cs.data_ptr(), hidden_seq.data_ptr(),
             )  # fmt: skip
-            ctx.save_for_backward(x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, tcs)
-            hidden_seq = hx[1:, :, :hd].transpose(0, 1).contiguous()
+            ctx.save_for_backward(x_s, weight_ih, weight_hh, gate_i, hx, gates, cs, cs[:0])
             return hidden_seq, hx[n_time, :, :hd].clone(), cs[n_time].clone()
+        tcs = torch.empty(n_time, n, hd, dtype=dt, device=dev)  # tanh(c_t)
         two = torch.full((), 2.0, dtype=dt, device=dev)
         minus_one = torch.full((), -1.0, dtype=dt, device=dev)
         for t in range(n_time):
@@ -132,8 +134,7 @@ class EALSTMFunction(torch.autograd.Function):
             g_seq_c = g_seq.contiguous() if g_seq is not None else None  # (n, time, H)
             lib.ealstm_backward(
                 n_time, n, None if g_seq_c is None else g_seq_c.data_ptr(), gates.data_ptr(), cs.data_ptr(),
-                tcs.data_ptr(), gate_i.data_ptr(), w_h.data_ptr(), dh.data_ptr(), dc.data_ptr(), d_i.data_ptr(),
-                dpre.data_ptr(),
+                gate_i.data_ptr(), w_h.data_ptr(), dh.data_ptr(), dc.data_ptr(), d_i.data_ptr(), dpre.data_ptr(),
             )  # fmt: skip
             return _weight_grads(ctx, dpre, d_i, dh, dc, x_s, weight_ih, weight_hh, gate_i, hx)
         g_seq_t = g_seq.transpose(0, 1) if g_seq is not None else None  # (time, n, H) view

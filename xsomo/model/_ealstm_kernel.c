@@ -16,7 +16,7 @@
  *   gi     (N, HD)        the input gate (from the statics, constant in time)
  *   gates  (T, N, G)      f, o after the sigmoid and g after the tanh
  *   cs     (T + 1, N, HD) c_{t-1} at t; cs[0] = c0 from the caller
- *   tcs    (T, N, HD)     tanh(c_t)
+ *   out    (N, T, HD)     h_t, batch first (the layer's output)
  * tanh(x) = 2 sigmoid(2x) - 1 throughout, as in the Python loop.
  */
 #include <math.h>
@@ -73,7 +73,7 @@ static inline void gates_block(const float *restrict x, int rows, const float *r
 }
 
 void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, const float *restrict b,
-                    const float *restrict gi, float *restrict gates, float *restrict cs, float *restrict tcs) {
+                    const float *restrict gi, float *restrict gates, float *restrict cs, float *restrict out) {
     for (int t = 0; t < T; t++) {
         for (int r0 = 0; r0 < N; r0 += RB) {
             int rows = N - r0 < RB ? N - r0 : RB;
@@ -85,7 +85,7 @@ void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, c
                 for (int j = 0; j < GG; j++) gt[j] = sigm(gt[j]);
                 const float *cp = cs + ((size_t)t * N + r) * HD;
                 float *cn = cs + ((size_t)(t + 1) * N + r) * HD;
-                float *tc = tcs + ((size_t)t * N + r) * HD;
+                float *o_r = out + ((size_t)r * T + t) * HD;
                 float *hn = hx + ((size_t)(t + 1) * N + r) * KK;
                 const float *g_i = gi + (size_t)r * HD;
                 for (int j = 0; j < HD; j++) {
@@ -94,8 +94,7 @@ void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, c
                     float c = gt[j] * cp[j] + g_i[j] * g;
                     cn[j] = c;
                     float tcv = 2.0f * sigm(2.0f * c) - 1.0f;
-                    tc[j] = tcv;
-                    hn[j] = gt[HD + j] * tcv;
+                    hn[j] = o_r[j] = gt[HD + j] * tcv;
                 }
             }
         }
@@ -107,14 +106,14 @@ void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, c
  * d loss / d input gate; dpre (T, N, G) receives d loss / d the gates' pre-activations
  * (unscaled: wh is the recurrent weight (G, HD) without the factor 2 of W). */
 void ealstm_backward(int T, int N, const float *restrict gseq, const float *restrict gates,
-                     const float *restrict cs, const float *restrict tcs, const float *restrict gi,
+                     const float *restrict cs, const float *restrict gi,
                      const float *restrict wh, float *restrict dh, float *restrict dc, float *restrict di,
                      float *restrict dpre) {
     for (int t = T - 1; t >= 0; t--) {
         for (int r = 0; r < N; r++) {
             float *dhr = dh + (size_t)r * HD, *dcr = dc + (size_t)r * HD, *dir = di + (size_t)r * HD;
             const float *gt = gates + ((size_t)t * N + r) * GG;
-            const float *tc = tcs + ((size_t)t * N + r) * HD;
+            const float *cn = cs + ((size_t)(t + 1) * N + r) * HD; /* c_t: tanh(c_t) again, not stored */
             const float *cp = cs + ((size_t)t * N + r) * HD;
             const float *g_i = gi + (size_t)r * HD;
             float *dp = dpre + ((size_t)t * N + r) * GG;
@@ -123,7 +122,7 @@ void ealstm_backward(int T, int N, const float *restrict gseq, const float *rest
                 for (int j = 0; j < HD; j++) dhr[j] += gs[j];
             }
             for (int j = 0; j < HD; j++) {
-                float f = gt[j], o = gt[HD + j], g = gt[2 * HD + j], tcv = tc[j], h = dhr[j];
+                float f = gt[j], o = gt[HD + j], g = gt[2 * HD + j], tcv = 2.0f * sigm(2.0f * cn[j]) - 1.0f, h = dhr[j];
                 dp[HD + j] = h * tcv * o * (1.0f - o);         /* output gate */
                 float c = dcr[j] + h * o * (1.0f - tcv * tcv); /* cell state */
                 dir[j] += c * g;                               /* input gate */
