@@ -732,3 +732,18 @@ def test_grib_requests_holding_the_same_hour_are_refused(tmp_path):
     _write_grib(m / "lsm.grib", [(days[0], ("lsm", days[0].strftime("%Y%m%d"), 0, 0, False, np.ones((3, 3))))])
     out = open_era5land(m)
     assert out.sizes["time"] == 4 and float(out["land_fraction"].min()) == 1.0
+
+
+def test_a_grib_box_without_values_says_so():
+    """A box wholly over the sea (or an empty download) had left no valid time and a message about "one
+    value a day (at  UTC)" with the hour blank (QA)."""
+    from xsomo.io.era5land import grib_valid_time
+
+    init = pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-02 00:00"])
+    step = pd.to_timedelta(np.arange(1, 25), "h")
+    ds = xr.Dataset(
+        {"tp": (("time", "step", "latitude", "longitude"), np.full((2, 24, 2, 2), np.nan), {"units": "m"})},
+        coords=_step_block_coords(init, step),
+    )
+    with pytest.raises(DataFormatError, match=r"sea.grib: holds no values .*over the sea"):
+        grib_valid_time(ds, pathlib.Path("sea.grib"))

@@ -218,7 +218,9 @@ def _with_bounds(path, values, start, length, stamp_at_end=True, units="mm d-1")
 def test_cf_time_bounds_give_the_day_of_each_value(tmp_path):
     """Daily totals stamped at the end of their interval ([D, D+1], stamp D+1 00:00) were read a
     day late: the stamp was floored and the bounds ignored (QA). Each value goes to the day its
-    interval starts; bounds not one day long on a daily axis are refused."""
+    interval mostly covers (the day of its middle); bounds longer than a day on a daily axis are refused,
+    bounds shorter than a day within it are read (CDO's daymean/daysum write [00:00, 23:00]; a second
+    QA had found those refused)."""
     days = pd.date_range("2020-01-01", periods=5)
     vals = np.arange(5, dtype="float32")[:, None, None] * np.ones((1, 2, 2), "float32")
     out = open_mswep(_with_bounds(tmp_path / "end.nc", vals, days, pd.Timedelta("1D")))
@@ -226,14 +228,40 @@ def test_cf_time_bounds_give_the_day_of_each_value(tmp_path):
     np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [0, 1, 2, 3, 4])
     out = open_mswep(_with_bounds(tmp_path / "start.nc", vals, days, pd.Timedelta("1D"), stamp_at_end=False))
     assert pd.DatetimeIndex(out.time.values).equals(days)
-    with pytest.raises(DataFormatError, match=r"two.nc: the time bounds 'time_bnds' of a daily axis are not one day long"):
+    with pytest.raises(DataFormatError, match=r"two.nc: the time bounds 'time_bnds' of a daily axis are longer than one day"):
         open_mswep(_with_bounds(tmp_path / "two.nc", vals, days, pd.Timedelta("2D") - pd.Timedelta("1h")))
+    # CDO: [00:00, 23:00] stamped 11:30; E-OBS-like 06-06 UTC days: the day of their first 18 hours
+    cdo = _with_bounds(tmp_path / "cdo.nc", vals, days, pd.Timedelta("23h"), stamp_at_end=False)
+    with xr.open_dataset(cdo) as ds:
+        ds = ds.load().assign_coords(time=days + pd.Timedelta("11h30min"))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    ds.to_netcdf(tmp_path / "cdo2.nc")
+    for f in (tmp_path / "cdo2.nc", _with_bounds(tmp_path / "e.nc", vals, days + pd.Timedelta("6h"), pd.Timedelta("1D"))):
+        out = open_mswep(f)
+        assert pd.DatetimeIndex(out.time.values).equals(days), f
+        np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [0, 1, 2, 3, 4])
     # sub-daily: 3-hourly amounts stamped at the end of each step are summed into the right day
     t = pd.date_range("2020-01-01", periods=16, freq="3h")
     amounts = np.repeat([1.0, 2.0], 8).astype("float32")[:, None, None] * np.ones((1, 2, 2), "float32")
     out = open_mswep(_with_bounds(tmp_path / "p3.nc", amounts, t, pd.Timedelta("3h"), units="mm/3h"))
     assert pd.DatetimeIndex(out.time.values).equals(pd.date_range("2020-01-01", periods=2))
     np.testing.assert_allclose(out["precipitation"].values[:, 0, 0], [8.0, 16.0])
+
+
+def test_a_daily_total_labelled_as_an_amount_takes_units_per_day_and_equal_units_are_equal(tmp_path):
+    """E-OBS/CPC-style daily totals labelled 'mm' (or 'kg m-2') are read with units='mm d-1' ('kg m-2 d-1') on a
+    daily axis, not on an hourly one; 'mm/24h' is 'mm d-1' (both had been refused after units= stopped relabelling)."""
+    days = pd.date_range("2020-01-01", periods=3)
+    for label, given in (("mm", "mm d-1"), ("kg m-2", "kg m-2 d-1"), ("mm/24h", "mm d-1")):
+        sub = tmp_path / label.replace("/", "_").replace(" ", "_")
+        sub.mkdir()
+        write(sub / "p.nc", "precipitation", np.full((3, 2, 2), 2.0, "float32"), days, label)
+        out = open_mswep(sub, units=given)
+        np.testing.assert_allclose(out["precipitation"].values, 2.0)
+    hours = pd.date_range("2020-01-01", periods=48, freq="h")
+    write(tmp_path / "h.nc", "precipitation", np.full((48, 2, 2), 0.5, "float32"), hours, "mm")
+    with pytest.raises(UnitError, match=r"labelled 'mm' but units 'mm d-1' were given"):
+        open_mswep(tmp_path / "h.nc", units="mm d-1")  # hourly amounts are not millimetres a day
 
 
 def test_a_monthly_product_is_named_as_monthly(tmp_path):

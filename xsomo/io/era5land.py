@@ -180,6 +180,11 @@ def grib_valid_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
         vt = ds["valid_time"].values
         ds = ds.drop_vars(["_t", "time", "step", "valid_time"]).assign_coords(_t=vt).rename(_t="time")
         keep = ~pd.isna(ds["time"].values) & has.ravel()
+        if not keep.any():
+            raise DataFormatError(
+                f"{f}: holds no values (every field is missing): a box wholly over the sea (ERA5-Land has no "
+                "values there) or an empty download. Download a box over land."
+            )
         ds = ds.isel(time=np.flatnonzero(keep)).transpose("time", ...)
     else:
         vt = ds["valid_time"].values

@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,10 +83,26 @@ def _same_units(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return a is b
     try:
-        (fa, ua), (fb, ub) = xu.per_interval(a), xu.per_interval(b)  # ('mm/3h' is 'mm/(3 h)')
-        return fa == fb and bool(xu.parse_units(ua) == xu.parse_units(ub))
+        # the quantities, not their spellings: 'mm/3h' is 'mm/(3 h)', 'mm/24h' is 'mm d-1'
+        (fa, ua), (fb, ub) = xu.per_interval(a), xu.per_interval(b)
+        ratio = (fa * xu.parse_units(ua)) / (fb * xu.parse_units(ub))
+        return bool(ratio.dimensionless and np.isclose(float(ratio.to("dimensionless").magnitude), 1.0, rtol=1e-9))
     except Exception:  # unparseable: only the same text is the same
         return a.strip() == b.strip()
+
+
+def _daily_amount(have: str, given: str, time: Any) -> bool:
+    """Whether ``given`` is the file's amount label ``have`` per day (``'mm'`` -> ``'mm d-1'``) on a daily
+    axis: a daily total labelled as an amount (E-OBS, CPC), read as that amount per day. Not on other
+    axes: hourly amounts labelled ``'mm'`` are not millimetres a day."""
+    try:
+        if not _same_units(f"{have} d-1", given) or xu.parse_units(have).dimensionality == xu.parse_units(given).dimensionality:
+            return False
+        if time is None or time.size < 2:
+            return False
+        return bool((np.diff(pd.DatetimeIndex(time.values).values) == np.timedelta64(1, "D")).all())
+    except Exception:
+        return False
 
 
 def _refuse_mixed_files(seen: Sequence[tuple[str, dict[str, str | None], np.ndarray]]) -> None:
@@ -220,7 +237,7 @@ def open_gridded(
             if key not in ds:
                 continue
             have = ds[key].attrs.get("units")
-            if have is None or str(have).strip() == "":
+            if have is None or str(have).strip() == "" or _daily_amount(str(have), u, ds.get("time")):
                 ds[key].attrs["units"] = u
             elif not _same_units(str(have), u):
                 # (units= had overwritten the label: 'mm/3h' relabelled 'mm d-1' read 8x too low,
@@ -228,8 +245,9 @@ def open_gridded(
                 where = _file_labelled(files, {k, key, *(o for o, n in (rename or {}).items() if n == key)}, have)
                 raise UnitError(
                     f"{where}: {key!r} is labelled {have!r} but units {u!r} were given: a file's own units "
-                    "label is never replaced (a mislabelled file is refused, not relabelled). Give the "
-                    f"file's units ({have!r}), or fix the file's units attribute if it is wrong."
+                    "label is never replaced (a mislabelled file is refused, not relabelled): leave units= out "
+                    "for this variable (daily totals labelled as an amount take that amount per day, e.g. "
+                    f"units='{have} d-1'), or fix the file's units attribute if it is wrong."
                 )
     bounds = _time_bounds(ds, src)
     missing = [v for v in variables if v not in ds]
@@ -330,9 +348,11 @@ def _to_daily(
         start, end, bname = bounds
         length = end - start
         if step >= pd.Timedelta("1D"):
-            # daily: each value goes to the day its interval starts (a daily total stamped at the
-            # end of its interval, 00:00 of the next day, had been read a day late; QA)
-            odd = np.flatnonzero(length != np.timedelta64(1, "D"))
+            # daily: each value goes to the day that holds the middle of its interval (a daily
+            # total stamped at the end of its interval, 00:00 of the next day, had been read a day
+            # late; QA). Intervals of up to a day: CDO's daymean/daysum write [00:00, 23:00] for
+            # hourly input, E-OBS-like 06-06 UTC days go to the day of their first 18 hours
+            odd = np.flatnonzero((length > np.timedelta64(1, "D")) | (length < np.timedelta64(0, "s")))
             if odd.size:
                 k = int(odd[0])
                 what = f"{pd.Timestamp(start[k])} .. {pd.Timestamp(end[k])}"
@@ -340,11 +360,11 @@ def _to_daily(
                 if described in ("monthly", "yearly"):
                     raise _not_daily(src, names, described, f"time bounds {bname!r}: {what}, ...")
                 raise DataFormatError(
-                    f"{src}: the time bounds {bname!r} of a daily axis are not one day long ({odd.size} of "
-                    f"{length.size}, first {what}); give daily values with bounds of one day (or without "
-                    "bounds, stamped at the start of each day)."
+                    f"{src}: the time bounds {bname!r} of a daily axis are longer than one day ({odd.size} of "
+                    f"{length.size}, first {what}); give daily values with bounds of at most one day (or "
+                    "without bounds, stamped at the start of each day)."
                 )
-            time = pd.DatetimeIndex(start)
+            time = pd.DatetimeIndex(start + length // 2)
         else:
             # sub-daily: each value at the start of its interval, which must lie within one day
             across = np.flatnonzero(
