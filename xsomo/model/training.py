@@ -48,7 +48,7 @@ Design (DESIGN.md, issue 4):
   demo-preset step (batch 64 + 32 probe windows, 365 + 365 days, 32 hidden) takes 0.028-0.035 CPU-s,
   0.85-1.00x a bare ``nn.LSTM`` step on the same windows timed in turn, penalty included (ten
   runs, median 0.88; 0.71x with oneDNN's fused LSTM before, the probe windows being 27 % more
-  LSTM work); a paper-size step (batch 256, 128 hidden) 1.3-1.5x the bare step.
+  LSTM work); a paper-size step (batch 256, 128 hidden) 1.22-1.48x the bare step.
 - Layers are trained in cascade order; a deeper layer gets the *simulated* soil moisture
   of the upper layers (continuous roll-out of the already trained members, same member),
   exactly as at inference.
