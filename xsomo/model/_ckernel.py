@@ -34,6 +34,8 @@ import subprocess
 import sysconfig
 import tempfile
 
+from xsomo.io.atomic import atomic_path, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 SOURCE = pathlib.Path(__file__).with_name("_ealstm_kernel.c")
@@ -106,50 +108,33 @@ def _intact(path: pathlib.Path) -> bool:
         return False
 
 
+class _BuildFailed(Exception):
+    """Compiling or linking failed: :func:`xsomo.io.atomic.atomic_path` then installs nothing."""
+
+
 def _build(cc: str, defines: tuple[str, ...], path: pathlib.Path) -> bool:
-    """Compile into a temporary file of ``path``'s folder, load it once, then rename it and its
-    checksum into place (each write atomic; concurrent builders each leave complete files)."""
-    folder = path.parent
+    """Compile, load once, and install the library and then its checksum, each through
+    :mod:`xsomo.io.atomic` (a temporary name beside it, synced, renamed; concurrent builders
+    each leave complete files)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
-    except OSError as err:
-        log.info("no folder for the EA-LSTM training loops (%s): the PyTorch loops run", err)
-        return False
-    obj = tmp[:-3] + ".o"
-    try:
-        for command in (
-            [cc, "-c", *FLAGS, *defines, str(SOURCE), "-o", obj],
-            [cc, "-shared", obj, "-o", tmp, *LIBS],
-        ):
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-            if done.returncode != 0:
-                log.info("compiling the EA-LSTM training loops failed (%s): %s", " ".join(command), done.stderr.strip())
-                return False
-        if os.path.getsize(tmp) == 0:
-            log.info("compiling the EA-LSTM training loops with %s wrote nothing", cc)
-            return False
-        ctypes.CDLL(tmp)  # loads (symbols, libmvec) before it is installed
-        os.chmod(tmp, 0o755)  # mkstemp's 0600 would hide it from other users of a shared cache
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fd, tmp_sum = tempfile.mkstemp(suffix=".sha256", dir=folder)
-        with os.fdopen(fd, "w") as f:
-            f.write(_digest(path) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_sum, 0o644)
-        os.replace(tmp_sum, path.with_suffix(".sha256"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as work, atomic_path(path) as tmp:
+            obj = os.path.join(work, "ealstm.o")
+            for command in (
+                [cc, "-c", *FLAGS, *defines, str(SOURCE), "-o", obj],
+                [cc, "-shared", obj, "-o", str(tmp), *LIBS],
+            ):
+                done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+                if done.returncode != 0:
+                    raise _BuildFailed(f"{' '.join(command)}: {done.stderr.strip()}")
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise _BuildFailed(f"{cc} wrote nothing")
+            ctypes.CDLL(str(tmp))  # loads (symbols, libmvec) before it is installed
+        atomic_write_text(path.with_suffix(".sha256"), _digest(path) + "\n")
         return True
-    except (OSError, subprocess.SubprocessError) as err:
+    except (_BuildFailed, OSError, subprocess.SubprocessError) as err:
         log.info("compiling the EA-LSTM training loops failed: %s", err)
         return False
-    finally:
-        for leftover in (tmp, obj):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
 
 
 @functools.cache

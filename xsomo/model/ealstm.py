@@ -40,8 +40,8 @@ import warnings
 import torch
 from torch import nn
 
-from xsomo.model import _ckernel, _ealstm_gpu
-from xsomo.model._ealstm_cpu import EALSTMFunction, step_weights
+from xsomo.model import _ealstm_gpu
+from xsomo.model._ealstm_cpu import EALSTMFunction, _c_loops, step_weights
 
 # The masked weights are computed in every forward pass, so they never sit in the one flat
 # buffer cuDNN prefers; it copies them into one (a few hundred kB) at each call and warns.
@@ -241,10 +241,7 @@ class EALSTM(nn.Module):
             and torch.get_num_threads() == 1  # many small operations: OpenMP barriers stall under load
             and (
                 x_d.shape[0] * x_d.shape[1] * self.hidden >= CPU_TRAINING_MIN
-                or (
-                    x_d.dtype == x_s.dtype == self.weight_ih.dtype == torch.float32
-                    and _ckernel.kernel(self.hidden, self.n_dynamic) is not None
-                )
+                or _c_loops((x_d, x_s, self.weight_ih), self.hidden, self.n_dynamic) is not None
             )
         ):
             # training on the CPU: three gates and sigmoids, backward by hand
