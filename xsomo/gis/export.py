@@ -197,8 +197,6 @@ def _overview_count(nx: int, ny: int, blocksize: int) -> int:
 _STEP_RTOL = 1e-3
 
 
-
-
 def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> float | None:
     """The spacing of ascending centre coordinates ``values`` (None for a single one).
 

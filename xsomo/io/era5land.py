@@ -175,8 +175,9 @@ def grib_valid_time(ds: xr.Dataset, f: pathlib.Path) -> xr.Dataset:
     if "step" in ds.dims:
         if "time" not in ds.dims:
             ds = ds.expand_dims("time")
-        has = _steps_with_data(ds.transpose("time", "step", ...))
-        ds = ds.transpose("time", "step", ...).stack(_t=("time", "step"))
+        ds = ds.transpose("time", "step", ...)
+        has = _steps_with_data(ds)
+        ds = ds.stack(_t=("time", "step"))
         vt = ds["valid_time"].values
         ds = ds.drop_vars(["_t", "time", "step", "valid_time"]).assign_coords(_t=vt).rename(_t="time")
         keep = ~pd.isna(ds["time"].values) & has.ravel()

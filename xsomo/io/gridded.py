@@ -384,11 +384,10 @@ def _to_daily(
         if time.size > 1 and step > pd.Timedelta("1D"):
             # (the MSWEP Monthly product had been called a daily axis with gaps)
             raise _not_daily(src, names, _describe_step(np.diff(time.values)), f"time stamps {time[0].date()}, {time[1].date()}, ...")
-        if np.any(np.diff(time.floor("D").values) != np.timedelta64(1, "D")):
-            gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
-            first = time[gaps[0]] if gaps.size else time[0]
+        gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
+        if gaps.size:
             raise DataFormatError(
-                f"{src}: daily time axis has gaps (first after {first.date()}); fill the missing days."
+                f"{src}: daily time axis has gaps (first after {time[gaps[0]].date()}); fill the missing days."
             )
         return ds.assign_coords(time=time.floor("D"))
     per_day = int(pd.Timedelta("1D") / step)
