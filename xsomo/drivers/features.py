@@ -142,8 +142,10 @@ def _pixel_steps(x: xr.DataArray) -> tuple[float, float]:
 def _check_finer(fine: xr.DataArray, grid: GridSpec) -> None:
     """Refuse a fine field whose pixels are not finer than the target grid's cells (a 0.25 deg
     DEM on the 0.1 deg grid had given an elevation_std of 0 in most cells and of the steps
-    between its pixels elsewhere, without a word)."""
-    x = normalise_latlon(fine)
+    between its pixels elsewhere, without a word). The step of a regular axis is that of its
+    first two coordinates: only those are normalised, not the whole field (sorting a DEM stored
+    north to south copies it, and the moments below normalise it anyway)."""
+    x = normalise_latlon(fine.isel({d: slice(0, 2) for d in fine.dims}))
     if x.sizes["lat"] < 2 or x.sizes["lon"] < 2:
         return  # (named by the moments)
     dlat, dlon = _pixel_steps(x)
