@@ -258,3 +258,57 @@ def test_float32_coordinates_give_exact_edges_in_cog_vrt_and_stac(tmp_path: path
     item = json.loads(next((tmp_path / "cat").glob("*/*.json")).read_text())
     assert item["properties"]["proj:transform"] == list(exact)[:6]
     assert item["bbox"] == [170.0, 68.5, 174.0, 71.5]
+
+
+# ----------------------------------------------------------------------------- longitude conventions
+
+
+@pytest.mark.parametrize(
+    ("lon", "west"),
+    [
+        (np.r_[np.arange(0.05, 1.0, 0.1), np.arange(359.05, 360.0, 0.1)], -1.0),  # across 0° in 0..360
+        (np.r_[np.arange(-179.95, -179.0, 0.1), np.arange(179.05, 180.0, 0.1)], 179.0),  # across 180° in -180..180
+    ],
+    ids=["0_in_0..360", "180_in_-180..180"],
+)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cog_of_a_region_cut_by_the_longitude_convention_is_one_block(
+    lon: np.ndarray, west: float, dtype: str, tmp_path: pathlib.Path
+) -> None:
+    """QA: a map across 0° in 0..360 (0..1 and 359..360) was refused with the hint to reindex it
+    onto np.arange(0.05, 360, 0.1): a GeoTIFF 3600 columns wide, 99% empty. It is one block of
+    20 columns: written over -1..1 (as xsomo.regrid.normalise_latlon takes it), and the mirror case
+    (across 180° in -180..180) over 179..181 (as xsomo takes grids beyond 180°)."""
+    from affine import Affine
+
+    lon = np.round(lon, 6).astype(dtype)
+    lat = np.round(np.arange(40.45, 39.99, -0.1), 2).astype(dtype)
+    glon = cv.decimal_coords(lon)
+    values = np.add.outer(cv.decimal_coords(lat) * 100, glon).astype("f4")  # each cell's own number
+    da = xr.DataArray(values, coords={"lat": lat, "lon": lon}, dims=("lat", "lon"), name="sm")
+    path = to_cog(da, tmp_path / "m.tif", style=False)
+    with rasterio.open(path) as r:
+        assert r.transform == Affine(0.1, 0.0, west, 0.0, -0.1, 40.5) and r.width == 20
+        block = np.where(glon - west >= 360.0, glon - 360.0, np.where(glon < west, glon + 360.0, glon))
+        pts = [(float(x), float(y)) for y in cv.decimal_coords(lat) for x in block]
+        got = np.array([v[0] for v in r.sample(pts)])
+    np.testing.assert_array_equal(got, values.ravel())
+
+
+def test_time_stack_of_files_cut_by_the_longitude_convention_is_refused(tmp_path: pathlib.Path) -> None:
+    """A VRT shows a file's columns in their stored order, so files across 0° in 0..360 cannot be one
+    block there: refused with what to do (GeoTIFFs, or files in one convention), not the hint to
+    reindex onto a 0..360 grid."""
+    from xsomo.gis.export import to_time_stack
+    from xsomo.prediction.output import to_files
+
+    lon = np.round(np.r_[np.arange(0.05, 1.0, 0.1), np.arange(359.05, 360.0, 0.1)], 6)
+    lat = np.round(np.arange(40.05, 40.5, 0.1), 2)
+    t = pd.date_range("2015-01-01", "2015-01-03")
+    sm = xr.DataArray(np.full((1, t.size, lat.size, lon.size), 0.2, "f4"), dims=("layer", "time", "lat", "lon"),
+                      coords={"time": t, "lat": lat, "lon": lon, **cv.layer_coords([1])})  # fmt: skip
+    to_files(sm.to_dataset(name="sm"), tmp_path / "in", progress=False)
+    with pytest.raises(XsomoValueError, match=r"one block at -0.95..0.95\).*GeoTIFFs instead") as info:
+        to_time_stack(tmp_path / "in", tmp_path / "s.vrt", layer=1)
+    assert "reindex" not in str(info.value)
+    assert not (tmp_path / "s.vrt").exists()

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         df["cell_lon"], df["cell_lat"] = centre
     keep = [c for c in ("region", "layer", "time", "sm", "n_cells", "cell_lon", "cell_lat") if c in df.columns]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, df[keep].to_csv(index=False, float_format="%.5g"))
+    atomic_write_text(args.out, zonal.csv_text(df[keep]))  # numbers exact, not cut to 5 digits
     if args.plot:
         zonal.plot_series(s.drop_vars("n_cells", errors="ignore"), args.plot, title=title)
     print(args.out)

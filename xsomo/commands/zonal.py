@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        atomic_write_text(args.out, df.to_csv(index=False, float_format="%.5g"))
+        atomic_write_text(args.out, zonal.csv_text(df))  # numbers exact, not cut to 5 digits
     else:
         import pyogrio
 

@@ -197,6 +197,31 @@ def _overview_count(nx: int, ny: int, blocksize: int) -> int:
 _STEP_RTOL = 1e-3
 
 
+def _one_block(lon: np.ndarray) -> np.ndarray | None:
+    """Ascending centre longitudes ``lon`` as one block, when they are a regular block of cells cut
+    in two by the longitude convention (None otherwise).
+
+    ``0.05..0.95, 359.05..359.95`` (a region across 0° in 0..360) is ``-0.95..0.95`` (the block in
+    -180..180, as :func:`xsomo.regrid.normalise_latlon` takes it); ``-179.95..-179.05,
+    179.05..179.95`` (a region across the antimeridian in -180..180) is ``179.05..180.95`` (the
+    block in 0..360, as xsomo takes grids beyond 180°). Same order as ``lon``; shifts rounded to
+    1e-9°.
+    """
+    v = np.asarray(lon, dtype=float)
+    if v.size < 3:
+        return None
+    d = np.diff(v)
+    k = int(np.argmax(d))
+    rest = np.delete(d, k)
+    step = float(np.median(rest))
+    regular = step > 0 and bool(np.all(np.abs(rest - step) <= _STEP_RTOL * step))
+    if not regular or d[k] <= 180.0 or abs(v[0] + 360.0 - v[-1] - step) > _STEP_RTOL * step:
+        return None
+    if v[k + 1] - 360.0 >= -180.0:  # across 0° in 0..360: the east part moves west, into -180..180
+        return np.where(v > v[k], np.round(v - 360.0, 9), v)
+    return np.where(v <= v[k], np.round(v + 360.0, 9), v)  # across 180° in -180..180: into 0..360
+
+
 def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> float | None:
     """The spacing of ascending centre coordinates ``values`` (None for a single one).
 
@@ -227,7 +252,9 @@ def _north_up(field: xr.DataArray) -> xr.DataArray:
     """``field`` as ``(lat, lon)`` with rows north to south and columns west to east, on a regular grid.
 
     Unsorted coordinates are sorted (each value keeps its coordinates); duplicated,
-    missing, non-finite or unevenly spaced ones are an :class:`XsomoValueError`.
+    missing, non-finite or unevenly spaced ones are an :class:`XsomoValueError`. A region cut
+    in two by the longitude convention is written as one block (:func:`_one_block`): across
+    0° in -180..180, across the antimeridian in 0..360.
     """
     for dim in (cv.LAT, cv.LON):
         if dim not in field.coords:
@@ -241,6 +268,15 @@ def _north_up(field: xr.DataArray) -> xr.DataArray:
                 f"{field.name!r}: its {dim} coordinates hold duplicated or non-finite values; one value per row "
                 "or column of cell centres is needed"
             )
+    from xsomo.regrid import normalise_latlon
+
+    # the one rule for coordinates: float32 ones as their decimals, a region across 0° in 0..360
+    # as one block in -180..180 (it had been refused, with the hint to reindex onto 0..360)
+    field = normalise_latlon(field)
+    lon = np.asarray(field[cv.LON].values, dtype=float)
+    block = _one_block(lon)
+    if block is not None:  # across the antimeridian in -180..180: one block in 0..360
+        field = field.assign_coords({cv.LON: block})
     lat = np.asarray(field[cv.LAT].values, dtype=float)
     lon = np.asarray(field[cv.LON].values, dtype=float)
     field = field.isel({cv.LAT: np.argsort(-lat, kind="stable"), cv.LON: np.argsort(lon, kind="stable")})
@@ -521,6 +557,19 @@ def to_time_stack(
             packing = _vrt_packing(ds[var].encoding, f.path) if var in ds.data_vars else None
         if first is None:
             first = (f.path, lat, lon)
+            block = _one_block(lon)
+            if block is not None:
+                # GDAL reads a file's columns in their stored order: one geotransform cannot place a
+                # region cut in two by the longitude convention (the hint had been to reindex onto 0..360)
+                raise XsomoValueError(
+                    f"{f.path}: its longitudes are one block of cells cut in two by the longitude convention "
+                    f"({lon[0]:g}..{lon[-1]:g} with a gap; one block at {float(block.min()):g}.."
+                    f"{float(block.max()):g}), and a VRT shows the file's columns in their stored order. "
+                    "Export days and periods as GeoTIFFs instead (xsomo export --date, or --stat with --start/--end: "
+                    "they are written as one block), or write the files with their longitudes in one convention "
+                    "first (ds.assign_coords(lon=((ds.lon + 180) % 360) - 180).sortby('lon') for a region across 0°, "
+                    "ds.assign_coords(lon=ds.lon % 360).sortby('lon') for one across 180°)"
+                )
             _regular_step(lat, cv.LAT, f"{f.path}:")
             _regular_step(lon, cv.LON, f"{f.path}:")
             grid = cv.GridSpec.from_coords(lat, lon)

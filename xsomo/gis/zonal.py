@@ -29,7 +29,15 @@ from xsomo.evaluation.climatology import missing_days_message
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
 from xsomo.runtime import user_stacklevel
 
-__all__ = ["nearest_cell_with_data", "plot_series", "point_series", "polygon_series", "read_polygons", "zonal_statistics"]
+__all__ = [
+    "csv_text",
+    "nearest_cell_with_data",
+    "plot_series",
+    "point_series",
+    "polygon_series",
+    "read_polygons",
+    "zonal_statistics",
+]
 
 
 def _sm(obj: xr.Dataset | xr.DataArray, layer: int | None, variable: Hashable = cv.SM) -> xr.DataArray:
@@ -202,20 +210,44 @@ COVERAGE_WARN = 0.99
 def _coverage(polygons: Any, da: xr.DataArray, key: str) -> np.ndarray:
     """Share of each polygon's area inside the grid's outline (equal-area, EPSG:6933).
 
-    The polygons are first brought to the grid's longitudes, as for the mask
+    The outline is that of the grid the mask lies on (:func:`polygon_series`): the data's
+    coordinates normalised by the one rule (:func:`xsomo.regrid.normalise_latlon`: float32
+    values as their decimals, a region across 0° in 0..360 as one block in -180..180). The
+    polygons are first brought to the grid's longitudes, as for the mask
     (:func:`xsomo.drivers.regions.in_grid_longitudes`).
     """
     import shapely
 
     from xsomo.drivers.regions import in_grid_longitudes
+    from xsomo.regrid import normalise_latlon
 
-    g = cv.GridSpec.from_coords(da[cv.LAT].values, da[cv.LON].values)
-    gdf = in_grid_longitudes(polygons, da[cv.LON].values)
+    # on the raw coordinates, a region across 0° in 0..360 (0..1 and 359..360) had the outline
+    # 0..360: a polygon half outside it had coverage 1 and no warning
+    grid = normalise_latlon(da)
+    lat, lon = np.asarray(grid[cv.LAT].values, float), np.asarray(grid[cv.LON].values, float)
+    g = cv.GridSpec.from_coords(lat, lon)
+    gdf = in_grid_longitudes(polygons, lon)
     inside = gdf.geometry.intersection(shapely.box(g.west, g.south, g.east, g.north))
     whole = gdf.geometry.to_crs(6933).area.to_numpy()
     part = inside.set_crs(4326, allow_override=True).to_crs(6933).area.to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(whole > 0, part / np.where(whole > 0, whole, 1.0), 0.0)
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """``table`` as CSV text (no index) whose numbers read back as the same values.
+
+    float64 columns are written as Python's ``repr`` (the shortest text that gives the same
+    float64: coordinates such as 12.345678 stay 12.345678), float32 columns as the shortest
+    text that gives the same float32 (0.2345679, not 0.23456789001464844); NaN is an empty
+    field. ``float_format="%.5g"`` had written 12.345678 as 12.346 (about 100 m) and soil
+    moisture to 5 digits.
+
+    >>> print(csv_text(pd.DataFrame({"lon": [12.345678], "sm": np.float32([0.23456789])})), end="")
+    lon,sm
+    12.345678,0.2345679
+    """
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 def plot_series(series: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> pathlib.Path:

@@ -303,6 +303,17 @@ def main(out):
     # grids across 0 deg and (in 0..360) across 180 deg; with xsomo, its own zonal cells and means of WRAP_ZONES
     for folder, bounds in WRAP_GRIDS.items():
         write_somo(os.path.join(out, folder), 1, YEARS[0], bounds=bounds, ndays=WRAP_DAYS)
+    # the grid across 0 deg with its longitudes in 0..360, stored ascending (0.05..9.95, 350.05..359.95), as
+    # a region cut from a global 0..360 file: GDAL's geotransform for it spans 0..360 with 1.8-degree pixels
+    split = os.path.join(out, "somo_split")
+    os.makedirs(split, exist_ok=True)
+    name = f"SoMo.ml-EU_layer1_{YEARS[0]}.nc"
+    shutil.copy(os.path.join(out, "somo_zero", name), split)
+    with netCDF4.Dataset(os.path.join(split, name), "a") as nc:
+        lon = np.asarray(nc["lon"][:], dtype=float)
+        order = np.argsort(np.round(lon % 360.0, 6), kind="stable")
+        nc["lon"][:] = np.round(lon % 360.0, 6)[order]
+        nc["layer1"][:] = np.asarray(nc["layer1"][:])[:, :, order]
     if with_xsomo:
         made["wrap_xsomo"] = {folder: xsomo_wrap_series(os.path.join(out, folder), folder) for folder in WRAP_GRIDS}
     if not with_xsomo:

@@ -1270,3 +1270,145 @@ def test_projected_polygons_are_densified_before_they_go_to_degrees(qgis_app, da
     got = next(r for r in rows if r["date"] == day.isoformat())
     assert int(got["n_cells"]) == int(ok.sum())
     assert float(got["sm"]) == pytest.approx(float((v[ok] * wts[ok]).sum() / wts[ok].sum()), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- QA pass 3: station CRSs
+
+
+def _assert_sampled(got, want, what):
+    """A sampled field: NULL where the raster holds NaN (sea), else the value."""
+    if np.isnan(want):
+        assert got is None or got != got or str(got) == "NULL", (what, got)
+    else:
+        assert got == pytest.approx(want, abs=1e-7), (what, got, want)
+
+
+def test_sampleatstations_places_stations_by_their_crs(qgis_app, data_dir, tmp_path):
+    """QA 3 item 1: a station layer without a CRS was passed to the raster unchecked, its coordinates
+    taken as the raster's: metres of EPSG:3035 (a shapefile without its .prj) sampled NULL everywhere
+    without a word. As xsomo (and series/zonalstats): refused unless the coordinates can be degrees,
+    which are taken as EPSG:4326 with a warning; stations in any valid CRS are moved into the
+    raster's (stations in EPSG:4326 on a raster in EPSG:3035); a raster without a CRS whose extent is
+    not degrees is refused."""
+    import processing
+    from osgeo import gdal, ogr
+    from qgis.core import QgsProcessingFeedback, QgsVectorLayer
+
+    d, _ = data_dir
+    day = dt.date(2012, 2, 9)
+    tif = processing.run(
+        "xsomo:loadday", {"FOLDER": str(d / "somo"), "LAYER": 1, "DATE": day.isoformat(), "OUTPUT": str(tmp_path / "d.tif")}
+    )["OUTPUT"]
+    inside = [(sid, x, y) for sid, x, y in STATIONS if 10.0 <= x < 11.6 and 50.0 <= y < 51.2]
+    xy = _to_crs([(x, y) for _, x, y in inside], 3035)
+    metres = _vector(tmp_path / "st_m.shp", ogr.wkbPoint,
+                     {sid: f"POINT ({x!r} {y!r})" for (sid, _, _), (x, y) in zip(inside, xy, strict=True)}, None,
+                     "ESRI Shapefile")  # fmt: skip
+    msg = _run_expecting_error(
+        "xsomo:sampleatstations", {"INPUT": str(metres), "RASTER": tif, "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / "m.gpkg")}
+    )
+    assert "INPUT: the stations have no CRS and their coordinates are not degrees" in msg and "set their CRS" in msg, msg
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, warning):
+            self.warnings.append(warning)
+
+    degrees = _vector(tmp_path / "st_deg.shp", ogr.wkbPoint,
+                      {sid: f"POINT ({x!r} {y!r})" for sid, x, y in inside}, None, "ESRI Shapefile")  # fmt: skip
+    fb = Feedback()
+    out = processing.run(
+        "xsomo:sampleatstations",
+        {"INPUT": str(degrees), "RASTER": tif, "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / "deg.gpkg")},
+        feedback=fb,
+    )["OUTPUT"]
+    layer = QgsVectorLayer(out, "s", "ogr")
+    assert layer.crs().authid() == "EPSG:4326"
+    assert any("no CRS" in w and "taken as EPSG:4326" in w for w in fb.warnings), fb.warnings
+    got = {f["name"]: f["sm"] for f in layer.getFeatures()}
+    for sid, x, y in inside:
+        _assert_sampled(got[sid], float(value(1, day, *_cell(x, y))), sid)
+
+    # stations in EPSG:4326 on a raster in EPSG:3035 (1 km pixels): the value of the pixel holding each
+    warped = gdal.Warp(str(tmp_path / "d3035.tif"), tif, dstSRS="EPSG:3035", xRes=1000.0, yRes=1000.0,
+                       resampleAlg="near", targetAlignedPixels=True)  # fmt: skip
+    gt, arr = warped.GetGeoTransform(), warped.GetRasterBand(1).ReadAsArray()
+    warped = None
+    stations = _vector(tmp_path / "st4326.gpkg", ogr.wkbPoint, {sid: f"POINT ({x!r} {y!r})" for sid, x, y in inside})
+    out = processing.run(
+        "xsomo:sampleatstations",
+        {"INPUT": str(stations), "RASTER": str(tmp_path / "d3035.tif"), "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / "p.gpkg")},
+    )["OUTPUT"]
+    got = {f["name"]: f["sm"] for f in QgsVectorLayer(out, "s", "ogr").getFeatures()}
+    for (sid, _, _), (x, y) in zip(inside, xy, strict=True):
+        _assert_sampled(got[sid], float(arr[int((y - gt[3]) // gt[5]), int((x - gt[0]) // gt[1])]), sid)
+    assert sum(v is not None and v == v for v in got.values()) >= 3
+
+    # that raster without its CRS: its extent is metres, the stations cannot be placed on it
+    src = gdal.Open(str(tmp_path / "d3035.tif"))
+    bare = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "bare.tif"), src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Float32)
+    bare.SetGeoTransform(src.GetGeoTransform())
+    bare.GetRasterBand(1).WriteArray(src.GetRasterBand(1).ReadAsArray())
+    bare = src = None
+    msg = _run_expecting_error(
+        "xsomo:sampleatstations",
+        {"INPUT": str(stations), "RASTER": str(tmp_path / "bare.tif"), "BAND": 1, "FIELD": "sm", "OUTPUT": str(tmp_path / "b.gpkg")},
+    )
+    assert "has no CRS and its extent is not degrees" in msg and "set its CRS" in msg, msg
+
+
+def _gdal_geotransform(lon, lat):
+    """The geotransform GDAL's netCDF driver derives from float32 centre coordinates (first, last, n)."""
+    lon = np.asarray(lon, np.float32).astype(float)
+    lat = np.asarray(lat, np.float32).astype(float)
+    dx, dy = (lon[-1] - lon[0]) / (lon.size - 1), (lat[-1] - lat[0]) / (lat.size - 1)
+    return (lon[0] - dx / 2, dx, 0.0, lat[0] - dy / 2, 0.0, dy)
+
+
+def test_fine_float32_grids_are_snapped_as_xsomo_snaps_them(qgis_app):
+    """QA 3 item 5: GDAL's geotransform was kept wherever snapping moved an edge by more than 1e-3 of a
+    cell. Float32 noise alone is ~1e-5 deg near 180 deg, more than 1e-3 of a 0.001-degree cell: such a
+    grid kept x0 = 170.0000035, dx = 0.00099999 (xsomo snaps it to 170, 0.001), and a point on a cell
+    edge fell in the cell west of xsomo's. Snapped now within two float32 steps of the coordinates;
+    a step that is not a whole 1e-6 deg (1/120) and a rotated raster are still kept as GDAL gives
+    them (xsomo's 1e-6 rounding would misplace the first by up to 0.17 cell)."""
+    from xsomo_qgis.somo_files import cell_of, snap_geotransform
+
+    for res, west, north, n in ((0.001, 170.0, 61.0, 1000), (0.001, -179.5, -30.0, 3000), (0.01, 170.0, 61.0, 100)):
+        lon = np.round(west + res * (np.arange(n) + 0.5), 6)
+        lat = np.round(north - res * (np.arange(n) + 0.5), 6)
+        gt = _gdal_geotransform(lon, lat)
+        assert gt[0] != west  # as noisy as GDAL reads them
+        assert snap_geotransform(gt, (n, n)) == (west, res, 0.0, north, 0.0, -res), (res, west)
+    gt = snap_geotransform(_gdal_geotransform(170.0005 + 0.001 * np.arange(1000), 60.9995 - 0.001 * np.arange(1000)), (1000, 1000))
+    for k in (1, 123, 500, 999):  # a point on the west edge of column k is in column k (xsomo's rule)
+        assert cell_of(gt, (1000, 1000), round(170.0 + 0.001 * k, 6), 60.5)[1] == k
+    # kept: 1/120 deg (float64 and float32 centres), and a rotated raster
+    for gt120 in ((10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120),
+                  _gdal_geotransform(170 + (np.arange(4320) + 0.5) / 120, 60 - (np.arange(4320) + 0.5) / 120)):  # fmt: skip
+        assert snap_geotransform(gt120, (4320, 4320)) == tuple(gt120)
+    rotated = (10.0, 0.1, 0.01, 51.0, 0.01, -0.1)
+    assert snap_geotransform(rotated, (10, 10)) == rotated
+
+
+def test_a_file_across_0_in_0_360_longitudes_is_refused_not_misplaced(qgis_app, data_dir, tmp_path):
+    """QA 3 (beside item 4): a file whose longitudes are a region across 0 deg in 0..360 (0.05..9.95 and
+    350.05..359.95, stored in that order) was drawn by GDAL over 0..360 with 1.8-degree pixels (200 columns): loadday,
+    the time layer and the series placed it wrongly without a word. Refused, naming the file and the fix."""
+    from osgeo import gdal
+
+    d, _ = data_dir
+    path = d / "somo_split" / "SoMo.ml-EU_layer1_2010.nc"
+    assert gdal.Open(f'NETCDF:"{path}":layer1').GetGeoTransform()[1] > 1.0  # 1.8-degree pixels over 0..360
+    for alg, extra in (
+        ("xsomo:loadday", {"DATE": "2010-01-02", "OUTPUT": str(tmp_path / "d.tif")}),
+        ("xsomo:timelayer", {"OUTPUT": str(tmp_path / "t.vrt"), "LOAD": False}),
+    ):
+        msg = _run_expecting_error(alg, {"FOLDER": str(d / "somo_split"), "LAYER": 1, **extra})
+        assert str(path) in msg and "lon coordinates are not one regular grid" in msg, (alg, msg)
+        assert "region across 0 deg in 0..360" in msg and "-180..180" in msg, msg
+    assert not (tmp_path / "d.tif").exists() and not (tmp_path / "t.vrt").exists()
+    # the regular files (float32, packed, ascending lat, 0..360 beyond 180) are not refused: see the tests above

@@ -19,6 +19,7 @@ import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsCsException,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
@@ -294,15 +295,26 @@ class SampleAtStations(_Base):
                 f"the stations already have a field {field!r}; choose another FIELD"
             )
         fields.append(QgsField(field, QVariant.Double))
-        sink, dest = self.parameterAsSink(
-            parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs()
-        )
+        # the stations' coordinates in their CRS (refused without one unless they are degrees), moved
+        # into the raster's: without a CRS they had been passed through as the raster's coordinates
+        station_crs = _source_crs(source, "INPUT", "stations", feedback)
         raster_crs = _raster_crs(raster)
+        if not raster_crs.isValid():
+            e = raster.extent()
+            raise QgsProcessingException(
+                f"RASTER: {raster.source()} has no CRS and its extent is not degrees (x {e.xMinimum():.6g}.."
+                f"{e.xMaximum():.6g}, y {e.yMinimum():.6g}..{e.yMaximum():.6g}): the stations cannot be placed "
+                "on it; set its CRS (Layer Properties > Source > Assigned CRS, or gdal_edit.py -a_srs EPSG:...)"
+            )
+        sink, dest = self.parameterAsSink(
+            parameters, "OUTPUT", context, fields, source.wkbType(), station_crs
+        )
         xform = QgsCoordinateTransform(
-            source.sourceCrs(),
+            station_crs,
             raster_crs,
             context.transformContext() if context else QgsProject.instance(),
         )
+        n_failed = 0
         # the cell holding each station by xsomo's cell rule (cell_of: a station on an inner edge is in the
         # cell to its north-east) on the raster's grid snapped as xsomo places it, then that cell's value;
         # GDAL's own pick on an edge is the float rounding of either side
@@ -322,9 +334,15 @@ class SampleAtStations(_Base):
             value = None
             geom = feat.geometry()
             if not geom.isEmpty():
-                pt = xform.transform(geom.asPoint())
-                x = lon_like_grid(pt.x(), gt, shape[1]) if geographic else pt.x()
-                cell = cell_of(gt, shape, x, pt.y())
+                try:
+                    pt = xform.transform(_single_point(geom, feat))
+                except QgsCsException:  # outside where the raster's CRS is defined: no value
+                    n_failed += 1
+                    pt = None
+                cell = None
+                if pt is not None:
+                    x = lon_like_grid(pt.x(), gt, shape[1]) if geographic else pt.x()
+                    cell = cell_of(gt, shape, x, pt.y())
                 if cell is not None:
                     row, col = cell
                     centre = QgsPointXY(gt[0] + gt[1] * (col + 0.5), gt[3] + gt[5] * (row + 0.5))
@@ -336,7 +354,25 @@ class SampleAtStations(_Base):
             out.setAttributes([*feat.attributes(), value])
             sink.addFeature(out, QgsFeatureSink.FastInsert)
             feedback.setProgress(100.0 * (i + 1) / total)
+        if n_failed:
+            feedback.pushWarning(
+                f"{n_failed} stations could not be transformed from {station_crs.authid() or 'their CRS'} to the "
+                f"raster's {raster_crs.authid() or 'CRS'}; their {field} is NULL"
+            )
         return {"OUTPUT": dest}
+
+
+def _single_point(geom, feat):
+    """The point of a station's geometry; a MultiPoint of one point is that point, of several refused."""
+    if geom.isMultipart():
+        points = geom.asMultiPoint()
+        if len(points) != 1:
+            raise QgsProcessingException(
+                f"station {feat.id()} is a MultiPoint of {len(points)} points: a station is one point; split it "
+                "into single points first (Vector > Geometry Tools > Multipart to Singleparts)"
+            )
+        return points[0]
+    return geom.asPoint()
 
 
 def _in_degrees(x_min, x_max, y_min, y_max):
@@ -355,7 +391,35 @@ def _raster_crs(raster):
     return crs
 
 
-def _features_in_4326(alg, parameters, context, name):
+def _source_crs(source, name, kind, feedback=None):
+    """The CRS of a vector layer's coordinates, by xsomo's rule (``drivers.regions._in_degrees``).
+
+    Its own CRS when it has a valid one; for a layer without a CRS (a shapefile without its .prj)
+    or with one QGIS cannot read, EPSG:4326 when its coordinates can be degrees (said in the
+    feedback), and a QgsProcessingException naming the layer when they cannot (metres of a
+    projection: their points had been taken as degrees, and sampled NULL or on another cell).
+    """
+    crs = source.sourceCrs()
+    if crs.isValid():
+        return crs
+    e = source.sourceExtent()
+    if not e.isEmpty() and not _in_degrees(e.xMinimum(), e.xMaximum(), e.yMinimum(), e.yMaximum()):
+        raise QgsProcessingException(
+            f"{name}: the {kind} have no CRS and their coordinates are not degrees (x {e.xMinimum():.6g}.."
+            f"{e.xMaximum():.6g}, y {e.yMinimum():.6g}..{e.yMaximum():.6g}: metres of a projection?): set "
+            "their CRS (a shapefile needs its .prj; in QGIS Layer Properties > Source > Assigned CRS, or "
+            "Processing > Vector general > Assign projection)"
+        )
+    if feedback is not None:
+        feedback.pushWarning(
+            f"{name}: the {kind} have no CRS; their coordinates are degrees, so they are taken as EPSG:4326 "
+            "(longitude, latitude), as xsomo takes them. If they are not, set their CRS first "
+            "(Layer Properties > Source > Assigned CRS)"
+        )
+    return QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def _features_in_4326(alg, parameters, context, name, feedback=None):
     """``[(label, QgsGeometry in EPSG:4326)]`` of a vector parameter, labelled by the FIELD parameter.
 
     As xsomo's ``drivers.regions`` (``_in_degrees``, ``_regions``): a layer without CRS is taken as
@@ -371,23 +435,14 @@ def _features_in_4326(alg, parameters, context, name):
     kind = "points" if QgsWkbTypes.geometryType(source.wkbType()) == QgsWkbTypes.PointGeometry else "polygons"
     xform = None
     densify = None
-    crs = source.sourceCrs()
-    if crs.isValid():
+    crs = _source_crs(source, name, kind, feedback)
+    if crs.authid() != "EPSG:4326":
         xform = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), context.transformContext())
         if not crs.isGeographic():
             # a straight edge in a projection is a curve in degrees: 1 km segments first, as xsomo
             # (drivers.regions._in_degrees: gdf.segmentize(1000 m)), a tenth of a 0.1-degree cell
             to_m = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
             densify = 1000.0 / (to_m or 1.0)
-    else:
-        e = source.sourceExtent()
-        if not e.isEmpty() and not _in_degrees(e.xMinimum(), e.xMaximum(), e.yMinimum(), e.yMaximum()):
-            raise QgsProcessingException(
-                f"{name}: the {kind} have no CRS and their coordinates are not degrees (x {e.xMinimum():.6g}.."
-                f"{e.xMaximum():.6g}, y {e.yMinimum():.6g}..{e.yMaximum():.6g}: metres of a projection?): set "
-                "their CRS (a shapefile needs its .prj; in QGIS Layer Properties > Source > Assigned CRS, or "
-                "Processing > Vector general > Assign projection)"
-            )
     out = []
     for k, feat in enumerate(source.getFeatures()):
         geom = feat.geometry()
@@ -476,7 +531,7 @@ class Series(_Base):
 
     def processAlgorithm(self, parameters, context, feedback):
         files = self._files(parameters, context)
-        _, feats = _features_in_4326(self, parameters, context, "INPUT")
+        _, feats = _features_in_4326(self, parameters, context, "INPUT", feedback)
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         rows = [("name", "date", "sm", "n_cells")]
         for k, (label, geom, _) in enumerate(feats):
@@ -521,7 +576,7 @@ class ZonalStats(_Base):
         files = self._files(parameters, context)
         start = self._day(parameters, "START", context)
         end = self._day(parameters, "END", context)
-        source, feats = _features_in_4326(self, parameters, context, "INPUT")
+        source, feats = _features_in_4326(self, parameters, context, "INPUT", feedback)
         fields = QgsFields(source.fields())
         for name in ("n_cells", "mean_sm", "anomaly_z", "n_years"):
             if fields.indexFromName(name) >= 0:

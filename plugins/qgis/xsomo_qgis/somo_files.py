@@ -126,6 +126,7 @@ class LayerFile:
             days.append((origin + dt.timedelta(seconds=float(v) * scale)).date())
         self.days = days
         self.band_of = {d: i + 1 for i, d in enumerate(days)}
+        check_coordinates(self)
 
     @property
     def geotransform(self):
@@ -287,6 +288,12 @@ def decimal_centre(c):
     return v
 
 
+def _is_float32(c):
+    """Whether ``c`` is (within GDAL's float64 arithmetic of 1e-9) a float32 value."""
+    c32 = np.float32(c)
+    return bool(np.isfinite(c32)) and abs(float(c32) - c) <= 1e-9 * max(1.0, abs(c))
+
+
 def snap_geotransform(geotransform, shape):
     """``geotransform`` placed as xsomo places the grid: edges and steps exact from the centres.
 
@@ -296,9 +303,15 @@ def snap_geotransform(geotransform, shape):
     ``xsomo series``/``zonal``. As xsomo (``gis.export._exact_transform``, ``decimal_coords``,
     ``conventions.GridSpec.from_coords``): the first and last centres of each axis (float32 ones as
     their shortest decimals, :func:`decimal_centre`), the step ``round((last - first) / (n - 1), 6)``,
-    the edge ``round(first - step / 2, 6)``. Kept as GDAL gives it where that would move an edge of
-    the grid by more than 1e-3 of a cell (a step that is not a whole 1e-6 deg, such as 1/120 deg,
-    which xsomo's rounding would misplace) or the raster is rotated.
+    the edge ``round(first - step / 2, 6)``.
+
+    Kept as GDAL gives it (it is the files' coordinates as stored) where that would move an edge of
+    the grid by more than the coordinates can be off: 1e-3 of a cell, or, for float32 centres, two
+    float32 steps (ulps) of the coordinates, whichever is larger (float32 noise alone is 1e-5 deg
+    near 180 deg, 1.5e-2 of a 0.001-degree cell: such fine grids had kept GDAL's noisy edges where
+    xsomo snaps them). So a step that is not a whole 1e-6 deg, such as 1/120 deg, which xsomo's
+    rounding would misplace, is kept (unless float32 centres cannot tell it from its rounding);
+    so is a rotated raster.
     """
     x0, dx, rx, y0, ry, dy = (float(v) for v in geotransform)
     ny, nx = shape
@@ -306,22 +319,24 @@ def snap_geotransform(geotransform, shape):
         return tuple(geotransform)
 
     def axis(origin, step, n):
-        first = decimal_centre(origin + step / 2)
-        last = decimal_centre(origin + step * (n - 0.5))
+        """``(edge, step, moved)``: the snapped axis, and how far it moves GDAL's edges over what
+        the coordinates can be off (> 1: keep GDAL's)."""
+        c0, c1 = origin + step / 2, origin + step * (n - 0.5)
+        first, last = decimal_centre(c0), decimal_centre(c1)
         s = round((last - first) / (n - 1), 6) if n > 1 else round(step, 6)
-        return round(first - s / 2, 6), s
+        if not s:
+            return origin, step, float("inf")
+        o = round(first - s / 2, 6)
+        tol = 1e-3 * abs(s)
+        if _is_float32(c0) and _is_float32(c1):
+            ulp = float(np.spacing(np.float32(max(abs(c0), abs(c1), abs(origin), abs(origin + step * n)))))
+            tol = max(tol, 2.0 * ulp)
+        moved = max(abs(o - origin), abs(o + s * n - (origin + step * n)))
+        return o, s, moved / tol
 
-    ox, sx = axis(x0, dx, nx)
-    oy, sy = axis(y0, dy, ny)
-    if not sx or not sy:
-        return tuple(geotransform)
-    moved = max(
-        abs(ox - x0) / abs(sx),
-        abs(ox + sx * nx - (x0 + dx * nx)) / abs(sx),
-        abs(oy - y0) / abs(sy),
-        abs(oy + sy * ny - (y0 + dy * ny)) / abs(sy),
-    )
-    if moved > 1e-3:
+    ox, sx, mx = axis(x0, dx, nx)
+    oy, sy, my = axis(y0, dy, ny)
+    if max(mx, my) > 1.0:
         return tuple(geotransform)
     return (ox, sx, 0.0, oy, 0.0, sy)
 
@@ -335,6 +350,59 @@ def lon_like_grid(x, geotransform, nx):
     if west <= x < west + 360.0:
         return x
     return round(west + (x - west) % 360.0, 9)
+
+
+def _stored_coordinates(path, var):
+    """``(lat, lon)``: the centre coordinates of ``var``'s last two dimensions as stored in the file
+    (GDAL's multidimensional API), each None where the file has no coordinate variable for it."""
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_MULTIDIM_RASTER)
+        arr = ds.GetRootGroup().OpenMDArray(var)
+        out = []
+        for dim in arr.GetDimensions()[-2:]:
+            iv = dim.GetIndexingVariable()
+            out.append(None if iv is None else np.asarray(iv.ReadAsArray(), dtype=float).ravel())
+        return tuple(out)
+    except (RuntimeError, AttributeError):  # a GDAL without the multidimensional netCDF reader
+        return None, None
+
+
+def check_coordinates(f):
+    """Raise a SomoFileError naming the file unless its lat/lon centres are the cells GDAL places it on.
+
+    GDAL's netCDF driver takes the first and last centre and the count: a file whose longitudes
+    are a region across 0 deg in 0..360 (0.05..9.95 and 350.05..359.95, stored in that order)
+    became a raster 360 deg wide (1.8-deg pixels for 200 columns), without a word. xsomo reads
+    such a file as one block in -180..180 (``xsomo.regrid.normalise_latlon``); GDAL reads its
+    columns in their stored order.
+    """
+    stored = _stored_coordinates(f.path, f.name.rsplit(":", 1)[1])
+    gt = f.geotransform
+    for name, c, origin, step, n in (
+        ("lat", stored[0], gt[3], gt[5], f.ds.RasterYSize),
+        ("lon", stored[1], gt[0], gt[1], f.ds.RasterXSize),
+    ):
+        if c is None or c.size != n or n < 2:
+            continue
+        want = np.sort(origin + step * (np.arange(n) + 0.5))
+        got = np.sort(c)
+        tol = max(1e-3 * abs(step), 4.0 * float(np.spacing(np.float32(np.max(np.abs(got))))))
+        if np.all(np.abs(got - want) <= tol):
+            continue
+        gaps = np.diff(got)
+        k = int(np.argmax(gaps))
+        split = name == "lon" and got[0] >= 0.0 and got[-1] > 180.0 and gaps[k] > 180.0
+        raise SomoFileError(
+            f"{f.path}: its {name} coordinates are not one regular grid ({got[0]:g}..{got[-1]:g}, with a gap of "
+            f"{gaps[k]:g} deg after {got[k]:g}), so GDAL would place it wrongly ({n} cells of {abs(step):g} deg). "
+            + (
+                "It is a region across 0 deg in 0..360 longitudes: write the files with longitudes in -180..180 "
+                "(xarray: ds.assign_coords(lon=((ds.lon + 180) % 360) - 180).sortby('lon')), where they are one "
+                "block, or export its days with xsomo (xsomo export --date / --stat), which reads them as one block"
+                if split
+                else f"Write the files on a regular {name} grid (every cell, one step)"
+            )
+        )
 
 
 def check_same_grid(first, other):
