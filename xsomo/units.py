@@ -68,13 +68,48 @@ _DEGREE_WORD_SCALE = re.compile(
 )
 
 
+#: a range written as the units of a fraction, as ecCodes labels ERA5's lsm, cvh, tcc, fal: "(0 - 1)"
+_ZERO_TO_ONE = re.compile(r"^\(?\s*0(?:\.0*)?\s*(?:-|–|to)\s*1(?:\.0*)?\s*\)?$", re.IGNORECASE)
+#: a depth of liquid water that stands for a mass of water or snow, as ecCodes labels ERA5's sd, sf, e, src
+#: ("m of water equivalent"), and glaciology's "mm w.e.": the length of liquid water it names (then any rate)
+_WATER_EQUIVALENT = re.compile(
+    r"^(?P<length>mm|cm|m|millimet(?:er|re)s?|met(?:er|re)s?)\s+(?:of\s+)?(?:water[\s_]+equivalent|w\.\s?e\.)"
+    r"(?P<rest>\s.*)?$",
+    re.IGNORECASE,
+)
+#: a height above the sea ("m a.s.l.", "m asl", "masl", "m amsl", "m MSL", "m above mean sea level",
+#: "ft AMSL"): the length (pint read "m a.s.l." as metre x annum x second x litre)
+_ABOVE_SEA = re.compile(
+    r"^(?P<length>m|met(?:er|re)s?|ft|feet|foot)\.?\s*"
+    r"(?:a\.?\s?s\.?\s?l\.?|a\.?\s?m\.?\s?s\.?\s?l\.?|(?:above\s+)?m\.?\s?s\.?\s?l\.?|(?:above\s+)?(?:mean\s+)?sea[\s_]+level)$",
+    re.IGNORECASE,
+)
+#: labels that do not say what they measure: never guessed (pattern, what it is, how to write it)
+_AMBIGUOUS = (
+    (
+        re.compile(r"^(?:above\s+)?(?:a\.?\s?s\.?\s?l\.?|a\.?\s?m\.?\s?s\.?\s?l\.?|m\.?\s?s\.?\s?l\.?|(?:mean\s+)?sea[\s_]+level)$", re.I),
+        "names a datum (mean sea level), not a unit: the height could be in metres or feet",
+        "write the length unit, e.g. 'm' (or 'm a.s.l.')",
+    ),
+    (
+        re.compile(r"^(?:mm|cm|m|met(?:er|re)s?)\s+(?:of\s+)?water$", re.I),
+        "may be a depth of water or a pressure (a metre of water column is 9.8 kPa)",
+        "write 'm' (or 'm of water equivalent') for a depth of water, 'Pa' for a pressure",
+    ),
+)
+
+
 def normalise_units_string(units: str) -> str:
     """``units`` stripped, with the synonyms seen in real files replaced by units the registry
     reads: ``"m3/m3"`` -> ``"m3 m-3"``, ``"degrees Celsius"`` / ``"ºC"`` -> ``"degC"``,
-    ``"Kelvin"`` -> ``"K"``.
+    ``"Kelvin"`` -> ``"K"``, ecCodes' ``"(0 - 1)"`` -> ``"1"`` and ``"m of water equivalent"``
+    -> ``"m"`` (a depth of liquid water, as xsomo reads ``m`` of precipitation: 1 m is
+    1000 kg m-2), and heights ``"m a.s.l."`` / ``"m above MSL"`` -> ``"m"``.
 
     >>> [normalise_units_string(u) for u in ("degrees C", "deg. C", "Degrees Celsius", "ºC", "deg K", "Kelvin")]
     ['degC', 'degC', 'degC', 'degC', 'K', 'K']
+    >>> [normalise_units_string(u) for u in ("(0 - 1)", "m of water equivalent", "mm w.e. d-1", "m a.s.l.", "masl")]
+    ['1', 'm', 'mm d-1', 'm', 'm']
     """
     u = units.strip()
     if u in _ALIASES:
@@ -82,6 +117,14 @@ def normalise_units_string(units: str) -> str:
     m = _TEMPERATURE.match(u)
     if m is not None:
         return _TEMPERATURE_UNITS[(m["letter"] or m["word"]).lower()]
+    if _ZERO_TO_ONE.match(u):
+        return "1"
+    m = _WATER_EQUIVALENT.match(u)
+    if m is not None:
+        return normalise_units_string(m["length"] + (m["rest"] or ""))
+    m = _ABOVE_SEA.match(u)
+    if m is not None:
+        return m["length"]
     return u
 
 
@@ -102,6 +145,10 @@ def parse_units(units: str, *, name: Hashable = None, source: str | None = None)
     """
     where = f" in {source}" if source else ""
     plain = normalise_units_string(units)
+    for pattern, what, fix in _AMBIGUOUS:
+        if pattern.match(plain):
+            raise UnitError(f"variable {name!r}{where}: units {units!r} {what}; xsomo does not guess. Fix the units "
+                            f"attribute: {fix}.")
     if _DEGREE_WORD_SCALE.search(plain):
         raise UnitError(
             f"variable {name!r}{where}: units {units!r} put 'degree' next to a temperature scale in a way "
@@ -144,6 +191,125 @@ def per_interval(units: str) -> tuple[float, str]:
         return 1.0, units
     unit = "h" if m["unit"].startswith("h") else "d"
     return 1.0 / float(m["n"]), f"{m['amount'].strip()} {unit}-1"
+
+
+def rate_period_days(units: str) -> float | None:
+    """The length in days of the time a rate label is per: ``'mm/month'`` -> 30.44,
+    ``'mm/3h'`` -> 0.125, ``'kg m-2 s-1'`` -> 1/86400; ``None`` for a label that is no rate per
+    one time unit (``'mm'``, ``'W m-2'``, ``'K'``) or cannot be parsed.
+
+    >>> [round(rate_period_days(u), 3) for u in ("mm/month", "mm a-1", "mm/3h", "mm d-1")]
+    [30.438, 365.25, 0.125, 1.0]
+    """
+    try:
+        factor, plain = per_interval(str(units))
+        unit = parse_units(plain)
+    except UnitError:
+        return None
+    second = ureg.Unit("s").dimensionality
+    per = [(k, e) for k, e in unit._units.items() if ureg.Unit(k).dimensionality == second]
+    if len(per) != 1 or per[0][1] != -1:
+        return None
+    return float(ureg.Quantity(1.0, per[0][0]).to("day").magnitude) / factor
+
+
+def _period_words(days: float) -> str:
+    """``"month"``, ``"year"`` or ``"N days"`` (per what a rate is)."""
+    if 28 <= days <= 31.5:
+        return "month" if np.isclose(days, 30.4375, atol=0.01) else f"{days:.4g} days (a month)"
+    if 365 <= days <= 366.5:
+        return "year" if np.isclose(days, 365.25, atol=0.01) else f"{days:.4g} days (a year)"
+    return f"{days:.4g} days"
+
+
+def is_long_rate(units: object) -> bool:
+    """Whether ``units`` is a rate per more than one day (``'mm/month'``, ``'mm a-1'``, ``'mm/(30 d)'``).
+
+    >>> is_long_rate("mm month-1"), is_long_rate("mm/24h"), is_long_rate("mm"), is_long_rate(None)
+    (True, False, False, False)
+    """
+    if units is None:
+        return False
+    days = rate_period_days(str(units))
+    return days is not None and days > 1.0 + 1e-9
+
+
+def refuse_long_rate(units: object, *, name: Hashable, source: str, axis: str, fix: str) -> None:
+    """Raise :class:`UnitError` when ``units`` is a rate per more than one day (``'mm/month'``,
+    ``'mm month-1'``, ``'mm a-1'``, ``'mm/(30 d)'``) on a daily or sub-daily time axis.
+
+    Read as labelled, daily totals labelled per month became ~30 times too small without a
+    word: on such an axis the label is almost surely wrong. Callers skip variables whose
+    units the user declared (``units=``) and axes of a month or more (refused as not daily).
+
+    Parameters
+    ----------
+    units
+        The file's units label.
+    name, source
+        The variable and the file, for the message.
+    axis
+        The time axis in words (``"daily"``, ``"3-hourly"``).
+    fix
+        How to declare the unit in the reader that raises (e.g. ``"open_mswep(..., units='mm/month')"``).
+    """
+    if not is_long_rate(units):
+        return
+    days = float(rate_period_days(str(units)) or 0.0)
+    per = _period_words(days)
+    raise UnitError(
+        f"{source}: {name!r} is labelled {units!r}, a rate per {per}, on a {axis} time axis: read as labelled, "
+        f"every value would be divided by {days:.4g}. A per-month or per-year label on {axis} data is almost always "
+        "a mislabel (e.g. daily precipitation totals labelled 'mm/month'). Fix the file's units attribute (daily "
+        f"totals in mm: 'mm d-1'), or, if the values really are rates per {per}, declare that unit: {fix}."
+    )
+
+
+def _same_text(a: str, b: str) -> bool:
+    """Two labels pint cannot read are the same when they are the same text (case aside)."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def same_quantity(a: str | None, b: str | None) -> bool:
+    """Whether two units labels give the same numbers: the same quantity, however spelled
+    (``'mm/24h'`` is ``'mm d-1'``, ``'mm/3h'`` is ``'mm/(3 h)'``, ``'g/kg'`` is ``'permille'``).
+
+    For labels xsomo converts *from*: files of one variable combined under one conversion, a
+    ``units=`` that must agree with a file's own label. Unparseable labels are the same only as
+    the same text. Not for a declared unit that chooses a conversion itself: see
+    :func:`same_unit`.
+
+    >>> same_quantity("mm/24h", "mm d-1"), same_quantity("g/kg", "permille"), same_quantity("mm", "m")
+    (True, True, False)
+    """
+    if a is None or b is None:
+        return a is b
+    try:
+        (fa, ua), (fb, ub) = per_interval(a), per_interval(b)
+        ratio = (fa * parse_units(ua)) / (fb * parse_units(ub))
+        return bool(ratio.dimensionless and np.isclose(float(ratio.to("dimensionless").magnitude), 1.0, rtol=1e-9))
+    except UnitError:
+        return _same_text(a, b)
+
+
+def same_unit(a: str, b: str) -> bool:
+    """Whether two units labels name the same unit, not merely the same factor.
+
+    For a file's label checked against a unit the user declared from a fixed list (the
+    sources file's ``soil.units``: ``g/kg``, ``percent``, ``1``), which says what the files
+    hold and, for GeoTIFFs, chooses the conversion. A label of the same factor but another
+    unit (``'permille'``, ``'mg/g'``, a volume fraction ``'cm3 dm-3'`` for ``'g/kg'``) is
+    refused: the declaration or the file is about another quantity. Spellings of one unit pass
+    (``'%'`` is ``'percent'``, ``'g kg-1'`` is ``'g/kg'``); unparseable labels are the same
+    only as the same text (case aside).
+
+    >>> same_unit("g kg-1", "g/kg"), same_unit("%", "percent"), same_unit("permille", "g/kg")
+    (True, True, False)
+    """
+    try:
+        return bool(parse_units(str(a)) == parse_units(str(b)))
+    except UnitError:
+        return _same_text(str(a), str(b))
 
 
 def convert(
@@ -404,7 +570,12 @@ __all__ = [
     "check_units",
     "convert",
     "in_m3m3",
+    "is_long_rate",
     "normalise_units_string",
     "parse_units",
+    "rate_period_days",
+    "refuse_long_rate",
+    "same_quantity",
+    "same_unit",
     "ureg",
 ]

@@ -147,11 +147,7 @@ def _declared_units(path: str, names: tuple[str, ...], declared: str) -> None:
                 have = ds[n].attrs.get("units") if n in ds else None
                 if have is None:
                     continue
-                try:
-                    same = xu.parse_units(str(have), name=n) == xu.parse_units(declared, name=n)
-                except UnitError:
-                    same = str(have).strip() == declared.strip()
-                if not same:
+                if not xu.same_unit(str(have), declared):  # the unit declared, not merely its factor
                     raise UnitError(
                         f"{f}: {n!r} is labelled {have!r} but the sources file says units: {declared}. "
                         "A mislabelled file is refused, not relabelled: fix the sources file (or the file's "

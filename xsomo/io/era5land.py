@@ -25,7 +25,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError, XsomoValueError
-from xsomo.io.gridded import open_nc_files
+from xsomo.io.gridded import daily_dates, open_nc_files, utc_offset, zone_name
 
 __all__ = ["daily_from_hourly", "deaccumulate", "grib_valid_time", "layer_sm", "open_era5land"]
 
@@ -298,6 +298,8 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
             join="outer",
         )
         ds = _cells_to_grid(cat)
+        if "units" in parts[0]["time"].encoding:  # (its zone, read by utc_offset)
+            ds["time"].encoding["units"] = parts[0]["time"].encoding["units"]
         ds.attrs["era5land_source_format"] = "pynetcf cell files"
         return ds
     first.close()
@@ -688,11 +690,17 @@ def open_era5land(
     Notes
     -----
     Daily values stamped 06 UTC (QA4SM cell files hold one 06 UTC value a day) are
-    snapshots, labelled with their day; ``attrs['time_sampling']`` says so.
+    snapshots, labelled with their day; ``attrs['time_sampling']`` says so. Daily values
+    whose time units are in a zone off UTC keep their local date
+    (:func:`xsomo.io.gridded.daily_dates`). A variable labelled as a rate per month or year
+    (``"mm/month"``) on a daily or hourly axis is refused unless ``units=`` names it.
     """
     files = _files(path)
     source = ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else "")
-    ds = _normalise(_open(files, chunks))
+    raw = _open(files, chunks)
+    stamps = next((raw[n] for n in ("time", "valid_time") if n in raw.coords), None)
+    offset = utc_offset(stamps, source) if stamps is not None else pd.Timedelta(0)
+    ds = _normalise(raw)
     if units:
         for name, u in units.items():
             key = name if name in ds else ALIASES.get(name, name)
@@ -723,6 +731,16 @@ def open_era5land(
             )
     time = pd.DatetimeIndex(ds["time"].values)
     step = pd.Timedelta(np.median(np.diff(time.values))) if time.size > 1 else pd.Timedelta("1D")
+    if step <= pd.Timedelta("1D"):  # (longer steps are refused below)
+        declared = {name if name in ds else ALIASES.get(name, name) for name in (units or {})}
+        for vname, da in ds.data_vars.items():
+            if "time" in da.dims and vname not in declared:
+                fname = da.attrs.get("xsomo_file_name", vname)
+                label = da.attrs.get("units")
+                xu.refuse_long_rate(
+                    label, name=fname, source=source, axis="daily" if step == pd.Timedelta("1D") else "hourly",
+                    fix=f"open_era5land(..., units={{{fname!r}: {label!r}}})",
+                )
     attrs: dict[str, str] = {"source": f"ERA5-Land ({source})", "title": "ERA5-Land, daily"}
     if step < pd.Timedelta("1D"):
         if step != pd.Timedelta("1h"):
@@ -730,14 +748,18 @@ def open_era5land(
         ds = daily_from_hourly(ds, source=source)
         attrs["time_sampling"] = "daily from hourly (de-accumulated sums; means of 00-23 UTC)"
     elif step == pd.Timedelta("1D"):
-        hours = set(time.hour.tolist())
-        _check_daily(time, source)
+        # (stamps in a zone off UTC: each value on its local date, see daily_dates)
+        days = daily_dates(time, offset, source)
+        local = time + offset
+        zone = "UTC" if offset == pd.Timedelta(0) else f"local time ({zone_name(offset)})"
+        hours = set(local.hour.tolist())
+        _check_daily(local, source)
         _refuse_hourly_extract(ds, hours, source)
-        ds = ds.assign_coords(time=time.floor("D"))
+        ds = ds.assign_coords(time=days)
         attrs["time_sampling"] = (
             "daily values, read as the means/totals of the day they are stamped with"
             if hours == {0}
-            else f"one value a day at {sorted(hours)} UTC (snapshot)"
+            else f"one value a day at {sorted(hours)} {zone} (snapshot)"
         )
     else:
         raise DataFormatError(f"{source}: time step {step} is neither hourly nor daily.")

@@ -25,7 +25,7 @@ from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, MissingVariableError, UnitError
 from xsomo.regrid import normalise_latlon
 
-__all__ = ["STATIC_FILES", "open_gridded", "open_mswep", "open_mswx", "open_static"]
+__all__ = ["STATIC_FILES", "daily_dates", "open_gridded", "open_mswep", "open_mswx", "open_static", "utc_offset"]
 
 #: static file -> variables and the units they must be convertible to
 STATIC_FILES: dict[str, dict[str, str]] = {
@@ -48,12 +48,16 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     whose message starts with ``what``.
     """
     seen: list[tuple[str, dict[str, str | None], np.ndarray]] = []
+    zones: list[tuple[str, pd.Timedelta, object]] = []
 
     def record(ds: xr.Dataset) -> xr.Dataset:
         ds = _day_from_name(ds)
         name = str(ds.encoding.get("source", "?"))
-        t = next((ds[n].values for n in ("time", "valid_time") if n in ds.coords), np.array([]))
-        seen.append((name, {str(v): ds[v].attrs.get("units") for v in ds.data_vars}, np.atleast_1d(t)))
+        t = next((ds[n] for n in ("time", "valid_time") if n in ds.coords), None)
+        seen.append((name, {str(v): ds[v].attrs.get("units") for v in ds.data_vars},
+                     np.atleast_1d(t.values) if t is not None else np.array([])))
+        if t is not None:
+            zones.append((name, utc_offset(t, name), t.encoding.get("units")))
         return ds
 
     try:
@@ -69,26 +73,107 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
             join="outer",
             preprocess=record,
         )
+    except DataFormatError as err:
+        raise DataFormatError(f"{what}: {err}") from None
     except Exception as err:
         raise DataFormatError(f"{what}: {_overlap(files) or err}") from err
     try:
         _refuse_mixed_files(seen)
+        _refuse_mixed_zones(zones)
     except DataFormatError as err:
         ds.close()
         raise DataFormatError(f"{what}: {err}") from None
     return ds
 
 
-def _same_units(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return a is b
+#: a CF time reference's date and clock time, then whatever follows them (the zone)
+_TIME_REFERENCE = re.compile(
+    r"^\s*\w+\s+since\s+(?P<date>[-+]?\d+-\d{1,2}-\d{1,2}(?:[T\s]+\d{1,2}(?::\d{1,2}(?::\d{1,2}(?:\.\d*)?)?)?)?)"
+    r"\s*(?P<zone>.*?)\s*$",
+    re.IGNORECASE,
+)
+#: zones that are UTC
+_UTC = {"", "z", "utc", "gmt", "ut"}
+#: an ISO 8601 / UDUNITS offset from UTC: +03:00, +0300, +03, +3, -5:30
+_OFFSET = re.compile(r"^[+-]\d{1,2}(?::?\d{2})?$")
+
+
+def utc_offset(time: xr.DataArray, src: str) -> pd.Timedelta:
+    """The offset from UTC of the time zone of ``time``'s CF units (``"days since 2000-01-01
+    00:00:00 +03:00"`` -> 3 h; 0 without a zone, or in UTC).
+
+    xarray decodes such stamps to UTC (local midnight of +03:00 becomes 21:00 UTC of the day
+    before); the offset is lost after decoding, so it is read from ``time.encoding['units']``
+    (or the raw ``units`` attribute). A zone that cannot be read without doubt is refused:
+    ``"UTC+3"`` is 3 h east in common usage but 3 h west as a POSIX zone, which is how pandas
+    (and so xarray) decodes it; named zones (``"CET"``, ``"EST"``) are ignored by the decoding.
+    Accepted: none, ``Z``/``UTC``/``GMT``, and ISO 8601 / UDUNITS offsets (``+03:00``, ``+0300``,
+    ``+3``, ``-05:30``), for which the offset pandas applied is returned.
+    """
+    units = time.encoding.get("units") or time.attrs.get("units")
+    if not isinstance(units, str):
+        return pd.Timedelta(0)
+    m = _TIME_REFERENCE.match(units)
+    if m is None:
+        return pd.Timedelta(0)
+    zone = m["zone"].strip()
+    if zone.casefold() in _UTC:
+        return pd.Timedelta(0)
     try:
-        # the quantities, not their spellings: 'mm/3h' is 'mm/(3 h)', 'mm/24h' is 'mm d-1'
-        (fa, ua), (fb, ub) = xu.per_interval(a), xu.per_interval(b)
-        ratio = (fa * xu.parse_units(ua)) / (fb * xu.parse_units(ub))
-        return bool(ratio.dimensionless and np.isclose(float(ratio.to("dimensionless").magnitude), 1.0, rtol=1e-9))
-    except Exception:  # unparseable: only the same text is the same
-        return a.strip() == b.strip()
+        stamp = pd.Timestamp(f"{m['date']} {zone}")
+    except Exception:  # pandas cannot read it: what xarray made of it is unknown
+        stamp = None
+    if _OFFSET.match(zone) and stamp is not None and stamp.tzinfo is not None:
+        return pd.Timedelta(stamp.utcoffset())
+    if stamp is not None and stamp.tzinfo is not None and stamp.utcoffset() == pd.Timedelta(0):
+        return pd.Timedelta(0)  # "UTC+00:00", "GMT-0"
+    raise DataFormatError(
+        f"{src}: the time units {units!r} end in the time zone {zone!r}, which xsomo cannot read without doubt "
+        "('UTC+3' is 3 h east of UTC as people write it but 3 h west as a POSIX zone, which is how xarray "
+        "decodes it; a named zone such as 'CET' is ignored by the decoding). Write the offset as ISO 8601 does, e.g. "
+        "'days since 2000-01-01 00:00:00 +03:00', or give the times in UTC."
+    )
+
+
+def _refuse_mixed_zones(zones: Sequence[tuple[str, pd.Timedelta, object]]) -> None:
+    """Files whose time units have different offsets from UTC: one rule gives their days."""
+    for (name0, off0, units0), (name, off, units) in itertools.pairwise(zones):
+        if off != off0:
+            raise DataFormatError(
+                f"the time units of {name0} ({units0!r}) and {name} ({units!r}) are in different time zones: "
+                "daily values of one record are stamped in one zone. Give the files in one zone (or in UTC)."
+            )
+
+
+def zone_name(offset: pd.Timedelta) -> str:
+    """``"UTC"``, ``"UTC+03:00"``, ``"UTC-05:30"``."""
+    if offset == pd.Timedelta(0):
+        return "UTC"
+    h, rest = divmod(abs(offset), pd.Timedelta("1h"))
+    return f"UTC{'+' if offset > pd.Timedelta(0) else '-'}{h:02d}:{rest // pd.Timedelta('1min'):02d}"
+
+
+def daily_dates(time: pd.DatetimeIndex, offset: pd.Timedelta, src: str) -> pd.DatetimeIndex:
+    """The day of each daily value stamped ``time`` (UTC, as decoded) in a file whose time units
+    are in a zone ``offset`` from UTC: the date of the stamp in that zone.
+
+    A daily value of a file in local time belongs to a local day; its stamp (00:00 local, or
+    any time of that day) is kept on its own local date. A local day of a zone less than 12 h
+    from UTC overlaps the UTC day of its date by more than half, so the date is also the UTC day
+    that holds most of it (the day that holds its middle, as with CF bounds). At 12 h or more,
+    the local day lies mostly in the UTC day before (east) or after (west) its date: which day
+    it is cannot be decided, and it is refused. Without an offset this is the UTC date.
+    """
+    if offset == pd.Timedelta(0):
+        return time.floor("D")
+    if abs(offset) >= pd.Timedelta("12h"):
+        raise DataFormatError(
+            f"{src}: daily values stamped in the time zone {zone_name(offset)}: a "
+            "local day there lies mostly in another UTC day than its date, so the day of each value cannot be "
+            "decided (xsomo's days are UTC days). Give daily values of UTC days (or in a zone less than 12 h "
+            "from UTC)."
+        )
+    return (time + offset).floor("D")
 
 
 def _daily_amount(have: str, given: str, time: Any) -> bool:
@@ -96,7 +181,7 @@ def _daily_amount(have: str, given: str, time: Any) -> bool:
     axis: a daily total labelled as an amount (E-OBS, CPC), read as that amount per day. Not on other
     axes: hourly amounts labelled ``'mm'`` are not millimetres a day."""
     try:
-        if not _same_units(f"{have} d-1", given) or xu.parse_units(have).dimensionality == xu.parse_units(given).dimensionality:
+        if not xu.same_quantity(f"{have} d-1", given) or xu.parse_units(have).dimensionality == xu.parse_units(given).dimensionality:
             return False
         if time is None or time.size < 2:
             return False
@@ -112,7 +197,7 @@ def _refuse_mixed_files(seen: Sequence[tuple[str, dict[str, str | None], np.ndar
         for var, u in units.items():
             if var not in first:
                 first[var] = (u, name)
-            elif not _same_units(first[var][0], u):
+            elif not xu.same_quantity(first[var][0], u):
                 (u0, name0) = first[var]
                 raise DataFormatError(
                     f"{var!r} is in {u0!r} in {name0} but in {u!r} in {name}: files of several products or "
@@ -225,6 +310,16 @@ def open_gridded(
     they give, not to its stamp: daily values go to the day their interval starts (a daily
     total stamped at the end of its day, 00:00 of the next, had been read a day late), and
     bounds not one day long on a daily axis are refused.
+
+    Time units in a zone off UTC (``"days since 2000-01-01 00:00:00 +03:00"``): daily values
+    keep the date of their stamp in that zone (:func:`daily_dates`; floored to UTC days, they
+    had moved to the day before); a zone 12 h or more from UTC, a zone written ambiguously
+    (``"UTC+3"``, ``"CET"``: :func:`utc_offset`) and files in different zones are refused.
+    Sub-daily stamps, decoded to UTC, are averaged over UTC days.
+
+    A daily or sub-daily variable labelled as a rate per month or year (``"mm/month"``,
+    ``"mm a-1"``) is refused unless ``units=`` declares that unit: read as labelled, daily totals
+    so labelled were divided by ~30 without a word.
     """
     files = _nc_files(path)
     src = files[0].name if len(files) == 1 else f"{files[0].parent}/{{{files[0].name}, ...}}"
@@ -239,7 +334,7 @@ def open_gridded(
             have = ds[key].attrs.get("units")
             if have is None or str(have).strip() == "" or _daily_amount(str(have), u, ds.get("time")):
                 ds[key].attrs["units"] = u
-            elif not _same_units(str(have), u):
+            elif not xu.same_quantity(str(have), u):
                 # (units= had overwritten the label: 'mm/3h' relabelled 'mm d-1' read 8x too low,
                 # clay labelled '1' relabelled 'percent' 100x too small; QA)
                 where = _file_labelled(files, {k, key, *(o for o, n in (rename or {}).items() if n == key)}, have)
@@ -250,6 +345,7 @@ def open_gridded(
                     f"units='{have} d-1'), or fix the file's units attribute if it is wrong."
                 )
     bounds = _time_bounds(ds, src)
+    offset = utc_offset(ds["time"], src) if "time" in ds.coords else pd.Timedelta(0)
     missing = [v for v in variables if v not in ds]
     if missing:
         raise MissingVariableError(
@@ -257,6 +353,13 @@ def open_gridded(
             "its kind, e.g. a land-cover class map is kind esa_cci or cgls_lc100, fractions need a netCDF file "
             "holding them), or in Python pass rename={...}."
         )
+    axis = _axis_words(ds, bounds)
+    declared = {(rename or {}).get(k, k) for k in (units or {})}
+    for name in variables:  # a per-month label on daily data, unless units= declared it
+        label = ds[name].attrs.get("units")
+        if axis is not None and name not in declared and xu.is_long_rate(label):
+            where = _file_labelled(files, {name, *(o for o, n in (rename or {}).items() if n == name)}, label)
+            xu.refuse_long_rate(label, name=name, source=where, axis=axis, fix=f"units={{{name!r}: {label!r}}}")
     ds = normalise_latlon(ds[list(variables)])
     out = {}
     for name, to in variables.items():
@@ -270,8 +373,23 @@ def open_gridded(
         )
     res = xr.Dataset(out, attrs={"source": src})
     if "time" in res.dims:
-        res = _to_daily(res, src, bounds)
+        res = _to_daily(res, src, bounds, offset)
     return res
+
+
+def _axis_words(ds: xr.Dataset, bounds: tuple[np.ndarray, np.ndarray, str] | None) -> str | None:
+    """``"daily"`` or ``"sub-daily"`` for a time axis of steps (and CF bounds) of at most a day;
+    ``None`` without a time axis or for longer steps (refused as not daily, e.g. a monthly product)."""
+    if "time" not in ds.dims:
+        return None
+    t = np.asarray(ds["time"].values)
+    steps = np.diff(t) if t.size > 1 else np.array([np.timedelta64(1, "D")])
+    if bounds is not None:
+        steps = np.concatenate([steps, bounds[1] - bounds[0]])
+    longest = steps.max()
+    if longest > np.timedelta64(1, "D"):
+        return None
+    return "daily" if longest == np.timedelta64(1, "D") else "sub-daily"
 
 
 def _file_labelled(files: Sequence[pathlib.Path], names: set[str], label: object) -> str:
@@ -333,8 +451,15 @@ def _not_daily(src: str, names: Sequence[object], step: str, stamps: str) -> Dat
 
 
 def _to_daily(
-    ds: xr.Dataset, src: str, bounds: tuple[np.ndarray, np.ndarray, str] | None = None
+    ds: xr.Dataset,
+    src: str,
+    bounds: tuple[np.ndarray, np.ndarray, str] | None = None,
+    offset: pd.Timedelta | None = None,
 ) -> xr.Dataset:
+    """Daily values on UTC days: daily data labelled with its day (:func:`daily_dates`: the
+    date of its stamp in the zone of the time units, or of the middle of its CF bounds), sub-daily
+    data averaged over UTC days (stamps decoded to UTC, whatever the zone of the file)."""
+    offset = pd.Timedelta(0) if offset is None else offset
     time = pd.DatetimeIndex(ds["time"].values)
     if time.size > 1:
         d = np.diff(time.values)
@@ -344,6 +469,8 @@ def _to_daily(
     else:
         step = pd.Timedelta("1D")
     names = list(ds.data_vars)
+    if step >= pd.Timedelta("1D"):
+        daily_dates(time[:1], offset, src)  # a zone 12 h or more from UTC is refused, bounds or not
     if bounds is not None:
         start, end, bname = bounds
         length = end - start
@@ -384,12 +511,14 @@ def _to_daily(
         if time.size > 1 and step > pd.Timedelta("1D"):
             # (the MSWEP Monthly product had been called a daily axis with gaps)
             raise _not_daily(src, names, _describe_step(np.diff(time.values)), f"time stamps {time[0].date()}, {time[1].date()}, ...")
-        gaps = np.flatnonzero(np.diff(time.floor("D").values) != np.timedelta64(1, "D"))
+        # (with bounds: the UTC day of each interval's middle, already; the zone only names dates)
+        days = time.floor("D") if bounds is not None else daily_dates(time, offset, src)
+        gaps = np.flatnonzero(np.diff(days.values) != np.timedelta64(1, "D"))
         if gaps.size:
             raise DataFormatError(
-                f"{src}: daily time axis has gaps (first after {time[gaps[0]].date()}); fill the missing days."
+                f"{src}: daily time axis has gaps (first after {days[gaps[0]].date()}); fill the missing days."
             )
-        return ds.assign_coords(time=time.floor("D"))
+        return ds.assign_coords(time=days)
     per_day = int(pd.Timedelta("1D") / step)
     counts = ds["time"].resample(time="1D").count()
     full = np.asarray((counts == per_day).values, bool)

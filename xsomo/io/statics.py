@@ -597,11 +597,7 @@ def _check_soil_labels(prop: str, by_depth: Mapping[tuple[float, float], pathlib
             continue
         if not label:
             continue
-        try:
-            same = xu.parse_units(label) == xu.parse_units(declared)
-        except Exception:
-            same = label.strip().lower() == units.strip().lower()
-        if not same:
+        if not xu.same_unit(label, declared):  # (declared chooses the factor: the unit, not only its factor)
             raise DataFormatError(
                 f"SoilGrids {prop}: {f.name} is tagged in {label!r} but units={units!r} was given; "
                 "give the units of the files (soil: units: in the sources file)."
