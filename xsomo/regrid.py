@@ -299,7 +299,7 @@ def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna
     if method == "conservative":
         return src.regrid.conservative(tgt, latitude_coord="lat", skipna=skipna)
     if not skipna:
-        return src.regrid.linear(tgt)
+        return _linear(src, tgt)
     # NaN-aware bilinear: weights of missing corners (sea points of a land-only field)
     # are renormalised over the valid ones, so coastal cells are not lost
     if isinstance(src, xr.DataArray):
@@ -307,10 +307,30 @@ def _regrid_xarray_regrid(src: XArray, grid: GridSpec, method: Method, *, skipna
     return src.map(lambda da: _linear_skipna(da, tgt) if {"lat", "lon"} <= set(da.dims) else da)
 
 
+def _linear(src: XArray, tgt: xr.Dataset) -> XArray:
+    """xarray-regrid's ``.regrid.linear`` with the axes interpolated in a fixed order, lat then lon.
+
+    xarray-regrid 0.4 passes the coordinates to ``interp`` from a ``set`` of their names,
+    whose order follows Python's string hashing, which differs from process to process: lat
+    then lon in some runs, lon then lat in others, results that differ in the last bit
+    (18,752 of 1.3 million values of the demo world's net radiation). The prepared drivers,
+    and so every trained model, differed between two runs of the same command.
+    """
+    from xarray_regrid.regrid import validate_input
+    from xarray_regrid.utils import format_for_regrid
+
+    tgt = validate_input(src, tgt, "time")
+    formatted = format_for_regrid(src, tgt)
+    out = formatted.interp({cv.LAT: tgt[cv.LAT], cv.LON: tgt[cv.LON]}, method="linear")
+    for dim in (cv.LAT, cv.LON):  # interp drops some of the coordinates' attributes
+        out[dim].attrs = dict(src[dim].attrs)
+    return out
+
+
 def _linear_skipna(da: xr.DataArray, tgt: xr.Dataset) -> xr.DataArray:
     valid = da.notnull()
-    num = da.fillna(0).regrid.linear(tgt)
-    den = valid.astype(da.dtype if da.dtype.kind == "f" else "float64").regrid.linear(tgt)
+    num = _linear(da.fillna(0), tgt)
+    den = _linear(valid.astype(da.dtype if da.dtype.kind == "f" else "float64"), tgt)
     out = num / den.where(den > 1e-6)  # NaN where no valid corner (no 0/0 warnings)
     out.attrs = dict(da.attrs)
     return out
