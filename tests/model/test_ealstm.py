@@ -199,6 +199,23 @@ def test_dropout_drops_p_and_keeps_the_expectation(p):
     assert not torch.equal(drop(x.detach()) != 0, a)
 
 
+def test_dropout_keep_factors_from_the_compiled_library_equal_torchs(monkeypatch):
+    """The EA-LSTM's dropout takes its keep factors from the C library where it is at hand:
+    the same mask and factors as the PyTorch operations, bit for bit, for the same seed."""
+    from xsomo.model import ealstm
+
+    _compiled(16, 3)
+    net = EALSTM(3, 4, 16, dropout=0.4).train()
+    assert net.dropout.kernel == (16, 3)
+    x = torch.randn(5, 70, 16).transpose(0, 1)[:, 1:]  # a strided view, as the training's slices are
+    torch.manual_seed(7)
+    compiled = net.dropout(x)
+    monkeypatch.setattr(ealstm._ckernel, "kernel", lambda *a: None)
+    torch.manual_seed(7)
+    assert torch.equal(net.dropout(x), compiled)
+    assert 0.3 < (compiled == 0).double().mean().item() < 0.5
+
+
 def test_dropout_is_identity_in_eval_mode_and_at_zero():
     x = torch.randn(4, 10, 8)
     assert torch.equal(Dropout(0.4).eval()(x), x)
@@ -216,10 +233,23 @@ def _compiled(hidden, n_dynamic):
     return lib
 
 
-@pytest.mark.parametrize(("h", "d", "scale"), [(8, 3, 1.0), (17, 1, 1.0), (32, 4, 1.0), (8, 3, 300.0)])
-def test_compiled_training_loops_equal_the_torch_loops(monkeypatch, h, d, scale):
+@pytest.mark.parametrize(
+    ("h", "d", "scale", "first", "input_grad"),
+    [
+        (8, 3, 1.0, 0, True),
+        (17, 1, 1.0, 0, True),
+        (32, 4, 1.0, 0, True),
+        (8, 3, 300.0, 0, True),
+        (32, 4, 1.0, 25, False),  # training's call: outputs from day 25 on, no gradient for the data
+        (40, 3, 1.0, 39, False),  # one block of 96 gate columns and 24 more; K = 43, odd
+        (17, 2, 1.0, 40, True),  # no output at all (first = every day): h_n and c_n carry the loss
+    ],
+)
+def test_compiled_training_loops_equal_the_torch_loops(monkeypatch, h, d, scale, first, input_grad):
     """The C loops (float32) = EALSTMFunction's PyTorch loops, outputs and every gradient;
-    ``scale``: inputs and cell states so large that the gates saturate (were NaN unclamped)."""
+    ``scale``: inputs and cell states so large that the gates saturate (were NaN unclamped);
+    ``first``: outputs from that day on; ``input_grad``: the dynamic inputs need a gradient
+    (the C loops then keep every day's pre-activation gradient, else only one day's)."""
     from xsomo.model import _ealstm_cpu
 
     _compiled(h, d)
@@ -227,27 +257,62 @@ def test_compiled_training_loops_equal_the_torch_loops(monkeypatch, h, d, scale)
     torch.manual_seed(1)
     n, t = 7, 40
     leaves = [scale * torch.randn(n, t, d), torch.randn(n, 4), 0.5 * torch.randn(n, h), scale * torch.randn(n, h)]
-    for leaf in leaves:
+    for leaf in leaves[int(not input_grad) :]:
         leaf.requires_grad_(True)
 
     def run():
         for leaf in leaves:
             leaf.grad = None
         net.zero_grad()
-        out, h_n, c_n = _ealstm_cpu.EALSTMFunction.apply(*leaves, net.weight_ih, net.weight_hh, net.bias)
+        out, h_n, c_n = _ealstm_cpu.EALSTMFunction.apply(*leaves, net.weight_ih, net.weight_hh, net.bias, first)
+        assert out.shape == (n, t - first, h)
         w = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
         ((out * w).sum() + (h_n**2).sum() + 0.3 * c_n.sum()).backward()
-        grads = [leaf.grad.clone() for leaf in leaves] + [p.grad.clone() for p in (net.weight_ih, net.weight_hh, net.bias)]
+        grads = [leaf.grad.clone() for leaf in leaves if leaf.requires_grad]
+        grads += [p.grad.clone() for p in (net.weight_ih, net.weight_hh, net.bias)]
         return [out.detach(), h_n.detach(), c_n.detach(), *grads]
 
     compiled = run()
     monkeypatch.setattr(_ealstm_cpu, "_c_loops", lambda *a: None)
     torch_loops = run()
-    names = ["y", "h_n", "c_n", "x_d", "x_s", "h0", "c0", "weight_ih", "weight_hh", "bias"]
+    names = ["y", "h_n", "c_n", *(["x_d"] if input_grad else []), "x_s", "h0", "c0", "weight_ih", "weight_hh", "bias"]
     for name, a, b in zip(names, compiled, torch_loops, strict=True):
         assert torch.isfinite(a).all(), name
-        torch.testing.assert_close(a, b, atol=2e-6 * max(float(b.abs().max()), 1.0), rtol=0, msg=name)
-    assert not torch.equal(compiled[7], torch_loops[7])  # two different codes ran
+        largest = float(b.abs().max()) if b.numel() else 0.0
+        torch.testing.assert_close(a, b, atol=2e-6 * max(largest, 1.0), rtol=0, msg=name)
+    assert not torch.equal(compiled[-3], torch_loops[-3])  # two different codes ran
+
+
+@pytest.mark.parametrize("path", ["compiled", "torch loops", "oneDNN"])
+def test_outputs_from_a_later_day_are_the_tail_of_the_whole_run(monkeypatch, path):
+    """``EALSTM.lstm(first=k)`` returns the days from ``k`` on, equal to the whole run's, and its
+    gradients are the whole run's when the loss reads only those days -- on every CPU path."""
+    from xsomo.model import _ealstm_cpu, ealstm
+
+    torch.manual_seed(2)
+    net = _net(d=3, h=8).float()
+    x_d, x_s = torch.randn(6, 50, 3), torch.randn(6, 4)
+    state = (0.5 * torch.randn(6, 8), torch.randn(6, 8))
+    if path == "compiled":
+        _compiled(8, 3)
+    else:
+        monkeypatch.setattr(_ealstm_cpu, "_c_loops", lambda *a: None)
+        monkeypatch.setattr(ealstm, "CPU_TRAINING_MIN", 0 if path == "torch loops" else 10**9)
+    w = torch.linspace(-1, 1, 6 * 30 * 8).reshape(6, 30, 8)
+
+    def run(first):
+        net.zero_grad()
+        out, (h_n, _c_n) = net.lstm(x_d, x_s, state, first=first)
+        tail = out[:, out.shape[1] - 30 :]
+        ((tail * w).sum() + h_n.sum()).backward()
+        return [out.detach()[:, out.shape[1] - 30 :], h_n.detach(), *(p.grad.clone() for p in net.parameters() if p.grad is not None)]
+
+    whole, later = run(0), run(20)
+    assert net.lstm(x_d, x_s, state, first=20)[0].shape == (6, 30, 8)
+    for a, b in zip(whole, later, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="first output day 51"):
+        net.lstm(x_d, x_s, state, first=51)
 
 
 def test_float32_training_takes_the_compiled_loops_and_falls_back_without_them(monkeypatch, tmp_path):

@@ -163,8 +163,10 @@ def kernel(hidden: int, n_dynamic: int) -> ctypes.CDLL | None:
     except OSError as err:
         log.info("loading %s failed: %s", path, err)
         return None
-    lib.ealstm_forward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P]
+    lib.ealstm_forward.argtypes = [_I, _I, _I, _P, _P, _P, _P, _P, _P, _P]
     lib.ealstm_forward.restype = None
-    lib.ealstm_backward.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P]
+    lib.ealstm_backward.argtypes = [_I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P]
     lib.ealstm_backward.restype = None
+    lib.dropout_keep.argtypes = [ctypes.c_long, _P, _I, ctypes.c_float, _P]
+    lib.dropout_keep.restype = None
     return lib

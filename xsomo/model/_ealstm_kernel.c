@@ -16,7 +16,8 @@
  *   gi     (N, HD)        the input gate (from the statics, constant in time)
  *   gates  (T, N, G)      f, o after the sigmoid and g after the tanh
  *   cs     (T + 1, N, HD) c_{t-1} at t; cs[0] = c0 from the caller
- *   out    (N, T, HD)     h_t, batch first (the layer's output)
+ *   out    (N, T - T0, HD) h_t for t >= T0, batch first: the layer's output from day T0 on
+ *                         (the days before are not written and get no gradient)
  * tanh(x) = 2 sigmoid(2x) - 1 throughout, as in the Python loop.
  */
 #include <math.h>
@@ -72,7 +73,7 @@ static inline void gates_block(const float *restrict x, int rows, const float *r
     }
 }
 
-void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, const float *restrict b,
+void ealstm_forward(int T, int T0, int N, float *restrict hx, const float *restrict W, const float *restrict b,
                     const float *restrict gi, float *restrict gates, float *restrict cs, float *restrict out) {
     for (int t = 0; t < T; t++) {
         for (int r0 = 0; r0 < N; r0 += RB) {
@@ -85,7 +86,6 @@ void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, c
                 for (int j = 0; j < GG; j++) gt[j] = sigm(gt[j]);
                 const float *cp = cs + ((size_t)t * N + r) * HD;
                 float *cn = cs + ((size_t)(t + 1) * N + r) * HD;
-                float *o_r = out + ((size_t)r * T + t) * HD;
                 float *hn = hx + ((size_t)(t + 1) * N + r) * KK;
                 const float *g_i = gi + (size_t)r * HD;
                 for (int j = 0; j < HD; j++) {
@@ -94,31 +94,85 @@ void ealstm_forward(int T, int N, float *restrict hx, const float *restrict W, c
                     float c = gt[j] * cp[j] + g_i[j] * g;
                     cn[j] = c;
                     float tcv = 2.0f * sigm(2.0f * c) - 1.0f;
-                    hn[j] = o_r[j] = gt[HD + j] * tcv;
+                    hn[j] = gt[HD + j] * tcv;
+                }
+                if (t >= T0) {
+                    float *o_r = out + ((size_t)r * (T - T0) + (t - T0)) * HD;
+                    for (int j = 0; j < HD; j++) o_r[j] = hn[j];
                 }
             }
         }
     }
 }
 
-/* Backward through time. gseq (N, T, HD) is d loss / d h_t (NULL: none); dh, dc (N, HD) hold
+/* The dropout's keep factors from 15-bit random integers (xsomo.model.ealstm.Dropout): keep[i] is
+ * scale where (bits[i] & 0x7FFF) >= drop, else 0; one pass instead of four PyTorch operations. */
+void dropout_keep(long n, const short *restrict bits, int drop, float scale, float *restrict keep) {
+    for (long i = 0; i < n; i++) keep[i] = (bits[i] & 0x7FFF) >= drop ? scale : 0.0f;
+}
+
+/* P[k0 + q][j0 + j] = sum_r A[r][k0 + q] B[r][j0 + j] for q < kn and j < jn: KB x JB accumulators
+ * where the block is whole (at most 12 AVX-512 registers), each an independent chain. */
+#define KB 2
+static inline void wgrad_block(int N, const float *restrict A, const float *restrict B, float *restrict P, int k0,
+                               int kn, int j0, int jn) {
+    if (kn == KB && jn == JB) {
+        float acc[KB][JB];
+        for (int q = 0; q < KB; q++)
+            for (int j = 0; j < JB; j++) acc[q][j] = 0.0f;
+        for (int r = 0; r < N; r++) {
+            const float *b = B + (size_t)r * GG + j0;
+            for (int q = 0; q < KB; q++) {
+                float av = A[(size_t)r * KK + k0 + q];
+                for (int j = 0; j < JB; j++) acc[q][j] += av * b[j];
+            }
+        }
+        for (int q = 0; q < KB; q++)
+            for (int j = 0; j < JB; j++) P[(size_t)(k0 + q) * GG + j0 + j] = acc[q][j];
+        return;
+    }
+    for (int q = 0; q < kn; q++) {
+        float *p = P + (size_t)(k0 + q) * GG + j0;
+        for (int j = 0; j < jn; j++) p[j] = 0.0f;
+        for (int r = 0; r < N; r++) {
+            float av = A[(size_t)r * KK + k0 + q];
+            const float *b = B + (size_t)r * GG + j0;
+            for (int j = 0; j < jn; j++) p[j] += av * b[j];
+        }
+    }
+}
+
+/* P = A^T B for A (N, KK) and B (N, GG), row-major: a day's rank-N update of the weight gradient. */
+static void rank_update(int N, const float *restrict A, const float *restrict B, float *restrict P) {
+    for (int k0 = 0; k0 < KK; k0 += KB)
+        for (int j0 = 0; j0 < GG; j0 += JB)
+            wgrad_block(N, A, B, P, k0, KK - k0 < KB ? KK - k0 : KB, j0, GG - j0 < JB ? GG - j0 : JB);
+}
+
+/* Backward through time. gseq (N, T - T0, HD) is d loss / d h_t for t >= T0 (NULL: none); dh, dc (N, HD) hold
  * d loss / d h_T, c_T on entry and d loss / d h0, c0 on return; di (N, HD) accumulates
- * d loss / d input gate; dpre (T, N, G) receives d loss / d the gates' pre-activations
- * (unscaled: wh is the recurrent weight (G, HD) without the factor 2 of W). */
-void ealstm_backward(int T, int N, const float *restrict gseq, const float *restrict gates,
+ * d loss / d input gate. The pre-activations' gradients (unscaled: wh is the recurrent weight
+ * (G, HD) without the factor 2 of W) of each day go to dday (N, G), or to dpre (T, N, G) where
+ * the caller needs them all (the inputs' gradient; else NULL), and right away into the weight
+ * gradient: dw (K, G) += hx[t]^T dpre[t] and db (G) += the column sums, accumulated in double
+ * over the days (part (K, G) holds a day's float32 sum). While they are in cache: the one
+ * GEMM over all days afterwards cost more than the loops' own arithmetic at 32 units. */
+void ealstm_backward(int T, int T0, int N, const float *restrict gseq, const float *restrict gates,
                      const float *restrict cs, const float *restrict gi,
                      const float *restrict wh, float *restrict dh, float *restrict dc, float *restrict di,
-                     float *restrict dpre) {
+                     float *restrict dpre, const float *restrict hx, float *restrict dday, float *restrict part,
+                     double *restrict dw, double *restrict db) {
     for (int t = T - 1; t >= 0; t--) {
+        float *dpt = dpre ? dpre + (size_t)t * N * GG : dday;
         for (int r = 0; r < N; r++) {
             float *dhr = dh + (size_t)r * HD, *dcr = dc + (size_t)r * HD, *dir = di + (size_t)r * HD;
             const float *gt = gates + ((size_t)t * N + r) * GG;
             const float *cn = cs + ((size_t)(t + 1) * N + r) * HD; /* c_t: tanh(c_t) again, not stored */
             const float *cp = cs + ((size_t)t * N + r) * HD;
             const float *g_i = gi + (size_t)r * HD;
-            float *dp = dpre + ((size_t)t * N + r) * GG;
-            if (gseq) {
-                const float *gs = gseq + ((size_t)r * T + t) * HD;
+            float *dp = dpt + (size_t)r * GG;
+            if (gseq && t >= T0) {
+                const float *gs = gseq + ((size_t)r * (T - T0) + (t - T0)) * HD;
                 for (int j = 0; j < HD; j++) dhr[j] += gs[j];
             }
             for (int j = 0; j < HD; j++) {
@@ -148,5 +202,9 @@ void ealstm_backward(int T, int N, const float *restrict gseq, const float *rest
             }
             for (int j = 0; j < HD; j++) dhr[j] = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
         }
+        rank_update(N, hx + (size_t)t * N * KK, dpt, part);
+        for (int m = 0; m < KK * GG; m++) dw[m] += part[m];
+        for (int r = 0; r < N; r++)
+            for (int j = 0; j < GG; j++) db[j] += dpt[(size_t)r * GG + j];
     }
 }

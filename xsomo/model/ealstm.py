@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from xsomo.model import _ealstm_gpu
+from xsomo.model import _ckernel, _ealstm_gpu
 from xsomo.model._ealstm_cpu import EALSTMFunction, _c_loops, step_weights
 
 # The masked weights are computed in every forward pass, so they never sit in the one flat
@@ -125,7 +125,15 @@ class Dropout(nn.Dropout):
     is thereby rounded to a multiple of 1/32768 (0.4 -> 0.399994); kept values are
     scaled by the inverse of the rounded keep probability, so expectations stay exact.
     On other devices, :class:`torch.nn.Dropout` itself.
+
+    For float32, the keep factors come from the compiled training loops' library
+    (:mod:`xsomo.model._ckernel`, ``kernel`` = its ``(hidden, n_dynamic)``, set by
+    :class:`EALSTM`) in one pass instead of four PyTorch operations: the same mask and
+    factors, bit for bit (tested).
     """
+
+    #: ``(hidden, n_dynamic)`` of the compiled library that computes the keep factors (None: PyTorch)
+    kernel: tuple[int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu":
@@ -137,8 +145,14 @@ class Dropout(nn.Dropout):
         # 16-bit lane cleared; the top lane's is 0 already): 3x cheaper than randint(int16)
         n = x.numel()
         bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]
+        scale = 32768 / (32768 - drop)
+        lib = _ckernel.kernel(*self.kernel) if self.kernel is not None and x.dtype == torch.float32 else None
+        if lib is not None:
+            factors = torch.empty(x.shape, dtype=x.dtype)
+            lib.dropout_keep(n, bits.data_ptr(), drop, scale, factors.data_ptr())
+            return x * factors
         keep = bits.bitwise_and_(0x7FFF).view(x.shape) >= drop
-        return x * keep.to(x.dtype).mul_(32768 / (32768 - drop))
+        return x * keep.to(x.dtype).mul_(scale)
 
 
 class EALSTM(nn.Module):
@@ -197,6 +211,7 @@ class EALSTM(nn.Module):
         self.register_buffer("mask_hh", mask_hh, persistent=False)
         self.register_buffer("_zero_bias", torch.zeros(4 * h), persistent=False)
         self.dropout = Dropout(p=float(dropout))
+        self.dropout.kernel = (h, d)
         self.head = nn.Linear(h, int(n_outputs))
         self.initial_forget_bias = float(initial_forget_bias)
         self.reset_parameters()
@@ -231,8 +246,16 @@ class EALSTM(nn.Module):
             return z, z
         return state
 
-    def lstm(self, x_d: torch.Tensor, x_s: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Hidden states of every step ``(batch, time, hidden)`` and the final state."""
+    def lstm(
+        self, x_d: torch.Tensor, x_s: torch.Tensor, state: State | None = None, *, first: int = 0
+    ) -> tuple[torch.Tensor, State]:
+        """Hidden states ``(batch, time - first, hidden)`` of the steps from ``first`` on, and the final state.
+
+        Training reads no output of a window's warm-up days: with ``first`` the CPU kernel
+        neither writes them nor runs their (zero) gradient back.
+        """
+        if not 0 <= first <= x_d.shape[1]:
+            raise ValueError(f"first output day {first} is outside the {x_d.shape[1]} days of x_d")
         h0, c0 = self._initial_state(x_d, state)
         if (
             x_d.device.type == "cpu"
@@ -246,7 +269,7 @@ class EALSTM(nn.Module):
         ):
             # training on the CPU: three gates and sigmoids, backward by hand
             self._concat(x_d[:, :1], x_s)  # validates shapes
-            out, h_n, c_n = EALSTMFunction.apply(x_d, x_s, h0, c0, self.weight_ih, self.weight_hh, self.bias)
+            out, h_n, c_n = EALSTMFunction.apply(x_d, x_s, h0, c0, self.weight_ih, self.weight_hh, self.bias, first)
             return out, (h_n, c_n)
         x = self._concat(x_d, x_s)
         w_ih, w_hh = self.effective_weights()
@@ -261,7 +284,7 @@ class EALSTM(nn.Module):
             False,  # bidirectional
             True,  # batch_first
         )
-        return out, (h_n[0], c_n[0])
+        return out[:, first:], (h_n[0], c_n[0])
 
     def forward(
         self, x_d: torch.Tensor, x_s: torch.Tensor, state: State | None = None

@@ -769,13 +769,13 @@ def _train_step(
         state = _with_reached(state, run.reached, nb, pairs)
     net = run.net
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        # outputs, dropout and head of the supervised days only: dropout's random mask over
+        # the whole window took 14 % of a demo-size step on the CPU, for outputs no loss used
         hidden_seq, (h_n, c_n) = net.lstm(
             data.x_dyn[cells[:nb, None], idx], data.x_stat[cells[:nb]],
-            None if state is None else (state[0][:nb], state[1][:nb]),
+            None if state is None else (state[0][:nb], state[1][:nb]), first=lb - skip,
         )  # fmt: skip
-        # dropout and head on the supervised days only: dropout's random mask over the
-        # whole window took 14 % of a demo-size step on the CPU, for outputs no loss used
-        out = net.head(net.dropout(hidden_seq[:, lb - skip :]))
+        out = net.head(net.dropout(hidden_seq))
     if pairs:
         run.reached = (h_n.detach().float(), c_n.detach().float())
     loss = _masked_mse(out[..., 0].float(), data.y[cells[:nb, None], idx[:, lb - skip :]])
@@ -787,8 +787,11 @@ def _train_step(
         p_idx = starts[nb:, None] + arange[None, skip:stop]
         assert state is not None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            p_seq, _ = net.lstm(data.x_dyn[cells[nb:, None], p_idx], data.x_stat[cells[nb:]], (state[0][nb:], state[1][nb:]))
-            clean = net.head(p_seq[:, max(0, lb // 2 - skip) :])[..., 0].float()
+            p_seq, _ = net.lstm(
+                data.x_dyn[cells[nb:, None], p_idx], data.x_stat[cells[nb:]], (state[0][nb:], state[1][nb:]),
+                first=max(0, lb // 2 - skip),
+            )  # fmt: skip
+            clean = net.head(p_seq)[..., 0].float()
         pen = _consistency_penalty(clean, pairs)
         loss = loss + consistency * pen
         penalty = float(pen.detach())
