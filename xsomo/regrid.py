@@ -168,7 +168,16 @@ def _densify(obj: XArray, dtypes: dict) -> XArray:
                         lambda b: b.todense(), dtype=data.dtype, meta=np.array((), dtype=data.dtype)
                     )
                 )
-        if dtype is not None and dtype.kind == "f" and da.dtype != dtype:
+        if dtype is not None and dtype.kind == "f" and hasattr(da.data, "dask"):
+            # xarray's interp declares the source's dtype for a dask array but computes float64
+            # chunks: a lazy bilinear regrid of float32 gave float64 values (and features computed
+            # from them differed from those of the same data in memory)
+            da = da.copy(
+                data=da.data.map_blocks(
+                    lambda b, t=dtype: b.astype(t, copy=False), dtype=dtype, meta=np.array((), dtype=dtype)
+                )
+            )
+        elif dtype is not None and dtype.kind == "f" and da.dtype != dtype:
             da = da.astype(dtype)
         return da
 
