@@ -335,7 +335,7 @@ class SampleAtStations(_Base):
             geom = feat.geometry()
             if not geom.isEmpty():
                 try:
-                    pt = xform.transform(_single_point(geom, feat))
+                    pt = xform.transform(_single_point(geom, f"station {feat.id()}", "a station is one point"))
                 except QgsCsException:  # outside where the raster's CRS is defined: no value
                     n_failed += 1
                     pt = None
@@ -362,13 +362,16 @@ class SampleAtStations(_Base):
         return {"OUTPUT": dest}
 
 
-def _single_point(geom, feat):
-    """The point of a station's geometry; a MultiPoint of one point is that point, of several refused."""
+def _single_point(geom, what: str, one: str):
+    """The point of ``geom``; a MultiPoint of one point is that point, of several refused.
+
+    ``what`` names the feature in the message, ``one`` says why one point is needed.
+    """
     if geom.isMultipart():
         points = geom.asMultiPoint()
         if len(points) != 1:
             raise QgsProcessingException(
-                f"station {feat.id()} is a MultiPoint of {len(points)} points: a station is one point; split it "
+                f"{what} is a MultiPoint of {len(points)} points: {one}; split it "
                 "into single points first (Vector > Geometry Tools > Multipart to Singleparts)"
             )
         return points[0]
@@ -476,16 +479,7 @@ def _regional_series(files, geom, label=""):
     f = files.first
     shape = (f.ds.RasterYSize, f.ds.RasterXSize)
     if geom.type() == QgsWkbTypes.PointGeometry:
-        if geom.isMultipart():
-            points = geom.asMultiPoint()
-            if len(points) != 1:
-                raise QgsProcessingException(
-                    f"feature {label!r} is a MultiPoint of {len(points)} points: a series is one cell's; split it "
-                    "into single points first (Vector > Geometry Tools > Multipart to Singleparts)"
-                )
-            pt = points[0]
-        else:
-            pt = geom.asPoint()
+        pt = _single_point(geom, f"feature {label!r}", "a series is one cell's")
         # in the grid's longitudes, as xsomo's point_series: -179.55 is the cell at 180.45 of a 0..360 grid
         x = lon_like_grid(pt.x(), f.geotransform, shape[1])
         cell = cell_of(f.geotransform, shape, x, pt.y())
