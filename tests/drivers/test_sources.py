@@ -428,3 +428,33 @@ def test_region_keeps_the_targets_inside(tiny_world, tmp_path):
     south = rep[rep["lat"] < 41.0]
     assert (~south["kept"]).all() and (south["reason"] != "").all()
     assert (south["reason"] == "outside the region").any()
+
+
+def test_a_sources_file_declares_the_units_of_precipitation_files(tiny_world, tmp_path):
+    """QA: files of daily values labelled as a rate per month are refused unless the unit is
+    declared, and the message's way out (``units=``) was open in Python only: a sources file had
+    no key for it. ``precipitation: {..., units: mm/month}`` now reads them as labelled."""
+    d = tiny_world_copy(tiny_world, tmp_path)
+    (d / "mswep").unlink()
+    (d / "mswep").mkdir()
+    for f in sorted((tiny_world / "mswep").glob("*.nc")):
+        with xr.open_dataset(f) as ds:
+            monthly = ds.load()
+        monthly["precipitation"] = monthly["precipitation"] * np.float32(365.25 / 12)  # the same rain, per month
+        monthly["precipitation"].attrs = {**ds["precipitation"].attrs, "units": "mm/month"}
+        monthly.to_netcdf(d / "mswep" / f.name)
+    data = _raw(tiny_world)
+    with pytest.raises(UnitError, match=r"'mm/month'.*in a sources file: units: mm/month under precipitation"):
+        open_drivers(_write(d, data))
+    data["precipitation"]["units"] = "mm/month"
+    path = _write(d, data)
+    assert read_sources(path).precipitation["units"] == "mm/month"
+    got = open_drivers(path)["precipitation"].values
+    want = open_drivers(tiny_world / "sources.yml")["precipitation"].values
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+    # written back with the key; refused for ERA5-Land, which carries its own units
+    write_sources(read_sources(path), tmp_path / "again.yml")
+    assert yaml.safe_load((tmp_path / "again.yml").read_text())["precipitation"]["units"] == "mm/month"
+    data["precipitation"] = {"source": "era5land", "units": "mm d-1"}
+    with pytest.raises(ConfigError, match=r"precipitation\.units.*ERA5-Land files carry their own units"):
+        read_sources(_write(d, data))

@@ -77,11 +77,11 @@ def _era5_variable(name: str) -> Reader:
 
 
 def _mswep(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_mswep(files_of(path), chunks=chunks)["precipitation"]
+    return open_mswep(files_of(path), chunks=chunks, units=src.precipitation.get("units"))["precipitation"]
 
 
 def _mswx(path: str, src: Sources, chunks: Any) -> xr.DataArray:
-    return open_mswx(files_of(path), chunks=chunks)["air_temperature"]
+    return open_mswx(files_of(path), chunks=chunks, units=src.air_temperature.get("units"))["air_temperature"]
 
 
 def _netcdf_files(path: str) -> list[pathlib.Path]:

@@ -359,7 +359,7 @@ def open_gridded(
         label = ds[name].attrs.get("units")
         if axis is not None and name not in declared and xu.is_long_rate(label):
             where = _file_labelled(files, {name, *(o for o, n in (rename or {}).items() if n == name)}, label)
-            xu.refuse_long_rate(label, name=name, source=where, axis=axis, fix=f"units={{{name!r}: {label!r}}}")
+            xu.refuse_long_rate(label, name=name, source=where, axis=axis, fix=f"units={{{name!r}: {label!r}}} (in a sources file: units: {label} under {name})")
     ds = normalise_latlon(ds[list(variables)])
     out = {}
     for name, to in variables.items():

@@ -7,7 +7,7 @@ One YAML file names every input of ``xsomo prepare --sources`` (and of
     period: {start: 2003-01-01, end: 2020-12-31}
     ismn: ISMN_download.zip                          # folder or the zip ISMN delivers
     era5land: era5land/*.nc                          # a folder, a file or a glob
-    precipitation: {source: mswep, path: mswep/}     # or {source: era5land}
+    precipitation: {source: mswep, path: mswep/}     # or {source: era5land}; optional units: (below)
     air_temperature: {source: mswx, path: mswx/Temp/}  # or {source: era5land}
     static:
       dem: static/dem.nc                             # netCDF, or GeoTIFF tiles / a VRT
@@ -15,6 +15,12 @@ One YAML file names every input of ``xsomo prepare --sources`` (and of
       soil: {path_or_glob: static/soil.nc, units: percent}     # g/kg | percent | 1
       land_mask: static/land_mask.nc                 # optional: else ERA5-Land's lsm
     cosmos: cosmos/                                  # optional, for evaluation
+
+``precipitation`` and ``air_temperature`` from files of their own (``mswep``, ``mswx``) take an
+optional ``units:`` for files without a units label, or to declare the unit a reader refuses
+as a likely mislabel (``units: mm/month`` for values that really are rates per month); it
+never replaces a label of another quantity (see :func:`xsomo.io.gridded.open_gridded`).
+ERA5-Land files carry their own units.
 
 Like :class:`xsomo.model.config.ModelConfig` the reader is strict: an unknown key (with
 the closest known one), a missing key, a wrong value or a path that matches no file is a
@@ -234,7 +240,7 @@ def parse_sources(data: Any, *, base: pathlib.Path, where: str = "sources") -> S
     era5land = _path(d["era5land"], base, where, "era5land")
     dyn: dict[str, dict[str, str]] = {}
     for key in ("precipitation", "air_temperature"):
-        v = _check_keys(d[key], ("source", "path"), where, key)
+        v = _check_keys(d[key], ("source", "path", "units"), where, key)
         if "source" not in v:
             raise _err(where, key, f"missing 'source' ({' | '.join(KINDS[key])}).")
         kind = _kind(v["source"], key, where, f"{key}.source")
@@ -245,6 +251,12 @@ def parse_sources(data: Any, *, base: pathlib.Path, where: str = "sources") -> S
                 raise _err(where, key, f"missing 'path' of the {kind} files.")
             path = _path(v["path"], base, where, f"{key}.path")
         dyn[key] = {"source": kind, "path": path}
+        if "units" in v:
+            if kind == "era5land":
+                raise _err(where, f"{key}.units", "ERA5-Land files carry their own units: leave 'units' out.")
+            if not isinstance(v["units"], str) or not v["units"].strip():
+                raise _err(where, f"{key}.units", f"{v['units']!r}: give the unit as text, e.g. 'mm d-1' or 'K'.")
+            dyn[key]["units"] = v["units"].strip()
     s = _check_keys(d["static"], _STATIC, where, "static")
     for need in ("dem", "landcover", "soil"):
         if need not in s:
@@ -337,6 +349,8 @@ def to_mapping(src: Sources, base: pathlib.Path) -> dict[str, Any]:
     for key in ("precipitation", "air_temperature"):
         v = getattr(src, key)
         out[key] = {"source": v["source"], "path": _rel(v["path"], base)}
+        if "units" in v:
+            out[key]["units"] = v["units"]
     st = src.static
     out["static"] = {
         "dem": {"path": _rel(st["dem"]["path"], base), "kind": st["dem"]["kind"]},
