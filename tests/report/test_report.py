@@ -138,8 +138,15 @@ def test_cli_evaluate_writes_netcdf_csv_gpkg(tiny_world, prediction, tmp_path, c
     gdf = gpd.read_file(tmp_path / "m.gpkg")
     assert len(gdf) == m.sizes["station"] * m.sizes["layer"]
     assert gdf.crs.to_epsg() == 4326
-    df = pd.read_csv(tmp_path / "m.csv")
+    df = pd.read_csv(tmp_path / "m.csv", float_precision="round_trip")
     assert len(df) == len(gdf)
+    # numbers read back as written: the station coordinates and the metrics to the last bit
+    table = ev.metrics_table(m)
+    key = [c for c in ("station", "layer") if c in df.columns]
+    assert key and {"lat", "lon", "pearson_r"} <= set(df.columns)
+    df, table = df.sort_values(key, ignore_index=True), table.sort_values(key, ignore_index=True)
+    for col in ("lat", "lon", "pearson_r"):
+        np.testing.assert_array_equal(df[col].to_numpy(), table[col].to_numpy(dtype=float))
 
 
 def test_extrapolated_features_counts_cells_outside_the_training_range():
