@@ -40,7 +40,7 @@ from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
 from xsomo.model.config import apply_transform
-from xsomo.units import check_plausible, convert, normalise_units_string
+from xsomo.units import check_plausible, convert, same_unit
 
 __all__ = [
     "check_daily_axis",
@@ -595,16 +595,25 @@ def check_input_units(drivers: xr.Dataset, model: Any, *, source: str = "drivers
     Traceback (most recent call last):
     ...
     xsomo.exceptions.UnitError: drivers: the input 'my_index' has units '%', but the model was trained on it in '1'; ...
+
+    Spellings of one unit are the same unit (:func:`xsomo.units.same_unit`; ``'W/m2'`` had been
+    refused for a model trained on ``'W m-2'``):
+
+    >>> w = types.SimpleNamespace(metadata={"input_units": {"flux": "W m-2"}})
+    >>> check_input_units(xr.Dataset({"flux": ("x", [120.0], {"units": "W/m2"})}), w)
     """
     recorded = (getattr(model, "metadata", None) or {}).get("input_units") or {}
-    def norm(u: Any) -> str | None:
-        return None if u is None else normalise_units_string(str(u)).strip()
+
+    def same(have: Any, want: Any) -> bool:
+        if have is None or want is None:  # a label dropped (or added) since training
+            return have is None and want is None
+        return same_unit(str(have), str(want))
 
     for name, want in recorded.items():
         if name not in drivers:
             continue
         have = drivers[name].attrs.get("units")
-        if norm(have) != norm(want):
+        if not same(have, want):
             raise UnitError(
                 f"{source}: the input {name!r} has units {have!r}, but the model was trained on it in {want!r}; "
                 "xsomo converts only its canonical variables, so this one would reach the network as it is. "
