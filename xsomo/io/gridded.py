@@ -166,6 +166,12 @@ def daily_dates(time: pd.DatetimeIndex, offset: pd.Timedelta, src: str) -> pd.Da
     """
     if offset == pd.Timedelta(0):
         return time.floor("D")
+    _refuse_far_zone(offset, src)
+    return (time + offset).floor("D")
+
+
+def _refuse_far_zone(offset: pd.Timedelta, src: str) -> None:
+    """Daily values in a zone 12 h or more from UTC: their days cannot be decided (:func:`daily_dates`)."""
     if abs(offset) >= pd.Timedelta("12h"):
         raise DataFormatError(
             f"{src}: daily values stamped in the time zone {zone_name(offset)}: a "
@@ -173,7 +179,6 @@ def daily_dates(time: pd.DatetimeIndex, offset: pd.Timedelta, src: str) -> pd.Da
             "decided (xsomo's days are UTC days). Give daily values of UTC days (or in a zone less than 12 h "
             "from UTC)."
         )
-    return (time + offset).floor("D")
 
 
 def _daily_amount(have: str, given: str, time: Any) -> bool:
@@ -470,7 +475,7 @@ def _to_daily(
         step = pd.Timedelta("1D")
     names = list(ds.data_vars)
     if step >= pd.Timedelta("1D"):
-        daily_dates(time[:1], offset, src)  # a zone 12 h or more from UTC is refused, bounds or not
+        _refuse_far_zone(offset, src)  # bounds or not
     if bounds is not None:
         start, end, bname = bounds
         length = end - start
