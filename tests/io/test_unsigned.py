@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from xsomo.io import open_era5land, open_gridded
+from xsomo.exceptions import DataFormatError
 from xsomo.io.statics import open_raster
 
 #: unsigned integers, the last one the fill value
@@ -94,3 +95,31 @@ def test_unsigned_geotiff_band_decodes_like_gdal_says(tmp_path):
         dst.scales, dst.offsets = (SCALE["i2"],), (OFFSET,)
     got = open_raster(f, chunks=None).values
     np.testing.assert_allclose(got, (raw.astype(float) * SCALE["i2"] + OFFSET)[::-1], rtol=1e-6)
+
+
+def test_unsigned_geotiff_band_with_a_negative_nodata(tmp_path):
+    """An int16 band tagged _Unsigned=true whose nodata is -1 (65535 as unsigned): rioxarray
+    failed on it ("Python integer -1 out of bounds for uint16"); it reads as the unsigned values,
+    with 65535 as NaN, and keeps its CRS check."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    raw = np.array([[100, 40000, 65535], [300, 400, 500]], dtype=np.uint16)
+    f = tmp_path / "u.tif"
+    with rasterio.open(f, "w", driver="GTiff", height=2, width=3, count=1, dtype="int16", crs="EPSG:4326",
+                       transform=from_origin(5.0, 45.02, 0.01, 0.01), nodata=-1) as dst:
+        dst.write(raw.view(np.int16), 1)
+        dst.update_tags(1, _Unsigned="true")
+        dst.scales, dst.offsets = (0.1,), (2.0,)
+    got = open_raster(f, chunks=None)
+    want = np.where(raw == 65535, np.nan, raw * 0.1 + 2.0)[::-1]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.values, want, rtol=1e-6, equal_nan=True)
+
+    p = tmp_path / "p.tif"  # the same band in a projected CRS is still refused
+    with rasterio.open(p, "w", driver="GTiff", height=2, width=3, count=1, dtype="int16", crs="EPSG:3035",
+                       transform=from_origin(4e6, 3e6, 1000, 1000), nodata=-1) as dst:
+        dst.write(raw.view(np.int16), 1)
+        dst.update_tags(1, _Unsigned="true")
+    with pytest.raises(DataFormatError, match="projected"):
+        open_raster(p, chunks=None)

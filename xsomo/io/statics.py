@@ -169,6 +169,10 @@ def open_raster(
         try:
             # scale and offset applied (a DEM in int16 decimetres with scale 0.1 had read 10x high)
             da = rioxarray.open_rasterio(f, chunks=chunks, mask_and_scale=True)
+        except OverflowError:
+            # rioxarray casts the nodata of an _Unsigned band to the unsigned type and fails
+            # on a negative one (int16 nodata -1 is 65535); xarray's CF decoding converts it
+            da = _decode_unsigned_band(f, chunks)
         except Exception as err:
             raise DataFormatError(f"{f}: cannot open as a raster ({err}).") from err
         crs = da.rio.crs
@@ -195,6 +199,22 @@ def open_raster(
         da = da.isel(lat=slice(None, None, -1))
     da.attrs.setdefault("source_file", str(f))
     return da
+
+
+def _decode_unsigned_band(f: pathlib.Path, chunks: int | dict | None) -> xr.DataArray:
+    """A GeoTIFF band tagged ``_Unsigned = "true"`` whose nodata is negative (the signed
+    spelling of a large unsigned value), decoded by xarray's CF rules as float32."""
+    import rioxarray
+
+    try:
+        raw = rioxarray.open_rasterio(f, chunks=chunks, mask_and_scale=False)
+        if str(raw.attrs.get("_Unsigned", "")).lower() != "true":
+            raise ValueError("its nodata does not fit its data type")
+        name = "band_data"
+        decoded = xr.decode_cf(raw.to_dataset(name=name))[name]
+    except Exception as err:
+        raise DataFormatError(f"{f}: cannot open as a raster ({err}).") from err
+    return decoded.astype(np.float32) if decoded.dtype == np.float64 and raw.dtype.itemsize <= 2 else decoded
 
 
 def _tile_info(f: pathlib.Path) -> tuple[float, float, float, float, float, float]:
