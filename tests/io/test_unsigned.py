@@ -11,8 +11,8 @@ import netCDF4
 import numpy as np
 import pytest
 
-from xsomo.io import open_era5land, open_gridded
 from xsomo.exceptions import DataFormatError
+from xsomo.io import open_era5land, open_gridded
 from xsomo.io.statics import open_raster
 
 #: unsigned integers, the last one the fill value
