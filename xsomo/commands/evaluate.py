@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             df = metrics.drop_vars("spatial_ref", errors="ignore").to_dataframe().reset_index()
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        from xsomo.gis.zonal import csv_text
+        from xsomo.io.tables import csv_text
 
         # every number as written (%.5g had cut a station at 12.345678 deg to 12.346, ~100 m)
         atomic_write_text(args.csv, csv_text(df))

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from xsomo.gis import zonal
     from xsomo.io.atomic import atomic_write_text
     from xsomo.io.somo import open_somo
+    from xsomo.io.tables import csv_text
 
     if args.out.suffix.lower() != ".csv":
         raise XsomoValueError(f"--out {args.out}: the series is written as CSV; use a .csv name")
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         df["cell_lon"], df["cell_lat"] = centre
     keep = [c for c in ("region", "layer", "time", "sm", "n_cells", "cell_lon", "cell_lat") if c in df.columns]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, zonal.csv_text(df[keep]))  # numbers exact, not cut to 5 digits
+    atomic_write_text(args.out, csv_text(df[keep]))  # numbers exact, not cut to 5 digits
     if args.plot:
         zonal.plot_series(s.drop_vars("n_cells", errors="ignore"), args.plot, title=title)
     print(args.out)

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from xsomo.gis import zonal
     from xsomo.io.atomic import atomic_path, atomic_write_text
     from xsomo.io.somo import open_somo
+    from xsomo.io.tables import csv_text
 
     for option in ("start", "end"):  # "2018-06" was read as 2018-06-01; "2018-13-45" ended in a traceback
         common.parse_date(getattr(args, option), f"--{option}")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        atomic_write_text(args.out, zonal.csv_text(df))  # numbers exact, not cut to 5 digits
+        atomic_write_text(args.out, csv_text(df))  # numbers exact, not cut to 5 digits
     else:
         import pyogrio
 

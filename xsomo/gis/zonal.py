@@ -27,6 +27,7 @@ from xsomo import conventions as cv
 from xsomo.evaluation import layered, match_stations, parse_period, period_anomaly, window_mean
 from xsomo.evaluation.climatology import missing_days_message
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
+from xsomo.io.tables import csv_text  # re-exported: xsomo.gis.zonal.csv_text
 from xsomo.runtime import user_stacklevel
 
 __all__ = [
@@ -232,22 +233,6 @@ def _coverage(polygons: Any, da: xr.DataArray, key: str) -> np.ndarray:
     part = inside.set_crs(4326, allow_override=True).to_crs(6933).area.to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(whole > 0, part / np.where(whole > 0, whole, 1.0), 0.0)
-
-
-def csv_text(table: pd.DataFrame) -> str:
-    """``table`` as CSV text (no index) whose numbers read back as the same values.
-
-    float64 columns are written as Python's ``repr`` (the shortest text that gives the same
-    float64: coordinates such as 12.345678 stay 12.345678), float32 columns as the shortest
-    text that gives the same float32 (0.2345679, not 0.23456789001464844); NaN is an empty
-    field. ``float_format="%.5g"`` had written 12.345678 as 12.346 (about 100 m) and soil
-    moisture to 5 digits.
-
-    >>> print(csv_text(pd.DataFrame({"lon": [12.345678], "sm": np.float32([0.23456789])})), end="")
-    lon,sm
-    12.345678,0.2345679
-    """
-    return table.to_csv(index=False, lineterminator="\n")
 
 
 def plot_series(series: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> pathlib.Path:
