@@ -25,6 +25,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo import units as xu
 from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueError
+from xsomo.io.ismn_ceop import SENSOR, ceop_combined_files, read_ceop_combined
 from xsomo.io.ismn_forcing import attach_forcing, read_forcing
 from xsomo.io.stations import REPORT_COLUMNS, station_id
 
@@ -176,14 +177,22 @@ def read_ismn(
                 raise XsomoValueError(
                     f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder."
                 )
-        try:
-            iface = _interface(path, meta_dir, parallel)
-        except Exception as err:
-            raise DataFormatError(
-                f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
-            ) from err
-        rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags, sensor_qc)
-        forcing = read_forcing(iface, path, forcing_vars, good_flags=good_flags) if forcing_vars else None
+        old_ceop, others = ceop_combined_files(path)
+        if old_ceop:
+            _refuse_mixed_formats(path, old_ceop, others, forcing_vars)
+            rows, records, problems = _collect_ceop_combined(
+                path, old_ceop, min_hourly, min_days, good_flags, sensor_qc
+            )
+            forcing = None
+        else:
+            try:
+                iface = _interface(path, meta_dir, parallel)
+            except Exception as err:
+                raise DataFormatError(
+                    f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
+                ) from err
+            rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags, sensor_qc)
+            forcing = read_forcing(iface, path, forcing_vars, good_flags=good_flags) if forcing_vars else None
     rep = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     if problems and errors == "raise":
         raise XsomoExceptionGroup(
@@ -205,7 +214,8 @@ def read_ismn(
         records,
         attrs={
             "title": "ISMN soil moisture, daily means after quality control",
-            "source": f"ISMN download {path.name}, read with the ismn package",
+            "source": f"ISMN download {path.name}, "
+            + ("ISMN's old CEOP combined format, read by xsomo" if old_ceop else "read with the ismn package"),
             "qc": f"flags {'/'.join(good_flags)} only; no negatives; daily mean from >= {min_hourly} good hourly "
             f"values; depth interval inside one layer; >= {min_days} valid days",
             "n_sensors_found": len(rep),
@@ -217,6 +227,23 @@ def read_ismn(
     if forcing is not None:
         ds = attach_forcing(ds, forcing, forcing_vars)
     return (ds, rep) if report else ds
+
+
+def _refuse_mixed_formats(
+    path: pathlib.Path, old_ceop: Sequence[str], others: Sequence[str], forcing_vars: Sequence[str]
+) -> None:
+    """Old CEOP combined files are read by xsomo, the others by the ismn package: one format per path."""
+    if others:
+        raise DataFormatError(
+            f"{str(path)!r} mixes ISMN's old CEOP combined files (one file per station, e.g. {old_ceop[0]!r}) "
+            f"with files of a newer ISMN format (e.g. {others[0]!r}). Put each format in its own folder and "
+            "pass both: open_ismn([old_folder, new_folder])."
+        )
+    if forcing_vars:
+        raise DataFormatError(
+            f"{str(path)!r} holds ISMN's old CEOP combined files, which carry soil temperature and soil "
+            f"moisture only: no {', '.join(forcing_vars)}. Read the forcing from a newer download."
+        )
 
 
 def _open_many(
@@ -323,50 +350,15 @@ def _collect(
                         }
                     )
                     continue
-                bad = (
-                    _truncated(path, rel)
-                    or _format_problem(df)
-                    or _span_problem(df, rel, strict=per_sensor_spans)
-                )
-                if bad:
-                    problems.append(DataFormatError(f"{path / rel}: {bad}"))
-                    rows.append(
-                        {
-                            **base,
-                            "layer": None,
-                            "n_records": len(df),
-                            "n_flag_good": 0,
-                            "n_negative": 0,
-                            "n_days": 0,
-                            "kept": False,
-                            "reason": f"corrupt: {bad}",
-                        }
-                    )
-                    continue
-                flags = df.get("soil_moisture_flag")
-                res = sensor_qc(
-                    df["soil_moisture"],
-                    flags,
-                    depth_top=top,
-                    depth_bottom=bottom,
-                    good_flags=good_flags,
-                    min_hourly=min_hourly,
-                    min_days=min_days,
-                )
-                rows.append(
-                    {
-                        **base,
-                        "layer": res.layer,
-                        "n_records": res.n_records,
-                        "n_flag_good": res.n_flag_good,
-                        "n_negative": res.n_negative,
-                        "n_days": res.n_days,
-                        "kept": res.kept,
-                        "reason": res.reason,
-                    }
-                )
-                if res.kept:
-                    records.append({**base, "daily": res.daily, "layer": res.layer})
+                row, record, problem = _check_and_qc(
+                    path, rel, base, df, strict=per_sensor_spans, sensor_qc=sensor_qc,
+                    good_flags=good_flags, min_hourly=min_hourly, min_days=min_days,
+                )  # fmt: skip
+                rows.append(row)
+                if problem is not None:
+                    problems.append(problem)
+                if record is not None:
+                    records.append(record)
     for rel in sorted(_stm_files(path) - seen):
         problems.append(
             DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)")
@@ -401,6 +393,97 @@ def _collect(
             sid = records[k]["station_id"]
             counter[sid] = counter.get(sid, 0) + 1
             records[k]["station_id"] = f"{sid}.{counter[sid]}"
+    return rows, records, problems
+
+
+def _check_and_qc(
+    path: pathlib.Path,
+    rel: str,
+    base: dict,
+    df: pd.DataFrame,
+    *,
+    strict: bool,
+    sensor_qc: Callable[..., Any],
+    good_flags: Sequence[str],
+    min_hourly: int,
+    min_days: int,
+    raw_check: bool = True,
+) -> tuple[dict, dict | None, Exception | None]:
+    """One sensor's table read from ``rel``: its report row, its record (when kept) and the
+    damage found (``None`` when none). ``raw_check=False`` skips the file's byte check (done
+    once per file by the caller)."""
+    bad = (
+        (_truncated(path, rel) if raw_check else "")
+        or _format_problem(df)
+        or _span_problem(df, rel, strict=strict)
+    )
+    if bad:
+        row = {**base, "layer": None, "n_records": len(df), "n_flag_good": 0, "n_negative": 0,
+               "n_days": 0, "kept": False, "reason": f"corrupt: {bad}"}  # fmt: skip
+        return row, None, DataFormatError(f"{path / rel}: {bad}")
+    res = sensor_qc(
+        df["soil_moisture"],
+        df.get("soil_moisture_flag"),
+        depth_top=base["depth_top"],
+        depth_bottom=base["depth_bottom"],
+        good_flags=good_flags,
+        min_hourly=min_hourly,
+        min_days=min_days,
+    )
+    row = {**base, "layer": res.layer, "n_records": res.n_records, "n_flag_good": res.n_flag_good,
+           "n_negative": res.n_negative, "n_days": res.n_days, "kept": res.kept, "reason": res.reason}  # fmt: skip
+    return row, ({**base, "daily": res.daily, "layer": res.layer} if res.kept else None), None
+
+
+def _collect_ceop_combined(
+    path: pathlib.Path,
+    files: Sequence[str],
+    min_hourly: int,
+    min_days: int,
+    good_flags: Sequence[str],
+    sensor_qc: Callable[..., Any],
+):
+    """As :func:`_collect`, for ISMN's old CEOP combined files (:mod:`xsomo.io.ismn_ceop`)."""
+    rows: list[dict] = []
+    records: list[dict] = []
+    problems: list[Exception] = []
+    ends = {m.group(2) for rel in files if (m := _NAME_SPAN.search(pathlib.PurePath(rel).name))}
+    for rel in files:
+        raw = _raw_bytes(path, rel) or b""
+        damage = _truncated(path, rel)
+        try:
+            if damage:
+                raise DataFormatError(f"{path / rel}: {damage}")
+            meta, tables = read_ceop_combined(raw, str(path / rel))
+        except DataFormatError as err:
+            problems.append(err)
+            rows.append(dict.fromkeys(("station_id", "network", "station", "sensor", "variable"), "")
+                        | {"depth_top": np.nan, "depth_bottom": np.nan, "layer": None, "lat": np.nan,
+                           "lon": np.nan, "file": rel, "n_records": 0, "n_flag_good": 0, "n_negative": 0,
+                           "n_days": 0, "kept": False, "reason": f"unreadable: {err}"})  # fmt: skip
+            continue
+        for depth, df in tables.items():
+            base = {
+                "station_id": station_id(meta["network"], meta["station"], SENSOR, depth, depth),
+                "network": meta["network"],
+                "station": meta["station"],
+                "sensor": SENSOR,
+                "variable": "soil_moisture",
+                "depth_top": depth,
+                "depth_bottom": depth,
+                "lat": meta["lat"],
+                "lon": meta["lon"],
+                "file": rel,
+            }
+            row, record, problem = _check_and_qc(
+                path, rel, base, df, strict=len(ends) > 1, sensor_qc=sensor_qc, good_flags=good_flags,
+                min_hourly=min_hourly, min_days=min_days, raw_check=False,
+            )  # fmt: skip
+            rows.append(row)
+            if problem is not None:
+                problems.append(problem)
+            if record is not None:
+                records.append(record)
     return rows, records, problems
 
 
