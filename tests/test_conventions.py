@@ -89,3 +89,21 @@ def test_grid_of_float32_centres_has_the_written_edges():
     lon = np.arange(170.05, 179.9, 0.1).astype("float32")
     g = cv.GridSpec.from_coords(lat, lon)
     assert (g.south, g.north, g.west, g.east, g.resolution) == (60.0, 71.5, 170.0, 179.9, 0.1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("per_degree", "n"), [(120, 3600), (1200, 12000), (24, 500), (4, 100)])
+def test_grid_from_coords_keeps_fine_steps(per_degree, n, dtype):
+    """A 1/120° axis had the step 0.008333 (rounded to 6 decimals): 3 600 cells ended 0.14 of a cell
+    off, and a 1/1200° axis of 12 000 cells was read as 12 005 cells."""
+    lon = (-12 + (np.arange(n) + 0.5) / per_degree).astype(dtype)
+    lat = (36 + (np.arange(40) + 0.5) / per_degree).astype(dtype)
+    g = cv.GridSpec.from_coords(lat, lon)
+    assert g.resolution == 1 / per_degree
+    assert g.shape == (40, n)
+    assert g.west == pytest.approx(-12.0, abs=1e-6) and g.south == pytest.approx(36.0, abs=1e-6)
+    tol = 2e-6 if dtype == "float32" else 1e-6
+    np.testing.assert_allclose(g.lon, lon.astype(float), rtol=0, atol=tol)
+    _, j = g.snap(np.full(n, float(lat[0])), lon.astype(float))  # every centre in its own cell
+    i, _ = g.snap(lat.astype(float), np.full(40, float(lon[0])))
+    assert (j == np.arange(n)).all() and (i == np.arange(40)).all()

@@ -132,7 +132,7 @@ class GridSpec:
         """Infer the grid of regular centre coordinates (either order)."""
         lat = np.sort(decimal_coords(lat))  # float32 71.45 is 71.44999695: its edge was 2e-6 off
         lon = np.sort(decimal_coords(lon))
-        res = float(np.round(np.median(np.diff(lon)), 6)) if lon.size > 1 else RESOLUTION
+        res = _step(lon) if lon.size > 1 else RESOLUTION
         return cls(
             west=float(np.round(lon[0] - res / 2, 6)),
             east=float(np.round(lon[-1] + res / 2, 6)),
@@ -140,6 +140,26 @@ class GridSpec:
             north=float(np.round(lat[-1] + res / 2, 6)),
             resolution=res,
         )
+
+
+def _step(c: np.ndarray) -> float:
+    """The step of sorted centre coordinates ``c``: 0.1 for 0.1° centres, 1/120 (not 0.008333) for
+    30-arc-second ones.
+
+    The median difference, rounded to 6 decimals, had made a 1/120° axis of 3 600 cells end
+    0.14 of a cell off, and a 1/1200° one (0.000833) 14 cells too long. The step of a regular axis
+    is its span over the cell count (float32 noise averaged out); the nearer of its 6-decimal
+    rounding and 1/k degree (k whole), when within 1e-4 of it, is taken.
+
+    >>> _step(np.array([0.05, 0.15, 0.25])), _step(np.arange(3600) / 120 + 1 / 240) == 1 / 120
+    (0.1, True)
+    """
+    d = np.diff(c)
+    med = float(np.median(d))
+    regular = med > 0 and bool(np.all(np.abs(d - med) <= 1e-3 * med))
+    est = float(c[-1] - c[0]) / (c.size - 1) if regular else med
+    nice = min((round(est, 6), 1.0 / round(1.0 / est) if est > 0 else est), key=lambda v: abs(v - est))
+    return float(nice) if abs(nice - est) <= 1e-4 * abs(est) else est
 
 
 #: The SoMo.ml-EU grid: 12.0°W–45.0°E, 36.0°N–71.5°N, 0.1°, centres on x.x5 (355 × 570).
