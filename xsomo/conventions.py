@@ -132,7 +132,7 @@ class GridSpec:
         """Infer the grid of regular centre coordinates (either order)."""
         lat = np.sort(decimal_coords(lat))  # float32 71.45 is 71.44999695: its edge was 2e-6 off
         lon = np.sort(decimal_coords(lon))
-        res = _step(lon) if lon.size > 1 else RESOLUTION
+        res = axis_step(lon) if lon.size > 1 else RESOLUTION
         return cls(
             west=float(np.round(lon[0] - res / 2, 6)),
             east=float(np.round(lon[-1] + res / 2, 6)),
@@ -142,23 +142,26 @@ class GridSpec:
         )
 
 
-def _step(c: np.ndarray) -> float:
+def axis_step(c: np.ndarray) -> float:
     """The step of sorted centre coordinates ``c``: 0.1 for 0.1° centres, 1/120 (not 0.008333) for
-    30-arc-second ones.
+    30-arc-second ones. Used by :meth:`GridSpec.from_coords` and the GIS exports' transforms.
 
     The median difference, rounded to 6 decimals, had made a 1/120° axis of 3 600 cells end
     0.14 of a cell off, and a 1/1200° one (0.000833) 14 cells too long. The step of a regular axis
     is its span over the cell count (float32 noise averaged out); the nearer of its 6-decimal
     rounding and 1/k degree (k whole), when within 1e-4 of it, is taken.
 
-    >>> _step(np.array([0.05, 0.15, 0.25])), _step(np.arange(3600) / 120 + 1 / 240) == 1 / 120
+    >>> axis_step(np.array([0.05, 0.15, 0.25])), axis_step(np.arange(3600) / 120 + 1 / 240) == 1 / 120
     (0.1, True)
     """
     d = np.diff(c)
     med = float(np.median(d))
     regular = med > 0 and bool(np.all(np.abs(d - med) <= 1e-3 * med))
     est = float(c[-1] - c[0]) / (c.size - 1) if regular else med
-    nice = min((round(est, 6), 1.0 / round(1.0 / est) if est > 0 else est), key=lambda v: abs(v - est))
+    if not est:
+        return est
+    k = round(1.0 / est)  # either sign; 0 for a step over 2 (degrees, or metres of a projected grid)
+    nice = min((round(est, 6), 1.0 / k if k else est), key=lambda v: abs(v - est))
     return float(nice) if abs(nice - est) <= 1e-4 * abs(est) else est
 
 

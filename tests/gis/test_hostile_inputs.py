@@ -77,6 +77,21 @@ def test_cog_geotransform_is_the_exact_tenth(day: xr.DataArray, tmp_path: pathli
             assert r.transform == Affine(0.1, 0.0, west, 0.0, -0.1, north)  # bit for bit, not 0.0999…
 
 
+def test_cog_of_a_30_arc_second_map_places_the_far_pixels(tmp_path: pathlib.Path) -> None:
+    """A 1/120° map: the step had been rounded to 0.008333, so the last of 3 000 columns lay 0.12 of
+    a pixel west of its centre in the GeoTIFF (sampled at its centre it was still right, so the
+    transform is checked)."""
+    n = 3000
+    lon = 5 + (np.arange(n) + 0.5) / 120
+    lat = 45 + (np.arange(3) + 0.5)[::-1] / 120
+    da = xr.DataArray(np.tile(np.arange(n, dtype="f4"), (3, 1)), coords={"lat": lat, "lon": lon}, dims=("lat", "lon"))
+    with rasterio.open(to_cog(da, tmp_path / "f.tif", style=False)) as r:
+        assert r.transform.a == 1 / 120 and r.transform.c == 5.0
+        x_last = r.transform.c + r.transform.a * (n - 0.5)
+        assert abs(x_last - lon[-1]) < 1e-3 / 120
+        assert [v[0] for v in r.sample([(float(lon[-1]), float(lat[1])), (float(lon[0]), float(lat[1]))])] == [n - 1, 0]
+
+
 def test_cog_removes_the_temporaries_of_a_killed_run(day: xr.DataArray, tmp_path: pathlib.Path) -> None:
     stale = [tmp_path / ".m.ab12cd_9.tmp.tif", tmp_path / ".m.ab12cd_9.tmp.tif.ovr.tmp"]
     others = [tmp_path / ".m.x.ab12cd_9.tmp.tif", tmp_path / ".mm.ab12cd_9.tmp.tif", tmp_path / "m.tif.tmp"]

@@ -232,7 +232,7 @@ def _regular_step(values: np.ndarray, dim: str, what: str = "the map's") -> floa
     d = np.diff(values)
     step = float(np.min(d))
     if np.all(np.abs(d - step) <= _STEP_RTOL * step):
-        return float(np.round(np.mean(d), 6))
+        return cv.axis_step(values)  # 1/120°, not 0.008333 (which misplaced the far pixels)
     k = int(np.flatnonzero(np.abs(d - step) > _STEP_RTOL * step)[0])
     multiples = np.abs(d / step - np.round(d / step)) <= _STEP_RTOL * np.round(d / step)
     hint = (

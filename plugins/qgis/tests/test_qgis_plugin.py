@@ -1026,7 +1026,7 @@ def test_float32_coordinates_are_snapped_to_the_grid(qgis_app, data_dir, tmp_pat
         if n:
             days = [dt.date(2012, 1, 5) + dt.timedelta(days=i) for i in range(21)]
             assert got[name][1] == pytest.approx(np.mean([_box_mean(dd, box)[0] for dd in days]), rel=1e-6), name
-    # a grid whose step is not a whole 1e-6 degree (1/120) is left as GDAL gives it
+    # a grid whose step is not a whole 1e-6 degree (1/120) keeps its exact step (xsomo's axis_step)
     from xsomo_qgis.somo_files import snap_geotransform
 
     odd = (10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120)
@@ -1373,8 +1373,9 @@ def test_fine_float32_grids_are_snapped_as_xsomo_snaps_them(qgis_app):
     cell. Float32 noise alone is ~1e-5 deg near 180 deg, more than 1e-3 of a 0.001-degree cell: such a
     grid kept x0 = 170.0000035, dx = 0.00099999 (xsomo snaps it to 170, 0.001), and a point on a cell
     edge fell in the cell west of xsomo's. Snapped now within two float32 steps of the coordinates;
-    a step that is not a whole 1e-6 deg (1/120) and a rotated raster are still kept as GDAL gives
-    them (xsomo's 1e-6 rounding would misplace the first by up to 0.17 cell)."""
+    a 1/120-deg grid to its exact step and edges, as xsomo's axis_step does (its 1e-6 rounding had
+    misplaced such grids by up to 0.17 cell, so they had been kept as GDAL gives them); a rotated
+    raster is kept."""
     from xsomo_qgis.somo_files import cell_of, snap_geotransform
 
     for res, west, north, n in ((0.001, 170.0, 61.0, 1000), (0.001, -179.5, -30.0, 3000), (0.01, 170.0, 61.0, 100)):
@@ -1386,10 +1387,16 @@ def test_fine_float32_grids_are_snapped_as_xsomo_snaps_them(qgis_app):
     gt = snap_geotransform(_gdal_geotransform(170.0005 + 0.001 * np.arange(1000), 60.9995 - 0.001 * np.arange(1000)), (1000, 1000))
     for k in (1, 123, 500, 999):  # a point on the west edge of column k is in column k (xsomo's rule)
         assert cell_of(gt, (1000, 1000), round(170.0 + 0.001 * k, 6), 60.5)[1] == k
-    # kept: 1/120 deg (float64 and float32 centres), and a rotated raster
-    for gt120 in ((10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120),
-                  _gdal_geotransform(170 + (np.arange(4320) + 0.5) / 120, 60 - (np.arange(4320) + 0.5) / 120)):  # fmt: skip
-        assert snap_geotransform(gt120, (4320, 4320)) == tuple(gt120)
+    # 1/120 deg: exact from float64 centres, snapped from float32 ones; a rotated raster is kept
+    assert snap_geotransform((10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120), (4320, 4320)) == (10.0, 1 / 120, 0.0, 51.0, 0.0, -1 / 120)
+    gt120 = _gdal_geotransform(170 + (np.arange(4320) + 0.5) / 120, 60 - (np.arange(4320) + 0.5) / 120)
+    assert gt120[0] != 170.0 and gt120[1] != 1 / 120  # float32 noise
+    snapped = snap_geotransform(gt120, (4320, 4320))
+    assert (snapped[1], snapped[5]) == (1 / 120, -1 / 120)
+    # the edges as xsomo's GridSpec.from_coords gives them: round(first centre - step / 2, 6), where
+    # the first centre is float32's shortest decimal (170.00417: 3e-6 deg, 4e-4 of a cell, off 170)
+    assert snapped[0] == pytest.approx(170.0, abs=5e-6) and snapped[3] == pytest.approx(60.0, abs=5e-6)
+    assert abs(snapped[0] + 4320 * snapped[1] - (gt120[0] + 4320 * gt120[1])) < 1e-3 / 120
     rotated = (10.0, 0.1, 0.01, 51.0, 0.01, -0.1)
     assert snap_geotransform(rotated, (10, 10)) == rotated
 

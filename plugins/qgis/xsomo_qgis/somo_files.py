@@ -302,16 +302,15 @@ def snap_geotransform(geotransform, shape):
     fell in the cell west of it and a polygon's edge through centres picked other cells than
     ``xsomo series``/``zonal``. As xsomo (``gis.export._exact_transform``, ``decimal_coords``,
     ``conventions.GridSpec.from_coords``): the first and last centres of each axis (float32 ones as
-    their shortest decimals, :func:`decimal_centre`), the step ``round((last - first) / (n - 1), 6)``,
-    the edge ``round(first - step / 2, 6)``.
+    their shortest decimals, :func:`decimal_centre`), the step ``(last - first) / (n - 1)`` taken as the
+    nearer of its 6-decimal rounding and 1/k deg when within 1e-4 of it (:func:`axis_step`), the edge
+    ``round(first - step / 2, 6)``.
 
     Kept as GDAL gives it (it is the files' coordinates as stored) where that would move an edge of
     the grid by more than the coordinates can be off: 1e-3 of a cell, or, for float32 centres, two
     float32 steps (ulps) of the coordinates, whichever is larger (float32 noise alone is 1e-5 deg
     near 180 deg, 1.5e-2 of a 0.001-degree cell: such fine grids had kept GDAL's noisy edges where
-    xsomo snaps them). So a step that is not a whole 1e-6 deg, such as 1/120 deg, which xsomo's
-    rounding would misplace, is kept (unless float32 centres cannot tell it from its rounding);
-    so is a rotated raster.
+    xsomo snaps them). A rotated raster is kept.
     """
     x0, dx, rx, y0, ry, dy = (float(v) for v in geotransform)
     ny, nx = shape
@@ -323,7 +322,7 @@ def snap_geotransform(geotransform, shape):
         the coordinates can be off (> 1: keep GDAL's)."""
         c0, c1 = origin + step / 2, origin + step * (n - 0.5)
         first, last = decimal_centre(c0), decimal_centre(c1)
-        s = round((last - first) / (n - 1), 6) if n > 1 else round(step, 6)
+        s = axis_step(first, last, n) if n > 1 else round(step, 6)
         if not s:
             return origin, step, float("inf")
         o = round(first - s / 2, 6)
@@ -339,6 +338,18 @@ def snap_geotransform(geotransform, shape):
     if max(mx, my) > 1.0:
         return tuple(geotransform)
     return (ox, sx, 0.0, oy, 0.0, sy)
+
+
+def axis_step(first, last, n):
+    """The step of ``n`` regular centres from ``first`` to ``last``: xsomo's ``conventions.axis_step``
+    (1/120 deg stays 1/120, 0.1 stays 0.1: the nearer of the 6-decimal rounding and 1/k deg, when
+    within 1e-4 of the step)."""
+    est = (last - first) / (n - 1)
+    if not est:
+        return est
+    k = round(1.0 / est)  # either sign; 0 for a step over 2 (degrees, or metres of a projected grid)
+    nice = min((round(est, 6), 1.0 / k if k else est), key=lambda v: abs(v - est))
+    return float(nice) if abs(nice - est) <= 1e-4 * abs(est) else est
 
 
 def lon_like_grid(x, geotransform, nx):
