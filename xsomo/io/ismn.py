@@ -15,7 +15,7 @@ import pathlib
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -177,11 +177,12 @@ def read_ismn(
                 raise XsomoValueError(
                     f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder."
                 )
+        qc = {"sensor_qc": sensor_qc, "good_flags": good_flags, "min_hourly": min_hourly, "min_days": min_days}
         old_ceop, others = ceop_combined_files(path)
         if old_ceop:
             _refuse_mixed_formats(path, old_ceop, others, forcing_vars)
-            rows, records, problems = _collect_ceop_combined(
-                path, old_ceop, min_hourly, min_days, good_flags, sensor_qc
+            rows, records, problems = _collect(
+                path, _ceop_sensors(path, old_ceop), strict=_per_sensor_spans(old_ceop), checked=True, **qc
             )
             forcing = None
         else:
@@ -191,7 +192,11 @@ def read_ismn(
                 raise DataFormatError(
                     f"the ismn package cannot read {str(path)!r}: {err}. Pass an ISMN download folder or zip."
                 ) from err
-            rows, records, problems = _collect(iface, path, min_hourly, min_days, good_flags, sensor_qc)
+            names = [str(sen.filehandler.file_path) for net in iface.collection.iter_networks()
+                     for stn in net.iter_stations() for sen in stn.iter_sensors()]  # fmt: skip
+            rows, records, problems = _collect(
+                path, _ismn_sensors(iface, path), strict=_per_sensor_spans(names), **qc
+            )
             forcing = read_forcing(iface, path, forcing_vars, good_flags=good_flags) if forcing_vars else None
     rep = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     if problems and errors == "raise":
@@ -275,37 +280,19 @@ def _stm_files(path: pathlib.Path) -> set[str]:
     return {p.relative_to(path).as_posix() for p in path.rglob("*.stm")}
 
 
-def _collect(
-    iface,
-    path: pathlib.Path,
-    min_hourly: int,
-    min_days: int,
-    good_flags: Sequence[str],
-    sensor_qc: Callable[..., Any],
-):
-    rows: list[dict] = []
-    records: list[dict] = []
-    problems: list[Exception] = []
+def _ismn_sensors(iface, path: pathlib.Path) -> Iterator[tuple[str, dict | None, Any]]:
+    """``(file, base row, table)`` of each sensor the ``ismn`` package finds; the table is a
+    ``(problem, reason)`` pair where it cannot be read, a reason string for a sensor of another
+    variable; then ``(file, None, (problem, reason))`` for each ``.stm`` file the package skipped."""
     seen: set[str] = set()
-    # ISMN names every file of a download by the requested period; different end dates in the
-    # names mean each name carries its sensor's own span (then a file that ends early was cut)
-    ends = {
-        m.group(2)
-        for net in iface.collection.iter_networks()
-        for stn in net.iter_stations()
-        for sen in stn.iter_sensors()
-        if (m := _NAME_SPAN.search(pathlib.PurePath(str(sen.filehandler.file_path)).name))
-    }
-    per_sensor_spans = len(ends) > 1
     for net in iface.collection.iter_networks():
         for stn in net.iter_stations():
             for sen in stn.iter_sensors():
                 rel = str(sen.filehandler.file_path)
                 seen.add(pathlib.PurePath(rel).as_posix())
                 top, bottom = float(sen.depth.start), float(sen.depth.end)
-                sid = station_id(net.name, stn.name, sen.instrument, top, bottom)
                 base = {
-                    "station_id": sid,
+                    "station_id": station_id(net.name, stn.name, sen.instrument, top, bottom),
                     "network": net.name,
                     "station": stn.name,
                     "sensor": sen.instrument,
@@ -317,73 +304,58 @@ def _collect(
                     "file": rel,
                 }
                 if sen.variable != "soil_moisture":
-                    rows.append(
-                        {
-                            **base,
-                            "layer": None,
-                            "n_records": np.nan,
-                            "n_flag_good": np.nan,
-                            "n_negative": np.nan,
-                            "n_days": np.nan,
-                            "kept": False,
-                            "reason": f"variable {sen.variable!r} is not soil moisture",
-                        }
-                    )
+                    yield rel, base, f"variable {sen.variable!r} is not soil moisture"
                     continue
                 try:
                     with _quiet():
                         df = sen.read_data()
                 except Exception as err:
-                    problems.append(
-                        DataFormatError(f"{path / rel}: the ismn package cannot read it ({err})")
-                    )
-                    rows.append(
-                        {
-                            **base,
-                            "layer": None,
-                            "n_records": 0,
-                            "n_flag_good": 0,
-                            "n_negative": 0,
-                            "n_days": 0,
-                            "kept": False,
-                            "reason": f"unreadable: {err}",
-                        }
-                    )
+                    yield rel, base, (DataFormatError(f"{path / rel}: the ismn package cannot read it ({err})"),
+                                      f"unreadable: {err}")  # fmt: skip
                     continue
-                row, record, problem = _check_and_qc(
-                    path, rel, base, df, strict=per_sensor_spans, sensor_qc=sensor_qc,
-                    good_flags=good_flags, min_hourly=min_hourly, min_days=min_days,
-                )  # fmt: skip
-                rows.append(row)
-                if problem is not None:
-                    problems.append(problem)
-                if record is not None:
-                    records.append(record)
+                yield rel, base, df
     for rel in sorted(_stm_files(path) - seen):
-        problems.append(
-            DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)")
-        )
-        rows.append(
-            {
-                "station_id": "",
-                "network": "",
-                "station": "",
-                "sensor": "",
-                "variable": "",
-                "depth_top": np.nan,
-                "depth_bottom": np.nan,
-                "layer": None,
-                "lat": np.nan,
-                "lon": np.nan,
-                "file": rel,
-                "n_records": 0,
-                "n_flag_good": 0,
-                "n_negative": 0,
-                "n_days": 0,
-                "kept": False,
-                "reason": "unreadable file",
-            }
-        )
+        problem = DataFormatError(f"{path / rel}: not a readable ISMN file (the ismn package skipped it)")
+        yield rel, None, (problem, "unreadable file")
+
+
+def _per_sensor_spans(names: Iterable[str]) -> bool:
+    """ISMN names every file of a download by the requested period; different end dates in the
+    names mean each name carries its sensor's own span (then a file that ends early was cut)."""
+    return len({m.group(2) for n in names if (m := _NAME_SPAN.search(pathlib.PurePath(n).name))}) > 1
+
+
+def _collect(
+    path: pathlib.Path,
+    sensors: Iterable[tuple[str, dict | None, Any]],
+    *,
+    strict: bool,
+    checked: bool = False,
+    **qc: Any,
+) -> tuple[list[dict], list[dict], list[Exception]]:
+    """Report rows, kept records and problems of ``sensors`` (as :func:`_ismn_sensors` yields
+    them); ``checked``: the files' bytes were checked already; ``qc``: :func:`_check_and_qc`'s."""
+    rows: list[dict] = []
+    records: list[dict] = []
+    problems: list[Exception] = []
+    for rel, base, table in sensors:
+        if isinstance(table, str):  # not soil moisture
+            rows.append({**base, "layer": None, "n_records": np.nan, "n_flag_good": np.nan, "n_negative": np.nan,
+                         "n_days": np.nan, "kept": False, "reason": table})  # fmt: skip
+            continue
+        if isinstance(table, tuple):  # unreadable
+            problem, reason = table
+            problems.append(problem)
+            rows.append(_unreadable_row(rel, reason) if base is None else {
+                **base, "layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0,
+                "kept": False, "reason": reason})  # fmt: skip
+            continue
+        row, record, problem = _check_and_qc(path, rel, base, table, strict=strict, raw_check=not checked, **qc)
+        rows.append(row)
+        if problem is not None:
+            problems.append(problem)
+        if record is not None:
+            records.append(record)
     # duplicate ids (same sensor name and depth in two files): keep both, make ids unique
     ids = pd.Series([r["station_id"] for r in records])
     dup = ids.duplicated(keep=False)
@@ -435,32 +407,25 @@ def _check_and_qc(
     return row, ({**base, "daily": res.daily, "layer": res.layer} if res.kept else None), None
 
 
-def _collect_ceop_combined(
-    path: pathlib.Path,
-    files: Sequence[str],
-    min_hourly: int,
-    min_days: int,
-    good_flags: Sequence[str],
-    sensor_qc: Callable[..., Any],
-):
-    """As :func:`_collect`, for ISMN's old CEOP combined files (:mod:`xsomo.io.ismn_ceop`)."""
-    rows: list[dict] = []
-    records: list[dict] = []
-    problems: list[Exception] = []
-    ends = {m.group(2) for rel in files if (m := _NAME_SPAN.search(pathlib.PurePath(rel).name))}
+def _unreadable_row(rel: str, reason: str) -> dict:
+    """The report row of a file no sensor could be read from."""
+    return dict.fromkeys(("station_id", "network", "station", "sensor", "variable"), "") | {
+        "depth_top": np.nan, "depth_bottom": np.nan, "layer": None, "lat": np.nan, "lon": np.nan, "file": rel,
+        "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0, "kept": False, "reason": reason,
+    }  # fmt: skip
+
+
+def _ceop_sensors(path: pathlib.Path, files: Sequence[str]) -> Iterator[tuple[str, dict | None, Any]]:
+    """As :func:`_ismn_sensors`, for ISMN's old CEOP combined files (:mod:`xsomo.io.ismn_ceop`),
+    one sensor per depth; each file's bytes are checked here."""
     for rel in files:
-        raw = _raw_bytes(path, rel) or b""
         damage = _truncated(path, rel)
         try:
             if damage:
                 raise DataFormatError(f"{path / rel}: {damage}")
-            meta, tables = read_ceop_combined(raw, str(path / rel))
+            meta, tables = read_ceop_combined(_raw_bytes(path, rel) or b"", str(path / rel))
         except DataFormatError as err:
-            problems.append(err)
-            rows.append(dict.fromkeys(("station_id", "network", "station", "sensor", "variable"), "")
-                        | {"depth_top": np.nan, "depth_bottom": np.nan, "layer": None, "lat": np.nan,
-                           "lon": np.nan, "file": rel, "n_records": 0, "n_flag_good": 0, "n_negative": 0,
-                           "n_days": 0, "kept": False, "reason": f"unreadable: {err}"})  # fmt: skip
+            yield rel, None, (err, f"unreadable: {err}")
             continue
         for depth, df in tables.items():
             base = {
@@ -475,16 +440,7 @@ def _collect_ceop_combined(
                 "lon": meta["lon"],
                 "file": rel,
             }
-            row, record, problem = _check_and_qc(
-                path, rel, base, df, strict=len(ends) > 1, sensor_qc=sensor_qc, good_flags=good_flags,
-                min_hourly=min_hourly, min_days=min_days, raw_check=False,
-            )  # fmt: skip
-            rows.append(row)
-            if problem is not None:
-                problems.append(problem)
-            if record is not None:
-                records.append(record)
-    return rows, records, problems
+            yield rel, base, df
 
 
 def _raw_bytes(root: pathlib.Path, rel: str) -> bytes | None:
