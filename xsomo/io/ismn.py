@@ -419,11 +419,11 @@ def _ceop_sensors(path: pathlib.Path, files: Sequence[str]) -> Iterator[tuple[st
     """As :func:`_ismn_sensors`, for ISMN's old CEOP combined files (:mod:`xsomo.io.ismn_ceop`),
     one sensor per depth; each file's bytes are checked here."""
     for rel in files:
-        damage = _truncated(path, rel)
+        raw = _raw_bytes(path, rel) or b""  # read once: checked, then parsed
         try:
-            if damage:
+            if damage := _damage(raw):
                 raise DataFormatError(f"{path / rel}: {damage}")
-            meta, tables = read_ceop_combined(_raw_bytes(path, rel) or b"", str(path / rel))
+            meta, tables = read_ceop_combined(raw, str(path / rel))
         except DataFormatError as err:
             yield rel, None, (err, f"unreadable: {err}")
             continue
@@ -466,10 +466,13 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _truncated(root: pathlib.Path, rel: str) -> str:
-    """Damage seen in the raw bytes: NUL or control bytes, or an incomplete last line."""
+    """Damage seen in the raw bytes of ``rel`` (:func:`_damage`; "" when the file cannot be found)."""
     raw = _raw_bytes(root, rel)
-    if raw is None:
-        return ""
+    return "" if raw is None else _damage(raw)
+
+
+def _damage(raw: bytes) -> str:
+    """Damage seen in a file's bytes: NUL or control bytes, or an incomplete last line."""
     m = _CONTROL.search(raw)
     if m:
         line = raw.count(b"\n", 0, m.start()) + raw.count(b"\r", 0, m.start()) - raw.count(
