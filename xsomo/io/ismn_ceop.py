@@ -18,17 +18,17 @@ the files the ``ismn`` package reads (:func:`xsomo.io.ismn.read_ismn`).
 
 from __future__ import annotations
 
-import io
 import pathlib
 import re
 import zipfile
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
 from xsomo.exceptions import DataFormatError
 
-__all__ = ["SENSOR", "ceop_combined_files", "is_ceop_combined", "read_ceop_combined", "stm_bytes"]
+__all__ = ["SENSOR", "ceop_combined_files", "is_ceop_combined", "read_ceop_combined"]
 
 #: the sensor name of these files' sensors (the format names none)
 SENSOR = "unknown"
@@ -59,28 +59,30 @@ def is_ceop_combined(first_line: str) -> bool:
     )
 
 
-def stm_bytes(path: pathlib.Path) -> dict[str, bytes | None]:
-    """The ``.stm`` files of a download folder or zip: ``{relative path: first 4 KiB}``."""
-    out: dict[str, bytes | None] = {}
+def _first_lines(path: pathlib.Path) -> Iterator[tuple[str, str]]:
+    """``(relative path, first line)`` of each ``.stm`` file of a download folder or zip (the
+    first line is all the format detection needs: a large download's files are not held)."""
     if path.is_dir():
         for f in sorted(path.rglob("*.stm")):
             with open(f, "rb") as fh:
-                out[f.relative_to(path).as_posix()] = fh.read(4096)
+                yield f.relative_to(path).as_posix(), _first_line(fh.read(4096))
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             for name in sorted(zf.namelist()):
                 if name.lower().endswith(".stm") and not name.endswith("/"):
                     with zf.open(name) as fh:
-                        out[pathlib.PurePath(name).as_posix()] = fh.read(4096)
-    return out
+                        yield pathlib.PurePath(name).as_posix(), _first_line(fh.read(4096))
+
+
+def _first_line(head: bytes) -> str:
+    return next((ln for ln in _LINES.split(head.decode("latin-1")) if ln.strip()), "")
 
 
 def ceop_combined_files(path: pathlib.Path) -> tuple[list[str], list[str]]:
     """``(old CEOP combined files, other .stm files)`` of a download folder or zip (relative paths)."""
     old, other = [], []
-    for rel, head in stm_bytes(path).items():
-        lines = [ln for ln in _LINES.split((head or b"").decode("latin-1")) if ln.strip()]
-        (old if lines and is_ceop_combined(lines[0]) else other).append(rel)
+    for rel, line in _first_lines(path):
+        (old if is_ceop_combined(line) else other).append(rel)
     return old, other
 
 
@@ -97,15 +99,14 @@ def read_ceop_combined(raw: bytes, rel: str) -> tuple[dict, dict[float, pd.DataF
     lines = [ln for ln in _LINES.split(text) if ln.strip()]
     if not lines:
         raise DataFormatError(f"{rel}: empty file")
-    counts = np.array([len(ln.split()) for ln in lines])
-    bad = np.flatnonzero(counts != _FIELDS)
-    if bad.size:
-        k = int(bad[0])
+    fields = [ln.split() for ln in lines]  # split once: checked, then tabled
+    k = next((i for i, f in enumerate(fields) if len(f) != _FIELDS), None)
+    if k is not None:
         raise DataFormatError(
-            f"{rel}: line {k + 1} has {counts[k]} fields, not the {_FIELDS} of the old CEOP combined format "
+            f"{rel}: line {k + 1} has {len(fields[k])} fields, not the {_FIELDS} of the old CEOP combined format "
             f"({lines[k].strip()[:80]!r}); the file is damaged (re-download it) or not in that format"
         )
-    df = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, dtype=str, engine="c")
+    df = pd.DataFrame(fields)
     where = df[[5, 6, 7, 8, 9]].drop_duplicates()
     if len(where) != 1:
         raise DataFormatError(
