@@ -346,9 +346,7 @@ def _collect(
         if isinstance(table, tuple):  # unreadable
             problem, reason = table
             problems.append(problem)
-            rows.append(_unreadable_row(rel, reason) if base is None else {
-                **base, "layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0,
-                "kept": False, "reason": reason})  # fmt: skip
+            rows.append(_unreadable_row(rel, reason, base))
             continue
         row, record, problem = _check_and_qc(path, rel, base, table, strict=strict, raw_check=not checked, **qc)
         rows.append(row)
@@ -407,12 +405,13 @@ def _check_and_qc(
     return row, ({**base, "daily": res.daily, "layer": res.layer} if res.kept else None), None
 
 
-def _unreadable_row(rel: str, reason: str) -> dict:
-    """The report row of a file no sensor could be read from."""
-    return dict.fromkeys(("station_id", "network", "station", "sensor", "variable"), "") | {
-        "depth_top": np.nan, "depth_bottom": np.nan, "layer": None, "lat": np.nan, "lon": np.nan, "file": rel,
-        "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0, "kept": False, "reason": reason,
+def _unreadable_row(rel: str, reason: str, base: dict | None = None) -> dict:
+    """The report row of a sensor (``base``) or a file (no ``base``) that could not be read."""
+    where = base or dict.fromkeys(("station_id", "network", "station", "sensor", "variable"), "") | {
+        "depth_top": np.nan, "depth_bottom": np.nan, "lat": np.nan, "lon": np.nan, "file": rel,
     }  # fmt: skip
+    return where | {"layer": None, "n_records": 0, "n_flag_good": 0, "n_negative": 0, "n_days": 0, "kept": False,
+                    "reason": reason}  # fmt: skip
 
 
 def _ceop_sensors(path: pathlib.Path, files: Sequence[str]) -> Iterator[tuple[str, dict | None, Any]]:
