@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -300,6 +302,29 @@ def test_training_checks_that_the_cascade_forgets_on_its_probe_cells():
     # a tolerance the model meets: no second training, no warning
     ok = training.train_lstm(drivers, targets, **{**kw, "forget_tolerance": 10 * max(record["distance"])})
     assert ok.history["layer1_forgetting"]["consistency"] == [1.0]
+
+
+def test_only_the_members_that_do_not_forget_are_trained_again():
+    """A retry trains again only the members above the tolerance; the others keep their weights, bit for bit."""
+    drivers, targets, _ = testing.synthetic_case(seed=2, nlat=3, nlon=4, ndays=200, cells=6)
+    kw = {**TINY, "layers": (1,), "ensemble": 2, "initial_forget_bias": 6.0, "consistency": 1.0,
+          "val_fraction": 0.0, "workers": 1}  # fmt: skip
+    with pytest.warns(RuntimeWarning, match=r"members 1, 2 of 2\) do not forget"):
+        first = training.train_lstm(drivers, targets, **{**kw, "forget_retries": 0, "forget_tolerance": 1e-9})
+    d = first.history["layer1_forgetting"]["member_distance"][0]
+    assert len(d) == 2 and d[0] != d[1]
+    slow = int(np.argmax(d))
+    with warnings.catch_warnings():  # the slow member may still fail: the record says which trained again
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model = training.train_lstm(drivers, targets, **{**kw, "forget_retries": 1, "forget_tolerance": float(np.mean(d))})
+    record = model.history["layer1_forgetting"]
+    assert record["members"] == [[0, 1], [slow]] and record["consistency"] == [1.0, 2.0]
+    assert record["member_distance"][0] == d
+    fast = 1 - slow
+    for name, t in first.weights[(1, fast)].items():
+        torch.testing.assert_close(model.weights[(1, fast)][name], t, atol=0, rtol=0)
+    assert not torch.equal(model.weights[(1, slow)]["weight_hh"], first.weights[(1, slow)]["weight_hh"])
+    assert model.history[f"layer1_member{slow}"]["train_loss"] != first.history[f"layer1_member{slow}"]["train_loss"]
 
 
 @pytest.mark.slow

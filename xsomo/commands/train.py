@@ -53,8 +53,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
          "(0: off; see docs/prediction.md)"),
         ("consistency-cells", int, "grid cells without targets that the penalty also sees (default 512)"),
         ("forget-tolerance", float, "largest convergence distance (m3 m-3) after the lookback that training accepts "
-         "before training a layer again with a doubled penalty (default 1e-3; 0: no check)"),
-        ("forget-retries", int, "times a layer that does not forget is trained again (default 1)"),
+         "before training the members above it again with a doubled penalty (default 1e-3; 0: no check)"),
+        ("forget-retries", int, "times the members of a layer that do not forget are trained again (default 1)"),
     ):
         p.add_argument(f"--{name}", type=typ, help=hlp)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")

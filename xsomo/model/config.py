@@ -303,7 +303,8 @@ class TrainingConfig:
         Largest convergence distance (m3 m-3) of the trained cascade on its probe cells
         after ``lookback`` days that training accepts without trying more (0: no check).
     forget_retries
-        Times a layer that fails that check is trained again with a doubled penalty.
+        Times a layer that fails that check is trained again with a doubled penalty (only
+        its members above the tolerance; the others keep their weights).
     mixed_precision
         bfloat16 autocast on CUDA.
     dynamic, static
