@@ -114,6 +114,11 @@ def test_mixed_formats_and_forcing_are_refused(ceop, real_data, tmp_path):
     with pytest.raises(DataFormatError, match=r"mixes ISMN's old CEOP combined files.*open_ismn\(\[old_folder"):
         open_ismn(ceop, min_days=1, good_flags=("G", "U"))
     shutil.rmtree(ceop / "OTHER")
+    # an empty .stm (a failed download) is named as such, not taken for a newer format
+    (ceop / "empty.stm").write_bytes(b"\r\n  \n")
+    with pytest.raises(DataFormatError, match=r"'empty.stm' is empty, beside ISMN's old CEOP combined files"):
+        open_ismn(ceop, min_days=1, good_flags=("G", "U"))
+    (ceop / "empty.stm").unlink()
     with pytest.raises(DataFormatError, match="soil temperature and soil moisture only: no precipitation"):
         open_ismn(ceop, min_days=1, good_flags=("G", "U"), variables=["soil_moisture", "precipitation"])
 

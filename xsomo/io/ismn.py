@@ -178,9 +178,9 @@ def read_ismn(
                     f"meta_path {str(meta_dir)!r} lies inside the data folder; use a cache folder."
                 )
         qc = {"sensor_qc": sensor_qc, "good_flags": good_flags, "min_hourly": min_hourly, "min_days": min_days}
-        old_ceop, others = ceop_combined_files(path)
+        old_ceop, others, blank = ceop_combined_files(path)
         if old_ceop:
-            _refuse_mixed_formats(path, old_ceop, others, forcing_vars)
+            _refuse_mixed_formats(path, old_ceop, others, blank, forcing_vars)
             rows, records, problems = _collect(
                 path, _ceop_sensors(path, old_ceop), strict=_per_sensor_spans(old_ceop), checked=True, **qc
             )
@@ -235,9 +235,16 @@ def read_ismn(
 
 
 def _refuse_mixed_formats(
-    path: pathlib.Path, old_ceop: Sequence[str], others: Sequence[str], forcing_vars: Sequence[str]
+    path: pathlib.Path, old_ceop: Sequence[str], others: Sequence[str], blank: Sequence[str], forcing_vars: Sequence[str]
 ) -> None:
-    """Old CEOP combined files are read by xsomo, the others by the ismn package: one format per path."""
+    """Old CEOP combined files are read by xsomo, the others by the ismn package: one format per
+    path. A blank ``.stm`` file among them is named as such (it had been taken for a newer format)."""
+    if blank:
+        raise DataFormatError(
+            f"{str(path)!r}: {blank[0]!r} is empty" + (f" (and {len(blank) - 1} more .stm files)" if len(blank) > 1 else "")
+            + f", beside ISMN's old CEOP combined files (e.g. {old_ceop[0]!r}): a failed download or extraction. "
+            + "Download the file again, or delete it."
+        )
     if others:
         raise DataFormatError(
             f"{str(path)!r} mixes ISMN's old CEOP combined files (one file per station, e.g. {old_ceop[0]!r}) "

@@ -78,12 +78,13 @@ def _first_line(head: bytes) -> str:
     return next((ln for ln in _LINES.split(head.decode("latin-1")) if ln.strip()), "")
 
 
-def ceop_combined_files(path: pathlib.Path) -> tuple[list[str], list[str]]:
-    """``(old CEOP combined files, other .stm files)`` of a download folder or zip (relative paths)."""
-    old, other = [], []
+def ceop_combined_files(path: pathlib.Path) -> tuple[list[str], list[str], list[str]]:
+    """``(old CEOP combined files, other .stm files, blank .stm files)`` of a download folder
+    or zip (relative paths; a blank file has no text in its first 4 KiB)."""
+    old, other, blank = [], [], []
     for rel, line in _first_lines(path):
-        (old if is_ceop_combined(line) else other).append(rel)
-    return old, other
+        (blank if not line else old if is_ceop_combined(line) else other).append(rel)
+    return old, other, blank
 
 
 def read_ceop_combined(raw: bytes, rel: str) -> tuple[dict, dict[float, pd.DataFrame]]:
