@@ -1449,7 +1449,7 @@ def _train_layer(
         retry = f" (retry {attempt}: member{'s' if len(members) > 1 else ''} {', '.join(str(m + 1) for m in members)})" if attempt else ""
         if pool is not None:
             # a lone member (a retry) also trains in a worker: in the parent with 2 threads an
-            # epoch of the paper preset's layer 3 took 34 s, against 20.5 s for a lone member
+            # epoch of the paper preset's layer 3 took 33-34 s, against 20.5 s for a lone member
             # in a worker on 1 thread earlier in the same run (2026-12-03, 2-core Intel Xeon)
             alone = f" member {members[0] + 1}/{config.ensemble}" if len(jobs) == 1 else f", {len(jobs)} members in parallel"
             bar.describe(f"layer {layer}{alone}{retry}")
