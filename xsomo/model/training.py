@@ -1446,7 +1446,7 @@ def _train_layer(
                 "data": ld, "config": config, "settings": settings, "layer": layer, "member": m,
                 "consistency": consistency, "checkpoint": ckpt,
             })  # fmt: skip
-        retry = f" (retry {attempt}: member{'s' if len(members) > 1 else ''} {', '.join(str(m + 1) for m in members)})" if attempt else ""
+        retry = f" (retry {attempt}: {_members_label(members)})" if attempt else ""
         if pool is not None:
             # a lone member (a retry) also trains in a worker: in the parent with 2 threads an
             # epoch of the paper preset's layer 3 took 33-34 s, against 20.5 s for a lone member
@@ -1478,16 +1478,16 @@ def _train_layer(
         logger.info("layer %d: convergence distance %.2g m3 m-3 after %d days (weight %g)", layer, dist, config.lookback, consistency)
         if dist <= settings.forget_tolerance:
             return layer_weights
+        slow = [m for m in range(config.ensemble) if per_member[m] > settings.forget_tolerance]
         if attempt < settings.forget_retries and consistency > 0:
             # only the members that do not forget train again: the others keep their weights
             consistency *= 2
-            members = [m for m in range(config.ensemble) if per_member[m] > settings.forget_tolerance]
+            members = slow
             bar.grow(len(members) * settings.epochs)
             continue
-        slow = [m + 1 for m in range(config.ensemble) if per_member[m] > settings.forget_tolerance]
         why = "the penalty is off (consistency=0)" if consistency <= 0 else f"after {attempt + 1} trainings"
         warnings.warn(
-            f"layer {layer}: the trained networks (member{'s' if len(slow) > 1 else ''} {', '.join(map(str, slow))} "
+            f"layer {layer}: the trained networks ({_members_label(slow)} "
             f"of {config.ensemble}) do not forget their initial state within the {config.lookback}-day "
             f"lookback on the {check_cells.size} probe cells: roll-outs from different states still differ by "
             f"{dist:.3g} m3 m-3 (tolerance {settings.forget_tolerance:g}) {why}. Prediction will need a longer "
@@ -1498,6 +1498,11 @@ def _train_layer(
         )
         return layer_weights
     return layer_weights
+
+
+def _members_label(members: Sequence[int]) -> str:
+    """``"member 2"`` / ``"members 1, 5"`` (1-based) for the progress bar and the warnings."""
+    return f"member{'s' if len(members) > 1 else ''} {', '.join(str(m + 1) for m in members)}"
 
 
 def _partial_model(
