@@ -41,12 +41,15 @@ TEST = {"PuaAkala": ("2015-01-01", "2018-12-31"), "SilverSword": ("2020-01-01", 
 #: there: kept out, a decision taken after the test run (docs/hawaii.md says so). The fourth round
 #: (forcing gaps of 1-2 days filled, :data:`FILL_GAPS`, so that PuaAkala's validation year has 245-269
 #: days instead of 37) chose lookback 180 and 64 hidden units on the validation years (seeds 0 and 1).
+#: The forget-gate bias stays 3 (the default until the fifteenth version, with which every round
+#: above ran), though ``train_lstm``'s default is now 1: the fifth round (2026-12-03) preferred 3 on
+#: the validation years, mean r 0.788 / 0.835 against 0.783 / 0.743 with 1 (seeds 0 / 1).
 SETTINGS: dict[str, Any] = {
     "layers": (1,), "ensemble": 3, "hidden": 64, "lookback": 180, "seq_length": 180, "epochs": 30,
     "steps_per_epoch": 30, "batch_size": 32, "lr": 3e-3, "patience": 8, "dropout": 0.4,
     "dynamic": ("precipitation", "air_temperature"),
     "static": ("elevation_mean", "precipitation_mean", "air_temperature_mean"),
-    "forget_tolerance": 1e-3, "forget_retries": 0, "consistency_cells": 0,
+    "forget_tolerance": 1e-3, "forget_retries": 0, "consistency_cells": 0, "initial_forget_bias": 3.0,
 }  # fmt: skip
 
 

@@ -1,19 +1,19 @@
 """Input importance on the demo sample world (docs/importance.md, issue 18 item 3).
 
-A cheap demo model (preset ``demo`` with ONE member and 4 epochs instead of 2 x 10: the
-full preset costs about 20 minutes of both cores) is trained on the prepared demo world's
-station targets (``xsomo prepare`` output: ``drivers.nc``, ``targets.nc``), then each input is
-shuffled (``repeats`` times) and the drop of the median r and NSE per layer is measured
-against the world's TRUTH at random land cells that hold no training target (the truth is
-what the physics makes; the scaled station targets would add the stations' errors). Run::
+The demo's model (``--model demo_out/model``, what ``make demo`` trained), or one trained here
+with the demo preset on the prepared demo world's station targets (``xsomo prepare`` output:
+``drivers.nc``, ``targets.nc``); then each input is shuffled (``repeats`` times) and the drop of
+the median r and NSE per layer is measured against the world's TRUTH at random land cells that
+hold no training target (the truth is what the physics makes; the scaled station targets would
+add the stations' errors). Run::
 
     nice -n 10 env PYTHONPATH=. python bench/importance_demo_world.py \\
-        --world /tmp/demo0/world --prepared /tmp/demo0/prepared --work /tmp/imp_demo \\
-        --figure docs/img/importance_demo_world.png
+        --world demo_out/world --prepared demo_out/prepared --model demo_out/model \\
+        --work /tmp/imp_demo --figure docs/img/importance_demo_world.png
 
-The model is saved in ``WORK/model`` and reused by a rerun; the result is
-``WORK/importance.nc`` (the same file ``xsomo experiment importance`` writes, which
-``xsomo report --importance`` shows).
+Without ``--model`` the model is trained (:data:`TRAINING`), saved in ``WORK/model`` and reused
+by a rerun; the result is ``WORK/importance.nc`` (the same file ``xsomo experiment importance``
+writes, which ``xsomo report --importance`` shows).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from xsomo.io.atomic import atomic_path
 from xsomo.model import TrainedModel
 from xsomo.report import plotting
 
-#: The cheap demo model (documented in docs/importance.md).
-TRAINING = {"preset": "demo", "ensemble": 1, "epochs": 4, "layers": (1, 2, 3)}
+#: The model trained without ``--model``: the demo preset, as ``make demo`` trains it (seed 0).
+TRAINING = {"preset": "demo", "layers": (1, 2, 3), "seed": 0}
 
 
 def truth_targets(world: pathlib.Path, drivers: xr.Dataset, exclude: xr.Dataset, *, cells: int, seed: int) -> xr.Dataset:
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> xr.Dataset:
     p.add_argument("--world", type=pathlib.Path, required=True)
     p.add_argument("--prepared", type=pathlib.Path, required=True)
     p.add_argument("--work", type=pathlib.Path, required=True, help="folder for the model and the result")
+    p.add_argument("--model", type=pathlib.Path, help="a trained model folder (e.g. demo_out/model) instead of training one")
     p.add_argument("--figure", type=pathlib.Path)
     p.add_argument("--cells", type=int, default=150, help="truth cells scored (default 150)")
     p.add_argument("--repeats", type=int, default=3)
@@ -74,12 +75,13 @@ def main(argv: list[str] | None = None) -> xr.Dataset:
     t0 = time.time()
     drivers = xr.open_dataset(a.prepared / "drivers.nc")
     targets = xr.open_dataset(a.prepared / "targets.nc")
-    if (a.work / "model").exists():
-        model = TrainedModel.load(a.work / "model")
-        print("model loaded from", a.work / "model")
+    folder = a.model or a.work / "model"
+    if folder.exists():
+        model = TrainedModel.load(folder)
+        print("model loaded from", folder)
     else:
-        model = xsomo.train_lstm(drivers, targets, progress=False, device="cpu", threads=a.threads, workers=1, **TRAINING)
-        model.save(a.work / "model")
+        model = xsomo.train_lstm(drivers, targets, progress=False, device="cpu", **TRAINING)
+        model.save(folder)
         print(f"trained in {time.time() - t0:.0f} s: {TRAINING}")
     if a.train_only:
         return xr.Dataset()
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> xr.Dataset:
     test = truth_targets(a.world, drivers, targets, cells=a.cells, seed=0)
     print(f"truth at {test.sizes['cell']} cells in {time.time() - t1:.0f} s", flush=True)
     res = input_importance(model, drivers.load(), test, repeats=a.repeats, seed=0)
-    res.attrs["model"] = str(TRAINING)
+    res.attrs["model"] = str(folder.resolve()) if a.model else str(TRAINING)
     res.attrs["scored_against"] = f"the world's truth at {test.sizes['cell']} random land cells without training targets"
     with atomic_path(a.work / "importance.nc") as tmp:
         res.to_netcdf(tmp)
