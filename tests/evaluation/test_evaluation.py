@@ -288,6 +288,13 @@ def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
     bare = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0]))
     with pytest.raises(UnitError, match=r"no sensing depth in metres.*units"):
         sm.somo.evaluate(bare)
+    # a station without a depth of its own (NaN, as open_cosmos writes it) takes footprint_depth=
+    # (it was scored NaN and silently left out of the footprint median)
+    gap = st.assign_coords(footprint_depth=("station", [0.15, np.nan, 0.22], {"units": "m"}))
+    assert np.isnan(sm.somo.evaluate(gap)["footprint_weights"].values[1]).all()
+    np.testing.assert_allclose(
+        sm.somo.evaluate(gap, footprint_depth=0.2)["pearson_r"].values, want["pearson_r"].values, rtol=1e-6
+    )
     # the same grid with longitudes in 0..360 and stations in -180..180 (shifted west of 0)
     shift = float(truth.lon.max()) + 1.0
     west = sm.assign_coords(lon=sm.lon - shift)  # grid in -180..180 straddling 0

@@ -70,6 +70,34 @@ def test_handmade_folder_and_errors(tmp_path):
         open_cosmos(tmp_path)
 
 
+def _one_station(folder, **columns):
+    (folder / "stations.csv").write_text(
+        "station_id,station,latitude,longitude\nXXC001,Alpha,50.01,10.02\n"
+    )
+    t = pd.date_range("2020-01-01", periods=72, freq="h", tz="UTC")
+    df = pd.DataFrame({"DateTime_utc": t.astype(str), "SoilMoisture_volumetric_MovAvg24h": 0.3, **columns})
+    df.to_csv(folder / "Alpha-CRNS.csv", index=False)
+
+
+def test_hostile_columns(tmp_path):
+    """Text flags, -9999 footprint depths and a record without a valid day (hostile-input QA:
+    a bare ValueError, a median pulled down to 0.212 from 0.220, a bare min() error)."""
+    hours = np.arange(72)
+    _one_station(tmp_path, Flag_Extreme_Counts=np.where(hours >= 60, "E", ""),
+                 Footprint_Depth_m=np.where(hours % 2 == 0, -9999.0, 0.22))  # fmt: skip
+    ds = open_cosmos(tmp_path)
+    # day 3 keeps 12 unflagged hours; the text flag is a set flag
+    assert ds["sm"].notnull().sum().item() == 3
+    _one_station(tmp_path, Flag_Extreme_Counts=np.where(hours >= 48, "E", ""), Footprint_Depth_m=np.where(hours % 2 == 0, -9999.0, 0.22))
+    ds = open_cosmos(tmp_path)
+    assert ds.sizes["time"] == 2
+    assert ds["footprint_depth"].item() == pytest.approx(0.22)
+    assert ds["sees_layer"].values.tolist() == [[True, True, False]]
+    _one_station(tmp_path, Flag_Snow_ERA5=1)
+    with pytest.raises(DataFormatError, match=r"no station has a valid day.*use_flags=False"):
+        open_cosmos(tmp_path)
+
+
 def test_sample_world_cosmos(tiny_world):
     import json
 

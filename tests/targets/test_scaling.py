@@ -167,6 +167,28 @@ def test_fill_values_are_refused(fill):
         scale_to(make_stations(SPECS), bad)
 
 
+@pytest.mark.parametrize("fill", [9999.0, 999.0, 99.9, 1.2])
+def test_high_fill_values_are_refused(fill):
+    """9999 on 10 days of a station in m3 m-3 passed: the station's std became 1034 and its
+    cell's targets flat (0.19) on every other day (hostile-input QA); a series in percent, which
+    the scaling may take as it is, scales as its fractions do."""
+    ref = make_reference()
+    st = make_stations(SPECS)
+    st["sm"][1, 5:8] = fill
+    with pytest.raises(XsomoValueError, match=rf"too high.*'{st.station.values[1]}': up to {fill:g}.*Mask them"):
+        scale_to(st, ref)
+    fractions = make_stations(SPECS)
+    fractions["sm"] = fractions["sm"].clip(0.0)  # -5 % of noise would read as a fill value
+    percent = fractions.copy(deep=True)
+    percent["sm"] = percent["sm"] * 100
+    np.testing.assert_allclose(
+        scale_to(percent, ref)["sm"].values, scale_to(fractions, ref)["sm"].values, rtol=1e-5, atol=1e-6
+    )
+    percent["sm"][1, 5:8] = 9999.0
+    with pytest.raises(XsomoValueError, match=r"too high.*up to 9999"):
+        scale_to(percent, ref)
+
+
 def test_station_outside_grid_raises_or_skips():
     ref = make_reference()
     st = make_stations([*SPECS, ("far", 50.0, 5.5, 1)])

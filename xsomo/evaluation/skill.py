@@ -84,6 +84,10 @@ def _station_depths(ref: xr.Dataset | xr.DataArray, default: float | None) -> np
             if d.attrs.get("units") is not None:  # cm, centimeters, mm, m, ...
                 d = convert(d, "m", name=name, source="the station reference")
             vals = np.asarray(d.values, dtype=float)
+            if default is not None:
+                # a station without a depth of its own (NaN: open_cosmos writes the coordinate for
+                # every station) takes the default; it had been scored NaN and left out of the medians
+                vals = np.where(np.isfinite(vals), vals, float(default))
             if np.nanmax(vals, initial=0.0) > MAX_FOOTPRINT_DEPTH:
                 raise UnitError(
                     f"station reference: {name} up to {np.nanmax(vals):g} is no sensing depth in metres (a cosmic-ray "

@@ -144,16 +144,26 @@ def open_cosmos(
             # porosity flags stay
             flag_cols = [c for c in df.columns if c.startswith("Flag_") and not GAP_FILLED_FLAG.fullmatch(c)]
             if flag_cols:
-                bad = df[flag_cols].fillna(0).astype(float).ne(0).any(axis=1)
+                raw = df[flag_cols]
+                num = raw.apply(pd.to_numeric, errors="coerce")
+                # a flag written as text ('E', 'snow') is set too (astype(float) had failed on it
+                # with no file named); blank cells are unset
+                text = raw.notna() & num.isna() & raw.astype(str).apply(lambda c: c.str.strip().ne(""))
+                bad = (num.fillna(0).ne(0) | text).any(axis=1)
                 sm = sm.where(~bad)
         sm = sm.where(sm >= 0)
         daily, _ = daily_mean(sm, min_hourly=min_hourly)
-        depth = (
-            float(pd.to_numeric(df[DEPTH_COLUMN], errors="coerce").median())
-            if DEPTH_COLUMN in df
-            else np.nan
-        )
+        # fill values (-9999) and zero depths are no footprint: they had pulled the median down
+        # (45 % of -9999 hours: 0.220 -> 0.212 m) or made it negative
+        hourly_depth = pd.to_numeric(df[DEPTH_COLUMN], errors="coerce") if DEPTH_COLUMN in df else None
+        depth = float(hourly_depth.where(hourly_depth > 0).median()) if hourly_depth is not None else np.nan
         rows.append((meta, daily.dropna(), depth))
+    if not any(len(d) for _, d, _ in rows):
+        raise DataFormatError(
+            f"{path}: no station has a valid day (soil moisture >= 0 in at least {min_hourly} unflagged hours"
+            + (", with use_flags=True dropping every hour that has a Flag_* column set" if use_flags else "")
+            + "). Check the files' flags and soil-moisture column, or pass use_flags=False / a smaller min_hourly."
+        )
     start = min(d.index.min() for _, d, _ in rows if len(d))
     end = max(d.index.max() for _, d, _ in rows if len(d))
     days = pd.date_range(start, end, freq="D")
