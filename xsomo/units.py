@@ -517,6 +517,19 @@ def in_m3m3(da: xr.DataArray, what: str, *, check_lazy: bool = False) -> xr.Data
     """
     units = da.attrs.get("units")
     if units is not None:
+        try:
+            dims = parse_units(str(units)).dimensionality
+        except UnitError:
+            dims = None
+        if dims is not None and dims in (ureg.Unit("kg m-2").dimensionality, ureg.Unit("m").dimensionality):
+            # a layer's water storage (GLDAS/Noah SoilMoi*, LSM outputs): a water column, not a
+            # gravimetric content (which the message below had called it, advising bulk density)
+            raise UnitError(
+                f"{what}: soil moisture in {units!r} is a layer's water storage (a water column; 1 kg m-2 of water = "
+                "1 mm), not a volumetric content. xsomo compares m3 m-3: divide each layer's storage by its "
+                "thickness (theta = storage in kg m-2 / (1000 kg m-3 x thickness in m), e.g. 25 kg m-2 over 0-10 cm = "
+                "0.25 m3 m-3) and set units='m3 m-3'."
+            )
         mass = set(re.findall(r"[A-Za-z]+", str(units))) & _MASS_WORDS
         if mass:
             raise UnitError(

@@ -404,6 +404,11 @@ def test_fill_values_and_gravimetric_references_are_refused(case, fill):
         grav["sm"].attrs["units"] = units
         with pytest.raises(UnitError, match="gravimetric"):
             ev.evaluate(sm, grav)
+    for units in ("kg m-2", "kg/m2", "mm"):  # a layer's water storage (GLDAS SoilMoi*): not gravimetric
+        storage = st.copy()
+        storage["sm"].attrs["units"] = units
+        with pytest.raises(UnitError, match=r"water storage.*divide each layer's storage by its\s+thickness"):
+            ev.evaluate(sm, storage)
     ev.evaluate(sm, st.assign(sm=st["sm"] - 0.02))  # a sensor's slightly negative noise passes
     fractions = st.copy()
     fractions["sm"].attrs["units"] = "%"  # 0.2-0.4 labelled percent became 0.002-0.004 (bias +0.4)
