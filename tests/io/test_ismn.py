@@ -219,6 +219,21 @@ def test_nothing_kept_raises_with_report(tmp_path):
     assert len(info.value.report) == 1
 
 
+def test_files_outside_network_station_folders_are_refused(tmp_path):
+    """A flattened download, a network folder without station folders or the network folder
+    passed had ended in the ismn package's "'NoneType' object is not iterable" (QA)."""
+    root = tmp_path / "ismn"
+    f = _write_stm(root, "N", "A", 0.05, 0.05, _hours(100))
+    assert open_ismn(root).sizes["station"] == 1
+    with pytest.raises(DataFormatError, match=r"1 data file\(s\) lie one folder below it \('A/.*the network folder passed"):
+        open_ismn(root / "N")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(f, flat / f.name)
+    with pytest.raises(DataFormatError, match=rf"lie in the folder passed itself \('{f.name}'\).*do not flatten"):
+        open_ismn(flat)
+
+
 def test_daily_mean_subhourly_and_qc_sensor():
     idx = pd.date_range("2020-01-01", periods=4 * 24 * 3, freq="15min")
     s = pd.Series(np.arange(idx.size, dtype=float), index=idx)

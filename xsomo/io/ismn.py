@@ -65,6 +65,28 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
         )
 
 
+def _check_layout(path: pathlib.Path) -> None:
+    """Refuse ``.stm`` files that do not lie in ``<NETWORK>/<STATION>/`` folders below ``path``.
+
+    The ismn package takes the network and station from those folders; a flattened download, a
+    network folder passed instead of the download's root or a folder of loose files had ended
+    in its "'NoneType' object is not iterable"."""
+    if not path.is_dir():
+        return
+    shallow = sorted(p.relative_to(path) for p in path.rglob("*.stm") if len(p.relative_to(path).parts) < 3)
+    if shallow:
+        first = shallow[0].as_posix()
+        where = (
+            f"in the folder passed itself ({first!r})" if len(shallow[0].parts) == 1
+            else f"one folder below it ({first!r}: a network folder without station folders, or the network folder passed)"
+        )  # fmt: skip
+        raise DataFormatError(
+            f"ISMN folder {str(path)!r}: {len(shallow)} data file(s) lie {where}; the ismn package reads "
+            "<NETWORK>/<STATION>/*.stm below the folder passed. Pass the folder the ISMN download unpacks to "
+            "(the one holding the network folders), or the zip itself; do not flatten the download."
+        )
+
+
 def read_ismn(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -186,6 +208,7 @@ def read_ismn(
             )
             forcing = None
         else:
+            _check_layout(path)
             try:
                 iface = _interface(path, meta_dir, parallel)
             except Exception as err:
