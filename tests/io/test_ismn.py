@@ -234,6 +234,24 @@ def test_files_outside_network_station_folders_are_refused(tmp_path):
         open_ismn(flat)
 
 
+@pytest.mark.parametrize(("scale", "fill", "expect"), [(100.0, None, "looks like percent"), (1.0, 9999.0, "fill values")])
+def test_an_implausible_sensor_is_named_and_can_be_dropped(tmp_path, scale, fill, expect):
+    """One sensor in percent, or with 9999 flagged good, had sunk the whole read with a message
+    naming no file, and errors='report' could not drop it (hostile-input QA)."""
+    root = tmp_path / "ismn"
+    _write_stm(root, "N", "A", 0.05, 0.05, _hours(100))
+    vals = np.full(24 * 100, 0.3) * scale
+    if fill is not None:
+        vals[24 * 3 : 24 * 4] = fill
+    bad = _write_stm(root, "N", "B", 0.05, 0.05, _hours(100), vals)
+    with pytest.raises(XsomoExceptionGroup, match="implausible values") as info:
+        open_ismn(root)
+    assert bad.name in str(info.value.exceptions[0]) and expect in str(info.value.exceptions[0])
+    ds, rep = open_ismn(root, errors="report", report=True)
+    assert ds.sizes["station"] == 1 and ds["station_name"].item() == "A"
+    assert rep.set_index("station").loc["B", "reason"].startswith("implausible: daily soil moisture up to")
+
+
 def test_daily_mean_subhourly_and_qc_sensor():
     idx = pd.date_range("2020-01-01", periods=4 * 24 * 3, freq="15min")
     s = pd.Series(np.arange(idx.size, dtype=float), index=idx)

@@ -122,8 +122,9 @@ def read_ismn(
     good_flags
         ISMN quality flags kept (SoMo.ml: ``G`` only).
     errors
-        ``"raise"`` (default): a corrupt or truncated file raises :class:`DataFormatError`;
-        ``"report"``: such files are dropped and listed in the report.
+        ``"raise"`` (default): a corrupt or truncated file, or a sensor whose daily values leave
+        0..1 m3 m-3 (percent, fill values flagged good), raises :class:`DataFormatError`;
+        ``"report"``: such files and sensors are dropped and listed in the report.
     report
         Also return the QC report (see Returns).
     meta_path
@@ -224,8 +225,9 @@ def read_ismn(
     rep = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     if problems and errors == "raise":
         raise XsomoExceptionGroup(
-            f"{len(problems)} ISMN file(s) in {str(path)!r} are corrupt or truncated. Re-download them, remove them, "
-            "or pass errors='report' to skip them (they are then listed in the report).",
+            f"{len(problems)} ISMN file(s) in {str(path)!r} are corrupt, truncated or hold implausible values (each "
+            "named below). Re-download them, fix or remove them, or pass errors='report' to skip them (they are then "
+            "listed in the report).",
             problems,
         )
     if not records:
@@ -432,7 +434,29 @@ def _check_and_qc(
     )
     row = {**base, "layer": res.layer, "n_records": res.n_records, "n_flag_good": res.n_flag_good,
            "n_negative": res.n_negative, "n_days": res.n_days, "kept": res.kept, "reason": res.reason}  # fmt: skip
+    if res.kept and (implausible := _implausible(res.daily)):
+        # checked per sensor (the whole download had been refused for one sensor in percent or with
+        # 9999 left in, naming no file, and errors='report' could not drop it)
+        row |= {"kept": False, "reason": f"implausible: {implausible}"}
+        return row, None, DataFormatError(f"{path / rel}: {implausible}")
     return row, ({**base, "daily": res.daily, "layer": res.layer} if res.kept else None), None
+
+
+def _implausible(daily: pd.Series) -> str:
+    """Why a sensor's daily soil moisture (ISMN's m3 m-3) cannot be one, or ``""``."""
+    lo, hi = cv.valid_range(cv.SM) or (0.0, 1.0)
+    values = daily.to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0 or values.max() <= hi + 0.001 * (hi - lo):
+        return ""
+    top, median = float(values.max()), float(np.median(values))
+    cause = (
+        "it looks like percent (ISMN files hold m3 m-3): divide the file's values by 100"
+        if median > 1.5 and top <= 100.0
+        else f"{int((values > hi).sum())} day(s) above {hi:g}: fill values (e.g. 9999) flagged good; mask them in "
+        "the file or drop the sensor"
+    )
+    return f"daily soil moisture up to {top:g} m3 m-3 (median {median:g}) beyond the physical range {lo:g} .. {hi:g}: {cause}"
 
 
 def _unreadable_row(rel: str, reason: str, base: dict | None = None) -> dict:
