@@ -396,6 +396,9 @@ VARIABLES: dict[str, Variable] = {
         *STATIC,
         *OPTIONAL,
         Variable(SM, "m3 m-3", SM_ATTRS["long_name"], SM_ATTRS["standard_name"], "target", (0.0, 1.0)),
+        # read as a land fraction (a percent map labelled '1' had made every coast with 1-50 % of
+        # land into land: nothing checked its range)
+        Variable("land_mask", "1", "land fraction (a cell is land above 0.5)", "land_area_fraction", "static", (0.0, 1.0)),
     )
 }
 

@@ -135,6 +135,37 @@ def test_a_missing_sub_daily_step_inside_the_record_is_refused(tmp_path):
         open_mswx(write(tmp_path / "gap.nc", "air_temperature", vals[keep] + 280.0, t[keep], "K"))
 
 
+def test_a_cell_missing_one_sub_daily_step_is_refused(tmp_path):
+    """One 3-hourly field NaN at one cell gave that cell the mean of the other 7 steps (a 24 mm
+    shower in the missing step: 0 mm that day) without a word (hostile-input QA); a cell NaN at
+    every step (the sea) stays NaN."""
+    t = pd.date_range("2020-01-01", periods=8 * 3, freq="3h")
+    vals = np.zeros((t.size, 2, 2), "float32")
+    vals[:, 1, 1] = np.nan  # the sea
+    vals[12, 0, 1] = 24.0 * 8  # 24 mm in one step, as a rate in mm d-1
+    out = open_mswep(write(tmp_path / "ok.nc", "precipitation", vals, t, "mm d-1"))
+    assert out["precipitation"].sel(lat=45.15, lon=5.15).values.tolist() == [0.0, 24.0, 0.0]
+    assert out["precipitation"].sel(lat=45.05, lon=5.15).isnull().all()
+    vals[12, 0, 1] = np.nan
+    with pytest.raises(DataFormatError, match=r"gap.nc: precipitation lacks some of a day's 8 steps \(3 h each\) at 1 "
+                       r"cell\(s\) \(first at lat 45.15, lon 5.15 on 2020-01-02: 7 of 8\)"):
+        open_mswep(write(tmp_path / "gap.nc", "precipitation", vals, t, "mm d-1"))
+
+
+def test_a_land_mask_in_percent_labelled_1_is_refused(tmp_path):
+    """A land fraction in percent labelled '1' made every cell with 1-50 % of land into land
+    (nothing checked its range; hostile-input QA); labelled percent it is converted."""
+    frac = np.array([[100.0, 30.0], [0.0, 60.0]], "float32")
+    for name, units in (("one", "1"), ("percent", "%")):
+        xr.Dataset({"land_mask": (("lat", "lon"), frac, {"units": units})}, coords={"lat": LAT, "lon": LON}).to_netcdf(
+            tmp_path / f"{name}.nc"
+        )
+    with pytest.raises(UnitError, match=r"land_mask.*100x too large: looks like percent labelled 1"):
+        open_gridded(tmp_path / "one.nc", {"land_mask": "1"})
+    got = open_gridded(tmp_path / "percent.nc", {"land_mask": "1"})["land_mask"]
+    np.testing.assert_allclose(got.sel(lat=45.15).values, [1.0, 0.3], rtol=1e-6)
+
+
 def test_mswep_precipitation_flux_in_kg_per_m2_per_s(tmp_path):
     """CF's precipitation_flux (kg m-2 s-1) was refused by open_mswep though the ERA5-Land path
     converted it (QA): 1 kg m-2 of water is 1 mm."""

@@ -541,6 +541,22 @@ def _to_daily(
                 + f"{', ...' if days.size > 5 else ''}; {step} steps). Download the missing steps; a daily mean "
                 "from part of a day would be wrong."
             )
+    for name in names:
+        # a cell missing some of a day's steps (NaN in one 3-hourly field) had been given the mean of
+        # the others (a 24 mm shower in the missing step: 0 mm that day), without a word
+        n = ds[name].notnull().resample(time="1D").sum().sel(time=full)
+        partial = ((n > 0) & (n < per_day)).load()
+        if partial.any():
+            first = np.argwhere(partial.transpose("time", ...).values)[0]
+            cell = partial.transpose("time", ...).isel(dict(zip(("time", *partial.dims[1:]), first, strict=False)))
+            at = ", ".join(f"{d} {float(cell[d]):g}" for d in cell.coords if d != "time" and cell[d].ndim == 0)
+            have = int(n.transpose("time", ...).values[tuple(first)])
+            raise DataFormatError(
+                f"{src}: {name} lacks some of a day's {per_day} steps ({step / pd.Timedelta('1h'):g} h each) at "
+                f"{int(partial.any('time').sum())} cell(s) (first at {at} on {pd.Timestamp(cell['time'].values).date()}: "
+                f"{have} of {per_day}). A daily mean from part of a day would be wrong: fill or re-download the "
+                "missing steps."
+            )
     daily = ds.resample(time="1D").mean()
     daily = daily.sel(time=full)
     for name in daily.data_vars:
