@@ -505,6 +505,17 @@ def test_hourly_amounts_that_are_not_accumulated_are_refused(tmp_path):
     )
     with pytest.raises(DataFormatError, match=r"era5_shower.nc: hourly tp falls within the day at 2 of"):
         open_era5land(tmp_path / "era5_shower.nc")
+    # the same shower in a dry month over 20 x 20 cells (2 falls in 285 200 cell-hours, under
+    # 0.1 %): de-accumulated, July's rain had become a fraction of its total (hostile-input QA)
+    month = pd.date_range("2010-07-01", "2010-08-01 00:00", freq="h")
+    dry = np.zeros((month.size, 20, 20), "f4")
+    dry[(month >= "2010-07-20 18:00") & (month <= "2010-07-20 20:00"), 3, 4] = [1.9e-3, 4.3e-3, 1.0e-3]
+    grid = {"valid_time": month, "latitude": 41.0 - 0.1 * np.arange(20), "longitude": 0.1 * np.arange(20)}
+    xr.Dataset({"tp": (("valid_time", "latitude", "longitude"), dry, {"units": "m"})}, coords=grid).to_netcdf(
+        tmp_path / "era5_dry.nc"
+    )
+    with pytest.raises(DataFormatError, match=r"era5_dry.nc: hourly tp falls within the day at 2 of 285200 "):
+        open_era5land(tmp_path / "era5_dry.nc")
 
 
 def test_a_variable_missing_on_a_day_inside_the_record_is_refused(tmp_path):
