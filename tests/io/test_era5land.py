@@ -593,6 +593,28 @@ def test_a_land_sea_mask_downloaded_once_beside_the_hourly_files(tmp_path, stamp
     np.testing.assert_array_equal(out["land_fraction"].values, mask[0][::-1])  # lat ascending
 
 
+def test_a_land_sea_mask_over_a_wider_box_than_the_data_is_refused(tmp_path):
+    """A mask downloaded on its own over a wider box padded the variables with NaN to its box:
+    the target grid seemed covered, and regridding filled or left NaN the land beyond the data
+    without an error (hostile-input QA). A mask over the same box, or sea beyond it, passes."""
+    d = tmp_path / "era5land"
+    d.mkdir()
+    hourly_file(d / "h.nc", days=3)
+    wider = np.append(LON, LON[-1] + (LON[-1] - LON[0]))
+    for name, value in (("sea", 0.0), ("land", 1.0)):
+        mask = np.array([[1.0, 0.6, value], [0.0, 1.0, value]], "f4")[None]
+        xr.Dataset(
+            {"lsm": (("time", "latitude", "longitude"), mask, {"units": "(0 - 1)"})},
+            coords={"time": [pd.Timestamp("2020-01-01T05")], "latitude": LAT, "longitude": wider},
+        ).to_netcdf(d / "lsm.nc")
+        if name == "sea":
+            assert open_era5land(d)["land_fraction"].sizes["lon"] == 3
+        else:
+            with pytest.raises(DataFormatError, match=rf"2 land cell\(s\) of the land-sea mask.*lon {wider[-1]:g}\.\.{wider[-1]:g}\) "
+                               r"have no ERA5-Land value.*wider box"):
+                open_era5land(d)
+
+
 def test_overlapping_hourly_files_are_named(tmp_path):
     """Two hourly files sharing days failed with xarray's 'does not have monotonic global
     indexes'; the error names the files and the days they share (QA)."""

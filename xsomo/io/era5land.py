@@ -810,12 +810,48 @@ def open_era5land(
         out["land_fraction"] = lsm.astype("float32").assign_attrs(
             units="1", long_name="land-sea fraction (ERA5-Land lsm)"
         )
+        _refuse_land_without_data(out, source)
     res = xr.Dataset(out, attrs=attrs)
     res["time"].attrs.update(cv.TIME_ATTRS)
     if "lat" in res.coords:
         res["lat"].attrs.update(cv.LAT_ATTRS)
         res["lon"].attrs.update(cv.LON_ATTRS)
     return res
+
+
+def _refuse_land_without_data(out: dict[str, xr.DataArray], source: str) -> None:
+    """Refuse land cells of the mask (``lsm`` > 0.5) where no variable has a value on the first day.
+
+    ERA5-Land has every variable at every land cell. A mask downloaded on its own over a wider
+    box than the variables had padded them with NaN to the mask's box (the files are joined on
+    their coordinates): the target grid then seemed covered, the regridding filled the first
+    missing column from one side (net radiation off by 57 W m-2) and left the next ones NaN on
+    land, without an error (hostile-input QA).
+    """
+    land = out["land_fraction"] > 0.5
+    dynamic = [v for k, v in out.items() if k != "land_fraction" and "time" in v.dims and v.sizes["time"]]
+    if not dynamic:
+        return
+    has = None
+    for v in dynamic:
+        day = v.isel(time=0)
+        day = day.notnull().any([d for d in day.dims if d not in ("lat", "lon")]) if day.ndim > 2 else day.notnull()
+        has = day if has is None else has | day
+    empty = (land & ~has).load()
+    if bool(empty.any()):
+        n = int(empty.sum())
+        lat_has = has["lat"].values[np.asarray(has.any("lon").values, bool)]
+        lon_has = has["lon"].values[np.asarray(has.any("lat").values, bool)]
+        lat_e = empty["lat"].values[np.asarray(empty.any("lon").values, bool)]
+        lon_e = empty["lon"].values[np.asarray(empty.any("lat").values, bool)]
+        box = (f"lat {lat_has.min():g}..{lat_has.max():g}, lon {lon_has.min():g}..{lon_has.max():g}"
+               if lat_has.size and lon_has.size else "no cell")  # fmt: skip
+        raise DataFormatError(
+            f"{source}: {n} land cell(s) of the land-sea mask (lsm > 0.5; within lat {lat_e.min():g}..{lat_e.max():g}, "
+            f"lon {lon_e.min():g}..{lon_e.max():g}) have no ERA5-Land value on the first day; the variables cover "
+            f"{box}. The mask's file covers a wider box than the data files, or a file of a region is missing: "
+            "download the variables over the mask's box (or cut the mask to theirs)."
+        )
 
 
 _EXPECTED = {
