@@ -166,6 +166,20 @@ def test_a_land_mask_in_percent_labelled_1_is_refused(tmp_path):
     np.testing.assert_allclose(got.sel(lat=45.15).values, [1.0, 0.3], rtol=1e-6)
 
 
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_a_climate_models_calendar_is_refused_with_the_conversion(tmp_path, calendar):
+    """A noleap or 360_day time axis ended in "DatetimeNoLeap is not convertible to datetime"
+    (the CLI called it a bug in xsomo; hostile-input QA)."""
+    t = xr.date_range("2020-02-27", periods=8, freq="D", calendar=calendar, use_cftime=True)
+    vals = np.full((4, 2, 2), 280.0, "float32")
+    write(tmp_path / "t1.nc", "air_temperature", vals, t[:4], "K")
+    with pytest.raises(DataFormatError, match=rf"t1.nc: the time axis 'time' is in the '{calendar}' calendar.*convert_calendar"):
+        open_mswx(tmp_path / "t1.nc")
+    write(tmp_path / "t2.nc", "air_temperature", vals, t[4:], "K")  # two files: combined first
+    with pytest.raises(DataFormatError, match=rf"t1.nc, t2.nc: the time axis 'time' is in the '{calendar}' calendar"):
+        open_mswx(tmp_path)
+
+
 def test_mswep_precipitation_flux_in_kg_per_m2_per_s(tmp_path):
     """CF's precipitation_flux (kg m-2 s-1) was refused by open_mswep though the ERA5-Land path
     converted it (QA): 1 kg m-2 of water is 1 mm."""

@@ -62,7 +62,9 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
 
     try:
         if len(files) == 1:
-            return _day_from_name(xr.open_dataset(files[0], chunks=chunks))
+            one = _day_from_name(xr.open_dataset(files[0], chunks=chunks))
+            _refuse_model_calendar(one, files[0].name)
+            return one
         ds = xr.open_mfdataset(
             files,
             combine="by_coords",
@@ -80,10 +82,27 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     try:
         _refuse_mixed_files(seen)
         _refuse_mixed_zones(zones)
+        _refuse_model_calendar(ds, ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else ""))
     except DataFormatError as err:
         ds.close()
         raise DataFormatError(f"{what}: {err}") from None
     return ds
+
+
+def _refuse_model_calendar(ds: xr.Dataset, src: str) -> None:
+    """Refuse a time axis that xarray decoded to cftime dates (a climate model's ``noleap``,
+    ``360_day`` or ``julian`` calendar): it ended in "DatetimeNoLeap is not convertible to
+    datetime" (the CLI called it a bug in xsomo)."""
+    for name in ("time", "valid_time"):
+        if name in ds.coords and ds[name].dtype == object and ds[name].size:
+            first = ds[name].values.ravel()[0]
+            calendar = getattr(first, "calendar", None) or ds[name].encoding.get("calendar", "?")
+            raise DataFormatError(
+                f"{src}: the time axis {name!r} is in the {calendar!r} calendar (a climate model's): xsomo "
+                "works on real dates (the standard, proleptic Gregorian calendar). Convert it first, e.g. "
+                "ds.convert_calendar('standard', missing=np.nan) (with align_on='date' for 360_day), and fill the "
+                "days that come out NaN (29 February), e.g. with ds.interpolate_na('time')."
+            )
 
 
 #: a CF time reference's date and clock time, then whatever follows them (the zone)
