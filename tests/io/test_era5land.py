@@ -486,6 +486,12 @@ def test_hourly_amounts_that_are_not_accumulated_are_refused(tmp_path):
     per_hour.to_netcdf(tmp_path / "era5_tp.nc")
     with pytest.raises(DataFormatError, match=r"era5_tp.nc: hourly tp falls within the day.*not accumulated"):
         open_era5land(tmp_path / "era5_tp.nc")
+    # the same as a rate under a CF name: summing its hours, as the advice for amounts said, gave
+    # totals 24 times too large (hostile-input QA); it is to be averaged
+    rate = xr.Dataset({"pr": (per_hour.tp.dims, amounts * 1000 / 3600, {"units": "kg m-2 s-1"})}, coords=coords)
+    rate.rename(pr="tp").to_netcdf(tmp_path / "era5_rate.nc")
+    with pytest.raises(DataFormatError, match=r"era5_rate.nc: hourly tp in 'kg m-2 s-1' is a rate.*resample\(time='1D'\).mean\(\).*do not sum"):
+        open_era5land(tmp_path / "era5_rate.nc")
     # the same amounts accumulated from 00 UTC (01 UTC restarts), with GRIB-like noise: read, exact totals
     day = pd.DatetimeIndex(t - pd.Timedelta("1h")).floor("D")
     acc = pd.DataFrame(amounts.reshape(t.size, -1)).groupby(day).cumsum().to_numpy().reshape(amounts.shape)

@@ -421,6 +421,16 @@ ACCUMULATION_FALL = 1e-3
 BIG_FALL = 0.1
 
 
+def _is_rate(label: str) -> bool:
+    """Whether a units label is per unit of time (``kg m-2 s-1``, ``mm h-1``, ``W m-2``)."""
+    if xu.rate_period_days(label) is not None:
+        return True
+    try:
+        return xu.parse_units(label).dimensionality == xu.ureg.Unit("W m-2").dimensionality
+    except Exception:
+        return False
+
+
 def _check_accumulated(acc: xr.DataArray, inc: xr.DataArray, name: str, source: str) -> None:
     """Refuse hourly ``tp`` / ``ssr`` that are not accumulated from 00 UTC.
 
@@ -443,11 +453,23 @@ def _check_accumulated(acc: xr.DataArray, inc: xr.DataArray, name: str, source: 
     if big or n_falls > 0.001 * n_hours:  # (a short file of one shower has 1-2 falls: no floor of 2)
         when = falls.any([d for d in falls.dims if d != "time"])
         first = pd.Timestamp(when["time"].values[int(when.values.argmax())])
+        fname = acc.attrs.get("xsomo_file_name", name)
+        label = acc.attrs.get("units")
+        if label is not None and _is_rate(str(label)):
+            # a rate (kg m-2 s-1, mm h-1): summing its hours, as the advice for amounts says, had
+            # given daily totals 24 times too large, accepted (hostile-input QA)
+            raise DataFormatError(
+                f"{source}: hourly {fname} in {label!r} is a rate, not an accumulation from 00 UTC as ERA5-Land's "
+                f"{name} is (it falls within the day at {n_falls} of {n_hours} cell-hours, first at {first}). "
+                f"Average the hours of each day to a daily mean rate, units unchanged (e.g. da = ds['{fname}']; "
+                "da.resample(time='1D').mean(), for a rate stamped at the start of its hour), and pass daily "
+                "files; do not sum them."
+            )
         raise DataFormatError(
-            f"{source}: hourly {name} falls within the day at {n_falls} of {n_hours} cell-hours (first at "
-            f"{first}): it is not accumulated from 00 UTC as ERA5-Land's is. ERA5 single-level hourly "
+            f"{source}: hourly {fname} falls within the day at {n_falls} of {n_hours} cell-hours (first at "
+            f"{first}): it is not accumulated from 00 UTC as ERA5-Land's {name} is. ERA5 single-level hourly "
             f"data holds each hour's own amount; sum the hours ending 01..00 UTC to daily totals yourself "
-            f"(e.g. da = ds['{name}']; da.assign_coords(time=da.time - pd.Timedelta('1h')).resample(time='1D')"
+            f"(e.g. da = ds['{fname}']; da.assign_coords(time=da.time - pd.Timedelta('1h')).resample(time='1D')"
             ".sum()) and pass daily files, or use ERA5-Land."
         )
 
