@@ -180,6 +180,32 @@ def test_a_climate_models_calendar_is_refused_with_the_conversion(tmp_path, cale
         open_mswx(tmp_path)
 
 
+def test_spatial_tiles_of_the_same_days_are_combined(tmp_path):
+    """The west and east halves of a large request (same days) were refused as a repeated
+    download, and keeping one of them, as the message said, failed the coverage (hostile-input
+    QA); tiles that share an edge column are refused, naming it."""
+    t = pd.date_range("2020-01-01", periods=3)
+    lon = np.array([5.05, 5.15, 5.25, 5.35])
+    vals = np.arange(3 * 2 * 4, dtype="float32").reshape(3, 2, 4)
+
+    def tile(path, cols):
+        xr.Dataset({"precipitation": (("time", "lat", "lon"), vals[:, :, cols], {"units": "mm d-1"})},
+                   coords={"time": t, "lat": LAT, "lon": lon[cols]}).to_netcdf(path)  # fmt: skip
+
+    (tmp_path / "whole").mkdir()
+    tile(tmp_path / "whole" / "all.nc", slice(0, 4))
+    (tmp_path / "tiles").mkdir()
+    tile(tmp_path / "tiles" / "west.nc", slice(0, 2))
+    tile(tmp_path / "tiles" / "east.nc", slice(2, 4))
+    xr.testing.assert_identical(open_mswep(tmp_path / "tiles").load(), open_mswep(tmp_path / "whole").load().assign_attrs(
+        source=open_mswep(tmp_path / "tiles").attrs["source"]))
+    (tmp_path / "edge").mkdir()
+    tile(tmp_path / "edge" / "west.nc", slice(0, 3))
+    tile(tmp_path / "edge" / "east.nc", slice(2, 4))
+    with pytest.raises(DataFormatError, match=r"east.nc and .*west.nc both hold 'precipitation' on 2020-01-01.* at the same cells.*share an edge"):
+        open_mswep(tmp_path / "edge")
+
+
 def test_mswep_precipitation_flux_in_kg_per_m2_per_s(tmp_path):
     """CF's precipitation_flux (kg m-2 s-1) was refused by open_mswep though the ERA5-Land path
     converted it (QA): 1 kg m-2 of water is 1 mm."""

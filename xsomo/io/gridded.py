@@ -49,6 +49,7 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     """
     seen: list[tuple[str, dict[str, str | None], np.ndarray]] = []
     zones: list[tuple[str, pd.Timedelta, object]] = []
+    spaces: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def record(ds: xr.Dataset) -> xr.Dataset:
         ds = _day_from_name(ds)
@@ -56,6 +57,10 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
         t = next((ds[n] for n in ("time", "valid_time") if n in ds.coords), None)
         seen.append((name, {str(v): ds[v].attrs.get("units") for v in ds.data_vars},
                      np.atleast_1d(t.values) if t is not None else np.array([])))
+        lat = next((ds[n].values for n in ("lat", "latitude") if n in ds.coords and ds[n].ndim == 1), None)
+        lon = next((ds[n].values for n in ("lon", "longitude") if n in ds.coords and ds[n].ndim == 1), None)
+        if lat is not None and lon is not None:
+            spaces[name] = (np.round(np.asarray(lat, float), 6), np.round(np.asarray(lon, float), 6))
         if t is not None:
             zones.append((name, utc_offset(t, name), t.encoding.get("units")))
         return ds
@@ -80,7 +85,7 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     except Exception as err:
         raise DataFormatError(f"{what}: {_overlap(files) or err}") from err
     try:
-        _refuse_mixed_files(seen)
+        _refuse_mixed_files(seen, spaces)
         _refuse_mixed_zones(zones)
         _refuse_model_calendar(ds, ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else ""))
     except DataFormatError as err:
@@ -214,8 +219,21 @@ def _daily_amount(have: str, given: str, time: Any) -> bool:
         return False
 
 
-def _refuse_mixed_files(seen: Sequence[tuple[str, dict[str, str | None], np.ndarray]]) -> None:
-    """Files of one variable in different units, or two files holding the same time stamp."""
+def _refuse_mixed_files(
+    seen: Sequence[tuple[str, dict[str, str | None], np.ndarray]],
+    spaces: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> None:
+    """Files of one variable in different units, or two files holding the same time stamp at
+    the same cells (files of the same days on cells apart, ``spaces``, are spatial tiles: the
+    west and east halves of a large request had been refused as a repeated download)."""
+    spaces = spaces or {}
+
+    def apart(a: str, b: str) -> bool:
+        if a not in spaces or b not in spaces:
+            return False
+        (lat_a, lon_a), (lat_b, lon_b) = spaces[a], spaces[b]
+        return not (np.isin(lat_a, lat_b).any() and np.isin(lon_a, lon_b).any())
+
     first: dict[str, tuple[str | None, str]] = {}
     for name, units, _ in seen:
         for var, u in units.items():
@@ -234,9 +252,24 @@ def _refuse_mixed_files(seen: Sequence[tuple[str, dict[str, str | None], np.ndar
             continue
         values = np.array([t for t, _ in stamps])
         order = np.argsort(values, kind="stable")
-        dup = np.flatnonzero(values[order][1:] == values[order][:-1])
+        same = np.flatnonzero(values[order][1:] == values[order][:-1])
+        # a stamp in two tiles is no duplicate (each pair of files checked once)
+        pairs: dict[tuple[str, str], bool] = {}
+        for k in same:
+            key = (stamps[order[k]][1], stamps[order[k + 1]][1])
+            if key not in pairs:
+                pairs[key] = apart(*key)
+        dup = np.array([k for k in same if not pairs[(stamps[order[k]][1], stamps[order[k + 1]][1])]], int)
         if dup.size:
             i, j = order[dup[0]], order[dup[0] + 1]
+            a, b = stamps[i][1], stamps[j][1]
+            if a in spaces and b in spaces:
+                raise DataFormatError(
+                    f"{a} and {b} both hold {var!r} on {pd.Timestamp(values[i])} at the same cells ({dup.size} time "
+                    "stamp(s) given twice): a download repeated, files of two products under one folder, or "
+                    "spatial tiles that share an edge row or column (the CDS includes both edges of an area). "
+                    "Keep one file for each period and area; cut a shared edge from one of the tiles."
+                )
             raise DataFormatError(
                 f"{stamps[i][1]} and {stamps[j][1]} both hold {var!r} on {pd.Timestamp(values[i])} "
                 f"({dup.size} time stamp(s) given twice): a download repeated, or files of two products "
