@@ -107,6 +107,10 @@ def test_item3_precipitation_x1000_refused():
     check_plausible(_daily(mm, "mm d-1"), "precipitation")
     with pytest.raises(UnitError, match="negative precipitation"):
         check_plausible(_daily([-5.0, 1.0, 2.0], "mm d-1"), "precipitation")
+    # daily totals labelled mm h-1 (x24 after conversion) had been called "mm labelled m"
+    hourly = convert(_daily(mm * 8, "mm h-1"), "mm d-1")
+    with pytest.raises(UnitError, match=r"24x too large: looks like daily totals \(mm d-1\) labelled 'mm h-1'"):
+        check_plausible(hourly, "precipitation", label="mm h-1")
 
 
 @pytest.mark.parametrize(

@@ -397,8 +397,10 @@ def _sample(da: xr.DataArray) -> np.ndarray:
     return np.asarray(da.values, dtype=np.float64)
 
 
-def _guess(name: str, units: str, lo: float, hi: float, vmin: float, vmax: float, mean: float) -> str:
-    """The likely cause of values outside ``lo .. hi``."""
+def _guess(
+    name: str, units: str, lo: float, hi: float, vmin: float, vmax: float, mean: float, label: str | None = None
+) -> str:
+    """The likely cause of values outside ``lo .. hi`` (``label``: the units the data came with)."""
     if any(np.isclose(v, f) for v in (vmin, vmax) for f in _FILL_VALUES) or abs(vmax) > 1e30:
         return "looks like unmasked fill values; set the variable's _FillValue or missing_value attribute"
 
@@ -413,6 +415,10 @@ def _guess(name: str, units: str, lo: float, hi: float, vmin: float, vmax: float
     if name == "precipitation" or name == "precipitation_mean":
         if vmin < lo and vmax <= hi:
             return "negative precipitation: check the sign and the packing (scale_factor, add_offset)"
+        period = rate_period_days(label) if label else None
+        if period is not None and period < 1.0 and fits(1.0 / period):
+            # (daily mm d-1 labelled mm h-1 had been called "mm labelled m")
+            return f"{1.0 / period:g}x too large: looks like daily totals (mm d-1) labelled {label!r}"
         if fits(1000.0):
             return "1000x too large: looks like mm labelled m"
         if fits(24.0):
@@ -492,7 +498,7 @@ def check_plausible(
     raise UnitError(
         f"variable {key!r}{where}: values {vmin:.4g} .. {vmax:.4g} {units} (mean {mean:.4g} {units})"
         f"{given} lie outside its physical range {lo:g} .. {hi:g} {units}: "
-        f"{_guess(key, units, lo, hi, vmin, vmax, mean)}. Fix the units attribute (or the data) and retry."
+        f"{_guess(key, units, lo, hi, vmin, vmax, mean, label)}. Fix the units attribute (or the data) and retry."
     )
 
 
