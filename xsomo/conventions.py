@@ -475,13 +475,17 @@ def lon_like_grid(lon: Any, grid_lon: Any) -> np.ndarray:
     [355.0, 10.0]
     >>> lon_like_grid(np.array([204.7]), np.arange(-179.95, 180, 0.1)).round(2).tolist()
     [-155.3]
+    >>> lon_like_grid(np.array([0.0]), np.arange(0.05, 6, 0.1)).tolist()  # the western edge is inside
+    [0.0]
     """
     lon = np.asarray(lon, float)
     grid_lon = np.asarray(grid_lon, float)
     if grid_lon.size < 2:
         return lon
     step = abs(float(grid_lon[1] - grid_lon[0]))
-    west = float(np.min(grid_lon)) - step / 2
+    # rounded as the wrapping below is: 0.05 - 0.1 / 2 is 6.9e-18, which had moved a station on the
+    # grid's western edge (lon 0.0) to 360, outside (hostile-input QA)
+    west = round(float(np.min(grid_lon)) - step / 2, 9)
     # only the longitudes outside the convention move, by whole turns rounded to 1e-9° (359.35 - 360
     # is -0.6500000000000341, which a bilinear regrid or a label join no longer takes for -0.65)
     inside = (lon >= west) & (lon < west + 360.0)
