@@ -9,6 +9,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.evaluation import intercomparison as ic
+from xsomo.exceptions import GridMismatchError, UnitError
 
 GRID = cv.GridSpec(west=0.0, east=2.0, south=40.0, north=41.0)
 TIME = pd.date_range("2015-01-01", periods=120, freq="D")
@@ -85,6 +86,39 @@ def test_compare_to_mean_leave_one_out():
     a = sets["a"].isel(lat=r0, lon=c0, layer=0).values
     b = ref.isel(lat=r0, lon=c0, layer=0).values
     assert float(out["pearson_r"].sel(product="a", layer=1).isel(cell=0)) == pytest.approx(np.corrcoef(a, b)[0, 1])
+
+
+def test_a_product_in_percent_is_converted_and_one_without_units_checked(tmp_path):
+    """open_product replaced a product's units label by m3 m-3: a product in percent was scored
+    with a bias of 25 (hostile-input QA)."""
+    da = _write_product(tmp_path, "frac", 0.25)
+    folder = tmp_path / "products" / "pct"
+    folder.mkdir(parents=True)
+    xr.Dataset({f"layer{k}": (da * k * 100).assign_attrs(units="%") for k in (1, 2, 3)}).to_netcdf(folder / "pct_2015.nc")
+    prods = ic.open_products(tmp_path)
+    xr.testing.assert_allclose(prods["pct"].drop_attrs(), prods["frac"].drop_attrs())
+    assert prods["pct"].attrs["units"] == "m3 m-3"
+    (folder / "pct_2015.nc").unlink()
+    xr.Dataset({f"layer{k}": da * k * 100 for k in (1, 2, 3)}).to_netcdf(folder / "pct_2015.nc")
+    with pytest.raises(UnitError, match=r"product 'pct'.*looks like percent"):
+        ic.open_product(folder)
+
+
+def test_compare_to_mean_takes_float32_coordinates_noon_stamps_and_refuses_other_grids():
+    """float32 lat/lon of one input kept 4 of 36 cells; a product on its native grid ended in a
+    ZeroDivisionError inside dask (hostile-input QA)."""
+    base = _linear_product(0.1, descending=False).expand_dims(layer=[1]).transpose("layer", "time", "lat", "lon")
+    rng = np.random.default_rng(1)
+    sets = {"a": base, "b": base + 0.01 * rng.standard_normal(base.shape)}
+    want = ic.compare_to_mean(sets, block=5, min_days=30)
+    odd = sets["b"].assign_coords(lat=sets["b"].lat.astype("float32"), lon=sets["b"].lon.astype("float32"),
+                                  time=sets["b"].time + pd.Timedelta("12h"))  # fmt: skip
+    got = ic.compare_to_mean({"a": sets["a"], "b": odd}, block=5, min_days=30)
+    assert got.sizes["cell"] == want.sizes["cell"] == 8
+    np.testing.assert_allclose(got["pearson_r"].values, want["pearson_r"].values, rtol=1e-5)
+    coarse = _linear_product(0.25, descending=False).expand_dims(layer=[1])
+    with pytest.raises(GridMismatchError, match=r"share no 'lat' and no 'lon' values.*regrid_product"):
+        ic.compare_to_mean({"a": sets["a"], "coarse": coarse}, block=5, min_days=30)
 
 
 def test_compare_stations_stacks_products():

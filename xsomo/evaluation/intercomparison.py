@@ -23,9 +23,10 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.evaluation import scores as mt
 from xsomo.evaluation import skill
-from xsomo.evaluation.arrays import layered
+from xsomo.evaluation.arrays import layered, normalise_time
 from xsomo.exceptions import DataFormatError, GridMismatchError
 from xsomo.io.world import WorldLayout, product_files
+from xsomo.units import in_m3m3
 
 __all__ = [
     "compare_stations",
@@ -61,6 +62,13 @@ def open_product(directory: str | os.PathLike[str], *, chunks: dict[str, int] | 
     da = da.assign_coords(cv.layer_coords(nums))
     da = normalise_latlon(da).transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     da.name = cv.SM
+    # in m3 m-3 from the files' own units (checked on a sample: the data are lazy); the label had
+    # been replaced by m3 m-3 whatever it was, and a product in percent was scored with a bias of 25
+    units = {ds[n].attrs.get("units") for n in names}
+    if len(units) > 1:
+        raise DataFormatError(f"product {directory.name!r}: layers in different units {sorted(map(str, units))}.")
+    da.attrs = {"units": units.pop()} if None not in units else {}
+    da = in_m3m3(da, f"product {directory.name!r} ({files[0].name}, ...)", check_lazy=True)
     da.attrs = {**dict(cv.SM_ATTRS), "product": directory.name}
     return da
 
@@ -220,8 +228,21 @@ def compare_to_mean(
     names = list(datasets)
     if len(names) < 2:
         raise GridMismatchError("compare_to_mean needs at least two datasets.")
-    arrs = [layered(datasets[n]) for n in names]
+    from xsomo.regrid import normalise_latlon
+
+    # one grid and one day stamp, in m3 m-3: float32 coordinates of one input had kept 4 of 36
+    # cells, a product in percent was averaged with the others, a product at noon shared no day
+    arrs = [
+        in_m3m3(normalise_time(normalise_latlon(layered(datasets[n]))), f"dataset {n!r}", check_lazy=True)
+        for n in names
+    ]
     arrs = list(xr.align(*arrs, join="inner", exclude=[]))
+    empty = [d for d in (cv.TIME, cv.LAT, cv.LON, cv.LAYER) if d in arrs[0].dims and arrs[0].sizes[d] == 0]
+    if empty:
+        raise GridMismatchError(
+            f"compare_to_mean: the datasets {names} share no {' and no '.join(map(repr, empty))} values; put them "
+            "on one grid and period first (e.g. regrid_product(product, grid) for a product on its native grid)."
+        )
     stack = xr.concat(arrs, dim=xr.DataArray(names, dims="product", name="product"), coords="minimal", compat="override")
     if cells is None:
         if valid is None:
