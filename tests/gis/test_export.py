@@ -398,6 +398,12 @@ def test_period_mean_and_anomaly_need_every_day(tmp_path: pathlib.Path) -> None:
         select_map(xsomo.open_somo(tmp_path, layers=[3]), layer=3, stat="mean", period=("2012-01-01", "2012-12-31"))
     with pytest.raises(XsomoValueError, match="holds no value on 2012-07-01"):
         select_map(ds, layer=3, time="2012-07-01")
+    # partial dates (hostile-input QA): a month is no day; a period's partial end covers its
+    # month or year (('2015', '2015') had been the mean of 2015-01-01 alone)
+    with pytest.raises(XsomoValueError, match=r"time='2015-07' is not one day.*period=\('2015-07', '2015-07'\)"):
+        select_map(one, layer=3, time="2015-07")
+    whole = select_map(one, layer=3, stat="mean", period=("2015", "2015"))
+    np.testing.assert_allclose(whole.values, one.sm.sel(layer=3, time="2015").mean("time").values, rtol=1e-6)
     z = select_map(one, layer=3, stat="anomaly", period=("2014-12-01", "2015-02-28"))
     # complete DJF windows of layer 3: 2010/11, 2013/14, 2014/15 (2011/12 and 2012/13 lack days)
     assert z.attrs["n_years"] == 3

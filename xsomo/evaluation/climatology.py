@@ -232,13 +232,37 @@ def missing_days_message(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestam
     )
 
 
+def _day(value: DateLike, side: str) -> pd.Timestamp:
+    """A period's first or last day; a partial date (``'2016'``, ``'2016-08'``) covers its whole
+    year or month, as in xarray's ``sel(time=slice(...))`` (the end ``'2016-08'`` had been read as
+    2016-08-01, and ``('2016', '2016')`` as one day)."""
+    if isinstance(value, str):
+        try:
+            per = pd.Period(value)
+        except (ValueError, TypeError):
+            per = None
+        if per is not None and per.freqstr[:1] in ("Y", "A", "Q", "M"):
+            return (per.start_time if side == "start" else per.end_time).normalize()
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError) as err:
+        raise XsomoValueError(f"period {side} {value!r} is not a date ({err})") from None
+
+
 def parse_period(period: Sequence[DateLike] | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``(start, end)`` as midnight timestamps; a clear error for a missing or reversed period."""
+    """``(start, end)`` as midnight timestamps (a partial date covers its whole year or month);
+    a clear error for a missing or reversed period.
+
+    >>> [f"{d:%Y-%m-%d}" for d in parse_period(("2016-06", "2016-08"))]
+    ['2016-06-01', '2016-08-31']
+    >>> [f"{d:%Y-%m-%d}" for d in parse_period(("2016", "2016"))]
+    ['2016-01-01', '2016-12-31']
+    """
     if period is None or len(period) != 2:
         raise XsomoValueError(
             "a period statistic needs period=(start, end), e.g. ('2018-06-01', '2018-08-31')"
         )
-    start, end = (pd.Timestamp(p).normalize() for p in period)
+    start, end = _day(period[0], "start"), _day(period[1], "end")
     if end < start:
         raise XsomoValueError(f"period ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d})")
     return start, end
