@@ -196,6 +196,25 @@ def test_anomalies_baseline_years_and_months_are_whole():
     np.testing.assert_allclose(float(plain["sm_anomaly"].sel(time="2002").mean()), 0.05, atol=0.003)
 
 
+def test_a_baseline_or_climatology_beyond_the_data_warns_and_long_periods_are_refused():
+    """A 1991-2020 baseline on data of 2014-2020 gave the whole record's anomalies, and a
+    period anomaly was tagged 1991-2020, without a word; a 2-year period was scored against
+    windows overlapping it (hostile-input QA)."""
+    from xsomo.evaluation.climatology import period_anomaly
+
+    t = pd.date_range("2014-01-01", "2020-12-31", freq="D")
+    x = 0.2 + 0.05 * np.sin(np.arange(t.size) * 2 * np.pi / 365.25) + 0.01 * np.random.default_rng(2).standard_normal(t.size)
+    da = xr.DataArray(x, coords={"time": t}, name="sm")
+    with pytest.warns(RuntimeWarning, match=r"baseline \('1991', '2020'\): the data cover only 2014-01-01 .. 2020-12-31"):
+        z = ev.anomalies(da, baseline=("1991", "2020"))["sm_anomaly"]
+    assert z.attrs["climatology_days"] == "2014-01-01/2020-12-31"
+    with pytest.warns(RuntimeWarning, match=r"climatology 1991-2020: .* in 7 of its years only \(2014-2020\)"):
+        p = period_anomaly(da, ("2016-06-01", "2016-08-31"), climatology=(1991, 2020))
+    assert p.attrs["reference_years"] == "2014-2020" and p.attrs["n_years"] == 7
+    with pytest.raises(XsomoValueError, match=r"longer than a year.*stat='mean'"):
+        period_anomaly(da, ("2015-01-01", "2016-12-31"))
+
+
 def test_dask_equals_numpy_and_stays_lazy():
     sim, obs = _pair(seed=8, ncell=8)
     expected = ev.metrics(sim, obs)

@@ -201,7 +201,8 @@ def year_windows(
     """The year-shifted windows ``(k, start + k years, end + k years)`` inside ``first..last``.
 
     ``k = 0`` (the period itself) is among them when it lies inside. ``climatology =
-    (first_year, last_year)`` keeps only windows that start in those years.
+    (first_year, last_year)`` keeps only windows that start in those years. A period longer
+    than a year raises ``ValueError`` (its windows would overlap it).
 
     Examples
     --------
@@ -209,6 +210,13 @@ def year_windows(
     ...     dt.date(2015, 12, 1), dt.date(2016, 2, 29), dt.date(2014, 1, 1), dt.date(2017, 12, 31))]
     [(-1, '2014-12-01', '2015-02-28'), (0, '2015-12-01', '2016-02-29'), (1, '2016-12-01', '2017-02-28')]
     """
+    if shift_years(start, 1) <= end:
+        # its year-shifted windows would overlap it and each other (a 2-year period against
+        # windows shifted by one year had given a z-score without a word)
+        raise ValueError(
+            f"period {start} .. {end} is longer than a year: the same window in other years would overlap it; "
+            "an anomaly needs a period of at most a year"
+        )
     out = []
     for k in range(first.year - start.year - 1, last.year - start.year + 2):
         s, e = shift_years(start, k), shift_years(end, k)

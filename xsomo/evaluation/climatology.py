@@ -106,6 +106,16 @@ def _baseline_mask(time: xr.DataArray, baseline: tuple[str, str] | slice | None)
     use[picked] = True
     if not use.any():
         raise XsomoValueError(f"baseline {baseline!r} selects no days of the period {t.min().date()}..{t.max().date()}.")
+    first, last = (_day(sl.start, "start") if sl.start is not None else None), (_day(sl.stop, "end") if sl.stop is not None else None)
+    if (first is not None and first < t.min().normalize()) or (last is not None and last > t.max().normalize()):
+        # (a 1991-2020 baseline on data of 2014-2020 had given the whole record's anomalies without a word)
+        days = t[use]
+        warnings.warn(
+            f"baseline {baseline!r}: the data cover only {days.min().date()} .. {days.max().date()} of it; the "
+            "climatology comes from those days.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     return use
 
 
@@ -186,7 +196,9 @@ def anomalies(
         if standardise
         else {"long_name": "soil-moisture anomaly", "units": da.attrs.get("units", "m3 m-3")}
     )
-    out.attrs = {**attrs, "climatology_window_days": window}
+    base = t if use is None else t[use]
+    out.attrs = {**attrs, "climatology_window_days": window,
+                 "climatology_days": f"{base.min():%Y-%m-%d}/{base.max():%Y-%m-%d}"}  # fmt: skip
     return xr.Dataset({"sm_anomaly": out})
 
 
@@ -333,9 +345,10 @@ def period_anomaly(
     m0 = window_mean(da, start, end)
     if m0 is None:
         raise XsomoValueError(missing_days_message(da, start, end))
-    windows = ak.year_windows(
-        start.date(), end.date(), t[0].date(), t[-1].date(), climatology=climatology
-    )
+    try:
+        windows = ak.year_windows(start.date(), end.date(), t[0].date(), t[-1].date(), climatology=climatology)
+    except ValueError as err:  # a period longer than a year
+        raise XsomoValueError(f"{err}. For the mean over it use stat='mean'.") from None
     found = [(k, window_mean(da, pd.Timestamp(s), pd.Timestamp(e))) for k, s, e in windows]
     means = [m for _, m in found if m is not None]
     if len(means) < ak.MIN_WINDOWS:
@@ -352,11 +365,22 @@ def period_anomaly(
     if not own:
         stack = stack.isel(window=slice(0, -1))
     z = _period_z(m0, stack)
+    years = [windows[n][1].year for n, (_, m) in enumerate(found) if m is not None]
     z.attrs = {
         "long_name": "normalised soil-moisture anomaly of the period mean",
         "units": "1",
         "n_years": len(means),
+        "reference_years": f"{min(years)}-{max(years)}",
     }
+    if climatology is not None and (min(years) > climatology[0] or max(years) < climatology[1]):
+        # (a 1991-2020 climatology on files of 2014-2020 had been tagged 1991-2020 without a word)
+        warnings.warn(
+            f"climatology {climatology[0]}-{climatology[1]}: the data ({_time_range(da)}) hold the window "
+            f"{start:%m-%d} .. {end:%m-%d} in {len(means)} of its years only ({min(years)}-{max(years)}); the "
+            "anomaly is against those.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return z
 
 

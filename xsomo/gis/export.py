@@ -171,6 +171,7 @@ def select_map(
         start, end = parse_period(period)
         attrs = {**out.attrs, "period": f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"}
         if climatology is not None:
+            # the years asked for; reference_years (from period_anomaly) are those the data held
             attrs["climatology"] = f"{climatology[0]}-{climatology[1]}"
     else:
         raise XsomoValueError(f"stat={stat!r}; use None (one day), 'mean' or 'anomaly'")

@@ -254,7 +254,11 @@ class LayerFiles:
             )
         days = sorted(self._where)
         means = []
-        for _, s, e in year_windows(start, end, days[0], days[-1]):
+        try:
+            windows = year_windows(start, end, days[0], days[-1])
+        except ValueError as err:  # a period longer than a year
+            raise SomoFileError(str(err)) from None
+        for _, s, e in windows:
             m = self.window_mean(s, e)
             if m is not None:
                 means.append(m)
@@ -569,7 +573,11 @@ def series_period_stats(days, values, start, end):
     m0 = mean(start, end)
     if m0 is None:
         raise SomoFileError(f"the period {start} ... {end} is not covered by the files")
-    means = [m for _, s, e in year_windows(start, end, days[0], days[-1]) if (m := mean(s, e)) is not None]
+    try:
+        windows = year_windows(start, end, days[0], days[-1])
+    except ValueError as err:  # a period longer than a year
+        raise SomoFileError(str(err)) from None
+    means = [m for _, s, e in windows if (m := mean(s, e)) is not None]
     if len(means) < MIN_WINDOWS:
         return m0, float("nan"), len(means)
     return m0, float(period_zscore(np.array(m0), np.array(means))), len(means)
