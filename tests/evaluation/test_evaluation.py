@@ -288,6 +288,9 @@ def test_units_of_reference_and_footprint_depth_are_read_not_assumed(case):
     bare = st.assign_coords(footprint_depth=("station", [15.0, 20.0, 22.0]))
     with pytest.raises(UnitError, match=r"no sensing depth in metres.*units"):
         sm.somo.evaluate(bare)
+    # two stations with one id were both scored and counted, and metrics_table failed (QA)
+    with pytest.raises(XsomoValueError, match=r"1 station id\(s\) given more than once \('1'\)"):
+        sm.somo.evaluate(st.isel(station=[0, 1]).assign_coords(station=["1", "1"]))
     # a station without a depth of its own (NaN, as open_cosmos writes it) takes footprint_depth=
     # (it was scored NaN and silently left out of the footprint median)
     gap = st.assign_coords(footprint_depth=("station", [0.15, np.nan, 0.22], {"units": "m"}))

@@ -215,6 +215,24 @@ def test_a_baseline_or_climatology_beyond_the_data_warns_and_long_periods_are_re
         period_anomaly(da, ("2015-01-01", "2016-12-31"))
 
 
+def test_daily_climatology_names_its_calendar_days():
+    """dayofyear counts on a leap-year calendar (60 = 29 February): xarray's dt.dayofyear was
+    one day off from March in common years (hostile-input QA); month/day name each row, and the
+    documented lookup gives xsomo's own anomalies."""
+    from xsomo.evaluation import anomaly_kernels as ak
+    from xsomo.evaluation.climatology import daily_climatology
+
+    t = pd.date_range("2014-01-01", "2020-12-31", freq="D")
+    da = xr.DataArray(0.2 + 0.05 * np.sin(np.arange(t.size) / 58.0) + 0.01 * np.random.default_rng(0).standard_normal(t.size),
+                      coords={"time": t}, name="sm")  # fmt: skip
+    clim = daily_climatology(da)
+    assert (int(clim.month.sel(dayofyear=60)), int(clim.day.sel(dayofyear=60))) == (2, 29)
+    assert (int(clim.month.sel(dayofyear=61)), int(clim.day.sel(dayofyear=61))) == (3, 1)
+    doy = xr.DataArray(ak.clim_doy(da.time.values) + 1, dims="time")
+    z = (da - clim["mean"].sel(dayofyear=doy).values) / clim["std"].sel(dayofyear=doy).values
+    np.testing.assert_allclose(z.values, ev.anomalies(da)["sm_anomaly"].values, atol=1e-5)
+
+
 def test_dask_equals_numpy_and_stays_lazy():
     sim, obs = _pair(seed=8, ncell=8)
     expected = ev.metrics(sim, obs)

@@ -233,6 +233,10 @@ def test_a_self_intersecting_polygon_is_refused():
     gdf = gpd.GeoDataFrame({"NAME": ["tie"]}, geometry=[bowtie], crs=4326)
     with pytest.raises(XsomoValueError, match=r"1 of 1 polygons are not valid geometries .*Self-intersection"):
         mask(gdf, grid)
+    # a NULL geometry had been called "['nan'] geometries: give polygons, not points or lines"
+    null = gpd.GeoDataFrame({"NAME": ["a", "b"]}, geometry=[shapely.box(0.2, 40.2, 1.0, 41.0), None], crs=4326)
+    with pytest.raises(XsomoValueError, match=r"1 feature\(s\) have no geometry \(NULL: 'b'\)"):
+        mask(null, grid)
 
 
 def test_a_point_is_found_in_the_grids_longitude_convention():

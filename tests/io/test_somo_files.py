@@ -24,3 +24,16 @@ def test_helper_files_carry_epsg4326_for_gdal(tmp_path: pathlib.Path) -> None:
         1, np.array(["2010-01-01"], dtype="datetime64[ns]"), GRID.lat[::-1], GRID.lon
     )[0]
     np.testing.assert_allclose(first, expected, rtol=0, atol=1e-7)
+
+
+def test_a_layer_or_year_without_files_is_named(tmp_path: pathlib.Path) -> None:
+    """Files of layers 1-2 only, asked for layer 3: it said "no SoMo.ml files named like
+    'SoMo.ml-EU_layer1_2010.nc'" (hostile-input QA)."""
+    from xsomo.io.somo import find_somo_files
+
+    write_somo_files(tmp_path, layers=(1, 2), years=(2010, 2011), days=3)
+    assert len(find_somo_files(tmp_path, layers=[2])) == 2
+    with pytest.raises(FileNotFoundError, match=r"no SoMo.ml file of layer\(s\) \[3\] among its 4 files \(layers \[1, 2\], years 2010-2011\)"):
+        find_somo_files(tmp_path, layers=[3])
+    with pytest.raises(FileNotFoundError, match=r"no SoMo.ml file of year\(s\) \[2015\] among its 4 files"):
+        find_somo_files(tmp_path, years=[2015])

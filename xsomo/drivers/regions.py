@@ -152,6 +152,13 @@ def _regions(gdf, key: str, *, overlap: bool = False, lon: np.ndarray | None = N
         )
     if len(gdf) == 0:
         raise XsomoValueError("the polygons are empty (no feature): give at least one polygon")
+    null = [names[k] for k, g in enumerate(gdf.geometry) if g is None]
+    if null:
+        # (a NULL geometry had been called "['nan'] geometries: give polygons, not points or lines")
+        raise XsomoValueError(
+            f"{len(null)} feature(s) have no geometry (NULL: {', '.join(map(repr, null[:5]))}"
+            f"{', ...' if len(null) > 5 else ''}): drop them first (gdf[gdf.geometry.notna()])."
+        )
     kinds = {str(t) for t, e in zip(gdf.geom_type, gdf.geometry.is_empty, strict=True) if not e and t is not None}
     if kinds - {"Polygon", "MultiPolygon"}:
         raise XsomoValueError(

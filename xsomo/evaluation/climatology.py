@@ -59,6 +59,14 @@ def daily_climatology(
 
     Each calendar day's statistics use every value within ``window`` days around it in
     all years (of the ``baseline`` period when given).
+
+    ``dayofyear`` counts on a **leap-year calendar**: 60 is 29 February and 61 is 1 March in
+    every year, so xarray's ``time.dt.dayofyear`` (60 is 1 March in a common year) is one day
+    off from March on in common years; the coordinates ``month`` and ``day`` on ``dayofyear``
+    name each calendar day. To look up dates, use the same count as xsomo::
+
+        doy = anomaly_kernels.clim_doy(da.time.values) + 1
+        clim["mean"].sel(dayofyear=xr.DataArray(doy, dims="time"))
     """
     da = as_dataarray(sm)
     da = da.chunk({cv.TIME: -1}) if da.chunks is not None else da
@@ -78,6 +86,8 @@ def daily_climatology(
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {"dayofyear": 366, "stat": 2}},
     ).assign_coords(dayofyear=np.arange(1, 367))
+    calendar = pd.date_range("2000-01-01", "2000-12-31", freq="D")  # a leap year: the dayofyear count
+    out = out.assign_coords(month=("dayofyear", calendar.month.to_numpy()), day=("dayofyear", calendar.day.to_numpy()))
     units = da.attrs.get("units", "")
     return xr.Dataset(
         {

@@ -213,6 +213,15 @@ def evaluate_stations(
     ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"station reference needs a {cv.STATION!r} dimension (got {ref.dims}).")
+    if cv.STATION in ref.coords:
+        ids = pd.Index(ref[cv.STATION].values)
+        if ids.has_duplicates:
+            # (two stations '1' were scored, counted twice in the medians, and the metrics table failed)
+            dup = ids[ids.duplicated()].unique()
+            raise XsomoValueError(
+                f"station reference: {dup.size} station id(s) given more than once ({', '.join(map(repr, dup[:5].tolist()))}"
+                f"{', ...' if dup.size > 5 else ''}); give each station its own id."
+            )
     for c in (cv.LAT, cv.LON):
         if c not in ref.coords:
             raise MissingVariableError(f"station reference lacks the {c!r} coordinate per station.")

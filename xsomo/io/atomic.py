@@ -120,7 +120,7 @@ def atomic_path(
     """
     path = pathlib.Path(path).expanduser()
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; remove it, choose another name, or pass overwrite=True (the command's overwrite option, where it has one) to replace it")
+        raise FileExistsError(f"{path} exists; remove it, choose another name, or pass overwrite=True to replace it (on the command line: --overwrite, or leave out --no-overwrite)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder for {path.name}; create it first")
     tmp = _tmp_name(path)
@@ -160,7 +160,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Itera
     """
     path = pathlib.Path(path).expanduser()
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; remove it, choose another name, or pass overwrite=True (the command's overwrite option, where it has one) to replace it")
+        raise FileExistsError(f"{path} exists; remove it, choose another name, or pass overwrite=True to replace it (on the command line: --overwrite, or leave out --no-overwrite)")
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{path} exists and is not a folder; choose another output path")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -163,15 +163,27 @@ def find_somo_files(
         if m is None:
             continue
         found.append(SomoFile(p, m["product"], int(m["layer"]), int(m["year"])))
+    every = list(found)
     if layers is not None:
         keep = {int(n) for n in layers}
         found = [f for f in found if f.layer in keep]
     if years is not None:
         keep_y = {int(y) for y in years}
         found = [f for f in found if f.year in keep_y]
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else list(path)
+    if not found and every:
+        # (files of other layers or years: it had said "no SoMo.ml files named like ...layer1...")
+        have_l = sorted({f.layer for f in every})
+        have_y = sorted({f.year for f in every})
+        raise FileNotFoundError(
+            f"{where!r}: no SoMo.ml file of "
+            + (f"layer(s) {sorted(keep)} " if layers is not None else "")
+            + (f"year(s) {sorted(keep_y)} " if years is not None else "")
+            + f"among its {len(every)} files (layers {have_l}, years {have_y[0]}-{have_y[-1]})"
+        )
     if not found:
         raise FileNotFoundError(
-            f"{os.fspath(path) if isinstance(path, (str, os.PathLike)) else list(path)!r}: no SoMo.ml files "
+            f"{where!r}: no SoMo.ml files "
             "named like 'SoMo.ml-EU_layer1_2010.nc' or 'SoMo.ml_v1_layer1_2010.nc' (check the path, the "
             "layers and years asked for)"
         )
