@@ -170,6 +170,13 @@ def test_spinup_is_lengthened_when_the_model_forgets_slowly():
     short = rollout_with(20)
     assert np.nanmax(np.abs(got - all_history)) < 2e-3  # the state has converged
     assert np.nanmax(np.abs(short - all_history)) > 5e-3  # it had not after 20 days
+    # spinup=0 skipped the check: the first days came from a zero state without a word (QA)
+    with pytest.warns(RuntimeWarning, match="within the 0-day spin-up.*lengthened to 80 days"):
+        none = inference.predict(drv, slow, mode="continuous", time=(t[100], t[-1]), spinup=0)
+    assert none.attrs["spinup_days"] == 80
+    np.testing.assert_array_equal(none.compute()["sm"].values, got)
+    with pytest.warns(RuntimeWarning, match="spinup=0 and the drivers hold no day before the output period"):
+        inference.predict(drv, slow, mode="continuous", spinup=0)
 
 
 def test_a_model_that_never_forgets_is_flagged_and_auto_falls_back():
