@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from xsomo import testing
 from xsomo.exceptions import (
@@ -62,6 +63,14 @@ def test_cells_matched_within_half_a_cell(case):
     far = targets.assign_coords(lat=targets.lat + 5.0)
     with pytest.raises(GridMismatchError, match="off the drivers' grid"):
         training.prepare_training_data(drivers, far)
+    # a cell listed twice (two target sets concatenated) counted twice and could fall in both
+    # the training and the validation cells; station series on gridded drivers trained unscaled (QA)
+    twice = xr.concat([targets, targets.isel(cell=[1])], dim="cell")
+    with pytest.raises(XsomoValueError, match=r"targets hold 1 cell\(s\) more than once"):
+        training.prepare_training_data(drivers, twice)
+    stations = targets.rename(cell="station")
+    with pytest.raises(XsomoValueError, match=r"station series.*drivers are gridded.*scale_to"):
+        training.prepare_training_data(drivers, stations)
     with pytest.raises(MissingVariableError, match="air_temperature"):
         training.prepare_training_data(drivers.drop_vars("air_temperature"), targets)
 

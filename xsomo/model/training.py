@@ -330,6 +330,14 @@ def prepare_training_data(
     cv.check_time_zone(drivers, "drivers")
     cv.check_time_zone(targets, "targets")
     check_daily_axis(drivers.indexes[cv.TIME], source="drivers")
+    if cv.STATION in targets[cv.SM].dims and not points.is_points(drivers):
+        # raw station series on gridded drivers had trained without a word: unscaled sensors, several
+        # per cell each as its own target (domain mean 0.03 m3 m-3 lower; hostile-input QA)
+        raise XsomoValueError(
+            "the targets are station series (dimension 'station') but the drivers are gridded: scale the stations "
+            "to the grid first (targets = stations.somo.scale_to(era5land)), which gives one target per cell, or "
+            "train on point drivers made from the stations' own forcing (xsomo.point_drivers)."
+        )
     targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
     sm = in_m3m3(targets[cv.SM], "targets", check_lazy=True)  # (scaled to a reference in percent, they were 100x too large)
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
@@ -343,6 +351,16 @@ def prepare_training_data(
     rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
     if not points.is_points(drivers) and "grid" not in targets.attrs and "cell" in sm.dims:
         _check_target_lattice(lat, lon, drivers)
+    if not points.is_points(drivers):
+        pairs = pd.Index(list(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), strict=True)))
+        if pairs.has_duplicates:
+            # (two target sets concatenated: a cell listed twice counted twice and could fall in both
+            # the training and the validation cells; hostile-input QA)
+            k = int(np.flatnonzero(pairs.duplicated())[0])
+            raise XsomoValueError(
+                f"targets hold {int(pairs.duplicated().sum())} cell(s) more than once (first at lat {lat[k]:g}, "
+                f"lon {lon[k]:g}): give each cell once (merge the target sets, e.g. with xr.merge, or average them)."
+            )
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
     # matched by day: drivers stamped at noon (CF daily means) and targets at midnight are the
