@@ -459,6 +459,21 @@ def test_auto_ladder_reads_earlier_forcing_where_the_drivers_hold_it():
     np.testing.assert_allclose(auto["sm"].values, want["sm"].values, atol=1e-6, rtol=0)
 
 
+def test_land_cells_without_a_static_value_are_reported(model, drivers):
+    """A static input NaN on land blanked those cells' predictions without a word (QA)."""
+    static = model.config.static[0]
+    part = drivers.copy()
+    part[static] = drivers[static].where(drivers.lat > float(drivers.lat[1]))
+    land = drivers[cv.LAND_MASK].values.astype(bool) if cv.LAND_MASK in drivers else np.ones(part[static].shape, bool)
+    lost = int((land & part[static].isnull().values).sum())
+    assert lost > 0
+    with pytest.warns(RuntimeWarning, match=rf"static input\(s\) \{{'{static}': {lost}\}}.*get no prediction"):
+        sm = inference.predict(part, model, mode="continuous")
+    assert sm["sm"].isel(time=-1, layer=0).where(xr.DataArray(land, dims=("lat", "lon"))).isnull().sum() >= lost
+    with pytest.raises(XsomoValueError, match=rf"no land cell has a value of the static input\(s\) \['{static}'\]"):
+        inference.predict(drivers.assign({static: drivers[static] * np.nan}), model, mode="continuous")
+
+
 def test_auto_ladder_with_spinup_zero_reads_earlier_forcing_too():
     """spinup=0 had cycled the output period's own forcing as the ladder's spin-up though the
     drivers held real days before it (0.075 m3 m-3 off on the demo world)."""

@@ -281,6 +281,41 @@ def _trailing_complete(missing: np.ndarray, window: int) -> np.ndarray:
     return np.minimum(run, cap).astype(np.int32)
 
 
+def _warn_static_gaps(drivers: xr.Dataset, static: Sequence[str], dynamic: Sequence[str]) -> None:
+    """Warn about land cells without a value of a static input: their prediction is NaN.
+
+    Land is the ``land_mask``, or else the cells with every dynamic input on the first day. A
+    static input NaN on land (a map that does not reach the coast, a failed download) had
+    blanked those cells' predictions without a word (hostile-input QA).
+    """
+    if not static:
+        return
+    if cv.LAND_MASK in drivers.variables:
+        land = np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    else:
+        land = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+        for name in dynamic:
+            land &= np.isfinite(np.asarray(drivers[name].isel({cv.TIME: 0}).transpose(cv.LAT, cv.LON).values, float))
+    n_land = int(land.sum())
+    gaps = {}
+    for name in static:
+        bad = land & ~np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+        if bad.any():
+            gaps[str(name)] = int(bad.sum())
+    if gaps and n_land and max(gaps.values()) == n_land:
+        raise XsomoValueError(
+            f"no land cell has a value of the static input(s) {[k for k, v in gaps.items() if v == n_land]}: every "
+            "prediction would be NaN. Give those statics (the drivers' file or the sources file) and retry."
+        )
+    if gaps:
+        warnings.warn(
+            f"land cells without a value of the static input(s) {gaps} (of {n_land} land cells) get no prediction "
+            "(NaN). Fill those statics (e.g. from the nearest cell) or choose other static= inputs when training.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
 def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` land cells with finite statics, spread evenly over the grid (row-major)."""
     ok = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
@@ -883,6 +918,8 @@ def predict(
         )  # fmt: skip
     spec = _validate(drivers, model, layers=layers, grid=grid, dtype=dtype, tolerance=tolerance)
     in_memory = not any(isinstance(spec.drivers[v].data, da.Array) for v in spec.dynamic)
+    if check_convergence or in_memory:  # (it reads the statics: lazy drivers with check_convergence=False stay unread)
+        _warn_static_gaps(spec.drivers, spec.static, spec.dynamic)
     if getattr(model, "stats", None) is not None and (check_convergence or in_memory):
         # a unit mislabel within the physical ranges shows against the training statistics (it
         # reads a sample: with check_convergence=False, dask-backed drivers stay unread)
