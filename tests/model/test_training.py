@@ -125,6 +125,16 @@ def test_interrupted_training_resumes_to_the_same_model(case, tmp_path, monkeypa
     assert len(resumed.history["layer1_member0"]["val_loss"]) == 3
     with pytest.raises(CheckpointError, match="different training run"):
         training.train_lstm(drivers, targets, run_dir=tmp_path / "run", **{**kw, "hidden": 5})
+    # drivers changed at a cell without targets (a probe cell of the penalty): the run had resumed
+    # the old checkpoints and returned the old model bit for bit (hostile-input QA)
+    data = training.prepare_training_data(drivers, targets, layers=(1,))
+    free = [(i, j) for i in range(drivers.sizes["lat"]) for j in range(drivers.sizes["lon"])
+            if (i, j) not in set(zip(data.rows.tolist(), data.cols.tolist(), strict=True))]  # fmt: skip
+    assert free
+    wetter = drivers.copy(deep=True)
+    wetter["precipitation"][:, free[0][0], free[0][1]] *= 3
+    with pytest.raises(CheckpointError, match="different training run"):
+        training.train_lstm(wetter, targets, run_dir=tmp_path / "run", **kw)
 
 
 @pytest.mark.parametrize(

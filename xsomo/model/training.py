@@ -65,6 +65,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import logging
 import math
@@ -1359,8 +1360,8 @@ def _train(
     train_target = training_targets(data, splits)
     train_cells = np.unique(np.concatenate([s.train for s in splits]))
     stats = compute_stats(config, data, train_cells, train_target)
-    _check_run_dir(run_dir, config, stats, splits)
     data, probe_cells = _with_probes(drivers, data, settings, train_cells)
+    _check_run_dir(run_dir, config, stats, splits, data)
     pad = data.target.shape[0] - train_target.shape[0]
     train_target = np.concatenate([train_target, np.full((pad, *train_target.shape[1:]), np.nan, "float32")])
     # normalised tensors, NaN inputs filled with the mean (as in the continuous roll-out)
@@ -1536,17 +1537,31 @@ def _partial_model(
 
 
 def _check_run_dir(
-    run_dir: str | os.PathLike[str] | None, config: ModelConfig, stats: NormStats, splits: Sequence[LayerSplit]
+    run_dir: str | os.PathLike[str] | None,
+    config: ModelConfig,
+    stats: NormStats,
+    splits: Sequence[LayerSplit],
+    data: TrainingData,
 ) -> None:
-    """Create ``run_dir`` with a run description, or check that it describes this run."""
+    """Create ``run_dir`` with a run description, or check that it describes this run.
+
+    The description holds a digest of every array training reads (the target cells' and the
+    penalty's probe cells' inputs, the targets): with only the statistics of the training cells,
+    drivers changed at other cells (the probe cells) had resumed the old checkpoints and
+    returned the old model, bit for bit (hostile-input QA).
+    """
     if run_dir is None:
         return
     path = pathlib.Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    for arr in (data.dynamic, data.static, data.target, np.asarray(data.rows), np.asarray(data.cols)):
+        digest.update(np.ascontiguousarray(arr).tobytes())
     desc = json.dumps(
         {
             "config": config.to_dict(), "stats": stats.to_dict(),
             "splits": [{"train": s.train.tolist(), "val": s.val.tolist(), "val_from": s.val_from} for s in splits],
+            "inputs_sha256": digest.hexdigest(),
         },
         sort_keys=True,
     )  # fmt: skip
