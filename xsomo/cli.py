@@ -9,6 +9,7 @@ Output folders that a failed run created and left empty are removed.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -95,6 +96,25 @@ def configure_logging(verbose: bool = False) -> None:
     root.setLevel(level)
 
 
+#: errno values of a storage that cannot take the output (full, over quota, read-only)
+_STORAGE_ERRNO = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "the file system is read-only"}  # fmt: skip
+
+
+def _storage_problem(err: BaseException) -> str | None:
+    """What is wrong with the storage, if ``err`` (or an error it was raised from) says so."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _STORAGE_ERRNO:
+            return _STORAGE_ERRNO[cur.errno]
+        if "No space left on device" in str(cur):  # (torch / safetensors wrap it in a RuntimeError)
+            return _STORAGE_ERRNO[errno.ENOSPC]
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def describe_error(err: BaseException, indent: str = "") -> list[str]:
     """Lines that explain ``err``: its message, then the sub-errors of a group, nested."""
     if isinstance(err, XsomoError):
@@ -103,6 +123,13 @@ def describe_error(err: BaseException, indent: str = "") -> list[str]:
             text = err.message
     elif isinstance(err, BaseExceptionGroup):
         text = err.message
+    elif (storage := _storage_problem(err)) is not None:
+        # a full disk while saving a model or a state file had been called a bug in xsomo (QA)
+        text = (
+            f"{storage} while writing ({type(err).__name__}: {err}). Free space (or write elsewhere) and rerun: "
+            "outputs are written atomically, so nothing half-written is left (xsomo predict and xsomo train --run-dir "
+            "resume where they stopped)."
+        )
     elif isinstance(err, OSError) and err.strerror and err.filename:
         text = f"{err.strerror}: {os.fspath(err.filename)!r}. Check the path and its permissions."
     elif isinstance(err, OSError) and not err.strerror and str(err):
