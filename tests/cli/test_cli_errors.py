@@ -351,3 +351,18 @@ def test_warnings_print_as_one_line_naming_the_command(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "sample.py:40: UserWarning: 12 stations have no forcing" in out.stderr
     assert "xsomo sample: warning" not in out.stderr
+
+
+def test_train_refuses_to_replace_a_model_before_training(tmp_path, capsys, monkeypatch):
+    """A typo in --out replaced a model that took hours to train, after the new training (QA)."""
+    from xsomo.model import training
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(training, "train_lstm", never)
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.json").write_text("{}")
+    fails(capsys, ["train", "--drivers", "d", "--targets", "t", "--out", str(out)], "holds a trained model", "--overwrite")
+    assert (out / "model.json").read_text() == "{}"

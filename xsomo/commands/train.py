@@ -30,6 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--drivers", required=True, type=pathlib.Path, help="drivers netCDF (or folder with drivers.nc)")
     p.add_argument("--targets", required=True, type=pathlib.Path, help="targets netCDF (or folder with targets.nc)")
     p.add_argument("--out", required=True, type=pathlib.Path, help="model directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     p.add_argument(
         "--preset", choices=("tiny", "demo", "paper"),
         help="named settings: paper (SoMo.ml-EU: 5 members, 128 hidden; the defaults), demo (a demo-size world "
@@ -73,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
 
     # every option is checked before the (long) training
     common.output_dir(args.out, "--out")
+    if (args.out / "model.json").exists() and not args.overwrite:
+        # (a typo in --out had replaced a model that took hours to train, after the new training)
+        from xsomo.exceptions import XsomoValueError
+
+        raise XsomoValueError(
+            f"--out {args.out} holds a trained model; choose another folder, or pass --overwrite to replace it"
+        )
     if args.run_dir is not None:
         common.output_dir(args.run_dir, "--run-dir")
     device = common.check_device(args.device)
