@@ -76,3 +76,22 @@ def test_trim_mantissa_relative_precision() -> None:
     t = trim_mantissa(x, 10)
     assert np.all(np.abs(t / x - 1) <= 2.0**-11 + 1e-7)
     assert np.isnan(trim_mantissa(np.array([np.nan], np.float32))).all()
+
+
+def test_atomic_dir_removes_what_a_killed_writer_left(tmp_path: pathlib.Path) -> None:
+    """A killed `xsomo predict --format zarr` left its partial store (`.sm.zarr.XXXXXXXX.tmp`)
+    beside the store forever (QA); an `.old` folder is kept while it is the only copy."""
+    from xsomo.io.atomic import atomic_dir
+
+    target = tmp_path / "sm.zarr"
+    partial = tmp_path / ".sm.zarr.ab12cd_9.tmp"
+    old = tmp_path / ".sm.zarr.zz12cd_9.old"
+    other = tmp_path / ".sm.zarr.x.ab12cd_9.tmp"
+    for d in (partial, old, other):
+        d.mkdir()
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("new")
+    assert not partial.exists() and old.exists() and other.exists()  # no folder in place before: .old kept
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("newer")
+    assert not old.exists() and other.exists() and (target / "a").read_text() == "newer"

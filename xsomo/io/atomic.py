@@ -96,6 +96,33 @@ def stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> 
     return sorted(found)
 
 
+def stale_folders(path: str | os.PathLike[str]) -> list[pathlib.Path]:
+    """Temporary folders that a killed :func:`atomic_dir` writer of ``path`` left beside it
+    (``.{name}.XXXXXXXX.tmp`` being written, ``.{name}.XXXXXXXX.old`` being replaced), sorted.
+
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for n in (".sm.zarr.ab12cd_9.tmp", ".sm.zarr.ab12cd_9.old", ".sm.zarr.x.ab12cd_9.tmp"):
+    ...     (d / n).mkdir()
+    >>> [p.name for p in stale_folders(d / "sm.zarr")]
+    ['.sm.zarr.ab12cd_9.old', '.sm.zarr.ab12cd_9.tmp']
+    """
+    import re
+
+    target = pathlib.Path(path).expanduser()
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[A-Za-z0-9_]{{8}}\.(tmp|old)$")
+    return sorted(p for p in target.parent.glob(f".{glob_escape(target.name)}.*") if pattern.match(p.name) and p.is_dir())
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped."""
+    import glob
+
+    return glob.escape(name)
+
+
 def remove_stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> None:
     """Remove :func:`stale_temporaries` of ``path`` (before writing it anew; they are never trusted).
 
@@ -164,6 +191,13 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Itera
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{path} exists and is not a folder; choose another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # folders a killed writer of this path left (a killed `xsomo predict --format zarr` had left its
+    # partial store beside the store forever, gigabytes at Europe's size; QA): never trusted
+    for stale in stale_folders(path):
+        # an .old folder is the only copy where a kill fell between moving the old folder aside and
+        # moving the new one in: kept unless the folder is in place
+        if stale.suffix == ".tmp" or path.exists():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
