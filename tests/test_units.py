@@ -107,6 +107,9 @@ def test_item3_precipitation_x1000_refused():
     check_plausible(_daily(mm, "mm d-1"), "precipitation")
     with pytest.raises(UnitError, match="negative precipitation"):
         check_plausible(_daily([-5.0, 1.0, 2.0], "mm d-1"), "precipitation")
+    # a yearly climate mean labelled mm d-1 had been called "mm labelled m"
+    with pytest.raises(UnitError, match=r"365x too large: looks like yearly totals"):
+        check_plausible(_daily(np.linspace(500.0, 1400.0, 50), "mm d-1"), "precipitation_mean")
     # daily totals labelled mm h-1 (x24 after conversion) had been called "mm labelled m"
     hourly = convert(_daily(mm * 8, "mm h-1"), "mm d-1")
     with pytest.raises(UnitError, match=r"24x too large: looks like daily totals \(mm d-1\) labelled 'mm h-1'"):

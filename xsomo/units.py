@@ -419,6 +419,9 @@ def _guess(
         if period is not None and period < 1.0 and fits(1.0 / period):
             # (daily mm d-1 labelled mm h-1 had been called "mm labelled m")
             return f"{1.0 / period:g}x too large: looks like daily totals (mm d-1) labelled {label!r}"
+        if name == "precipitation_mean" and fits(365.25):
+            # (a climate mean in mm per year labelled mm d-1 had been called "mm labelled m")
+            return "365x too large: looks like yearly totals (mm a-1) labelled mm d-1"
         if fits(1000.0):
             return "1000x too large: looks like mm labelled m"
         if fits(24.0):

@@ -342,7 +342,7 @@ def test_an_extension_keeps_the_static_inputs_of_its_state(model, drivers, refer
     assert saved["static_input"].values.tolist() == list(model.config.static)
     drifted = drivers.copy()
     drifted["precipitation_mean"] = drivers["precipitation_mean"] * 1.1
-    with pytest.warns(RuntimeWarning, match=r"precipitation_mean \(max difference .*, 10.0%\).*The state's are used"):
+    with pytest.warns(RuntimeWarning, match=r"precipitation_mean \(max difference .*, 10.0% of the field's largest value\).*The state's are used"):
         ext = inference.predict(drifted, model, state=state_file, return_state=True, chunks=CHUNKS)
     output.extend_files(ext, tmp_path, state_file=state_file, progress=False)
     _assert_same_files(tmp_path, reference)

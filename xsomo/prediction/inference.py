@@ -1016,8 +1016,10 @@ def _with_state_statics(drivers: xr.Dataset, state: xr.Dataset, static: Sequence
         diff = np.abs(new - old)[both]
         tol = 1e-5 * np.maximum(np.abs(old[both]), 1.0)
         if (diff > tol).any() or (np.isfinite(old) != np.isfinite(new)).any():
-            rel = diff / np.maximum(np.abs(old[both]), 1e-12)
-            moved.append(f"{name} (max difference {diff.max() if diff.size else 0.0:.3g}, {rel.max() if rel.size else 0.0:.1%})")
+            # relative to the field's own range (a cell of 0 had made it "185893115234375008.0%")
+            scale = float(np.nanmax(np.abs(old[both]))) if both.any() else 0.0
+            rel = f", {diff.max() / scale:.1%} of the field's largest value" if diff.size and scale > 0 else ""
+            moved.append(f"{name} (max difference {diff.max() if diff.size else 0.0:.3g}{rel})")
         out[name] = xr.DataArray(
             old.astype(np.float32), dims=(cv.LAT, cv.LON),
             coords={cv.LAT: drivers[cv.LAT].values, cv.LON: drivers[cv.LON].values},
