@@ -74,6 +74,9 @@ def test_parse_chunks():
     assert parse_chunks(None) is None
     with pytest.raises(XsomoValueError):
         parse_chunks("time=3")
+    for zero in ("0", "lat=0,lon=5"):  # (lat=0 had been taken; QA)
+        with pytest.raises(XsomoValueError, match="at least 1"):
+            parse_chunks(zero)
 
 
 def test_item6_predict_into_a_folder_of_another_model_refuses_with_the_fix(run_inputs, capsys):

@@ -110,13 +110,14 @@ def parse_chunks(text: str | None) -> int | dict[str, int] | None:
     if text is None:
         return None
     text = text.strip()
-    if text.isdigit():
+    if text.isdigit() and int(text) > 0:
         return int(text)
     out: dict[str, int] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("lat", "lon") or not value.strip().isdigit():
-            raise XsomoValueError(f"--chunks {text!r}: give a number of cells or lat=NY,lon=NX")
+        if not sep or key.strip() not in ("lat", "lon") or not value.strip().isdigit() or int(value) < 1:
+            # (lat=0 had been taken)
+            raise XsomoValueError(f"--chunks {text!r}: give a number of cells (at least 1) or lat=NY,lon=NX")
         out[key.strip()] = int(value)
     return out
 
