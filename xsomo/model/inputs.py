@@ -471,7 +471,9 @@ def input_statistics_problems(
                     or (scaled and not SCALED_STD_RATIO <= ratio <= 1 / SCALED_STD_RATIO)
                 )
             else:
-                bad = n_cells >= MIN_STATIC_CELLS and (
+                # a static without spread in training (a model of one cell: its std was set to 1)
+                # says nothing about units (it had been called "1.25x too large"; QA)
+                bad = n_cells >= MIN_STATIC_CELLS and t_std != 1.0 and (
                     z > MEAN_Z_STATIC
                     or ratio > STATIC_STD_RATIO_HIGH
                     or (scaled and not 1 / _STATIC_SCALE <= factor <= _STATIC_SCALE)
