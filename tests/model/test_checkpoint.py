@@ -93,6 +93,26 @@ def test_config_of_another_model_or_edited_is_refused(tmp_path):
         TrainedModel.load(d)
 
 
+def test_edited_statistics_are_refused_and_folders_without_their_checksum_load(tmp_path):
+    """model.json's normalisation statistics had no checksum: target_mean + 0.1 loaded and moved
+    every layer-1 value by 0.1 m3 m-3 (hostile-input QA)."""
+    model = _model()
+    d = model.save(tmp_path / "m")
+    doc = json.loads((d / "model.json").read_text())
+    assert len(doc["stats_sha256"]) == 64
+    TrainedModel.load(d)  # as saved
+    (d / "model.json").write_text(json.dumps(doc, indent=3))  # other spacing, same statistics: loads
+    TrainedModel.load(d)
+    edited = json.loads(json.dumps(doc))
+    edited["stats"]["target_mean"][0] += 0.1
+    (d / "model.json").write_text(json.dumps(edited))
+    with pytest.raises(CheckpointError, match=r"normalisation statistics \('stats'\) do not match their checksum"):
+        TrainedModel.load(d)
+    del edited["stats_sha256"]  # a folder of an earlier version (no statistics checksum) loads
+    (d / "model.json").write_text(json.dumps(edited))
+    TrainedModel.load(d)
+
+
 def _without_config_checksum(d):
     """A model folder as versions before the config checksum wrote it (format version 1)."""
     doc = json.loads((d / "model.json").read_text())

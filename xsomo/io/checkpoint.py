@@ -61,8 +61,13 @@ LEGACY_WEIGHTS_FILE = "weights.pt"
 #: Keys of ``model.json``.
 MODEL_KEYS = (
     "format_version", "xsomo_version", "stats", "history", "training_cells",
-    "metadata", "weights_file", "weights_sha256", "config_sha256",
+    "metadata", "weights_file", "weights_sha256", "config_sha256", "stats_sha256",
 )  # fmt: skip
+
+
+def _stats_digest(stats: Any) -> str:
+    """SHA-256 of the normalisation statistics as canonical JSON (key order and spacing aside)."""
+    return sha256(json.dumps(stats, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
 
 
 def sha256(data: bytes) -> str:
@@ -119,6 +124,10 @@ def write_model_dir(
         **dict(model), "format_version": FORMAT_VERSION, "weights_file": WEIGHTS_FILE,
         "weights_sha256": sha256(blob), "config_sha256": sha256(config_bytes),
     }  # fmt: skip
+    if "stats" in doc:
+        # the statistics live in model.json itself: an edit of them (target_mean + 0.1) had loaded and
+        # moved every output by 0.1 m3 m-3 (hostile-input QA); folders without this key still load
+        doc["stats_sha256"] = _stats_digest(doc["stats"])
     unknown = sorted(set(doc) - set(MODEL_KEYS))
     if unknown:
         raise CheckpointError(f"{MODEL_FILE}: unknown keys {unknown}")
@@ -178,6 +187,17 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     for key in ("config_sha256", "weights_sha256"):
         if version >= 2 or (key == "config_sha256" and key in doc):
             _check_sha_field(doc, key, meta_path)
+    if "stats_sha256" in doc:
+        _check_sha_field(doc, "stats_sha256", meta_path)
+        try:
+            same = _stats_digest(doc.get("stats")) == doc["stats_sha256"]
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise CheckpointError(
+                f"{meta_path}: its normalisation statistics ('stats') do not match their checksum: they were "
+                "edited, and every output would move with them; save the model again from its source or train it again"
+            )
     config = _read_json(path / CONFIG_FILE, missing="save the model again")
     want = doc.get("config_sha256")
     if want is not None and sha256((path / CONFIG_FILE).read_bytes()) != want:
