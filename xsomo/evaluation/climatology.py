@@ -38,6 +38,7 @@ from xsomo.runtime import user_stacklevel
 __all__ = [
     "CLIM_WINDOW",
     "anomalies",
+    "coarse_period",
     "daily_climatology",
     "missing_days_message",
     "parse_period",
@@ -254,17 +255,28 @@ def missing_days_message(da: xr.DataArray, start: pd.Timestamp, end: pd.Timestam
     )
 
 
+def coarse_period(value: object) -> pd.Period | None:
+    """The year, quarter or month a date string names (``'2016'``, ``'2016Q3'``, ``'2016-08'``);
+    ``None`` for a day (or finer) and for anything that is not such a string.
+
+    >>> str(coarse_period("2016-08")), coarse_period("2016-08-05")
+    ('2016-08', None)
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        per = pd.Period(value)
+    except (ValueError, TypeError):
+        return None
+    return per if per.freqstr[:1] in ("Y", "A", "Q", "M") else None
+
+
 def _day(value: DateLike, side: str) -> pd.Timestamp:
     """A period's first or last day; a partial date (``'2016'``, ``'2016-08'``) covers its whole
     year or month, as in xarray's ``sel(time=slice(...))`` (the end ``'2016-08'`` had been read as
     2016-08-01, and ``('2016', '2016')`` as one day)."""
-    if isinstance(value, str):
-        try:
-            per = pd.Period(value)
-        except (ValueError, TypeError):
-            per = None
-        if per is not None and per.freqstr[:1] in ("Y", "A", "Q", "M"):
-            return (per.start_time if side == "start" else per.end_time).normalize()
+    if (per := coarse_period(value)) is not None:
+        return (per.start_time if side == "start" else per.end_time).normalize()
     try:
         return pd.Timestamp(value).normalize()
     except (ValueError, TypeError) as err:

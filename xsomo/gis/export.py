@@ -35,6 +35,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.evaluation.climatology import (
+    coarse_period,
     missing_days_message,
     parse_period,
     period_anomaly,
@@ -89,14 +90,6 @@ def _time_range(da: xr.DataArray) -> str:
     return f"{t[0]:%Y-%m-%d} … {t[-1]:%Y-%m-%d}" if t.size else "(empty)"
 
 
-def _coarser_than_a_day(text: str) -> bool:
-    """Whether a date string names a year, quarter or month rather than a day."""
-    try:
-        return pd.Period(text).freqstr[:1] in ("Y", "A", "Q", "M")
-    except (ValueError, TypeError):
-        return False
-
-
 def select_map(
     obj: xr.Dataset | xr.DataArray,
     *,
@@ -127,7 +120,7 @@ def select_map(
                     )
                 da = da.isel({cv.TIME: 0})
             else:
-                if isinstance(time, str) and _coarser_than_a_day(time):
+                if coarse_period(time) is not None:
                     # ('2016-07' had written 1 July without a word)
                     raise XsomoValueError(
                         f"time={time!r} is not one day: pass time='YYYY-MM-DD', or stat='mean' with "
