@@ -19,6 +19,7 @@ file behind, which the next run removes or overwrites.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import pathlib
 import shutil
@@ -113,14 +114,7 @@ def stale_folders(path: str | os.PathLike[str]) -> list[pathlib.Path]:
     if not target.parent.is_dir():
         return []
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.[A-Za-z0-9_]{{8}}\.(tmp|old)$")
-    return sorted(p for p in target.parent.glob(f".{glob_escape(target.name)}.*") if pattern.match(p.name) and p.is_dir())
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped."""
-    import glob
-
-    return glob.escape(name)
+    return sorted(p for p in target.parent.glob(f".{glob.escape(target.name)}.*") if pattern.match(p.name) and p.is_dir())
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> None:

@@ -48,6 +48,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.utils import format_bytes
 
 from xsomo import conventions as cv
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoError, XsomoValueError
@@ -671,7 +672,7 @@ def _warn_space(directory: pathlib.Path, targets: list[_Target], cells: int) -> 
     estimate = sum((tg.t1 - tg.t0) for tg in targets) * cells * 4 // 3  # ~3x compression
     if estimate > free:
         warnings.warn(
-            f"the files need roughly {_size(estimate)}, but only {_size(free)} are free "
+            f"the files need roughly {format_bytes(estimate)}, but only {format_bytes(free)} are free "
             f"in {directory}",
             RuntimeWarning,
             stacklevel=3,
@@ -1334,11 +1335,3 @@ def _check_extensible(
         )
     _drivers_of_state(ident, sm, str(store))
     return int(times.get_loc(last)), int(times.size)
-
-
-def _size(n_bytes: float) -> str:
-    """A byte count in GiB, or MiB/KiB where GiB would read 0.0."""
-    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n_bytes >= 0.1 * factor:
-            return f"{n_bytes / factor:.1f} {unit}"
-    return f"{n_bytes:.0f} bytes"
