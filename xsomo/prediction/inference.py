@@ -290,10 +290,8 @@ def _warn_static_gaps(drivers: xr.Dataset, static: Sequence[str], dynamic: Seque
     """
     if not static:
         return
-    if cv.LAND_MASK in drivers.variables:
-        land = np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
-    else:
-        land = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+    land = _land(drivers)
+    if cv.LAND_MASK not in drivers.variables:
         for name in dynamic:
             land &= np.isfinite(np.asarray(drivers[name].isel({cv.TIME: 0}).transpose(cv.LAT, cv.LON).values, float))
     n_land = int(land.sum())
@@ -316,14 +314,24 @@ def _warn_static_gaps(drivers: xr.Dataset, static: Sequence[str], dynamic: Seque
         )
 
 
-def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``n`` land cells with finite statics, spread evenly over the grid (row-major)."""
-    ok = np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+def _land(drivers: xr.Dataset) -> np.ndarray:
+    """The ``land_mask`` as a ``(lat, lon)`` bool array (NaN: sea); every cell without one."""
     if cv.LAND_MASK in drivers.variables:
-        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+        return np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+    return np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
+
+
+def _land_with_statics(drivers: xr.Dataset, static: Sequence[str]) -> np.ndarray:
+    """Land cells (:func:`_land`) where every static input in ``static`` has a value."""
+    ok = _land(drivers)
     for name in static:
         ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
-    iy, ix = np.nonzero(ok)
+    return ok
+
+
+def _sample_cells(drivers: xr.Dataset, static: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` land cells with finite statics, spread evenly over the grid (row-major)."""
+    iy, ix = np.nonzero(_land_with_statics(drivers, static))
     if iy.size > n:
         pick = np.linspace(0, iy.size - 1, n).round().astype(int)
         iy, ix = iy[pick], ix[pick]
@@ -1502,11 +1510,7 @@ def _warn_gaps(
         missing = bad if missing is None else (missing | bad)
     if missing is None:
         return
-    ok = np.ones(missing.shape[1:], bool)
-    if cv.LAND_MASK in drivers.variables:
-        ok &= np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
-    for name in static:
-        ok &= np.isfinite(np.asarray(drivers[name].transpose(cv.LAT, cv.LON).values, float))
+    ok = _land_with_statics(drivers, static)
     suspect = missing.any(axis=0)
     if complete is not None:
         suspect |= complete < max(window, 1) - 1
