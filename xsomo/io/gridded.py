@@ -9,6 +9,7 @@ canonical per-day units, so amounts per step and rates are both handled).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import pathlib
@@ -228,6 +229,7 @@ def _refuse_mixed_files(
     west and east halves of a large request had been refused as a repeated download)."""
     spaces = spaces or {}
 
+    @functools.cache  # (each pair of files checked once)
     def apart(a: str, b: str) -> bool:
         if a not in spaces or b not in spaces:
             return False
@@ -253,13 +255,8 @@ def _refuse_mixed_files(
         values = np.array([t for t, _ in stamps])
         order = np.argsort(values, kind="stable")
         same = np.flatnonzero(values[order][1:] == values[order][:-1])
-        # a stamp in two tiles is no duplicate (each pair of files checked once)
-        pairs: dict[tuple[str, str], bool] = {}
-        for k in same:
-            key = (stamps[order[k]][1], stamps[order[k + 1]][1])
-            if key not in pairs:
-                pairs[key] = apart(*key)
-        dup = np.array([k for k in same if not pairs[(stamps[order[k]][1], stamps[order[k + 1]][1])]], int)
+        # a stamp in two tiles is no duplicate
+        dup = np.array([k for k in same if not apart(stamps[order[k]][1], stamps[order[k + 1]][1])], int)
         if dup.size:
             i, j = order[dup[0]], order[dup[0] + 1]
             a, b = stamps[i][1], stamps[j][1]
