@@ -230,6 +230,19 @@ def layer_coords(layers: tuple[int, ...] | list[int] = LAYER_NUMBERS) -> dict[st
     }
 
 
+def with_layer_dim(arr: xr.DataArray) -> xr.DataArray:
+    """``arr`` with a ``layer`` dimension: a scalar ``layer`` coordinate (``sm.sel(layer=2)``)
+    becomes a dimension of that one layer; without any, the data are layer 1.
+
+    (A selected layer 2 had been relabelled layer 1 and scored against layer 1's sensors.)
+    """
+    if LAYER in arr.dims:
+        return arr
+    if LAYER in arr.coords:
+        return arr.expand_dims(LAYER)
+    return arr.expand_dims({LAYER: [1]})
+
+
 def assign_layer(depth_top: float, depth_bottom: float) -> int | None:
     """Layer number of a sensor whose whole depth interval lies inside one layer.
 

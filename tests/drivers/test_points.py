@@ -151,6 +151,32 @@ def test_evaluate_point_prediction_against_sensors(case):
     assert summ["n_stations"].item() == 2 and summ["n_sites"].item() == 1
 
 
+def test_evaluate_points_refuses_a_sensor_given_twice_and_keeps_a_selected_layer(case):
+    """A sensor listed twice was scored, and counted in the medians, twice; ``pred.sel(layer=2)``
+    was relabelled layer 1 and scored against layer 1's sensors."""
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    time = pts.indexes["time"]
+    sim = np.random.default_rng(3).normal(0.3, 0.05, (2, time.size, pts.sizes["station"]))
+    pred = xr.Dataset(
+        {"sm": (("layer", "time", "station"), sim)},
+        coords={"layer": [1, 2], "time": time, "station": pts.station.values, "lat": ("station", pts.lat.values),
+                "lon": ("station", pts.lon.values)},
+    )  # fmt: skip
+    sensors = xr.Dataset(
+        {"sm": (("station", "time"), sim[:, :, 0])},
+        coords={"station": ["l1", "l2"], "time": time, "lat": ("station", [float(pts.lat[0])] * 2),
+                "lon": ("station", [float(pts.lon[0])] * 2), "layer": ("station", [1, 2])},
+    )  # fmt: skip
+    one = xsomo.evaluate(pred.sel(layer=2), sensors)
+    assert one.layer.values.tolist() == [2]
+    assert float(one.pearson_r.sel(station="l2", layer=2)) == pytest.approx(1.0)
+    assert one.pearson_r.sel(station="l1").isnull().all()
+    twice = xr.concat([sensors, sensors.isel(station=[1])], "station")
+    with pytest.raises(XsomoValueError, match=r"1 station id\(s\) given more than once \('l2'\)"):
+        xsomo.evaluate(pred, twice)
+
+
 def test_point_targets_put_each_sensor_in_its_layer():
     st = xr.Dataset(
         {"sm": (("station", "time"), [[0.2, 0.3], [0.1, np.nan], [0.4, 0.5]])},

@@ -158,6 +158,31 @@ def test_in_situ_sensors_with_a_layer_compare_that_layer_only(case):
     assert out["pearson_r"].sel(station="a", layer=2).isnull()
 
 
+def test_one_selected_layer_is_scored_as_that_layer(case):
+    """``sm.sel(layer=2)`` keeps ``layer`` as a scalar coordinate: it is scored as layer 2 against
+    stations and grids (it had been relabelled layer 1, scored against layer 1's sensors, and
+    a gridded reference's every layer)."""
+    _, _, truth = case
+    vals = np.stack([truth.isel(lat=0, lon=0).sel(layer=k).values for k in (1, 2)])
+    st = xr.Dataset(
+        {"sm": (("station", "time"), vals)},
+        coords={
+            "station": ["l1", "l2"], "time": truth.time.values,
+            "lat": ("station", truth.lat.values[[0, 0]]), "lon": ("station", truth.lon.values[[0, 0]]),
+            "layer": ("station", [1, 2]),
+        },
+    )  # fmt: skip
+    sm = truth.to_dataset(name="sm")
+    for one in (sm.sel(layer=2), sm["sm"].sel(layer=2)):
+        out = ev.evaluate(one, st, anomaly=False)
+        assert out["layer"].values.tolist() == [2]
+        assert float(out["pearson_r"].sel(station="l2", layer=2)) == pytest.approx(1.0)
+        assert out["pearson_r"].sel(station="l1").isnull().all()
+    grid = ev.evaluate(sm.sel(layer=2), truth.to_dataset(name="sm") + 0.01, anomaly=False)
+    assert grid["layer"].values.tolist() == [2]
+    np.testing.assert_allclose(float(grid["bias"].mean()), -0.01, rtol=1e-4)
+
+
 def test_grid_evaluation_maps(case):
     _, _, truth = case
     sm = (truth + 0.01).to_dataset(name="sm")

@@ -12,7 +12,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.exceptions import MissingVariableError, XsomoValueError
 
-__all__ = ["as_dataarray", "layered", "normalise_time", "open_prediction"]
+__all__ = ["as_dataarray", "layered", "normalise_time", "open_prediction", "refuse_duplicate_stations"]
 
 
 def as_dataarray(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> xr.DataArray:
@@ -33,6 +33,20 @@ def as_dataarray(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> 
         f"variable {variable!r} not found in the Dataset (variables {sorted(map(str, obj.data_vars))}); "
         f"pass the DataArray or a Dataset holding {variable!r}."
     )
+
+
+def refuse_duplicate_stations(ref: xr.DataArray) -> None:
+    """Refuse a station reference that gives one station id twice (it was scored, and counted
+    in the medians, twice)."""
+    if cv.STATION not in ref.coords:
+        return
+    ids = pd.Index(ref[cv.STATION].values)
+    if ids.has_duplicates:
+        dup = ids[ids.duplicated()].unique()
+        raise XsomoValueError(
+            f"station reference: {dup.size} station id(s) given more than once ({', '.join(map(repr, dup[:5].tolist()))}"
+            f"{', ...' if dup.size > 5 else ''}); give each station its own id."
+        )
 
 
 def layered(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> xr.DataArray:

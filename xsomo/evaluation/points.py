@@ -18,6 +18,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.drivers.points import POINT_TOLERANCE, nearest_points, site_keys
+from xsomo.evaluation.arrays import refuse_duplicate_stations
 from xsomo.evaluation.scores import MIN_DAYS, metrics
 from xsomo.exceptions import MissingVariableError, XsomoValueError
 from xsomo.units import in_m3m3
@@ -65,11 +66,11 @@ def evaluate_points(
     ref = in_m3m3(reference[variable] if isinstance(reference, xr.Dataset) else reference, "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"a point prediction is evaluated against stations (dims station, time), got {ref.dims}")
+    refuse_duplicate_stations(ref)  # (a sensor given twice was scored, and counted in the medians, twice)
     for c in (cv.LAT, cv.LON):
         if c not in ref.coords or c not in pred.coords:
             raise MissingVariableError(f"prediction and reference both need {c!r} per station")
-    if cv.LAYER not in pred.dims:
-        pred = pred.expand_dims({cv.LAYER: [1]})
+    pred = cv.with_layer_dim(pred)
     avail = [int(v) for v in pred[cv.LAYER].values]
     layers = avail if layers is None else [int(v) for v in layers]
     if set(layers) - set(avail):

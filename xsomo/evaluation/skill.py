@@ -21,7 +21,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.drivers.points import location_keys
-from xsomo.evaluation.arrays import as_dataarray, layered, normalise_time
+from xsomo.evaluation.arrays import as_dataarray, layered, normalise_time, refuse_duplicate_stations
 from xsomo.evaluation.scores import METRICS, MIN_DAYS, metrics
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError, XsomoValueError
 from xsomo.units import convert, in_m3m3
@@ -213,20 +213,12 @@ def evaluate_stations(
     ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"station reference needs a {cv.STATION!r} dimension (got {ref.dims}).")
-    if cv.STATION in ref.coords:
-        ids = pd.Index(ref[cv.STATION].values)
-        if ids.has_duplicates:
-            # (two stations '1' were scored, counted twice in the medians, and the metrics table failed)
-            dup = ids[ids.duplicated()].unique()
-            raise XsomoValueError(
-                f"station reference: {dup.size} station id(s) given more than once ({', '.join(map(repr, dup[:5].tolist()))}"
-                f"{', ...' if dup.size > 5 else ''}); give each station its own id."
-            )
+    # (two stations '1' were scored, counted twice in the medians, and the metrics table failed)
+    refuse_duplicate_stations(ref)
     for c in (cv.LAT, cv.LON):
         if c not in ref.coords:
             raise MissingVariableError(f"station reference lacks the {c!r} coordinate per station.")
-    if cv.LAYER not in da.dims:
-        da = da.expand_dims({cv.LAYER: [1]})
+    da = cv.with_layer_dim(da)
     avail = [int(v) for v in da[cv.LAYER].values]
     layers = avail if layers is None else [int(v) for v in layers]
     missing = sorted(set(layers) - set(avail))
@@ -323,6 +315,8 @@ def evaluate_grid(
     from xsomo.regrid import normalise_latlon
 
     da = in_m3m3(normalise_latlon(normalise_time(as_dataarray(sm, variable))), "the evaluated data")
+    if cv.LAYER in da.coords:  # a selected layer (sm.sel(layer=2)) is scored against that layer only
+        da = cv.with_layer_dim(da)
     ref = in_m3m3(normalise_latlon(normalise_time(layered(reference, variable))), "the gridded reference", check_lazy=True)
     same = (
         ref.sizes.get(cv.LAT) == da.sizes.get(cv.LAT)

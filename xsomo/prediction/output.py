@@ -361,10 +361,7 @@ def to_files(
             raise GridMismatchError(
                 f"{cv.SM!r} has dims {arr.dims}; expected (layer, time, lat, lon)"
             )
-    if cv.LAYER not in arr.dims:
-        layer_value = int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1
-        arr = arr.expand_dims({cv.LAYER: [layer_value]})
-    arr = _time_ascending(arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_files")
+    arr = _time_ascending(cv.with_layer_dim(arr).transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_files")
     if arr.indexes[cv.LAT].is_monotonic_decreasing:
         arr = arr.isel({cv.LAT: slice(None, None, -1)})
     if arr.indexes[cv.LON].is_monotonic_decreasing:
@@ -963,9 +960,7 @@ ZARR_TIME_COORD_CHUNK = 4096
 def _store_variable(ds: xr.Dataset) -> xr.DataArray:
     """``sm`` as the store holds it: (layer, time, lat, lon), lat descending, float32, CF attributes."""
     arr = ds[cv.SM]
-    if cv.LAYER not in arr.dims:
-        arr = arr.expand_dims({cv.LAYER: [int(arr.coords[cv.LAYER]) if cv.LAYER in arr.coords else 1]})
-    arr = _time_ascending(arr.transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_zarr")
+    arr = _time_ascending(cv.with_layer_dim(arr).transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON), "to_zarr")
     if arr.indexes[cv.LAT].is_monotonic_increasing:
         arr = arr.isel({cv.LAT: slice(None, None, -1)})
     if arr.indexes[cv.LON].is_monotonic_decreasing:
