@@ -257,6 +257,21 @@ def test_stations_at_one_place_each_find_their_own_point():
         match_points(drv, np.array([45.0]), np.array([5.0]), keys=np.array(["N.c"]))
 
 
+def test_point_drivers_refuse_two_stations_at_one_place_without_names():
+    """Without network/station_name, entries at one place make one point: two gauges there had
+    become one point with the first one's forcing. Sensors of one station (same forcing) still merge;
+    named stations stay apart."""
+    two = _two_stations_at_one_place()
+    two["sm"] = (("station", "time"), np.full((2, 5), 0.2), {"units": "m3 m-3"})
+    bare = two.drop_vars(["network", "station_name"])
+    with pytest.raises(XsomoValueError, match=r"'N\.a' and 'N\.b' are at one place.*'precipitation' differs \(1 against 9 on 2020-01-01\).*network"):
+        point_drivers(bare)
+    same = np.array([[1.0] * 5, [np.nan] + [1.0] * 4])  # a gap in one sensor's copy is not a difference
+    sensors = bare.assign(precipitation=(("station", "time"), same, {"units": "mm d-1"}))
+    assert point_drivers(sensors).sizes["station"] == 1
+    assert point_drivers(two).station.values.tolist() == ["N.a", "N.b"]
+
+
 def test_a_lone_point_of_another_name_at_the_place_is_not_the_station():
     """Drivers holding only N.a: target N.b (same coordinates) trained on N.a's forcing and was
     scored against N.a's prediction, because names were compared only between several points."""
@@ -561,4 +576,5 @@ def test_point_drivers_keep_the_users_station_ids():
     assert point_drivers(st)["station"].values.tolist() == [101, 102]
     # two sensors at one place still make one point, labelled by the place
     two = st.assign_coords(lat=("station", [19.7, 19.7]), lon=("station", [-155.4, -155.4]))
+    two = two.copy(data={v: np.repeat(two[v].values[:1], 2, axis=0) for v in two.data_vars})  # one forcing
     assert point_drivers(two)["station"].values.tolist() == ["19.700000,-155.400000"]

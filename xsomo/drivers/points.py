@@ -510,6 +510,30 @@ def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Da
     return out.compute()
 
 
+def _refuse_other_forcing_at_a_place(points: xr.Dataset, keys: np.ndarray, values: np.ndarray, name: str) -> None:
+    """Entries that make one point (same ``network.station_name``, else the same lat/lon) must
+    carry the same forcing: the sensors of one station do. Two stations at one place without
+    names had become one point with the first one's forcing, and the second one's soil
+    moisture trained and was scored on the other gauge."""
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        if rows.size < 2:
+            continue
+        ref = values[rows[0]]
+        for r in rows[1:]:
+            differ = ~np.isclose(ref, values[r], rtol=1e-6, atol=1e-6) & np.isfinite(ref) & np.isfinite(values[r])
+            if differ.any():
+                t = int(np.argmax(differ))
+                ids = points[cv.STATION].values[[rows[0], r]].tolist() if cv.STATION in points.coords else [rows[0], r]
+                day = f" on {pd.Timestamp(points[cv.TIME].values[t]).date()}" if cv.TIME in points.coords else ""
+                raise XsomoValueError(
+                    f"points {ids[0]!r} and {ids[1]!r} are at one place ({key}) and would make one point, but "
+                    f"their {name!r} differs ({ref[t]:g} against {values[r][t]:g}{day}): they look like two "
+                    "stations. Give every entry 'network' and 'station_name' coordinates (the sensors of one "
+                    "station share them, two stations differ)."
+                )
+
+
 def _from_forcing(points: xr.Dataset, keys: np.ndarray, first: list[int], coords: dict[str, Any]) -> xr.Dataset:
     dynamic = [v for v in FORCING_DYNAMIC if v in points.data_vars]
     if not dynamic:
@@ -520,8 +544,9 @@ def _from_forcing(points: xr.Dataset, keys: np.ndarray, first: list[int], coords
         )
     data: dict[str, Any] = {}
     for v in dynamic:
-        arr = points[v].transpose(cv.STATION, cv.TIME).values[first]
-        data[v] = ((cv.STATION, cv.TIME), arr.astype("float32"), dict(points[v].attrs))
+        every = points[v].transpose(cv.STATION, cv.TIME).values
+        _refuse_other_forcing_at_a_place(points, keys, every, v)
+        data[v] = ((cv.STATION, cv.TIME), every[first].astype("float32"), dict(points[v].attrs))
     for name in ("elevation_mean", "sand_top", "clay_top", "sand_sub", "clay_sub"):
         if name in points.coords or name in points.data_vars:
             vals = np.asarray(points[name].values, float)[first]
