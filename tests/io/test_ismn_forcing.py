@@ -165,3 +165,21 @@ def test_sub_hourly_precipitation_adds_up_within_the_hour():
     assert daily_forcing(short, None, "sum", min_hours=19)[0].tolist() == [96.0, 96.0]
     with pytest.raises(XsomoValueError, match="records every 0 days 03:00:00"):
         daily_forcing(pd.Series(3.0, index=pd.date_range("2020-01-01", periods=16, freq="3h")), None, "sum")
+
+
+def test_a_logger_changing_its_step_and_records_given_twice_keep_the_daily_sum():
+    """A gauge going from hourly to 10-minute records had its 10-minute hours averaged (the
+    series' median step was an hour: 4 mm on a day of 24); 10-minute records given twice were
+    summed twice (48 mm)."""
+    from xsomo.io.ismn_forcing import daily_forcing
+
+    hourly = pd.Series(1.0, index=pd.date_range("2020-01-01", periods=24 * 20, freq="h"))
+    ten = pd.Series(1 / 6, index=pd.date_range("2020-01-21", periods=144 * 2, freq="10min"))
+    got = daily_forcing(pd.concat([hourly, ten]), None, "sum")[0]
+    np.testing.assert_allclose(got.to_numpy(), 24.0)
+    assert got.size == 22
+    twice = pd.concat([ten, ten.iloc[:144]]).sort_index()
+    np.testing.assert_allclose(daily_forcing(twice, None, "sum")[0].to_numpy(), [24.0, 24.0])
+    # an hour of 10-minute records missing one (its neighbour 20 minutes away) is not complete
+    short = ten.drop(ten.index[[3, 9, 15, 21, 27]])
+    assert np.isnan(daily_forcing(short, None, "sum", min_hours=20)[0].iloc[0])

@@ -67,6 +67,32 @@ STATIC_FROM_ISMN: dict[str, tuple[str, float | None, float | None, float]] = {
 }
 
 
+def _records_per_hour(index: pd.DatetimeIndex) -> pd.Series:
+    """Records that make a complete hour, per hour, from the spacing of the records (all
+    records, good or not): 1 for hourly records, 6 for 10-minute ones. The spacing is the
+    shorter of the day's median and the hour's shortest distance between records, so a
+    missing record makes its hour incomplete, never a short sum; on a day that changes from
+    hourly to finer records the hourly hours count as incomplete. (A logger that changed
+    from hourly to 10-minute records had had its 10-minute hours averaged, as the series'
+    median step was an hour: 4 mm on a day of 24.)
+
+    >>> hourly = pd.date_range("2020-01-01 00:00", periods=24, freq="h")
+    >>> idx = hourly.append(pd.date_range("2020-01-02 00:00", periods=144, freq="10min")).delete(30)
+    >>> per = _records_per_hour(idx)
+    >>> per.iloc[[0, 23, 24, 25, 47]].tolist()
+    [1, 1, 6, 6, 6]
+    """
+    t = pd.DatetimeIndex(index).sort_values().unique()
+    if len(t) < 2:
+        return pd.Series(1, index=t.floor("h"), dtype="int64")
+    gaps = (t[1:] - t[:-1]).total_seconds().to_numpy()
+    gap = pd.Series(np.concatenate([gaps[:1], gaps]), index=t)  # each record's distance to the one before
+    hour = t.floor("h")
+    in_day = gap.groupby(t.normalize()).transform("median").groupby(hour).first()
+    spacing = np.minimum(in_day, gap.groupby(hour).min())
+    return (3600.0 / spacing).round().clip(lower=1).astype("int64")
+
+
 def daily_forcing(
     values: pd.Series,
     flags: pd.Series | None,
@@ -125,12 +151,14 @@ def daily_forcing(
             f"records every {step} (median step): the daily forcing needs hourly or finer records "
             f"({min_hours} good hours make a day); aggregate such data to days yourself"
         )
+    # a record given twice counts once (sub-hourly amounts given twice had been summed twice)
+    s = s.groupby(level=0).mean()
     # hourly values first (sub-hourly records), then the day: a precipitation amount per
     # record adds up within the hour (a complete hour only), a state such as temperature is averaged
     by_hour = s.groupby(pd.DatetimeIndex(s.index).floor("h"))
-    if how == "sum" and step < pd.Timedelta("1h"):
-        per_hour = round(pd.Timedelta("1h") / step)
-        hourly = by_hour.sum().where(by_hour.count() >= per_hour).dropna()
+    if how == "sum":
+        amount = by_hour.sum()
+        hourly = amount.where(by_hour.count() >= _records_per_hour(index).reindex(amount.index)).dropna()
     else:
         hourly = by_hour.mean()
     by_day = hourly.groupby(pd.DatetimeIndex(hourly.index).normalize())
