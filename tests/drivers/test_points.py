@@ -603,3 +603,33 @@ def test_climate_statics_from_some_seasons_only_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         point_drivers(st.isel(station=[0]))  # four whole years: no warning
+
+
+def test_point_validation_holds_out_whole_stations_and_refuses_a_sensor_given_twice(case):
+    """The split drew sensors: a held-out sensor's station (forcing, statics) trained through its
+    other sensor. A target set concatenated twice trained and validated on the same series."""
+    from xsomo.model.training import TrainingConfig, prepare_training_data, split_validation
+
+    drv, tgt, _ = case
+    pts = point_drivers(tgt, drv)
+    sm1 = tgt.sm.sel(layer=1).values
+
+    def sensors(tag):
+        return xr.Dataset(
+            {"sm": (("station", "time"), sm1, {"units": "m3 m-3"})},
+            coords={"station": [f"st{c}.{tag}" for c in range(5)], "time": tgt.time.values,
+                    "lat": ("station", tgt.lat.values), "lon": ("station", tgt.lon.values), "layer": ("station", [1] * 5)},
+        )  # fmt: skip
+
+    two = xr.concat([sensors("A"), sensors("B")], "station")
+    data = prepare_training_data(pts, two, layers=(1,), dynamic=("precipitation",), static=("elevation_mean",))
+    settings = TrainingConfig(val_fraction=0.4, lookback=30, seq_length=30)
+    usable = np.arange(10)
+    for seed in range(6):
+        split = split_validation(data.target[:, 0], usable, settings.replace(seed=seed), 1, groups=data.rows)
+        assert split.how == "cells" and split.val.size == 4  # two stations, both their sensors
+        assert not set(data.rows[split.val]) & set(data.rows[split.train])
+        assert set(split.val) | set(split.train) == set(usable)
+    with pytest.raises(XsomoValueError, match=r"targets give 5 sensor id\(s\) more than once \('st0\.A'"):
+        prepare_training_data(pts, xr.concat([sensors("A"), sensors("A")], "station"), layers=(1,),
+                              dynamic=("precipitation",), static=("elevation_mean",))  # fmt: skip

@@ -362,6 +362,16 @@ def prepare_training_data(
                 f"targets hold {int(pairs.duplicated().sum())} cell(s) more than once (first at lat {lat[k]:g}, "
                 f"lon {lon[k]:g}): give each cell once (merge the target sets, e.g. with xr.merge, or average them)."
             )
+    else:
+        sensor_dim = next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
+        ids = pd.Index(targets[sensor_dim].values) if sensor_dim in targets.coords else pd.Index([])
+        if ids.has_duplicates:
+            # (one target set concatenated twice trained, and validated, on the same series)
+            dup = ids[ids.duplicated()].unique()
+            raise XsomoValueError(
+                f"targets give {dup.size} sensor id(s) more than once ({', '.join(map(repr, dup[:5].tolist()))}"
+                f"{', ...' if dup.size > 5 else ''}): give each sensor once, with its own id."
+            )
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
     # matched by day: drivers stamped at noon (CF daily means) and targets at midnight are the
@@ -431,7 +441,7 @@ class LayerSplit:
 
 
 def split_validation(
-    target: np.ndarray, usable: np.ndarray, settings: TrainingConfig, layer: int
+    target: np.ndarray, usable: np.ndarray, settings: TrainingConfig, layer: int, *, groups: np.ndarray | None = None
 ) -> LayerSplit:
     """Validation cells of one layer, drawn among the usable cells that have its targets.
 
@@ -445,6 +455,9 @@ def split_validation(
         ``val_fraction``, ``lookback``, ``seq_length``, ``seed``.
     layer
         The layer (for the seed and the messages).
+    groups
+        Per target row, what is held out together (point mode: the driver point, so that
+        the sensors of one station validate or train together); default: every row alone.
     """
     lb, total = settings.lookback, settings.lookback + settings.seq_length
     has = np.isfinite(target[usable])
@@ -453,18 +466,21 @@ def split_validation(
         return LayerSplit(trains, np.empty(0, int), 0, "none")
     # validation scores the continuous roll-out after the spin-up: cells with targets there
     eligible = usable[has[:, lb:].any(axis=1)] if target.shape[1] > lb else np.empty(0, int)
-    if eligible.size >= MIN_VAL_CELLS:
-        n_val = min(eligible.size - 1, max(1, round(settings.val_fraction * eligible.size)))
-        rng = np.random.default_rng([settings.seed, layer])
-        val = np.sort(rng.choice(eligible, n_val, replace=False))
-        return LayerSplit(np.setdiff1d(trains, val), val, 0, "cells")
+    group = np.arange(target.shape[0]) if groups is None else np.asarray(groups)
+    held = np.unique(group[eligible])  # (the cells themselves on a grid: usable is sorted)
+    what = "cells" if groups is None else "stations"
+    if held.size >= MIN_VAL_CELLS:
+        n_val = min(held.size - 1, max(1, round(settings.val_fraction * held.size)))
+        chosen = np.random.default_rng([settings.seed, layer]).choice(held, n_val, replace=False)
+        val = eligible[np.isin(group[eligible], chosen)]
+        return LayerSplit(trains[~np.isin(group[trains], chosen)], val, 0, "cells")
     n_time = target.shape[1]
     val_from = n_time - math.ceil(settings.val_fraction * max(0, n_time - lb))
     later = np.isfinite(target[trains, val_from:]).any(axis=1) if val_from < n_time else np.zeros(trains.size, bool)
     earlier = np.isfinite(target[trains, lb:val_from]).any(axis=1) if val_from > lb else np.zeros(trains.size, bool)
     if val_from >= total and later.any() and earlier.any():
         warnings.warn(
-            f"layer {layer}: only {eligible.size} cells have targets after the {lb}-day spin-up (fewer than "
+            f"layer {layer}: only {held.size} {what} have targets after the {lb}-day spin-up (fewer than "
             f"{MIN_VAL_CELLS}), too few to hold some out; early stopping validates on the last "
             f"{n_time - val_from} days of every cell instead (a split by time)",
             RuntimeWarning,
@@ -472,7 +488,7 @@ def split_validation(
         )
         return LayerSplit(trains, trains[later], val_from, "time")
     warnings.warn(
-        f"layer {layer}: its targets allow no validation split (by cells: {eligible.size} cells with targets "
+        f"layer {layer}: its targets allow no validation split (by {what}: {held.size} {what} with targets "
         f"after the {lb}-day spin-up; by time: too short a record); the training loss picks the epoch instead. "
         "Give more target cells or longer records, or pass val_fraction=0 to silence this",
         RuntimeWarning,
@@ -1356,7 +1372,12 @@ def _train(
         )
     data = mask_unforced_targets(data, config.lookback, trailing=points.is_points(drivers))
     usable = _usable_cells(data, cells)
-    splits = [split_validation(data.target[:, k], usable, settings, layer) for k, layer in enumerate(config.layers)]
+    # the sensors of one station are held out together (one held out, another of the same station
+    # training, the station's forcing and statics had validated on data they trained on)
+    groups = data.rows if points.is_points(drivers) else None
+    splits = [
+        split_validation(data.target[:, k], usable, settings, layer, groups=groups) for k, layer in enumerate(config.layers)
+    ]
     train_target = training_targets(data, splits)
     train_cells = np.unique(np.concatenate([s.train for s in splits]))
     stats = compute_stats(config, data, train_cells, train_target)
