@@ -633,3 +633,27 @@ def test_point_validation_holds_out_whole_stations_and_refuses_a_sensor_given_tw
     with pytest.raises(XsomoValueError, match=r"targets give 5 sensor id\(s\) more than once \('st0\.A'"):
         prepare_training_data(pts, xr.concat([sensors("A"), sensors("A")], "station"), layers=(1,),
                               dynamic=("precipitation",), static=("elevation_mean",))  # fmt: skip
+
+
+def test_evaluate_points_says_which_reference_stations_found_no_point():
+    """Another download of a station, its coordinates rounded 0.007° away, came back all NaN and
+    0 stations without a word."""
+    t = pd.date_range("2020-01-01", periods=40, freq="D")
+    vals = np.random.default_rng(0).random((1, 40))
+    pred = xr.Dataset(
+        {"sm": (("station", "time"), vals, {"units": "m3 m-3"})},
+        coords={"station": ["N.a"], "time": t, "lat": ("station", [19.79264]), "lon": ("station", [-155.33183]),
+                "network": ("station", ["N"]), "station_name": ("station", ["a"])},
+    )  # fmt: skip
+    ref = pred.assign_coords(lat=("station", [19.8]), lon=("station", [-155.333]))
+    with pytest.warns(RuntimeWarning, match=r"same network/station_name farther than 0.0001° away: N\.a \(0\.0074° away\)"):
+        out = xsomo.evaluate(pred, ref, min_days=3)
+    assert out.pearson_r.isnull().all()
+    other = ref.drop_vars(["network", "station_name"])
+    with pytest.warns(RuntimeWarning, match="none of the 1 reference stations has a predicted point"):
+        xsomo.evaluate(pred, other, min_days=3)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(xsomo.evaluate(pred, pred, min_days=3).pearson_r.squeeze()) == pytest.approx(1.0)

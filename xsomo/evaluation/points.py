@@ -10,6 +10,7 @@ with every layer.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -35,6 +36,40 @@ def _training_flag(lat: np.ndarray, lon: np.ndarray, training: Any) -> np.ndarra
         return np.zeros(lat.size, bool)
     dist = np.maximum(np.abs(lat[:, None] - latlon[None, :, 0]), np.abs(lon[:, None] - latlon[None, :, 1]))
     return (dist <= POINT_TOLERANCE).any(axis=1)
+
+
+def _warn_unmatched(pred: xr.DataArray, ref: xr.DataArray, lat: np.ndarray, lon: np.ndarray, inside: np.ndarray) -> None:
+    """Say which reference stations found no predicted point, where a point of the same
+    ``network.station_name`` lies farther than the tolerance (another download of the station,
+    with rounded coordinates, had come back all NaN and 0 stations without a word), or where
+    none matched at all."""
+    if inside.all():
+        return
+    theirs, ours = site_keys(ref), site_keys(pred)
+    plat, plon = np.asarray(pred[cv.LAT].values, float), np.asarray(pred[cv.LON].values, float)
+    moved = []
+    if theirs is not None and ours is not None:
+        for k in np.flatnonzero(~inside):
+            same = np.flatnonzero(ours == theirs[k])
+            if same.size:
+                d = float(np.max([abs(lat[k] - plat[same[0]]), abs(lon[k] - plon[same[0]])]))
+                moved.append(f"{theirs[k]} ({d:.4f}° away)")
+    if moved:
+        warnings.warn(
+            f"{len(moved)} reference station(s) have a predicted point of the same network/station_name farther than "
+            f"{POINT_TOLERANCE:g}° away: {', '.join(moved[:4])}{', ...' if len(moved) > 4 else ''}; they are not scored "
+            "(NaN). If they are the same stations with other coordinates (another download, rounded), give the "
+            "reference the prediction's lat/lon.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    elif not inside.any():
+        warnings.warn(
+            f"none of the {inside.size} reference stations has a predicted point within {POINT_TOLERANCE:g}° (~10 m): "
+            "every metric is NaN. Predict at the reference's stations (xsomo.point_drivers of the reference).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def evaluate_points(
@@ -79,6 +114,7 @@ def evaluate_points(
     lat = np.asarray(ref[cv.LAT].values, float)
     lon = np.asarray(ref[cv.LON].values, float)
     idx, inside = nearest_points(pred, lat, lon, keys=site_keys(ref), what="station")
+    _warn_unmatched(pred, ref, lat, lon, inside)
     keep_coords = [c for c in pred.coords if c in (cv.LAYER, cv.TIME)]
     pts = pred.isel({cv.STATION: xr.DataArray(idx, dims=cv.STATION)}).reset_coords(drop=True)
     pts = pts.assign_coords({cv.STATION: ref[cv.STATION].values, **{c: pred[c] for c in keep_coords}})
