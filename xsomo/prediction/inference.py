@@ -678,6 +678,7 @@ def _run_block(
         run, forcing, skip, chosen[iy, ix] = "continuous", x, 0, CONTINUED
     elif mode == "windowed" or steps is None:
         run, forcing, skip, chosen[iy, ix] = "windowed", x, 0, -1
+        extra["history"] = hist  # (the cascade's upper layers read their windows' days from it)
     else:
         forcing = rollout.spinup_forcing(x, hist, steps, spinup)
         run, skip, chosen[iy, ix] = "continuous", steps - spinup, steps
@@ -820,7 +821,11 @@ def predict(
         from layer 1, so upper layers are computed even when not returned.
     mode
         ``"continuous"`` (one stateful roll-out per block), ``"windowed"`` (each day
-        from its own lookback window) or ``"auto"`` (per block: continuous where the model
+        from its own lookback window; in a cascade the layer above on each day of a window
+        comes from that day's own window, so layers 2 and 3 read up to 1x and 2x
+        ``lookback - 1`` days more before the spin-up, where the drivers hold them, and a
+        day's value does not depend on where the output starts; on the first days after
+        the drivers' start they come from partial windows) or ``"auto"`` (per block: continuous where the model
         provably forgets its initial state within the spin-up; else continuous with a
         spin-up of 2x, then 3x the lookback where that passes the check, on forcing before
         the spin-up or the first 365 days of the drivers cycled where they hold none;
@@ -1204,7 +1209,7 @@ def _plan(
 ) -> _Plan:
     """The output period, the spin-up (checked), the days to read and the blocks; ``strict``:
     a failed convergence check is an error (a saved state needs the continuous roll-out)."""
-    from xsomo.model.rollout import ladder_spinups
+    from xsomo.model.rollout import ladder_spinups, windowed_history
 
     if mode not in ("continuous", "windowed", "auto"):
         raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
@@ -1254,11 +1259,14 @@ def _plan(
         )  # fmt: skip
     begin = first - spinup
     history = 0
-    if mode == "auto":
+    if mode in ("auto", "windowed"):
         # the ladder's longer spin-ups read real forcing before the roll-out where there is some
         # (with spinup=0 too: it had cycled the output period's own forcing though the drivers
-        # held years before it)
-        history = min(begin, ladder_spinups(spinup, spec.lookback)[-1] - spinup)
+        # held years before it); windows of the cascade's lower layers read the upper layers'
+        # windows before theirs (rollout.windowed_history)
+        ladder = ladder_spinups(spinup, spec.lookback)[-1] - spinup if mode == "auto" else 0
+        cascade = windowed_history(model.config) if getattr(model, "config", None) is not None else 0
+        history = min(begin, max(ladder, cascade))
     drivers = drivers.isel({cv.TIME: slice(begin - history, stop)})
     return _blocks(spec, model, drivers, history, spinup, mode, chunks, device, threads, None)
 

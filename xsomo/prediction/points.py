@@ -113,13 +113,17 @@ def predict_points(
     if stop <= first:
         raise GridMismatchError(f"time={time!r}: no output day in the drivers' period {times[0].date()}..{times[-1].date()}")
     begin = first - spinup
+    # windows of the cascade's lower layers read the upper layers' windows before theirs
+    lead = min(begin, rollout.windowed_history(cfg)) if mode in ("windowed", "auto") else 0
     n = drivers.sizes[cv.STATION]
     dyn, sta = inputs_at_cells(
-        drivers, np.arange(n), np.zeros(n, int), cfg, time=slice(begin, stop), dtype="float64", source="point drivers"
-    )
+        drivers, np.arange(n), np.zeros(n, int), cfg, time=slice(begin - lead, stop), dtype="float64",
+        source="point drivers",
+    )  # fmt: skip
+    before, dyn = dyn[:, :lead], dyn[:, lead:]
     pred, info = rollout.predict_block(
         model, dyn, sta, mode=mode, spinup=max(1, spinup), device=device, dtype=dtype, return_info=True,
-        tolerance=rollout.DEFAULT_TOLERANCE if tolerance is None else float(tolerance),
+        tolerance=rollout.DEFAULT_TOLERANCE if tolerance is None else float(tolerance), history=before if lead else None,
     )  # fmt: skip
     pred = pred[[model_layers.index(v) for v in want]][..., spinup:]  # (layer, member, station, time)
     miss = ~np.isfinite(dyn).all(axis=2)
