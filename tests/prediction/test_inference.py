@@ -603,3 +603,17 @@ def test_layers_are_checked(model, drivers):
         inference.predict(drivers, model, layers=[1, 1], mode="continuous")
     with pytest.raises(XsomoValueError, match="not \\[7\\]"):
         inference.predict(drivers, model, layers=[7], mode="continuous")
+
+
+def test_a_land_fraction_is_land_above_one_half_and_a_percentage_is_refused(model, drivers):
+    """conventions define land_mask as a land fraction (land above 0.5), but predict read it with
+    astype(bool): cells of 20 % land got a prediction."""
+    land = drivers["land_mask"].astype(bool)
+    frac = xr.where(land, 1.0, 0.0)
+    frac[0, :] = xr.where(land[0, :], 0.2, 0.0)  # a coastal row of 20 % land
+    frac[1, :] = xr.where(land[1, :], 0.7, 0.0)
+    out = inference.predict(drivers.assign(land_mask=frac), model, mode="continuous")["sm"].isel(layer=0, time=-1)
+    assert out[0].isnull().all()
+    np.testing.assert_array_equal(out[1:].notnull().values, land[1:].values)
+    with pytest.raises(XsomoValueError, match=r"'land_mask' ranges 0\.\.100.*divide by 100"):
+        inference.predict(drivers.assign(land_mask=frac * 100), model)

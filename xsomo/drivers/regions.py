@@ -19,9 +19,36 @@ from xsomo.conventions import GridSpec, XArray
 from xsomo.exceptions import XsomoKeyError, XsomoValueError
 from xsomo.regrid import normalise_latlon
 
-__all__ = ["countries", "in_grid_longitudes", "mask", "mask_3d", "regional_mean"]
+__all__ = ["countries", "in_grid_longitudes", "land_cells", "mask", "mask_3d", "regional_mean"]
 
 COUNTRIES_FILE = "ne_110m_europe_countries.gpkg"
+
+
+def land_cells(land_mask: xr.DataArray, source: str = "drivers") -> xr.DataArray:
+    """The drivers' ``land_mask`` as a bool ``(lat, lon)`` DataArray: a bool mask as it is, numbers
+    as a land fraction (0..1, a cell is land above 0.5, as :data:`xsomo.conventions.VARIABLES`
+    defines it; NaN is sea).
+
+    A fraction had been read as land wherever it was above 0 (cells of 20 % land got a
+    prediction; hostile-input QA).
+
+    Raises
+    ------
+    XsomoValueError
+        If the values leave 0..1 (a percentage, a categorical land cover).
+
+    >>> land_cells(xr.DataArray([[0.0, 0.2, 0.6, 1.0, np.nan]], dims=("lat", "lon"))).values.tolist()
+    [[False, False, True, True, False]]
+    """
+    if land_mask.dtype == bool:
+        return land_mask
+    lo, hi = float(land_mask.min(skipna=True)), float(land_mask.max(skipna=True))
+    if lo < 0 or hi > 1:
+        raise XsomoValueError(
+            f"{source}: 'land_mask' ranges {lo:g}..{hi:g}; it must be a 0/1 mask or a land fraction 0..1 (a cell is "
+            "land above 0.5). A percentage: divide by 100; a land-cover class map: make a mask of its land classes."
+        )
+    return land_mask.fillna(0) > 0.5
 
 
 def countries(names: Sequence[str] | None = None):

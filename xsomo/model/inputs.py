@@ -38,6 +38,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
+from xsomo.drivers.regions import land_cells
 from xsomo.exceptions import GridMismatchError, MissingVariableError, UnitError
 from xsomo.model.config import apply_transform
 from xsomo.units import check_plausible, convert, same_unit
@@ -498,7 +499,7 @@ def _sample_cells(drivers: xr.Dataset, name: str, max_cells: int, max_chunks: in
     nlat, nlon = drivers.sizes[cv.LAT], drivers.sizes[cv.LON]
     land = np.ones((nlat, nlon), bool)
     if cv.LAND_MASK in drivers and set(drivers[cv.LAND_MASK].dims) == {cv.LAT, cv.LON}:
-        land = np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).values).astype(bool)
+        land = np.asarray(land_cells(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON)).values, bool)
     rows, cols = np.nonzero(land)
     arr = drivers[name]
     if arr.chunks is not None and rows.size:

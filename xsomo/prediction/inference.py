@@ -40,6 +40,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
+from xsomo.drivers.regions import land_cells
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_COMPLETE_VAR, STATE_STATIC_VAR, STATE_VAR
 from xsomo.prediction.points import predict_points, wanted_layers
@@ -317,7 +318,7 @@ def _warn_static_gaps(drivers: xr.Dataset, static: Sequence[str], dynamic: Seque
 def _land(drivers: xr.Dataset) -> np.ndarray:
     """The ``land_mask`` as a ``(lat, lon)`` bool array (NaN: sea); every cell without one."""
     if cv.LAND_MASK in drivers.variables:
-        return np.asarray(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).values, bool)
+        return np.asarray(land_cells(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON)).values, bool)
     return np.ones((drivers.sizes[cv.LAT], drivers.sizes[cv.LON]), bool)
 
 
@@ -1357,7 +1358,7 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
         [_float(_as_dask(_driver_array(drivers, v), (cv.LAT, cv.LON))) for v in spec.static]
     ).rechunk((len(spec.static), lat_chunks, lon_chunks))
     if cv.LAND_MASK in drivers.variables:
-        mask_da = drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON).fillna(0).astype(bool)
+        mask_da = land_cells(drivers[cv.LAND_MASK].transpose(cv.LAT, cv.LON))
         mask = _as_dask(mask_da, (cv.LAT, cv.LON)).rechunk((lat_chunks, lon_chunks))
     else:
         mask = da.ones((spec.lat.size, spec.lon.size), dtype=bool, chunks=(lat_chunks, lon_chunks))
