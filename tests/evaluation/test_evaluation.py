@@ -178,6 +178,9 @@ def test_one_selected_layer_is_scored_as_that_layer(case):
         assert out["layer"].values.tolist() == [2]
         assert float(out["pearson_r"].sel(station="l2", layer=2)) == pytest.approx(1.0)
         assert out["pearson_r"].sel(station="l1").isnull().all()
+    # the prediction's dims named latitude/longitude (a bare KeyError 'lon' before)
+    renamed = ev.evaluate(sm.rename(lat="latitude", lon="longitude"), st, anomaly=False)
+    xr.testing.assert_identical(renamed["pearson_r"], ev.evaluate(sm, st, anomaly=False)["pearson_r"])
     grid = ev.evaluate(sm.sel(layer=2), truth.to_dataset(name="sm") + 0.01, anomaly=False)
     assert grid["layer"].values.tolist() == [2]
     np.testing.assert_allclose(float(grid["bias"].mean()), -0.01, rtol=1e-4)

@@ -209,7 +209,10 @@ def evaluate_stations(
 
     See :func:`evaluate` for the rules; this is its station branch.
     """
-    da = in_m3m3(normalise_time(as_dataarray(sm, variable)), "the evaluated data")
+    from xsomo.regrid import normalise_latlon
+
+    # (a prediction with latitude/longitude dims had failed with a bare KeyError 'lon')
+    da = in_m3m3(normalise_latlon(normalise_time(as_dataarray(sm, variable))), "the evaluated data")
     ref = in_m3m3(normalise_time(as_dataarray(stations, variable)), "the station reference", check_lazy=True)
     if cv.STATION not in ref.dims:
         raise XsomoValueError(f"station reference needs a {cv.STATION!r} dimension (got {ref.dims}).")
