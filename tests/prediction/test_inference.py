@@ -617,3 +617,14 @@ def test_a_land_fraction_is_land_above_one_half_and_a_percentage_is_refused(mode
     np.testing.assert_array_equal(out[1:].notnull().values, land[1:].values)
     with pytest.raises(XsomoValueError, match=r"'land_mask' ranges 0\.\.100.*divide by 100"):
         inference.predict(drivers.assign(land_mask=frac * 100), model)
+
+
+def test_float32_driver_coordinates_give_the_decimal_output_coordinates(model, drivers):
+    """lat 40.04999923706055 reached the output and its files; a float64 run of the same grid then
+    shared 8 of 200 cells with it."""
+    f32 = drivers.assign_coords(lat=drivers.lat.astype("float32"), lon=drivers.lon.astype("float32"))
+    a = inference.predict(f32, model, mode="continuous")
+    b = inference.predict(drivers, model, mode="continuous")
+    np.testing.assert_array_equal(a.lat.values, b.lat.values)
+    np.testing.assert_array_equal(a.lon.values, b.lon.values)
+    xr.testing.assert_allclose((a["sm"] - b["sm"]).fillna(0), xr.zeros_like(b["sm"]).fillna(0))
