@@ -480,6 +480,28 @@ def output_filename(layer: int, year: int) -> str:
     return f"SoMo.ml-EU_layer{int(layer)}_{int(year)}.nc"
 
 
+def lon_wrap_hint(lon: Any) -> str:
+    """A sentence for an irregular-grid error whose longitudes are a regular grid across 0° in
+    0..360 (a region stored as 350..359.95, 0.05..10), else "".
+
+    >>> lon_wrap_hint(np.r_[np.arange(355.05, 360, 0.1), np.arange(0.05, 5, 0.1)])[:40]
+    ' Its longitudes run 0..360 across 0°: co'
+    >>> lon_wrap_hint(np.arange(0.05, 5, 0.1))
+    ''
+    """
+    lon = np.asarray(lon, float)
+    if lon.size < 3 or lon.min() < 0 or lon.max() <= 180:
+        return ""
+    wrapped = np.sort(np.where(lon > 180, lon - 360, lon))
+    step = np.diff(wrapped)
+    if np.allclose(step, step[0], rtol=0, atol=1e-6 * max(1.0, abs(step[0]) * 1e3)):
+        return (
+            " Its longitudes run 0..360 across 0°: convert them to -180..180 first "
+            "(drivers = xsomo.regrid.normalise_latlon(drivers))."
+        )
+    return ""
+
+
 def lon_like_grid(lon: Any, grid_lon: Any) -> np.ndarray:
     """Station longitudes in the grid's convention (0..360 or -180..180): a grid in 0..360 put
     every station given in -180..180 west of 0° outside, without a word (and the reverse).

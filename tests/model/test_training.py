@@ -496,3 +496,23 @@ def test_a_target_cell_without_a_static_value_is_named_not_dropped_silently(case
     with pytest.warns(RuntimeWarning, match=r"1 target cells or stations .*\['elevation_mean'\].*left out"):
         used = training._usable_cells(data, None)
     assert used.size == targets.sizes["cell"] - 1
+
+
+def test_targets_and_stations_in_0_360_longitudes_find_their_cells_and_wrapped_drivers_say_what_to_do():
+    """Targets (and point_drivers' stations) in 0..360 on a -180..180 grid were "off the grid";
+    drivers across 0° stored in 0..360 were told to regrid."""
+    from xsomo.drivers.points import point_drivers
+    from xsomo.exceptions import GridMismatchError
+
+    drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=6, ndays=60, cells=4, west=-0.3, sea_cells=0)
+    assert (drv.lon.values < 0).any() and (drv.lon.values > 0).any()
+    east = tgt.assign_coords(lon=tgt.lon % 360)
+    assert (east.lon.values > 180).any()
+    kw = {"layers": (1,), "dynamic": ("precipitation",), "static": ("elevation_mean",)}
+    a, b = training.prepare_training_data(drv, tgt, **kw), training.prepare_training_data(drv, east, **kw)
+    np.testing.assert_array_equal(a.rows, b.rows)
+    np.testing.assert_array_equal(a.cols, b.cols)
+    np.testing.assert_array_equal(point_drivers(east, drv).precipitation.values, point_drivers(tgt, drv).precipitation.values)
+    wrapped = drv.assign_coords(lon=drv.lon % 360)
+    with pytest.raises(GridMismatchError, match=r"run 0\.\.360 across 0°.*normalise_latlon"):
+        training.prepare_training_data(wrapped, tgt, **kw)

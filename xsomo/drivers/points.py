@@ -527,7 +527,8 @@ def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Da
     glat = np.asarray(drivers[cv.LAT].values, float)
     glon = np.asarray(drivers[cv.LON].values, float)
     grid = cv.GridSpec.from_coords(glat, glon)
-    i, j = grid.snap(lat, lon)
+    # stations in the grid's longitude convention (0..360 stations on a -180..180 grid were "off the grid")
+    i, j = grid.snap(lat, cv.lon_like_grid(lon, glon))
     off = np.flatnonzero((i < 0) | (j < 0))
     if off.size:
         raise GridMismatchError(

@@ -215,9 +215,10 @@ def _grid_of(drivers: xr.Dataset) -> cv.GridSpec:
     if grid.nlat != lat.size or grid.nlon != lon.size or not (
         np.allclose(grid.lat, np.sort(lat), atol=tol) and np.allclose(grid.lon, np.sort(lon), atol=tol)
     ):
+        hint = cv.lon_wrap_hint(lon)
         raise GridMismatchError(
-            f"the drivers' lat/lon ({lat.size} x {lon.size}) are not a regular grid of {grid.resolution:g}°; "
-            "regrid them (xsomo.regrid) before training"
+            f"the drivers' lat/lon ({lat.size} x {lon.size}) are not a regular grid of {grid.resolution:g}°."
+            + (hint or " Regrid them (xsomo.regrid) before training.")
         )
     return grid
 
@@ -283,7 +284,8 @@ def target_cells(
         return idx, np.zeros_like(idx)
     grid = _grid_of(drivers)
     lat = np.asarray(lat, float).reshape(-1)
-    lon = np.asarray(lon, float).reshape(-1)
+    # in the drivers' longitude convention (targets in 0..360 on a -180..180 grid were "off the grid")
+    lon = cv.lon_like_grid(np.asarray(lon, float).reshape(-1), drivers[cv.LON].values)
     i, j = grid.snap(lat, lon)
     off = np.flatnonzero((i < 0) | (j < 0))
     if off.size:

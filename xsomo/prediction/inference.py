@@ -1179,7 +1179,8 @@ def _check_grid(
             step = np.diff(values)
             if not np.allclose(step, step[0], rtol=0, atol=1e-6 * max(1.0, abs(step[0]) * 1e3)):
                 raise GridMismatchError(
-                    f"drivers' {name!r} is not a regular grid (steps {np.unique(step.round(6))[:5]})"
+                    f"drivers' {name!r} is not a regular grid (steps {np.unique(step.round(6))[:5]})."
+                    + (cv.lon_wrap_hint(values) if name == cv.LON else "")
                 )
     if grid is not None and (
         lat.size != grid.nlat
