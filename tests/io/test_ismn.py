@@ -232,6 +232,15 @@ def test_files_outside_network_station_folders_are_refused(tmp_path):
     shutil.copy(f, flat / f.name)
     with pytest.raises(DataFormatError, match=rf"lie in the folder passed itself \('{f.name}'\).*do not flatten"):
         open_ismn(flat)
+    # one folder around the network folders (a zip of the unpacked folder): the network had been
+    # read from that folder ('ismn.A' ids), and the same folder failed with "No objects to concatenate"
+    shutil.copytree(root, tmp_path / "w" / "ismn")
+    shutil.make_archive(str(tmp_path / "wrapped"), "zip", root_dir=tmp_path / "w", base_dir="ismn")
+    for wrapped in (tmp_path / "wrapped.zip", tmp_path / "w"):
+        with pytest.raises(DataFormatError, match=r"deeper than <NETWORK>/<STATION>/\*\.stm \(e\.g\. below 'ismn'\)"):
+            open_ismn(wrapped)
+    shutil.make_archive(str(tmp_path / "plain"), "zip", root_dir=root)
+    assert open_ismn(tmp_path / "plain.zip").network.values.tolist() == ["N"]
 
 
 @pytest.mark.parametrize(("scale", "fill", "expect"), [(100.0, None, "looks like percent"), (1.0, 9999.0, "fill values")])

@@ -71,6 +71,23 @@ def _check_layout(path: pathlib.Path) -> None:
     The ismn package takes the network and station from those folders; a flattened download, a
     network folder passed instead of the download's root or a folder of loose files had ended
     in its "'NoneType' object is not iterable"."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            parts = [pathlib.PurePosixPath(n).parts for n in zf.namelist() if n.lower().endswith(".stm")]
+    elif path.is_dir():
+        parts = [p.relative_to(path).parts for p in path.rglob("*.stm")]
+    else:
+        return
+    if parts and min(len(p) for p in parts) > 3:
+        # one folder around the network folders (a zip made of the unpacked folder): the ismn package
+        # took that folder for the network ('ismn.Bersel...' ids), or found nothing in a folder
+        inner = "/".join(min(parts, key=len)[:-3])
+        raise DataFormatError(
+            f"ISMN {'zip' if path.is_file() else 'folder'} {str(path)!r}: the data files lie one or more folders "
+            f"deeper than <NETWORK>/<STATION>/*.stm (e.g. below {inner!r}), so the network would be read from the "
+            f"wrong folder. Pass the folder holding the network folders ({inner!r} "
+            f"{'once unzipped' if path.is_file() else 'inside it'}), or zip the network folders themselves."
+        )
     if not path.is_dir():
         return
     shallow = sorted(p.relative_to(path) for p in path.rglob("*.stm") if len(p.relative_to(path).parts) < 3)
