@@ -366,3 +366,35 @@ def test_train_refuses_to_replace_a_model_before_training(tmp_path, capsys, monk
     (out / "model.json").write_text("{}")
     fails(capsys, ["train", "--drivers", "d", "--targets", "t", "--out", str(out)], "holds a trained model", "--overwrite")
     assert (out / "model.json").read_text() == "{}"
+
+
+def test_point_mode_on_the_command_line(tmp_path, capsys):
+    """`xsomo train` had no --dynamic/--static (station forcing was refused for lacking net_radiation),
+    and `xsomo predict` of point drivers predicted every station, then failed on the file layout."""
+    from xsomo import testing
+    from xsomo.drivers.points import point_drivers
+    from xsomo.model import TrainedModel
+    from xsomo.prediction.inference import predict
+
+    drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=200, cells=4)
+    pts = point_drivers(tgt, drv)
+    sensors = tgt.sm.sel(layer=1, drop=True).to_dataset().assign_coords(layer=("cell", [1] * 4)).rename(cell="station")
+    pts.to_netcdf(tmp_path / "points.nc")
+    sensors[["sm"]].to_netcdf(tmp_path / "stations.nc")
+    argv = ["train", "--drivers", str(tmp_path / "points.nc"), "--targets", str(tmp_path / "stations.nc"),
+            "--out", str(tmp_path / "model"), "--preset", "tiny", "--layers", "1", "--epochs", "1",
+            "--steps-per-epoch", "2", "--lookback", "20", "--seq-length", "20", "--forget-tolerance", "0",
+            "--val-fraction", "0", "--no-progress", "--dynamic", "precipitation", "air_temperature",
+            "--static", "elevation_mean", "precipitation_mean"]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    model = TrainedModel.load(tmp_path / "model")
+    assert model.config.dynamic == ("precipitation", "air_temperature")
+    out = tmp_path / "pred"
+    base = ["predict", "--drivers", str(tmp_path / "points.nc"), "--model", str(tmp_path / "model"), "--out", str(out),
+            "--mode", "windowed"]  # fmt: skip
+    assert cli.main(base) == 0, capsys.readouterr().err
+    with xr.open_dataset(out / "SoMo.ml-EU_points.nc") as got:
+        want = predict(pts, model, mode="windowed")
+        np.testing.assert_array_equal(got.sm.values, want.sm.values)
+    fails(capsys, base, "exists", "--overwrite")
+    fails(capsys, [*base, "--overwrite", "--years", "2014"], "point drivers", "--years")

@@ -657,3 +657,25 @@ def test_evaluate_points_says_which_reference_stations_found_no_point():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert float(xsomo.evaluate(pred, pred, min_days=3).pearson_r.squeeze()) == pytest.approx(1.0)
+
+
+def test_point_mode_errors_name_what_is_missing_and_what_to_do(case):
+    """Bare KeyErrors 'lat' (predict, after the whole roll-out; training), a point-drivers and
+    grid-cell-targets mismatch that did not say the targets were cells, and drivers shorter than
+    the spin-up told "no output day" only."""
+    from xsomo.model.training import prepare_training_data
+
+    drv, tgt, _ = case
+    sites = xr.Dataset(coords={"station": ["a", "b"], "lat": ("station", tgt.lat.values[:2] + 0.03),
+                               "lon": ("station", tgt.lon.values[:2] + 0.03)})  # fmt: skip
+    pts = point_drivers(sites, drv)
+    model = testing.random_model(layers=(1,), lookback=30, ensemble=1)
+    with pytest.raises(MissingVariableError, match="point drivers need a 'lat' coordinate"):
+        xsomo.predict(pts.drop_vars(["lat", "lon"]), model)
+    kw = {"layers": (1,), "dynamic": ("precipitation",), "static": ("elevation_mean",)}
+    with pytest.raises(MissingVariableError, match="targets lack the 'lat' coordinate"):
+        prepare_training_data(pts, tgt.drop_vars("lat"), **kw)
+    with pytest.raises(GridMismatchError, match=r"The targets are grid cells.*station series themselves"):
+        prepare_training_data(pts, tgt, **kw)
+    with pytest.raises(GridMismatchError, match=r"after the 30-day spin-up \(the drivers hold 20 days\)"):
+        xsomo.predict(pts.isel(time=slice(0, 20)), model)

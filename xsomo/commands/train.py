@@ -6,6 +6,8 @@ Examples::
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --preset demo --ensemble 3
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --epochs 40 --hidden 128 --run-dir runs/a
     xsomo train --drivers prepared/ --targets prepared/ --out model/ --consistency 100
+    xsomo train --drivers points.nc --targets stations.nc --out model/ --layers 1 \
+        --dynamic precipitation air_temperature --static elevation_mean precipitation_mean
 
 ``--drivers``/``--targets`` take a netCDF file or a folder holding ``drivers.nc`` /
 ``targets.nc`` (what ``xsomo prepare`` writes); ``--drivers`` also takes a sources file or a
@@ -37,6 +39,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "in minutes on 2 cores), tiny (the tiny sample world)",
     )  # fmt: skip
     p.add_argument("--layers", type=int, nargs="+", choices=(1, 2, 3), help="layers in cascade order, ascending (default 1 2 3)")
+    p.add_argument(
+        "--dynamic", nargs="+", metavar="NAME",
+        help="the model's daily inputs (default: the method's eight; point drivers from station forcing: e.g. "
+        "precipitation air_temperature)",
+    )  # fmt: skip
+    p.add_argument(
+        "--static", nargs="+", metavar="NAME",
+        help="the model's static inputs (default: the method's twelve; e.g. elevation_mean precipitation_mean "
+        "air_temperature_mean for point drivers)",
+    )  # fmt: skip
     for name, typ, hlp in (
         ("ensemble", int, "members per layer (default 5)"),
         ("epochs", int, "maximum epochs (default 30)"),
@@ -101,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
             kwargs[name] = value
     if args.layers:
         kwargs["layers"] = tuple(args.layers)
+    for name in ("dynamic", "static"):
+        if getattr(args, name):
+            kwargs[name] = tuple(getattr(args, name))
     with common.scheduler_client(args.scheduler) as client:
         model = training.train_lstm(
             drivers, targets, device=device, run_dir=args.run_dir, progress=not args.no_progress,

@@ -63,7 +63,8 @@ def is_points(ds: xr.Dataset | xr.DataArray) -> bool:
     return cv.STATION in ds.dims and cv.LAT not in ds.dims and cv.LON not in ds.dims
 
 
-def _point_latlon(drivers: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def point_latlon(drivers: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The ``lat``/``lon`` of every point, or a :class:`MissingVariableError` naming the one missing."""
     for c in (cv.LAT, cv.LON):
         if c not in drivers.coords or drivers[c].dims != (cv.STATION,):
             raise MissingVariableError(
@@ -109,7 +110,7 @@ def nearest_points(
     GridMismatchError
         If several points lie within the tolerance of a location and no name tells them apart.
     """
-    plat, plon = _point_latlon(points)
+    plat, plon = point_latlon(points)
     lat = np.asarray(lat, float).reshape(-1)
     lon = np.asarray(lon, float).reshape(-1)
     if plat.size == 0:
@@ -215,7 +216,7 @@ def location_keys(ds: xr.Dataset | xr.DataArray) -> np.ndarray:
     """
     keys = site_keys(ds)
     if keys is None:
-        lat, lon = _point_latlon(ds)
+        lat, lon = point_latlon(ds)
         keys = np.array([f"{a:.6f},{b:.6f}" for a, b in zip(lat, lon, strict=True)])
     return keys
 

@@ -341,6 +341,9 @@ def prepare_training_data(
             "to the grid first (targets = stations.somo.scale_to(era5land)), which gives one target per cell, or "
             "train on point drivers made from the stations' own forcing (xsomo.point_drivers)."
         )
+    for c in (cv.LAT, cv.LON):
+        if c not in targets.coords and c not in targets[cv.SM].dims:
+            raise MissingVariableError(f"targets lack the {c!r} coordinate (one per station or cell): add it")
     targets = point_targets(targets)  # station series with a layer per sensor (issue 18); others unchanged
     sm = in_m3m3(targets[cv.SM], "targets", check_lazy=True)  # (scaled to a reference in percent, they were 100x too large)
     have_layers = [int(v) for v in targets[cv.LAYER].values] if cv.LAYER in targets.coords else []
@@ -351,7 +354,18 @@ def prepare_training_data(
     lon = np.asarray(targets[cv.LON].values, dtype=float).reshape(-1)
     if not points.is_points(drivers) and "grid" in targets.attrs:
         _check_target_grid(targets, drivers)
-    rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
+    try:
+        rows, cols = target_cells(drivers, lat, lon, points.site_keys(targets) if points.is_points(drivers) else None)
+    except GridMismatchError as err:
+        if points.is_points(drivers) and ("grid" in targets.attrs or cv.STATION not in targets[cv.SM].dims):
+            # (the message had not said that the targets are grid cells, nor what to train instead)
+            raise GridMismatchError(
+                f"{err}. The targets are grid cells (as scale_to gives): point drivers made at stations train on "
+                "the station series themselves (sm(station, time) with a 'layer' per sensor, as xsomo.open_ismn "
+                "reads them); gridded targets train on gridded drivers, or on point drivers sampled at the "
+                "targets' cells (xsomo.point_drivers(targets, gridded_drivers))."
+            ) from err
+        raise
     if not points.is_points(drivers) and "grid" not in targets.attrs and "cell" in sm.dims:
         _check_target_lattice(lat, lon, drivers)
     if not points.is_points(drivers):

@@ -20,7 +20,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo._version import __version__
-from xsomo.drivers.points import is_points
+from xsomo.drivers.points import is_points, point_latlon
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.model import rollout
 from xsomo.model.inputs import check_daily_axis, inputs_at_cells, trailing_gaps
@@ -72,6 +72,7 @@ def predict_points(
     """
     if not is_points(drivers):
         raise GridMismatchError(f"point drivers need a 'station' dimension and no lat/lon dims (dims {dict(drivers.sizes)})")
+    point_latlon(drivers)  # (without them it had failed on a bare KeyError 'lat' after the whole roll-out)
     cfg = model.config
     dynamic, static = list(cfg.dynamic), list(cfg.static)
     missing = [v for v in (*dynamic, *static) if v not in drivers.variables]
@@ -111,7 +112,11 @@ def predict_points(
                 "spin-up; give drivers that start earlier or a later period (or a shorter spinup=, --spinup)"
             )
     if stop <= first:
-        raise GridMismatchError(f"time={time!r}: no output day in the drivers' period {times[0].date()}..{times[-1].date()}")
+        short = f" after the {spinup}-day spin-up (the drivers hold {times.size} days)" if time is None else ""
+        raise GridMismatchError(
+            f"time={time!r}: no output day in the drivers' period {times[0].date()}..{times[-1].date()}{short}; "
+            "give drivers that reach further, or a shorter spinup= (--spinup)"
+        )
     begin = first - spinup
     # windows of the cascade's lower layers read the upper layers' windows before theirs
     lead = min(begin, rollout.windowed_history(cfg)) if mode in ("windowed", "auto") else 0
