@@ -341,7 +341,14 @@ def test_distributed_local_cluster(model, drivers, tmp_path):
         )
         got = sm.compute()
         files = output.to_files(sm, tmp_path, layers=[1], progress=False, client=client)
+        # workers lost (restarted) between two computes: the model was scattered data, lost for
+        # good, and every later compute failed with "lost dependencies"
+        client.restart()
+        again = sm.compute()
     np.testing.assert_allclose(got["sm"].values, local["sm"].values, atol=2e-6)
+    np.testing.assert_array_equal(again["sm"].values, got["sm"].values)
+    # the client closed: the result computes on the local scheduler ("Missing dependency TrainedModel-...")
+    np.testing.assert_allclose(sm.compute()["sm"].values, local["sm"].values, atol=2e-6)
     with xr.open_dataset(files[0]) as f:
         year = int(f["time"].dt.year[0])
         want = local["sm"].sel(layer=1).sel(time=str(year)).isel(lat=slice(None, None, -1))

@@ -845,8 +845,10 @@ def predict(
     grid
         If given, the drivers must lie on exactly this grid.
     client
-        A :class:`dask.distributed.Client`: the model is scattered to its workers once.
-        Without one, an active client (if any) runs the blocks when the result is computed.
+        A :class:`dask.distributed.Client` (kept for the API; the result is a plain dask graph
+        with the model as one key). Whether given or not, an active client (if any) runs the
+        blocks when the result is computed; a worker lost on the way is recomputed as dask
+        does, and the result computes on any scheduler.
     check_convergence
         For ``continuous``/``auto``: check now, on a sample of land cells, that roll-outs
         from different initial states meet within the spin-up; if not, lengthen the
@@ -1366,13 +1368,10 @@ def _build(spec: _Spec, plan: _Plan, model: Any, *, client: Any, check_cells: in
     else:
         mask = da.ones((spec.lat.size, spec.lon.size), dtype=bool, chunks=(lat_chunks, lon_chunks))
 
-    # the model travels once: one key in the graph (scattered to workers with a client)
-    portable = _portable(model)
-    if client is not None:
-        [model_ref] = client.scatter([portable], broadcast=True, hash=False)
-        model_node: Any = dask.delayed(model_ref)
-    else:
-        model_node = dask.delayed(portable, pure=True, traverse=False)
+    # the model travels once: one key in the graph, whatever runs it. (It had been scattered to a
+    # client's workers: a lost worker lost it for good, every later compute failed with "lost
+    # dependencies", and the result computed nowhere but on that client; hostile-input QA)
+    model_node = dask.delayed(_portable(model), pure=True, traverse=False)
     window = max(spec.lookback, 1)
     kwargs = {
         "layer_index": spec.layer_index,
