@@ -58,6 +58,21 @@ def test_relative_paths_start_at_the_sources_folder(tiny_world, tmp_path, monkey
     assert src.ismn == str(tiny_world / "ismn")
 
 
+def test_a_key_given_twice_is_refused_with_its_lines(tiny_world, tmp_path):
+    """PyYAML keeps the last of two equal keys: a second precipitation line replaced MSWEP by
+    ERA5-Land, and a second resolution built a 0.2° grid, without a word."""
+    text = (tiny_world / "sources.yml").read_text()
+    lines = text.splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith("precipitation:"))
+    dup = tmp_path / "sources.yml"
+    dup.write_text("\n".join([*lines[: k + 1], "precipitation: {source: era5land}", *lines[k + 1 :]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"the key 'precipitation' is given twice \(lines {k + 1} and {k + 2}\)"):
+        read_sources(dup)
+    dup.write_text(text.replace("resolution: 0.1", "resolution: 0.1, resolution: 0.2", 1))
+    with pytest.raises(ConfigError, match="the key 'resolution' is given twice"):
+        read_sources(dup)
+
+
 def test_write_read_round_trip(tiny_world, tmp_path):
     src = read_sources(tiny_world / "sources.yml")
     out = write_sources(src, tmp_path / "copy.yml")  # outside the world: absolute paths

@@ -302,6 +302,28 @@ def parse_sources(data: Any, *, base: pathlib.Path, where: str = "sources") -> S
     )
 
 
+def _strict_loader() -> type:
+    """yaml's SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last:
+    a second ``precipitation:`` had replaced MSWEP by ERA5-Land, and a second ``resolution:``
+    built a 0.2° grid, without a word)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise ConfigError(
+                        f"the key {key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                        "name each key once: remove one of them"
+                    )
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def read_sources(path: str | os.PathLike[str]) -> Sources:
     """Read and validate a sources file (strict; see the module docstring).
 
@@ -317,9 +339,11 @@ def read_sources(path: str | os.PathLike[str]) -> Sources:
     if not file.is_file():
         raise ConfigError(f"sources file {str(file)!r} not found. Check the path.")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_strict_loader())  # noqa: S506 (a SafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{file}: not a valid YAML file ({err}).") from err
+    except ConfigError as err:
+        raise ConfigError(f"{file}: {err}") from err
     src = parse_sources(data, base=file.absolute().parent, where=str(file))
     return Sources(**{**src.__dict__, "file": file})
 
