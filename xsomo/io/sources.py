@@ -339,7 +339,7 @@ def read_sources(path: str | os.PathLike[str]) -> Sources:
     if not file.is_file():
         raise ConfigError(f"sources file {str(file)!r} not found. Check the path.")
     try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_strict_loader())  # noqa: S506 (a SafeLoader)
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_strict_loader())  # (a SafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{file}: not a valid YAML file ({err}).") from err
     except ConfigError as err:
