@@ -15,7 +15,14 @@ from xsomo.cli import main
 
 def test_prepare_writes_targets_and_drivers(tiny_world, tmp_path, capsys):
     out = tmp_path / "prep"
+    out.mkdir()
+    # what killed runs leave (this version's names and those before it): removed by the next run
+    # (they had stayed for good; a Europe drivers file is gigabytes)
+    for stale in (".drivers.ab12cd_9.tmp.nc", ".targets.nc.bztufy01.tmp", ".scaling_report.x1y2z3w4.tmp.csv"):
+        (out / stale).write_bytes(b"partial")
+    (out / ".drivers.nc.keep.tmp").write_bytes(b"not ours")  # not of the pattern: left alone
     assert main(["prepare", "--world", str(tiny_world), "--out", str(out)]) == 0
+    (out / ".drivers.nc.keep.tmp").unlink()
     assert sorted(p.name for p in out.iterdir()) == [
         "drivers.nc",
         "ismn_qc_report.csv",

@@ -13,7 +13,7 @@ import contextlib
 import datetime as _dt
 import os
 import pathlib
-import tempfile
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -338,15 +338,6 @@ def build_targets(
 _ = XsomoValueError
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
-
-
 def _encoding(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
     """zlib level 4; (time, lat, lon) chunks of a year by 64 x 64 cells, for map and series reads."""
     enc: dict[Hashable, dict[str, Any]] = {}
@@ -408,26 +399,23 @@ def write_prepared(
     qc_report: pd.DataFrame,
     scaling_report: pd.DataFrame,
 ) -> dict[str, pathlib.Path]:
-    """Write :data:`OUTPUTS` into ``out``: temporary files first, renamed when all are written."""
+    """Write :data:`OUTPUTS` into ``out``: temporary files first, renamed when all are written.
+
+    The temporary files a killed earlier run left are removed first (they had stayed for good:
+    a Europe drivers file is gigabytes; hostile-input QA)."""
+    from xsomo.io.atomic import atomic_path, remove_stale_temporaries
+
     outdir = pathlib.Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    tmps: dict[str, pathlib.Path] = {}
-    try:
-        for name in OUTPUTS:
-            fd, tmpname = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
-            os.close(fd)
-            os.chmod(tmpname, _FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
-            tmps[name] = pathlib.Path(tmpname)
+    for name in OUTPUTS:
+        remove_stale_temporaries(outdir / name)
+        for old in outdir.glob(f".{name}.*.tmp"):  # the names of versions before atomic_path
+            if re.fullmatch(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.tmp", old.name) and old.is_file():
+                old.unlink()
+    with contextlib.ExitStack() as stack:  # every file renamed in place only when all are written
+        tmps = {name: stack.enter_context(atomic_path(outdir / name)) for name in OUTPUTS}
         targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))
         drivers.to_netcdf(tmps["drivers.nc"], encoding=_encoding(drivers))
         qc_report.to_csv(tmps["ismn_qc_report.csv"], index=False)
         scaling_report.to_csv(tmps["scaling_report.csv"], index=False)
-        paths: dict[str, pathlib.Path] = {}
-        for name, tmp in tmps.items():
-            os.replace(tmp, outdir / name)
-            paths[name] = outdir / name
-        return paths
-    finally:
-        for tmp in tmps.values():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    return {name: outdir / name for name in OUTPUTS}
