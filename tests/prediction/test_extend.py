@@ -129,9 +129,13 @@ def test_cli_predict_save_state_then_extend(model, drivers, reference, tmp_path,
     out, state = tmp_path / "sm", tmp_path / "sm" / "state.nc"
     common = ["--drivers", str(tmp_path / "drivers.nc"), "--model", str(tmp_path / "model"),
               "--chunks", "lat=2,lon=3", "--mode", "continuous", "--no-progress"]  # fmt: skip
+    out.mkdir()
+    stale = out / ".state.q6_edzsa.tmp.nc"  # a run killed while writing its state had left this for good
+    stale.write_bytes(b"partial")
     rc = cli.main(["predict", *common, "--out", str(out), "--end", "2016-12-31", "--save-state", str(state)])
     assert rc == 0, capsys.readouterr().err
     assert somo_io.read_state(state).attrs["state_last_day"] == "2016-12-31"
+    assert not stale.exists()
     rc = cli.main(["extend", *common[:4], "--state", str(state), "--out", str(out), "--no-progress",
                    "--chunks", "lat=2,lon=3"])  # fmt: skip
     captured = capsys.readouterr()

@@ -403,13 +403,12 @@ def write_prepared(
 
     The temporary files a killed earlier run left are removed first (they had stayed for good:
     a Europe drivers file is gigabytes; hostile-input QA)."""
-    from xsomo.io.atomic import atomic_path, remove_stale_temporaries
+    from xsomo.io.atomic import atomic_path
 
     outdir = pathlib.Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        remove_stale_temporaries(outdir / name)
-        for old in outdir.glob(f".{name}.*.tmp"):  # the names of versions before atomic_path
+    for name in OUTPUTS:  # (atomic_path removes its own; these are the names of versions before it)
+        for old in outdir.glob(f".{name}.*.tmp"):
             if re.fullmatch(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.tmp", old.name) and old.is_file():
                 old.unlink()
     with contextlib.ExitStack() as stack:  # every file renamed in place only when all are written

@@ -43,9 +43,10 @@ from xsomo.evaluation.climatology import (
 )
 from xsomo.evaluation.skill import to_geodataframe
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoKeyError, XsomoValueError
-from xsomo.io.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
+from xsomo.io.atomic import atomic_path, atomic_write_text
 
 # the one definition lives in io.atomic; xsomo.gis.export.stale_temporaries stays importable (docs/gis.md)
+from xsomo.io.atomic import remove_stale_temporaries as remove_stale_temporaries
 from xsomo.io.atomic import stale_temporaries as stale_temporaries
 
 __all__ = ["metrics_to_gpkg", "period_anomaly", "select_map", "to_cog", "to_time_stack", "write_style"]
@@ -418,7 +419,6 @@ def to_cog(
         if overview_count is None
         else overview_count
     )
-    remove_stale_temporaries(path)
     with atomic_path(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
         # rioxarray 0.19 + affine 2.4 warn about their own `*` operator; not the user's business
         warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)

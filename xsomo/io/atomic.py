@@ -137,13 +137,16 @@ def atomic_path(
     The caller writes the temporary path with any library (netCDF4, rasterio, pyogrio,
     matplotlib ...). ``create=False`` removes the empty placeholder first, for libraries
     that refuse to open an existing file. On any exception the temporary file is removed
-    and ``path`` is left untouched.
+    and ``path`` is left untouched. The temporary files of ``path`` that a killed earlier
+    writer left (:func:`stale_temporaries`) are removed first (a state file's or a prepared
+    drivers file's had stayed for good).
     """
     path = pathlib.Path(path).expanduser()
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; remove it, choose another name, or pass overwrite=True to replace it (on the command line: --overwrite, or leave out --no-overwrite)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder for {path.name}; create it first")
+    remove_stale_temporaries(path)
     tmp = _tmp_name(path)
     if not create:
         tmp.unlink()
