@@ -232,9 +232,31 @@ def test_files_left_after_the_extension_end_are_refused(model, drivers, tmp_path
     state.write_bytes(saved)  # killed before the state was replaced
     shorter = inference.predict(drivers.sel(time=slice(None, "2016-09-30")), model, state=state,
                                 return_state=True, chunks=CHUNKS)  # fmt: skip
-    with pytest.raises(GridMismatchError, match=r"files of years after .*SoMo.ml-EU_layer1_2017.nc"):
+    with pytest.raises(GridMismatchError, match=r"days after this extension's end 2016-09-30 .*SoMo.ml-EU_layer1_2017.nc"):
         output.extend_files(shorter, tmp_path, state_file=state, progress=False)
     assert state.read_bytes() == saved
+
+
+def test_a_state_older_than_the_files_cannot_cut_their_last_days(model, drivers, tmp_path, reference):
+    """A copy of the state kept from before a completed extension, used again with an earlier end,
+    cut a folder ending on 31 August back to 31 July and reported "added 31 days" (QA)."""
+    state = _first_part(model, drivers, tmp_path, "2016-06-30")
+    old = state.read_bytes()
+    ext = inference.predict(drivers.sel(time=slice(None, "2016-08-31")), model, state=state, return_state=True,
+                            chunks=CHUNKS)  # fmt: skip
+    output.extend_files(ext, tmp_path, state_file=state, progress=False)
+    newer = state.read_bytes()
+    state.write_bytes(old)
+    july = inference.predict(drivers.sel(time=slice(None, "2016-07-31")), model, state=state, return_state=True,
+                             chunks=CHUNKS)  # fmt: skip
+    with pytest.raises(GridMismatchError, match=r"SoMo.ml-EU_layer1_2016.nc \(to 2016-08-31\).*older than the files"):
+        output.extend_files(july, tmp_path, state_file=state, progress=False)
+    with xr.open_dataset(tmp_path / "SoMo.ml-EU_layer1_2016.nc") as f:
+        assert str(f.time.values[-1])[:10] == "2016-08-31"
+    state.write_bytes(newer)  # the state saved last goes on
+    rest = inference.predict(drivers, model, state=state, return_state=True, chunks=CHUNKS)
+    output.extend_files(rest, tmp_path, state_file=state, progress=False)
+    _assert_same_files(tmp_path, reference)
 
 
 def _with_gap(drivers: xr.Dataset, day: str, cells: list[tuple[int, int]]) -> xr.Dataset:

@@ -181,11 +181,13 @@ def test_killed_before_consolidating_readers_see_the_old_store(
     _assert_same_store(store, reference)
 
 
-def test_days_beyond_the_state_are_trimmed_by_a_shorter_rerun(
+def test_days_beyond_the_state_are_not_dropped_by_a_shorter_rerun(
     model, drivers, reference, tmp_path, monkeypatch
 ):
-    """A killed extension to 2017-12-31, then the extension to 2017-06-30 only: the store ends on
-    2017-06-30 (the days the old state does not vouch for are dropped), equal to the one-go store."""
+    """A killed extension to 2017-12-31, then the extension to 2017-06-30 only: refused, as a
+    state older than the store would cut its days (it had trimmed the store, and a kept copy of
+    an old state did so after a completed extension, without a word); the same call again
+    completes the store."""
     store, state = _first_part(model, drivers, tmp_path, "2016-12-31")
 
     def killed(*args, **kwargs):
@@ -197,13 +199,13 @@ def test_days_beyond_the_state_are_trimmed_by_a_shorter_rerun(
             _continued(model, drivers, state), store, state_file=state, progress=False
         )
     monkeypatch.undo()
-    output.extend_zarr(
-        _continued(model, drivers, state, end="2017-06-30"), store, state_file=state, progress=False
-    )
-    want = reference.sel(time=slice(None, "2017-06-30"))
-    want.attrs = {**reference.attrs, "xsomo_drivers_period": "2014-12-12/2017-06-30"}
-    _assert_same_store(store, want)
-    assert somo_io.read_state(state).attrs["state_last_day"] == "2017-06-30"
+    with pytest.raises(GridMismatchError, match=r"holds days up to 2017-12-31, after this extension's end 2017-06-30"):
+        output.extend_zarr(
+            _continued(model, drivers, state, end="2017-06-30"), store, state_file=state, progress=False
+        )
+    output.extend_zarr(_continued(model, drivers, state), store, state_file=state, progress=False)
+    _assert_same_store(store, reference)
+    assert somo_io.read_state(state).attrs["state_last_day"] == "2017-12-31"
 
 
 _KILL_AT = """

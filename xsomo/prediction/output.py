@@ -866,20 +866,31 @@ def extend_files(
 
 
 def _refuse_stale_years(directory: pathlib.Path, layers: list[int], last: pd.Timestamp, end: pd.Timestamp) -> None:
-    """Files of years after the extension's last one that hold days after the state's last day
-    were left by a killed extension that went further: kept, they would show a period whose
-    days before them are missing (the rerun stops earlier)."""
-    # (the extension ends after the state's last day: a year after its end is after both)
+    """Refuse files that hold days after the extension's end: an extension killed before it
+    saved its state and rerun to an earlier end, or a state older than the files (a copy kept
+    from before a completed extension) would drop them. (A stale state had cut a folder ending
+    on 31 August back to 31 July, reporting "added 31 days".)"""
     named = ((p, somo_io.FILE_PATTERN.match(p.name)) for p in sorted(directory.iterdir()))
-    stale = [
-        p for p, m in named
-        if m and m["product"] == somo_io.OUTPUT_PRODUCT and int(m["layer"]) in layers and int(m["year"]) > end.year
-    ]  # fmt: skip
+    stale = []
+    for p, m in named:
+        if not m or m["product"] != somo_io.OUTPUT_PRODUCT or int(m["layer"]) not in layers or int(m["year"]) < last.year:
+            continue
+        if int(m["year"]) > end.year:
+            stale.append(p.name)
+            continue
+        try:
+            day = somo_io.file_identity(p, int(m["layer"])).last_day
+        except XsomoError:
+            continue  # unreadable: the checks of the file itself name it
+        if day is not None and pd.Timestamp(day) > end:
+            stale.append(f"{p.name} (to {pd.Timestamp(day).date()})")
     if stale:
         raise GridMismatchError(
-            f"{directory} holds files of years after this extension's end {end.date()} and the state's last day "
-            f"{last.date()} ({', '.join(p.name for p in stale[:4])}{', ...' if len(stale) > 4 else ''}): left by an "
-            "extension that was killed before it saved its state? Extend to their end again, or remove them."
+            f"{directory} holds days after this extension's end {end.date()} ({', '.join(stale[:4])}"
+            f"{', ...' if len(stale) > 4 else ''}), and the state's last day is {last.date()}: extending would drop "
+            "them. The state is older than the files (a copy kept from before a later extension, or an extension "
+            "killed before it saved its state): give the state saved last, extend to their end (--end), or remove "
+            "those days' files."
         )
 
 
@@ -1157,8 +1168,9 @@ def extend_zarr(
     temporary name and renames), so a run killed anywhere leaves the days up to the
     state's last day unchanged and readers see the old length until the metadata is
     consolidated; the same call again completes the extension (days after the state's last
-    day that a killed run left in the store are recomputed and overwritten, and the store
-    is trimmed or grown to the new end).
+    day that a killed run left in the store are recomputed and overwritten). An extension
+    that ends before the store's last day is refused: it would drop days (a state older
+    than the store).
 
     Parameters
     ----------
@@ -1327,6 +1339,15 @@ def _check_extensible(
         raise GridMismatchError(
             f"{store} starts on {times[0].date()}, after the state's last day {last.date()}: the "
             "state is not this store's. Give the state saved with this store."
+        )
+    end = pd.Timestamp(new[cv.TIME].values[-1])
+    if times[-1] > end:
+        # (a state older than the store had trimmed it back to this extension's end, without a word)
+        raise GridMismatchError(
+            f"{store} holds days up to {times[-1].date()}, after this extension's end {end.date()}, and the state's "
+            f"last day is {last.date()}: extending would drop them. The state is older than the store (a copy kept "
+            "from before a later extension, or an extension killed before it saved its state): give the state "
+            "saved last, or extend to the store's end (--end)."
         )
     _drivers_of_state(ident, sm, str(store))
     return int(times.get_loc(last)), int(times.size)
