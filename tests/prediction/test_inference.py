@@ -635,3 +635,15 @@ def test_float32_driver_coordinates_give_the_decimal_output_coordinates(model, d
     np.testing.assert_array_equal(a.lat.values, b.lat.values)
     np.testing.assert_array_equal(a.lon.values, b.lon.values)
     xr.testing.assert_allclose((a["sm"] - b["sm"]).fillna(0), xr.zeros_like(b["sm"]).fillna(0))
+
+
+def test_drivers_stamped_at_noon_give_the_days_asked_for(model, drivers):
+    """Daily means stamped at 12:00: an end bound at midnight dropped the last day, the output kept
+    12:00 stamps (its files 00:00), and extending from a state failed on a KeyError."""
+    noon = drivers.assign_coords(time=drivers.time + np.timedelta64(12, "h"))
+    last = str(drivers.time.values[-1])[:10]
+    got = inference.predict(noon, model, mode="continuous", time=(str(drivers.time.values[60])[:10], last))
+    want = inference.predict(drivers, model, mode="continuous", time=(str(drivers.time.values[60])[:10], last))
+    np.testing.assert_array_equal(got.time.values, want.time.values)
+    assert str(got.time.values[-1])[:10] == last
+    np.testing.assert_allclose(got["sm"].values, want["sm"].values, atol=1e-6)

@@ -222,6 +222,25 @@ def transform_inputs(
     return out
 
 
+def daily_at_midnight(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its daily ``time`` stamps at midnight, the days they stand for (CF daily means
+    are often stamped at 12:00). Drivers stamped at noon had lost their last day to
+    ``--end`` (a midnight bound) and made ``xsomo extend`` fail on a KeyError; every output
+    day is stamped at midnight, as in the files.
+
+    >>> t = pd.date_range("2020-01-01 12:00", periods=2, freq="D")
+    >>> daily_at_midnight(xr.Dataset(coords={"time": t})).time.dt.hour.values.tolist()
+    [0, 0]
+    """
+    index = pd.DatetimeIndex(ds.indexes[cv.TIME])
+    if index.size == 0 or (index == index.normalize()).all():
+        return ds
+    days = index.normalize()
+    if days.has_duplicates:
+        return ds  # sub-daily stamps: the daily-axis check names them
+    return ds.assign_coords({cv.TIME: (cv.TIME, days, ds[cv.TIME].attrs)})
+
+
 def check_daily_axis(time: Any, *, source: str = "drivers") -> None:
     """Raise :class:`~xsomo.exceptions.GridMismatchError` unless ``time`` is daily without gaps.
 

@@ -41,6 +41,7 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.drivers.regions import land_cells
+from xsomo.model.inputs import daily_at_midnight
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_COMPLETE_VAR, STATE_STATIC_VAR, STATE_VAR
 from xsomo.prediction.points import predict_points, wanted_layers
@@ -921,6 +922,9 @@ def predict(
     >>> sm = drivers.somo.predict(model, chunks={"lat": 32, "lon": 32})  # doctest: +SKIP
     >>> sm.somo.to_files("out/")  # doctest: +SKIP
     """
+    if isinstance(drivers, xr.Dataset) and cv.TIME in drivers.indexes:
+        _check_daily(drivers[cv.TIME].values, source="drivers")
+        drivers = daily_at_midnight(drivers)
     if isinstance(drivers, xr.Dataset) and is_points(drivers):
         # drivers indexed by station (issue 18): sm(layer, time, station)
         if state is not None or return_state:
