@@ -41,9 +41,9 @@ import xarray as xr
 from xsomo import conventions as cv
 from xsomo.drivers.points import is_points
 from xsomo.drivers.regions import land_cells
-from xsomo.model.inputs import daily_at_midnight
 from xsomo.exceptions import GridMismatchError, MissingVariableError, XsomoValueError
 from xsomo.io.somo import STATE_COMPLETE_VAR, STATE_STATIC_VAR, STATE_VAR
+from xsomo.model.inputs import daily_at_midnight
 from xsomo.prediction.points import predict_points, wanted_layers
 from xsomo.runtime import cpu_cores, resolve_device, user_stacklevel
 
