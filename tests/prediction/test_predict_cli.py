@@ -52,6 +52,13 @@ def test_predict_command_writes_the_files(run_inputs, capsys):
     # the same command again resumes: nothing left to do
     assert cli.main(argv) == 0
     assert "0 written, 3 already there and skipped" in capsys.readouterr().out
+    # the same files in a sub-folder of --out are not this folder's (they were counted as skipped)
+    nest = root / "nest"
+    import shutil
+
+    shutil.copytree(out, nest / "old_run")
+    assert cli.main([*argv[:6], str(nest), *argv[7:]]) == 0
+    assert "3 written, 0 already there" in capsys.readouterr().out
 
 
 def test_predict_command_errors(run_inputs, capsys):

@@ -200,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
     if is_points(drivers):  # (it had predicted every station, then failed on "expected (layer, time, lat, lon)")
         return _predict_points(args, drivers, model, device, start, end, zarr)
     try:
-        before = {f.path.name for f in find_somo_files(args.out)}
+        # this folder's own files (find_somo_files also looks one folder down: files of a sub-folder
+        # of the same names were counted as "already there and skipped")
+        before = {f.path.name for f in find_somo_files(args.out) if f.path.parent.resolve() == args.out.resolve()}
     except FileNotFoundError:
         before = set()
     with common.scheduler_client(args.scheduler) as client:
