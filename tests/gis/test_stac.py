@@ -51,6 +51,17 @@ def test_stac_catalogue_of_an_output_folder(out_dir: pathlib.Path, tmp_path: pat
     raw = json.loads((cat_dir / it.id / f"{it.id}.json").read_text())
     assert not raw["assets"]["data"]["href"].startswith("/")
     assert pathlib.Path(asset.get_absolute_href()).resolve() == (out_dir / f"{it.id}.nc").resolve()
+    # the same --out for a folder of 2016 only: the 2015 items go (they had stayed, unlinked); a user's
+    # folder is kept
+    only = tmp_path / "only2016"
+    only.mkdir()
+    for f in out_dir.glob("*_2016.nc"):
+        (only / f.name).symlink_to(f)
+    (cat_dir / "notes").mkdir()
+    (cat_dir / "notes" / "notes.json").write_text("{}")
+    assert main(["stac", str(only), "--out", str(cat_dir)]) == 0
+    left = sorted(p.name for p in cat_dir.iterdir() if p.is_dir())
+    assert left == ["SoMo.ml-EU_layer1_2016", "SoMo.ml-EU_layer3_2016", "notes"]
 
 
 def test_stac_of_nothing_is_an_error(tmp_path: pathlib.Path) -> None:

@@ -112,6 +112,25 @@ def stac_item(path: str | os.PathLike[str], ds: xr.Dataset, *, layer: int | None
     return item
 
 
+def _remove_old_items(out: pathlib.Path, keep: set[str]) -> None:
+    """Remove the item folders of an earlier catalogue in ``out`` that this one does not hold
+    (a folder holding nothing but its ``<name>.json`` STAC Item): they had stayed beside the
+    new catalogue, unlinked, still pointing at the earlier files."""
+    import json
+
+    for folder in out.iterdir():
+        item = folder / f"{folder.name}.json"
+        if folder.name in keep or not folder.is_dir() or [p.name for p in folder.iterdir()] != [item.name]:
+            continue
+        try:
+            doc = json.loads(item.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("type") == "Feature" and "stac_version" in doc:
+            item.unlink()
+            folder.rmdir()
+
+
 def stac_catalog(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -164,6 +183,7 @@ def stac_catalog(
     cat = pystac.Catalog(id=catalog_id, description=f"{title}: {len(items)} item(s) from {source}", title=title)
     cat.add_items(items)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_old_items(out, {it.id for it in items})
     cat.normalize_hrefs(str(out.resolve()))
     cat.make_all_asset_hrefs_relative()
     cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
