@@ -269,8 +269,12 @@ def test_units_given_never_replace_a_files_own_label(tmp_path):
     (tmp_path / "y").mkdir()
     write(tmp_path / "y" / "2016.nc", "precipitation", np.full((2, 2, 2), 4.0), days[:2], "m d-1")
     write(tmp_path / "y" / "2017.nc", "precipitation", np.full((1, 2, 2), 4.0), days[2:], "m d-1")
-    with pytest.raises(UnitError, match=r"2016.nc: 'precipitation' is labelled 'm d-1' but units 'mm d-1'"):
+    with pytest.raises(UnitError, match=r"2016.nc: 'precipitation' is labelled 'm d-1' but units 'mm d-1'") as info:
         open_mswep(tmp_path / "y", units="mm d-1")
+    assert "per day" not in str(info.value)  # ('m d-1 d-1' had been offered as an example)
+    write(tmp_path / "amount.nc", "precipitation", np.full((3, 2, 2), 2.0, "float32"), days, "m")
+    with pytest.raises(UnitError, match=r"take that amount per day: 'm d-1'"):
+        open_mswep(tmp_path / "amount.nc", units="mm h-1")
 
 
 def _with_bounds(path, values, start, length, stamp_at_end=True, units="mm d-1"):

@@ -329,6 +329,14 @@ def _nc_files(
     return files
 
 
+def _same_dimension(a: str, b: str) -> bool:
+    """Whether two units labels measure the same kind of quantity (``'mm d-1'`` and ``'m s-1'``)."""
+    try:
+        return bool(xu.parse_units(a).dimensionality == xu.parse_units(b).dimensionality)
+    except Exception:
+        return False
+
+
 def open_gridded(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     variables: Mapping[str, str],
@@ -392,11 +400,17 @@ def open_gridded(
                 # (units= had overwritten the label: 'mm/3h' relabelled 'mm d-1' read 8x too low,
                 # clay labelled '1' relabelled 'percent' 100x too small; QA)
                 where = _file_labelled(files, {k, key, *(o for o, n in (rename or {}).items() if n == key)}, have)
+                per_day = f"{have} d-1"
+                # (the example had been offered for any label: "units='degC d-1'" for a file in K)
+                hint = (
+                    f" (daily totals labelled as an amount take that amount per day: {per_day!r})"
+                    if _same_dimension(per_day, u) else ""
+                )  # fmt: skip
                 raise UnitError(
                     f"{where}: {key!r} is labelled {have!r} but units {u!r} were given: a file's own units "
-                    "label is never replaced (a mislabelled file is refused, not relabelled): leave units= out "
-                    "for this variable (daily totals labelled as an amount take that amount per day, e.g. "
-                    f"units='{have} d-1'), or fix the file's units attribute if it is wrong."
+                    "label is never replaced (a mislabelled file is refused, not relabelled): leave the units "
+                    f"out for this variable (units= in Python, units: in a sources file){hint}, or fix the "
+                    "file's units attribute if it is wrong."
                 )
     bounds = _time_bounds(ds, src)
     offset = utc_offset(ds["time"], src) if "time" in ds.coords else pd.Timedelta(0)
