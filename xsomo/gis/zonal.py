@@ -180,7 +180,25 @@ def zonal_statistics(
         z, n_years = np.full(series.sizes["region"], np.nan), 0
     n_cells = np.asarray(series["n_cells"].values)
     coverage = _coverage(polygons, _sm(obj, layer), key)
-    partial = [str(r) for r, c in zip(series["region"].values, coverage, strict=True) if c < COVERAGE_WARN]
+    names = [str(r) for r in series["region"].values]
+    outside = [r for r, c in zip(names, coverage, strict=True) if c == 0]
+    if outside:  # (it was said to lie "partly outside")
+        warnings.warn(
+            f"{len(outside)} polygons lie wholly outside the data's grid ({', '.join(outside[:5])}"
+            f"{', ...' if len(outside) > 5 else ''}): no mean (NaN). Check their coordinates and CRS.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+    small = [r for r, c, n in zip(names, coverage, n_cells, strict=True) if c > 0 and n == 0]
+    if small:  # (only regionmask's "No gridpoint belongs to any region" was said, and a NaN row with coverage 1)
+        warnings.warn(
+            f"{len(small)} polygons hold no cell centre of the grid ({', '.join(small[:5])}"
+            f"{', ...' if len(small) > 5 else ''}): no mean (NaN). A polygon smaller than a cell gets none: use "
+            "xsomo series at a point inside it instead.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+    partial = [r for r, c in zip(names, coverage, strict=True) if 0 < c < COVERAGE_WARN]
     if partial:
         warnings.warn(
             f"{len(partial)} polygons lie partly outside the data's grid ({', '.join(partial[:5])}"
