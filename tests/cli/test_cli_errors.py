@@ -82,6 +82,13 @@ def test_impossible_dates(prepared, tmp_path, capsys, day):
     assert not (tmp_path / "w").exists()
 
 
+def test_start_after_end_names_the_options(prepared, tmp_path, capsys):
+    out = tmp_path / "sm"
+    fails(capsys, ["predict", "--drivers", str(prepared), "--model", str(tmp_path), "--out", str(out),
+                   "--start", "2016-06-01", "--end", "2016-01-01"], "--start 2016-06-01 is after --end 2016-01-01")
+    assert not out.exists()
+
+
 def test_parse_date_keeps_real_days():
     assert common.parse_date("2016-02-29", "--start") == "2016-02-29"
     assert common.parse_date(None, "--start") is None
@@ -89,11 +96,12 @@ def test_parse_date_keeps_real_days():
         common.parse_date("2015-02-29", "--start")
 
 
-@pytest.mark.parametrize("command", ["sample", "prepare"])
+@pytest.mark.parametrize("command", ["sample", "prepare", "stac"])
 def test_out_is_an_existing_file(tiny_world, tmp_path, capsys, command):
     afile = tmp_path / "afile"
     afile.write_text("keep")
-    argv = [command, "--out", str(afile)] + (["--world", str(tiny_world)] if command == "prepare" else ["--preset", "tiny"])
+    extra = {"prepare": ["--world", str(tiny_world)], "sample": ["--preset", "tiny"], "stac": [str(tiny_world)]}
+    argv = [command, "--out", str(afile), *extra[command]]
     fails(capsys, argv, "--out", str(afile), "existing file")
     assert afile.read_text() == "keep"
 

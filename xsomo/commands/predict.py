@@ -164,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     chunks = parse_chunks(args.chunks)
     start = common.parse_date(args.start, "--start")
     end = common.parse_date(args.end, "--end")
+    if start and end and start > end:  # (said as "time=(2016-06-01, 2016-01-01)", after the model was read)
+        raise XsomoValueError(f"--start {start} is after --end {end}: give the first day first")
     device = common.check_device(args.device)
     zarr = getattr(args, "format", "netcdf") == "zarr"
     # fail on an unwritable folder before loading or computing anything

@@ -34,8 +34,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xsomo.commands import common
     from xsomo.gis.stac import stac_catalog
 
+    common.output_dir(args.out, "--out")  # (an existing file had given "File exists: ... rerun with --debug")
     path = stac_catalog(args.source, args.out, title=args.title, catalog_id=args.catalog_id)
     print(path)
     return 0
