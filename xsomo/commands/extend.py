@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from xsomo.model import TrainedModel
     from xsomo.prediction import inference, output
 
+    if args.mode == "windowed":  # (refused after the files were read, as "return_state=True: ... mode='continuous'")
+        raise common.CliError(
+            "--mode windowed: window-by-window prediction has no roll-out state to continue from; extend with "
+            "--mode auto or --mode continuous, or predict the new days with `xsomo predict --mode windowed`."
+        )
     chunks = parse_chunks(args.chunks)
     end = common.parse_date(args.end, "--end")
     device = common.check_device(args.device)
