@@ -52,6 +52,24 @@ def decimal_coords(values: Any) -> np.ndarray:
     return out
 
 
+def file_coords(values: Any) -> np.ndarray:
+    """Coordinates as written to files: float32 ones, and float64 ones that are float32 values
+    (every value survives a float32 round trip), as the decimals they stand for
+    (:func:`decimal_coords`); other float64 values unchanged. A prediction from float32
+    drivers holds their float32 numbers, to line up with them in xarray; its files hold the
+    grid's decimals (40.05, not 40.04999923706055).
+
+    >>> file_coords(np.array([40.05, 40.15], dtype="float32").astype(float)).tolist()
+    [40.05, 40.15]
+    >>> file_coords(np.array([40.05, 40.15])).tolist()
+    [40.05, 40.15]
+    """
+    v = np.asarray(values)
+    if v.dtype == np.float64 and v.size and np.array_equal(v.astype(np.float32).astype(np.float64), v, equal_nan=True):
+        return decimal_coords(v.astype(np.float32))
+    return decimal_coords(v)
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A regular lat/lon grid given by its outer edges and resolution.

@@ -593,16 +593,21 @@ def test_climate_statics_from_some_seasons_only_are_warned_about():
     )  # fmt: skip
     st["precipitation"][1, ~np.isin(t.month, [11, 12, 1, 2])] = np.nan
     st["air_temperature"][1, ~np.isin(t.month, [11, 12, 1, 2])] = np.nan
-    with pytest.warns(RuntimeWarning, match=r"precipitation_mean of 1 station\(s\) \(winters\).*0-100 %"):
+    with pytest.warns(RuntimeWarning, match=r"precipitation_mean of 1 station\(s\) \(winters\).*weigh the calendar months unevenly \(Mar 0x"):
         pts = point_drivers(st)
     assert pts.precipitation_mean.values.tolist() == pytest.approx([1 + 4 * 120 / 365.25, 5.0], rel=2e-3)
-    with pytest.warns(RuntimeWarning, match=r"\(whole, winters\).*less than a year"):
+    with pytest.warns(RuntimeWarning, match=r"\(whole, winters\).*unevenly"):
         point_drivers(st, climate=("2001-01-01", "2001-06-30"))
+    with pytest.warns(RuntimeWarning, match=r"\(whole, winters\).*Jan 1.6x"):  # 15 months: January-March twice
+        point_drivers(st, climate=("2001-01-01", "2002-03-31"))
     import warnings
 
+    gaps = st.isel(station=[0]).copy(deep=True)
+    gaps["precipitation"][0, [40, 200, 300]] = np.nan  # a year with a few failed days is fine
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         point_drivers(st.isel(station=[0]))  # four whole years: no warning
+        point_drivers(gaps, climate=("2002-01-01", "2002-12-31"))
 
 
 def test_point_validation_holds_out_whole_stations_and_refuses_a_sensor_given_twice(case):

@@ -71,6 +71,11 @@ def test_a_key_given_twice_is_refused_with_its_lines(tiny_world, tmp_path):
     dup.write_text(text.replace("resolution: 0.1", "resolution: 0.1, resolution: 0.2", 1))
     with pytest.raises(ConfigError, match="the key 'resolution' is given twice"):
         read_sources(dup)
+    # YAML merge keys (<<: *anchor) and a key overriding a merged one stay legal
+    merged = tmp_path / "merged.yml"
+    merged.write_text("defaults: &d {resolution: 0.5}\n" + text.replace("resolution: 0.1", "<<: *d, resolution: 0.1", 1))
+    with pytest.raises(ConfigError, match="defaults"):  # (the unknown top-level key is named, not a YAML error)
+        read_sources(merged)
 
 
 def test_write_read_round_trip(tiny_world, tmp_path):

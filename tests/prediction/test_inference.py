@@ -626,15 +626,26 @@ def test_a_land_fraction_is_land_above_one_half_and_a_percentage_is_refused(mode
         inference.predict(drivers.assign(land_mask=frac * 100), model)
 
 
-def test_float32_driver_coordinates_give_the_decimal_output_coordinates(model, drivers):
-    """lat 40.04999923706055 reached the output and its files; a float64 run of the same grid then
-    shared 8 of 200 cells with it."""
+def test_float32_driver_coordinates_line_up_in_memory_and_give_decimal_files(model, drivers, tmp_path):
+    """lat 40.04999923706055 reached the files (a float64 run of the same grid then shared 8 of
+    200 cells with them); in memory the prediction keeps the drivers' numbers, so that
+    sm.where(drivers.land_mask) keeps every cell."""
+    from xsomo.prediction import output
+
     f32 = drivers.assign_coords(lat=drivers.lat.astype("float32"), lon=drivers.lon.astype("float32"))
     a = inference.predict(f32, model, mode="continuous")
     b = inference.predict(drivers, model, mode="continuous")
-    np.testing.assert_array_equal(a.lat.values, b.lat.values)
-    np.testing.assert_array_equal(a.lon.values, b.lon.values)
-    xr.testing.assert_allclose((a["sm"] - b["sm"]).fillna(0), xr.zeros_like(b["sm"]).fillna(0))
+    assert a["sm"].isel(layer=0, time=0).where(f32.land_mask).notnull().sum() == f32.land_mask.sum()
+    np.testing.assert_allclose((a["sm"].values - b["sm"].values)[np.isfinite(b["sm"].values)], 0, atol=1e-7)
+    for sm, name in ((a, "f32"), (b, "f64")):
+        output.to_files(sm, tmp_path / name, layers=[1], progress=False)
+        output.to_zarr(sm, tmp_path / f"{name}.zarr", progress=False)
+    for name in ("SoMo.ml-EU_layer1_2014.nc",):
+        with xr.open_dataset(tmp_path / "f32" / name) as x, xr.open_dataset(tmp_path / "f64" / name) as y:
+            np.testing.assert_array_equal(x.lat.values, y.lat.values)
+            np.testing.assert_array_equal(x.lon.values, y.lon.values)
+    with xr.open_zarr(tmp_path / "f32.zarr") as x, xr.open_zarr(tmp_path / "f64.zarr") as y:
+        np.testing.assert_array_equal(x.lat.values, y.lat.values)
 
 
 def test_drivers_stamped_at_noon_give_the_days_asked_for(model, drivers):

@@ -292,7 +292,7 @@ def point_drivers(
     Examples
     --------
     >>> from xsomo import testing
-    >>> drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=40, cells=2)
+    >>> drv, tgt, _ = testing.synthetic_case(seed=0, nlat=3, nlon=3, ndays=365, cells=2)
     >>> pts = point_drivers(tgt, drv)
     >>> pts["precipitation"].dims, pts.sizes["station"]
     (('station', 'time'), 2)
@@ -367,34 +367,37 @@ def point_drivers(
     return out
 
 
-#: A climate mean is warned about when its station's least covered calendar month has fewer
-#: than this fraction of the best covered month's share of valid days, or it has under a year of days.
+#: A climate mean is warned about when a calendar month weighs in it this fraction less or more
+#: than the month's share of a year (weight: its valid days / all valid days; share: its days / 365.25).
 CLIMATE_MONTH_BALANCE = 0.5
+#: Days of the calendar months in an average year.
+_MONTH_DAYS = np.array([31, 28.2425, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def _warn_uneven_climate(series: xr.DataArray, name: str) -> None:
-    """Warn about climate means taken over some seasons only: one November-February of a nine-year
-    period had given a precipitation mean 47 % too high, without a word."""
+    """Warn about climate means that weigh the calendar months unevenly: one November-February
+    of a nine-year period had given a precipitation mean 47 % too high, without a word. A year
+    with a few failed days is fine; 15 whole months count January-March twice (1.6 K on a
+    seasonal temperature) and are warned about."""
     valid = np.isfinite(series.transpose(cv.STATION, cv.TIME).values)
     months = pd.DatetimeIndex(series.indexes[cv.TIME]).month.to_numpy()
-    share = np.full((valid.shape[0], 12), np.nan)  # per calendar month (those in the period)
-    for m in np.unique(months):
-        share[:, m - 1] = valid[:, months == m].mean(axis=1)
-    best, worst = np.nanmax(share, axis=1), np.nanmin(share, axis=1)
-    days = valid.sum(axis=1)
-    bad = (days > 0) & ((days < 365) | (worst < CLIMATE_MONTH_BALANCE * best))
+    count = np.stack([valid[:, months == m].sum(axis=1) for m in range(1, 13)], axis=1).astype(float)
+    days = count.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (count / days[:, None]) / (_MONTH_DAYS / _MONTH_DAYS.sum())
+    low, high = ratio.min(axis=1), ratio.max(axis=1)
+    bad = (days > 0) & ((low < 1 - CLIMATE_MONTH_BALANCE) | (high > 1 + CLIMATE_MONTH_BALANCE))
     if bad.any():
         ids = series[cv.STATION].values[bad].tolist()
         k = int(np.flatnonzero(bad)[0])
         t = series.indexes[cv.TIME]
-        why = (
-            "less than a year" if days[k] < 365
-            else f"calendar months unevenly covered: {100 * worst[k]:.0f}-{100 * best[k]:.0f} % of their days"
-        )  # fmt: skip
+        names = pd.date_range("2001-01-01", periods=12, freq="MS").strftime("%b")
+        lo, hi = int(np.argmin(ratio[k])), int(np.argmax(ratio[k]))
         warnings.warn(
             f"{name} of {bad.sum()} station(s) ({', '.join(map(str, ids[:4]))}{', ...' if len(ids) > 4 else ''}) "
-            f"averages {series.name!r} over {days[k]} valid days of {t.min().date()}..{t.max().date()} ({why}): "
-            "a mean of some seasons only is biased. Give climate= a period the forcing covers in every season.",
+            f"averages {series.name!r} over {int(days[k])} valid days of {t.min().date()}..{t.max().date()} that weigh "
+            f"the calendar months unevenly ({names[lo]} {ratio[k, lo]:.2g}x, {names[hi]} {ratio[k, hi]:.2g}x its "
+            "share of a year): a mean of some seasons is biased. Give climate= whole years the forcing covers.",
             RuntimeWarning,
             stacklevel=3,
         )

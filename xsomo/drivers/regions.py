@@ -43,9 +43,9 @@ def land_cells(land_mask: xr.DataArray, source: str = "drivers") -> xr.DataArray
     if land_mask.dtype == bool:
         return land_mask
     lo, hi = float(land_mask.min(skipna=True)), float(land_mask.max(skipna=True))
-    if lo < 0 or hi > 1:
+    if lo < -1e-6 or hi > 1 + 1e-6:  # (float32 rounding of a fraction may pass 1 by a step)
         raise XsomoValueError(
-            f"{source}: 'land_mask' ranges {lo:g}..{hi:g}; it must be a 0/1 mask or a land fraction 0..1 (a cell is "
+            f"{source}: 'land_mask' ranges {lo:.7g}..{hi:.7g}; it must be a 0/1 mask or a land fraction 0..1 (a cell is "
             "land above 0.5). A percentage: divide by 100; a land-cover class map: make a mask of its land classes."
         )
     return land_mask.fillna(0) > 0.5

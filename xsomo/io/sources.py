@@ -312,6 +312,8 @@ def _strict_loader() -> type:
         def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # (`<<: *anchor`: the keys it brings may be overridden, as YAML allows)
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
                     raise ConfigError(

@@ -1176,10 +1176,11 @@ def _check_grid(
         or drivers.indexes[cv.LON].is_monotonic_decreasing
     ):
         drivers = drivers.sortby([cv.LAT, cv.LON])
-    # float32 coordinates as the decimals they stand for (40.04999923706055 had reached the
-    # files, and a float64 run of the same grid then shared 8 of 200 cells with them)
-    lat = cv.decimal_coords(drivers[cv.LAT].values)
-    lon = cv.decimal_coords(drivers[cv.LON].values)
+    # the drivers' own values (float32 ones as float64 of the same numbers): the prediction lines
+    # up with them in xarray (sm.where(drivers.land_mask)); the files get the decimals they
+    # stand for (output.file_coords)
+    lat = drivers[cv.LAT].values.astype(float)
+    lon = drivers[cv.LON].values.astype(float)
     for name, values in ((cv.LAT, lat), (cv.LON, lon)):
         if values.size > 2:
             step = np.diff(values)

@@ -370,8 +370,9 @@ def to_files(
     _refuse_store_as_folder(pathlib.Path(directory).expanduser())
     directory = check_writable(directory)
     times = pd.DatetimeIndex(arr.indexes[cv.TIME])
-    lat = arr[cv.LAT].values.astype(float)
-    lon = arr[cv.LON].values.astype(float)
+    # (the decimals the grid stands for: float32 drivers had put 40.04999923706055 in the files)
+    lat = cv.file_coords(arr[cv.LAT].values)
+    lon = cv.file_coords(arr[cv.LON].values)
     identity = {k: (str(ds.attrs[k]) if k in ds.attrs else None) for k in somo_io.IDENTITY_ATTRS}
     settings = {k: str(ds.attrs[k]) for k in RUN_SETTING_ATTRS if k in ds.attrs}
 
@@ -977,6 +978,7 @@ def _store_variable(ds: xr.Dataset) -> xr.DataArray:
     if arr.indexes[cv.LON].is_monotonic_decreasing:
         arr = arr.isel({cv.LON: slice(None, None, -1)})
     arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims and c not in ("depth_top", "depth_bottom")])
+    arr = arr.assign_coords({c: (c, cv.file_coords(arr[c].values), arr[c].attrs) for c in (cv.LAT, cv.LON)})
     var = arr.astype(np.float32)
     var.attrs = {**cv.SM_ATTRS, "grid_mapping": "spatial_ref"}
     return var
