@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
@@ -28,6 +29,7 @@ from xsomo.exceptions import DataFormatError, XsomoExceptionGroup, XsomoValueErr
 from xsomo.io.ismn_ceop import SENSOR, ceop_combined_files, read_ceop_combined
 from xsomo.io.ismn_forcing import attach_forcing, read_forcing
 from xsomo.io.stations import REPORT_COLUMNS, station_id
+from xsomo.runtime import user_stacklevel
 
 __all__ = ["read_ismn"]
 
@@ -370,7 +372,8 @@ def _ismn_sensors(iface, path: pathlib.Path) -> Iterator[tuple[str, dict | None,
 
 def _per_sensor_spans(names: Iterable[str]) -> bool:
     """ISMN names every file of a download by the requested period; different end dates in the
-    names mean each name carries its sensor's own span (then a file that ends early was cut)."""
+    names mean each name carries its sensor's own span (then a file that ends early may have
+    been cut), or that the folder merges several downloads."""
     return len({m.group(2) for n in names if (m := _NAME_SPAN.search(pathlib.PurePath(n).name))}) > 1
 
 
@@ -387,6 +390,7 @@ def _collect(
     rows: list[dict] = []
     records: list[dict] = []
     problems: list[Exception] = []
+    short: list[str] = []
     for rel, base, table in sensors:
         if isinstance(table, str):  # not soil moisture
             rows.append({**base, "layer": None, "n_records": np.nan, "n_flag_good": np.nan, "n_negative": np.nan,
@@ -397,12 +401,24 @@ def _collect(
             problems.append(problem)
             rows.append(_unreadable_row(rel, reason, base))
             continue
-        row, record, problem = _check_and_qc(path, rel, base, table, strict=strict, raw_check=not checked, **qc)
+        row, record, problem = _check_and_qc(path, rel, base, table, raw_check=not checked, **qc)
         rows.append(row)
         if problem is not None:
             problems.append(problem)
         if record is not None:
             records.append(record)
+            if strict and (ends := _span_problem(table, rel, short=True)):
+                short.append(f"{rel} ({ends})")
+    if short:
+        # (refused as "truncated" before: a folder merging two real downloads, named by their
+        # request periods, lost 4 of its 5 good sensors)
+        warnings.warn(
+            f"{len(short)} ISMN file(s) end before the date in their names, e.g. {short[0]}. ISMN names the files "
+            "of a download by the period requested, so a folder merging several downloads looks so; a file cut "
+            "at a line end looks the same: if one should reach its named date, download it again.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     # duplicate ids (same sensor name and depth in two files): keep both, make ids unique
     ids = pd.Series([r["station_id"] for r in records])
     dup = ids.duplicated(keep=False)
@@ -421,7 +437,6 @@ def _check_and_qc(
     base: dict,
     df: pd.DataFrame,
     *,
-    strict: bool,
     sensor_qc: Callable[..., Any],
     good_flags: Sequence[str],
     min_hourly: int,
@@ -434,7 +449,7 @@ def _check_and_qc(
     bad = (
         (_truncated(path, rel) if raw_check else "")
         or _format_problem(df)
-        or _span_problem(df, rel, strict=strict)
+        or _span_problem(df, rel)
     )
     if bad:
         row = {**base, "layer": None, "n_records": len(df), "n_flag_good": 0, "n_negative": 0,
@@ -560,14 +575,15 @@ def _damage(raw: bytes) -> str:
 _NAME_SPAN = re.compile(r"_(\d{8})_(\d{8})\.stm$", re.IGNORECASE)
 
 
-def _span_problem(df: pd.DataFrame, rel: str, *, strict: bool) -> str:
+def _span_problem(df: pd.DataFrame, rel: str, *, short: bool = False) -> str:
     """Compare the data with the dates in the file name (``..._<start>_<end>.stm``).
 
     Records outside the named span are damage. ISMN names all files of a download by the
     requested period (``19500101_20230521``, or ``20170101_20181231`` for sensors that stop
-    in November), so the data may end before the named end. With ``strict`` (the names of
-    the download differ, so each carries its sensor's own span) the last record must fall
-    on the named end day: a file cut at a line end is caught here.
+    in November), so the data may end before the named end. With ``short``: also say when
+    the last record falls before the named end day (a file cut at a line end looks so; so
+    does a file of another download merged into the folder, whose name carries another
+    request period), which :func:`_collect` warns about, never refuses.
     """
     m = _NAME_SPAN.search(pathlib.PurePath(rel).name)
     idx = df.index
@@ -583,11 +599,8 @@ def _span_problem(df: pd.DataFrame, rel: str, *, strict: bool) -> str:
             f"records from {first.date()} to {last.date()} lie outside the span "
             f"{start.date()}..{end.date()} of the file name (corrupt time stamps)"
         )
-    if strict and last != end:
-        return (
-            f"the data end on {last.date()}, but the file name says {end.date()}: the file was "
-            "cut (truncated at a line end)"
-        )
+    if short and last != end:
+        return f"the data end on {last.date()}, the file name says {end.date()}"
     return ""
 
 
