@@ -786,3 +786,26 @@ def test_a_grib_box_without_values_says_so():
     )
     with pytest.raises(DataFormatError, match=r"sea.grib: holds no values .*over the sea"):
         grib_valid_time(ds, pathlib.Path("sea.grib"))
+
+
+def test_a_file_open_elsewhere_in_the_session_does_not_crash_the_reader(tmp_path):
+    """open_era5land opened the first file with xarray to look, closed it and opened it again:
+    with another handle of the file open (a notebook's, or an earlier lazy call's, as prepare makes
+    for the land mask), netCDF4/HDF5 crashed the process (SIGSEGV) on a file with a scalar string
+    coordinate, as the real crspy extract has. Run in a subprocess: a crash is its exit code."""
+    import subprocess
+    import sys
+
+    path, *_ = hourly_file(tmp_path / "e.nc")
+    with xr.open_dataset(path) as ds:
+        ds.assign_coords(site="USA_SITE_011").load().to_netcdf(tmp_path / "site.nc")
+    code = (
+        "import xarray as xr, xsomo\n"
+        f"raw = xr.open_dataset({str(tmp_path / 'site.nc')!r})\n"
+        f"a = xsomo.open_era5land({str(tmp_path / 'site.nc')!r}, chunks={{}})\n"
+        f"b = xsomo.open_era5land({str(tmp_path / 'site.nc')!r}, chunks={{}})\n"
+        "print(float(a['air_temperature'].mean()) == float(b['air_temperature'].mean()), float(raw['t2m'].mean()) > 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert run.stdout.split() == ["True", "True"]

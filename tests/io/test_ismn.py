@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pathlib
-import warnings
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd

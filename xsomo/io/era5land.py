@@ -92,6 +92,18 @@ def _is_cell_file(ds: xr.Dataset) -> bool:
     return "locations" in ds.dims and ds.attrs.get("featureType") == "timeSeries"
 
 
+def _is_cell_netcdf(path: pathlib.Path) -> bool:
+    """:func:`_is_cell_file` of a file, read with netCDF4 directly (no xarray handle to close);
+    True where netCDF4 cannot tell, so that xarray's reading names the problem."""
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path) as nc:
+            return "locations" in nc.dimensions and getattr(nc, "featureType", None) == "timeSeries"
+    except Exception:
+        return True
+
+
 def _lattice_step(values: np.ndarray) -> float | None:
     """The step of the regular lattice that holds every coordinate in ``values`` (rounded to
     1e-4 degrees): the greatest common divisor of their distances; None for a single value."""
@@ -271,6 +283,14 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
             raise DataFormatError(f"cannot combine the GRIB files {[f.name for f in files]}: {err}") from err
         ds.attrs["era5land_source_format"] = "GRIB (cfgrib)"
         return ds
+    if not _is_cell_netcdf(files[0]):
+        # (the first file had been opened with xarray to look, closed and opened again: closing an
+        # xarray handle of a file that another handle in the session holds open - the user's
+        # notebook, an earlier lazy call - crashed the process in netCDF4 / HDF5 (SIGSEGV) with
+        # xarray 2026.9 and a scalar string coordinate, as the real crspy extract has)
+        return open_nc_files(
+            files, chunks=chunks, what=f"cannot combine the ERA5-Land files {[f.name for f in files]}"
+        )
     try:
         first = xr.open_dataset(files[0])
     except Exception as err:
