@@ -809,3 +809,17 @@ def test_a_file_open_elsewhere_in_the_session_does_not_crash_the_reader(tmp_path
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
     assert run.stdout.split() == ["True", "True"]
+
+
+def test_a_daily_series_of_grib_snapshots_is_refused(tmp_path):
+    """t2m requested at 00 UTC only (a common shortcut) was read as daily means: up to 6.8 K off,
+    -0.5 K on average, on the real UK March 2019 file. One snapshot per day of an instantaneous GRIB
+    field is refused; the CDS's daily statistics come as netCDF."""
+    days = pd.date_range("2020-01-01", periods=4)
+    vals = np.full((GRIB_LAT.size, GRIB_LON.size), 280.0)
+    msgs = [(t, ("2t", t.strftime("%Y%m%d"), 0, 0, False, vals + k)) for k, t in enumerate(days)]
+    f = _write_grib(tmp_path / "t2m_00utc.grib", msgs)
+    with pytest.raises(DataFormatError, match=r"one value a day \(at 00 UTC\) of GRIB fields that are instantaneous \(t2m"):
+        open_era5land(f)
+    one = _write_grib(tmp_path / "one.grib", msgs[:1])  # a single field: read, and said to be a snapshot
+    assert "snapshot" in open_era5land(one).attrs["time_sampling"]

@@ -532,6 +532,20 @@ def _refuse_hourly_extract(ds: xr.Dataset, hours: set[int], source: str) -> None
     have no accumulated variables, so such a file is this extract.
     """
     accum = [str(v) for v in ACCUMULATED if v in ds and str(ds[v].attrs.get("GRIB_stepType", "")).lower() == "accum"]
+    instant = [
+        str(v) for v, da in ds.data_vars.items()
+        if "time" in da.dims and str(da.attrs.get("GRIB_stepType", "")).lower() == "instant"
+    ]  # fmt: skip
+    if instant and not accum and ds.sizes.get("time", 0) > 1:
+        # (a 00 UTC-only request of t2m was read as daily means: up to 6.8 K off, -0.5 K on average,
+        # on the real UK March 2019 file; the CDS's daily statistics come as netCDF, never GRIB)
+        at = ", ".join(f"{h:02d}" for h in sorted(hours))
+        raise DataFormatError(
+            f"{source}: one value a day (at {at} UTC) of GRIB fields that are instantaneous ({', '.join(instant)}: "
+            "GRIB stepType 'instant'): snapshots of the hourly product, not daily means (a 00 UTC temperature is "
+            "several K off the day's mean). Download all 24 hours of each day (xsomo averages them), or the CDS's "
+            "daily statistics (netCDF)."
+        )
     if accum:
         at = ", ".join(f"{h:02d}" for h in sorted(hours))
         raise DataFormatError(
@@ -806,9 +820,10 @@ def open_era5land(
         _check_daily(local, source)
         _refuse_hourly_extract(ds, hours, source)
         ds = ds.assign_coords(time=days)
+        snapshot = any(str(da.attrs.get("GRIB_stepType", "")).lower() == "instant" for da in ds.data_vars.values())
         attrs["time_sampling"] = (
             "daily values, read as the means/totals of the day they are stamped with"
-            if hours == {0}
+            if hours == {0} and not snapshot
             else f"one value a day at {sorted(hours)} {zone} (snapshot)"
         )
     else:
