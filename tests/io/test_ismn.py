@@ -242,6 +242,16 @@ def test_files_outside_network_station_folders_are_refused(tmp_path):
             open_ismn(wrapped)
     shutil.make_archive(str(tmp_path / "plain"), "zip", root_dir=root)
     assert open_ismn(tmp_path / "plain.zip").network.values.tolist() == ["N"]
+    # the same checks for zips: loose files ("'NoneType' object is not iterable"), and a network folder
+    # without station folders inside another folder (read as network 'x', as the real Data_SMOSMANIA.zip)
+    shutil.make_archive(str(tmp_path / "loose"), "zip", root_dir=flat)
+    with pytest.raises(DataFormatError, match=r"ISMN zip .*lie in the zip passed itself"):
+        open_ismn(tmp_path / "loose.zip")
+    (tmp_path / "s" / "x" / "N").mkdir(parents=True)
+    shutil.copy(f, tmp_path / "s" / "x" / "N" / f.name)
+    shutil.make_archive(str(tmp_path / "nostation"), "zip", root_dir=tmp_path / "s")
+    with pytest.raises(DataFormatError, match=r"right in their network's folder \('x/N/N_N_A"):
+        open_ismn(tmp_path / "nostation.zip")
 
 
 @pytest.mark.parametrize(("scale", "fill", "expect"), [(100.0, None, "looks like percent"), (1.0, 9999.0, "fill values")])

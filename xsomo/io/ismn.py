@@ -67,6 +67,23 @@ def _interface(path: pathlib.Path, meta_dir: pathlib.Path, parallel: bool):
         )
 
 
+def _network_one_up(parts: tuple[str, ...]) -> bool:
+    """Whether an ``.stm`` file (its path's parts) lies right in its network's folder: the folder
+    above it, not the one above that, is named as the network the file name starts with
+    (``SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_...stm``; ``-`` and ``_`` alike, any case).
+
+    >>> _network_one_up(("N", "S", "N_N_S_sm_0.05_0.05_Probe_20200101_20200131.stm"))
+    False
+    >>> _network_one_up(("x", "SMOSMANIA", "SMOSMANIA_SMOSMANIA_Narbonne_sm_0.05_0.05_T_20070101_20070131.stm"))
+    True
+    """
+    def norm(name: str) -> str:
+        return name.replace("-", "_").casefold()
+
+    network = norm(parts[-1].split("_")[0])
+    return len(parts) >= 2 and norm(parts[-2]) == network and (len(parts) < 3 or norm(parts[-3]) != network)
+
+
 def _check_layout(path: pathlib.Path) -> None:
     """Refuse ``.stm`` files that do not lie in ``<NETWORK>/<STATION>/`` folders below ``path``.
 
@@ -90,19 +107,22 @@ def _check_layout(path: pathlib.Path) -> None:
             f"wrong folder. Pass the folder holding the network folders ({inner!r} "
             f"{'once unzipped' if path.is_file() else 'inside it'}), or zip the network folders themselves."
         )
-    if not path.is_dir():
-        return
-    shallow = sorted(p.relative_to(path) for p in path.rglob("*.stm") if len(p.relative_to(path).parts) < 3)
+    # (checked for zips too: a zip of loose files or of a network folder without station folders had
+    # failed with the ismn package's "'NoneType' object is not iterable", or read the folder around
+    # the network folder as the network: 'format_header_values.Narbonne')
+    shallow = sorted(pathlib.PurePosixPath(*p) for p in parts if len(p) < 3 or _network_one_up(p))
     if shallow:
         first = shallow[0].as_posix()
-        where = (
-            f"in the folder passed itself ({first!r})" if len(shallow[0].parts) == 1
-            else f"one folder below it ({first!r}: a network folder without station folders, or the network folder passed)"
-        )  # fmt: skip
+        if len(shallow[0].parts) == 1:
+            where = f"in the {'zip' if path.is_file() else 'folder'} passed itself ({first!r})"
+        elif _network_one_up(shallow[0].parts):
+            where = f"right in their network's folder ({first!r}: a network folder without station folders)"
+        else:
+            where = f"one folder below it ({first!r}: a network folder without station folders, or the network folder passed)"
         raise DataFormatError(
-            f"ISMN folder {str(path)!r}: {len(shallow)} data file(s) lie {where}; the ismn package reads "
-            "<NETWORK>/<STATION>/*.stm below the folder passed. Pass the folder the ISMN download unpacks to "
-            "(the one holding the network folders), or the zip itself; do not flatten the download."
+            f"ISMN {'zip' if path.is_file() else 'folder'} {str(path)!r}: {len(shallow)} data file(s) lie {where}; "
+            "the ismn package reads <NETWORK>/<STATION>/*.stm. Pass the folder the ISMN download unpacks to (the "
+            "one holding the network folders), or the zip itself; do not flatten the download."
         )
 
 
