@@ -275,6 +275,12 @@ def test_units_given_never_replace_a_files_own_label(tmp_path):
     write(tmp_path / "amount.nc", "precipitation", np.full((3, 2, 2), 2.0, "float32"), days, "m")
     with pytest.raises(UnitError, match=r"take that amount per day: 'm d-1'"):
         open_mswep(tmp_path / "amount.nc", units="mm h-1")
+    # hourly amounts: not offered the per-day label (which the same message then refused again)
+    hours = pd.date_range("2020-01-01", periods=3, freq="h")
+    write(tmp_path / "hourly.nc", "precipitation", np.full((3, 2, 2), 2.0, "float32"), hours, "m")
+    with pytest.raises(UnitError, match=r"time steps are shorter than a day.*source: era5land") as info:
+        open_mswep(tmp_path / "hourly.nc", units="m d-1")
+    assert "take that amount per day" not in str(info.value)
 
 
 def _with_bounds(path, values, start, length, stamp_at_end=True, units="mm d-1"):

@@ -401,11 +401,19 @@ def open_gridded(
                 # clay labelled '1' relabelled 'percent' 100x too small; QA)
                 where = _file_labelled(files, {k, key, *(o for o, n in (rename or {}).items() if n == key)}, have)
                 per_day = f"{have} d-1"
-                # (the example had been offered for any label: "units='degC d-1'" for a file in K)
-                hint = (
-                    f" (daily totals labelled as an amount take that amount per day: {per_day!r})"
-                    if _same_dimension(per_day, u) else ""
-                )  # fmt: skip
+                # (the example had been offered for any label: "units='degC d-1'" for a file in K; and
+                # for hourly amounts, which the same message then refused again)
+                time = next((ds[c] for c in ("time", "valid_time") if c in ds.coords), None)
+                daily = time is None or time.size < 2 or bool(
+                    (np.diff(pd.DatetimeIndex(time.values).values) >= np.timedelta64(1, "D")).all()
+                )
+                hint = ""
+                if _same_dimension(per_day, u):
+                    hint = (
+                        f" (daily totals labelled as an amount take that amount per day: {per_day!r})" if daily
+                        else " (the file's time steps are shorter than a day: amounts per step, not per day; "
+                        "ERA5-Land's hourly accumulations are read by open_era5land, source: era5land)"
+                    )
                 raise UnitError(
                     f"{where}: {key!r} is labelled {have!r} but units {u!r} were given: a file's own units "
                     "label is never replaced (a mislabelled file is refused, not relabelled): leave the units "
