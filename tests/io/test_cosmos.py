@@ -96,6 +96,11 @@ def test_hostile_columns(tmp_path):
     _one_station(tmp_path, Flag_Snow_ERA5=1)
     with pytest.raises(DataFormatError, match=r"no station has a valid day.*use_flags=False"):
         open_cosmos(tmp_path)
+    # soil moisture in percent (COSMOS-UK's VWC) read as m3 m-3 (mean 40.4), refused only later by
+    # evaluate, naming neither the file nor the station
+    _one_station(tmp_path, SoilMoisture_volumetric_MovAvg24h=30.0)
+    with pytest.raises(DataFormatError, match=r"Alpha-CRNS.csv: SoilMoisture_volumetric_MovAvg24h reaches 30.*percent"):
+        open_cosmos(tmp_path)
 
 
 def test_sample_world_cosmos(tiny_world):

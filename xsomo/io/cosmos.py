@@ -153,6 +153,14 @@ def open_cosmos(
                 sm = sm.where(~bad)
         sm = sm.where(sm >= 0)
         daily, _ = daily_mean(sm, min_hourly=min_hourly)
+        if daily.notna().any() and float(daily.max()) > 1.0:
+            # (a file in percent, as COSMOS-UK publishes, had read as m3 m-3: mean 40.4; only evaluate
+            # refused it later, naming neither the file nor the station)
+            raise DataFormatError(
+                f"{f}: {SM_COLUMN} reaches {float(daily.max()):.3g} (median {float(daily.median()):.3g}), but it is "
+                "read as m3 m-3, which cannot exceed 1: the file is in percent (as COSMOS-UK's VWC) or holds fill "
+                "values. Divide the column by 100 for percent, or drop the fill values, and read it again."
+            )
         # fill values (-9999) and zero depths are no footprint: they had pulled the median down
         # (45 % of -9999 hours: 0.220 -> 0.212 m) or made it negative
         hourly_depth = pd.to_numeric(df[DEPTH_COLUMN], errors="coerce") if DEPTH_COLUMN in df else None
