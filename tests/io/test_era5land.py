@@ -823,3 +823,24 @@ def test_a_daily_series_of_grib_snapshots_is_refused(tmp_path):
         open_era5land(f)
     one = _write_grib(tmp_path / "one.grib", msgs[:1])  # a single field: read, and said to be a snapshot
     assert "snapshot" in open_era5land(one).attrs["time_sampling"]
+
+
+def test_files_on_grids_of_other_steps_are_named(tmp_path, monkeypatch):
+    """0.25° and 0.5° files: "Resulting object does not have monotonic global indexes along
+    dimension lon" (netCDF); GRIB files of two grids were joined into one irregular grid."""
+    for name, step in (("a.nc", 0.25), ("b.nc", 0.5)):
+        lat, lon = np.arange(46.0, 44.9, -step), np.arange(5.0, 6.01, step)
+        t = pd.date_range("2020-01-01" if name == "a.nc" else "2020-01-03", periods=2)
+        xr.Dataset({"t2m": (("time", "latitude", "longitude"), np.full((2, lat.size, lon.size), 280.0), {"units": "K"})},
+                   coords={"time": t, "latitude": lat, "longitude": lon}).to_netcdf(tmp_path / name)  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"grids of different steps \(a.nc: 0.25 x 0.25°, b.nc: 0.5 x 0.5°\)"):
+        open_era5land(tmp_path)
+    vals = np.full((GRIB_LAT.size, GRIB_LON.size), 280.0)
+    (tmp_path / "g").mkdir()
+    _write_grib(tmp_path / "g" / "a.grib", [(None, ("2t", "20200101", 0, 0, False, vals))])
+    monkeypatch.setitem(globals(), "GRIB_LAT", np.array([41.0, 40.8]))  # a coarser grid for _write_grib
+    monkeypatch.setitem(globals(), "GRIB_LON", np.array([0.0, 0.2]))
+    _write_grib(tmp_path / "g" / "b.grib", [(None, ("2t", "20200102", 0, 0, False, vals[:2, :2]))])
+    monkeypatch.undo()
+    with pytest.raises(DataFormatError, match=r"a.grib and b.grib lie on different grids"):
+        open_era5land(tmp_path / "g")

@@ -257,6 +257,25 @@ def _refuse_shared_hours(parts: list[xr.Dataset], files: list[pathlib.Path]) -> 
     )
 
 
+def _refuse_other_grids(parts: list[xr.Dataset], files: list[pathlib.Path]) -> None:
+    """Refuse GRIB files on different grids: joined, they made one irregular grid with NaN between
+    the cells of each (5° and 4° files: 73 x 144 cells), or an hour "missing at 1192 cells"."""
+    def grid(d: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(np.asarray(d[c].values, float) if c in d.coords else np.empty(0) for c in ("latitude", "longitude"))  # type: ignore[return-value]
+
+    first = grid(parts[0])
+    for d, f in zip(parts[1:], files[1:], strict=True):
+        other = grid(d)
+        if any(a.shape != b.shape or not np.allclose(a, b, atol=1e-6) for a, b in zip(first, other, strict=True)):
+            def say(g: tuple[np.ndarray, np.ndarray]) -> str:
+                return f"{g[0].size} x {g[1].size} cells from {g[0][:1]} {g[1][:1]}"
+
+            raise DataFormatError(
+                f"{files[0].name} and {f.name} lie on different grids ({say(first)}; {say(other)}): pass files of "
+                "one grid (request every period with the same area and grid), or regrid them first."
+            )
+
+
 def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
     if any(_is_grib(f) for f in files):
         if not all(_is_grib(f) for f in files):
@@ -264,6 +283,7 @@ def _open(files: list[pathlib.Path], chunks: dict | str | None) -> xr.Dataset:
                 f"{[f.name for f in files]}: do not mix GRIB and netCDF files; pass one format."
             )
         parts = [_open_grib(f) for f in files]
+        _refuse_other_grids(parts, files)
         # a land-sea mask downloaded once (a file of lsm alone): time-invariant, joined after the hours
         alone = [set(p.data_vars) == {"lsm"} for p in parts]
         masks = [p for p, a in zip(parts, alone, strict=True) if a] if not all(alone) else []

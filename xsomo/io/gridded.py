@@ -84,8 +84,10 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
     except DataFormatError as err:
         raise DataFormatError(f"{what}: {err}") from None
     except Exception as err:
-        raise DataFormatError(f"{what}: {_overlap(files) or err}") from err
+        raise DataFormatError(f"{what}: {_overlap(files) or _other_steps(spaces) or err}") from err
     try:
+        if steps := _other_steps(spaces):  # (nested grids combined without an error: NaN between the coarse cells)
+            raise DataFormatError(steps)
         _refuse_mixed_files(seen, spaces)
         _refuse_mixed_zones(zones)
         _refuse_model_calendar(ds, ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else ""))
@@ -93,6 +95,24 @@ def open_nc_files(files: Sequence[pathlib.Path], *, chunks: object, what: str) -
         ds.close()
         raise DataFormatError(f"{what}: {err}") from None
     return ds
+
+
+def _other_steps(spaces: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """Files whose grids have different steps, named (combined, xarray said "Resulting object does not
+    have monotonic global indexes along dimension lon"), or ""."""
+    def step(v: np.ndarray) -> float:
+        return round(float(np.median(np.abs(np.diff(v)))), 6) if v.size > 1 else 0.0
+
+    steps = {name: (step(la), step(lo)) for name, (la, lo) in spaces.items()}
+    if len(set(steps.values())) < 2:
+        return ""
+    items = sorted(steps.items())
+    a, sa = items[0]
+    b, sb = next((n, s) for n, s in items if s != sa)
+    return (
+        f"the files lie on grids of different steps ({pathlib.Path(a).name}: {sa[0]:g} x {sa[1]:g}°, "
+        f"{pathlib.Path(b).name}: {sb[0]:g} x {sb[1]:g}°): pass files of one grid, or regrid them first"
+    )
 
 
 def _refuse_model_calendar(ds: xr.Dataset, src: str) -> None:
