@@ -491,7 +491,11 @@ def test_sampleatstations_accepts_a_netcdf_variable_name(qgis_app, data_dir, tmp
          "FIELD": "sm_day20", "OUTPUT": str(tmp_path / "s.gpkg")},
     )
     out = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
-    got = {f["station"]: f["sm_day20"] for f in out.getFeatures()}
+    _assert_layer1_2011_day20({f["station"]: f["sm_day20"] for f in out.getFeatures()})
+
+
+def _assert_layer1_2011_day20(got):
+    """``got`` (station -> value) holds layer 1 on 2011-01-20 at each station's cell, NULL outside the grid."""
     day = dt.date(2011, 1, 20)
     checked = 0
     for sid, x, y in STATIONS:
@@ -503,6 +507,83 @@ def test_sampleatstations_accepts_a_netcdf_variable_name(qgis_app, data_dir, tmp
             assert got[sid] == pytest.approx(want, abs=1e-7), sid
             checked += 1
     assert checked >= 3
+
+
+_INPROCESS_NETCDF_RUN = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1]); sys.path.append("/usr/share/qgis/python/plugins")
+from qgis.core import QgsApplication, QgsVectorLayer
+QgsApplication.setPrefixPath("/usr", True)
+app = QgsApplication([], False)
+app.initQgis()
+import processing
+from processing.core.Processing import Processing
+Processing.initialize()
+from xsomo_qgis.provider import XsomoProvider
+provider = XsomoProvider()
+QgsApplication.processingRegistry().addProvider(provider)
+res = processing.run("xsomo:sampleatstations", json.loads(sys.argv[2]))
+layer = QgsVectorLayer(res["OUTPUT"], "sampled", "ogr")
+got = {f["station"]: (None if f["sm_day20"] is None or str(f["sm_day20"]) == "NULL" else f["sm_day20"])
+       for f in layer.getFeatures()}
+del layer  # a layer of the script's own must not outlive exitQgis
+print("RESULT " + json.dumps(got), flush=True)
+QgsApplication.processingRegistry().removeProvider(provider)
+app.exitQgis()
+"""
+
+
+def test_netcdf_variable_name_runs_and_exits_cleanly(qgis_app, data_dir, tmp_path):
+    """Hostile test F5: RASTER = NETCDF:"file":layer1 (the form docs/gis.md documents) aborted qgis_process
+    ("double free or corruption", rc 134/139) on every run, after the right values: checkParameterValues
+    handed QGIS a QgsRasterLayer owned by Python (and kept it on the algorithm). An in-process test cannot
+    see a crash at exit, so both runs go to a subprocess here and their exit status is checked."""
+    import sys
+
+    from qgis.core import QgsVectorLayer
+
+    d, _ = data_dir
+    nc = f'NETCDF:"{d / "somo" / "SoMo.ml-EU_layer1_2011.nc"}":layer1'
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    env.pop("PYTHONPATH", None)
+
+    # processing.run in a python3 of its own, which then leaves QGIS and exits
+    params = {"INPUT": str(d / "stations.gpkg"), "RASTER": nc, "BAND": 20, "FIELD": "sm_day20",
+              "OUTPUT": str(tmp_path / "inproc.gpkg")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _INPROCESS_NETCDF_RUN, str(HERE.parent), json.dumps(params)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:])
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    _assert_layer1_2011_day20(json.loads(line[len("RESULT "):]))
+
+    # qgis_process, with the plugin from this checkout
+    exe = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
+    if not os.path.exists(exe):
+        pytest.skip("qgis_process.bin not installed (apt install qgis)")
+    env["QGIS_PLUGINPATH"] = str(HERE.parent)
+    subprocess.run([exe, "plugins", "enable", "xsomo_qgis"], env=env, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "cli.gpkg"
+    for band, field, raster in ((20, "sm_day20", nc), (41, "sm", nc), (1, "sm", nc.replace(":layer1", ":layer3"))):
+        proc = subprocess.run(
+            [exe, "--json", "run", "xsomo:sampleatstations", "--", f"INPUT={d / 'stations.gpkg'}", f"RASTER={raster}",
+             f"BAND={band}", f"FIELD={field}", f"OUTPUT={out}"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        text = proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "double free" not in text and proc.returncode in (0, 1), (band, proc.returncode, text)
+        if band == 20:
+            assert proc.returncode == 0, text
+            layer = QgsVectorLayer(str(out), "cli", "ogr")
+            _assert_layer1_2011_day20({f["station"]: f["sm_day20"] for f in layer.getFeatures()})
+            del layer
+        elif band == 41:  # a band the file lacks: an error naming it, and a clean exit
+            assert proc.returncode == 1 and "band 41 does not exist" in text, text
+        else:  # a variable the file lacks
+            assert proc.returncode == 1 and "could not be opened by GDAL" in text and "layer3" in text, text
 
 
 def _shader(layer):
@@ -622,6 +703,21 @@ def test_series_at_points_and_over_polygons(qgis_app, data_dir, tmp_path):
         want, n = _box_mean(dt.date.fromisoformat(r["date"]), BOXES[r["name"]])
         assert float(r["sm"]) == pytest.approx(want, rel=1e-6)
         assert int(r["n_cells"]) == n
+
+
+def test_a_missing_name_field_is_named_with_the_fields_there_are(qgis_app, data_dir, tmp_path):
+    """Hostile test F6: a FIELD the layer lacks was a raw traceback (KeyError: 'NOPE') in series and
+    zonalstats; now an error naming the field and the layer's fields."""
+    d, _ = data_dir
+    zones = str(_polygons(tmp_path / "zones.gpkg"))
+    for alg, inp, extra in (
+        ("xsomo:series", str(d / "stations.gpkg"), {"OUTPUT": str(tmp_path / "s.csv")}),
+        ("xsomo:series", zones, {"OUTPUT": str(tmp_path / "z.csv")}),
+        ("xsomo:zonalstats", zones, {"START": "2012-01-05", "END": "2012-01-25", "OUTPUT": str(tmp_path / "z.gpkg")}),
+    ):
+        msg = _run_expecting_error(alg, {"FOLDER": str(d / "somo"), "LAYER": 1, "INPUT": inp, "FIELD": "NOPE", **extra})
+        assert "KeyError" not in msg and "'NOPE'" in msg and "no field" in msg, (alg, msg)
+        assert ("'station'" if inp.endswith("stations.gpkg") else "'zone'") in msg, (alg, msg)
 
 
 def test_zonal_statistics_of_a_period(qgis_app, data_dir, tmp_path):

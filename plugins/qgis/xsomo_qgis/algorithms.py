@@ -82,8 +82,8 @@ def raster_layer(alg, parameters, name, context):
         path = m["path"] if m else text
         if m and not os.path.isfile(path):
             raise QgsProcessingException(f"{name}: the file {path} is missing")
-        layer = QgsRasterLayer(text.strip(), os.path.basename(path), "gdal")
-        if layer.isValid():
+        layer = _store_raster(text.strip(), context)
+        if layer is not None:
             return layer
         if not m and not os.path.exists(text):
             raise QgsProcessingException(f"{name}: the raster {text} is missing (no such file)")
@@ -91,6 +91,24 @@ def raster_layer(alg, parameters, name, context):
         f"{name}: {text!r} could not be opened as a raster (a GeoTIFF, or a netCDF variable "
         'as NETCDF:"file.nc":layer1)'
     )
+
+
+def _store_raster(text, context):
+    """The raster layer of the GDAL name ``text`` (e.g. ``NETCDF:"file.nc":layer1``), owned by the
+    context's temporary layer store and named ``text`` (so that QGIS's parameterAsRasterLayer finds it);
+    None when GDAL cannot open it.
+
+    The store (C++) deletes the layer with the context. A QgsRasterLayer owned by Python and handed to
+    QGIS (in the parameters, or kept alive on the algorithm) was deleted twice: qgis_process aborted
+    ("double free or corruption") and python3 segfaulted at exit.
+    """
+    layer = QgsRasterLayer(text, text, "gdal")
+    if not layer.isValid():
+        return None
+    if context is None:
+        return layer
+    context.temporaryLayerStore().addMapLayer(layer)  # the store takes ownership
+    return layer
 
 
 class _Base(QgsProcessingAlgorithm):
@@ -261,18 +279,21 @@ class SampleAtStations(_Base):
 
     def checkParameterValues(self, parameters, context):
         # QGIS refuses GDAL names such as NETCDF:"file.nc":layer1 (not a file path) before the
-        # algorithm runs; check those here and the rest as usual
+        # algorithm runs. Open those here and hand the layer to the context's temporary layer store,
+        # as QGIS does with a raster given as a file path: the store (C++) owns it and deletes it with
+        # the context, and QGIS then finds it by its name, here and in processAlgorithm. (A layer kept
+        # by Python -- put into the parameters, held on the algorithm -- was deleted twice at exit:
+        # qgis_process aborted with "double free or corruption", python3 segfaulted at exit.)
         raw = parameters.get("RASTER")
-        if isinstance(raw, str) and SUBDATASET.match(raw.strip()):
-            m = SUBDATASET.match(raw.strip())
+        m = SUBDATASET.match(raw.strip()) if isinstance(raw, str) else None
+        if m is not None and context is not None:
+            text = raw.strip()
             if not os.path.isfile(m["path"]):
                 return False, f"RASTER: the file {m['path']} is missing"
-            layer = QgsRasterLayer(raw.strip(), os.path.basename(m["path"]), "gdal")
-            if not layer.isValid():
-                return False, f"RASTER: {raw} could not be opened by GDAL"
-            parameters = dict(parameters)
-            parameters["RASTER"] = layer
-            self._checked_layer = layer  # keep it alive while QGIS checks
+            if not self.parameterAsRasterLayer(parameters, "RASTER", context):
+                layer = _store_raster(text, context)
+                if layer is None:
+                    return False, f"RASTER: {raw} could not be opened by GDAL"
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -435,6 +456,12 @@ def _features_in_4326(alg, parameters, context, name, feedback=None):
     if source is None:
         raise QgsProcessingException(f"{name}: the layer {parameters.get(name)!r} could not be opened")
     field = alg.parameterAsString(parameters, "FIELD", context)
+    if field and source.fields().lookupField(field) < 0:
+        names = ", ".join(repr(f.name()) for f in source.fields()) or "none"
+        raise QgsProcessingException(
+            f"FIELD: the layer {name} has no field {field!r}; its fields are: {names} "
+            "(leave FIELD empty to label the features by their ids)"
+        )
     kind = "points" if QgsWkbTypes.geometryType(source.wkbType()) == QgsWkbTypes.PointGeometry else "polygons"
     xform = None
     densify = None
