@@ -259,3 +259,44 @@ def test_experiments_end_to_end_on_the_tiny_world(tiny_world, tmp_path):
     scales, perm = ex.memory_experiment(tiny_world, model, drivers=drivers, cells=5, days_per_cell=30, ns=(1, 10, 60))
     assert perm["nse"].shape == (3, 3)
     assert (scales["efold_days"] > 0).all()
+
+
+def test_days_needed_is_nan_where_the_window_adds_no_skill():
+    """H2 finding 4: a score that falls (or stays flat) with the days kept in order gave 1 day."""
+    ns = [1, 2, 5, 10, 20, 30, 60, 90]
+    falling = [0.5 - 0.01 * k for k in range(len(ns))]
+    rising = [0.1, 0.2, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    flat = [0.4] * len(ns)
+    perm = xr.Dataset(
+        {"nse": (("n_kept", "layer"), np.array([falling, rising, flat]).T)}, coords={"n_kept": ns, "layer": [1, 2, 3]}
+    )
+    out = ex.days_needed(perm, metric="nse")
+    assert np.isnan(out.sel(layer=1)) and np.isnan(out.sel(layer=3))
+    assert float(out.sel(layer=2)) == 20.0  # n=10 gains 0.7 of 0.8 (87.5 %), n=20 all of it
+
+
+def test_memory_timescales_warns_on_a_short_record():
+    """H2 finding 1: the 31-day moving climatology of one year is the year's running mean, which
+    removes the slow part of the anomalies (AR(1) with phi 0.97: e-folding 33 days)."""
+    rng = np.random.default_rng(3)
+    ntime = 6 * 365
+    data = _ar1(0.97, (20, ntime), rng)[None]
+    t = pd.date_range("2001-01-01", periods=ntime, freq="D")
+    da = xr.DataArray(data, dims=("layer", "cell", "time"), coords={"layer": [1], "time": t})
+    long = ex.memory_timescales(da, max_lag=120)
+    assert not long.attrs["short_record"] and long.attrs["n_years"] == pytest.approx(6, abs=0.01)
+    with pytest.warns(UserWarning, match=r"covers 1.0 years .* fewer than min_years=3"):
+        short = ex.memory_timescales(da.isel(time=slice(0, 365)), max_lag=120)
+    assert short.attrs["short_record"]
+    assert int(short["efold_days"].sel(layer=1)) < 0.7 * int(long["efold_days"].sel(layer=1))
+    # three calendar years without a leap day are enough
+    ex.memory_timescales(da.isel(time=slice(0, 3 * 365)), max_lag=120)
+
+
+def test_memory_experiment_refuses_zero_cells():
+    """H2 finding 6: --cells 0 gave an unexpected ValueError 'need at least one array to stack'."""
+    with pytest.raises(XsomoValueError, match=r"cells=0: .* at least one cell"):
+        ex.memory_experiment("no/world/needed", None, cells=0)
+    with pytest.raises(XsomoValueError, match="no cell given"):
+        ex.lookback_permutation(lambda w, s: w[..., 0], np.zeros((0, 50, 1)), np.zeros((0, 1)), np.zeros((1, 0, 50)),
+                                lookback=10, days_per_cell=20, layers=(1,))

@@ -358,3 +358,42 @@ def test_series_and_zonal_csv_numbers_read_back_exactly(tmp_path):
     # the command reads the files back in dask chunks, so its float64 sum can differ in the last
     # bit from the in-memory one; '%.5g' was off by up to 5e-6 relative
     np.testing.assert_allclose(got["mean_sm"], direct["mean_sm"], rtol=1e-13, atol=0)
+
+
+def test_series_over_a_folder_missing_a_year_warns_and_breaks_the_line(data, tmp_path):
+    """H2 finding 5: a folder missing its middle year gave a series and a plot that drew a straight
+    line across the missing year, without a word."""
+    import shutil
+
+    from xsomo.gis.zonal import _series_figure, point_series, time_gaps
+
+    d, sm = data
+    gap = tmp_path / "gap"
+    gap.mkdir()
+    for f in d.glob("*.nc"):
+        if "_2016" not in f.name:
+            shutil.copy(f, gap / f.name)
+    out = tmp_path / "p.csv"
+    with pytest.warns(UserWarning, match=r"no days from 2016-01-01 to 2016-12-31 \(366 days: the whole year 2016\)"):
+        assert main(["series", "--input", str(gap), "--point", "-2.45", "39.95", "--out", str(out),
+                     "--plot", str(tmp_path / "p.png")]) == 0
+    df = pd.read_csv(out, parse_dates=["time"])
+    assert not (df["time"].dt.year == 2016).any() and df["sm"].notnull().all()
+    # the plotted line holds NaN on the missing days: matplotlib breaks it there
+    cut = sm.sel(time=~(sm.time.dt.year == 2016))
+    assert time_gaps(cut.time) == [(pd.Timestamp("2016-01-01"), pd.Timestamp("2016-12-31"))]
+    assert time_gaps(sm.time) == []
+    with pytest.warns(UserWarning, match="whole year 2016"):
+        s = point_series(cut.expand_dims(layer=[1]), -2.45, 39.95)
+    ax = _series_figure(s).axes[0]
+    y = np.asarray(ax.lines[0].get_ydata(), float)
+    assert y.size == sm.sizes["time"] and int(np.isnan(y).sum()) == 366
+    assert np.isnan(y[(sm.time.dt.year == 2016).values]).all()
+    # several lines (region x layer) break too
+    two = xr.concat([s, s + 0.1], dim=pd.Index(["a", "b"], name="region"))
+    lines = _series_figure(two).axes[0].lines
+    assert len(lines) == 2 and all(int(np.isnan(np.asarray(ln.get_ydata(), float)).sum()) == 366 for ln in lines)
+    # a few missing days are named as days
+    few = sm.drop_sel(time=pd.date_range("2015-03-02", "2015-03-04"))
+    with pytest.warns(UserWarning, match=r"2015-03-02 to 2015-03-04 \(3 days\)"):
+        point_series(few.expand_dims(layer=[1]), -2.45, 39.95)

@@ -233,3 +233,140 @@ def test_quality_bar_shows_enough_decimals_to_tell_a_near_tie():
     lower = quality_bar(0.9642, pd.Series({"somoml_v1_like": 0.9644}))
     assert "**not** higher" in lower and "0.9642" in lower and "0.9644" in lower
     assert "**not** higher" in quality_bar(0.9, pd.Series({"x": 0.9}))  # a tie is not higher
+
+
+def test_report_on_a_prediction_of_one_layer(tiny_world, prediction, tmp_path):
+    """H2 finding 2: a prediction of layer 3 alone crashed with KeyError 'layer' (station map at layer 0,
+    background and station series at layer 1, summer maps of layers 1 and 3). The page reports the
+    layer present and says why there is no footprint mix."""
+    one = xr.open_dataset(prediction).sel(layer=[3])
+    path = tmp_path / "layer3.nc"
+    one.to_netcdf(path)
+    out = tmp_path / "rep"
+    assert main(["report", "--world", str(tiny_world), "--pred", str(path), "--out", str(out), "--dpi", "40"]) == 0
+    text = (out / "index.md").read_text()
+    assert "holds layer 3 only: no footprint mix" in text
+    assert "Quality bar" not in text  # the bar compares footprint mixes
+    assert "nan" not in text.lower().split() and "| nan |" not in text.lower()
+    assert pd.read_csv(out / "tables" / "station_summary_xsomo.csv")["layer"].tolist() == [3]
+    assert pd.read_csv(out / "tables" / "anomaly_pattern_correlation.csv")["layer"].tolist() == [3]
+    # the comparison table shows the layer xsomo holds, not an empty footprint-mix column
+    header = next(ln for ln in text.splitlines() if ln.startswith("| dataset |") and "layer3" in ln)
+    assert header == "| dataset | layer3 |"
+    assert (out / "figures" / "fig5a_summer_mean_layer3.png").exists()
+    assert not (out / "figures" / "fig5a_summer_mean_layer1.png").exists()
+    for name in ("stations_map", "stations_series", "fig5b_anomaly_xsomo"):
+        assert (out / "figures" / f"{name}.png").exists()
+
+
+def test_report_refuses_a_year_outside_the_prediction_before_the_slow_sections(tiny_world, prediction, tmp_path, capsys):
+    """H2 finding 3: --year 2030 failed with an unexpected KeyError after the slow sections."""
+    out = tmp_path / "rep"
+    rc = main(["report", "--world", str(tiny_world), "--pred", str(prediction), "--out", str(out), "--year", "2030"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "--year 2030" in err and "complete summer: 2015, 2016, 2017" in err and "unexpected" not in err
+    assert not (out / "figures").exists()  # refused before any section was drawn
+
+
+def _time(start: str, end: str) -> xr.DataArray:
+    t = pd.date_range(start, end, freq="D")
+    return xr.DataArray(np.zeros(t.size), dims="time", coords={"time": t})
+
+
+def test_pick_year_takes_a_complete_summer_only():
+    """H2 finding 3: a prediction from 2015-09-01 picked 2015 (no summer day) and wrote no report; one
+    from 2015-08-20 titled 12 August days "JJA 2015"."""
+    from xsomo.report.report import _complete_summers, _pick_year
+
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2015-01-01", "2017-12-31", freq="D")
+    truth = xr.DataArray(
+        rng.random((1, t.size, 2, 2)), dims=("layer", "time", "lat", "lon"),
+        coords={"layer": [1], "time": t, "lat": [40.05, 40.15], "lon": [0.05, 0.15]},
+    )
+    truth.loc[{"time": slice("2017-06-01", "2017-08-31")}] -= 1.0  # 2017: the driest summer
+    assert _complete_summers(_time("2015-08-20", "2017-12-31").time) == [2016, 2017]
+    assert _complete_summers(_time("2015-06-01", "2015-08-31").time) == [2015]
+    assert _complete_summers(_time("2015-06-02", "2016-08-30").time) == []
+    for start in ("2015-08-20", "2015-09-01"):
+        yr, why = _pick_year(_time(start, "2017-12-31"), truth.sel(time=slice(start, None)), None)
+        assert yr == 2017 and "driest complete summer" in why and "2015" in why
+    assert _pick_year(_time("2015-04-01", "2017-12-31"), truth, None) == (2015, "the paper's drought year")
+    assert _pick_year(_time("2015-04-01", "2017-12-31"), truth, 2016) == (2016, "chosen")
+    yr, why = _pick_year(_time("2015-06-02", "2016-08-30"), truth, None)
+    assert yr is None and "no complete summer" in why
+    with pytest.raises(ValueError, match=r"--year 2015: .* does not hold the whole summer .* 2016"):
+        _pick_year(_time("2015-08-20", "2016-12-31"), truth, 2015)
+
+
+def _memory_inputs(tiny_world, start: str, end: str):
+    from xsomo.io.world import open_truth
+    from xsomo.report.report import ReportInputs
+
+    truth_ds = open_truth(tiny_world)
+    truth = truth_ds["sm"].sel(time=slice(start, end)).load().transpose("layer", "time", "lat", "lon")
+    return ReportInputs(world=tiny_world, meta={}, truth_ds=truth_ds, truth=truth, sm=truth, datasets={},
+                        training=None, cosmos=None)
+
+
+def test_report_memory_of_the_truth_uses_the_whole_truth(tiny_world, tmp_path):
+    """H2 finding 1: a one-year prediction gave truth e-folding times of 4/4/4 days against 10/13/16
+    from the world's 3 years: the truth was cut to the prediction's period, and the 31-day moving
+    climatology of one year removed the slow anomalies."""
+    from xsomo.evaluation import experiments
+    from xsomo.report.report import Report, section_memory
+
+    inp = _memory_inputs(tiny_world, "2016-01-01", "2016-12-31")
+    rep = Report(tmp_path, dpi=30)
+    section_memory(rep, inp)
+    tab = pd.read_csv(rep.tables["memory_truth"])
+    whole = experiments.memory_timescales(inp.truth_ds["sm"].load().transpose("layer", "time", "lat", "lon"))
+    assert tab["efold_days"].tolist() == whole["efold_days"].values.tolist()
+    with pytest.warns(UserWarning, match="1.0 years"):
+        cut = experiments.memory_timescales(inp.truth)
+    # the cut record's answer is the high-passed one the report gave before
+    assert (cut["efold_days"].values < whole["efold_days"].values).all()
+    text = "\n".join(rep.sections[0][1])
+    assert "the world's whole truth, 2015-01-01 to 2017-12-31" in text
+
+
+def test_report_days_needed_says_no_gain(tiny_world, tmp_path):
+    """H2 finding 4: where the whole window adds no skill the page said 1 day needed; it says "no gain"."""
+    from xsomo.report.report import Report, section_memory
+
+    inp = _memory_inputs(tiny_world, "2015-01-01", "2017-12-31")
+    ns = [1, 10, 30, 90]
+    r = np.array([[0.2, 0.5], [0.6, 0.45], [0.8, 0.4], [0.8, 0.3]])  # layer 2 falls with the window
+    perm = xr.Dataset(
+        {"pearson_r": (("n_kept", "layer"), r), "nse": (("n_kept", "layer"), r - 0.1)},
+        coords={"n_kept": ns, "layer": [1, 2]}, attrs={"lookback": 90, "days_per_cell": 20},
+    )
+    rep = Report(tmp_path, dpi=30)
+    section_memory(rep, inp, memory=perm)
+    text = "\n".join(rep.sections[0][1])
+    assert "layer 1: 30 / 30; layer 2: no gain / no gain." in text
+    assert "No gain: the score with the whole window in order is not higher" in text
+    assert "layer 2: 0." not in text  # no e-folding ratio for a layer without a gain
+
+
+def test_report_says_when_no_station_lies_in_the_grid(tiny_world, prediction, tmp_path):
+    """H2 finding 6: a prediction over a region without stations said "2 stations" and showed
+    tables of dashes without saying that the stations lie outside the grid."""
+    from xsomo.io import open_cosmos
+    from xsomo.io.world import open_truth
+    from xsomo.report.report import Report, ReportInputs, section_stations
+
+    cosmos = open_cosmos(tiny_world / "cosmos")
+    sm = xr.open_dataset(prediction)["sm"].load()
+    # the columns west of every station (a station lies in the cell whose centre is within half a cell)
+    west = sm.sel(lon=sm.lon[sm.lon < float(cosmos.lon.min()) - 0.1])
+    assert west.sizes["lon"] >= 1
+    inp = ReportInputs(world=tiny_world, meta={}, truth_ds=open_truth(tiny_world), truth=west, sm=west,
+                       datasets={"xsomo": west}, training=None, cosmos=cosmos)
+    rep = Report(tmp_path, dpi=30)
+    section_stations(rep, inp)
+    text = "\n".join(rep.sections[0][1])
+    n = cosmos.sizes["station"]
+    assert f"None of the world's {n} stations lies inside the prediction's grid" in text
+    assert "| footprint |" not in text and not rep.figures

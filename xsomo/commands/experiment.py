@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print("e-folding time of the truth's daily anomalies (days):",
               json.dumps({int(k): int(v) for k, v in zip(scales.layer.values, scales.efold_days.values, strict=True)}))
         print(perm[["nse", "pearson_r"]].to_dataframe().unstack("layer").to_string(float_format=lambda v: f"{v:.3f}"))
+        # (NaN: the whole window adds no skill over the shortest one; int() of it had crashed the command)
         need = {
-            m: {int(k): int(v) for k, v in experiments.days_needed(perm, metric=m).to_pandas().items()}
+            m: {int(k): (int(v) if v == v else "no gain") for k, v in experiments.days_needed(perm, metric=m).to_pandas().items()}
             for m in ("pearson_r", "nse")
         }
         print("days kept in order for 95 % of the skill the whole window adds:", json.dumps(need))

@@ -37,12 +37,14 @@ from xsomo.evaluation.arrays import layered
 from xsomo.evaluation.skill import match_stations, training_latlon
 from xsomo.exceptions import XsomoValueError
 from xsomo.io.world import open_truth, read_manifest
+from xsomo.runtime import user_stacklevel
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
 
 __all__ = [
     "LOOKBACK_NS",
+    "MEMORY_MIN_YEARS",
     "days_needed",
     "extract_cells",
     "lookback_permutation",
@@ -58,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 #: Unpermuted days kept at the end of each window (the paper's Fig. 2).
 LOOKBACK_NS: tuple[int, ...] = (1, 2, 5, 10, 20, 30, 60, 90, 180, 365)
+
+#: Fewest years of record for :func:`memory_timescales` to trust its moving climatology.
+MEMORY_MIN_YEARS: float = 3.0
+DAYS_PER_YEAR = 365.25
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -91,6 +97,7 @@ def memory_timescales(
     cells: int | None = 500,
     seed: int = 0,
     window: int = ak.CLIM_WINDOW,
+    min_years: float = MEMORY_MIN_YEARS,
 ) -> xr.Dataset:
     r"""How long each layer remembers: autocorrelation of daily anomalies and its e-folding time.
 
@@ -103,6 +110,9 @@ def memory_timescales(
         Longest lag in days.
     cells
         Random land cells used (all when None).
+    min_years
+        Fewest years of record for a trustworthy answer; a shorter record gives a
+        warning (the result carries ``n_years`` and ``short_record`` in its attrs).
 
     Returns
     -------
@@ -114,7 +124,11 @@ def memory_timescales(
     Notes
     -----
     Anomalies are taken from the 31-day moving daily climatology, so the seasonal cycle
-    does not count as memory.
+    does not count as memory. The climatology of a short record is close to the record's
+    own 31-day running mean, which then acts as a high-pass filter and removes the slow
+    part of the anomalies: on the tiny sample world the truth's e-folding times are
+    10 / 13 / 16 days from its 3 years and 4 / 4 / 4 days from one of them. Hence the
+    warning below ``min_years``.
     """
     da = layered(sm)
     if cv.LAT in da.dims:
@@ -124,6 +138,17 @@ def memory_timescales(
     idx = np.nonzero(valid)[0]
     if idx.size == 0:
         raise XsomoValueError("memory_timescales: no cell has a complete record in every layer.")
+    n_years = da.sizes[cv.TIME] / DAYS_PER_YEAR
+    short = da.sizes[cv.TIME] < min_years * 365  # three calendar years without a leap day pass
+    if short:
+        t = pd.DatetimeIndex(da[cv.TIME].values)
+        warnings.warn(
+            f"memory_timescales: the record covers {n_years:.1f} years ({t[0]:%Y-%m-%d} to {t[-1]:%Y-%m-%d}), "
+            f"fewer than min_years={min_years:g}: its {window}-day moving climatology follows the record itself "
+            "and removes the slow part of the anomalies, so the e-folding times come out too short. "
+            "Give the whole record (e.g. the world's whole truth.nc), not a cut of it.",
+            stacklevel=user_stacklevel(),
+        )
     if cells is not None and idx.size > cells:
         idx = np.sort(np.random.default_rng(seed).choice(idx, cells, replace=False))
     x = np.asarray(da.isel({cv.CELL: idx}).values, np.float64)
@@ -149,7 +174,12 @@ def memory_timescales(
             "efold_days_cells": ((cv.LAYER, cv.CELL), efold(acf), {"long_name": "e-folding time per cell", "units": "d"}),
         },
         coords={cv.LAYER: da[cv.LAYER].values, "lag": np.arange(max_lag + 1)},
-        attrs={"n_cells": int(idx.size), "climatology_window_days": window},
+        attrs={
+            "n_cells": int(idx.size),
+            "climatology_window_days": window,
+            "n_years": round(float(n_years), 2),
+            "short_record": int(short),
+        },
     )
 
 
@@ -275,6 +305,8 @@ def lookback_permutation(
     static = np.asarray(static, np.float32)
     truth = np.asarray(truth, np.float64)
     n_cells, n_time, _ = dynamic.shape
+    if n_cells == 0:
+        raise XsomoValueError("lookback_permutation: no cell given (dynamic has 0 cells); give at least one.")
     if n_time < lookback:
         raise XsomoValueError(f"the period ({n_time} days) is shorter than the lookback ({lookback} days).")
     k = min(days_per_cell, n_time - lookback + 1)
@@ -342,14 +374,16 @@ def days_needed(perm: xr.Dataset, *, metric: str = "pearson_r", fraction: float 
     Returns
     -------
     xarray.DataArray
-        ``(layer,)`` days (int).
+        ``(layer,)`` days (float: whole days, or NaN). NaN where the whole window adds
+        no skill (``s(L) <= s(n_min)``: "no gain", no number of days is needed) and where
+        either end has no finite score.
 
     Examples
     --------
-    >>> perm = xr.Dataset({"pearson_r": (("n_kept", "layer"), [[0.2], [0.8], [0.9], [0.9]])},
-    ...                   coords={"n_kept": [1, 10, 30, 365], "layer": [1]})
-    >>> int(days_needed(perm).sel(layer=1))
-    30
+    >>> perm = xr.Dataset({"pearson_r": (("n_kept", "layer"), [[0.2, 0.5], [0.8, 0.4], [0.9, 0.3], [0.9, 0.3]])},
+    ...                   coords={"n_kept": [1, 10, 30, 365], "layer": [1, 2]})
+    >>> days_needed(perm).values.tolist()  # layer 2 loses skill with a longer window: no gain
+    [30.0, nan]
     """
     if metric not in perm:
         raise XsomoValueError(f"the permutation result has no {metric!r}; expected 'pearson_r' or 'nse'.")
@@ -361,8 +395,9 @@ def days_needed(perm: xr.Dataset, *, metric: str = "pearson_r", fraction: float 
     # the first n_kept where the share is reached (the last n_kept always reaches it)
     idx = reached.argmax("n_kept")
     out = s["n_kept"].isel(n_kept=idx).drop_vars("n_kept", errors="ignore")
-    # no finite score at either end: nothing was reached (argmax of all-False said the first n_kept)
-    out = out.where(first.notnull() & last.notnull())
+    # no finite score at either end: nothing was reached (argmax of all-False said the first n_kept);
+    # no gain from the whole window (every n "reached" 95 % of a zero or negative gain): said 1 day
+    out = out.where(first.notnull() & last.notnull() & (last > first)).astype(float)
     return out.rename(f"days_needed_{metric}").assign_attrs(
         long_name=f"fewest days kept in order for {fraction:.0%} of the lookback's gain in {metric}", units="d"
     )
@@ -448,6 +483,8 @@ def memory_experiment(
 
     Returns ``(timescales, permutation)`` (see :func:`memory_timescales`, :func:`lookback_permutation`).
     """
+    if int(cells) < 1:
+        raise XsomoValueError(f"cells={cells}: the lookback permutation needs at least one cell; give --cells >= 1.")
     truth, drivers, _ = _open_world(world, drivers)
     sm = truth[cv.SM].transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON)
     scales = memory_timescales(sm, seed=seed)

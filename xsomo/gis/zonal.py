@@ -37,6 +37,7 @@ __all__ = [
     "point_series",
     "polygon_series",
     "read_polygons",
+    "time_gaps",
     "zonal_statistics",
 ]
 
@@ -74,7 +75,36 @@ def point_series(obj: xr.Dataset | xr.DataArray, lon: float, lat: float, *, laye
             )
         )
     out = da.isel({cv.LAT: int(rows[0]), cv.LON: int(cols[0])})
+    _warn_time_gaps(out, "the series")
     return out.assign_attrs(point_lon=float(lon), point_lat=float(lat))
+
+
+def time_gaps(time: Any) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``(first, last)`` missing day of each gap in a daily ``time`` axis (a folder missing a year's files)."""
+    t = pd.DatetimeIndex(np.asarray(time)).normalize()
+    if t.size < 2:
+        return []
+    step = np.diff(t.values).astype("timedelta64[D]").astype(int)
+    return [(t[k] + pd.Timedelta(days=1), t[k + 1] - pd.Timedelta(days=1)) for k in np.nonzero(step > 1)[0]]
+
+
+def _gap_text(first: pd.Timestamp, last: pd.Timestamp) -> str:
+    n = (last - first).days + 1
+    whole = [y for y in range(first.year, last.year + 1)
+             if first <= pd.Timestamp(y, 1, 1) and pd.Timestamp(y, 12, 31) <= last]
+    years = f": the whole year{'s' if len(whole) > 1 else ''} {', '.join(map(str, whole))}" if whole else ""
+    return f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({n} day{'s' if n > 1 else ''}{years})"
+
+
+def _warn_time_gaps(da: xr.DataArray, what: str) -> None:
+    gaps = time_gaps(da[cv.TIME].values) if cv.TIME in da.dims else []
+    if gaps:
+        warnings.warn(
+            f"{what} has no days from " + "; ".join(_gap_text(a, b) for a, b in gaps)
+            + ": the input holds no data for them (a missing file?). The CSV skips those days and the plot "
+            "leaves a gap there.",
+            stacklevel=user_stacklevel(),
+        )
 
 
 def nearest_cell_with_data(
@@ -148,6 +178,7 @@ def polygon_series(
     has_data = grid.notnull().any([d for d in grid.dims if d not in (cv.LAT, cv.LON)])
     m, has_data = xr.align(m, has_data, join="exact")
     cells = (m & has_data).sum((cv.LAT, cv.LON))
+    _warn_time_gaps(da, "the series")
     return out.assign_coords(n_cells=("region", np.asarray(cells.values).astype(int)))
 
 
@@ -254,26 +285,38 @@ def _coverage(polygons: Any, da: xr.DataArray, key: str) -> np.ndarray:
 
 
 def plot_series(series: xr.DataArray, path: str | os.PathLike[str], *, title: str = "") -> pathlib.Path:
-    """A line plot of ``series`` (``time`` and optionally ``region``/``layer``) as PNG (or PDF/SVG by suffix)."""
-    from matplotlib.figure import Figure
+    """A line plot of ``series`` (``time`` and optionally ``region``/``layer``) as PNG (or PDF/SVG by suffix).
 
+    Days missing from ``time`` (a folder without a year's files) break the lines.
+    """
     from xsomo.io.atomic import atomic_path
+
+    fig = _series_figure(series, title=title)
+    path = pathlib.Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=300, format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def _series_figure(series: xr.DataArray, *, title: str = "") -> Any:
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3), layout="constrained")
     ax = fig.subplots()
     others = [d for d in series.dims if d != cv.TIME]
     flat = series.stack(line=others) if others else series.expand_dims(line=[""])
+    # missing days as NaN: the line breaks at a gap instead of joining its two ends
     t = pd.DatetimeIndex(series[cv.TIME].values)
+    if time_gaps(t):
+        t = pd.date_range(t[0].normalize(), t[-1].normalize(), freq="D")
+        flat = flat.assign_coords({cv.TIME: pd.DatetimeIndex(flat[cv.TIME].values).normalize()}).reindex({cv.TIME: t})
     for k in range(flat.sizes["line"]):
         label = flat["line"].values[k]
         label = " ".join(f"{d} {v}" for d, v in zip(others, label if isinstance(label, tuple) else (label,), strict=False))
-        ax.plot(t, flat.isel(line=k).values, lw=1.0, label=label or None)
+        ax.plot(t, flat.isel(line=k).transpose(cv.TIME, ...).values, lw=1.0, label=label or None)
     ax.set_ylabel("soil moisture (m³ m⁻³)")
     ax.grid(alpha=0.3)
     if others:
         ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10)
-    path = pathlib.Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=300, format=path.suffix.lstrip(".") or "png")
-    return path
+    return fig

@@ -38,10 +38,11 @@ from xsomo import conventions as cv
 from xsomo import evaluation
 from xsomo.evaluation import intercomparison
 from xsomo.evaluation.arrays import open_prediction
-from xsomo.exceptions import DataFormatError
+from xsomo.exceptions import DataFormatError, XsomoValueError
 from xsomo.io.atomic import atomic_write_text
 from xsomo.io.world import WorldLayout, is_world, open_truth, read_manifest
 from xsomo.report import plotting
+from xsomo.runtime import user_stacklevel
 
 if TYPE_CHECKING:
     from xsomo.model import TrainedModel
@@ -141,16 +142,40 @@ def _maybe_open(obj: PathLike | xr.Dataset | None) -> xr.Dataset | None:
     return xr.open_dataset(obj)
 
 
-def _pick_year(truth: xr.DataArray, year: int | None) -> tuple[int, str]:
-    years = sorted(set(pd.DatetimeIndex(truth[cv.TIME].values).year))
+def _complete_summers(time: Any) -> list[int]:
+    """Years whose every June-August day (92 days) is among ``time``."""
+    t = pd.DatetimeIndex(np.asarray(time)).normalize()
+    jja = t[t.month.isin([6, 7, 8])]
+    counts = pd.Series(1, index=jja).groupby(jja.year).size() if jja.size else pd.Series(dtype=int)
+    return [int(y) for y, n in counts.items() if n >= 92]
+
+
+def _pick_year(sm: xr.DataArray, truth: xr.DataArray, year: int | None) -> tuple[int | None, str]:
+    """Year of the anomaly maps: ``year`` if its June-August lies whole in ``sm``, else refused; by default
+    2015 when complete, else the driest complete summer of the truth; ``(None, why)`` when none is complete."""
+    full = _complete_summers(sm[cv.TIME].values)
+    t = pd.DatetimeIndex(sm[cv.TIME].values)
+    period = f"{t[0].date()} to {t[-1].date()}"
     if year is not None:
+        if int(year) not in full:
+            raise XsomoValueError(
+                f"--year {year}: the prediction ({period}) does not hold the whole summer (June-August) of {year}; "
+                + (f"years with a complete summer: {', '.join(map(str, full))}." if full else "it holds no complete summer.")
+                + " Give one of them, or leave --year out."
+            )
         return int(year), "chosen"
-    if 2015 in years:
+    if not full:
+        return None, f"the prediction ({period}) holds no complete summer (June-August)"
+    if 2015 in full:
         return 2015, "the paper's drought year"
-    jja = evaluation.summer_mean(truth.sel({cv.LAYER: 1}), by_year=True)
+    lay = 1 if 1 in _layers(truth) else _layers(truth)[0]
+    jja = evaluation.summer_mean(truth.sel({cv.LAYER: lay}), by_year=True).sel(year=full)
     dims = [d for d in jja.dims if d != "year"]
     driest = int(jja.mean(dims).idxmin("year"))
-    return driest, "the world's driest summer (JJA mean of layer 1)"
+    why = f"the world's driest complete summer in the prediction (JJA mean of layer {lay})"
+    if 2015 in set(t.year):
+        why += "; the summer of 2015, the paper's drought year, is not complete in the prediction"
+    return driest, why
 
 
 def load_inputs(
@@ -255,7 +280,10 @@ def write_report(
         when None (the experiment is not run by the report: it costs a roll-out per input and
         repeat).
     year
-        Year of the anomaly maps (default 2015 if in the period, else the driest summer).
+        Year of the anomaly maps; its June-August must lie whole in the prediction (else
+        :class:`~xsomo.exceptions.XsomoValueError`, before any section is drawn). Default:
+        2015 if its summer is complete, else the driest complete summer; none complete: the
+        maps are left out, with a warning and a note on the page.
     products
         Include the stand-in products (intercomparison).
     block, seed
@@ -276,6 +304,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out, dpi=int(dpi), vector=plotting.vector_formats(vector))
     inp = load_inputs(world, prediction, model=model, targets=targets, products=products)
+    _pick_year(inp.sm, inp.truth, year)  # an impossible --year is refused before the slow sections
     section_overview(rep, inp)
     if inp.cosmos is not None:
         section_stations(rep, inp, metrics)
@@ -310,8 +339,10 @@ def section_overview(rep: Report, inp: ReportInputs) -> None:
     sec.append(text)
 
 
-def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
-    """``(station, time)`` of ``da`` at the stations' cells: the footprint mix or layer 1."""
+def _station_points(
+    da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None, *, layer: int = 1
+) -> xr.DataArray:
+    """``(station, time)`` of ``da`` at the stations' cells: the footprint mix (``weights``) or ``layer``."""
     rr, cc, inside = evaluation.match_stations(da, obs[cv.LAT].values, cv.lon_like_grid(obs[cv.LON].values, da[cv.LON].values))
     pts = da.isel({cv.LAT: xr.DataArray(rr, dims=cv.STATION), cv.LON: xr.DataArray(cc, dims=cv.STATION)})
     pts = pts.assign_coords({cv.STATION: obs[cv.STATION].values}).where(xr.DataArray(inside, dims=cv.STATION))
@@ -319,8 +350,17 @@ def _station_points(da: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray |
         w = weights.rename(weight_layer=cv.LAYER).assign_coords({cv.LAYER: list(cv.LAYER_NUMBERS)})
         pts = (pts.sel({cv.LAYER: list(cv.LAYER_NUMBERS)}) * w).sum(cv.LAYER, skipna=False)
     else:
-        pts = pts.sel({cv.LAYER: 1})
+        pts = pts.sel({cv.LAYER: layer})
     return pts.transpose(cv.STATION, cv.TIME)
+
+
+def _layers(da: xr.DataArray) -> list[int]:
+    """The layer numbers ``da`` holds."""
+    return [int(v) for v in da[cv.LAYER].values]
+
+
+def _has_all_layers(da: xr.DataArray) -> bool:
+    return set(cv.LAYER_NUMBERS) <= set(_layers(da))
 
 
 def quality_bar(xsomo_r: float, others: pd.Series) -> str:
@@ -353,11 +393,32 @@ def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None 
     rep.table("station_summary_xsomo", summary)
     rep.table("station_metrics_xsomo", evaluation.metrics_table(metrics))
     n_train = int(metrics["training_cell"].sum()) if "training_cell" in metrics.coords else 0
+    layers = _layers(sm)
+    mix = evaluation.FOOTPRINT_LAYER in _layers(metrics)
+    if mix:
+        layer_text = (
+            "Layer 0 is the footprint mix: each station's cosmic-ray "
+            "footprint depth (0.15-0.22 m) weighs the layers by their overlap with 0..depth "
+            "(`xsomo.evaluation.footprint_weights`); layers 1-3 compare the station with each layer alone."
+        )
+    else:
+        layer_text = (
+            f"The prediction holds layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))} only: "
+            "no footprint mix (it weighs all three layers), each layer present compared with the station alone."
+        )
+    n_all = metrics.sizes[cv.STATION]
+    n_in = int(metrics["in_grid"].sum()) if "in_grid" in metrics.coords else n_all
+    outside = f", {n_all - n_in} of them outside the prediction's grid (not scored)" if n_in < n_all else ""
+    if n_in == 0:
+        sec.append(
+            f"None of the world's {n_all} stations lies inside the prediction's grid (cell centres lat "
+            f"{float(sm[cv.LAT].min()):g}..{float(sm[cv.LAT].max()):g}, lon {float(sm[cv.LON].min()):g}.."
+            f"{float(sm[cv.LON].max()):g}): no skill at the stations to report."
+        )
+        return metrics
     sec.append(
-        f"{metrics.sizes[cv.STATION]} stations, {n_train} of them in cells that held training targets "
-        "(left out of the medians below). Layer 0 is the footprint mix: each station's cosmic-ray "
-        "footprint depth (0.15-0.22 m) weighs the layers by their overlap with 0..depth "
-        "(`xsomo.evaluation.footprint_weights`); layers 1-3 compare the station with each layer alone."
+        f"{n_all} stations{outside}, {n_train} of them in cells that held training targets "
+        f"(left out of the medians below). {layer_text}"
     )
     cols = ("layer_label", "n_stations", "pearson_r", "anomaly_r", "urmsd", "bias", "nse", "kge")
     sec.append(_md_table(summary[[c for c in cols if c in summary]]))
@@ -370,14 +431,16 @@ def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None 
     comp_sum = pd.concat(rows, ignore_index=True)
     rep.table("station_summary_all", comp_sum)
     sec.append("**All datasets at the same stations** (median over independent stations; – : no station in the product's cover):")
-    pivot = comp_sum.pivot_table(
+    # the layers xsomo's metrics hold (no footprint-mix column when the prediction lacks a layer)
+    shown = comp_sum[comp_sum["layer"].isin(_layers(metrics))]
+    pivot = shown.pivot_table(
         index="dataset", columns="layer_label", values="pearson_r", sort=False, dropna=False
     ).reset_index()
     sec.append(_md_table(pivot))
     if comp.attrs.get("left_out"):
         sec.append(f"Left out of this comparison: {comp.attrs['left_out']}.")
     fp = comp_sum[comp_sum["layer"] == evaluation.FOOTPRINT_LAYER].set_index("dataset")["pearson_r"]
-    if "xsomo" in fp and len(fp) > 1:
+    if mix and "xsomo" in fp and len(fp) > 1 and np.isfinite(fp["xsomo"]):
         others = fp.drop("xsomo").dropna()
         if len(others):
             sec.append(quality_bar(float(fp["xsomo"]), others))
@@ -386,24 +449,30 @@ def section_stations(rep: Report, inp: ReportInputs, metrics: xr.Dataset | None 
         plotting.metric_boxplots(comp, title="datasets against the COSMOS-like stations (all stations)"),
     )
     sec.append("![Station box plots](figures/fig4a_stations_boxplot.png)")
-    background = evaluation.summer_mean(sm.sel({cv.LAYER: 1})).assign_attrs(
-        long_name="JJA mean layer 1 (m³ m⁻³)"
+    map_layer = evaluation.FOOTPRINT_LAYER if mix else int(_layers(metrics)[0])
+    what = "footprint mix" if mix else f"layer {map_layer}"
+    background = evaluation.summer_mean(sm.sel({cv.LAYER: layers[0]})).assign_attrs(
+        long_name=f"JJA mean layer {layers[0]} (m³ m⁻³)"
     )
     rep.figure(
         "stations_map",
-        plotting.station_map(background, metrics, title="xsomo r at the stations (footprint mix)"),
+        plotting.station_map(background, metrics, layer=map_layer, title=f"xsomo r at the stations ({what})"),
     )
     sec.append("![Station map](figures/stations_map.png)")
     st_ids = metrics[cv.STATION].values[
         np.argsort(-metrics["n"].sel(layer=metrics[cv.LAYER].values[0]).values)
     ][:4]
     obs = cosmos[cv.SM].sel({cv.STATION: st_ids})
-    w = metrics["footprint_weights"].sel({cv.STATION: st_ids}) if "footprint_weights" in metrics.coords else None
-    sims = {name: _station_points(da, obs, w) for name, da in datasets.items()}
+    w = metrics["footprint_weights"].sel({cv.STATION: st_ids}) if mix and "footprint_weights" in metrics.coords else None
+    sims = {
+        name: _station_points(da, obs, w, layer=map_layer)
+        for name, da in datasets.items()
+        if (_has_all_layers(da) if w is not None else map_layer in _layers(da))
+    }
     sims = {name: s for name, s in sims.items() if bool(s.notnull().any())}
     rep.figure(
         "stations_series",
-        plotting.station_series(obs, sims, title="footprint mix of each dataset and the station"),
+        plotting.station_series(obs, sims, title=f"{what} of each dataset and the station"),
     )
     sec.append("![Station series](figures/stations_series.png)")
     return metrics
@@ -549,12 +618,30 @@ def section_anomalies(rep: Report, inp: ReportInputs, *, year: int | None = None
     """Summer means, the daily-anomaly maps of one summer (Fig. 5) and regional seasonal anomalies (S6)."""
     sm, truth, datasets = inp.sm, inp.truth, inp.datasets
     sec = rep.section("Summer means and anomalies")
-    summer = {name: evaluation.summer_mean(da) for name, da in {**datasets, "truth": truth}.items()}
-    for lay in (1, 3):
+    has_summer = bool(pd.DatetimeIndex(sm[cv.TIME].values).month.isin([6, 7, 8]).any())
+    summer = {name: evaluation.summer_mean(da) for name, da in {**datasets, "truth": truth}.items()} if has_summer else {}
+    shown = ([lay for lay in (1, 3) if lay in _layers(sm)] or _layers(sm)[:1]) if has_summer else []
+    if not has_summer:
+        sec.append("No summer-mean maps: the prediction holds no June-August day.")
+    for lay in shown:
         rep.figure(f"fig5a_summer_mean_layer{lay}", plotting.summer_maps(summer, layer=lay))
         sec.append(f"![JJA mean layer {lay}](figures/fig5a_summer_mean_layer{lay}.png)")
-    yr, why = _pick_year(truth, year)
-    z = {name: evaluation.anomalies(da)["sm_anomaly"] for name, da in {"xsomo": sm, "truth": truth}.items()}
+    yr, why = _pick_year(sm, truth, year)
+    truth_layers = truth.sel({cv.LAYER: [lay for lay in _layers(sm) if lay in _layers(truth)]})
+    z = {name: evaluation.anomalies(da)["sm_anomaly"] for name, da in {"xsomo": sm, "truth": truth_layers}.items()}
+    if yr is None:
+        warnings.warn(f"report: {why}: the anomaly maps of one summer are left out.", stacklevel=user_stacklevel())
+        sec.append(f"No anomaly maps of one summer: {why}.")
+    else:
+        _summer_anomaly_maps(rep, sec, inp, z, yr, why)
+    if "region" in inp.truth_ds:
+        _regional_anomalies(rep, sec, inp, z)
+
+
+def _summer_anomaly_maps(
+    rep: Report, sec: list[str], inp: ReportInputs, z: Mapping[str, xr.DataArray], yr: int, why: str
+) -> None:
+    """Fig. 5b: the JJA ``yr`` mean of the daily z-scores of xsomo and the truth, and their pattern r."""
     z_year = {name: evaluation.summer_mean(v.sel({cv.TIME: str(yr)})) for name, v in z.items()}
     rep.figure(
         "fig5b_anomaly_xsomo",
@@ -587,8 +674,6 @@ def section_anomalies(rep: Report, inp: ReportInputs, *, year: int | None = None
     rep.table("anomaly_pattern_correlation", corr_df)
     sec.append(f"Spatial correlation of the JJA {yr} anomaly maps, xsomo vs truth:")
     sec.append(_md_table(corr_df))
-    if "region" in inp.truth_ds:
-        _regional_anomalies(rep, sec, inp, z)
 
 
 def regional_seasonal_anomalies(z: xr.DataArray, polygons: Any) -> xr.DataArray:
@@ -627,12 +712,47 @@ def _regional_anomalies(rep: Report, sec: list[str], inp: ReportInputs, z: Mappi
     rep.table("regional_seasonal_anomalies", both.to_dataframe().reset_index())
 
 
+#: Random land cells of the truth whose memory the report measures.
+_MEMORY_CELLS = 500
+
+
+def _whole_truth_at_cells(inp: ReportInputs, *, cells: int = _MEMORY_CELLS, seed: int = 0) -> xr.DataArray:
+    """``sm(layer, cell, time)``: the world's whole truth (every day of ``truth.nc``, not the prediction's
+    period) at up to ``cells`` random land cells, read a year at a time so that a large world's
+    truth is never whole in memory."""
+    cut = inp.truth  # (layer, time, lat, lon), loaded: land cells are those with data
+    valid = np.asarray(cut.notnull().all((cv.LAYER, cv.TIME)).transpose(cv.LAT, cv.LON).values)
+    ii, jj = np.nonzero(valid)
+    if ii.size > cells:
+        pick = np.sort(np.random.default_rng(seed).choice(ii.size, cells, replace=False))
+        ii, jj = ii[pick], jj[pick]
+    full = inp.truth_ds[cv.SM]
+    n = full.sizes[cv.TIME]
+    parts = [
+        full.isel({cv.TIME: slice(a, a + 366)}).load().transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).values[:, :, ii, jj]
+        for a in range(0, n, 366)
+    ]
+    return xr.DataArray(
+        np.concatenate(parts, axis=1).transpose(0, 2, 1),
+        dims=(cv.LAYER, cv.CELL, cv.TIME),
+        coords={cv.LAYER: full[cv.LAYER].values, cv.TIME: full[cv.TIME].values},
+    )
+
+
 def section_memory(rep: Report, inp: ReportInputs, *, memory: xr.Dataset | None = None, seed: int = 0) -> None:
     """The truth's memory (autocorrelation of daily anomalies) and the lookback permutation (Fig. 2)."""
     from xsomo.evaluation import experiments
 
     sec = rep.section("Memory of the truth and the lookback permutation")
-    scales = experiments.memory_timescales(inp.truth, seed=seed)
+    # the world's whole truth, not its cut to the prediction's period: the moving climatology of
+    # a short record follows the record and removes the slow anomalies (one year: 4/4/4 days
+    # on the tiny world against 10/13/16 from its 3 years)
+    whole = _whole_truth_at_cells(inp, cells=_MEMORY_CELLS, seed=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="memory_timescales: the record covers")
+        scales = experiments.memory_timescales(whole, cells=None)
+    t = pd.DatetimeIndex(whole[cv.TIME].values)
+    span = f"the world's whole truth, {t[0].date()} to {t[-1].date()} ({scales.attrs['n_years']:.1f} years)"
     rep.figure("memory_truth_acf", plotting.memory_curves(scales))
     tab = pd.DataFrame(
         {
@@ -645,8 +765,16 @@ def section_memory(rep: Report, inp: ReportInputs, *, memory: xr.Dataset | None 
     rep.table("memory_truth", tab)
     sec.append(
         f"Does the truth have memory? Autocorrelation of daily anomalies (31-day moving climatology removed), "
-        f"median over {scales.attrs['n_cells']} land cells; e-folding time per layer:"
+        f"median over {scales.attrs['n_cells']} land cells of {span}; e-folding time per layer:"
     )
+    if scales.attrs["short_record"]:
+        msg = (
+            f"the truth covers {scales.attrs['n_years']:.1f} years, fewer than "
+            f"{experiments.MEMORY_MIN_YEARS:g}: its moving climatology follows the record itself, so these "
+            "e-folding times are too short"
+        )
+        warnings.warn(f"report: {msg}.", stacklevel=user_stacklevel())
+        sec.append(f"**Warning**: {msg}.")
     sec.append(_md_table(tab, floatfmt="{:.0f}"))
     sec.append("![memory](figures/memory_truth_acf.png)")
     if memory is None:
@@ -662,23 +790,33 @@ def section_memory(rep: Report, inp: ReportInputs, *, memory: xr.Dataset | None 
     )
     sec.append(_md_table(perm["nse"].to_pandas().add_prefix("NSE layer ").reset_index()))
     sec.append(_md_table(perm["pearson_r"].to_pandas().add_prefix("r layer ").reset_index()))
-    need_r = experiments.days_needed(perm, metric="pearson_r")
-    need_nse = experiments.days_needed(perm, metric="nse")
+    need = {m: experiments.days_needed(perm, metric=m) for m in ("pearson_r", "nse")}
     days, ratios = [], []
     for lay in perm[cv.LAYER].values:
-        n_r = int(need_r.sel({cv.LAYER: lay}))
-        days.append(f"layer {int(lay)}: {n_r} / {int(need_nse.sel({cv.LAYER: lay}))}")
+        texts = [_days_text(perm[m].sel({cv.LAYER: lay}), float(need[m].sel({cv.LAYER: lay}))) for m in need]
+        days.append(f"layer {int(lay)}: {' / '.join(texts)}")
+        n_r = float(need["pearson_r"].sel({cv.LAYER: lay}))
         efold = float(scales["efold_days"].sel({cv.LAYER: lay})) if lay in scales[cv.LAYER].values else 0.0
-        if efold > 0:
+        if efold > 0 and np.isfinite(n_r):
             ratios.append(f"layer {int(lay)}: {n_r / efold:.1f}×")
-    sec.append(
-        "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): "
-        + "; ".join(days)
-        + ". In units of the truth's median e-folding time (above): "
-        + "; ".join(ratios)
-        + " (r)."
-    )
+    text = "Days that must stay in order for 95 % of the skill the whole window adds (r / NSE): " + "; ".join(days) + "."
+    if any("no gain" in d for d in days):
+        text += (
+            " No gain: the score with the whole window in order is not higher than with only the last "
+            f"{int(perm['n_kept'].values[0])} day(s) in order, so no number of days is needed."
+        )
+    if ratios:
+        text += " In units of the truth's median e-folding time (above): " + "; ".join(ratios) + " (r)."
+    sec.append(text)
     sec.append("![lookback](figures/fig2_lookback_permutation.png)")
+
+
+def _days_text(score: xr.DataArray, days: float) -> str:
+    """``days_needed`` on the page: whole days, "no gain" (the window adds no skill) or "–" (no score)."""
+    if np.isfinite(days):
+        return str(int(days))
+    s = score.transpose("n_kept").values
+    return "no gain" if np.isfinite(s[0]) and np.isfinite(s[-1]) else "–"
 
 
 def section_transfer(rep: Report, res: xr.Dataset) -> None:
