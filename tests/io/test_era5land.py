@@ -819,7 +819,7 @@ def test_a_daily_series_of_grib_snapshots_is_refused(tmp_path):
     vals = np.full((GRIB_LAT.size, GRIB_LON.size), 280.0)
     msgs = [(t, ("2t", t.strftime("%Y%m%d"), 0, 0, False, vals + k)) for k, t in enumerate(days)]
     f = _write_grib(tmp_path / "t2m_00utc.grib", msgs)
-    with pytest.raises(DataFormatError, match=r"one value a day \(at 00 UTC\) of GRIB fields that are instantaneous \(t2m"):
+    with pytest.raises(DataFormatError, match=r"one value a day \(at 00 UTC\) of the hourly ERA5-Land product \(t2m: GRIB stepType .instant."):
         open_era5land(f)
     one = _write_grib(tmp_path / "one.grib", msgs[:1])  # a single field: read, and said to be a snapshot
     assert "snapshot" in open_era5land(one).attrs["time_sampling"]

@@ -556,24 +556,20 @@ def _refuse_hourly_extract(ds: xr.Dataset, hours: set[int], source: str) -> None
         str(v) for v, da in ds.data_vars.items()
         if "time" in da.dims and str(da.attrs.get("GRIB_stepType", "")).lower() == "instant"
     ]  # fmt: skip
-    if instant and not accum and ds.sizes.get("time", 0) > 1:
-        # (a 00 UTC-only request of t2m was read as daily means: up to 6.8 K off, -0.5 K on average,
-        # on the real UK March 2019 file; the CDS's daily statistics come as netCDF, never GRIB)
-        at = ", ".join(f"{h:02d}" for h in sorted(hours))
-        raise DataFormatError(
-            f"{source}: one value a day (at {at} UTC) of GRIB fields that are instantaneous ({', '.join(instant)}: "
-            "GRIB stepType 'instant'): snapshots of the hourly product, not daily means (a 00 UTC temperature is "
-            "several K off the day's mean). Download all 24 hours of each day (xsomo averages them), or the CDS's "
-            "daily statistics (netCDF)."
+    # (also instantaneous fields alone: a 00 UTC-only request of t2m was read as daily means, up to
+    # 6.8 K off, -0.5 K on average, on the real UK March 2019 file; the CDS's daily statistics come as
+    # netCDF, never GRIB)
+    if accum or (instant and ds.sizes.get("time", 0) > 1):
+        what = (
+            f"{', '.join(accum)} are its accumulations, GRIB stepType 'accum'" if accum
+            else f"{', '.join(instant)}: GRIB stepType 'instant'"
         )
-    if accum:
-        at = ", ".join(f"{h:02d}" for h in sorted(hours))
         raise DataFormatError(
-            f"{source}: one value a day (at {at} UTC) of the hourly ERA5-Land product ({', '.join(accum)} are its "
-            "accumulations, GRIB stepType 'accum'): the 00 UTC value of an accumulation is the total of the "
-            "previous day, and instantaneous variables (t2m, skt, swvl) are one snapshot, not a daily mean. "
-            "Download all 24 hours of each day (plus 00 UTC of the day after the last); xsomo de-accumulates and "
-            "aggregates them."
+            f"{source}: one value a day (at {', '.join(f'{h:02d}' for h in sorted(hours))} UTC) of the hourly "
+            f"ERA5-Land product ({what}): the 00 UTC value of an accumulation is the total of the previous day, "
+            "and instantaneous variables (t2m, skt, swvl) are one snapshot, not a daily mean (a 00 UTC temperature "
+            "is several K off). Download all 24 hours of each day (plus 00 UTC of the day after the last); xsomo "
+            "de-accumulates and aggregates them."
         )
 
 
