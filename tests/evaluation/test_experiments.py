@@ -169,7 +169,7 @@ def test_lookback_permutation_runs_on_a_model():
     truth = synthetic_truth(drivers)
     rows, cols = np.array([0, 1, 1]), np.array([0, 0, 1])
     dyn, stat = ex.extract_cells(drivers, rows, cols, dynamic=cv.DYNAMIC_NAMES, static=cv.STATIC_NAMES)
-    obs = ex._truth_at(truth.sel(layer=[1, 2]), rows, cols, drivers.time.values)
+    obs = ex.truth_at(truth.sel(layer=[1, 2]), rows, cols, drivers.time.values)
     out = ex.lookback_permutation(model, dyn, stat, obs, ns=(1, 5, 30), days_per_cell=40, min_days=10)
     assert out["nse"].dims == ("n_kept", "layer")
     assert out.n_kept.values.tolist() == [1, 5, 30] and out.layer.values.tolist() == [1, 2]

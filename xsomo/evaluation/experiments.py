@@ -54,6 +54,7 @@ __all__ = [
     "permute_windows",
     "transfer",
     "transfer_experiment",
+    "truth_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -416,7 +417,7 @@ def extract_cells(
     return inputs_at_cells(drivers, rows, cols, dynamic=dynamic, static=static)
 
 
-def _truth_at(truth: xr.DataArray, rows: np.ndarray, cols: np.ndarray, time: Any) -> np.ndarray:
+def truth_at(truth: xr.DataArray, rows: np.ndarray, cols: np.ndarray, time: Any) -> np.ndarray:
     """``(layer, cell, time)`` float64 at grid cells.
 
     Read as slices (the box around the cells, a run of days at a time, about 80 MB each)
@@ -499,7 +500,7 @@ def memory_experiment(
     pick = np.random.default_rng(seed).choice(ii.size, min(cells, ii.size), replace=False)
     rows, cols = ii[pick], jj[pick]
     dyn, stat = extract_cells(drivers, rows, cols, dynamic=model.config.dynamic, static=model.config.static)
-    obs = _truth_at(truth[cv.SM].sel({cv.LAYER: list(model.config.layers)}), rows, cols, drivers[cv.TIME].values)
+    obs = truth_at(truth[cv.SM].sel({cv.LAYER: list(model.config.layers)}), rows, cols, drivers[cv.TIME].values)
     perm = lookback_permutation(model, dyn, stat, obs, ns=ns, days_per_cell=days_per_cell, seed=seed)
     perm = perm.assign_coords(
         cell_lat=(cv.CELL, sm[cv.LAT].values[rows]), cell_lon=(cv.CELL, sm[cv.LON].values[cols])
@@ -553,7 +554,7 @@ def transfer(
 
     tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     cfg = model.config
-    sm = truth.sel({cv.LAYER: list(cfg.layers)})  # no lazy transpose: see _truth_at
+    sm = truth.sel({cv.LAYER: list(cfg.layers)})  # no lazy transpose: see truth_at
     glat, glon = drivers[cv.LAT].values, drivers[cv.LON].values
     parts = []
     tr_rows = tr_cols = None
@@ -569,7 +570,7 @@ def transfer(
         rows, cols = np.asarray(rows), np.asarray(cols)
         dyn, stat = extract_cells(drivers, rows, cols, dynamic=cfg.dynamic, static=cfg.static)
         pred = _member_mean(predict_block(model, dyn, stat, mode="auto", spinup=spinup, tolerance=tolerance))  # (layer, cell, time)
-        obs = _truth_at(sm, rows, cols, drivers[cv.TIME].values)
+        obs = truth_at(sm, rows, cols, drivers[cv.TIME].values)
         m = mt.np_metrics(pred, obs, min_days=min_days)  # (layer, cell, 7)
         ds = xr.Dataset(
             {name: ((cv.LAYER, cv.CELL), m[..., i]) for i, name in enumerate(("n", "pearson_r", "urmsd", "bias", "rmse", "nse", "kge"))},

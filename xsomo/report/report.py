@@ -718,8 +718,10 @@ _MEMORY_CELLS = 500
 
 def _whole_truth_at_cells(inp: ReportInputs, *, cells: int = _MEMORY_CELLS, seed: int = 0) -> xr.DataArray:
     """``sm(layer, cell, time)``: the world's whole truth (every day of ``truth.nc``, not the prediction's
-    period) at up to ``cells`` random land cells, read a year at a time so that a large world's
-    truth is never whole in memory."""
+    period) at up to ``cells`` random land cells, read in slices of ~80 MB
+    (:func:`xsomo.evaluation.experiments.truth_at`) so that a large world's truth is never whole in memory."""
+    from xsomo.evaluation import experiments
+
     cut = inp.truth  # (layer, time, lat, lon), loaded: land cells are those with data
     valid = np.asarray(cut.notnull().all((cv.LAYER, cv.TIME)).transpose(cv.LAT, cv.LON).values)
     ii, jj = np.nonzero(valid)
@@ -727,13 +729,8 @@ def _whole_truth_at_cells(inp: ReportInputs, *, cells: int = _MEMORY_CELLS, seed
         pick = np.sort(np.random.default_rng(seed).choice(ii.size, cells, replace=False))
         ii, jj = ii[pick], jj[pick]
     full = inp.truth_ds[cv.SM]
-    n = full.sizes[cv.TIME]
-    parts = [
-        full.isel({cv.TIME: slice(a, a + 366)}).load().transpose(cv.LAYER, cv.TIME, cv.LAT, cv.LON).values[:, :, ii, jj]
-        for a in range(0, n, 366)
-    ]
     return xr.DataArray(
-        np.concatenate(parts, axis=1).transpose(0, 2, 1),
+        experiments.truth_at(full, ii, jj, full[cv.TIME].values),
         dims=(cv.LAYER, cv.CELL, cv.TIME),
         coords={cv.LAYER: full[cv.LAYER].values, cv.TIME: full[cv.TIME].values},
     )
