@@ -11,6 +11,7 @@ import xarray as xr
 
 from xsomo import conventions as cv
 from xsomo.exceptions import MissingVariableError, XsomoValueError
+from xsomo.io.stations import refuse_duplicate_ids
 
 __all__ = ["as_dataarray", "layered", "normalise_time", "open_prediction", "refuse_duplicate_stations"]
 
@@ -38,14 +39,10 @@ def as_dataarray(obj: xr.Dataset | xr.DataArray, variable: Hashable = cv.SM) -> 
 def refuse_duplicate_stations(ref: xr.DataArray) -> None:
     """Refuse a station reference that gives one station id twice (it was scored, and counted
     in the medians, twice)."""
-    if cv.STATION not in ref.coords:
-        return
-    ids = pd.Index(ref[cv.STATION].values)
-    if ids.has_duplicates:
-        dup = ids[ids.duplicated()].unique()
-        raise XsomoValueError(
-            f"station reference: {dup.size} station id(s) given more than once ({', '.join(map(repr, dup[:5].tolist()))}"
-            f"{', ...' if dup.size > 5 else ''}); give each station its own id."
+    if cv.STATION in ref.coords:
+        refuse_duplicate_ids(
+            ref[cv.STATION].values, "station reference: {n} station id(s) given more than once ({ids}); give each "
+            "station its own id."
         )
 
 

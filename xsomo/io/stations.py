@@ -8,10 +8,14 @@ the per-sensor function it is given (:func:`xsomo.io.ismn.read_ismn`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["REPORT_COLUMNS", "daily_mean", "station_id"]
+from xsomo.exceptions import XsomoValueError
+
+__all__ = ["REPORT_COLUMNS", "daily_mean", "refuse_duplicate_ids", "station_id"]
 
 #: Columns of the QC report returned by the readers.
 REPORT_COLUMNS = (
@@ -81,3 +85,20 @@ def daily_mean(values: pd.Series, *, min_hourly: int = 6) -> tuple[pd.Series, pd
     idx = pd.DatetimeIndex((d0 + present) * 86_400_000_000_000).as_unit("ns")
     mean = np.where(n[present] >= min_hourly, tot[present] / np.maximum(n[present], 1), np.nan)
     return pd.Series(mean, index=idx), pd.Series(n[present].astype("int64"), index=idx)
+
+
+def refuse_duplicate_ids(ids: Any, message: str) -> None:
+    """Raise :class:`XsomoValueError` with ``message`` (``{n}``: how many ids, ``{ids}``: the first
+    five, quoted) when an id appears more than once (a sensor given twice was trained, validated or
+    scored twice).
+
+    >>> refuse_duplicate_ids(["a", "b", "a"], "{n} id(s) twice ({ids})")
+    Traceback (most recent call last):
+    ...
+    xsomo.exceptions.XsomoValueError: 1 id(s) twice ('a')
+    """
+    index = pd.Index(np.asarray(ids))
+    if index.has_duplicates:
+        dup = index[index.duplicated()].unique()
+        listed = ", ".join(map(repr, dup[:5].tolist())) + (", ..." if dup.size > 5 else "")
+        raise XsomoValueError(message.format(n=dup.size, ids=listed))

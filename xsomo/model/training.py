@@ -94,6 +94,7 @@ from xsomo.exceptions import (
 )
 from xsomo.io.atomic import atomic_write_text
 from xsomo.io.checkpoint import load_torch_file, save_torch_file
+from xsomo.io.stations import refuse_duplicate_ids
 from xsomo.model import rollout
 from xsomo.model.config import PRESETS, ModelConfig, NormStats, TrainingConfig
 from xsomo.model.ealstm import EALSTM
@@ -380,13 +381,11 @@ def prepare_training_data(
             )
     else:
         sensor_dim = next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
-        ids = pd.Index(targets[sensor_dim].values) if sensor_dim in targets.coords else pd.Index([])
-        if ids.has_duplicates:
+        if sensor_dim in targets.coords:
             # (one target set concatenated twice trained, and validated, on the same series)
-            dup = ids[ids.duplicated()].unique()
-            raise XsomoValueError(
-                f"targets give {dup.size} sensor id(s) more than once ({', '.join(map(repr, dup[:5].tolist()))}"
-                f"{', ...' if dup.size > 5 else ''}): give each sensor once, with its own id."
+            refuse_duplicate_ids(
+                targets[sensor_dim].values,
+                "targets give {n} sensor id(s) more than once ({ids}): give each sensor once, with its own id.",
             )
     time_index = drivers.indexes[cv.TIME]
     cell_dim = "cell" if "cell" in sm.dims else next(d for d in sm.dims if d not in (cv.LAYER, cv.TIME))
