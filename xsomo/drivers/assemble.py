@@ -13,7 +13,6 @@ import contextlib
 import datetime as _dt
 import os
 import pathlib
-import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -403,14 +402,12 @@ def write_prepared(
 
     The temporary files a killed earlier run left are removed first (they had stayed for good:
     a Europe drivers file is gigabytes; hostile-input QA)."""
-    from xsomo.io.atomic import atomic_path
+    from xsomo.io.atomic import atomic_path, remove_stale_temporaries
 
     outdir = pathlib.Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:  # (atomic_path removes its own; these are the names of versions before it)
-        for old in outdir.glob(f".{name}.*.tmp"):
-            if re.fullmatch(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.tmp", old.name) and old.is_file():
-                old.unlink()
+    for name in OUTPUTS:  # (atomic_path removes its own; these add the names of versions before it)
+        remove_stale_temporaries(outdir / name, legacy=True)
     with contextlib.ExitStack() as stack:  # every file renamed in place only when all are written
         tmps = {name: stack.enter_context(atomic_path(outdir / name)) for name in OUTPUTS}
         targets.to_netcdf(tmps["targets.nc"], encoding=_encoding(targets))

@@ -71,16 +71,17 @@ def stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> 
     writer may add sidecars to that name (GDAL's ``….tmp.tif.ovr.tmp`` while it builds
     overviews); only names of exactly that pattern for this target match, not those of
     another target sharing its first characters (``.m.x.XXXXXXXX.tmp.tif`` is ``m.x.tif``'s).
-    ``legacy=True`` adds the older ``{name}.tmp`` of writers before :func:`atomic_path`.
+    ``legacy=True`` adds the older names of writers before :func:`atomic_path`: ``{name}.tmp``
+    and ``.{name}.XXXXXXXX.tmp`` (``xsomo prepare``'s).
 
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> for n in (".m.ab12cd_9.tmp.nc", ".m.ab12cd_9.tmp.nc.aux", ".m.x.ab12cd_9.tmp.nc", "m.nc.tmp"):
+    >>> for n in (".m.ab12cd_9.tmp.nc", ".m.ab12cd_9.tmp.nc.aux", ".m.x.ab12cd_9.tmp.nc", "m.nc.tmp", ".m.nc.ab12cd_9.tmp"):
     ...     _ = (d / n).write_bytes(b"partial")
     >>> [p.name for p in stale_temporaries(d / "m.nc")]
     ['.m.ab12cd_9.tmp.nc', '.m.ab12cd_9.tmp.nc.aux']
     >>> [p.name for p in stale_temporaries(d / "m.nc", legacy=True)]
-    ['.m.ab12cd_9.tmp.nc', '.m.ab12cd_9.tmp.nc.aux', 'm.nc.tmp']
+    ['.m.ab12cd_9.tmp.nc', '.m.ab12cd_9.tmp.nc.aux', '.m.nc.ab12cd_9.tmp', 'm.nc.tmp']
     """
     import re
 
@@ -91,9 +92,11 @@ def stale_temporaries(path: str | os.PathLike[str], *, legacy: bool = False) -> 
         rf"^\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}(\..+)?$"
     )
     found = [p for p in target.parent.glob(".*.tmp*") if pattern.match(p.name) and p.is_file()]
-    old = target.parent / f"{target.name}.tmp"
-    if legacy and old.is_file():
-        found.append(old)
+    if legacy:
+        old = re.compile(rf"^\.{re.escape(target.name)}\.[A-Za-z0-9_]{{8}}\.tmp$")
+        found += [p for p in target.parent.glob(".*.tmp") if old.match(p.name) and p.is_file()]
+        if (target.parent / f"{target.name}.tmp").is_file():
+            found.append(target.parent / f"{target.name}.tmp")
     return sorted(found)
 
 
