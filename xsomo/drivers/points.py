@@ -18,7 +18,7 @@ forcing (``xsomo.open_ismn(path, variables=["soil_moisture", "precipitation",
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -550,15 +550,14 @@ def _sample_grid(drivers: xr.Dataset, lat: np.ndarray, lon: np.ndarray) -> xr.Da
     return out.compute()
 
 
-def _refuse_other_forcing_at_a_place(points: xr.Dataset, keys: np.ndarray, values: np.ndarray, name: str) -> None:
-    """Entries that make one point (same ``network.station_name``, else the same lat/lon) must
-    carry the same forcing: the sensors of one station do. Two stations at one place without
-    names had become one point with the first one's forcing, and the second one's soil
-    moisture trained and was scored on the other gauge."""
-    for key in np.unique(keys):
-        rows = np.flatnonzero(keys == key)
-        if rows.size < 2:
-            continue
+def _refuse_other_forcing_at_a_place(
+    points: xr.Dataset, places: Mapping[str, np.ndarray], values: np.ndarray, name: str
+) -> None:
+    """Entries that make one point (``places``: the rows of each place with several, by
+    :func:`location_keys`) must carry the same forcing: the sensors of one station do. Two
+    stations at one place without names had become one point with the first one's forcing, and
+    the second one's soil moisture trained and was scored on the other gauge."""
+    for key, rows in places.items():
         ref = values[rows[0]]
         for r in rows[1:]:
             differ = ~np.isclose(ref, values[r], rtol=1e-6, atol=1e-6) & np.isfinite(ref) & np.isfinite(values[r])
@@ -583,9 +582,10 @@ def _from_forcing(points: xr.Dataset, keys: np.ndarray, first: list[int], coords
             "gridded drivers= to sample at the stations"
         )
     data: dict[str, Any] = {}
+    places = {k: rows for k, rows in pd.Series(np.arange(keys.size)).groupby(keys).indices.items() if rows.size > 1}
     for v in dynamic:
         every = points[v].transpose(cv.STATION, cv.TIME).values
-        _refuse_other_forcing_at_a_place(points, keys, every, v)
+        _refuse_other_forcing_at_a_place(points, places, every, v)
         data[v] = ((cv.STATION, cv.TIME), every[first].astype("float32"), dict(points[v].attrs))
     for name in ("elevation_mean", "sand_top", "clay_top", "sand_sub", "clay_sub"):
         if name in points.coords or name in points.data_vars:
