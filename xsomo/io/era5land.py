@@ -260,18 +260,14 @@ def _refuse_shared_hours(parts: list[xr.Dataset], files: list[pathlib.Path]) -> 
 def _refuse_other_grids(parts: list[xr.Dataset], files: list[pathlib.Path]) -> None:
     """Refuse GRIB files on different grids: joined, they made one irregular grid with NaN between
     the cells of each (5° and 4° files: 73 x 144 cells), or an hour "missing at 1192 cells"."""
-    def grid(d: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(np.asarray(d[c].values, float) if c in d.coords else np.empty(0) for c in ("latitude", "longitude"))  # type: ignore[return-value]
-
-    first = grid(parts[0])
-    for d, f in zip(parts[1:], files[1:], strict=True):
-        other = grid(d)
-        if any(a.shape != b.shape or not np.allclose(a, b, atol=1e-6) for a, b in zip(first, other, strict=True)):
-            def say(g: tuple[np.ndarray, np.ndarray]) -> str:
-                return f"{g[0].size} x {g[1].size} cells from {g[0][:1]} {g[1][:1]}"
-
+    axes = [[np.asarray(d[c].values, float) if c in d.coords else np.empty(0) for c in ("latitude", "longitude")]
+            for d in parts]  # fmt: skip
+    for (lat, lon), f in zip(axes[1:], files[1:], strict=True):
+        if any(a.shape != b.shape or not np.allclose(a, b, atol=1e-6) for a, b in zip(axes[0], (lat, lon), strict=True)):
+            (lat0, lon0) = axes[0]
             raise DataFormatError(
-                f"{files[0].name} and {f.name} lie on different grids ({say(first)}; {say(other)}): pass files of "
+                f"{files[0].name} and {f.name} lie on different grids ({lat0.size} x {lon0.size} cells from "
+                f"{lat0[:1]} {lon0[:1]}; {lat.size} x {lon.size} cells from {lat[:1]} {lon[:1]}): pass files of "
                 "one grid (request every period with the same area and grid), or regrid them first."
             )
 

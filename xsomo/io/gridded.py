@@ -231,7 +231,7 @@ def _daily_amount(have: str, given: str, time: Any) -> bool:
     axis: a daily total labelled as an amount (E-OBS, CPC), read as that amount per day. Not on other
     axes: hourly amounts labelled ``'mm'`` are not millimetres a day."""
     try:
-        if not xu.same_quantity(f"{have} d-1", given) or xu.parse_units(have).dimensionality == xu.parse_units(given).dimensionality:
+        if not xu.same_quantity(f"{have} d-1", given) or _same_dimension(have, given):
             return False
         if time is None or time.size < 2:
             return False

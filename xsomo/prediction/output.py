@@ -852,7 +852,7 @@ def extend_files(
             old = old.chunk({cv.LAT: chunks[cv.LAT], cv.LON: chunks[cv.LON]})
         combined = xr.concat([old.astype(new.dtype), new], dim=cv.TIME)
         combined.attrs = new.attrs
-    _refuse_stale_years(directory, [int(v) for v in new[cv.LAYER].values], last, pd.Timestamp(new[cv.TIME].values[-1]))
+    _refuse_dropped_days(directory, [int(v) for v in new[cv.LAYER].values], last, pd.Timestamp(new[cv.TIME].values[-1]))
     attrs = dict(sm.attrs)
     attrs["extended_from_state"] = attrs.pop("continued_from_state")  # (to_files refuses continued_from_state)
     kept = (GAP_DAYS, SPINUP_DAYS, STATE, STATE_COMPLETE, STATE_STATIC_VAR)
@@ -866,7 +866,7 @@ def extend_files(
     )  # fmt: skip
 
 
-def _refuse_stale_years(directory: pathlib.Path, layers: list[int], last: pd.Timestamp, end: pd.Timestamp) -> None:
+def _refuse_dropped_days(directory: pathlib.Path, layers: list[int], last: pd.Timestamp, end: pd.Timestamp) -> None:
     """Refuse files that hold days after the extension's end: an extension killed before it
     saved its state and rerun to an earlier end, or a state older than the files (a copy kept
     from before a completed extension) would drop them. (A stale state had cut a folder ending
