@@ -923,6 +923,7 @@ def predict(
     >>> sm.somo.to_files("out/")  # doctest: +SKIP
     """
     if isinstance(drivers, xr.Dataset) and cv.TIME in drivers.indexes:
+        # daily without gaps (first: names a cftime calendar), stamped at midnight
         _check_daily(drivers[cv.TIME].values, source="drivers")
         drivers = daily_at_midnight(drivers)
     if isinstance(drivers, xr.Dataset) and is_points(drivers):
@@ -1225,8 +1226,7 @@ def _plan(
     if mode not in ("continuous", "windowed", "auto"):
         raise XsomoValueError(f"mode must be 'continuous', 'windowed' or 'auto', got {mode!r}")
     drivers = spec.drivers
-    cv.check_time_zone(drivers, "drivers")
-    _check_daily(drivers[cv.TIME].values, source="drivers")  # (first: names a cftime calendar)
+    cv.check_time_zone(drivers, "drivers")  # (the daily axis was checked by predict, first)
     times = pd.DatetimeIndex(drivers.indexes[cv.TIME])
     if state is not None:
         if mode == "windowed":
